@@ -1,0 +1,107 @@
+/* match: one game being played by its agents. Drives the game's state machine,
+ * answers heuristic decisions at once and hands LLM decisions to a hook that
+ * answers them later (bz_match_decided). On finish it adds the /games and
+ * /agents rows. Knows nothing of HDF5, MPI or HTTP. */
+#ifndef BAZAAR_MATCH_H
+#define BAZAAR_MATCH_H
+
+#include "bazaar/game.h"
+#include "bazaar/records.h"
+
+struct bz_match;
+
+/* How LLM agents' decisions are started. submit() must eventually set the
+ * agent's action slot (parse_action or fallback_action) and then call
+ * bz_match_decided(); it may do so before it returns. */
+struct bz_llm_hook {
+    void *ctx;
+    int (*submit)(void *ctx, struct bz_match *m, int agent, int phase, struct bz_err *err);
+};
+
+enum bz_match_state { BZ_MATCH_WAITING = 1, BZ_MATCH_DONE = 2 };
+
+/* Per-game LLM accounting, summed into the /games row. */
+struct bz_match_usage {
+    int64_t llm_calls;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    int64_t cache_hits;
+    double cost_usd;
+    int n_invalid;  /* replies that did not parse or were inadmissible */
+    int n_repair;   /* repair prompts sent */
+    int n_fallback; /* fallback actions used */
+};
+
+/* Create a match for cfg (cfg and everything it points to must outlive it).
+ * hook may be NULL when every agent is heuristic; a lineup with an LLM agent
+ * and no hook is BZ_EINVAL. Free with bz_match_destroy. */
+int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *hook,
+                    struct bz_match **out, struct bz_err *err);
+void bz_match_destroy(struct bz_match *m);
+
+/* Play until the game waits on LLM decisions (BZ_MATCH_WAITING) or ends
+ * (BZ_MATCH_DONE, /games and /agents rows added); a negative bz_rc on error.
+ * Call again after the pending decisions arrived. */
+int bz_match_advance(struct bz_match *m, struct bz_err *err);
+
+/* LLM layer: the agent's action slot for the current phase is set. */
+void bz_match_decided(struct bz_match *m, int agent);
+
+/* Accessors for the LLM layer and the scheduler. */
+struct bz_game *bz_match_game(struct bz_match *m);
+const struct bz_game_config *bz_match_config(const struct bz_match *m);
+struct bz_records *bz_match_records(struct bz_match *m);
+struct bz_match_usage *bz_match_usage(struct bz_match *m);
+int bz_match_pending(const struct bz_match *m);
+/* Current turn/round counter as the game reports it through step() (the
+ * number of phases stepped so far is not a turn; games set it). */
+int bz_match_phase(const struct bz_match *m);
+
+/* Mark the match failed with a message (recorded in its /games row). */
+void bz_match_fail(struct bz_match *m, const char *msg);
+
+/* Table descriptors of the common tables. */
+extern const struct bz_table_desc bz_games_table;
+extern const struct bz_table_desc bz_agents_table;
+
+struct bz_games_row {
+    int64_t game_id;
+    const char *game;
+    int64_t seed;
+    int64_t env_seed;
+    int32_t repetition;
+    int32_t n_agents;
+    uint8_t communication;
+    double volatility;  /* NaN where the game has no such parameter */
+    double scarcity;
+    double competition;
+    const char *lineup;
+    const char *params_json; /* every parameter of the game, as JSON */
+    int32_t turns_played;
+    double welfare;
+    double max_welfare;
+    double efficiency;
+    int32_t n_invalid;
+    int32_t n_repair;
+    int32_t n_fallback;
+    int64_t llm_calls;
+    int64_t cache_hits;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    double cost_usd;
+    const char *status; /* "ok" or "failed" */
+    const char *error;
+};
+
+struct bz_agents_row {
+    int64_t game_id;
+    int32_t agent;
+    const char *kind;   /* "heuristic" or "llm" */
+    const char *policy; /* label as in the lineup */
+    double skill;
+    double capability;
+    double payoff;
+    double payoff_share; /* payoff / sum of |payoffs|, NaN when all zero */
+};
+
+#endif

@@ -1,0 +1,55 @@
+/* out: the HDF5 results format. Shard writer (one per rank and attempt),
+ * journal, reading back which games a shard committed, and the merge into one
+ * results file ordered by game_id. The only module that calls HDF5. */
+#ifndef BAZAAR_OUT_H
+#define BAZAAR_OUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bazaar/err.h"
+#include "bazaar/records.h"
+
+struct bz_shard;
+
+/* Create a new shard file at path (must not exist: BZ_EIO otherwise) and its
+ * journal at path + ".journal". Free with bz_shard_close. */
+int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err);
+
+/* Append one finished game: every table's rows except /games first, then its
+ * /games row (the commit record), then H5Fflush, then a journal line. After a
+ * kill -9 the shard reads back up to the last committed game. Tables are
+ * created on first use from their descriptors (chunked, deflate-compressed
+ * 1-D compound datasets that h5py reads as structured arrays). */
+int bz_shard_append(struct bz_shard *s, const struct bz_records *rec, struct bz_err *err);
+
+/* Flush and close; NULL is fine. */
+int bz_shard_close(struct bz_shard *s, struct bz_err *err);
+
+/* The game_ids committed in a shard (its /games rows), sorted ascending;
+ * *ids is malloc'd (free it). A shard that cannot be opened or read gives
+ * BZ_EIO with a message naming the file. A shard without /games yet gives 0. */
+int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err *err);
+
+/* Root attributes of the merged file (strings; NULL ones are omitted). */
+struct bz_provenance {
+    const char *spec_json;
+    const char *version;
+    const char *git_commit;
+    const char *hosts;      /* comma-separated host names */
+    const char *started_at; /* ISO 8601 UTC */
+    const char *finished_at;
+    int64_t ranks;
+    int64_t n_games;
+};
+
+/* Merge shards into out_path (written to out_path + ".tmp" then renamed, so a
+ * kill during the merge leaves no half file under the final name). Every game
+ * committed in some shard is copied once (first shard in the list wins), all
+ * tables ordered by game_id with each game's rows in the order they were
+ * written. Shards listed in skip[] are ignored. Tables are copied whatever
+ * their schema. */
+int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
+             const struct bz_provenance *prov, struct bz_err *err);
+
+#endif

@@ -1,0 +1,62 @@
+/* spec: sweep spec parsing and validation (cJSON). Every error names the file
+ * and the key path (`grid.volatility[2]: expected a number in [0,1], got "high"`).
+ * grid (below): expansion of a spec into game configs with stable ids and
+ * paired seeds. */
+#ifndef BAZAAR_SPEC_H
+#define BAZAAR_SPEC_H
+
+#include <stdint.h>
+
+#include "bazaar/err.h"
+#include "bazaar/game.h"
+
+struct bz_spec;
+struct bz_grid;
+
+/* LLM settings of a spec (defaults where the spec is silent). */
+struct bz_llm_settings {
+    int live_games;          /* K games in flight per rank */
+    int concurrency;         /* max requests in flight per rank */
+    double timeout_s;
+    int max_retries;
+    double temperature;
+    int max_output_tokens;
+    char cache_dir[512];     /* "" = no cache */
+    char models_path[512];   /* models registry; "" = sweeps/models.json */
+    char prompts_dir[512];   /* "" = prompts/<game> */
+};
+
+struct bz_budget {
+    int64_t max_tokens; /* 0 = none */
+    double max_cost_usd; /* 0 = none */
+};
+
+/* Load and validate a spec file; errors name path and key. Free with
+ * bz_spec_destroy. */
+int bz_spec_load(const char *path, struct bz_spec **out, struct bz_err *err);
+/* Same from text; origin names it in errors. */
+int bz_spec_parse(const char *text, const char *origin, struct bz_spec **out, struct bz_err *err);
+void bz_spec_destroy(struct bz_spec *s);
+
+const char *bz_spec_name(const struct bz_spec *s);     /* "name" or the file's stem */
+const char *bz_spec_json(const struct bz_spec *s);     /* the spec as loaded, JSON text */
+const char *bz_spec_output(const struct bz_spec *s);   /* "output" or results/<name>.h5 */
+const struct bz_game_ops *bz_spec_game(const struct bz_spec *s);
+const struct bz_llm_settings *bz_spec_llm(const struct bz_spec *s);
+const struct bz_budget *bz_spec_budget(const struct bz_spec *s);
+/* 1 when some lineup names an LLM model. */
+int bz_spec_has_llm(const struct bz_spec *s);
+
+/* Expand the spec's grid. Free with bz_grid_destroy (after every config
+ * handed out is no longer used). */
+int bz_grid_create(const struct bz_spec *s, struct bz_grid **out, struct bz_err *err);
+void bz_grid_destroy(struct bz_grid *g);
+int64_t bz_grid_count(const struct bz_grid *g);
+/* Fill cfg for game_id in [0, count). Pointers in cfg point into the grid. */
+int bz_grid_config(const struct bz_grid *g, int64_t game_id, struct bz_game_config *cfg,
+                   struct bz_err *err);
+/* Run the game's check() on every distinct environment before any game
+ * starts. */
+int bz_grid_check(const struct bz_grid *g, struct bz_err *err);
+
+#endif
