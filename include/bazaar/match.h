@@ -60,9 +60,20 @@ int bz_match_phase(const struct bz_match *m);
 /* Mark the match failed with a message (recorded in its /games row). */
 void bz_match_fail(struct bz_match *m, const char *msg);
 
-/* Table descriptors of the common tables. */
+/* Table descriptors of the common tables. /messages rows are added by the
+ * games (every free-text message: who said what to whom, in which phase). */
 extern const struct bz_table_desc bz_games_table;
 extern const struct bz_table_desc bz_agents_table;
+extern const struct bz_table_desc bz_messages_table;
+
+struct bz_messages_row {
+    int64_t game_id;
+    int32_t turn;
+    const char *phase;
+    int32_t sender;
+    int32_t receiver; /* -1: to all */
+    const char *text;
+};
 
 struct bz_games_row {
     int64_t game_id;
