@@ -1,0 +1,331 @@
+/* match: drives one game with its agents. Heuristic decisions are answered in
+ * place; LLM decisions go to the hook and come back through bz_match_decided.
+ * Adds the /games and /agents rows when the game ends. Never does I/O. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bazaar/match.h"
+
+#define GAMES_COL(f, t) BZ_COL(0, struct bz_games_row, f, t)
+static const struct bz_column games_cols[] = {
+    GAMES_COL(game_id, BZ_COL_I64),      GAMES_COL(game, BZ_COL_STR),
+    GAMES_COL(seed, BZ_COL_I64),         GAMES_COL(env_seed, BZ_COL_I64),
+    GAMES_COL(repetition, BZ_COL_I32),   GAMES_COL(n_agents, BZ_COL_I32),
+    GAMES_COL(communication, BZ_COL_U8), GAMES_COL(volatility, BZ_COL_F64),
+    GAMES_COL(scarcity, BZ_COL_F64),     GAMES_COL(competition, BZ_COL_F64),
+    GAMES_COL(lineup, BZ_COL_STR),       GAMES_COL(params_json, BZ_COL_STR),
+    GAMES_COL(turns_played, BZ_COL_I32), GAMES_COL(welfare, BZ_COL_F64),
+    GAMES_COL(max_welfare, BZ_COL_F64),  GAMES_COL(efficiency, BZ_COL_F64),
+    GAMES_COL(n_invalid, BZ_COL_I32),    GAMES_COL(n_repair, BZ_COL_I32),
+    GAMES_COL(n_fallback, BZ_COL_I32),   GAMES_COL(llm_calls, BZ_COL_I64),
+    GAMES_COL(cache_hits, BZ_COL_I64),   GAMES_COL(input_tokens, BZ_COL_I64),
+    GAMES_COL(output_tokens, BZ_COL_I64), GAMES_COL(cost_usd, BZ_COL_F64),
+    GAMES_COL(status, BZ_COL_STR),       GAMES_COL(error, BZ_COL_STR),
+};
+const struct bz_table_desc bz_games_table = {
+    "/games", sizeof(struct bz_games_row), sizeof games_cols / sizeof games_cols[0], games_cols};
+
+#define AGENTS_COL(f, t) BZ_COL(0, struct bz_agents_row, f, t)
+static const struct bz_column agents_cols[] = {
+    AGENTS_COL(game_id, BZ_COL_I64),   AGENTS_COL(agent, BZ_COL_I32),
+    AGENTS_COL(kind, BZ_COL_STR),      AGENTS_COL(policy, BZ_COL_STR),
+    AGENTS_COL(skill, BZ_COL_F64),     AGENTS_COL(capability, BZ_COL_F64),
+    AGENTS_COL(payoff, BZ_COL_F64),    AGENTS_COL(payoff_share, BZ_COL_F64),
+};
+const struct bz_table_desc bz_agents_table = {
+    "/agents", sizeof(struct bz_agents_row), sizeof agents_cols / sizeof agents_cols[0],
+    agents_cols};
+
+#define MSG_COL(f, t) BZ_COL(0, struct bz_messages_row, f, t)
+static const struct bz_column messages_cols[] = {
+    MSG_COL(game_id, BZ_COL_I64), MSG_COL(turn, BZ_COL_I32),     MSG_COL(phase, BZ_COL_STR),
+    MSG_COL(sender, BZ_COL_I32),  MSG_COL(receiver, BZ_COL_I32), MSG_COL(text, BZ_COL_STR),
+};
+const struct bz_table_desc bz_messages_table = {
+    "/messages", sizeof(struct bz_messages_row), sizeof messages_cols / sizeof messages_cols[0],
+    messages_cols};
+
+enum { ST_STEP, ST_DECIDING, ST_DONE, ST_FAILED };
+
+struct bz_match {
+    const struct bz_game_config *cfg;
+    struct bz_game *game;
+    struct bz_records rec;
+    struct bz_requests req;
+    struct bz_llm_hook hook;
+    const struct bz_policy_ops **policy; /* per agent; NULL for LLM agents */
+    struct bz_rng *rng;                  /* per agent decision stream */
+    int pending;
+    int state;
+    int n_llm;
+    struct bz_match_usage usage;
+    char error[256];
+};
+
+int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *hook,
+                    struct bz_match **out, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    *out = NULL;
+    struct bz_match *m = calloc(1, sizeof *m);
+    if (!m)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory creating game %lld",
+                          (long long)cfg->game_id);
+    m->cfg = cfg;
+    bz_records_init(&m->rec);
+    if (hook)
+        m->hook = *hook;
+    m->policy = calloc((size_t)cfg->n_agents, sizeof *m->policy);
+    m->rng = calloc((size_t)cfg->n_agents, sizeof *m->rng);
+    if (!m->policy || !m->rng) {
+        rc = bz_err_set(err, BZ_ENOMEM, "out of memory creating game %lld",
+                        (long long)cfg->game_id);
+        goto out;
+    }
+    for (int i = 0; i < cfg->n_agents; i++) {
+        const struct bz_agent_spec *a = &cfg->agents[i];
+        /* A per-agent stream keyed by the game seed: the same agent in the
+         * same game draws the same numbers whatever else runs. */
+        bz_rng_init(&m->rng[i], cfg->seed, 0x6167656e74ULL + (uint64_t)i);
+        if (a->kind == BZ_AGENT_HEURISTIC) {
+            m->policy[i] = bz_game_policy(cfg->ops, a->policy);
+            if (!m->policy[i]) {
+                rc = bz_err_set(err, BZ_EINVAL, "game %s has no heuristic policy '%s'",
+                                cfg->ops->name, a->policy);
+                goto out;
+            }
+        } else {
+            m->n_llm++;
+        }
+    }
+    if (m->n_llm && !m->hook.submit) {
+        rc = bz_err_set(err, BZ_EINVAL, "lineup '%s' has LLM agents but no LLM client is set up",
+                        cfg->lineup_name ? cfg->lineup_name : "");
+        goto out;
+    }
+    rc = cfg->ops->create(cfg, &m->rec, &m->game, err);
+    if (rc)
+        goto out;
+    m->state = ST_STEP;
+    *out = m;
+    return BZ_OK;
+out:
+    bz_match_destroy(m);
+    return rc;
+}
+
+void bz_match_destroy(struct bz_match *m)
+{
+    if (!m)
+        return;
+    if (m->game)
+        m->cfg->ops->destroy(m->game);
+    bz_records_cleanup(&m->rec);
+    free(m->policy);
+    free(m->rng);
+    free(m);
+}
+
+static double param_or_nan(const struct bz_game_config *cfg, const char *name)
+{
+    int i = bz_game_param_index(cfg->ops, name);
+    return i < 0 ? NAN : cfg->num[i];
+}
+
+/* JSON object of every parameter, for the /games row (provenance per game). */
+static const char *params_json(struct bz_match *m)
+{
+    const struct bz_game_ops *ops = m->cfg->ops;
+    char buf[4096];
+    size_t len = 0;
+    buf[len++] = '{';
+    for (size_t i = 0; i < ops->n_params && len < sizeof buf - 2; i++) {
+        const struct bz_param_desc *p = &ops->params[i];
+        int w;
+        if (p->kind == BZ_PARAM_STR) {
+            const char *s = m->cfg->str[i] ? m->cfg->str[i] : "";
+            w = snprintf(buf + len, sizeof buf - len, "%s\"%s\":\"", i ? "," : "", p->name);
+            if (w > 0)
+                len += (size_t)w;
+            for (; *s && len < sizeof buf - 8; s++) {
+                if (*s == '"' || *s == '\\')
+                    buf[len++] = '\\';
+                buf[len++] = (unsigned char)*s < 0x20 ? ' ' : *s;
+            }
+            w = snprintf(buf + len, sizeof buf - len, "\"");
+        } else if (p->kind == BZ_PARAM_BOOL) {
+            w = snprintf(buf + len, sizeof buf - len, "%s\"%s\":%s", i ? "," : "", p->name,
+                         m->cfg->num[i] != 0 ? "true" : "false");
+        } else {
+            w = snprintf(buf + len, sizeof buf - len, "%s\"%s\":%.17g", i ? "," : "", p->name,
+                         m->cfg->num[i]);
+        }
+        if (w > 0)
+            len += (size_t)w;
+    }
+    if (len > sizeof buf - 2)
+        len = sizeof buf - 2;
+    buf[len++] = '}';
+    return bz_records_strndup(&m->rec, buf, len);
+}
+
+static int add_summary_rows(struct bz_match *m, struct bz_err *err)
+{
+    const struct bz_game_config *cfg = m->cfg;
+    struct bz_game_outcome oc = {0};
+    oc.max_welfare = NAN;
+    oc.efficiency = NAN;
+    double *payoff = calloc((size_t)cfg->n_agents, sizeof *payoff);
+    if (!payoff)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory finishing game %lld",
+                          (long long)cfg->game_id);
+    int failed = m->state == ST_FAILED;
+    if (!failed)
+        cfg->ops->outcome(m->game, &oc, payoff);
+    double abs_sum = 0;
+    for (int i = 0; i < cfg->n_agents; i++)
+        abs_sum += fabs(payoff[i]);
+    for (int i = 0; i < cfg->n_agents; i++) {
+        struct bz_agents_row *r = bz_records_add(&m->rec, &bz_agents_table);
+        if (!r)
+            goto nomem;
+        const struct bz_agent_spec *a = &cfg->agents[i];
+        r->game_id = cfg->game_id;
+        r->agent = i;
+        r->kind = a->kind == BZ_AGENT_LLM ? "llm" : "heuristic";
+        r->policy = bz_records_strdup(&m->rec, a->label);
+        r->skill = a->kind == BZ_AGENT_LLM ? NAN : a->skill;
+        r->capability = a->capability;
+        r->payoff = failed ? NAN : payoff[i];
+        r->payoff_share = abs_sum > 0 && !failed ? payoff[i] / abs_sum : NAN;
+    }
+    free(payoff);
+    payoff = NULL;
+
+    struct bz_games_row *g = bz_records_add(&m->rec, &bz_games_table);
+    if (!g)
+        goto nomem;
+    g->game_id = cfg->game_id;
+    g->game = cfg->ops->name;
+    g->seed = (int64_t)cfg->seed;
+    g->env_seed = (int64_t)cfg->env_seed;
+    g->repetition = cfg->repetition;
+    g->n_agents = cfg->n_agents;
+    g->communication = (uint8_t)(cfg->communication != 0);
+    g->volatility = param_or_nan(cfg, "volatility");
+    g->scarcity = param_or_nan(cfg, "scarcity");
+    g->competition = param_or_nan(cfg, "competition");
+    g->lineup = bz_records_strdup(&m->rec, cfg->lineup_name);
+    g->params_json = params_json(m);
+    g->turns_played = oc.turns_played;
+    g->welfare = failed ? NAN : oc.welfare;
+    g->max_welfare = oc.max_welfare;
+    g->efficiency = oc.efficiency;
+    g->n_invalid = oc.n_invalid + m->usage.n_invalid;
+    g->n_repair = m->usage.n_repair;
+    g->n_fallback = oc.n_fallback > m->usage.n_fallback ? oc.n_fallback : m->usage.n_fallback;
+    g->llm_calls = m->usage.llm_calls;
+    g->cache_hits = m->usage.cache_hits;
+    g->input_tokens = m->usage.input_tokens;
+    g->output_tokens = m->usage.output_tokens;
+    g->cost_usd = m->usage.cost_usd;
+    g->status = failed ? "failed" : "ok";
+    g->error = bz_records_strdup(&m->rec, m->error);
+    if (!g->lineup || !g->params_json || !g->error)
+        goto nomem;
+    return BZ_OK;
+nomem:
+    free(payoff);
+    return bz_err_set(err, BZ_ENOMEM, "out of memory finishing game %lld",
+                      (long long)cfg->game_id);
+}
+
+int bz_match_advance(struct bz_match *m, struct bz_err *err)
+{
+    const struct bz_game_ops *ops = m->cfg->ops;
+    for (;;) {
+        switch (m->state) {
+        case ST_DONE:
+            return BZ_MATCH_DONE;
+        case ST_FAILED: {
+            int rc = add_summary_rows(m, err);
+            if (rc)
+                return -rc;
+            m->state = ST_DONE;
+            return BZ_MATCH_DONE;
+        }
+        case ST_DECIDING:
+            if (m->pending > 0)
+                return BZ_MATCH_WAITING;
+            {
+                int rc = ops->apply(m->game, err);
+                if (rc) {
+                    bz_match_fail(m, err->msg);
+                    continue;
+                }
+            }
+            m->state = ST_STEP;
+            continue;
+        case ST_STEP: {
+            int st = ops->step(m->game, &m->req, err);
+            if (st < 0) {
+                bz_match_fail(m, err->msg);
+                continue;
+            }
+            if (st == BZ_STEP_DONE) {
+                int rc = add_summary_rows(m, err);
+                if (rc)
+                    return -rc;
+                m->state = ST_DONE;
+                return BZ_MATCH_DONE;
+            }
+            m->state = ST_DECIDING;
+            /* Count LLM agents first: a hook may answer synchronously. */
+            int n_llm = 0;
+            for (int k = 0; k < m->req.n; k++)
+                n_llm += m->policy[m->req.agents[k]] == NULL;
+            m->pending = n_llm;
+            for (int k = 0; k < m->req.n; k++) {
+                int a = m->req.agents[k];
+                const struct bz_policy_ops *p = m->policy[a];
+                if (p) {
+                    p->decide(m->game, a, m->cfg->agents[a].skill, &m->rng[a]);
+                } else {
+                    int rc = m->hook.submit(m->hook.ctx, m, a, m->req.phase, err);
+                    if (rc) {
+                        /* The hook could not even queue it: the game goes on
+                         * with a recorded fallback. */
+                        ops->fallback_action(m->game, a);
+                        m->usage.n_fallback++;
+                        bz_match_decided(m, a);
+                    }
+                }
+            }
+            continue;
+        }
+        }
+    }
+}
+
+void bz_match_decided(struct bz_match *m, int agent)
+{
+    (void)agent;
+    if (m->pending > 0)
+        m->pending--;
+}
+
+void bz_match_fail(struct bz_match *m, const char *msg)
+{
+    snprintf(m->error, sizeof m->error, "%s", msg ? msg : "failed");
+    m->state = ST_FAILED;
+    m->pending = 0;
+}
+
+struct bz_game *bz_match_game(struct bz_match *m) { return m->game; }
+const struct bz_game_config *bz_match_config(const struct bz_match *m) { return m->cfg; }
+struct bz_records *bz_match_records(struct bz_match *m) { return &m->rec; }
+struct bz_match_usage *bz_match_usage(struct bz_match *m) { return &m->usage; }
+int bz_match_pending(const struct bz_match *m) { return m->pending; }
+int bz_match_phase(const struct bz_match *m) { return m->req.phase; }
