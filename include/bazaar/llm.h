@@ -1,0 +1,112 @@
+/* llm: LLM agents of a rank. The models registry, the prompts, the response
+ * cache, rate limits and one curl multi handle shared by every live game of
+ * the rank. Games reach it only through the match hook (struct bz_llm_hook);
+ * the scheduler drives it with bz_llm_poll. Never writes or logs an API key. */
+#ifndef BAZAAR_LLM_H
+#define BAZAAR_LLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bazaar/err.h"
+#include "bazaar/game.h"
+#include "bazaar/match.h"
+#include "bazaar/spec.h"
+
+struct bz_llm; /* one per rank */
+
+struct bz_llm_options {
+    int replay; /* 1: refuse any call not in the cache */
+};
+
+/* Load and validate the models registry (bz_spec_llm(spec)->models_path, ""
+ * = sweeps/models.json) and the prompts (prompts_dir, "" = prompts/<game>),
+ * check every template against sample observations of the spec's game, check
+ * that every API key environment variable a lineup needs is set, open the
+ * cache folder. Every error is raised here, before any game starts, naming
+ * the file and key (never a key's value). opt may be NULL. Free with
+ * bz_llm_destroy. */
+int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt,
+                  struct bz_llm **out, struct bz_err *err);
+/* Aborts transfers still in flight; accepts NULL. */
+void bz_llm_destroy(struct bz_llm *llm);
+
+/* The hook given to bz_match_create. submit() renders the prompt, looks the
+ * request up in the cache (a hit decides at once, before submit returns) and
+ * otherwise queues it; bz_llm_poll finishes it. */
+struct bz_llm_hook bz_llm_hook(struct bz_llm *llm);
+
+/* Drive the transfers: start queued requests as concurrency, rate limits and
+ * backoff allow, wait up to timeout_ms for network activity, finish replies
+ * (parse, check with the game, one repair prompt, else fallback), record
+ * /llm_calls rows and call bz_match_decided. Never blocks longer than
+ * timeout_ms. Returns BZ_OK, or BZ_ENET when a decision had to fall back
+ * because --replay found no cache entry (err names the game; the decision is
+ * still made and the match goes on), or BZ_ENOMEM/BZ_EINTERNAL on a broken
+ * rank. */
+int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err);
+
+/* Decisions queued, backing off or in flight. */
+int bz_llm_inflight(const struct bz_llm *llm);
+
+/* Drop every request of match m (abandoned on a signal): no callback will
+ * touch m afterwards. */
+void bz_llm_cancel(struct bz_llm *llm, struct bz_match *m);
+
+/* Rank totals since create (for the spec's budget). */
+struct bz_llm_totals {
+    int64_t calls;        /* HTTP requests answered (cache hits excluded) */
+    int64_t cache_hits;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    double cost_usd;
+    int64_t retries;
+};
+void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t);
+
+/* For `bazaar expand`: plays the grid's LLM games with fallback actions,
+ * rendering each LLM agent's prompts, and sums estimated tokens (input:
+ * prompt bytes / 4; output: min(max_output_tokens, BZ_LLM_EST_OUTPUT_TOKENS)
+ * per decision) and cost from the registry's prices. Grids larger than
+ * BZ_LLM_EST_SAMPLE games are sampled and scaled. */
+#define BZ_LLM_EST_OUTPUT_TOKENS 120
+#define BZ_LLM_EST_SAMPLE 64
+int bz_llm_estimate(const struct bz_spec *spec, const struct bz_grid *grid, int64_t *tokens,
+                    double *cost_usd, struct bz_err *err);
+
+/* Fill the capability of every LLM agent in agents[0..n) from the registry at
+ * models_path ("" = sweeps/models.json); heuristic agents are left alone.
+ * BZ_EINVAL names the file and an agent whose id the registry lacks. For the
+ * spec/grid module, so that /agents.capability carries the registry score. */
+int bz_llm_fill_capability(const char *models_path, struct bz_agent_spec *agents, size_t n,
+                           struct bz_err *err);
+
+/* One model's capability score from the registry (for callers holding a
+ * model id only). */
+int bz_registry_capability(const char *models_path, const char *model_id, double *capability,
+                           struct bz_err *err);
+
+/* The /llm_calls table: one row per model call (a repair is a second call). */
+struct bz_llm_calls_row {
+    int64_t game_id;
+    int32_t turn;          /* meta.turn of the observation, else -1 */
+    const char *phase;
+    int32_t agent;
+    const char *model;     /* registry id */
+    int32_t attempt;       /* 0: first prompt, 1: repair prompt */
+    double latency_ms;     /* first byte sent to reply parsed, retries included */
+    int64_t input_tokens;
+    int64_t output_tokens;
+    double cost_usd;
+    int32_t retries;       /* transport retries of this call */
+    uint8_t cache_hit;
+    int32_t http_status;   /* last HTTP status; 0: no HTTP reply */
+    const char *parse_outcome; /* ok, repaired, invalid_json, schema, inadmissible,
+                                  refusal, truncated, http_error, network, replay_miss,
+                                  render_error, cancelled */
+    const char *decision;  /* ok, repaired, fallback, or "" when a repair follows */
+    const char *error;     /* what went wrong, "" when nothing did */
+};
+extern const struct bz_table_desc bz_llm_calls_table;
+
+#endif
