@@ -44,8 +44,11 @@ const char *bz_spec_output(const struct bz_spec *s);   /* "output" or results/<n
 const struct bz_game_ops *bz_spec_game(const struct bz_spec *s);
 const struct bz_llm_settings *bz_spec_llm(const struct bz_spec *s);
 const struct bz_budget *bz_spec_budget(const struct bz_spec *s);
-/* 1 when some lineup names an LLM model. */
+/* 1 when some lineup the grid plays names an LLM model. */
 int bz_spec_has_llm(const struct bz_spec *s);
+const char *bz_spec_origin(const struct bz_spec *s);   /* file path (or the origin given) */
+uint64_t bz_spec_seed(const struct bz_spec *s);        /* the sweep seed */
+int bz_spec_repetitions(const struct bz_spec *s);
 
 /* Expand the spec's grid. Free with bz_grid_destroy (after every config
  * handed out is no longer used). */
@@ -58,5 +61,12 @@ int bz_grid_config(const struct bz_grid *g, int64_t game_id, struct bz_game_conf
 /* Run the game's check() on every distinct environment before any game
  * starts. */
 int bz_grid_check(const struct bz_grid *g, struct bz_err *err);
+/* The spec the grid was created from. */
+const struct bz_spec *bz_grid_spec(const struct bz_grid *g);
+/* One line describing game_id for `bazaar expand`: the grid values, lineup,
+ * repetition and seeds, e.g. `game 5: scarcity=1.2 lineup=gap rep=1
+ * env_seed=... seed=...`. Writes at most n bytes (NUL-terminated, truncated);
+ * returns the length it needed, like snprintf, or -1 for an id out of range. */
+int bz_grid_describe(const struct bz_grid *g, int64_t game_id, char *buf, size_t n);
 
 #endif
