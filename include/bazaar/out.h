@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "bazaar/err.h"
 #include "bazaar/records.h"
@@ -51,5 +52,9 @@ struct bz_provenance {
  * their schema. */
 int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
              const struct bz_provenance *prov, struct bz_err *err);
+
+/* Print a results file's root attributes and every table with its row count
+ * and columns to f (bazaar info). */
+int bz_out_info(const char *path, FILE *f, struct bz_err *err);
 
 #endif
