@@ -26,9 +26,19 @@ void bz_err_prefix(struct bz_err *err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(head, sizeof head, fmt, ap);
     va_end(ap);
+    /* head + ": " + the old message, cut to fit */
     char old[BZ_ERR_MSG_MAX];
     memcpy(old, err->msg, sizeof old);
-    snprintf(err->msg, sizeof err->msg, "%s: %s", head, old);
+    size_t h = strnlen(head, sizeof head), o = strnlen(old, sizeof old);
+    size_t cap = sizeof err->msg - 1;
+    size_t n = 0;
+    memcpy(err->msg, head, h < cap ? h : cap);
+    n = h < cap ? h : cap;
+    for (const char *sep = ": "; *sep && n < cap; sep++)
+        err->msg[n++] = *sep;
+    size_t take = o < cap - n ? o : cap - n;
+    memcpy(err->msg + n, old, take);
+    err->msg[n + take] = '\0';
 }
 
 void bz_err_clear(struct bz_err *err)

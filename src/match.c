@@ -60,6 +60,7 @@ struct bz_match {
     int pending;
     int state;
     int n_llm;
+    int yield;
     struct bz_match_usage usage;
     char error[256];
 };
@@ -267,6 +268,8 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
                 }
             }
             m->state = ST_STEP;
+            if (m->yield)
+                return BZ_MATCH_RUNNING;
             continue;
         case ST_STEP: {
             int st = ops->step(m->game, &m->req, err);
@@ -322,6 +325,8 @@ void bz_match_fail(struct bz_match *m, const char *msg)
     m->state = ST_FAILED;
     m->pending = 0;
 }
+
+void bz_match_set_yield(struct bz_match *m, int on) { m->yield = on; }
 
 struct bz_game *bz_match_game(struct bz_match *m) { return m->game; }
 const struct bz_game_config *bz_match_config(const struct bz_match *m) { return m->cfg; }

@@ -18,7 +18,12 @@ struct bz_llm_hook {
     int (*submit)(void *ctx, struct bz_match *m, int agent, int phase, struct bz_err *err);
 };
 
-enum bz_match_state { BZ_MATCH_WAITING = 1, BZ_MATCH_DONE = 2 };
+enum bz_match_state { BZ_MATCH_WAITING = 1, BZ_MATCH_DONE = 2, BZ_MATCH_RUNNING = 3 };
+
+/* When on, bz_match_advance returns BZ_MATCH_RUNNING after every applied
+ * phase, so a caller with other duties (the MPI coordinator) can interleave
+ * them with one long game. Off by default. */
+void bz_match_set_yield(struct bz_match *m, int on);
 
 /* Per-game LLM accounting, summed into the /games row. */
 struct bz_match_usage {

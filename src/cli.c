@@ -1,0 +1,625 @@
+/* cli: argument parsing and the subcommands run, play, expand, merge, info.
+ * Turns return codes into exit codes (0 ok, 1 failure while running, 2 bad
+ * usage or input with nothing started, 3 clean stop that can be resumed).
+ * Never plays a game itself but through sched (run) or match (play). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bazaar/cli.h"
+#include "bazaar/match.h"
+#include "bazaar/out.h"
+#include "bazaar/sched.h"
+#include "bazaar/spec.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOP = 3 };
+
+static int exit_code(int rc)
+{
+    switch (rc) {
+    case BZ_OK: return EXIT_OK;
+    case BZ_EINVAL: return EXIT_USAGE;
+    case BZ_ESTOP: return EXIT_STOP;
+    default: return EXIT_FAIL;
+    }
+}
+
+static const char *const usage_main =
+    "usage: bazaar <command> [options]\n"
+    "\n"
+    "Plays multi-agent market and negotiation games (heuristic or LLM agents)\n"
+    "in sweeps across MPI ranks and writes every turn to HDF5.\n"
+    "\n"
+    "commands:\n"
+    "  run SPEC [-o OUT.h5] [--resume] [--replay]  play a sweep (under mpirun/srun: all ranks)\n"
+    "  play GAME --agents a,b,... [options]        play one game, print its transcript\n"
+    "  expand SPEC [-n N]                          number of games, first configs, LLM cost\n"
+    "  merge PARTS_DIR|SHARD... -o OUT.h5          merge shards into a results file\n"
+    "  info FILE.h5                                tables, row counts and provenance\n"
+    "\n"
+    "  bazaar <command> --help    options of a command\n"
+    "  bazaar --version\n"
+    "\n"
+    "exit codes: 0 ok, 1 failure while running, 2 bad usage or input (nothing\n"
+    "started), 3 stopped cleanly (signal or budget): rerun with --resume.\n";
+
+static const char *const usage_run =
+    "usage: bazaar run SPEC [-o OUT.h5] [--resume] [--replay] [--quiet]\n"
+    "                       [--progress-interval SECONDS]\n"
+    "\n"
+    "Plays every game of the sweep SPEC and writes OUT.h5 (default: the spec's\n"
+    "\"output\", else results/<name>.h5). Under `mpirun -n R` or `srun` the games\n"
+    "are spread over R ranks; the file is the same for any R. Shards are kept in\n"
+    "OUT.h5.parts/ until the merge.\n"
+    "\n"
+    "  -o, --output OUT.h5   results file\n"
+    "  --resume              continue an interrupted sweep: play only the games not\n"
+    "                        yet recorded (unreadable shards are set aside and replayed)\n"
+    "  --replay              LLM sweeps: answer only from the response cache; a call\n"
+    "                        not in the cache is refused and recorded\n"
+    "  --quiet               no progress on stderr\n"
+    "  --progress-interval S seconds between progress lines when stderr is a log\n"
+    "\n"
+    "Without --resume an existing OUT.h5 or OUT.h5.parts/ is an error.\n"
+    "SIGTERM, SIGINT, SIGUSR1: stop cleanly (exit 3); resume with --resume.\n";
+
+static const char *const usage_play =
+    "usage: bazaar play GAME --agents A,B,... [--turns N] [--seed S]\n"
+    "                   [--communication on|off] [--set PARAM=VALUE]... [-o OUT.h5]\n"
+    "                   [--quiet]\n"
+    "\n"
+    "Plays one game and prints a turn-by-turn transcript.\n"
+    "\n"
+    "  --agents LIST   comma-separated heuristic policies, each optionally with a\n"
+    "                  skill: truthful,greedy?skill=0.5,zi,reciprocal (default skill 1)\n"
+    "  --turns N       turns (max_turns)\n"
+    "  --seed S        seed (default 1)\n"
+    "  --communication on|off  free-text messages between agents (default on)\n"
+    "  --set P=V       any other game parameter (see `bazaar play GAME --params`)\n"
+    "  --params        list the game's parameters and policies\n"
+    "  -o OUT.h5       also write the game's records\n"
+    "  --quiet         no transcript\n";
+
+static const char *const usage_expand =
+    "usage: bazaar expand SPEC [-n N]\n"
+    "\n"
+    "Validates SPEC and prints the number of games and the first N configs\n"
+    "(default 5); for LLM sweeps, an estimate of tokens and cost.\n";
+
+static const char *const usage_merge =
+    "usage: bazaar merge PARTS_DIR|SHARD.h5... -o OUT.h5\n"
+    "\n"
+    "Merges shards (every committed game once, ordered by game_id) into OUT.h5.\n"
+    "`bazaar run --resume` does this for you; this is for recovery by hand.\n";
+
+static const char *const usage_info =
+    "usage: bazaar info FILE.h5\n"
+    "\n"
+    "Prints the file's provenance attributes and every table with its row count.\n";
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return 1;
+    return 0;
+}
+
+__attribute__((format(printf, 2, 3))) static int usage_error(const char *usage,
+                                                             const char *fmt, ...);
+
+static int usage_error(const char *usage, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bazaar: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n\n%s", usage);
+    return EXIT_USAGE;
+}
+
+static int report(int rc, const struct bz_err *err)
+{
+    if (rc && bz_sched_is_root())
+        fprintf(stderr, "bazaar: %s\n", err->msg[0] ? err->msg : bz_rc_name(rc));
+    return exit_code(rc);
+}
+
+/* ---- run ---------------------------------------------------------------- */
+
+static int cmd_run(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(usage_run, stdout);
+        return EXIT_OK;
+    }
+    struct bz_run_options opt = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < argc)
+            opt.out_path = argv[++i];
+        else if (strcmp(a, "--resume") == 0)
+            opt.resume = 1;
+        else if (strcmp(a, "--replay") == 0)
+            opt.replay = 1;
+        else if (strcmp(a, "--quiet") == 0)
+            opt.quiet = 1;
+        else if (strcmp(a, "--progress-interval") == 0 && i + 1 < argc) {
+            char *end;
+            opt.progress_interval_s = strtod(argv[++i], &end);
+            if (*end || opt.progress_interval_s <= 0)
+                return usage_error(usage_run, "--progress-interval: expected seconds > 0, got '%s'",
+                                   argv[i]);
+        } else if (a[0] == '-')
+            return usage_error(usage_run, "run: unknown option '%s'", a);
+        else if (!opt.spec_path)
+            opt.spec_path = a;
+        else
+            return usage_error(usage_run, "run: unexpected argument '%s'", a);
+    }
+    if (!opt.spec_path)
+        return usage_error(usage_run, "run: %s", "missing SPEC");
+    struct bz_run_stats st;
+    struct bz_err err = {0};
+    int rc = bz_sched_run(&opt, &st, &err);
+    if (rc == BZ_OK && bz_sched_is_root() && !opt.quiet)
+        fprintf(stderr, "bazaar: %lld games (%lld played now, %lld already recorded, %lld failed) "
+                        "on %d rank(s) in %.1f s\n",
+                (long long)st.games_total, (long long)st.games_played, (long long)st.games_skipped,
+                (long long)st.games_failed, st.ranks, st.seconds);
+    return report(rc, &err);
+}
+
+/* ---- play --------------------------------------------------------------- */
+
+struct strbuf {
+    char *p;
+    size_t len, cap;
+};
+
+static int sb_add(struct strbuf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = 2 * (b->len + n + 1) + 256;
+        char *p = realloc(b->p, cap);
+        if (!p)
+            return BZ_ENOMEM;
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return BZ_OK;
+}
+
+static int sb_str(struct strbuf *b, const char *s) { return sb_add(b, s, strlen(s)); }
+
+/* A JSON string literal of s. */
+static int sb_json(struct strbuf *b, const char *s)
+{
+    int rc = sb_str(b, "\"");
+    for (; *s && !rc; s++) {
+        char esc[8];
+        if (*s == '"' || *s == '\\') {
+            esc[0] = '\\';
+            esc[1] = *s;
+            rc = sb_add(b, esc, 2);
+        } else if ((unsigned char)*s < 0x20) {
+            snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)*s);
+            rc = sb_str(b, esc);
+        } else {
+            rc = sb_add(b, s, 1);
+        }
+    }
+    return rc ? rc : sb_str(b, "\"");
+}
+
+/* A --set value as JSON: numbers and true/false as they are, else a string. */
+static int sb_value(struct strbuf *b, const char *v)
+{
+    char *end;
+    strtod(v, &end);
+    if ((*v && !*end) || strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
+        return sb_str(b, v);
+    return sb_json(b, v);
+}
+
+static void print_params(const struct bz_game_ops *ops)
+{
+    printf("game %s\nparameters:\n", ops->name);
+    for (size_t i = 0; i < ops->n_params; i++) {
+        const struct bz_param_desc *p = &ops->params[i];
+        if (p->kind == BZ_PARAM_STR)
+            printf("  %-26s string, default \"%s\"%s\n      %s\n", p->name, p->def_str ? p->def_str : "",
+                   p->env ? " (environment)" : "", p->help ? p->help : "");
+        else if (p->kind == BZ_PARAM_BOOL)
+            printf("  %-26s true/false, default %s\n      %s\n", p->name, p->def ? "true" : "false",
+                   p->help ? p->help : "");
+        else
+            printf("  %-26s %s in [%g, %g], default %g%s\n      %s\n", p->name,
+                   p->kind == BZ_PARAM_INT ? "integer" : "number", p->min, p->max, p->def,
+                   p->env ? " (environment)" : "", p->help ? p->help : "");
+    }
+    printf("heuristic policies:\n");
+    for (size_t i = 0; i < ops->n_policies; i++)
+        printf("  %-12s %s\n", ops->policies[i]->name,
+               ops->policies[i]->help ? ops->policies[i]->help : "");
+}
+
+static int write_single(const char *out, struct bz_match *m, const char *spec_json,
+                        struct bz_err *err)
+{
+    if (access(out, F_OK) == 0)
+        return bz_err_set(err, BZ_EINVAL, "%s exists; choose another -o", out);
+    char tmp[4200], journal[4300];
+    snprintf(tmp, sizeof tmp, "%s.play-shard", out);
+    snprintf(journal, sizeof journal, "%s.journal", tmp);
+    unlink(tmp);
+    unlink(journal);
+    struct bz_shard *sh = NULL;
+    int rc = bz_shard_create(tmp, &sh, err);
+    if (!rc)
+        rc = bz_shard_append(sh, bz_match_records(m), err);
+    int rc2 = bz_shard_close(sh, rc ? NULL : err);
+    if (!rc)
+        rc = rc2;
+    if (!rc) {
+        const char *srcs[] = {tmp};
+        char host[256] = "";
+        gethostname(host, sizeof host - 1);
+        struct bz_provenance prov = {.spec_json = spec_json,
+                                     .version = BZ_VERSION,
+                                     .git_commit = BZ_GIT_COMMIT,
+                                     .hosts = host,
+                                     .ranks = 1,
+                                     .n_games = 1};
+        rc = bz_merge(srcs, 1, out, &prov, err);
+    }
+    unlink(tmp);
+    unlink(journal);
+    return rc;
+}
+
+static int cmd_play(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc < 2) {
+        fputs(usage_play, argc < 2 ? stderr : stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const struct bz_game_ops *ops = bz_game_find(argv[1]);
+    if (!ops) {
+        fprintf(stderr, "bazaar: play: unknown game '%s'; games:", argv[1]);
+        for (size_t i = 0; i < bz_game_count(); i++)
+            fprintf(stderr, " %s", bz_game_at(i)->name);
+        fputc('\n', stderr);
+        return EXIT_USAGE;
+    }
+    const char *agents = NULL, *turns = NULL, *seed = "1", *comm = NULL, *out = NULL;
+    int quiet = 0;
+    struct strbuf sets = {0};
+    int rc = BZ_OK;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--params") == 0) {
+            print_params(ops);
+            free(sets.p);
+            return EXIT_OK;
+        } else if (strcmp(a, "--agents") == 0 && i + 1 < argc)
+            agents = argv[++i];
+        else if (strcmp(a, "--turns") == 0 && i + 1 < argc)
+            turns = argv[++i];
+        else if (strcmp(a, "--seed") == 0 && i + 1 < argc)
+            seed = argv[++i];
+        else if (strcmp(a, "--communication") == 0 && i + 1 < argc) {
+            comm = argv[++i];
+            if (strcmp(comm, "on") && strcmp(comm, "off"))
+                return usage_error(usage_play, "--communication: expected on or off, got '%s'", comm);
+        } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < argc)
+            out = argv[++i];
+        else if (strcmp(a, "--quiet") == 0)
+            quiet = 1;
+        else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
+            const char *kv = argv[++i];
+            const char *eq = strchr(kv, '=');
+            if (!eq || eq == kv)
+                return usage_error(usage_play, "--set: expected PARAM=VALUE, got '%s'", kv);
+            rc |= sb_str(&sets, ",");
+            char key[128];
+            snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+            rc |= sb_json(&sets, key);
+            rc |= sb_str(&sets, ":");
+            rc |= sb_value(&sets, eq + 1);
+        } else {
+            free(sets.p);
+            return usage_error(usage_play, "play: unknown option '%s'", a);
+        }
+    }
+    if (!agents) {
+        free(sets.p);
+        return usage_error(usage_play, "play: %s", "missing --agents");
+    }
+    char *endp;
+    strtoull(seed, &endp, 10);
+    if (*endp || !*seed) {
+        free(sets.p);
+        return usage_error(usage_play, "--seed: expected a non-negative integer, got '%s'", seed);
+    }
+
+    /* The game is described as a one-game spec, so that it is validated by
+     * exactly the rules a sweep is. */
+    struct strbuf js = {0};
+    int n_agents = 0;
+    rc |= sb_str(&js, "{\"name\":\"play\",\"game\":");
+    rc |= sb_json(&js, ops->name);
+    rc |= sb_str(&js, ",\"seed\":");
+    rc |= sb_str(&js, seed);
+    rc |= sb_str(&js, ",\"fixed\":{\"lineup\":[");
+    for (const char *p = agents; *p;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char one[256];
+        snprintf(one, sizeof one, "%.*s", (int)(n < 200 ? n : 200), p);
+        char full[300];
+        if (strchr(one, ':'))
+            snprintf(full, sizeof full, "%s", one);
+        else
+            snprintf(full, sizeof full, "heuristic:%s", one);
+        rc |= sb_str(&js, n_agents ? "," : "");
+        rc |= sb_json(&js, full);
+        n_agents++;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    char num[64];
+    snprintf(num, sizeof num, "],\"n_agents\":%d", n_agents);
+    rc |= sb_str(&js, num);
+    if (turns) {
+        rc |= sb_str(&js, ",\"max_turns\":");
+        rc |= sb_value(&js, turns);
+    }
+    if (comm)
+        rc |= sb_str(&js, strcmp(comm, "on") == 0 ? ",\"communication\":true"
+                                                  : ",\"communication\":false");
+    if (sets.p)
+        rc |= sb_str(&js, sets.p);
+    rc |= sb_str(&js, "}}");
+    free(sets.p);
+    if (rc) {
+        free(js.p);
+        fprintf(stderr, "bazaar: out of memory\n");
+        return EXIT_FAIL;
+    }
+
+    struct bz_err err = {0};
+    struct bz_spec *spec = NULL;
+    struct bz_grid *grid = NULL;
+    struct bz_match *m = NULL;
+    struct bz_game_config cfg;
+    rc = bz_spec_parse(js.p, "command line", &spec, &err);
+    if (!rc)
+        rc = bz_grid_create(spec, &grid, &err);
+    if (!rc)
+        rc = bz_grid_check(grid, &err);
+    if (!rc)
+        rc = bz_grid_config(grid, 0, &cfg, &err);
+    if (rc)
+        goto out;
+    cfg.transcript = quiet ? NULL : stdout;
+    rc = bz_match_create(&cfg, NULL, &m, &err);
+    if (rc)
+        goto out;
+    int st = bz_match_advance(m, &err);
+    if (st < 0) {
+        rc = -st;
+        goto out;
+    }
+    if (st != BZ_MATCH_DONE) {
+        rc = bz_err_set(&err, BZ_EINTERNAL, "game did not finish");
+        goto out;
+    }
+    const struct bz_rowbuf *g = bz_records_find(bz_match_records(m), &bz_games_table);
+    if (g && g->n_rows) {
+        const struct bz_games_row *row = (const struct bz_games_row *)g->data;
+        if (strcmp(row->status, "ok") != 0) {
+            rc = bz_err_set(&err, BZ_EINTERNAL, "game failed: %s", row->error);
+            goto out;
+        }
+    }
+    if (out) {
+        rc = write_single(out, m, js.p, &err);
+        if (!rc && !quiet)
+            printf("records written to %s\n", out);
+    }
+out:
+    bz_match_destroy(m);
+    bz_grid_destroy(grid);
+    bz_spec_destroy(spec);
+    free(js.p);
+    if (rc)
+        fprintf(stderr, "bazaar: %s\n", err.msg);
+    return exit_code(rc);
+}
+
+/* ---- expand ------------------------------------------------------------- */
+
+static int cmd_expand(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(usage_expand, stdout);
+        return EXIT_OK;
+    }
+    const char *path = NULL;
+    long show = 5;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-n") == 0 && i + 1 < argc) {
+            char *end;
+            show = strtol(argv[++i], &end, 10);
+            if (*end || show < 0)
+                return usage_error(usage_expand, "-n: expected a count, got '%s'", argv[i]);
+        } else if (argv[i][0] == '-')
+            return usage_error(usage_expand, "expand: unknown option '%s'", argv[i]);
+        else if (!path)
+            path = argv[i];
+        else
+            return usage_error(usage_expand, "expand: unexpected argument '%s'", argv[i]);
+    }
+    if (!path)
+        return usage_error(usage_expand, "expand: %s", "missing SPEC");
+    struct bz_err err = {0};
+    struct bz_spec *spec = NULL;
+    struct bz_grid *grid = NULL;
+    int rc = bz_spec_load(path, &spec, &err);
+    if (!rc)
+        rc = bz_grid_create(spec, &grid, &err);
+    if (!rc)
+        rc = bz_grid_check(grid, &err);
+    if (rc)
+        goto out;
+    int64_t n = bz_grid_count(grid);
+    printf("%s: %lld games of %s, output %s\n", path, (long long)n, bz_spec_game(spec)->name,
+           bz_spec_output(spec));
+    for (int64_t id = 0; id < n && id < show; id++) {
+        char line[2048];
+        rc = bz_grid_describe(grid, id, line, sizeof line);
+        if (rc)
+            goto out;
+        printf("  %s\n", line);
+    }
+    if (n > show)
+        printf("  ... %lld more\n", (long long)(n - show));
+out:
+    bz_grid_destroy(grid);
+    bz_spec_destroy(spec);
+    if (rc)
+        fprintf(stderr, "bazaar: %s\n", err.msg);
+    return exit_code(rc);
+}
+
+/* ---- merge, info -------------------------------------------------------- */
+
+static int cmd_merge(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs(usage_merge, stdout);
+        return EXIT_OK;
+    }
+    const char *out = NULL;
+    char **files = calloc((size_t)argc + 1, sizeof *files);
+    size_t n = 0;
+    int rc = BZ_OK;
+    struct bz_err err = {0};
+    if (!files)
+        return EXIT_FAIL;
+    for (int i = 1; i < argc && !rc; i++) {
+        if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc) {
+            out = argv[++i];
+            continue;
+        }
+        DIR *d = opendir(argv[i]);
+        if (!d) {
+            files[n++] = strdup(argv[i]);
+            continue;
+        }
+        /* a parts folder: every readable shard in it, by name */
+        struct dirent *de;
+        while ((de = readdir(d))) {
+            size_t len = strlen(de->d_name);
+            if (len < 4 || strcmp(de->d_name + len - 3, ".h5") != 0)
+                continue;
+            char **nf = realloc(files, (n + 2) * sizeof *nf);
+            if (!nf) {
+                rc = BZ_ENOMEM;
+                break;
+            }
+            files = nf;
+            files[n] = malloc(strlen(argv[i]) + len + 2);
+            if (!files[n]) {
+                rc = BZ_ENOMEM;
+                break;
+            }
+            sprintf(files[n++], "%s/%s", argv[i], de->d_name);
+        }
+        closedir(d);
+    }
+    if (!rc && (!out || n == 0)) {
+        free(files);
+        return usage_error(usage_merge, "merge: %s", !out ? "missing -o OUT.h5" : "no shards");
+    }
+    if (!rc && access(out, F_OK) == 0)
+        rc = bz_err_set(&err, BZ_EINVAL, "%s exists; choose another -o", out);
+    /* skip unreadable shards, loudly */
+    size_t kept = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        int64_t *ids = NULL;
+        size_t n_ids = 0;
+        struct bz_err e = {0};
+        if (bz_shard_committed(files[i], &ids, &n_ids, &e) != BZ_OK) {
+            fprintf(stderr, "bazaar: skipping %s: %s\n", files[i], e.msg);
+            free(files[i]);
+            continue;
+        }
+        free(ids);
+        files[kept++] = files[i];
+    }
+    if (!rc) {
+        struct bz_provenance prov = {.version = BZ_VERSION, .git_commit = BZ_GIT_COMMIT};
+        rc = bz_merge((const char *const *)files, kept, out, &prov, &err);
+    }
+    if (!rc)
+        printf("merged %zu shard(s) into %s\n", kept, out);
+    for (size_t i = 0; i < kept; i++)
+        free(files[i]);
+    free(files);
+    if (rc)
+        fprintf(stderr, "bazaar: %s\n", err.msg[0] ? err.msg : bz_rc_name(rc));
+    return exit_code(rc);
+}
+
+static int cmd_info(int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc != 2) {
+        fputs(usage_info, argc != 2 ? stderr : stdout);
+        return argc != 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    struct bz_err err = {0};
+    int rc = bz_out_info(argv[1], stdout, &err);
+    if (rc)
+        fprintf(stderr, "bazaar: %s\n", err.msg);
+    return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+int bz_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("bazaar %s (commit %s)\n", BZ_VERSION, BZ_GIT_COMMIT);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(usage_main, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "play") == 0)
+        return cmd_play(argc - 1, argv + 1);
+    if (strcmp(cmd, "expand") == 0)
+        return cmd_expand(argc - 1, argv + 1);
+    if (strcmp(cmd, "merge") == 0)
+        return cmd_merge(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0)
+        return cmd_info(argc - 1, argv + 1);
+    fprintf(stderr, "bazaar: unknown command '%s'\n\n%s", cmd, usage_main);
+    return EXIT_USAGE;
+}

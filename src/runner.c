@@ -1,0 +1,142 @@
+/* runner: one rank's worker. Holds up to K live games (K = the spec's
+ * llm.live_games when LLM agents play, else 1: heuristic games never wait),
+ * advances them, and appends each finished game to the rank's shard, its
+ * /games row last. Never calls MPI (sched.c does). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "bazaar/match.h"
+#include "bazaar/out.h"
+#include "sched_internal.h"
+
+struct slot {
+    struct bz_game_config cfg; /* must outlive the match */
+    struct bz_match *match;
+};
+
+struct bz_runner {
+    struct bz_runner_options opt;
+    struct bz_shard *shard;
+    struct slot *slots;
+    int k;
+    int live;
+};
+
+int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out,
+                     struct bz_err *err)
+{
+    *out = NULL;
+    if (opt->spec && bz_spec_has_llm(opt->spec))
+        return bz_err_set(err, BZ_EINVAL,
+                          "this spec has LLM agents; the LLM client is not built into this "
+                          "binary yet");
+    struct bz_runner *r = calloc(1, sizeof *r);
+    if (!r)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    r->opt = *opt;
+    r->k = 1;
+    r->slots = calloc((size_t)r->k, sizeof *r->slots);
+    if (!r->slots) {
+        free(r);
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    }
+    *out = r;
+    return BZ_OK;
+}
+
+int bz_runner_slots(const struct bz_runner *r) { return r->k; }
+int bz_runner_live(const struct bz_runner *r) { return r->live; }
+
+int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
+{
+    if (!r->opt.shard_path) { /* dispatch bench: the game is "played" at once */
+        r->opt.on_done(r->opt.ctx, 0);
+        return BZ_OK;
+    }
+    struct slot *s = NULL;
+    for (int i = 0; i < r->k && !s; i++)
+        if (!r->slots[i].match)
+            s = &r->slots[i];
+    if (!s)
+        return bz_err_set(err, BZ_EINTERNAL, "no free slot for game %lld", (long long)game_id);
+    int rc = bz_grid_config(r->opt.grid, game_id, &s->cfg, err);
+    if (rc)
+        return rc;
+    rc = bz_match_create(&s->cfg, NULL, &s->match, err);
+    if (rc)
+        return rc;
+    bz_match_set_yield(s->match, r->opt.yield);
+    r->live++;
+    return BZ_OK;
+}
+
+static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    if (!r->shard) {
+        rc = bz_shard_create(r->opt.shard_path, &r->shard, err);
+        if (rc)
+            return rc;
+    }
+    rc = bz_shard_append(r->shard, bz_match_records(s->match), err);
+    if (rc)
+        return rc;
+    const struct bz_rowbuf *games = bz_records_find(bz_match_records(s->match), &bz_games_table);
+    int failed = 0;
+    if (games && games->n_rows) {
+        const struct bz_games_row *g = (const struct bz_games_row *)games->data;
+        failed = strcmp(g->status, "ok") != 0;
+    }
+    bz_match_destroy(s->match);
+    s->match = NULL;
+    r->live--;
+    r->opt.on_done(r->opt.ctx, failed);
+    return BZ_OK;
+}
+
+int bz_runner_pump(struct bz_runner *r, struct bz_err *err)
+{
+    for (int i = 0; i < r->k; i++) {
+        struct slot *s = &r->slots[i];
+        if (!s->match)
+            continue;
+        int st = bz_match_advance(s->match, err);
+        if (st < 0)
+            return -st;
+        if (st == BZ_MATCH_DONE) {
+            int rc = commit(r, s, err);
+            if (rc)
+                return rc;
+        }
+    }
+    return BZ_OK;
+}
+
+void bz_runner_abandon(struct bz_runner *r)
+{
+    for (int i = 0; i < r->k; i++) {
+        if (r->slots[i].match) {
+            bz_match_destroy(r->slots[i].match);
+            r->slots[i].match = NULL;
+            r->live--;
+        }
+    }
+}
+
+int bz_runner_close(struct bz_runner *r, struct bz_err *err)
+{
+    int rc = bz_shard_close(r->shard, err);
+    r->shard = NULL;
+    bz_runner_destroy(r);
+    return rc;
+}
+
+void bz_runner_destroy(struct bz_runner *r)
+{
+    if (!r)
+        return;
+    bz_runner_abandon(r);
+    bz_shard_close(r->shard, NULL);
+    free(r->slots);
+    free(r);
+}
