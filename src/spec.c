@@ -79,17 +79,44 @@ __attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char 
     return bz_err_set(c->err, BZ_EINVAL, "%s: %s", c->origin, msg);
 }
 
+/* Lookups on the ops table, local so that the parser does not pull in the
+ * registry of compiled-in games (tests link it with a fake game). */
+static int param_index(const struct bz_game_ops *ops, const char *name)
+{
+    for (size_t i = 0; i < ops->n_params; i++)
+        if (strcmp(ops->params[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static int find_policy(const struct bz_game_ops *ops, const char *name)
+{
+    for (size_t i = 0; i < ops->n_policies; i++)
+        if (strcmp(ops->policies[i]->name, name) == 0)
+            return 1;
+    return 0;
+}
+
+/* Mark a key path cut short by snprintf with "...". */
+static void mark_cut(char *buf, int r)
+{
+    if (r < 0 || r >= PATH_MAX_LEN)
+        memcpy(buf + PATH_MAX_LEN - 4, "...", 4);
+}
+
 static void join_key(char *buf, const char *path, const char *key)
 {
+    int r;
     if (path && *path)
-        snprintf(buf, PATH_MAX_LEN, "%s.%s", path, key);
+        r = snprintf(buf, PATH_MAX_LEN, "%s.%s", path, key);
     else
-        snprintf(buf, PATH_MAX_LEN, "%s", key);
+        r = snprintf(buf, PATH_MAX_LEN, "%s", key);
+    mark_cut(buf, r);
 }
 
 static void join_index(char *buf, const char *path, int i)
 {
-    snprintf(buf, PATH_MAX_LEN, "%s[%d]", path, i);
+    mark_cut(buf, snprintf(buf, PATH_MAX_LEN, "%s[%d]", path, i));
 }
 
 /* A short rendering of a JSON value for "got ..." (truncated). */
@@ -124,11 +151,11 @@ static void bounds_text(char *buf, size_t n, double min, double max)
 {
     int lo = isfinite(min) && min > -1e300, hi = isfinite(max) && max < 1e300;
     if (lo && hi)
-        snprintf(buf, n, " in [%.15g,%.15g]", min, max);
+        snprintf(buf, n, " in [%.16g,%.16g]", min, max);
     else if (lo)
-        snprintf(buf, n, " >= %.15g", min);
+        snprintf(buf, n, " >= %.16g", min);
     else if (hi)
-        snprintf(buf, n, " <= %.15g", max);
+        snprintf(buf, n, " <= %.16g", max);
     else
         buf[0] = '\0';
 }
@@ -331,7 +358,7 @@ static int parse_agent(struct ctx *c, const cJSON *it, const char *path, struct 
         return fail(c, path, "agent \"%s\": policy name too long", s);
     memcpy(a->policy, pol, plen);
     a->policy[plen] = '\0';
-    if (!bz_game_policy(ops, a->policy)) {
+    if (!find_policy(ops, a->policy)) {
         char list[512];
         size_t used = 0;
         list[0] = '\0';
@@ -477,8 +504,8 @@ static int params_init(struct ctx *c)
     if (ops->n_params > BZ_MAX_PARAMS)
         return bz_err_set(c->err, BZ_EINTERNAL, "game %s has %zu parameters, at most %d",
                           ops->name, ops->n_params, BZ_MAX_PARAMS);
-    s->idx_n_agents = bz_game_param_index(ops, "n_agents");
-    s->idx_communication = bz_game_param_index(ops, "communication");
+    s->idx_n_agents = param_index(ops, "n_agents");
+    s->idx_communication = param_index(ops, "communication");
     if (s->idx_n_agents < 0 || ops->params[s->idx_n_agents].kind != BZ_PARAM_INT ||
         s->idx_communication < 0 || ops->params[s->idx_communication].kind != BZ_PARAM_BOOL)
         return bz_err_set(c->err, BZ_EINTERNAL,
@@ -524,7 +551,7 @@ static int parse_fixed(struct ctx *c, const cJSON *obj, int n_named)
             s->lineup_in_grid = 0;
             continue;
         }
-        int k = bz_game_param_index(s->ops, it->string);
+        int k = param_index(s->ops, it->string);
         if (k < 0)
             return unknown_param(c, p);
         const struct bz_param_desc *d = &s->ops->params[k];
@@ -556,7 +583,7 @@ static int parse_grid(struct ctx *c, const cJSON *obj, const cJSON *fixed, int n
     for (const cJSON *it = obj->child; it; it = it->next) {
         join_key(p, "grid", it->string);
         int is_lineup = strcmp(it->string, "lineup") == 0;
-        int k = is_lineup ? -1 : bz_game_param_index(s->ops, it->string);
+        int k = is_lineup ? -1 : param_index(s->ops, it->string);
         if (!is_lineup && k < 0)
             return unknown_param(c, p);
         if (fixed && cJSON_GetObjectItemCaseSensitive(fixed, it->string))
@@ -774,7 +801,8 @@ static int parse_json(struct ctx *c, const char *text, cJSON **out)
         if (k)
             return fail(c, NULL, "invalid JSON at line %d, column %d (near \"%s\")", line, col,
                         near);
-        return fail(c, NULL, "invalid JSON at line %d, column %d (unexpected end)", line, col);
+        return fail(c, NULL, "invalid JSON at line %d, column %d (%s)", line, col,
+                    text[pos] ? "at the end of the line" : "unexpected end of the text");
     }
     *out = root;
     return BZ_OK;
