@@ -51,11 +51,17 @@ uint64_t bz_spec_seed(const struct bz_spec *s);        /* the sweep seed */
 int bz_spec_repetitions(const struct bz_spec *s);
 
 /* Expand the spec's grid. Free with bz_grid_destroy (after every config
- * handed out is no longer used). */
+ * handed out is no longer used); the spec must outlive the grid.
+ * Game ids: the grid's axes (its parameters and "lineup") sorted by name,
+ * values in the spec's order, repetition fastest (mixed radix, see grid.c).
+ * Seeds: env_seed hashes (sweep seed, every env=1 parameter's value,
+ * repetition); seed hashes (sweep seed, every parameter's value, lineup name,
+ * repetition). Neither depends on the order of keys in the spec. */
 int bz_grid_create(const struct bz_spec *s, struct bz_grid **out, struct bz_err *err);
 void bz_grid_destroy(struct bz_grid *g);
 int64_t bz_grid_count(const struct bz_grid *g);
-/* Fill cfg for game_id in [0, count). Pointers in cfg point into the grid. */
+/* Fill cfg for game_id in [0, count). Pointers in cfg point into the grid.
+ * Allocates nothing; BZ_EINVAL for an id out of range. */
 int bz_grid_config(const struct bz_grid *g, int64_t game_id, struct bz_game_config *cfg,
                    struct bz_err *err);
 /* Run the game's check() on every distinct environment before any game
