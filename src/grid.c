@@ -286,7 +286,7 @@ int bz_grid_describe(const struct bz_grid *g, int64_t game_id, char *buf, size_t
     if (n)
         buf[0] = '\0';
     if (bz_grid_config(g, game_id, &cfg, NULL))
-        return -1;
+        return BZ_EINVAL;
     decode(g, game_id, vi, &li, &rep);
     snprintf(item, sizeof item, "game %" PRId64 ":", game_id);
     append(buf, n, &used, item);
@@ -300,7 +300,7 @@ int bz_grid_describe(const struct bz_grid *g, int64_t game_id, char *buf, size_t
     snprintf(item, sizeof item, " lineup=%s rep=%d env_seed=%016" PRIx64 " seed=%016" PRIx64,
              cfg.lineup_name, rep, cfg.env_seed, cfg.seed);
     append(buf, n, &used, item);
-    return used > (size_t)INT32_MAX ? INT32_MAX : (int)used;
+    return BZ_OK;
 }
 
 int bz_grid_check(const struct bz_grid *g, struct bz_err *err)

@@ -71,8 +71,8 @@ int bz_grid_check(const struct bz_grid *g, struct bz_err *err);
 const struct bz_spec *bz_grid_spec(const struct bz_grid *g);
 /* One line describing game_id for `bazaar expand`: the grid values, lineup,
  * repetition and seeds, e.g. `game 5: scarcity=1.2 lineup=gap rep=1
- * env_seed=... seed=...`. Writes at most n bytes (NUL-terminated, truncated);
- * returns the length it needed, like snprintf, or -1 for an id out of range. */
+ * env_seed=... seed=...`. Writes at most n bytes (NUL-terminated, truncated
+ * if longer). Returns BZ_OK, or BZ_EINVAL for an id out of range (buf ""). */
 int bz_grid_describe(const struct bz_grid *g, int64_t game_id, char *buf, size_t n);
 
 #endif
