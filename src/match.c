@@ -61,6 +61,7 @@ struct bz_match {
     int state;
     int n_llm;
     int yield;
+    int64_t decisions;
     struct bz_match_usage usage;
     char error[256];
 };
@@ -290,6 +291,7 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
             for (int k = 0; k < m->req.n; k++)
                 n_llm += m->policy[m->req.agents[k]] == NULL;
             m->pending = n_llm;
+            m->decisions += m->req.n;
             for (int k = 0; k < m->req.n; k++) {
                 int a = m->req.agents[k];
                 const struct bz_policy_ops *p = m->policy[a];
@@ -332,5 +334,6 @@ struct bz_game *bz_match_game(struct bz_match *m) { return m->game; }
 const struct bz_game_config *bz_match_config(const struct bz_match *m) { return m->cfg; }
 struct bz_records *bz_match_records(struct bz_match *m) { return &m->rec; }
 struct bz_match_usage *bz_match_usage(struct bz_match *m) { return &m->usage; }
+int64_t bz_match_decisions(const struct bz_match *m) { return m->decisions; }
 int bz_match_pending(const struct bz_match *m) { return m->pending; }
 int bz_match_phase(const struct bz_match *m) { return m->req.phase; }

@@ -1,0 +1,82 @@
+"""Load a bazaar results file (HDF5) into numpy structured arrays.
+
+Every table is a 1-D compound dataset; h5py gives it as a structured array.
+Strings come back as bytes from HDF5; `table()` decodes them to str.
+"""
+import h5py
+import numpy as np
+
+
+def _decode(arr):
+    """Return a copy of a structured array with byte-string fields as str."""
+    fields = []
+    for name in arr.dtype.names:
+        col = arr[name]
+        if col.dtype.kind == "O" or col.dtype.kind == "S":
+            col = np.array([c.decode() if isinstance(c, bytes) else str(c) for c in col],
+                           dtype=object)
+        fields.append((name, col))
+    out = np.empty(len(arr), dtype=[(n, c.dtype) for n, c in fields])
+    for n, c in fields:
+        out[n] = c
+    return out
+
+
+def table(path, name):
+    """Read table `name` (e.g. "/games", "/electricity/turns") of a results file."""
+    with h5py.File(path, "r") as f:
+        if name not in f:
+            raise KeyError(f"{path}: no table {name}; tables: {tables(path)}")
+        return _decode(f[name][()])
+
+
+def tables(path):
+    """Names of all tables in a results file."""
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: names.append("/" + n) if isinstance(o, h5py.Dataset) else None)
+    return names
+
+
+def attributes(path):
+    """Root attributes (provenance) as a dict of str/int."""
+    with h5py.File(path, "r") as f:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+
+
+def high_skill_mask(agents_of_game):
+    """Which agents of one game are the 'higher-skill' side.
+
+    Agents whose capability is above the game's lowest; when every agent has
+    the same capability (a zero skill gap), the even positions play the high
+    role, matching lineups that alternate high and low agents, so the gap-0
+    cell is the no-advantage baseline.
+    """
+    cap = agents_of_game["capability"].astype(float)
+    hi = cap > cap.min() + 1e-12
+    if not hi.any():
+        hi = (agents_of_game["agent"] % 2) == 0
+    return hi
+
+
+def per_game_skill_share(path):
+    """Per game: skill gap (max - min capability) and the profit share of the
+    higher-skill agents, sum(payoff of high) / sum(|payoff|) (equals the plain
+    share when profits are positive, stays in [-1, 1] otherwise).
+
+    Returns a structured array with game_id, skill_gap, high_share.
+    """
+    agents = table(path, "/agents")
+    order = np.argsort(agents["game_id"], kind="stable")
+    agents = agents[order]
+    ids, starts = np.unique(agents["game_id"], return_index=True)
+    bounds = list(starts) + [len(agents)]
+    out = np.empty(len(ids), dtype=[("game_id", "i8"), ("skill_gap", "f8"), ("high_share", "f8")])
+    for k, gid in enumerate(ids):
+        a = agents[bounds[k]:bounds[k + 1]]
+        cap = a["capability"].astype(float)
+        pay = a["payoff"].astype(float)
+        hi = high_skill_mask(a)
+        denom = np.abs(pay).sum()
+        out[k] = (gid, cap.max() - cap.min(), pay[hi].sum() / denom if denom > 0 else np.nan)
+    return out

@@ -1,0 +1,106 @@
+/* bench_electricity: heuristic agent-decisions per second per core for the
+ * electricity game at N = 10 and N = 1000 agents, records written to an
+ * HDF5 shard included. Prints rates; never asserts a time. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bazaar/match.h"
+#include "bazaar/out.h"
+#include "bazaar/spec.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Play `games` games of n agents (mixed policies) and write them. */
+static int bench(int n, int turns, int games, int write)
+{
+    char spec_json[1024];
+    snprintf(spec_json, sizeof spec_json,
+             "{\"game\":\"electricity\",\"seed\":5,\"repetitions\":%d,"
+             "\"fixed\":{\"n_agents\":%d,\"max_turns\":%d,\"volatility\":0.3,"
+             "\"lineup\":[\"heuristic:truthful?skill=0.9\",\"heuristic:greedy?skill=0.7\","
+             "\"heuristic:zi\",\"heuristic:reciprocal?skill=0.8\"]}}",
+             games, n, turns);
+    struct bz_err err = {0};
+    struct bz_spec *spec = NULL;
+    struct bz_grid *grid = NULL;
+    struct bz_shard *shard = NULL;
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/bench_electricity_%d_%d.h5", (int)getpid(), n);
+    int rc = bz_spec_parse(spec_json, "bench", &spec, &err);
+    if (!rc)
+        rc = bz_grid_create(spec, &grid, &err);
+    if (!rc && write)
+        rc = bz_shard_create(path, &shard, &err);
+    if (rc) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    long long decisions = 0, rows = 0;
+    double t0 = now_s(), c0 = cpu_s();
+    for (int g = 0; g < games && !rc; g++) {
+        struct bz_game_config cfg;
+        struct bz_match *m = NULL;
+        rc = bz_grid_config(grid, g, &cfg, &err);
+        if (!rc)
+            rc = bz_match_create(&cfg, NULL, &m, &err);
+        if (!rc) {
+            int st = bz_match_advance(m, &err);
+            if (st != BZ_MATCH_DONE)
+                rc = st < 0 ? -st : BZ_EINTERNAL;
+        }
+        if (!rc) {
+            decisions += bz_match_decisions(m);
+            const struct bz_records *rec = bz_match_records(m);
+            for (size_t i = 0; i < rec->n_tables; i++)
+                rows += (long long)rec->tables[i].n_rows;
+            if (write)
+                rc = bz_shard_append(shard, rec, &err);
+        }
+        bz_match_destroy(m);
+    }
+    double wall = now_s() - t0, cpu = cpu_s() - c0;
+    bz_shard_close(shard, NULL);
+    unlink(path);
+    char journal[300];
+    snprintf(journal, sizeof journal, "%s.journal", path);
+    unlink(journal);
+    bz_grid_destroy(grid);
+    bz_spec_destroy(spec);
+    if (rc) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        return 1;
+    }
+    printf("electricity N=%-5d turns=%d games=%-5d records=%s: %.3g agent-decisions/s per core "
+           "(cpu %.2f s, wall %.2f s), %.3g rows/s\n",
+           n, turns, games, write ? "hdf5" : "off ", (double)decisions / cpu, cpu, wall,
+           (double)rows / cpu);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int scale = argc > 1 ? atoi(argv[1]) : 1;
+    if (scale < 1)
+        scale = 1;
+    int rc = 0;
+    rc |= bench(10, 24, 400 * scale, 1);
+    rc |= bench(1000, 24, 4 * scale, 1);
+    rc |= bench(10, 24, 400 * scale, 0);
+    rc |= bench(1000, 24, 4 * scale, 0);
+    return rc;
+}

@@ -1,0 +1,101 @@
+"""Shared helpers for the end-to-end tests: where the binary is, running it
+(with or without mpiexec), and comparing results files table by table."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _find_bin():
+    b = os.environ.get("BZ_BIN")
+    if b:
+        return b
+    for d in ("build", "build-lead"):
+        p = os.path.join(ROOT, d, "bazaar")
+        if os.path.exists(p):
+            return p
+    raise RuntimeError("set BZ_BIN to the bazaar binary")
+
+
+BIN = _find_bin()
+MPIEXEC = os.environ.get("MPIEXEC") or shutil.which("mpiexec") or "mpiexec"
+
+
+def mpi_env():
+    env = dict(os.environ)
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    env.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
+    # keep OpenMPI off the network interfaces a container may not have
+    env.setdefault("OMPI_MCA_btl", "self,vader")
+    env.setdefault("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+    return env
+
+
+def bazaar(*args, ranks=None, check=True, timeout=300, **kw):
+    """Run bazaar (under mpiexec -n ranks when ranks is given)."""
+    cmd = [BIN, *map(str, args)]
+    if ranks:
+        cmd = [MPIEXEC, "--oversubscribe", "-n", str(ranks), *cmd]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=mpi_env(),
+                       cwd=kw.pop("cwd", ROOT), **kw)
+    if check and p.returncode != 0:
+        raise AssertionError(f"{cmd} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
+    return p
+
+
+def write_spec(tmp_path, spec, name="spec.json"):
+    path = tmp_path / name
+    path.write_text(json.dumps(spec, indent=1))
+    return str(path)
+
+
+def datasets(path):
+    names = []
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
+    return sorted(names)
+
+
+def assert_same_tables(a, b):
+    """Every table of a and b holds the same rows, byte for byte (strings by
+    value), in the same order."""
+    assert datasets(a) == datasets(b), f"tables differ: {datasets(a)} vs {datasets(b)}"
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for name in datasets(a):
+            x, y = fa[name][()], fb[name][()]
+            assert x.dtype == y.dtype, f"{name}: dtypes differ"
+            assert len(x) == len(y), f"{name}: {len(x)} vs {len(y)} rows"
+            for col in x.dtype.names:
+                if x.dtype[col].kind == "O":
+                    assert list(x[col]) == list(y[col]), f"{name}.{col} differs"
+                else:
+                    assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col} differs"
+
+
+def game_ids(path):
+    with h5py.File(path, "r") as f:
+        return np.array(f["games"]["game_id"])
+
+
+@pytest.fixture
+def small_spec():
+    """A heuristic sweep of 48 quick games."""
+    return {
+        "name": "small", "game": "electricity", "seed": 11, "repetitions": 3,
+        "fixed": {"n_agents": 5, "max_turns": 12},
+        "grid": {"scarcity": [0.8, 1.2], "volatility": [0.1, 0.5],
+                 "communication": [True, False], "lineup": ["mixed", "gap"]},
+        "lineups": {
+            "mixed": ["heuristic:truthful?skill=0.9", "heuristic:greedy?skill=0.7",
+                      "heuristic:zi", "heuristic:reciprocal?skill=0.8"],
+            "gap": ["heuristic:greedy?skill=0.95", "heuristic:greedy?skill=0.1"],
+        },
+    }

@@ -1,0 +1,213 @@
+"""bazaar run end to end: the results file, determinism, MPI ranks, refusing
+to overwrite, clean stop on a signal, resume after kill -9, corrupt shards."""
+import os
+import random
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import (BIN, MPIEXEC, assert_same_tables, bazaar, game_ids, mpi_env,
+                      write_spec)
+
+
+def test_run_writes_every_table_with_the_documented_columns(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    bazaar("run", spec, "-o", out, "--quiet")
+    assert not os.path.exists(out + ".parts"), "shards are removed after the merge"
+    with h5py.File(out, "r") as f:
+        games = f["games"][()]
+        assert list(games["game_id"]) == list(range(48))
+        for col in ("game_id", "game", "seed", "env_seed", "n_agents", "volatility", "scarcity",
+                    "communication", "repetition"):
+            assert col in games.dtype.names
+        turns = f["electricity/turns"][()]
+        for col in ("game_id", "turn", "agent", "generation", "demand", "storage_level",
+                    "claimed_surplus", "true_surplus", "contract_bought", "contract_sold",
+                    "contract_paid", "contract_received", "auction_bought", "auction_sold",
+                    "auction_paid", "auction_received", "delivered", "undelivered", "received",
+                    "penalty_paid", "penalty_received", "served", "unserved", "curtailed",
+                    "storage_charge", "storage_discharge", "profit", "cum_profit"):
+            assert col in turns.dtype.names, col
+        assert len(turns) == 48 * 5 * 12
+        assert np.all(np.diff(turns["game_id"]) >= 0), "rows ordered by game_id"
+        market = f["electricity/market"][()]
+        assert len(market) == 48 * 12
+        agents = f["agents"][()]
+        assert len(agents) == 48 * 5
+        for attr in ("spec", "version", "git_commit", "ranks", "hosts", "started_at",
+                     "finished_at"):
+            assert attr in f.attrs, attr
+
+
+def test_energy_balances_in_the_file(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    bazaar("run", spec, "-o", out, "--quiet")
+    with h5py.File(out, "r") as f:
+        t = f["electricity/turns"][()]
+    lhs = t["generation"] + t["received"] + t["storage_discharge"]
+    rhs = t["served"] + t["delivered"] + t["storage_charge"] + t["curtailed"]
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(t["served"] + t["unserved"], t["demand"], rtol=1e-9, atol=1e-6)
+
+
+def test_same_spec_gives_identical_tables(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    a, b = str(tmp_path / "a.h5"), str(tmp_path / "b.h5")
+    bazaar("run", spec, "-o", a, "--quiet")
+    bazaar("run", spec, "-o", b, "--quiet")
+    assert_same_tables(a, b)
+
+
+def test_paired_seeds_communication_on_off_same_market(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    bazaar("run", spec, "-o", out, "--quiet")
+    with h5py.File(out, "r") as f:
+        g = f["games"][()]
+        t = f["electricity/turns"][()]
+    key = lambda r: (r["scarcity"], r["volatility"], r["lineup"], r["repetition"])
+    on = {key(r): r for r in g if r["communication"] == 1}
+    off = {key(r): r for r in g if r["communication"] == 0}
+    assert on.keys() == off.keys() and len(on) == 24
+    for k in on:
+        assert on[k]["env_seed"] == off[k]["env_seed"]
+        a = t[t["game_id"] == on[k]["game_id"]]
+        b = t[t["game_id"] == off[k]["game_id"]]
+        assert a["generation"].tobytes() == b["generation"].tobytes()
+        assert a["demand"].tobytes() == b["demand"].tobytes()
+
+
+@pytest.mark.parametrize("ranks", [2, 4, 7])
+def test_ranks_give_the_same_tables_as_one_process(tmp_path, small_spec, ranks):
+    spec = write_spec(tmp_path, small_spec)
+    one = str(tmp_path / "one.h5")
+    many = str(tmp_path / f"r{ranks}.h5")
+    bazaar("run", spec, "-o", one, "--quiet")
+    bazaar("run", spec, "-o", many, "--quiet", ranks=ranks)
+    assert_same_tables(one, many)
+    with h5py.File(many, "r") as f:
+        assert int(f.attrs["ranks"]) == ranks
+
+
+def test_refuses_to_overwrite_without_resume(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    bazaar("run", spec, "-o", out, "--quiet")
+    before = os.path.getmtime(out)
+    p = bazaar("run", spec, "-o", out, "--quiet", check=False)
+    assert p.returncode == 2
+    assert "--resume" in p.stderr and out in p.stderr
+    assert os.path.getmtime(out) == before
+    os.makedirs(str(tmp_path / "other.h5.parts"))
+    p = bazaar("run", spec, "-o", str(tmp_path / "other.h5"), "--quiet", check=False)
+    assert p.returncode == 2 and "parts" in p.stderr
+
+
+def test_resume_of_a_finished_sweep_plays_nothing(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    bazaar("run", spec, "-o", out, "--quiet")
+    p = bazaar("run", spec, "-o", out, "--resume")
+    assert "48 of 48 games already recorded" in p.stderr
+    assert list(game_ids(out)) == list(range(48))
+
+
+def test_bad_spec_is_refused_before_anything_starts(tmp_path, small_spec):
+    small_spec["grid"]["volatility"] = [0.1, "high"]
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    p = bazaar("run", spec, "-o", out, check=False)
+    assert p.returncode == 2
+    assert "grid.volatility[1]" in p.stderr and spec in p.stderr
+    assert not os.path.exists(out) and not os.path.exists(out + ".parts")
+
+
+def _big_spec(small_spec):
+    s = dict(small_spec)
+    s["repetitions"] = 40  # 640 games
+    s["fixed"] = {"n_agents": 30, "max_turns": 24}
+    return s
+
+
+def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path, small_spec):
+    spec = write_spec(tmp_path, _big_spec(small_spec))
+    ref = str(tmp_path / "ref.h5")
+    bazaar("run", spec, "-o", ref, "--quiet")
+    out = str(tmp_path / "out.h5")
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.2"],
+                         stderr=subprocess.PIPE, text=True, env=mpi_env())
+    time.sleep(0.6)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    if p.returncode == 0:
+        pytest.skip("the sweep finished before the signal; machine too fast for this size")
+    assert p.returncode == 3, err
+    assert "--resume" in err
+    assert not os.path.exists(out)
+    bazaar("run", spec, "-o", out, "--resume", "--quiet")
+    assert_same_tables(ref, out)
+
+
+@pytest.mark.parametrize("trial", range(4))
+def test_kill9_at_random_moments_then_resume_gives_the_same_file(tmp_path, small_spec, trial):
+    rng = random.Random(1000 + trial)
+    spec = write_spec(tmp_path, _big_spec(small_spec))
+    ref = str(tmp_path / "ref.h5")
+    t0 = time.time()
+    bazaar("run", spec, "-o", ref, "--quiet")
+    full = time.time() - t0
+    out = str(tmp_path / "out.h5")
+    ranks = [None, 2, 3, None][trial]
+    kills = 0
+    for attempt in range(6):
+        cmd = [BIN, "run", spec, "-o", out, "--quiet"] + (["--resume"] if attempt else [])
+        if ranks:
+            cmd = [MPIEXEC, "--oversubscribe", "-n", str(ranks)] + cmd
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             env=mpi_env(), start_new_session=True)
+        if attempt < 3:
+            # up to a little past the full run time: some kills land in the merge
+            time.sleep(rng.uniform(0.05, full * 1.1))
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                kills += 1
+        _, err = p.communicate(timeout=300)
+        if p.returncode == 0:
+            break
+    else:
+        pytest.fail(f"sweep did not complete after resumes: {err}")
+    assert_same_tables(ref, out)
+    ids = game_ids(out)
+    assert list(ids) == list(range(len(ids))) and len(ids) == 640
+    assert not os.path.exists(out + ".parts")
+
+
+def test_corrupt_shard_is_set_aside_and_its_games_replayed(tmp_path, small_spec):
+    spec = write_spec(tmp_path, _big_spec(small_spec))
+    ref = str(tmp_path / "ref.h5")
+    bazaar("run", spec, "-o", ref, "--quiet")
+    out = str(tmp_path / "out.h5")
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--quiet"], env=mpi_env(),
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    p.kill()
+    p.communicate()
+    parts = out + ".parts"
+    shards = sorted(f for f in os.listdir(parts) if f.endswith(".h5"))
+    if not shards:
+        pytest.skip("killed before any shard was written")
+    victim = os.path.join(parts, shards[0])
+    size = os.path.getsize(victim)
+    with open(victim, "r+b") as f:  # garbage over the superblock
+        f.write(b"\xde\xad\xbe\xef" * 64)
+        f.truncate(size // 2)
+    p = bazaar("run", spec, "-o", out, "--resume")
+    assert "cannot be read" in p.stderr and "set aside" in p.stderr
+    assert_same_tables(ref, out)
+    assert os.path.exists(victim + ".bad")
