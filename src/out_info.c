@@ -50,7 +50,7 @@ static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, vo
     return 0;
 }
 
-static herr_t print_object(hid_t loc, const char *name, const H5O_info2_t *info, void *data)
+static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, void *data)
 {
     FILE *f = data;
     if (info->type != H5O_TYPE_DATASET)
@@ -88,7 +88,7 @@ int bz_out_info(const char *path, FILE *f, struct bz_err *err)
     hsize_t idx = 0;
     H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, f);
     fprintf(f, "tables:\n");
-    H5Ovisit3(file, H5_INDEX_NAME, H5_ITER_INC, print_object, f, H5O_INFO_BASIC);
+    H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, print_object, f, H5O_INFO_BASIC);
     H5Fclose(file);
     return BZ_OK;
 }
