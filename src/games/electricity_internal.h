@@ -1,0 +1,215 @@
+/* electricity_internal: the electricity game's state, shared by the game
+ * (src/games/electricity.c), its heuristic policies
+ * (src/agents/electricity_policies.c) and the tests. Nothing outside those
+ * should include it; the public face is bz_electricity_ops. */
+#ifndef BAZAAR_ELECTRICITY_INTERNAL_H
+#define BAZAAR_ELECTRICITY_INTERNAL_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bazaar/auction.h"
+#include "bazaar/game.h"
+#include "bazaar/records.h"
+
+extern const struct bz_game_ops bz_electricity_ops;
+
+/* Parameter indices into cfg->num / cfg->str (order of ops->params). */
+enum bz_elec_param {
+    BZ_ELEC_N_AGENTS,
+    BZ_ELEC_COMMUNICATION,
+    BZ_ELEC_MAX_TURNS,
+    BZ_ELEC_VOLATILITY,
+    BZ_ELEC_SCARCITY,
+    BZ_ELEC_BASE_PRICE,
+    BZ_ELEC_RETAIL_PRICE,
+    BZ_ELEC_VOLL,
+    BZ_ELEC_PENALTY,
+    BZ_ELEC_STORAGE_EFFICIENCY,
+    BZ_ELEC_STORAGE_HOURS,
+    BZ_ELEC_PROFILE,
+    BZ_ELEC_EIA_FILE,
+    BZ_ELEC_EIA_RESPONDENT,
+    BZ_ELEC_N_PARAMS
+};
+
+/* Phase indices into ops->phases. */
+enum bz_elec_phase {
+    BZ_ELEC_PUBLISH,
+    BZ_ELEC_PROPOSE,
+    BZ_ELEC_RESPOND,
+    BZ_ELEC_CONFIRM,
+    BZ_ELEC_AUCTION,
+    BZ_ELEC_SETTLE,
+    BZ_ELEC_N_PHASES
+};
+
+/* Sides, from the deciding agent's point of view (same values as auction). */
+enum bz_elec_side { BZ_ELEC_NONE = 0, BZ_ELEC_BUY = 1, BZ_ELEC_SELL = 2 };
+
+/* Answers to a received proposal. */
+enum bz_elec_answer { BZ_ELEC_REJECT = 0, BZ_ELEC_ACCEPT = 1, BZ_ELEC_COUNTER = 2 };
+
+/* Proposal status. */
+enum bz_elec_status {
+    BZ_ELEC_P_NONE = 0,  /* no proposal this turn */
+    BZ_ELEC_P_OPEN,      /* waiting for the answer */
+    BZ_ELEC_P_ACCEPTED,  /* accepted as proposed: a contract */
+    BZ_ELEC_P_REJECTED,
+    BZ_ELEC_P_COUNTERED, /* waiting for the proposer's confirm */
+    BZ_ELEC_P_COUNTER_ACCEPTED, /* a contract at the counter's terms */
+    BZ_ELEC_P_COUNTER_REJECTED
+};
+
+#define BZ_ELEC_K 6           /* counterparties per agent (min(N-1, 6)) */
+#define BZ_ELEC_MSG_MAX 1000  /* cap on one message's length (bytes) */
+#define BZ_ELEC_EPS 1e-9      /* slack on admissibility bounds (MWh) */
+
+/* One agent's action slot for the current phase; only the current phase's
+ * fields matter. Heuristic policies and parse_action write it. */
+struct bz_elec_action {
+    uint8_t set;
+    /* publish */
+    double claimed_surplus_mwh;
+    const char *message; /* publish or propose; NULL or static or records arena */
+    /* propose: to = -1 for no proposal */
+    int32_t to;
+    int side;
+    double amount_mwh;
+    double price_total;
+    /* respond: one answer per received proposal, by inbox position */
+    uint8_t answer[BZ_ELEC_K];
+    double counter_amount_mwh[BZ_ELEC_K];
+    double counter_price_total[BZ_ELEC_K];
+    /* confirm */
+    uint8_t accept_counter;
+    /* auction */
+    int order_side;
+    double order_amount_mwh;
+    double order_limit_per_mwh;
+};
+
+/* Private state and this turn's accounts of one agent. */
+struct bz_elec_agent {
+    /* environment, fixed for the game */
+    double capacity_mw;
+    double base_demand_mwh;
+    double storage_cap_mwh;
+    /* environment, this turn: realisations are revealed at settle; agents
+     * trade on the forecasts */
+    double gen_mwh, demand_mwh;
+    double gen_fc_mwh, demand_fc_mwh; /* forecasts of this turn */
+    double next_demand_fc_mwh;        /* forecast of next turn's demand */
+    double max_gen_mwh, max_demand_mwh; /* physical bounds of this turn */
+    double storage_mwh;               /* level at the start of the turn */
+    double cash, cum_profit;
+    /* decisions and trades of this turn */
+    double claimed_surplus_mwh;
+    double c_bought, c_sold, c_paid, c_recv; /* contracts, MWh and money */
+    double a_bought, a_sold, a_paid, a_recv; /* auction */
+    double pend_sell, pend_buy; /* outstanding offers that may still bind */
+    /* settlement of this turn */
+    double delivered, undelivered, received, pen_paid, pen_recv;
+    uint8_t invalid, fallback;
+    int8_t truthful_last; /* public: last claim within the forecast band; -1 unknown */
+};
+
+struct bz_elec_proposal {
+    int32_t to; /* -1: none */
+    int side;   /* proposer's side */
+    double amount_mwh, price_total;
+    const char *message;
+    int status;
+    double counter_amount_mwh, counter_price_total;
+};
+
+struct bz_elec_contract {
+    int32_t seller, buyer;
+    double amount_mwh, price_total;
+};
+
+struct bz_game {
+    struct bz_game_config cfg;
+    const struct bz_game_config *cfgp;
+    struct bz_records *rec;
+    FILE *tx;
+    int n, k, max_turns, communication;
+    double volatility, scarcity, base_price, retail, voll, penalty, eff, storage_hours;
+    /* shape: load/availability/price factor per turn index mod n_shape */
+    int n_shape;
+    double *load, *avail, *price_f;
+    /* environment keys */
+    uint64_t env_seed, seed;
+    /* turn state */
+    int turn, stage, awaiting, done;
+    double ref_price;        /* this turn */
+    double last_clearing;    /* NaN before any trade */
+    struct bz_elec_agent *ag;
+    struct bz_elec_action *act;
+    int32_t *nbr;            /* n*k: neighbours on the ring */
+    int8_t *delivered_last;  /* n*k: did nbr[i*k+j] deliver to i last time? -1 unknown */
+    int32_t *inbox;          /* n*k: proposers whose proposal i received */
+    uint8_t *n_inbox;
+    struct bz_elec_proposal *prop; /* by proposer */
+    struct bz_elec_contract *contracts;
+    int n_contracts;
+    int32_t *req;            /* agents asked in this phase */
+    int n_req;
+    int32_t *all;            /* 0..n-1 */
+    struct bz_auction auction;
+    struct bz_auction_order *orders;
+    double *filled;
+    double *tmp;             /* n doubles of scratch (settle) */
+    /* game totals */
+    double sum_welfare, sum_efficient, sum_served, sum_servable;
+    int n_invalid, n_fallback;
+    struct bz_rng prng[1];   /* protocol stream (cfg->seed) */
+};
+
+/* What an agent may still commit to sell / buy in the current phase (MWh):
+ * sells are bounded by the most it could generate plus its storage plus what
+ * it bought, buys by its largest possible demand plus its storage room plus
+ * what it sold. */
+double bz_elec_sell_room(const struct bz_game *g, int i);
+double bz_elec_buy_room(const struct bz_game *g, int i);
+
+/* Index of partner j among i's counterparties, or -1. */
+int bz_elec_nbr_slot(const struct bz_game *g, int i, int j);
+
+/* Random admissible action for the current phase (zero intelligence). */
+void bz_elec_random_action(struct bz_game *g, int agent, struct bz_rng *rng);
+
+/* The heuristic policies (src/agents/electricity_policies.c). */
+extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi,
+    bz_elec_reciprocal;
+
+/* Rows of the game's tables. */
+struct bz_elec_turn_row {
+    int64_t game_id;
+    int32_t turn;
+    int32_t agent;
+    double generation, demand, forecast, storage_level;
+    double claimed_surplus, true_surplus;
+    double contract_bought, contract_sold, contract_paid, contract_received;
+    double auction_bought, auction_sold, auction_paid, auction_received;
+    double clearing_price;
+    double delivered, undelivered, received;
+    double penalty_paid, penalty_received;
+    double served, unserved, curtailed;
+    double storage_charge, storage_discharge;
+    double profit, cum_profit;
+    uint8_t invalid_action, fallback;
+};
+
+struct bz_elec_market_row {
+    int64_t game_id;
+    int32_t turn;
+    double reference_price, clearing_price, volume;
+    double welfare, efficient_welfare, efficiency, price_dispersion;
+    int32_t n_contracts;
+    double contract_volume, total_generation, total_demand, total_unserved;
+};
+
+extern const struct bz_table_desc bz_elec_turns_table, bz_elec_market_table;
+
+#endif
