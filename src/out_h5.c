@@ -1,0 +1,319 @@
+/* out_h5: HDF5 plumbing shared by the shard writer, the merge and the
+ * read-back helpers: error messages, types, dataset creation, table listing.
+ * Only src/out_*.c call HDF5. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "out_h5.h"
+#include "out_internal.h"
+
+void bz_out_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+struct walk_state {
+    char desc[256];
+    int have;
+};
+
+/* Walking upward starts at the innermost frame, where the fault was seen
+ * ("truncated file: eof = ...", "unable to open file: ... errno = 2"). */
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
+{
+    struct walk_state *w = data;
+    if (!w->have && e->desc && e->desc[0]) {
+        snprintf(w->desc, sizeof w->desc, "%s", e->desc);
+        w->have = 1;
+    }
+    return 0;
+}
+
+int bz_out_h5_fail(struct bz_err *err, int code, const char *fmt, ...)
+{
+    struct walk_state w = {.have = 0};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_cb, &w);
+    H5Eclear2(H5E_DEFAULT);
+    if (!err)
+        return code;
+    char head[BZ_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(head, sizeof head, fmt, ap);
+    va_end(ap);
+    if (w.have)
+        return bz_err_set(err, code, "%s (HDF5: %s)", head, w.desc);
+    return bz_err_set(err, code, "%s", head);
+}
+
+void bz_out_h5_close(hid_t id)
+{
+    if (id < 0)
+        return;
+    /* Every API call clears the error stack: keep it for bz_out_h5_fail. */
+    hid_t saved = H5Eget_current_stack();
+    switch (H5Iget_type(id)) {
+    case H5I_FILE: H5Fclose(id); break;
+    case H5I_GROUP: H5Gclose(id); break;
+    case H5I_DATATYPE: H5Tclose(id); break;
+    case H5I_DATASPACE: H5Sclose(id); break;
+    case H5I_DATASET: H5Dclose(id); break;
+    case H5I_ATTR: H5Aclose(id); break;
+    case H5I_GENPROP_LST: H5Pclose(id); break;
+    default: break;
+    }
+    if (saved >= 0)
+        H5Eset_current_stack(saved);
+}
+
+hid_t bz_out_h5_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return t;
+    if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc)
+{
+    hid_t str = H5I_INVALID_HID;
+    hid_t t = H5Tcreate(H5T_COMPOUND, desc->row_size);
+    if (t < 0)
+        return t;
+    for (size_t i = 0; i < desc->n_cols; i++) {
+        const struct bz_column *c = &desc->cols[i];
+        hid_t ct;
+        switch (c->type) {
+        case BZ_COL_I32: ct = H5T_NATIVE_INT32; break;
+        case BZ_COL_I64: ct = H5T_NATIVE_INT64; break;
+        case BZ_COL_F64: ct = H5T_NATIVE_DOUBLE; break;
+        case BZ_COL_U8: ct = H5T_NATIVE_UINT8; break;
+        case BZ_COL_STR:
+            if (str < 0 && (str = bz_out_h5_str_type()) < 0)
+                goto fail;
+            ct = str;
+            break;
+        default: goto fail;
+        }
+        if (H5Tinsert(t, c->name, c->offset, ct) < 0)
+            goto fail;
+    }
+    bz_out_h5_close(str);
+    return t;
+fail:
+    bz_out_h5_close(str);
+    H5Tclose(t);
+    return H5I_INVALID_HID;
+}
+
+hsize_t bz_out_h5_chunk_rows(size_t row_bytes, size_t target_bytes, hsize_t max_rows)
+{
+    hsize_t rows = row_bytes ? target_bytes / row_bytes : 1;
+    if (rows < 1)
+        rows = 1;
+    if (max_rows > 0 && rows > max_rows)
+        rows = max_rows;
+    return rows;
+}
+
+hid_t bz_out_h5_create_table(hid_t file, const char *path, hid_t file_type, hsize_t n_rows,
+                             hsize_t chunk_rows, int deflate_level, hid_t fill_type,
+                             const void *fill)
+{
+    hid_t space = H5I_INVALID_HID, lcpl = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    hid_t dset = H5I_INVALID_HID;
+    hsize_t max = H5S_UNLIMITED;
+    if ((space = H5Screate_simple(1, &n_rows, &max)) < 0)
+        goto out;
+    if ((lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0)
+        goto out;
+    if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, 1, &chunk_rows) < 0)
+        goto out;
+    if (deflate_level > 0) {
+        if (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)deflate_level) < 0)
+            goto out;
+    }
+    if (fill && H5Pset_fill_value(dcpl, fill_type, fill) < 0)
+        goto out;
+    dset = H5Dcreate2(file, path, file_type, space, lcpl, dcpl, H5P_DEFAULT);
+out:
+    bz_out_h5_close(dcpl);
+    bz_out_h5_close(lcpl);
+    bz_out_h5_close(space);
+    return dset;
+}
+
+int bz_out_h5_has_vlen(hid_t t)
+{
+    htri_t v = H5Tdetect_class(t, H5T_VLEN);
+    if (v < 0)
+        return -1;
+    if (v > 0)
+        return 1;
+    /* variable-length strings are of class H5T_STRING */
+    v = H5Tdetect_class(t, H5T_STRING);
+    return v < 0 ? -1 : v > 0;
+}
+
+hid_t bz_out_h5_fapl(void)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl < 0)
+        return fapl;
+#if H5_VERSION_GE(1, 10, 7)
+    /* Lustre/NFS without flock: carry on instead of failing every open
+     * (HDF5_USE_FILE_LOCKING=FALSE still turns locking off altogether). */
+    if (H5Pset_file_locking(fapl, 1, 1) < 0) {
+        H5Pclose(fapl);
+        return H5I_INVALID_HID;
+    }
+#endif
+    return fapl;
+}
+
+int bz_out_h5_open_ro(const char *path, hid_t *file, struct bz_err *err)
+{
+    bz_out_h5_quiet();
+    *file = H5I_INVALID_HID;
+    hid_t fapl = bz_out_h5_fapl();
+    if (fapl < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot set up file access", path);
+    *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    bz_out_h5_close(fapl);
+    if (*file < 0)
+        return bz_out_h5_fail(err, BZ_EIO,
+                              "%s: cannot open as an HDF5 file (missing, truncated or corrupt?)",
+                              path);
+    return BZ_OK;
+}
+
+int bz_out_h5_read_game_ids(hid_t dset, int64_t **ids, size_t *n, const char *file_name,
+                            const char *table, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t ftype = H5I_INVALID_HID, space = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
+    int64_t *buf = NULL;
+    *ids = NULL;
+    *n = 0;
+    if ((ftype = H5Dget_type(dset)) < 0 || (space = H5Dget_space(dset)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its type", file_name, table);
+        goto out;
+    }
+    if (H5Tget_class(ftype) != H5T_COMPOUND || H5Sget_simple_extent_ndims(space) != 1) {
+        rc = bz_err_set(err, BZ_EINVAL, "%s: %s: not a 1-D table of compound rows", file_name,
+                        table);
+        goto out;
+    }
+    int idx = H5Tget_member_index(ftype, "game_id");
+    if (idx < 0 || H5Tget_member_class(ftype, (unsigned)idx) != H5T_INTEGER) {
+        H5Eclear2(H5E_DEFAULT);
+        rc = bz_err_set(err, BZ_EINVAL, "%s: %s: has no integer game_id column", file_name,
+                        table);
+        goto out;
+    }
+    hsize_t rows = 0;
+    if (H5Sget_simple_extent_dims(space, &rows, NULL) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its size", file_name, table);
+        goto out;
+    }
+    if (rows == 0)
+        goto out;
+    if (!(buf = malloc((size_t)rows * sizeof *buf))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: %s: no memory for %llu game ids", file_name, table,
+                        (unsigned long long)rows);
+        goto out;
+    }
+    /* A compound memory type with only game_id reads just that member. */
+    if ((mtype = H5Tcreate(H5T_COMPOUND, sizeof(int64_t))) < 0 ||
+        H5Tinsert(mtype, "game_id", 0, H5T_NATIVE_INT64) < 0 ||
+        H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column", file_name,
+                            table);
+        goto out;
+    }
+    *ids = buf;
+    *n = (size_t)rows;
+    buf = NULL;
+out:
+    free(buf);
+    bz_out_h5_close(mtype);
+    bz_out_h5_close(space);
+    bz_out_h5_close(ftype);
+    return rc;
+}
+
+struct list_state {
+    char **paths;
+    size_t n, cap;
+    int failed;
+};
+
+static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, void *data)
+{
+    struct list_state *st = data;
+    if (info->type != H5L_TYPE_HARD)
+        return 0;
+    hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
+    if (obj < 0) {
+        st->failed = 1;
+        return -1;
+    }
+    H5I_type_t kind = H5Iget_type(obj);
+    H5Oclose(obj);
+    if (kind != H5I_DATASET)
+        return 0;
+    if (st->n == st->cap) {
+        size_t cap = st->cap ? 2 * st->cap : 16;
+        char **p = realloc(st->paths, cap * sizeof *p);
+        if (!p)
+            goto nomem;
+        st->paths = p;
+        st->cap = cap;
+    }
+    size_t len = strlen(name);
+    char *copy = malloc(len + 2);
+    if (!copy)
+        goto nomem;
+    copy[0] = '/';
+    memcpy(copy + 1, name, len + 1);
+    st->paths[st->n++] = copy;
+    return 0;
+nomem:
+    st->failed = 2;
+    return -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int bz_out_h5_list_datasets(hid_t file, char ***paths, size_t *n, const char *file_name,
+                            struct bz_err *err)
+{
+    struct list_state st = {0};
+    *paths = NULL;
+    *n = 0;
+    if (H5Lvisit(file, H5_INDEX_NAME, H5_ITER_INC, list_cb, &st) < 0 || st.failed) {
+        int code = st.failed == 2 ? BZ_ENOMEM : BZ_EIO;
+        bz_out_free_paths(st.paths, st.n);
+        return bz_out_h5_fail(err, code, "%s: cannot list its tables", file_name);
+    }
+    if (st.n)
+        qsort(st.paths, st.n, sizeof *st.paths, cmp_str);
+    *paths = st.paths;
+    *n = st.n;
+    return BZ_OK;
+}
+
+void bz_out_free_paths(char **paths, size_t n)
+{
+    if (!paths)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}

@@ -1,0 +1,60 @@
+/* out_h5: HDF5 helpers shared by the out module's files (shard writer, merge,
+ * read-back). Private to src/out_*.c: nothing outside out includes hdf5.h. */
+#ifndef BAZAAR_OUT_H5_H
+#define BAZAAR_OUT_H5_H
+
+#include <hdf5.h>
+
+#include "bazaar/err.h"
+#include "bazaar/records.h"
+
+/* Turn off HDF5's automatic error printing (errors go into struct bz_err). */
+void bz_out_h5_quiet(void);
+
+/* bz_err_set with ": <innermost HDF5 error description>" appended when the
+ * HDF5 error stack has one; clears the stack. Returns code. */
+int bz_out_h5_fail(struct bz_err *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Close an id of any kind if it is valid; H5I_INVALID_HID is fine. */
+void bz_out_h5_close(hid_t id);
+
+/* Variable-length UTF-8 C string type; close with H5Tclose. */
+hid_t bz_out_h5_str_type(void);
+
+/* The in-memory compound type of desc's row struct (native types at the C
+ * offsets); close with H5Tclose. Negative on failure. */
+hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc);
+
+/* Rows per chunk: about target_bytes of raw rows, at least 1, at most
+ * max_rows when max_rows > 0 (tiny tables get tiny chunks). */
+hsize_t bz_out_h5_chunk_rows(size_t row_bytes, size_t target_bytes, hsize_t max_rows);
+
+/* Create a 1-D chunked compound dataset of n_rows rows and unlimited max
+ * size at path (intermediate groups created). deflate_level 0: no filters,
+ * else shuffle + deflate. fill (may be NULL) is one row of fill_type. */
+hid_t bz_out_h5_create_table(hid_t file, const char *path, hid_t file_type, hsize_t n_rows,
+                             hsize_t chunk_rows, int deflate_level, hid_t fill_type,
+                             const void *fill);
+
+/* Whether values of type t own heap memory after H5Dread (vlen, vlen
+ * strings): such buffers must be freed with H5Dvlen_reclaim. <0 on error. */
+int bz_out_h5_has_vlen(hid_t t);
+
+/* File access property list for reading (caller closes). */
+hid_t bz_out_h5_fapl(void);
+
+/* Open path read-only; on failure BZ_EIO naming the file. */
+int bz_out_h5_open_ro(const char *path, hid_t *file, struct bz_err *err);
+
+/* Read the game_id column of an open 1-D compound dataset (any integer type
+ * converted to int64). *ids malloc'd (NULL when n is 0). */
+int bz_out_h5_read_game_ids(hid_t dset, int64_t **ids, size_t *n, const char *file_name,
+                            const char *table, struct bz_err *err);
+
+/* Paths ("/electricity/turns") of every dataset in the file, sorted by
+ * strcmp; each string and the array are malloc'd (bz_out_free_paths). */
+int bz_out_h5_list_datasets(hid_t file, char ***paths, size_t *n, const char *file_name,
+                            struct bz_err *err);
+
+#endif

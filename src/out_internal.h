@@ -1,0 +1,47 @@
+/* out_internal: the out module's test hooks and read-back helpers. Free of
+ * HDF5 types so that tests (which do not see hdf5.h) can include it. */
+#ifndef BAZAAR_OUT_INTERNAL_H
+#define BAZAAR_OUT_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bazaar/err.h"
+#include "bazaar/out.h"
+#include "bazaar/records.h"
+
+/* Deflate level of the datasets a shard creates. 0 (the default): shards are
+ * chunked but not compressed, so that an append rewrites a partial chunk in
+ * place (same size, committed bytes unchanged) instead of reallocating it;
+ * see out_shard.c. The merged results file is always compressed. */
+extern int bz_out_shard_deflate_level;
+
+/* Crash simulation: write every table of rec except /games (no commit
+ * record, no journal line) and flush, as a writer killed just before its
+ * commit would leave the file. */
+int bz_shard_append_uncommitted(struct bz_shard *s, const struct bz_records *rec,
+                                struct bz_err *err);
+
+/* Dataset paths of a file, sorted; free with bz_out_free_paths. */
+int bz_out_list_tables(const char *path, char ***paths, size_t *n, struct bz_err *err);
+void bz_out_free_paths(char **paths, size_t n);
+
+/* A table's content as canonical bytes: its member names and classes, then
+ * per row per member the native bytes, variable-length strings as a 64-bit
+ * length and the bytes (NULL as ""). Two tables with equal dumps hold equal
+ * data. *bytes malloc'd. */
+int bz_out_dump_table(const char *path, const char *table, unsigned char **bytes, size_t *len,
+                      size_t *n_rows, struct bz_err *err);
+
+/* Append the rows of desc->path in the file at path to rec, laid out as
+ * desc's row struct (members matched by name; strings copied to rec). */
+int bz_out_read_table(const char *path, const struct bz_table_desc *desc,
+                      struct bz_records *rec, struct bz_err *err);
+
+/* Root attributes: a string (copied into buf, truncated to cap) or an int64.
+ * BZ_EINVAL when absent. */
+int bz_out_read_attr_str(const char *path, const char *name, char *buf, size_t cap,
+                         struct bz_err *err);
+int bz_out_read_attr_i64(const char *path, const char *name, int64_t *value, struct bz_err *err);
+
+#endif

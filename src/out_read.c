@@ -1,0 +1,272 @@
+/* out_read: reading tables and attributes back (tests, checks of a results
+ * file). Read-only: never opens a file for writing. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "out_h5.h"
+#include "out_internal.h"
+
+int bz_out_list_tables(const char *path, char ***paths, size_t *n, struct bz_err *err)
+{
+    hid_t file;
+    int rc = bz_out_h5_open_ro(path, &file, err);
+    if (rc)
+        return rc;
+    rc = bz_out_h5_list_datasets(file, paths, n, path, err);
+    H5Fclose(file);
+    return rc;
+}
+
+/* Growable byte buffer. */
+struct bytes {
+    unsigned char *p;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct bytes *b, const void *src, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + n)
+            cap *= 2;
+        unsigned char *p = realloc(b->p, cap);
+        if (!p) {
+            b->failed = 1;
+            return;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, src, n);
+    b->len += n;
+}
+
+/* Read a whole 1-D dataset in its native memory type: *buf (calloc'd) and
+ * *space to reclaim it with. */
+static int read_all(hid_t file, const char *path, const char *table, hid_t mtype,
+                    unsigned char **buf, hsize_t *n, hid_t *space, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t dset = H5I_INVALID_HID;
+    *buf = NULL;
+    *space = H5I_INVALID_HID;
+    if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 || (*space = H5Dget_space(dset)) < 0 ||
+        H5Sget_simple_extent_ndims(*space) != 1 ||
+        H5Sget_simple_extent_dims(*space, n, NULL) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", path, table);
+        goto out;
+    }
+    if (!(*buf = calloc(*n ? (size_t)*n : 1, H5Tget_size(mtype)))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, table);
+        goto out;
+    }
+    if (*n && H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *buf) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s", path, table);
+        goto out;
+    }
+out:
+    bz_out_h5_close(dset);
+    return rc;
+}
+
+int bz_out_dump_table(const char *path, const char *table, unsigned char **bytes, size_t *len,
+                      size_t *n_rows, struct bz_err *err)
+{
+    int rc;
+    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, ftype = H5I_INVALID_HID;
+    hid_t mtype = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    unsigned char *buf = NULL;
+    struct bytes out = {0};
+    hsize_t n = 0;
+    *bytes = NULL;
+    *len = *n_rows = 0;
+    if ((rc = bz_out_h5_open_ro(path, &file, err)))
+        return rc;
+    if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(dset)) < 0 ||
+        H5Tget_class(ftype) != H5T_COMPOUND ||
+        (mtype = H5Tget_native_type(ftype, H5T_DIR_ASCEND)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: not a readable compound table", path,
+                            table);
+        goto out;
+    }
+    bz_out_h5_close(dset);
+    dset = H5I_INVALID_HID;
+    if ((rc = read_all(file, path, table, mtype, &buf, &n, &space, err)))
+        goto out;
+    int nm = H5Tget_nmembers(mtype);
+    size_t msize = H5Tget_size(mtype);
+    if (nm < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: members", path, table);
+        goto out;
+    }
+    enum { RAW, VSTR } kind[256];
+    size_t off[256], size[256];
+    if (nm > 256) {
+        rc = bz_err_set(err, BZ_EINVAL, "%s: table %s: too many columns", path, table);
+        goto out;
+    }
+    for (int k = 0; k < nm; k++) {
+        char *name = H5Tget_member_name(mtype, (unsigned)k);
+        hid_t t = H5Tget_member_type(mtype, (unsigned)k);
+        H5T_class_t cls = H5Tget_member_class(mtype, (unsigned)k);
+        if (!name || t < 0) {
+            if (name)
+                H5free_memory(name);
+            bz_out_h5_close(t);
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: member %d", path, table, k);
+            goto out;
+        }
+        put(&out, name, strlen(name) + 1);
+        put(&out, &cls, sizeof cls);
+        H5free_memory(name);
+        off[k] = H5Tget_member_offset(mtype, (unsigned)k);
+        size[k] = H5Tget_size(t);
+        htri_t vstr = cls == H5T_STRING ? H5Tis_variable_str(t) : 0;
+        int nested_vlen = cls != H5T_STRING && bz_out_h5_has_vlen(t) != 0;
+        H5Tclose(t);
+        if (nested_vlen) {
+            rc = bz_err_set(err, BZ_EINVAL, "%s: table %s: column %d holds variable-length data",
+                            path, table, k);
+            goto out;
+        }
+        kind[k] = vstr > 0 ? VSTR : RAW;
+    }
+    for (hsize_t r = 0; r < n; r++) {
+        const unsigned char *row = buf + (size_t)r * msize;
+        for (int k = 0; k < nm; k++) {
+            if (kind[k] == RAW) {
+                put(&out, row + off[k], size[k]);
+                continue;
+            }
+            const char *s;
+            memcpy(&s, row + off[k], sizeof s);
+            uint64_t sl = s ? strlen(s) : 0;
+            put(&out, &sl, sizeof sl);
+            put(&out, s ? s : "", (size_t)sl);
+        }
+    }
+    if (out.failed) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, table);
+        goto out;
+    }
+    *bytes = out.p;
+    *len = out.len;
+    *n_rows = (size_t)n;
+    out.p = NULL;
+out:
+    if (buf && space >= 0 && n)
+        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf);
+    free(buf);
+    free(out.p);
+    bz_out_h5_close(space);
+    bz_out_h5_close(mtype);
+    bz_out_h5_close(ftype);
+    bz_out_h5_close(dset);
+    bz_out_h5_close(file);
+    return rc;
+}
+
+int bz_out_read_table(const char *path, const struct bz_table_desc *desc,
+                      struct bz_records *rec, struct bz_err *err)
+{
+    int rc;
+    hid_t file = H5I_INVALID_HID, mtype = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    unsigned char *buf = NULL;
+    hsize_t n = 0;
+    if ((rc = bz_out_h5_open_ro(path, &file, err)))
+        return rc;
+    if ((mtype = bz_out_h5_mem_type(desc)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its row type", path,
+                            desc->path);
+        goto out;
+    }
+    if ((rc = read_all(file, path, desc->path, mtype, &buf, &n, &space, err)))
+        goto out;
+    for (hsize_t r = 0; r < n; r++) {
+        const unsigned char *src = buf + (size_t)r * desc->row_size;
+        unsigned char *dst = bz_records_add(rec, desc);
+        if (!dst) {
+            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, desc->path);
+            goto out;
+        }
+        memcpy(dst, src, desc->row_size);
+        for (size_t c = 0; c < desc->n_cols; c++) {
+            if (desc->cols[c].type != BZ_COL_STR)
+                continue;
+            const char *s;
+            memcpy(&s, src + desc->cols[c].offset, sizeof s);
+            const char *copy = bz_records_strdup(rec, s);
+            if (!copy) {
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, desc->path);
+                goto out;
+            }
+            memcpy(dst + desc->cols[c].offset, &copy, sizeof copy);
+        }
+    }
+out:
+    if (buf && space >= 0 && n)
+        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf);
+    free(buf);
+    bz_out_h5_close(space);
+    bz_out_h5_close(mtype);
+    bz_out_h5_close(file);
+    return rc;
+}
+
+static int open_attr(const char *path, const char *name, hid_t *file, hid_t *attr,
+                     struct bz_err *err)
+{
+    int rc;
+    *attr = H5I_INVALID_HID;
+    if ((rc = bz_out_h5_open_ro(path, file, err)))
+        return rc;
+    htri_t has = H5Aexists(*file, name);
+    if (has < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot read attribute %s", path, name);
+    if (!has)
+        return bz_err_set(err, BZ_EINVAL, "%s: no attribute %s", path, name);
+    if ((*attr = H5Aopen(*file, name, H5P_DEFAULT)) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot open attribute %s", path, name);
+    return BZ_OK;
+}
+
+int bz_out_read_attr_str(const char *path, const char *name, char *buf, size_t cap,
+                         struct bz_err *err)
+{
+    hid_t file = H5I_INVALID_HID, attr, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    char *value = NULL;
+    int rc = open_attr(path, name, &file, &attr, err);
+    if (rc)
+        goto out;
+    if ((type = bz_out_h5_str_type()) < 0 || (space = H5Screate(H5S_SCALAR)) < 0 ||
+        H5Aread(attr, type, &value) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read attribute %s as a string", path, name);
+        goto out;
+    }
+    if (cap)
+        snprintf(buf, cap, "%s", value ? value : "");
+out:
+    if (value)
+        H5Dvlen_reclaim(type, space, H5P_DEFAULT, &value);
+    bz_out_h5_close(space);
+    bz_out_h5_close(type);
+    bz_out_h5_close(attr);
+    bz_out_h5_close(file);
+    return rc;
+}
+
+int bz_out_read_attr_i64(const char *path, const char *name, int64_t *value, struct bz_err *err)
+{
+    hid_t file = H5I_INVALID_HID, attr;
+    int rc = open_attr(path, name, &file, &attr, err);
+    if (!rc && H5Aread(attr, H5T_NATIVE_INT64, value) < 0)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read attribute %s as int64", path, name);
+    bz_out_h5_close(attr);
+    bz_out_h5_close(file);
+    return rc;
+}

@@ -1,0 +1,525 @@
+/* out_shard: one rank's shard file and journal. Appends a finished game's
+ * rows, its /games row last as the commit record, then flushes, so that a
+ * writer killed at any moment leaves a file that reads back to its last
+ * committed game. Never rewrites bytes that a committed game depends on.
+ *
+ * Crash safety, why each setting:
+ * - H5Fflush after each commit, then fsync of the file and of the journal:
+ *   the flushed state survives kill -9 and, after the fsync, a node failure.
+ * - Metadata cache evictions are off during an append, so no metadata is
+ *   written between two flushes (a half-updated object header or chunk index
+ *   on disk is what makes a killed HDF5 file unreadable).
+ * - No free-space reuse (H5F_FSPACE_STRATEGY_NONE): space freed during an
+ *   append can never be handed to new data that overwrites something the
+ *   last flushed metadata still points to.
+ * - Shard datasets are not compressed by default: a compressed partial chunk
+ *   changes size at every append, so HDF5 moves it (and with no reuse the
+ *   file would grow by a chunk per table per game); an uncompressed chunk is
+ *   rewritten in place with its committed rows' bytes unchanged. The merge
+ *   writes the compressed results file.
+ * - The fill value has game_id -1: rows past a commit that a torn flush
+ *   might expose are never taken for committed games. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "out_h5.h"
+#include "out_internal.h"
+
+int bz_out_shard_deflate_level = 0;
+
+#define SHARD_CHUNK_BYTES (64 * 1024)
+#define GAMES_PATH "/games"
+
+struct out_table {
+    const struct bz_table_desc *desc; /* schema the dataset was created from */
+    hid_t dset;
+    hid_t mem_type;
+    hsize_t n_rows;
+};
+
+struct bz_shard {
+    char *path;
+    char *journal_path;
+    hid_t file;
+    int journal_fd;
+    int broken; /* an append failed half-way: the file is no longer trusted */
+    struct out_table *tables;
+    size_t n_tables, cap_tables;
+    int64_t *ids; /* committed game ids, in commit order */
+    size_t n_ids, cap_ids;
+};
+
+static int same_schema(const struct bz_table_desc *a, const struct bz_table_desc *b)
+{
+    if (a == b)
+        return 1;
+    if (a->row_size != b->row_size || a->n_cols != b->n_cols)
+        return 0;
+    for (size_t i = 0; i < a->n_cols; i++)
+        if (a->cols[i].type != b->cols[i].type || a->cols[i].offset != b->cols[i].offset ||
+            strcmp(a->cols[i].name, b->cols[i].name) != 0)
+            return 0;
+    return 1;
+}
+
+static int is_games(const struct bz_table_desc *d) { return strcmp(d->path, GAMES_PATH) == 0; }
+
+static int64_t row_game_id(const struct bz_rowbuf *rb, size_t row)
+{
+    int64_t id;
+    memcpy(&id, rb->data + row * rb->desc->row_size + rb->desc->cols[0].offset, sizeof id);
+    return id;
+}
+
+static int set_evictions(struct bz_shard *s, int on, struct bz_err *err)
+{
+    H5AC_cache_config_t cfg;
+    cfg.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Fget_mdc_config(s->file, &cfg) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot read the metadata cache setup", s->path);
+    cfg.evictions_enabled = on ? 1 : 0;
+    if (H5Fset_mdc_config(s->file, &cfg) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot set the metadata cache", s->path);
+    return BZ_OK;
+}
+
+/* Fixed-size metadata cache (no automatic resizing), as evictions may only be
+ * switched off when the cache does not resize itself. */
+static int setup_mdc(hid_t fapl)
+{
+    H5AC_cache_config_t cfg;
+    cfg.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    if (H5Pget_mdc_config(fapl, &cfg) < 0)
+        return -1;
+    cfg.set_initial_size = 1;
+    cfg.initial_size = 8 * 1024 * 1024;
+    cfg.min_size = 1024 * 1024;
+    cfg.max_size = 8 * 1024 * 1024;
+    cfg.incr_mode = H5C_incr__off;
+    cfg.flash_incr_mode = H5C_flash_incr__off;
+    cfg.decr_mode = H5C_decr__off;
+    return H5Pset_mdc_config(fapl, &cfg) < 0 ? -1 : 0;
+}
+
+static char *str_concat(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 1);
+    if (s) {
+        memcpy(s, a, la);
+        memcpy(s + la, b, lb + 1);
+    }
+    return s;
+}
+
+int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t fcpl = H5I_INVALID_HID, fapl = H5I_INVALID_HID;
+    struct bz_shard *s = NULL;
+    int created = 0;
+    *out = NULL;
+    bz_out_h5_quiet();
+    if (!(s = calloc(1, sizeof *s))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for a shard", path);
+        goto out;
+    }
+    s->file = H5I_INVALID_HID;
+    s->journal_fd = -1;
+    if (!(s->path = str_concat(path, "")) || !(s->journal_path = str_concat(path, ".journal"))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for a shard", path);
+        goto out;
+    }
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        rc = bz_err_set(err, BZ_EIO, "%s: already exists; a shard is always a new file", path);
+        goto out;
+    }
+    if ((fcpl = H5Pcreate(H5P_FILE_CREATE)) < 0 ||
+        H5Pset_file_space_strategy(fcpl, H5F_FSPACE_STRATEGY_NONE, 0, 1) < 0 ||
+        (fapl = bz_out_h5_fapl()) < 0 ||
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST) < 0 ||
+        setup_mdc(fapl) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot set up file properties", path);
+        goto out;
+    }
+    if ((s->file = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create the shard file", path);
+        goto out;
+    }
+    created = 1;
+    s->journal_fd = open(s->journal_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+    if (s->journal_fd < 0) {
+        rc = bz_err_set(err, BZ_EIO, "%s: cannot create the journal: %s", s->journal_path,
+                        strerror(errno));
+        goto out;
+    }
+    /* An empty shard killed before its first game still opens. */
+    if (H5Fflush(s->file, H5F_SCOPE_GLOBAL) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot flush the new shard", path);
+        goto out;
+    }
+    *out = s;
+    s = NULL;
+out:
+    bz_out_h5_close(fapl);
+    bz_out_h5_close(fcpl);
+    if (s) {
+        bz_shard_close(s, NULL);
+        if (created)
+            unlink(path);
+    }
+    return rc;
+}
+
+/* The open dataset for rb's table, created on first use. */
+static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struct out_table **out,
+                     struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    unsigned char *fill = NULL;
+    for (size_t i = 0; i < s->n_tables; i++) {
+        struct out_table *t = &s->tables[i];
+        if (t->desc == desc || strcmp(t->desc->path, desc->path) == 0) {
+            if (!same_schema(t->desc, desc))
+                return bz_err_set(err, BZ_EINVAL,
+                                  "%s: table %s: two different row layouts for one table",
+                                  s->path, desc->path);
+            *out = t;
+            return BZ_OK;
+        }
+    }
+    if (s->n_tables == s->cap_tables) {
+        size_t cap = s->cap_tables ? 2 * s->cap_tables : 8;
+        struct out_table *p = realloc(s->tables, cap * sizeof *p);
+        if (!p)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, desc->path);
+        s->tables = p;
+        s->cap_tables = cap;
+    }
+    if ((mtype = bz_out_h5_mem_type(desc)) < 0 || (ftype = H5Tcopy(mtype)) < 0 ||
+        H5Tpack(ftype) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its row type", s->path,
+                            desc->path);
+        goto out;
+    }
+    if (!(fill = calloc(1, desc->row_size))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, desc->path);
+        goto out;
+    }
+    int64_t no_game = -1;
+    memcpy(fill + desc->cols[0].offset, &no_game, sizeof no_game);
+    size_t packed = H5Tget_size(ftype);
+    hsize_t chunk = bz_out_h5_chunk_rows(packed, SHARD_CHUNK_BYTES, 0);
+    dset = bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk,
+                                  bz_out_shard_deflate_level, mtype, fill);
+    if (dset < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", s->path, desc->path);
+        goto out;
+    }
+    struct out_table *t = &s->tables[s->n_tables++];
+    t->desc = desc;
+    t->dset = dset;
+    t->mem_type = mtype;
+    t->n_rows = 0;
+    *out = t;
+    dset = mtype = H5I_INVALID_HID;
+out:
+    free(fill);
+    bz_out_h5_close(dset);
+    bz_out_h5_close(ftype);
+    bz_out_h5_close(mtype);
+    return rc;
+}
+
+/* rb's rows with every NULL string replaced by "" (a copy only when there is
+ * a NULL: rows are const). *copy is what to free. */
+static const unsigned char *rows_without_null(const struct bz_rowbuf *rb, unsigned char **copy)
+{
+    static const char empty[] = "";
+    const struct bz_table_desc *d = rb->desc;
+    *copy = NULL;
+    for (size_t c = 0; c < d->n_cols; c++) {
+        if (d->cols[c].type != BZ_COL_STR)
+            continue;
+        for (size_t r = 0; r < rb->n_rows; r++) {
+            unsigned char *base = *copy ? *copy : rb->data;
+            const char *p;
+            memcpy(&p, base + r * d->row_size + d->cols[c].offset, sizeof p);
+            if (p)
+                continue;
+            if (!*copy) {
+                if (!(*copy = malloc(rb->n_rows * d->row_size)))
+                    return NULL;
+                memcpy(*copy, rb->data, rb->n_rows * d->row_size);
+            }
+            p = empty;
+            memcpy(*copy + r * d->row_size + d->cols[c].offset, &p, sizeof p);
+        }
+    }
+    return *copy ? *copy : rb->data;
+}
+
+static int write_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    unsigned char *copy = NULL;
+    struct out_table *t;
+    if ((rc = table_for(s, rb->desc, &t, err)))
+        return rc;
+    const unsigned char *rows = rows_without_null(rb, &copy);
+    if (!rows)
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", s->path, rb->desc->path);
+    hsize_t start = t->n_rows, count = rb->n_rows, total = t->n_rows + rb->n_rows;
+    if (H5Dset_extent(t->dset, &total) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot grow to %llu rows", s->path,
+                            rb->desc->path, (unsigned long long)total);
+        goto out;
+    }
+    t->n_rows = total;
+    if ((fspace = H5Dget_space(t->dset)) < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
+        (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
+        H5Dwrite(t->dset, t->mem_type, mspace, fspace, H5P_DEFAULT, rows) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot write %zu rows", s->path,
+                            rb->desc->path, rb->n_rows);
+        goto out;
+    }
+out:
+    bz_out_h5_close(mspace);
+    bz_out_h5_close(fspace);
+    free(copy);
+    return rc;
+}
+
+/* Checks that make a bad records set fail before anything is written: a
+ * single /games row, game_id first in every table, one game per append, not
+ * already committed here. */
+static int check_records(struct bz_shard *s, const struct bz_records *rec, int need_games,
+                         int64_t *game_id, size_t *n_rows, struct bz_err *err)
+{
+    const struct bz_rowbuf *games = NULL;
+    *n_rows = 0;
+    for (size_t i = 0; i < rec->n_tables; i++) {
+        const struct bz_table_desc *d = rec->tables[i].desc;
+        if (!d || !d->path || d->path[0] != '/' || d->n_cols == 0 ||
+            strcmp(d->cols[0].name, "game_id") != 0 || d->cols[0].type != BZ_COL_I64)
+            return bz_err_set(err, BZ_EINVAL,
+                              "%s: table %s: the first column must be game_id (int64)", s->path,
+                              d && d->path ? d->path : "(null)");
+        if (is_games(d)) {
+            if (games)
+                return bz_err_set(err, BZ_EINVAL, "%s: two /games tables in one game",
+                                  s->path);
+            games = &rec->tables[i];
+        }
+        *n_rows += rec->tables[i].n_rows;
+    }
+    if (games && games->n_rows != 1)
+        return bz_err_set(err, BZ_EINVAL, "%s: a game must have exactly one /games row, got %zu",
+                          s->path, games->n_rows);
+    if (!games || games->n_rows == 0) {
+        if (need_games)
+            return bz_err_set(err, BZ_EINVAL, "%s: the game has no /games row (commit record)",
+                              s->path);
+        /* test hook: take the id from any row */
+        *game_id = -1;
+        for (size_t i = 0; i < rec->n_tables && *game_id < 0; i++)
+            if (rec->tables[i].n_rows)
+                *game_id = row_game_id(&rec->tables[i], 0);
+    } else {
+        *game_id = row_game_id(games, 0);
+    }
+    if (*game_id < 0)
+        return bz_err_set(err, BZ_EINVAL, "%s: negative game_id %" PRId64, s->path, *game_id);
+    for (size_t i = 0; i < rec->n_tables; i++) {
+        const struct bz_rowbuf *rb = &rec->tables[i];
+        for (size_t r = 0; r < rb->n_rows; r++)
+            if (row_game_id(rb, r) != *game_id)
+                return bz_err_set(err, BZ_EINVAL,
+                                  "%s: table %s row %zu has game_id %" PRId64
+                                  ", expected %" PRId64 " (one game per append)",
+                                  s->path, rb->desc->path, r, row_game_id(rb, r), *game_id);
+    }
+    for (size_t i = 0; i < s->n_ids; i++)
+        if (s->ids[i] == *game_id)
+            return bz_err_set(err, BZ_EINVAL, "%s: game %" PRId64 " is already committed here",
+                              s->path, *game_id);
+    return BZ_OK;
+}
+
+static int write_all(struct bz_shard *s, const struct bz_records *rec, int commit,
+                     int64_t game_id, size_t n_rows, struct bz_err *err)
+{
+    int rc;
+    if ((rc = set_evictions(s, 0, err)))
+        return rc;
+    for (size_t i = 0; i < rec->n_tables; i++) {
+        const struct bz_rowbuf *rb = &rec->tables[i];
+        if (rb->n_rows && !is_games(rb->desc) && (rc = write_rows(s, rb, err)))
+            return rc;
+    }
+    if (commit) {
+        for (size_t i = 0; i < rec->n_tables; i++)
+            if (is_games(rec->tables[i].desc) && (rc = write_rows(s, &rec->tables[i], err)))
+                return rc;
+    }
+    if (H5Fflush(s->file, H5F_SCOPE_GLOBAL) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot flush game %" PRId64, s->path, game_id);
+    if ((rc = set_evictions(s, 1, err)))
+        return rc;
+    void *handle = NULL;
+    if (H5Fget_vfd_handle(s->file, H5P_DEFAULT, &handle) < 0 || !handle)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot reach the file descriptor", s->path);
+    if (fsync(*(int *)handle) != 0)
+        return bz_err_set(err, BZ_EIO, "%s: fsync: %s", s->path, strerror(errno));
+    if (!commit)
+        return BZ_OK;
+
+    char line[96];
+    int len = snprintf(line, sizeof line, "committed %" PRId64 " rows=%zu\n", game_id, n_rows);
+    for (int off = 0; off < len;) {
+        ssize_t w = write(s->journal_fd, line + off, (size_t)(len - off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            return bz_err_set(err, BZ_EIO, "%s: write: %s", s->journal_path, strerror(errno));
+        off += (int)w;
+    }
+    if (fsync(s->journal_fd) != 0)
+        return bz_err_set(err, BZ_EIO, "%s: fsync: %s", s->journal_path, strerror(errno));
+    return BZ_OK;
+}
+
+static int append(struct bz_shard *s, const struct bz_records *rec, int commit,
+                  struct bz_err *err)
+{
+    int rc;
+    int64_t game_id;
+    size_t n_rows;
+    bz_out_h5_quiet();
+    if (s->broken)
+        return bz_err_set(err, BZ_EIO,
+                          "%s: an earlier append failed; this shard takes no more games "
+                          "(start a new shard)",
+                          s->path);
+    if ((rc = check_records(s, rec, commit, &game_id, &n_rows, err)))
+        return rc;
+    if (commit && s->n_ids == s->cap_ids) {
+        size_t cap = s->cap_ids ? 2 * s->cap_ids : 64;
+        int64_t *p = realloc(s->ids, cap * sizeof *p);
+        if (!p)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", s->path);
+        s->ids = p;
+        s->cap_ids = cap;
+    }
+    if ((rc = write_all(s, rec, commit, game_id, n_rows, err))) {
+        s->broken = 1;
+        return rc;
+    }
+    if (commit)
+        s->ids[s->n_ids++] = game_id;
+    return BZ_OK;
+}
+
+int bz_shard_append(struct bz_shard *s, const struct bz_records *rec, struct bz_err *err)
+{
+    return append(s, rec, 1, err);
+}
+
+int bz_shard_append_uncommitted(struct bz_shard *s, const struct bz_records *rec,
+                                struct bz_err *err)
+{
+    return append(s, rec, 0, err);
+}
+
+int bz_shard_close(struct bz_shard *s, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    if (!s)
+        return BZ_OK;
+    bz_out_h5_quiet();
+    for (size_t i = 0; i < s->n_tables; i++) {
+        if (H5Dclose(s->tables[i].dset) < 0 && !rc)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", s->path,
+                                s->tables[i].desc->path);
+        H5Tclose(s->tables[i].mem_type);
+    }
+    if (s->file >= 0 && H5Fclose(s->file) < 0 && !rc)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close", s->path);
+    if (s->journal_fd >= 0 && close(s->journal_fd) != 0 && !rc)
+        rc = bz_err_set(err, BZ_EIO, "%s: close: %s", s->journal_path, strerror(errno));
+    free(s->tables);
+    free(s->ids);
+    free(s->journal_path);
+    free(s->path);
+    free(s);
+    return rc;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorted, distinct, non-negative (fill rows have game_id -1). */
+static size_t sort_ids(int64_t *ids, size_t n)
+{
+    if (n)
+        qsort(ids, n, sizeof *ids, cmp_i64);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= 0 && (k == 0 || ids[k - 1] != ids[i]))
+            ids[k++] = ids[i];
+    return k;
+}
+
+int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err *err)
+{
+    int rc;
+    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    *ids = NULL;
+    *n = 0;
+    if ((rc = bz_out_h5_open_ro(path, &file, err)))
+        return rc;
+    htri_t has = H5Lexists(file, "games", H5P_DEFAULT);
+    if (has < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read its root group", path);
+        goto out;
+    }
+    if (!has)
+        goto out;
+    if ((dset = H5Dopen2(file, GAMES_PATH, H5P_DEFAULT)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table /games", path);
+        goto out;
+    }
+    if ((rc = bz_out_h5_read_game_ids(dset, ids, n, path, GAMES_PATH, err))) {
+        if (rc == BZ_EINVAL)
+            rc = err ? (err->code = BZ_EIO) : BZ_EIO;
+        goto out;
+    }
+    *n = sort_ids(*ids, *n);
+    if (*n == 0) {
+        free(*ids);
+        *ids = NULL;
+    }
+out:
+    bz_out_h5_close(dset);
+    if (file >= 0 && H5Fclose(file) < 0 && !rc)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close", path);
+    if (rc) {
+        free(*ids);
+        *ids = NULL;
+        *n = 0;
+    }
+    return rc;
+}

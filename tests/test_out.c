@@ -1,0 +1,793 @@
+/* test_out: the HDF5 shard writer, journal, committed-id read-back and merge:
+ * round trips of every column type, merge independence from how games were
+ * spread over shards, uncommitted and duplicate games, broken files, and a
+ * real kill -9 of a writer. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "bazaar/match.h"
+#include "bazaar/out.h"
+#include "bazaar/records.h"
+#include "out_internal.h"
+
+/* ---- tables of a fake game ------------------------------------------------ */
+
+/* /games as the match module lays it out (its descriptor lives in match.c;
+ * the test has its own so that it needs no game). */
+static const struct bz_column games_cols[] = {
+    BZ_COL(I64, struct bz_games_row, game_id, BZ_COL_I64),
+    BZ_COL(STR, struct bz_games_row, game, BZ_COL_STR),
+    BZ_COL(I64, struct bz_games_row, seed, BZ_COL_I64),
+    BZ_COL(I32, struct bz_games_row, n_agents, BZ_COL_I32),
+    BZ_COL(U8, struct bz_games_row, communication, BZ_COL_U8),
+    BZ_COL(F64, struct bz_games_row, volatility, BZ_COL_F64),
+    BZ_COL(STR, struct bz_games_row, params_json, BZ_COL_STR),
+    BZ_COL(F64, struct bz_games_row, welfare, BZ_COL_F64),
+    BZ_COL(STR, struct bz_games_row, status, BZ_COL_STR),
+    BZ_COL(STR, struct bz_games_row, error, BZ_COL_STR),
+};
+static const struct bz_table_desc games_desc = {"/games", sizeof(struct bz_games_row),
+                                                sizeof games_cols / sizeof games_cols[0],
+                                                games_cols};
+
+struct turn_row {
+    int64_t game_id;
+    int32_t turn;
+    int32_t agent;
+    double price;
+    uint8_t flag;
+    const char *msg;
+    int64_t big;
+    const char *note; /* sometimes NULL: written as "" */
+};
+static const struct bz_column turn_cols[] = {
+    BZ_COL(I64, struct turn_row, game_id, BZ_COL_I64),
+    BZ_COL(I32, struct turn_row, turn, BZ_COL_I32),
+    BZ_COL(I32, struct turn_row, agent, BZ_COL_I32),
+    BZ_COL(F64, struct turn_row, price, BZ_COL_F64),
+    BZ_COL(U8, struct turn_row, flag, BZ_COL_U8),
+    BZ_COL(STR, struct turn_row, msg, BZ_COL_STR),
+    BZ_COL(I64, struct turn_row, big, BZ_COL_I64),
+    BZ_COL(STR, struct turn_row, note, BZ_COL_STR),
+};
+static const struct bz_table_desc turns_desc = {"/fake/turns", sizeof(struct turn_row),
+                                                sizeof turn_cols / sizeof turn_cols[0],
+                                                turn_cols};
+
+struct market_row {
+    int64_t game_id;
+    int32_t turn;
+    double clearing_price;
+};
+static const struct bz_column market_cols[] = {
+    BZ_COL(I64, struct market_row, game_id, BZ_COL_I64),
+    BZ_COL(I32, struct market_row, turn, BZ_COL_I32),
+    BZ_COL(F64, struct market_row, clearing_price, BZ_COL_F64),
+};
+static const struct bz_table_desc market_desc = {"/fake/market", sizeof(struct market_row), 3,
+                                                 market_cols};
+
+/* Rows of game id, a pure function of (id, scale, variant). Games with id % 5
+ * == 4 have no market rows (a table a game may not produce). */
+static void make_game(struct bz_records *rec, int64_t id, int scale, int variant)
+{
+    bz_records_reset(rec);
+    int n_turns = 1 + (int)((id * 7) % 13) * scale;
+    char text[128];
+    for (int t = 0; t < n_turns; t++) {
+        for (int a = 0; a < 3; a++) {
+            struct turn_row *r = bz_records_add(rec, &turns_desc);
+            assert_non_null(r);
+            r->game_id = id;
+            r->turn = t;
+            r->agent = a;
+            r->price = (double)id * 1.5 + t * 0.25 - a + variant;
+            r->flag = (uint8_t)((id + t + a) % 2);
+            snprintf(text, sizeof text, "g%" PRId64 " t%d a%d: sell 5 MWh at 42 € — naïve", id,
+                     t, a);
+            r->msg = bz_records_strdup(rec, text);
+            r->big = INT64_MAX - id - t;
+            r->note = (t + a) % 3 == 0 ? NULL : bz_records_strdup(rec, (t % 2) ? "" : "note");
+        }
+        if (id % 5 != 4) {
+            struct market_row *m = bz_records_add(rec, &market_desc);
+            assert_non_null(m);
+            m->game_id = id;
+            m->turn = t;
+            m->clearing_price = t == 0 ? NAN : 40.0 + t;
+        }
+    }
+    struct bz_games_row *g = bz_records_add(rec, &games_desc);
+    assert_non_null(g);
+    g->game_id = id;
+    g->game = bz_records_strdup(rec, "fake");
+    g->seed = id * 1000003 + variant;
+    g->n_agents = 3;
+    g->communication = (uint8_t)(id % 2);
+    g->volatility = id % 3 ? 0.1 * (double)id : NAN;
+    snprintf(text, sizeof text, "{\"id\": %" PRId64 ", \"variant\": %d}", id, variant);
+    g->params_json = bz_records_strdup(rec, text);
+    g->welfare = -1.0 * (double)id;
+    g->status = bz_records_strdup(rec, "ok");
+    g->error = NULL;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static void tmp_path(char *buf, size_t cap, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    mkdir(BZ_TEST_TMP, 0755);
+    snprintf(buf, cap, "%s/out_%ld_%s", BZ_TEST_TMP, (long)getpid(), name);
+    char journal[600];
+    snprintf(journal, sizeof journal, "%s.journal", buf);
+    unlink(buf);
+    unlink(journal);
+}
+
+static void write_shard(const char *path, const int64_t *ids, size_t n, int variant)
+{
+    struct bz_err err = {0};
+    struct bz_shard *s = NULL;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    int rc = bz_shard_create(path, &s, &err);
+    if (rc)
+        fail_msg("%s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        make_game(&rec, ids[i], 1, variant);
+        if (bz_shard_append(s, &rec, &err))
+            fail_msg("%s", err.msg);
+    }
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    bz_records_cleanup(&rec);
+}
+
+static void merge_ok(const char *const *shards, size_t n, const char *out)
+{
+    struct bz_err err = {0};
+    struct bz_provenance prov = {.spec_json = "{\"name\": \"t\"}", .version = "0.1.0",
+                                 .git_commit = "abc", .ranks = (int64_t)n, .n_games = 12};
+    if (bz_merge(shards, n, out, &prov, &err))
+        fail_msg("%s", err.msg);
+}
+
+static int cmp_str_test(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : ""); }
+
+static int same_double(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
+
+/* rec's rows of desc for game id, as a fresh records set holds them. */
+static size_t rows_of(const struct bz_records *rec, const struct bz_table_desc *desc, int64_t id,
+                      const unsigned char **first)
+{
+    const struct bz_rowbuf *rb = bz_records_find(rec, desc);
+    size_t n = 0;
+    *first = NULL;
+    for (size_t r = 0; rb && r < rb->n_rows; r++) {
+        int64_t gid;
+        memcpy(&gid, rb->data + r * desc->row_size, sizeof gid);
+        if (gid == id) {
+            if (!n)
+                *first = rb->data + r * desc->row_size;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* The rows of game id in got (read back from a file) equal make_game's. */
+static void check_game(const struct bz_records *got, int64_t id, int scale, int variant)
+{
+    struct bz_records want;
+    bz_records_init(&want);
+    make_game(&want, id, scale, variant);
+    const unsigned char *g0, *w0;
+    size_t n = rows_of(got, &turns_desc, id, &g0);
+    assert_int_equal(n, rows_of(&want, &turns_desc, id, &w0));
+    for (size_t r = 0; r < n; r++) {
+        const struct turn_row *g = (const struct turn_row *)g0 + r;
+        const struct turn_row *w = (const struct turn_row *)w0 + r;
+        assert_int_equal(g->turn, w->turn);
+        assert_int_equal(g->agent, w->agent);
+        assert_true(g->price == w->price);
+        assert_int_equal(g->flag, w->flag);
+        assert_string_equal(g->msg, w->msg);
+        assert_true(g->big == w->big);
+        assert_non_null(g->note); /* NULL came back as "" */
+        assert_int_equal(cmp_str_test(g->note, w->note), 0);
+    }
+    n = rows_of(got, &market_desc, id, &g0);
+    assert_int_equal(n, rows_of(&want, &market_desc, id, &w0));
+    for (size_t r = 0; r < n; r++) {
+        const struct market_row *g = (const struct market_row *)g0 + r;
+        const struct market_row *w = (const struct market_row *)w0 + r;
+        assert_int_equal(g->turn, w->turn);
+        assert_true(same_double(g->clearing_price, w->clearing_price));
+    }
+    assert_int_equal(rows_of(got, &games_desc, id, &g0), 1);
+    rows_of(&want, &games_desc, id, &w0);
+    const struct bz_games_row *g = (const struct bz_games_row *)g0;
+    const struct bz_games_row *w = (const struct bz_games_row *)w0;
+    assert_string_equal(g->game, w->game);
+    assert_true(g->seed == w->seed);
+    assert_int_equal(g->n_agents, w->n_agents);
+    assert_int_equal(g->communication, w->communication);
+    assert_true(same_double(g->volatility, w->volatility));
+    assert_string_equal(g->params_json, w->params_json);
+    assert_true(g->welfare == w->welfare);
+    assert_string_equal(g->status, w->status);
+    assert_string_equal(g->error, "");
+    bz_records_cleanup(&want);
+}
+
+/* Every fake table the file has (a killed shard may lack some). */
+static void read_all_tables(const char *path, struct bz_records *rec)
+{
+    struct bz_err err = {0};
+    char **tables;
+    size_t nt;
+    if (bz_out_list_tables(path, &tables, &nt, &err))
+        fail_msg("%s", err.msg);
+    const struct bz_table_desc *descs[] = {&games_desc, &turns_desc, &market_desc};
+    for (size_t i = 0; i < 3; i++)
+        for (size_t t = 0; t < nt; t++)
+            if (strcmp(tables[t], descs[i]->path) == 0 &&
+                bz_out_read_table(path, descs[i], rec, &err))
+                fail_msg("%s", err.msg);
+    bz_out_free_paths(tables, nt);
+}
+
+static void committed_ok(const char *path, int64_t **ids, size_t *n)
+{
+    struct bz_err err = {0};
+    if (bz_shard_committed(path, ids, n, &err))
+        fail_msg("%s", err.msg);
+}
+
+/* ---- tests ---------------------------------------------------------------- */
+
+static void round_trip_should_keep_every_column(void **state)
+{
+    char shard[512], out[512];
+    tmp_path(shard, sizeof shard, "rt.h5");
+    tmp_path(out, sizeof out, "rt_merged.h5");
+    const int64_t ids[] = {4, 0, 3, 1, 2};
+    write_shard(shard, ids, 5, 0);
+
+    int64_t *got;
+    size_t n;
+    committed_ok(shard, &got, &n);
+    assert_int_equal(n, 5);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(got[i], (int64_t)i);
+    free(got);
+
+    /* the journal has one line per committed game, in commit order */
+    char journal[600], line[128];
+    snprintf(journal, sizeof journal, "%s.journal", shard);
+    FILE *f = fopen(journal, "r");
+    assert_non_null(f);
+    for (size_t i = 0; i < 5; i++) {
+        assert_non_null(fgets(line, sizeof line, f));
+        long long id;
+        size_t rows;
+        assert_int_equal(sscanf(line, "committed %lld rows=%zu", &id, &rows), 2);
+        assert_int_equal(id, ids[i]);
+        assert_true(rows > 1);
+    }
+    assert_null(fgets(line, sizeof line, f));
+    fclose(f);
+
+    const char *shards[] = {shard};
+    merge_ok(shards, 1, out);
+    struct bz_records rec;
+    bz_records_init(&rec);
+    read_all_tables(out, &rec);
+    for (int64_t id = 0; id < 5; id++)
+        check_game(&rec, id, 1, 0);
+    /* ordered by game_id, rows within a game in written order */
+    const struct bz_rowbuf *rb = bz_records_find(&rec, &turns_desc);
+    for (size_t r = 1; r < rb->n_rows; r++) {
+        const struct turn_row *a = (const struct turn_row *)rb->data + r - 1, *b = a + 1;
+        assert_true(a->game_id < b->game_id ||
+                    (a->game_id == b->game_id &&
+                     (a->turn < b->turn || (a->turn == b->turn && a->agent < b->agent))));
+    }
+    bz_records_cleanup(&rec);
+
+    /* the shard itself reads back the same */
+    bz_records_init(&rec);
+    read_all_tables(shard, &rec);
+    for (int64_t id = 0; id < 5; id++)
+        check_game(&rec, id, 1, 0);
+    bz_records_cleanup(&rec);
+
+    char **tables;
+    size_t nt;
+    struct bz_err err = {0};
+    assert_int_equal(bz_out_list_tables(out, &tables, &nt, &err), BZ_OK);
+    assert_int_equal(nt, 3);
+    assert_string_equal(tables[0], "/fake/market");
+    assert_string_equal(tables[1], "/fake/turns");
+    assert_string_equal(tables[2], "/games");
+    bz_out_free_paths(tables, nt);
+
+    char s[256];
+    int64_t v;
+    assert_int_equal(bz_out_read_attr_str(out, "spec_json", s, sizeof s, &err), BZ_OK);
+    assert_string_equal(s, "{\"name\": \"t\"}");
+    assert_int_equal(bz_out_read_attr_str(out, "git_commit", s, sizeof s, &err), BZ_OK);
+    assert_string_equal(s, "abc");
+    assert_int_equal(bz_out_read_attr_i64(out, "ranks", &v, &err), BZ_OK);
+    assert_int_equal(v, 1);
+    assert_int_equal(bz_out_read_attr_i64(out, "n_games", &v, &err), BZ_OK);
+    assert_int_equal(v, 12);
+    assert_int_equal(bz_out_read_attr_str(out, "hosts", s, sizeof s, &err), BZ_EINVAL);
+
+    char tmp[600];
+    snprintf(tmp, sizeof tmp, "%s.tmp", out);
+    assert_int_equal(access(tmp, F_OK), -1);
+}
+
+/* Canonical dumps of every table of a merged file, concatenated. */
+static void dump_file(const char *path, unsigned char **bytes, size_t *len)
+{
+    struct bz_err err = {0};
+    char **tables;
+    size_t nt;
+    if (bz_out_list_tables(path, &tables, &nt, &err))
+        fail_msg("%s", err.msg);
+    *bytes = NULL;
+    *len = 0;
+    for (size_t t = 0; t < nt; t++) {
+        unsigned char *b;
+        size_t l, rows;
+        if (bz_out_dump_table(path, tables[t], &b, &l, &rows, &err))
+            fail_msg("%s", err.msg);
+        size_t name_len = strlen(tables[t]) + 1;
+        *bytes = realloc(*bytes, *len + name_len + l);
+        assert_non_null(*bytes);
+        memcpy(*bytes + *len, tables[t], name_len);
+        if (l)
+            memcpy(*bytes + *len + name_len, b, l);
+        *len += name_len + l;
+        free(b);
+    }
+    bz_out_free_paths(tables, nt);
+}
+
+static void merge_should_not_depend_on_how_games_were_split(void **state)
+{
+    enum { G = 12 };
+    char ref_out[512];
+    unsigned char *ref = NULL;
+    size_t ref_len = 0;
+    /* ways: 1 shard; 2 shards by parity in reverse; 3 round robin listed in
+     * another order; 4 shards of uneven sizes, one empty */
+    static const int n_ways[] = {1, 2, 3, 4};
+    for (int w = 0; w < 4; w++) {
+        int k = n_ways[w];
+        char paths[4][512];
+        const char *list[4];
+        int64_t ids[4][G];
+        size_t n[4] = {0};
+        for (int g = 0; g < G; g++) {
+            int64_t id = w == 1 ? G - 1 - g : (g * 5) % G; /* different commit orders */
+            int which = w == 3 ? (id < 2 ? 0 : id < 9 ? 1 : 3) : (int)(id % k);
+            ids[which][n[which]++] = id;
+        }
+        for (int i = 0; i < k; i++) {
+            tmp_path(paths[i], sizeof paths[i], "split%d_%d.h5", w, i);
+            write_shard(paths[i], ids[i], n[i], 0);
+        }
+        for (int i = 0; i < k; i++)
+            list[i] = paths[(i + w) % k];
+        char out[512];
+        tmp_path(out, sizeof out, "split%d_merged.h5", w);
+        merge_ok(list, (size_t)k, out);
+        unsigned char *bytes;
+        size_t len;
+        dump_file(out, &bytes, &len);
+        if (!ref) {
+            ref = bytes;
+            ref_len = len;
+            snprintf(ref_out, sizeof ref_out, "%s", out);
+            struct bz_records rec;
+            bz_records_init(&rec);
+            read_all_tables(out, &rec);
+            for (int64_t id = 0; id < G; id++)
+                check_game(&rec, id, 1, 0);
+            bz_records_cleanup(&rec);
+        } else {
+            assert_int_equal(len, ref_len);
+            assert_memory_equal(bytes, ref, len);
+            free(bytes);
+        }
+    }
+    free(ref);
+}
+
+static void uncommitted_game_should_be_dropped(void **state)
+{
+    char a[512], b[512], out[512];
+    tmp_path(a, sizeof a, "unc_a.h5");
+    tmp_path(b, sizeof b, "unc_b.h5");
+    tmp_path(out, sizeof out, "unc_merged.h5");
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    assert_int_equal(bz_shard_create(a, &s, &err), BZ_OK);
+    make_game(&rec, 0, 1, 0);
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_OK);
+    make_game(&rec, 1, 2, 7); /* killed before its commit record */
+    assert_int_equal(bz_shard_append_uncommitted(s, &rec, &err), BZ_OK);
+    make_game(&rec, 2, 1, 0);
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_OK);
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+
+    int64_t *ids;
+    size_t n;
+    committed_ok(a, &ids, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 0);
+    assert_int_equal(ids[1], 2);
+    free(ids);
+
+    /* game 1 replayed and committed by a later shard: only its rows count */
+    const int64_t replay[] = {1};
+    write_shard(b, replay, 1, 0);
+    const char *list[] = {a, b};
+    merge_ok(list, 2, out);
+    bz_records_reset(&rec);
+    read_all_tables(out, &rec);
+    for (int64_t id = 0; id < 3; id++)
+        check_game(&rec, id, 1, 0);
+    const unsigned char *first;
+    struct bz_records want;
+    bz_records_init(&want);
+    make_game(&want, 1, 1, 0);
+    assert_int_equal(rows_of(&rec, &turns_desc, 1, &first),
+                     rows_of(&want, &turns_desc, 1, &first));
+    bz_records_cleanup(&want);
+
+    /* without the replay, game 1 is gone from every table */
+    merge_ok(list, 1, out);
+    bz_records_reset(&rec);
+    read_all_tables(out, &rec);
+    assert_int_equal(rows_of(&rec, &turns_desc, 1, &first), 0);
+    assert_int_equal(rows_of(&rec, &market_desc, 1, &first), 0);
+    assert_int_equal(bz_records_find(&rec, &games_desc)->n_rows, 2);
+    bz_records_cleanup(&rec);
+}
+
+static void write_bytes(const char *path, const void *data, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    close(fd);
+}
+
+static void broken_files_should_give_eio_naming_the_file(void **state)
+{
+    char trunc[512], garbage[512], empty[512], missing[512], good[512], out[512];
+    tmp_path(trunc, sizeof trunc, "trunc.h5");
+    tmp_path(garbage, sizeof garbage, "garbage.h5");
+    tmp_path(empty, sizeof empty, "empty.h5");
+    tmp_path(missing, sizeof missing, "missing.h5");
+    tmp_path(good, sizeof good, "good.h5");
+    tmp_path(out, sizeof out, "broken_merged.h5");
+    int64_t ids[40];
+    for (int i = 0; i < 40; i++)
+        ids[i] = i;
+    write_shard(trunc, ids, 40, 0);
+    write_shard(good, ids, 3, 0);
+    struct stat st;
+    assert_int_equal(stat(trunc, &st), 0);
+    assert_int_equal(truncate(trunc, st.st_size / 2), 0);
+    char junk[5000];
+    for (size_t i = 0; i < sizeof junk; i++)
+        junk[i] = (char)(i * 131 + 7);
+    write_bytes(garbage, junk, sizeof junk);
+    write_bytes(empty, "", 0);
+
+    const char *bad[] = {trunc, garbage, empty, missing};
+    for (size_t i = 0; i < 4; i++) {
+        struct bz_err err = {0};
+        int64_t *got = (int64_t *)1;
+        size_t n = 99;
+        assert_int_equal(bz_shard_committed(bad[i], &got, &n, &err), BZ_EIO);
+        assert_null(got);
+        assert_int_equal(n, 0);
+        assert_non_null(strstr(err.msg, bad[i]));
+
+        const char *list[] = {good, bad[i]};
+        bz_err_clear(&err);
+        assert_int_equal(bz_merge(list, 2, out, NULL, &err), BZ_EIO);
+        assert_non_null(strstr(err.msg, bad[i]));
+        assert_int_equal(access(out, F_OK), -1);
+    }
+}
+
+static void duplicate_game_should_be_copied_once(void **state)
+{
+    char a[512], b[512], out[512];
+    tmp_path(a, sizeof a, "dup_a.h5");
+    tmp_path(b, sizeof b, "dup_b.h5");
+    tmp_path(out, sizeof out, "dup_merged.h5");
+    const int64_t ia[] = {0, 3};
+    const int64_t ib[] = {3, 1, 2};
+    write_shard(a, ia, 2, 0);
+    write_shard(b, ib, 3, 9); /* variant 9: other values, same row counts */
+    const char *list[] = {a, b};
+    merge_ok(list, 2, out);
+    struct bz_records rec;
+    bz_records_init(&rec);
+    read_all_tables(out, &rec);
+    check_game(&rec, 0, 1, 0);
+    check_game(&rec, 3, 1, 0); /* the first shard in the list wins */
+    check_game(&rec, 1, 1, 9);
+    check_game(&rec, 2, 1, 9);
+    assert_int_equal(bz_records_find(&rec, &games_desc)->n_rows, 4);
+    bz_records_cleanup(&rec);
+
+    const char *swapped[] = {b, a};
+    merge_ok(swapped, 2, out);
+    bz_records_init(&rec);
+    read_all_tables(out, &rec);
+    check_game(&rec, 3, 1, 9);
+    check_game(&rec, 0, 1, 0);
+    bz_records_cleanup(&rec);
+}
+
+static void create_should_refuse_an_existing_file(void **state)
+{
+    char path[512], journal[600];
+    tmp_path(path, sizeof path, "exists.h5");
+    write_bytes(path, "x", 1);
+    struct bz_err err = {0};
+    struct bz_shard *s = (struct bz_shard *)1;
+    assert_int_equal(bz_shard_create(path, &s, &err), BZ_EIO);
+    assert_null(s);
+    assert_non_null(strstr(err.msg, path));
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 1); /* untouched */
+
+    /* a stale journal also refuses, and leaves no shard behind */
+    unlink(path);
+    snprintf(journal, sizeof journal, "%s.journal", path);
+    write_bytes(journal, "committed 1 rows=1\n", 19);
+    bz_err_clear(&err);
+    assert_int_equal(bz_shard_create(path, &s, &err), BZ_EIO);
+    assert_non_null(strstr(err.msg, journal));
+    assert_int_equal(access(path, F_OK), -1);
+    assert_int_equal(bz_shard_close(NULL, NULL), BZ_OK);
+}
+
+static void append_should_refuse_bad_records(void **state)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "bad_rec.h5");
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    assert_int_equal(bz_shard_create(path, &s, &err), BZ_OK);
+
+    /* no /games row */
+    struct turn_row *t = bz_records_add(&rec, &turns_desc);
+    t->game_id = 1;
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_EINVAL);
+    assert_non_null(strstr(err.msg, "/games"));
+
+    /* rows of two games in one append */
+    make_game(&rec, 5, 1, 0);
+    t = bz_records_add(&rec, &turns_desc);
+    t->game_id = 6;
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_EINVAL);
+    assert_non_null(strstr(err.msg, "/fake/turns"));
+
+    /* the shard is still fine; a second commit of one game is refused */
+    make_game(&rec, 5, 1, 0);
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_OK);
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_EINVAL);
+    assert_non_null(strstr(err.msg, "already committed"));
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    bz_records_cleanup(&rec);
+
+    int64_t *ids;
+    size_t n;
+    committed_ok(path, &ids, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(ids[0], 5);
+    free(ids);
+}
+
+static void empty_inputs_should_give_valid_files(void **state)
+{
+    char shard[512], out[512];
+    tmp_path(shard, sizeof shard, "empty_shard.h5");
+    tmp_path(out, sizeof out, "empty_merged.h5");
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    assert_int_equal(bz_shard_create(shard, &s, &err), BZ_OK);
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    int64_t *ids;
+    size_t n = 7;
+    committed_ok(shard, &ids, &n);
+    assert_int_equal(n, 0);
+    free(ids);
+
+    merge_ok(NULL, 0, out);
+    char **tables;
+    size_t nt;
+    assert_int_equal(bz_out_list_tables(out, &tables, &nt, &err), BZ_OK);
+    assert_int_equal(nt, 0);
+    bz_out_free_paths(tables, nt);
+    int64_t v;
+    assert_int_equal(bz_out_read_attr_i64(out, "ranks", &v, &err), BZ_OK);
+    assert_int_equal(v, 0);
+
+    const char *list[] = {shard};
+    merge_ok(list, 1, out); /* over the previous file */
+    assert_int_equal(bz_out_list_tables(out, &tables, &nt, &err), BZ_OK);
+    assert_int_equal(nt, 0);
+    bz_out_free_paths(tables, nt);
+}
+
+/* Tables that exist only with uncommitted rows still appear, empty. */
+static void table_with_only_dropped_rows_should_be_empty(void **state)
+{
+    char a[512], out[512];
+    tmp_path(a, sizeof a, "dropped.h5");
+    tmp_path(out, sizeof out, "dropped_merged.h5");
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    assert_int_equal(bz_shard_create(a, &s, &err), BZ_OK);
+    make_game(&rec, 4, 1, 0); /* id 4: no market rows */
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_OK);
+    make_game(&rec, 3, 1, 0);
+    assert_int_equal(bz_shard_append_uncommitted(s, &rec, &err), BZ_OK);
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    bz_records_cleanup(&rec);
+    const char *list[] = {a};
+    merge_ok(list, 1, out);
+    unsigned char *bytes;
+    size_t len, rows = 99;
+    assert_int_equal(bz_out_dump_table(out, "/fake/market", &bytes, &len, &rows, &err), BZ_OK);
+    assert_int_equal(rows, 0);
+    free(bytes);
+    assert_int_equal(bz_out_dump_table(out, "/games", &bytes, &len, &rows, &err), BZ_OK);
+    assert_int_equal(rows, 1);
+    free(bytes);
+}
+
+/* A writer killed with SIGKILL at random moments: the shard opens, every
+ * committed game has all its rows, the journal never runs ahead of the file,
+ * and the merge of the killed shard works. */
+static void killed_writer_should_leave_committed_games_whole(void **state)
+{
+    static const int delays_ms[] = {0, 15, 40, 90, 160, 260, 400};
+    size_t total_committed = 0;
+    for (size_t it = 0; it < sizeof delays_ms / sizeof delays_ms[0]; it++) {
+        char path[512], out[512];
+        tmp_path(path, sizeof path, "killed%zu.h5", it);
+        tmp_path(out, sizeof out, "killed%zu_merged.h5", it);
+        int ready[2];
+        assert_int_equal(pipe(ready), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            close(ready[0]);
+            struct bz_err err = {0};
+            struct bz_shard *s;
+            struct bz_records rec;
+            bz_records_init(&rec);
+            if (bz_shard_create(path, &s, &err))
+                _exit(3);
+            if (write(ready[1], "r", 1) != 1)
+                _exit(4);
+            for (int64_t id = 0;; id++) {
+                make_game(&rec, id, 1 + (int)(id % 40), 0);
+                if (bz_shard_append(s, &rec, &err)) {
+                    fprintf(stderr, "child: %s\n", err.msg);
+                    _exit(5);
+                }
+            }
+        }
+        close(ready[1]);
+        char c;
+        assert_int_equal(read(ready[0], &c, 1), 1);
+        close(ready[0]);
+        struct timespec ts = {0, delays_ms[it] * 1000000L};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+        int64_t *ids;
+        size_t n;
+        committed_ok(path, &ids, &n);
+        for (size_t i = 0; i < n; i++)
+            assert_int_equal(ids[i], (int64_t)i); /* committed in id order */
+        struct bz_records rec;
+        bz_records_init(&rec);
+        read_all_tables(path, &rec);
+        for (size_t i = 0; i < n; i++)
+            check_game(&rec, ids[i], 1 + (int)(ids[i] % 40), 0);
+        bz_records_cleanup(&rec);
+
+        /* every journal line names a committed game */
+        char journal[600], line[128];
+        snprintf(journal, sizeof journal, "%s.journal", path);
+        FILE *f = fopen(journal, "r");
+        assert_non_null(f);
+        size_t lines = 0;
+        while (fgets(line, sizeof line, f)) {
+            long long id;
+            if (sscanf(line, "committed %lld", &id) == 1) {
+                assert_true(id >= 0 && (size_t)id < n);
+                lines++;
+            }
+        }
+        fclose(f);
+        assert_true(lines + 1 >= n); /* at most the last commit lacks its line */
+
+        const char *list[] = {path};
+        merge_ok(list, 1, out);
+        bz_records_init(&rec);
+        read_all_tables(out, &rec);
+        assert_int_equal(bz_records_find(&rec, &games_desc) ? bz_records_find(&rec, &games_desc)->n_rows : 0, n);
+        for (size_t i = 0; i < n; i++)
+            check_game(&rec, ids[i], 1 + (int)(ids[i] % 40), 0);
+        bz_records_cleanup(&rec);
+        free(ids);
+        printf("# kill after %d ms: %zu games committed, %zu journal lines\n", delays_ms[it], n,
+               lines);
+        total_committed += n;
+    }
+    assert_true(total_committed > 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(round_trip_should_keep_every_column),
+        cmocka_unit_test(merge_should_not_depend_on_how_games_were_split),
+        cmocka_unit_test(uncommitted_game_should_be_dropped),
+        cmocka_unit_test(broken_files_should_give_eio_naming_the_file),
+        cmocka_unit_test(duplicate_game_should_be_copied_once),
+        cmocka_unit_test(create_should_refuse_an_existing_file),
+        cmocka_unit_test(append_should_refuse_bad_records),
+        cmocka_unit_test(empty_inputs_should_give_valid_files),
+        cmocka_unit_test(table_with_only_dropped_rows_should_be_empty),
+        cmocka_unit_test(killed_writer_should_leave_committed_games_whole),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
