@@ -2,9 +2,11 @@
  * llm.live_games when LLM agents play, else 1: heuristic games never wait),
  * advances them, and appends each finished game to the rank's shard, its
  * /games row last. Never calls MPI (sched.c does). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bazaar/llm.h"
 #include "bazaar/match.h"
 #include "bazaar/out.h"
 #include "sched_internal.h"
@@ -16,6 +18,8 @@ struct slot {
 
 struct bz_runner {
     struct bz_runner_options opt;
+    struct bz_llm *llm; /* NULL when every agent is heuristic */
+    struct bz_llm_hook hook;
     struct bz_shard *shard;
     struct slot *slots;
     int k;
@@ -26,18 +30,25 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
                      struct bz_err *err)
 {
     *out = NULL;
-    if (opt->spec && bz_spec_has_llm(opt->spec))
-        return bz_err_set(err, BZ_EINVAL,
-                          "this spec has LLM agents; the LLM client is not built into this "
-                          "binary yet");
     struct bz_runner *r = calloc(1, sizeof *r);
     if (!r)
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
     r->opt = *opt;
     r->k = 1;
+    if (opt->spec && opt->shard_path && bz_spec_has_llm(opt->spec)) {
+        struct bz_llm_options lo = {.replay = opt->replay};
+        int rc = bz_llm_create(opt->spec, &lo, &r->llm, err);
+        if (rc) {
+            free(r);
+            return rc;
+        }
+        r->hook = bz_llm_hook(r->llm);
+        /* LLM games wait on the network: keep K of them in flight */
+        r->k = bz_spec_llm(opt->spec)->live_games > 0 ? bz_spec_llm(opt->spec)->live_games : 1;
+    }
     r->slots = calloc((size_t)r->k, sizeof *r->slots);
     if (!r->slots) {
-        free(r);
+        bz_runner_destroy(r);
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
     }
     *out = r;
@@ -62,7 +73,7 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
     int rc = bz_grid_config(r->opt.grid, game_id, &s->cfg, err);
     if (rc)
         return rc;
-    rc = bz_match_create(&s->cfg, NULL, &s->match, err);
+    rc = bz_match_create(&s->cfg, r->llm ? &r->hook : NULL, &s->match, err);
     if (rc)
         return rc;
     bz_match_set_yield(s->match, r->opt.yield);
@@ -96,10 +107,12 @@ static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
 
 int bz_runner_pump(struct bz_runner *r, struct bz_err *err)
 {
+    int advanced = 0;
     for (int i = 0; i < r->k; i++) {
         struct slot *s = &r->slots[i];
-        if (!s->match)
+        if (!s->match || bz_match_pending(s->match) > 0)
             continue;
+        advanced++;
         int st = bz_match_advance(s->match, err);
         if (st < 0)
             return -st;
@@ -109,13 +122,33 @@ int bz_runner_pump(struct bz_runner *r, struct bz_err *err)
                 return rc;
         }
     }
+    if (r->llm && (!advanced || bz_llm_inflight(r->llm) > 0)) {
+        /* Every live game waits on replies (or some do): let the transfers
+         * progress; a replay miss is recorded in the game, not fatal. */
+        int rc = bz_llm_poll(r->llm, advanced ? 0 : 50, err);
+        if (rc && rc != BZ_ENET)
+            return rc;
+        if (rc == BZ_ENET)
+            fprintf(stderr, "bazaar: %s\n", err->msg);
+    }
     return BZ_OK;
+}
+
+void bz_runner_llm_totals(const struct bz_runner *r, int64_t *tokens, double *cost_usd)
+{
+    struct bz_llm_totals t = {0};
+    if (r->llm)
+        bz_llm_get_totals(r->llm, &t);
+    *tokens = t.input_tokens + t.output_tokens;
+    *cost_usd = t.cost_usd;
 }
 
 void bz_runner_abandon(struct bz_runner *r)
 {
     for (int i = 0; i < r->k; i++) {
         if (r->slots[i].match) {
+            if (r->llm)
+                bz_llm_cancel(r->llm, r->slots[i].match);
             bz_match_destroy(r->slots[i].match);
             r->slots[i].match = NULL;
             r->live--;
@@ -137,6 +170,7 @@ void bz_runner_destroy(struct bz_runner *r)
         return;
     bz_runner_abandon(r);
     bz_shard_close(r->shard, NULL);
+    bz_llm_destroy(r->llm);
     free(r->slots);
     free(r);
 }

@@ -22,11 +22,13 @@
 
 #include "bazaar/match.h"
 #include "bazaar/out.h"
+#include "bazaar/rng.h"
 #include "bazaar/sched.h"
 #include "bazaar/spec.h"
 #include "sched_internal.h"
 
-#define TAG_REQ 1  /* worker -> 0: int64 [completed, failed, want, stopping] */
+#define TAG_REQ 1  /* worker -> 0: int64 [completed, failed, want, stopping, tokens, micro_usd] */
+#define REQ_LEN 6
 #define TAG_WORK 2 /* 0 -> worker: int64 [n, id_1 .. id_n]; n == 0: finish */
 #define DEFAULT_MAX_BATCH 64
 #define PATH_MAX_BZ 4096
@@ -165,44 +167,52 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The spec a parts folder was started with must be the one resumed. */
-static int check_spec_copy(const char *parts, const char *spec_json, int create,
-                           struct bz_err *err)
+/* A sweep's identity: its games' seeds (each a hash of every parameter, the
+ * lineup and the repetition) in id order. Resuming with a spec that differs
+ * only in things that do not change the games (budget, LLM concurrency,
+ * output) is allowed; anything else is refused. */
+static uint64_t sweep_fingerprint(const struct bz_grid *grid)
+{
+    uint64_t h = bz_hash64((uint64_t)bz_grid_count(grid));
+    for (int64_t id = 0; id < bz_grid_count(grid); id++) {
+        struct bz_game_config cfg;
+        if (bz_grid_config(grid, id, &cfg, NULL) != BZ_OK)
+            return 0;
+        h = bz_hash_combine(h, bz_hash_combine(cfg.seed, cfg.env_seed));
+        h = bz_hash_combine(h, bz_hash_str(cfg.ops->name));
+    }
+    return h;
+}
+
+static int check_sweep_id(const char *parts, uint64_t fp, int create, struct bz_err *err)
 {
     char path[PATH_MAX_BZ + 16];
-    snprintf(path, sizeof path, "%s/spec.json", parts);
+    snprintf(path, sizeof path, "%s/sweep.id", parts);
+    FILE *f = fopen(path, create ? "wx" : "r");
+    if (!f && !create && errno == ENOENT)
+        return check_sweep_id(parts, fp, 1, err);
+    if (!f)
+        return bz_err_set(err, BZ_EIO, "cannot open %s: %s", path, strerror(errno));
     if (create) {
-        FILE *f = fopen(path, "wx");
-        if (!f)
-            return bz_err_set(err, BZ_EIO, "cannot create %s: %s", path, strerror(errno));
-        fputs(spec_json, f);
+        fprintf(f, "%016llx\n", (unsigned long long)fp);
         return fclose(f) == 0 ? BZ_OK : bz_err_set(err, BZ_EIO, "cannot write %s", path);
     }
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return check_spec_copy(parts, spec_json, 1, err);
-    size_t want = strlen(spec_json);
-    char *buf = malloc(want + 2);
-    if (!buf) {
-        fclose(f);
-        return bz_err_set(err, BZ_ENOMEM, "out of memory");
-    }
-    size_t got = fread(buf, 1, want + 1, f);
+    unsigned long long old = 0;
+    int n = fscanf(f, "%llx", &old);
     fclose(f);
-    int same = got == want && memcmp(buf, spec_json, want) == 0;
-    free(buf);
-    if (!same)
+    if (n != 1 || old != (unsigned long long)fp)
         return bz_err_set(err, BZ_EINVAL,
-                          "%s: the spec differs from the one this sweep was started with; "
-                          "resume with the same spec or choose another -o",
-                          path);
+                          "%s: this spec describes other games than the sweep being resumed "
+                          "(only budget, llm settings and output may change); use the same "
+                          "spec or choose another -o",
+                          parts);
     return BZ_OK;
 }
 
 /* Rank 0: decide what to play. Without resume, refuse to touch existing
  * output; with resume, collect what is recorded. */
 static int plan_create(struct plan *p, const struct bz_run_options *opt, const char *out,
-                       const char *spec_json, int64_t n_games, struct bz_err *err)
+                       const struct bz_grid *grid, struct bz_err *err)
 {
     int rc = BZ_OK;
     unsigned char *done = NULL;
@@ -212,6 +222,7 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
 
     snprintf(p->out, sizeof p->out, "%s", out);
     snprintf(p->parts, sizeof p->parts, "%s.parts", out);
+    int64_t n_games = bz_grid_count(grid);
     p->n_games = n_games;
     p->attempt = 1;
 
@@ -239,7 +250,7 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
         rc = bz_err_set(err, BZ_EIO, "cannot create %s: %s", p->parts, strerror(errno));
         goto out;
     }
-    rc = check_spec_copy(p->parts, spec_json, !opt->resume, err);
+    rc = check_sweep_id(p->parts, sweep_fingerprint(grid), !opt->resume, err);
     if (rc)
         goto out;
     dir = opendir(p->parts);
@@ -253,7 +264,7 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
             continue;
         if (a >= p->attempt)
             p->attempt = a + 1;
-        if (de->d_name[used] != '\0') /* .bad, .journal, .tmp */
+        if (de->d_name[used] != '\0') /* .bad, .journal */
             continue;
         char **nn = realloc(names, (n_names + 1) * sizeof *nn);
         if (!nn) {
@@ -376,6 +387,10 @@ struct coord {
     int max_batch;
     int workers_left; /* workers not yet told to finish */
     int stopping;
+    int budget_hit;
+    int64_t *rank_tokens; /* latest LLM totals per rank, for the budget */
+    double *rank_cost;
+    struct bz_budget budget;
 };
 
 struct rank_ctx {
@@ -425,6 +440,27 @@ static int queue_push(struct rank_ctx *c, const int64_t *ids, int64_t n)
     return BZ_OK;
 }
 
+/* Rank 0: stop handing out games once the LLM spending of all ranks reaches
+ * the spec's budget. */
+static void coord_check_budget(struct coord *co)
+{
+    if (!co->rank_tokens || co->budget_hit)
+        return;
+    int64_t tokens = 0;
+    double cost = 0;
+    for (int r = 0; r < n_ranks; r++) {
+        tokens += co->rank_tokens[r];
+        cost += co->rank_cost[r];
+    }
+    if ((co->budget.max_tokens > 0 && tokens >= co->budget.max_tokens) ||
+        (co->budget.max_cost_usd > 0 && cost >= co->budget.max_cost_usd)) {
+        co->budget_hit = 1;
+        co->stopping = 1;
+        fprintf(stderr, "bazaar: budget reached (%lld tokens, $%.4f): finishing the games in hand\n",
+                (long long)tokens, cost);
+    }
+}
+
 /* Rank 0: answer every waiting request without blocking. */
 static void coord_service(struct rank_ctx *c)
 {
@@ -437,12 +473,18 @@ static void coord_service(struct rank_ctx *c)
         MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st);
         if (!flag)
             return;
-        int64_t req[4];
-        MPI_Recv(req, 4, MPI_INT64_T, st.MPI_SOURCE, TAG_REQ, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+        int64_t req[REQ_LEN];
+        MPI_Recv(req, REQ_LEN, MPI_INT64_T, st.MPI_SOURCE, TAG_REQ, MPI_COMM_WORLD,
+                 MPI_STATUS_IGNORE);
         c->pr.done += req[0];
         c->pr.failed += req[1];
         if (req[3])
             c->co.stopping = 1;
+        if (c->co.rank_tokens) {
+            c->co.rank_tokens[st.MPI_SOURCE] = req[4];
+            c->co.rank_cost[st.MPI_SOURCE] = (double)req[5] * 1e-6;
+            coord_check_budget(&c->co);
+        }
         int64_t n = 0;
         if (!c->co.stopping && !stop_signal) {
             int64_t want = req[2] < 4096 ? req[2] : 4096;
@@ -476,9 +518,13 @@ static int fetch_work(struct rank_ctx *c, int64_t want)
             c->no_more = 1;
         return BZ_OK;
     }
-    int64_t req[4] = {c->completed_unreported, c->failed_unreported, want, c->stopping ? 1 : 0};
+    int64_t tokens;
+    double cost;
+    bz_runner_llm_totals(c->runner, &tokens, &cost);
+    int64_t req[REQ_LEN] = {c->completed_unreported, c->failed_unreported, want,
+                            c->stopping ? 1 : 0, tokens, (int64_t)(cost * 1e6)};
     c->completed_unreported = c->failed_unreported = 0;
-    MPI_Send(req, 4, MPI_INT64_T, 0, TAG_REQ, MPI_COMM_WORLD);
+    MPI_Send(req, REQ_LEN, MPI_INT64_T, 0, TAG_REQ, MPI_COMM_WORLD);
     int64_t reply[1 + 4096];
     MPI_Recv(reply, 1 + 4096, MPI_INT64_T, 0, TAG_WORK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
     if (reply[0] == 0) {
@@ -506,6 +552,10 @@ static int rank_loop(struct rank_ctx *c, struct bz_err *err)
     int k = bz_runner_slots(c->runner);
     for (;;) {
         if (my_rank == 0) {
+            if (c->co.rank_tokens) {
+                bz_runner_llm_totals(c->runner, &c->co.rank_tokens[0], &c->co.rank_cost[0]);
+                coord_check_budget(&c->co);
+            }
             coord_service(c);
             c->pr.done += c->completed_unreported;
             c->pr.failed += c->failed_unreported;
@@ -620,7 +670,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         rc = bz_grid_check(grid, err);
     const char *out = opt->out_path ? opt->out_path : (spec ? bz_spec_output(spec) : "");
     if (!rc && my_rank == 0)
-        rc = plan_create(&plan, opt, out, bz_spec_json(spec), bz_grid_count(grid), err);
+        rc = plan_create(&plan, opt, out, grid, err);
     int all = agree(rc);
     if (all) {
         if (!rc)
@@ -640,6 +690,15 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     c.co.n_todo = plan.n_todo;
     c.co.max_batch = opt->max_batch > 0 ? opt->max_batch : DEFAULT_MAX_BATCH;
     c.co.workers_left = n_ranks - 1;
+    c.co.budget = *bz_spec_budget(spec);
+    if (my_rank == 0 && (c.co.budget.max_tokens > 0 || c.co.budget.max_cost_usd > 0)) {
+        c.co.rank_tokens = calloc((size_t)n_ranks, sizeof *c.co.rank_tokens);
+        c.co.rank_cost = calloc((size_t)n_ranks, sizeof *c.co.rank_cost);
+        if (!c.co.rank_tokens || !c.co.rank_cost) {
+            rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
     c.pr.tty = isatty(2);
     c.pr.quiet = opt->quiet;
     c.pr.start = c.pr.last = now_s();
@@ -694,11 +753,13 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         stats->games_failed = c.pr.failed;
         if (opt->dispatch_only) {
             rc = BZ_OK;
-        } else if (stopped || c.pr.done < plan.n_games) {
+        } else if (stopped || c.co.budget_hit || c.pr.done < plan.n_games) {
             rc = bz_err_set(err, BZ_ESTOP,
-                            "stopped with %lld of %lld games recorded; run the same command "
-                            "with --resume to finish",
-                            (long long)c.pr.done, (long long)plan.n_games);
+                            "%s with %lld of %lld games recorded; run the same command "
+                            "with --resume to finish%s",
+                            c.co.budget_hit ? "budget reached" : "stopped", (long long)c.pr.done,
+                            (long long)plan.n_games,
+                            c.co.budget_hit ? " (raise \"budget\" in the spec first)" : "");
         } else {
             /* every readable source: OUT (resume), old shards, this attempt's */
             char **shards = NULL;
@@ -706,7 +767,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
             struct plan again = {0};
             struct bz_run_options ropt = *opt;
             ropt.resume = 1;
-            rc = plan_create(&again, &ropt, out, bz_spec_json(spec), plan.n_games, err);
+            rc = plan_create(&again, &ropt, out, grid, err);
             if (!rc && again.n_todo != 0)
                 rc = bz_err_set(err, BZ_EINTERNAL,
                                 "%lld games missing from the shards after the run",
@@ -740,6 +801,8 @@ out:
     stats->seconds = now_s() - t0;
     stats->ranks = n_ranks;
     bz_runner_destroy(c.runner);
+    free(c.co.rank_tokens);
+    free(c.co.rank_cost);
     free(c.queue);
     plan_cleanup(&plan);
     bz_grid_destroy(grid);

@@ -34,6 +34,8 @@ int bz_runner_pump(struct bz_runner *r, struct bz_err *err);
 /* Drop the live games (stop signal): nothing of them is written. */
 void bz_runner_abandon(struct bz_runner *r);
 /* Close the shard; the runner is freed whatever the result. */
+/* LLM tokens and cost this rank has spent so far (0 without LLM). */
+void bz_runner_llm_totals(const struct bz_runner *r, int64_t *tokens, double *cost_usd);
 int bz_runner_close(struct bz_runner *r, struct bz_err *err);
 void bz_runner_destroy(struct bz_runner *r);
 
