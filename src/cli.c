@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bazaar/cli.h"
+#include "bazaar/llm.h"
 #include "bazaar/match.h"
 #include "bazaar/out.h"
 #include "bazaar/sched.h"
@@ -80,6 +81,9 @@ static const char *const usage_play =
     "  --seed S        seed (default 1)\n"
     "  --communication on|off  free-text messages between agents (default on)\n"
     "  --set P=V       any other game parameter (see `bazaar play GAME --params`)\n"
+    "  --models FILE   models registry for LLM agents (default sweeps/models.json);\n"
+    "                  an agent that is not a heuristic policy is a model id\n"
+    "  --cache DIR     LLM response cache folder\n"
     "  --params        list the game's parameters and policies\n"
     "  -o OUT.h5       also write the game's records\n"
     "  --quiet         no transcript\n";
@@ -301,6 +305,7 @@ static int cmd_play(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *agents = NULL, *turns = NULL, *seed = "1", *comm = NULL, *out = NULL;
+    const char *models = NULL, *cache = NULL;
     int quiet = 0;
     struct strbuf sets = {0};
     int rc = BZ_OK;
@@ -324,6 +329,10 @@ static int cmd_play(int argc, char **argv)
             out = argv[++i];
         else if (strcmp(a, "--quiet") == 0)
             quiet = 1;
+        else if (strcmp(a, "--models") == 0 && i + 1 < argc)
+            models = argv[++i];
+        else if (strcmp(a, "--cache") == 0 && i + 1 < argc)
+            cache = argv[++i];
         else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
             const char *kv = argv[++i];
             const char *eq = strchr(kv, '=');
@@ -365,11 +374,13 @@ static int cmd_play(int argc, char **argv)
         size_t n = comma ? (size_t)(comma - p) : strlen(p);
         char one[256];
         snprintf(one, sizeof one, "%.*s", (int)(n < 200 ? n : 200), p);
-        char full[300];
-        if (strchr(one, ':'))
-            snprintf(full, sizeof full, "%s", one);
-        else
+        char full[300], policy[256];
+        snprintf(policy, sizeof policy, "%.*s", (int)strcspn(one, "?"), one);
+        /* a policy of the game is a heuristic; anything else a model id */
+        if (!strchr(one, ':') && bz_game_policy(ops, policy))
             snprintf(full, sizeof full, "heuristic:%s", one);
+        else
+            snprintf(full, sizeof full, "%s", one);
         rc |= sb_str(&js, n_agents ? "," : "");
         rc |= sb_json(&js, full);
         n_agents++;
@@ -389,7 +400,17 @@ static int cmd_play(int argc, char **argv)
                                                   : ",\"communication\":false");
     if (sets.p)
         rc |= sb_str(&js, sets.p);
-    rc |= sb_str(&js, "}}");
+    rc |= sb_str(&js, "}");
+    if (models) {
+        rc |= sb_str(&js, ",\"models\":");
+        rc |= sb_json(&js, models);
+    }
+    if (cache) {
+        rc |= sb_str(&js, ",\"llm\":{\"cache\":");
+        rc |= sb_json(&js, cache);
+        rc |= sb_str(&js, "}");
+    }
+    rc |= sb_str(&js, "}");
     free(sets.p);
     if (rc) {
         free(js.p);
@@ -401,6 +422,8 @@ static int cmd_play(int argc, char **argv)
     struct bz_spec *spec = NULL;
     struct bz_grid *grid = NULL;
     struct bz_match *m = NULL;
+    struct bz_llm *llm = NULL;
+    struct bz_llm_hook hook;
     struct bz_game_config cfg;
     rc = bz_spec_parse(js.p, "command line", &spec, &err);
     if (!rc)
@@ -412,10 +435,25 @@ static int cmd_play(int argc, char **argv)
     if (rc)
         goto out;
     cfg.transcript = quiet ? NULL : stdout;
-    rc = bz_match_create(&cfg, NULL, &m, &err);
+    if (bz_spec_has_llm(spec)) {
+        rc = bz_llm_create(spec, NULL, &llm, &err);
+        if (rc)
+            goto out;
+        hook = bz_llm_hook(llm);
+    }
+    rc = bz_match_create(&cfg, llm ? &hook : NULL, &m, &err);
     if (rc)
         goto out;
-    int st = bz_match_advance(m, &err);
+    int st;
+    while ((st = bz_match_advance(m, &err)) == BZ_MATCH_WAITING) {
+        rc = bz_llm_poll(llm, 100, &err);
+        if (rc == BZ_ENET) {
+            fprintf(stderr, "bazaar: %s\n", err.msg);
+            rc = BZ_OK;
+        }
+        if (rc)
+            goto out;
+    }
     if (st < 0) {
         rc = -st;
         goto out;
@@ -439,6 +477,7 @@ static int cmd_play(int argc, char **argv)
     }
 out:
     bz_match_destroy(m);
+    bz_llm_destroy(llm);
     bz_grid_destroy(grid);
     bz_spec_destroy(spec);
     free(js.p);
@@ -494,6 +533,16 @@ static int cmd_expand(int argc, char **argv)
     }
     if (n > show)
         printf("  ... %lld more\n", (long long)(n - show));
+    if (bz_spec_has_llm(spec)) {
+        int64_t tokens = 0;
+        double cost = 0;
+        rc = bz_llm_estimate(spec, grid, &tokens, &cost, &err);
+        if (rc)
+            goto out;
+        printf("LLM estimate: about %lld tokens, $%.2f (from prompt sizes and the registry's "
+               "prices)\n",
+               (long long)tokens, cost);
+    }
 out:
     bz_grid_destroy(grid);
     bz_spec_destroy(spec);
