@@ -46,13 +46,13 @@ struct bz_grid {
     int n_axes;
     struct grid_axis axes[MAX_AXES];
     int n_sorted;
-    int sorted[BZ_MAX_PARAMS];         /* param indices in name order */
+    int sorted[BZ_MAX_PARAMS];           /* param indices in name order */
     uint64_t *value_hash[BZ_MAX_PARAMS]; /* per param, per value: H(name, value) */
-    uint64_t env_base, seed_base;      /* H(tag, sweep seed) */
-    uint64_t *lineup_hash;             /* per lineup axis entry */
-    struct bz_agent_spec **fill;       /* per lineup axis entry: max n_agents agents */
+    uint64_t env_base, seed_base;        /* H(tag, sweep seed) */
+    uint64_t *lineup_hash;               /* per lineup axis entry */
+    struct bz_agent_spec **fill;         /* per lineup axis entry: max n_agents agents */
     char *data_dir;
-    struct bz_game_config base;        /* fixed and default values */
+    struct bz_game_config base; /* fixed and default values */
 };
 
 static int by_param_name(const void *a, const void *b, const struct bz_game_ops *ops)
@@ -188,9 +188,15 @@ void bz_grid_destroy(struct bz_grid *g)
     free(g);
 }
 
-int64_t bz_grid_count(const struct bz_grid *g) { return g->count; }
+int64_t bz_grid_count(const struct bz_grid *g)
+{
+    return g->count;
+}
 
-const struct bz_spec *bz_grid_spec(const struct bz_grid *g) { return g->s; }
+const struct bz_spec *bz_grid_spec(const struct bz_grid *g)
+{
+    return g->s;
+}
 
 /* Decode game_id into value indices per param (vi), the lineup entry and the
  * repetition. */
@@ -256,7 +262,8 @@ static int format_value(char *buf, size_t n, const struct bz_spec *s, int p, int
     const struct bz_param_desc *d = &s->ops->params[p];
     const struct bz_spec_param *sp = &s->params[p];
     switch (d->kind) {
-    case BZ_PARAM_BOOL: return snprintf(buf, n, "%s=%s", d->name, sp->num[i] != 0 ? "true" : "false");
+    case BZ_PARAM_BOOL:
+        return snprintf(buf, n, "%s=%s", d->name, sp->num[i] != 0 ? "true" : "false");
     case BZ_PARAM_INT: return snprintf(buf, n, "%s=%.0f", d->name, sp->num[i]);
     case BZ_PARAM_STR: return snprintf(buf, n, "%s=\"%s\"", d->name, sp->str[i]);
     default: return snprintf(buf, n, "%s=%.10g", d->name, sp->num[i]);

@@ -67,7 +67,7 @@ struct ctx {
 
 /* "origin: path: message", always BZ_EINVAL. */
 __attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char *path,
-                                                     const char *fmt, ...)
+                                                      const char *fmt, ...)
 {
     char msg[BZ_ERR_MSG_MAX];
     va_list ap;
@@ -144,7 +144,10 @@ static char *dup_str(const char *s)
     return d;
 }
 
-static int nomem(struct ctx *c) { return bz_err_set(c->err, BZ_ENOMEM, "%s: out of memory", c->origin); }
+static int nomem(struct ctx *c)
+{
+    return bz_err_set(c->err, BZ_ENOMEM, "%s: out of memory", c->origin);
+}
 
 /* "in [0,1]", "in [1,100]", ">= 0", or "" for unbounded. */
 static void bounds_text(char *buf, size_t n, double min, double max)
@@ -200,8 +203,8 @@ static void known_list(char *buf, size_t n, const char *const *names, size_t cou
 
 /* An object whose keys all belong to known (names NULL: any key) and none
  * repeats. */
-static int check_object(struct ctx *c, const cJSON *obj, const char *path,
-                        const char *const *known, size_t n_known)
+static int check_object(struct ctx *c, const cJSON *obj, const char *path, const char *const *known,
+                        size_t n_known)
 {
     char b[GOT_MAX], p[PATH_MAX_LEN], list[512];
     if (!cJSON_IsObject(obj))
@@ -233,8 +236,7 @@ static int parse_value(struct ctx *c, const struct bz_param_desc *d, const cJSON
     *num = 0;
     switch (d->kind) {
     case BZ_PARAM_NUM:
-    case BZ_PARAM_INT:
-        return get_number(c, it, path, d->min, d->max, d->kind == BZ_PARAM_INT, num);
+    case BZ_PARAM_INT: return get_number(c, it, path, d->min, d->max, d->kind == BZ_PARAM_INT, num);
     case BZ_PARAM_BOOL:
         if (!cJSON_IsBool(it))
             return fail(c, path, "expected true or false, got %s", got(it, b));
@@ -452,8 +454,8 @@ static int parse_lineup_ref(struct ctx *c, const cJSON *it, const char *path, in
             for (int i = 0; i < n_named && used < sizeof list; i++)
                 used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? ", " : "",
                                          s->lineups[i].name);
-            return fail(c, path, "unknown lineup \"%s\" (\"lineups\" defines: %s)",
-                        it->valuestring, n_named ? list : "none");
+            return fail(c, path, "unknown lineup \"%s\" (\"lineups\" defines: %s)", it->valuestring,
+                        n_named ? list : "none");
         }
     } else if (cJSON_IsArray(it)) {
         struct bz_spec_lineup *l = lineup_add(c);
@@ -502,8 +504,8 @@ static int params_init(struct ctx *c)
     struct bz_spec *s = c->s;
     const struct bz_game_ops *ops = s->ops;
     if (ops->n_params > BZ_MAX_PARAMS)
-        return bz_err_set(c->err, BZ_EINTERNAL, "game %s has %zu parameters, at most %d",
-                          ops->name, ops->n_params, BZ_MAX_PARAMS);
+        return bz_err_set(c->err, BZ_EINTERNAL, "game %s has %zu parameters, at most %d", ops->name,
+                          ops->n_params, BZ_MAX_PARAMS);
     s->idx_n_agents = param_index(ops, "n_agents");
     s->idx_communication = param_index(ops, "communication");
     if (s->idx_n_agents < 0 || ops->params[s->idx_n_agents].kind != BZ_PARAM_INT ||
@@ -681,8 +683,9 @@ static void llm_defaults(struct bz_llm_settings *l)
 
 static int parse_llm(struct ctx *c, const cJSON *obj)
 {
-    static const char *const keys[] = {"live_games",  "concurrency",       "timeout_s", "max_retries",
-                                       "temperature", "max_output_tokens", "cache"};
+    static const char *const keys[] = {"live_games",  "concurrency", "timeout_s",
+                                       "max_retries", "temperature", "max_output_tokens",
+                                       "cache"};
     struct bz_llm_settings *l = &c->s->llm;
     char p[PATH_MAX_LEN];
     double v;
@@ -811,9 +814,9 @@ static int parse_json(struct ctx *c, const char *text, cJSON **out)
 static int parse_root(struct ctx *c, const cJSON *root, const struct bz_game_ops *const *games,
                       size_t n_games)
 {
-    static const char *const keys[] = {"name",    "game",   "seed",    "repetitions",
-                                       "fixed",   "grid",   "lineups", "output",
-                                       "models",  "prompts", "llm",    "budget"};
+    static const char *const keys[] = {"name",   "game",    "seed",    "repetitions",
+                                       "fixed",  "grid",    "lineups", "output",
+                                       "models", "prompts", "llm",     "budget"};
     struct bz_spec *s = c->s;
     char b[GOT_MAX];
     const char *str;
@@ -878,7 +881,8 @@ static int parse_root(struct ctx *c, const cJSON *root, const struct bz_game_ops
     /* the axis holds at most one entry per grid.lineup element (or one fixed) */
     const cJSON *fixed = cJSON_GetObjectItemCaseSensitive(root, "fixed");
     const cJSON *grid = cJSON_GetObjectItemCaseSensitive(root, "grid");
-    const cJSON *gl = cJSON_IsObject(grid) ? cJSON_GetObjectItemCaseSensitive(grid, "lineup") : NULL;
+    const cJSON *gl =
+        cJSON_IsObject(grid) ? cJSON_GetObjectItemCaseSensitive(grid, "lineup") : NULL;
     int cap = 1 + (cJSON_IsArray(gl) ? cJSON_GetArraySize(gl) : 0);
     if (!(s->lineup_axis = calloc((size_t)cap, sizeof *s->lineup_axis)))
         return nomem(c);
@@ -950,8 +954,8 @@ out:
     return rc;
 }
 
-int bz_spec_load_games(const char *path, const struct bz_game_ops *const *games,
-                       size_t n_games, struct bz_spec **out, struct bz_err *err)
+int bz_spec_load_games(const char *path, const struct bz_game_ops *const *games, size_t n_games,
+                       struct bz_spec **out, struct bz_err *err)
 {
     char *buf = NULL;
     size_t len = 0, cap = 0;
@@ -1029,13 +1033,43 @@ void bz_spec_destroy(struct bz_spec *s)
     free(s);
 }
 
-const char *bz_spec_name(const struct bz_spec *s) { return s->name; }
-const char *bz_spec_json(const struct bz_spec *s) { return s->json; }
-const char *bz_spec_output(const struct bz_spec *s) { return s->output; }
-const char *bz_spec_origin(const struct bz_spec *s) { return s->origin; }
-const struct bz_game_ops *bz_spec_game(const struct bz_spec *s) { return s->ops; }
-const struct bz_llm_settings *bz_spec_llm(const struct bz_spec *s) { return &s->llm; }
-const struct bz_budget *bz_spec_budget(const struct bz_spec *s) { return &s->budget; }
-int bz_spec_has_llm(const struct bz_spec *s) { return s->has_llm; }
-uint64_t bz_spec_seed(const struct bz_spec *s) { return s->seed; }
-int bz_spec_repetitions(const struct bz_spec *s) { return s->repetitions; }
+const char *bz_spec_name(const struct bz_spec *s)
+{
+    return s->name;
+}
+const char *bz_spec_json(const struct bz_spec *s)
+{
+    return s->json;
+}
+const char *bz_spec_output(const struct bz_spec *s)
+{
+    return s->output;
+}
+const char *bz_spec_origin(const struct bz_spec *s)
+{
+    return s->origin;
+}
+const struct bz_game_ops *bz_spec_game(const struct bz_spec *s)
+{
+    return s->ops;
+}
+const struct bz_llm_settings *bz_spec_llm(const struct bz_spec *s)
+{
+    return &s->llm;
+}
+const struct bz_budget *bz_spec_budget(const struct bz_spec *s)
+{
+    return &s->budget;
+}
+int bz_spec_has_llm(const struct bz_spec *s)
+{
+    return s->has_llm;
+}
+uint64_t bz_spec_seed(const struct bz_spec *s)
+{
+    return s->seed;
+}
+int bz_spec_repetitions(const struct bz_spec *s)
+{
+    return s->repetitions;
+}

@@ -32,8 +32,8 @@ struct bz_spec_lineup {
 };
 
 struct bz_spec {
-    char *json;    /* the text as loaded */
-    char *origin;  /* file path (or caller's name for text) */
+    char *json;   /* the text as loaded */
+    char *origin; /* file path (or caller's name for text) */
     char *name;
     char *output;
     const struct bz_game_ops *ops;
@@ -60,8 +60,8 @@ struct bz_spec {
 int bz_spec_parse_games(const char *text, const char *origin,
                         const struct bz_game_ops *const *games, size_t n_games,
                         struct bz_spec **out, struct bz_err *err);
-int bz_spec_load_games(const char *path, const struct bz_game_ops *const *games,
-                       size_t n_games, struct bz_spec **out, struct bz_err *err);
+int bz_spec_load_games(const char *path, const struct bz_game_ops *const *games, size_t n_games,
+                       struct bz_spec **out, struct bz_err *err);
 
 /* "line L, column C" of byte offset pos in text (1-based). */
 void bz_spec_line_col(const char *text, size_t pos, int *line, int *col);

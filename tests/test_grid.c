@@ -52,19 +52,20 @@ static const struct bz_game_ops fake_ops = {
 };
 static const struct bz_game_ops *const fake_games[] = {&fake_ops};
 
-#define LINEUPS                                                                             \
-    "\"lineups\":{\"bal\":[\"heuristic:truthful?skill=0.5\",\"heuristic:greedy\"],"       \
+#define LINEUPS                                                                                    \
+    "\"lineups\":{\"bal\":[\"heuristic:truthful?skill=0.5\",\"heuristic:greedy\"],"                \
     "\"gap\":[\"heuristic:greedy?skill=0.1\",\"heuristic:greedy?skill=0.9\",\"m1\"]}"
 
 /* 3 scarcity x 2 communication x 2 lineups x 5 repetitions = 60 games */
-static const char *spec_a =
-    "{\"game\":\"fake\",\"seed\":42,\"repetitions\":5," LINEUPS ","
-    "\"fixed\":{\"n_agents\":5,\"volatility\":0.3},"
-    "\"grid\":{\"scarcity\":[0.8,1.0,1.2],\"communication\":[true,false],\"lineup\":[\"bal\",\"gap\"]}}";
+static const char *spec_a = "{\"game\":\"fake\",\"seed\":42,\"repetitions\":5," LINEUPS ","
+                            "\"fixed\":{\"n_agents\":5,\"volatility\":0.3},"
+                            "\"grid\":{\"scarcity\":[0.8,1.0,1.2],\"communication\":[true,false],"
+                            "\"lineup\":[\"bal\",\"gap\"]}}";
 
 /* the same grid, keys in another order */
 static const char *spec_a_reordered =
-    "{\"grid\":{\"lineup\":[\"bal\",\"gap\"],\"communication\":[true,false],\"scarcity\":[0.8,1.0,1.2]},"
+    "{\"grid\":{\"lineup\":[\"bal\",\"gap\"],\"communication\":[true,false],\"scarcity\":[0.8,1.0,"
+    "1.2]},"
     "\"fixed\":{\"volatility\":0.3,\"n_agents\":5},\"repetitions\":5,\"seed\":42," LINEUPS
     ",\"game\":\"fake\"}";
 
@@ -189,7 +190,8 @@ static int64_t find(const struct bz_grid *g, double scarcity, int comm, const ch
 {
     for (int64_t id = 0; id < bz_grid_count(g); id++) {
         struct bz_game_config c = config(g, id);
-        if ((scarcity < 0 || c.num[P_SCARCITY] == scarcity) && (comm < 0 || c.communication == comm) &&
+        if ((scarcity < 0 || c.num[P_SCARCITY] == scarcity) &&
+            (comm < 0 || c.communication == comm) &&
             (!lineup || strcmp(c.lineup_name, lineup) == 0) && (rep < 0 || c.repetition == rep))
             return id;
     }
@@ -294,10 +296,11 @@ static void grid_should_fill_lineups_cyclically(void **state)
 {
     (void)state;
     struct bz_spec *s;
-    struct bz_grid *g = make_grid("{\"game\":\"fake\",\"seed\":1,"
-                                  "\"grid\":{\"n_agents\":[3,5],\"lineup\":[[\"heuristic:truthful\","
-                                  "\"heuristic:greedy?skill=0.25\"],[\"m1\"]]}}",
-                                  &s);
+    struct bz_grid *g =
+        make_grid("{\"game\":\"fake\",\"seed\":1,"
+                  "\"grid\":{\"n_agents\":[3,5],\"lineup\":[[\"heuristic:truthful\","
+                  "\"heuristic:greedy?skill=0.25\"],[\"m1\"]]}}",
+                  &s);
     /* ids: lineup slowest (l < n), then n_agents */
     assert_int_equal(bz_grid_count(g), 4);
     struct bz_game_config c3 = config(g, 0), c5 = config(g, 1), m5 = config(g, 3);
@@ -342,18 +345,20 @@ static void grid_check_should_visit_each_environment_once(void **state)
     struct bz_spec *s;
     struct bz_err err;
     /* envs: volatility x 2 (communication, lineup, repetitions are not env) */
-    struct bz_grid *g = make_grid("{\"game\":\"fake\",\"seed\":1,\"repetitions\":3," LINEUPS ","
-                                  "\"grid\":{\"volatility\":[0.1,0.2],\"communication\":[true,false],"
-                                  "\"lineup\":[\"bal\",\"gap\"]}}",
-                                  &s);
+    struct bz_grid *g =
+        make_grid("{\"game\":\"fake\",\"seed\":1,\"repetitions\":3," LINEUPS ","
+                  "\"grid\":{\"volatility\":[0.1,0.2],\"communication\":[true,false],"
+                  "\"lineup\":[\"bal\",\"gap\"]}}",
+                  &s);
     check_calls = 0;
     assert_int_equal(bz_grid_check(g, &err), BZ_OK);
     assert_int_equal(check_calls, 2);
     free_grid(g, s);
 
-    g = make_grid("{\"game\":\"fake\",\"seed\":1," LINEUPS ","
-                  "\"grid\":{\"volatility\":[0.1,0.9],\"scarcity\":[1,2],\"lineup\":[\"bal\",\"gap\"]}}",
-                  &s);
+    g = make_grid(
+        "{\"game\":\"fake\",\"seed\":1," LINEUPS ","
+        "\"grid\":{\"volatility\":[0.1,0.9],\"scarcity\":[1,2],\"lineup\":[\"bal\",\"gap\"]}}",
+        &s);
     check_calls = 0;
     bz_err_clear(&err);
     assert_int_equal(bz_grid_check(g, &err), BZ_EINVAL);
@@ -363,7 +368,8 @@ static void grid_check_should_visit_each_environment_once(void **state)
     free_grid(g, s);
 
     /* no grid at all: the message is prefixed by the origin only */
-    g = make_grid("{\"game\":\"fake\",\"seed\":1,\"fixed\":{\"volatility\":0.7,\"lineup\":[\"m\"]}}", &s);
+    g = make_grid(
+        "{\"game\":\"fake\",\"seed\":1,\"fixed\":{\"volatility\":0.7,\"lineup\":[\"m\"]}}", &s);
     assert_int_equal(bz_grid_check(g, &err), BZ_EINVAL);
     assert_string_equal(err.msg, "sweeps/g.json: volatility: 0.7 too high for profile flat");
     free_grid(g, s);

@@ -15,19 +15,19 @@ struct bz_grid;
 
 /* LLM settings of a spec (defaults where the spec is silent). */
 struct bz_llm_settings {
-    int live_games;          /* K games in flight per rank */
-    int concurrency;         /* max requests in flight per rank */
+    int live_games;  /* K games in flight per rank */
+    int concurrency; /* max requests in flight per rank */
     double timeout_s;
     int max_retries;
     double temperature;
     int max_output_tokens;
-    char cache_dir[512];     /* "" = no cache */
-    char models_path[512];   /* models registry; "" = sweeps/models.json */
-    char prompts_dir[512];   /* "" = prompts/<game> */
+    char cache_dir[512];   /* "" = no cache */
+    char models_path[512]; /* models registry; "" = sweeps/models.json */
+    char prompts_dir[512]; /* "" = prompts/<game> */
 };
 
 struct bz_budget {
-    int64_t max_tokens; /* 0 = none */
+    int64_t max_tokens;  /* 0 = none */
     double max_cost_usd; /* 0 = none */
 };
 
@@ -38,16 +38,16 @@ int bz_spec_load(const char *path, struct bz_spec **out, struct bz_err *err);
 int bz_spec_parse(const char *text, const char *origin, struct bz_spec **out, struct bz_err *err);
 void bz_spec_destroy(struct bz_spec *s);
 
-const char *bz_spec_name(const struct bz_spec *s);     /* "name" or the file's stem */
-const char *bz_spec_json(const struct bz_spec *s);     /* the spec as loaded, JSON text */
-const char *bz_spec_output(const struct bz_spec *s);   /* "output" or results/<name>.h5 */
+const char *bz_spec_name(const struct bz_spec *s);   /* "name" or the file's stem */
+const char *bz_spec_json(const struct bz_spec *s);   /* the spec as loaded, JSON text */
+const char *bz_spec_output(const struct bz_spec *s); /* "output" or results/<name>.h5 */
 const struct bz_game_ops *bz_spec_game(const struct bz_spec *s);
 const struct bz_llm_settings *bz_spec_llm(const struct bz_spec *s);
 const struct bz_budget *bz_spec_budget(const struct bz_spec *s);
 /* 1 when some lineup the grid plays names an LLM model. */
 int bz_spec_has_llm(const struct bz_spec *s);
-const char *bz_spec_origin(const struct bz_spec *s);   /* file path (or the origin given) */
-uint64_t bz_spec_seed(const struct bz_spec *s);        /* the sweep seed */
+const char *bz_spec_origin(const struct bz_spec *s); /* file path (or the origin given) */
+uint64_t bz_spec_seed(const struct bz_spec *s);      /* the sweep seed */
 int bz_spec_repetitions(const struct bz_spec *s);
 
 /* Expand the spec's grid. Free with bz_grid_destroy (after every config
