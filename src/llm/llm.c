@@ -1,0 +1,504 @@
+/* llm: the rank's LLM client. Sets everything up before any game starts
+ * (registry, API keys from the environment, prompts checked against sample
+ * observations, cache folder, transport) and drives it from the scheduler's
+ * loop. Holds keys in memory only: never prints, records or caches one. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "bazaar/spec.h"
+#include "llm/llm_internal.h"
+
+#define SAMPLE_MAX_STEPS 100000
+
+static void free_strv(char **v, size_t n)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void bz_llm_destroy(struct bz_llm *llm)
+{
+    if (!llm)
+        return;
+    bz_llm_agent_destroy_all(llm);
+    bz_transport_destroy(llm->tr);
+    size_t n = llm->reg ? llm->reg->n : 0;
+    if (llm->keys)
+        for (size_t i = 0; i < n; i++)
+            if (llm->keys[i]) /* scrub: a core dump should not hold it either */
+                memset(llm->keys[i], 0, strlen(llm->keys[i]));
+    free_strv(llm->keys, n);
+    if (llm->key_headers)
+        for (size_t i = 0; i < n; i++)
+            if (llm->key_headers[i])
+                memset(llm->key_headers[i], 0, strlen(llm->key_headers[i]));
+    free_strv(llm->key_headers, n);
+    free_strv(llm->urls, n);
+    free(llm->header_lines);
+    free(llm->limits);
+    bz_template_destroy(llm->system);
+    if (llm->phase_tmpl)
+        for (size_t i = 0; i < llm->ops->n_phases; i++)
+            bz_template_destroy(llm->phase_tmpl[i]);
+    free(llm->phase_tmpl);
+    bz_registry_destroy(llm->reg);
+    free(llm);
+}
+
+static char *dup_printf(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s", a, b);
+    return s;
+}
+
+cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int agent, int phase,
+                          struct bz_err *err)
+{
+    cJSON *obs = cJSON_CreateObject();
+    if (!obs) {
+        bz_err_set(err, BZ_ENOMEM, "out of memory building an observation");
+        return NULL;
+    }
+    if (ops->observe(g, agent, obs, err)) {
+        cJSON_Delete(obs);
+        return NULL;
+    }
+    const char *schema = ops->action_schema ? ops->action_schema(g, phase) : NULL;
+    if (!cJSON_GetObjectItemCaseSensitive(obs, "game"))
+        cJSON_AddStringToObject(obs, "game", ops->name);
+    if (!cJSON_GetObjectItemCaseSensitive(obs, "phase"))
+        cJSON_AddStringToObject(obs, "phase", (size_t)phase < ops->n_phases ? ops->phases[phase]
+                                                                           : "");
+    if (!cJSON_GetObjectItemCaseSensitive(obs, "agent"))
+        cJSON_AddNumberToObject(obs, "agent", agent);
+    if (!cJSON_GetObjectItemCaseSensitive(obs, "schema"))
+        cJSON_AddStringToObject(obs, "schema", schema ? schema : "{}");
+    return obs;
+}
+
+int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase,
+                  char **system, char **user, int *turn, struct bz_err *err)
+{
+    *system = *user = NULL;
+    *turn = -1;
+    if ((size_t)phase >= llm->ops->n_phases || !llm->phase_tmpl[phase])
+        return bz_err_set(err, BZ_EINVAL, "%s: no prompt template for phase %d", llm->prompts_dir,
+                          phase);
+    cJSON *obs = bz_llm_observation(llm->ops, g, agent, phase, err);
+    if (!obs)
+        return err && err->code ? err->code : BZ_EINVAL;
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(obs, "meta"), "turn");
+    if (cJSON_IsNumber(t))
+        *turn = (int)t->valuedouble;
+    int rc = bz_template_render(llm->system, obs, system, err);
+    if (!rc)
+        rc = bz_template_render(llm->phase_tmpl[phase], obs, user, err);
+    cJSON_Delete(obs);
+    if (rc) {
+        free(*system);
+        free(*user);
+        *system = *user = NULL;
+    }
+    return rc;
+}
+
+uint64_t bz_llm_sample_index(const struct bz_game_config *cfg, int agent)
+{
+    return ((uint64_t)(uint32_t)cfg->repetition << 32) | (uint32_t)agent;
+}
+
+/* Deep union of b into a (a's members win). */
+static void merge_into(cJSON *a, const cJSON *b)
+{
+    for (const cJSON *it = b->child; it; it = it->next) {
+        cJSON *have = cJSON_GetObjectItemCaseSensitive(a, it->string);
+        if (!have)
+            cJSON_AddItemToObject(a, it->string, cJSON_Duplicate(it, 1));
+        else if (cJSON_IsObject(have) && cJSON_IsObject(it))
+            merge_into(have, it);
+    }
+}
+
+int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
+                        const struct bz_game_config *sample_cfg, struct bz_err *err)
+{
+    const struct bz_game_ops *ops = llm->ops;
+    int rc = BZ_OK;
+    char path[1100];
+    struct bz_records rec;
+    struct bz_game *g = NULL;
+    cJSON **seen = calloc(ops->n_phases, sizeof *seen);
+    int *deciding = calloc(ops->n_phases, sizeof *deciding);
+    cJSON *merged = cJSON_CreateObject();
+    bz_records_init(&rec);
+    llm->phase_tmpl = calloc(ops->n_phases, sizeof *llm->phase_tmpl);
+    if (!seen || !deciding || !merged || !llm->phase_tmpl) {
+        rc = bz_err_set(err, BZ_ENOMEM, "out of memory loading prompts");
+        goto out;
+    }
+    snprintf(llm->prompts_dir, sizeof llm->prompts_dir, "%s", dir);
+    snprintf(path, sizeof path, "%s/system.txt", dir);
+    if ((rc = bz_template_load(path, &llm->system, err)))
+        goto out;
+
+    /* Play a sample game with fallback actions, keeping one observation of
+     * each phase, so templates are checked against what the game shows. */
+    if (sample_cfg) {
+        struct bz_game_config cfg = *sample_cfg;
+        cfg.transcript = NULL;
+        if ((rc = ops->create(&cfg, &rec, &g, err))) {
+            bz_err_prefix(err, "playing a sample game to check the prompts");
+            goto out;
+        }
+        for (size_t p = 0; p < ops->n_phases; p++)
+            deciding[p] = ops->action_schema(g, (int)p) != NULL;
+        struct bz_requests req;
+        for (int step = 0; step < SAMPLE_MAX_STEPS; step++) {
+            int st = ops->step(g, &req, err);
+            if (st < 0) {
+                rc = -st;
+                bz_err_prefix(err, "playing a sample game to check the prompts");
+                goto out;
+            }
+            if (st == BZ_STEP_DONE)
+                break;
+            if (req.n > 0 && (size_t)req.phase < ops->n_phases && !seen[req.phase]) {
+                seen[req.phase] = bz_llm_observation(ops, g, req.agents[0], req.phase, err);
+                if (!seen[req.phase]) {
+                    rc = err->code ? err->code : BZ_EINVAL;
+                    goto out;
+                }
+                merge_into(merged, seen[req.phase]);
+            }
+            for (int k = 0; k < req.n; k++)
+                ops->fallback_action(g, req.agents[k]);
+            if ((rc = ops->apply(g, err)))
+                goto out;
+        }
+    } else {
+        for (size_t p = 0; p < ops->n_phases; p++)
+            deciding[p] = 1;
+    }
+    for (size_t p = 0; p < ops->n_phases; p++) {
+        if (!deciding[p])
+            continue;
+        snprintf(path, sizeof path, "%s/%s.txt", dir, ops->phases[p]);
+        if ((rc = bz_template_load(path, &llm->phase_tmpl[p], err))) {
+            bz_err_prefix(err, "phase '%s' of %s needs a prompt template", ops->phases[p],
+                          ops->name);
+            goto out;
+        }
+        const cJSON *obs = seen[p] ? seen[p] : merged;
+        if (sample_cfg && (rc = bz_template_check(llm->phase_tmpl[p], obs, err)))
+            goto out;
+        if (seen[p] && (rc = bz_template_check(llm->system, seen[p], err)))
+            goto out;
+    }
+out:
+    if (g)
+        ops->destroy(g);
+    bz_records_cleanup(&rec);
+    if (seen)
+        for (size_t p = 0; p < ops->n_phases; p++)
+            cJSON_Delete(seen[p]);
+    free(seen);
+    free(deciding);
+    cJSON_Delete(merged);
+    return rc;
+}
+
+int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_options *opt,
+                       const struct bz_game_ops *ops, const struct bz_game_config *sample_cfg,
+                       const char *const *model_ids, size_t n_model_ids, int need_keys,
+                       double backoff_base_s, struct bz_llm **out, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    *out = NULL;
+    struct bz_llm *llm = calloc(1, sizeof *llm);
+    if (!llm)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory creating the LLM client");
+    llm->set = *set;
+    if (opt)
+        llm->opt = *opt;
+    llm->ops = ops;
+    char path[1024];
+    bz_llm_resolve_path(set->models_path, "sweeps/models.json", path, sizeof path);
+    if ((rc = bz_registry_load(path, &llm->reg, err)))
+        goto out;
+    size_t n = llm->reg->n;
+    llm->keys = calloc(n, sizeof *llm->keys);
+    llm->key_headers = calloc(n, sizeof *llm->key_headers);
+    llm->urls = calloc(n, sizeof *llm->urls);
+    llm->header_lines = calloc(n * 4, sizeof *llm->header_lines);
+    llm->limits = calloc(n, sizeof *llm->limits);
+    if (!llm->keys || !llm->key_headers || !llm->urls || !llm->header_lines || !llm->limits)
+        goto nomem;
+    for (size_t i = 0; i < n_model_ids; i++) {
+        int k = bz_registry_find(llm->reg, model_ids[i]);
+        if (k < 0) {
+            rc = bz_err_set(err, BZ_EINVAL, "%s: no model with id \"%s\" (named by a lineup)",
+                            path, model_ids[i]);
+            goto out;
+        }
+        const struct bz_model *m = &llm->reg->models[k];
+        if (!need_keys || !m->api_key_env[0] || llm->keys[k])
+            continue;
+        const char *key = getenv(m->api_key_env);
+        if (!key || !key[0]) {
+            rc = bz_err_set(err, BZ_EINVAL, "%s: model \"%s\" reads its API key from the "
+                            "environment variable %s, which is not set", path, m->id,
+                            m->api_key_env);
+            goto out;
+        }
+        llm->keys[k] = dup_printf(key, "");
+        if (!llm->keys[k])
+            goto nomem;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct bz_model *m = &llm->reg->models[i];
+        const char **h = &llm->header_lines[i * 4];
+        int a = m->provider == BZ_PROVIDER_ANTHROPIC;
+        llm->urls[i] = dup_printf(m->base_url, a ? "/messages" : "/chat/completions");
+        if (!llm->urls[i])
+            goto nomem;
+        int nh = 0;
+        h[nh++] = "Content-Type: application/json";
+        if (a)
+            h[nh++] = "anthropic-version: 2023-06-01";
+        if (llm->keys[i]) {
+            llm->key_headers[i] =
+                dup_printf(a ? "x-api-key: " : "Authorization: Bearer ", llm->keys[i]);
+            if (!llm->key_headers[i])
+                goto nomem;
+            h[nh++] = llm->key_headers[i];
+        }
+        h[nh] = NULL;
+        llm->limits[i] = (struct bz_model_limits){m->rpm, m->tpm, m->max_concurrency,
+                                                  llm->urls[i], h, m->id};
+    }
+    struct bz_transport_opts to = {set->concurrency, set->timeout_s, set->max_retries,
+                                   backoff_base_s, 60.0, 0x62617a616172ULL};
+    if ((rc = bz_transport_create(&to, llm->limits, n, &llm->tr, err)))
+        goto out;
+    if (set->cache_dir[0]) {
+        snprintf(llm->cache_dir, sizeof llm->cache_dir, "%s", set->cache_dir);
+        if (need_keys && (rc = bz_cache_open(llm->cache_dir, err)))
+            goto out;
+    } else if (llm->opt.replay) {
+        rc = bz_err_set(err, BZ_EINVAL, "--replay needs a response cache: llm.cache is empty in "
+                        "the spec");
+        goto out;
+    }
+    if (n_model_ids) {
+        char dflt[600];
+        snprintf(dflt, sizeof dflt, "prompts/%s", ops->name);
+        char dir[1024];
+        bz_llm_resolve_path(set->prompts_dir, dflt, dir, sizeof dir);
+        if ((rc = bz_llm_load_prompts(llm, dir, sample_cfg, err)))
+            goto out;
+    }
+    *out = llm;
+    return BZ_OK;
+nomem:
+    rc = bz_err_set(err, BZ_ENOMEM, "out of memory creating the LLM client");
+out:
+    bz_llm_destroy(llm);
+    return rc;
+}
+
+/* The distinct model ids the grid's lineups name, and a sample config. */
+static int grid_models(const struct bz_grid *grid, char ***ids, size_t *n_ids,
+                       struct bz_game_config *sample, struct bz_err *err)
+{
+    *ids = NULL;
+    *n_ids = 0;
+    int64_t count = bz_grid_count(grid);
+    const struct bz_agent_spec *last = NULL;
+    int rc = BZ_OK;
+    size_t cap = 0;
+    for (int64_t id = 0; id < count; id++) {
+        struct bz_game_config cfg;
+        if ((rc = bz_grid_config(grid, id, &cfg, err)))
+            return rc;
+        if (id == 0)
+            *sample = cfg;
+        if (cfg.agents == last)
+            continue;
+        last = cfg.agents;
+        for (int a = 0; a < cfg.n_agents; a++) {
+            if (cfg.agents[a].kind != BZ_AGENT_LLM)
+                continue;
+            size_t k = 0;
+            while (k < *n_ids && strcmp((*ids)[k], cfg.agents[a].policy) != 0)
+                k++;
+            if (k < *n_ids)
+                continue;
+            if (*n_ids == cap) {
+                cap = cap ? 2 * cap : 8;
+                char **p = realloc(*ids, cap * sizeof *p);
+                if (!p)
+                    return bz_err_set(err, BZ_ENOMEM, "out of memory");
+                *ids = p;
+            }
+            (*ids)[*n_ids] = dup_printf(cfg.agents[a].policy, "");
+            if (!(*ids)[*n_ids])
+                return bz_err_set(err, BZ_ENOMEM, "out of memory");
+            (*n_ids)++;
+        }
+    }
+    return BZ_OK;
+}
+
+int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt,
+                  struct bz_llm **out, struct bz_err *err)
+{
+    *out = NULL;
+    struct bz_grid *grid = NULL;
+    char **ids = NULL;
+    size_t n_ids = 0;
+    struct bz_game_config sample;
+    int rc = bz_grid_create(spec, &grid, err);
+    if (!rc)
+        rc = grid_models(grid, &ids, &n_ids, &sample, err);
+    if (!rc)
+        rc = bz_llm_create_from(bz_spec_llm(spec), opt, bz_spec_game(spec), &sample,
+                                (const char *const *)ids, n_ids, 1, 0.5, out, err);
+    free_strv(ids, n_ids);
+    bz_grid_destroy(grid);
+    return rc;
+}
+
+struct bz_llm_hook bz_llm_hook(struct bz_llm *llm)
+{
+    struct bz_llm_hook h = {llm, bz_llm_agent_submit};
+    return h;
+}
+
+int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err)
+{
+    int rc = bz_transport_poll(llm->tr, timeout_ms, err);
+    if (rc < 0)
+        return -rc;
+    if (llm->replay_misses) {
+        int n = llm->replay_misses;
+        llm->replay_misses = 0;
+        if (n > 1)
+            return bz_err_set(err, BZ_ENET, "%s (and %d more)", llm->replay_msg, n - 1);
+        return bz_err_set(err, BZ_ENET, "%s", llm->replay_msg);
+    }
+    return BZ_OK;
+}
+
+int bz_llm_inflight(const struct bz_llm *llm) { return llm->n_live; }
+
+void bz_llm_cancel(struct bz_llm *llm, struct bz_match *m) { bz_llm_agent_cancel(llm, m); }
+
+void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
+{
+    *t = llm->totals;
+    t->retries = bz_transport_retries(llm->tr);
+}
+
+/* Estimate one game: play it with fallback actions, render each LLM agent's
+ * prompts. */
+static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *cfg,
+                         int64_t *tok, double *cost, struct bz_err *err)
+{
+    const struct bz_game_ops *ops = llm->ops;
+    struct bz_records rec;
+    struct bz_game *g = NULL;
+    bz_records_init(&rec);
+    struct bz_game_config c = *cfg;
+    c.transcript = NULL;
+    int rc = ops->create(&c, &rec, &g, err);
+    if (rc)
+        goto out;
+    struct bz_requests req;
+    for (int step = 0; step < SAMPLE_MAX_STEPS; step++) {
+        int st = ops->step(g, &req, err);
+        if (st < 0) {
+            rc = -st;
+            goto out;
+        }
+        if (st == BZ_STEP_DONE)
+            break;
+        for (int k = 0; k < req.n; k++) {
+            int a = req.agents[k];
+            if (cfg->agents[a].kind == BZ_AGENT_LLM) {
+                int mi = bz_registry_find(llm->reg, cfg->agents[a].policy);
+                char *sys = NULL, *user = NULL;
+                int turn;
+                if (mi >= 0 &&
+                    !bz_llm_render(llm, g, a, req.phase, &sys, &user, &turn, err)) {
+                    const struct bz_model *m = &llm->reg->models[mi];
+                    const char *schema = ops->action_schema(g, req.phase);
+                    int64_t in = (int64_t)(strlen(sys) + strlen(user) +
+                                           (schema ? strlen(schema) : 0)) / 4 + 16;
+                    int max_out = m->max_output_tokens > 0 ? m->max_output_tokens
+                                                           : llm->set.max_output_tokens;
+                    int64_t outt = max_out < BZ_LLM_EST_OUTPUT_TOKENS ? max_out
+                                                                      : BZ_LLM_EST_OUTPUT_TOKENS;
+                    *tok += in + outt;
+                    *cost += ((double)in * m->price_in_per_mtok +
+                              (double)outt * m->price_out_per_mtok) / 1e6;
+                }
+                free(sys);
+                free(user);
+            }
+            ops->fallback_action(g, a);
+        }
+        if ((rc = ops->apply(g, err)))
+            goto out;
+    }
+out:
+    if (g)
+        ops->destroy(g);
+    bz_records_cleanup(&rec);
+    return rc;
+}
+
+int bz_llm_estimate(const struct bz_spec *spec, const struct bz_grid *grid, int64_t *tokens,
+                    double *cost_usd, struct bz_err *err)
+{
+    *tokens = 0;
+    *cost_usd = 0;
+    char **ids = NULL;
+    size_t n_ids = 0;
+    struct bz_game_config sample;
+    struct bz_llm *llm = NULL;
+    int rc = grid_models(grid, &ids, &n_ids, &sample, err);
+    if (rc || n_ids == 0)
+        goto out;
+    if ((rc = bz_llm_create_from(bz_spec_llm(spec), NULL, bz_spec_game(spec), &sample,
+                                 (const char *const *)ids, n_ids, 0, 0.5, &llm, err)))
+        goto out;
+    int64_t count = bz_grid_count(grid);
+    int64_t step = count > BZ_LLM_EST_SAMPLE ? count / BZ_LLM_EST_SAMPLE : 1;
+    int64_t tok = 0, played = 0;
+    double cost = 0;
+    for (int64_t id = 0; id < count; id += step) {
+        struct bz_game_config cfg;
+        if ((rc = bz_grid_config(grid, id, &cfg, err)) ||
+            (rc = estimate_game(llm, &cfg, &tok, &cost, err)))
+            goto out;
+        played++;
+    }
+    double scale = played ? (double)count / (double)played : 0;
+    *tokens = (int64_t)llround((double)tok * scale);
+    *cost_usd = cost * scale;
+out:
+    bz_llm_destroy(llm);
+    free_strv(ids, n_ids);
+    return rc;
+}

@@ -1,0 +1,241 @@
+/* llm_internal: the pieces of the llm module (registry, provider adapters,
+ * cache, curl multi transport) and the rank's struct bz_llm, for the files of
+ * src/llm/, src/agents/llm_agent.c and their tests. Only src/llm/ files include
+ * curl; nothing here exposes a curl type. */
+#ifndef BAZAAR_LLM_INTERNAL_H
+#define BAZAAR_LLM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bazaar/err.h"
+#include "bazaar/game.h"
+#include "bazaar/llm.h"
+#include "bazaar/prompt.h"
+
+struct cJSON;
+
+/* ---- registry (registry.c) ---- */
+
+enum bz_provider { BZ_PROVIDER_OPENAI, BZ_PROVIDER_ANTHROPIC };
+
+struct bz_model {
+    char id[BZ_NAME_MAX];
+    enum bz_provider provider;
+    char base_url[512];
+    char model[256];        /* the provider's model name */
+    char api_key_env[128];  /* "" = no key (a local server) */
+    double capability;
+    double price_in_per_mtok, price_out_per_mtok;
+    double rpm, tpm;        /* 0 = no limit */
+    int max_concurrency;    /* 0 = only the rank's concurrency */
+    int strict;             /* OpenAI json_schema strict flag (default 0) */
+    int max_output_tokens;  /* 0 = the spec's */
+    double temperature;     /* NaN = the spec's */
+    struct cJSON *sampling; /* other sampling members copied into each request */
+};
+
+struct bz_registry {
+    char path[512];
+    struct bz_model *models;
+    size_t n;
+};
+
+/* Load/parse and validate; errors name the file and key path
+ * (`sweeps/models.json: models[2].provider: expected "openai" or
+ * "anthropic", got "azure"`). Free with bz_registry_destroy. */
+int bz_registry_load(const char *path, struct bz_registry **out, struct bz_err *err);
+int bz_registry_parse(const char *text, const char *origin, struct bz_registry **out,
+                      struct bz_err *err);
+void bz_registry_destroy(struct bz_registry *r);
+/* Index of model id, or -1. */
+int bz_registry_find(const struct bz_registry *r, const char *id);
+/* "" -> sweeps/models.json; a relative path missing from the working folder
+ * is tried under the source tree. Writes at most n bytes. */
+void bz_llm_resolve_path(const char *given, const char *fallback, char *buf, size_t n);
+
+/* ---- provider adapters (provider.c) ---- */
+
+struct bz_chat_msg {
+    const char *role; /* "system", "user", "assistant" */
+    const char *content;
+};
+
+/* Request body (malloc'd JSON text) for model m: messages (a leading system
+ * message goes where the provider wants it), the action schema as structured
+ * output (OpenAI response_format json_schema; Anthropic a forced tool), the
+ * sampling settings. */
+int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
+                      const char *schema_json, const char *schema_name, double temperature,
+                      int max_output_tokens, char **body, struct bz_err *err);
+
+struct bz_provider_reply {
+    char *content;          /* malloc'd: the action JSON text, or the model's text */
+    int64_t input_tokens, output_tokens;
+    int refusal;            /* the model refused (content holds its words) */
+    int truncated;          /* stopped at max tokens */
+};
+
+/* Parse a 2xx body. BZ_EINVAL when it is not the provider's envelope (the
+ * message says what is missing). Free reply->content. */
+int bz_provider_parse(const struct bz_model *m, const char *body, size_t len,
+                      struct bz_provider_reply *reply, struct bz_err *err);
+
+/* Lenient JSON extraction from a model's text: the whole text, else inside a
+ * ``` fence, else from the first '{' to the last '}'. NULL when none parses. */
+struct cJSON *bz_provider_extract_json(const char *text);
+
+/* Check value against a JSON schema (type, properties, required, enum,
+ * minimum/maximum, items, additionalProperties false, anyOf). BZ_EINVAL with
+ * a message naming the field. */
+int bz_schema_check(const struct cJSON *schema, const struct cJSON *value, struct bz_err *err);
+
+/* ---- cache (cache.c) ---- */
+
+#define BZ_CACHE_KEY_HEX 33
+
+/* Key of a request: hash of (provider, model, request body with messages,
+ * sampling and schema, sample index), 32 hex digits. */
+void bz_cache_key(const struct bz_model *m, const char *body, uint64_t sample,
+                  char hex[BZ_CACHE_KEY_HEX]);
+/* Create dir (and parents) if missing; BZ_EIO names it. */
+int bz_cache_open(const char *dir, struct bz_err *err);
+/* 1 and a malloc'd copy of the stored reply body on a hit, 0 on a miss. */
+int bz_cache_get(const char *dir, const char *hex, char **body, size_t *len);
+/* Store atomically (tmp file + rename); BZ_EIO names the file. */
+int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len,
+                 struct bz_err *err);
+
+/* ---- transport (transport.c) ---- */
+
+#define BZ_LLM_REPLY_MAX (8u * 1024u * 1024u) /* cap on one reply body */
+
+enum bz_xfer_result {
+    BZ_XFER_OK = 0,    /* 2xx with a body */
+    BZ_XFER_HTTP,      /* non-2xx after retries (or not retryable) */
+    BZ_XFER_NET,       /* network failure or timeout after retries */
+    BZ_XFER_TOOBIG,    /* reply over BZ_LLM_REPLY_MAX */
+    BZ_XFER_CANCELLED
+};
+
+struct bz_transport;
+
+/* One HTTP request, retried by the transport until done() is called. Owned
+ * by the caller (the decision embeds it); the transport only links it. */
+struct bz_xfer {
+    int model;          /* index in the registry */
+    char *body;         /* request body, owned by the caller */
+    int64_t est_tokens; /* for the tokens/min bucket */
+    void (*done)(struct bz_xfer *x);
+
+    /* set by the transport */
+    int result;
+    long http_status;
+    int retries;
+    double latency_ms;  /* first send to finish, backoff included */
+    char *reply;        /* body of the last attempt, NUL-terminated (owned) */
+    size_t reply_len;
+    char error[256];
+
+    /* private to transport.c */
+    void *easy;
+    double first_start, not_before, retry_after_s;
+    int toobig, queued, active;
+    struct bz_xfer *prev, *next;
+};
+
+struct bz_model_limits {
+    double rpm, tpm;
+    int max_concurrency;
+    const char *url;              /* full endpoint URL */
+    const char *const *headers;   /* NULL-terminated header lines (may hold a key) */
+    const char *name;             /* registry id, for messages */
+};
+
+struct bz_transport_opts {
+    int concurrency;
+    double timeout_s;
+    int max_retries;
+    double backoff_base_s; /* first backoff; doubles each retry */
+    double backoff_cap_s;
+    uint64_t seed;         /* jitter stream */
+};
+
+int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
+                        size_t n_models, struct bz_transport **out, struct bz_err *err);
+void bz_transport_destroy(struct bz_transport *t);
+/* Queue x (x->model, body, done set); started by a later poll. */
+void bz_transport_submit(struct bz_transport *t, struct bz_xfer *x);
+/* Queue x again as a retry (the caller found the reply unusable, e.g. a
+ * malformed envelope): 1 when queued, 0 when retries are exhausted. */
+int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *why);
+/* Remove x wherever it is; done() is not called. */
+void bz_transport_remove(struct bz_transport *t, struct bz_xfer *x);
+/* Start what may start, wait up to timeout_ms, finish transfers (done() is
+ * called for each). Returns the number finished, or a negative bz_rc. */
+int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err);
+int bz_transport_pending(const struct bz_transport *t); /* queued + active */
+int bz_transport_active(const struct bz_transport *t);
+int64_t bz_transport_retries(const struct bz_transport *t);
+/* Count actual tokens after a reply (corrects the tokens/min estimate). */
+void bz_transport_charge(struct bz_transport *t, int model, int64_t est, int64_t actual);
+double bz_llm_now_s(void); /* monotonic seconds */
+
+/* ---- the rank's LLM state (llm.c) and the agent glue (llm_agent.c) ---- */
+
+struct bz_llm_decision;
+
+struct bz_llm {
+    struct bz_llm_settings set;
+    struct bz_llm_options opt;
+    const struct bz_game_ops *ops;
+    struct bz_registry *reg;
+    char **keys;                      /* per model, NULL when none (never printed) */
+    char **key_headers;               /* per model: the auth header line */
+    const char **header_lines;        /* per model: NULL-terminated lists */
+    char **urls;
+    struct bz_model_limits *limits;
+    struct bz_template *system;       /* prompts/<game>/system.txt */
+    struct bz_template **phase_tmpl;  /* per ops phase, NULL if not deciding */
+    char prompts_dir[512];
+    char cache_dir[512];              /* "" = no cache */
+    struct bz_transport *tr;
+    struct bz_llm_decision *live;     /* every decision not yet finished */
+    int n_live;
+    struct bz_llm_totals totals;
+    int reported_status[8];           /* HTTP statuses already printed */
+    int n_reported;
+    int cache_warned;
+    int replay_misses;                /* since the last poll */
+    char replay_msg[256];
+};
+
+/* Build a bz_llm from parts (tests: no spec, a fake game). prompts_dir holds
+ * system.txt and <phase>.txt; sample_cfg (may be NULL) is played with
+ * fallback actions to check the templates. */
+int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_options *opt,
+                       const struct bz_game_ops *ops, const struct bz_game_config *sample_cfg,
+                       const char *const *model_ids, size_t n_model_ids, int need_keys,
+                       double backoff_base_s, struct bz_llm **out, struct bz_err *err);
+
+/* Load and check prompts of ops from dir against sample_cfg's observations. */
+int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
+                        const struct bz_game_config *sample_cfg, struct bz_err *err);
+
+/* The observation of agent in game g as the prompts see it: the game's
+ * public/private/meta plus phase, agent, game and schema. Free with cJSON_Delete. */
+struct cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int agent,
+                                 int phase, struct bz_err *err);
+/* Render the system and phase prompts of agent (malloc'd, caller frees). */
+int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase,
+                  char **system, char **user, int *turn, struct bz_err *err);
+/* Cache sample index of a decision: the repetition and the agent, so that
+ * repetitions and identical agents of one game draw separate samples. */
+uint64_t bz_llm_sample_index(const struct bz_game_config *cfg, int agent);
+
+/* llm_agent.c: the hook's submit, and finishing a decision's transfer. */
+int bz_llm_agent_submit(void *ctx, struct bz_match *m, int agent, int phase, struct bz_err *err);
+void bz_llm_agent_cancel(struct bz_llm *llm, struct bz_match *m);
+void bz_llm_agent_destroy_all(struct bz_llm *llm);
+
+#endif

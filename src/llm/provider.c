@@ -1,0 +1,351 @@
+/* provider: request bodies and reply parsing for the two wire formats, OpenAI
+ * chat completions (every OpenAI-compatible server) and Anthropic messages,
+ * plus the schema check of a decoded action. Pure functions over text and
+ * cJSON: no network, no keys. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "llm/llm_internal.h"
+
+static int add_sampling(cJSON *req, const struct bz_model *m, double temperature)
+{
+    double t = isnan(m->temperature) ? temperature : m->temperature;
+    if (!cJSON_AddNumberToObject(req, "temperature", t))
+        return -1;
+    if (m->sampling)
+        for (const cJSON *it = m->sampling->child; it; it = it->next) {
+            cJSON *d = cJSON_Duplicate(it, 1);
+            if (!d)
+                return -1;
+            cJSON_AddItemToObject(req, it->string, d);
+        }
+    return 0;
+}
+
+int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
+                      const char *schema_json, const char *schema_name, double temperature,
+                      int max_output_tokens, char **body, struct bz_err *err)
+{
+    *body = NULL;
+    int rc = BZ_OK;
+    cJSON *schema = schema_json ? cJSON_Parse(schema_json) : NULL;
+    cJSON *req = cJSON_CreateObject();
+    if (schema_json && !schema) {
+        rc = bz_err_set(err, BZ_EINTERNAL, "the game's action schema for %s is not valid JSON",
+                        schema_name);
+        goto out;
+    }
+    if (!req)
+        goto nomem;
+    int max_tok = m->max_output_tokens > 0 ? m->max_output_tokens : max_output_tokens;
+    if (!cJSON_AddStringToObject(req, "model", m->model))
+        goto nomem;
+    cJSON *arr = cJSON_AddArrayToObject(req, "messages");
+    if (!arr)
+        goto nomem;
+    for (int i = 0; i < n_msgs; i++) {
+        if (m->provider == BZ_PROVIDER_ANTHROPIC && strcmp(msgs[i].role, "system") == 0) {
+            if (!cJSON_AddStringToObject(req, "system", msgs[i].content))
+                goto nomem;
+            continue;
+        }
+        cJSON *o = cJSON_CreateObject();
+        if (!o)
+            goto nomem;
+        cJSON_AddItemToArray(arr, o);
+        if (!cJSON_AddStringToObject(o, "role", msgs[i].role) ||
+            !cJSON_AddStringToObject(o, "content", msgs[i].content))
+            goto nomem;
+    }
+    if (!cJSON_AddNumberToObject(req, "max_tokens", max_tok))
+        goto nomem;
+    if (add_sampling(req, m, temperature))
+        goto nomem;
+    if (schema) {
+        if (m->provider == BZ_PROVIDER_OPENAI) {
+            cJSON *rf = cJSON_AddObjectToObject(req, "response_format");
+            if (!rf || !cJSON_AddStringToObject(rf, "type", "json_schema"))
+                goto nomem;
+            cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
+            if (!js || !cJSON_AddStringToObject(js, "name", schema_name))
+                goto nomem;
+            cJSON_AddItemToObject(js, "schema", schema);
+            schema = NULL;
+            if (!cJSON_AddBoolToObject(js, "strict", m->strict))
+                goto nomem;
+        } else {
+            cJSON *tools = cJSON_AddArrayToObject(req, "tools");
+            cJSON *tool = cJSON_CreateObject();
+            if (!tools || !tool)
+                goto nomem;
+            cJSON_AddItemToArray(tools, tool);
+            if (!cJSON_AddStringToObject(tool, "name", schema_name) ||
+                !cJSON_AddStringToObject(tool, "description",
+                                         "Submit your decision for this phase."))
+                goto nomem;
+            cJSON_AddItemToObject(tool, "input_schema", schema);
+            schema = NULL;
+            cJSON *tc = cJSON_AddObjectToObject(req, "tool_choice");
+            if (!tc || !cJSON_AddStringToObject(tc, "type", "tool") ||
+                !cJSON_AddStringToObject(tc, "name", schema_name))
+                goto nomem;
+        }
+    }
+    *body = cJSON_PrintUnformatted(req);
+    if (!*body)
+        goto nomem;
+    goto out;
+nomem:
+    rc = bz_err_set(err, BZ_ENOMEM, "out of memory building a request for model %s", m->id);
+out:
+    cJSON_Delete(schema);
+    cJSON_Delete(req);
+    return rc;
+}
+
+static int64_t get_i64(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble : 0;
+}
+
+static char *dupstr(const char *s)
+{
+    size_t n = strlen(s);
+    char *d = malloc(n + 1);
+    if (d)
+        memcpy(d, s, n + 1);
+    return d;
+}
+
+int bz_provider_parse(const struct bz_model *m, const char *body, size_t len,
+                      struct bz_provider_reply *reply, struct bz_err *err)
+{
+    memset(reply, 0, sizeof *reply);
+    int rc = BZ_OK;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!root)
+        return bz_err_set(err, BZ_EINVAL, "reply body is not JSON (%zu bytes)", len);
+    const cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
+    if (m->provider == BZ_PROVIDER_OPENAI) {
+        reply->input_tokens = get_i64(usage, "prompt_tokens");
+        reply->output_tokens = get_i64(usage, "completion_tokens");
+        const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
+        const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
+        if (!msg) {
+            rc = bz_err_set(err, BZ_EINVAL, "reply has no choices[0].message");
+            goto out;
+        }
+        const cJSON *fin = cJSON_GetObjectItemCaseSensitive(ch, "finish_reason");
+        reply->truncated = cJSON_IsString(fin) && strcmp(fin->valuestring, "length") == 0;
+        const cJSON *refusal = cJSON_GetObjectItemCaseSensitive(msg, "refusal");
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(msg, "content");
+        if (cJSON_IsString(refusal) && refusal->valuestring[0]) {
+            reply->refusal = 1;
+            reply->content = dupstr(refusal->valuestring);
+        } else if (cJSON_IsString(content)) {
+            reply->content = dupstr(content->valuestring);
+        } else {
+            rc = bz_err_set(err, BZ_EINVAL, "reply has no choices[0].message.content");
+            goto out;
+        }
+    } else {
+        reply->input_tokens = get_i64(usage, "input_tokens");
+        reply->output_tokens = get_i64(usage, "output_tokens");
+        const cJSON *stop = cJSON_GetObjectItemCaseSensitive(root, "stop_reason");
+        reply->truncated = cJSON_IsString(stop) && strcmp(stop->valuestring, "max_tokens") == 0;
+        reply->refusal = cJSON_IsString(stop) && strcmp(stop->valuestring, "refusal") == 0;
+        const cJSON *content = cJSON_GetObjectItemCaseSensitive(root, "content");
+        if (!cJSON_IsArray(content)) {
+            rc = bz_err_set(err, BZ_EINVAL, "reply has no content array");
+            goto out;
+        }
+        const cJSON *text = NULL;
+        for (const cJSON *b = content->child; b; b = b->next) {
+            const cJSON *type = cJSON_GetObjectItemCaseSensitive(b, "type");
+            if (!cJSON_IsString(type))
+                continue;
+            if (strcmp(type->valuestring, "tool_use") == 0) {
+                const cJSON *in = cJSON_GetObjectItemCaseSensitive(b, "input");
+                reply->content = in ? cJSON_PrintUnformatted(in) : NULL;
+                if (reply->content)
+                    break;
+            } else if (strcmp(type->valuestring, "text") == 0 && !text) {
+                text = cJSON_GetObjectItemCaseSensitive(b, "text");
+            }
+        }
+        if (!reply->content) {
+            if (!cJSON_IsString(text)) {
+                rc = bz_err_set(err, BZ_EINVAL, "reply has neither a tool_use nor a text block");
+                goto out;
+            }
+            reply->content = dupstr(text->valuestring);
+            if (!reply->refusal)
+                reply->refusal = 0;
+        }
+    }
+    if (!reply->content)
+        rc = bz_err_set(err, BZ_ENOMEM, "out of memory parsing a reply");
+out:
+    cJSON_Delete(root);
+    return rc;
+}
+
+cJSON *bz_provider_extract_json(const char *text)
+{
+    cJSON *v = cJSON_Parse(text);
+    if (v)
+        return v;
+    const char *fence = strstr(text, "```");
+    if (fence) {
+        const char *start = strchr(fence + 3, '\n');
+        const char *end = start ? strstr(start, "```") : NULL;
+        if (start && end && (v = cJSON_ParseWithLength(start, (size_t)(end - start))))
+            return v;
+    }
+    const char *a = strchr(text, '{');
+    const char *b = strrchr(text, '}');
+    if (a && b && b > a)
+        v = cJSON_ParseWithLength(a, (size_t)(b - a + 1));
+    return v;
+}
+
+/* ---- JSON schema check: the subset action schemas use ---- */
+
+static int type_is(const cJSON *v, const char *t)
+{
+    if (strcmp(t, "object") == 0)
+        return cJSON_IsObject(v);
+    if (strcmp(t, "array") == 0)
+        return cJSON_IsArray(v);
+    if (strcmp(t, "string") == 0)
+        return cJSON_IsString(v);
+    if (strcmp(t, "number") == 0)
+        return cJSON_IsNumber(v);
+    if (strcmp(t, "integer") == 0)
+        return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble);
+    if (strcmp(t, "boolean") == 0)
+        return cJSON_IsBool(v);
+    if (strcmp(t, "null") == 0)
+        return cJSON_IsNull(v);
+    return 1;
+}
+
+static int check_at(const cJSON *s, const cJSON *v, char *path, size_t plen, size_t cap,
+                    struct bz_err *err, int depth)
+{
+    if (!cJSON_IsObject(s) || depth > 32)
+        return BZ_OK;
+    const char *where = plen ? path : "(the reply)";
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(s, "type");
+    if (cJSON_IsString(t) && !type_is(v, t->valuestring))
+        return bz_err_set(err, BZ_EINVAL, "%s: expected %s %s", where,
+                          strchr("aeiou", t->valuestring[0]) ? "an" : "a", t->valuestring);
+    if (cJSON_IsArray(t)) {
+        int ok = 0;
+        for (const cJSON *e = t->child; e; e = e->next)
+            ok |= cJSON_IsString(e) && type_is(v, e->valuestring);
+        if (!ok)
+            return bz_err_set(err, BZ_EINVAL, "%s: has the wrong type", where);
+    }
+    const cJSON *en = cJSON_GetObjectItemCaseSensitive(s, "enum");
+    if (cJSON_IsArray(en)) {
+        int ok = 0;
+        for (const cJSON *e = en->child; e && !ok; e = e->next)
+            ok = cJSON_Compare(e, v, 1);
+        if (!ok) {
+            char *list = cJSON_PrintUnformatted(en);
+            int rc = bz_err_set(err, BZ_EINVAL, "%s: expected one of %s", where,
+                                list ? list : "the enum");
+            cJSON_free(list);
+            return rc;
+        }
+    }
+    const cJSON *any = cJSON_GetObjectItemCaseSensitive(s, "anyOf");
+    if (!any)
+        any = cJSON_GetObjectItemCaseSensitive(s, "oneOf");
+    if (cJSON_IsArray(any) && any->child) {
+        struct bz_err first = {0};
+        int ok = 0;
+        for (const cJSON *e = any->child; e && !ok; e = e->next) {
+            struct bz_err tmp = {0};
+            ok = check_at(e, v, path, plen, cap, &tmp, depth + 1) == BZ_OK;
+            if (!ok && !first.code)
+                first = tmp;
+        }
+        if (!ok)
+            return bz_err_set(err, BZ_EINVAL, "%s", first.msg);
+    }
+    if (cJSON_IsNumber(v)) {
+        const cJSON *lo = cJSON_GetObjectItemCaseSensitive(s, "minimum");
+        const cJSON *hi = cJSON_GetObjectItemCaseSensitive(s, "maximum");
+        if (cJSON_IsNumber(lo) && v->valuedouble < lo->valuedouble)
+            return bz_err_set(err, BZ_EINVAL, "%s: expected a number >= %g, got %g", where,
+                              lo->valuedouble, v->valuedouble);
+        if (cJSON_IsNumber(hi) && v->valuedouble > hi->valuedouble)
+            return bz_err_set(err, BZ_EINVAL, "%s: expected a number <= %g, got %g", where,
+                              hi->valuedouble, v->valuedouble);
+    }
+    if (cJSON_IsString(v)) {
+        const cJSON *ml = cJSON_GetObjectItemCaseSensitive(s, "maxLength");
+        if (cJSON_IsNumber(ml) && strlen(v->valuestring) > (size_t)ml->valuedouble)
+            return bz_err_set(err, BZ_EINVAL, "%s: longer than %g characters", where,
+                              ml->valuedouble);
+    }
+    if (cJSON_IsObject(v)) {
+        const cJSON *props = cJSON_GetObjectItemCaseSensitive(s, "properties");
+        const cJSON *req = cJSON_GetObjectItemCaseSensitive(s, "required");
+        for (const cJSON *r = cJSON_IsArray(req) ? req->child : NULL; r; r = r->next)
+            if (cJSON_IsString(r) && !cJSON_GetObjectItemCaseSensitive(v, r->valuestring))
+                return bz_err_set(err, BZ_EINVAL, "%s%smissing required field \"%s\"",
+                                  plen ? path : "", plen ? ": " : "", r->valuestring);
+        const cJSON *ap = cJSON_GetObjectItemCaseSensitive(s, "additionalProperties");
+        for (const cJSON *f = v->child; f; f = f->next) {
+            const cJSON *fs = cJSON_GetObjectItemCaseSensitive(props, f->string);
+            if (!fs) {
+                if (cJSON_IsFalse(ap))
+                    return bz_err_set(err, BZ_EINVAL, "%s%sunexpected field \"%s\"",
+                                      plen ? path : "", plen ? ": " : "", f->string);
+                continue;
+            }
+            int w = snprintf(path + plen, cap - plen, "%s%s", plen ? "." : "", f->string);
+            size_t np = w > 0 && (size_t)w < cap - plen ? plen + (size_t)w : plen;
+            int rc = check_at(fs, f, path, np, cap, err, depth + 1);
+            path[plen] = '\0';
+            if (rc)
+                return rc;
+        }
+    }
+    if (cJSON_IsArray(v)) {
+        const cJSON *items = cJSON_GetObjectItemCaseSensitive(s, "items");
+        const cJSON *mn = cJSON_GetObjectItemCaseSensitive(s, "minItems");
+        const cJSON *mx = cJSON_GetObjectItemCaseSensitive(s, "maxItems");
+        int n = cJSON_GetArraySize(v);
+        if (cJSON_IsNumber(mn) && n < mn->valuedouble)
+            return bz_err_set(err, BZ_EINVAL, "%s: expected at least %g items", where,
+                              mn->valuedouble);
+        if (cJSON_IsNumber(mx) && n > mx->valuedouble)
+            return bz_err_set(err, BZ_EINVAL, "%s: expected at most %g items", where,
+                              mx->valuedouble);
+        int i = 0;
+        for (const cJSON *e = v->child; e && items; e = e->next, i++) {
+            int w = snprintf(path + plen, cap - plen, "[%d]", i);
+            size_t np = w > 0 && (size_t)w < cap - plen ? plen + (size_t)w : plen;
+            int rc = check_at(items, e, path, np, cap, err, depth + 1);
+            path[plen] = '\0';
+            if (rc)
+                return rc;
+        }
+    }
+    return BZ_OK;
+}
+
+int bz_schema_check(const cJSON *schema, const cJSON *value, struct bz_err *err)
+{
+    char path[256] = "";
+    return check_at(schema, value, path, 0, sizeof path, err, 0);
+}

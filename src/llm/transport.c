@@ -1,0 +1,516 @@
+/* transport: one curl multi handle per rank carrying every LLM request of
+ * every live game: connection reuse, the rank's concurrency cap, per-model
+ * concurrency and token buckets (requests/min, tokens/min), timeouts, and
+ * retries on 429/5xx/timeouts/resets with exponential backoff and jitter,
+ * honouring Retry-After. The only file that calls libcurl. Never logs a
+ * header (they carry keys). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+#include "bazaar/rng.h"
+#include "llm/llm_internal.h"
+
+struct model_state {
+    struct bz_model_limits lim;
+    struct curl_slist *headers;
+    int inflight;
+    double req_tokens, req_last; /* requests/min bucket */
+    double tok_tokens, tok_last; /* tokens/min bucket */
+};
+
+struct bz_transport {
+    struct bz_transport_opts o;
+    CURLM *multi;
+    struct model_state *ms;
+    size_t n_models;
+    struct bz_xfer *qhead, *qtail; /* queued: waiting to start */
+    int n_queued, n_active;
+    CURL **pool; /* idle easy handles */
+    int n_pool, cap_pool;
+    struct bz_rng rng;
+    int64_t retries;
+};
+
+static int curl_ready;
+
+double bz_llm_now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Bucket capacity: five seconds' worth (at least one unit), so a limit
+ * smooths bursts instead of allowing a minute's quota at once. */
+static double bucket_cap(double per_min) { return per_min / 12.0 > 1.0 ? per_min / 12.0 : 1.0; }
+
+static void refill(double *tokens, double *last, double per_min, double now)
+{
+    double cap = bucket_cap(per_min);
+    *tokens += (now - *last) * per_min / 60.0;
+    if (*tokens > cap)
+        *tokens = cap;
+    *last = now;
+}
+
+int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
+                        size_t n_models, struct bz_transport **out, struct bz_err *err)
+{
+    *out = NULL;
+    if (!curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return bz_err_set(err, BZ_ENET, "libcurl could not be initialised");
+        curl_ready = 1;
+    }
+    struct bz_transport *t = calloc(1, sizeof *t);
+    if (!t)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory creating the LLM transport");
+    t->o = *o;
+    if (t->o.concurrency < 1)
+        t->o.concurrency = 1;
+    if (t->o.backoff_cap_s <= 0)
+        t->o.backoff_cap_s = 60;
+    bz_rng_init(&t->rng, o->seed, 0x6a6974746572ULL);
+    t->multi = curl_multi_init();
+    t->ms = calloc(n_models ? n_models : 1, sizeof *t->ms);
+    if (!t->multi || !t->ms)
+        goto nomem;
+    t->n_models = n_models;
+    double now = bz_llm_now_s();
+    for (size_t i = 0; i < n_models; i++) {
+        struct model_state *s = &t->ms[i];
+        s->lim = models[i];
+        s->req_tokens = bucket_cap(s->lim.rpm);
+        s->tok_tokens = bucket_cap(s->lim.tpm);
+        s->req_last = s->tok_last = now;
+        for (const char *const *h = models[i].headers; h && *h; h++) {
+            struct curl_slist *n = curl_slist_append(s->headers, *h);
+            if (!n)
+                goto nomem;
+            s->headers = n;
+        }
+        /* No "Expect: 100-continue" round trip before large bodies. */
+        struct curl_slist *n = curl_slist_append(s->headers, "Expect:");
+        if (!n)
+            goto nomem;
+        s->headers = n;
+    }
+    /* Connection reuse across all games: a pool as large as the cap. */
+    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->o.concurrency + 8);
+    *out = t;
+    return BZ_OK;
+nomem:
+    bz_transport_destroy(t);
+    return bz_err_set(err, BZ_ENOMEM, "out of memory creating the LLM transport");
+}
+
+static void unlink_queued(struct bz_transport *t, struct bz_xfer *x)
+{
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        t->qhead = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    else
+        t->qtail = x->prev;
+    x->prev = x->next = NULL;
+    x->queued = 0;
+    t->n_queued--;
+}
+
+static void enqueue(struct bz_transport *t, struct bz_xfer *x)
+{
+    x->prev = t->qtail;
+    x->next = NULL;
+    if (t->qtail)
+        t->qtail->next = x;
+    else
+        t->qhead = x;
+    t->qtail = x;
+    x->queued = 1;
+    t->n_queued++;
+}
+
+static void release_easy(struct bz_transport *t, struct bz_xfer *x)
+{
+    CURL *e = x->easy;
+    if (!e)
+        return;
+    curl_multi_remove_handle(t->multi, e);
+    x->easy = NULL;
+    if (x->active) {
+        x->active = 0;
+        t->n_active--;
+        t->ms[x->model].inflight--;
+    }
+    curl_easy_reset(e);
+    if (t->n_pool == t->cap_pool) {
+        int cap = t->cap_pool ? 2 * t->cap_pool : 16;
+        CURL **p = realloc(t->pool, (size_t)cap * sizeof *p);
+        if (!p) {
+            curl_easy_cleanup(e);
+            return;
+        }
+        t->pool = p;
+        t->cap_pool = cap;
+    }
+    t->pool[t->n_pool++] = e;
+}
+
+void bz_transport_destroy(struct bz_transport *t)
+{
+    if (!t)
+        return;
+    while (t->qhead)
+        unlink_queued(t, t->qhead);
+    /* Active transfers belong to their callers; detach their handles. */
+    if (t->multi) {
+        CURL **list = NULL;
+#if LIBCURL_VERSION_NUM >= 0x080400
+        list = curl_multi_get_handles(t->multi);
+#endif
+        for (CURL **e = list; e && *e; e++) {
+            struct bz_xfer *x = NULL;
+            curl_easy_getinfo(*e, CURLINFO_PRIVATE, (char **)&x);
+            if (x)
+                release_easy(t, x);
+        }
+        curl_free(list);
+    }
+    for (int i = 0; i < t->n_pool; i++)
+        curl_easy_cleanup(t->pool[i]);
+    free(t->pool);
+    for (size_t i = 0; i < t->n_models; i++)
+        curl_slist_free_all(t->ms[i].headers);
+    free(t->ms);
+    if (t->multi)
+        curl_multi_cleanup(t->multi);
+    free(t);
+}
+
+void bz_transport_submit(struct bz_transport *t, struct bz_xfer *x)
+{
+    x->result = BZ_XFER_OK;
+    x->http_status = 0;
+    x->retries = 0;
+    x->latency_ms = 0;
+    x->error[0] = '\0';
+    x->first_start = 0;
+    x->not_before = 0;
+    x->retry_after_s = 0;
+    x->toobig = 0;
+    free(x->reply);
+    x->reply = NULL;
+    x->reply_len = 0;
+    enqueue(t, x);
+}
+
+void bz_transport_remove(struct bz_transport *t, struct bz_xfer *x)
+{
+    if (x->queued)
+        unlink_queued(t, x);
+    if (x->easy)
+        release_easy(t, x);
+}
+
+static size_t on_write(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct bz_xfer *x = ud;
+    size_t n = size * nmemb;
+    if (x->reply_len + n > BZ_LLM_REPLY_MAX) {
+        x->toobig = 1;
+        return 0; /* aborts the transfer: CURLE_WRITE_ERROR */
+    }
+    char *p = realloc(x->reply, x->reply_len + n + 1);
+    if (!p)
+        return 0;
+    memcpy(p + x->reply_len, data, n);
+    x->reply = p;
+    x->reply_len += n;
+    x->reply[x->reply_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
+{
+    struct bz_xfer *x = ud;
+    size_t n = size * nmemb;
+    if (n > 5 && strncmp(data, "HTTP/", 5) == 0) { /* a new response (after 100, redirects) */
+        x->retry_after_s = 0;
+        return n;
+    }
+    static const char ra[] = "retry-after:";
+    static const char ra_ms[] = "retry-after-ms:";
+    char line[128];
+    size_t k = n < sizeof line - 1 ? n : sizeof line - 1;
+    memcpy(line, data, k);
+    line[k] = '\0';
+    for (char *c = line; *c && *c != ':'; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    if (strncmp(line, ra_ms, sizeof ra_ms - 1) == 0) {
+        double v = strtod(line + sizeof ra_ms - 1, NULL);
+        if (v > 0)
+            x->retry_after_s = v / 1000.0;
+    } else if (strncmp(line, ra, sizeof ra - 1) == 0) {
+        char *val = line + sizeof ra - 1;
+        while (*val == ' ')
+            val++;
+        char *end;
+        double v = strtod(val, &end);
+        if (end != val && (*end == '\r' || *end == '\n' || *end == '\0' || *end == ' ')) {
+            if (v > 0)
+                x->retry_after_s = v;
+        } else {
+            time_t when = curl_getdate(val, NULL);
+            if (when > 0 && when > time(NULL))
+                x->retry_after_s = difftime(when, time(NULL));
+        }
+        if (x->retry_after_s > 600)
+            x->retry_after_s = 600; /* a confused server must not stall a sweep for hours */
+    }
+    return n;
+}
+
+static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
+{
+    CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
+    if (!e)
+        return -1;
+    struct model_state *s = &t->ms[x->model];
+    long timeout_ms = (long)(t->o.timeout_s * 1000.0);
+    if (timeout_ms < 1)
+        timeout_ms = 1;
+    curl_easy_setopt(e, CURLOPT_URL, s->lim.url);
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->body));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "bazaar/" BZ_VERSION);
+    x->error[0] = '\0';
+    free(x->reply);
+    x->reply = NULL;
+    x->reply_len = 0;
+    x->toobig = 0;
+    x->retry_after_s = 0;
+    if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        return -1;
+    }
+    x->easy = e;
+    x->active = 1;
+    if (x->first_start == 0)
+        x->first_start = now;
+    t->n_active++;
+    s->inflight++;
+    if (s->lim.rpm > 0)
+        s->req_tokens -= 1;
+    if (s->lim.tpm > 0) {
+        double need = (double)x->est_tokens;
+        double cap = bucket_cap(s->lim.tpm);
+        s->tok_tokens -= need < cap ? need : cap;
+    }
+    return 0;
+}
+
+/* Start what concurrency, buckets and backoff allow; *next_s gets the
+ * earliest time something blocked may start (0: a completion will tell). */
+static void start_ready(struct bz_transport *t, double now, double *next_s)
+{
+    *next_s = 0;
+    for (size_t i = 0; i < t->n_models; i++) {
+        struct model_state *s = &t->ms[i];
+        if (s->lim.rpm > 0)
+            refill(&s->req_tokens, &s->req_last, s->lim.rpm, now);
+        if (s->lim.tpm > 0)
+            refill(&s->tok_tokens, &s->tok_last, s->lim.tpm, now);
+    }
+    struct bz_xfer *x = t->qhead;
+    while (x && t->n_active < t->o.concurrency) {
+        struct bz_xfer *next = x->next;
+        struct model_state *s = &t->ms[x->model];
+        double when = 0;
+        if (x->not_before > now)
+            when = x->not_before;
+        else if (s->lim.max_concurrency > 0 && s->inflight >= s->lim.max_concurrency)
+            when = 0;
+        else if (s->lim.rpm > 0 && s->req_tokens < 1.0)
+            when = now + (1.0 - s->req_tokens) * 60.0 / s->lim.rpm;
+        else if (s->lim.tpm > 0 &&
+                 s->tok_tokens < ((double)x->est_tokens < bucket_cap(s->lim.tpm)
+                                      ? (double)x->est_tokens : bucket_cap(s->lim.tpm)))
+            when = now + 0.05;
+        else {
+            unlink_queued(t, x);
+            if (start_one(t, x, now) != 0) {
+                /* No handle: try again on the next poll. */
+                enqueue(t, x);
+                x->not_before = now + 0.1;
+            }
+            x = next;
+            continue;
+        }
+        if (when > 0 && (*next_s == 0 || when < *next_s))
+            *next_s = when;
+        x = next;
+    }
+}
+
+static int retryable_status(long st)
+{
+    return st == 408 || st == 409 || st == 425 || st == 429 || st == 500 || st == 502 ||
+           st == 503 || st == 504 || st == 520 || st == 522 || st == 524 || st == 529;
+}
+
+static int retryable_code(CURLcode c)
+{
+    switch (c) {
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static int schedule_retry(struct bz_transport *t, struct bz_xfer *x, double now)
+{
+    if (x->retries >= t->o.max_retries)
+        return 0;
+    double d = t->o.backoff_base_s;
+    for (int i = 0; i < x->retries && d < t->o.backoff_cap_s; i++)
+        d *= 2;
+    if (d > t->o.backoff_cap_s)
+        d = t->o.backoff_cap_s;
+    /* Equal jitter: half fixed, half random, so retries of many requests
+     * that failed together spread out. */
+    d = d * (0.5 + 0.5 * bz_rng_uniform(&t->rng));
+    if (x->retry_after_s > d)
+        d = x->retry_after_s;
+    x->retries++;
+    t->retries++;
+    x->not_before = now + d;
+    enqueue(t, x);
+    return 1;
+}
+
+int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *why)
+{
+    if (x->easy)
+        release_easy(t, x);
+    snprintf(x->error, sizeof x->error, "%s", why);
+    return schedule_retry(t, x, bz_llm_now_s());
+}
+
+int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err)
+{
+    double t0 = bz_llm_now_s(), next_s;
+    start_ready(t, t0, &next_s);
+    if (t->n_active == 0 && t->n_queued == 0)
+        return 0;
+    long wait = timeout_ms < 0 ? 0 : timeout_ms;
+    long ct = -1;
+    curl_multi_timeout(t->multi, &ct);
+    if (t->n_active && ct >= 0 && ct < wait)
+        wait = ct;
+    if (next_s > 0) {
+        long until = (long)((next_s - t0) * 1000.0) + 1;
+        if (until < wait)
+            wait = until < 0 ? 0 : until;
+    }
+    if (t->n_active) {
+        if (curl_multi_poll(t->multi, NULL, 0, (int)wait, NULL) != CURLM_OK)
+            return -bz_err_set(err, BZ_ENET, "curl_multi_poll failed");
+    } else if (wait > 0) {
+        struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    int running = 0;
+    if (curl_multi_perform(t->multi, &running) != CURLM_OK)
+        return -bz_err_set(err, BZ_ENET, "curl_multi_perform failed");
+
+    /* Collect finished transfers first: done() may queue or cancel others. */
+    struct bz_xfer *done_head = NULL, **done_tail = &done_head;
+    int n_done = 0;
+    double now = bz_llm_now_s();
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(t->multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct bz_xfer *x = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+        CURLcode code = msg->data.result;
+        long status = 0;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+        release_easy(t, x);
+        x->http_status = status;
+        int retry = 0;
+        if (code == CURLE_OK && status >= 200 && status < 300) {
+            x->result = BZ_XFER_OK;
+        } else if (code == CURLE_OK) {
+            x->result = BZ_XFER_HTTP;
+            snprintf(x->error, sizeof x->error, "HTTP %ld", status);
+            retry = retryable_status(status);
+        } else if (x->toobig) {
+            x->result = BZ_XFER_TOOBIG;
+            snprintf(x->error, sizeof x->error, "reply larger than %u bytes",
+                     BZ_LLM_REPLY_MAX);
+        } else {
+            x->result = BZ_XFER_NET;
+            if (!x->error[0])
+                snprintf(x->error, sizeof x->error, "%s", curl_easy_strerror(code));
+            retry = retryable_code(code);
+        }
+        if (retry && schedule_retry(t, x, now))
+            continue;
+        x->latency_ms = (now - x->first_start) * 1000.0;
+        x->next = NULL;
+        *done_tail = x;
+        done_tail = &x->next;
+        n_done++;
+    }
+    while (done_head) {
+        struct bz_xfer *x = done_head;
+        done_head = x->next;
+        x->next = NULL;
+        x->done(x);
+    }
+    start_ready(t, bz_llm_now_s(), &next_s);
+    return n_done;
+}
+
+int bz_transport_pending(const struct bz_transport *t) { return t->n_queued + t->n_active; }
+int bz_transport_active(const struct bz_transport *t) { return t->n_active; }
+int64_t bz_transport_retries(const struct bz_transport *t) { return t->retries; }
+
+void bz_transport_charge(struct bz_transport *t, int model, int64_t est, int64_t actual)
+{
+    struct model_state *s = &t->ms[model];
+    if (s->lim.tpm > 0)
+        s->tok_tokens -= (double)(actual - est);
+}
