@@ -323,7 +323,10 @@ void bz_match_decided(struct bz_match *m, int agent)
 
 void bz_match_fail(struct bz_match *m, const char *msg)
 {
-    snprintf(m->error, sizeof m->error, "%s", msg ? msg : "failed");
+    const char *text = msg ? msg : "failed";
+    size_t n = strnlen(text, sizeof m->error - 1);
+    memcpy(m->error, text, n);
+    m->error[n] = '\0';
     m->state = ST_FAILED;
     m->pending = 0;
 }
