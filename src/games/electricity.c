@@ -1034,7 +1034,7 @@ static void settle(struct bz_game *g, double clearing, double volume)
             discharge += d2;
             store_left -= d2;
             served = supply + d2;
-            unserved = a->demand_mwh - served;
+            unserved = fmax(0, a->demand_mwh - served);
         }
         double level_before = a->storage_mwh;
         a->storage_mwh = fmin(a->storage_cap_mwh, fmax(0, store_left + g->eff * charge));
