@@ -429,6 +429,8 @@ static int cmd_play(int argc, char **argv)
     if (!rc)
         rc = bz_grid_create(spec, &grid, &err);
     if (!rc)
+        rc = bz_sched_resolve_agents(grid, spec, &err);
+    if (!rc)
         rc = bz_grid_check(grid, &err);
     if (!rc)
         rc = bz_grid_config(grid, 0, &cfg, &err);
@@ -517,6 +519,8 @@ static int cmd_expand(int argc, char **argv)
     int rc = bz_spec_load(path, &spec, &err);
     if (!rc)
         rc = bz_grid_create(spec, &grid, &err);
+    if (!rc)
+        rc = bz_sched_resolve_agents(grid, spec, &err);
     if (!rc)
         rc = bz_grid_check(grid, &err);
     if (rc)

@@ -193,6 +193,22 @@ int64_t bz_grid_count(const struct bz_grid *g)
     return g->count;
 }
 
+int bz_grid_resolve_agents(struct bz_grid *g, bz_grid_agent_fill_fn fill, void *ctx,
+                           struct bz_err *err)
+{
+    size_t max_n = 1;
+    const struct bz_spec_param *na = &g->s->params[g->s->idx_n_agents];
+    for (int i = 0; i < na->n; i++)
+        if ((size_t)na->num[i] > max_n)
+            max_n = (size_t)na->num[i];
+    for (int j = 0; j < g->s->n_lineup_axis; j++) {
+        int rc = fill(ctx, g->fill[j], max_n, err);
+        if (rc)
+            return rc;
+    }
+    return BZ_OK;
+}
+
 const struct bz_spec *bz_grid_spec(const struct bz_grid *g)
 {
     return g->s;

@@ -55,6 +55,19 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
     return BZ_OK;
 }
 
+static int fill_capability(void *ctx, struct bz_agent_spec *agents, size_t n, struct bz_err *err)
+{
+    return bz_llm_fill_capability(ctx, agents, n, err);
+}
+
+int bz_sched_resolve_agents(struct bz_grid *grid, const struct bz_spec *spec, struct bz_err *err)
+{
+    if (!bz_spec_has_llm(spec))
+        return BZ_OK;
+    return bz_grid_resolve_agents(grid, fill_capability, (void *)bz_spec_llm(spec)->models_path,
+                                  err);
+}
+
 int bz_runner_slots(const struct bz_runner *r) { return r->k; }
 int bz_runner_live(const struct bz_runner *r) { return r->live; }
 

@@ -666,6 +666,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     rc = bz_spec_load(opt->spec_path, &spec, err);
     if (!rc)
         rc = bz_grid_create(spec, &grid, err);
+    if (!rc)
+        rc = bz_sched_resolve_agents(grid, spec, err);
     if (!rc && my_rank == 0)
         rc = bz_grid_check(grid, err);
     const char *out = opt->out_path ? opt->out_path : (spec ? bz_spec_output(spec) : "");

@@ -36,6 +36,12 @@ struct bz_run_stats {
  * MPI when launched by mpirun/srun; runs as a single rank otherwise. */
 int bz_sched_run(const struct bz_run_options *opt, struct bz_run_stats *stats, struct bz_err *err);
 
+/* Give the LLM agents of every lineup their capability from the models
+ * registry (so /agents.capability carries it). No-op without LLM agents. */
+struct bz_grid;
+struct bz_spec;
+int bz_sched_resolve_agents(struct bz_grid *grid, const struct bz_spec *spec, struct bz_err *err);
+
 /* 1 on the rank that should talk to the user (rank 0, or no MPI). */
 int bz_sched_is_root(void);
 

@@ -69,6 +69,15 @@ int bz_grid_config(const struct bz_grid *g, int64_t game_id, struct bz_game_conf
 int bz_grid_check(const struct bz_grid *g, struct bz_err *err);
 /* The spec the grid was created from. */
 const struct bz_spec *bz_grid_spec(const struct bz_grid *g);
+
+/* Let a caller complete the agents of every lineup (the models registry's
+ * capability of LLM agents): fill is called once per lineup with its agents,
+ * which every config of that lineup then carries. The grid knows nothing of
+ * the registry; sched and cli pass a function that does. */
+typedef int (*bz_grid_agent_fill_fn)(void *ctx, struct bz_agent_spec *agents, size_t n,
+                                      struct bz_err *err);
+int bz_grid_resolve_agents(struct bz_grid *g, bz_grid_agent_fill_fn fill, void *ctx,
+                           struct bz_err *err);
 /* One line describing game_id for `bazaar expand`: the grid values, lineup,
  * repetition and seeds, e.g. `game 5: scarcity=1.2 lineup=gap rep=1
  * env_seed=... seed=...`. Writes at most n bytes (NUL-terminated, truncated
