@@ -59,10 +59,21 @@ def high_skill_mask(agents_of_game):
     return hi
 
 
+def skill_share(payoff, high):
+    """Profit share of the high agents: 0.5 + (H - L) / (2 sum|payoff|), with H
+    and L the summed payoffs of the high and low agents. With positive profits
+    this is exactly H / (H + L); with losses it stays in [0, 1] and above 0.5
+    means the high agents did better (lost less). NaN when all payoffs are 0.
+    """
+    denom = 2.0 * np.abs(payoff).sum()
+    if denom == 0:
+        return np.nan
+    return 0.5 + (payoff[high].sum() - payoff[~high].sum()) / denom
+
+
 def per_game_skill_share(path):
     """Per game: skill gap (max - min capability) and the profit share of the
-    higher-skill agents, sum(payoff of high) / sum(|payoff|) (equals the plain
-    share when profits are positive, stays in [-1, 1] otherwise).
+    higher-skill agents (see skill_share).
 
     Returns a structured array with game_id, skill_gap, high_share.
     """
@@ -76,7 +87,5 @@ def per_game_skill_share(path):
         a = agents[bounds[k]:bounds[k + 1]]
         cap = a["capability"].astype(float)
         pay = a["payoff"].astype(float)
-        hi = high_skill_mask(a)
-        denom = np.abs(pay).sum()
-        out[k] = (gid, cap.max() - cap.min(), pay[hi].sum() / denom if denom > 0 else np.nan)
+        out[k] = (gid, cap.max() - cap.min(), skill_share(pay, high_skill_mask(a)))
     return out

@@ -16,6 +16,7 @@ static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, vo
     H5T_class_t cls = H5Tget_class(t);
     if (cls == H5T_STRING) {
         hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_cset(mt, H5Tget_cset(t));
         if (H5Tis_variable_str(t) > 0) {
             H5Tset_size(mt, H5T_VARIABLE);
             char *s = NULL;

@@ -35,6 +35,14 @@ def test_high_skill_mask_uses_capability_then_even_positions():
     assert list(results.high_skill_mask(a)) == [True, False, True, False]
 
 
+def test_skill_share_is_the_plain_share_for_profits_and_centred_for_losses():
+    hi = np.array([True, False])
+    assert results.skill_share(np.array([30.0, 10.0]), hi) == 0.75
+    assert results.skill_share(np.array([-10.0, -30.0]), hi) == 0.75
+    assert results.skill_share(np.array([-20.0, -20.0]), hi) == 0.5
+    assert np.isnan(results.skill_share(np.array([0.0, 0.0]), hi))
+
+
 def test_heatmap_grid_has_one_cell_per_gap_and_scarcity(tmp_path):
     out = _sweep(tmp_path)
     gaps, rows, mean, count = heatmap.heatmap_grid(out)

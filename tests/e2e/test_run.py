@@ -39,7 +39,7 @@ def test_run_writes_every_table_with_the_documented_columns(tmp_path, small_spec
         assert len(market) == 48 * 12
         agents = f["agents"][()]
         assert len(agents) == 48 * 5
-        for attr in ("spec", "version", "git_commit", "ranks", "hosts", "started_at",
+        for attr in ("spec_json", "version", "git_commit", "ranks", "hosts", "started_at",
                      "finished_at"):
             assert attr in f.attrs, attr
 
