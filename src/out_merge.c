@@ -18,7 +18,12 @@
 #include "out_internal.h"
 
 #define MERGED_CHUNK_BYTES (256 * 1024)
+#ifndef MERGE_WINDOW_BYTES
+#define MERGE_WINDOW_BYTES (16 * 1024 * 1024)
+#endif
+#ifndef MERGED_DEFLATE
 #define MERGED_DEFLATE 4
+#endif
 
 struct claim {
     int64_t game_id;
@@ -262,7 +267,9 @@ out:
     return rc;
 }
 
-/* Copy the rows of runs[0..n) (all of shard i, sorted by start) into out. */
+/* Copy the rows of runs[0..n) (all of shard i, sorted by start) into out,
+ * reading the shard through a window of at most MERGE_WINDOW_BYTES: memory
+ * stays at one output table plus the window. */
 static int gather_shard(const struct merge *m, const char *path, const struct run *runs, size_t n,
                         hid_t mtype, size_t msize, int vlen, unsigned char *out,
                         struct bz_err *err)
@@ -271,32 +278,55 @@ static int gather_shard(const struct merge *m, const char *path, const struct ru
     size_t i = runs[0].shard;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
     hid_t mspace = H5I_INVALID_HID, ref = H5I_INVALID_HID;
-    unsigned char *buf = NULL;
-    hsize_t lo = runs[0].start, hi = runs[n - 1].start + runs[n - 1].len, count = hi - lo;
+    unsigned char *win = NULL;
+    hsize_t hi = runs[n - 1].start + runs[n - 1].len;
+    hsize_t cap = MERGE_WINDOW_BYTES / msize ? MERGE_WINDOW_BYTES / msize : 1;
+    hsize_t ws = 0, we = 0; /* rows [ws, we) are in win */
     if ((rc = open_table(m, i, path, &file, &dset, &ref, err)))
         goto out;
-    if (!(buf = calloc((size_t)count, msize))) {
-        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for %llu rows", m->shards[i],
-                        path, (unsigned long long)count);
+    if ((fspace = H5Dget_space(dset)) < 0 || (mspace = H5Screate_simple(1, &cap, NULL)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: dataspace", m->shards[i], path);
         goto out;
     }
-    if ((fspace = H5Dget_space(dset)) < 0 ||
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &lo, NULL, &count, NULL) < 0 ||
-        (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
-        H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, buf) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s", m->shards[i], path);
+    if (!(win = calloc((size_t)cap, msize))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
         goto out;
     }
     for (size_t k = 0; k < n; k++) {
-        unsigned char *src = buf + (size_t)(runs[k].start - lo) * msize;
-        size_t bytes = (size_t)runs[k].len * msize;
-        memcpy(out + (size_t)runs[k].out_pos * msize, src, bytes);
-        memset(src, 0, bytes); /* out owns these rows' strings now */
+        hsize_t pos = runs[k].start, end = runs[k].start + runs[k].len;
+        while (pos < end) {
+            if (pos >= we) {
+                /* free what the old window held and was not taken */
+                if (vlen && we > ws && H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, win) < 0) {
+                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: reclaim", m->shards[i],
+                                        path);
+                    goto out;
+                }
+                memset(win, 0, (size_t)cap * msize);
+                ws = pos;
+                we = ws + cap < hi ? ws + cap : hi;
+                hsize_t count = we - ws, zero = 0;
+                if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &ws, NULL, &count, NULL) < 0 ||
+                    H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
+                    H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, win) < 0) {
+                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s rows %llu..%llu",
+                                        m->shards[i], path, (unsigned long long)ws,
+                                        (unsigned long long)we);
+                    goto out;
+                }
+            }
+            hsize_t take = (end < we ? end : we) - pos;
+            unsigned char *src = win + (size_t)(pos - ws) * msize;
+            memcpy(out + (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize, src,
+                   (size_t)take * msize);
+            memset(src, 0, (size_t)take * msize); /* out owns these rows' strings now */
+            pos += take;
+        }
     }
 out:
-    if (buf && vlen && mspace >= 0)
-        H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, buf); /* the rows not taken */
-    free(buf);
+    if (win && vlen && mspace >= 0 && H5Sselect_all(mspace) >= 0)
+        H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, win); /* rows not taken */
+    free(win);
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
     bz_out_h5_close(ref);

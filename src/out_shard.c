@@ -272,7 +272,7 @@ static int write_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_
     int rc = BZ_OK;
     hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     unsigned char *copy = NULL;
-    struct out_table *t;
+    struct out_table *t = NULL;
     if ((rc = table_for(s, rb->desc, &t, err)))
         return rc;
     const unsigned char *rows = rows_without_null(rb, &copy);

@@ -689,12 +689,20 @@ static void table_with_only_dropped_rows_should_be_empty(void **state)
 
 /* A writer killed with SIGKILL at random moments: the shard opens, every
  * committed game has all its rows, the journal never runs ahead of the file,
- * and the merge of the killed shard works. */
+ * and the merge of the killed shard works. BZ_OUT_KILL_ROUNDS=n soaks it
+ * with n kills at spread-out moments. */
 static void killed_writer_should_leave_committed_games_whole(void **state)
 {
-    static const int delays_ms[] = {0, 15, 40, 90, 160, 260, 400};
+    static const int fixed_ms[] = {0, 15, 40, 90, 160, 260, 400};
+    size_t rounds = sizeof fixed_ms / sizeof fixed_ms[0];
+    const char *env = getenv("BZ_OUT_KILL_ROUNDS");
+    if (env && atoi(env) > 0)
+        rounds = (size_t)atoi(env);
     size_t total_committed = 0;
-    for (size_t it = 0; it < sizeof delays_ms / sizeof delays_ms[0]; it++) {
+    for (size_t it = 0; it < rounds; it++) {
+        int delay_ms = it < sizeof fixed_ms / sizeof fixed_ms[0] && !env
+                           ? fixed_ms[it]
+                           : (int)((it * 7919) % 350);
         char path[512], out[512];
         tmp_path(path, sizeof path, "killed%zu.h5", it);
         tmp_path(out, sizeof out, "killed%zu_merged.h5", it);
@@ -724,7 +732,7 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
         char c;
         assert_int_equal(read(ready[0], &c, 1), 1);
         close(ready[0]);
-        struct timespec ts = {0, delays_ms[it] * 1000000L};
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
         kill(pid, SIGKILL);
         int status;
@@ -768,7 +776,7 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
             check_game(&rec, ids[i], 1 + (int)(ids[i] % 40), 0);
         bz_records_cleanup(&rec);
         free(ids);
-        printf("# kill after %d ms: %zu games committed, %zu journal lines\n", delays_ms[it], n,
+        printf("# kill after %d ms: %zu games committed, %zu journal lines\n", delay_ms, n,
                lines);
         total_committed += n;
     }
@@ -777,6 +785,10 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
 
 int main(void)
 {
+    /* soak option: BZ_OUT_SHARD_DEFLATE=4 runs everything on compressed shards */
+    const char *deflate = getenv("BZ_OUT_SHARD_DEFLATE");
+    if (deflate)
+        bz_out_shard_deflate_level = atoi(deflate);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_should_keep_every_column),
         cmocka_unit_test(merge_should_not_depend_on_how_games_were_split),
