@@ -560,6 +560,10 @@ static void electricity_should_play_a_turn_from_json_replies(void **state)
     assert_int_equal(cJSON_GetArraySize(inbox), 1);
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(inbox, 0), "message")->valuestring,
                         "deal?");
+    cJSON *msgs = cJSON_GetObjectItem(pub, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 2); /* from agents 0 and 2 */
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "text")->valuestring,
+                        "hello");
     cJSON_Delete(obs);
     assert_int_equal(parse(g, 1, "{\"answers\":[{\"proposal_id\":2,\"decision\":\"accept\","
                                  "\"counter_amount_mwh\":0,\"counter_price_total\":0}]}", &err),

@@ -568,6 +568,7 @@ static void begin_turn(struct bz_game *g)
         a->max_gen_mwh = a->capacity_mw * g->avail[h] * (1 + g->volatility);
         a->max_demand_mwh = a->base_demand_mwh * g->load[h] * (1 + g->volatility);
         a->claimed_surplus_mwh = 0;
+        a->publish_message = NULL;
         a->c_bought = a->c_sold = a->c_paid = a->c_recv = 0;
         a->a_bought = a->a_sold = a->a_paid = a->a_recv = 0;
         a->pend_sell = a->pend_buy = 0;
@@ -806,6 +807,7 @@ static void apply_publish(struct bz_game *g)
     for (int i = 0; i < g->n; i++) {
         const struct bz_elec_action *x = &g->act[i];
         g->ag[i].claimed_surplus_mwh = x->claimed_surplus_mwh;
+        g->ag[i].publish_message = g->communication ? x->message : NULL;
         add_message(g, BZ_ELEC_PUBLISH, i, -1, x->message);
         if (g->tx) {
             fprintf(g->tx, "   a%d claims surplus %+.1f MWh", i, x->claimed_surplus_mwh);
@@ -1350,22 +1352,19 @@ static int observe(const struct bz_game *g, int i, cJSON *obs, struct bz_err *er
         add_tri(c, "claim_was_truthful_last_turn", g->ag[o].truthful_last);
     }
     if (g->communication && phase > BZ_ELEC_PUBLISH && phase != BZ_ELEC_SETTLE) {
-        /* the publish messages of my counterparties, as /messages has them */
-        const struct bz_rowbuf *rb = bz_records_find(g->rec, &bz_messages_table);
+        /* what my counterparties published this turn (bounded by k) */
         cJSON *msgs = cJSON_AddArrayToObject(pub, "messages");
-        for (size_t r = rb ? rb->n_rows : 0; msgs && r > 0; r--) {
-            const struct bz_messages_row *m =
-                (const void *)(rb->data + (r - 1) * rb->desc->row_size);
-            if (m->game_id != g->cfg.game_id || m->turn != g->turn)
-                break;
-            if (strcmp(m->phase, "publish") != 0 || bz_elec_nbr_slot(g, i, m->sender) < 0)
+        for (int j = 0; msgs && j < g->k; j++) {
+            int o = g->nbr[i * g->k + j];
+            const char *text = g->ag[o].publish_message;
+            if (!text || !text[0])
                 continue;
             cJSON *c = cJSON_CreateObject();
             if (!c)
                 break;
             cJSON_AddItemToArray(msgs, c);
-            cJSON_AddNumberToObject(c, "from", m->sender);
-            cJSON_AddStringToObject(c, "text", m->text);
+            cJSON_AddNumberToObject(c, "from", o);
+            cJSON_AddStringToObject(c, "text", text);
         }
     }
     cJSON *inbox = cJSON_AddArrayToObject(pub, "proposals_to_you");

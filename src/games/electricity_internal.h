@@ -105,6 +105,7 @@ struct bz_elec_agent {
     double cash, cum_profit;
     /* decisions and trades of this turn */
     double claimed_surplus_mwh;
+    const char *publish_message; /* this turn's; NULL with communication off */
     double c_bought, c_sold, c_paid, c_recv; /* contracts, MWh and money */
     double a_bought, a_sold, a_paid, a_recv; /* auction */
     double pend_sell, pend_buy; /* outstanding offers that may still bind */
