@@ -40,10 +40,13 @@ struct bz_llm_hook bz_llm_hook(struct bz_llm *llm);
  * backoff allow, wait up to timeout_ms for network activity, finish replies
  * (parse, check with the game, one repair prompt, else fallback), record
  * /llm_calls rows and call bz_match_decided. Never blocks longer than
- * timeout_ms. Returns BZ_OK, or BZ_ENET when a decision had to fall back
- * because --replay found no cache entry (err names the game; the decision is
- * still made and the match goes on), or BZ_ENOMEM/BZ_EINTERNAL on a broken
- * rank. */
+ * timeout_ms. Returns BZ_OK, or BZ_ENET when since the last poll a decision
+ * had to fall back because --replay found no cache entry (err names the game;
+ * the decision is still made, recorded as parse_outcome "replay_miss", and
+ * the match goes on; misses answered inside submit() are reported by the
+ * next poll, and counted in bz_llm_get_totals), or BZ_ENOMEM/BZ_EINTERNAL on
+ * a broken rank. Suggested use: with --replay, treat BZ_ENET as fatal
+ * (exit 1: the replay is incomplete). */
 int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err);
 
 /* Decisions queued, backing off or in flight. */
@@ -61,6 +64,7 @@ struct bz_llm_totals {
     int64_t output_tokens;
     double cost_usd;
     int64_t retries;
+    int64_t replay_misses; /* --replay: decisions refused for want of a cache entry */
 };
 void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t);
 

@@ -342,6 +342,7 @@ static void send_decision(struct bz_llm_decision *d)
                  (long long)cfg->game_id, d->agent, cfg->ops->phases[d->phase],
                  llm->reg->models[d->model].id);
         llm->replay_misses++;
+        llm->totals.replay_misses++;
         add_row(d, "replay_miss", "fallback", "not in the cache (--replay)", 0, 0, 0, 0);
         fallback(d);
         return;
