@@ -118,6 +118,7 @@ def next_script():
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms stalls
     server_version = "bazaar-llm-test/1"
 
     def log_message(self, fmt, *args):  # quiet

@@ -15,13 +15,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#ifdef BZ_SOURCE_DIR
+#define BZ_TEST_SERVER_PY BZ_SOURCE_DIR "/tests/llm_server.py"
+#else
+#define BZ_TEST_SERVER_PY "tests/llm_server.py" /* benches run from the repo root */
+#endif
+#define BZ_TEST_UNUSED __attribute__((unused))
+
 struct test_server {
     pid_t pid;
     int port;
 };
 
 /* Spawn the server (Debian's python3 if present); 0 on success. */
-static int test_server_start(struct test_server *s, double latency_ms)
+BZ_TEST_UNUSED static int test_server_start(struct test_server *s, double latency_ms)
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -36,7 +43,7 @@ static int test_server_start(struct test_server *s, double latency_ms)
         char lat[32];
         snprintf(lat, sizeof lat, "%g", latency_ms);
         const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-        execlp(py, py, BZ_SOURCE_DIR "/tests/llm_server.py", "--latency-ms", lat, (char *)NULL);
+        execlp(py, py, BZ_TEST_SERVER_PY, "--latency-ms", lat, (char *)NULL);
         _exit(127);
     }
     close(fds[1]);
@@ -52,7 +59,7 @@ static int test_server_start(struct test_server *s, double latency_ms)
     return port > 0 ? 0 : -1;
 }
 
-static void test_server_stop(struct test_server *s)
+BZ_TEST_UNUSED static void test_server_stop(struct test_server *s)
 {
     if (s->pid > 0) {
         kill(s->pid, SIGTERM);
@@ -63,7 +70,7 @@ static void test_server_stop(struct test_server *s)
 
 /* One HTTP/1.0 request; the response body into out (cap bytes). Returns the
  * status or -1. */
-static int test_http(int port, const char *method, const char *path, const char *body, char *out,
+BZ_TEST_UNUSED static int test_http(int port, const char *method, const char *path, const char *body, char *out,
                      size_t cap)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -104,7 +111,7 @@ static int test_http(int port, const char *method, const char *path, const char 
 }
 
 /* An integer member of the server's /stats. */
-static long test_server_stat(int port, const char *key)
+BZ_TEST_UNUSED static long test_server_stat(int port, const char *key)
 {
     char body[16384], pat[64];
     if (test_http(port, "GET", "/stats", NULL, body, sizeof body) != 200)
@@ -114,19 +121,19 @@ static long test_server_stat(int port, const char *key)
     return p ? strtol(p + strlen(pat), NULL, 10) : -1;
 }
 
-static int test_server_config(int port, const char *json)
+BZ_TEST_UNUSED static int test_server_config(int port, const char *json)
 {
     return test_http(port, "POST", "/config", json, NULL, 0) == 200 ? 0 : -1;
 }
 
-static int test_server_reset(int port)
+BZ_TEST_UNUSED static int test_server_reset(int port)
 {
     return test_http(port, "POST", "/reset", "{}", NULL, 0) == 200 ? 0 : -1;
 }
 
 /* A registry with an OpenAI and an Anthropic model on the server; key_env
  * names the key variable; max_conc 0 = no per-model limit. */
-static int test_write_registry(const char *path, int port, const char *key_env, int max_conc)
+BZ_TEST_UNUSED static int test_write_registry(const char *path, int port, const char *key_env, int max_conc)
 {
     FILE *f = fopen(path, "w");
     if (!f)
