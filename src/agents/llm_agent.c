@@ -342,7 +342,9 @@ static void send_decision(struct bz_llm_decision *d)
                  (long long)cfg->game_id, d->agent, cfg->ops->phases[d->phase],
                  llm->reg->models[d->model].id);
         llm->replay_misses++;
-        llm->totals.replay_misses++;
+        if (llm->totals.replay_misses++ == 0) /* said at once: submit may never wait */
+            fprintf(stderr, "bazaar: %s; further misses are recorded in /llm_calls "
+                    "(parse_outcome replay_miss)\n", llm->replay_msg);
         add_row(d, "replay_miss", "fallback", "not in the cache (--replay)", 0, 0, 0, 0);
         fallback(d);
         return;

@@ -1,0 +1,148 @@
+"""End-to-end LLM sweeps through `bazaar run` against tests/llm_server.py:
+finished games with faults recorded, the cache answering a rerun with zero
+requests, --replay, a missing key refused before start, no key text in the
+output file or the logs."""
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+
+import h5py
+import pytest
+
+from conftest import ROOT, bazaar
+
+KEY_ENV = "BZ_E2E_LLM_KEY"
+KEY = "sk-e2e-SECRET-9f8e7d6c5b4a"
+
+
+@pytest.fixture(scope="module")
+def server():
+    exe = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    p = subprocess.Popen([exe, os.path.join(ROOT, "tests", "llm_server.py")],
+                         stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline().split()[1])
+    yield port
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def control(port, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def write_sweep(tmp_path, port, cache, name="llm_e2e", communication=(True, False)):
+    models = {"models": [
+        {"id": "srv-openai", "provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+         "model": "model-a", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+        {"id": "srv-anthropic", "provider": "anthropic", "base_url": f"http://127.0.0.1:{port}/v1",
+         "model": "model-b", "api_key_env": KEY_ENV, "capability": 1200,
+         "price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0,
+         "limits": {"max_concurrency": 4}}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    spec = {
+        "name": name, "game": "electricity", "seed": 3, "repetitions": 1,
+        "fixed": {"n_agents": 3, "max_turns": 2},
+        "grid": {"communication": list(communication)},
+        "lineups": {"mixed": ["srv-openai", "srv-anthropic", "heuristic:greedy?skill=0.5"]},
+        "models": str(tmp_path / "models.json"),
+        "prompts": os.path.join(ROOT, "prompts", "electricity"),
+        "llm": {"live_games": 2, "concurrency": 4, "timeout_s": 2, "max_retries": 3,
+                "cache": str(cache)},
+    }
+    spec["fixed"]["lineup"] = "mixed"
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def table(path, name):
+    with h5py.File(path, "r") as f:
+        return f[name][...]
+
+
+def strs(col):
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in col]
+
+
+def test_faults_cache_and_replay(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    cache = tmp_path / "cache"
+    spec = write_sweep(tmp_path, server, cache)
+    control(server, "/reset", {})
+    control(server, "/config", {"faults": [
+        {"kind": "429", "retry_after": 1}, {"kind": "500"}, {"kind": "503"},
+        {"kind": "reset"}, {"kind": "truncated"}, {"kind": "malformed_body"},
+        {"kind": "hang", "seconds": 4}, {"kind": "malformed_json"},
+        {"kind": "wrong_schema"}, {"kind": "reply", "content": {"claimed_surplus_mwh": "lots"}}]})
+    out = tmp_path / "a.h5"
+    p = bazaar("run", spec, "-o", out, timeout=600)
+    first = control(server, "/stats")["completions"]
+    assert first > 0
+    games = table(out, "/games")
+    assert len(games) == 2 and set(strs(games["status"])) == {"ok"}
+    assert games["llm_calls"].sum() > 0 and games["cost_usd"].sum() > 0
+    calls = table(out, "/llm_calls")
+    outcomes = set(strs(calls["parse_outcome"]))
+    assert calls["retries"].max() >= 1                       # 429/5xx/reset/timeout retried
+    assert {"invalid_json", "schema", "repaired"} <= outcomes  # content faults named, repaired
+    assert (calls["cache_hit"] == 0).all()
+    agents = table(out, "/agents")
+    caps = dict(zip(strs(agents["policy"]), agents["capability"]))
+    # the registry's score once grid fills it (bz_llm_fill_capability); NaN before
+    assert caps["srv-anthropic"] == 1200.0 or caps["srv-anthropic"] != caps["srv-anthropic"]
+
+    # no key text anywhere: output file, logs, cache
+    assert KEY.encode() not in out.read_bytes()
+    assert KEY not in p.stdout and KEY not in p.stderr
+    for f in cache.rglob("*"):
+        if f.is_file():
+            assert KEY.encode() not in f.read_bytes()
+
+    # rerun: all from the cache, zero requests
+    control(server, "/config", {"faults": []})
+    control(server, "/reset", {})
+    out2 = tmp_path / "b.h5"
+    bazaar("run", spec, "-o", out2, timeout=600)
+    assert control(server, "/stats")["completions"] == 0
+    calls2 = table(out2, "/llm_calls")
+    assert (calls2["cache_hit"] == 1).all()
+
+    # --replay over the same cache: zero requests, same decisions
+    out3 = tmp_path / "c.h5"
+    bazaar("run", spec, "-o", out3, "--replay", timeout=600)
+    assert control(server, "/stats")["completions"] == 0
+    g2, g3 = table(out2, "/games"), table(out3, "/games")
+    assert (g2["welfare"] == g3["welfare"]).all()
+
+
+def test_replay_without_cache_entries_makes_no_call(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = write_sweep(tmp_path, server, tmp_path / "empty_cache", name="replay_empty",
+                       communication=(False,))
+    control(server, "/reset", {})
+    out = tmp_path / "r.h5"
+    p = bazaar("run", spec, "-o", out, "--replay", check=False, timeout=600)
+    assert control(server, "/stats")["completions"] == 0
+    assert "replay: no cached reply" in p.stderr
+    if p.returncode == 0:
+        calls = table(out, "/llm_calls")
+        assert set(strs(calls["parse_outcome"])) == {"replay_miss"}
+
+
+def test_missing_key_is_refused_before_start(server, tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    spec = write_sweep(tmp_path, server, tmp_path / "cache")
+    control(server, "/reset", {})
+    out = tmp_path / "k.h5"
+    p = bazaar("run", spec, "-o", out, check=False)
+    assert p.returncode == 2, p.stderr
+    assert KEY_ENV in p.stderr and "not set" in p.stderr
+    assert control(server, "/stats")["requests"] == 0
+    assert not out.exists()
