@@ -11,9 +11,9 @@
 
 #include <cjson/cJSON.h>
 
+#include "../tests/llm_test_util.h"
 #include "bazaar/match.h"
 #include "llm/llm_internal.h"
-#include "../tests/llm_test_util.h"
 
 #define N_AGENTS 4
 
@@ -37,7 +37,10 @@ static int g_create(const struct bz_game_config *cfg, struct bz_records *rec, st
     *out = g;
     return BZ_OK;
 }
-static void g_destroy(struct bz_game *g) { free(g); }
+static void g_destroy(struct bz_game *g)
+{
+    free(g);
+}
 static int g_step(struct bz_game *g, struct bz_requests *req, struct bz_err *err)
 {
     if (g->turn >= g->max_turns)
@@ -81,10 +84,20 @@ static int g_parse(struct bz_game *g, int agent, const cJSON *reply, struct bz_e
 static void g_fallback(struct bz_game *g, int agent) {}
 static const struct bz_param_desc params[] = {{"max_turns", BZ_PARAM_INT, 1, 1, 1e6, NULL, 1, ""}};
 static const struct bz_game_ops ops = {
-    .name = "bench", .params = params, .n_params = 1, .phases = phases, .n_phases = 1,
-    .create = g_create, .destroy = g_destroy, .step = g_step, .apply = g_apply,
-    .outcome = g_outcome, .observe = g_observe, .action_schema = g_schema,
-    .parse_action = g_parse, .fallback_action = g_fallback,
+    .name = "bench",
+    .params = params,
+    .n_params = 1,
+    .phases = phases,
+    .n_phases = 1,
+    .create = g_create,
+    .destroy = g_destroy,
+    .step = g_step,
+    .apply = g_apply,
+    .outcome = g_outcome,
+    .observe = g_observe,
+    .action_schema = g_schema,
+    .parse_action = g_parse,
+    .fallback_action = g_fallback,
 };
 
 static double cpu_s(void)

@@ -45,7 +45,10 @@ void bz_template_destroy(struct bz_template *t)
     free(t);
 }
 
-const char *bz_template_origin(const struct bz_template *t) { return t->origin; }
+const char *bz_template_origin(const struct bz_template *t)
+{
+    return t->origin;
+}
 
 static struct node *new_node(enum node_kind kind, int line, const char *s, size_t len)
 {
@@ -159,7 +162,9 @@ int bz_template_parse(const char *text, const char *origin, struct bz_template *
             }
             depth--;
         } else {
-            struct node *n = new_node(sigil == '#' ? N_SECTION : sigil == '^' ? N_INVERTED : N_VAR,
+            struct node *n = new_node(sigil == '#'   ? N_SECTION
+                                      : sigil == '^' ? N_INVERTED
+                                                     : N_VAR,
                                       line, s, nlen);
             if (!n)
                 goto nomem;
@@ -167,8 +172,8 @@ int bz_template_parse(const char *text, const char *origin, struct bz_template *
             tail[depth] = &n->next;
             if (sigil) {
                 if (depth == MAX_DEPTH) {
-                    rc = bz_err_set(err, BZ_EINVAL, "%s:%d: sections nested deeper than %d",
-                                    origin, line, MAX_DEPTH);
+                    rc = bz_err_set(err, BZ_EINVAL, "%s:%d: sections nested deeper than %d", origin,
+                                    line, MAX_DEPTH);
                     goto out;
                 }
                 depth++;
@@ -395,8 +400,8 @@ static int walk(struct walk *w, const struct node *n, const cJSON **ctx, int n_c
     return BZ_OK;
 nomem:
     if (w->out->toobig)
-        return bz_err_set(w->err, BZ_ENOMEM, "%s: rendered prompt longer than %d bytes",
-                          w->origin, BZ_PROMPT_MAX);
+        return bz_err_set(w->err, BZ_ENOMEM, "%s: rendered prompt longer than %d bytes", w->origin,
+                          BZ_PROMPT_MAX);
     return bz_err_set(w->err, BZ_ENOMEM, "%s: out of memory rendering", w->origin);
 }
 

@@ -70,8 +70,8 @@ BZ_TEST_UNUSED static void test_server_stop(struct test_server *s)
 
 /* One HTTP/1.0 request; the response body into out (cap bytes). Returns the
  * status or -1. */
-BZ_TEST_UNUSED static int test_http(int port, const char *method, const char *path, const char *body, char *out,
-                     size_t cap)
+BZ_TEST_UNUSED static int test_http(int port, const char *method, const char *path,
+                                    const char *body, char *out, size_t cap)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd < 0)
@@ -133,7 +133,8 @@ BZ_TEST_UNUSED static int test_server_reset(int port)
 
 /* A registry with an OpenAI and an Anthropic model on the server; key_env
  * names the key variable; max_conc 0 = no per-model limit. */
-BZ_TEST_UNUSED static int test_write_registry(const char *path, int port, const char *key_env, int max_conc)
+BZ_TEST_UNUSED static int test_write_registry(const char *path, int port, const char *key_env,
+                                              int max_conc)
 {
     FILE *f = fopen(path, "w");
     if (!f)

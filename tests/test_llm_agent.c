@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <cmocka.h>
 
 #include "bazaar/match.h"
 #include "llm/llm_internal.h"
@@ -50,7 +50,10 @@ static int fake_create(const struct bz_game_config *cfg, struct bz_records *rec,
     *out = g;
     return BZ_OK;
 }
-static void fake_destroy(struct bz_game *g) { free(g); }
+static void fake_destroy(struct bz_game *g)
+{
+    free(g);
+}
 static int fake_step(struct bz_game *g, struct bz_requests *req, struct bz_err *err)
 {
     if (g->turn >= g->max_turns)
@@ -210,8 +213,7 @@ static void run_defaults(struct run *r)
     r->set.max_output_tokens = 64;
     snprintf(r->set.models_path, sizeof r->set.models_path, "%.500s", registry_path);
     snprintf(r->set.prompts_dir, sizeof r->set.prompts_dir, "%.500s", prompts_dir);
-    snprintf(r->set.cache_dir, sizeof r->set.cache_dir, "%.480s/cache_%d", tmpdir,
-             ++run_counter);
+    snprintf(r->set.cache_dir, sizeof r->set.cache_dir, "%.480s/cache_%d", tmpdir, ++run_counter);
     r->model = "t-openai";
     r->n_agents = 2;
     r->n_turns = 2;
@@ -248,8 +250,8 @@ static int play(struct run *r, struct bz_err *err)
         cfg[g].repetition = g;
     }
     struct bz_llm *llm = NULL;
-    int rc = bz_llm_create_from(&r->set, &r->opt, &fake_ops, &cfg[0], ids, 1, 1, r->backoff_s,
-                                &llm, err);
+    int rc = bz_llm_create_from(&r->set, &r->opt, &fake_ops, &cfg[0], ids, 1, 1, r->backoff_s, &llm,
+                                err);
     if (rc)
         return rc;
     struct bz_llm_hook hook = bz_llm_hook(llm);
@@ -382,8 +384,8 @@ struct fault_case {
     const char *faults;  /* server "faults" queue */
     const char *outcome; /* a row with this parse_outcome must exist */
     const char *decision;
-    int min_retries;     /* some row has at least this many retries */
-    int fallbacks;       /* decisions that fell back */
+    int min_retries; /* some row has at least this many retries */
+    int fallbacks;   /* decisions that fell back */
     double timeout_s;
 };
 
@@ -399,8 +401,8 @@ static const struct fault_case fault_cases[] = {
     {"[{\"kind\":\"wrong_schema\"}]", "schema", "", 0, 0, 5},
     {"[{\"kind\":\"reply\",\"content\":{\"amount\":50}}]", "inadmissible", "", 0, 0, 5},
     {"[{\"kind\":\"refusal\"}]", "refusal", "", 0, 0, 5},
-    {"[{\"kind\":\"reply\",\"content\":{\"amount\":50},\"count\":2}]", "inadmissible",
-     "fallback", 0, 1, 5},
+    {"[{\"kind\":\"reply\",\"content\":{\"amount\":50},\"count\":2}]", "inadmissible", "fallback",
+     0, 1, 5},
     {"[{\"kind\":\"500\",\"count\":4}]", "http_error", "fallback", 3, 1, 5},
     {"[{\"kind\":\"status\",\"code\":400}]", "http_error", "fallback", 0, 1, 5},
 };
@@ -432,7 +434,7 @@ static void each_fault_should_end_in_a_finished_game_with_the_fault_recorded(voi
                      r.usage.n_fallback);
         }
         if (strstr(c->faults, "retry_after"))
-            assert_true(secs >= 0.95); /* Retry-After: 1 was honoured */
+            assert_true(secs >= 0.95);      /* Retry-After: 1 was honoured */
         if (strcmp(c->decision, "") == 0) { /* a repair followed */
             assert_int_equal(count_rows(&r, "repaired", "repaired"), 1);
             assert_int_equal(r.usage.n_repair, 1);

@@ -10,16 +10,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <cmocka.h>
 
 #include "llm/llm_internal.h"
 
-#define GOOD_MODEL                                                                         \
-    "{\"id\":\"m1\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:1/v1/\","     \
-    "\"model\":\"gpt-x\",\"api_key_env\":\"BZ_TEST_KEY\",\"capability\":1200,"           \
-    "\"price_in_per_mtok\":1.5,\"price_out_per_mtok\":6,"                                 \
-    "\"limits\":{\"rpm\":600,\"tpm\":100000,\"max_concurrency\":4},"                      \
+#define GOOD_MODEL                                                                                 \
+    "{\"id\":\"m1\",\"provider\":\"openai\",\"base_url\":\"http://127.0.0.1:1/v1/\","              \
+    "\"model\":\"gpt-x\",\"api_key_env\":\"BZ_TEST_KEY\",\"capability\":1200,"                     \
+    "\"price_in_per_mtok\":1.5,\"price_out_per_mtok\":6,"                                          \
+    "\"limits\":{\"rpm\":600,\"tpm\":100000,\"max_concurrency\":4},"                               \
     "\"sampling\":{\"temperature\":0.2,\"top_p\":0.9,\"max_output_tokens\":300}}"
 
 static void registry_should_load_a_good_model(void **state)
@@ -131,8 +131,9 @@ static void openai_request_should_carry_json_schema(void **state)
     assert_int_equal(bz_registry_parse("[" GOOD_MODEL "]", "r", &r, &err), BZ_OK);
     struct bz_chat_msg msgs[] = {{"system", "sys"}, {"user", "hello"}};
     char *body = NULL;
-    assert_int_equal(bz_provider_build(&r->models[0], msgs, 2, SCHEMA, "propose_action", 0.7,
-                                       512, &body, &err), BZ_OK);
+    assert_int_equal(
+        bz_provider_build(&r->models[0], msgs, 2, SCHEMA, "propose_action", 0.7, 512, &body, &err),
+        BZ_OK);
     cJSON *b = cJSON_Parse(body);
     assert_string_equal(cJSON_GetObjectItem(b, "model")->valuestring, "gpt-x");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(b, "messages")), 2);
@@ -161,8 +162,8 @@ static void anthropic_request_should_force_a_tool(void **state)
     struct bz_chat_msg msgs[] = {{"system", "be good"}, {"user", "hello"}};
     char *body = NULL;
     struct bz_err err = {0};
-    assert_int_equal(bz_provider_build(&m, msgs, 2, SCHEMA, "auction_action", 0.5, 256, &body,
-                                       &err), BZ_OK);
+    assert_int_equal(
+        bz_provider_build(&m, msgs, 2, SCHEMA, "auction_action", 0.5, 256, &body, &err), BZ_OK);
     cJSON *b = cJSON_Parse(body);
     assert_string_equal(cJSON_GetObjectItem(b, "system")->valuestring, "be good");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(b, "messages")), 1);

@@ -26,8 +26,8 @@ struct bz_llm_options {
  * cache folder. Every error is raised here, before any game starts, naming
  * the file and key (never a key's value). opt may be NULL. Free with
  * bz_llm_destroy. */
-int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt,
-                  struct bz_llm **out, struct bz_err *err);
+int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt, struct bz_llm **out,
+                  struct bz_err *err);
 /* Aborts transfers still in flight; accepts NULL. */
 void bz_llm_destroy(struct bz_llm *llm);
 
@@ -58,7 +58,7 @@ void bz_llm_cancel(struct bz_llm *llm, struct bz_match *m);
 
 /* Rank totals since create (for the spec's budget). */
 struct bz_llm_totals {
-    int64_t calls;        /* HTTP requests answered (cache hits excluded) */
+    int64_t calls; /* HTTP requests answered (cache hits excluded) */
     int64_t cache_hits;
     int64_t input_tokens;
     int64_t output_tokens;
@@ -93,23 +93,23 @@ int bz_registry_capability(const char *models_path, const char *model_id, double
 /* The /llm_calls table: one row per model call (a repair is a second call). */
 struct bz_llm_calls_row {
     int64_t game_id;
-    int32_t turn;          /* meta.turn of the observation, else -1 */
+    int32_t turn; /* meta.turn of the observation, else -1 */
     const char *phase;
     int32_t agent;
-    const char *model;     /* registry id */
-    int32_t attempt;       /* 0: first prompt, 1: repair prompt */
-    double latency_ms;     /* first byte sent to reply parsed, retries included */
+    const char *model; /* registry id */
+    int32_t attempt;   /* 0: first prompt, 1: repair prompt */
+    double latency_ms; /* first byte sent to reply parsed, retries included */
     int64_t input_tokens;
     int64_t output_tokens;
     double cost_usd;
-    int32_t retries;       /* transport retries of this call */
+    int32_t retries; /* transport retries of this call */
     uint8_t cache_hit;
-    int32_t http_status;   /* last HTTP status; 0: no HTTP reply */
+    int32_t http_status;       /* last HTTP status; 0: no HTTP reply */
     const char *parse_outcome; /* ok, repaired, invalid_json, schema, inadmissible,
                                   refusal, truncated, http_error, network, replay_miss,
                                   render_error, cancelled */
-    const char *decision;  /* ok, repaired, fallback, or "" when a repair follows */
-    const char *error;     /* what went wrong, "" when nothing did */
+    const char *decision;      /* ok, repaired, fallback, or "" when a repair follows */
+    const char *error;         /* what went wrong, "" when nothing did */
 };
 extern const struct bz_table_desc bz_llm_calls_table;
 

@@ -22,12 +22,12 @@ static const struct bz_column llm_calls_cols[] = {
     LLM_CALLS_COL(http_status, BZ_COL_I32),   LLM_CALLS_COL(parse_outcome, BZ_COL_STR),
     LLM_CALLS_COL(decision, BZ_COL_STR),      LLM_CALLS_COL(error, BZ_COL_STR),
 };
-const struct bz_table_desc bz_llm_calls_table = {
-    "/llm_calls", sizeof(struct bz_llm_calls_row),
-    sizeof llm_calls_cols / sizeof llm_calls_cols[0], llm_calls_cols};
+const struct bz_table_desc bz_llm_calls_table = {"/llm_calls", sizeof(struct bz_llm_calls_row),
+                                                 sizeof llm_calls_cols / sizeof llm_calls_cols[0],
+                                                 llm_calls_cols};
 
-#define REPAIR_FMT                                                                        \
-    "Your reply could not be used: %s. Reply again with only a JSON object that follows " \
+#define REPAIR_FMT                                                                                 \
+    "Your reply could not be used: %s. Reply again with only a JSON object that follows "          \
     "the schema and the rules above."
 
 struct bz_llm_decision {
@@ -90,8 +90,7 @@ static void redact(const struct bz_llm *llm, int model, const char *src, char *d
 }
 
 static void add_row(struct bz_llm_decision *d, const char *outcome, const char *decision,
-                    const char *error, int cache_hit, int64_t in_tok, int64_t out_tok,
-                    double cost)
+                    const char *error, int cache_hit, int64_t in_tok, int64_t out_tok, double cost)
 {
     struct bz_records *rec = bz_match_records(d->m);
     const struct bz_game_config *cfg = bz_match_config(d->m);
@@ -188,7 +187,8 @@ static void finish_reply(struct bz_llm_decision *d, const char *body, size_t len
         }
     }
     double cost = ((double)rp.input_tokens * mod->price_in_per_mtok +
-                   (double)rp.output_tokens * mod->price_out_per_mtok) / 1e6;
+                   (double)rp.output_tokens * mod->price_out_per_mtok) /
+                  1e6;
     struct bz_match_usage *u = bz_match_usage(d->m);
     u->llm_calls++;
     u->input_tokens += rp.input_tokens;
@@ -202,8 +202,7 @@ static void finish_reply(struct bz_llm_decision *d, const char *body, size_t len
         llm->totals.input_tokens += rp.input_tokens;
         llm->totals.output_tokens += rp.output_tokens;
         llm->totals.cost_usd += cost;
-        bz_transport_charge(llm->tr, d->model, d->x.est_tokens,
-                            rp.input_tokens + rp.output_tokens);
+        bz_transport_charge(llm->tr, d->model, d->x.est_tokens, rp.input_tokens + rp.output_tokens);
     }
 
     const struct bz_game_ops *ops = bz_match_config(d->m)->ops;
@@ -216,8 +215,9 @@ static void finish_reply(struct bz_llm_decision *d, const char *body, size_t len
         snprintf(why, sizeof why, "the model refused: %.200s", rp.content);
     } else if (!(action = bz_provider_extract_json(rp.content))) {
         outcome = rp.truncated ? "truncated" : "invalid_json";
-        snprintf(why, sizeof why, "%s", rp.truncated ? "the reply was cut off at the token limit"
-                                                     : "the reply is not a JSON object");
+        snprintf(why, sizeof why, "%s",
+                 rp.truncated ? "the reply was cut off at the token limit"
+                              : "the reply is not a JSON object");
     } else {
         const char *st = ops->action_schema(g, d->phase);
         struct bz_err e = {0};
@@ -256,8 +256,9 @@ static void on_done(struct bz_xfer *x)
         return;
     }
     char why[400];
-    const char *outcome = x->result == BZ_XFER_HTTP ? "http_error"
-                          : x->result == BZ_XFER_TOOBIG ? "too_big" : "network";
+    const char *outcome = x->result == BZ_XFER_HTTP     ? "http_error"
+                          : x->result == BZ_XFER_TOOBIG ? "too_big"
+                                                        : "network";
     if (x->result == BZ_XFER_HTTP) {
         char body[200] = "";
         long st = x->http_status;
@@ -274,7 +275,8 @@ static void on_done(struct bz_xfer *x)
             for (int i = 0; i < llm->n_reported && i < 8; i++)
                 seen |= llm->reported_status[i] == code;
             if (!seen) {
-                fprintf(stderr, "bazaar: model %s (%s): %s; decisions fall back to the game's "
+                fprintf(stderr,
+                        "bazaar: model %s (%s): %s; decisions fall back to the game's "
                         "safe action; further such errors are recorded in /llm_calls only\n",
                         llm->reg->models[d->model].id, llm->urls[d->model], why);
                 if (llm->n_reported < 8)
@@ -343,8 +345,10 @@ static void send_decision(struct bz_llm_decision *d)
                  llm->reg->models[d->model].id);
         llm->replay_misses++;
         if (llm->totals.replay_misses++ == 0) /* said at once: submit may never wait */
-            fprintf(stderr, "bazaar: %s; further misses are recorded in /llm_calls "
-                    "(parse_outcome replay_miss)\n", llm->replay_msg);
+            fprintf(stderr,
+                    "bazaar: %s; further misses are recorded in /llm_calls "
+                    "(parse_outcome replay_miss)\n",
+                    llm->replay_msg);
         add_row(d, "replay_miss", "fallback", "not in the cache (--replay)", 0, 0, 0, 0);
         fallback(d);
         return;
@@ -374,8 +378,7 @@ int bz_llm_agent_submit(void *ctx, struct bz_match *m, int agent, int phase, str
     d->x.done = on_done;
     live_add(llm, d);
     struct bz_err rerr = {0};
-    if (bz_llm_render(llm, bz_match_game(m), agent, phase, &d->system, &d->user, &d->turn,
-                      &rerr)) {
+    if (bz_llm_render(llm, bz_match_game(m), agent, phase, &d->system, &d->user, &d->turn, &rerr)) {
         add_row(d, "render_error", "fallback", rerr.msg, 0, 0, 0, 0);
         fallback(d);
         return BZ_OK;

@@ -69,8 +69,8 @@ int bz_cache_open(const char *dir, struct bz_err *err)
     struct stat st;
     if (mkdirs(dir) != 0 || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode) ||
         access(dir, W_OK | X_OK) != 0)
-        return bz_err_set(err, BZ_EIO, "%s: cannot create or write the LLM cache folder (%s)",
-                          dir, strerror(errno));
+        return bz_err_set(err, BZ_EIO, "%s: cannot create or write the LLM cache folder (%s)", dir,
+                          strerror(errno));
     return BZ_OK;
 }
 
@@ -106,15 +106,13 @@ int bz_cache_get(const char *dir, const char *hex, char **body, size_t *len)
     return hit;
 }
 
-int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len,
-                 struct bz_err *err)
+int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len, struct bz_err *err)
 {
     char sub[1024], path[1100], tmp[1200];
     static unsigned counter;
     snprintf(sub, sizeof sub, "%s/%.2s", dir, hex);
     if (mkdir(sub, 0777) != 0 && errno != EEXIST)
-        return bz_err_set(err, BZ_EIO, "%s: cannot create cache folder (%s)", sub,
-                          strerror(errno));
+        return bz_err_set(err, BZ_EIO, "%s: cannot create cache folder (%s)", sub, strerror(errno));
     entry_path(dir, hex, path, sizeof path);
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld.%u", path, (long)getpid(), counter++);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0666);
@@ -129,8 +127,7 @@ int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len,
             int e = errno;
             close(fd);
             unlink(tmp);
-            return bz_err_set(err, BZ_EIO, "%s: cannot write cache entry (%s)", tmp,
-                              strerror(e));
+            return bz_err_set(err, BZ_EIO, "%s: cannot write cache entry (%s)", tmp, strerror(e));
         }
         off += (size_t)w;
     }

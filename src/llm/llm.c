@@ -77,8 +77,8 @@ cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int 
     if (!cJSON_GetObjectItemCaseSensitive(obs, "game"))
         cJSON_AddStringToObject(obs, "game", ops->name);
     if (!cJSON_GetObjectItemCaseSensitive(obs, "phase"))
-        cJSON_AddStringToObject(obs, "phase", (size_t)phase < ops->n_phases ? ops->phases[phase]
-                                                                           : "");
+        cJSON_AddStringToObject(obs, "phase",
+                                (size_t)phase < ops->n_phases ? ops->phases[phase] : "");
     if (!cJSON_GetObjectItemCaseSensitive(obs, "agent"))
         cJSON_AddNumberToObject(obs, "agent", agent);
     if (!cJSON_GetObjectItemCaseSensitive(obs, "schema"))
@@ -86,8 +86,8 @@ cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int 
     return obs;
 }
 
-int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase,
-                  char **system, char **user, int *turn, struct bz_err *err)
+int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase, char **system,
+                  char **user, int *turn, struct bz_err *err)
 {
     *system = *user = NULL;
     *turn = -1;
@@ -97,8 +97,8 @@ int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int ph
     cJSON *obs = bz_llm_observation(llm->ops, g, agent, phase, err);
     if (!obs)
         return err && err->code ? err->code : BZ_EINVAL;
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(obs, "meta"), "turn");
+    const cJSON *t =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(obs, "meta"), "turn");
     if (cJSON_IsNumber(t))
         *turn = (int)t->valuedouble;
     int rc = bz_template_render(llm->system, obs, system, err);
@@ -247,8 +247,8 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
     for (size_t i = 0; i < n_model_ids; i++) {
         int k = bz_registry_find(llm->reg, model_ids[i]);
         if (k < 0) {
-            rc = bz_err_set(err, BZ_EINVAL, "%s: no model with id \"%s\" (named by a lineup)",
-                            path, model_ids[i]);
+            rc = bz_err_set(err, BZ_EINVAL, "%s: no model with id \"%s\" (named by a lineup)", path,
+                            model_ids[i]);
             goto out;
         }
         const struct bz_model *m = &llm->reg->models[k];
@@ -256,9 +256,10 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
             continue;
         const char *key = getenv(m->api_key_env);
         if (!key || !key[0]) {
-            rc = bz_err_set(err, BZ_EINVAL, "%s: model \"%s\" reads its API key from the "
-                            "environment variable %s, which is not set", path, m->id,
-                            m->api_key_env);
+            rc = bz_err_set(err, BZ_EINVAL,
+                            "%s: model \"%s\" reads its API key from the "
+                            "environment variable %s, which is not set",
+                            path, m->id, m->api_key_env);
             goto out;
         }
         llm->keys[k] = dup_printf(key, "");
@@ -284,11 +285,11 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
             h[nh++] = llm->key_headers[i];
         }
         h[nh] = NULL;
-        llm->limits[i] = (struct bz_model_limits){m->rpm, m->tpm, m->max_concurrency,
-                                                  llm->urls[i], h, m->id};
+        llm->limits[i] =
+            (struct bz_model_limits){m->rpm, m->tpm, m->max_concurrency, llm->urls[i], h, m->id};
     }
     struct bz_transport_opts to = {set->concurrency, set->timeout_s, set->max_retries,
-                                   backoff_base_s, 60.0, 0x62617a616172ULL};
+                                   backoff_base_s,   60.0,           0x62617a616172ULL};
     if ((rc = bz_transport_create(&to, llm->limits, n, &llm->tr, err)))
         goto out;
     if (set->cache_dir[0]) {
@@ -296,7 +297,8 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
         if (need_keys && (rc = bz_cache_open(llm->cache_dir, err)))
             goto out;
     } else if (llm->opt.replay) {
-        rc = bz_err_set(err, BZ_EINVAL, "--replay needs a response cache: llm.cache is empty in "
+        rc = bz_err_set(err, BZ_EINVAL,
+                        "--replay needs a response cache: llm.cache is empty in "
                         "the spec");
         goto out;
     }
@@ -360,8 +362,8 @@ static int grid_models(const struct bz_grid *grid, char ***ids, size_t *n_ids,
     return BZ_OK;
 }
 
-int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt,
-                  struct bz_llm **out, struct bz_err *err)
+int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt, struct bz_llm **out,
+                  struct bz_err *err)
 {
     *out = NULL;
     struct bz_grid *grid = NULL;
@@ -400,9 +402,15 @@ int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err)
     return BZ_OK;
 }
 
-int bz_llm_inflight(const struct bz_llm *llm) { return llm->n_live; }
+int bz_llm_inflight(const struct bz_llm *llm)
+{
+    return llm->n_live;
+}
 
-void bz_llm_cancel(struct bz_llm *llm, struct bz_match *m) { bz_llm_agent_cancel(llm, m); }
+void bz_llm_cancel(struct bz_llm *llm, struct bz_match *m)
+{
+    bz_llm_agent_cancel(llm, m);
+}
 
 void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 {
@@ -412,8 +420,8 @@ void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 
 /* Estimate one game: play it with fallback actions, render each LLM agent's
  * prompts. */
-static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *cfg,
-                         int64_t *tok, double *cost, struct bz_err *err)
+static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *cfg, int64_t *tok,
+                         double *cost, struct bz_err *err)
 {
     const struct bz_game_ops *ops = llm->ops;
     struct bz_records rec;
@@ -439,19 +447,20 @@ static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *
                 int mi = bz_registry_find(llm->reg, cfg->agents[a].policy);
                 char *sys = NULL, *user = NULL;
                 int turn;
-                if (mi >= 0 &&
-                    !bz_llm_render(llm, g, a, req.phase, &sys, &user, &turn, err)) {
+                if (mi >= 0 && !bz_llm_render(llm, g, a, req.phase, &sys, &user, &turn, err)) {
                     const struct bz_model *m = &llm->reg->models[mi];
                     const char *schema = ops->action_schema(g, req.phase);
-                    int64_t in = (int64_t)(strlen(sys) + strlen(user) +
-                                           (schema ? strlen(schema) : 0)) / 4 + 16;
+                    int64_t in =
+                        (int64_t)(strlen(sys) + strlen(user) + (schema ? strlen(schema) : 0)) / 4 +
+                        16;
                     int max_out = m->max_output_tokens > 0 ? m->max_output_tokens
                                                            : llm->set.max_output_tokens;
-                    int64_t outt = max_out < BZ_LLM_EST_OUTPUT_TOKENS ? max_out
-                                                                      : BZ_LLM_EST_OUTPUT_TOKENS;
+                    int64_t outt =
+                        max_out < BZ_LLM_EST_OUTPUT_TOKENS ? max_out : BZ_LLM_EST_OUTPUT_TOKENS;
                     *tok += in + outt;
-                    *cost += ((double)in * m->price_in_per_mtok +
-                              (double)outt * m->price_out_per_mtok) / 1e6;
+                    *cost +=
+                        ((double)in * m->price_in_per_mtok + (double)outt * m->price_out_per_mtok) /
+                        1e6;
                 }
                 free(sys);
                 free(user);

@@ -23,8 +23,8 @@ struct bz_model {
     char id[BZ_NAME_MAX];
     enum bz_provider provider;
     char base_url[512];
-    char model[256];        /* the provider's model name */
-    char api_key_env[128];  /* "" = no key (a local server) */
+    char model[256];       /* the provider's model name */
+    char api_key_env[128]; /* "" = no key (a local server) */
     double capability;
     double price_in_per_mtok, price_out_per_mtok;
     double rpm, tpm;        /* 0 = no limit */
@@ -70,10 +70,10 @@ int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, 
                       int max_output_tokens, char **body, struct bz_err *err);
 
 struct bz_provider_reply {
-    char *content;          /* malloc'd: the action JSON text, or the model's text */
+    char *content; /* malloc'd: the action JSON text, or the model's text */
     int64_t input_tokens, output_tokens;
-    int refusal;            /* the model refused (content holds its words) */
-    int truncated;          /* stopped at max tokens */
+    int refusal;   /* the model refused (content holds its words) */
+    int truncated; /* stopped at max tokens */
 };
 
 /* Parse a 2xx body. BZ_EINVAL when it is not the provider's envelope (the
@@ -111,10 +111,10 @@ int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len,
 #define BZ_LLM_REPLY_MAX (8u * 1024u * 1024u) /* cap on one reply body */
 
 enum bz_xfer_result {
-    BZ_XFER_OK = 0,    /* 2xx with a body */
-    BZ_XFER_HTTP,      /* non-2xx after retries (or not retryable) */
-    BZ_XFER_NET,       /* network failure or timeout after retries */
-    BZ_XFER_TOOBIG,    /* reply over BZ_LLM_REPLY_MAX */
+    BZ_XFER_OK = 0, /* 2xx with a body */
+    BZ_XFER_HTTP,   /* non-2xx after retries (or not retryable) */
+    BZ_XFER_NET,    /* network failure or timeout after retries */
+    BZ_XFER_TOOBIG, /* reply over BZ_LLM_REPLY_MAX */
     BZ_XFER_CANCELLED
 };
 
@@ -132,8 +132,8 @@ struct bz_xfer {
     int result;
     long http_status;
     int retries;
-    double latency_ms;  /* first send to finish, backoff included */
-    char *reply;        /* body of the last attempt, NUL-terminated (owned) */
+    double latency_ms; /* first send to finish, backoff included */
+    char *reply;       /* body of the last attempt, NUL-terminated (owned) */
     size_t reply_len;
     char error[256];
 
@@ -147,9 +147,9 @@ struct bz_xfer {
 struct bz_model_limits {
     double rpm, tpm;
     int max_concurrency;
-    const char *url;              /* full endpoint URL */
-    const char *const *headers;   /* NULL-terminated header lines (may hold a key) */
-    const char *name;             /* registry id, for messages */
+    const char *url;            /* full endpoint URL */
+    const char *const *headers; /* NULL-terminated header lines (may hold a key) */
+    const char *name;           /* registry id, for messages */
 };
 
 struct bz_transport_opts {
@@ -158,7 +158,7 @@ struct bz_transport_opts {
     int max_retries;
     double backoff_base_s; /* first backoff; doubles each retry */
     double backoff_cap_s;
-    uint64_t seed;         /* jitter stream */
+    uint64_t seed; /* jitter stream */
 };
 
 int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
@@ -190,23 +190,23 @@ struct bz_llm {
     struct bz_llm_options opt;
     const struct bz_game_ops *ops;
     struct bz_registry *reg;
-    char **keys;                      /* per model, NULL when none (never printed) */
-    char **key_headers;               /* per model: the auth header line */
-    const char **header_lines;        /* per model: NULL-terminated lists */
+    char **keys;               /* per model, NULL when none (never printed) */
+    char **key_headers;        /* per model: the auth header line */
+    const char **header_lines; /* per model: NULL-terminated lists */
     char **urls;
     struct bz_model_limits *limits;
-    struct bz_template *system;       /* prompts/<game>/system.txt */
-    struct bz_template **phase_tmpl;  /* per ops phase, NULL if not deciding */
+    struct bz_template *system;      /* prompts/<game>/system.txt */
+    struct bz_template **phase_tmpl; /* per ops phase, NULL if not deciding */
     char prompts_dir[512];
-    char cache_dir[512];              /* "" = no cache */
+    char cache_dir[512]; /* "" = no cache */
     struct bz_transport *tr;
-    struct bz_llm_decision *live;     /* every decision not yet finished */
+    struct bz_llm_decision *live; /* every decision not yet finished */
     int n_live;
     struct bz_llm_totals totals;
-    int reported_status[8];           /* HTTP statuses already printed */
+    int reported_status[8]; /* HTTP statuses already printed */
     int n_reported;
     int cache_warned;
-    int replay_misses;                /* since the last poll */
+    int replay_misses; /* since the last poll */
     char replay_msg[256];
 };
 
@@ -227,8 +227,8 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
 struct cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int agent,
                                  int phase, struct bz_err *err);
 /* Render the system and phase prompts of agent (malloc'd, caller frees). */
-int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase,
-                  char **system, char **user, int *turn, struct bz_err *err);
+int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase, char **system,
+                  char **user, int *turn, struct bz_err *err);
 /* Cache sample index of a decision: the repetition and the agent, so that
  * repetitions and identical agents of one game draw separate samples. */
 uint64_t bz_llm_sample_index(const struct bz_game_config *cfg, int agent);

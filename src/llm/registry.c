@@ -86,9 +86,10 @@ static int str_field(const char *origin, int i, const cJSON *e, const char *key,
     if (!cJSON_IsString(v) || (!allow_empty && !v->valuestring[0]) ||
         strlen(v->valuestring) >= cap) {
         got(v, g, sizeof g);
-        return bz_err_set(err, BZ_EINVAL, "%s: models[%d].%s: expected a %sstring of at most %zu "
-                          "bytes, got %s", origin, i, key, allow_empty ? "" : "non-empty ",
-                          cap - 1, g);
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s: models[%d].%s: expected a %sstring of at most %zu "
+                          "bytes, got %s",
+                          origin, i, key, allow_empty ? "" : "non-empty ", cap - 1, g);
     }
     snprintf(dst, cap, "%s", v->valuestring);
     return BZ_OK;
@@ -147,9 +148,18 @@ static int valid_env_name(const char *s)
 static int parse_model(const char *origin, int i, const cJSON *e, struct bz_model *m,
                        struct bz_err *err)
 {
-    static const char *const keys[] = {"id", "provider", "base_url", "model", "api_key_env",
-                                       "capability", "price_in_per_mtok", "price_out_per_mtok",
-                                       "limits", "sampling", "strict", "notes"};
+    static const char *const keys[] = {"id",
+                                       "provider",
+                                       "base_url",
+                                       "model",
+                                       "api_key_env",
+                                       "capability",
+                                       "price_in_per_mtok",
+                                       "price_out_per_mtok",
+                                       "limits",
+                                       "sampling",
+                                       "strict",
+                                       "notes"};
     static const char *const limit_keys[] = {"rpm", "tpm", "max_concurrency"};
     char path[64], g[64];
     char provider[32] = "";
@@ -170,30 +180,37 @@ static int parse_model(const char *origin, int i, const cJSON *e, struct bz_mode
                         err)))
         return rc;
     if (strncmp(m->id, "heuristic", 9) == 0)
-        return bz_err_set(err, BZ_EINVAL, "%s: %s.id: \"%s\": ids starting with \"heuristic\" "
-                          "are reserved for heuristic agents", origin, path, m->id);
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s: %s.id: \"%s\": ids starting with \"heuristic\" "
+                          "are reserved for heuristic agents",
+                          origin, path, m->id);
     if (strcmp(provider, "openai") == 0)
         m->provider = BZ_PROVIDER_OPENAI;
     else if (strcmp(provider, "anthropic") == 0)
         m->provider = BZ_PROVIDER_ANTHROPIC;
     else
-        return bz_err_set(err, BZ_EINVAL, "%s: %s.provider: expected \"openai\" (any "
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s: %s.provider: expected \"openai\" (any "
                           "OpenAI-compatible endpoint) or \"anthropic\", got \"%s\"",
                           origin, path, provider);
     if (strncmp(m->base_url, "http://", 7) != 0 && strncmp(m->base_url, "https://", 8) != 0)
-        return bz_err_set(err, BZ_EINVAL, "%s: %s.base_url: expected an http:// or https:// "
-                          "URL, got \"%s\"", origin, path, m->base_url);
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s: %s.base_url: expected an http:// or https:// "
+                          "URL, got \"%s\"",
+                          origin, path, m->base_url);
     size_t bl = strlen(m->base_url);
     while (bl > 0 && m->base_url[bl - 1] == '/')
         m->base_url[--bl] = '\0';
     if (!valid_env_name(m->api_key_env))
-        return bz_err_set(err, BZ_EINVAL, "%s: %s.api_key_env: expected the NAME of an "
-                          "environment variable (letters, digits, _), not a key", origin, path);
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s: %s.api_key_env: expected the NAME of an "
+                          "environment variable (letters, digits, _), not a key",
+                          origin, path);
     if ((rc = num_field(origin, path, e, "capability", -1e12, 1e12, 0, 1, &m->capability, err)) ||
-        (rc = num_field(origin, path, e, "price_in_per_mtok", 0, 1e6, 0, 1,
-                        &m->price_in_per_mtok, err)) ||
-        (rc = num_field(origin, path, e, "price_out_per_mtok", 0, 1e6, 0, 1,
-                        &m->price_out_per_mtok, err)))
+        (rc = num_field(origin, path, e, "price_in_per_mtok", 0, 1e6, 0, 1, &m->price_in_per_mtok,
+                        err)) ||
+        (rc = num_field(origin, path, e, "price_out_per_mtok", 0, 1e6, 0, 1, &m->price_out_per_mtok,
+                        err)))
         return rc;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "strict");
     if (v) {
@@ -231,15 +248,17 @@ static int parse_model(const char *origin, int i, const cJSON *e, struct bz_mode
             return rc;
         m->temperature = t;
         m->max_output_tokens = (int)mo;
-        static const char *const reserved[] = {"model", "messages", "system", "tools",
-                                               "tool_choice", "response_format", "stream",
-                                               "max_tokens"};
+        static const char *const reserved[] = {"model",  "messages",    "system",
+                                               "tools",  "tool_choice", "response_format",
+                                               "stream", "max_tokens"};
         for (size_t k = 0; k < sizeof reserved / sizeof reserved[0]; k++)
             if (cJSON_GetObjectItemCaseSensitive(smp, reserved[k]))
-                return bz_err_set(err, BZ_EINVAL, "%s: %s.%s: set by bazaar, not a sampling "
-                                  "setting%s", origin, sp, reserved[k],
-                                  strcmp(reserved[k], "max_tokens") == 0
-                                      ? " (use max_output_tokens)" : "");
+                return bz_err_set(
+                    err, BZ_EINVAL,
+                    "%s: %s.%s: set by bazaar, not a sampling "
+                    "setting%s",
+                    origin, sp, reserved[k],
+                    strcmp(reserved[k], "max_tokens") == 0 ? " (use max_output_tokens)" : "");
         m->sampling = cJSON_Duplicate(smp, 1);
         if (!m->sampling)
             return bz_err_set(err, BZ_ENOMEM, "%s: out of memory", origin);
@@ -277,8 +296,7 @@ int bz_registry_parse(const char *text, const char *origin, struct bz_registry *
         list = cJSON_GetObjectItemCaseSensitive(root, "models");
     }
     if (!cJSON_IsArray(list)) {
-        rc = bz_err_set(err, BZ_EINVAL, "%s: models: expected an array of model objects",
-                        origin);
+        rc = bz_err_set(err, BZ_EINVAL, "%s: models: expected an array of model objects", origin);
         goto out;
     }
     int n = cJSON_GetArraySize(list);
@@ -298,8 +316,10 @@ int bz_registry_parse(const char *text, const char *origin, struct bz_registry *
             goto out;
         for (int j = 0; j < i; j++)
             if (strcmp(r->models[j].id, r->models[i].id) == 0) {
-                rc = bz_err_set(err, BZ_EINVAL, "%s: models[%d].id: \"%s\" already used by "
-                                "models[%d]", origin, i, r->models[i].id, j);
+                rc = bz_err_set(err, BZ_EINVAL,
+                                "%s: models[%d].id: \"%s\" already used by "
+                                "models[%d]",
+                                origin, i, r->models[i].id, j);
                 goto out;
             }
     }
@@ -357,8 +377,8 @@ int bz_llm_fill_capability(const char *models_path, struct bz_agent_spec *agents
             continue;
         int k = bz_registry_find(r, agents[i].policy);
         if (k < 0) {
-            rc = bz_err_set(err, BZ_EINVAL, "%s: no model with id \"%s\" (named by a lineup)",
-                            path, agents[i].policy);
+            rc = bz_err_set(err, BZ_EINVAL, "%s: no model with id \"%s\" (named by a lineup)", path,
+                            agents[i].policy);
             break;
         }
         agents[i].capability = r->models[k].capability;

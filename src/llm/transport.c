@@ -46,7 +46,10 @@ double bz_llm_now_s(void)
 
 /* Bucket capacity: five seconds' worth (at least one unit), so a limit
  * smooths bursts instead of allowing a minute's quota at once. */
-static double bucket_cap(double per_min) { return per_min / 12.0 > 1.0 ? per_min / 12.0 : 1.0; }
+static double bucket_cap(double per_min)
+{
+    return per_min / 12.0 > 1.0 ? per_min / 12.0 : 1.0;
+}
 
 static void refill(double *tokens, double *last, double per_min, double now)
 {
@@ -352,9 +355,9 @@ static void start_ready(struct bz_transport *t, double now, double *next_s)
             when = 0;
         else if (s->lim.rpm > 0 && s->req_tokens < 1.0)
             when = now + (1.0 - s->req_tokens) * 60.0 / s->lim.rpm;
-        else if (s->lim.tpm > 0 &&
-                 s->tok_tokens < ((double)x->est_tokens < bucket_cap(s->lim.tpm)
-                                      ? (double)x->est_tokens : bucket_cap(s->lim.tpm)))
+        else if (s->lim.tpm > 0 && s->tok_tokens < ((double)x->est_tokens < bucket_cap(s->lim.tpm)
+                                                        ? (double)x->est_tokens
+                                                        : bucket_cap(s->lim.tpm)))
             when = now + 0.05;
         else {
             unlink_queued(t, x);
@@ -390,10 +393,8 @@ static int retryable_code(CURLcode c)
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_COULDNT_RESOLVE_HOST:
-        return 1;
-    default:
-        return 0;
+    case CURLE_COULDNT_RESOLVE_HOST: return 1;
+    default: return 0;
     }
 }
 
@@ -478,8 +479,7 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
             retry = retryable_status(status);
         } else if (x->toobig) {
             x->result = BZ_XFER_TOOBIG;
-            snprintf(x->error, sizeof x->error, "reply larger than %u bytes",
-                     BZ_LLM_REPLY_MAX);
+            snprintf(x->error, sizeof x->error, "reply larger than %u bytes", BZ_LLM_REPLY_MAX);
         } else {
             x->result = BZ_XFER_NET;
             if (!x->error[0])
@@ -504,9 +504,18 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
     return n_done;
 }
 
-int bz_transport_pending(const struct bz_transport *t) { return t->n_queued + t->n_active; }
-int bz_transport_active(const struct bz_transport *t) { return t->n_active; }
-int64_t bz_transport_retries(const struct bz_transport *t) { return t->retries; }
+int bz_transport_pending(const struct bz_transport *t)
+{
+    return t->n_queued + t->n_active;
+}
+int bz_transport_active(const struct bz_transport *t)
+{
+    return t->n_active;
+}
+int64_t bz_transport_retries(const struct bz_transport *t)
+{
+    return t->retries;
+}
 
 void bz_transport_charge(struct bz_transport *t, int model, int64_t est, int64_t actual)
 {
