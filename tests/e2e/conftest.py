@@ -51,6 +51,40 @@ def bazaar(*args, ranks=None, check=True, timeout=300, **kw):
     return p
 
 
+def kill_session(sid, sig=9):
+    """Send sig to every process of session sid (mpiexec puts each rank in a
+    process group of its own, so killpg would miss them), then wait until
+    they are gone: a kill -9 of the whole job, as a node failure would."""
+    import signal as _signal
+    import time as _time
+
+    def members():
+        pids = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open(f"/proc/{d}/stat") as f:
+                        state = f.read().rsplit(")", 1)[1].split()[0]
+                    if state != "Z" and os.getsid(int(d)) == sid:  # zombies are dead
+                        pids.append(int(d))
+                except (OSError, IndexError):
+                    pass
+        return pids
+
+    for _ in range(200):
+        pids = members()
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        _time.sleep(0.05)
+        sig = _signal.SIGKILL
+    raise RuntimeError(f"processes of session {sid} survive SIGKILL: {members()}")
+
+
 def write_spec(tmp_path, spec, name="spec.json"):
     path = tmp_path / name
     path.write_text(json.dumps(spec, indent=1))

@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import (BIN, MPIEXEC, assert_same_tables, bazaar, game_ids, mpi_env,
-                      write_spec)
+from conftest import (BIN, MPIEXEC, assert_same_tables, bazaar, game_ids, kill_session,
+                      mpi_env, write_spec)
 
 
 def test_run_writes_every_table_with_the_documented_columns(tmp_path, small_spec):
@@ -175,7 +175,7 @@ def test_kill9_at_random_moments_then_resume_gives_the_same_file(tmp_path, small
             # up to a little past the full run time: some kills land in the merge
             time.sleep(rng.uniform(0.05, full * 1.1))
             if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
+                kill_session(p.pid)
                 kills += 1
         _, err = p.communicate(timeout=300)
         if p.returncode == 0:

@@ -46,7 +46,10 @@ def workdir():
     # short path: the munge socket lives here (unix socket paths <= 107 bytes)
     d = tempfile.mkdtemp(prefix="bzslurm-")
     yield d
-    shutil.rmtree(d, ignore_errors=True)
+    if os.environ.get("BZ_SLURM_KEEP"):
+        _log("kept %s (BZ_SLURM_KEEP)" % d)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
