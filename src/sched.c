@@ -279,7 +279,8 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
         }
         sprintf(names[n_names++], "%s/%s", p->parts, de->d_name);
     }
-    qsort(names, n_names, sizeof *names, compare_names);
+    if (n_names)
+        qsort(names, n_names, sizeof *names, compare_names);
     for (size_t i = 0; i < n_names; i++) {
         rc = scan_source(p, names[i], done, err);
         if (rc)
