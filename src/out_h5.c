@@ -245,6 +245,59 @@ out:
     return rc;
 }
 
+#define CHECK_WINDOW_BYTES (16 * 1024 * 1024)
+
+int bz_out_h5_check_readable(hid_t dset, const char *file_name, const char *table,
+                             struct bz_err *err)
+{
+    int rc = BZ_OK, vlen = 0;
+    hid_t ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
+    hid_t mspace = H5I_INVALID_HID;
+    unsigned char *win = NULL;
+    hsize_t n = 0;
+    if ((ftype = H5Dget_type(dset)) < 0 || (mtype = H5Tget_native_type(ftype, H5T_DIR_ASCEND)) < 0 ||
+        (vlen = bz_out_h5_has_vlen(mtype)) < 0 || (fspace = H5Dget_space(dset)) < 0 ||
+        H5Sget_simple_extent_ndims(fspace) != 1 ||
+        H5Sget_simple_extent_dims(fspace, &n, NULL) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot read its type or size", file_name,
+                            table);
+        goto out;
+    }
+    size_t msize = H5Tget_size(mtype);
+    hsize_t cap = CHECK_WINDOW_BYTES / msize ? CHECK_WINDOW_BYTES / msize : 1;
+    if (cap > n)
+        cap = n ? n : 1;
+    if ((mspace = H5Screate_simple(1, &cap, NULL)) < 0 || !(win = calloc((size_t)cap, msize))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", file_name, table);
+        goto out;
+    }
+    for (hsize_t start = 0; start < n; start += cap) {
+        hsize_t count = n - start < cap ? n - start : cap, zero = 0;
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
+            H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
+            H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, win) < 0) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: rows %llu..%llu unreadable",
+                                file_name, table, (unsigned long long)start,
+                                (unsigned long long)(start + count));
+            if (vlen) /* strings read before the fault */
+                H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, win);
+            break;
+        }
+        if (vlen && H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, win) < 0) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: reclaim", file_name, table);
+            break;
+        }
+        memset(win, 0, (size_t)cap * msize);
+    }
+out:
+    free(win);
+    bz_out_h5_close(mspace);
+    bz_out_h5_close(fspace);
+    bz_out_h5_close(mtype);
+    bz_out_h5_close(ftype);
+    return rc;
+}
+
 struct list_state {
     char **paths;
     size_t n, cap;

@@ -52,6 +52,12 @@ int bz_out_h5_open_ro(const char *path, hid_t *file, struct bz_err *err);
 int bz_out_h5_read_game_ids(hid_t dset, int64_t **ids, size_t *n, const char *file_name,
                             const char *table, struct bz_err *err);
 
+/* Read every row of an open 1-D dataset (all columns, strings included)
+ * through a bounded window and throw it away: proves the table is readable
+ * after a crash. */
+int bz_out_h5_check_readable(hid_t dset, const char *file_name, const char *table,
+                             struct bz_err *err);
+
 /* Paths ("/electricity/turns") of every dataset in the file, sorted by
  * strcmp; each string and the array are malloc'd (bz_out_free_paths). */
 int bz_out_h5_list_datasets(hid_t file, char ***paths, size_t *n, const char *file_name,

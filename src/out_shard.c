@@ -483,36 +483,113 @@ static size_t sort_ids(int64_t *ids, size_t n)
     return k;
 }
 
+/* Game ids with a line in the journal; *ids NULL and 0 when there is no
+ * journal (then /games alone is trusted). */
+static int journal_ids(const char *path, int64_t **ids, size_t *n, int *present,
+                       struct bz_err *err)
+{
+    *ids = NULL;
+    *n = 0;
+    *present = 0;
+    char *jpath = str_concat(path, ".journal");
+    if (!jpath)
+        return bz_err_set(err, BZ_ENOMEM, "%s: no memory", path);
+    FILE *f = fopen(jpath, "r");
+    if (!f) {
+        int e = errno;
+        int rc = e == ENOENT ? BZ_OK
+                             : bz_err_set(err, BZ_EIO, "%s: cannot read: %s", jpath, strerror(e));
+        free(jpath);
+        return rc;
+    }
+    *present = 1;
+    size_t cap = 0;
+    char line[128];
+    int rc = BZ_OK;
+    while (fgets(line, sizeof line, f)) {
+        long long id;
+        if (sscanf(line, "committed %lld rows=", &id) != 1 || !strchr(line, '\n'))
+            continue;
+        if (*n == cap) {
+            size_t nc = cap ? 2 * cap : 256;
+            int64_t *p = realloc(*ids, nc * sizeof *p);
+            if (!p) {
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", jpath);
+                break;
+            }
+            *ids = p;
+            cap = nc;
+        }
+        (*ids)[(*n)++] = (int64_t)id;
+    }
+    fclose(f);
+    free(jpath);
+    if (!rc)
+        *n = sort_ids(*ids, *n);
+    return rc;
+}
+
+/* Keep the ids of a[] that are also in b[] (both sorted, distinct). */
+static size_t intersect(int64_t *a, size_t na, const int64_t *b, size_t nb)
+{
+    size_t k = 0, j = 0;
+    for (size_t i = 0; i < na; i++) {
+        while (j < nb && b[j] < a[i])
+            j++;
+        if (j < nb && b[j] == a[i])
+            a[k++] = a[i];
+    }
+    return k;
+}
+
+/* A writer killed inside H5Fflush can leave metadata that points past the
+ * file's recorded end, or a /games row whose game's other rows did not reach
+ * the file. So: a committed game needs its /games row AND its journal line
+ * (written only after the flush and fsync completed), and every table must
+ * read back in full; otherwise BZ_EIO and the caller replays the shard's
+ * games elsewhere. */
 int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err *err)
 {
     int rc;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    char **tables = NULL;
+    size_t n_tables = 0, n_journal = 0;
+    int64_t *jids = NULL;
+    int has_journal = 0;
     *ids = NULL;
     *n = 0;
     if ((rc = bz_out_h5_open_ro(path, &file, err)))
         return rc;
-    htri_t has = H5Lexists(file, "games", H5P_DEFAULT);
-    if (has < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read its root group", path);
+    if ((rc = bz_out_h5_list_datasets(file, &tables, &n_tables, path, err)))
         goto out;
-    }
-    if (!has)
-        goto out;
-    if ((dset = H5Dopen2(file, GAMES_PATH, H5P_DEFAULT)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table /games", path);
-        goto out;
-    }
-    if ((rc = bz_out_h5_read_game_ids(dset, ids, n, path, GAMES_PATH, err))) {
-        if (rc == BZ_EINVAL)
-            rc = err ? (err->code = BZ_EIO) : BZ_EIO;
-        goto out;
+    for (size_t t = 0; t < n_tables; t++) {
+        if ((dset = H5Dopen2(file, tables[t], H5P_DEFAULT)) < 0) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", path, tables[t]);
+            goto out;
+        }
+        if ((rc = bz_out_h5_check_readable(dset, path, tables[t], err)))
+            goto out;
+        if (strcmp(tables[t], GAMES_PATH) == 0 &&
+            (rc = bz_out_h5_read_game_ids(dset, ids, n, path, GAMES_PATH, err))) {
+            if (rc == BZ_EINVAL)
+                rc = err ? (err->code = BZ_EIO) : BZ_EIO;
+            goto out;
+        }
+        H5Dclose(dset);
+        dset = H5I_INVALID_HID;
     }
     *n = sort_ids(*ids, *n);
+    if ((rc = journal_ids(path, &jids, &n_journal, &has_journal, err)))
+        goto out;
+    if (has_journal)
+        *n = intersect(*ids, *n, jids, n_journal);
     if (*n == 0) {
         free(*ids);
         *ids = NULL;
     }
 out:
+    free(jids);
+    bz_out_free_paths(tables, n_tables);
     bz_out_h5_close(dset);
     if (file >= 0 && H5Fclose(file) < 0 && !rc)
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close", path);

@@ -27,9 +27,13 @@ int bz_shard_append(struct bz_shard *s, const struct bz_records *rec, struct bz_
 /* Flush and close; NULL is fine. */
 int bz_shard_close(struct bz_shard *s, struct bz_err *err);
 
-/* The game_ids committed in a shard (its /games rows), sorted ascending;
- * *ids is malloc'd (free it). A shard that cannot be opened or read gives
- * BZ_EIO with a message naming the file. A shard without /games yet gives 0. */
+/* The game_ids committed in a shard, sorted ascending; *ids is malloc'd (free
+ * it). A game counts when it has its /games row and its journal line (the
+ * line is written after the flush completed; without a journal file /games
+ * alone counts). Every table is read in full to prove the shard readable: a
+ * shard that cannot be opened or read (truncated, garbage, or a writer killed
+ * inside a flush) gives BZ_EIO with a message naming the file; the caller
+ * sets it aside and replays its games. A shard without /games yet gives 0. */
 int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err *err);
 
 /* Root attributes of the merged file (strings; NULL ones are omitted). */
@@ -48,8 +52,11 @@ struct bz_provenance {
  * kill during the merge leaves no half file under the final name). Every game
  * committed in some shard is copied once (first shard in the list wins), all
  * tables ordered by game_id with each game's rows in the order they were
- * written. Shards listed in skip[] are ignored. Tables are copied whatever
- * their schema. */
+ * written. Tables are copied whatever their schema (a table whose columns
+ * differ between shards is BZ_EINVAL); a table seen only with uncommitted
+ * rows is written empty. An unreadable shard is BZ_EIO naming it (filter the
+ * list with bz_shard_committed first). Root attributes from prov (NULL: none).
+ * Memory: one table's merged rows plus a 16 MiB read window. */
 int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
              const struct bz_provenance *prov, struct bz_err *err);
 
