@@ -9,7 +9,10 @@
 #include "out_h5.h"
 #include "out_internal.h"
 
-void bz_out_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void bz_out_h5_quiet(void)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 struct walk_state {
     char desc[256];
@@ -184,9 +187,8 @@ int bz_out_h5_open_ro(const char *path, hid_t *file, struct bz_err *err)
     *file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     bz_out_h5_close(fapl);
     if (*file < 0)
-        return bz_out_h5_fail(err, BZ_EIO,
-                              "%s: cannot open as an HDF5 file (missing, truncated or corrupt?)",
-                              path);
+        return bz_out_h5_fail(
+            err, BZ_EIO, "%s: cannot open as an HDF5 file (missing, truncated or corrupt?)", path);
     return BZ_OK;
 }
 
@@ -210,8 +212,7 @@ int bz_out_h5_read_game_ids(hid_t dset, int64_t **ids, size_t *n, const char *fi
     int idx = H5Tget_member_index(ftype, "game_id");
     if (idx < 0 || H5Tget_member_class(ftype, (unsigned)idx) != H5T_INTEGER) {
         H5Eclear2(H5E_DEFAULT);
-        rc = bz_err_set(err, BZ_EINVAL, "%s: %s: has no integer game_id column", file_name,
-                        table);
+        rc = bz_err_set(err, BZ_EINVAL, "%s: %s: has no integer game_id column", file_name, table);
         goto out;
     }
     hsize_t rows = 0;
@@ -230,8 +231,8 @@ int bz_out_h5_read_game_ids(hid_t dset, int64_t **ids, size_t *n, const char *fi
     if ((mtype = H5Tcreate(H5T_COMPOUND, sizeof(int64_t))) < 0 ||
         H5Tinsert(mtype, "game_id", 0, H5T_NATIVE_INT64) < 0 ||
         H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column", file_name,
-                            table);
+        rc =
+            bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column", file_name, table);
         goto out;
     }
     *ids = buf;
@@ -255,7 +256,8 @@ int bz_out_h5_check_readable(hid_t dset, const char *file_name, const char *tabl
     hid_t mspace = H5I_INVALID_HID;
     unsigned char *win = NULL;
     hsize_t n = 0;
-    if ((ftype = H5Dget_type(dset)) < 0 || (mtype = H5Tget_native_type(ftype, H5T_DIR_ASCEND)) < 0 ||
+    if ((ftype = H5Dget_type(dset)) < 0 ||
+        (mtype = H5Tget_native_type(ftype, H5T_DIR_ASCEND)) < 0 ||
         (vlen = bz_out_h5_has_vlen(mtype)) < 0 || (fspace = H5Dget_space(dset)) < 0 ||
         H5Sget_simple_extent_ndims(fspace) != 1 ||
         H5Sget_simple_extent_dims(fspace, &n, NULL) < 0) {
@@ -276,8 +278,8 @@ int bz_out_h5_check_readable(hid_t dset, const char *file_name, const char *tabl
         if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
             H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
             H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, win) < 0) {
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: rows %llu..%llu unreadable",
-                                file_name, table, (unsigned long long)start,
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: rows %llu..%llu unreadable", file_name,
+                                table, (unsigned long long)start,
                                 (unsigned long long)(start + count));
             if (vlen) /* strings read before the fault */
                 H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, win);

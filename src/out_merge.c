@@ -41,7 +41,7 @@ struct run {
 struct merge {
     const char *const *shards;
     size_t n_shards;
-    const char *out_name; /* for messages */
+    const char *out_name;  /* for messages */
     struct claim *winners; /* sorted by game_id, one per game */
     size_t n_winners;
     char ***paths; /* per shard: its dataset paths, sorted */
@@ -194,8 +194,8 @@ static int push_run(struct run **runs, size_t *n, size_t *cap, struct run r)
 
 /* Open path in shard i: its dataset, checking the row type against *ref
  * (taken from the first shard that has the table). */
-static int open_table(const struct merge *m, size_t i, const char *path, hid_t *file,
-                      hid_t *dset, hid_t *ref, struct bz_err *err)
+static int open_table(const struct merge *m, size_t i, const char *path, hid_t *file, hid_t *dset,
+                      hid_t *ref, struct bz_err *err)
 {
     int rc;
     hid_t ftype = H5I_INVALID_HID;
@@ -271,8 +271,7 @@ out:
  * reading the shard through a window of at most MERGE_WINDOW_BYTES: memory
  * stays at one output table plus the window. */
 static int gather_shard(const struct merge *m, const char *path, const struct run *runs, size_t n,
-                        hid_t mtype, size_t msize, int vlen, unsigned char *out,
-                        struct bz_err *err)
+                        hid_t mtype, size_t msize, int vlen, unsigned char *out, struct bz_err *err)
 {
     int rc = BZ_OK;
     size_t i = runs[0].shard;
@@ -298,8 +297,7 @@ static int gather_shard(const struct merge *m, const char *path, const struct ru
             if (pos >= we) {
                 /* free what the old window held and was not taken */
                 if (vlen && we > ws && H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, win) < 0) {
-                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: reclaim", m->shards[i],
-                                        path);
+                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: reclaim", m->shards[i], path);
                     goto out;
                 }
                 memset(win, 0, (size_t)cap * msize);
@@ -334,8 +332,7 @@ out:
     return rc;
 }
 
-static int merge_table(const struct merge *m, hid_t out_file, const char *path,
-                       struct bz_err *err)
+static int merge_table(const struct merge *m, hid_t out_file, const char *path, struct bz_err *err)
 {
     int rc = BZ_OK;
     struct run *runs = NULL;
@@ -350,8 +347,8 @@ static int merge_table(const struct merge *m, hid_t out_file, const char *path,
         goto out;
     if ((mtype = H5Tget_native_type(ref, H5T_DIR_ASCEND)) < 0 ||
         (vlen = bz_out_h5_has_vlen(mtype)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its memory type",
-                            m->out_name, path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its memory type", m->out_name,
+                            path);
         goto out;
     }
     size_t msize = H5Tget_size(mtype);
@@ -363,8 +360,8 @@ static int merge_table(const struct merge *m, hid_t out_file, const char *path,
     }
     if (total) {
         if (!(rows = calloc((size_t)total, msize))) {
-            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for %llu rows",
-                            m->out_name, path, (unsigned long long)total);
+            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for %llu rows", m->out_name,
+                            path, (unsigned long long)total);
             goto out;
         }
         if ((space = H5Screate_simple(1, &total, NULL)) < 0) {
@@ -389,8 +386,8 @@ static int merge_table(const struct merge *m, hid_t out_file, const char *path,
         goto out;
     }
     if (total && H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot write table %s (%llu rows)", m->out_name,
-                            path, (unsigned long long)total);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot write table %s (%llu rows)", m->out_name, path,
+                            (unsigned long long)total);
         goto out;
     }
     if (H5Dclose(dset) < 0) {

@@ -56,8 +56,7 @@ static int read_all(hid_t file, const char *path, const char *table, hid_t mtype
     *buf = NULL;
     *space = H5I_INVALID_HID;
     if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 || (*space = H5Dget_space(dset)) < 0 ||
-        H5Sget_simple_extent_ndims(*space) != 1 ||
-        H5Sget_simple_extent_dims(*space, n, NULL) < 0) {
+        H5Sget_simple_extent_ndims(*space) != 1 || H5Sget_simple_extent_dims(*space, n, NULL) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", path, table);
         goto out;
     }
@@ -90,8 +89,8 @@ int bz_out_dump_table(const char *path, const char *table, unsigned char **bytes
     if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(dset)) < 0 ||
         H5Tget_class(ftype) != H5T_COMPOUND ||
         (mtype = H5Tget_native_type(ftype, H5T_DIR_ASCEND)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: not a readable compound table", path,
-                            table);
+        rc =
+            bz_out_h5_fail(err, BZ_EIO, "%s: table %s: not a readable compound table", path, table);
         goto out;
     }
     bz_out_h5_close(dset);
@@ -171,8 +170,8 @@ out:
     return rc;
 }
 
-int bz_out_read_table(const char *path, const struct bz_table_desc *desc,
-                      struct bz_records *rec, struct bz_err *err)
+int bz_out_read_table(const char *path, const struct bz_table_desc *desc, struct bz_records *rec,
+                      struct bz_err *err)
 {
     int rc;
     hid_t file = H5I_INVALID_HID, mtype = H5I_INVALID_HID, space = H5I_INVALID_HID;

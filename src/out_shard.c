@@ -68,7 +68,10 @@ static int same_schema(const struct bz_table_desc *a, const struct bz_table_desc
     return 1;
 }
 
-static int is_games(const struct bz_table_desc *d) { return strcmp(d->path, GAMES_PATH) == 0; }
+static int is_games(const struct bz_table_desc *d)
+{
+    return strcmp(d->path, GAMES_PATH) == 0;
+}
 
 static int64_t row_game_id(const struct bz_rowbuf *rb, size_t row)
 {
@@ -190,8 +193,8 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
         if (t->desc == desc || strcmp(t->desc->path, desc->path) == 0) {
             if (!same_schema(t->desc, desc))
                 return bz_err_set(err, BZ_EINVAL,
-                                  "%s: table %s: two different row layouts for one table",
-                                  s->path, desc->path);
+                                  "%s: table %s: two different row layouts for one table", s->path,
+                                  desc->path);
             *out = t;
             return BZ_OK;
         }
@@ -218,8 +221,8 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
     memcpy(fill + desc->cols[0].offset, &no_game, sizeof no_game);
     size_t packed = H5Tget_size(ftype);
     hsize_t chunk = bz_out_h5_chunk_rows(packed, SHARD_CHUNK_BYTES, 0);
-    dset = bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk,
-                                  bz_out_shard_deflate_level, mtype, fill);
+    dset = bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk, bz_out_shard_deflate_level,
+                                  mtype, fill);
     if (dset < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", s->path, desc->path);
         goto out;
@@ -317,8 +320,7 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
                               d && d->path ? d->path : "(null)");
         if (is_games(d)) {
             if (games)
-                return bz_err_set(err, BZ_EINVAL, "%s: two /games tables in one game",
-                                  s->path);
+                return bz_err_set(err, BZ_EINVAL, "%s: two /games tables in one game", s->path);
             games = &rec->tables[i];
         }
         *n_rows += rec->tables[i].n_rows;
@@ -345,8 +347,8 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
         for (size_t r = 0; r < rb->n_rows; r++)
             if (row_game_id(rb, r) != *game_id)
                 return bz_err_set(err, BZ_EINVAL,
-                                  "%s: table %s row %zu has game_id %" PRId64
-                                  ", expected %" PRId64 " (one game per append)",
+                                  "%s: table %s row %zu has game_id %" PRId64 ", expected %" PRId64
+                                  " (one game per append)",
                                   s->path, rb->desc->path, r, row_game_id(rb, r), *game_id);
     }
     for (size_t i = 0; i < s->n_ids; i++)
@@ -356,8 +358,8 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
     return BZ_OK;
 }
 
-static int write_all(struct bz_shard *s, const struct bz_records *rec, int commit,
-                     int64_t game_id, size_t n_rows, struct bz_err *err)
+static int write_all(struct bz_shard *s, const struct bz_records *rec, int commit, int64_t game_id,
+                     size_t n_rows, struct bz_err *err)
 {
     int rc;
     if ((rc = set_evictions(s, 0, err)))
@@ -399,8 +401,7 @@ static int write_all(struct bz_shard *s, const struct bz_records *rec, int commi
     return BZ_OK;
 }
 
-static int append(struct bz_shard *s, const struct bz_records *rec, int commit,
-                  struct bz_err *err)
+static int append(struct bz_shard *s, const struct bz_records *rec, int commit, struct bz_err *err)
 {
     int rc;
     int64_t game_id;
@@ -485,8 +486,7 @@ static size_t sort_ids(int64_t *ids, size_t n)
 
 /* Game ids with a line in the journal; *ids NULL and 0 when there is no
  * journal (then /games alone is trusted). */
-static int journal_ids(const char *path, int64_t **ids, size_t *n, int *present,
-                       struct bz_err *err)
+static int journal_ids(const char *path, int64_t **ids, size_t *n, int *present, struct bz_err *err)
 {
     *ids = NULL;
     *n = 0;

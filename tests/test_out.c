@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <setjmp.h>
 #include <cmocka.h>
+#include <setjmp.h>
 
 #include "bazaar/match.h"
 #include "bazaar/out.h"
@@ -43,9 +43,8 @@ static const struct bz_column games_cols[] = {
     BZ_COL(STR, struct bz_games_row, status, BZ_COL_STR),
     BZ_COL(STR, struct bz_games_row, error, BZ_COL_STR),
 };
-static const struct bz_table_desc games_desc = {"/games", sizeof(struct bz_games_row),
-                                                sizeof games_cols / sizeof games_cols[0],
-                                                games_cols};
+static const struct bz_table_desc games_desc = {
+    "/games", sizeof(struct bz_games_row), sizeof games_cols / sizeof games_cols[0], games_cols};
 
 struct turn_row {
     int64_t game_id;
@@ -68,8 +67,7 @@ static const struct bz_column turn_cols[] = {
     BZ_COL(STR, struct turn_row, note, BZ_COL_STR),
 };
 static const struct bz_table_desc turns_desc = {"/fake/turns", sizeof(struct turn_row),
-                                                sizeof turn_cols / sizeof turn_cols[0],
-                                                turn_cols};
+                                                sizeof turn_cols / sizeof turn_cols[0], turn_cols};
 
 struct market_row {
     int64_t game_id;
@@ -100,8 +98,8 @@ static void make_game(struct bz_records *rec, int64_t id, int scale, int variant
             r->agent = a;
             r->price = (double)id * 1.5 + t * 0.25 - a + variant;
             r->flag = (uint8_t)((id + t + a) % 2);
-            snprintf(text, sizeof text, "g%" PRId64 " t%d a%d: sell 5 MWh at 42 € — naïve", id,
-                     t, a);
+            snprintf(text, sizeof text, "g%" PRId64 " t%d a%d: sell 5 MWh at 42 € — naïve", id, t,
+                     a);
             r->msg = bz_records_strdup(rec, text);
             r->big = INT64_MAX - id - t;
             r->note = (t + a) % 3 == 0 ? NULL : bz_records_strdup(rec, (t % 2) ? "" : "note");
@@ -167,15 +165,24 @@ static void write_shard(const char *path, const int64_t *ids, size_t n, int vari
 static void merge_ok(const char *const *shards, size_t n, const char *out)
 {
     struct bz_err err = {0};
-    struct bz_provenance prov = {.spec_json = "{\"name\": \"t\"}", .version = "0.1.0",
-                                 .git_commit = "abc", .ranks = (int64_t)n, .n_games = 12};
+    struct bz_provenance prov = {.spec_json = "{\"name\": \"t\"}",
+                                 .version = "0.1.0",
+                                 .git_commit = "abc",
+                                 .ranks = (int64_t)n,
+                                 .n_games = 12};
     if (bz_merge(shards, n, out, &prov, &err))
         fail_msg("%s", err.msg);
 }
 
-static int cmp_str_test(const char *a, const char *b) { return strcmp(a ? a : "", b ? b : ""); }
+static int cmp_str_test(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "");
+}
 
-static int same_double(double a, double b) { return (isnan(a) && isnan(b)) || a == b; }
+static int same_double(double a, double b)
+{
+    return (isnan(a) && isnan(b)) || a == b;
+}
 
 /* rec's rows of desc for game id, as a fresh records set holds them. */
 static size_t rows_of(const struct bz_records *rec, const struct bz_table_desc *desc, int64_t id,
@@ -468,8 +475,7 @@ static void uncommitted_game_should_be_dropped(void **state)
     struct bz_records want;
     bz_records_init(&want);
     make_game(&want, 1, 1, 0);
-    assert_int_equal(rows_of(&rec, &turns_desc, 1, &first),
-                     rows_of(&want, &turns_desc, 1, &first));
+    assert_int_equal(rows_of(&rec, &turns_desc, 1, &first), rows_of(&want, &turns_desc, 1, &first));
     bz_records_cleanup(&want);
 
     /* without the replay, game 1 is gone from every table */
@@ -700,9 +706,8 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
         rounds = (size_t)atoi(env);
     size_t total_committed = 0, torn = 0;
     for (size_t it = 0; it < rounds; it++) {
-        int delay_ms = it < sizeof fixed_ms / sizeof fixed_ms[0] && !env
-                           ? fixed_ms[it]
-                           : (int)((it * 7919) % 350);
+        int delay_ms = it < sizeof fixed_ms / sizeof fixed_ms[0] && !env ? fixed_ms[it]
+                                                                         : (int)((it * 7919) % 350);
         char path[512], out[512];
         tmp_path(path, sizeof path, "killed%zu.h5", it);
         tmp_path(out, sizeof out, "killed%zu_merged.h5", it);
@@ -780,13 +785,13 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
         merge_ok(list, 1, out);
         bz_records_init(&rec);
         read_all_tables(out, &rec);
-        assert_int_equal(bz_records_find(&rec, &games_desc) ? bz_records_find(&rec, &games_desc)->n_rows : 0, n);
+        assert_int_equal(
+            bz_records_find(&rec, &games_desc) ? bz_records_find(&rec, &games_desc)->n_rows : 0, n);
         for (size_t i = 0; i < n; i++)
             check_game(&rec, ids[i], 1 + (int)(ids[i] % 40), 0);
         bz_records_cleanup(&rec);
         free(ids);
-        printf("# kill after %d ms: %zu games committed, %zu journal lines\n", delay_ms, n,
-               lines);
+        printf("# kill after %d ms: %zu games committed, %zu journal lines\n", delay_ms, n, lines);
         total_committed += n;
     }
     assert_true(total_committed > 0);
