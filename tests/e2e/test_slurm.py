@@ -58,12 +58,17 @@ def workdir():
 @pytest.fixture(scope="module")
 def cluster(workdir):
     if not sys.platform.startswith("linux"):
+        print("BZ_TEST_SKIPPED: test_slurm: needs Linux", file=sys.__stderr__)
         pytest.skip("SLURM test needs Linux")
     c = SlurmCluster(os.path.join(workdir, "cluster"), cpus=RANKS, log=_log)
     try:
         c.start()
     except ClusterUnavailable as e:
-        pytest.skip("cannot run a SLURM cluster on this machine: %s" % e)
+        reason = "cannot run a SLURM cluster on this machine: %s" % e
+        # past pytest's capture, so that ctest's log says it too
+        print("BZ_TEST_SKIPPED: test_slurm: %s" % reason, file=sys.__stderr__,
+              flush=True)
+        pytest.skip(reason)
     _log("SLURM up: SLURM_CONF=%s" % c.conf)
     try:
         yield c
