@@ -46,6 +46,8 @@ static int bench(int n, int turns, int games, int write)
         rc = bz_grid_create(spec, &grid, &err);
     if (!rc && write)
         rc = bz_shard_create(path, &shard, &err);
+    if (!rc && write)
+        bz_shard_set_group_commit(shard, 1); /* as the runner does */
     if (rc) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
@@ -70,9 +72,13 @@ static int bench(int n, int turns, int games, int write)
                 rows += (long long)rec->tables[i].n_rows;
             if (write)
                 rc = bz_shard_append(shard, rec, &err);
+            if (!rc && write && bz_shard_pending(shard) >= 256)
+                rc = bz_shard_sync(shard, &err);
         }
         bz_match_destroy(m);
     }
+    if (!rc && write)
+        rc = bz_shard_sync(shard, &err);
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     bz_shard_close(shard, NULL);
     unlink(path);

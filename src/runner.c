@@ -5,11 +5,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bazaar/llm.h"
 #include "bazaar/match.h"
 #include "bazaar/out.h"
 #include "sched_internal.h"
+
+/* Group commit: one flush + fsync per batch of games, at most this old or
+ * this many games (a kill loses no more than that, and replays it). */
+#define SYNC_INTERVAL_S 0.5
+#define SYNC_MAX_GAMES 256
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 struct slot {
     struct bz_game_config cfg; /* must outlive the match */
@@ -21,6 +34,7 @@ struct bz_runner {
     struct bz_llm *llm; /* NULL when every agent is heuristic */
     struct bz_llm_hook hook;
     struct bz_shard *shard;
+    double last_sync;
     struct slot *slots;
     int k;
     int live;
@@ -101,10 +115,18 @@ static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
         rc = bz_shard_create(r->opt.shard_path, &r->shard, err);
         if (rc)
             return rc;
+        bz_shard_set_group_commit(r->shard, 1);
+        r->last_sync = now_s();
     }
     rc = bz_shard_append(r->shard, bz_match_records(s->match), err);
     if (rc)
         return rc;
+    if (bz_shard_pending(r->shard) >= SYNC_MAX_GAMES || now_s() - r->last_sync >= SYNC_INTERVAL_S) {
+        rc = bz_shard_sync(r->shard, err);
+        if (rc)
+            return rc;
+        r->last_sync = now_s();
+    }
     const struct bz_rowbuf *games = bz_records_find(bz_match_records(s->match), &bz_games_table);
     int failed = 0;
     if (games && games->n_rows) {

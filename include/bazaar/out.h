@@ -24,7 +24,18 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
  * 1-D compound datasets that h5py reads as structured arrays). */
 int bz_shard_append(struct bz_shard *s, const struct bz_records *rec, struct bz_err *err);
 
-/* Flush and close; NULL is fine. */
+/* Group commit: with it on, bz_shard_append writes a game (its /games row
+ * last) but leaves the flush, fsync and journal line to the next
+ * bz_shard_sync (or close), so that one fsync serves a batch of small games.
+ * A kill before the sync loses only the unsynced games (they are not
+ * committed and get replayed). Off by default. */
+void bz_shard_set_group_commit(struct bz_shard *s, int on);
+/* Games appended but not yet made durable. */
+size_t bz_shard_pending(const struct bz_shard *s);
+/* Flush, fsync, journal the pending games, fsync the journal. */
+int bz_shard_sync(struct bz_shard *s, struct bz_err *err);
+
+/* Sync, then close; NULL is fine. */
 int bz_shard_close(struct bz_shard *s, struct bz_err *err);
 
 /* The game_ids committed in a shard, sorted ascending; *ids is malloc'd (free
