@@ -18,7 +18,8 @@ static const struct bz_column games_cols[] = {
     GAMES_COL(lineup, BZ_COL_STR),       GAMES_COL(params_json, BZ_COL_STR),
     GAMES_COL(turns_played, BZ_COL_I32), GAMES_COL(welfare, BZ_COL_F64),
     GAMES_COL(max_welfare, BZ_COL_F64),  GAMES_COL(efficiency, BZ_COL_F64),
-    GAMES_COL(n_invalid, BZ_COL_I32),    GAMES_COL(n_repair, BZ_COL_I32),
+    GAMES_COL(n_invalid, BZ_COL_I32),    GAMES_COL(n_bad_replies, BZ_COL_I32),
+    GAMES_COL(n_repair, BZ_COL_I32),
     GAMES_COL(n_fallback, BZ_COL_I32),   GAMES_COL(llm_calls, BZ_COL_I64),
     GAMES_COL(cache_hits, BZ_COL_I64),   GAMES_COL(input_tokens, BZ_COL_I64),
     GAMES_COL(output_tokens, BZ_COL_I64), GAMES_COL(cost_usd, BZ_COL_F64),
@@ -225,7 +226,11 @@ static int add_summary_rows(struct bz_match *m, struct bz_err *err)
     g->welfare = failed ? NAN : oc.welfare;
     g->max_welfare = oc.max_welfare;
     g->efficiency = oc.efficiency;
-    g->n_invalid = oc.n_invalid + m->usage.n_invalid;
+    /* the game counts inadmissible actions (from any agent); the LLM layer
+     * counts replies that failed to parse or check: one inadmissible LLM
+     * reply is in both, so they stay separate columns */
+    g->n_invalid = oc.n_invalid;
+    g->n_bad_replies = m->usage.n_invalid;
     g->n_repair = m->usage.n_repair;
     g->n_fallback = oc.n_fallback > m->usage.n_fallback ? oc.n_fallback : m->usage.n_fallback;
     g->llm_calls = m->usage.llm_calls;

@@ -99,7 +99,8 @@ struct bz_games_row {
     double welfare;
     double max_welfare;
     double efficiency;
-    int32_t n_invalid;
+    int32_t n_invalid;     /* inadmissible actions the game saw (any agent) */
+    int32_t n_bad_replies; /* LLM replies that did not parse or check */
     int32_t n_repair;
     int32_t n_fallback;
     int64_t llm_calls;
