@@ -211,3 +211,56 @@ def test_corrupt_shard_is_set_aside_and_its_games_replayed(tmp_path, small_spec)
     assert "cannot be read" in p.stderr and "set aside" in p.stderr
     assert_same_tables(ref, out)
     assert os.path.exists(victim + ".bad")
+
+
+def _children(pid):
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                if int(fields[1]) == pid and fields[0] != "Z":
+                    out.append(int(d))
+            except (OSError, IndexError):
+                pass
+    return out
+
+
+def test_a_rank_that_dies_fails_the_job_loudly_and_resume_finishes(tmp_path, small_spec):
+    spec = write_spec(tmp_path, _big_spec(small_spec))
+    ref = str(tmp_path / "ref.h5")
+    bazaar("run", spec, "-o", ref, "--quiet")
+    out = str(tmp_path / "out.h5")
+    p = subprocess.Popen([MPIEXEC, "--oversubscribe", "-n", "3", BIN, "run", spec, "-o", out,
+                          "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, env=mpi_env(), start_new_session=True)
+    ranks = []
+    for _ in range(100):
+        ranks = [c for c in _children(p.pid)]
+        if len(ranks) >= 3:
+            break
+        time.sleep(0.05)
+    assert len(ranks) >= 3, "ranks did not start"
+    time.sleep(0.5)
+    os.kill(sorted(ranks)[-1], signal.SIGKILL)
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        kill_session(p.pid)
+        pytest.fail("the job hung after a rank died")
+    if p.returncode == 0:
+        pytest.skip("the sweep finished before the kill")
+    assert p.returncode != 0
+    kill_session(p.pid)
+    bazaar("run", spec, "-o", out, "--resume", "--quiet")
+    assert_same_tables(ref, out)
+
+
+def test_progress_lines_in_a_log(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    p = bazaar("run", spec, "-o", str(tmp_path / "o.h5"), "--progress-interval", "0.01")
+    lines = [l for l in p.stderr.splitlines() if l.startswith("progress: ")]
+    assert lines, p.stderr
+    assert "48/48 games (100.0%)" in lines[-1] and "games/s" in lines[-1]
+    assert "ETA" in lines[-1] and "0 failed" in lines[-1]
