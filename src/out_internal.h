@@ -33,10 +33,6 @@ void bz_out_free_paths(char **paths, size_t n);
 int bz_out_dump_table(const char *path, const char *table, unsigned char **bytes, size_t *len,
                       size_t *n_rows, struct bz_err *err);
 
-/* Append the rows of desc->path in the file at path to rec, laid out as
- * desc's row struct (members matched by name; strings copied to rec). */
-int bz_out_read_table(const char *path, const struct bz_table_desc *desc, struct bz_records *rec,
-                      struct bz_err *err);
 
 /* Root attributes: a string (copied into buf, truncated to cap) or an int64.
  * BZ_EINVAL when absent. */

@@ -179,6 +179,8 @@ int bz_out_read_table(const char *path, const struct bz_table_desc *desc, struct
     hsize_t n = 0;
     if ((rc = bz_out_h5_open_ro(path, &file, err)))
         return rc;
+    if (H5Lexists(file, desc->path, H5P_DEFAULT) <= 0)
+        goto out; /* no such table: no rows */
     if ((mtype = bz_out_h5_mem_type(desc)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its row type", path,
                             desc->path);

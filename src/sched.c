@@ -108,6 +108,8 @@ struct plan {
     int64_t n_games;
     int64_t *todo; /* ids still to play, ascending */
     int64_t n_todo;
+    int64_t spent_tokens; /* LLM spending recorded by earlier attempts */
+    double spent_cost;
     char **sources; /* readable files to merge: OUT first, then shards */
     size_t n_sources;
 };
@@ -165,6 +167,42 @@ static int scan_source(struct plan *p, const char *path, unsigned char *done, st
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* What the recorded LLM calls of a file cost (cache hits cost nothing): the
+ * budget counts what earlier attempts of a resumed sweep already spent. */
+struct spend_row {
+    int64_t game_id;
+    int64_t input_tokens;
+    int64_t output_tokens;
+    double cost_usd;
+    uint8_t cache_hit;
+};
+static const struct bz_column spend_cols[] = {
+    BZ_COL(0, struct spend_row, game_id, BZ_COL_I64),
+    BZ_COL(0, struct spend_row, input_tokens, BZ_COL_I64),
+    BZ_COL(0, struct spend_row, output_tokens, BZ_COL_I64),
+    BZ_COL(0, struct spend_row, cost_usd, BZ_COL_F64),
+    BZ_COL(0, struct spend_row, cache_hit, BZ_COL_U8),
+};
+static const struct bz_table_desc spend_table = {
+    "/llm_calls", sizeof(struct spend_row), sizeof spend_cols / sizeof spend_cols[0], spend_cols};
+
+static int add_spend(const char *path, int64_t *tokens, double *cost, struct bz_err *err)
+{
+    struct bz_records rec;
+    bz_records_init(&rec);
+    int rc = bz_out_read_table(path, &spend_table, &rec, err);
+    const struct bz_rowbuf *rb = bz_records_find(&rec, &spend_table);
+    for (size_t i = 0; !rc && rb && i < rb->n_rows; i++) {
+        const struct spend_row *r = (const struct spend_row *)(rb->data + i * sizeof *r);
+        if (!r->cache_hit) {
+            *tokens += r->input_tokens + r->output_tokens;
+            *cost += r->cost_usd;
+        }
+    }
+    bz_records_cleanup(&rec);
+    return rc;
 }
 
 /* A sweep's identity: its games' seeds (each a hash of every parameter, the
@@ -294,6 +332,9 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
     for (int64_t g = 0; g < n_games; g++)
         if (!done[g])
             p->todo[p->n_todo++] = g;
+    if (opt->resume && p->n_todo > 0 && bz_spec_has_llm(bz_grid_spec(grid)))
+        for (size_t i = 0; i < p->n_sources && !rc; i++)
+            rc = add_spend(p->sources[i], &p->spent_tokens, &p->spent_cost, err);
 out:
     if (dir)
         closedir(dir);
@@ -392,6 +433,8 @@ struct coord {
     int64_t *rank_tokens; /* latest LLM totals per rank, for the budget */
     double *rank_cost;
     struct bz_budget budget;
+    int64_t spent_tokens; /* by earlier attempts */
+    double spent_cost;
 };
 
 struct rank_ctx {
@@ -447,8 +490,8 @@ static void coord_check_budget(struct coord *co)
 {
     if (!co->rank_tokens || co->budget_hit)
         return;
-    int64_t tokens = 0;
-    double cost = 0;
+    int64_t tokens = co->spent_tokens;
+    double cost = co->spent_cost;
     for (int r = 0; r < n_ranks; r++) {
         tokens += co->rank_tokens[r];
         cost += co->rank_cost[r];
@@ -694,6 +737,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     c.co.max_batch = opt->max_batch > 0 ? opt->max_batch : DEFAULT_MAX_BATCH;
     c.co.workers_left = n_ranks - 1;
     c.co.budget = *bz_spec_budget(spec);
+    c.co.spent_tokens = plan.spent_tokens;
+    c.co.spent_cost = plan.spent_cost;
     if (my_rank == 0 && (c.co.budget.max_tokens > 0 || c.co.budget.max_cost_usd > 0)) {
         c.co.rank_tokens = calloc((size_t)n_ranks, sizeof *c.co.rank_tokens);
         c.co.rank_cost = calloc((size_t)n_ranks, sizeof *c.co.rank_cost);

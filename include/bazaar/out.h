@@ -71,6 +71,13 @@ struct bz_provenance {
 int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
              const struct bz_provenance *prov, struct bz_err *err);
 
+/* Append the rows of desc->path in the file at path to rec, laid out as
+ * desc's row struct: members are matched by name, so desc may name a subset
+ * of the file's columns; strings are copied to rec. A file without the table
+ * adds no rows. */
+int bz_out_read_table(const char *path, const struct bz_table_desc *desc, struct bz_records *rec,
+                      struct bz_err *err);
+
 /* Print a results file's root attributes and every table with its row count
  * and columns to f (bazaar info). */
 int bz_out_info(const char *path, FILE *f, struct bz_err *err);

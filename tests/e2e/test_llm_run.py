@@ -146,3 +146,32 @@ def test_missing_key_is_refused_before_start(server, tmp_path, monkeypatch):
     assert KEY_ENV in p.stderr and "not set" in p.stderr
     assert control(server, "/stats")["requests"] == 0
     assert not out.exists()
+
+
+def test_budget_stops_cleanly_counts_across_resumes_and_resume_finishes(server, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    control(server, "/reset", {})
+    spec_path = write_sweep(tmp_path, server, tmp_path / "cache", name="budget")
+    spec = json.loads(spec_path.read_text())
+    spec["repetitions"] = 6  # 12 games of ~3k tokens each
+    spec["llm"]["live_games"] = 1
+    spec["llm"]["cache"] = ""  # every call is real spend
+    spec["budget"] = {"max_tokens": 8000}
+    spec_path.write_text(json.dumps(spec))
+    out = str(tmp_path / "budget.h5")
+    p = bazaar("run", spec_path, "-o", out, check=False)
+    assert p.returncode == 3, p.stderr
+    assert "budget reached" in p.stderr and "--resume" in p.stderr
+    assert not os.path.exists(out)
+    # the same budget again: what the first attempt spent counts, so it stops
+    # at once without finishing the sweep
+    calls = control(server, "/stats")["requests"]
+    p = bazaar("run", spec_path, "-o", out, "--resume", check=False)
+    assert p.returncode == 3 and "budget reached" in p.stderr
+    assert control(server, "/stats")["requests"] - calls <= 12, "a spent budget buys little more"
+    # a raised budget finishes it
+    spec["budget"] = {"max_tokens": 10_000_000}
+    spec_path.write_text(json.dumps(spec))
+    bazaar("run", spec_path, "-o", out, "--resume")
+    assert sorted(table(out, "games")["game_id"]) == list(range(12))
