@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bazaar/file.h"
 #include "bazaar/prompt.h"
 
 enum node_kind { N_TEXT, N_VAR, N_SECTION, N_INVERTED };
@@ -206,26 +207,10 @@ out:
 int bz_template_load(const char *path, struct bz_template **out, struct bz_err *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bz_err_set(err, BZ_EINVAL, "%s: cannot open prompt template", path);
-    char *buf = malloc(BZ_PROMPT_MAX + 1);
-    if (!buf) {
-        fclose(f);
-        return bz_err_set(err, BZ_ENOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(buf, 1, BZ_PROMPT_MAX + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    int rc;
-    if (bad)
-        rc = bz_err_set(err, BZ_EIO, "%s: read error", path);
-    else if (n > BZ_PROMPT_MAX)
-        rc = bz_err_set(err, BZ_EINVAL, "%s: template larger than %d bytes", path, BZ_PROMPT_MAX);
-    else {
-        buf[n] = '\0';
+    char *buf = NULL;
+    int rc = bz_file_load(path, BZ_PROMPT_MAX, "prompt template", &buf, NULL, err);
+    if (!rc)
         rc = bz_template_parse(buf, path, out, err);
-    }
     free(buf);
     return rc;
 }

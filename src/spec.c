@@ -53,6 +53,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bazaar/file.h"
 #include "spec_internal.h"
 
 #define PATH_MAX_LEN 256
@@ -958,47 +959,11 @@ int bz_spec_load_games(const char *path, const struct bz_game_ops *const *games,
                        struct bz_spec **out, struct bz_err *err)
 {
     char *buf = NULL;
-    size_t len = 0, cap = 0;
-    int rc = BZ_OK;
+    size_t len = 0;
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bz_err_set(err, BZ_EINVAL, "%s: cannot open spec: %s", path, strerror(errno));
-    for (;;) {
-        if (len == cap) {
-            if (cap > BZ_SPEC_MAX_BYTES) {
-                rc = bz_err_set(err, BZ_ENOMEM, "%s: spec larger than the %u MiB limit", path,
-                                BZ_SPEC_MAX_BYTES >> 20);
-                goto out;
-            }
-            size_t ncap = cap ? 2 * cap : 65536;
-            char *nb = realloc(buf, ncap + 1);
-            if (!nb) {
-                rc = bz_err_set(err, BZ_ENOMEM, "%s: out of memory reading the spec", path);
-                goto out;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got_n = fread(buf + len, 1, cap - len, f);
-        len += got_n;
-        if (got_n == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = bz_err_set(err, BZ_EIO, "%s: cannot read spec: %s", path, strerror(errno));
+    int rc = bz_file_load(path, BZ_SPEC_MAX_BYTES, "spec", &buf, &len, err);
+    if (rc)
         goto out;
-    }
-    if (len > BZ_SPEC_MAX_BYTES) {
-        rc = bz_err_set(err, BZ_ENOMEM, "%s: spec larger than the %u MiB limit", path,
-                        BZ_SPEC_MAX_BYTES >> 20);
-        goto out;
-    }
-    if (!buf && !(buf = malloc(1))) {
-        rc = bz_err_set(err, BZ_ENOMEM, "%s: out of memory reading the spec", path);
-        goto out;
-    }
-    buf[len] = '\0';
     if (strlen(buf) != len) {
         size_t pos = strlen(buf);
         int line, col;
@@ -1009,7 +974,6 @@ int bz_spec_load_games(const char *path, const struct bz_game_ops *const *games,
     }
     rc = bz_spec_parse_games(buf, path, games, n_games, out, err);
 out:
-    fclose(f);
     free(buf);
     return rc;
 }

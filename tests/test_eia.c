@@ -90,7 +90,7 @@ static void eia_should_name_the_file_and_the_problem(void **state)
     }
     struct bz_eia_series s;
     struct bz_err err = {0};
-    assert_int_equal(bz_eia_load(BZ_TEST_TMP "/does_not_exist.json", "PJM", &s, &err), BZ_EIO);
+    assert_int_equal(bz_eia_load(BZ_TEST_TMP "/does_not_exist.json", "PJM", &s, &err), BZ_EINVAL); /* a missing data file is bad input: exit 2 before any game */
     assert_non_null(strstr(err.msg, "does_not_exist.json"));
 }
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bazaar/eia.h"
+#include "bazaar/file.h"
 
 void bz_eia_series_cleanup(struct bz_eia_series *s)
 {
@@ -18,47 +19,6 @@ void bz_eia_series_cleanup(struct bz_eia_series *s)
     free(s->demand_mwh);
     free(s->net_generation_mwh);
     memset(s, 0, sizeof *s);
-}
-
-static int read_all(const char *path, char **out, struct bz_err *err)
-{
-    *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bz_err_set(err, BZ_EIO, "%s: cannot open: %s", path, strerror(errno));
-    int rc = BZ_OK;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 65536) {
-            cap = cap ? 2 * cap : 1 << 20;
-            if (cap > BZ_EIA_FILE_MAX + 65536) {
-                rc = bz_err_set(err, BZ_ENOMEM, "%s: larger than %zu bytes", path, BZ_EIA_FILE_MAX);
-                goto out;
-            }
-            char *nb = realloc(buf, cap + 1);
-            if (!nb) {
-                rc = bz_err_set(err, BZ_ENOMEM, "%s: out of memory reading the file", path);
-                goto out;
-            }
-            buf = nb;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0)
-            break;
-    }
-    if (ferror(f)) {
-        rc = bz_err_set(err, BZ_EIO, "%s: read error", path);
-        goto out;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    buf = NULL;
-out:
-    free(buf);
-    fclose(f);
-    return rc;
 }
 
 /* A value is a string (possibly empty) or a number; 0 when absent/empty. */
@@ -107,7 +67,7 @@ int bz_eia_load(const char *path, const char *respondent, struct bz_eia_series *
     if (strlen(respondent) >= sizeof out->respondent)
         return bz_err_set(err, BZ_EINVAL, "%s: respondent code \"%.40s\" too long", path,
                           respondent);
-    rc = read_all(path, &text, err);
+    rc = bz_file_load(path, BZ_EIA_FILE_MAX, "EIA file", &text, NULL, err);
     if (rc)
         goto out;
     root = cJSON_Parse(text);

@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "bazaar/file.h"
 #include "llm/llm_internal.h"
 
 #define REGISTRY_MAX_BYTES (4u * 1024u * 1024u)
@@ -334,26 +335,10 @@ out:
 int bz_registry_load(const char *path, struct bz_registry **out, struct bz_err *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return bz_err_set(err, BZ_EINVAL, "%s: cannot open the models registry", path);
-    char *buf = malloc(REGISTRY_MAX_BYTES + 1);
-    if (!buf) {
-        fclose(f);
-        return bz_err_set(err, BZ_ENOMEM, "%s: out of memory", path);
-    }
-    size_t n = fread(buf, 1, REGISTRY_MAX_BYTES + 1, f);
-    int bad = ferror(f);
-    fclose(f);
-    int rc;
-    if (bad)
-        rc = bz_err_set(err, BZ_EIO, "%s: read error", path);
-    else if (n > REGISTRY_MAX_BYTES)
-        rc = bz_err_set(err, BZ_EINVAL, "%s: larger than %u bytes", path, REGISTRY_MAX_BYTES);
-    else {
-        buf[n] = '\0';
+    char *buf = NULL;
+    int rc = bz_file_load(path, REGISTRY_MAX_BYTES, "models registry", &buf, NULL, err);
+    if (!rc)
         rc = bz_registry_parse(buf, path, out, err);
-    }
     free(buf);
     return rc;
 }
