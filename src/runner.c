@@ -16,6 +16,19 @@
  * this many games (a kill loses no more than that, and replays it). */
 #define SYNC_INTERVAL_S 0.5
 #define SYNC_MAX_GAMES 256
+/* A new shard segment every so many games or seconds: a kill that lands
+ * inside a flush can leave the segment being written unreadable, and then
+ * only that segment's games are played again. */
+#define SEGMENT_MAX_GAMES 5000
+#define SEGMENT_MAX_S 300.0
+
+/* BAZAAR_SEGMENT_GAMES overrides the games per segment (tuning, tests). */
+static int64_t segment_max_games(void)
+{
+    const char *v = getenv("BAZAAR_SEGMENT_GAMES");
+    long long n = v ? atoll(v) : 0;
+    return n > 0 ? (int64_t)n : SEGMENT_MAX_GAMES;
+}
 
 static double now_s(void)
 {
@@ -34,6 +47,9 @@ struct bz_runner {
     struct bz_llm *llm; /* NULL when every agent is heuristic */
     struct bz_llm_hook hook;
     struct bz_shard *shard;
+    int segment;          /* number of the open (or next) segment */
+    int64_t segment_games, segment_max;
+    double segment_start;
     double last_sync;
     struct slot *slots;
     int k;
@@ -49,7 +65,8 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
     r->opt = *opt;
     r->k = 1;
-    if (opt->spec && opt->shard_path && bz_spec_has_llm(opt->spec)) {
+    r->segment_max = segment_max_games();
+    if (opt->spec && opt->shard_prefix && bz_spec_has_llm(opt->spec)) {
         struct bz_llm_options lo = {.replay = opt->replay};
         int rc = bz_llm_create(opt->spec, &lo, &r->llm, err);
         if (rc) {
@@ -87,7 +104,7 @@ int bz_runner_live(const struct bz_runner *r) { return r->live; }
 
 int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
 {
-    if (!r->opt.shard_path) { /* dispatch bench: the game is "played" at once */
+    if (!r->opt.shard_prefix) { /* dispatch bench: the game is "played" at once */
         r->opt.on_done(r->opt.ctx, 0);
         return BZ_OK;
     }
@@ -111,13 +128,24 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
 static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
 {
     int rc = BZ_OK;
+    if (r->shard && (r->segment_games >= r->segment_max ||
+                     now_s() - r->segment_start >= SEGMENT_MAX_S)) {
+        rc = bz_shard_close(r->shard, err);
+        r->shard = NULL;
+        if (rc)
+            return rc;
+    }
     if (!r->shard) {
-        rc = bz_shard_create(r->opt.shard_path, &r->shard, err);
+        char path[4200];
+        snprintf(path, sizeof path, "%s-%d.h5", r->opt.shard_prefix, r->segment++);
+        rc = bz_shard_create(path, &r->shard, err);
         if (rc)
             return rc;
         bz_shard_set_group_commit(r->shard, 1);
-        r->last_sync = now_s();
+        r->segment_games = 0;
+        r->segment_start = r->last_sync = now_s();
     }
+    r->segment_games++;
     rc = bz_shard_append(r->shard, bz_match_records(s->match), err);
     if (rc)
         return rc;

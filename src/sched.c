@@ -5,9 +5,10 @@
  * and attempt), and at the end rank 0 merges all shards into the results
  * file. The only module that calls MPI; never writes HDF5 itself (out does).
  *
- * Files: OUT (the merged results), OUT.parts/ (shards a<attempt>-r<rank>.h5,
- * their journals, spec.json). Resume trusts only /games rows of shards that
- * open (and of OUT itself); unreadable shards are set aside as *.bad. */
+ * Files: OUT (the merged results), OUT.parts/ (shards
+ * a<attempt>-r<rank>-<segment>.h5, their journals, sweep.id). Resume trusts
+ * only /games rows of shards that open (and of OUT itself); unreadable
+ * shards are set aside as *.bad. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -297,8 +298,8 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
         goto out;
     }
     for (struct dirent *de; (de = readdir(dir));) {
-        int a, r, used = 0;
-        if (sscanf(de->d_name, "a%d-r%d.h5%n", &a, &r, &used) != 2)
+        int a, r, seg, used = 0;
+        if (sscanf(de->d_name, "a%d-r%d-%d.h5%n", &a, &r, &seg, &used) != 3 || !used)
             continue;
         if (a >= p->attempt)
             p->attempt = a + 1;
@@ -758,11 +759,11 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
                 (long long)c.pr.base, (long long)plan.n_games);
 
     char shard[PATH_MAX_BZ + 64];
-    snprintf(shard, sizeof shard, "%s/a%d-r%d.h5", plan.parts, attempt, my_rank);
+    snprintf(shard, sizeof shard, "%s/a%d-r%d", plan.parts, attempt, my_rank);
     struct bz_runner_options ro = {
         .grid = grid,
         .spec = spec,
-        .shard_path = opt->dispatch_only ? NULL : shard,
+        .shard_prefix = opt->dispatch_only ? NULL : shard,
         .replay = opt->replay,
         .yield = my_rank == 0 && n_ranks > 1,
         .on_done = on_game_done,

@@ -13,7 +13,8 @@ struct bz_runner;
 struct bz_runner_options {
     const struct bz_grid *grid;
     const struct bz_spec *spec;
-    const char *shard_path; /* NULL: play nothing, write nothing (dispatch bench) */
+    const char *shard_prefix; /* shards are <prefix>-<segment>.h5; NULL: play
+                                 nothing, write nothing (dispatch bench) */
     int replay;
     int yield; /* return to the caller after every phase (coordinator rank) */
     void (*on_done)(void *ctx, int failed); /* a game was committed */

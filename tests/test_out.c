@@ -795,7 +795,11 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
         total_committed += n;
     }
     assert_true(total_committed > 0);
-    assert_true(torn * 4 <= rounds); /* a torn flush is the rare case */
+    /* How often a kill lands inside H5Fflush depends on timing and load (a
+     * rate, not a property): the property is that every shard either opens
+     * with its committed games whole or is refused. Some round must open. */
+    printf("# %zu of %zu shards refused as torn\n", torn, rounds);
+    assert_true(torn < rounds);
 }
 
 int main(void)

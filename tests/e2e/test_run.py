@@ -135,15 +135,22 @@ def _big_spec(small_spec):
     return s
 
 
+def _stop_after(p, games, sig):
+    """Send sig to p once its progress lines report `games` games done."""
+    for line in p.stderr:
+        if line.startswith("progress: ") and int(line.split()[1].split("/")[0]) >= games:
+            p.send_signal(sig)
+            return
+
+
 def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path, small_spec):
     spec = write_spec(tmp_path, _big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
     out = str(tmp_path / "out.h5")
-    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.2"],
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
                          stderr=subprocess.PIPE, text=True, env=mpi_env())
-    time.sleep(0.6)
-    p.send_signal(signal.SIGTERM)
+    _stop_after(p, 100, signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     if p.returncode == 0:
         pytest.skip("the sweep finished before the signal; machine too fast for this size")
@@ -193,10 +200,9 @@ def test_corrupt_shard_is_set_aside_and_its_games_replayed(tmp_path, small_spec)
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
     out = str(tmp_path / "out.h5")
-    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--quiet"], env=mpi_env(),
-                         stderr=subprocess.PIPE, text=True)
-    time.sleep(0.8)
-    p.kill()
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
+                         env=mpi_env(), stderr=subprocess.PIPE, text=True)
+    _stop_after(p, 200, signal.SIGKILL)
     p.communicate()
     parts = out + ".parts"
     shards = sorted(f for f in os.listdir(parts) if f.endswith(".h5"))
@@ -264,3 +270,31 @@ def test_progress_lines_in_a_log(tmp_path, small_spec):
     assert lines, p.stderr
     assert "48/48 games (100.0%)" in lines[-1] and "games/s" in lines[-1]
     assert "ETA" in lines[-1] and "0 failed" in lines[-1]
+
+
+def test_a_torn_segment_costs_only_its_own_games(tmp_path, small_spec):
+    spec = write_spec(tmp_path, _big_spec(small_spec))
+    ref = str(tmp_path / "ref.h5")
+    bazaar("run", spec, "-o", ref, "--quiet")
+    out = str(tmp_path / "out.h5")
+    env = mpi_env()
+    env["BAZAAR_SEGMENT_GAMES"] = "50"
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"], env=env,
+                         stderr=subprocess.PIPE, text=True)
+    _stop_after(p, 200, signal.SIGTERM)  # once a few segments are written
+    p.communicate(timeout=60)
+    if p.returncode == 0:
+        pytest.skip("the sweep finished before the signal")
+    parts = out + ".parts"
+    segs = sorted(f for f in os.listdir(parts) if f.endswith(".h5"))
+    if len(segs) < 2:
+        pytest.skip("not enough segments written before the stop")
+    recorded = sum(len(game_ids(os.path.join(parts, f))) for f in segs)
+    victim = os.path.join(parts, segs[0])
+    lost = len(game_ids(victim))
+    assert lost <= 50
+    with open(victim, "r+b") as f:
+        f.truncate(os.path.getsize(victim) // 2)
+    p = bazaar("run", spec, "-o", out, "--resume")
+    assert f"{recorded - lost} of 640 games already recorded" in p.stderr
+    assert_same_tables(ref, out)
