@@ -134,7 +134,10 @@ def _diagnose(c, jobid, joblog):
     ])
 
 
-def _submit_and_wait(c, cwd, args, env_extra=None, timeout_s=CHAIN_TIMEOUT_S):
+def _submit_and_wait(c, cwd, args, env_extra=None, timeout_s=CHAIN_TIMEOUT_S,
+                     watch=None):
+    """sbatch, then poll until the job (chain) ends; watch(jobid, joblog,
+    info) is called on every poll."""
     env = _job_env()
     if env_extra:
         env.update(env_extra)
@@ -148,6 +151,8 @@ def _submit_and_wait(c, cwd, args, env_extra=None, timeout_s=CHAIN_TIMEOUT_S):
         if not states or states[-1] != s:
             states.append(s)
             _log("job %d: %s (%.0f s)" % (jobid, s, time.monotonic() - t0))
+        if watch:
+            watch(jobid, joblog, info)
 
     try:
         info = c.wait_for_job_end(jobid, timeout_s, on_poll=on_poll)
@@ -166,14 +171,14 @@ def test_sweep_is_signalled_requeued_and_resumed_to_the_same_file(
     # RANKS ranks, more than the first run can get before its signal
     # (MIN_WORK_S), so the chain cannot end without a requeue.
     per_rep = _games_per_rep(SPEC_TEMPLATE)
-    cal_reps = 100
+    cal_reps = 300  # big enough that start-up and merge do not dominate
     cal = _spec(os.path.join(d, "calibrate.json"), cal_reps)
     dt = _reference_run(cal, os.path.join(d, "calibrate.h5"), d)
     rate = cal_reps * per_rep / dt
     reps = max(100, min(12000, int(rate * TARGET_WORK_S / per_rep)))
     _log("calibration: %d games in %.1f s on %d ranks (%.0f games/s)" % (
         cal_reps * per_rep, dt, RANKS, rate))
-    for attempt in range(3):
+    for attempt in range(2):
         spec = _spec(os.path.join(d, "sweep.json"), reps)
         n_games = reps * per_rep
         ref = os.path.join(d, "reference.h5")
@@ -183,22 +188,43 @@ def test_sweep_is_signalled_requeued_and_resumed_to_the_same_file(
         if dt_ref >= MIN_WORK_S or reps >= 12000:
             break
         # this machine was busier during calibration than now: scale up
-        reps = min(12000, int(reps * TARGET_WORK_S / max(dt_ref, 1.0)) + 1)
+        reps = min(12000, int(1.1 * reps * TARGET_WORK_S / max(dt_ref, 1.0)))
         os.remove(ref)
+
+    # Safety net against a machine whose load made the sizing wrong: if the
+    # first run is about to finish before SLURM's signal came (its 30 s tick
+    # can leave the first run up to ~35 s), send the batch shell the same
+    # signal --signal=B:USR1 would (scancel --batch), and say so.
+    injected = []
+
+    def watch(jobid, joblog, info):
+        if injected or info.get("Restarts") != "0" or \
+                info.get("JobState") != "RUNNING":
+            return
+        done = re.findall(r"^progress: (\d+)/%d games" % n_games,
+                          _read(joblog), re.M)
+        if done and int(done[-1]) >= 0.75 * n_games:
+            injected.append(int(done[-1]))
+            _log("WARNING: %s of %d games done and SLURM has not signalled "
+                 "yet: sending USR1 to the batch shell by hand" % (done[-1],
+                                                                  n_games))
+            cluster.run(["scancel", "--batch", "--signal=USR1", str(jobid)],
+                        check=False)
 
     out = os.path.join(d, "out.h5")
     jobid, joblog, info, dt_chain = _submit_and_wait(cluster, d, [
         "--time=%s" % TIME_LIMIT, "--signal=%s" % SIGNAL,
         "--nodes=1", "--ntasks-per-node=%d" % RANKS,
         "--output=%s" % os.path.join(d, "job-%j.log"),
-        SBATCH, "sweep.json", "out.h5"])
+        SBATCH, "sweep.json", "out.h5"], watch=watch)
     log = _read(joblog)
     diag = _diagnose(cluster, jobid, joblog)
     restarts = int(info.get("Restarts", "0"))
     starts = re.findall(r"restart (\d+): start on .*", log)
-    _log("job %d: %s, exit %s, %d restart(s), %d run(s), %.0f s" % (
+    _log("job %d: %s, exit %s, %d restart(s), %d run(s), %.0f s%s" % (
         jobid, info.get("JobState"), info.get("ExitCode"), restarts,
-        len(starts), dt_chain))
+        len(starts), dt_chain,
+        " (first stop sent by the test, not by SLURM)" if injected else ""))
 
     assert info.get("JobState") == "COMPLETED" and \
         info.get("ExitCode") == "0:0", diag
