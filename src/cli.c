@@ -113,8 +113,8 @@ static int wants_help(int argc, char **argv)
     return 0;
 }
 
-__attribute__((format(printf, 2, 3))) static int usage_error(const char *usage,
-                                                             const char *fmt, ...);
+__attribute__((format(printf, 2, 3))) static int usage_error(const char *usage, const char *fmt,
+                                                             ...);
 
 static int usage_error(const char *usage, const char *fmt, ...)
 {
@@ -172,8 +172,9 @@ static int cmd_run(int argc, char **argv)
     struct bz_err err = {0};
     int rc = bz_sched_run(&opt, &st, &err);
     if (rc == BZ_OK && bz_sched_is_root() && !opt.quiet)
-        fprintf(stderr, "bazaar: %lld games (%lld played now, %lld already recorded, %lld failed) "
-                        "on %d rank(s) in %.1f s\n",
+        fprintf(stderr,
+                "bazaar: %lld games (%lld played now, %lld already recorded, %lld failed) "
+                "on %d rank(s) in %.1f s\n",
                 (long long)st.games_total, (long long)st.games_played, (long long)st.games_skipped,
                 (long long)st.games_failed, st.ranks, st.seconds);
     return report(rc, &err);
@@ -202,7 +203,10 @@ static int sb_add(struct strbuf *b, const char *s, size_t n)
     return BZ_OK;
 }
 
-static int sb_str(struct strbuf *b, const char *s) { return sb_add(b, s, strlen(s)); }
+static int sb_str(struct strbuf *b, const char *s)
+{
+    return sb_add(b, s, strlen(s));
+}
 
 /* A JSON string literal of s. */
 static int sb_json(struct strbuf *b, const char *s)
@@ -240,8 +244,9 @@ static void print_params(const struct bz_game_ops *ops)
     for (size_t i = 0; i < ops->n_params; i++) {
         const struct bz_param_desc *p = &ops->params[i];
         if (p->kind == BZ_PARAM_STR)
-            printf("  %-26s string, default \"%s\"%s\n      %s\n", p->name, p->def_str ? p->def_str : "",
-                   p->env ? " (environment)" : "", p->help ? p->help : "");
+            printf("  %-26s string, default \"%s\"%s\n      %s\n", p->name,
+                   p->def_str ? p->def_str : "", p->env ? " (environment)" : "",
+                   p->help ? p->help : "");
         else if (p->kind == BZ_PARAM_BOOL)
             printf("  %-26s true/false, default %s\n      %s\n", p->name, p->def ? "true" : "false",
                    p->help ? p->help : "");
@@ -324,7 +329,8 @@ static int cmd_play(int argc, char **argv)
         else if (strcmp(a, "--communication") == 0 && i + 1 < argc) {
             comm = argv[++i];
             if (strcmp(comm, "on") && strcmp(comm, "off"))
-                return usage_error(usage_play, "--communication: expected on or off, got '%s'", comm);
+                return usage_error(usage_play, "--communication: expected on or off, got '%s'",
+                                   comm);
         } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < argc)
             out = argv[++i];
         else if (strcmp(a, "--quiet") == 0)

@@ -24,8 +24,7 @@ int bz_file_load(const char *path, size_t max_bytes, const char *what, char **te
     *text = NULL;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return bz_err_set(err, BZ_EINVAL, "%s: cannot open %s: %s", path, what,
-                          strerror(errno));
+        return bz_err_set(err, BZ_EINVAL, "%s: cannot open %s: %s", path, what, strerror(errno));
     for (;;) {
         if (n == cap) {
             if (cap > max_bytes)
@@ -50,8 +49,8 @@ int bz_file_load(const char *path, size_t max_bytes, const char *what, char **te
     if (n > max_bytes) {
         char limit[32];
         size_text(max_bytes, limit, sizeof limit);
-        rc = bz_err_set(err, BZ_ENOMEM, "%s: the %s is larger than the %s limit", path, what,
-                        limit);
+        rc =
+            bz_err_set(err, BZ_ENOMEM, "%s: the %s is larger than the %s limit", path, what, limit);
         goto out;
     }
     buf[n] = '\0';

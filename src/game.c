@@ -10,9 +10,15 @@ static const struct bz_game_ops *const games[] = {
     &bz_electricity_ops,
 };
 
-size_t bz_game_count(void) { return sizeof games / sizeof games[0]; }
+size_t bz_game_count(void)
+{
+    return sizeof games / sizeof games[0];
+}
 
-const struct bz_game_ops *bz_game_at(size_t i) { return i < bz_game_count() ? games[i] : NULL; }
+const struct bz_game_ops *bz_game_at(size_t i)
+{
+    return i < bz_game_count() ? games[i] : NULL;
+}
 
 const struct bz_game_ops *bz_game_find(const char *name)
 {

@@ -19,34 +19,34 @@ static const struct bz_column games_cols[] = {
     GAMES_COL(turns_played, BZ_COL_I32), GAMES_COL(welfare, BZ_COL_F64),
     GAMES_COL(max_welfare, BZ_COL_F64),  GAMES_COL(efficiency, BZ_COL_F64),
     GAMES_COL(n_invalid, BZ_COL_I32),    GAMES_COL(n_bad_replies, BZ_COL_I32),
-    GAMES_COL(n_repair, BZ_COL_I32),
-    GAMES_COL(n_fallback, BZ_COL_I32),   GAMES_COL(llm_calls, BZ_COL_I64),
-    GAMES_COL(cache_hits, BZ_COL_I64),   GAMES_COL(input_tokens, BZ_COL_I64),
-    GAMES_COL(output_tokens, BZ_COL_I64), GAMES_COL(cost_usd, BZ_COL_F64),
-    GAMES_COL(status, BZ_COL_STR),       GAMES_COL(error, BZ_COL_STR),
+    GAMES_COL(n_repair, BZ_COL_I32),     GAMES_COL(n_fallback, BZ_COL_I32),
+    GAMES_COL(llm_calls, BZ_COL_I64),    GAMES_COL(cache_hits, BZ_COL_I64),
+    GAMES_COL(input_tokens, BZ_COL_I64), GAMES_COL(output_tokens, BZ_COL_I64),
+    GAMES_COL(cost_usd, BZ_COL_F64),     GAMES_COL(status, BZ_COL_STR),
+    GAMES_COL(error, BZ_COL_STR),
 };
-const struct bz_table_desc bz_games_table = {
-    "/games", sizeof(struct bz_games_row), sizeof games_cols / sizeof games_cols[0], games_cols};
+const struct bz_table_desc bz_games_table = {"/games", sizeof(struct bz_games_row),
+                                             sizeof games_cols / sizeof games_cols[0], games_cols};
 
 #define AGENTS_COL(f, t) BZ_COL(0, struct bz_agents_row, f, t)
 static const struct bz_column agents_cols[] = {
-    AGENTS_COL(game_id, BZ_COL_I64),   AGENTS_COL(agent, BZ_COL_I32),
-    AGENTS_COL(kind, BZ_COL_STR),      AGENTS_COL(policy, BZ_COL_STR),
-    AGENTS_COL(skill, BZ_COL_F64),     AGENTS_COL(capability, BZ_COL_F64),
-    AGENTS_COL(payoff, BZ_COL_F64),    AGENTS_COL(payoff_share, BZ_COL_F64),
+    AGENTS_COL(game_id, BZ_COL_I64), AGENTS_COL(agent, BZ_COL_I32),
+    AGENTS_COL(kind, BZ_COL_STR),    AGENTS_COL(policy, BZ_COL_STR),
+    AGENTS_COL(skill, BZ_COL_F64),   AGENTS_COL(capability, BZ_COL_F64),
+    AGENTS_COL(payoff, BZ_COL_F64),  AGENTS_COL(payoff_share, BZ_COL_F64),
 };
-const struct bz_table_desc bz_agents_table = {
-    "/agents", sizeof(struct bz_agents_row), sizeof agents_cols / sizeof agents_cols[0],
-    agents_cols};
+const struct bz_table_desc bz_agents_table = {"/agents", sizeof(struct bz_agents_row),
+                                              sizeof agents_cols / sizeof agents_cols[0],
+                                              agents_cols};
 
 #define MSG_COL(f, t) BZ_COL(0, struct bz_messages_row, f, t)
 static const struct bz_column messages_cols[] = {
     MSG_COL(game_id, BZ_COL_I64), MSG_COL(turn, BZ_COL_I32),     MSG_COL(phase, BZ_COL_STR),
     MSG_COL(sender, BZ_COL_I32),  MSG_COL(receiver, BZ_COL_I32), MSG_COL(text, BZ_COL_STR),
 };
-const struct bz_table_desc bz_messages_table = {
-    "/messages", sizeof(struct bz_messages_row), sizeof messages_cols / sizeof messages_cols[0],
-    messages_cols};
+const struct bz_table_desc bz_messages_table = {"/messages", sizeof(struct bz_messages_row),
+                                                sizeof messages_cols / sizeof messages_cols[0],
+                                                messages_cols};
 
 enum { ST_STEP, ST_DECIDING, ST_DONE, ST_FAILED };
 
@@ -83,8 +83,8 @@ int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *
     m->policy = calloc((size_t)cfg->n_agents, sizeof *m->policy);
     m->rng = calloc((size_t)cfg->n_agents, sizeof *m->rng);
     if (!m->policy || !m->rng) {
-        rc = bz_err_set(err, BZ_ENOMEM, "out of memory creating game %lld",
-                        (long long)cfg->game_id);
+        rc =
+            bz_err_set(err, BZ_ENOMEM, "out of memory creating game %lld", (long long)cfg->game_id);
         goto out;
     }
     for (int i = 0; i < cfg->n_agents; i++) {
@@ -245,8 +245,7 @@ static int add_summary_rows(struct bz_match *m, struct bz_err *err)
     return BZ_OK;
 nomem:
     free(payoff);
-    return bz_err_set(err, BZ_ENOMEM, "out of memory finishing game %lld",
-                      (long long)cfg->game_id);
+    return bz_err_set(err, BZ_ENOMEM, "out of memory finishing game %lld", (long long)cfg->game_id);
 }
 
 int bz_match_advance(struct bz_match *m, struct bz_err *err)
@@ -254,8 +253,7 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
     const struct bz_game_ops *ops = m->cfg->ops;
     for (;;) {
         switch (m->state) {
-        case ST_DONE:
-            return BZ_MATCH_DONE;
+        case ST_DONE: return BZ_MATCH_DONE;
         case ST_FAILED: {
             int rc = add_summary_rows(m, err);
             if (rc)
@@ -336,12 +334,36 @@ void bz_match_fail(struct bz_match *m, const char *msg)
     m->pending = 0;
 }
 
-void bz_match_set_yield(struct bz_match *m, int on) { m->yield = on; }
+void bz_match_set_yield(struct bz_match *m, int on)
+{
+    m->yield = on;
+}
 
-struct bz_game *bz_match_game(struct bz_match *m) { return m->game; }
-const struct bz_game_config *bz_match_config(const struct bz_match *m) { return m->cfg; }
-struct bz_records *bz_match_records(struct bz_match *m) { return &m->rec; }
-struct bz_match_usage *bz_match_usage(struct bz_match *m) { return &m->usage; }
-int64_t bz_match_decisions(const struct bz_match *m) { return m->decisions; }
-int bz_match_pending(const struct bz_match *m) { return m->pending; }
-int bz_match_phase(const struct bz_match *m) { return m->req.phase; }
+struct bz_game *bz_match_game(struct bz_match *m)
+{
+    return m->game;
+}
+const struct bz_game_config *bz_match_config(const struct bz_match *m)
+{
+    return m->cfg;
+}
+struct bz_records *bz_match_records(struct bz_match *m)
+{
+    return &m->rec;
+}
+struct bz_match_usage *bz_match_usage(struct bz_match *m)
+{
+    return &m->usage;
+}
+int64_t bz_match_decisions(const struct bz_match *m)
+{
+    return m->decisions;
+}
+int bz_match_pending(const struct bz_match *m)
+{
+    return m->pending;
+}
+int bz_match_phase(const struct bz_match *m)
+{
+    return m->req.phase;
+}

@@ -14,7 +14,10 @@ struct bz_strblock {
     char data[];
 };
 
-void bz_records_init(struct bz_records *rec) { memset(rec, 0, sizeof *rec); }
+void bz_records_init(struct bz_records *rec)
+{
+    memset(rec, 0, sizeof *rec);
+}
 
 static void free_strings(struct bz_strblock *b)
 {

@@ -47,7 +47,7 @@ struct bz_runner {
     struct bz_llm *llm; /* NULL when every agent is heuristic */
     struct bz_llm_hook hook;
     struct bz_shard *shard;
-    int segment;          /* number of the open (or next) segment */
+    int segment; /* number of the open (or next) segment */
     int64_t segment_games, segment_max;
     double segment_start;
     double last_sync;
@@ -99,8 +99,14 @@ int bz_sched_resolve_agents(struct bz_grid *grid, const struct bz_spec *spec, st
                                   err);
 }
 
-int bz_runner_slots(const struct bz_runner *r) { return r->k; }
-int bz_runner_live(const struct bz_runner *r) { return r->live; }
+int bz_runner_slots(const struct bz_runner *r)
+{
+    return r->k;
+}
+int bz_runner_live(const struct bz_runner *r)
+{
+    return r->live;
+}
 
 int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
 {
@@ -128,8 +134,8 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
 static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
 {
     int rc = BZ_OK;
-    if (r->shard && (r->segment_games >= r->segment_max ||
-                     now_s() - r->segment_start >= SEGMENT_MAX_S)) {
+    if (r->shard &&
+        (r->segment_games >= r->segment_max || now_s() - r->segment_start >= SEGMENT_MAX_S)) {
         rc = bz_shard_close(r->shard, err);
         r->shard = NULL;
         if (rc)

@@ -28,7 +28,7 @@
 #include "bazaar/spec.h"
 #include "sched_internal.h"
 
-#define TAG_REQ 1  /* worker -> 0: int64 [completed, failed, want, stopping, tokens, micro_usd] */
+#define TAG_REQ 1 /* worker -> 0: int64 [completed, failed, want, stopping, tokens, micro_usd] */
 #define REQ_LEN 6
 #define TAG_WORK 2 /* 0 -> worker: int64 [n, id_1 .. id_n]; n == 0: finish */
 #define DEFAULT_MAX_BATCH 64
@@ -39,19 +39,28 @@ static int use_mpi;
 static int my_rank;
 static int n_ranks = 1;
 
-static void on_stop_signal(int sig) { stop_signal = sig; }
+static void on_stop_signal(int sig)
+{
+    stop_signal = sig;
+}
 
-int bz_sched_is_root(void) { return my_rank == 0; }
+int bz_sched_is_root(void)
+{
+    return my_rank == 0;
+}
 
-int bz_sched_stop_requested(void) { return stop_signal != 0; }
+int bz_sched_stop_requested(void)
+{
+    return stop_signal != 0;
+}
 
 /* mpirun (OpenMPI), srun with PMIx/PMI, or MPICH's hydra set one of these;
  * without them we run as one rank and never touch MPI, so a plain
  * `bazaar run` works anywhere (also as root, where OpenMPI would refuse). */
 static int launched_by_mpi(void)
 {
-    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK",
-                                       "PMI_SIZE", "MPI_LOCALNRANKS"};
+    static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE",
+                                       "MPI_LOCALNRANKS"};
     for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
         if (getenv(vars[i]))
             return 1;
@@ -89,6 +98,21 @@ static int path_exists(const char *p)
 {
     struct stat st;
     return stat(p, &st) == 0;
+}
+
+/* An MPI call that fails (errors are returned, not fatal, on our
+ * communicator) ends the whole job loudly: a rank that cannot talk to the
+ * coordinator must not leave the others hanging. */
+static void mpi_check(int rc, const char *what)
+{
+    if (rc == MPI_SUCCESS)
+        return;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    fprintf(stderr, "bazaar: rank %d: %s failed: %s; aborting the job (resume with --resume)\n",
+            my_rank, what, msg);
+    MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
 /* Abort every rank: a rank that cannot go on must not leave the others
@@ -410,14 +434,12 @@ static void progress_print(struct progress *pr, int final)
             bar[i] = i < fill ? '#' : '-';
         bar[30] = '\0';
         fprintf(stderr, "\r[%s] %lld/%lld games %5.1f%% %.1f games/s ETA %s %lld failed ", bar,
-                (long long)pr->done, (long long)pr->total, pct, rate, eta_s,
-                (long long)pr->failed);
+                (long long)pr->done, (long long)pr->total, pct, rate, eta_s, (long long)pr->failed);
         if (final)
             fputc('\n', stderr);
     } else {
         fprintf(stderr, "progress: %lld/%lld games (%.1f%%), %.1f games/s, ETA %s, %lld failed\n",
-                (long long)pr->done, (long long)pr->total, pct, rate, eta_s,
-                (long long)pr->failed);
+                (long long)pr->done, (long long)pr->total, pct, rate, eta_s, (long long)pr->failed);
     }
     fflush(stderr);
 }
@@ -501,7 +523,8 @@ static void coord_check_budget(struct coord *co)
         (co->budget.max_cost_usd > 0 && cost >= co->budget.max_cost_usd)) {
         co->budget_hit = 1;
         co->stopping = 1;
-        fprintf(stderr, "bazaar: budget reached (%lld tokens, $%.4f): finishing the games in hand\n",
+        fprintf(stderr,
+                "bazaar: budget reached (%lld tokens, $%.4f): finishing the games in hand\n",
                 (long long)tokens, cost);
     }
 }
@@ -515,12 +538,13 @@ static void coord_service(struct rank_ctx *c)
     for (;;) {
         int flag = 0;
         MPI_Status st;
-        MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st);
+        mpi_check(MPI_Iprobe(MPI_ANY_SOURCE, TAG_REQ, MPI_COMM_WORLD, &flag, &st), "MPI_Iprobe");
         if (!flag)
             return;
         int64_t req[REQ_LEN];
-        MPI_Recv(req, REQ_LEN, MPI_INT64_T, st.MPI_SOURCE, TAG_REQ, MPI_COMM_WORLD,
-                 MPI_STATUS_IGNORE);
+        mpi_check(MPI_Recv(req, REQ_LEN, MPI_INT64_T, st.MPI_SOURCE, TAG_REQ, MPI_COMM_WORLD,
+                           MPI_STATUS_IGNORE),
+                  "receiving a request");
         c->pr.done += req[0];
         c->pr.failed += req[1];
         if (req[3])
@@ -540,7 +564,9 @@ static void coord_service(struct rank_ctx *c)
         reply[0] = n;
         for (int64_t i = 0; i < n; i++)
             reply[1 + i] = c->co.todo[c->co.next++];
-        MPI_Send(reply, (int)(1 + n), MPI_INT64_T, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD);
+        mpi_check(
+            MPI_Send(reply, (int)(1 + n), MPI_INT64_T, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD),
+            "sending game ids");
         if (n == 0)
             c->co.workers_left--;
     }
@@ -566,12 +592,15 @@ static int fetch_work(struct rank_ctx *c, int64_t want)
     int64_t tokens;
     double cost;
     bz_runner_llm_totals(c->runner, &tokens, &cost);
-    int64_t req[REQ_LEN] = {c->completed_unreported, c->failed_unreported, want,
-                            c->stopping ? 1 : 0, tokens, (int64_t)(cost * 1e6)};
+    int64_t req[REQ_LEN] = {
+        c->completed_unreported, c->failed_unreported, want, c->stopping ? 1 : 0, tokens,
+        (int64_t)(cost * 1e6)};
     c->completed_unreported = c->failed_unreported = 0;
-    MPI_Send(req, REQ_LEN, MPI_INT64_T, 0, TAG_REQ, MPI_COMM_WORLD);
+    mpi_check(MPI_Send(req, REQ_LEN, MPI_INT64_T, 0, TAG_REQ, MPI_COMM_WORLD), "asking for games");
     int64_t reply[1 + 4096];
-    MPI_Recv(reply, 1 + 4096, MPI_INT64_T, 0, TAG_WORK, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+    mpi_check(
+        MPI_Recv(reply, 1 + 4096, MPI_INT64_T, 0, TAG_WORK, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+        "receiving game ids");
     if (reply[0] == 0) {
         c->no_more = 1;
         return BZ_OK;
@@ -665,8 +694,9 @@ static void gather_hosts(char *hosts, size_t n)
         return;
     }
     char *all = my_rank == 0 ? calloc((size_t)n_ranks, MPI_MAX_PROCESSOR_NAME) : NULL;
-    MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, 0,
-               MPI_COMM_WORLD);
+    mpi_check(MPI_Gather(name, MPI_MAX_PROCESSOR_NAME, MPI_CHAR, all, MPI_MAX_PROCESSOR_NAME,
+                         MPI_CHAR, 0, MPI_COMM_WORLD),
+              "gathering host names");
     if (!all)
         return;
     size_t len = 0;
@@ -692,7 +722,7 @@ static int agree(int rc)
     if (!use_mpi || n_ranks == 1)
         return rc;
     int worst = rc;
-    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    mpi_check(MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
     return worst;
 }
 
@@ -728,7 +758,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     gather_hosts(hosts, sizeof hosts);
     int attempt = plan.attempt;
     if (use_mpi && n_ranks > 1)
-        MPI_Bcast(&attempt, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        mpi_check(MPI_Bcast(&attempt, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
     snprintf(plan.parts, sizeof plan.parts, "%s.parts", out);
 
     c.opt = opt;
@@ -791,7 +821,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     int stopped = c.stopping || stop_signal;
     if (use_mpi && n_ranks > 1) {
         int any = stopped;
-        MPI_Allreduce(&stopped, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        mpi_check(MPI_Allreduce(&stopped, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD),
+                  "MPI_Allreduce");
         stopped = any;
     }
     if (my_rank == 0) {
@@ -845,7 +876,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         }
     }
     if (use_mpi && n_ranks > 1)
-        MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD);
+        mpi_check(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
 out:
     stats->seconds = now_s() - t0;
     stats->ranks = n_ranks;
