@@ -25,6 +25,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "slurm"))
 from cluster import ClusterUnavailable, SlurmCluster  # noqa: E402
 
 SBATCH = os.path.join(ROOT, "slurm", "sweep.sbatch")
+THROTTLED = os.path.join(ROOT, "tests", "slurm", "throttled_bazaar.sh")
 SPEC_TEMPLATE = os.path.join(ROOT, "tests", "slurm", "e2e_sweep.json")
 RANKS = 2
 # The chain: --time=1 (SLURM's minimum, one minute) with the stop signal due
@@ -213,13 +214,21 @@ def test_sweep_is_signalled_requeued_and_resumed_to_the_same_file(
             cluster.run(["scancel", "--batch", "--signal=USR1", str(jobid)],
                         check=False)
 
+    # bazaar is fast: rather than GBs of output, slow the job's ranks down
+    # (tests/slurm/throttled_bazaar.sh) to ~TARGET_WORK_S of work.
+    duty_ms = max(2, min(100, int(100 * dt_ref / TARGET_WORK_S)))
+    extra = {"BZ_ARGS": "--progress-interval 1"}
+    if duty_ms < 100:
+        extra.update(BZ_BIN=THROTTLED, BZ_REAL_BIN=os.path.abspath(BIN),
+                     BZ_DUTY_MS=str(duty_ms))
+        _log("job ranks run %d ms per 100 ms" % duty_ms)
+
     out = os.path.join(d, "out.h5")
     jobid, joblog, info, dt_chain = _submit_and_wait(cluster, d, [
         "--time=%s" % TIME_LIMIT, "--signal=%s" % SIGNAL,
         "--nodes=1", "--ntasks-per-node=%d" % RANKS,
         "--output=%s" % os.path.join(d, "job-%j.log"),
-        SBATCH, "sweep.json", "out.h5"], watch=watch,
-        env_extra={"BZ_ARGS": "--progress-interval 1"})
+        SBATCH, "sweep.json", "out.h5"], watch=watch, env_extra=extra)
     log = _read(joblog)
     diag = _diagnose(cluster, jobid, joblog)
     restarts = int(info.get("Restarts", "0"))
