@@ -37,6 +37,17 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* BAZAAR_TEST_GAME_DELAY_MS: sleep this long after each committed game, so
+ * that tests of stopping, requeueing and resuming (SLURM's signal comes on a
+ * 30 s tick) get a sweep that lasts without writing gigabytes. A stop
+ * signal cuts the sleep short. Not for production use. */
+static long test_game_delay_ms(void)
+{
+    const char *v = getenv("BAZAAR_TEST_GAME_DELAY_MS");
+    long ms = v ? atol(v) : 0;
+    return ms > 0 ? ms : 0;
+}
+
 struct slot {
     struct bz_game_config cfg; /* must outlive the match */
     struct bz_match *match;
@@ -49,6 +60,7 @@ struct bz_runner {
     struct bz_shard *shard;
     int segment; /* number of the open (or next) segment */
     int64_t segment_games, segment_max;
+    long delay_ms;
     double segment_start;
     double last_sync;
     struct slot *slots;
@@ -66,6 +78,7 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
     r->opt = *opt;
     r->k = 1;
     r->segment_max = segment_max_games();
+    r->delay_ms = test_game_delay_ms();
     if (opt->spec && opt->shard_prefix && bz_spec_has_llm(opt->spec)) {
         struct bz_llm_options lo = {.replay = opt->replay};
         int rc = bz_llm_create(opt->spec, &lo, &r->llm, err);
@@ -171,6 +184,10 @@ static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
     s->match = NULL;
     r->live--;
     r->opt.on_done(r->opt.ctx, failed);
+    if (r->delay_ms && !bz_sched_stop_requested()) {
+        struct timespec ts = {r->delay_ms / 1000, (r->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL); /* EINTR on a stop signal: fine */
+    }
     return BZ_OK;
 }
 

@@ -806,7 +806,6 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
             bz_err_set(err, rc, "another rank could not start");
         goto out;
     }
-    install_signals();
     rc = rank_loop(&c, err);
     if (rc) {
         fail_all(err);
@@ -893,6 +892,9 @@ out:
 int bz_sched_run(const struct bz_run_options *opt, struct bz_run_stats *stats, struct bz_err *err)
 {
     memset(stats, 0, sizeof *stats);
+    /* before MPI_Init and the (slow) spec checks: a stop that arrives during
+     * start-up must stop the run cleanly, not kill it */
+    install_signals();
     use_mpi = launched_by_mpi();
     if (use_mpi) {
         int provided;

@@ -25,19 +25,18 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "slurm"))
 from cluster import ClusterUnavailable, SlurmCluster  # noqa: E402
 
 SBATCH = os.path.join(ROOT, "slurm", "sweep.sbatch")
-THROTTLED = os.path.join(ROOT, "tests", "slurm", "throttled_bazaar.sh")
 SPEC_TEMPLATE = os.path.join(ROOT, "tests", "slurm", "e2e_sweep.json")
 RANKS = 2
 # The chain: --time=1 (SLURM's minimum, one minute) with the stop signal due
 # 55 s before the end, i.e. 5 s after each start. slurmctld looks at signal
 # times and time limits on a fixed 30 s tick, so the first run gets 5-35 s
 # of work and each requeued one ~19 s (a requeued job waits cred_expire+1 =
-# 11 s, see cluster.py); sized for ~45 s of work, the sweep needs two to four
+# 11 s, see cluster.py); with ~45 s of work, the sweep needs two to four
 # runs, about 1.5 minutes.
 TIME_LIMIT = "1"
 SIGNAL = "B:USR1@55"
-TARGET_WORK_S = 45.0
-MIN_WORK_S = 38.0
+WORK_S = 45.0
+GAME_DELAY_MS = 250
 CHAIN_TIMEOUT_S = 300
 
 
@@ -168,36 +167,21 @@ def test_sweep_is_signalled_requeued_and_resumed_to_the_same_file(
     d = os.path.join(workdir, "requeue")
     os.makedirs(d)
 
-    # Size the sweep from this machine's speed: ~TARGET_WORK_S of work on
-    # RANKS ranks, more than the first run can get before its signal
-    # (MIN_WORK_S), so the chain cannot end without a requeue.
+    # A fixed sweep slowed by bazaar's test hook (BAZAAR_TEST_GAME_DELAY_MS,
+    # a sleep after each game that a stop signal cuts short): WORK_S of work
+    # on RANKS ranks whatever the machine's speed, more than the first run
+    # can get before SLURM's signal, and only a few MB of output.
     per_rep = _games_per_rep(SPEC_TEMPLATE)
-    cal_reps = 300  # big enough that start-up and merge do not dominate
-    cal = _spec(os.path.join(d, "calibrate.json"), cal_reps)
-    dt = _reference_run(cal, os.path.join(d, "calibrate.h5"), d)
-    rate = cal_reps * per_rep / dt
-    reps = max(100, min(2500, int(rate * TARGET_WORK_S / per_rep)))
-    _log("calibration: %d games in %.1f s on %d ranks (%.0f games/s)" % (
-        cal_reps * per_rep, dt, RANKS, rate))
-    for attempt in range(2):
-        spec = _spec(os.path.join(d, "sweep.json"), reps)
-        n_games = reps * per_rep
-        ref = os.path.join(d, "reference.h5")
-        dt_ref = _reference_run(spec, ref, d)
-        _log("reference run without SLURM: %d games in %.1f s" % (n_games,
-                                                                   dt_ref))
-        if dt_ref >= MIN_WORK_S or reps >= 2500:
-            break
-        # this machine was busier during calibration than now: scale up
-        reps = min(2500, int(1.1 * reps * TARGET_WORK_S / max(dt_ref, 1.0)))
-        os.remove(ref)
+    reps = math.ceil(WORK_S * 1000 * RANKS / GAME_DELAY_MS / per_rep)
+    n_games = reps * per_rep
+    spec = _spec(os.path.join(d, "sweep.json"), reps)
+    ref = os.path.join(d, "reference.h5")
+    dt_ref = _reference_run(spec, ref, d)
+    _log("reference run without SLURM (no delay): %d games in %.1f s" % (n_games, dt_ref))
 
-    # Safety net for fast machines (the sweep is capped at 2500 repetitions
-    # to keep files small, which may be less than 38 s of work) and for
-    # sizing upset by load: if the first run is about to finish before
-    # SLURM's signal came (its 30 s tick can leave the first run up to ~35 s),
-    # send the batch shell the same signal --signal=B:USR1 would (scancel
-    # --batch), and say so.
+    # Safety net for a heavily loaded machine: if the first run is about to
+    # finish before SLURM's signal came, send the batch shell the signal
+    # --signal=B:USR1 would (scancel --batch), and say so.
     injected = []
 
     def watch(jobid, joblog, info):
@@ -206,7 +190,7 @@ def test_sweep_is_signalled_requeued_and_resumed_to_the_same_file(
             return
         done = re.findall(r"^progress: (\d+)/%d games" % n_games,
                           _read(joblog), re.M)
-        if done and int(done[-1]) >= 0.6 * n_games:
+        if done and int(done[-1]) >= 0.9 * n_games:
             injected.append(int(done[-1]))
             _log("WARNING: %s of %d games done and SLURM has not signalled "
                  "yet: sending USR1 to the batch shell by hand" % (done[-1],
@@ -214,14 +198,8 @@ def test_sweep_is_signalled_requeued_and_resumed_to_the_same_file(
             cluster.run(["scancel", "--batch", "--signal=USR1", str(jobid)],
                         check=False)
 
-    # bazaar is fast: rather than GBs of output, slow the job's ranks down
-    # (tests/slurm/throttled_bazaar.sh) to ~TARGET_WORK_S of work.
-    duty_ms = max(2, min(100, int(100 * dt_ref / TARGET_WORK_S)))
-    extra = {"BZ_ARGS": "--progress-interval 1"}
-    if duty_ms < 100:
-        extra.update(BZ_BIN=THROTTLED, BZ_REAL_BIN=os.path.abspath(BIN),
-                     BZ_DUTY_MS=str(duty_ms))
-        _log("job ranks run %d ms per 100 ms" % duty_ms)
+    extra = {"BZ_ARGS": "--progress-interval 1",
+             "BAZAAR_TEST_GAME_DELAY_MS": str(GAME_DELAY_MS)}
 
     out = os.path.join(d, "out.h5")
     jobid, joblog, info, dt_chain = _submit_and_wait(cluster, d, [
@@ -240,6 +218,8 @@ def test_sweep_is_signalled_requeued_and_resumed_to_the_same_file(
 
     assert info.get("JobState") == "COMPLETED" and \
         info.get("ExitCode") == "0:0", diag
+    assert not injected, "SLURM's --signal did not stop the first run " \
+        "before 90% of the sweep was done\n" + diag
     assert restarts >= 1, "the job was never requeued (the sweep finished " \
         "before the first signal?)\n" + diag
     assert len(starts) == restarts + 1, diag
