@@ -248,7 +248,7 @@ out:
 
 #define CHECK_WINDOW_BYTES (16 * 1024 * 1024)
 
-int bz_out_h5_check_readable(hid_t dset, const char *file_name, const char *table,
+int bz_out_h5_check_readable(hid_t dset, hsize_t n_rows, const char *file_name, const char *table,
                              struct bz_err *err)
 {
     int rc = BZ_OK, vlen = 0;
@@ -265,6 +265,8 @@ int bz_out_h5_check_readable(hid_t dset, const char *file_name, const char *tabl
                             table);
         goto out;
     }
+    if (n_rows < n)
+        n = n_rows;
     size_t msize = H5Tget_size(mtype);
     hsize_t cap = CHECK_WINDOW_BYTES / msize ? CHECK_WINDOW_BYTES / msize : 1;
     if (cap > n)

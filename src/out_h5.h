@@ -52,10 +52,12 @@ int bz_out_h5_open_ro(const char *path, hid_t *file, struct bz_err *err);
 int bz_out_h5_read_game_ids(hid_t dset, int64_t **ids, size_t *n, const char *file_name,
                             const char *table, struct bz_err *err);
 
-/* Read every row of an open 1-D dataset (all columns, strings included)
- * through a bounded window and throw it away: proves the table is readable
- * after a crash. */
-int bz_out_h5_check_readable(hid_t dset, const char *file_name, const char *table,
+/* Read rows [0, n_rows) of an open 1-D dataset (all columns, strings
+ * included) through a bounded window and throw them away: proves they are
+ * readable after a crash. Only committed rows may be read: the strings of
+ * rows past the last commit can point at heap data that never reached the
+ * file, and HDF5 follows such references blindly. */
+int bz_out_h5_check_readable(hid_t dset, hsize_t n_rows, const char *file_name, const char *table,
                              struct bz_err *err);
 
 /* Paths ("/electricity/turns") of every dataset in the file, sorted by

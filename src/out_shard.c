@@ -615,19 +615,32 @@ static size_t intersect(int64_t *a, size_t na, const int64_t *b, size_t nb)
     return k;
 }
 
+/* Rows at the head of a table whose game is committed (ids sorted): a
+ * shard's games are appended one after the other and committed in that
+ * order, so committed rows are a prefix of every table. */
+static hsize_t committed_prefix(const int64_t *row_ids, size_t n_rows, const int64_t *ids,
+                                size_t n_ids)
+{
+    size_t r = 0;
+    while (r < n_rows && bsearch(&row_ids[r], ids, n_ids, sizeof *ids, cmp_i64))
+        r++;
+    return (hsize_t)r;
+}
+
 /* A writer killed inside H5Fflush can leave metadata that points past the
  * file's recorded end, or a /games row whose game's other rows did not reach
  * the file. So: a committed game needs its /games row AND its journal line
- * (written only after the flush and fsync completed), and every table must
- * read back in full; otherwise BZ_EIO and the caller replays the shard's
- * games elsewhere. */
+ * (written only after the flush and fsync completed), and every table's
+ * committed rows must read back in full; otherwise BZ_EIO and the caller
+ * replays the shard's games elsewhere. Rows past the last commit are never
+ * read but for their game_id. */
 int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err *err)
 {
     int rc;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
     char **tables = NULL;
-    size_t n_tables = 0, n_journal = 0;
-    int64_t *jids = NULL;
+    size_t n_tables = 0, n_journal = 0, n_rows = 0;
+    int64_t *jids = NULL, *row_ids = NULL;
     int has_journal = 0;
     *ids = NULL;
     *n = 0;
@@ -635,15 +648,15 @@ int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err
         return rc;
     if ((rc = bz_out_h5_list_datasets(file, &tables, &n_tables, path, err)))
         goto out;
+    /* the commit records first: /games ids that the journal confirms */
     for (size_t t = 0; t < n_tables; t++) {
+        if (strcmp(tables[t], GAMES_PATH) != 0)
+            continue;
         if ((dset = H5Dopen2(file, tables[t], H5P_DEFAULT)) < 0) {
             rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", path, tables[t]);
             goto out;
         }
-        if ((rc = bz_out_h5_check_readable(dset, path, tables[t], err)))
-            goto out;
-        if (strcmp(tables[t], GAMES_PATH) == 0 &&
-            (rc = bz_out_h5_read_game_ids(dset, ids, n, path, GAMES_PATH, err))) {
+        if ((rc = bz_out_h5_read_game_ids(dset, ids, n, path, GAMES_PATH, err))) {
             if (rc == BZ_EINVAL)
                 rc = err ? (err->code = BZ_EIO) : BZ_EIO;
             goto out;
@@ -656,12 +669,32 @@ int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err
         goto out;
     if (has_journal)
         *n = intersect(*ids, *n, jids, n_journal);
+    /* then every table's committed rows must read back */
+    for (size_t t = 0; t < n_tables; t++) {
+        if ((dset = H5Dopen2(file, tables[t], H5P_DEFAULT)) < 0) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", path, tables[t]);
+            goto out;
+        }
+        if ((rc = bz_out_h5_read_game_ids(dset, &row_ids, &n_rows, path, tables[t], err))) {
+            if (rc == BZ_EINVAL)
+                rc = err ? (err->code = BZ_EIO) : BZ_EIO;
+            goto out;
+        }
+        hsize_t prefix = committed_prefix(row_ids, n_rows, *ids, *n);
+        free(row_ids);
+        row_ids = NULL;
+        if ((rc = bz_out_h5_check_readable(dset, prefix, path, tables[t], err)))
+            goto out;
+        H5Dclose(dset);
+        dset = H5I_INVALID_HID;
+    }
     if (*n == 0) {
         free(*ids);
         *ids = NULL;
     }
 out:
     free(jids);
+    free(row_ids);
     bz_out_free_paths(tables, n_tables);
     bz_out_h5_close(dset);
     if (file >= 0 && H5Fclose(file) < 0 && !rc)
