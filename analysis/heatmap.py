@@ -86,6 +86,9 @@ def main(argv=None):
     ap.add_argument("--where", action="append", default=[],
                     help="only games with COLUMN=VALUE (repeatable), e.g. communication=1")
     a = ap.parse_args(argv)
+    if not os.path.exists(a.results):
+        raise SystemExit(f"heatmap.py: {a.results}: no such results file "
+                         "(bazaar run SPEC -o FILE writes one)")
     where = {}
     for w in a.where:
         k, _, v = w.partition("=")
