@@ -22,7 +22,7 @@
 #define MERGE_WINDOW_BYTES (16 * 1024 * 1024)
 #endif
 #ifndef MERGED_DEFLATE
-#define MERGED_DEFLATE 4
+#define MERGED_DEFLATE 1
 #endif
 
 struct claim {
