@@ -237,7 +237,7 @@ static int add_summary_rows(struct bz_match *m, struct bz_err *err)
     g->cache_hits = m->usage.cache_hits;
     g->input_tokens = m->usage.input_tokens;
     g->output_tokens = m->usage.output_tokens;
-    g->cost_usd = m->usage.cost_usd;
+    g->cost_usd = (double)m->usage.cost_nano_usd * 1e-9;
     g->status = failed ? "failed" : "ok";
     g->error = bz_records_strdup(&m->rec, m->error);
     if (!g->lineup || !g->params_json || !g->error)

@@ -28,8 +28,11 @@
 #include "bazaar/spec.h"
 #include "sched_internal.h"
 
-#define TAG_REQ 1 /* worker -> 0: int64 [completed, failed, want, stopping, tokens, micro_usd] */
+#define TAG_REQ 1 /* worker -> 0: int64 [completed, failed, want, flags, tokens, micro_usd] */
+#define REQ_STOPPING 1 /* flags: this worker got a stop signal */
+#define REQ_BYE 2      /* flags: last report of a finished worker, no reply */
 #define REQ_LEN 6
+#define MAX_REPLY 4096 /* ids in one reply */
 #define TAG_WORK 2 /* 0 -> worker: int64 [n, id_1 .. id_n]; n == 0: finish */
 #define DEFAULT_MAX_BATCH 64
 #define PATH_MAX_BZ 4096
@@ -450,7 +453,7 @@ struct coord {
     const int64_t *todo;
     int64_t n_todo, next;
     int max_batch;
-    int workers_left; /* workers not yet told to finish */
+    int workers_left; /* workers that have not said bye */
     int stopping;
     int budget_hit;
     int64_t *rank_tokens; /* latest LLM totals per rank, for the budget */
@@ -469,6 +472,9 @@ struct rank_ctx {
     int64_t *queue; /* ids handed to this rank, not yet started */
     int64_t q_head, q_len, q_cap;
     int no_more;  /* the coordinator said finish */
+    int asking;   /* a worker's request is out, its reply not yet taken */
+    MPI_Request reply_req;
+    int64_t reply[1 + MAX_REPLY];
     int stopping; /* a stop signal arrived here */
     int64_t completed_unreported, failed_unreported;
     int64_t played, failed;
@@ -534,7 +540,7 @@ static void coord_service(struct rank_ctx *c)
 {
     if (!use_mpi || n_ranks == 1)
         return;
-    int64_t reply[1 + 4096];
+    int64_t reply[1 + MAX_REPLY];
     for (;;) {
         int flag = 0;
         MPI_Status st;
@@ -547,19 +553,23 @@ static void coord_service(struct rank_ctx *c)
                   "receiving a request");
         c->pr.done += req[0];
         c->pr.failed += req[1];
-        if (req[3])
+        if (req[3] & REQ_STOPPING)
             c->co.stopping = 1;
         if (c->co.rank_tokens) {
             c->co.rank_tokens[st.MPI_SOURCE] = req[4];
             c->co.rank_cost[st.MPI_SOURCE] = (double)req[5] * 1e-6;
             coord_check_budget(&c->co);
         }
+        if (req[3] & REQ_BYE) {
+            c->co.workers_left--;
+            continue;
+        }
         int64_t n = 0;
         if (!c->co.stopping && !stop_signal) {
-            int64_t want = req[2] < 4096 ? req[2] : 4096;
+            int64_t want = req[2] < MAX_REPLY ? req[2] : MAX_REPLY;
             n = batch_size(&c->co, want);
-            if (n > 4096)
-                n = 4096;
+            if (n > MAX_REPLY)
+                n = MAX_REPLY;
         }
         reply[0] = n;
         for (int64_t i = 0; i < n; i++)
@@ -567,45 +577,65 @@ static void coord_service(struct rank_ctx *c)
         mpi_check(
             MPI_Send(reply, (int)(1 + n), MPI_INT64_T, st.MPI_SOURCE, TAG_WORK, MPI_COMM_WORLD),
             "sending game ids");
-        if (n == 0)
-            c->co.workers_left--;
     }
 }
 
-/* Get more ids for this rank: rank 0 takes from the todo list directly,
- * others ask rank 0 (blocking: called only when the rank has nothing to do).
- * Reports finished games along the way. */
-static int fetch_work(struct rank_ctx *c, int64_t want)
+/* Rank 0 takes more ids for itself straight from the todo list. */
+static int take_work(struct rank_ctx *c, int64_t want)
 {
-    if (my_rank == 0) {
-        int64_t n = (c->co.stopping || stop_signal) ? 0 : batch_size(&c->co, want);
-        if (n > 0)
-            queue_push(c, c->co.todo + c->co.next, n);
-        c->co.next += n;
-        c->pr.done += c->completed_unreported;
-        c->pr.failed += c->failed_unreported;
-        c->completed_unreported = c->failed_unreported = 0;
-        if (n == 0)
-            c->no_more = 1;
-        return BZ_OK;
-    }
+    int64_t n = (c->co.stopping || stop_signal) ? 0 : batch_size(&c->co, want);
+    int rc = n > 0 ? queue_push(c, c->co.todo + c->co.next, n) : BZ_OK;
+    c->co.next += n;
+    if (n == 0)
+        c->no_more = 1;
+    return rc;
+}
+
+/* A worker asks rank 0 for up to `want` more ids, reporting the games it
+ * finished since its last request; the reply is received in the background
+ * (worker_reply), so live games go on meanwhile. */
+static void worker_report(struct rank_ctx *c, int64_t want, int flags)
+{
     int64_t tokens;
     double cost;
     bz_runner_llm_totals(c->runner, &tokens, &cost);
-    int64_t req[REQ_LEN] = {
-        c->completed_unreported, c->failed_unreported, want, c->stopping ? 1 : 0, tokens,
-        (int64_t)(cost * 1e6)};
+    int64_t req[REQ_LEN] = {c->completed_unreported, c->failed_unreported, want, flags, tokens,
+                            (int64_t)(cost * 1e6)};
     c->completed_unreported = c->failed_unreported = 0;
-    mpi_check(MPI_Send(req, REQ_LEN, MPI_INT64_T, 0, TAG_REQ, MPI_COMM_WORLD), "asking for games");
-    int64_t reply[1 + 4096];
-    mpi_check(
-        MPI_Recv(reply, 1 + 4096, MPI_INT64_T, 0, TAG_WORK, MPI_COMM_WORLD, MPI_STATUS_IGNORE),
-        "receiving game ids");
-    if (reply[0] == 0) {
+    mpi_check(MPI_Send(req, REQ_LEN, MPI_INT64_T, 0, TAG_REQ, MPI_COMM_WORLD),
+              "reporting to rank 0");
+}
+
+static void worker_ask(struct rank_ctx *c, int64_t want)
+{
+    worker_report(c, want, c->stopping ? REQ_STOPPING : 0);
+    mpi_check(MPI_Irecv(c->reply, 1 + MAX_REPLY, MPI_INT64_T, 0, TAG_WORK, MPI_COMM_WORLD,
+                        &c->reply_req),
+              "receiving game ids");
+    c->asking = 1;
+}
+
+/* Take the reply to the worker's request if it is there (or wait for it when
+ * block): ids to the queue, or no_more when rank 0 says finish. Ids that
+ * arrive after a stop are dropped: they are not recorded, so a resume plays
+ * them. */
+static int worker_reply(struct rank_ctx *c, int block)
+{
+    int done = 0;
+    if (!c->asking)
+        return BZ_OK;
+    if (block)
+        mpi_check(MPI_Wait(&c->reply_req, MPI_STATUS_IGNORE), "waiting for game ids");
+    else
+        mpi_check(MPI_Test(&c->reply_req, &done, MPI_STATUS_IGNORE), "testing for game ids");
+    if (!block && !done)
+        return BZ_OK;
+    c->asking = 0;
+    if (c->reply[0] == 0) {
         c->no_more = 1;
         return BZ_OK;
     }
-    return queue_push(c, reply + 1, reply[0]);
+    return c->stopping ? BZ_OK : queue_push(c, c->reply + 1, c->reply[0]);
 }
 
 static void on_game_done(void *ctx, int failed)
@@ -649,22 +679,34 @@ static int rank_loop(struct rank_ctx *c, struct bz_err *err)
             c->q_head++;
             c->q_len--;
         }
-        if (bz_runner_live(c->runner) == 0) {
-            if (c->no_more)
-                break;
-            if (c->stopping && my_rank == 0) {
-                c->no_more = 1;
-                break;
-            }
-            int rc = fetch_work(c, k);
+        int live = bz_runner_live(c->runner);
+        /* Free slots and nothing queued: get more work (a worker keeps its
+         * live games going while the request is answered). */
+        if (!c->no_more && c->q_len == 0 && live < k) {
+            int rc = BZ_OK;
+            if (my_rank == 0)
+                rc = c->stopping ? (c->no_more = 1, BZ_OK) : take_work(c, k - live);
+            else if (!c->asking)
+                worker_ask(c, k - live);
             if (rc)
                 return bz_err_set(err, rc, "out of memory queueing game ids");
+        }
+        if (c->asking) {
+            int rc = worker_reply(c, live == 0); /* nothing else to do: wait */
+            if (rc)
+                return bz_err_set(err, rc, "out of memory queueing game ids");
+        }
+        if (live == 0) {
+            if (c->no_more && !c->asking)
+                break;
             continue;
         }
         int rc = bz_runner_pump(c->runner, err);
         if (rc)
             return rc;
     }
+    if (my_rank != 0 && use_mpi)
+        worker_report(c, 0, REQ_BYE | (c->stopping ? REQ_STOPPING : 0));
     if (my_rank == 0) {
         /* Tell every worker to finish, then wait for their last reports. */
         while (c->co.workers_left > 0) {

@@ -318,7 +318,7 @@ static int play(struct run *r, struct bz_err *err)
         r->usage.cache_hits += u->cache_hits;
         r->usage.input_tokens += u->input_tokens;
         r->usage.output_tokens += u->output_tokens;
-        r->usage.cost_usd += u->cost_usd;
+        r->usage.cost_nano_usd += u->cost_nano_usd;
         r->usage.n_invalid += u->n_invalid;
         r->usage.n_repair += u->n_repair;
         r->usage.n_fallback += u->n_fallback;
@@ -360,7 +360,7 @@ static void clean_run_should_decide_every_agent_and_account(void **state)
     assert_int_equal(count_rows(&r, "ok", "ok"), 4);
     assert_int_equal(r.usage.llm_calls, 4);
     assert_true(r.usage.input_tokens > 0 && r.usage.output_tokens > 0);
-    assert_true(r.usage.cost_usd > 0);
+    assert_true(r.usage.cost_nano_usd > 0);
     assert_int_equal(r.rows[0].http_status, 200);
     assert_int_equal(r.rows[3].turn, 1);
     assert_string_equal(r.rows[0].phase, "bid");
@@ -377,7 +377,7 @@ static void anthropic_model_should_answer_through_a_tool(void **state)
     r.model = "t-anthropic";
     assert_int_equal(play(&r, &err), BZ_OK);
     assert_int_equal(count_rows(&r, "ok", "ok"), 4);
-    assert_true(r.usage.cost_usd > 0);
+    assert_true(r.usage.cost_nano_usd > 0);
 }
 
 struct fault_case {
@@ -464,7 +464,7 @@ static void rerun_should_hit_the_cache_with_zero_requests(void **state)
     assert_int_equal(again.usage.cache_hits, 12);
     /* tokens and cost per game are the same whether answered or replayed */
     assert_int_equal(again.usage.input_tokens, r.usage.input_tokens - 0 * again.usage.input_tokens);
-    assert_true(again.usage.cost_usd == r.usage.cost_usd);
+    assert_true(again.usage.cost_nano_usd == r.usage.cost_nano_usd);
 
     /* --replay over the full cache: no request, no complaint */
     struct run rep = r;

@@ -31,7 +31,10 @@ struct bz_match_usage {
     int64_t input_tokens;
     int64_t output_tokens;
     int64_t cache_hits;
-    double cost_usd;
+    /* in nano-dollars, each call's cost rounded: an integer sum does not
+     * depend on the order replies arrive in, so a game's cost is the same
+     * bits on any number of ranks */
+    int64_t cost_nano_usd;
     int n_invalid;  /* replies that did not parse or were inadmissible */
     int n_repair;   /* repair prompts sent */
     int n_fallback; /* fallback actions used */

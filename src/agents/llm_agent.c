@@ -3,6 +3,7 @@
  * parse_action), sends one repair prompt naming the error, else sets the
  * game's fallback action; records every call in /llm_calls and the match's
  * usage. Never blocks, never sees a key, never calls libcurl. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,7 +194,7 @@ static void finish_reply(struct bz_llm_decision *d, const char *body, size_t len
     u->llm_calls++;
     u->input_tokens += rp.input_tokens;
     u->output_tokens += rp.output_tokens;
-    u->cost_usd += cost;
+    u->cost_nano_usd += llround(cost * 1e9);
     if (cache_hit) {
         u->cache_hits++;
         llm->totals.cache_hits++;

@@ -175,3 +175,32 @@ def test_budget_stops_cleanly_counts_across_resumes_and_resume_finishes(server, 
     spec_path.write_text(json.dumps(spec))
     bazaar("run", spec_path, "-o", out, "--resume")
     assert sorted(table(out, "games")["game_id"]) == list(range(12))
+
+
+def test_ranks_replay_the_cache_to_the_same_tables(server, tmp_path, monkeypatch):
+    from conftest import assert_same_tables
+    monkeypatch.setenv(KEY_ENV, KEY)
+    control(server, "/reset", {})
+    cache = tmp_path / "cache"
+    spec_path = write_sweep(tmp_path, server, cache, name="ranks")
+    spec = json.loads(spec_path.read_text())
+    spec["repetitions"] = 4  # 8 games, up to 2 live per rank
+    spec_path.write_text(json.dumps(spec))
+    one = str(tmp_path / "one.h5")
+    bazaar("run", spec_path, "-o", one, "--quiet")
+    before = control(server, "/stats")["requests"]
+    two = str(tmp_path / "two.h5")
+    bazaar("run", spec_path, "-o", two, "--quiet", "--replay", ranks=2)
+    assert control(server, "/stats")["requests"] == before, "replay made calls"
+    with h5py.File(two, "r") as f:
+        assert int(f.attrs["ranks"]) == 2
+    for name in ("games", "agents", "electricity/turns", "electricity/market", "messages"):
+        with h5py.File(one, "r") as a, h5py.File(two, "r") as b:
+            x, y = a[name][()], b[name][()]
+            for col in x.dtype.names:
+                if name == "games" and col in ("cache_hits",):
+                    continue  # the replay answered every call from the cache
+                if x.dtype[col].kind == "O":
+                    assert list(x[col]) == list(y[col]), f"{name}.{col}"
+                else:
+                    assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
