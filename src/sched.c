@@ -708,6 +708,9 @@ static int rank_loop(struct rank_ctx *c, struct bz_err *err)
     if (my_rank != 0 && use_mpi)
         worker_report(c, 0, REQ_BYE | (c->stopping ? REQ_STOPPING : 0));
     if (my_rank == 0) {
+        c->pr.done += c->completed_unreported; /* rank 0's own last games */
+        c->pr.failed += c->failed_unreported;
+        c->completed_unreported = c->failed_unreported = 0;
         /* Tell every worker to finish, then wait for their last reports. */
         while (c->co.workers_left > 0) {
             coord_service(c);
