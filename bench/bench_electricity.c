@@ -108,5 +108,9 @@ int main(int argc, char **argv)
     rc |= bench(1000, 24, 4 * scale, 1);
     rc |= bench(10, 24, 400 * scale, 0);
     rc |= bench(1000, 24, 4 * scale, 0);
+    /* per-turn cost against N (DESIGN: N log N or better): the rate should
+     * stay about flat as N grows 100-fold */
+    rc |= bench(10000, 24, 1, 0);
+    rc |= bench(100000, 24, 1, 0);
     return rc;
 }
