@@ -166,12 +166,15 @@ static int add_source(struct plan *p, const char *path)
 
 /* Mark the games committed in path as done; on an unreadable file set it
  * aside (rename to .bad) and tell the user. */
-static int scan_source(struct plan *p, const char *path, unsigned char *done, struct bz_err *err)
+static int scan_source(struct plan *p, const char *path, int quick, unsigned char *done,
+                       struct bz_err *err)
 {
     int64_t *ids = NULL;
     size_t n = 0;
     struct bz_err e = {0};
-    if (bz_shard_committed(path, &ids, &n, &e) != BZ_OK) {
+    int rc = quick ? bz_shard_committed_quick(path, &ids, &n, &e)
+                   : bz_shard_committed(path, &ids, &n, &e);
+    if (rc != BZ_OK) {
         char bad[PATH_MAX_BZ + 8];
         snprintf(bad, sizeof bad, "%s.bad", path);
         if (rename(path, bad) != 0)
@@ -278,7 +281,7 @@ static int check_sweep_id(const char *parts, uint64_t fp, int create, struct bz_
 /* Rank 0: decide what to play. Without resume, refuse to touch existing
  * output; with resume, collect what is recorded. */
 static int plan_create(struct plan *p, const struct bz_run_options *opt, const char *out,
-                       const struct bz_grid *grid, struct bz_err *err)
+                       const struct bz_grid *grid, int quick, struct bz_err *err)
 {
     int rc = BZ_OK;
     unsigned char *done = NULL;
@@ -308,7 +311,7 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
     if (!done)
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
     if (opt->resume && path_exists(p->out)) {
-        rc = scan_source(p, p->out, done, err);
+        rc = scan_source(p, p->out, quick, done, err);
         if (rc)
             goto out;
     }
@@ -348,7 +351,7 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
     if (n_names)
         qsort(names, n_names, sizeof *names, compare_names);
     for (size_t i = 0; i < n_names; i++) {
-        rc = scan_source(p, names[i], done, err);
+        rc = scan_source(p, names[i], quick, done, err);
         if (rc)
             goto out;
     }
@@ -792,7 +795,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         rc = bz_grid_check(grid, err);
     const char *out = opt->out_path ? opt->out_path : (spec ? bz_spec_output(spec) : "");
     if (!rc && my_rank == 0)
-        rc = plan_create(&plan, opt, out, grid, err);
+        rc = plan_create(&plan, opt, out, grid, 0, err);
     int all = agree(rc);
     if (all) {
         if (!rc)
@@ -891,7 +894,9 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
             struct plan again = {0};
             struct bz_run_options ropt = *opt;
             ropt.resume = 1;
-            rc = plan_create(&again, &ropt, out, grid, err);
+            /* every source was checked when this run started or was just
+             * written and closed by it: no need to read them back again */
+            rc = plan_create(&again, &ropt, out, grid, 1, err);
             if (!rc && again.n_todo != 0)
                 rc = bz_err_set(err, BZ_EINTERNAL,
                                 "%lld games missing from the shards after the run",

@@ -46,6 +46,10 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err);
  * inside a flush) gives BZ_EIO with a message naming the file; the caller
  * sets it aside and replays its games. A shard without /games yet gives 0. */
 int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err *err);
+/* The same ids from the commit records and the journal alone, without
+ * reading the tables back: for shards already checked, or just written and
+ * closed by this process. */
+int bz_shard_committed_quick(const char *path, int64_t **ids, size_t *n, struct bz_err *err);
 
 /* Root attributes of the merged file (strings; NULL ones are omitted). */
 struct bz_provenance {
