@@ -278,6 +278,28 @@ static int check_sweep_id(const char *parts, uint64_t fp, int create, struct bz_
     return BZ_OK;
 }
 
+/* mkdir -p of the folder that will hold path (a file). */
+static int make_parent_dirs(const char *path, struct bz_err *err)
+{
+    char dir[PATH_MAX_BZ];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return BZ_OK;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+            return bz_err_set(err, BZ_EIO, "cannot create %s: %s", dir, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return bz_err_set(err, BZ_EIO, "cannot create %s: %s", dir, strerror(errno));
+    return BZ_OK;
+}
+
 /* Rank 0: decide what to play. Without resume, refuse to touch existing
  * output; with resume, collect what is recorded. */
 static int plan_create(struct plan *p, const struct bz_run_options *opt, const char *out,
@@ -307,6 +329,8 @@ static int plan_create(struct plan *p, const struct bz_run_options *opt, const c
                               "finish it, or remove it",
                               p->parts);
     }
+    if ((rc = make_parent_dirs(p->out, err)))
+        return rc;
     done = calloc((size_t)n_games + 1, 1);
     if (!done)
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
