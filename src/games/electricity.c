@@ -233,7 +233,7 @@ out:
 /* Load and price shape of the game: the profile, or an EIA series' demand
  * (and net generation) normalised to the profile's means. Allocates the three
  * arrays (freed by the caller). */
-static int load_shape(const struct bz_game_config *cfg, int *n_out, double **load_out,
+static int read_shape(const struct bz_game_config *cfg, int *n_out, double **load_out,
                       double **avail_out, double **price_out, struct bz_err *err)
 {
     double pl[24], pa[24], pp[24];
@@ -307,6 +307,59 @@ out:
     free(price);
     bz_eia_series_cleanup(&s);
     return rc;
+}
+
+/* Shapes already read, by (profile path, EIA file, respondent): a sweep
+ * creates thousands of games from a few data files, and parsing an EIA
+ * download (megabytes of JSON) per game would dominate. Data files do not
+ * change during a run. The process is single-threaded (one per MPI rank). */
+#define SHAPE_CACHE 8
+static struct shape_entry {
+    char key[3 * 1024];
+    int n;
+    double *load, *avail, *price;
+} shape_cache[SHAPE_CACHE];
+static int shape_next; /* round-robin slot to replace */
+
+static int load_shape(const struct bz_game_config *cfg, int *n_out, double **load_out,
+                      double **avail_out, double **price_out, struct bz_err *err)
+{
+    char key[3 * 1024], path[1024];
+    resolve_path(cfg, str_param(cfg, BZ_ELEC_PROFILE), path, sizeof path);
+    snprintf(key, sizeof key, "%s\n%.1000s\n%.1000s", path, str_param(cfg, BZ_ELEC_EIA_FILE),
+             str_param(cfg, BZ_ELEC_EIA_RESPONDENT));
+    struct shape_entry *e = NULL;
+    for (int i = 0; i < SHAPE_CACHE && !e; i++)
+        if (shape_cache[i].load && strcmp(shape_cache[i].key, key) == 0)
+            e = &shape_cache[i];
+    if (!e) {
+        e = &shape_cache[shape_next];
+        shape_next = (shape_next + 1) % SHAPE_CACHE;
+        free(e->load);
+        free(e->avail);
+        free(e->price);
+        memset(e, 0, sizeof *e);
+        int rc = read_shape(cfg, &e->n, &e->load, &e->avail, &e->price, err);
+        if (rc)
+            return rc;
+        snprintf(e->key, sizeof e->key, "%s", key);
+    }
+    size_t bytes = (size_t)e->n * sizeof(double);
+    double *load = malloc(bytes), *avail = malloc(bytes), *price = malloc(bytes);
+    if (!load || !avail || !price) {
+        free(load);
+        free(avail);
+        free(price);
+        return bz_err_set(err, BZ_ENOMEM, "electricity: out of memory for the load shape");
+    }
+    memcpy(load, e->load, bytes);
+    memcpy(avail, e->avail, bytes);
+    memcpy(price, e->price, bytes);
+    *n_out = e->n;
+    *load_out = load;
+    *avail_out = avail;
+    *price_out = price;
+    return BZ_OK;
 }
 
 static int check(const struct bz_game_config *cfg, struct bz_err *err)

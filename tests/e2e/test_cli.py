@@ -52,3 +52,31 @@ def test_info_lists_tables(tmp_path):
            "--quiet")
     p = bazaar("info", out)
     assert "/games: 1 rows" in p.stdout and "/electricity/turns: 6 rows" in p.stdout
+
+
+EIA = os.path.join(os.path.dirname(ROOT), "shared", "data", "eia",
+                   "region-daily-2025-01-25_31.json")
+
+
+def test_a_sweep_driven_by_real_eia_demand(tmp_path):
+    import pytest
+    if not os.path.exists(EIA):
+        pytest.skip(f"no EIA data at {EIA}")
+    spec = {"name": "eia", "game": "electricity", "seed": 1, "repetitions": 3,
+            "fixed": {"n_agents": 4, "max_turns": 24, "eia_file": EIA,
+                      "lineup": ["heuristic:greedy", "heuristic:truthful"]},
+            "grid": {"eia_respondent": ["PJM", "CISO"]}}
+    out = str(tmp_path / "eia.h5")
+    bazaar("run", write_spec(tmp_path, spec), "-o", out, "--quiet")
+    with h5py.File(out, "r") as f:
+        games = f["games"][()]
+        market = f["electricity/market"][()]
+    assert len(games) == 6
+    # the two balancing authorities give the market different demand shapes
+    by_game = {int(g): market[market["game_id"] == g]["total_demand"] for g in games["game_id"]}
+    shape = lambda d: d / d.mean()
+    assert not (abs(shape(by_game[0]) - shape(by_game[3])) < 1e-9).all()
+    spec["grid"]["eia_respondent"] = ["NOPE"]
+    p = bazaar("run", write_spec(tmp_path, spec, "bad.json"), "-o", str(tmp_path / "b.h5"),
+               check=False)
+    assert p.returncode == 2 and "NOPE" in p.stderr
