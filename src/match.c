@@ -363,7 +363,3 @@ int bz_match_pending(const struct bz_match *m)
 {
     return m->pending;
 }
-int bz_match_phase(const struct bz_match *m)
-{
-    return m->req.phase;
-}

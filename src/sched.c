@@ -491,8 +491,6 @@ struct coord {
 };
 
 struct rank_ctx {
-    const struct bz_run_options *opt;
-    const struct bz_grid *grid;
     struct bz_runner *runner;
     struct coord co;
     struct progress pr;
@@ -504,7 +502,6 @@ struct rank_ctx {
     int64_t reply[1 + MAX_REPLY];
     int stopping; /* a stop signal arrived here */
     int64_t completed_unreported, failed_unreported;
-    int64_t played, failed;
 };
 
 static int64_t batch_size(const struct coord *co, int64_t want)
@@ -669,11 +666,8 @@ static void on_game_done(void *ctx, int failed)
 {
     struct rank_ctx *c = ctx;
     c->completed_unreported++;
-    c->played++;
-    if (failed) {
+    if (failed)
         c->failed_unreported++;
-        c->failed++;
-    }
 }
 
 /* One rank's loop: keep the runner fed until the coordinator says finish or
@@ -833,8 +827,6 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         mpi_check(MPI_Bcast(&attempt, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
     snprintf(plan.parts, sizeof plan.parts, "%s.parts", out);
 
-    c.opt = opt;
-    c.grid = grid;
     c.co.todo = plan.todo;
     c.co.n_todo = plan.n_todo;
     c.co.max_batch = opt->max_batch > 0 ? opt->max_batch : DEFAULT_MAX_BATCH;

@@ -63,9 +63,6 @@ struct bz_match_usage *bz_match_usage(struct bz_match *m);
 int bz_match_pending(const struct bz_match *m);
 /* Agent decisions requested so far (all phases, all agents). */
 int64_t bz_match_decisions(const struct bz_match *m);
-/* Current turn/round counter as the game reports it through step() (the
- * number of phases stepped so far is not a turn; games set it). */
-int bz_match_phase(const struct bz_match *m);
 
 /* Mark the match failed with a message (recorded in its /games row). */
 void bz_match_fail(struct bz_match *m, const char *msg);
