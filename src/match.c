@@ -8,7 +8,7 @@
 
 #include "bazaar/match.h"
 
-#define GAMES_COL(f, t) BZ_COL(0, struct bz_games_row, f, t)
+#define GAMES_COL(f, t) BZ_COL(struct bz_games_row, f, t)
 static const struct bz_column games_cols[] = {
     GAMES_COL(game_id, BZ_COL_I64),      GAMES_COL(game, BZ_COL_STR),
     GAMES_COL(seed, BZ_COL_I64),         GAMES_COL(env_seed, BZ_COL_I64),
@@ -28,7 +28,7 @@ static const struct bz_column games_cols[] = {
 const struct bz_table_desc bz_games_table = {"/games", sizeof(struct bz_games_row),
                                              sizeof games_cols / sizeof games_cols[0], games_cols};
 
-#define AGENTS_COL(f, t) BZ_COL(0, struct bz_agents_row, f, t)
+#define AGENTS_COL(f, t) BZ_COL(struct bz_agents_row, f, t)
 static const struct bz_column agents_cols[] = {
     AGENTS_COL(game_id, BZ_COL_I64), AGENTS_COL(agent, BZ_COL_I32),
     AGENTS_COL(kind, BZ_COL_STR),    AGENTS_COL(policy, BZ_COL_STR),
@@ -39,7 +39,7 @@ const struct bz_table_desc bz_agents_table = {"/agents", sizeof(struct bz_agents
                                               sizeof agents_cols / sizeof agents_cols[0],
                                               agents_cols};
 
-#define MSG_COL(f, t) BZ_COL(0, struct bz_messages_row, f, t)
+#define MSG_COL(f, t) BZ_COL(struct bz_messages_row, f, t)
 static const struct bz_column messages_cols[] = {
     MSG_COL(game_id, BZ_COL_I64), MSG_COL(turn, BZ_COL_I32),     MSG_COL(phase, BZ_COL_STR),
     MSG_COL(sender, BZ_COL_I32),  MSG_COL(receiver, BZ_COL_I32), MSG_COL(text, BZ_COL_STR),

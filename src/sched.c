@@ -28,12 +28,12 @@
 #include "bazaar/spec.h"
 #include "sched_internal.h"
 
-#define TAG_REQ 1 /* worker -> 0: int64 [completed, failed, want, flags, tokens, micro_usd] */
+#define TAG_REQ 1      /* worker -> 0: int64 [completed, failed, want, flags, tokens, micro_usd] */
 #define REQ_STOPPING 1 /* flags: this worker got a stop signal */
 #define REQ_BYE 2      /* flags: last report of a finished worker, no reply */
 #define REQ_LEN 6
 #define MAX_REPLY 4096 /* ids in one reply */
-#define TAG_WORK 2 /* 0 -> worker: int64 [n, id_1 .. id_n]; n == 0: finish */
+#define TAG_WORK 2     /* 0 -> worker: int64 [n, id_1 .. id_n]; n == 0: finish */
 #define DEFAULT_MAX_BATCH 64
 #define PATH_MAX_BZ 4096
 
@@ -210,11 +210,11 @@ struct spend_row {
     uint8_t cache_hit;
 };
 static const struct bz_column spend_cols[] = {
-    BZ_COL(0, struct spend_row, game_id, BZ_COL_I64),
-    BZ_COL(0, struct spend_row, input_tokens, BZ_COL_I64),
-    BZ_COL(0, struct spend_row, output_tokens, BZ_COL_I64),
-    BZ_COL(0, struct spend_row, cost_usd, BZ_COL_F64),
-    BZ_COL(0, struct spend_row, cache_hit, BZ_COL_U8),
+    BZ_COL(struct spend_row, game_id, BZ_COL_I64),
+    BZ_COL(struct spend_row, input_tokens, BZ_COL_I64),
+    BZ_COL(struct spend_row, output_tokens, BZ_COL_I64),
+    BZ_COL(struct spend_row, cost_usd, BZ_COL_F64),
+    BZ_COL(struct spend_row, cache_hit, BZ_COL_U8),
 };
 static const struct bz_table_desc spend_table = {
     "/llm_calls", sizeof(struct spend_row), sizeof spend_cols / sizeof spend_cols[0], spend_cols};
@@ -496,8 +496,8 @@ struct rank_ctx {
     struct progress pr;
     int64_t *queue; /* ids handed to this rank, not yet started */
     int64_t q_head, q_len, q_cap;
-    int no_more;  /* the coordinator said finish */
-    int asking;   /* a worker's request is out, its reply not yet taken */
+    int no_more; /* the coordinator said finish */
+    int asking;  /* a worker's request is out, its reply not yet taken */
     MPI_Request reply_req;
     int64_t reply[1 + MAX_REPLY];
     int stopping; /* a stop signal arrived here */
@@ -633,9 +633,9 @@ static void worker_report(struct rank_ctx *c, int64_t want, int flags)
 static void worker_ask(struct rank_ctx *c, int64_t want)
 {
     worker_report(c, want, c->stopping ? REQ_STOPPING : 0);
-    mpi_check(MPI_Irecv(c->reply, 1 + MAX_REPLY, MPI_INT64_T, 0, TAG_WORK, MPI_COMM_WORLD,
-                        &c->reply_req),
-              "receiving game ids");
+    mpi_check(
+        MPI_Irecv(c->reply, 1 + MAX_REPLY, MPI_INT64_T, 0, TAG_WORK, MPI_COMM_WORLD, &c->reply_req),
+        "receiving game ids");
     c->asking = 1;
 }
 

@@ -32,16 +32,16 @@
 /* /games as the match module lays it out (its descriptor lives in match.c;
  * the test has its own so that it needs no game). */
 static const struct bz_column games_cols[] = {
-    BZ_COL(I64, struct bz_games_row, game_id, BZ_COL_I64),
-    BZ_COL(STR, struct bz_games_row, game, BZ_COL_STR),
-    BZ_COL(I64, struct bz_games_row, seed, BZ_COL_I64),
-    BZ_COL(I32, struct bz_games_row, n_agents, BZ_COL_I32),
-    BZ_COL(U8, struct bz_games_row, communication, BZ_COL_U8),
-    BZ_COL(F64, struct bz_games_row, volatility, BZ_COL_F64),
-    BZ_COL(STR, struct bz_games_row, params_json, BZ_COL_STR),
-    BZ_COL(F64, struct bz_games_row, welfare, BZ_COL_F64),
-    BZ_COL(STR, struct bz_games_row, status, BZ_COL_STR),
-    BZ_COL(STR, struct bz_games_row, error, BZ_COL_STR),
+    BZ_COL(struct bz_games_row, game_id, BZ_COL_I64),
+    BZ_COL(struct bz_games_row, game, BZ_COL_STR),
+    BZ_COL(struct bz_games_row, seed, BZ_COL_I64),
+    BZ_COL(struct bz_games_row, n_agents, BZ_COL_I32),
+    BZ_COL(struct bz_games_row, communication, BZ_COL_U8),
+    BZ_COL(struct bz_games_row, volatility, BZ_COL_F64),
+    BZ_COL(struct bz_games_row, params_json, BZ_COL_STR),
+    BZ_COL(struct bz_games_row, welfare, BZ_COL_F64),
+    BZ_COL(struct bz_games_row, status, BZ_COL_STR),
+    BZ_COL(struct bz_games_row, error, BZ_COL_STR),
 };
 static const struct bz_table_desc games_desc = {
     "/games", sizeof(struct bz_games_row), sizeof games_cols / sizeof games_cols[0], games_cols};
@@ -57,14 +57,14 @@ struct turn_row {
     const char *note; /* sometimes NULL: written as "" */
 };
 static const struct bz_column turn_cols[] = {
-    BZ_COL(I64, struct turn_row, game_id, BZ_COL_I64),
-    BZ_COL(I32, struct turn_row, turn, BZ_COL_I32),
-    BZ_COL(I32, struct turn_row, agent, BZ_COL_I32),
-    BZ_COL(F64, struct turn_row, price, BZ_COL_F64),
-    BZ_COL(U8, struct turn_row, flag, BZ_COL_U8),
-    BZ_COL(STR, struct turn_row, msg, BZ_COL_STR),
-    BZ_COL(I64, struct turn_row, big, BZ_COL_I64),
-    BZ_COL(STR, struct turn_row, note, BZ_COL_STR),
+    BZ_COL(struct turn_row, game_id, BZ_COL_I64),
+    BZ_COL(struct turn_row, turn, BZ_COL_I32),
+    BZ_COL(struct turn_row, agent, BZ_COL_I32),
+    BZ_COL(struct turn_row, price, BZ_COL_F64),
+    BZ_COL(struct turn_row, flag, BZ_COL_U8),
+    BZ_COL(struct turn_row, msg, BZ_COL_STR),
+    BZ_COL(struct turn_row, big, BZ_COL_I64),
+    BZ_COL(struct turn_row, note, BZ_COL_STR),
 };
 static const struct bz_table_desc turns_desc = {"/fake/turns", sizeof(struct turn_row),
                                                 sizeof turn_cols / sizeof turn_cols[0], turn_cols};
@@ -75,9 +75,9 @@ struct market_row {
     double clearing_price;
 };
 static const struct bz_column market_cols[] = {
-    BZ_COL(I64, struct market_row, game_id, BZ_COL_I64),
-    BZ_COL(I32, struct market_row, turn, BZ_COL_I32),
-    BZ_COL(F64, struct market_row, clearing_price, BZ_COL_F64),
+    BZ_COL(struct market_row, game_id, BZ_COL_I64),
+    BZ_COL(struct market_row, turn, BZ_COL_I32),
+    BZ_COL(struct market_row, clearing_price, BZ_COL_F64),
 };
 static const struct bz_table_desc market_desc = {"/fake/market", sizeof(struct market_row), 3,
                                                  market_cols};

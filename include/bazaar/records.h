@@ -33,7 +33,7 @@ struct bz_table_desc {
     const struct bz_column *cols;
 };
 
-#define BZ_COL(type_, struct_, field_, kind_) \
+#define BZ_COL(struct_, field_, kind_) \
     { #field_, kind_, offsetof(struct_, field_) }
 
 /* Growable array of rows of one table. */

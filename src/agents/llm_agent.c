@@ -12,7 +12,7 @@
 
 #include "llm/llm_internal.h"
 
-#define LLM_CALLS_COL(f, t) BZ_COL(0, struct bz_llm_calls_row, f, t)
+#define LLM_CALLS_COL(f, t) BZ_COL(struct bz_llm_calls_row, f, t)
 static const struct bz_column llm_calls_cols[] = {
     LLM_CALLS_COL(game_id, BZ_COL_I64),       LLM_CALLS_COL(turn, BZ_COL_I32),
     LLM_CALLS_COL(phase, BZ_COL_STR),         LLM_CALLS_COL(agent, BZ_COL_I32),
