@@ -1,10 +1,23 @@
 #!/usr/bin/env bash
-# test.sh: set up, build, and run every test: the C unit tests and end-to-end
-# tests on a normal build, then the C unit tests again under AddressSanitizer
-# and UndefinedBehaviorSanitizer. Exits non-zero if anything fails.
+# test.sh: set up, build, and run every test: the formatting check, the C unit
+# tests and end-to-end tests on a normal build (RelWithDebInfo), the library
+# and CLI in Release, MinSizeRel and Debug, then the C unit tests again under
+# AddressSanitizer and UndefinedBehaviorSanitizer (a Debug build). Warnings are errors in every
+# build made here (BZ_WERROR=ON), never in a user's plain build. Exits
+# non-zero if anything fails. BZ_SKIP_FORMAT=1 skips the formatting check
+# (local runs only; CI never sets it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh slurm-wlm munge
+
+# install what is missing (clang-format too), build build/ with warnings as errors
+BZ_WERROR=ON scripts/setup.sh slurm-wlm munge clang-format
+
+if [ "${BZ_SKIP_FORMAT:-0}" = 1 ]; then
+  echo "== formatting check skipped (BZ_SKIP_FORMAT=1)"
+else
+  echo "== formatting (scripts/check_format.sh)"
+  scripts/check_format.sh
+fi
 
 JOBS=$(nproc 2>/dev/null || echo 2)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -13,8 +26,12 @@ export OMPI_MCA_rmaps_base_oversubscribe=1
 echo "== tests (build/)"
 (cd build && ctest --output-on-failure -j "$JOBS")
 
-echo "== C unit tests under ASan+UBSan (build-asan/)"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBZ_SANITIZE=ON -DBZ_PYTHON=/usr/bin/python3 >/dev/null
+echo "== Release, MinSizeRel and Debug builds (scripts/check_builds.sh)"
+scripts/check_builds.sh Release MinSizeRel Debug
+
+echo "== C unit tests under ASan+UBSan (build-asan/, Debug)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DBZ_SANITIZE=ON -DBZ_WERROR=ON \
+      -DBZ_PYTHON=/usr/bin/python3 >/dev/null
 cmake --build build-asan -j "$JOBS"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

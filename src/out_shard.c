@@ -470,7 +470,7 @@ int bz_shard_sync(struct bz_shard *s, struct bz_err *err)
 static int append(struct bz_shard *s, const struct bz_records *rec, int commit, struct bz_err *err)
 {
     int rc;
-    int64_t game_id;
+    int64_t game_id = -1; /* -Os cannot see check_records set it on success */
     size_t n_rows;
     bz_out_h5_quiet();
     if (s->broken)

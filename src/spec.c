@@ -183,6 +183,7 @@ static int get_string(struct ctx *c, const cJSON *it, const char *path, size_t m
                       int allow_empty, const char **out)
 {
     char b[GOT_MAX];
+    *out = NULL; /* set on every path: -O3 cannot see that fail() returns non-zero */
     if (!cJSON_IsString(it) || !it->valuestring)
         return fail(c, path, "expected a string, got %s", got(it, b));
     size_t n = strlen(it->valuestring);
