@@ -3,27 +3,23 @@
  * and plays games itself between requests. Every rank keeps up to K live
  * games, appends each finished one to its own shard (a fresh shard per rank
  * and attempt), and at the end rank 0 merges all shards into the results
- * file. The only module that calls MPI; never writes HDF5 itself (out does).
+ * file. The only file that calls MPI; never writes HDF5 itself (out does).
+ * Its parts: runner.c (one rank's live games and shard), sched_resume.c
+ * (what is still to play), sched_budget.c (LLM spending), sched_progress.c.
  *
  * Files: OUT (the merged results), OUT.parts/ (shards
  * a<attempt>-r<rank>-<segment>.h5, their journals, sweep.id). Resume trusts
  * only /games rows of shards that open (and of OUT itself); unreadable
  * shards are set aside as *.bad. */
-#include <dirent.h>
-#include <errno.h>
-#include <math.h>
 #include <mpi.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "bazaar/match.h"
 #include "bazaar/out.h"
-#include "bazaar/rng.h"
 #include "bazaar/sched.h"
 #include "bazaar/spec.h"
 #include "sched_internal.h"
@@ -35,7 +31,6 @@
 #define MAX_REPLY 4096 /* ids in one reply */
 #define TAG_WORK 2     /* 0 -> worker: int64 [n, id_1 .. id_n]; n == 0: finish */
 #define DEFAULT_MAX_BATCH 64
-#define PATH_MAX_BZ 4096
 
 static volatile sig_atomic_t stop_signal;
 static int use_mpi;
@@ -82,25 +77,12 @@ static void install_signals(void)
     sigaction(SIGUSR1, &sa, NULL);
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void iso_time(char *buf, size_t n)
 {
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static int path_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
 }
 
 /* An MPI call that fails (errors are returned, not fatal, on our
@@ -127,353 +109,6 @@ static void fail_all(const struct bz_err *err)
         MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
-/* ---- resume: what is already recorded --------------------------------- */
-
-struct plan {
-    char out[PATH_MAX_BZ];
-    char parts[PATH_MAX_BZ];
-    int attempt;
-    int64_t n_games;
-    int64_t *todo; /* ids still to play, ascending */
-    int64_t n_todo;
-    int64_t spent_tokens; /* LLM spending recorded by earlier attempts */
-    double spent_cost;
-    char **sources; /* readable files to merge: OUT first, then shards */
-    size_t n_sources;
-};
-
-static void plan_cleanup(struct plan *p)
-{
-    free(p->todo);
-    for (size_t i = 0; i < p->n_sources; i++)
-        free(p->sources[i]);
-    free(p->sources);
-    memset(p, 0, sizeof *p);
-}
-
-static int add_source(struct plan *p, const char *path)
-{
-    char **s = realloc(p->sources, (p->n_sources + 1) * sizeof *s);
-    if (!s)
-        return BZ_ENOMEM;
-    p->sources = s;
-    p->sources[p->n_sources] = strdup(path);
-    if (!p->sources[p->n_sources])
-        return BZ_ENOMEM;
-    p->n_sources++;
-    return BZ_OK;
-}
-
-/* Mark the games committed in path as done; on an unreadable file set it
- * aside (rename to .bad) and tell the user. */
-static int scan_source(struct plan *p, const char *path, int quick, unsigned char *done,
-                       struct bz_err *err)
-{
-    int64_t *ids = NULL;
-    size_t n = 0;
-    struct bz_err e = {0};
-    int rc = quick ? bz_shard_committed_quick(path, &ids, &n, &e)
-                   : bz_shard_committed(path, &ids, &n, &e);
-    if (rc != BZ_OK) {
-        char bad[PATH_MAX_BZ + 8];
-        snprintf(bad, sizeof bad, "%s.bad", path);
-        if (rename(path, bad) != 0)
-            return bz_err_set(err, BZ_EIO, "%s cannot be read (%s) and cannot be set aside: %s",
-                              path, e.msg, strerror(errno));
-        fprintf(stderr,
-                "bazaar: %s cannot be read (%s); set aside as %s, its games will be played "
-                "again\n",
-                path, e.msg, bad);
-        return BZ_OK;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (ids[i] >= 0 && ids[i] < p->n_games)
-            done[ids[i]] = 1;
-    free(ids);
-    if (add_source(p, path))
-        return bz_err_set(err, BZ_ENOMEM, "out of memory");
-    return BZ_OK;
-}
-
-static int compare_names(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* What the recorded LLM calls of a file cost (cache hits cost nothing): the
- * budget counts what earlier attempts of a resumed sweep already spent. */
-struct spend_row {
-    int64_t game_id;
-    int64_t input_tokens;
-    int64_t output_tokens;
-    double cost_usd;
-    uint8_t cache_hit;
-};
-static const struct bz_column spend_cols[] = {
-    BZ_COL(struct spend_row, game_id, BZ_COL_I64),
-    BZ_COL(struct spend_row, input_tokens, BZ_COL_I64),
-    BZ_COL(struct spend_row, output_tokens, BZ_COL_I64),
-    BZ_COL(struct spend_row, cost_usd, BZ_COL_F64),
-    BZ_COL(struct spend_row, cache_hit, BZ_COL_U8),
-};
-static const struct bz_table_desc spend_table = {
-    "/llm_calls", sizeof(struct spend_row), sizeof spend_cols / sizeof spend_cols[0], spend_cols};
-
-static int add_spend(const char *path, int64_t *tokens, double *cost, struct bz_err *err)
-{
-    struct bz_records rec;
-    bz_records_init(&rec);
-    int rc = bz_out_read_table(path, &spend_table, &rec, err);
-    const struct bz_rowbuf *rb = bz_records_find(&rec, &spend_table);
-    for (size_t i = 0; !rc && rb && i < rb->n_rows; i++) {
-        const struct spend_row *r = (const struct spend_row *)(rb->data + i * sizeof *r);
-        if (!r->cache_hit) {
-            *tokens += r->input_tokens + r->output_tokens;
-            *cost += r->cost_usd;
-        }
-    }
-    bz_records_cleanup(&rec);
-    return rc;
-}
-
-/* A sweep's identity: its games' seeds (each a hash of every parameter, the
- * lineup and the repetition) in id order. Resuming with a spec that differs
- * only in things that do not change the games (budget, LLM concurrency,
- * output) is allowed; anything else is refused. */
-static uint64_t sweep_fingerprint(const struct bz_grid *grid)
-{
-    uint64_t h = bz_hash64((uint64_t)bz_grid_count(grid));
-    for (int64_t id = 0; id < bz_grid_count(grid); id++) {
-        struct bz_game_config cfg;
-        if (bz_grid_config(grid, id, &cfg, NULL) != BZ_OK)
-            return 0;
-        h = bz_hash_combine(h, bz_hash_combine(cfg.seed, cfg.env_seed));
-        h = bz_hash_combine(h, bz_hash_str(cfg.ops->name));
-    }
-    return h;
-}
-
-static int check_sweep_id(const char *parts, uint64_t fp, int create, struct bz_err *err)
-{
-    char path[PATH_MAX_BZ + 16];
-    snprintf(path, sizeof path, "%s/sweep.id", parts);
-    FILE *f = fopen(path, create ? "wx" : "r");
-    if (!f && !create && errno == ENOENT)
-        return check_sweep_id(parts, fp, 1, err);
-    if (!f)
-        return bz_err_set(err, BZ_EIO, "cannot open %s: %s", path, strerror(errno));
-    if (create) {
-        fprintf(f, "%016llx\n", (unsigned long long)fp);
-        return fclose(f) == 0 ? BZ_OK : bz_err_set(err, BZ_EIO, "cannot write %s", path);
-    }
-    unsigned long long old = 0;
-    int n = fscanf(f, "%llx", &old);
-    fclose(f);
-    if (n != 1 || old != (unsigned long long)fp)
-        return bz_err_set(err, BZ_EINVAL,
-                          "%s: this spec describes other games than the sweep being resumed "
-                          "(only budget, llm settings and output may change); use the same "
-                          "spec or choose another -o",
-                          parts);
-    return BZ_OK;
-}
-
-/* mkdir -p of the folder that will hold path (a file). */
-static int make_parent_dirs(const char *path, struct bz_err *err)
-{
-    char dir[PATH_MAX_BZ];
-    snprintf(dir, sizeof dir, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash || slash == dir)
-        return BZ_OK;
-    *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-            return bz_err_set(err, BZ_EIO, "cannot create %s: %s", dir, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-        return bz_err_set(err, BZ_EIO, "cannot create %s: %s", dir, strerror(errno));
-    return BZ_OK;
-}
-
-/* Rank 0: decide what to play. Without resume, refuse to touch existing
- * output; with resume, collect what is recorded. */
-static int plan_create(struct plan *p, const struct bz_run_options *opt, const char *out,
-                       const struct bz_grid *grid, int quick, struct bz_err *err)
-{
-    int rc = BZ_OK;
-    unsigned char *done = NULL;
-    DIR *dir = NULL;
-    char **names = NULL;
-    size_t n_names = 0;
-
-    snprintf(p->out, sizeof p->out, "%s", out);
-    snprintf(p->parts, sizeof p->parts, "%s.parts", out);
-    int64_t n_games = bz_grid_count(grid);
-    p->n_games = n_games;
-    p->attempt = 1;
-
-    if (!opt->resume) {
-        if (path_exists(p->out))
-            return bz_err_set(err, BZ_EINVAL,
-                              "%s exists; use --resume to continue that sweep, or choose "
-                              "another -o",
-                              p->out);
-        if (path_exists(p->parts))
-            return bz_err_set(err, BZ_EINVAL,
-                              "%s exists (shards of an unfinished sweep); use --resume to "
-                              "finish it, or remove it",
-                              p->parts);
-    }
-    if ((rc = make_parent_dirs(p->out, err)))
-        return rc;
-    done = calloc((size_t)n_games + 1, 1);
-    if (!done)
-        return bz_err_set(err, BZ_ENOMEM, "out of memory");
-    if (opt->resume && path_exists(p->out)) {
-        rc = scan_source(p, p->out, quick, done, err);
-        if (rc)
-            goto out;
-    }
-    if (mkdir(p->parts, 0777) != 0 && errno != EEXIST) {
-        rc = bz_err_set(err, BZ_EIO, "cannot create %s: %s", p->parts, strerror(errno));
-        goto out;
-    }
-    rc = check_sweep_id(p->parts, sweep_fingerprint(grid), !opt->resume, err);
-    if (rc)
-        goto out;
-    dir = opendir(p->parts);
-    if (!dir) {
-        rc = bz_err_set(err, BZ_EIO, "cannot read %s: %s", p->parts, strerror(errno));
-        goto out;
-    }
-    for (struct dirent *de; (de = readdir(dir));) {
-        int a, r, seg, used = 0;
-        if (sscanf(de->d_name, "a%d-r%d-%d.h5%n", &a, &r, &seg, &used) != 3 || !used)
-            continue;
-        if (a >= p->attempt)
-            p->attempt = a + 1;
-        if (de->d_name[used] != '\0') /* .bad, .journal */
-            continue;
-        char **nn = realloc(names, (n_names + 1) * sizeof *nn);
-        if (!nn) {
-            rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
-            goto out;
-        }
-        names = nn;
-        names[n_names] = malloc(strlen(p->parts) + strlen(de->d_name) + 2);
-        if (!names[n_names]) {
-            rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
-            goto out;
-        }
-        sprintf(names[n_names++], "%s/%s", p->parts, de->d_name);
-    }
-    if (n_names)
-        qsort(names, n_names, sizeof *names, compare_names);
-    for (size_t i = 0; i < n_names; i++) {
-        rc = scan_source(p, names[i], quick, done, err);
-        if (rc)
-            goto out;
-    }
-    p->todo = malloc(((size_t)n_games + 1) * sizeof *p->todo);
-    if (!p->todo) {
-        rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
-        goto out;
-    }
-    for (int64_t g = 0; g < n_games; g++)
-        if (!done[g])
-            p->todo[p->n_todo++] = g;
-    if (opt->resume && p->n_todo > 0 && bz_spec_has_llm(bz_grid_spec(grid)))
-        for (size_t i = 0; i < p->n_sources && !rc; i++)
-            rc = add_spend(p->sources[i], &p->spent_tokens, &p->spent_cost, err);
-out:
-    if (dir)
-        closedir(dir);
-    for (size_t i = 0; i < n_names; i++)
-        free(names[i]);
-    free(names);
-    free(done);
-    return rc;
-}
-
-/* After a successful merge the shards are redundant: remove them (but keep
- * any set-aside .bad file for the user to inspect). */
-static void remove_parts(const char *parts)
-{
-    DIR *dir = opendir(parts);
-    if (!dir)
-        return;
-    int kept = 0;
-    for (struct dirent *de; (de = readdir(dir));) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        size_t len = strlen(de->d_name);
-        if (len > 4 && strcmp(de->d_name + len - 4, ".bad") == 0) {
-            kept++;
-            continue;
-        }
-        char path[PATH_MAX_BZ + 256];
-        snprintf(path, sizeof path, "%s/%s", parts, de->d_name);
-        unlink(path);
-    }
-    closedir(dir);
-    if (kept)
-        fprintf(stderr, "bazaar: %d unreadable shard(s) kept in %s for inspection\n", kept, parts);
-    else
-        rmdir(parts);
-}
-
-/* ---- progress ----------------------------------------------------------- */
-
-struct progress {
-    int tty;
-    double start, last, interval;
-    int64_t total, done, failed, base;
-    int quiet;
-};
-
-static void progress_print(struct progress *pr, int final)
-{
-    if (pr->quiet)
-        return;
-    double t = now_s();
-    if (!final && t - pr->last < (pr->tty ? 0.2 : pr->interval))
-        return;
-    pr->last = t;
-    double el = t - pr->start;
-    int64_t played = pr->done - pr->base;
-    double rate = el > 0 ? (double)played / el : 0;
-    int64_t left = pr->total - pr->done;
-    double eta = rate > 0 ? (double)left / rate : NAN;
-    double pct = pr->total ? 100.0 * (double)pr->done / (double)pr->total : 100.0;
-    char eta_s[32];
-    if (isnan(eta))
-        snprintf(eta_s, sizeof eta_s, "?");
-    else if (eta < 120)
-        snprintf(eta_s, sizeof eta_s, "%.0fs", eta);
-    else
-        snprintf(eta_s, sizeof eta_s, "%.0fm%02.0fs", floor(eta / 60), fmod(eta, 60));
-    if (pr->tty) {
-        char bar[31];
-        int fill = (int)(pct * 30 / 100);
-        for (int i = 0; i < 30; i++)
-            bar[i] = i < fill ? '#' : '-';
-        bar[30] = '\0';
-        fprintf(stderr, "\r[%s] %lld/%lld games %5.1f%% %.1f games/s ETA %s %lld failed ", bar,
-                (long long)pr->done, (long long)pr->total, pct, rate, eta_s, (long long)pr->failed);
-        if (final)
-            fputc('\n', stderr);
-    } else {
-        fprintf(stderr, "progress: %lld/%lld games (%.1f%%), %.1f games/s, ETA %s, %lld failed\n",
-                (long long)pr->done, (long long)pr->total, pct, rate, eta_s, (long long)pr->failed);
-    }
-    fflush(stderr);
-}
-
 /* ---- the run ------------------------------------------------------------ */
 
 struct coord {
@@ -482,18 +117,13 @@ struct coord {
     int max_batch;
     int workers_left; /* workers that have not said bye */
     int stopping;
-    int budget_hit;
-    int64_t *rank_tokens; /* latest LLM totals per rank, for the budget */
-    double *rank_cost;
-    struct bz_budget budget;
-    int64_t spent_tokens; /* by earlier attempts */
-    double spent_cost;
+    struct bz_sched_spend spend; /* LLM spending against the budget */
 };
 
 struct rank_ctx {
     struct bz_runner *runner;
     struct coord co;
-    struct progress pr;
+    struct bz_sched_progress pr;
     int64_t *queue; /* ids handed to this rank, not yet started */
     int64_t q_head, q_len, q_cap;
     int no_more; /* the coordinator said finish */
@@ -537,26 +167,12 @@ static int queue_push(struct rank_ctx *c, const int64_t *ids, int64_t n)
     return BZ_OK;
 }
 
-/* Rank 0: stop handing out games once the LLM spending of all ranks reaches
- * the spec's budget. */
-static void coord_check_budget(struct coord *co)
+/* Rank 0: a rank's latest LLM totals; stop handing out games once the
+ * spending of all ranks reaches the spec's budget. */
+static void coord_spend(struct coord *co, int rank, int64_t tokens, double cost_usd)
 {
-    if (!co->rank_tokens || co->budget_hit)
-        return;
-    int64_t tokens = co->spent_tokens;
-    double cost = co->spent_cost;
-    for (int r = 0; r < n_ranks; r++) {
-        tokens += co->rank_tokens[r];
-        cost += co->rank_cost[r];
-    }
-    if ((co->budget.max_tokens > 0 && tokens >= co->budget.max_tokens) ||
-        (co->budget.max_cost_usd > 0 && cost >= co->budget.max_cost_usd)) {
-        co->budget_hit = 1;
+    if (bz_sched_spend_update(&co->spend, rank, tokens, cost_usd))
         co->stopping = 1;
-        fprintf(stderr,
-                "bazaar: budget reached (%lld tokens, $%.4f): finishing the games in hand\n",
-                (long long)tokens, cost);
-    }
 }
 
 /* Rank 0: answer every waiting request without blocking. */
@@ -579,11 +195,7 @@ static void coord_service(struct rank_ctx *c)
         c->pr.failed += req[1];
         if (req[3] & REQ_STOPPING)
             c->co.stopping = 1;
-        if (c->co.rank_tokens) {
-            c->co.rank_tokens[st.MPI_SOURCE] = req[4];
-            c->co.rank_cost[st.MPI_SOURCE] = (double)req[5] * 1e-6;
-            coord_check_budget(&c->co);
-        }
+        coord_spend(&c->co, st.MPI_SOURCE, req[4], (double)req[5] * 1e-6);
         if (req[3] & REQ_BYE) {
             c->co.workers_left--;
             continue;
@@ -677,15 +289,17 @@ static int rank_loop(struct rank_ctx *c, struct bz_err *err)
     int k = bz_runner_slots(c->runner);
     for (;;) {
         if (my_rank == 0) {
-            if (c->co.rank_tokens) {
-                bz_runner_llm_totals(c->runner, &c->co.rank_tokens[0], &c->co.rank_cost[0]);
-                coord_check_budget(&c->co);
+            if (c->co.spend.rank_tokens) {
+                int64_t tokens;
+                double cost;
+                bz_runner_llm_totals(c->runner, &tokens, &cost);
+                coord_spend(&c->co, 0, tokens, cost);
             }
             coord_service(c);
             c->pr.done += c->completed_unreported;
             c->pr.failed += c->failed_unreported;
             c->completed_unreported = c->failed_unreported = 0;
-            progress_print(&c->pr, 0);
+            bz_sched_progress_print(&c->pr, 0);
         }
         if (stop_signal && !c->stopping) {
             c->stopping = 1;
@@ -735,7 +349,7 @@ static int rank_loop(struct rank_ctx *c, struct bz_err *err)
         /* Tell every worker to finish, then wait for their last reports. */
         while (c->co.workers_left > 0) {
             coord_service(c);
-            progress_print(&c->pr, 0);
+            bz_sched_progress_print(&c->pr, 0);
             if (c->co.workers_left > 0) {
                 struct timespec ts = {0, 1000000};
                 nanosleep(&ts, NULL);
@@ -798,9 +412,9 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     int rc = BZ_OK;
     struct bz_spec *spec = NULL;
     struct bz_grid *grid = NULL;
-    struct plan plan = {0};
+    struct bz_sched_plan plan = {0};
     struct rank_ctx c = {0};
-    double t0 = now_s();
+    double t0 = bz_sched_now_s();
     char started[32], finished[32], hosts[4096];
     iso_time(started, sizeof started);
 
@@ -813,7 +427,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         rc = bz_grid_check(grid, err);
     const char *out = opt->out_path ? opt->out_path : (spec ? bz_spec_output(spec) : "");
     if (!rc && my_rank == 0)
-        rc = plan_create(&plan, opt, out, grid, 0, err);
+        rc = bz_sched_plan_create(&plan, opt, out, grid, 0, err);
     int all = agree(rc);
     if (all) {
         if (!rc)
@@ -831,20 +445,15 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     c.co.n_todo = plan.n_todo;
     c.co.max_batch = opt->max_batch > 0 ? opt->max_batch : DEFAULT_MAX_BATCH;
     c.co.workers_left = n_ranks - 1;
-    c.co.budget = *bz_spec_budget(spec);
-    c.co.spent_tokens = plan.spent_tokens;
-    c.co.spent_cost = plan.spent_cost;
-    if (my_rank == 0 && (c.co.budget.max_tokens > 0 || c.co.budget.max_cost_usd > 0)) {
-        c.co.rank_tokens = calloc((size_t)n_ranks, sizeof *c.co.rank_tokens);
-        c.co.rank_cost = calloc((size_t)n_ranks, sizeof *c.co.rank_cost);
-        if (!c.co.rank_tokens || !c.co.rank_cost) {
-            rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
+    if (my_rank == 0) {
+        rc = bz_sched_spend_init(&c.co.spend, bz_spec_budget(spec), plan.spent_tokens,
+                                 plan.spent_cost, n_ranks, err);
+        if (rc)
             goto out;
-        }
     }
     c.pr.tty = isatty(2);
     c.pr.quiet = opt->quiet;
-    c.pr.start = c.pr.last = now_s();
+    c.pr.start = c.pr.last = bz_sched_now_s();
     c.pr.interval = opt->progress_interval_s > 0 ? opt->progress_interval_s : 5.0;
     c.pr.total = plan.n_games;
     c.pr.done = c.pr.base = plan.n_games - plan.n_todo;
@@ -852,7 +461,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         fprintf(stderr, "bazaar: resuming: %lld of %lld games already recorded\n",
                 (long long)c.pr.base, (long long)plan.n_games);
 
-    char shard[PATH_MAX_BZ + 64];
+    char shard[BZ_SCHED_PATH_MAX + 64];
     snprintf(shard, sizeof shard, "%s/a%d-r%d", plan.parts, attempt, my_rank);
     struct bz_runner_options ro = {
         .grid = grid,
@@ -889,30 +498,30 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         stopped = any;
     }
     if (my_rank == 0) {
-        progress_print(&c.pr, 1);
+        bz_sched_progress_print(&c.pr, 1);
         stats->games_total = plan.n_games;
         stats->games_skipped = c.pr.base;
         stats->games_played = c.pr.done - c.pr.base;
         stats->games_failed = c.pr.failed;
         if (opt->dispatch_only) {
             rc = BZ_OK;
-        } else if (stopped || c.co.budget_hit || c.pr.done < plan.n_games) {
+        } else if (stopped || c.co.spend.hit || c.pr.done < plan.n_games) {
             rc = bz_err_set(err, BZ_ESTOP,
                             "%s with %lld of %lld games recorded; run the same command "
                             "with --resume to finish%s",
-                            c.co.budget_hit ? "budget reached" : "stopped", (long long)c.pr.done,
+                            c.co.spend.hit ? "budget reached" : "stopped", (long long)c.pr.done,
                             (long long)plan.n_games,
-                            c.co.budget_hit ? " (raise \"budget\" in the spec first)" : "");
+                            c.co.spend.hit ? " (raise \"budget\" in the spec first)" : "");
         } else {
             /* every readable source: OUT (resume), old shards, this attempt's */
             char **shards = NULL;
             size_t n_shards = 0;
-            struct plan again = {0};
+            struct bz_sched_plan again = {0};
             struct bz_run_options ropt = *opt;
             ropt.resume = 1;
             /* every source was checked when this run started or was just
              * written and closed by it: no need to read them back again */
-            rc = plan_create(&again, &ropt, out, grid, 1, err);
+            rc = bz_sched_plan_create(&again, &ropt, out, grid, 1, err);
             if (!rc && again.n_todo != 0)
                 rc = bz_err_set(err, BZ_EINTERNAL,
                                 "%lld games missing from the shards after the run",
@@ -935,21 +544,20 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
                 };
                 rc = bz_merge((const char *const *)shards, n_shards, out, &prov, err);
                 if (!rc)
-                    remove_parts(plan.parts);
+                    bz_sched_remove_parts(plan.parts);
             }
-            plan_cleanup(&again);
+            bz_sched_plan_cleanup(&again);
         }
     }
     if (use_mpi && n_ranks > 1)
         mpi_check(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
 out:
-    stats->seconds = now_s() - t0;
+    stats->seconds = bz_sched_now_s() - t0;
     stats->ranks = n_ranks;
     bz_runner_destroy(c.runner);
-    free(c.co.rank_tokens);
-    free(c.co.rank_cost);
+    bz_sched_spend_cleanup(&c.co.spend);
     free(c.queue);
-    plan_cleanup(&plan);
+    bz_sched_plan_cleanup(&plan);
     bz_grid_destroy(grid);
     bz_spec_destroy(spec);
     return rc;

@@ -1,11 +1,15 @@
-/* sched internals: the per-rank runner (K live games, one shard) that the
- * MPI loop in sched.c feeds, and what tests need to reach. */
+/* sched internals: the parts of a sweep run that sched.c (MPI coordination,
+ * the only file that calls MPI) puts together: the per-rank runner (K live
+ * games, one shard; runner.c), resume planning (sched_resume.c), the LLM
+ * budget (sched_budget.c) and progress (sched_progress.c); and what tests
+ * need to reach. */
 #ifndef BAZAAR_SCHED_INTERNAL_H
 #define BAZAAR_SCHED_INTERNAL_H
 
 #include <stdint.h>
 
 #include "bazaar/err.h"
+#include "bazaar/sched.h"
 #include "bazaar/spec.h"
 
 struct bz_runner;
@@ -42,5 +46,74 @@ void bz_runner_destroy(struct bz_runner *r);
 
 /* 1 once SIGTERM, SIGINT or SIGUSR1 arrived during a run. */
 int bz_sched_stop_requested(void);
+
+#define BZ_SCHED_PATH_MAX 4096
+
+/* ---- resume planning (sched_resume.c) ---- */
+
+/* What a run plays: the games of the sweep not yet recorded. */
+struct bz_sched_plan {
+    char out[BZ_SCHED_PATH_MAX];
+    char parts[BZ_SCHED_PATH_MAX];
+    int attempt;
+    int64_t n_games;
+    int64_t *todo; /* ids still to play, ascending */
+    int64_t n_todo;
+    int64_t spent_tokens; /* LLM spending recorded by earlier attempts */
+    double spent_cost;
+    char **sources; /* readable files to merge: OUT first, then shards */
+    size_t n_sources;
+};
+
+/* Rank 0: decide what to play. Without resume, refuse to touch existing
+ * output; with resume, collect what is recorded (quick: trust the shards'
+ * journals, for sources this run checked or wrote itself). Free with
+ * bz_sched_plan_cleanup, also on failure. */
+int bz_sched_plan_create(struct bz_sched_plan *p, const struct bz_run_options *opt, const char *out,
+                         const struct bz_grid *grid, int quick, struct bz_err *err);
+void bz_sched_plan_cleanup(struct bz_sched_plan *p);
+/* After a successful merge the shards are redundant: remove them (but keep
+ * any set-aside .bad file for the user to inspect). */
+void bz_sched_remove_parts(const char *parts);
+
+/* ---- LLM budget (sched_budget.c) ---- */
+
+/* What the recorded LLM calls of the file at path cost (cache hits cost
+ * nothing), added to *tokens and *cost: the budget counts what earlier
+ * attempts of a resumed sweep already spent. */
+int bz_sched_add_spend(const char *path, int64_t *tokens, double *cost, struct bz_err *err);
+
+/* Rank 0's view of the spending: earlier attempts plus every rank's latest
+ * totals. Without a budget in the spec nothing is tracked. */
+struct bz_sched_spend {
+    struct bz_budget budget;
+    int64_t spent_tokens; /* by earlier attempts */
+    double spent_cost;
+    int64_t *rank_tokens; /* latest LLM totals per rank; NULL: no budget */
+    double *rank_cost;
+    int n_ranks;
+    int hit; /* the budget was reached */
+};
+
+int bz_sched_spend_init(struct bz_sched_spend *s, const struct bz_budget *budget,
+                        int64_t spent_tokens, double spent_cost, int n_ranks, struct bz_err *err);
+void bz_sched_spend_cleanup(struct bz_sched_spend *s);
+/* Record rank's latest totals; returns 1 (and says so on stderr) the first
+ * time the spending of all reaches the budget, else 0. */
+int bz_sched_spend_update(struct bz_sched_spend *s, int rank, int64_t tokens, double cost_usd);
+
+/* ---- progress (sched_progress.c) ---- */
+
+struct bz_sched_progress {
+    int tty;
+    double start, last, interval;
+    int64_t total, done, failed, base;
+    int quiet;
+};
+
+double bz_sched_now_s(void); /* monotonic seconds */
+/* A progress line on stderr, at most every interval (0.2 s on a terminal);
+ * final: now, and end the bar's line. */
+void bz_sched_progress_print(struct bz_sched_progress *pr, int final);
 
 #endif

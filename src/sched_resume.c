@@ -1,0 +1,270 @@
+/* sched_resume: what a run plays. Rank 0 decides which games are still to
+ * play: refuses to touch existing output without --resume, and with it
+ * collects the games committed in OUT and in the shards of OUT.parts/
+ * (unreadable shards set aside as *.bad), checks that the spec describes the
+ * same games (sweep.id), and removes the parts after the merge. Never calls
+ * MPI, never writes HDF5 (out reads the shards). */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bazaar/out.h"
+#include "bazaar/rng.h"
+#include "bazaar/sched.h"
+#include "bazaar/spec.h"
+#include "sched_internal.h"
+
+static int path_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+void bz_sched_plan_cleanup(struct bz_sched_plan *p)
+{
+    free(p->todo);
+    for (size_t i = 0; i < p->n_sources; i++)
+        free(p->sources[i]);
+    free(p->sources);
+    memset(p, 0, sizeof *p);
+}
+
+static int add_source(struct bz_sched_plan *p, const char *path)
+{
+    char **s = realloc(p->sources, (p->n_sources + 1) * sizeof *s);
+    if (!s)
+        return BZ_ENOMEM;
+    p->sources = s;
+    p->sources[p->n_sources] = strdup(path);
+    if (!p->sources[p->n_sources])
+        return BZ_ENOMEM;
+    p->n_sources++;
+    return BZ_OK;
+}
+
+/* Mark the games committed in path as done; on an unreadable file set it
+ * aside (rename to .bad) and tell the user. */
+static int scan_source(struct bz_sched_plan *p, const char *path, int quick, unsigned char *done,
+                       struct bz_err *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    struct bz_err e = {0};
+    int rc = quick ? bz_shard_committed_quick(path, &ids, &n, &e)
+                   : bz_shard_committed(path, &ids, &n, &e);
+    if (rc != BZ_OK) {
+        char bad[BZ_SCHED_PATH_MAX + 8];
+        snprintf(bad, sizeof bad, "%s.bad", path);
+        if (rename(path, bad) != 0)
+            return bz_err_set(err, BZ_EIO, "%s cannot be read (%s) and cannot be set aside: %s",
+                              path, e.msg, strerror(errno));
+        fprintf(stderr,
+                "bazaar: %s cannot be read (%s); set aside as %s, its games will be played "
+                "again\n",
+                path, e.msg, bad);
+        return BZ_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] >= 0 && ids[i] < p->n_games)
+            done[ids[i]] = 1;
+    free(ids);
+    if (add_source(p, path))
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    return BZ_OK;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A sweep's identity: its games' seeds (each a hash of every parameter, the
+ * lineup and the repetition) in id order. Resuming with a spec that differs
+ * only in things that do not change the games (budget, LLM concurrency,
+ * output) is allowed; anything else is refused. */
+static uint64_t sweep_fingerprint(const struct bz_grid *grid)
+{
+    uint64_t h = bz_hash64((uint64_t)bz_grid_count(grid));
+    for (int64_t id = 0; id < bz_grid_count(grid); id++) {
+        struct bz_game_config cfg;
+        if (bz_grid_config(grid, id, &cfg, NULL) != BZ_OK)
+            return 0;
+        h = bz_hash_combine(h, bz_hash_combine(cfg.seed, cfg.env_seed));
+        h = bz_hash_combine(h, bz_hash_str(cfg.ops->name));
+    }
+    return h;
+}
+
+static int check_sweep_id(const char *parts, uint64_t fp, int create, struct bz_err *err)
+{
+    char path[BZ_SCHED_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/sweep.id", parts);
+    FILE *f = fopen(path, create ? "wx" : "r");
+    if (!f && !create && errno == ENOENT)
+        return check_sweep_id(parts, fp, 1, err);
+    if (!f)
+        return bz_err_set(err, BZ_EIO, "cannot open %s: %s", path, strerror(errno));
+    if (create) {
+        fprintf(f, "%016llx\n", (unsigned long long)fp);
+        return fclose(f) == 0 ? BZ_OK : bz_err_set(err, BZ_EIO, "cannot write %s", path);
+    }
+    unsigned long long old = 0;
+    int n = fscanf(f, "%llx", &old);
+    fclose(f);
+    if (n != 1 || old != (unsigned long long)fp)
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s: this spec describes other games than the sweep being resumed "
+                          "(only budget, llm settings and output may change); use the same "
+                          "spec or choose another -o",
+                          parts);
+    return BZ_OK;
+}
+
+/* mkdir -p of the folder that will hold path (a file). */
+static int make_parent_dirs(const char *path, struct bz_err *err)
+{
+    char dir[BZ_SCHED_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return BZ_OK;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+            return bz_err_set(err, BZ_EIO, "cannot create %s: %s", dir, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return bz_err_set(err, BZ_EIO, "cannot create %s: %s", dir, strerror(errno));
+    return BZ_OK;
+}
+
+int bz_sched_plan_create(struct bz_sched_plan *p, const struct bz_run_options *opt, const char *out,
+                         const struct bz_grid *grid, int quick, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    unsigned char *done = NULL;
+    DIR *dir = NULL;
+    char **names = NULL;
+    size_t n_names = 0;
+
+    snprintf(p->out, sizeof p->out, "%s", out);
+    snprintf(p->parts, sizeof p->parts, "%s.parts", out);
+    int64_t n_games = bz_grid_count(grid);
+    p->n_games = n_games;
+    p->attempt = 1;
+
+    if (!opt->resume) {
+        if (path_exists(p->out))
+            return bz_err_set(err, BZ_EINVAL,
+                              "%s exists; use --resume to continue that sweep, or choose "
+                              "another -o",
+                              p->out);
+        if (path_exists(p->parts))
+            return bz_err_set(err, BZ_EINVAL,
+                              "%s exists (shards of an unfinished sweep); use --resume to "
+                              "finish it, or remove it",
+                              p->parts);
+    }
+    if ((rc = make_parent_dirs(p->out, err)))
+        return rc;
+    done = calloc((size_t)n_games + 1, 1);
+    if (!done)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    if (opt->resume && path_exists(p->out)) {
+        rc = scan_source(p, p->out, quick, done, err);
+        if (rc)
+            goto out;
+    }
+    if (mkdir(p->parts, 0777) != 0 && errno != EEXIST) {
+        rc = bz_err_set(err, BZ_EIO, "cannot create %s: %s", p->parts, strerror(errno));
+        goto out;
+    }
+    rc = check_sweep_id(p->parts, sweep_fingerprint(grid), !opt->resume, err);
+    if (rc)
+        goto out;
+    dir = opendir(p->parts);
+    if (!dir) {
+        rc = bz_err_set(err, BZ_EIO, "cannot read %s: %s", p->parts, strerror(errno));
+        goto out;
+    }
+    for (struct dirent *de; (de = readdir(dir));) {
+        int a, r, seg, used = 0;
+        if (sscanf(de->d_name, "a%d-r%d-%d.h5%n", &a, &r, &seg, &used) != 3 || !used)
+            continue;
+        if (a >= p->attempt)
+            p->attempt = a + 1;
+        if (de->d_name[used] != '\0') /* .bad, .journal */
+            continue;
+        char **nn = realloc(names, (n_names + 1) * sizeof *nn);
+        if (!nn) {
+            rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
+            goto out;
+        }
+        names = nn;
+        names[n_names] = malloc(strlen(p->parts) + strlen(de->d_name) + 2);
+        if (!names[n_names]) {
+            rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
+            goto out;
+        }
+        sprintf(names[n_names++], "%s/%s", p->parts, de->d_name);
+    }
+    if (n_names)
+        qsort(names, n_names, sizeof *names, compare_names);
+    for (size_t i = 0; i < n_names; i++) {
+        rc = scan_source(p, names[i], quick, done, err);
+        if (rc)
+            goto out;
+    }
+    p->todo = malloc(((size_t)n_games + 1) * sizeof *p->todo);
+    if (!p->todo) {
+        rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (int64_t g = 0; g < n_games; g++)
+        if (!done[g])
+            p->todo[p->n_todo++] = g;
+    if (opt->resume && p->n_todo > 0 && bz_spec_has_llm(bz_grid_spec(grid)))
+        for (size_t i = 0; i < p->n_sources && !rc; i++)
+            rc = bz_sched_add_spend(p->sources[i], &p->spent_tokens, &p->spent_cost, err);
+out:
+    if (dir)
+        closedir(dir);
+    for (size_t i = 0; i < n_names; i++)
+        free(names[i]);
+    free(names);
+    free(done);
+    return rc;
+}
+
+void bz_sched_remove_parts(const char *parts)
+{
+    DIR *dir = opendir(parts);
+    if (!dir)
+        return;
+    int kept = 0;
+    for (struct dirent *de; (de = readdir(dir));) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        size_t len = strlen(de->d_name);
+        if (len > 4 && strcmp(de->d_name + len - 4, ".bad") == 0) {
+            kept++;
+            continue;
+        }
+        char path[BZ_SCHED_PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", parts, de->d_name);
+        unlink(path);
+    }
+    closedir(dir);
+    if (kept)
+        fprintf(stderr, "bazaar: %d unreadable shard(s) kept in %s for inspection\n", kept, parts);
+    else
+        rmdir(parts);
+}
