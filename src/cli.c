@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bazaar/cli.h"
@@ -574,6 +575,9 @@ static int cmd_merge(int argc, char **argv)
     size_t n = 0;
     int rc = BZ_OK;
     struct bz_err err = {0};
+    /* a parts folder's provenance (the run's spec, version, commit, ...) */
+    struct bz_provenance prov = {.version = BZ_VERSION, .git_commit = BZ_GIT_COMMIT};
+    char *prov_buf = NULL;
     if (!files)
         return EXIT_FAIL;
     for (int i = 1; i < argc && !rc; i++) {
@@ -582,6 +586,16 @@ static int cmd_merge(int argc, char **argv)
             continue;
         }
         DIR *d = opendir(argv[i]);
+        if (!prov_buf) { /* the parts folder's, or the folder of a shard named */
+            char folder[4096];
+            snprintf(folder, sizeof folder, "%s", argv[i]);
+            char *slash = strrchr(folder, '/');
+            if (!d && !slash)
+                snprintf(folder, sizeof folder, ".");
+            else if (!d)
+                slash[slash == folder ? 1 : 0] = '\0';
+            rc = bz_sched_parts_provenance(folder, &prov, &prov_buf, &err);
+        }
         if (!d) {
             files[n++] = strdup(argv[i]);
             continue;
@@ -608,13 +622,16 @@ static int cmd_merge(int argc, char **argv)
         closedir(d);
     }
     if (!rc && (!out || n == 0)) {
+        for (size_t i = 0; i < n; i++)
+            free(files[i]);
         free(files);
+        free(prov_buf);
         return usage_error(usage_merge, "merge: %s", !out ? "missing -o OUT.h5" : "no shards");
     }
     if (!rc && access(out, F_OK) == 0)
         rc = bz_err_set(&err, BZ_EINVAL, "%s exists; choose another -o", out);
     /* skip unreadable shards, loudly */
-    size_t kept = 0;
+    size_t kept = rc ? n : 0; /* on an early error every file is freed below */
     for (size_t i = 0; i < n && !rc; i++) {
         int64_t *ids = NULL;
         size_t n_ids = 0;
@@ -627,8 +644,19 @@ static int cmd_merge(int argc, char **argv)
         free(ids);
         files[kept++] = files[i];
     }
+    if (!rc && !prov_buf)
+        fprintf(stderr, "bazaar: no provenance (sweep.prov) beside the shards: %s will not "
+                        "record the spec, ranks or number of games\n",
+                out);
+    if (!rc && kept == 0)
+        rc = bz_err_set(&err, BZ_EINVAL, "no readable shard to merge; %s not written", out);
     if (!rc) {
-        struct bz_provenance prov = {.version = BZ_VERSION, .git_commit = BZ_GIT_COMMIT};
+        char finished[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(finished, sizeof finished, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        prov.finished_at = finished; /* the merge's time */
         rc = bz_merge((const char *const *)files, kept, out, &prov, &err);
     }
     if (!rc)
@@ -636,6 +664,7 @@ static int cmd_merge(int argc, char **argv)
     for (size_t i = 0; i < kept; i++)
         free(files[i]);
     free(files);
+    free(prov_buf);
     if (rc)
         fprintf(stderr, "bazaar: %s\n", err.msg[0] ? err.msg : bz_rc_name(rc));
     return exit_code(rc);

@@ -457,9 +457,6 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     c.pr.interval = opt->progress_interval_s > 0 ? opt->progress_interval_s : 5.0;
     c.pr.total = plan.n_games;
     c.pr.done = c.pr.base = plan.n_games - plan.n_todo;
-    if (my_rank == 0 && opt->resume && !opt->quiet)
-        fprintf(stderr, "bazaar: resuming: %lld of %lld games already recorded\n",
-                (long long)c.pr.base, (long long)plan.n_games);
 
     char shard[BZ_SCHED_PATH_MAX + 64];
     snprintf(shard, sizeof shard, "%s/a%d-r%d", plan.parts, attempt, my_rank);
@@ -479,6 +476,28 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
             bz_err_set(err, rc, "another rank could not start");
         goto out;
     }
+    /* Every check passed on every rank: only now does anything reach the
+     * disk (a refused run leaves nothing behind). */
+    if (my_rank == 0 && !opt->dispatch_only) {
+        struct bz_provenance prov = {
+            .spec_json = bz_spec_json(spec),
+            .version = BZ_VERSION,
+            .git_commit = BZ_GIT_COMMIT,
+            .hosts = hosts,
+            .started_at = started,
+            .ranks = n_ranks,
+            .n_games = plan.n_games,
+        };
+        rc = bz_sched_plan_prepare(&plan, &prov, err);
+    }
+    if ((rc = agree(rc))) {
+        if (!err->msg[0])
+            bz_err_set(err, rc, "rank 0 could not prepare %s", plan.parts);
+        goto out;
+    }
+    if (my_rank == 0 && opt->resume && !opt->quiet)
+        fprintf(stderr, "bazaar: resuming: %lld of %lld games already recorded\n",
+                (long long)c.pr.base, (long long)plan.n_games);
     rc = rank_loop(&c, err);
     if (rc) {
         fail_all(err);
@@ -522,6 +541,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
             /* every source was checked when this run started or was just
              * written and closed by it: no need to read them back again */
             rc = bz_sched_plan_create(&again, &ropt, out, grid, 1, err);
+            if (!rc)
+                rc = bz_sched_plan_set_aside(&again, err);
             if (!rc && again.n_todo != 0)
                 rc = bz_err_set(err, BZ_EINTERNAL,
                                 "%lld games missing from the shards after the run",

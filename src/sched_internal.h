@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bazaar/err.h"
+#include "bazaar/out.h"
 #include "bazaar/sched.h"
 #include "bazaar/spec.h"
 
@@ -63,14 +64,28 @@ struct bz_sched_plan {
     double spent_cost;
     char **sources; /* readable files to merge: OUT first, then shards */
     size_t n_sources;
+    char **bad; /* unreadable files to set aside: "path\0reason" */
+    size_t n_bad;
+    uint64_t fingerprint; /* of the sweep: sweep.id */
+    int new_parts;        /* OUT.parts/ does not exist yet */
+    int new_id;           /* its sweep.id is to be written */
 };
 
 /* Rank 0: decide what to play. Without resume, refuse to touch existing
  * output; with resume, collect what is recorded (quick: trust the shards'
- * journals, for sources this run checked or wrote itself). Free with
- * bz_sched_plan_cleanup, also on failure. */
+ * journals, for sources this run checked or wrote itself) and check that the
+ * spec describes the recorded sweep. Creates, renames and writes nothing (a
+ * run refused later leaves no trace): bz_sched_plan_prepare does that. Free
+ * with bz_sched_plan_cleanup, also on failure. */
 int bz_sched_plan_create(struct bz_sched_plan *p, const struct bz_run_options *opt, const char *out,
                          const struct bz_grid *grid, int quick, struct bz_err *err);
+/* Rank 0, once every check of the run passed: create OUT's folder and
+ * OUT.parts/, set unreadable shards aside, write sweep.id (new sweeps) and
+ * sweep.prov (prov: this attempt's provenance, for a merge by hand). */
+int bz_sched_plan_prepare(struct bz_sched_plan *p, const struct bz_provenance *prov,
+                          struct bz_err *err);
+/* Rename the unreadable files the plan found to *.bad, telling the user. */
+int bz_sched_plan_set_aside(struct bz_sched_plan *p, struct bz_err *err);
 void bz_sched_plan_cleanup(struct bz_sched_plan *p);
 /* After a successful merge the shards are redundant: remove them (but keep
  * any set-aside .bad file for the user to inspect). */

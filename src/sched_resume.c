@@ -18,6 +18,9 @@
 #include "bazaar/spec.h"
 #include "sched_internal.h"
 
+#define SWEEP_ID "sweep.id"     /* the sweep's fingerprint, written once */
+#define SWEEP_PROV "sweep.prov" /* provenance of the latest attempt */
+
 static int path_exists(const char *p)
 {
     struct stat st;
@@ -30,6 +33,9 @@ void bz_sched_plan_cleanup(struct bz_sched_plan *p)
     for (size_t i = 0; i < p->n_sources; i++)
         free(p->sources[i]);
     free(p->sources);
+    for (size_t i = 0; i < p->n_bad; i++)
+        free(p->bad[i]);
+    free(p->bad);
     memset(p, 0, sizeof *p);
 }
 
@@ -46,8 +52,8 @@ static int add_source(struct bz_sched_plan *p, const char *path)
     return BZ_OK;
 }
 
-/* Mark the games committed in path as done; on an unreadable file set it
- * aside (rename to .bad) and tell the user. */
+/* Mark the games committed in path as done; an unreadable file is noted to
+ * be set aside (bz_sched_plan_set_aside) and its games played again. */
 static int scan_source(struct bz_sched_plan *p, const char *path, int quick, unsigned char *done,
                        struct bz_err *err)
 {
@@ -57,15 +63,17 @@ static int scan_source(struct bz_sched_plan *p, const char *path, int quick, uns
     int rc = quick ? bz_shard_committed_quick(path, &ids, &n, &e)
                    : bz_shard_committed(path, &ids, &n, &e);
     if (rc != BZ_OK) {
-        char bad[BZ_SCHED_PATH_MAX + 8];
-        snprintf(bad, sizeof bad, "%s.bad", path);
-        if (rename(path, bad) != 0)
-            return bz_err_set(err, BZ_EIO, "%s cannot be read (%s) and cannot be set aside: %s",
-                              path, e.msg, strerror(errno));
-        fprintf(stderr,
-                "bazaar: %s cannot be read (%s); set aside as %s, its games will be played "
-                "again\n",
-                path, e.msg, bad);
+        char **b = realloc(p->bad, (p->n_bad + 1) * sizeof *b);
+        if (!b)
+            return bz_err_set(err, BZ_ENOMEM, "out of memory");
+        p->bad = b;
+        size_t len = strlen(path) + strlen(e.msg) + 2;
+        if (!(p->bad[p->n_bad] = malloc(len)))
+            return bz_err_set(err, BZ_ENOMEM, "out of memory");
+        /* "path\0why": the reason goes with the file to the message */
+        memcpy(p->bad[p->n_bad], path, strlen(path) + 1);
+        memcpy(p->bad[p->n_bad] + strlen(path) + 1, e.msg, strlen(e.msg) + 1);
+        p->n_bad++;
         return BZ_OK;
     }
     for (size_t i = 0; i < n; i++)
@@ -74,6 +82,25 @@ static int scan_source(struct bz_sched_plan *p, const char *path, int quick, uns
     free(ids);
     if (add_source(p, path))
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    return BZ_OK;
+}
+
+int bz_sched_plan_set_aside(struct bz_sched_plan *p, struct bz_err *err)
+{
+    for (; p->n_bad > 0; p->n_bad--) {
+        char *path = p->bad[p->n_bad - 1];
+        const char *why = path + strlen(path) + 1;
+        char bad[BZ_SCHED_PATH_MAX + 8];
+        snprintf(bad, sizeof bad, "%s.bad", path);
+        if (rename(path, bad) != 0)
+            return bz_err_set(err, BZ_EIO, "%s cannot be read (%s) and cannot be set aside: %s",
+                              path, why, strerror(errno));
+        fprintf(stderr,
+                "bazaar: %s cannot be read (%s); set aside as %s, its games will be played "
+                "again\n",
+                path, why, bad);
+        free(path);
+    }
     return BZ_OK;
 }
 
@@ -99,19 +126,20 @@ static uint64_t sweep_fingerprint(const struct bz_grid *grid)
     return h;
 }
 
-static int check_sweep_id(const char *parts, uint64_t fp, int create, struct bz_err *err)
+/* The sweep.id of a parts folder must be this spec's; missing: *missing = 1
+ * (written by bz_sched_plan_prepare). Reads only. */
+static int check_sweep_id(const char *parts, uint64_t fp, int *missing, struct bz_err *err)
 {
     char path[BZ_SCHED_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/sweep.id", parts);
-    FILE *f = fopen(path, create ? "wx" : "r");
-    if (!f && !create && errno == ENOENT)
-        return check_sweep_id(parts, fp, 1, err);
+    snprintf(path, sizeof path, "%s/" SWEEP_ID, parts);
+    *missing = 0;
+    FILE *f = fopen(path, "r");
+    if (!f && errno == ENOENT) {
+        *missing = 1;
+        return BZ_OK;
+    }
     if (!f)
         return bz_err_set(err, BZ_EIO, "cannot open %s: %s", path, strerror(errno));
-    if (create) {
-        fprintf(f, "%016llx\n", (unsigned long long)fp);
-        return fclose(f) == 0 ? BZ_OK : bz_err_set(err, BZ_EIO, "cannot write %s", path);
-    }
     unsigned long long old = 0;
     int n = fscanf(f, "%llx", &old);
     fclose(f);
@@ -122,6 +150,17 @@ static int check_sweep_id(const char *parts, uint64_t fp, int create, struct bz_
                           "spec or choose another -o",
                           parts);
     return BZ_OK;
+}
+
+static int write_sweep_id(const char *parts, uint64_t fp, struct bz_err *err)
+{
+    char path[BZ_SCHED_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/" SWEEP_ID, parts);
+    FILE *f = fopen(path, "wx");
+    if (!f)
+        return bz_err_set(err, BZ_EIO, "cannot create %s: %s", path, strerror(errno));
+    fprintf(f, "%016llx\n", (unsigned long long)fp);
+    return fclose(f) == 0 ? BZ_OK : bz_err_set(err, BZ_EIO, "cannot write %s", path);
 }
 
 /* mkdir -p of the folder that will hold path (a file). */
@@ -173,8 +212,6 @@ int bz_sched_plan_create(struct bz_sched_plan *p, const struct bz_run_options *o
                               "finish it, or remove it",
                               p->parts);
     }
-    if ((rc = make_parent_dirs(p->out, err)))
-        return rc;
     done = calloc((size_t)n_games + 1, 1);
     if (!done)
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
@@ -183,11 +220,12 @@ int bz_sched_plan_create(struct bz_sched_plan *p, const struct bz_run_options *o
         if (rc)
             goto out;
     }
-    if (mkdir(p->parts, 0777) != 0 && errno != EEXIST) {
-        rc = bz_err_set(err, BZ_EIO, "cannot create %s: %s", p->parts, strerror(errno));
-        goto out;
-    }
-    rc = check_sweep_id(p->parts, sweep_fingerprint(grid), !opt->resume, err);
+    p->fingerprint = sweep_fingerprint(grid);
+    p->new_parts = !path_exists(p->parts);
+    p->new_id = 1;
+    if (p->new_parts)
+        goto todo; /* nothing recorded in parts yet */
+    rc = check_sweep_id(p->parts, p->fingerprint, &p->new_id, err);
     if (rc)
         goto out;
     dir = opendir(p->parts);
@@ -223,6 +261,7 @@ int bz_sched_plan_create(struct bz_sched_plan *p, const struct bz_run_options *o
         if (rc)
             goto out;
     }
+todo:
     p->todo = malloc(((size_t)n_games + 1) * sizeof *p->todo);
     if (!p->todo) {
         rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
@@ -267,4 +306,113 @@ void bz_sched_remove_parts(const char *parts)
         fprintf(stderr, "bazaar: %d unreadable shard(s) kept in %s for inspection\n", kept, parts);
     else
         rmdir(parts);
+}
+
+/* sweep.prov: "key value" lines, then a line "spec_json" and the spec's JSON
+ * to the end of the file. Written whole to a temporary name, then renamed. */
+static int write_provenance(const char *parts, const struct bz_provenance *prov, struct bz_err *err)
+{
+    char path[BZ_SCHED_PATH_MAX + 16], tmp[BZ_SCHED_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/" SWEEP_PROV, parts);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return bz_err_set(err, BZ_EIO, "cannot create %s: %s", tmp, strerror(errno));
+#define S(x) ((x) ? (x) : "")
+    fprintf(f,
+            "bazaar-provenance 1\nversion %s\ngit_commit %s\nhosts %s\nstarted_at %s\n"
+            "ranks %lld\nn_games %lld\nspec_json\n%s",
+            S(prov->version), S(prov->git_commit), S(prov->hosts), S(prov->started_at),
+            (long long)prov->ranks, (long long)prov->n_games, S(prov->spec_json));
+#undef S
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return bz_err_set(err, BZ_EIO, "cannot write %s: %s", path, strerror(errno));
+    }
+    return BZ_OK;
+}
+
+int bz_sched_plan_prepare(struct bz_sched_plan *p, const struct bz_provenance *prov,
+                          struct bz_err *err)
+{
+    int rc = make_parent_dirs(p->out, err);
+    if (rc)
+        return rc;
+    if (mkdir(p->parts, 0777) != 0 && errno != EEXIST)
+        return bz_err_set(err, BZ_EIO, "cannot create %s: %s", p->parts, strerror(errno));
+    if ((rc = bz_sched_plan_set_aside(p, err)))
+        return rc;
+    if (p->new_id) {
+        if ((rc = write_sweep_id(p->parts, p->fingerprint, err)))
+            return rc;
+        p->new_id = 0;
+    }
+    return write_provenance(p->parts, prov, err);
+}
+
+#define PROV_MAX (16 << 20)
+
+int bz_sched_parts_provenance(const char *parts, struct bz_provenance *prov, char **buf,
+                              struct bz_err *err)
+{
+    char path[BZ_SCHED_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/" SWEEP_PROV, parts);
+    *buf = NULL;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return errno == ENOENT
+                   ? BZ_OK
+                   : bz_err_set(err, BZ_EIO, "cannot open %s: %s", path, strerror(errno));
+    char *b = malloc(PROV_MAX + 1);
+    size_t n = b ? fread(b, 1, PROV_MAX + 1, f) : 0;
+    int read_err = ferror(f);
+    fclose(f);
+    if (!b)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    if (read_err || n > PROV_MAX) {
+        free(b);
+        return bz_err_set(err, BZ_EIO, "%s: cannot read (or larger than %d bytes)", path, PROV_MAX);
+    }
+    b[n] = '\0';
+    struct bz_provenance p = {0};
+    int have = 0, ok = strncmp(b, "bazaar-provenance 1\n", 20) == 0;
+    for (char *line = ok ? b + 20 : NULL; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        *nl = '\0';
+        if (strcmp(line, "spec_json") == 0) {
+            p.spec_json = nl + 1;
+            have = 1;
+            break;
+        }
+        char *sp = strchr(line, ' ');
+        char *v = sp ? sp + 1 : nl;
+        if (sp)
+            *sp = '\0';
+        if (strcmp(line, "version") == 0)
+            p.version = v;
+        else if (strcmp(line, "git_commit") == 0)
+            p.git_commit = v;
+        else if (strcmp(line, "hosts") == 0)
+            p.hosts = v;
+        else if (strcmp(line, "started_at") == 0)
+            p.started_at = v;
+        else if (strcmp(line, "ranks") == 0)
+            p.ranks = strtoll(v, NULL, 10);
+        else if (strcmp(line, "n_games") == 0)
+            p.n_games = strtoll(v, NULL, 10);
+        line = nl + 1;
+    }
+    if (!have || !p.version || !p.git_commit || p.n_games <= 0) {
+        free(b);
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s: not a provenance file bazaar wrote (expected \"bazaar-provenance "
+                          "1\", version, git_commit, n_games and spec_json)",
+                          path);
+    }
+    *prov = p;
+    *buf = b;
+    return BZ_OK;
 }

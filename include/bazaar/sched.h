@@ -42,6 +42,16 @@ struct bz_grid;
 struct bz_spec;
 int bz_sched_resolve_agents(struct bz_grid *grid, const struct bz_spec *spec, struct bz_err *err);
 
+/* The provenance `bazaar run` stored in OUT.parts/ when its latest attempt
+ * started (spec, version, git commit, hosts, ranks, n_games), for a merge by
+ * hand of that folder. Strings point into *buf (caller frees it). A folder
+ * with none (nothing started there, or written by an older bazaar): BZ_OK
+ * with *buf NULL and prov untouched; BZ_EINVAL when it is not one bazaar
+ * wrote, BZ_EIO when it cannot be read. */
+struct bz_provenance;
+int bz_sched_parts_provenance(const char *parts, struct bz_provenance *prov, char **buf,
+                              struct bz_err *err);
+
 /* 1 on the rank that should talk to the user (rank 0, or no MPI). */
 int bz_sched_is_root(void);
 

@@ -294,8 +294,6 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
         goto out;
     if (set->cache_dir[0]) {
         snprintf(llm->cache_dir, sizeof llm->cache_dir, "%s", set->cache_dir);
-        if (need_keys && (rc = bz_cache_open(llm->cache_dir, err)))
-            goto out;
     } else if (llm->opt.replay) {
         rc = bz_err_set(err, BZ_EINVAL,
                         "--replay needs a response cache: llm.cache is empty in "
@@ -310,6 +308,10 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
         if ((rc = bz_llm_load_prompts(llm, dir, sample_cfg, err)))
             goto out;
     }
+    /* last, after every check: it creates the cache folder, and a refused
+     * run must leave nothing behind */
+    if (llm->cache_dir[0] && need_keys && (rc = bz_cache_open(llm->cache_dir, err)))
+        goto out;
     *out = llm;
     return BZ_OK;
 nomem:

@@ -4,6 +4,7 @@ requests, --replay, a missing key refused before start, no key text in the
 output file or the logs."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.request
@@ -140,12 +141,39 @@ def test_missing_key_is_refused_before_start(server, tmp_path, monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
     spec = write_sweep(tmp_path, server, tmp_path / "cache")
     control(server, "/reset", {})
-    out = tmp_path / "k.h5"
+    out = tmp_path / "new" / "k.h5"
     p = bazaar("run", spec, "-o", out, check=False)
     assert p.returncode == 2, p.stderr
     assert KEY_ENV in p.stderr and "not set" in p.stderr
     assert control(server, "/stats")["requests"] == 0
-    assert not out.exists()
+    # a refused run leaves nothing behind: no OUT, no OUT.parts, no folder,
+    # no cache folder; so the corrected rerun needs no --resume
+    assert not (tmp_path / "new").exists() and not (tmp_path / "cache").exists()
+    monkeypatch.setenv(KEY_ENV, KEY)
+    bazaar("run", spec, "-o", out, "--quiet", timeout=600)
+    assert len(table(out, "/games")) == 2
+
+
+def test_a_bad_prompt_placeholder_is_refused_and_leaves_nothing(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    prompts = tmp_path / "prompts"
+    shutil.copytree(os.path.join(ROOT, "prompts", "electricity"), prompts)
+    good = (prompts / "publish.txt").read_text()
+    (prompts / "publish.txt").write_text(good + "\n{{private.no_such_field}}\n")
+    spec_path = write_sweep(tmp_path, server, tmp_path / "cache", name="bad_prompt",
+                            communication=(False,))
+    spec = json.loads(spec_path.read_text())
+    spec["prompts"] = str(prompts)
+    spec_path.write_text(json.dumps(spec))
+    out = tmp_path / "p.h5"
+    p = bazaar("run", spec_path, "-o", out, check=False)
+    assert p.returncode == 2, p.stderr
+    assert "no_such_field" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == sorted(
+        ["prompts", "models.json", "bad_prompt.json"])
+    (prompts / "publish.txt").write_text(good)
+    bazaar("run", spec_path, "-o", out, "--quiet", timeout=600)
+    assert len(table(out, "/games")) == 1
 
 
 def test_budget_stops_cleanly_counts_across_resumes_and_resume_finishes(server, tmp_path,

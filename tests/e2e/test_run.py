@@ -1,7 +1,9 @@
 """bazaar run end to end: the results file, determinism, MPI ranks, refusing
 to overwrite, clean stop on a signal, resume after kill -9, corrupt shards."""
+import glob
 import os
 import random
+import shutil
 import signal
 import subprocess
 import time
@@ -126,6 +128,39 @@ def test_bad_spec_is_refused_before_anything_starts(tmp_path, small_spec):
     assert p.returncode == 2
     assert "grid.volatility[1]" in p.stderr and spec in p.stderr
     assert not os.path.exists(out) and not os.path.exists(out + ".parts")
+
+
+def test_a_hand_merge_of_the_parts_keeps_provenance(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    ref = str(tmp_path / "ref.h5")
+    bazaar("run", spec, "-o", ref, "--quiet")
+    out = str(tmp_path / "out.h5")
+    env = mpi_env()
+    env["BAZAAR_TEST_GAME_DELAY_MS"] = "100"  # a sweep that lasts: stop it part way
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
+                         stderr=subprocess.PIPE, text=True, env=env)
+    _stop_after(p, 3, signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 3, err
+    hand = str(tmp_path / "hand.h5")
+    m = bazaar("merge", out + ".parts", "-o", hand)
+    assert "provenance" not in m.stderr
+    with h5py.File(ref, "r") as r, h5py.File(hand, "r") as h:
+        for key in ("spec_json", "version", "git_commit", "hosts", "n_games", "ranks"):
+            assert h.attrs[key] == r.attrs[key], key
+        assert int(h.attrs["n_games"]) == 48 and int(h.attrs["ranks"]) == 1
+        assert 0 < len(h["games"]) < 48
+    # shards named one by one: the provenance beside them
+    shard = sorted(glob.glob(out + ".parts/a1-r0-*.h5"))[0]
+    bazaar("merge", shard, "-o", str(tmp_path / "one.h5"))
+    with h5py.File(ref, "r") as r, h5py.File(str(tmp_path / "one.h5"), "r") as h:
+        assert h.attrs["spec_json"] == r.attrs["spec_json"] and int(h.attrs["n_games"]) == 48
+    # a shard moved away from its folder has none: said so, never invented
+    shutil.copy(shard, str(tmp_path / "lone.h5"))
+    p = bazaar("merge", str(tmp_path / "lone.h5"), "-o", str(tmp_path / "bare.h5"))
+    assert "no provenance" in p.stderr
+    with h5py.File(str(tmp_path / "bare.h5"), "r") as h:
+        assert int(h.attrs["n_games"]) == 0 and "spec_json" not in h.attrs
 
 
 def _big_spec(small_spec):
