@@ -17,6 +17,7 @@
 #include "bazaar/out.h"
 #include "bazaar/sched.h"
 #include "bazaar/spec.h"
+#include "cli_internal.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOP = 3 };
 
@@ -70,22 +71,27 @@ static const char *const usage_run =
     "SIGTERM, SIGINT, SIGUSR1: stop cleanly (exit 3); resume with --resume.\n";
 
 static const char *const usage_play =
-    "usage: bazaar play GAME --agents A,B,... [--turns N] [--seed S]\n"
+    "usage: bazaar play GAME --agents A,B,... [--seed S] [--turns N | --rounds N]\n"
     "                   [--communication on|off] [--set PARAM=VALUE]... [-o OUT.h5]\n"
     "                   [--quiet]\n"
+    "       bazaar play [GAME] --params\n"
     "\n"
-    "Plays one game and prints a turn-by-turn transcript.\n"
+    "Plays one game and prints a turn-by-turn transcript. The options are checked\n"
+    "by the same rules, with the same messages, as a sweep spec's \"fixed\".\n"
     "\n"
-    "  --agents LIST   comma-separated heuristic policies, each optionally with a\n"
-    "                  skill: truthful,greedy?skill=0.5,zi,reciprocal (default skill 1)\n"
-    "  --turns N       turns (max_turns)\n"
+    "  --agents LIST   comma-separated agents: a heuristic policy of GAME, optionally\n"
+    "                  with a skill in [0, 1] (POLICY?skill=0.5; default 1), or a\n"
+    "                  model id of the models registry; n_agents is their number\n"
     "  --seed S        seed (default 1)\n"
-    "  --communication on|off  free-text messages between agents (default on)\n"
-    "  --set P=V       any other game parameter (see `bazaar play GAME --params`)\n"
-    "  --models FILE   models registry for LLM agents (default sweeps/models.json);\n"
-    "                  an agent that is not a heuristic policy is a model id\n"
+    "  --turns N       the game's max_turns  } whichever parameter GAME has; the\n"
+    "  --rounds N      the game's max_rounds } other is an error naming GAME\n"
+    "  --communication on|off  the game's communication parameter (free text\n"
+    "                  between agents)\n"
+    "  --set P=V       any parameter of GAME; a parameter may be given once\n"
+    "  --models FILE   models registry for LLM agents (default sweeps/models.json)\n"
     "  --cache DIR     LLM response cache folder\n"
-    "  --params        list the game's parameters and policies\n"
+    "  --params        list GAME's parameters (kind, range, default, meaning) and\n"
+    "                  policies; without GAME, every game's\n"
     "  -o OUT.h5       also write the game's records\n"
     "  --quiet         no transcript\n";
 
@@ -183,85 +189,6 @@ static int cmd_run(int argc, char **argv)
 
 /* ---- play --------------------------------------------------------------- */
 
-struct strbuf {
-    char *p;
-    size_t len, cap;
-};
-
-static int sb_add(struct strbuf *b, const char *s, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = 2 * (b->len + n + 1) + 256;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return BZ_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return BZ_OK;
-}
-
-static int sb_str(struct strbuf *b, const char *s)
-{
-    return sb_add(b, s, strlen(s));
-}
-
-/* A JSON string literal of s. */
-static int sb_json(struct strbuf *b, const char *s)
-{
-    int rc = sb_str(b, "\"");
-    for (; *s && !rc; s++) {
-        char esc[8];
-        if (*s == '"' || *s == '\\') {
-            esc[0] = '\\';
-            esc[1] = *s;
-            rc = sb_add(b, esc, 2);
-        } else if ((unsigned char)*s < 0x20) {
-            snprintf(esc, sizeof esc, "\\u%04x", (unsigned char)*s);
-            rc = sb_str(b, esc);
-        } else {
-            rc = sb_add(b, s, 1);
-        }
-    }
-    return rc ? rc : sb_str(b, "\"");
-}
-
-/* A --set value as JSON: numbers and true/false as they are, else a string. */
-static int sb_value(struct strbuf *b, const char *v)
-{
-    char *end;
-    strtod(v, &end);
-    if ((*v && !*end) || strcmp(v, "true") == 0 || strcmp(v, "false") == 0)
-        return sb_str(b, v);
-    return sb_json(b, v);
-}
-
-static void print_params(const struct bz_game_ops *ops)
-{
-    printf("game %s\nparameters:\n", ops->name);
-    for (size_t i = 0; i < ops->n_params; i++) {
-        const struct bz_param_desc *p = &ops->params[i];
-        if (p->kind == BZ_PARAM_STR)
-            printf("  %-26s string, default \"%s\"%s\n      %s\n", p->name,
-                   p->def_str ? p->def_str : "", p->env ? " (environment)" : "",
-                   p->help ? p->help : "");
-        else if (p->kind == BZ_PARAM_BOOL)
-            printf("  %-26s true/false, default %s\n      %s\n", p->name, p->def ? "true" : "false",
-                   p->help ? p->help : "");
-        else
-            printf("  %-26s %s in [%g, %g], default %g%s\n      %s\n", p->name,
-                   p->kind == BZ_PARAM_INT ? "integer" : "number", p->min, p->max, p->def,
-                   p->env ? " (environment)" : "", p->help ? p->help : "");
-    }
-    printf("heuristic policies:\n");
-    for (size_t i = 0; i < ops->n_policies; i++)
-        printf("  %-12s %s\n", ops->policies[i]->name,
-               ops->policies[i]->help ? ops->policies[i]->help : "");
-}
-
 static int write_single(const char *out, struct bz_match *m, const char *spec_json,
                         struct bz_err *err)
 {
@@ -296,11 +223,39 @@ static int write_single(const char *out, struct bz_match *m, const char *spec_js
     return rc;
 }
 
+/* usage of play: the options, then every game with its policies and
+ * parameters, from the registry */
+static void print_usage_play(FILE *f)
+{
+    fputs(usage_play, f);
+    fputs("\ngames:\n", f);
+    bz_cli_print_games(f);
+}
+
+__attribute__((format(printf, 1, 2))) static int play_usage_error(const char *fmt, ...);
+
+static int play_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "bazaar: ");
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs("\n\n", stderr);
+    print_usage_play(stderr);
+    return EXIT_USAGE;
+}
+
 static int cmd_play(int argc, char **argv)
 {
     if (wants_help(argc, argv) || argc < 2) {
-        fputs(usage_play, argc < 2 ? stderr : stdout);
+        print_usage_play(argc < 2 ? stderr : stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    if (strcmp(argv[1], "--params") == 0) { /* every game's */
+        for (size_t i = 0; i < bz_game_count(); i++)
+            bz_cli_print_params(stdout, bz_game_at(i));
+        return EXIT_OK;
     }
     const struct bz_game_ops *ops = bz_game_find(argv[1]);
     if (!ops) {
@@ -310,129 +265,80 @@ static int cmd_play(int argc, char **argv)
         fputc('\n', stderr);
         return EXIT_USAGE;
     }
-    const char *agents = NULL, *turns = NULL, *seed = "1", *comm = NULL, *out = NULL;
-    const char *models = NULL, *cache = NULL;
+    struct bz_play_args pa = {0};
+    const char *out = NULL;
     int quiet = 0;
-    struct strbuf sets = {0};
-    int rc = BZ_OK;
+    struct bz_err err = {0};
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        struct bz_play_setting set = {NULL, v, a};
         if (strcmp(a, "--params") == 0) {
-            print_params(ops);
-            free(sets.p);
+            bz_cli_print_params(stdout, ops);
             return EXIT_OK;
-        } else if (strcmp(a, "--agents") == 0 && i + 1 < argc)
-            agents = argv[++i];
-        else if (strcmp(a, "--turns") == 0 && i + 1 < argc)
-            turns = argv[++i];
-        else if (strcmp(a, "--seed") == 0 && i + 1 < argc)
-            seed = argv[++i];
-        else if (strcmp(a, "--communication") == 0 && i + 1 < argc) {
-            comm = argv[++i];
-            if (strcmp(comm, "on") && strcmp(comm, "off"))
-                return usage_error(usage_play, "--communication: expected on or off, got '%s'",
-                                   comm);
-        } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < argc)
-            out = argv[++i];
-        else if (strcmp(a, "--quiet") == 0)
+        } else if (strcmp(a, "--quiet") == 0) {
             quiet = 1;
-        else if (strcmp(a, "--models") == 0 && i + 1 < argc)
-            models = argv[++i];
-        else if (strcmp(a, "--cache") == 0 && i + 1 < argc)
-            cache = argv[++i];
-        else if (strcmp(a, "--set") == 0 && i + 1 < argc) {
-            const char *kv = argv[++i];
-            const char *eq = strchr(kv, '=');
-            if (!eq || eq == kv)
-                return usage_error(usage_play, "--set: expected PARAM=VALUE, got '%s'", kv);
-            rc |= sb_str(&sets, ",");
-            char key[128];
-            snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
-            rc |= sb_json(&sets, key);
-            rc |= sb_str(&sets, ":");
-            rc |= sb_value(&sets, eq + 1);
+            continue;
+        } else if (!v) {
+            return play_usage_error("play: unknown option or missing value: '%s'", a);
+        } else if (strcmp(a, "--agents") == 0) {
+            pa.agents = v;
+        } else if (strcmp(a, "--seed") == 0) {
+            pa.seed = v;
+        } else if (strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) {
+            out = v;
+        } else if (strcmp(a, "--models") == 0) {
+            pa.models = v;
+        } else if (strcmp(a, "--cache") == 0) {
+            pa.cache = v;
+        } else if (strcmp(a, "--turns") == 0 || strcmp(a, "--rounds") == 0) {
+            if (!(set.key = bz_cli_length_param(ops, a, &err)))
+                return play_usage_error("%s", err.msg);
+        } else if (strcmp(a, "--communication") == 0) {
+            if (strcmp(v, "on") && strcmp(v, "off"))
+                return play_usage_error("--communication: expected on or off, got '%s'", v);
+            if (bz_game_param_index(ops, "communication") < 0) {
+                bz_err_set(&err, BZ_EINVAL,
+                           "--communication: game %s has no parameter "
+                           "communication",
+                           ops->name);
+                return play_usage_error("%s", err.msg);
+            }
+            set.key = "communication";
+            set.value = strcmp(v, "on") == 0 ? "true" : "false";
+        } else if (strcmp(a, "--set") == 0) {
+            const char *eq = strchr(v, '=');
+            if (!eq || eq == v)
+                return play_usage_error("--set: expected PARAM=VALUE, got '%s'", v);
+            /* the key is cut out of argv[i + 1] in place: "k=v" -> "k", "v" */
+            argv[i + 1][eq - v] = '\0';
+            set.key = v;
+            set.value = eq + 1;
         } else {
-            free(sets.p);
-            return usage_error(usage_play, "play: unknown option '%s'", a);
+            return play_usage_error("play: unknown option '%s'", a);
+        }
+        i++;
+        if (set.key) {
+            if (pa.n_sets == sizeof pa.sets / sizeof pa.sets[0])
+                return play_usage_error("play: too many parameters set at '%s'", a);
+            pa.sets[pa.n_sets++] = set;
         }
     }
-    if (!agents) {
-        free(sets.p);
-        return usage_error(usage_play, "play: %s", "missing --agents");
-    }
-    char *endp;
-    strtoull(seed, &endp, 10);
-    if (*endp || !*seed) {
-        free(sets.p);
-        return usage_error(usage_play, "--seed: expected a non-negative integer, got '%s'", seed);
-    }
-
-    /* The game is described as a one-game spec, so that it is validated by
-     * exactly the rules a sweep is. */
-    struct strbuf js = {0};
-    int n_agents = 0;
-    rc |= sb_str(&js, "{\"name\":\"play\",\"game\":");
-    rc |= sb_json(&js, ops->name);
-    rc |= sb_str(&js, ",\"seed\":");
-    rc |= sb_str(&js, seed);
-    rc |= sb_str(&js, ",\"fixed\":{\"lineup\":[");
-    for (const char *p = agents; *p;) {
-        const char *comma = strchr(p, ',');
-        size_t n = comma ? (size_t)(comma - p) : strlen(p);
-        char one[256];
-        snprintf(one, sizeof one, "%.*s", (int)(n < 200 ? n : 200), p);
-        char full[300], policy[256];
-        snprintf(policy, sizeof policy, "%.*s", (int)strcspn(one, "?"), one);
-        /* a policy of the game is a heuristic; anything else a model id */
-        if (!strchr(one, ':') && bz_game_policy(ops, policy))
-            snprintf(full, sizeof full, "heuristic:%s", one);
-        else
-            snprintf(full, sizeof full, "%s", one);
-        rc |= sb_str(&js, n_agents ? "," : "");
-        rc |= sb_json(&js, full);
-        n_agents++;
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-    char num[64];
-    snprintf(num, sizeof num, "],\"n_agents\":%d", n_agents);
-    rc |= sb_str(&js, num);
-    if (turns) {
-        rc |= sb_str(&js, ",\"max_turns\":");
-        rc |= sb_value(&js, turns);
-    }
-    if (comm)
-        rc |= sb_str(&js, strcmp(comm, "on") == 0 ? ",\"communication\":true"
-                                                  : ",\"communication\":false");
-    if (sets.p)
-        rc |= sb_str(&js, sets.p);
-    rc |= sb_str(&js, "}");
-    if (models) {
-        rc |= sb_str(&js, ",\"models\":");
-        rc |= sb_json(&js, models);
-    }
-    if (cache) {
-        rc |= sb_str(&js, ",\"llm\":{\"cache\":");
-        rc |= sb_json(&js, cache);
-        rc |= sb_str(&js, "}");
-    }
-    rc |= sb_str(&js, "}");
-    free(sets.p);
+    char *json = NULL;
+    int rc = bz_cli_play_spec(ops, &pa, &json, &err);
+    if (rc == BZ_EINVAL)
+        return play_usage_error("play: %s", err.msg);
     if (rc) {
-        free(js.p);
-        fprintf(stderr, "bazaar: out of memory\n");
-        return EXIT_FAIL;
+        fprintf(stderr, "bazaar: %s\n", err.msg);
+        return exit_code(rc);
     }
-
-    struct bz_err err = {0};
     struct bz_spec *spec = NULL;
     struct bz_grid *grid = NULL;
     struct bz_match *m = NULL;
     struct bz_llm *llm = NULL;
     struct bz_llm_hook hook;
     struct bz_game_config cfg;
-    rc = bz_spec_parse(js.p, "command line", &spec, &err);
+    rc = bz_spec_parse(json, "command line", &spec, &err);
     if (!rc)
         rc = bz_grid_create(spec, &grid, &err);
     if (!rc)
@@ -480,7 +386,7 @@ static int cmd_play(int argc, char **argv)
         }
     }
     if (out) {
-        rc = write_single(out, m, js.p, &err);
+        rc = write_single(out, m, json, &err);
         if (!rc && !quiet)
             printf("records written to %s\n", out);
     }
@@ -489,7 +395,7 @@ out:
     bz_llm_destroy(llm);
     bz_grid_destroy(grid);
     bz_spec_destroy(spec);
-    free(js.p);
+    free(json);
     if (rc)
         fprintf(stderr, "bazaar: %s\n", err.msg);
     return exit_code(rc);
@@ -645,8 +551,9 @@ static int cmd_merge(int argc, char **argv)
         files[kept++] = files[i];
     }
     if (!rc && !prov_buf)
-        fprintf(stderr, "bazaar: no provenance (sweep.prov) beside the shards: %s will not "
-                        "record the spec, ranks or number of games\n",
+        fprintf(stderr,
+                "bazaar: no provenance (sweep.prov) beside the shards: %s will not "
+                "record the spec, ranks or number of games\n",
                 out);
     if (!rc && kept == 0)
         rc = bz_err_set(&err, BZ_EINVAL, "no readable shard to merge; %s not written", out);
@@ -696,6 +603,9 @@ int bz_cli_main(int argc, char **argv)
     }
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage_main, stdout);
+        fputs("\ngames (bazaar play GAME --params for each parameter's range and meaning):\n",
+              stdout);
+        bz_cli_print_games(stdout);
         return EXIT_OK;
     }
     if (strcmp(cmd, "run") == 0)

@@ -32,6 +32,36 @@ def test_play_rejects_unknown_policy_with_exit_2():
     assert p.returncode == 2 and "nosuch" in p.stderr
 
 
+def test_play_options_follow_the_games_own_parameters(tmp_path):
+    # the length option the game does not have is refused, naming the game
+    p = bazaar("play", "electricity", "--agents", "truthful,greedy", "--rounds", "3", check=False)
+    assert p.returncode == 2 and "electricity" in p.stderr and "--turns" in p.stderr
+    # any parameter with --set, checked with the spec's messages
+    p = bazaar("play", "electricity", "--agents", "greedy,zi", "--set", "volatility=high",
+               check=False)
+    assert p.returncode == 2 and "fixed.volatility" in p.stderr
+    p = bazaar("play", "electricity", "--agents", "greedy,zi", "--turns", "2", "--set",
+               "max_turns=3", check=False)
+    assert p.returncode == 2 and "given twice" in p.stderr
+    # --set n_agents: the agents named repeat to fill it
+    out = str(tmp_path / "n.h5")
+    bazaar("play", "electricity", "--agents", "greedy,zi", "--turns", "2", "--set",
+           "n_agents=3", "--set", "scarcity=0.7", "-o", out, "--quiet")
+    with h5py.File(out, "r") as f:
+        assert len(f["agents"]) == 3
+
+
+def test_usage_and_params_list_every_registered_game():
+    usage = bazaar("play", "--help").stdout
+    top = bazaar("--help").stdout
+    every = bazaar("play", "--params").stdout
+    for text in (usage, top):
+        assert "electricity" in text and "reciprocal" in text and "storage_hours" in text
+    assert "game electricity" in every and "heuristic policies:" in every
+    one = bazaar("play", "electricity", "--params").stdout
+    assert "max_turns" in one and "integer in [1, 8760]" in one
+
+
 def test_expand_prints_count_and_configs():
     p = bazaar("expand", "sweeps/quickstart.json", "-n", "3")
     assert "800 games" in p.stdout
