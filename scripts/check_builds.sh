@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# check_builds.sh: the library and CLI build in every optimised build type, so
-# that a warning only -O3 (Release) or -Os (MinSizeRel) gives is caught here and
-# not by a user. A plain configure has BZ_WERROR off (a user's build never fails
+# check_builds.sh: the library and CLI build in Release, MinSizeRel and Debug,
+# so that a warning only -O3 (Release), -Os (MinSizeRel) or -O0 gives is caught
+# here and not by a user. A plain configure has BZ_WERROR off (a user's build never fails
 # on a warning); these builds turn it on so that such a warning fails the test
 # command and CI.
 # Usage: scripts/check_builds.sh [BUILD_TYPE ...]   (default: Release MinSizeRel Debug)
