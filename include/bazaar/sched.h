@@ -12,18 +12,18 @@
 
 struct bz_run_options {
     const char *spec_path;
-    const char *out_path;   /* NULL: the spec's output */
-    int resume;             /* play only games not yet recorded */
-    int replay;             /* LLM: refuse any call not in the cache */
-    int quiet;              /* no progress output */
+    const char *out_path;       /* NULL: the spec's output */
+    int resume;                 /* play only games not yet recorded */
+    int replay;                 /* LLM: refuse any call not in the cache */
+    int quiet;                  /* no progress output */
     double progress_interval_s; /* log-line interval when stderr is not a tty */
-    int dispatch_only;      /* bench: hand out ids, play nothing, write nothing */
-    int max_batch;          /* largest batch of ids per request (0: default) */
+    int dispatch_only;          /* bench: hand out ids, play nothing, write nothing */
+    int max_batch;              /* largest batch of ids per request (0: default) */
 };
 
 struct bz_run_stats {
     int64_t games_total;
-    int64_t games_played;  /* by this run */
+    int64_t games_played; /* by this run */
     int64_t games_failed;
     int64_t games_skipped; /* already recorded (resume) */
     double seconds;
