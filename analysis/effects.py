@@ -26,6 +26,7 @@ import sys
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bazaar_results as br  # noqa: E402
@@ -91,6 +92,28 @@ def _percentile(x, level):
     return float(np.quantile(x, a)), float(np.quantile(x, 1 - a))
 
 
+def small_sample_factor(n_clusters, level=LEVEL):
+    """How much to widen a bootstrap percentile interval from n clusters: the
+    bootstrap's SD is sqrt((n-1)/n) of the usual standard error and a mean of
+    n clusters needs Student's t (n-1 df), not the normal quantile. Without
+    it, 10 environments cover 88.5% at a nominal 95% (measured: see README)."""
+    if n_clusters < 2:
+        return np.nan
+    q = 1 - (1 - level) / 2
+    return float(stats.t.ppf(q, n_clusters - 1) / stats.norm.ppf(q) *
+                 math.sqrt(n_clusters / (n_clusters - 1)))
+
+
+def boot_ci(boots, estimate, n_clusters, level=LEVEL):
+    """Percentile interval of the bootstrap values, widened about the estimate
+    by small_sample_factor(n_clusters)."""
+    lo, hi = _percentile(np.asarray(boots, float), level)
+    f = small_sample_factor(n_clusters, level)
+    if not np.isfinite(f):
+        return np.nan, np.nan
+    return float(estimate - f * (estimate - lo)), float(estimate + f * (hi - estimate))
+
+
 def _frame(r, contrast, outcome, where):
     g = select(r, where)
     factor, a, b = parse_contrast(r, contrast, g)
@@ -123,7 +146,8 @@ def effect(r, contrast, outcome, where=None, n_boot=N_BOOT, level=LEVEL, seed=0)
     keyed = g.assign(_cl=cl.values)
     cell = keyed.groupby(key + ["_arm"], dropna=False)["_y"].mean().unstack("_arm")
     pairs = cell.dropna() if cluster else cell.iloc[0:0]
-    btxt = f"percentile {level:.0%} CI from {n_boot} bootstrap resamples of whole environments"
+    btxt = (f"{level:.0%} CI: percentile interval of {n_boot} bootstrap resamples of whole "
+            f"environments, widened by t(n-1)/z * sqrt(n/(n-1)) for n environments")
     if len(pairs):
         d = (pairs[1] - pairs[0]).to_numpy()
         cid = pd.factorize(pairs.index.get_level_values(cluster) if others else pairs.index)[0]
@@ -132,7 +156,7 @@ def effect(r, contrast, outcome, where=None, n_boot=N_BOOT, level=LEVEL, seed=0)
         n = np.bincount(cid, minlength=nc).astype(float)
         W = _boot_weights(nc, n_boot, seed)
         boots = (W @ s) / (W @ n)
-        lo, hi = _percentile(boots, level)
+        lo, hi = boot_ci(boots, d.mean(), nc, level)
         method = (f"paired by environment (same env_seed and {', '.join(others) or 'no other factor'}); "
                   f"mean of {len(d)} pair differences; {btxt} (env_seed, {nc} clusters)")
         return {**res, "estimate": float(d.mean()), "ci_low": lo, "ci_high": hi,
@@ -156,7 +180,7 @@ def effect(r, contrast, outcome, where=None, n_boot=N_BOOT, level=LEVEL, seed=0)
     est = float(np.mean(means[1][0][both] - means[0][0][both])) if both.any() else np.nan
     with np.errstate(invalid="ignore"):
         boots = np.nanmean((means[1][1] - means[0][1])[:, both], axis=1) if both.any() else np.array([])
-    lo, hi = _percentile(boots, level)
+    lo, hi = boot_ci(boots, est, nc, level) if np.isfinite(est) else (np.nan, np.nan)
     method = (f"UNPAIRED (no two games share an environment across the arms: {factor} changes it): "
               f"mean over {int(both.sum())} strata ({', '.join(others) or 'none'}) of the "
               f"difference of arm means; {btxt} (env_seed, {nc} clusters)")

@@ -108,7 +108,7 @@ def fit_scaling(x, y, cl, n_boot=N_BOOT, seed=0, bounds=None, level=0.95):
         boots.append(_fit(kind, x[idx], y[idx], bounds, p0=p if kind == "logistic" else None))
     boots = np.array(boots)
     a = (1 - level) / 2
-    ci = [effects._percentile(boots[:, i], level) for i in range(2)]
+    ci = [effects.boot_ci(boots[:, i], p[i], len(u), level) for i in range(2)]
     return {"model": kind, "a": float(p[0]), "b": float(p[1]), "a_ci": list(ci[0]),
             "b_ci": list(ci[1]), "cv_mse_linear": cv["linear"], "cv_mse_logistic": cv["logistic"],
             "bounds": list(bounds), "n_games": int(len(x)), "n_clusters": int(len(u)),

@@ -31,13 +31,13 @@ N_BOOT = 1000
 
 
 def _cell_mean_ci(y, cl, n_boot, seed):
-    """Mean of y and its percentile CI resampling clusters cl."""
+    """Mean of y and its CI (effects.boot_ci) resampling clusters cl."""
     cid = np.unique(cl, return_inverse=True)[1]
     nc = cid.max() + 1
     s = np.bincount(cid, weights=y, minlength=nc)
     n = np.bincount(cid, minlength=nc).astype(float)
     W = effects._boot_weights(nc, n_boot, seed)
-    lo, hi = effects._percentile((W @ s) / (W @ n), effects.LEVEL)
+    lo, hi = effects.boot_ci((W @ s) / (W @ n), y.mean(), nc)
     return float(y.mean()), lo, hi, int(nc)
 
 

@@ -117,7 +117,7 @@ def ratings(r, where=None, n_boot=N_BOOT, seed=0, level=0.95):
     W = effects._boot_weights(C, n_boot, seed)
     bw = np.einsum("bc,cij->bij", W, wins)
     boots = centre(bt_fit(bw))
-    ci = np.array([effects._percentile(boots[:, i], level) for i in range(len(labels))])
+    ci = np.array([effects.boot_ci(boots[:, i], est[i], C, level) for i in range(len(labels))])
     ag = r.agents.groupby("label")
     cap = ag["capability"].mean() if "capability" in r.agents else pd.Series(dtype=float)
     kind = ag["kind"].first() if "kind" in r.agents else pd.Series(dtype=object)
@@ -127,7 +127,8 @@ def ratings(r, where=None, n_boot=N_BOOT, seed=0, level=0.95):
                        "kind": [kind.get(l, "") for l in labels]})
     method = (f"Bradley-Terry (MM) on {int(n.sum() / 2)} pairwise payoff comparisons within games "
               f"(different labels only), {PSEUDO} pseudo-win each way per pair that met; Elo scale; "
-              f"{level:.0%} percentile CIs from {n_boot} bootstrap resamples of {C} environments"
+              f"{level:.0%} CIs: percentile of {n_boot} bootstrap resamples of {C} environments, "
+              f"widened by t(n-1)/z * sqrt(n/(n-1))"
               + ("; labels in different groups never met: their ratings are not comparable"
                  if comp.max() > 0 else ""))
     df = df.sort_values(["group", "rating"], ascending=[True, False]).reset_index(drop=True)
