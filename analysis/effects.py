@@ -23,6 +23,7 @@ import json
 import math
 import os
 import sys
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -178,7 +179,8 @@ def effect(r, contrast, outcome, where=None, n_boot=N_BOOT, level=LEVEL, seed=0)
             means.append(((S.sum(0) / N.sum(0)), (W @ S) / (W @ N)))
     both = np.isfinite(means[0][0]) & np.isfinite(means[1][0])
     est = float(np.mean(means[1][0][both] - means[0][0][both])) if both.any() else np.nan
-    with np.errstate(invalid="ignore"):
+    with warnings.catch_warnings():  # a resample may miss one arm of a stratum
+        warnings.simplefilter("ignore", RuntimeWarning)
         boots = np.nanmean((means[1][1] - means[0][1])[:, both], axis=1) if both.any() else np.array([])
     lo, hi = boot_ci(boots, est, nc, level) if np.isfinite(est) else (np.nan, np.nan)
     method = (f"UNPAIRED (no two games share an environment across the arms: {factor} changes it): "

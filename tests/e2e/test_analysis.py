@@ -1,62 +1,266 @@
-"""analysis/: the loader and the heatmap on a real (small) sweep."""
+"""analysis/: the loader on both file layouts, paired effects against ground
+truth (placebo, a known skill effect, CI coverage), scaling fits on planted
+slopes, ratings by skill, the heatmap and power planner, all on heuristic
+sweeps this file makes with build/bazaar."""
+import json
 import os
 import subprocess
 import sys
 
+import h5py
 import numpy as np
+import pytest
 
 from conftest import ROOT, bazaar, write_spec
 
 sys.path.insert(0, os.path.join(ROOT, "analysis"))
+import bazaar_results as br  # noqa: E402
+import behaviour  # noqa: E402
+import effects  # noqa: E402
+import fits  # noqa: E402
 import heatmap  # noqa: E402
-import results  # noqa: E402
+import ratings  # noqa: E402
+
+PY = sys.executable
+GREEDY = "heuristic:greedy?skill="
 
 
-def _sweep(tmp_path):
-    spec = {
-        "name": "hm", "game": "electricity", "seed": 5, "repetitions": 4,
-        "fixed": {"n_agents": 4, "max_turns": 12},
-        "grid": {"scarcity": [0.8, 1.2], "lineup": ["g0", "g8"]},
-        "lineups": {
-            "g0": ["heuristic:greedy?skill=0.5", "heuristic:greedy?skill=0.5"],
-            "g8": ["heuristic:greedy?skill=0.9", "heuristic:greedy?skill=0.1"],
-        },
-    }
-    out = str(tmp_path / "hm.h5")
-    bazaar("run", write_spec(tmp_path, spec), "-o", out, "--quiet")
+def _run(tmp_path, spec, name):
+    out = str(tmp_path / f"{name}.h5")
+    bazaar("run", write_spec(tmp_path, spec, f"{name}.json"), "-o", out, "--quiet")
     return out
 
 
-def test_high_skill_mask_uses_capability_then_even_positions():
-    a = np.array([(0, 0.9), (1, 0.1), (2, 0.9), (3, 0.1)],
-                 dtype=[("agent", "i4"), ("capability", "f8")])
-    assert list(results.high_skill_mask(a)) == [True, False, True, False]
-    a["capability"] = 0.5
-    assert list(results.high_skill_mask(a)) == [True, False, True, False]
+def _grid_spec(seed=5, reps=4):
+    return {
+        "name": "hm", "game": "electricity", "seed": seed, "repetitions": reps,
+        "fixed": {"n_agents": 4, "max_turns": 12},
+        "grid": {"scarcity": [0.8, 1.2], "communication": [True, False], "lineup": ["g0", "g8"]},
+        "lineups": {"g0": [GREEDY + "0.5", GREEDY + "0.5"], "g8": [GREEDY + "0.9", GREEDY + "0.1"]},
+    }
 
 
-def test_skill_share_is_the_plain_share_for_profits_and_centred_for_losses():
-    hi = np.array([True, False])
-    assert results.skill_share(np.array([30.0, 10.0]), hi) == 0.75
-    assert results.skill_share(np.array([-10.0, -30.0]), hi) == 0.75
-    assert results.skill_share(np.array([-20.0, -20.0]), hi) == 0.5
-    assert np.isnan(results.skill_share(np.array([0.0, 0.0]), hi))
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    return _run(tmp_path_factory.mktemp("sweep"), _grid_spec(), "hm")
 
 
-def test_heatmap_grid_has_one_cell_per_gap_and_scarcity(tmp_path):
-    out = _sweep(tmp_path)
-    gaps, rows, mean, count = heatmap.heatmap_grid(out)
-    assert list(np.round(gaps, 6)) == [0.0, 0.8]
-    assert list(rows) == [0.8, 1.2]
-    assert count.sum() == 16 and (count == 4).all()
-    assert np.isfinite(mean).all()
+def _new_layout_copy(src, dst):
+    """The same games in the game-neutral layout: parameters moved from
+    /games (and params_json) to /electricity/config, seeds as uint64,
+    /messages with round, visibility and conversation."""
+    with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
+        for k, v in f.attrs.items():
+            g.attrs[k] = v
+        games = f["games"][()]
+        params = [json.loads(p) for p in games["params_json"]]
+        keep = [n for n in games.dtype.names
+                if n not in ("volatility", "scarcity", "competition", "params_json")]
+        dt = [(n, np.uint64 if n in ("seed", "env_seed") else games.dtype[n]) for n in keep]
+        new = np.empty(len(games), dtype=dt)
+        for n in keep:
+            new[n] = games[n].astype(np.uint64) if n in ("seed", "env_seed") else games[n]
+        g.create_dataset("games", data=new)
+        keys = [k for k in params[0] if k not in ("n_agents", "communication")]
+        sdt = h5py.string_dtype()
+        cdt = [("game_id", "<i8")] + [(k, sdt if isinstance(params[0][k], str) else "<f8")
+                                      for k in keys]
+        cfg = np.empty(len(games), dtype=cdt)
+        cfg["game_id"] = games["game_id"]
+        for k in keys:
+            cfg[k] = [p[k] for p in params]
+        g.create_dataset("electricity/config", data=cfg)
+        for name in ("agents", "electricity/turns", "electricity/market"):
+            g.create_dataset(name, data=f[name][()])
+        m = f["messages"][()]
+        mdt = m.dtype.descr[:2] + [("round", "<i4")] + m.dtype.descr[2:]
+        mm = np.empty(len(m), dtype=[(n, m.dtype[n]) for n in m.dtype.names[:2]] + [("round", "<i4")]
+                      + [(n, m.dtype[n]) for n in m.dtype.names[2:]]
+                      + [("visibility", sdt), ("conversation", "<i8")])
+        del mdt
+        for n in m.dtype.names:
+            mm[n] = m[n]
+        mm["round"] = m["turn"]
+        mm["visibility"] = "public"
+        mm["conversation"] = -1
+        g.create_dataset("messages", data=mm)
 
 
-def test_heatmap_script_writes_a_png(tmp_path):
-    out = _sweep(tmp_path)
+def test_load_joins_parameters_in_both_layouts(sweep, tmp_path):
+    old = br.load(sweep)
+    assert old.layout == "old"
+    assert {"scarcity", "communication", "lineup", "max_turns"} <= set(old.factors)
+    assert set(old.varying()) == {"scarcity", "communication", "lineup"}
+    assert old.competition_axis("electricity") == "scarcity"
+    assert "electricity/turns" in old.tables and len(old.tables["electricity/turns"])
+    assert old.games["env_seed"].dtype == np.uint64
+    new_path = str(tmp_path / "new.h5")
+    _new_layout_copy(sweep, new_path)
+    new = br.load(new_path)
+    assert new.layout == "new"
+    assert set(new.varying()) == set(old.varying())
+    for c in ("scarcity", "volatility", "max_turns", "lineup", "env_seed"):
+        assert list(new.games[c]) == list(old.games[c]), c
+    assert "round" in new.messages.columns
+    a = effects.effect(old, "lineup=g0,g8", "high_share", n_boot=200)
+    b = effects.effect(new, "lineup=g0,g8", "high_share", n_boot=200)
+    assert {k: v for k, v in a.items() if k != "method"} == {k: v for k, v in b.items() if k != "method"}
+
+
+def test_a_known_skill_effect_has_the_right_sign_and_a_ci_excluding_zero(sweep):
+    r = br.load(sweep)
+    e = effects.effect(r, "lineup=g0,g8", "high_share")
+    assert e["paired"] and e["n_pairs"] == 16 and e["n_clusters"] == 8
+    assert e["estimate"] > 0 and e["ci_low"] > 0, e
+    # the reverse contrast is the exact negative
+    rev = effects.effect(r, "lineup=g8,g0", "high_share")
+    assert rev["estimate"] == pytest.approx(-e["estimate"])
+
+
+def test_a_contrast_that_changes_the_environment_falls_back_to_unpaired(sweep):
+    r = br.load(sweep)
+    e = effects.effect(r, "scarcity", "high_share", n_boot=200)
+    assert not e["paired"] and e["n_pairs"] == 0 and "UNPAIRED" in e["method"]
+    assert np.isfinite(e["estimate"]) and e["ci_low"] <= e["estimate"] <= e["ci_high"]
+
+
+def test_effects_cli_prints_json(sweep):
+    p = subprocess.run([PY, os.path.join(ROOT, "analysis", "effects.py"), sweep, "--contrast",
+                        "communication", "--outcome", "electricity/market.clearing_price:mean",
+                        "--where", "lineup=g8", "--json"], capture_output=True, text=True, check=True)
+    d = json.loads(p.stdout)
+    assert set(d) == {"estimate", "ci_low", "ci_high", "n_pairs", "method"}
+    assert d["n_pairs"] == 8 and d["ci_low"] <= d["estimate"] <= d["ci_high"]
+
+
+def test_ci_coverage_on_repeated_small_sweeps_against_a_large_run(tmp_path):
+    """30 sweeps of 10 environments each; the truth from 1,500 environments.
+    Measured with 200 such sweeps: 88.5% for the plain percentile bootstrap,
+    see README for the widened interval's rate. Here at least 80% of 30 (a
+    floor 2.6 binomial SDs under 95%)."""
+    base = {"name": "cov", "game": "electricity", "repetitions": 10,
+            "fixed": {"n_agents": 4, "max_turns": 12, "scarcity": 1.0, "volatility": 0.3},
+            "grid": {"lineup": ["g0", "g6"]},
+            "lineups": {"g0": [GREEDY + "0.5", GREEDY + "0.5"], "g6": [GREEDY + "0.8", GREEDY + "0.2"]}}
+    big = _run(tmp_path, {**base, "seed": 999, "repetitions": 1500}, "big")
+    truth = effects.effect(br.load(big), "lineup=g0,g6", "high_share", n_boot=200)["estimate"]
+    hits = 0
+    for k in range(30):
+        path = _run(tmp_path, {**base, "seed": 1000 + k}, f"s{k}")
+        e = effects.effect(br.load(path), "lineup=g0,g6", "high_share", n_boot=1000)
+        hits += e["ci_low"] <= truth <= e["ci_high"]
+        os.remove(path)
+    print(f"coverage {hits}/30 of the truth {truth:.4f}")
+    assert hits >= 24, f"coverage {hits}/30"
+
+
+def test_fits_recover_a_planted_linear_slope():
+    rng = np.random.default_rng(1)
+    env = np.repeat(np.arange(60), 4)
+    x = np.tile([0.0, 0.3, 0.6, 0.9], 60) * 10  # a wide scale: bounds are the data's range
+    y = 3.0 + 2.5 * x + rng.normal(0, 1.0, 60)[env] + rng.normal(0, 2.0, len(x))
+    f = fits.fit_scaling(x, y, env, n_boot=200)
+    assert f["model"] == "linear", f
+    assert f["b_ci"][0] <= 2.5 <= f["b_ci"][1] and f["b_ci"][1] - f["b_ci"][0] < 0.5, f
+
+
+def test_fits_recover_a_planted_logistic_slope():
+    rng = np.random.default_rng(2)
+    levels = np.linspace(-3, 3, 9)
+    env = np.repeat(np.arange(80), len(levels))
+    x = np.tile(levels, 80)
+    y = 1 / (1 + np.exp(-(0.5 + 2.0 * x))) + rng.normal(0, 0.03, 80)[env] + rng.normal(0, 0.05, len(x))
+    y = np.clip(y, 0, 1)
+    f = fits.fit_scaling(x, y, env, n_boot=200)
+    assert f["model"] == "logistic" and f["cv_mse_logistic"] < f["cv_mse_linear"], f
+    assert f["b_ci"][0] <= 2.0 <= f["b_ci"][1], f
+    assert f["a_ci"][0] <= 0.5 <= f["a_ci"][1], f
+
+
+def test_ratings_order_heuristics_by_skill(tmp_path):
+    spec = {"name": "rat", "game": "electricity", "seed": 3, "repetitions": 40,
+            "fixed": {"n_agents": 4, "max_turns": 12}, "grid": {"lineup": ["mix"]},
+            "lineups": {"mix": [GREEDY + "0.1", GREEDY + "0.5", GREEDY + "0.9", GREEDY + "0.5"]}}
+    r = br.load(_run(tmp_path, spec, "rat"))
+    df, method = ratings.ratings(r, n_boot=200)
+    assert list(df["label"]) == [GREEDY + "0.9", GREEDY + "0.5", GREEDY + "0.1"], df
+    assert list(df["capability"]) == [0.9, 0.5, 0.1]
+    top, bottom = df.iloc[0], df.iloc[-1]
+    assert top["ci_low"] > bottom["ci_high"], df
+    assert "Bradley-Terry" in method
+
+
+def test_bradley_terry_recovers_planted_strengths():
+    rng = np.random.default_rng(4)
+    true = np.array([1.0, 0.0, -1.0])
+    wins = np.zeros((3, 3))
+    for _ in range(3000):
+        i, j = rng.choice(3, 2, replace=False)
+        p = 1 / (1 + np.exp(-(true[i] - true[j])))
+        if rng.random() < p:
+            wins[i, j] += 1
+        else:
+            wins[j, i] += 1
+    est = ratings.bt_fit(wins)
+    assert np.allclose(est - est.mean(), true - true.mean(), atol=0.15), est
+
+
+def test_heatmap_cells_carry_cis_and_the_script_writes_png_and_svg(sweep, tmp_path):
+    r = br.load(sweep)
+    cells = heatmap.grid(r, outcome="high_share", where={"communication": 1}, n_boot=200)
+    assert cells["rows"] == "scarcity" and list(cells["ys"]) == [0.8, 1.2]
+    assert list(cells["xs"]) == [0.0, 0.8]
+    assert (cells["n"] == 4).all() and (cells["nc"] == 4).all()
+    assert np.all(cells["lo"] <= cells["est"]) and np.all(cells["est"] <= cells["hi"])
+    paired = heatmap.grid(r, outcome="high_share", where={"communication": 1}, stat="paired",
+                          n_boot=200)
+    assert np.isnan(paired["est"][:, 0]).all() and np.isfinite(paired["est"][:, 1]).all()
     png = str(tmp_path / "hm.png")
-    p = subprocess.run([sys.executable, os.path.join(ROOT, "analysis", "heatmap.py"), out,
-                        "-o", png], capture_output=True, text=True, check=True)
-    assert "16 games" in p.stdout
+    p = subprocess.run([PY, os.path.join(ROOT, "analysis", "heatmap.py"), sweep, "-o", png,
+                        "--where", "communication=0"], capture_output=True, text=True, check=True)
+    assert "16 games" in p.stdout and "fixed scale [0, 1]" in p.stdout
     with open(png, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    with open(str(tmp_path / "hm.svg")) as f:
+        assert "<svg" in f.read(2000)
+
+
+def test_fits_script_writes_parameters(sweep, tmp_path):
+    prefix = str(tmp_path / "fits")
+    subprocess.run([PY, os.path.join(ROOT, "analysis", "fits.py"), sweep, "-o", prefix, "--boot",
+                    "50"], capture_output=True, text=True, check=True)
+    rows = json.load(open(prefix + ".json"))
+    assert [x["level"] for x in rows] == [0.8, 1.2]
+    assert all(x["model"] in ("linear", "logistic") and x["b"] > 0 for x in rows)
+    assert open(prefix + ".csv").readline().startswith("game,by,level")
+    assert os.path.getsize(prefix + ".png") > 0 and os.path.getsize(prefix + ".svg") > 0
+
+
+def test_behaviour_says_what_it_measures_against(sweep):
+    r = br.load(sweep)
+    dec, notes = behaviour.deception(r)
+    assert len(dec) and set(dec["claim"]) == {"claimed_surplus"}
+    ref = set(dec["reference"])
+    if "expected_surplus" in br.load(sweep).tables["electricity/turns"].columns:
+        assert ref == {"expected_surplus"}
+    else:
+        assert ref == {"true_surplus"} and "REALISED" in notes[0]
+    stab, _ = behaviour.stability(r)
+    assert set(stab["metric"]) == {"price_sd", "unserved_share", "sales_hhi"}
+    assert set(stab["factor"]) == {"scarcity"}
+    assert ((stab["sales_hhi"] if "sales_hhi" in stab else stab[stab["metric"] == "sales_hhi"]["mean"])
+            .between(0.25 - 1e-9, 1 + 1e-9).all())
+
+
+def test_power_planner_predicts_the_width_a_larger_sweep_gets(tmp_path):
+    spec = _grid_spec(seed=21, reps=6)
+    pilot = br.load(_run(tmp_path, spec, "pilot"))
+    e = effects.effect(pilot, "lineup=g0,g8", "high_share")
+    target = (e["ci_high"] - e["ci_low"]) / 2
+    plan = effects.plan(pilot, "lineup=g0,g8", "high_share", target)
+    need = plan["repetitions_needed"]
+    assert 18 <= need <= 30, plan  # about 4x the pilot's 6 (the small-sample factor shrinks too)
+    big = br.load(_run(tmp_path, {**spec, "seed": 22, "repetitions": need}, "big"))
+    got = effects.effect(big, "lineup=g0,g8", "high_share")
+    width = got["ci_high"] - got["ci_low"]
+    assert 0.5 * target < width < 1.5 * target, (width, target)
