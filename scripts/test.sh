@@ -4,7 +4,7 @@
 # and UndefinedBehaviorSanitizer. Exits non-zero if anything fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh slurm-wlm munge
+scripts/setup.sh slurm-wlm munge chromium
 
 JOBS=$(nproc 2>/dev/null || echo 2)
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
