@@ -274,6 +274,8 @@ class Results:
                         higher- and lower-capability agents (at gap 0: even and
                         odd seats). Equals H / (H + L) when every x >= 0.
         high_advantage  mean x of the high agents - mean x of the low agents
+        All three are NaN for a game whose lineup mixes kinds (heuristic skill
+        and model Elo are different scales: "higher capability" means nothing).
         """
         if getattr(self, "_derived", None) is not None:
             return self._derived
@@ -303,10 +305,13 @@ class Results:
         share = np.where(s["ax"] > 0, 0.5 + (s["xh"] - s["xl"]) / (2 * s["ax"].where(s["ax"] > 0)),
                          np.nan)
         adv = s["xh"] / s["nh"].where(s["nh"] > 0) - s["xl"] / s["nl"].where(s["nl"] > 0)
-        gap = (s["cmax"] - s["cmin"]).where(~s["mixed"].astype(bool))
+        mixed = s["mixed"].astype(bool)
+        gap = (s["cmax"] - s["cmin"]).where(~mixed)
+        share = pd.Series(share, index=s.index).where(~mixed)
+        adv = adv.where(~mixed)
         m = self.games["game_id"]
         out["capability_gap"] = m.map(gap).astype(float).round(9).to_numpy()
-        out["high_share"] = m.map(pd.Series(share, index=s.index)).astype(float).to_numpy()
+        out["high_share"] = m.map(share).astype(float).to_numpy()
         out["high_advantage"] = m.map(adv).astype(float).to_numpy()
         self._derived = out
         return out

@@ -237,9 +237,12 @@ def stability(r, n_boot=500):
     rows = []
     env_factors = [f for f in r.varying() if f not in ("lineup", "communication")
                    and g[f].dtype.kind in "biuf"]
-    for f in env_factors:
-        for lv in sorted(g[f].dropna().unique()):
-            sel = (g[f] == lv).to_numpy()
+    levels = [(f, lv, (g[f] == lv).to_numpy()) for f in env_factors
+              for lv in sorted(g[f].dropna().unique())]
+    if not levels:  # no environment factor varies: one row over all games
+        levels = [("all", 0.0, np.ones(len(g), bool))]
+    for f, lv, sel in levels:
+        if True:
             for metric in [c for c in per.columns if c != "game_id"]:
                 y = per[metric].to_numpy(float)
                 ok = sel & np.isfinite(y)
