@@ -143,7 +143,7 @@ def effect(r, contrast, outcome, where=None, n_boot=N_BOOT, level=LEVEL, seed=0)
     if not len(g) or g["_arm"].nunique() < 2:
         return {**res, "estimate": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n_pairs": 0,
                 "n_clusters": 0, "se": np.nan, "paired": False,
-                "method": "no games in one of the two arms"}
+                "method": f"no game with a finite {outcome} in one of the two arms"}
     keyed = g.assign(_cl=cl.values)
     cell = keyed.groupby(key + ["_arm"], dropna=False)["_y"].mean().unstack("_arm")
     pairs = cell.dropna() if cluster else cell.iloc[0:0]
