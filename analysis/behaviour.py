@@ -14,8 +14,10 @@ Each summary is found by the columns a table has, not by the game's name:
                  /agents columns named promises_*; accepted proposals.
   trust          acceptance rate of other agents' proposals over rounds
                  (tables with voter, proposer, accept, round).
-  relationships  who talks to and pays whom: private /messages (receiver
-                 >= 0) and transfer tables (payer, payee, amount).
+  relationships  who talks to, pays, accepts and votes against whom in a game:
+                 private /messages (receiver >= 0), transfer tables (payer,
+                 payee, amount), votes on proposals (voter, proposer,
+                 accept) and elimination votes (voter, vote).
   irrational     columns named irrational* or dominated* (none today: said so).
   failures       inadmissible actions, fallbacks (per-agent columns), and LLM
                  parse outcomes by model (/llm_calls).
@@ -154,6 +156,17 @@ def relationships(r, game_id):
                 t = t[t["executed"] != 0]
             for (s, d), a in t.groupby(["payer", "payee"])["amount"].sum().items():
                 edges.append((int(s), int(d), float(a), "transfers"))
+        if {"voter", "proposer", "accept"} <= set(cols):
+            t = r.tables[name]
+            t = t[(t["game_id"] == game_id) & (t["voter"] != t["proposer"])]
+            for (s, d), a in t.groupby(["voter", "proposer"])["accept"].sum().items():
+                if a > 0:
+                    edges.append((int(s), int(d), float(a), "accepts"))
+        if {"voter", "vote"} <= set(cols) and "proposer" not in cols:
+            t = r.tables[name]
+            t = t[(t["game_id"] == game_id) & (t["vote"] >= 0)]
+            for (s, d), n in t.groupby(["voter", "vote"]).size().items():
+                edges.append((int(s), int(d), float(n), "votes against"))
     return edges
 
 
@@ -290,21 +303,24 @@ def draw_graph(edges, n_agents, out, title):
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     ang = np.linspace(0, 2 * np.pi, n_agents, endpoint=False)
     pos = np.c_[np.cos(ang), np.sin(ang)]
-    wmax = {k: max([w for *_, w, kk in [(e[0], e[1], e[2], e[3]) for e in edges] if kk == k] or [1])
-            for k in ("messages", "transfers")}
+    colour = {"messages": "tab:blue", "transfers": "tab:red", "accepts": "tab:green",
+              "votes against": "tab:purple"}
+    wmax = {k: max([e[2] for e in edges if e[3] == k] or [1]) for k in colour}
     for s, d, w, k in edges:
         if s >= n_agents or d >= n_agents:
             continue
         ax.annotate("", xy=pos[d] * 0.9, xytext=pos[s] * 0.9,
                     arrowprops=dict(arrowstyle="->", lw=0.5 + 3 * w / wmax[k],
-                                    color="#1f77b4" if k == "messages" else "#d62728",
+                                    color=colour[k],
                                     connectionstyle="arc3,rad=0.15"))
     for i, (x, y) in enumerate(pos):
         ax.text(x, y, str(i), ha="center", va="center", bbox=dict(boxstyle="circle", fc="w"))
     ax.set_xlim(-1.3, 1.3)
     ax.set_ylim(-1.3, 1.3)
     ax.axis("off")
-    ax.set_title(title + "\nblue: private messages, red: transfers", fontsize=8)
+    kinds = sorted({e[3] for e in edges})
+    ax.set_title(title + "\n" + ", ".join(f"{k}: {colour[k][4:]}" for k in kinds) +
+                 " (width: volume)", fontsize=8)
     fig.savefig(out, dpi=100)
     fig.savefig(os.path.splitext(out)[0] + ".svg")
     plt.close(fig)

@@ -349,7 +349,7 @@ class Report:
                                      f"game {gid}")
                 self.img(rel, svg, f"relationships game {gid}")
             else:
-                self.p("relationship graph: no private messages or transfers in this game", "note")
+                self.p("relationship graph: no private messages, transfers or votes in this game", "note")
             self.parts.append(f"<pre>{esc(text) or '(no messages)'}</pre>")
             if len(calls):
                 self.parts.append("<p>LLM calls:</p>" + table_html(calls, 40))

@@ -264,3 +264,108 @@ def test_power_planner_predicts_the_width_a_larger_sweep_gets(tmp_path):
     got = effects.effect(big, "lineup=g0,g8", "high_share")
     width = got["ci_high"] - got["ci_low"]
     assert 0.5 * target < width < 1.5 * target, (width, target)
+
+
+# analysis/results.py (the numpy loader, owned by the tables work) keeps its tests here
+import results  # noqa: E402
+
+
+def test_high_skill_mask_uses_capability_then_even_positions():
+    a = np.array([(0, 0.9), (1, 0.1), (2, 0.9), (3, 0.1)],
+                 dtype=[("agent", "i4"), ("capability", "f8")])
+    assert list(results.high_skill_mask(a)) == [True, False, True, False]
+    a["capability"] = 0.5
+    assert list(results.high_skill_mask(a)) == [True, False, True, False]
+
+
+def test_skill_share_is_the_plain_share_for_profits_and_centred_for_losses():
+    hi = np.array([True, False])
+    assert results.skill_share(np.array([30.0, 10.0]), hi) == 0.75
+    assert results.skill_share(np.array([-10.0, -30.0]), hi) == 0.75
+    assert results.skill_share(np.array([-20.0, -20.0]), hi) == 0.5
+    assert np.isnan(results.skill_share(np.array([0.0, 0.0]), hi))
+
+
+def test_derived_high_share_matches_results_py(sweep):
+    r = br.load(sweep)
+    old = results.per_game_skill_share(sweep)
+    mine = r.derived().set_index(r.games["game_id"])
+    assert np.allclose(mine.loc[old["game_id"], "high_share"], old["high_share"], equal_nan=True)
+    assert np.allclose(mine.loc[old["game_id"], "capability_gap"], old["skill_gap"])
+
+
+def _synthetic_beast(path, n_games=24, n=5, seed=0):
+    """A results file of a game bazaar does not play yet (beast-like): new
+    layout, /beast/config, votes with declared votes, transfers, private
+    messages. Agent 0 is 'strong' and wins more."""
+    rng = np.random.default_rng(seed)
+    sdt = h5py.string_dtype()
+    gdt = [("game_id", "<i8"), ("game", sdt), ("seed", "<u8"), ("env_seed", "<u8"),
+           ("repetition", "<i4"), ("n_agents", "<i4"), ("communication", "u1"), ("lineup", sdt),
+           ("status", sdt)]
+    games = np.empty(n_games, dtype=gdt)
+    agents = np.empty(n_games * n, dtype=[("game_id", "<i8"), ("agent", "<i4"), ("kind", sdt),
+                                          ("policy", sdt), ("skill", "<f8"), ("capability", "<f8"),
+                                          ("payoff", "<f8")])
+    votes, transfers, msgs = [], [], []
+    for g in range(n_games):
+        comm = g % 2
+        games[g] = (g, "beast", g + 100, g // 2, g // 2, n, comm, "mix", "ok")
+        for a in range(n):
+            skill = 0.9 if a == 0 else 0.2
+            pol = f"heuristic:loyal?skill={skill}"
+            agents[g * n + a] = (g, a, "heuristic", pol, skill, skill,
+                                 1000 * skill + rng.normal(0, 100))
+        for rnd in range(3):
+            for v in range(n):
+                target = (v + 1) % n
+                declared = target if rng.random() < 0.7 else (v + 2) % n
+                votes.append((g, rnd, v, declared, target, 1))
+            transfers.append((g, rnd, 1, 0, 50.0, 1))
+            if comm:
+                msgs.append((g, rnd, rnd, "talk", 1, 0, "private", rnd, "deal?"))
+    with h5py.File(path, "w") as f:
+        f.attrs["spec_json"] = json.dumps({"game": "beast", "grid": {"communication": [True, False]},
+                                           "fixed": {"n_agents": n, "bonus": 250000}})
+        f.create_dataset("games", data=games)
+        f.create_dataset("agents", data=agents)
+        cfg = np.array([(g, n, g % 2, 250000.0) for g in range(n_games)],
+                       dtype=[("game_id", "<i8"), ("n_agents", "<i4"), ("communication", "u1"),
+                              ("bonus", "<f8")])
+        f.create_dataset("beast/config", data=cfg)
+        f.create_dataset("beast/votes", data=np.array(votes, dtype=[
+            ("game_id", "<i8"), ("round", "<i4"), ("voter", "<i4"), ("declared_vote", "<i4"),
+            ("vote", "<i4"), ("eliminated", "<i4")]))
+        f.create_dataset("beast/transfers", data=np.array(transfers, dtype=[
+            ("game_id", "<i8"), ("round", "<i4"), ("payer", "<i4"), ("payee", "<i4"),
+            ("amount", "<f8"), ("executed", "u1")]))
+        f.create_dataset("messages", data=np.array(msgs, dtype=[
+            ("game_id", "<i8"), ("turn", "<i4"), ("round", "<i4"), ("phase", sdt), ("sender", "<i4"),
+            ("receiver", "<i4"), ("visibility", sdt), ("conversation", "<i4"), ("text", sdt)]))
+
+
+def test_a_game_bazaar_does_not_play_yet_is_analysed_from_its_tables(tmp_path):
+    path = str(tmp_path / "beast.h5")
+    _synthetic_beast(path)
+    r = br.load(path)
+    assert r.layout == "new" and r.game_names() == ["beast"]
+    assert r.competition_axis("beast") is None and r.varying() == ["communication"]
+    assert "bonus" in r.games.columns and set(r.tables.names()) == {"beast/votes", "beast/transfers"}
+    dec, notes = behaviour.deception(r)
+    assert list(dec["claim"].unique()) == ["declared_vote"]
+    assert 0.2 < dec["lie_rate"].mean() < 0.4  # 30% of declarations planted false
+    edges = behaviour.relationships(r, 1)
+    kinds = {e[3] for e in edges}
+    assert kinds == {"messages", "transfers", "votes against"}
+    assert (1, 0, 150.0, "transfers") in edges
+    df, _ = ratings.ratings(r, n_boot=100)
+    assert df.iloc[0]["label"] == "heuristic:loyal?skill=0.9"
+    e = effects.effect(r, "communication", "high_share", n_boot=200)
+    assert e["paired"] and e["n_pairs"] == 12
+    out = str(tmp_path / "rep")
+    p = subprocess.run([PY, os.path.join(ROOT, "analysis", "report.py"), path, "-o", out, "--boot",
+                        "100"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    s = json.load(open(os.path.join(out, "summary.json")))
+    assert s["games"]["beast"]["competition_axis"] is None
+    assert os.path.exists(os.path.join(out, "fig", "graph_beast_0.png"))
