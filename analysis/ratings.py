@@ -60,7 +60,6 @@ def bt_fit(wins, iters=500, tol=1e-10):
     met = n > 0
     w = w + PSEUDO * met
     n = n + 2 * PSEUDO * met
-    L = w.shape[-1]
     p = np.ones(w.shape[:-1])
     total = w.sum(-1)
     for _ in range(iters):
@@ -72,7 +71,6 @@ def bt_fit(wins, iters=500, tol=1e-10):
         p = new
         if done:
             break
-    del L
     return np.log(p)
 
 

@@ -73,11 +73,9 @@ def _new_layout_copy(src, dst):
         for name in ("agents", "electricity/turns", "electricity/market"):
             g.create_dataset(name, data=f[name][()])
         m = f["messages"][()]
-        mdt = m.dtype.descr[:2] + [("round", "<i4")] + m.dtype.descr[2:]
         mm = np.empty(len(m), dtype=[(n, m.dtype[n]) for n in m.dtype.names[:2]] + [("round", "<i4")]
                       + [(n, m.dtype[n]) for n in m.dtype.names[2:]]
                       + [("visibility", sdt), ("conversation", "<i8")])
-        del mdt
         for n in m.dtype.names:
             mm[n] = m[n]
         mm["round"] = m["turn"]
