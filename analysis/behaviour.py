@@ -12,8 +12,8 @@ Each summary is found by the columns a table has, not by the game's name:
                  has `declared_vote` and `vote`.
   promises       delivered / (delivered + undelivered) of agents' contracts;
                  /agents columns named promises_*; accepted proposals.
-  trust          acceptance rate of other agents' proposals over rounds
-                 (tables with voter, proposer, accept, round).
+  trust          acceptance rate of other agents' proposals by round, per
+                 pair of labels (tables with voter, proposer, accept, round).
   relationships  who talks to, pays, accepts and votes against whom in a game:
                  private /messages (receiver >= 0), transfer tables (payer,
                  payee, amount), votes on proposals (voter, proposer,
@@ -122,8 +122,9 @@ def promises(r):
 
 
 def trust(r):
-    """Acceptance rate of others' proposals by round (tables with voter,
-    proposer, accept, round)."""
+    """Acceptance rate of others' proposals by round, per pair of labels
+    (voter's label, proposer's label): trust between kinds of agents over
+    time (tables with voter, proposer, accept)."""
     rows, notes = [], []
     for name in r.tables.names():
         cols = _columns(r, name)
@@ -131,7 +132,10 @@ def trust(r):
             t = r.tables[name]
             t = t[t["voter"] != t["proposer"]]
             rnd = "round" if "round" in t.columns else "turn"
-            s = t.groupby(rnd)["accept"].mean().rename("accept_rate").reset_index()
+            t = _label(r, t, "voter").rename(columns={"label": "voter_label"})
+            t = _label(r, t, "proposer").rename(columns={"label": "proposer_label"})
+            s = t.groupby(["voter_label", "proposer_label", rnd])["accept"].agg(["mean", "size"])
+            s = s.rename(columns={"mean": "accept_rate", "size": "votes"}).reset_index()
             s["table"] = name
             rows.append(s)
     if not rows:

@@ -337,6 +337,11 @@ def _synthetic_beast(path, n_games=24, n=5, seed=0):
         f.create_dataset("beast/transfers", data=np.array(transfers, dtype=[
             ("game_id", "<i8"), ("round", "<i4"), ("payer", "<i4"), ("payee", "<i4"),
             ("amount", "<f8"), ("executed", "u1")]))
+        pv = [(g, rnd, v, 0, int(v % 2 == 0 or rnd == 2)) for g in range(n_games)
+              for rnd in range(3) for v in range(1, n)]
+        f.create_dataset("beast/proposal_votes", data=np.array(pv, dtype=[
+            ("game_id", "<i8"), ("round", "<i4"), ("voter", "<i4"), ("proposer", "<i4"),
+            ("accept", "u1")]))
         f.create_dataset("messages", data=np.array(msgs, dtype=[
             ("game_id", "<i8"), ("turn", "<i4"), ("round", "<i4"), ("phase", sdt), ("sender", "<i4"),
             ("receiver", "<i4"), ("visibility", sdt), ("conversation", "<i4"), ("text", sdt)]))
@@ -348,13 +353,17 @@ def test_a_game_bazaar_does_not_play_yet_is_analysed_from_its_tables(tmp_path):
     r = br.load(path)
     assert r.layout == "new" and r.game_names() == ["beast"]
     assert r.competition_axis("beast") is None and r.varying() == ["communication"]
-    assert "bonus" in r.games.columns and set(r.tables.names()) == {"beast/votes", "beast/transfers"}
+    assert "bonus" in r.games.columns
+    assert set(r.tables.names()) == {"beast/votes", "beast/transfers", "beast/proposal_votes"}
+    tr, _ = behaviour.trust(r)  # seats 2, 4 always accept 0's proposals; 1, 3 only in round 2
+    assert list(tr["accept_rate"]) == [0.5, 0.5, 1.0]
+    assert set(tr["proposer_label"]) == {"heuristic:loyal?skill=0.9"}
     dec, notes = behaviour.deception(r)
     assert list(dec["claim"].unique()) == ["declared_vote"]
     assert 0.2 < dec["lie_rate"].mean() < 0.4  # 30% of declarations planted false
     edges = behaviour.relationships(r, 1)
     kinds = {e[3] for e in edges}
-    assert kinds == {"messages", "transfers", "votes against"}
+    assert kinds == {"messages", "transfers", "votes against", "accepts"}
     assert (1, 0, 150.0, "transfers") in edges
     df, _ = ratings.ratings(r, n_boot=100)
     assert df.iloc[0]["label"] == "heuristic:loyal?skill=0.9"
