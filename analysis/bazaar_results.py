@@ -274,7 +274,9 @@ class Results:
                         higher- and lower-capability agents (at gap 0: even and
                         odd seats). Equals H / (H + L) when every x >= 0.
         high_advantage  mean x of the high agents - mean x of the low agents
-        All three are NaN for a game whose lineup mixes kinds (heuristic skill
+        capability_mean the agents' mean capability (a heatmap axis for model
+                        capability against fixed opponents)
+        All four are NaN for a game whose lineup mixes kinds (heuristic skill
         and model Elo are different scales: "higher capability" means nothing).
         """
         if getattr(self, "_derived", None) is not None:
@@ -301,7 +303,8 @@ class Results:
         df["mixed"] = kinds.groupby(gid).transform("nunique").to_numpy() > 1
         s = df.groupby("game_id").agg(xh=("xh", "sum"), xl=("xl", "sum"), ax=("ax", "sum"),
                                       nh=("nh", "sum"), nl=("nl", "sum"), cmax=("cap", "max"),
-                                      cmin=("cap", "min"), mixed=("mixed", "max"))
+                                      cmin=("cap", "min"), cmean=("cap", "mean"),
+                                      mixed=("mixed", "max"))
         share = np.where(s["ax"] > 0, 0.5 + (s["xh"] - s["xl"]) / (2 * s["ax"].where(s["ax"] > 0)),
                          np.nan)
         adv = s["xh"] / s["nh"].where(s["nh"] > 0) - s["xl"] / s["nl"].where(s["nl"] > 0)
@@ -311,6 +314,7 @@ class Results:
         adv = adv.where(~mixed)
         m = self.games["game_id"]
         out["capability_gap"] = m.map(gap).astype(float).round(9).to_numpy()
+        out["capability_mean"] = m.map(s["cmean"].where(~mixed)).astype(float).round(9).to_numpy()
         out["high_share"] = m.map(share).astype(float).to_numpy()
         out["high_advantage"] = m.map(adv).astype(float).to_numpy()
         self._derived = out
@@ -323,7 +327,7 @@ class Results:
         return self.games
 
 
-DERIVED = ("capability_gap", "high_share", "high_advantage")
+DERIVED = ("capability_gap", "capability_mean", "high_share", "high_advantage")
 
 
 def load(path):
