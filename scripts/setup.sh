@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf5-dev libcjson-dev
       libcurl4-openssl-dev libcmocka-dev python3 python3-h5py python3-numpy python3-matplotlib
-      python3-scipy python3-pytest "$@")
+      python3-scipy python3-pandas python3-pytest "$@")
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # install what is missing (clang-format too), build build/ with warnings as errors
-BZ_WERROR=ON scripts/setup.sh slurm-wlm munge clang-format
+BZ_WERROR=ON scripts/setup.sh slurm-wlm munge clang-format chromium
 
 if [ "${BZ_SKIP_FORMAT:-0}" = 1 ]; then
   echo "== formatting check skipped (BZ_SKIP_FORMAT=1)"
