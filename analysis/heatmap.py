@@ -21,9 +21,9 @@ def heatmap_grid(path, rows="scarcity", where=None):
     row_values[i] and skill gap gaps[j]; count[i, j] the number of games.
     `where` is a dict of /games column -> value that games must match.
     """
-    games = results.table(path, "/games")
+    games = results.games(path)  # /games with /<game>/config joined on
     if rows not in games.dtype.names:
-        raise SystemExit(f"{path}: /games has no column '{rows}'")
+        raise SystemExit(f"{path}: /games (with its config) has no column '{rows}'")
     ok = games["status"] == "ok"
     for col, val in (where or {}).items():
         if col not in games.dtype.names:
