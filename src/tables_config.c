@@ -27,8 +27,7 @@ static enum bz_col_type param_col_type(const struct bz_param_desc *p)
     switch (p->kind) {
     case BZ_PARAM_NUM: return BZ_COL_F64;
     case BZ_PARAM_INT:
-        return p->min >= (double)INT32_MIN && p->max <= (double)INT32_MAX ? BZ_COL_I32
-                                                                           : BZ_COL_I64;
+        return p->min >= (double)INT32_MIN && p->max <= (double)INT32_MAX ? BZ_COL_I32 : BZ_COL_I64;
     case BZ_PARAM_BOOL: return BZ_COL_U8;
     case BZ_PARAM_STR: return BZ_COL_STR;
     }

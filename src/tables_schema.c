@@ -34,8 +34,8 @@ static void print_table(FILE *f, const struct bz_table_desc *d, const char *what
     fprintf(f, "%s  (%s)\n", d->path, what);
     for (size_t i = 0; i < d->n_cols; i++) {
         const struct bz_column *c = &d->cols[i];
-        fprintf(f, "  %-*s  %-3s  %-*s  %s\n", (int)wn, c->name, bz_col_type_name(c->type),
-                (int)wu, unit_of(c), c->doc ? c->doc : "(not documented)");
+        fprintf(f, "  %-*s  %-3s  %-*s  %s\n", (int)wn, c->name, bz_col_type_name(c->type), (int)wu,
+                unit_of(c), c->doc ? c->doc : "(not documented)");
     }
     fputc('\n', f);
 }

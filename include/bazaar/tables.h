@@ -13,76 +13,76 @@
 /* /games: one row per game, game-neutral. A game's parameters are in
  * /<game>/config; its per-turn and per-round data in its own tables. */
 #define BZ_GAMES_COLUMNS(X, R)                                                                     \
-    X(R, game_id, I64, "", "game id: 0..G-1 in grid order, stable for a spec")                    \
-    X(R, game, STR, "", "game name (its parameters: /<game>/config)")                             \
-    X(R, seed, U64, "", "seed of the agents' and protocol randomness")                            \
+    X(R, game_id, I64, "", "game id: 0..G-1 in grid order, stable for a spec")                     \
+    X(R, game, STR, "", "game name (its parameters: /<game>/config)")                              \
+    X(R, seed, U64, "", "seed of the agents' and protocol randomness")                             \
     X(R, env_seed, U64, "",                                                                        \
-      "seed of the environment: equal for games that differ only in lineup or communication")    \
-    X(R, repetition, I32, "", "repetition index of the grid point, 0-based")                      \
-    X(R, n_agents, I32, "", "number of agents (seats)")                                           \
-    X(R, communication, U8, "", "1: agents exchange free-text messages; 0: they see none")        \
-    X(R, lineup, STR, "", "name of the lineup (agents per seat: /agents)")                        \
-    X(R, turns_played, I32, "", "turns the game ran")                                             \
-    X(R, welfare, F64, "payoff", "sum of the agents' payoffs; NaN when failed")         \
-    X(R, max_welfare, F64, "payoff", "best achievable welfare as the game defines it")  \
-    X(R, efficiency, F64, "1", "the game's efficiency measure (see its documentation)")           \
-    X(R, n_invalid, I32, "", "inadmissible actions the game saw (any agent)")                     \
-    X(R, n_bad_replies, I32, "", "LLM replies that did not parse or check")                       \
-    X(R, n_repair, I32, "", "repair prompts sent to LLM agents")                                  \
-    X(R, n_fallback, I32, "", "fallback actions used in place of an agent's decision")            \
-    X(R, llm_calls, I64, "", "LLM calls made (repairs included, cache hits included)")            \
-    X(R, cache_hits, I64, "", "LLM calls answered by the response cache")                         \
-    X(R, input_tokens, I64, "tokens", "LLM input tokens")                                         \
-    X(R, output_tokens, I64, "tokens", "LLM output tokens")                                       \
-    X(R, cost_usd, F64, "USD", "LLM cost at the registry's prices")                               \
-    X(R, status, STR, "", "\"ok\" or \"failed\"")                                                 \
+      "seed of the environment: equal for games that differ only in lineup or communication")      \
+    X(R, repetition, I32, "", "repetition index of the grid point, 0-based")                       \
+    X(R, n_agents, I32, "", "number of agents (seats)")                                            \
+    X(R, communication, U8, "", "1: agents exchange free-text messages; 0: they see none")         \
+    X(R, lineup, STR, "", "name of the lineup (agents per seat: /agents)")                         \
+    X(R, turns_played, I32, "", "turns the game ran")                                              \
+    X(R, welfare, F64, "payoff", "sum of the agents' payoffs; NaN when failed")                    \
+    X(R, max_welfare, F64, "payoff", "best achievable welfare as the game defines it")             \
+    X(R, efficiency, F64, "1", "the game's efficiency measure (see its documentation)")            \
+    X(R, n_invalid, I32, "", "inadmissible actions the game saw (any agent)")                      \
+    X(R, n_bad_replies, I32, "", "LLM replies that did not parse or check")                        \
+    X(R, n_repair, I32, "", "repair prompts sent to LLM agents")                                   \
+    X(R, n_fallback, I32, "", "fallback actions used in place of an agent's decision")             \
+    X(R, llm_calls, I64, "", "LLM calls made (repairs included, cache hits included)")             \
+    X(R, cache_hits, I64, "", "LLM calls answered by the response cache")                          \
+    X(R, input_tokens, I64, "tokens", "LLM input tokens")                                          \
+    X(R, output_tokens, I64, "tokens", "LLM output tokens")                                        \
+    X(R, cost_usd, F64, "USD", "LLM cost at the registry's prices")                                \
+    X(R, status, STR, "", "\"ok\" or \"failed\"")                                                  \
     X(R, error, STR, "", "why the game failed; \"\" when it did not")
 BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
 
 /* /agents: one row per agent per game. */
 #define BZ_AGENTS_COLUMNS(X, R)                                                                    \
-    X(R, game_id, I64, "", "game id")                                                             \
-    X(R, agent, I32, "", "seat index, 0-based")                                                   \
-    X(R, kind, STR, "", "\"heuristic\" or \"llm\"")                                               \
-    X(R, policy, STR, "", "the agent's label in the lineup (policy and skill, or model id)")      \
-    X(R, skill, F64, "1", "heuristic skill in [0, 1]; NaN for LLM agents")                        \
-    X(R, capability, F64, "1", "heuristic: its skill; LLM: the registry's capability")            \
-    X(R, payoff, F64, "payoff", "final payoff; NaN when the game failed")               \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, agent, I32, "", "seat index, 0-based")                                                    \
+    X(R, kind, STR, "", "\"heuristic\" or \"llm\"")                                                \
+    X(R, policy, STR, "", "the agent's label in the lineup (policy and skill, or model id)")       \
+    X(R, skill, F64, "1", "heuristic skill in [0, 1]; NaN for LLM agents")                         \
+    X(R, capability, F64, "1", "heuristic: its skill; LLM: the registry's capability")             \
+    X(R, payoff, F64, "payoff", "final payoff; NaN when the game failed")                          \
     X(R, payoff_share, F64, "1", "payoff / sum of |payoffs| of the game; NaN when all are 0")
 BZ_TABLE_ROW(bz_agents_row, BZ_AGENTS_COLUMNS);
 
 /* /messages: every free-text message a game delivered. */
 #define BZ_MESSAGES_COLUMNS(X, R)                                                                  \
-    X(R, game_id, I64, "", "game id")                                                             \
-    X(R, turn, I32, "", "turn the message was sent in, 0-based")                                  \
-    X(R, round, I32, "", "negotiation round within the turn; -1 for games without rounds")        \
-    X(R, phase, STR, "", "phase the message was sent in")                                         \
-    X(R, sender, I32, "", "seat of the sender")                                                   \
-    X(R, receiver, I32, "", "seat of the receiver; -1: to all")                                   \
-    X(R, visibility, STR, "", "\"public\" (every agent sees it) or \"private\" (the receiver)")   \
-    X(R, conversation, I32, "", "conversation id within the game; -1: none")                      \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "turn the message was sent in, 0-based")                                   \
+    X(R, round, I32, "", "negotiation round within the turn; -1 for games without rounds")         \
+    X(R, phase, STR, "", "phase the message was sent in")                                          \
+    X(R, sender, I32, "", "seat of the sender")                                                    \
+    X(R, receiver, I32, "", "seat of the receiver; -1: to all")                                    \
+    X(R, visibility, STR, "", "\"public\" (every agent sees it) or \"private\" (the receiver)")    \
+    X(R, conversation, I32, "", "conversation id within the game; -1: none")                       \
     X(R, text, STR, "", "the message")
 BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
 
 /* /llm_calls: one row per model call (a repair is a second call). */
 #define BZ_LLM_CALLS_COLUMNS(X, R)                                                                 \
-    X(R, game_id, I64, "", "game id")                                                             \
-    X(R, turn, I32, "", "meta.turn of the observation, else -1")                                  \
-    X(R, phase, STR, "", "phase the decision was for")                                            \
-    X(R, agent, I32, "", "seat of the agent")                                                     \
-    X(R, model, STR, "", "model id in the registry")                                              \
-    X(R, attempt, I32, "", "0: first prompt, 1: repair prompt")                                   \
-    X(R, latency_ms, F64, "ms", "first byte sent to reply parsed, retries included")              \
-    X(R, input_tokens, I64, "tokens", "input tokens of this call")                                \
-    X(R, output_tokens, I64, "tokens", "output tokens of this call")                              \
-    X(R, cost_usd, F64, "USD", "cost of this call at the registry's prices")                      \
-    X(R, retries, I32, "", "transport retries of this call")                                      \
-    X(R, cache_hit, U8, "", "1: answered by the response cache")                                  \
-    X(R, http_status, I32, "", "last HTTP status; 0: no HTTP reply")                              \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "meta.turn of the observation, else -1")                                   \
+    X(R, phase, STR, "", "phase the decision was for")                                             \
+    X(R, agent, I32, "", "seat of the agent")                                                      \
+    X(R, model, STR, "", "model id in the registry")                                               \
+    X(R, attempt, I32, "", "0: first prompt, 1: repair prompt")                                    \
+    X(R, latency_ms, F64, "ms", "first byte sent to reply parsed, retries included")               \
+    X(R, input_tokens, I64, "tokens", "input tokens of this call")                                 \
+    X(R, output_tokens, I64, "tokens", "output tokens of this call")                               \
+    X(R, cost_usd, F64, "USD", "cost of this call at the registry's prices")                       \
+    X(R, retries, I32, "", "transport retries of this call")                                       \
+    X(R, cache_hit, U8, "", "1: answered by the response cache")                                   \
+    X(R, http_status, I32, "", "last HTTP status; 0: no HTTP reply")                               \
     X(R, parse_outcome, STR, "",                                                                   \
       "ok, repaired, invalid_json, schema, inadmissible, refusal, truncated, http_error, "         \
-      "network, replay_miss, render_error or cancelled")                                          \
-    X(R, decision, STR, "", "ok, repaired, fallback, or \"\" when a repair follows")              \
+      "network, replay_miss, render_error or cancelled")                                           \
+    X(R, decision, STR, "", "ok, repaired, fallback, or \"\" when a repair follows")               \
     X(R, error, STR, "", "what went wrong; \"\" when nothing did")
 BZ_TABLE_ROW(bz_llm_calls_row, BZ_LLM_CALLS_COLUMNS);
 
