@@ -25,7 +25,7 @@ enum bz_col_type {
 struct bz_column {
     const char *name; /* snake_case, unit in the name where there is one */
     enum bz_col_type type;
-    size_t offset;    /* offsetof(row struct, field) */
+    size_t offset; /* offsetof(row struct, field) */
     const char *unit;
     const char *doc;
 };
@@ -41,7 +41,8 @@ struct bz_table_desc {
     const struct bz_column *cols;
 };
 
-/* Legacy form: a column without unit and meaning. Prefer BZ_TABLE below. */
+/* Legacy form: a column without unit and meaning. Prefer BZ_TABLE_ROW + BZ_TABLE_DEFINE below. */
+/* clang-format off */
 #define BZ_COL(struct_, field_, kind_) {#field_, kind_, offsetof(struct_, field_), NULL, NULL}
 
 /* ---- declaring a table once ----------------------------------------------
@@ -88,6 +89,8 @@ struct bz_table_desc {
         sizeof((const struct bz_column[]){LIST(BZ_TABLE_COLUMN_, tag)}) /                          \
             sizeof(struct bz_column),                                                              \
         (const struct bz_column[]){LIST(BZ_TABLE_COLUMN_, tag)}}
+
+/* clang-format on */
 
 /* Name of a column kind ("i32", "u64", "str", ...), for docs and messages. */
 const char *bz_col_type_name(enum bz_col_type t);
