@@ -30,6 +30,62 @@ def table(path, name):
         return _decode(f[name][()])
 
 
+def _fill_value(dtype):
+    """What a game without a parameter gets in the joined table."""
+    if dtype.kind == "f":
+        return np.nan
+    if dtype.kind in "iu":
+        return -1
+    return ""
+
+
+def games(path):
+    """/games with each game's parameters joined on (one row per game).
+
+    /games is game-neutral; a game's parameters are the columns of
+    /<game>/config (one row per game, keyed by game_id). This returns /games
+    plus every config column, matched on game_id; columns /games already has
+    (n_agents, communication) are kept from /games. With several games in one
+    file, a parameter a game lacks is NaN (numbers), -1 (integers) or "".
+    """
+    g = table(path, "/games")
+    configs = []
+    for name in sorted(set(str(x) for x in g["game"])):
+        cname = f"/{name}/config"
+        if cname in tables(path):
+            configs.append(table(path, cname))
+    extra = []
+    for c in configs:
+        for n in c.dtype.names:
+            if n not in g.dtype.names and n not in [e[0] for e in extra]:
+                extra.append((n, c.dtype[n]))
+    out = np.empty(len(g), dtype=g.dtype.descr + [(n, d) for n, d in extra])
+    for n in g.dtype.names:
+        out[n] = g[n]
+    for n, d in extra:
+        out[n] = _fill_value(d)
+    pos = {int(gid): i for i, gid in enumerate(g["game_id"])}
+    for c in configs:
+        idx = np.array([pos.get(int(gid), -1) for gid in c["game_id"]], dtype=int)
+        keep = idx >= 0
+        for n, _ in extra:
+            if n in c.dtype.names:
+                col = out[n]
+                col[idx[keep]] = c[n][keep]
+    return out
+
+
+def units(path, name):
+    """{column: (unit, meaning)} of table `name`, from its `units` and `doc`
+    attributes (what `bazaar info --schema` prints)."""
+    with h5py.File(path, "r") as f:
+        ds = f[name]
+        dec = lambda v: v.decode() if isinstance(v, bytes) else str(v)
+        us = [dec(u) for u in ds.attrs.get("units", [""] * len(ds.dtype.names))]
+        docs = [dec(d) for d in ds.attrs.get("doc", [""] * len(ds.dtype.names))]
+        return {n: (us[i], docs[i]) for i, n in enumerate(ds.dtype.names)}
+
+
 def tables(path):
     """Names of all tables in a results file."""
     names = []

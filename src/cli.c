@@ -43,6 +43,7 @@ static const char *const usage_main =
     "  expand SPEC [-n N]                          number of games, first configs, LLM cost\n"
     "  merge PARTS_DIR|SHARD... -o OUT.h5          merge shards into a results file\n"
     "  info FILE.h5                                tables, row counts and provenance\n"
+    "  info --schema [GAME]                        every table and column: type, unit, meaning\n"
     "\n"
     "  bazaar <command> --help    options of a command\n"
     "  bazaar --version\n"
@@ -616,6 +617,8 @@ int bz_cli_main(int argc, char **argv)
         return cmd_expand(argc - 1, argv + 1);
     if (strcmp(cmd, "merge") == 0)
         return cmd_merge(argc - 1, argv + 1);
+    if (strcmp(cmd, "info") == 0 && argc > 2 && strcmp(argv[2], "--schema") == 0)
+        return bz_tables_schema_cmd(argc - 2, argv + 2); /* tables_schema.c */
     if (strcmp(cmd, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
     fprintf(stderr, "bazaar: unknown command '%s'\n\n%s", cmd, usage_main);

@@ -1,52 +1,13 @@
 /* match: drives one game with its agents. Heuristic decisions are answered in
  * place; LLM decisions go to the hook and come back through bz_match_decided.
- * Adds the /games and /agents rows when the game ends. Never does I/O. */
+ * Adds the /games, /agents and /<game>/config rows (tables_common.c) when
+ * the game ends. Never does I/O. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bazaar/match.h"
-
-#define GAMES_COL(f, t) BZ_COL(struct bz_games_row, f, t)
-static const struct bz_column games_cols[] = {
-    GAMES_COL(game_id, BZ_COL_I64),      GAMES_COL(game, BZ_COL_STR),
-    GAMES_COL(seed, BZ_COL_I64),         GAMES_COL(env_seed, BZ_COL_I64),
-    GAMES_COL(repetition, BZ_COL_I32),   GAMES_COL(n_agents, BZ_COL_I32),
-    GAMES_COL(communication, BZ_COL_U8), GAMES_COL(volatility, BZ_COL_F64),
-    GAMES_COL(scarcity, BZ_COL_F64),     GAMES_COL(competition, BZ_COL_F64),
-    GAMES_COL(lineup, BZ_COL_STR),       GAMES_COL(params_json, BZ_COL_STR),
-    GAMES_COL(turns_played, BZ_COL_I32), GAMES_COL(welfare, BZ_COL_F64),
-    GAMES_COL(max_welfare, BZ_COL_F64),  GAMES_COL(efficiency, BZ_COL_F64),
-    GAMES_COL(n_invalid, BZ_COL_I32),    GAMES_COL(n_bad_replies, BZ_COL_I32),
-    GAMES_COL(n_repair, BZ_COL_I32),     GAMES_COL(n_fallback, BZ_COL_I32),
-    GAMES_COL(llm_calls, BZ_COL_I64),    GAMES_COL(cache_hits, BZ_COL_I64),
-    GAMES_COL(input_tokens, BZ_COL_I64), GAMES_COL(output_tokens, BZ_COL_I64),
-    GAMES_COL(cost_usd, BZ_COL_F64),     GAMES_COL(status, BZ_COL_STR),
-    GAMES_COL(error, BZ_COL_STR),
-};
-const struct bz_table_desc bz_games_table = {"/games", sizeof(struct bz_games_row),
-                                             sizeof games_cols / sizeof games_cols[0], games_cols};
-
-#define AGENTS_COL(f, t) BZ_COL(struct bz_agents_row, f, t)
-static const struct bz_column agents_cols[] = {
-    AGENTS_COL(game_id, BZ_COL_I64), AGENTS_COL(agent, BZ_COL_I32),
-    AGENTS_COL(kind, BZ_COL_STR),    AGENTS_COL(policy, BZ_COL_STR),
-    AGENTS_COL(skill, BZ_COL_F64),   AGENTS_COL(capability, BZ_COL_F64),
-    AGENTS_COL(payoff, BZ_COL_F64),  AGENTS_COL(payoff_share, BZ_COL_F64),
-};
-const struct bz_table_desc bz_agents_table = {"/agents", sizeof(struct bz_agents_row),
-                                              sizeof agents_cols / sizeof agents_cols[0],
-                                              agents_cols};
-
-#define MSG_COL(f, t) BZ_COL(struct bz_messages_row, f, t)
-static const struct bz_column messages_cols[] = {
-    MSG_COL(game_id, BZ_COL_I64), MSG_COL(turn, BZ_COL_I32),     MSG_COL(phase, BZ_COL_STR),
-    MSG_COL(sender, BZ_COL_I32),  MSG_COL(receiver, BZ_COL_I32), MSG_COL(text, BZ_COL_STR),
-};
-const struct bz_table_desc bz_messages_table = {"/messages", sizeof(struct bz_messages_row),
-                                                sizeof messages_cols / sizeof messages_cols[0],
-                                                messages_cols};
 
 enum { ST_STEP, ST_DECIDING, ST_DONE, ST_FAILED };
 
@@ -131,49 +92,6 @@ void bz_match_destroy(struct bz_match *m)
     free(m);
 }
 
-static double param_or_nan(const struct bz_game_config *cfg, const char *name)
-{
-    int i = bz_game_param_index(cfg->ops, name);
-    return i < 0 ? NAN : cfg->num[i];
-}
-
-/* JSON object of every parameter, for the /games row (provenance per game). */
-static const char *params_json(struct bz_match *m)
-{
-    const struct bz_game_ops *ops = m->cfg->ops;
-    char buf[4096];
-    size_t len = 0;
-    buf[len++] = '{';
-    for (size_t i = 0; i < ops->n_params && len < sizeof buf - 2; i++) {
-        const struct bz_param_desc *p = &ops->params[i];
-        int w;
-        if (p->kind == BZ_PARAM_STR) {
-            const char *s = m->cfg->str[i] ? m->cfg->str[i] : "";
-            w = snprintf(buf + len, sizeof buf - len, "%s\"%s\":\"", i ? "," : "", p->name);
-            if (w > 0)
-                len += (size_t)w;
-            for (; *s && len < sizeof buf - 8; s++) {
-                if (*s == '"' || *s == '\\')
-                    buf[len++] = '\\';
-                buf[len++] = (unsigned char)*s < 0x20 ? ' ' : *s;
-            }
-            w = snprintf(buf + len, sizeof buf - len, "\"");
-        } else if (p->kind == BZ_PARAM_BOOL) {
-            w = snprintf(buf + len, sizeof buf - len, "%s\"%s\":%s", i ? "," : "", p->name,
-                         m->cfg->num[i] != 0 ? "true" : "false");
-        } else {
-            w = snprintf(buf + len, sizeof buf - len, "%s\"%s\":%.17g", i ? "," : "", p->name,
-                         m->cfg->num[i]);
-        }
-        if (w > 0)
-            len += (size_t)w;
-    }
-    if (len > sizeof buf - 2)
-        len = sizeof buf - 2;
-    buf[len++] = '}';
-    return bz_records_strndup(&m->rec, buf, len);
-}
-
 static int add_summary_rows(struct bz_match *m, struct bz_err *err)
 {
     const struct bz_game_config *cfg = m->cfg;
@@ -187,65 +105,9 @@ static int add_summary_rows(struct bz_match *m, struct bz_err *err)
     int failed = m->state == ST_FAILED;
     if (!failed)
         cfg->ops->outcome(m->game, &oc, payoff);
-    double abs_sum = 0;
-    for (int i = 0; i < cfg->n_agents; i++)
-        abs_sum += fabs(payoff[i]);
-    for (int i = 0; i < cfg->n_agents; i++) {
-        struct bz_agents_row *r = bz_records_add(&m->rec, &bz_agents_table);
-        if (!r)
-            goto nomem;
-        const struct bz_agent_spec *a = &cfg->agents[i];
-        r->game_id = cfg->game_id;
-        r->agent = i;
-        r->kind = a->kind == BZ_AGENT_LLM ? "llm" : "heuristic";
-        r->policy = bz_records_strdup(&m->rec, a->label);
-        r->skill = a->kind == BZ_AGENT_LLM ? NAN : a->skill;
-        r->capability = a->capability;
-        r->payoff = failed ? NAN : payoff[i];
-        r->payoff_share = abs_sum > 0 && !failed ? payoff[i] / abs_sum : NAN;
-    }
+    int rc = bz_tables_add_summary(&m->rec, cfg, &oc, payoff, &m->usage, failed, m->error, err);
     free(payoff);
-    payoff = NULL;
-
-    struct bz_games_row *g = bz_records_add(&m->rec, &bz_games_table);
-    if (!g)
-        goto nomem;
-    g->game_id = cfg->game_id;
-    g->game = cfg->ops->name;
-    g->seed = (int64_t)cfg->seed;
-    g->env_seed = (int64_t)cfg->env_seed;
-    g->repetition = cfg->repetition;
-    g->n_agents = cfg->n_agents;
-    g->communication = (uint8_t)(cfg->communication != 0);
-    g->volatility = param_or_nan(cfg, "volatility");
-    g->scarcity = param_or_nan(cfg, "scarcity");
-    g->competition = param_or_nan(cfg, "competition");
-    g->lineup = bz_records_strdup(&m->rec, cfg->lineup_name);
-    g->params_json = params_json(m);
-    g->turns_played = oc.turns_played;
-    g->welfare = failed ? NAN : oc.welfare;
-    g->max_welfare = oc.max_welfare;
-    g->efficiency = oc.efficiency;
-    /* the game counts inadmissible actions (from any agent); the LLM layer
-     * counts replies that failed to parse or check: one inadmissible LLM
-     * reply is in both, so they stay separate columns */
-    g->n_invalid = oc.n_invalid;
-    g->n_bad_replies = m->usage.n_invalid;
-    g->n_repair = m->usage.n_repair;
-    g->n_fallback = oc.n_fallback > m->usage.n_fallback ? oc.n_fallback : m->usage.n_fallback;
-    g->llm_calls = m->usage.llm_calls;
-    g->cache_hits = m->usage.cache_hits;
-    g->input_tokens = m->usage.input_tokens;
-    g->output_tokens = m->usage.output_tokens;
-    g->cost_usd = (double)m->usage.cost_nano_usd * 1e-9;
-    g->status = failed ? "failed" : "ok";
-    g->error = bz_records_strdup(&m->rec, m->error);
-    if (!g->lineup || !g->params_json || !g->error)
-        goto nomem;
-    return BZ_OK;
-nomem:
-    free(payoff);
-    return bz_err_set(err, BZ_ENOMEM, "out of memory finishing game %lld", (long long)cfg->game_id);
+    return rc;
 }
 
 int bz_match_advance(struct bz_match *m, struct bz_err *err)

@@ -92,6 +92,7 @@ hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc)
         switch (c->type) {
         case BZ_COL_I32: ct = H5T_NATIVE_INT32; break;
         case BZ_COL_I64: ct = H5T_NATIVE_INT64; break;
+        case BZ_COL_U64: ct = H5T_NATIVE_UINT64; break;
         case BZ_COL_F64: ct = H5T_NATIVE_DOUBLE; break;
         case BZ_COL_U8: ct = H5T_NATIVE_UINT8; break;
         case BZ_COL_STR:
@@ -110,6 +111,90 @@ fail:
     bz_out_h5_close(str);
     H5Tclose(t);
     return H5I_INVALID_HID;
+}
+
+/* A 1-D attribute of n variable-length UTF-8 strings on obj. */
+static int write_str_array_attr(hid_t obj, const char *name, const char *const *values, hsize_t n)
+{
+    int rc = -1;
+    hid_t type = bz_out_h5_str_type(), space = H5I_INVALID_HID, attr = H5I_INVALID_HID;
+    if (type >= 0 && (space = H5Screate_simple(1, &n, NULL)) >= 0 &&
+        (attr = H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+        H5Awrite(attr, type, values) >= 0)
+        rc = 0;
+    bz_out_h5_close(attr);
+    bz_out_h5_close(space);
+    bz_out_h5_close(type);
+    return rc;
+}
+
+int bz_out_h5_write_col_attrs(hid_t dset, const struct bz_table_desc *desc)
+{
+    const char **units = calloc(desc->n_cols ? desc->n_cols : 1, sizeof *units);
+    const char **docs = calloc(desc->n_cols ? desc->n_cols : 1, sizeof *docs);
+    int rc = -1;
+    if (!units || !docs)
+        goto out;
+    for (size_t i = 0; i < desc->n_cols; i++) {
+        units[i] = desc->cols[i].unit ? desc->cols[i].unit : "";
+        docs[i] = desc->cols[i].doc ? desc->cols[i].doc : "";
+    }
+    if (write_str_array_attr(dset, "units", units, desc->n_cols) == 0 &&
+        write_str_array_attr(dset, "doc", docs, desc->n_cols) == 0)
+        rc = 0;
+out:
+    free(units);
+    free(docs);
+    return rc;
+}
+
+struct copy_state {
+    hid_t dst;
+    int failed;
+};
+
+/* Copy one attribute as it is (type, shape, values). */
+static herr_t copy_attr_cb(hid_t src, const char *name, const H5A_info_t *info, void *data)
+{
+    struct copy_state *st = data;
+    hid_t attr = H5I_INVALID_HID, ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
+    hid_t space = H5I_INVALID_HID, out = H5I_INVALID_HID;
+    void *buf = NULL;
+    int vlen = 0;
+    (void)info;
+    st->failed = 1;
+    if ((attr = H5Aopen(src, name, H5P_DEFAULT)) < 0 || (ftype = H5Aget_type(attr)) < 0 ||
+        (space = H5Aget_space(attr)) < 0 ||
+        (mtype = H5Tget_native_type(ftype, H5T_DIR_ASCEND)) < 0 ||
+        (vlen = bz_out_h5_has_vlen(mtype)) < 0)
+        goto out;
+    hssize_t n = H5Sget_simple_extent_npoints(space);
+    if (n < 0 || !(buf = calloc(n ? (size_t)n : 1, H5Tget_size(mtype))))
+        goto out;
+    if (H5Aread(attr, mtype, buf) < 0)
+        goto out;
+    if ((out = H5Acreate2(st->dst, name, ftype, space, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+        H5Awrite(out, mtype, buf) >= 0)
+        st->failed = 0;
+    if (vlen)
+        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf);
+out:
+    free(buf);
+    bz_out_h5_close(out);
+    bz_out_h5_close(mtype);
+    bz_out_h5_close(space);
+    bz_out_h5_close(ftype);
+    bz_out_h5_close(attr);
+    return st->failed ? -1 : 0;
+}
+
+int bz_out_h5_copy_attrs(hid_t src, hid_t dst)
+{
+    struct copy_state st = {dst, 0};
+    hsize_t idx = 0;
+    if (H5Aiterate2(src, H5_INDEX_NAME, H5_ITER_INC, &idx, copy_attr_cb, &st) < 0 || st.failed)
+        return -1;
+    return 0;
 }
 
 hsize_t bz_out_h5_chunk_rows(size_t row_bytes, size_t target_bytes, hsize_t max_rows)

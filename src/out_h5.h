@@ -26,6 +26,14 @@ hid_t bz_out_h5_str_type(void);
  * offsets); close with H5Tclose. Negative on failure. */
 hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc);
 
+/* Write the per-column attributes of a table's dataset: `units` and `doc`,
+ * 1-D arrays of strings in column order (h5py: ds.attrs["units"][i] is the
+ * unit of ds.dtype.names[i]; "" where there is none). <0 on failure. */
+int bz_out_h5_write_col_attrs(hid_t dset, const struct bz_table_desc *desc);
+
+/* Copy every attribute of object src to object dst. <0 on failure. */
+int bz_out_h5_copy_attrs(hid_t src, hid_t dst);
+
 /* Rows per chunk: about target_bytes of raw rows, at least 1, at most
  * max_rows when max_rows > 0 (tiny tables get tiny chunks). */
 hsize_t bz_out_h5_chunk_rows(size_t row_bytes, size_t target_bytes, hsize_t max_rows);

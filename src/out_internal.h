@@ -33,6 +33,19 @@ void bz_out_free_paths(char **paths, size_t n);
 int bz_out_dump_table(const char *path, const char *table, unsigned char **bytes, size_t *len,
                       size_t *n_rows, struct bz_err *err);
 
+/* A table's columns as the file holds them: member names in order, their
+ * kind (an enum bz_col_type, or -1 for a type no descriptor makes), and the
+ * `units` and `doc` attributes ("" when absent). Free with
+ * bz_out_free_columns. */
+struct bz_out_column {
+    char *name;
+    int type;
+    char *unit;
+    char *doc;
+};
+int bz_out_describe_table(const char *path, const char *table, struct bz_out_column **cols,
+                          size_t *n, struct bz_err *err);
+void bz_out_free_columns(struct bz_out_column *cols, size_t n);
 
 /* Root attributes: a string (copied into buf, truncated to cap) or an int64.
  * BZ_EINVAL when absent. */

@@ -332,6 +332,27 @@ out:
     return rc;
 }
 
+/* The table's attributes (units, doc) from the first shard that has it. */
+static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_dset,
+                            struct bz_err *err)
+{
+    for (size_t i = 0; i < m->n_shards; i++) {
+        if (!shard_has(m, i, path))
+            continue;
+        hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+        int rc = bz_out_h5_open_ro(m->shards[i], &file, err);
+        if (rc)
+            return rc;
+        if ((dset = H5Dopen2(file, path, H5P_DEFAULT)) < 0 ||
+            bz_out_h5_copy_attrs(dset, out_dset) < 0)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot copy its attributes to %s",
+                                m->shards[i], path, m->out_name);
+        close_table(&file, &dset);
+        return rc;
+    }
+    return BZ_OK;
+}
+
 static int merge_table(const struct merge *m, hid_t out_file, const char *path, struct bz_err *err)
 {
     int rc = BZ_OK;
@@ -385,6 +406,8 @@ static int merge_table(const struct merge *m, hid_t out_file, const char *path, 
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", m->out_name, path);
         goto out;
     }
+    if ((rc = copy_table_attrs(m, path, dset, err)))
+        goto out;
     if (total && H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot write table %s (%llu rows)", m->out_name, path,
                             (unsigned long long)total);

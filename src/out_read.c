@@ -271,3 +271,121 @@ int bz_out_read_attr_i64(const char *path, const char *name, int64_t *value, str
     bz_out_h5_close(file);
     return rc;
 }
+
+void bz_out_free_columns(struct bz_out_column *cols, size_t n)
+{
+    if (!cols)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        free(cols[i].name);
+        free(cols[i].unit);
+        free(cols[i].doc);
+    }
+    free(cols);
+}
+
+/* The descriptor kind of an HDF5 member type, or -1. */
+static int col_kind(hid_t t)
+{
+    H5T_class_t cls = H5Tget_class(t);
+    size_t size = H5Tget_size(t);
+    if (cls == H5T_STRING)
+        return H5Tis_variable_str(t) > 0 ? BZ_COL_STR : -1;
+    if (cls == H5T_FLOAT)
+        return size == 8 ? BZ_COL_F64 : -1;
+    if (cls != H5T_INTEGER)
+        return -1;
+    int is_signed = H5Tget_sign(t) == H5T_SGN_2;
+    if (size == 1 && !is_signed)
+        return BZ_COL_U8;
+    if (size == 4 && is_signed)
+        return BZ_COL_I32;
+    if (size == 8)
+        return is_signed ? BZ_COL_I64 : BZ_COL_U64;
+    return -1;
+}
+
+/* Attribute name of dset, an array of strings, into dst[i].(unit|doc). */
+static int read_col_attr(hid_t dset, const char *name, struct bz_out_column *cols, size_t n,
+                         int doc)
+{
+    int rc = -1;
+    hid_t attr = H5I_INVALID_HID, type = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    char **v = NULL;
+    htri_t has = H5Aexists(dset, name);
+    if (has <= 0)
+        return has < 0 ? -1 : 0;
+    if ((attr = H5Aopen(dset, name, H5P_DEFAULT)) < 0 || (space = H5Aget_space(attr)) < 0 ||
+        (type = bz_out_h5_str_type()) < 0)
+        goto out;
+    hssize_t len = H5Sget_simple_extent_npoints(space);
+    if (len < 0 || !(v = calloc(len ? (size_t)len : 1, sizeof *v)) || H5Aread(attr, type, v) < 0)
+        goto out;
+    rc = 0;
+    for (size_t i = 0; i < n && i < (size_t)len; i++) {
+        char **dst = doc ? &cols[i].doc : &cols[i].unit;
+        free(*dst);
+        if (!(*dst = strdup(v[i] ? v[i] : "")))
+            rc = -1;
+    }
+    H5Dvlen_reclaim(type, space, H5P_DEFAULT, v);
+out:
+    free(v);
+    bz_out_h5_close(type);
+    bz_out_h5_close(space);
+    bz_out_h5_close(attr);
+    return rc;
+}
+
+int bz_out_describe_table(const char *path, const char *table, struct bz_out_column **cols,
+                          size_t *n, struct bz_err *err)
+{
+    int rc;
+    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, ftype = H5I_INVALID_HID;
+    struct bz_out_column *c = NULL;
+    int nm = 0;
+    *cols = NULL;
+    *n = 0;
+    if ((rc = bz_out_h5_open_ro(path, &file, err)))
+        return rc;
+    if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(dset)) < 0 ||
+        H5Tget_class(ftype) != H5T_COMPOUND || (nm = H5Tget_nmembers(ftype)) < 0) {
+        rc =
+            bz_out_h5_fail(err, BZ_EIO, "%s: table %s: not a readable compound table", path, table);
+        goto out;
+    }
+    if (!(c = calloc(nm ? (size_t)nm : 1, sizeof *c))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, table);
+        goto out;
+    }
+    for (int k = 0; k < nm; k++) {
+        char *name = H5Tget_member_name(ftype, (unsigned)k);
+        hid_t t = H5Tget_member_type(ftype, (unsigned)k);
+        c[k].type = t >= 0 ? col_kind(t) : -1;
+        bz_out_h5_close(t);
+        c[k].name = name ? strdup(name) : NULL;
+        if (name)
+            H5free_memory(name);
+        c[k].unit = strdup("");
+        c[k].doc = strdup("");
+        if (!c[k].name || !c[k].unit || !c[k].doc) {
+            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, table);
+            goto out;
+        }
+    }
+    if (read_col_attr(dset, "units", c, (size_t)nm, 0) < 0 ||
+        read_col_attr(dset, "doc", c, (size_t)nm, 1) < 0) {
+        rc =
+            bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot read its units and doc", path, table);
+        goto out;
+    }
+    *cols = c;
+    *n = (size_t)nm;
+    c = NULL;
+out:
+    bz_out_free_columns(c, (size_t)nm);
+    bz_out_h5_close(ftype);
+    bz_out_h5_close(dset);
+    bz_out_h5_close(file);
+    return rc;
+}

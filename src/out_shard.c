@@ -251,6 +251,11 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", s->path, desc->path);
         goto out;
     }
+    if (bz_out_h5_write_col_attrs(dset, desc) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot write its units and doc", s->path,
+                            desc->path);
+        goto out;
+    }
     struct out_table *t = &s->tables[s->n_tables++];
     t->desc = desc;
     t->dset = dset;

@@ -29,58 +29,29 @@
 
 /* ---- tables of a fake game ------------------------------------------------ */
 
-/* /games as the match module lays it out (its descriptor lives in match.c;
- * the test has its own so that it needs no game). */
-static const struct bz_column games_cols[] = {
-    BZ_COL(struct bz_games_row, game_id, BZ_COL_I64),
-    BZ_COL(struct bz_games_row, game, BZ_COL_STR),
-    BZ_COL(struct bz_games_row, seed, BZ_COL_I64),
-    BZ_COL(struct bz_games_row, n_agents, BZ_COL_I32),
-    BZ_COL(struct bz_games_row, communication, BZ_COL_U8),
-    BZ_COL(struct bz_games_row, volatility, BZ_COL_F64),
-    BZ_COL(struct bz_games_row, params_json, BZ_COL_STR),
-    BZ_COL(struct bz_games_row, welfare, BZ_COL_F64),
-    BZ_COL(struct bz_games_row, status, BZ_COL_STR),
-    BZ_COL(struct bz_games_row, error, BZ_COL_STR),
-};
-static const struct bz_table_desc games_desc = {
-    "/games", sizeof(struct bz_games_row), sizeof games_cols / sizeof games_cols[0], games_cols};
+/* The real /games descriptor (tables_common.c: needs no game) and two fake
+ * game tables, declared once each (records.h's X-macro form). */
+#define games_desc bz_games_table
 
-struct turn_row {
-    int64_t game_id;
-    int32_t turn;
-    int32_t agent;
-    double price;
-    uint8_t flag;
-    const char *msg;
-    int64_t big;
-    const char *note; /* sometimes NULL: written as "" */
-};
-static const struct bz_column turn_cols[] = {
-    BZ_COL(struct turn_row, game_id, BZ_COL_I64),
-    BZ_COL(struct turn_row, turn, BZ_COL_I32),
-    BZ_COL(struct turn_row, agent, BZ_COL_I32),
-    BZ_COL(struct turn_row, price, BZ_COL_F64),
-    BZ_COL(struct turn_row, flag, BZ_COL_U8),
-    BZ_COL(struct turn_row, msg, BZ_COL_STR),
-    BZ_COL(struct turn_row, big, BZ_COL_I64),
-    BZ_COL(struct turn_row, note, BZ_COL_STR),
-};
-static const struct bz_table_desc turns_desc = {"/fake/turns", sizeof(struct turn_row),
-                                                sizeof turn_cols / sizeof turn_cols[0], turn_cols};
+#define TURN_COLUMNS(X, R)                                                                         \
+    X(R, game_id, I64, "", "game id")                                                             \
+    X(R, turn, I32, "", "turn")                                                                   \
+    X(R, agent, I32, "", "seat")                                                                  \
+    X(R, price, F64, "USD/MWh", "a price")                                                        \
+    X(R, flag, U8, "", "a flag")                                                                  \
+    X(R, msg, STR, "", "a message")                                                               \
+    X(R, big, I64, "", "a large integer")                                                         \
+    X(R, seed, U64, "", "a seed above 2^63")                                                      \
+    X(R, note, STR, "", "sometimes NULL: written as \"\"")
+BZ_TABLE_ROW(turn_row, TURN_COLUMNS);
+static BZ_TABLE_DEFINE(turns_desc, "/fake/turns", turn_row, TURN_COLUMNS);
 
-struct market_row {
-    int64_t game_id;
-    int32_t turn;
-    double clearing_price;
-};
-static const struct bz_column market_cols[] = {
-    BZ_COL(struct market_row, game_id, BZ_COL_I64),
-    BZ_COL(struct market_row, turn, BZ_COL_I32),
-    BZ_COL(struct market_row, clearing_price, BZ_COL_F64),
-};
-static const struct bz_table_desc market_desc = {"/fake/market", sizeof(struct market_row), 3,
-                                                 market_cols};
+#define MARKET_COLUMNS(X, R)                                                                       \
+    X(R, game_id, I64, "", "game id")                                                             \
+    X(R, turn, I32, "", "turn")                                                                   \
+    X(R, clearing_price, F64, "USD/MWh", "clearing price")
+BZ_TABLE_ROW(market_row, MARKET_COLUMNS);
+static BZ_TABLE_DEFINE(market_desc, "/fake/market", market_row, MARKET_COLUMNS);
 
 /* Rows of game id, a pure function of (id, scale, variant). Games with id % 5
  * == 4 have no market rows (a table a game may not produce). */
@@ -102,6 +73,7 @@ static void make_game(struct bz_records *rec, int64_t id, int scale, int variant
                      a);
             r->msg = bz_records_strdup(rec, text);
             r->big = INT64_MAX - id - t;
+            r->seed = UINT64_MAX - (uint64_t)id * 977 - (uint64_t)t;
             r->note = (t + a) % 3 == 0 ? NULL : bz_records_strdup(rec, (t % 2) ? "" : "note");
         }
         if (id % 5 != 4) {
@@ -116,12 +88,13 @@ static void make_game(struct bz_records *rec, int64_t id, int scale, int variant
     assert_non_null(g);
     g->game_id = id;
     g->game = bz_records_strdup(rec, "fake");
-    g->seed = id * 1000003 + variant;
+    g->seed = UINT64_MAX - (uint64_t)id * 1000003 - (uint64_t)variant; /* above 2^63 */
+    g->env_seed = (uint64_t)id << 40;
     g->n_agents = 3;
     g->communication = (uint8_t)(id % 2);
-    g->volatility = id % 3 ? 0.1 * (double)id : NAN;
-    snprintf(text, sizeof text, "{\"id\": %" PRId64 ", \"variant\": %d}", id, variant);
-    g->params_json = bz_records_strdup(rec, text);
+    g->efficiency = id % 3 ? 0.1 * (double)id : NAN;
+    snprintf(text, sizeof text, "lineup %" PRId64 " v%d", id, variant);
+    g->lineup = bz_records_strdup(rec, text);
     g->welfare = -1.0 * (double)id;
     g->status = bz_records_strdup(rec, "ok");
     g->error = NULL;
@@ -221,6 +194,7 @@ static void check_game(const struct bz_records *got, int64_t id, int scale, int 
         assert_int_equal(g->flag, w->flag);
         assert_string_equal(g->msg, w->msg);
         assert_true(g->big == w->big);
+        assert_true(g->seed == w->seed);
         assert_non_null(g->note); /* NULL came back as "" */
         assert_int_equal(cmp_str_test(g->note, w->note), 0);
     }
@@ -240,8 +214,9 @@ static void check_game(const struct bz_records *got, int64_t id, int scale, int 
     assert_true(g->seed == w->seed);
     assert_int_equal(g->n_agents, w->n_agents);
     assert_int_equal(g->communication, w->communication);
-    assert_true(same_double(g->volatility, w->volatility));
-    assert_string_equal(g->params_json, w->params_json);
+    assert_true(g->env_seed == w->env_seed);
+    assert_true(same_double(g->efficiency, w->efficiency));
+    assert_string_equal(g->lineup, w->lineup);
     assert_true(g->welfare == w->welfare);
     assert_string_equal(g->status, w->status);
     assert_string_equal(g->error, "");

@@ -90,27 +90,7 @@ int bz_llm_fill_capability(const char *models_path, struct bz_agent_spec *agents
 int bz_registry_capability(const char *models_path, const char *model_id, double *capability,
                            struct bz_err *err);
 
-/* The /llm_calls table: one row per model call (a repair is a second call). */
-struct bz_llm_calls_row {
-    int64_t game_id;
-    int32_t turn; /* meta.turn of the observation, else -1 */
-    const char *phase;
-    int32_t agent;
-    const char *model; /* registry id */
-    int32_t attempt;   /* 0: first prompt, 1: repair prompt */
-    double latency_ms; /* first byte sent to reply parsed, retries included */
-    int64_t input_tokens;
-    int64_t output_tokens;
-    double cost_usd;
-    int32_t retries; /* transport retries of this call */
-    uint8_t cache_hit;
-    int32_t http_status;       /* last HTTP status; 0: no HTTP reply */
-    const char *parse_outcome; /* ok, repaired, invalid_json, schema, inadmissible,
-                                  refusal, truncated, http_error, network, replay_miss,
-                                  render_error, cancelled */
-    const char *decision;      /* ok, repaired, fallback, or "" when a repair follows */
-    const char *error;         /* what went wrong, "" when nothing did */
-};
-extern const struct bz_table_desc bz_llm_calls_table;
+/* The /llm_calls table (struct bz_llm_calls_row, bz_llm_calls_table) is
+ * declared in bazaar/tables.h with the other common tables. */
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "bazaar/game.h"
 #include "bazaar/records.h"
+#include "bazaar/tables.h" /* the common tables' rows and descriptors */
 
 struct bz_match;
 
@@ -66,61 +67,5 @@ int64_t bz_match_decisions(const struct bz_match *m);
 
 /* Mark the match failed with a message (recorded in its /games row). */
 void bz_match_fail(struct bz_match *m, const char *msg);
-
-/* Table descriptors of the common tables. /messages rows are added by the
- * games (every free-text message: who said what to whom, in which phase). */
-extern const struct bz_table_desc bz_games_table;
-extern const struct bz_table_desc bz_agents_table;
-extern const struct bz_table_desc bz_messages_table;
-
-struct bz_messages_row {
-    int64_t game_id;
-    int32_t turn;
-    const char *phase;
-    int32_t sender;
-    int32_t receiver; /* -1: to all */
-    const char *text;
-};
-
-struct bz_games_row {
-    int64_t game_id;
-    const char *game;
-    int64_t seed;
-    int64_t env_seed;
-    int32_t repetition;
-    int32_t n_agents;
-    uint8_t communication;
-    double volatility;  /* NaN where the game has no such parameter */
-    double scarcity;
-    double competition;
-    const char *lineup;
-    const char *params_json; /* every parameter of the game, as JSON */
-    int32_t turns_played;
-    double welfare;
-    double max_welfare;
-    double efficiency;
-    int32_t n_invalid;     /* inadmissible actions the game saw (any agent) */
-    int32_t n_bad_replies; /* LLM replies that did not parse or check */
-    int32_t n_repair;
-    int32_t n_fallback;
-    int64_t llm_calls;
-    int64_t cache_hits;
-    int64_t input_tokens;
-    int64_t output_tokens;
-    double cost_usd;
-    const char *status; /* "ok" or "failed" */
-    const char *error;
-};
-
-struct bz_agents_row {
-    int64_t game_id;
-    int32_t agent;
-    const char *kind;   /* "heuristic" or "llm" */
-    const char *policy; /* label as in the lineup */
-    double skill;
-    double capability;
-    double payoff;
-    double payoff_share; /* payoff / sum of |payoffs|, NaN when all zero */
-};
 
 #endif

@@ -10,22 +10,30 @@
 #include "bazaar/err.h"
 
 enum bz_col_type {
-    BZ_COL_I32,  /* int32_t */
-    BZ_COL_I64,  /* int64_t */
-    BZ_COL_F64,  /* double */
-    BZ_COL_U8,   /* uint8_t (flags, booleans) */
-    BZ_COL_STR   /* const char * (variable-length UTF-8; NULL written as "") */
+    BZ_COL_I32, /* int32_t */
+    BZ_COL_I64, /* int64_t */
+    BZ_COL_F64, /* double */
+    BZ_COL_U8,  /* uint8_t (flags, booleans) */
+    BZ_COL_STR, /* const char * (variable-length UTF-8; NULL written as "") */
+    BZ_COL_U64  /* uint64_t (seeds) */
 };
 
+/* One column. unit: "" for what has no unit (ids, labels, flags, counts of
+ * things), "1" for a dimensionless ratio, else the unit ("MWh", "USD/MWh",
+ * "ms"); doc: one line saying what the value means. Both NULL only in the
+ * legacy BZ_COL form (printed as undocumented). */
 struct bz_column {
     const char *name; /* snake_case, unit in the name where there is one */
     enum bz_col_type type;
-    size_t offset;    /* offsetof(row struct, field) */
+    size_t offset; /* offsetof(row struct, field) */
+    const char *unit;
+    const char *doc;
 };
 
 /* A table: HDF5 path ("/electricity/turns"), the C row struct's size and its
  * columns. Every table's first column is game_id (int64). Descriptors are
- * static const data owned by the module that defines the table. */
+ * static const data owned by the module that defines the table (or, for the
+ * runtime-built /<game>/config tables, by tables_config.c). */
 struct bz_table_desc {
     const char *path;
     size_t row_size;
@@ -33,8 +41,59 @@ struct bz_table_desc {
     const struct bz_column *cols;
 };
 
-#define BZ_COL(struct_, field_, kind_) \
-    { #field_, kind_, offsetof(struct_, field_) }
+/* Legacy form: a column without unit and meaning. Prefer BZ_TABLE_ROW + BZ_TABLE_DEFINE below. */
+/* clang-format off */
+#define BZ_COL(struct_, field_, kind_) {#field_, kind_, offsetof(struct_, field_), NULL, NULL}
+
+/* ---- declaring a table once ----------------------------------------------
+ * A table is one X-macro list; each entry is
+ *     X(R, name, KIND, "unit", "meaning")
+ * with KIND one of I32 I64 U64 F64 U8 STR and R passed through untouched (it
+ * names the row struct for offsetof). From the list:
+ *     BZ_TABLE_ROW(tag, LIST);              the C row struct `struct tag`
+ *     [static] BZ_TABLE_DEFINE(var, "/path", tag, LIST);
+ *                                           const struct bz_table_desc var
+ *                                           (columns with offsets, units, docs)
+ * The out module builds the HDF5 compound type and the per-column `units`
+ * and `doc` attributes from the descriptor; `bazaar info --schema` prints it.
+ * Example:
+ *     #define MY_TURNS_COLUMNS(X, R)                                  \
+ *         X(R, game_id, I64, "", "game id")                           \
+ *         X(R, turn, I32, "", "turn, 0-based")                        \
+ *         X(R, price_per_mwh, F64, "USD/MWh", "clearing price")
+ *     BZ_TABLE_ROW(my_turn_row, MY_TURNS_COLUMNS);           (header or .c)
+ *     BZ_TABLE_DEFINE(my_turns_table, "/my/turns", my_turn_row,
+ *                     MY_TURNS_COLUMNS);                     (one .c)
+ * The first entry must be game_id I64. */
+#define BZ_CTYPE_I32 int32_t
+#define BZ_CTYPE_I64 int64_t
+#define BZ_CTYPE_U64 uint64_t
+#define BZ_CTYPE_F64 double
+#define BZ_CTYPE_U8 uint8_t
+#define BZ_CTYPE_STR const char *
+
+#define BZ_TABLE_FIELD_(R, name, kind, unit, doc) BZ_CTYPE_##kind name;
+#define BZ_TABLE_COLUMN_(R, name, kind, unit, doc)                                                 \
+    {#name, BZ_COL_##kind, offsetof(struct R, name), unit, doc},
+
+#define BZ_TABLE_ROW(tag, LIST)                                                                    \
+    struct tag {                                                                                   \
+        LIST(BZ_TABLE_FIELD_, tag)                                                                 \
+    }
+
+/* The columns are a file-scope compound literal (static storage), so the
+ * definition may be prefixed with `static` for a table private to a file. */
+#define BZ_TABLE_DEFINE(var, path, tag, LIST)                                                      \
+    const struct bz_table_desc var = {                                                             \
+        path, sizeof(struct tag),                                                                  \
+        sizeof((const struct bz_column[]){LIST(BZ_TABLE_COLUMN_, tag)}) /                          \
+            sizeof(struct bz_column),                                                              \
+        (const struct bz_column[]){LIST(BZ_TABLE_COLUMN_, tag)}}
+
+/* clang-format on */
+
+/* Name of a column kind ("i32", "u64", "str", ...), for docs and messages. */
+const char *bz_col_type_name(enum bz_col_type t);
 
 /* Growable array of rows of one table. */
 struct bz_rowbuf {

@@ -12,21 +12,6 @@
 
 #include "llm/llm_internal.h"
 
-#define LLM_CALLS_COL(f, t) BZ_COL(struct bz_llm_calls_row, f, t)
-static const struct bz_column llm_calls_cols[] = {
-    LLM_CALLS_COL(game_id, BZ_COL_I64),       LLM_CALLS_COL(turn, BZ_COL_I32),
-    LLM_CALLS_COL(phase, BZ_COL_STR),         LLM_CALLS_COL(agent, BZ_COL_I32),
-    LLM_CALLS_COL(model, BZ_COL_STR),         LLM_CALLS_COL(attempt, BZ_COL_I32),
-    LLM_CALLS_COL(latency_ms, BZ_COL_F64),    LLM_CALLS_COL(input_tokens, BZ_COL_I64),
-    LLM_CALLS_COL(output_tokens, BZ_COL_I64), LLM_CALLS_COL(cost_usd, BZ_COL_F64),
-    LLM_CALLS_COL(retries, BZ_COL_I32),       LLM_CALLS_COL(cache_hit, BZ_COL_U8),
-    LLM_CALLS_COL(http_status, BZ_COL_I32),   LLM_CALLS_COL(parse_outcome, BZ_COL_STR),
-    LLM_CALLS_COL(decision, BZ_COL_STR),      LLM_CALLS_COL(error, BZ_COL_STR),
-};
-const struct bz_table_desc bz_llm_calls_table = {"/llm_calls", sizeof(struct bz_llm_calls_row),
-                                                 sizeof llm_calls_cols / sizeof llm_calls_cols[0],
-                                                 llm_calls_cols};
-
 #define REPAIR_FMT                                                                                 \
     "Your reply could not be used: %s. Reply again with only a JSON object that follows "          \
     "the schema and the rules above."

@@ -820,8 +820,12 @@ static void add_message(struct bz_game *g, int phase, int sender, int receiver, 
     m->game_id = g->cfg.game_id;
     m->turn = g->turn;
     m->phase = phase_names[phase];
+    m->round = -1; /* turns, no rounds */
     m->sender = sender;
     m->receiver = receiver;
+    /* publish goes to all; a proposal to its counterparty only */
+    m->visibility = receiver < 0 ? "public" : "private";
+    m->conversation = -1;
     m->text = text;
 }
 

@@ -107,6 +107,10 @@ def assert_same_tables(a, b):
             x, y = fa[name][()], fb[name][()]
             assert x.dtype == y.dtype, f"{name}: dtypes differ"
             assert len(x) == len(y), f"{name}: {len(x)} vs {len(y)} rows"
+            ax, ay = dict(fa[name].attrs), dict(fb[name].attrs)
+            assert ax.keys() == ay.keys(), f"{name}: attributes differ"
+            for k in ax:
+                assert list(ax[k]) == list(ay[k]), f"{name}.attrs[{k}] differs"
             for col in x.dtype.names:
                 if x.dtype[col].kind == "O":
                     assert list(x[col]) == list(y[col]), f"{name}.{col} differs"

@@ -6,11 +6,16 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import h5py
 import numpy as np
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "analysis"))
+import results  # noqa: E402
 
 from conftest import (BIN, MPIEXEC, assert_same_tables, bazaar, game_ids, kill_session,
                       mpi_env, write_spec)
@@ -24,9 +29,15 @@ def test_run_writes_every_table_with_the_documented_columns(tmp_path, small_spec
     with h5py.File(out, "r") as f:
         games = f["games"][()]
         assert list(games["game_id"]) == list(range(48))
-        for col in ("game_id", "game", "seed", "env_seed", "n_agents", "volatility", "scarcity",
-                    "communication", "repetition"):
+        for col in ("game_id", "game", "seed", "env_seed", "n_agents", "communication",
+                    "repetition", "lineup", "status"):
             assert col in games.dtype.names
+        for col in ("volatility", "scarcity", "competition", "params_json"):
+            assert col not in games.dtype.names, f"/games is game-neutral: {col}"
+        config = f["electricity/config"][()]
+        assert list(config["game_id"]) == list(range(48))
+        for col in ("volatility", "scarcity", "max_turns", "profile"):
+            assert col in config.dtype.names
         turns = f["electricity/turns"][()]
         for col in ("game_id", "turn", "agent", "generation", "demand", "storage_level",
                     "claimed_surplus", "true_surplus", "contract_bought", "contract_sold",
@@ -71,8 +82,8 @@ def test_paired_seeds_communication_on_off_same_market(tmp_path, small_spec):
     out = str(tmp_path / "out.h5")
     bazaar("run", spec, "-o", out, "--quiet")
     with h5py.File(out, "r") as f:
-        g = f["games"][()]
         t = f["electricity/turns"][()]
+    g = results.games(out)  # /games with /electricity/config joined on
     key = lambda r: (r["scarcity"], r["volatility"], r["lineup"], r["repetition"])
     on = {key(r): r for r in g if r["communication"] == 1}
     off = {key(r): r for r in g if r["communication"] == 0}

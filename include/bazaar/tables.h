@@ -1,0 +1,133 @@
+/* tables: the tables every game shares (/games, /agents, /messages,
+ * /llm_calls), each declared once as an X-macro list (see records.h), and the
+ * per-game /<game>/config tables built at run time from a game's parameter
+ * list. Knows nothing of HDF5; never does I/O but printing the schema. */
+#ifndef BAZAAR_TABLES_H
+#define BAZAAR_TABLES_H
+
+#include <stdio.h>
+
+#include "bazaar/game.h"
+#include "bazaar/records.h"
+
+/* /games: one row per game, game-neutral. A game's parameters are in
+ * /<game>/config; its per-turn and per-round data in its own tables. */
+#define BZ_GAMES_COLUMNS(X, R)                                                                     \
+    X(R, game_id, I64, "", "game id: 0..G-1 in grid order, stable for a spec")                     \
+    X(R, game, STR, "", "game name (its parameters: /<game>/config)")                              \
+    X(R, seed, U64, "", "seed of the agents' and protocol randomness")                             \
+    X(R, env_seed, U64, "",                                                                        \
+      "seed of the environment: equal for games that differ only in lineup or communication")      \
+    X(R, repetition, I32, "", "repetition index of the grid point, 0-based")                       \
+    X(R, n_agents, I32, "", "number of agents (seats)")                                            \
+    X(R, communication, U8, "", "1: agents exchange free-text messages; 0: they see none")         \
+    X(R, lineup, STR, "", "name of the lineup (agents per seat: /agents)")                         \
+    X(R, turns_played, I32, "", "turns the game ran")                                              \
+    X(R, welfare, F64, "payoff", "sum of the agents' payoffs; NaN when failed")                    \
+    X(R, max_welfare, F64, "payoff", "best achievable welfare as the game defines it")             \
+    X(R, efficiency, F64, "1", "the game's efficiency measure (see its documentation)")            \
+    X(R, n_invalid, I32, "", "inadmissible actions the game saw (any agent)")                      \
+    X(R, n_bad_replies, I32, "", "LLM replies that did not parse or check")                        \
+    X(R, n_repair, I32, "", "repair prompts sent to LLM agents")                                   \
+    X(R, n_fallback, I32, "", "fallback actions used in place of an agent's decision")             \
+    X(R, llm_calls, I64, "", "LLM calls made (repairs included, cache hits included)")             \
+    X(R, cache_hits, I64, "", "LLM calls answered by the response cache")                          \
+    X(R, input_tokens, I64, "tokens", "LLM input tokens")                                          \
+    X(R, output_tokens, I64, "tokens", "LLM output tokens")                                        \
+    X(R, cost_usd, F64, "USD", "LLM cost at the registry's prices")                                \
+    X(R, status, STR, "", "\"ok\" or \"failed\"")                                                  \
+    X(R, error, STR, "", "why the game failed; \"\" when it did not")
+BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
+
+/* /agents: one row per agent per game. */
+#define BZ_AGENTS_COLUMNS(X, R)                                                                    \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, agent, I32, "", "seat index, 0-based")                                                    \
+    X(R, kind, STR, "", "\"heuristic\" or \"llm\"")                                                \
+    X(R, policy, STR, "", "the agent's label in the lineup (policy and skill, or model id)")       \
+    X(R, skill, F64, "1", "heuristic skill in [0, 1]; NaN for LLM agents")                         \
+    X(R, capability, F64, "1", "heuristic: its skill; LLM: the registry's capability")             \
+    X(R, payoff, F64, "payoff", "final payoff; NaN when the game failed")                          \
+    X(R, payoff_share, F64, "1", "payoff / sum of |payoffs| of the game; NaN when all are 0")
+BZ_TABLE_ROW(bz_agents_row, BZ_AGENTS_COLUMNS);
+
+/* /messages: every free-text message a game delivered. */
+#define BZ_MESSAGES_COLUMNS(X, R)                                                                  \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "turn the message was sent in, 0-based")                                   \
+    X(R, round, I32, "", "negotiation round within the turn; -1 for games without rounds")         \
+    X(R, phase, STR, "", "phase the message was sent in")                                          \
+    X(R, sender, I32, "", "seat of the sender")                                                    \
+    X(R, receiver, I32, "", "seat of the receiver; -1: to all")                                    \
+    X(R, visibility, STR, "", "\"public\" (every agent sees it) or \"private\" (the receiver)")    \
+    X(R, conversation, I32, "", "conversation id within the game; -1: none")                       \
+    X(R, text, STR, "", "the message")
+BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
+
+/* /llm_calls: one row per model call (a repair is a second call). */
+#define BZ_LLM_CALLS_COLUMNS(X, R)                                                                 \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "meta.turn of the observation, else -1")                                   \
+    X(R, phase, STR, "", "phase the decision was for")                                             \
+    X(R, agent, I32, "", "seat of the agent")                                                      \
+    X(R, model, STR, "", "model id in the registry")                                               \
+    X(R, attempt, I32, "", "0: first prompt, 1: repair prompt")                                    \
+    X(R, latency_ms, F64, "ms", "first byte sent to reply parsed, retries included")               \
+    X(R, input_tokens, I64, "tokens", "input tokens of this call")                                 \
+    X(R, output_tokens, I64, "tokens", "output tokens of this call")                               \
+    X(R, cost_usd, F64, "USD", "cost of this call at the registry's prices")                       \
+    X(R, retries, I32, "", "transport retries of this call")                                       \
+    X(R, cache_hit, U8, "", "1: answered by the response cache")                                   \
+    X(R, http_status, I32, "", "last HTTP status; 0: no HTTP reply")                               \
+    X(R, parse_outcome, STR, "",                                                                   \
+      "ok, repaired, invalid_json, schema, inadmissible, refusal, truncated, http_error, "         \
+      "network, replay_miss, render_error or cancelled")                                           \
+    X(R, decision, STR, "", "ok, repaired, fallback, or \"\" when a repair follows")               \
+    X(R, error, STR, "", "what went wrong; \"\" when nothing did")
+BZ_TABLE_ROW(bz_llm_calls_row, BZ_LLM_CALLS_COLUMNS);
+
+extern const struct bz_table_desc bz_games_table;
+extern const struct bz_table_desc bz_agents_table;
+extern const struct bz_table_desc bz_messages_table;
+extern const struct bz_table_desc bz_llm_calls_table;
+
+/* The common tables, in schema order (games, agents, messages, llm_calls). */
+size_t bz_tables_common_count(void);
+const struct bz_table_desc *bz_tables_common_at(size_t i);
+
+/* ---- /<game>/config ------------------------------------------------------
+ * One row per game: game_id, then every parameter of ops->params in order,
+ * typed by its kind (NUM f64, INT i32 (i64 when its bounds need it), BOOL u8,
+ * STR string), unit "" and the parameter's help as the meaning. Built once
+ * per process for every registered game (thread-safe); the descriptor lives
+ * as long as the process. NULL only when memory runs out. */
+const struct bz_table_desc *bz_tables_config(const struct bz_game_ops *ops);
+
+/* Add cfg's /<game>/config row to rec. BZ_ENOMEM when memory runs out. */
+int bz_tables_add_config_row(struct bz_records *rec, const struct bz_game_config *cfg,
+                             struct bz_err *err);
+
+/* ---- a finished game's rows --------------------------------------------- */
+
+struct bz_match_usage;
+
+/* Add a finished game's /agents rows (payoff: n_agents values, ignored when
+ * failed), its /<game>/config row and its /games row, last. error: "" or why
+ * it failed. BZ_ENOMEM when memory runs out. */
+int bz_tables_add_summary(struct bz_records *rec, const struct bz_game_config *cfg,
+                          const struct bz_game_outcome *oc, const double *payoff,
+                          const struct bz_match_usage *usage, int failed, const char *error,
+                          struct bz_err *err);
+
+/* ---- the schema ---------------------------------------------------------- */
+
+/* Print every table and column (type, unit, meaning): the common tables, then
+ * per registered game its config and its own tables; only game's when
+ * game is non-NULL (BZ_EINVAL naming the known games when it is unknown). */
+int bz_tables_print_schema(FILE *f, const char *game, struct bz_err *err);
+
+/* `bazaar info --schema [GAME]`: argv[0] is "--schema". Returns the exit
+ * code (0 ok, 2 bad usage or unknown game, 1 out of memory). */
+int bz_tables_schema_cmd(int argc, char **argv);
+
+#endif
