@@ -64,12 +64,12 @@ static int cooperated(const struct bz_nego_view *v, const struct bz_nego_history
     return 0;
 }
 
-/* Greedy's belief of j's acceptance bar: 0.8 of j's NBS utility, raised to
+/* Greedy's belief of j's acceptance bar: 0.95 of j's NBS utility, raised to
  * one above any offer j rejected from self, capped at j's NBS utility. */
 static double greedy_bar(const struct bz_nego_view *v, const struct bz_nego_history *h, int self,
                          int j)
 {
-    double b = 0.8 * v->nbs_u[j];
+    double b = 0.95 * v->nbs_u[j];
     for (int r = 0; h && r < h->rounds; r++) {
         double o = offer(h, r, self, j);
         if (!isnan(o) && !h->accept[((size_t)r * h->n + self) * h->n + j] && o + 1 > b)
@@ -240,7 +240,7 @@ void bz_nego_propose_random(const struct bz_nego_view *v, struct bz_rng *rng, vo
 static void zi_propose(const struct bz_nego_view *v, int self, struct bz_rng *rng,
                        struct bz_nego_scratch *s, void *out)
 {
-    double bar = 0.5 * v->nbs_u[self];
+    double bar = 0.8 * v->nbs_u[self];
     bz_nego_propose_random(v, rng, out);
     if (v->items) {
         const struct bz_nego_items *g = v->items;
@@ -319,9 +319,9 @@ int bz_nego_vote(const struct bz_nego_view *v, enum bz_nego_policy p, int self, 
     case BZ_NEGO_FAIR: return u >= 0.95 * fb;
     case BZ_NEGO_GREEDY: {
         double ease = v->max_rounds > 1 ? (double)(round - 1) / (v->max_rounds - 1) : 1.0;
-        return u >= fb * (1.2 - 0.2 * fmin(1.0, ease));
+        return u >= fb * (1.1 - 0.2 * fmin(1.0, ease));
     }
-    case BZ_NEGO_ZI: return u >= 0.5 * fb && bz_nego_vote_random(rng);
+    case BZ_NEGO_ZI: return u >= 0.8 * fb && bz_nego_vote_random(rng);
     case BZ_NEGO_RECIPROCAL:
         return u >= (cooperated(v, h, self, proposer) ? 0.9 : 1.05) * fb;
     }

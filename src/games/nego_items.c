@@ -305,6 +305,7 @@ struct bb {
     int *ord;      /* items, decreasing largest value */
     int *agents;   /* per depth: agents by decreasing value of that item */
     int *cur, *best;
+    int twin[BZ_NEGO_MAX_AGENTS]; /* lowest agent with the same value row */
     double c[BZ_NEGO_MAX_AGENTS], R[BZ_NEGO_MAX_AGENTS], S;
     double t[BZ_NEGO_MAX_AGENTS], tsum; /* Pareto: targets */
     struct key inc;
@@ -360,6 +361,20 @@ static struct key bound(const struct bb *b)
     return k;
 }
 
+/* Agents with identical value rows and identical utilities so far lead to
+ * mirror-image subtrees: only the first of them tried at a node is explored
+ * (identical valuations, competition 1, are otherwise n! times slower). */
+static int symmetric_tried(const struct bb *b, int d, int a, int i)
+{
+    int n = b->g->n;
+    for (int e = 0; e < a; e++) {
+        int j = b->agents[d * n + e];
+        if (b->twin[j] == b->twin[i] && b->c[j] == b->c[i])
+            return 1;
+    }
+    return 0;
+}
+
 static void nbs_dfs(struct bb *b, int d)
 {
     const struct bz_nego_items *g = b->g;
@@ -394,6 +409,8 @@ static void nbs_dfs(struct bb *b, int d)
         double v = g->values[i * m + k];
         if (v == 0 && a > 0)
             break; /* an item to one who values it 0: never better than to the first */
+        if (symmetric_tried(b, d, a, i))
+            continue;
         b->cur[k] = i;
         b->c[i] += v;
         nbs_dfs(b, d + 1);
@@ -518,6 +535,14 @@ static int bb_alloc(struct bb *b, const struct bz_nego_items *g, struct bz_err *
         return bz_err_set(err, BZ_ENOMEM, "negotiation: out of memory for a search over %zu items",
                           m);
     orders(g, b->ord, b->agents);
+    for (int i = 0; i < g->n; i++) {
+        b->twin[i] = i;
+        for (int j = 0; j < i; j++)
+            if (!memcmp(g->values + j * g->m, g->values + i * g->m, sizeof(int) * m)) {
+                b->twin[i] = j;
+                break;
+            }
+    }
     for (int i = 0; i < g->n; i++) {
         b->c[i] = 0;
         b->R[i] = 0;

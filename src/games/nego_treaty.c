@@ -282,6 +282,16 @@ static double dlog(const struct bz_nego_treaty *g, int k, const double *A, doubl
     return d;
 }
 
+static double exact_log_product(const struct bz_nego_treaty *g, const double *x)
+{
+    double s = 0;
+    for (int i = 0; i < g->n; i++) {
+        double u = bz_nego_treaty_utility(g, x, i);
+        s += u > 0 ? log(u) : -1e300;
+    }
+    return s;
+}
+
 void bz_nego_treaty_nbs(const struct bz_nego_treaty *g, double *x, double *u)
 {
     int n = g->n, K = g->K;
@@ -328,6 +338,24 @@ void bz_nego_treaty_nbs(const struct bz_nego_treaty *g, double *x, double *u)
                 break;
         }
     }
+    /* the true optimum sits on kinks (positions) more often than not: snap
+     * each issue to a nearby position when the exact log-product is no lower */
+    for (int pass = 0; pass < 3; pass++)
+        for (int k = 0; k < K; k++) {
+            double keep = x[k], best = exact_log_product(g, x);
+            for (int i = 0; i < n; i++) {
+                double p = g->pos[i * K + k];
+                if (fabs(p - keep) > 1e-4 || p == x[k])
+                    continue;
+                double was = x[k];
+                x[k] = p;
+                double lp = exact_log_product(g, x);
+                if (lp >= best - 1e-12)
+                    best = lp;
+                else
+                    x[k] = was;
+            }
+        }
     bz_nego_treaty_utilities(g, x, u ? u : us);
 }
 
@@ -404,9 +432,9 @@ int bz_nego_treaty_pareto(const struct bz_nego_treaty *g, const double *x)
         for (int i = 0; i < n; i++) {
             double w = g->weight[i * K + k], p = g->pos[i * K + k], a;
             if (var_up[j])
-                a = p > x[k] + 1e-12 ? w : -w;
+                a = p > x[k] + 1e-9 ? w : -w;
             else
-                a = p < x[k] - 1e-12 ? w : -w;
+                a = p < x[k] - 1e-9 ? w : -w;
             T[(size_t)i * W + j] = -a; /* -(gain of i) <= 0 */
             obj[j] -= a;               /* maximise the sum of gains */
         }

@@ -255,14 +255,14 @@ struct bz_nego_scratch {
  * written to out (items: m receivers as int; treaty: K values as double).
  * Policies (fb = fair-share bar = u_self at the NBS):
  * - fair: proposes the NBS; accepts u >= 0.95 fb.
- * - greedy: believes j accepts when u_j >= b_j, b_j = max(0.8 u_j^NBS, 1 +
+ * - greedy: believes j accepts when u_j >= b_j, b_j = max(0.95 u_j^NBS, 1 +
  *   the largest offer j rejected from it), capped at u_j^NBS; picks the
  *   threshold - 1 cheapest supporters and keeps for itself all it can while
  *   they stay at b_j (items: from the NBS allocation, non-supporters' items to
  *   itself, then supporters' items with the highest own/their value ratio
  *   while they keep b_j; treaty: the point nearest its own position on the
  *   segment from its position to the NBS meeting the supporters' bars);
- *   accepts u >= fb (1.2 - 0.2 (r - 1) / max(1, R - 1)): high, easing to fb.
+ *   accepts u >= fb (1.1 - 0.2 (r - 1) / max(1, R - 1)): high, easing to 0.9 fb.
  * - zi: a random proposal that gives itself at least 0.5 fb (items: uniform
  *   receivers, then items moved to itself until met; treaty: uniform x pulled
  *   toward its position); votes: rejects below 0.5 fb, else a coin flip.
