@@ -293,7 +293,7 @@ static const struct vote_case vote_cases[] = {
      {0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 1, 1, 1}, 0, 4},
     {"unanimity short by one", 3, 3, {0, 1, 0, 1, 0, 0, 1, 0, 0}, {1, 1, 1}, -1, 2},
     {"unanimity met", 3, 3, {0, 1, 0, 1, 0, 1, 1, 1, 0}, {1, 1, 1}, 1, 3},
-    {"a missing proposal is never accepted", 3, 2, {1, 1, 1, 1, 0, 1, 0, 0, 0}, {0, 1, 1}, 1, 2},
+    {"a missing proposal is never accepted", 3, 2, {1, 1, 1, 1, 0, 1, 0, 0, 0}, {0, 1, 1}, 1, 3},
 };
 
 static void protocol_should_agree_on_the_first_proposal_meeting_the_threshold(void **state)

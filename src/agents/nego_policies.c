@@ -319,7 +319,7 @@ int bz_nego_vote(const struct bz_nego_view *v, enum bz_nego_policy p, int self, 
     case BZ_NEGO_FAIR: return u >= 0.95 * fb;
     case BZ_NEGO_GREEDY: {
         double ease = v->max_rounds > 1 ? (double)(round - 1) / (v->max_rounds - 1) : 1.0;
-        return u >= fb * (1.1 - 0.2 * fmin(1.0, ease));
+        return u >= fb * (1.0 - 0.1 * fmin(1.0, ease));
     }
     case BZ_NEGO_ZI: return u >= 0.8 * fb && bz_nego_vote_random(rng);
     case BZ_NEGO_RECIPROCAL:

@@ -262,7 +262,8 @@ struct bz_nego_scratch {
  *   itself, then supporters' items with the highest own/their value ratio
  *   while they keep b_j; treaty: the point nearest its own position on the
  *   segment from its position to the NBS meeting the supporters' bars);
- *   accepts u >= fb (1.1 - 0.2 (r - 1) / max(1, R - 1)): high, easing to 0.9 fb.
+ *   accepts u >= fb (1 - 0.1 (r - 1) / max(1, R - 1)): above fair's bar, easing
+ *   to 0.9 fb by the last round.
  * - zi: a random proposal that gives itself at least 0.5 fb (items: uniform
  *   receivers, then items moved to itself until met; treaty: uniform x pulled
  *   toward its position); votes: rejects below 0.5 fb, else a coin flip.
