@@ -702,6 +702,79 @@ static void policies_should_propose_admissible_outcomes(void **state)
         }
 }
 
+static void greedy_should_keep_enough_supporters_at_its_belief(void **state)
+{
+    (void)state;
+    for (int game = 0; game < 2; game++)
+        for (int seed = 0; seed < 30; seed++) {
+            struct sim s;
+            int n = 3 + seed % 5;
+            sim_setup(&s, game, n, 0.2 * (seed % 3), (uint64_t)seed + 50);
+            struct bz_nego_scratch scr;
+            struct bz_rng r;
+            int a[BZ_NEGO_MAX_ITEMS];
+            double x[BZ_NEGO_MAX_ISSUES], u[BZ_NEGO_MAX_AGENTS];
+            void *out = game ? (void *)a : (void *)x;
+            bz_rng_init(&r, 1, 1);
+            int self = seed % n;
+            bz_nego_propose(&s.view, BZ_NEGO_GREEDY, self, 1, NULL, &r, &scr, out);
+            if (game)
+                bz_nego_items_utilities(&s.items, a, u);
+            else
+                bz_nego_treaty_utilities(&s.treaty, x, u);
+            int sup = 0;
+            for (int j = 0; j < n; j++)
+                sup += j != self && u[j] >= 0.95 * s.nbs_u[j] - 1e-6;
+            assert_true(sup >= s.view.threshold - 1);
+            assert_true(u[self] >= s.nbs_u[self] - 1e-6);
+        }
+}
+
+/* One recorded round in which agent 1 offered agent 0 half its fair share
+ * and agent 2 offered it all of it. */
+static void reciprocal_should_punish_who_did_not_concede(void **state)
+{
+    (void)state;
+    for (int game = 0; game < 2; game++) {
+        struct sim s;
+        sim_setup(&s, game, 3, 0.5, 4242);
+        double offer_buf[10 * 9], offer[9];
+        unsigned char accept_buf[10 * 9], acc[9] = {0};
+        struct bz_nego_history h;
+        struct bz_nego_scratch scr;
+        struct bz_rng r;
+        bz_rng_init(&r, 1, 1);
+        bz_nego_history_init(&h, 3, 10, offer_buf, accept_buf);
+        for (int p = 0; p < 3; p++)
+            for (int j = 0; j < 3; j++)
+                offer[p * 3 + j] = s.nbs_u[j];
+        offer[1 * 3 + 0] = 0.5 * s.nbs_u[0];
+        assert_int_equal(bz_nego_history_push(&h, offer, acc), BZ_OK);
+        const void *nbs = game ? (const void *)s.nbs_alloc : (const void *)s.nbs_x;
+        /* the NBS itself: accepted from the cooperator, rejected from the defector */
+        assert_int_equal(bz_nego_vote(&s.view, BZ_NEGO_RECIPROCAL, 0, 2, &h, 2, nbs, &r, &scr), 1);
+        assert_int_equal(bz_nego_vote(&s.view, BZ_NEGO_RECIPROCAL, 0, 2, &h, 1, nbs, &r, &scr), 0);
+        /* fair does not care who proposed */
+        assert_int_equal(bz_nego_vote(&s.view, BZ_NEGO_FAIR, 0, 2, &h, 1, nbs, &r, &scr), 1);
+        /* its proposal: the cooperator keeps its NBS utility, the defector
+         * does not gain, itself at least its own */
+        int a[BZ_NEGO_MAX_ITEMS];
+        double x[BZ_NEGO_MAX_ISSUES], u[3];
+        void *out = game ? (void *)a : (void *)x;
+        bz_nego_propose(&s.view, BZ_NEGO_RECIPROCAL, 0, 2, &h, &r, &scr, out);
+        if (game)
+            bz_nego_items_utilities(&s.items, a, u);
+        else
+            bz_nego_treaty_utilities(&s.treaty, x, u);
+        assert_true(u[0] >= s.nbs_u[0] - 1e-6);
+        assert_true(u[2] >= s.nbs_u[2] - 1e-6);
+        assert_true(u[1] <= s.nbs_u[1] + 1e-6);
+        /* a full history refuses one more round */
+        h.rounds = h.max_rounds;
+        assert_int_equal(bz_nego_history_push(&h, offer, acc), BZ_EINVAL);
+    }
+}
+
 /* Expected payoff of one agent of policy p and given skill, against a fixed
  * field, over 200 seeds and both seats. */
 static double mean_payoff(int game, enum bz_nego_policy p, double skill)
@@ -761,6 +834,8 @@ int main(void)
         cmocka_unit_test(treaty_nbs_should_beat_random_points_for_many_issues),
         cmocka_unit_test(treaty_pareto_should_match_the_one_issue_hull),
         cmocka_unit_test(policies_should_propose_admissible_outcomes),
+        cmocka_unit_test(greedy_should_keep_enough_supporters_at_its_belief),
+        cmocka_unit_test(reciprocal_should_punish_who_did_not_concede),
         cmocka_unit_test(skill_should_raise_expected_payoff_for_every_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
