@@ -626,9 +626,9 @@ static int sim_play(struct sim *s, const enum bz_nego_policy *pol, const double 
                     uint64_t seed, double *pay)
 {
     enum { N = 8 };
-    static double offer_buf[10 * N * N], prop_x[N][BZ_NEGO_MAX_ISSUES], offer[N * N];
+    static double offer_buf[10 * N * N], prop_x[N * BZ_NEGO_MAX_ISSUES], offer[N * N];
     static unsigned char accept_buf[10 * N * N], acc[N * N];
-    static int prop_a[N][BZ_NEGO_MAX_ITEMS];
+    static int prop_a[N * BZ_NEGO_MAX_ITEMS];
     struct bz_nego_history h;
     struct bz_nego_scratch scr;
     struct bz_rng rng[N];
@@ -638,22 +638,25 @@ static int sim_play(struct sim *s, const enum bz_nego_policy *pol, const double 
         bz_rng_init(&rng[i], seed, (uint64_t)(100 + i));
     for (int round = 1; round <= s->R; round++) {
         for (int i = 0; i < n; i++) {
-            void *out = s->view.items ? (void *)prop_a[i] : (void *)prop_x[i];
+            void *out = s->view.items ? (void *)(prop_a + i * s->items.m)
+                                       : (void *)(prop_x + i * s->treaty.K);
             if (bz_nego_use_reasoned(skill[i], &rng[i]))
                 bz_nego_propose(&s->view, pol[i], i, round, &h, &rng[i], &scr, out);
             else
                 bz_nego_propose_random(&s->view, &rng[i], out);
         }
+        if (s->view.items)
+            bz_nego_items_offers(&s->items, prop_a, NULL, offer);
+        else
+            bz_nego_treaty_offers(&s->treaty, prop_x, NULL, offer);
         for (int p = 0; p < n; p++) {
-            const void *prop = s->view.items ? (const void *)prop_a[p] : (const void *)prop_x[p];
-            for (int j = 0; j < n; j++) {
-                offer[p * n + j] = s->view.items ? bz_nego_items_utility(&s->items, prop, j)
-                                                 : bz_nego_treaty_utility(&s->treaty, prop, j);
+            const void *prop = s->view.items ? (const void *)(prop_a + p * s->items.m)
+                                             : (const void *)(prop_x + p * s->treaty.K);
+            for (int j = 0; j < n; j++)
                 acc[p * n + j] = bz_nego_use_reasoned(skill[j], &rng[j])
                                      ? (unsigned char)bz_nego_vote(&s->view, pol[j], j, round, &h,
                                                                    p, prop, &rng[j], &scr)
                                      : (unsigned char)bz_nego_vote_random(&rng[j]);
-            }
         }
         int a = bz_nego_agreement(n, acc, NULL, s->view.threshold, NULL);
         if (a >= 0) {

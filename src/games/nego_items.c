@@ -252,6 +252,19 @@ void bz_nego_items_utilities(const struct bz_nego_items *g, const int *alloc, do
         u[alloc[k]] += g->values[alloc[k] * g->m + k];
 }
 
+void bz_nego_items_offers(const struct bz_nego_items *g, const int *proposals,
+                          const unsigned char *proposed, double *offer)
+{
+    int n = g->n;
+    for (int p = 0; p < n; p++) {
+        if (proposed && !proposed[p])
+            for (int j = 0; j < n; j++)
+                offer[p * n + j] = NAN;
+        else
+            bz_nego_items_utilities(g, proposals + (size_t)p * g->m, offer + p * n);
+    }
+}
+
 double bz_nego_items_max_welfare(const struct bz_nego_items *g, int *alloc)
 {
     double w = 0;

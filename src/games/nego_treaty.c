@@ -232,6 +232,17 @@ void bz_nego_treaty_utilities(const struct bz_nego_treaty *g, const double *x, d
         u[i] = bz_nego_treaty_utility(g, x, i);
 }
 
+void bz_nego_treaty_offers(const struct bz_nego_treaty *g, const double *proposals,
+                           const unsigned char *proposed, double *offer)
+{
+    int n = g->n;
+    for (int p = 0; p < n; p++)
+        for (int j = 0; j < n; j++)
+            offer[p * n + j] = proposed && !proposed[p]
+                                   ? NAN
+                                   : bz_nego_treaty_utility(g, proposals + (size_t)p * g->K, j);
+}
+
 double bz_nego_treaty_max_welfare(const struct bz_nego_treaty *g, double *x)
 {
     int n = g->n, K = g->K, ord[BZ_NEGO_MAX_AGENTS] = {0};

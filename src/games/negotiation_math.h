@@ -138,6 +138,14 @@ double bz_nego_items_utility(const struct bz_nego_items *g, const int *alloc, in
 void bz_nego_treaty_utilities(const struct bz_nego_treaty *g, const double *x, double *u);
 double bz_nego_treaty_utility(const struct bz_nego_treaty *g, const double *x, int agent);
 
+/* One round's offer matrix for the history: offer[p * n + j] = u_j under
+ * proposer p's proposal (items: proposals[p * m ...], treaty: proposals[p * K
+ * ...]), NaN where proposed[p] == 0 (proposed may be NULL: all proposed). */
+void bz_nego_items_offers(const struct bz_nego_items *g, const int *proposals,
+                          const unsigned char *proposed, double *offer);
+void bz_nego_treaty_offers(const struct bz_nego_treaty *g, const double *proposals,
+                           const unsigned char *proposed, double *offer);
+
 /* Maximum social welfare (sum of utilities), exact; the maximiser is written to
  * alloc / x when not NULL (items: each item to the agent valuing it most,
  * lowest index on ties; treaty: per issue the lowest weighted median of the
