@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+/* cmocka needs the headers above first */
 #include <cmocka.h>
 
 #include "bazaar/rng.h"
@@ -16,7 +17,8 @@
 #define PI 3.14159265358979323846
 
 static int V[BZ_NEGO_MAX_AGENTS * BZ_NEGO_MAX_ITEMS];
-static double P[BZ_NEGO_MAX_AGENTS * BZ_NEGO_MAX_ISSUES], W[BZ_NEGO_MAX_AGENTS * BZ_NEGO_MAX_ISSUES];
+static double P[BZ_NEGO_MAX_AGENTS * BZ_NEGO_MAX_ISSUES],
+    W[BZ_NEGO_MAX_AGENTS * BZ_NEGO_MAX_ISSUES];
 
 /* Mean pairwise cosine, pair by pair (independent of the library's formula). */
 static double pairwise_cos_int(int n, int m, const int *v)
@@ -179,17 +181,16 @@ static void check_treaty(int n, int K, double rho, double theta, double lambda, 
     assert_int_equal(rc, BZ_OK);
     /* the same draw with lambda: only the mirrored issues' odd agents change */
     bz_rng_init(&r, seed, 2);
-    assert_int_equal(bz_nego_treaty_generate(n, K, rho, theta, lambda, &r, P, W, &ar, &at, &al,
-                                             &err),
-                     BZ_OK);
+    assert_int_equal(
+        bz_nego_treaty_generate(n, K, rho, theta, lambda, &r, P, W, &ar, &at, &al, &err), BZ_OK);
     unsigned char mir[BZ_NEGO_MAX_ISSUES];
     int L = 0;
     for (int k = 0; k < K; k++) {
         mir[k] = n > 1 && fabs(P[1 * K + k] - P0[1 * K + k]) > 0;
         L += mir[k];
         for (int i = 0; i < n; i++)
-            assert_true(fabs(P[i * K + k] - (mir[k] && (i & 1) ? 1 - P0[i * K + k]
-                                                                  : P0[i * K + k])) < 1e-15);
+            assert_true(fabs(P[i * K + k] -
+                             (mir[k] && (i & 1) ? 1 - P0[i * K + k] : P0[i * K + k])) < 1e-15);
     }
     assert_int_equal(L, (int)lround(lambda * K));
     assert_true(fabs(al - (double)L / K) < 1e-12);
@@ -227,8 +228,7 @@ static void treaty_should_hit_rho_theta_lambda_for_n_2_to_50(void **state)
     }
     for (int seed = 0; seed < 30; seed++)
         for (int K = 1; K <= 12; K += 11)
-            check_treaty(2 + seed % 7, K, 0.2 * (seed % 5), K == 1 ? 1 : 0.5, 0.5,
-                         (uint64_t)seed);
+            check_treaty(2 + seed % 7, K, 0.2 * (seed % 5), K == 1 ? 1 : 0.5, 0.5, (uint64_t)seed);
 }
 
 static void treaty_should_refuse_rho_below_the_bound_for_n(void **state)
@@ -289,8 +289,13 @@ static const struct vote_case vote_cases[] = {
     {"nobody accepts: own vote only", 3, 2, {0}, {1, 1, 1}, -1, 1},
     {"own proposal counts (diagonal ignored)", 3, 2, {0, 1, 0, 0, 0, 0, 0, 0, 0}, {1, 1, 1}, 0, 2},
     {"first in proposer order wins", 3, 2, {0, 0, 0, 1, 0, 0, 1, 0, 0}, {1, 1, 1}, 1, 2},
-    {"best is not first", 4, 3,
-     {0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0}, {1, 1, 1, 1}, 0, 4},
+    {"best is not first",
+     4,
+     3,
+     {0, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0},
+     {1, 1, 1, 1},
+     0,
+     4},
     {"unanimity short by one", 3, 3, {0, 1, 0, 1, 0, 0, 1, 0, 0}, {1, 1, 1}, -1, 2},
     {"unanimity met", 3, 3, {0, 1, 0, 1, 0, 1, 1, 1, 0}, {1, 1, 1}, 1, 3},
     {"a missing proposal is never accepted", 3, 2, {1, 1, 1, 1, 0, 1, 0, 0, 0}, {0, 1, 1}, 1, 3},
@@ -336,11 +341,8 @@ static void metrics_should_compute_gini_and_exploitation(void **state)
         int n;
         double u[4], gini;
     } cases[] = {
-        {3, {10, 10, 10}, 0},
-        {2, {0, 10}, 0.5},
-        {4, {0, 0, 0, 40}, 0.75},
-        {3, {0, 0, 0}, 0},
-        {2, {30, 10}, 0.25},
+        {3, {10, 10, 10}, 0}, {2, {0, 10}, 0.5},   {4, {0, 0, 0, 40}, 0.75},
+        {3, {0, 0, 0}, 0},    {2, {30, 10}, 0.25},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
         assert_true(fabs(bz_nego_gini(cases[c].n, cases[c].u) - cases[c].gini) < 1e-12);
@@ -463,7 +465,8 @@ static void items_nbs_should_say_when_the_budget_cut_the_search(void **state)
         assert_true(u[i] > 0); /* the approximation still gives everyone something */
     /* a tiny budget answers -1 or the same as a large one; a welfare
      * maximiser needs no search at all */
-    int small = bz_nego_items_pareto(&g, alloc, 10), big = bz_nego_items_pareto(&g, alloc, 10000000);
+    int small = bz_nego_items_pareto(&g, alloc, 10),
+        big = bz_nego_items_pareto(&g, alloc, 10000000);
     assert_true(small == -1 || small == big);
     bz_nego_items_max_welfare(&g, alloc);
     assert_int_equal(bz_nego_items_pareto(&g, alloc, 0), 1);
@@ -488,8 +491,9 @@ static void treaty_nbs_should_match_a_grid_search(void **state)
     bz_rng_init(&r, 11, 3);
     for (int rep = 0; rep < 24; rep++) {
         int n = 2 + rep % 3, K = 1 + rep % 2;
-        assert_int_equal(bz_nego_treaty_generate(n, K, 0.4 * (rep % 3) - 0.3 * (n == 2), 1.0 - 0.3 * (K == 2),
-                                                 0.5, &r, P, W, NULL, NULL, NULL, NULL),
+        assert_int_equal(bz_nego_treaty_generate(n, K, 0.4 * (rep % 3) - 0.3 * (n == 2),
+                                                 1.0 - 0.3 * (K == 2), 0.5, &r, P, W, NULL, NULL,
+                                                 NULL, NULL),
                          BZ_OK);
         struct bz_nego_treaty g = {n, K, P, W};
         double x[2], u[4], y[2] = {0, 0}, best = -INFINITY;
@@ -531,9 +535,8 @@ static void treaty_nbs_should_beat_random_points_for_many_issues(void **state)
     bz_rng_init(&r, 12, 3);
     for (int rep = 0; rep < 10; rep++) {
         int n = 3 + rep, K = 5;
-        assert_int_equal(bz_nego_treaty_generate(n, K, 0.2, 0.5, 0.4, &r, P, W, NULL, NULL,
-                                                 NULL, NULL),
-                         BZ_OK);
+        assert_int_equal(
+            bz_nego_treaty_generate(n, K, 0.2, 0.5, 0.4, &r, P, W, NULL, NULL, NULL, NULL), BZ_OK);
         struct bz_nego_treaty g = {n, K, P, W};
         double x[5], y[5];
         bz_nego_treaty_nbs(&g, x, NULL);
@@ -541,8 +544,8 @@ static void treaty_nbs_should_beat_random_points_for_many_issues(void **state)
         for (int t = 0; t < 2000; t++) {
             double h = t < 1000 ? 1.0 : 0.01; /* global, then local perturbations */
             for (int k = 0; k < K; k++)
-                y[k] = fmin(1, fmax(0, h < 1 ? x[k] + h * (bz_rng_uniform(&r) - 0.5)
-                                             : bz_rng_uniform(&r)));
+                y[k] = fmin(
+                    1, fmax(0, h < 1 ? x[k] + h * (bz_rng_uniform(&r) - 0.5) : bz_rng_uniform(&r)));
             assert_true(log_prod(&g, y) <= best + 1e-9);
         }
         assert_int_equal(bz_nego_treaty_pareto(&g, x), 1);
@@ -600,15 +603,14 @@ static void sim_setup(struct sim *s, int is_items, int n, double comp, uint64_t 
         int m = bz_nego_items_default_m(n);
         assert_int_equal(bz_nego_items_generate(n, m, comp, &r, V, NULL, NULL), BZ_OK);
         s->items = (struct bz_nego_items){n, m, V};
-        assert_int_equal(bz_nego_items_nbs(&s->items, 20000, &r, s->nbs_alloc, s->nbs_u, NULL,
-                                           NULL),
-                         BZ_OK);
+        assert_int_equal(
+            bz_nego_items_nbs(&s->items, 20000, &r, s->nbs_alloc, s->nbs_u, NULL, NULL), BZ_OK);
         s->view.items = &s->items;
         s->view.items_nbs = s->nbs_alloc;
     } else {
-        assert_int_equal(bz_nego_treaty_generate(n, 5, 1 - 2 * comp, 0.5, 0.4, &r, P, W, NULL,
-                                                 NULL, NULL, NULL),
-                         BZ_OK);
+        assert_int_equal(
+            bz_nego_treaty_generate(n, 5, 1 - 2 * comp, 0.5, 0.4, &r, P, W, NULL, NULL, NULL, NULL),
+            BZ_OK);
         s->treaty = (struct bz_nego_treaty){n, 5, P, W};
         bz_nego_treaty_nbs(&s->treaty, s->nbs_x, s->nbs_u);
         s->view.treaty = &s->treaty;
@@ -639,7 +641,7 @@ static int sim_play(struct sim *s, const enum bz_nego_policy *pol, const double 
     for (int round = 1; round <= s->R; round++) {
         for (int i = 0; i < n; i++) {
             void *out = s->view.items ? (void *)(prop_a + i * s->items.m)
-                                       : (void *)(prop_x + i * s->treaty.K);
+                                      : (void *)(prop_x + i * s->treaty.K);
             if (bz_nego_use_reasoned(skill[i], &rng[i]))
                 bz_nego_propose(&s->view, pol[i], i, round, &h, &rng[i], &scr, out);
             else

@@ -29,11 +29,20 @@ const char *bz_nego_policy_name(enum bz_nego_policy p)
     return (unsigned)p < 4 ? policy_names[p] : "?";
 }
 
-int bz_nego_use_reasoned(double skill, struct bz_rng *rng) { return bz_rng_uniform(rng) < skill; }
+int bz_nego_use_reasoned(double skill, struct bz_rng *rng)
+{
+    return bz_rng_uniform(rng) < skill;
+}
 
-int bz_nego_vote_random(struct bz_rng *rng) { return (int)(bz_rng_u64(rng) >> 63); }
+int bz_nego_vote_random(struct bz_rng *rng)
+{
+    return (int)(bz_rng_u64(rng) >> 63);
+}
 
-static int n_of(const struct bz_nego_view *v) { return v->items ? v->items->n : v->treaty->n; }
+static int n_of(const struct bz_nego_view *v)
+{
+    return v->items ? v->items->n : v->treaty->n;
+}
 
 /* Utility of agent i under an outcome of either game. */
 static double util(const struct bz_nego_view *v, const void *out, int i)
@@ -274,8 +283,8 @@ static void zi_propose(const struct bz_nego_view *v, int self, struct bz_rng *rn
 }
 
 void bz_nego_propose(const struct bz_nego_view *v, enum bz_nego_policy p, int self, int round,
-                     const struct bz_nego_history *h, struct bz_rng *rng,
-                     struct bz_nego_scratch *s, void *out)
+                     const struct bz_nego_history *h, struct bz_rng *rng, struct bz_nego_scratch *s,
+                     void *out)
 {
     int n = n_of(v), need = v->threshold - 1, all = 1;
     assert(self >= 0 && self < n && round >= 1);
@@ -322,8 +331,7 @@ int bz_nego_vote(const struct bz_nego_view *v, enum bz_nego_policy p, int self, 
         return u >= fb * (1.0 - 0.1 * fmin(1.0, ease));
     }
     case BZ_NEGO_ZI: return u >= 0.8 * fb && bz_nego_vote_random(rng);
-    case BZ_NEGO_RECIPROCAL:
-        return u >= (cooperated(v, h, self, proposer) ? 0.9 : 1.05) * fb;
+    case BZ_NEGO_RECIPROCAL: return u >= (cooperated(v, h, self, proposer) ? 0.9 : 1.05) * fb;
     }
     return 0;
 }

@@ -9,12 +9,18 @@
 
 #include "games/negotiation_math.h"
 
-int bz_nego_items_default_m(int n) { return (5 * n + 1) / 2; }
+int bz_nego_items_default_m(int n)
+{
+    return (5 * n + 1) / 2;
+}
 
 /* ------------------------------------------------------------ generator */
 
 /* i's private block: items k = i (mod n) when m >= n, else the item i mod m. */
-static int in_block(int n, int m, int i, int k) { return m >= n ? k % n == i : k == i % m; }
+static int in_block(int n, int m, int i, int k)
+{
+    return m >= n ? k % n == i : k == i % m;
+}
 
 static double c_min_of(int n, int m)
 {
@@ -140,15 +146,21 @@ static double repair(int n, int m, int *v, double t, double c, double *U, double
             nn += (double)vi[k] * vi[k];
         double nnorm = sqrt(nn);
         for (int k = 0; k < m; k++) {
-            double uk = U[k] - (k == from ? vi[k] + 1 : k == to ? vi[k] - 1 : vi[k]) / norm[i] +
+            double uk = U[k] -
+                        (k == from ? vi[k] + 1
+                         : k == to ? vi[k] - 1
+                                   : vi[k]) /
+                            norm[i] +
                         vi[k] / nnorm;
             tot += uk * uk;
         }
         double c2 = (tot - n) / ((double)n * (n - 1));
         if (fabs(c2 - t) < fabs(c - t)) {
             for (int k = 0; k < m; k++)
-                U[k] += vi[k] / nnorm -
-                        (k == from ? vi[k] + 1 : k == to ? vi[k] - 1 : vi[k]) / norm[i];
+                U[k] += vi[k] / nnorm - (k == from ? vi[k] + 1
+                                         : k == to ? vi[k] - 1
+                                                   : vi[k]) /
+                                            norm[i];
             norm[i] = nnorm;
             c = c2;
             idle = 0;
@@ -315,8 +327,8 @@ static struct key key_of(int n, const double *u)
 
 struct bb {
     const struct bz_nego_items *g;
-    int *ord;      /* items, decreasing largest value */
-    int *agents;   /* per depth: agents by decreasing value of that item */
+    int *ord;    /* items, decreasing largest value */
+    int *agents; /* per depth: agents by decreasing value of that item */
     int *cur, *best;
     int twin[BZ_NEGO_MAX_AGENTS]; /* lowest agent with the same value row */
     double c[BZ_NEGO_MAX_AGENTS], R[BZ_NEGO_MAX_AGENTS], S;
@@ -348,14 +360,15 @@ static struct key bound(const struct bb *b)
     double L = hi;
     if (sumR > b->S) {
         /* water level: smallest L with sum clamp(L, c, c + R) - c >= S */
-        double a = lo, z = hi;
-        for (int it = 0; it < 40; it++) {
+        double a = lo, z = hi; /* z stays on the feasible side: a valid bound */
+        for (int it = 0; it < 24; it++) {
             double mid = 0.5 * (a + z), tot = 0;
             for (int i = 0; i < n; i++) {
                 if (b->c[i] + b->R[i] <= 0)
                     continue;
-                double y = mid < b->c[i] ? b->c[i] : mid > b->c[i] + b->R[i] ? b->c[i] + b->R[i]
-                                                                               : mid;
+                double y = mid < b->c[i]             ? b->c[i]
+                           : mid > b->c[i] + b->R[i] ? b->c[i] + b->R[i]
+                                                     : mid;
                 tot += y - b->c[i];
             }
             if (tot >= b->S)
@@ -434,6 +447,22 @@ static void nbs_dfs(struct bb *b, int d)
         b->R[i] += g->values[i * m + k];
 }
 
+/* k with one agent's utility changed from a to b (O(1); drift is removed by
+ * recomputing the key after each accepted step). */
+static struct key key_change(struct key k, double a, double b)
+{
+    k.w += b - a;
+    if (a > 0)
+        k.sumlog -= log(a);
+    else
+        k.zeros--;
+    if (b > 0)
+        k.sumlog += log(b);
+    else
+        k.zeros++;
+    return k;
+}
+
 /* Improve alloc by single-item moves and pairwise swaps until neither helps. */
 static struct key local_search(const struct bz_nego_items *g, int *alloc, double *u)
 {
@@ -448,16 +477,14 @@ static struct key local_search(const struct bz_nego_items *g, int *alloc, double
                 int o = alloc[k];
                 if (j == o)
                     continue;
-                u[o] -= V[o * m + k];
-                u[j] += V[j * m + k];
-                struct key t = key_of(n, u);
+                double uo = u[o] - V[o * m + k], uj = u[j] + V[j * m + k];
+                struct key t = key_change(key_change(cur, u[o], uo), u[j], uj);
                 if (key_cmp(t, cur) > 0) {
-                    cur = t;
+                    u[o] = uo;
+                    u[j] = uj;
                     alloc[k] = j;
+                    cur = key_of(n, u);
                     improved = 1;
-                } else {
-                    u[o] += V[o * m + k];
-                    u[j] -= V[j * m + k];
                 }
             }
         for (int k = 0; k < m; k++)
@@ -465,17 +492,16 @@ static struct key local_search(const struct bz_nego_items *g, int *alloc, double
                 int a = alloc[k], c = alloc[l];
                 if (a == c)
                     continue;
-                u[a] += V[a * m + l] - V[a * m + k];
-                u[c] += V[c * m + k] - V[c * m + l];
-                struct key t = key_of(n, u);
+                double ua = u[a] + V[a * m + l] - V[a * m + k];
+                double uc = u[c] + V[c * m + k] - V[c * m + l];
+                struct key t = key_change(key_change(cur, u[a], ua), u[c], uc);
                 if (key_cmp(t, cur) > 0) {
-                    cur = t;
+                    u[a] = ua;
+                    u[c] = uc;
                     alloc[k] = c;
                     alloc[l] = a;
+                    cur = key_of(n, u);
                     improved = 1;
-                } else {
-                    u[a] -= V[a * m + l] - V[a * m + k];
-                    u[c] -= V[c * m + k] - V[c * m + l];
                 }
             }
     }

@@ -16,9 +16,10 @@ int bz_nego_rule_parse(const char *name, enum bz_nego_rule *rule, struct bz_err 
             *rule = (enum bz_nego_rule)i;
             return BZ_OK;
         }
-    return bz_err_set(err, BZ_EINVAL,
-                      "negotiation: threshold rule \"%s\" unknown (two_thirds, majority, unanimity)",
-                      name ? name : "(null)");
+    return bz_err_set(
+        err, BZ_EINVAL,
+        "negotiation: threshold rule \"%s\" unknown (two_thirds, majority, unanimity)",
+        name ? name : "(null)");
 }
 
 const char *bz_nego_rule_name(enum bz_nego_rule rule)

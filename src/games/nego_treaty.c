@@ -11,7 +11,10 @@
 
 #define BZ_PI 3.14159265358979323846
 
-static double phi_cdf(double z) { return 0.5 * erfc(-z / sqrt(2.0)); }
+static double phi_cdf(double z)
+{
+    return 0.5 * erfc(-z / sqrt(2.0));
+}
 
 /* ------------------------------------------------------------ generator */
 
@@ -139,8 +142,8 @@ int bz_nego_treaty_generate(int n, int K, double rho, double theta, double lambd
                           "[%.4f, 1]",
                           rho, n, rho_min);
     if (!(theta >= 0 && theta <= 1) || !(lambda >= 0 && lambda <= 1))
-        return bz_err_set(err, BZ_EINVAL, "treaty: theta %g and lambda %g must be in [0, 1]",
-                          theta, lambda);
+        return bz_err_set(err, BZ_EINVAL, "treaty: theta %g and lambda %g must be in [0, 1]", theta,
+                          lambda);
     double cmin = c_min_of(n, K);
     if (theta < cmin - BZ_NEGO_THETA_TOL)
         return bz_err_set(err, BZ_EINVAL,

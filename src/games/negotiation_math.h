@@ -244,11 +244,11 @@ int bz_nego_history_push(struct bz_nego_history *h, const double *offer,
 struct bz_nego_view {
     int threshold, max_rounds;
     double gamma;
-    const double *nbs_u; /* n */
-    const struct bz_nego_items *items;   /* exactly one of items / treaty */
-    const int *items_nbs;                /* m */
+    const double *nbs_u;               /* n */
+    const struct bz_nego_items *items; /* exactly one of items / treaty */
+    const int *items_nbs;              /* m */
     const struct bz_nego_treaty *treaty;
-    const double *treaty_nbs;            /* K */
+    const double *treaty_nbs; /* K */
 };
 
 /* Scratch for one decision: fixed size, caller-owned (stack or per agent). */
@@ -282,8 +282,8 @@ struct bz_nego_scratch {
  *   accepts j's proposal when u >= 0.9 fb if j cooperated, >= 1.05 fb if not.
  * Never allocates; O(n m) / O(n K log) per call. */
 void bz_nego_propose(const struct bz_nego_view *v, enum bz_nego_policy p, int self, int round,
-                     const struct bz_nego_history *h, struct bz_rng *rng,
-                     struct bz_nego_scratch *s, void *out);
+                     const struct bz_nego_history *h, struct bz_rng *rng, struct bz_nego_scratch *s,
+                     void *out);
 
 /* The policy's reasoned vote (1 accept, 0 reject) of agent self on proposer's
  * proposal (items: const int *; treaty: const double *). */
