@@ -571,6 +571,41 @@ static void treaty_pareto_should_match_the_one_issue_hull(void **state)
         struct bz_nego_treaty g = {n, 1, P, W};
         assert_int_equal(bz_nego_treaty_pareto(&g, &x), x >= lo && x <= hi);
     }
+    /* two issues: no point of a 0.01 grid dominates an outcome called optimal */
+    int seen[2] = {0, 0};
+    for (int rep = 0; rep < 60; rep++) {
+        int n = 2 + rep % 3;
+        for (int i = 0; i < 2 * n; i++) {
+            P[i] = bz_rng_uniform(&r);
+            W[i] = 0.2 + bz_rng_uniform(&r);
+        }
+        for (int i = 0; i < n; i++) {
+            double t = W[2 * i] + W[2 * i + 1];
+            W[2 * i] /= t;
+            W[2 * i + 1] /= t;
+        }
+        struct bz_nego_treaty g2 = {n, 2, P, W};
+        double x[2] = {0.05 * (double)bz_rng_below(&r, 21), 0.05 * (double)bz_rng_below(&r, 21)};
+        double ux[4], uy[4], y[2];
+        int po = bz_nego_treaty_pareto(&g2, x);
+        seen[po]++;
+        if (!po)
+            continue;
+        bz_nego_treaty_utilities(&g2, x, ux);
+        for (int a = 0; a <= 100; a++)
+            for (int b = 0; b <= 100; b++) {
+                y[0] = a / 100.0;
+                y[1] = b / 100.0;
+                bz_nego_treaty_utilities(&g2, y, uy);
+                int ge = 1, gt = 0;
+                for (int i = 0; i < n; i++) {
+                    ge &= uy[i] >= ux[i] - 1e-9;
+                    gt |= uy[i] > ux[i] + 1e-6;
+                }
+                assert_false(ge && gt);
+            }
+    }
+    assert_true(seen[0] > 5 && seen[1] > 5);
     /* two issues, two agents with opposite positions: the whole square's
      * points are optimal only on the segment of trade-offs */
     double pos[4] = {0, 0, 1, 1}, w[4] = {0.7, 0.3, 0.3, 0.7};
