@@ -301,7 +301,9 @@ void bz_nego_propose(const struct bz_nego_view *v, enum bz_nego_policy p, int se
         for (int j = 0; j < n; j++) {
             s->flag[j] = j != self && cooperated(v, h, self, j);
             all &= j == self || s->flag[j];
-            s->bar[j] = v->nbs_u[j];
+            /* items: cooperators keep their NBS bundles; treaty: the segment
+             * toward its own position stops where they keep 0.95 of it */
+            s->bar[j] = (v->items ? 1.0 : 0.95) * v->nbs_u[j];
         }
         if (all) {
             copy_nbs(v, out);

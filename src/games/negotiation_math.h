@@ -292,7 +292,8 @@ struct bz_nego_scratch {
  * - reciprocal: j cooperated if j's latest proposal gave it >= 0.9 fb or more
  *   than j's previous one (everyone in round 1); proposes the NBS when all
  *   cooperated, otherwise as greedy with the cooperators as supporters held
- *   at their NBS utility and the rest punished (given nothing it can take);
+ *   at their NBS utility (items: their NBS bundles; treaty: 0.95 of it) and
+ *   the rest punished (items: their NBS items taken; treaty: no concession);
  *   accepts j's proposal when u >= 0.9 fb if j cooperated, >= 1.05 fb if not.
  * Never allocates; O(n m) / O(n K log) per call. */
 void bz_nego_propose(const struct bz_nego_view *v, enum bz_nego_policy p, int self, int round,
