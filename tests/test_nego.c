@@ -821,9 +821,11 @@ static void reciprocal_should_punish_who_did_not_concede(void **state)
 
 /* Expected payoff of one agent of policy p and given skill, against a fixed
  * field, over 200 seeds and both seats. */
-static double mean_payoff(int game, enum bz_nego_policy p, double skill)
+static double mean_payoff(int game, enum bz_nego_policy p, double skill, int fi)
 {
-    static const enum bz_nego_policy field[2] = {BZ_NEGO_FAIR, BZ_NEGO_GREEDY};
+    static const enum bz_nego_policy fields[2][2] = {{BZ_NEGO_FAIR, BZ_NEGO_GREEDY},
+                                                     {BZ_NEGO_GREEDY, BZ_NEGO_ZI}};
+    const enum bz_nego_policy *field = fields[fi];
     double tot = 0;
     int games = 0;
     for (int seed = 0; seed < 200; seed++) {
@@ -848,16 +850,17 @@ static void skill_should_raise_expected_payoff_for_every_policy(void **state)
 {
     (void)state;
     static const double skills[] = {0, 0.5, 1};
-    for (int game = 0; game < 2; game++)
-        for (int p = 0; p < 4; p++) {
-            double m[3];
-            for (int k = 0; k < 3; k++)
-                m[k] = mean_payoff(game, (enum bz_nego_policy)p, skills[k]);
-            print_message("%s %s: %.2f %.2f %.2f\n", game ? "items" : "treaty",
-                          bz_nego_policy_name((enum bz_nego_policy)p), m[0], m[1], m[2]);
-            assert_true(m[0] < m[1]);
-            assert_true(m[1] < m[2]);
-        }
+    for (int fi = 0; fi < 2; fi++)
+        for (int game = 0; game < 2; game++)
+            for (int p = 0; p < 4; p++) {
+                double m[3];
+                for (int k = 0; k < 3; k++)
+                    m[k] = mean_payoff(game, (enum bz_nego_policy)p, skills[k], fi);
+                print_message("field %d %s %s: %.2f %.2f %.2f\n", fi, game ? "items" : "treaty",
+                              bz_nego_policy_name((enum bz_nego_policy)p), m[0], m[1], m[2]);
+                assert_true(m[0] < m[1]);
+                assert_true(m[1] < m[2]);
+            }
 }
 
 int main(void)
