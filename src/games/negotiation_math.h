@@ -173,7 +173,9 @@ double bz_nego_treaty_max_welfare(const struct bz_nego_treaty *g, double *x);
  * doubles (may be NULL). Allocates O(n m); BZ_ENOMEM on failure. Cost: about
  * 1 us per node at n = 10, 2 us at n = 50; with 1e6 nodes the default m =
  * 2.5 n is solved exactly up to n = 10 at any competition and up to n = 50 at
- * competition 0.5, not at competition 1 for n >= 20 (bench_nego). */
+ * competition 0.5, not at competition 1 for n >= 20 (bench_nego). The
+ * local search alone (node_budget 0) found the proven optimum in all 60
+ * cases tried at n = 8, 10 and competition 0.75 to 1. */
 int bz_nego_items_nbs(const struct bz_nego_items *g, long node_budget, struct bz_rng *rng,
                       int *alloc, double *u, int *exact, struct bz_err *err);
 
