@@ -214,15 +214,18 @@ static const struct bz_beast_msg_row *offer_msg(const struct bz_beast *g,
 }
 
 /* Accept a gift always; accept an ask when it buys a visible promise of a vote
- * for self at no more than a tenth of the prize and a quarter of one's wealth
- * (a vote is worth a share of the prize: about one in n_active voters decides). */
-static int worth_accepting(const struct bz_beast *g, int self, const struct bz_beast_transfer_row *t)
+ * for self, from someone whose promises the tallies have not belied, at no
+ * more than a tenth of the prize and a quarter of one's wealth (a vote is
+ * worth a share of the prize: about one in n_active voters decides). */
+static int worth_accepting(const struct bz_beast *g, const struct bz_beast_mem *mem,
+                           const struct bz_beast_transfer_row *t)
 {
+    int self = mem->self;
     if (t->payee == self)
         return 1;
     const struct bz_beast_msg_row *m = offer_msg(g, t);
-    return bz_beast_seen_promise(g, m) == self && t->amount <= bz_beast_prize(g) / 10 &&
-           t->amount <= bz_beast_wealth(g, self) / 4;
+    return bz_beast_seen_promise(g, m) == self && mem->trust[t->payee] >= 0 &&
+           t->amount <= bz_beast_prize(g) / 10 && t->amount <= bz_beast_wealth(g, self) / 4;
 }
 
 /* ---- loyal ---- */
@@ -235,7 +238,34 @@ static void loyal_allies(const struct bz_beast *g, const struct bz_beast_mem *m,
         ally[j] = (ally[j] || m->trust[j] >= 1) && j != m->self && bz_beast_active(g, j);
 }
 
-/* Whom loyal means to vote for; once promised, it is kept all round. */
+/* The ally most often named in the vote promises allies made to self this
+ * round (ties: the poorer), excluding self; -1 if none. This is how the
+ * alliance converges on one target when it can talk. */
+static int loyal_bandwagon(const struct bz_beast *g, const struct bz_beast_mem *m,
+                           const unsigned char *ally)
+{
+    struct bz_beast_records rec;
+    bz_beast_records(g, &rec);
+    int count[BZ_BEAST_MAX_AGENTS] = {0}, r = bz_beast_round(g), best = -1;
+    for (int i = rec.n_msgs - 1; i >= 0 && rec.msgs[i].round == r; i--) {
+        const struct bz_beast_msg_row *ms = &rec.msgs[i];
+        int x = bz_beast_seen_promise(g, ms);
+        if (ms->receiver == m->self && ally[ms->sender] && x >= 0 && x != m->self &&
+            bz_beast_active(g, x) && (ally[x] || x == ms->sender))
+            count[x]++;
+    }
+    for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++)
+        if (count[j] && (best < 0 || count[j] > count[best] ||
+                         (count[j] == count[best] && bz_beast_wealth(g, j) < bz_beast_wealth(g, best))))
+            best = j;
+    return best;
+}
+
+/* Whom loyal means to vote for; once promised, it is kept all round. While
+ * the bonus lasts the alliance gives it to its members poorest first (public
+ * wealth is a focal point even without talk), joining what allies said they
+ * vote for; without allies it offers one to its partner; otherwise, and once
+ * the bonus is gone, it votes against the richest outsider. */
 static int loyal_intent(const struct bz_beast *g, struct bz_beast_mem *m, int conv)
 {
     if (m->pledge >= 0 && bz_beast_active(g, m->pledge))
@@ -247,10 +277,13 @@ static int loyal_intent(const struct bz_beast *g, struct bz_beast_mem *m, int co
         outsider[j] = !ally[j];
         any |= ally[j];
     }
-    if (bz_beast_prize(g) > 0 && any)
-        t = poorest(g, m->self, ally); /* allies take their bonus poorest first */
-    else if (bz_beast_prize(g) > 0 && conv >= 0)
+    if (bz_beast_prize(g) > 0 && any) {
+        t = loyal_bandwagon(g, m, ally);
+        if (t < 0)
+            t = poorest(g, m->self, ally);
+    } else if (bz_beast_prize(g) > 0 && conv >= 0) {
         t = partner_in(g, conv, m->self); /* offer an alliance to this partner */
+    }
     if (t < 0)
         t = richest(g, m->self, outsider);
     if (t < 0)
@@ -275,9 +308,8 @@ static void loyal_act(const struct bz_beast *g, const struct bz_beast_request *r
         int p = partner_in(g, rq->conv, self);
         unsigned char ally[BZ_BEAST_MAX_AGENTS];
         loyal_allies(g, m, ally);
-        if (t && (worth_accepting(g, self, t) ||
-                  (ally[p] && t->amount <= bz_beast_wealth(g, self) / 20))) {
-            a->msg.accept = 1; /* gifts, cheap votes, and small dues to allies */
+        if (t && (t->payee == self || (ally[p] && t->amount <= bz_beast_wealth(g, self) / 20))) {
+            a->msg.accept = 1; /* gifts, and small dues to allies; it never buys votes */
         } else if (!sent_in(g, rq->conv, self)) {
             m->pledge = loyal_intent(g, m, rq->conv);
             a->msg.vote_promise = m->pledge;
@@ -325,7 +357,7 @@ static void mercenary_act(const struct bz_beast *g, const struct bz_beast_reques
     case BZ_BEAST_MESSAGE: {
         const struct bz_beast_transfer_row *t = bz_beast_open_offer(g, rq->conv);
         int p = partner_in(g, rq->conv, self);
-        if (t && worth_accepting(g, self, t)) {
+        if (t && worth_accepting(g, m, t)) {
             a->msg.accept = 1;
         } else if (!sent_in(g, rq->conv, self)) { /* "pay me and I vote for you" */
             int64_t price = bz_beast_wealth(g, p) / 10, cap = bz_beast_prize(g) / 10;
