@@ -1,6 +1,7 @@
 /* test_beast: the beast rules engine (requests, admissibility, transfers,
  * votes, records) on scripted games, its invariants on many random and
  * heuristic games, and the heuristics' skill and communication effects. */
+#include <cmocka.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +9,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include "games/beast_internal.h"
 
@@ -143,8 +143,8 @@ static void check_round(const struct bz_beast *g, int r, int64_t sum_before)
         const struct bz_beast_wealth_row *row = &rec.wealth[r * n + i];
         assert_int_equal(row->round, r);
         assert_int_equal(row->agent, i);
-        assert_true(row->wealth_end == row->wealth_start + row->transfers_in -
-                                           row->transfers_out + row->bonus);
+        assert_true(row->wealth_end ==
+                    row->wealth_start + row->transfers_in - row->transfers_out + row->bonus);
         assert_true(row->wealth_end == bz_beast_wealth(g, i));
         assert_int_equal(row->active, bz_beast_active(g, i));
         if (i != e)
@@ -298,12 +298,12 @@ static void script_answer(const struct bz_beast *g, const struct bz_beast_reques
     }
 }
 
-static struct bz_beast_msg M(int offer, int64_t amount, int accept)
-{
+static struct bz_beast_msg M(int offer, int64_t amount, int accept) {
     return (struct bz_beast_msg){offer, amount, accept, 0, -1, -1};
 }
 
-static void small_config(struct bz_beast_config *c, int n)
+static void
+small_config(struct bz_beast_config *c, int n)
 {
     bz_beast_config_default(c);
     c->n_agents = n;
@@ -739,10 +739,9 @@ struct perf {
     double wealth, rank, bonus_share;
 };
 
-static const int base_lineup[10] = {BZ_BEAST_LOYAL, BZ_BEAST_LOYAL,     BZ_BEAST_MERCENARY,
-                                    BZ_BEAST_MERCENARY, BZ_BEAST_ZI,     BZ_BEAST_ZI,
-                                    BZ_BEAST_BULLY,     BZ_BEAST_BULLY, BZ_BEAST_LOYAL,
-                                    BZ_BEAST_ZI};
+static const int base_lineup[10] = {
+    BZ_BEAST_LOYAL, BZ_BEAST_LOYAL, BZ_BEAST_MERCENARY, BZ_BEAST_MERCENARY, BZ_BEAST_ZI,
+    BZ_BEAST_ZI,    BZ_BEAST_BULLY, BZ_BEAST_BULLY,     BZ_BEAST_LOYAL,     BZ_BEAST_ZI};
 
 static struct perf measure(int policy, double skill, int communication, int games)
 {
@@ -780,8 +779,8 @@ static void skill_should_raise_wealth_and_rank_of_each_reasoned_policy(void **st
         struct perf lo = measure(pol[i], 0.0, 1, games), hi = measure(pol[i], 1.0, 1, games);
         print_message("%-9s skill 0: wealth %8.0f rank %.2f bonus %.2f | skill 1: wealth %8.0f "
                       "rank %.2f bonus %.2f\n",
-                      bz_beast_policy_name(pol[i]), lo.wealth, lo.rank, lo.bonus_share,
-                      hi.wealth, hi.rank, hi.bonus_share);
+                      bz_beast_policy_name(pol[i]), lo.wealth, lo.rank, lo.bonus_share, hi.wealth,
+                      hi.rank, hi.bonus_share);
         assert_true(hi.wealth > lo.wealth + 10000);
         assert_true(hi.rank < lo.rank - 0.3);
     }

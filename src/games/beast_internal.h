@@ -64,16 +64,16 @@ enum bz_beast_offer {
 /* Why an action is inadmissible (0: admissible). */
 enum bz_beast_why {
     BZ_BEAST_OK = 0,
-    BZ_BEAST_WRONG_KIND,       /* action kind differs from the request's */
-    BZ_BEAST_BAD_TARGET,       /* not an agent id, or not active */
-    BZ_BEAST_SELF_TARGET,      /* names the acting agent where another is needed */
-    BZ_BEAST_DUPLICATE,        /* the same partner twice */
-    BZ_BEAST_TOO_MANY,         /* more partners than `partners` */
-    BZ_BEAST_BAD_OFFER,        /* unknown offer kind */
-    BZ_BEAST_BAD_AMOUNT,       /* offer amount not in (0, BZ_BEAST_MAX_AMOUNT] */
+    BZ_BEAST_WRONG_KIND,        /* action kind differs from the request's */
+    BZ_BEAST_BAD_TARGET,        /* not an agent id, or not active */
+    BZ_BEAST_SELF_TARGET,       /* names the acting agent where another is needed */
+    BZ_BEAST_DUPLICATE,         /* the same partner twice */
+    BZ_BEAST_TOO_MANY,          /* more partners than `partners` */
+    BZ_BEAST_BAD_OFFER,         /* unknown offer kind */
+    BZ_BEAST_BAD_AMOUNT,        /* offer amount not in (0, BZ_BEAST_MAX_AMOUNT] */
     BZ_BEAST_NOTHING_TO_ACCEPT, /* accept without an open offer from the partner */
-    BZ_BEAST_ACCEPT_AND_OFFER, /* a message either accepts or makes an offer */
-    BZ_BEAST_OFFER_AND_LEAVE,  /* an offer nobody can answer */
+    BZ_BEAST_ACCEPT_AND_OFFER,  /* a message either accepts or makes an offer */
+    BZ_BEAST_OFFER_AND_LEAVE,   /* an offer nobody can answer */
     BZ_BEAST_N_WHY
 };
 
@@ -81,7 +81,12 @@ enum bz_beast_why {
 enum bz_beast_why_not { BZ_BEAST_EXECUTED = 0, BZ_BEAST_NOT_ACCEPTED, BZ_BEAST_CANNOT_AFFORD };
 
 /* How a conversation ended. */
-enum bz_beast_end { BZ_BEAST_END_OPEN = 0, BZ_BEAST_END_EXCHANGES, BZ_BEAST_END_TRANSFER, BZ_BEAST_END_LEFT };
+enum bz_beast_end {
+    BZ_BEAST_END_OPEN = 0,
+    BZ_BEAST_END_EXCHANGES,
+    BZ_BEAST_END_TRANSFER,
+    BZ_BEAST_END_LEFT
+};
 
 struct bz_beast_request {
     int agent;

@@ -24,8 +24,7 @@
 
 #include "games/beast_internal.h"
 
-static const char *const policy_names[BZ_BEAST_N_POLICIES] = {"loyal", "mercenary", "zi",
-                                                              "bully"};
+static const char *const policy_names[BZ_BEAST_N_POLICIES] = {"loyal", "mercenary", "zi", "bully"};
 
 int bz_beast_policy_parse(const char *name)
 {
@@ -224,8 +223,8 @@ static int worth_accepting(const struct bz_beast *g, const struct bz_beast_mem *
     if (t->payee == self)
         return 1;
     const struct bz_beast_msg_row *m = offer_msg(g, t);
-    return bz_beast_seen_promise(g, m) == self && mem->trust[t->payee] >= 0 &&
-           t->amount <= bz_beast_prize(g) / 10 && t->amount <= bz_beast_wealth(g, self) / 4;
+    return bz_beast_seen_promise(g, m) == self && mem->trust[t->payee] >= 1 &&
+           t->amount <= bz_beast_prize(g) / 20 && t->amount <= bz_beast_wealth(g, self) / 4;
 }
 
 /* ---- loyal ---- */
@@ -255,8 +254,9 @@ static int loyal_bandwagon(const struct bz_beast *g, const struct bz_beast_mem *
             count[x]++;
     }
     for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++)
-        if (count[j] && (best < 0 || count[j] > count[best] ||
-                         (count[j] == count[best] && bz_beast_wealth(g, j) < bz_beast_wealth(g, best))))
+        if (count[j] &&
+            (best < 0 || count[j] > count[best] ||
+             (count[j] == count[best] && bz_beast_wealth(g, j) < bz_beast_wealth(g, best))))
             best = j;
     return best;
 }
@@ -412,7 +412,7 @@ static void bully_act(const struct bz_beast *g, const struct bz_beast_request *r
         const struct bz_beast_transfer_row *t = bz_beast_open_offer(g, rq->conv);
         int p = partner_in(g, rq->conv, self);
         if (t && t->payee == self) {
-            a->msg.accept = 1; /* never pays, always takes */
+            a->msg.accept = 1;                    /* never pays, always takes */
         } else if (!sent_in(g, rq->conv, self)) { /* protection money, more for old refusers */
             int64_t w = bz_beast_wealth(g, p), demand = w / 5 * (1 + m->grudge[p]);
             demand = demand < w ? demand : w;

@@ -39,10 +39,9 @@ struct bz_beast {
 };
 
 static const char *const why_names[BZ_BEAST_N_WHY] = {
-    "admissible",        "wrong kind",        "bad target",
-    "self target",       "duplicate partner", "too many partners",
-    "bad offer kind",    "bad amount",        "nothing to accept",
-    "accept and offer",  "offer and leave",
+    "admissible",        "wrong kind",        "bad target",      "self target",
+    "duplicate partner", "too many partners", "bad offer kind",  "bad amount",
+    "nothing to accept", "accept and offer",  "offer and leave",
 };
 
 const char *bz_beast_why_name(int why)
@@ -64,13 +63,12 @@ void bz_beast_config_default(struct bz_beast_config *c)
     c->bonus = 250000;
 }
 
-static int check_range(struct bz_err *err, const char *key, long long v, long long lo,
-                       long long hi)
+static int check_range(struct bz_err *err, const char *key, long long v, long long lo, long long hi)
 {
     if (v >= lo && v <= hi)
         return BZ_OK;
-    return bz_err_set(err, BZ_EINVAL, "beast: %s = %lld, expected an integer in [%lld, %lld]",
-                      key, v, lo, hi);
+    return bz_err_set(err, BZ_EINVAL, "beast: %s = %lld, expected an integer in [%lld, %lld]", key,
+                      v, lo, hi);
 }
 
 int bz_beast_config_check(const struct bz_beast_config *c, struct bz_err *err)
@@ -103,12 +101,12 @@ static void set_phase(struct bz_beast *g, int ph)
 {
     /* legal moves: PARTNERS->TALK|DECLARE, TALK->DECLARE, DECLARE->VOTE,
      * VOTE->PARTNERS|DONE */
-    assert((g->phase == BZ_BEAST_PH_PARTNERS &&
-            (ph == BZ_BEAST_PH_TALK || ph == BZ_BEAST_PH_DECLARE)) ||
-           (g->phase == BZ_BEAST_PH_TALK && ph == BZ_BEAST_PH_DECLARE) ||
-           (g->phase == BZ_BEAST_PH_DECLARE && ph == BZ_BEAST_PH_VOTE) ||
-           (g->phase == BZ_BEAST_PH_VOTE &&
-            (ph == BZ_BEAST_PH_PARTNERS || ph == BZ_BEAST_PH_DONE)));
+    assert(
+        (g->phase == BZ_BEAST_PH_PARTNERS &&
+         (ph == BZ_BEAST_PH_TALK || ph == BZ_BEAST_PH_DECLARE)) ||
+        (g->phase == BZ_BEAST_PH_TALK && ph == BZ_BEAST_PH_DECLARE) ||
+        (g->phase == BZ_BEAST_PH_DECLARE && ph == BZ_BEAST_PH_VOTE) ||
+        (g->phase == BZ_BEAST_PH_VOTE && (ph == BZ_BEAST_PH_PARTNERS || ph == BZ_BEAST_PH_DONE)));
     g->phase = ph;
 }
 
@@ -179,8 +177,8 @@ enum { ENV_WEALTH = 1, ENV_OPENER, ENV_VOTE_TIE };
 static void env_stream(const struct bz_beast *g, uint64_t what, uint64_t a, uint64_t b,
                        struct bz_rng *r)
 {
-    uint64_t purpose = bz_hash_combine(bz_hash_combine(bz_hash_str("beast"), what),
-                                       bz_hash_combine(a, b));
+    uint64_t purpose =
+        bz_hash_combine(bz_hash_combine(bz_hash_str("beast"), what), bz_hash_combine(a, b));
     bz_rng_init(r, g->env_seed, purpose);
 }
 
@@ -220,18 +218,36 @@ void bz_beast_reset(struct bz_beast *g, uint64_t env_seed)
 
 /* ---- reading ---- */
 
-const struct bz_beast_config *bz_beast_cfg(const struct bz_beast *g) { return &g->cfg; }
-int bz_beast_phase(const struct bz_beast *g) { return g->phase; }
-int bz_beast_round(const struct bz_beast *g) { return g->round; }
-int bz_beast_eliminated(const struct bz_beast *g) { return g->n_elim; }
-int bz_beast_n_active(const struct bz_beast *g) { return g->n_active; }
+const struct bz_beast_config *bz_beast_cfg(const struct bz_beast *g)
+{
+    return &g->cfg;
+}
+int bz_beast_phase(const struct bz_beast *g)
+{
+    return g->phase;
+}
+int bz_beast_round(const struct bz_beast *g)
+{
+    return g->round;
+}
+int bz_beast_eliminated(const struct bz_beast *g)
+{
+    return g->n_elim;
+}
+int bz_beast_n_active(const struct bz_beast *g)
+{
+    return g->n_active;
+}
 
 int bz_beast_active(const struct bz_beast *g, int agent)
 {
     return agent >= 0 && agent < g->cfg.n_agents && g->active[agent];
 }
 
-int64_t bz_beast_wealth(const struct bz_beast *g, int agent) { return g->wealth[agent]; }
+int64_t bz_beast_wealth(const struct bz_beast *g, int agent)
+{
+    return g->wealth[agent];
+}
 
 int64_t bz_beast_prize(const struct bz_beast *g)
 {
@@ -252,8 +268,7 @@ int bz_beast_eliminated_in(const struct bz_beast *g, int round)
 
 int bz_beast_seen_declared(const struct bz_beast *g, int viewer, int round, int j)
 {
-    if (round < 0 || round > g->round || round >= g->cap_rounds || j < 0 ||
-        j >= g->cfg.n_agents)
+    if (round < 0 || round > g->round || round >= g->cap_rounds || j < 0 || j >= g->cfg.n_agents)
         return -1;
     int d = g->declared[round * g->cfg.n_agents + j];
     if (d < -1)
@@ -399,7 +414,8 @@ int bz_beast_check(const struct bz_beast *g, const struct bz_beast_request *rq,
     switch (a->kind) {
     case BZ_BEAST_PARTNERS: return check_partners(g, rq->agent, a);
     case BZ_BEAST_MESSAGE: return check_msg(g, rq, &a->msg);
-    case BZ_BEAST_DECLARE: return a->target == -1 ? BZ_BEAST_OK : check_other(g, rq->agent, a->target);
+    case BZ_BEAST_DECLARE:
+        return a->target == -1 ? BZ_BEAST_OK : check_other(g, rq->agent, a->target);
     case BZ_BEAST_VOTE: return check_other(g, rq->agent, a->target);
     default: return BZ_BEAST_WRONG_KIND;
     }
@@ -547,8 +563,8 @@ static void apply_partners(struct bz_beast *g, const struct step *st)
                 env_stream(g, ENV_OPENER, (uint64_t)g->round, (uint64_t)(a * na + b), &r);
                 opener = bz_rng_below(&r, 2) ? b : a;
             }
-            g->convs[c] = (struct bz_beast_conv_row){g->round, c, a, b, opener, by, 0,
-                                                     BZ_BEAST_END_OPEN};
+            g->convs[c] =
+                (struct bz_beast_conv_row){g->round, c, a, b, opener, by, 0, BZ_BEAST_END_OPEN};
             g->speaker[c] = opener;
             g->open[c] = -1;
         }
@@ -588,8 +604,8 @@ static void apply_msg(struct bz_beast *g, const struct bz_beast_request *rq,
     struct bz_beast_conv_row *cv = &g->convs[c];
     int partner = cv->a == self ? cv->b : cv->a;
     int mi = g->n_msgs++;
-    g->msgs[mi] = (struct bz_beast_msg_row){g->round, c, cv->n_msgs, g->talk_step, self,
-                                            partner, *m, -1, fallback};
+    g->msgs[mi] = (struct bz_beast_msg_row){g->round, c,  cv->n_msgs, g->talk_step, self,
+                                            partner,  *m, -1,         fallback};
     g->conv_msg[c * g->cfg.exchanges + cv->n_msgs] = mi;
     cv->n_msgs++;
     resolve_offer(g, c, m);
@@ -689,9 +705,14 @@ static void apply_votes(struct bz_beast *g, const struct step *st)
         }
     }
     for (int i = 0; i < n; i++)
-        g->wealth_rows[g->n_wealth_rows++] = (struct bz_beast_wealth_row){
-            r, i, g->r_start[i], g->r_in[i], g->r_out[i], i == e ? bonus : 0, g->wealth[i],
-            g->active[i]};
+        g->wealth_rows[g->n_wealth_rows++] = (struct bz_beast_wealth_row){r,
+                                                                          i,
+                                                                          g->r_start[i],
+                                                                          g->r_in[i],
+                                                                          g->r_out[i],
+                                                                          i == e ? bonus : 0,
+                                                                          g->wealth[i],
+                                                                          g->active[i]};
     g->round++;
     if (g->n_elim >= g->cfg.eliminations || g->round >= g->cfg.max_rounds || g->n_active < 2) {
         finish_game(g);
@@ -708,8 +729,8 @@ static int same_requests(const struct bz_beast *g, const struct bz_beast_request
     if (k != n)
         return 0;
     for (int i = 0; i < n; i++)
-        if (now[i].agent != rq[i].agent || now[i].slot != rq[i].slot ||
-            now[i].kind != rq[i].kind || now[i].conv != rq[i].conv)
+        if (now[i].agent != rq[i].agent || now[i].slot != rq[i].slot || now[i].kind != rq[i].kind ||
+            now[i].conv != rq[i].conv)
             return 0;
     return 1;
 }
