@@ -1,7 +1,6 @@
 /* test_beast: the beast rules engine (requests, admissibility, transfers,
  * votes, records) on scripted games, its invariants on many random and
  * heuristic games, and the heuristics' skill and communication effects. */
-#include <cmocka.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,6 +8,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "games/beast_internal.h"
 
