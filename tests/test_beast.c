@@ -811,6 +811,17 @@ static void communication_should_change_outcomes(void **state)
             for (int m = 0; m < rec.n_msgs; m++)
                 if (!comm)
                     assert_int_equal(bz_beast_seen_promise(g, &rec.msgs[m]), -1);
+            int declared = 0;
+            for (int v = 0; v < rec.n_votes; v++) {
+                const struct bz_beast_vote_row *vr = &rec.votes[v];
+                int other = (vr->voter + 1) % 10;
+                declared += vr->declared_vote >= 0;
+                assert_int_equal(bz_beast_seen_declared(g, vr->voter, vr->round, vr->voter),
+                                 vr->declared_vote);
+                assert_int_equal(bz_beast_seen_declared(g, other, vr->round, vr->voter),
+                                 comm ? vr->declared_vote : -1);
+            }
+            assert_true(declared > 0);
             bz_beast_destroy(g);
         }
         differ += memcmp(fw[0], fw[1], sizeof fw[0]) != 0;

@@ -11,9 +11,44 @@
  * whose turn it is, at most max_slots per agent per step) -> DECLARE (one per
  * active agent) -> VOTE (one per active agent) -> next round or DONE.
  *
- * Randomness: the engine draws only from the environment stream it owns
- * (wealth, who opens a conversation picked by both, vote ties); agents'
- * random actions and heuristics draw from a stream the caller passes. */
+ * Randomness: the engine draws only from the environment seed it is given
+ * (wealth, who opens a conversation picked by both, vote ties), each draw from
+ * a stream keyed by what it decides (round, pair), so a tie in round r is
+ * broken the same way whatever the lineup did before; agents' random actions
+ * and heuristics draw from a stream the caller passes.
+ *
+ * Rules as decided here (the issue leaves them open):
+ *  - rounds are 0-based; conversation ids are global within a game, in order
+ *    of creation: per round, pairs (a < b) in lexicographic order;
+ *  - the opener is the agent who picked; if both picked, the environment;
+ *  - a TALK step asks each open conversation's next speaker once; an agent
+ *    answers at most max_slots conversations per step (slots 0..max_slots-1
+ *    in conversation order), the others wait for the next step; decisions of
+ *    one step see the state at its start and apply in request order, so a
+ *    transfer executed earlier in the step can make a later one unaffordable;
+ *  - an offer (GIVE: the sender pays; ASK: the receiver pays) is open for the
+ *    receiver's next message only; accepting it executes it at once if the
+ *    payer's wealth covers it, else it is recorded "cannot afford" and the
+ *    talk goes on; a message either accepts or offers, and may leave (end the
+ *    conversation) unless it offers; every offer is a transfer row;
+ *  - the declaration (DECLARE) comes after all talk and before the vote; it
+ *    is asked also with communication off (recorded as the stated intent) but
+ *    then nobody else sees it, nor the promises/requests in messages;
+ *  - the eliminated player gets bz_beast_prize() (the bonus while fewer than
+ *    bonus_slots were eliminated) and never acts again; a tally tie among the
+ *    most voted is drawn uniformly from the environment;
+ *  - rank = 1 + number of strictly richer agents (ties share a rank);
+ *  - promises: each non-(-1) declaration (kept if the vote equals it) and each
+ *    accepted transfer, counted for its payer (kept if executed).
+ *
+ * What the adapter must do: per step call bz_beast_requests, send one
+ * decision per (agent, slot) (an LLM gets its observation from the bz_beast_*
+ * readers below, which hide what the agent may not see), check replies with
+ * bz_beast_check (its reason names what is wrong for the repair prompt), fill
+ * heuristic seats with bz_beast_heuristic_act, then bz_beast_step with the
+ * whole list; after DONE turn bz_beast_records into /beast/wealth,
+ * /beast/transfers, /beast/votes, /messages (round, conv, index, sender,
+ * receiver; text lives in the adapter) and /agents (outcomes). */
 #ifndef BAZAAR_BEAST_INTERNAL_H
 #define BAZAAR_BEAST_INTERNAL_H
 
@@ -277,8 +312,9 @@ struct bz_beast_mem {
 int bz_beast_policy_parse(const char *name);
 const char *bz_beast_policy_name(int policy);
 void bz_beast_mem_init(struct bz_beast_mem *m, int self, int policy);
-/* The policy's reasoned action for rq (always admissible). Draws from rng only
- * where the policy itself randomises (zi; loyal's first partners). */
+/* The policy's reasoned action for rq (admissible: the tests check every one).
+ * Draws from rng for zi (whose reasoned action is the random one) and to
+ * break ties among equally ranked partners. */
 void bz_beast_policy_act(const struct bz_beast *g, const struct bz_beast_request *rq,
                          struct bz_beast_mem *mem, struct bz_rng *rng, struct bz_beast_action *a);
 /* Skill mix: with probability skill the reasoned action, else
