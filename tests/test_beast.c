@@ -635,10 +635,12 @@ static void every_game_should_keep_the_invariants(void **state)
     long steps = 0, transfers = 0, executed = 0, unaffordable = 0;
     for (uint64_t seed = 0; seed < 300; seed++) {
         c.communication = (int)(seed & 1);
-        c.partners = 1 + (int)(seed % 4);
+        c.partners = (int)(seed % 5);
         c.exchanges = 1 + (int)(seed % 6);
-        c.n_agents = seed % 5 == 0 ? 5 : 10;
-        c.eliminations = c.n_agents - 1 < 5 ? c.n_agents - 1 : 5;
+        c.n_agents = seed % 5 == 0 ? 5 : seed % 7 == 0 ? 2 : seed % 11 == 0 ? 24 : 10;
+        c.eliminations = c.n_agents - 1 < 5 ? c.n_agents - 1 : 5 + (int)(seed % 3);
+        c.bonus_slots = seed % 3 == 0 ? 2 : 5; /* later rounds have no bonus */
+        c.max_rounds = seed % 13 == 0 ? 3 : 10;
         c.max_slots = 1 + (int)(seed % 3);
         bz_beast_destroy(g);
         g = make(&c, seed);
@@ -737,7 +739,7 @@ static void zi_reasoned_action_should_be_the_random_action(void **state)
 /* Mean final wealth and rank of the seat 0 policy at `skill` in a fixed mixed
  * lineup, over `games` seeds (seat 0 rotates so wealth draws even out). */
 struct perf {
-    double wealth, rank, bonus_share;
+    double wealth, rank, bonus_share, kept; /* kept: mean promises_kept_share */
 };
 
 static const int base_lineup[10] = {
@@ -752,6 +754,8 @@ static struct perf measure(int policy, double skill, int communication, int game
     struct bz_beast *g = make(&c, 0);
     struct perf p = {0};
     struct lineup l = {0};
+    double kept_sum = 0;
+    int kept_n = 0;
     for (int s = 0; s < games; s++) {
         int focal = s % 10;
         for (int i = 0; i < 10; i++)
@@ -766,7 +770,11 @@ static struct perf measure(int policy, double skill, int communication, int game
         p.wealth += (double)rec.outcomes[focal].final_wealth / games;
         p.rank += (double)rec.outcomes[focal].rank / games;
         p.bonus_share += (rec.outcomes[focal].elim_round >= 0) / (double)games;
+        double share = rec.outcomes[focal].promises_kept_share;
+        kept_sum += isnan(share) ? 0 : share;
+        kept_n += !isnan(share);
     }
+    p.kept = kept_n ? kept_sum / kept_n : NAN;
     bz_beast_destroy(g);
     return p;
 }
@@ -776,15 +784,23 @@ static void skill_should_raise_wealth_and_rank_of_each_reasoned_policy(void **st
     (void)state;
     const int games = 600;
     static const int pol[] = {BZ_BEAST_LOYAL, BZ_BEAST_MERCENARY, BZ_BEAST_BULLY};
+    double kept[3];
     for (size_t i = 0; i < sizeof pol / sizeof *pol; i++) {
         struct perf lo = measure(pol[i], 0.0, 1, games), hi = measure(pol[i], 1.0, 1, games);
-        print_message("%-9s skill 0: wealth %8.0f rank %.2f bonus %.2f | skill 1: wealth %8.0f "
-                      "rank %.2f bonus %.2f\n",
-                      bz_beast_policy_name(pol[i]), lo.wealth, lo.rank, lo.bonus_share, hi.wealth,
-                      hi.rank, hi.bonus_share);
+        print_message("%-9s skill 0: wealth %8.0f rank %.2f bonus %.2f kept %.2f | skill 1: "
+                      "wealth %8.0f rank %.2f bonus %.2f kept %.2f\n",
+                      bz_beast_policy_name(pol[i]), lo.wealth, lo.rank, lo.bonus_share, lo.kept,
+                      hi.wealth, hi.rank, hi.bonus_share, hi.kept);
         assert_true(hi.wealth > lo.wealth + 10000);
         assert_true(hi.rank < lo.rank - 0.3);
+        kept[i] = hi.kept;
     }
+    /* loyal and bully keep their word; the mercenary breaks it when it pays */
+    assert_true(kept[0] > 0.95 && kept[2] > 0.95 && kept[1] < kept[0] - 0.05);
+    /* zi's reasoned action is the random one: skill changes nothing */
+    struct perf z0 = measure(BZ_BEAST_ZI, 0.0, 1, 200), z1 = measure(BZ_BEAST_ZI, 1.0, 1, 200);
+    print_message("zi        skill 0: wealth %8.0f rank %.2f | skill 1: wealth %8.0f rank %.2f\n",
+                  z0.wealth, z0.rank, z1.wealth, z1.rank);
 }
 
 static void communication_should_change_outcomes(void **state)
