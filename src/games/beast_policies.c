@@ -13,12 +13,16 @@
  *
  * Where communication matters: vote promises and requests in messages and
  * the declared votes reach the partner only with communication on.
- *  - loyal trusts (allies with) those who promised it a vote and whose promise
- *    the public tally did not contradict; without promises it allies only
- *    with those who paid it, so alliances form slower and votes scatter;
- *  - loyal and mercenary buy a vote (accept an ask) only when the ask comes
- *    with a visible promise of a vote for them: without communication the
- *    mercenary's and the bully's asks are refused by them;
+ *  - loyal agents propose (vote_request) the alliance's poorest member and
+ *    adopt poorer members their allies propose, so with communication the
+ *    alliance converges on one target per round; without it each votes on
+ *    its own view and votes split. Loyal trusts those whose declarations
+ *    matched its own, who declared for it without the tally belying them, or
+ *    who paid it; declarations are unseen without communication, so only
+ *    payments build trust then;
+ *  - the mercenary buys a vote (accepts an ask) only when the ask comes with
+ *    a visible promise of a vote for it from a seller it trusts: without
+ *    communication it never buys;
  * so switching communication off changes transfers, votes and outcomes. */
 #include <string.h>
 
@@ -99,17 +103,6 @@ static int richest(const struct bz_beast *g, int self, const unsigned char *ok)
     for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++)
         if (j != self && bz_beast_active(g, j) && (!ok || ok[j]) &&
             (best < 0 || bz_beast_wealth(g, j) > bz_beast_wealth(g, best)))
-            best = j;
-    return best;
-}
-
-/* The poorest active agent other than self with ok[j], or -1. */
-static int poorest(const struct bz_beast *g, int self, const unsigned char *ok)
-{
-    int best = -1;
-    for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++)
-        if (j != self && bz_beast_active(g, j) && ok[j] &&
-            (best < 0 || bz_beast_wealth(g, j) < bz_beast_wealth(g, best)))
             best = j;
     return best;
 }
@@ -227,68 +220,92 @@ static int worth_accepting(const struct bz_beast *g, const struct bz_beast_mem *
            t->amount <= bz_beast_prize(g) / 20 && t->amount <= bz_beast_wealth(g, self) / 4;
 }
 
-/* ---- loyal ---- */
+/* ---- loyal ----
+ * The alliance gives the bonus to its members poorest first. Each loyal
+ * proposes (vote_request) the poorest member it knows of, itself included,
+ * and adopts any poorer member an ally proposes to it: over a round's
+ * messages the proposals converge on the alliance's poorest member (a gossip
+ * minimum). With communication off nobody hears proposals and each loyal
+ * falls back on its own view of the alliance, so votes split. It declares
+ * whom it will vote for and always votes so. */
 
+/* ally[j]: j is active, not self, and trusted (or, before any trust exists,
+ * anyone: round 0 has to start the alliance somewhere). */
 static void loyal_allies(const struct bz_beast *g, const struct bz_beast_mem *m,
                          unsigned char *ally)
 {
-    promised_to(g, bz_beast_round(g), m->self, ally);
-    for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++)
-        ally[j] = (ally[j] || m->trust[j] >= 1) && j != m->self && bz_beast_active(g, j);
+    int n = bz_beast_cfg(g)->n_agents, any = 0;
+    for (int j = 0; j < n; j++)
+        any |= m->trust[j] != 0;
+    for (int j = 0; j < n; j++)
+        ally[j] = (m->trust[j] >= 1 || !any) && j != m->self && bz_beast_active(g, j);
 }
 
-/* The ally most often named in the vote promises allies made to self this
- * round (ties: the poorer), excluding self; -1 if none. This is how the
- * alliance converges on one target when it can talk. */
-static int loyal_bandwagon(const struct bz_beast *g, const struct bz_beast_mem *m,
-                           const unsigned char *ally)
+static int poorer(const struct bz_beast *g, int a, int b)
 {
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    int64_t wa = bz_beast_wealth(g, a), wb = bz_beast_wealth(g, b);
+    return wb < wa || (wb == wa && b < a) ? b : a;
+}
+
+/* The poorest alliance member self knows of: its own view (allies and self)
+ * and what allies proposed to it this round; `second` gets the poorest other
+ * than self among the same (-1 if none). */
+static int loyal_best(const struct bz_beast *g, const struct bz_beast_mem *m, int *second)
+{
+    unsigned char ally[BZ_BEAST_MAX_AGENTS], member[BZ_BEAST_MAX_AGENTS];
+    loyal_allies(g, m, ally);
+    int n = bz_beast_cfg(g)->n_agents, r = bz_beast_round(g);
+    memcpy(member, ally, (size_t)n);
     struct bz_beast_records rec;
     bz_beast_records(g, &rec);
-    int count[BZ_BEAST_MAX_AGENTS] = {0}, r = bz_beast_round(g), best = -1;
     for (int i = rec.n_msgs - 1; i >= 0 && rec.msgs[i].round == r; i--) {
         const struct bz_beast_msg_row *ms = &rec.msgs[i];
-        int x = bz_beast_seen_promise(g, ms);
-        if (ms->receiver == m->self && ally[ms->sender] && x >= 0 && x != m->self &&
-            bz_beast_active(g, x) && (ally[x] || x == ms->sender))
-            count[x]++;
+        int x = bz_beast_seen_request(g, ms);
+        if (ms->receiver == m->self && ally[ms->sender] && bz_beast_active(g, x))
+            member[x] = 1;
     }
-    for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++)
-        if (count[j] &&
-            (best < 0 || count[j] > count[best] ||
-             (count[j] == count[best] && bz_beast_wealth(g, j) < bz_beast_wealth(g, best))))
-            best = j;
+    int best = m->self, other = -1;
+    for (int j = 0; j < n; j++)
+        if (member[j] && j != m->self && bz_beast_active(g, j)) {
+            best = poorer(g, best, j);
+            other = poorer(g, other, j);
+        }
+    *second = other;
     return best;
 }
 
-/* Whom loyal means to vote for; once promised, it is kept all round. While
- * the bonus lasts the alliance gives it to its members poorest first (public
- * wealth is a focal point even without talk), joining what allies said they
- * vote for; without allies it offers one to its partner; otherwise, and once
- * the bonus is gone, it votes against the richest outsider. */
-static int loyal_intent(const struct bz_beast *g, struct bz_beast_mem *m, int conv)
+/* Whom loyal will vote for: the alliance's poorest member, or the next if
+ * that is itself; the richest outsider without allies or once the bonus is
+ * gone (the harmless gift, then the removal of the strongest rival). */
+static int loyal_intent(const struct bz_beast *g, const struct bz_beast_mem *m)
 {
-    if (m->pledge >= 0 && bz_beast_active(g, m->pledge))
-        return m->pledge;
     unsigned char ally[BZ_BEAST_MAX_AGENTS], outsider[BZ_BEAST_MAX_AGENTS];
     loyal_allies(g, m, ally);
-    int t = -1, any = 0;
-    for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++) {
+    for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++)
         outsider[j] = !ally[j];
-        any |= ally[j];
-    }
-    if (bz_beast_prize(g) > 0 && any) {
-        t = loyal_bandwagon(g, m, ally);
-        if (t < 0)
-            t = poorest(g, m->self, ally);
-    } else if (bz_beast_prize(g) > 0 && conv >= 0) {
-        t = partner_in(g, conv, m->self); /* offer an alliance to this partner */
-    }
+    int second, best = loyal_best(g, m, &second), t = -1;
+    if (bz_beast_prize(g) > 0)
+        t = best != m->self ? best : second;
     if (t < 0)
         t = richest(g, m->self, outsider);
     if (t < 0)
         t = richest(g, m->self, NULL);
     return t;
+}
+
+/* The proposal self last sent in conv, or -2 if it has not spoken there. */
+static int last_proposal(const struct bz_beast *g, int conv, int self)
+{
+    const struct bz_beast_msg_row *ms[1024];
+    int k = bz_beast_conv_msgs(g, conv, ms, 1024), last = -2;
+    for (int i = 0; i < k && i < 1024; i++)
+        if (ms[i]->sender == self)
+            last = ms[i]->msg.vote_request;
+    return last;
 }
 
 static void loyal_act(const struct bz_beast *g, const struct bz_beast_request *rq,
@@ -305,24 +322,24 @@ static void loyal_act(const struct bz_beast *g, const struct bz_beast_request *r
     }
     case BZ_BEAST_MESSAGE: {
         const struct bz_beast_transfer_row *t = bz_beast_open_offer(g, rq->conv);
-        int p = partner_in(g, rq->conv, self);
+        int p = partner_in(g, rq->conv, self), second;
         unsigned char ally[BZ_BEAST_MAX_AGENTS];
         loyal_allies(g, m, ally);
-        if (t && (t->payee == self || (ally[p] && t->amount <= bz_beast_wealth(g, self) / 20))) {
-            a->msg.accept = 1; /* gifts, and small dues to allies; it never buys votes */
-        } else if (!sent_in(g, rq->conv, self)) {
-            m->pledge = loyal_intent(g, m, rq->conv);
-            a->msg.vote_promise = m->pledge;
-            a->msg.vote_request = self;
+        int best = loyal_best(g, m, &second);
+        if (t && (t->payee == self ||
+                  (ally[p] && m->trust[p] >= 1 && t->amount <= bz_beast_wealth(g, self) / 20))) {
+            a->msg.accept = 1; /* gifts, and small dues to proven allies; never buys votes */
+        } else if (bz_beast_prize(g) > 0 && last_proposal(g, rq->conv, self) != best && best != p) {
+            a->msg.vote_request = best; /* "let us all vote for best" */
         } else {
             a->msg.leave = 1;
         }
         break;
     }
-    case BZ_BEAST_DECLARE: a->target = m->pledge = loyal_intent(g, m, -1); break;
+    case BZ_BEAST_DECLARE: a->target = m->pledge = loyal_intent(g, m); break;
     case BZ_BEAST_VOTE: { /* keeps its word */
         int d = bz_beast_seen_declared(g, self, bz_beast_round(g), self);
-        a->target = bz_beast_active(g, d) && d != self ? d : loyal_intent(g, m, -1);
+        a->target = bz_beast_active(g, d) && d != self ? d : loyal_intent(g, m);
         break;
     }
     default: break;
