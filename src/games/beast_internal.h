@@ -301,9 +301,8 @@ enum bz_beast_policy {
 struct bz_beast_mem {
     int self;
     int policy;
-    int round;                        /* last round observed */
-    int pledge;                       /* loyal: vote promised this round, -1 none */
-    int trust[BZ_BEAST_MAX_AGENTS];   /* loyal: kept promises, payments */
+    int round;                        /* rounds before this one are learnt */
+    int trust[BZ_BEAST_MAX_AGENTS];   /* loyal, mercenary: kept/matched declarations, payments */
     int grudge[BZ_BEAST_MAX_AGENTS];  /* bully: refused demands so far */
     int sold_to[BZ_BEAST_MAX_AGENTS]; /* mercenary: rounds in which j paid it */
 };

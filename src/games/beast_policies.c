@@ -48,7 +48,6 @@ void bz_beast_mem_init(struct bz_beast_mem *m, int self, int policy)
     memset(m, 0, sizeof *m);
     m->self = self;
     m->policy = policy;
-    m->pledge = -1;
 }
 
 /* ---- what an agent sees ---- */
@@ -156,7 +155,6 @@ static void mem_sync(const struct bz_beast *g, struct bz_beast_mem *m)
     while (m->round < bz_beast_round(g)) {
         observe_round(g, m, m->round);
         m->round++;
-        m->pledge = -1;
     }
 }
 
@@ -336,7 +334,7 @@ static void loyal_act(const struct bz_beast *g, const struct bz_beast_request *r
         }
         break;
     }
-    case BZ_BEAST_DECLARE: a->target = m->pledge = loyal_intent(g, m); break;
+    case BZ_BEAST_DECLARE: a->target = loyal_intent(g, m); break;
     case BZ_BEAST_VOTE: { /* keeps its word */
         int d = bz_beast_seen_declared(g, self, bz_beast_round(g), self);
         a->target = bz_beast_active(g, d) && d != self ? d : loyal_intent(g, m);
