@@ -35,7 +35,7 @@ struct bz_llm_decision {
     struct bz_xfer x; /* first member: done() gets it back */
     struct bz_llm *llm;
     struct bz_match *m;
-    int agent, phase, turn, model, attempt;
+    int agent, slot, phase, turn, model, attempt;
     uint64_t sample;
     char *system, *user;
     char *prev_reply; /* the rejected reply, for the repair prompt */
@@ -119,11 +119,11 @@ static void add_row(struct bz_llm_decision *d, const char *outcome, const char *
 static void fallback(struct bz_llm_decision *d)
 {
     struct bz_match *m = d->m;
-    int agent = d->agent;
-    bz_match_config(m)->ops->fallback_action(bz_match_game(m), agent);
+    int agent = d->agent, slot = d->slot;
+    bz_game_fallback(bz_match_game(m), agent, slot);
     bz_match_usage(m)->n_fallback++;
     decision_free(d);
-    bz_match_decided(m, agent);
+    bz_match_decided(m, agent, slot);
 }
 
 static void send_decision(struct bz_llm_decision *d);
@@ -206,11 +206,10 @@ static void finish_reply(struct bz_llm_decision *d, const char *body, size_t len
         bz_transport_charge(llm->tr, d->model, d->x.est_tokens, rp.input_tokens + rp.output_tokens);
     }
 
-    const struct bz_game_ops *ops = bz_match_config(d->m)->ops;
     struct bz_game *g = bz_match_game(d->m);
     char why[BZ_ERR_MSG_MAX];
     const char *outcome = NULL;
-    cJSON *action = NULL, *schema = NULL;
+    cJSON *action = NULL;
     if (rp.refusal) {
         outcome = "refusal";
         snprintf(why, sizeof why, "the model refused: %.200s", rp.content);
@@ -220,19 +219,14 @@ static void finish_reply(struct bz_llm_decision *d, const char *body, size_t len
                  rp.truncated ? "the reply was cut off at the token limit"
                               : "the reply is not a JSON object");
     } else {
-        const char *st = ops->action_schema(g, d->phase);
         struct bz_err e = {0};
-        schema = st ? cJSON_Parse(st) : NULL;
-        if (schema && bz_schema_check(schema, action, &e)) {
-            outcome = "schema";
-            snprintf(why, sizeof why, "%s", e.msg);
-        } else if (ops->parse_action(g, d->agent, action, &e)) {
-            outcome = "inadmissible";
+        enum bz_answer_fault fault;
+        if (bz_game_answer(g, d->agent, d->slot, action, &fault, &e)) {
+            outcome = fault == BZ_ANSWER_SCHEMA ? "schema" : "inadmissible";
             snprintf(why, sizeof why, "%s", e.msg);
         }
     }
     cJSON_Delete(action);
-    cJSON_Delete(schema);
     if (outcome) {
         reject(d, outcome, why, rp.content, cache_hit, rp.input_tokens, rp.output_tokens, cost);
         free(rp.content);
@@ -242,9 +236,9 @@ static void finish_reply(struct bz_llm_decision *d, const char *body, size_t len
     const char *ok = d->attempt ? "repaired" : "ok";
     add_row(d, ok, ok, "", cache_hit, rp.input_tokens, rp.output_tokens, cost);
     struct bz_match *m = d->m;
-    int agent = d->agent;
+    int agent = d->agent, slot = d->slot;
     decision_free(d);
-    bz_match_decided(m, agent);
+    bz_match_decided(m, agent, slot);
 }
 
 /* Transport finished (after its retries). */
@@ -305,7 +299,7 @@ static int build_body(struct bz_llm_decision *d, struct bz_err *err)
     }
     char name[80];
     snprintf(name, sizeof name, "%s_action", ops->phases[d->phase]);
-    const char *schema = ops->action_schema(bz_match_game(d->m), d->phase);
+    const char *schema = bz_game_schema_text(bz_match_game(d->m), d->phase);
     free(d->x.body);
     d->x.body = NULL;
     int rc = bz_provider_build(mod, msgs, n, schema, name, llm->set.temperature,
@@ -357,9 +351,11 @@ static void send_decision(struct bz_llm_decision *d)
     bz_transport_submit(llm->tr, &d->x);
 }
 
-int bz_llm_agent_submit(void *ctx, struct bz_match *m, int agent, int phase, struct bz_err *err)
+int bz_llm_agent_submit(void *ctx, struct bz_match *m, const struct bz_request *r,
+                        struct bz_err *err)
 {
     struct bz_llm *llm = ctx;
+    int agent = r->agent, phase = r->phase;
     const struct bz_game_config *cfg = bz_match_config(m);
     int model = bz_registry_find(llm->reg, cfg->agents[agent].policy);
     if (model < 0)
@@ -371,15 +367,16 @@ int bz_llm_agent_submit(void *ctx, struct bz_match *m, int agent, int phase, str
     d->llm = llm;
     d->m = m;
     d->agent = agent;
+    d->slot = r->slot;
     d->phase = phase;
     d->model = model;
     d->turn = -1;
-    d->sample = bz_llm_sample_index(cfg, agent);
+    d->sample = bz_llm_sample_index(cfg, agent) ^ (uint64_t)r->slot * 0x9e3779b97f4a7c15ULL;
     d->x.model = model;
     d->x.done = on_done;
     live_add(llm, d);
     struct bz_err rerr = {0};
-    if (bz_llm_render(llm, bz_match_game(m), agent, phase, &d->system, &d->user, &d->turn, &rerr)) {
+    if (bz_llm_render(llm, bz_match_game(m), r, &d->system, &d->user, &d->turn, &rerr)) {
         add_row(d, "render_error", "fallback", rerr.msg, 0, 0, 0, 0);
         fallback(d);
         return BZ_OK;

@@ -35,6 +35,7 @@
  * from streams of cfg->env_seed only, so games paired on env_seed see the same
  * market whatever the lineup or communication; the ring and the agents'
  * randomness come from cfg->seed. */
+#include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -406,12 +407,13 @@ static void destroy(struct bz_game *g)
     free(g->n_inbox);
     free(g->prop);
     free(g->contracts);
-    free(g->req);
+    free(g->perm);
     free(g->all);
     free(g->orders);
     free(g->filled);
     free(g->tmp);
     bz_auction_cleanup(&g->auction);
+    bz_game_base_cleanup(&g->base);
     free(g);
 }
 
@@ -452,7 +454,7 @@ static void draw_companies(struct bz_game *g)
 static void draw_ring(struct bz_game *g)
 {
     int n = g->n, k = g->k;
-    int32_t *perm = g->req, *pos = g->inbox; /* scratch before the first turn */
+    int32_t *perm = g->perm, *pos = g->inbox; /* scratch before the first turn */
     for (int i = 0; i < n; i++)
         perm[i] = i;
     struct bz_rng r;
@@ -489,8 +491,11 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     struct bz_game *g = calloc(1, sizeof *g);
     if (!g)
         return bz_err_set(err, BZ_ENOMEM, "electricity: out of memory");
+    if ((rc = bz_game_base_init(&g->base, cfg, rec, err))) {
+        free(g);
+        return rc;
+    }
     g->cfg = *cfg;
-    g->cfgp = cfg;
     g->rec = rec;
     g->tx = cfg->transcript;
     g->n = cfg->n_agents;
@@ -507,7 +512,6 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->storage_hours = cfg->num[BZ_ELEC_STORAGE_HOURS];
     g->env_seed = cfg->env_seed;
     g->seed = cfg->seed;
-    g->awaiting = -1;
     g->last_clearing = NAN;
     rc = load_shape(cfg, &g->n_shape, &g->load, &g->avail, &g->price_f, err);
     if (rc)
@@ -521,13 +525,13 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->n_inbox = calloc(n, sizeof *g->n_inbox);
     g->prop = calloc(n, sizeof *g->prop);
     g->contracts = calloc(n, sizeof *g->contracts);
-    g->req = calloc(n, sizeof *g->req);
+    g->perm = calloc(n, sizeof *g->perm);
     g->all = calloc(n, sizeof *g->all);
     g->orders = calloc(n, sizeof *g->orders);
     g->filled = calloc(n, sizeof *g->filled);
     g->tmp = calloc(n, sizeof *g->tmp);
     if (!g->ag || !g->act || !g->nbr || !g->delivered_last || !g->inbox || !g->n_inbox ||
-        !g->prop || !g->contracts || !g->req || !g->all || !g->orders || !g->filled || !g->tmp) {
+        !g->prop || !g->contracts || !g->perm || !g->all || !g->orders || !g->filled || !g->tmp) {
         rc = bz_err_set(err, BZ_ENOMEM, "electricity: out of memory for %d agents", g->n);
         goto out;
     }
@@ -632,6 +636,7 @@ static void begin_turn(struct bz_game *g)
         g->n_inbox[i] = 0;
     }
     g->n_contracts = 0;
+    g->base.round = t;
     if (g->tx) {
         fprintf(g->tx, "\n-- turn %d (hour %d): reference price %.2f/MWh\n", t, t % 24,
                 g->ref_price);
@@ -673,10 +678,11 @@ static int over(double amount, double room) { return amount > room + BZ_ELEC_EPS
 
 /* The check every action passes, whoever wrote it (policy or parse_action).
  * On failure: BZ_EINVAL and a message naming the field and the expectation. */
-static int check_action(const struct bz_game *g, int i, int phase, const struct bz_elec_action *x,
-                        struct bz_err *err)
+static int check_action(const struct bz_game *g, const struct bz_request *r, struct bz_err *err)
 {
-    switch (phase) {
+    int i = r->agent;
+    const struct bz_elec_action *x = &g->act[i];
+    switch (r->phase) {
     case BZ_ELEC_PUBLISH:
         if (!isfinite(x->claimed_surplus_mwh))
             return bz_err_set(err, BZ_EINVAL, "claimed_surplus_mwh: expected a finite number");
@@ -780,27 +786,17 @@ static int check_action(const struct bz_game *g, int i, int phase, const struct 
         return BZ_OK;
     }
     default:
-        return bz_err_set(err, BZ_EINTERNAL, "electricity: phase %d takes no action", phase);
+        return bz_err_set(err, BZ_EINTERNAL, "electricity: phase %d takes no action", r->phase);
     }
 }
 
 /* A safe action: claim nothing, propose nothing, reject, buy/sell nothing. */
-static void set_safe(struct bz_game *g, int i, int phase)
+static void safe_action(struct bz_game *g, const struct bz_request *r)
 {
-    struct bz_elec_action *x = &g->act[i];
+    struct bz_elec_action *x = &g->act[r->agent];
     memset(x, 0, sizeof *x);
     x->to = -1;
-    (void)phase;
     x->set = 1;
-}
-
-static void fallback_action(struct bz_game *g, int i)
-{
-    if (g->awaiting < 0 || i < 0 || i >= g->n)
-        return;
-    set_safe(g, i, g->awaiting);
-    g->ag[i].fallback = 1;
-    g->n_fallback++;
 }
 
 /* ---- phases -------------------------------------------------------------- */
@@ -810,20 +806,6 @@ static const char *side_name(int side)
     return side == BZ_ELEC_BUY ? "buy" : side == BZ_ELEC_SELL ? "sell" : "none";
 }
 
-static void add_message(struct bz_game *g, int phase, int sender, int receiver, const char *text)
-{
-    if (!g->communication || !text || !text[0])
-        return;
-    struct bz_messages_row *m = bz_records_add(g->rec, &bz_messages_table);
-    if (!m)
-        return;
-    m->game_id = g->cfg.game_id;
-    m->turn = g->turn;
-    m->phase = phase_names[phase];
-    m->sender = sender;
-    m->receiver = receiver;
-    m->text = text;
-}
 
 static void tx_message(const struct bz_game *g, const char *text)
 {
@@ -861,7 +843,7 @@ static void apply_publish(struct bz_game *g)
         const struct bz_elec_action *x = &g->act[i];
         g->ag[i].claimed_surplus_mwh = x->claimed_surplus_mwh;
         g->ag[i].publish_message = g->communication ? x->message : NULL;
-        add_message(g, BZ_ELEC_PUBLISH, i, -1, x->message);
+        bz_game_message(g, BZ_ELEC_PUBLISH, i, -1, x->message);
         if (g->tx) {
             fprintf(g->tx, "   a%d claims surplus %+.1f MWh", i, x->claimed_surplus_mwh);
             tx_message(g, x->message);
@@ -893,7 +875,7 @@ static void apply_propose(struct bz_game *g)
             g->ag[i].pend_sell = x->amount_mwh;
         else
             g->ag[i].pend_buy = x->amount_mwh;
-        add_message(g, BZ_ELEC_PROPOSE, i, x->to, x->message);
+        bz_game_message(g, BZ_ELEC_PROPOSE, i, x->to, x->message);
         if (g->tx) {
             fprintf(g->tx, "   a%d -> a%d: %s %.1f MWh for %.2f (%.2f/MWh)", i, x->to,
                     side_name(x->side), x->amount_mwh, x->price_total,
@@ -910,8 +892,8 @@ static void apply_respond(struct bz_game *g)
         fprintf(g->tx, " respond:\n");
     for (int i = 0; i < g->n; i++)
         g->ag[i].pend_sell = g->ag[i].pend_buy = 0;
-    for (int r = 0; r < g->n_req; r++) {
-        int i = g->req[r];
+    for (int r = 0; r < g->base.n_req; r++) {
+        int i = g->base.req[r].agent;
         const struct bz_elec_action *x = &g->act[i];
         for (int j = 0; j < g->n_inbox[i]; j++) {
             int pi = g->inbox[i * g->k + j];
@@ -946,8 +928,8 @@ static void apply_confirm(struct bz_game *g)
 {
     if (g->tx)
         fprintf(g->tx, " confirm:\n");
-    for (int r = 0; r < g->n_req; r++) {
-        int i = g->req[r];
+    for (int r = 0; r < g->base.n_req; r++) {
+        int i = g->base.req[r].agent;
         struct bz_elec_proposal *p = &g->prop[i];
         if (g->act[i].accept_counter) {
             p->status = BZ_ELEC_P_COUNTER_ACCEPTED;
@@ -1197,35 +1179,24 @@ static void settle(struct bz_game *g, double clearing, double volume)
 
 /* ---- state machine ------------------------------------------------------- */
 
-static void request(struct bz_game *g, int phase, struct bz_requests *req)
+/* Ask agent i in the open phase (slot 0), its action slot cleared. */
+static void ask(struct bz_game *g, int i)
 {
-    g->awaiting = phase;
-    for (int r = 0; r < g->n_req; r++) {
-        struct bz_elec_action *x = &g->act[g->req[r]];
-        memset(x, 0, sizeof *x);
-        x->to = -1;
-    }
-    req->phase = phase;
-    req->n = g->n_req;
-    req->agents = g->req;
+    struct bz_elec_action *x = &g->act[i];
+    memset(x, 0, sizeof *x);
+    x->to = -1;
+    bz_game_ask(g, i, 0);
 }
 
-static void request_all(struct bz_game *g, int phase, struct bz_requests *req)
+static void ask_all(struct bz_game *g, int phase)
 {
-    memcpy(g->req, g->all, (size_t)g->n * sizeof *g->req);
-    g->n_req = g->n;
-    request(g, phase, req);
+    bz_game_ask_phase(g, phase);
+    for (int i = 0; i < g->n; i++)
+        ask(g, i);
 }
 
-static int step(struct bz_game *g, struct bz_requests *req, struct bz_err *err)
+static int step(struct bz_game *g, int *state, struct bz_err *err)
 {
-    (void)err;
-    if (g->awaiting >= 0) { /* apply() not called yet: same request again */
-        req->phase = g->awaiting;
-        req->n = g->n_req;
-        req->agents = g->req;
-        return BZ_STEP_DECIDE;
-    }
     for (;;) {
         switch (g->stage) {
         case ST_START:
@@ -1237,41 +1208,41 @@ static int step(struct bz_game *g, struct bz_requests *req, struct bz_err *err)
                     fprintf(g->tx, "\n");
                 }
                 g->done = 1;
-                return BZ_STEP_DONE;
+                *state = BZ_STEP_DONE;
+                return BZ_OK;
             }
             begin_turn(g);
             g->stage = ST_PUBLISH;
-            request_all(g, BZ_ELEC_PUBLISH, req);
-            return BZ_STEP_DECIDE;
+            ask_all(g, BZ_ELEC_PUBLISH);
+            *state = BZ_STEP_DECIDE;
+            return BZ_OK;
         case ST_PROPOSE:
-            request_all(g, BZ_ELEC_PROPOSE, req);
-            return BZ_STEP_DECIDE;
+            ask_all(g, BZ_ELEC_PROPOSE);
+            *state = BZ_STEP_DECIDE;
+            return BZ_OK;
         case ST_RESPOND:
-            g->n_req = 0;
+        case ST_CONFIRM: {
+            int phase = g->stage == ST_RESPOND ? BZ_ELEC_RESPOND : BZ_ELEC_CONFIRM, asked = 0;
             for (int i = 0; i < g->n; i++)
-                if (g->n_inbox[i])
-                    g->req[g->n_req++] = i;
-            if (!g->n_req) {
+                if (phase == BZ_ELEC_RESPOND ? g->n_inbox[i] != 0
+                                             : g->prop[i].status == BZ_ELEC_P_COUNTERED) {
+                    if (!asked++)
+                        bz_game_ask_phase(g, phase);
+                    ask(g, i);
+                }
+            if (!asked) {
                 g->stage = ST_AUCTION;
                 continue;
             }
-            request(g, BZ_ELEC_RESPOND, req);
-            return BZ_STEP_DECIDE;
-        case ST_CONFIRM:
-            g->n_req = 0;
-            for (int i = 0; i < g->n; i++)
-                if (g->prop[i].status == BZ_ELEC_P_COUNTERED)
-                    g->req[g->n_req++] = i;
-            if (!g->n_req) {
-                g->stage = ST_AUCTION;
-                continue;
-            }
-            request(g, BZ_ELEC_CONFIRM, req);
-            return BZ_STEP_DECIDE;
+            *state = BZ_STEP_DECIDE;
+            return BZ_OK;
+        }
         case ST_AUCTION:
-            request_all(g, BZ_ELEC_AUCTION, req);
-            return BZ_STEP_DECIDE;
+            ask_all(g, BZ_ELEC_AUCTION);
+            *state = BZ_STEP_DECIDE;
+            return BZ_OK;
         default:
+            assert(!"electricity: bad stage");
             return bz_err_set(err, BZ_EINTERNAL, "electricity: bad stage %d", g->stage);
         }
     }
@@ -1279,22 +1250,14 @@ static int step(struct bz_game *g, struct bz_requests *req, struct bz_err *err)
 
 static int apply(struct bz_game *g, struct bz_err *err)
 {
-    int phase = g->awaiting;
-    if (phase < 0)
-        return bz_err_set(err, BZ_EINTERNAL, "electricity: apply() without a pending request");
-    /* every action passes the same check; an inadmissible one (a policy bug
-     * or an unset slot) is recorded and replaced by the safe action */
-    for (int r = 0; r < g->n_req; r++) {
-        int i = g->req[r];
-        if (!g->act[i].set || check_action(g, i, phase, &g->act[i], NULL)) {
-            if (g->act[i].set) {
-                g->ag[i].invalid = 1;
-                g->n_invalid++;
-            }
-            fallback_action(g, i);
-        }
+    int phase = g->base.phase;
+    /* the base checked every action and fell back where needed; the flags
+     * go to this turn's rows */
+    for (int r = 0; r < g->base.n_req; r++) {
+        const struct bz_request *q = &g->base.req[r];
+        g->ag[q->agent].invalid |= q->invalid;
+        g->ag[q->agent].fallback |= q->fallback;
     }
-    g->awaiting = -1;
     switch (phase) {
     case BZ_ELEC_PUBLISH:
         apply_publish(g);
@@ -1325,6 +1288,7 @@ static int apply(struct bz_game *g, struct bz_err *err)
         break;
     }
     default:
+        assert(!"electricity: bad phase");
         return bz_err_set(err, BZ_EINTERNAL, "electricity: bad phase %d", phase);
     }
     return BZ_OK;
@@ -1336,8 +1300,8 @@ static void outcome(const struct bz_game *g, struct bz_game_outcome *out, double
     out->welfare = g->sum_welfare;
     out->max_welfare = g->sum_efficient;
     out->efficiency = g->sum_servable > 0 ? g->sum_served / g->sum_servable : 1.0;
-    out->n_invalid = g->n_invalid;
-    out->n_fallback = g->n_fallback;
+    out->n_invalid = g->base.n_invalid;
+    out->n_fallback = g->base.n_fallback;
     if (payoff)
         for (int i = 0; i < g->n; i++)
             payoff[i] = g->ag[i].cum_profit;
@@ -1365,12 +1329,14 @@ static const char *status_name(int s)
     return s >= 0 && s <= BZ_ELEC_P_COUNTER_REJECTED ? names[s] : "?";
 }
 
-static int observe(const struct bz_game *g, int i, cJSON *obs, struct bz_err *err)
+static int observe(const struct bz_game *g, const struct bz_request *r, cJSON *obs,
+                   struct bz_err *err)
 {
+    int i = r->agent;
     if (i < 0 || i >= g->n)
         return bz_err_set(err, BZ_EINVAL, "observe: agent %d out of range", i);
     const struct bz_elec_agent *a = &g->ag[i];
-    int phase = g->awaiting >= 0 ? g->awaiting : BZ_ELEC_SETTLE;
+    int phase = g->base.phase >= 0 ? g->base.phase : BZ_ELEC_SETTLE;
     cJSON *pub = cJSON_AddObjectToObject(obs, "public");
     cJSON *priv = cJSON_AddObjectToObject(obs, "private");
     cJSON *meta = cJSON_AddObjectToObject(obs, "meta");
@@ -1511,12 +1477,12 @@ static const char *const schemas[2][BZ_ELEC_N_PHASES] = {
      NULL, NULL, NULL, NULL},
 };
 
-static const char *action_schema(const struct bz_game *g, int phase)
+static cJSON *action_schema(const struct bz_game *g, int phase)
 {
     if (phase < 0 || phase >= BZ_ELEC_SETTLE)
         return NULL;
     int c = g && g->communication;
-    return schemas[c][phase] ? schemas[c][phase] : schemas[0][phase];
+    return cJSON_Parse(schemas[c][phase] ? schemas[c][phase] : schemas[0][phase]);
 }
 
 static int get_number(const cJSON *reply, const char *key, double *v, struct bz_err *err)
@@ -1710,30 +1676,17 @@ static int parse_reply(struct bz_game *g, int i, int phase, const cJSON *reply,
     }
 }
 
-static int parse_action(struct bz_game *g, int i, const cJSON *reply, struct bz_err *err)
+static int parse_action(struct bz_game *g, const struct bz_request *r, const cJSON *reply,
+                        struct bz_err *err)
 {
-    int phase = g->awaiting;
-    if (phase < 0)
-        return bz_err_set(err, BZ_EINVAL, "no decision is pending");
-    int asked = 0;
-    for (int r = 0; r < g->n_req && !asked; r++)
-        asked = g->req[r] == i;
-    if (!asked)
-        return bz_err_set(err, BZ_EINVAL, "agent %d is not asked to decide in phase %s", i,
-                          phase_names[phase]);
     struct bz_elec_action x;
     memset(&x, 0, sizeof x);
     x.to = -1;
-    int rc = parse_reply(g, i, phase, reply, &x, err);
-    if (!rc)
-        rc = check_action(g, i, phase, &x, err);
-    if (rc) {
-        g->n_invalid++;
-        g->ag[i].invalid = 1;
+    int rc = parse_reply(g, r->agent, r->phase, reply, &x, err);
+    if (rc)
         return rc;
-    }
     x.set = 1;
-    g->act[i] = x;
+    g->act[r->agent] = x;
     return BZ_OK;
 }
 
@@ -1753,8 +1706,10 @@ const struct bz_game_ops bz_electricity_ops = {
     .step = step,
     .apply = apply,
     .outcome = outcome,
+    .check_action = check_action,
+    .safe_action = safe_action,
+    .random_action = bz_elec_random_action,
     .observe = observe,
     .action_schema = action_schema,
     .parse_action = parse_action,
-    .fallback_action = fallback_action,
 };

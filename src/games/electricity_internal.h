@@ -130,8 +130,8 @@ struct bz_elec_contract {
 };
 
 struct bz_game {
+    struct bz_game_base base; /* first: the shared part (requests, counters) */
     struct bz_game_config cfg;
-    const struct bz_game_config *cfgp;
     struct bz_records *rec;
     FILE *tx;
     int n, k, max_turns, communication;
@@ -142,7 +142,7 @@ struct bz_game {
     /* environment keys */
     uint64_t env_seed, seed;
     /* turn state */
-    int turn, stage, awaiting, done;
+    int turn, stage, done; /* the phase asked is base.phase */
     double ref_price;        /* this turn */
     double last_clearing;    /* NaN before any trade */
     struct bz_elec_agent *ag;
@@ -154,8 +154,7 @@ struct bz_game {
     struct bz_elec_proposal *prop; /* by proposer */
     struct bz_elec_contract *contracts;
     int n_contracts;
-    int32_t *req;            /* agents asked in this phase */
-    int n_req;
+    int32_t *perm;           /* n: scratch for drawing the ring */
     int32_t *all;            /* 0..n-1 */
     struct bz_auction auction;
     struct bz_auction_order *orders;
@@ -163,7 +162,6 @@ struct bz_game {
     double *tmp;             /* n doubles of scratch (settle) */
     /* game totals */
     double sum_welfare, sum_efficient, sum_served, sum_servable;
-    int n_invalid, n_fallback;
     struct bz_rng prng[1];   /* protocol stream (cfg->seed) */
 };
 
@@ -177,8 +175,8 @@ double bz_elec_buy_room(const struct bz_game *g, int i);
 /* Index of partner j among i's counterparties, or -1. */
 int bz_elec_nbr_slot(const struct bz_game *g, int i, int j);
 
-/* Random admissible action for the current phase (zero intelligence). */
-void bz_elec_random_action(struct bz_game *g, int agent, struct bz_rng *rng);
+/* Random admissible action for request r (zero intelligence). */
+void bz_elec_random_action(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng);
 
 /* The heuristic policies (src/agents/electricity_policies.c). */
 extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi,

@@ -224,17 +224,18 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
 
 /* The observation of agent in game g as the prompts see it: the game's
  * public/private/meta plus phase, agent, game and schema. Free with cJSON_Delete. */
-struct cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int agent,
-                                 int phase, struct bz_err *err);
+struct cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g,
+                                 const struct bz_request *r, struct bz_err *err);
 /* Render the system and phase prompts of agent (malloc'd, caller frees). */
-int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase, char **system,
-                  char **user, int *turn, struct bz_err *err);
+int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, const struct bz_request *r,
+                  char **system, char **user, int *turn, struct bz_err *err);
 /* Cache sample index of a decision: the repetition and the agent, so that
  * repetitions and identical agents of one game draw separate samples. */
 uint64_t bz_llm_sample_index(const struct bz_game_config *cfg, int agent);
 
 /* llm_agent.c: the hook's submit, and finishing a decision's transfer. */
-int bz_llm_agent_submit(void *ctx, struct bz_match *m, int agent, int phase, struct bz_err *err);
+int bz_llm_agent_submit(void *ctx, struct bz_match *m, const struct bz_request *r,
+                        struct bz_err *err);
 void bz_llm_agent_cancel(struct bz_llm *llm, struct bz_match *m);
 void bz_llm_agent_destroy_all(struct bz_llm *llm);
 
