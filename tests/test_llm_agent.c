@@ -23,14 +23,12 @@
 /* ---- a fake game: one phase "bid", budget 10 per agent per turn ---- */
 
 struct bz_game {
+    struct bz_game_base base;
     const struct bz_game_config *cfg;
-    struct bz_records *rec;
     int turn, max_turns, stepped;
-    int32_t agents[64];
     double amount[64];
     int set[64];
     double total;
-    int n_fallback;
 };
 
 static const char *const fake_phases[] = {"bid"};
@@ -44,28 +42,36 @@ static int fake_create(const struct bz_game_config *cfg, struct bz_records *rec,
     struct bz_game *g = calloc(1, sizeof *g);
     if (!g)
         return bz_err_set(err, BZ_ENOMEM, "oom");
+    int rc = bz_game_base_init(&g->base, cfg, rec, err);
+    if (rc) {
+        free(g);
+        return rc;
+    }
     g->cfg = cfg;
-    g->rec = rec;
     g->max_turns = (int)cfg->num[0];
     *out = g;
     return BZ_OK;
 }
 static void fake_destroy(struct bz_game *g)
 {
+    if (g)
+        bz_game_base_cleanup(&g->base);
     free(g);
 }
-static int fake_step(struct bz_game *g, struct bz_requests *req, struct bz_err *err)
+static int fake_step(struct bz_game *g, int *state, struct bz_err *err)
 {
-    if (g->turn >= g->max_turns)
-        return BZ_STEP_DONE;
-    req->phase = 0;
-    req->n = g->cfg->n_agents;
-    for (int i = 0; i < req->n; i++) {
-        g->agents[i] = i;
-        g->set[i] = 0;
+    (void)err;
+    if (g->turn >= g->max_turns) {
+        *state = BZ_STEP_DONE;
+        return BZ_OK;
     }
-    req->agents = g->agents;
-    return BZ_STEP_DECIDE;
+    bz_game_ask_phase(g, 0);
+    for (int i = 0; i < g->cfg->n_agents; i++) {
+        g->set[i] = 0;
+        bz_game_ask(g, i, 0);
+    }
+    *state = BZ_STEP_DECIDE;
+    return BZ_OK;
 }
 static int fake_apply(struct bz_game *g, struct bz_err *err)
 {
@@ -81,12 +87,15 @@ static void fake_outcome(const struct bz_game *g, struct bz_game_outcome *o, dou
 {
     o->turns_played = g->turn;
     o->welfare = g->total;
-    o->n_fallback = g->n_fallback;
+    o->n_fallback = g->base.n_fallback;
     for (int i = 0; i < g->cfg->n_agents; i++)
         payoff[i] = 1;
 }
-static int fake_observe(const struct bz_game *g, int agent, cJSON *obs, struct bz_err *err)
+static int fake_observe(const struct bz_game *g, const struct bz_request *r, cJSON *obs,
+                        struct bz_err *err)
 {
+    (void)r;
+    (void)err;
     cJSON *pub = cJSON_AddObjectToObject(obs, "public");
     cJSON *priv = cJSON_AddObjectToObject(obs, "private");
     cJSON *meta = cJSON_AddObjectToObject(obs, "meta");
@@ -95,11 +104,13 @@ static int fake_observe(const struct bz_game *g, int agent, cJSON *obs, struct b
     cJSON_AddNumberToObject(meta, "turn", g->turn);
     return BZ_OK;
 }
-static const char *fake_schema(const struct bz_game *g, int phase)
+static cJSON *fake_schema(const struct bz_game *g, int phase)
 {
-    return phase == 0 ? FAKE_SCHEMA : NULL;
+    (void)g;
+    return phase == 0 ? cJSON_Parse(FAKE_SCHEMA) : NULL;
 }
-static int fake_parse(struct bz_game *g, int agent, const cJSON *reply, struct bz_err *err)
+static int fake_parse(struct bz_game *g, const struct bz_request *r, const cJSON *reply,
+                      struct bz_err *err)
 {
     const cJSON *a = cJSON_GetObjectItem(reply, "amount");
     if (!cJSON_IsNumber(a))
@@ -107,15 +118,24 @@ static int fake_parse(struct bz_game *g, int agent, const cJSON *reply, struct b
     if (a->valuedouble > 10)
         return bz_err_set(err, BZ_EINVAL, "amount: %g is more than your budget of 10",
                           a->valuedouble);
-    g->amount[agent] = a->valuedouble;
-    g->set[agent] = 1;
+    g->amount[r->agent] = a->valuedouble;
+    g->set[r->agent] = 1;
     return BZ_OK;
 }
-static void fake_fallback(struct bz_game *g, int agent)
+static int fake_check(const struct bz_game *g, const struct bz_request *r, struct bz_err *err)
 {
-    g->amount[agent] = 0;
-    g->set[agent] = 1;
-    g->n_fallback++;
+    (void)err;
+    return g->set[r->agent] ? BZ_OK : BZ_EINVAL;
+}
+static void fake_safe(struct bz_game *g, const struct bz_request *r)
+{
+    g->amount[r->agent] = 0;
+    g->set[r->agent] = 1;
+}
+static void fake_random(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng)
+{
+    g->amount[r->agent] = 10 * bz_rng_uniform(rng);
+    g->set[r->agent] = 1;
 }
 static const struct bz_param_desc fake_params[] = {
     {"max_turns", BZ_PARAM_INT, 2, 1, 100, NULL, 1, "turns"},
@@ -131,10 +151,12 @@ static const struct bz_game_ops fake_ops = {
     .step = fake_step,
     .apply = fake_apply,
     .outcome = fake_outcome,
+    .check_action = fake_check,
+    .safe_action = fake_safe,
+    .random_action = fake_random,
     .observe = fake_observe,
     .action_schema = fake_schema,
     .parse_action = fake_parse,
-    .fallback_action = fake_fallback,
 };
 
 /* ---- fixture ---- */
