@@ -1,5 +1,7 @@
 /* electricity_internal: the electricity game's state, shared by the game
- * (src/games/electricity.c), its heuristic policies
+ * (src/games/electricity.c: rules and state machine; electricity_env.c:
+ * environment; electricity_settle.c: settlement; electricity_llm.c: the LLM
+ * view), its heuristic policies
  * (src/agents/electricity_policies.c) and the tests. Nothing outside those
  * should include it; the public face is bz_electricity_ops. */
 #ifndef BAZAAR_ELECTRICITY_INTERNAL_H
@@ -165,6 +167,14 @@ struct bz_game {
     struct bz_rng prng[1];   /* protocol stream (cfg->seed) */
 };
 
+/* Purposes of the random streams (distinct constants; never reuse one). */
+enum bz_elec_stream {
+    BZ_ELEC_RNG_AGENTS = 0x454c4543, /* capacities, demands, storage */
+    BZ_ELEC_RNG_COMMON,              /* per turn: common shocks */
+    BZ_ELEC_RNG_AGENT_TURN,          /* per turn: idiosyncratic noise and forecast errors */
+    BZ_ELEC_RNG_RING = 0x52494e47    /* protocol: the counterparty ring (cfg->seed) */
+};
+
 /* What an agent may still commit to sell / buy in the current phase (MWh):
  * sells are bounded by the most it could generate plus its storage plus what
  * it bought, buys by its largest possible demand plus its storage room plus
@@ -177,6 +187,28 @@ int bz_elec_nbr_slot(const struct bz_game *g, int i, int j);
 
 /* Random admissible action for request r (zero intelligence). */
 void bz_elec_random_action(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng);
+
+/* electricity_env.c: the hourly shape (cached by file and respondent; the
+ * caller frees the three arrays), the companies and the ring (at create), a
+ * turn's realisations and forecasts (at its start). */
+int bz_elec_load_shape(const struct bz_game_config *cfg, int *n_out, double **load_out,
+                       double **avail_out, double **price_out, struct bz_err *err);
+void bz_elec_draw_companies(struct bz_game *g);
+void bz_elec_draw_ring(struct bz_game *g);
+void bz_elec_begin_turn(struct bz_game *g);
+
+/* electricity_settle.c: settle the turn after the auction (rows added). */
+void bz_elec_settle(struct bz_game *g, double clearing, double volume);
+
+/* electricity_llm.c: the LLM view (ops observe, action_schema, parse_action). */
+int bz_elec_observe(const struct bz_game *g, const struct bz_request *r, struct cJSON *obs,
+                    struct bz_err *err);
+struct cJSON *bz_elec_action_schema(const struct bz_game *g, int phase);
+int bz_elec_parse_action(struct bz_game *g, const struct bz_request *r, const struct cJSON *reply,
+                         struct bz_err *err);
+
+/* "buy", "sell" or "none". */
+const char *bz_elec_side_name(int side);
 
 /* The heuristic policies (src/agents/electricity_policies.c). */
 extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi,
