@@ -143,50 +143,115 @@ int bz_elec_observe(const struct bz_game *g, const struct bz_request *r, cJSON *
     return BZ_OK;
 }
 
-#define SCHEMA_HEAD "{\"type\":\"object\",\"additionalProperties\":false,"
-static const char *const schemas[2][BZ_ELEC_N_PHASES] = {
-    /* communication off: no message fields */
-    {SCHEMA_HEAD "\"required\":[\"claimed_surplus_mwh\"],\"properties\":{"
-                 "\"claimed_surplus_mwh\":{\"type\":\"number\"}}}",
-     SCHEMA_HEAD "\"required\":[\"counterparty\",\"side\",\"amount_mwh\",\"price_total\"],"
-                 "\"properties\":{\"counterparty\":{\"type\":\"integer\",\"minimum\":-1},"
-                 "\"side\":{\"type\":\"string\",\"enum\":[\"buy\",\"sell\"]},"
-                 "\"amount_mwh\":{\"type\":\"number\",\"minimum\":0},"
-                 "\"price_total\":{\"type\":\"number\",\"minimum\":0}}}",
-     SCHEMA_HEAD "\"required\":[\"answers\"],\"properties\":{\"answers\":{\"type\":\"array\","
-                 "\"items\":{\"type\":\"object\",\"additionalProperties\":false,"
-                 "\"required\":[\"proposal_id\",\"decision\",\"counter_amount_mwh\","
-                 "\"counter_price_total\"],\"properties\":{"
-                 "\"proposal_id\":{\"type\":\"integer\"},"
-                 "\"decision\":{\"type\":\"string\",\"enum\":[\"accept\",\"reject\",\"counter\"]},"
-                 "\"counter_amount_mwh\":{\"type\":\"number\",\"minimum\":0},"
-                 "\"counter_price_total\":{\"type\":\"number\",\"minimum\":0}}}}}}",
-     SCHEMA_HEAD "\"required\":[\"accept\"],\"properties\":{\"accept\":{\"type\":\"boolean\"}}}",
-     SCHEMA_HEAD "\"required\":[\"side\",\"amount_mwh\",\"limit_price_per_mwh\"],"
-                 "\"properties\":{\"side\":{\"type\":\"string\",\"enum\":[\"buy\",\"sell\","
-                 "\"none\"]},\"amount_mwh\":{\"type\":\"number\",\"minimum\":0},"
-                 "\"limit_price_per_mwh\":{\"type\":\"number\",\"minimum\":0}}}",
-     NULL},
-    /* communication on */
-    {SCHEMA_HEAD "\"required\":[\"claimed_surplus_mwh\",\"message\"],\"properties\":{"
-                 "\"claimed_surplus_mwh\":{\"type\":\"number\"},"
-                 "\"message\":{\"type\":\"string\",\"maxLength\":1000}}}",
-     SCHEMA_HEAD "\"required\":[\"counterparty\",\"side\",\"amount_mwh\",\"price_total\","
-                 "\"message\"],\"properties\":{\"counterparty\":{\"type\":\"integer\","
-                 "\"minimum\":-1},\"side\":{\"type\":\"string\",\"enum\":[\"buy\",\"sell\"]},"
-                 "\"amount_mwh\":{\"type\":\"number\",\"minimum\":0},"
-                 "\"price_total\":{\"type\":\"number\",\"minimum\":0},"
-                 "\"message\":{\"type\":\"string\",\"maxLength\":1000}}}",
-     NULL, NULL, NULL, NULL},
-};
+/* Schema builders: an object that takes exactly the properties it lists. */
+static cJSON *object_schema(cJSON *parent, const char *key, const char *const *required,
+                            cJSON **props)
+{
+    cJSON *o = parent ? cJSON_AddObjectToObject(parent, key) : cJSON_CreateObject();
+    cJSON *req = NULL;
+    if (o && cJSON_AddStringToObject(o, "type", "object") &&
+        cJSON_AddFalseToObject(o, "additionalProperties") &&
+        (req = cJSON_AddArrayToObject(o, "required")))
+        for (; *required; required++)
+            cJSON_AddItemToArray(req, cJSON_CreateString(*required));
+    *props = o ? cJSON_AddObjectToObject(o, "properties") : NULL;
+    return o;
+}
 
+/* A property of type; minimum when min_ok. */
+static cJSON *prop(cJSON *props, const char *name, const char *type, int min_ok, double min)
+{
+    cJSON *p = cJSON_AddObjectToObject(props, name);
+    if (p) {
+        cJSON_AddStringToObject(p, "type", type);
+        if (min_ok)
+            cJSON_AddNumberToObject(p, "minimum", min);
+    }
+    return p;
+}
+
+static void prop_enum(cJSON *props, const char *name, const char *const *values, int n)
+{
+    cJSON *p = prop(props, name, "string", 0, 0);
+    if (p)
+        cJSON_AddItemToObject(p, "enum", cJSON_CreateStringArray(values, n));
+}
+
+static void prop_message(cJSON *props)
+{
+    cJSON *p = prop(props, "message", "string", 0, 0);
+    if (p)
+        cJSON_AddNumberToObject(p, "maxLength", BZ_ELEC_MSG_MAX);
+}
+
+/* The reply schema of phase (owned by the caller; the base builds it once per
+ * game); with communication on, publish and propose carry a message. NULL for
+ * settle (no decision). Printed compact it is byte for byte the text the
+ * game used to keep as static strings, so prompts and cache keys are
+ * unchanged. */
 cJSON *bz_elec_action_schema(const struct bz_game *g, int phase)
 {
-    if (phase < 0 || phase >= BZ_ELEC_SETTLE)
-        return NULL;
-    int c = g && g->communication;
-    return cJSON_Parse(schemas[c][phase] ? schemas[c][phase] : schemas[0][phase]);
+    static const char *const sides[] = {"buy", "sell", "none"};
+    static const char *const decisions[] = {"accept", "reject", "counter"};
+    int msg = g && g->communication;
+    cJSON *s = NULL, *props = NULL, *items = NULL;
+    switch (phase) {
+    case BZ_ELEC_PUBLISH: {
+        const char *const req[] = {"claimed_surplus_mwh", msg ? "message" : NULL, NULL};
+        s = object_schema(NULL, NULL, req, &props);
+        prop(props, "claimed_surplus_mwh", "number", 0, 0);
+        break;
+    }
+    case BZ_ELEC_PROPOSE: {
+        const char *const req[] = {"counterparty", "side",           "amount_mwh",
+                                   "price_total",  msg ? "message" : NULL, NULL};
+        s = object_schema(NULL, NULL, req, &props);
+        prop(props, "counterparty", "integer", 1, -1);
+        prop_enum(props, "side", sides, 2);
+        prop(props, "amount_mwh", "number", 1, 0);
+        prop(props, "price_total", "number", 1, 0);
+        break;
+    }
+    case BZ_ELEC_RESPOND: {
+        const char *const req[] = {"answers", NULL};
+        const char *const areq[] = {"proposal_id", "decision", "counter_amount_mwh",
+                                    "counter_price_total", NULL};
+        s = object_schema(NULL, NULL, req, &props);
+        cJSON *answers = prop(props, "answers", "array", 0, 0);
+        cJSON *ap = NULL;
+        items = answers ? object_schema(answers, "items", areq, &ap) : NULL;
+        if (!items || !ap)
+            break;
+        prop(ap, "proposal_id", "integer", 0, 0);
+        prop_enum(ap, "decision", decisions, 3);
+        prop(ap, "counter_amount_mwh", "number", 1, 0);
+        prop(ap, "counter_price_total", "number", 1, 0);
+        msg = 0;
+        break;
+    }
+    case BZ_ELEC_CONFIRM: {
+        const char *const req[] = {"accept", NULL};
+        s = object_schema(NULL, NULL, req, &props);
+        prop(props, "accept", "boolean", 0, 0);
+        msg = 0;
+        break;
+    }
+    case BZ_ELEC_AUCTION: {
+        const char *const req[] = {"side", "amount_mwh", "limit_price_per_mwh", NULL};
+        s = object_schema(NULL, NULL, req, &props);
+        prop_enum(props, "side", sides, 3);
+        prop(props, "amount_mwh", "number", 1, 0);
+        prop(props, "limit_price_per_mwh", "number", 1, 0);
+        msg = 0;
+        break;
+    }
+    default: return NULL;
+    }
+    if (props && msg)
+        prop_message(props);
+    return s;
 }
+
 
 static int get_number(const cJSON *reply, const char *key, double *v, struct bz_err *err)
 {
@@ -392,3 +457,4 @@ int bz_elec_parse_action(struct bz_game *g, const struct bz_request *r, const cJ
     g->act[r->agent] = x;
     return BZ_OK;
 }
+
