@@ -45,8 +45,10 @@ void bz_game_base_cleanup(struct bz_game_base *b)
             cJSON_free(b->schema_text[p]);
         free(b->schema_text);
     }
+    free(b->schema_built);
     free(b->req);
     b->req = NULL;
+    b->schema_built = NULL;
     b->schema = NULL;
     b->schema_text = NULL;
     b->n_req = b->cap_req = 0;
@@ -122,22 +124,34 @@ void bz_game_message(struct bz_game *g, int phase, int sender, int receiver, con
 
 /* ---- create, step, apply --------------------------------------------------- */
 
-static int build_schemas(struct bz_game *g, struct bz_err *err)
+/* The phase's schema, built on first use and kept for the game's life (a
+ * game of heuristic agents never builds any). 0 or BZ_ENOMEM. */
+static int schema_of(struct bz_game *g, int phase, const cJSON **out)
 {
     struct bz_game_base *b = bz_game_base(g);
-    size_t n = b->ops->n_phases;
-    b->schema = calloc(n, sizeof *b->schema);
-    b->schema_text = calloc(n, sizeof *b->schema_text);
-    if (!b->schema || !b->schema_text)
-        return bz_err_set(err, BZ_ENOMEM, "%s: out of memory for schemas", b->ops->name);
-    for (size_t p = 0; p < n && b->ops->action_schema; p++) {
-        b->schema[p] = b->ops->action_schema(g, (int)p);
-        if (!b->schema[p])
-            continue;
-        b->schema_text[p] = cJSON_PrintUnformatted(b->schema[p]);
-        if (!b->schema_text[p])
-            return bz_err_set(err, BZ_ENOMEM, "%s: out of memory for schemas", b->ops->name);
+    *out = NULL;
+    if (phase < 0 || (size_t)phase >= b->ops->n_phases || !b->ops->action_schema)
+        return BZ_OK;
+    if (!b->schema) {
+        size_t n = b->ops->n_phases;
+        b->schema = calloc(n, sizeof *b->schema);
+        b->schema_text = calloc(n, sizeof *b->schema_text);
+        b->schema_built = calloc(n, sizeof *b->schema_built);
+        if (!b->schema || !b->schema_text || !b->schema_built)
+            return BZ_ENOMEM;
     }
+    if (!b->schema_built[phase]) {
+        cJSON *s = b->ops->action_schema(g, phase);
+        char *text = s ? cJSON_PrintUnformatted(s) : NULL;
+        if (s && !text) {
+            cJSON_Delete(s);
+            return BZ_ENOMEM;
+        }
+        b->schema[phase] = s;
+        b->schema_text[phase] = text;
+        b->schema_built[phase] = 1;
+    }
+    *out = b->schema[phase];
     return BZ_OK;
 }
 
@@ -155,10 +169,6 @@ int bz_game_create(const struct bz_game_config *cfg, struct bz_records *rec, str
         cfg->ops->destroy(g);
         return bz_err_set(err, BZ_EINTERNAL, "%s: create() did not initialise the game base",
                           cfg->ops->name);
-    }
-    if ((rc = build_schemas(g, err))) {
-        cfg->ops->destroy(g);
-        return rc;
     }
     *out = g;
     return BZ_OK;
@@ -269,7 +279,12 @@ int bz_game_answer(struct bz_game *g, int agent, int slot, const cJSON *reply,
         goto out;
     }
     r->answered = 0;
-    const cJSON *schema = b->schema ? b->schema[b->phase] : NULL;
+    const cJSON *schema = NULL;
+    if (schema_of(g, b->phase, &schema)) {
+        rc = bz_err_set(err, BZ_ENOMEM, "out of memory building the %s schema",
+                        b->ops->phases[b->phase]);
+        goto out;
+    }
     if (schema && (rc = bz_json_schema_check(schema, reply, err)))
         goto out;
     f = BZ_ANSWER_INADMISSIBLE;
@@ -293,18 +308,18 @@ void bz_game_fallback(struct bz_game *g, int agent, int slot)
         mark_fallback(g, r);
 }
 
-const cJSON *bz_game_schema(const struct bz_game *g, int phase)
+const cJSON *bz_game_schema(struct bz_game *g, int phase)
 {
-    const struct bz_game_base *b = bz_game_cbase(g);
-    return b->schema && phase >= 0 && (size_t)phase < b->ops->n_phases ? b->schema[phase] : NULL;
+    const cJSON *s = NULL;
+    return schema_of(g, phase, &s) ? NULL : s;
 }
 
-const char *bz_game_schema_text(const struct bz_game *g, int phase)
+const char *bz_game_schema_text(struct bz_game *g, int phase)
 {
-    const struct bz_game_base *b = bz_game_cbase(g);
-    return b->schema_text && phase >= 0 && (size_t)phase < b->ops->n_phases
-               ? b->schema_text[phase]
-               : NULL;
+    const cJSON *s = NULL;
+    if (schema_of(g, phase, &s) || !s)
+        return NULL;
+    return bz_game_base(g)->schema_text[phase];
 }
 
 /* ---- JSON schema check: the subset action schemas use ---- */

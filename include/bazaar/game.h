@@ -98,8 +98,10 @@ struct bz_game_base {
     int cap_req;
     int n_invalid;  /* inadmissible actions seen (any agent, any attempt) */
     int n_fallback; /* fallback actions used */
-    struct cJSON **schema; /* per phase, built once per game; NULL: no decision */
-    char **schema_text;    /* the same, printed once (prompts, provider requests) */
+    struct cJSON **schema;  /* per phase, built once per game on first use; NULL:
+                               no decision in that phase */
+    char **schema_text;     /* the same, printed once (prompts, provider requests) */
+    uint8_t *schema_built;  /* per phase: schema[] is set */
 };
 
 /* A heuristic policy, beside its game. decide() writes the agent's reasoned
@@ -170,7 +172,7 @@ struct bz_game_ops {
                    struct bz_err *err);
     /* JSON schema of a reply in this phase (may depend on n, m, K), as a new
      * cJSON owned by the caller; NULL when the phase takes no decision. Called
-     * once per phase by bz_game_create. */
+     * at most once per phase and game, by the base (bz_game_schema). */
     struct cJSON *(*action_schema)(const struct bz_game *g, int phase);
     /* Read a reply (already valid against the phase's schema) into r's slot.
      * BZ_EINVAL with a message naming the field on what the schema cannot
@@ -206,7 +208,7 @@ int bz_game_ask(struct bz_game *g, int agent, int slot);
  * or in rec's arena). */
 void bz_game_message(struct bz_game *g, int phase, int sender, int receiver, const char *text);
 
-/* Create a game with its base ready (schemas built); destroy it. */
+/* Create a game with its base ready (checked); destroy it. */
 int bz_game_create(const struct bz_game_config *cfg, struct bz_records *rec, struct bz_game **out,
                    struct bz_err *err);
 void bz_game_destroy(struct bz_game *g);
@@ -239,9 +241,11 @@ int bz_game_answer(struct bz_game *g, int agent, int slot, const struct cJSON *r
 /* Answer (agent, slot) with the safe action, counted as a fallback. */
 void bz_game_fallback(struct bz_game *g, int agent, int slot);
 
-/* The phase's schema (NULL: no decision), as cJSON and as compact text. */
-const struct cJSON *bz_game_schema(const struct bz_game *g, int phase);
-const char *bz_game_schema_text(const struct bz_game *g, int phase);
+/* The phase's schema (NULL: no decision, or out of memory), as cJSON and as
+ * compact text; built on first use (a heuristic-only game builds none) and
+ * kept until the game is destroyed. */
+const struct cJSON *bz_game_schema(struct bz_game *g, int phase);
+const char *bz_game_schema_text(struct bz_game *g, int phase);
 
 /* Check value against the JSON-schema subset the games use: type (object,
  * array, string, number, integer, boolean), properties, required,
