@@ -26,7 +26,7 @@ void bz_llm_destroy(struct bz_llm *llm)
 {
     if (!llm)
         return;
-    bz_llm_agent_destroy_all(llm);
+    bz_llm_drop_all(llm);
     bz_transport_destroy(llm->tr);
     size_t n = llm->reg ? llm->reg->n : 0;
     if (llm->keys)
@@ -397,11 +397,6 @@ int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt, 
     return rc;
 }
 
-struct bz_llm_hook bz_llm_hook(struct bz_llm *llm)
-{
-    struct bz_llm_hook h = {llm, bz_llm_agent_submit, 0};
-    return h;
-}
 
 int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err)
 {
@@ -423,10 +418,6 @@ int bz_llm_inflight(const struct bz_llm *llm)
     return llm->n_live;
 }
 
-void bz_llm_cancel(struct bz_llm *llm, struct bz_match *m)
-{
-    bz_llm_agent_cancel(llm, m);
-}
 
 void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 {
