@@ -206,8 +206,8 @@ int bz_game_step(struct bz_game *g, int *state, struct bz_err *err)
     }
     assert(!"step() broke its contract");
     rc = bz_err_set(err, BZ_EINTERNAL,
-                    "%s: step() broke its contract (state %d, phase %d, %d requests)",
-                    b->ops->name, st, b->phase, b->n_req);
+                    "%s: step() broke its contract (state %d, phase %d, %d requests)", b->ops->name,
+                    st, b->phase, b->n_req);
     b->phase = -1;
     return rc;
 }
@@ -226,8 +226,7 @@ int bz_game_apply(struct bz_game *g, struct bz_err *err)
     struct bz_game_base *b = bz_game_base(g);
     if (b->phase < 0) {
         assert(!"apply() without open requests");
-        return bz_err_set(err, BZ_EINTERNAL, "%s: apply() without a pending request",
-                          b->ops->name);
+        return bz_err_set(err, BZ_EINTERNAL, "%s: apply() without a pending request", b->ops->name);
     }
     /* every action passes the same check; an inadmissible one (a policy bug
      * or an unanswered slot) is recorded and replaced by the safe action */
@@ -451,7 +450,6 @@ static int check_at(const cJSON *s, const cJSON *v, char *path, size_t plen, siz
     }
     return BZ_OK;
 }
-
 
 int bz_json_schema_check(const cJSON *schema, const cJSON *value, struct bz_err *err)
 {

@@ -87,8 +87,7 @@ static int step(struct bz_game *g, int *state, struct bz_err *err)
 {
     if (g->round == g->fail_step_at)
         /* a positive rc, as bz_err_set returns: once read as "decide" */
-        return bz_err_set(err, BZ_EINTERNAL, "fake: step failed on purpose at round %d",
-                          g->round);
+        return bz_err_set(err, BZ_EINTERNAL, "fake: step failed on purpose at round %d", g->round);
     if (g->round >= g->rounds) {
         *state = BZ_STEP_DONE;
         return BZ_OK;
@@ -112,8 +111,7 @@ static int step(struct bz_game *g, int *state, struct bz_err *err)
 static int apply(struct bz_game *g, struct bz_err *err)
 {
     if (g->round == g->fail_apply_at)
-        return bz_err_set(err, BZ_EINVAL, "fake: apply failed on purpose at round %d",
-                          g->round);
+        return bz_err_set(err, BZ_EINVAL, "fake: apply failed on purpose at round %d", g->round);
     for (int k = 0; k < g->base.n_req; k++) {
         const struct bz_request *r = &g->base.req[k];
         struct bz_fake_answer_row *row = bz_records_add(g->base.rec, &bz_fake_answers_table);
@@ -184,8 +182,7 @@ static void decide_fixed(struct bz_game *g, const struct bz_request *r, struct b
     set_value(g, r, r->slot == 1 ? v & ~1 : v);
 }
 
-static const struct bz_policy_ops fixed = {"fixed", "offers agent*10 + slot + round",
-                                           decide_fixed};
+static const struct bz_policy_ops fixed = {"fixed", "offers agent*10 + slot + round", decide_fixed};
 static const struct bz_policy_ops zi = {"zi", "random admissible offers", NULL};
 static const struct bz_policy_ops *const policies[] = {&fixed, &zi};
 

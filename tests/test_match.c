@@ -39,8 +39,9 @@ static void setup_init(struct setup *s, int n, unsigned llm_mask)
     for (int i = 0; i < n; i++) {
         struct bz_agent_spec *a = &s->agents[i];
         a->kind = llm_mask >> i & 1 ? BZ_AGENT_LLM : BZ_AGENT_HEURISTIC;
-        snprintf(a->policy, sizeof a->policy, "%s", a->kind == BZ_AGENT_LLM ? "model" : "fixed");
-        snprintf(a->label, sizeof a->label, "%s", a->policy);
+        const char *name = a->kind == BZ_AGENT_LLM ? "model" : "fixed";
+        snprintf(a->policy, sizeof a->policy, "%s", name);
+        snprintf(a->label, sizeof a->label, "%s", name);
         a->skill = 1;
     }
     s->cfg.agents = s->agents;
@@ -169,8 +170,10 @@ static void match_should_fail_a_game_that_breaks_the_step_contract(void **state)
 /* ---- an LLM hook driven by the test ---- */
 
 struct hook_ctx {
-    int mode;  /* 0: queue, 1: refuse to queue, 2: answer at once with fallback */
-    struct { int agent, slot; } q[16];
+    int mode; /* 0: queue, 1: refuse to queue, 2: answer at once with fallback */
+    struct {
+        int agent, slot;
+    } q[16];
     int n;
 };
 

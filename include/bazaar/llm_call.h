@@ -26,7 +26,7 @@ struct bz_llm_reply {
     int refusal;         /* the model refused (content holds its words) */
     int truncated;       /* stopped at the token limit */
     int cache_hit;
-    int counted;         /* counts as a model call (answered, or failed on the wire) */
+    int counted; /* counts as a model call (answered, or failed on the wire) */
     int64_t input_tokens, output_tokens;
     double cost_usd;
     double latency_ms; /* of the transfer (0 on a cache hit) */

@@ -84,8 +84,8 @@ static int load_profile(const char *path, double load[24], double avail[24], dou
         row++;
     }
     if (row != 24)
-        rc = bz_err_set(err, BZ_EINVAL, "profile: %s: expected 24 hourly rows, found %d", path,
-                        row);
+        rc =
+            bz_err_set(err, BZ_EINVAL, "profile: %s: expected 24 hourly rows, found %d", path, row);
 out:
     fclose(f);
     return rc;
@@ -183,7 +183,7 @@ static struct shape_entry {
 static int shape_next; /* round-robin slot to replace */
 
 int bz_elec_load_shape(const struct bz_game_config *cfg, int *n_out, double **load_out,
-                      double **avail_out, double **price_out, struct bz_err *err)
+                       double **avail_out, double **price_out, struct bz_err *err)
 {
     char key[3 * 1024], path[1024];
     resolve_path(cfg, str_param(cfg, BZ_ELEC_PROFILE), path, sizeof path);
@@ -287,7 +287,10 @@ void bz_elec_draw_ring(struct bz_game *g)
 
 /* ---- environment of a turn ----------------------------------------------- */
 
-static double u11(struct bz_rng *r) { return 2 * bz_rng_uniform(r) - 1; }
+static double u11(struct bz_rng *r)
+{
+    return 2 * bz_rng_uniform(r) - 1;
+}
 
 /* Agent i's realised generation and demand at turn t and the forecasts an
  * agent gets of them: a pure function of (env_seed, t, i). The noise mixes a

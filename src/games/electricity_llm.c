@@ -27,13 +27,18 @@ static void add_tri(cJSON *o, const char *k, int v)
 
 static const char *status_name(int s)
 {
-    static const char *const names[] = {"none",     "open",     "accepted",        "rejected",
-                                        "countered", "counter_accepted", "counter_rejected"};
+    static const char *const names[] = {"none",
+                                        "open",
+                                        "accepted",
+                                        "rejected",
+                                        "countered",
+                                        "counter_accepted",
+                                        "counter_rejected"};
     return s >= 0 && s <= BZ_ELEC_P_COUNTER_REJECTED ? names[s] : "?";
 }
 
 int bz_elec_observe(const struct bz_game *g, const struct bz_request *r, cJSON *obs,
-                   struct bz_err *err)
+                    struct bz_err *err)
 {
     int i = r->agent;
     if (i < 0 || i >= g->n)
@@ -203,8 +208,8 @@ cJSON *bz_elec_action_schema(const struct bz_game *g, int phase)
         break;
     }
     case BZ_ELEC_PROPOSE: {
-        const char *const req[] = {"counterparty", "side",           "amount_mwh",
-                                   "price_total",  msg ? "message" : NULL, NULL};
+        const char *const req[] = {"counterparty",         "side", "amount_mwh", "price_total",
+                                   msg ? "message" : NULL, NULL};
         s = object_schema(NULL, NULL, req, &props);
         prop(props, "counterparty", "integer", 1, -1);
         prop_enum(props, "side", sides, 2);
@@ -252,13 +257,11 @@ cJSON *bz_elec_action_schema(const struct bz_game *g, int phase)
     return s;
 }
 
-
 static int get_number(const cJSON *reply, const char *key, double *v, struct bz_err *err)
 {
     const cJSON *it = cJSON_GetObjectItemCaseSensitive(reply, key);
     if (!cJSON_IsNumber(it))
-        return bz_err_set(err, BZ_EINVAL, "%s: expected a number%s", key,
-                          it ? "" : " (missing)");
+        return bz_err_set(err, BZ_EINVAL, "%s: expected a number%s", key, it ? "" : " (missing)");
     *v = it->valuedouble;
     if (!isfinite(*v))
         return bz_err_set(err, BZ_EINVAL, "%s: expected a finite number", key);
@@ -310,7 +313,8 @@ static int get_message(struct bz_game *g, const cJSON *reply, const char **msg, 
     if (!g->communication || !it->valuestring[0])
         return BZ_OK; /* no free text travels with communication off */
     size_t len = strlen(it->valuestring);
-    *msg = bz_records_strndup(g->rec, it->valuestring, len > BZ_ELEC_MSG_MAX ? BZ_ELEC_MSG_MAX : len);
+    *msg =
+        bz_records_strndup(g->rec, it->valuestring, len > BZ_ELEC_MSG_MAX ? BZ_ELEC_MSG_MAX : len);
     return BZ_OK;
 }
 
@@ -329,8 +333,8 @@ static int parse_reply(struct bz_game *g, int i, int phase, const cJSON *reply,
         return get_message(g, reply, &x->message, err);
     }
     case BZ_ELEC_PROPOSE: {
-        static const char *const keys[] = {"counterparty", "side", "amount_mwh", "price_total",
-                                           "message", NULL};
+        static const char *const keys[] = {"counterparty", "side",    "amount_mwh",
+                                           "price_total",  "message", NULL};
         if ((rc = only_keys(reply, keys, err, "")))
             return rc;
         const cJSON *cp = cJSON_GetObjectItemCaseSensitive(reply, "counterparty");
@@ -398,10 +402,8 @@ static int parse_reply(struct bz_game *g, int i, int phase, const cJSON *reply,
                 const cJSON *cpt = cJSON_GetObjectItemCaseSensitive(a, "counter_price_total");
                 if (!cJSON_IsNumber(ca) || !(ca->valuedouble > 0) || !isfinite(ca->valuedouble))
                     return bz_err_set(err, BZ_EINVAL,
-                                      "answers[%d].counter_amount_mwh: expected a number > 0",
-                                      idx);
-                if (!cJSON_IsNumber(cpt) || !(cpt->valuedouble >= 0) ||
-                    !isfinite(cpt->valuedouble))
+                                      "answers[%d].counter_amount_mwh: expected a number > 0", idx);
+                if (!cJSON_IsNumber(cpt) || !(cpt->valuedouble >= 0) || !isfinite(cpt->valuedouble))
                     return bz_err_set(err, BZ_EINVAL,
                                       "answers[%d].counter_price_total: expected a number >= 0",
                                       idx);
@@ -440,12 +442,13 @@ static int parse_reply(struct bz_game *g, int i, int phase, const cJSON *reply,
         return BZ_OK;
     }
     default:
-        return bz_err_set(err, BZ_EINVAL, "phase %s takes no action", bz_electricity_ops.phases[phase]);
+        return bz_err_set(err, BZ_EINVAL, "phase %s takes no action",
+                          bz_electricity_ops.phases[phase]);
     }
 }
 
 int bz_elec_parse_action(struct bz_game *g, const struct bz_request *r, const cJSON *reply,
-                        struct bz_err *err)
+                         struct bz_err *err)
 {
     struct bz_elec_action x;
     memset(&x, 0, sizeof x);
@@ -457,4 +460,3 @@ int bz_elec_parse_action(struct bz_game *g, const struct bz_request *r, const cJ
     g->act[r->agent] = x;
     return BZ_OK;
 }
-

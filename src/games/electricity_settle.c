@@ -155,7 +155,8 @@ void bz_elec_settle(struct bz_game *g, double clearing, double volume)
     for (int c = 0; c < g->n_contracts; c++) {
         const struct bz_elec_contract *k = &g->contracts[c];
         const struct bz_elec_agent *s = &g->ag[k->seller];
-        int sb = bz_elec_nbr_slot(g, k->buyer, k->seller), ss = bz_elec_nbr_slot(g, k->seller, k->buyer);
+        int sb = bz_elec_nbr_slot(g, k->buyer, k->seller),
+            ss = bz_elec_nbr_slot(g, k->seller, k->buyer);
         if (sb >= 0)
             g->delivered_last[k->buyer * g->k + sb] = s->undelivered <= 1e-9 * (1 + s->c_sold);
         if (ss >= 0)

@@ -16,7 +16,7 @@ struct bz_llm_call {
     struct bz_llm *llm;
     struct bz_llm_call_opts o;
     char key[BZ_CACHE_KEY_HEX];
-    char label[160]; /* copy of o.label */
+    char label[160];                 /* copy of o.label */
     struct bz_llm_call *prev, *next; /* llm->live */
 };
 
