@@ -1,6 +1,7 @@
 /* match: drives one game with its agents. Heuristic decisions are answered in
  * place; LLM decisions go to the hook and come back through bz_match_decided.
  * Adds the /games and /agents rows when the game ends. Never does I/O. */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,21 @@ struct bz_match {
     int n_llm;
     int yield;
     int64_t decisions;
+    int64_t steps, max_steps; /* max_steps 0: no bound */
     struct bz_match_usage usage;
     char error[256];
 };
+
+/* Every state change goes through here (one place to watch or trace). The
+ * legal moves: STEP -> DECIDING -> STEP ..., STEP -> DONE, any -> FAILED,
+ * FAILED -> DONE. */
+static void mstate(struct bz_match *m, int st)
+{
+    assert(st == ST_FAILED || (m->state == ST_STEP && (st == ST_DECIDING || st == ST_DONE)) ||
+           (m->state == ST_DECIDING && st == ST_STEP) || (m->state == ST_FAILED && st == ST_DONE) ||
+           (m->state == 0 && st == ST_STEP));
+    m->state = st;
+}
 
 int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *hook,
                     struct bz_match **out, struct bz_err *err)
@@ -110,7 +123,7 @@ int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *
     rc = bz_game_create(cfg, &m->rec, &m->game, err);
     if (rc)
         goto out;
-    m->state = ST_STEP;
+    mstate(m, ST_STEP);
     *out = m;
     return BZ_OK;
 out:
@@ -282,7 +295,7 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
             int rc = add_summary_rows(m, err);
             if (rc)
                 return -rc;
-            m->state = ST_DONE;
+            mstate(m, ST_DONE);
             return BZ_MATCH_DONE;
         }
         case ST_DECIDING:
@@ -292,12 +305,19 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
                 bz_match_fail(m, err->msg);
                 continue;
             }
-            m->state = ST_STEP;
+            mstate(m, ST_STEP);
             if (m->yield)
                 return BZ_MATCH_RUNNING;
             continue;
         case ST_STEP: {
             int st = 0;
+            if (m->max_steps && ++m->steps > m->max_steps) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "%s: did not end within %lld steps", m->cfg->ops->name,
+                         (long long)m->max_steps);
+                bz_match_fail(m, msg);
+                continue;
+            }
             if (bz_game_step(m->game, &st, err)) {
                 bz_match_fail(m, err->msg);
                 continue;
@@ -306,10 +326,10 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
                 int rc = add_summary_rows(m, err);
                 if (rc)
                     return -rc;
-                m->state = ST_DONE;
+                mstate(m, ST_DONE);
                 return BZ_MATCH_DONE;
             }
-            m->state = ST_DECIDING;
+            mstate(m, ST_DECIDING);
             ask(m, err);
             continue;
         }
@@ -353,8 +373,13 @@ void bz_match_fail(struct bz_match *m, const char *msg)
     size_t n = strnlen(text, sizeof m->error - 1);
     memcpy(m->error, text, n);
     m->error[n] = '\0';
-    m->state = ST_FAILED;
+    mstate(m, ST_FAILED);
     m->pending = 0;
+}
+
+void bz_match_set_max_steps(struct bz_match *m, int64_t n)
+{
+    m->max_steps = n > 0 ? n : 0;
 }
 
 void bz_match_set_yield(struct bz_match *m, int on)

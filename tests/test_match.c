@@ -167,6 +167,25 @@ static void match_should_fail_a_game_that_breaks_the_step_contract(void **state)
 #endif
 }
 
+static void match_should_end_a_game_past_its_step_bound_failed(void **state)
+{
+    (void)state;
+    struct setup s;
+    setup_init(&s, 2, 0);
+    s.cfg.num[BZ_FAKE_ROUNDS] = 1000;
+    struct bz_match *m = NULL;
+    struct bz_err err = {0};
+    assert_int_equal(bz_match_create(&s.cfg, NULL, &m, &err), BZ_OK);
+    bz_match_set_max_steps(m, 5);
+    assert_int_equal(bz_match_play(m, &err), BZ_OK);
+    const char *msg = NULL;
+    assert_true(bz_match_failed(m, &msg));
+    assert_non_null(strstr(msg, "did not end within 5 steps"));
+    assert_int_equal(bz_match_decisions(m), 10);
+    assert_string_equal(games_row(m)->status, "failed");
+    bz_match_destroy(m);
+}
+
 /* ---- an LLM hook driven by the test ---- */
 
 struct hook_ctx {
@@ -319,6 +338,7 @@ int main(void)
         cmocka_unit_test(match_should_fail_a_game_whose_step_errs),
         cmocka_unit_test(match_should_fail_a_game_whose_apply_errs),
         cmocka_unit_test(match_should_fail_a_game_that_breaks_the_step_contract),
+        cmocka_unit_test(match_should_end_a_game_past_its_step_bound_failed),
         cmocka_unit_test(match_should_take_llm_answers_in_any_order_and_apply_them_in_order),
         cmocka_unit_test(match_should_fall_back_when_the_hook_cannot_queue),
         cmocka_unit_test(match_should_answer_every_agent_through_an_all_agents_hook),

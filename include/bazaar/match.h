@@ -28,6 +28,10 @@ enum bz_match_state { BZ_MATCH_WAITING = 1, BZ_MATCH_DONE = 2, BZ_MATCH_RUNNING 
  * them with one long game. Off by default. */
 void bz_match_set_yield(struct bz_match *m, int on);
 
+/* Bound the game to n steps (0: none): past it the game ends failed ("did
+ * not end within n steps"). The prompt check and the estimate use it. */
+void bz_match_set_max_steps(struct bz_match *m, int64_t n);
+
 /* Per-game LLM accounting, summed into the /games row. */
 struct bz_match_usage {
     int64_t llm_calls;

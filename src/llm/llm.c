@@ -12,6 +12,8 @@
 #include "bazaar/spec.h"
 #include "llm/llm_internal.h"
 
+#define SAMPLE_MAX_STEPS 100000 /* a sample game that runs longer is refused */
+
 
 static void free_strv(char **v, size_t n)
 {
@@ -194,6 +196,7 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
         }
         for (size_t p = 0; p < ops->n_phases; p++)
             deciding[p] = bz_game_schema(bz_match_game(m), (int)p) != NULL;
+        bz_match_set_max_steps(m, SAMPLE_MAX_STEPS);
         rc = bz_match_play(m, err);
         if (!rc && ctx.rc) {
             rc = ctx.rc;
@@ -480,8 +483,10 @@ static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *
     struct bz_match *m = NULL;
     const char *msg = NULL;
     int rc = bz_match_create(&c, &hook, &m, err);
-    if (!rc)
+    if (!rc) {
+        bz_match_set_max_steps(m, SAMPLE_MAX_STEPS);
         rc = bz_match_play(m, err);
+    }
     if (!rc && bz_match_failed(m, &msg))
         rc = bz_err_set(err, BZ_EINVAL, "game %lld: %s", (long long)cfg->game_id, msg);
     bz_match_destroy(m);
