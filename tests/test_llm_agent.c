@@ -26,8 +26,9 @@ struct bz_game {
     struct bz_game_base base;
     const struct bz_game_config *cfg;
     int turn, max_turns, stepped;
-    double amount[64];
-    int set[64];
+    int slots; /* 2: agent 0 is asked a second thing each turn (slot 1) */
+    double amount[64][2];
+    int set[64][2];
     double total;
 };
 
@@ -49,6 +50,7 @@ static int fake_create(const struct bz_game_config *cfg, struct bz_records *rec,
     }
     g->cfg = cfg;
     g->max_turns = (int)cfg->num[0];
+    g->slots = cfg->num[1] >= 2 ? 2 : 1;
     *out = g;
     return BZ_OK;
 }
@@ -66,19 +68,21 @@ static int fake_step(struct bz_game *g, int *state, struct bz_err *err)
         return BZ_OK;
     }
     bz_game_ask_phase(g, 0);
-    for (int i = 0; i < g->cfg->n_agents; i++) {
-        g->set[i] = 0;
-        bz_game_ask(g, i, 0);
-    }
+    for (int i = 0; i < g->cfg->n_agents; i++)
+        for (int k = 0; k < (i == 0 ? g->slots : 1); k++) {
+            g->set[i][k] = 0;
+            bz_game_ask(g, i, k);
+        }
     *state = BZ_STEP_DECIDE;
     return BZ_OK;
 }
 static int fake_apply(struct bz_game *g, struct bz_err *err)
 {
-    for (int i = 0; i < g->cfg->n_agents; i++) {
-        if (!g->set[i])
-            return bz_err_set(err, BZ_EINTERNAL, "agent %d has no action", i);
-        g->total += g->amount[i];
+    for (int k = 0; k < g->base.n_req; k++) {
+        const struct bz_request *r = &g->base.req[k];
+        if (!g->set[r->agent][r->slot])
+            return bz_err_set(err, BZ_EINTERNAL, "agent %d has no action", r->agent);
+        g->total += g->amount[r->agent][r->slot];
     }
     g->turn++;
     return BZ_OK;
@@ -118,32 +122,33 @@ static int fake_parse(struct bz_game *g, const struct bz_request *r, const cJSON
     if (a->valuedouble > 10)
         return bz_err_set(err, BZ_EINVAL, "amount: %g is more than your budget of 10",
                           a->valuedouble);
-    g->amount[r->agent] = a->valuedouble;
-    g->set[r->agent] = 1;
+    g->amount[r->agent][r->slot] = a->valuedouble;
+    g->set[r->agent][r->slot] = 1;
     return BZ_OK;
 }
 static int fake_check(const struct bz_game *g, const struct bz_request *r, struct bz_err *err)
 {
     (void)err;
-    return g->set[r->agent] ? BZ_OK : BZ_EINVAL;
+    return g->set[r->agent][r->slot] ? BZ_OK : BZ_EINVAL;
 }
 static void fake_safe(struct bz_game *g, const struct bz_request *r)
 {
-    g->amount[r->agent] = 0;
-    g->set[r->agent] = 1;
+    g->amount[r->agent][r->slot] = 0;
+    g->set[r->agent][r->slot] = 1;
 }
 static void fake_random(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng)
 {
-    g->amount[r->agent] = 10 * bz_rng_uniform(rng);
-    g->set[r->agent] = 1;
+    g->amount[r->agent][r->slot] = 10 * bz_rng_uniform(rng);
+    g->set[r->agent][r->slot] = 1;
 }
 static const struct bz_param_desc fake_params[] = {
     {"max_turns", BZ_PARAM_INT, 2, 1, 100, NULL, 1, "turns"},
+    {"slots", BZ_PARAM_INT, 1, 1, 2, NULL, 0, "questions to agent 0 per turn"},
 };
 static const struct bz_game_ops fake_ops = {
     .name = "fake",
     .params = fake_params,
-    .n_params = 1,
+    .n_params = 2,
     .phases = fake_phases,
     .n_phases = 1,
     .create = fake_create,
@@ -211,6 +216,7 @@ struct run {
     int n_agents;
     int n_turns;
     int n_games;
+    int slots;
     double backoff_s;
     /* results */
     int poll_rc;
@@ -267,6 +273,7 @@ static int play(struct run *r, struct bz_err *err)
         cfg[g].ops = &fake_ops;
         cfg[g].n_agents = r->n_agents;
         cfg[g].num[0] = r->n_turns;
+        cfg[g].num[1] = r->slots ? r->slots : 1;
         cfg[g].agents = agents;
         cfg[g].lineup_name = "test";
         cfg[g].repetition = g;
@@ -388,6 +395,36 @@ static void clean_run_should_decide_every_agent_and_account(void **state)
     assert_string_equal(r.rows[0].phase, "bid");
     assert_int_equal(test_server_stat(srv.port, "completions"), 4);
     assert_int_equal(test_server_stat(srv.port, "with_key"), 4);
+}
+
+/* One agent asked two things in one step: both go to the model (separate
+ * cache samples), both answers arrive and count; the game consumes them. */
+static void two_questions_to_one_agent_should_both_be_answered(void **state)
+{
+    (void)state;
+    struct run r;
+    struct bz_err err = {0};
+    run_defaults(&r);
+    r.slots = 2;
+    test_server_reset(srv.port);
+    assert_int_equal(play(&r, &err), BZ_OK);
+    assert_int_equal(r.games_ok, 1);
+    assert_int_equal(r.n_rows, 6); /* 3 decisions x 2 turns */
+    assert_int_equal(count_rows(&r, "ok", "ok"), 6);
+    assert_int_equal(r.usage.llm_calls, 6);
+    assert_int_equal(r.usage.n_fallback, 0);
+    int agent0 = 0;
+    for (int i = 0; i < r.n_rows; i++)
+        agent0 += r.rows[i].agent == 0;
+    assert_int_equal(agent0, 4);
+    assert_int_equal(test_server_stat(srv.port, "completions"), 6);
+    /* the same prompts again come from the cache, slot by slot */
+    struct run again = r;
+    again.slots = 2;
+    test_server_reset(srv.port);
+    assert_int_equal(play(&again, &err), BZ_OK);
+    assert_int_equal(count_rows(&again, "ok", "ok"), 6);
+    assert_int_equal(test_server_stat(srv.port, "completions"), 0);
 }
 
 static void anthropic_model_should_answer_through_a_tool(void **state)
@@ -714,6 +751,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(clean_run_should_decide_every_agent_and_account),
+        cmocka_unit_test(two_questions_to_one_agent_should_both_be_answered),
         cmocka_unit_test(anthropic_model_should_answer_through_a_tool),
         cmocka_unit_test(each_fault_should_end_in_a_finished_game_with_the_fault_recorded),
         cmocka_unit_test(rerun_should_hit_the_cache_with_zero_requests),
