@@ -18,9 +18,8 @@
 #define N_AGENTS 4
 
 struct bz_game {
-    const struct bz_game_config *cfg;
+    struct bz_game_base base;
     int turn, max_turns;
-    int32_t agents[N_AGENTS];
 };
 
 static const char *const phases[] = {"bid"};
@@ -30,28 +29,37 @@ static int g_create(const struct bz_game_config *cfg, struct bz_records *rec, st
     struct bz_game *g = calloc(1, sizeof *g);
     if (!g)
         return bz_err_set(err, BZ_ENOMEM, "oom");
-    g->cfg = cfg;
+    int rc = bz_game_base_init(&g->base, cfg, rec, err);
+    if (rc) {
+        free(g);
+        return rc;
+    }
     g->max_turns = (int)cfg->num[0];
-    for (int i = 0; i < N_AGENTS; i++)
-        g->agents[i] = i;
     *out = g;
     return BZ_OK;
 }
 static void g_destroy(struct bz_game *g)
 {
+    if (g)
+        bz_game_base_cleanup(&g->base);
     free(g);
 }
-static int g_step(struct bz_game *g, struct bz_requests *req, struct bz_err *err)
+static int g_step(struct bz_game *g, int *state, struct bz_err *err)
 {
-    if (g->turn >= g->max_turns)
-        return BZ_STEP_DONE;
-    req->phase = 0;
-    req->n = N_AGENTS;
-    req->agents = g->agents;
-    return BZ_STEP_DECIDE;
+    (void)err;
+    if (g->turn >= g->max_turns) {
+        *state = BZ_STEP_DONE;
+        return BZ_OK;
+    }
+    bz_game_ask_phase(g, 0);
+    for (int i = 0; i < N_AGENTS; i++)
+        bz_game_ask(g, i, 0);
+    *state = BZ_STEP_DECIDE;
+    return BZ_OK;
 }
 static int g_apply(struct bz_game *g, struct bz_err *err)
 {
+    (void)err;
     g->turn++;
     return BZ_OK;
 }
@@ -61,8 +69,11 @@ static void g_outcome(const struct bz_game *g, struct bz_game_outcome *o, double
     for (int i = 0; i < N_AGENTS; i++)
         payoff[i] = 0;
 }
-static int g_observe(const struct bz_game *g, int agent, cJSON *obs, struct bz_err *err)
+static int g_observe(const struct bz_game *g, const struct bz_request *r, cJSON *obs,
+                     struct bz_err *err)
 {
+    (void)r;
+    (void)err;
     cJSON *priv = cJSON_AddObjectToObject(obs, "private");
     cJSON *meta = cJSON_AddObjectToObject(obs, "meta");
     cJSON_AddNumberToObject(priv, "budget", 10);
@@ -70,18 +81,41 @@ static int g_observe(const struct bz_game *g, int agent, cJSON *obs, struct bz_e
     cJSON_AddObjectToObject(obs, "public");
     return BZ_OK;
 }
-static const char *g_schema(const struct bz_game *g, int phase)
+static cJSON *g_schema(const struct bz_game *g, int phase)
 {
-    return "{\"type\":\"object\",\"properties\":{\"amount\":{\"type\":\"number\",\"minimum\":0}},"
-           "\"required\":[\"amount\"]}";
+    (void)g;
+    (void)phase;
+    return cJSON_Parse(
+        "{\"type\":\"object\",\"properties\":{\"amount\":{\"type\":\"number\",\"minimum\":0}},"
+        "\"required\":[\"amount\"]}");
 }
-static int g_parse(struct bz_game *g, int agent, const cJSON *reply, struct bz_err *err)
+static int g_parse(struct bz_game *g, const struct bz_request *r, const cJSON *reply,
+                   struct bz_err *err)
 {
+    (void)g;
+    (void)r;
     return cJSON_IsNumber(cJSON_GetObjectItem(reply, "amount"))
                ? BZ_OK
                : bz_err_set(err, BZ_EINVAL, "amount: expected a number");
 }
-static void g_fallback(struct bz_game *g, int agent) {}
+static int g_check(const struct bz_game *g, const struct bz_request *r, struct bz_err *err)
+{
+    (void)g;
+    (void)r;
+    (void)err;
+    return BZ_OK;
+}
+static void g_safe(struct bz_game *g, const struct bz_request *r)
+{
+    (void)g;
+    (void)r;
+}
+static void g_random(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng)
+{
+    (void)g;
+    (void)r;
+    (void)rng;
+}
 static const struct bz_param_desc params[] = {{"max_turns", BZ_PARAM_INT, 1, 1, 1e6, NULL, 1, ""}};
 static const struct bz_game_ops ops = {
     .name = "bench",
@@ -94,10 +128,12 @@ static const struct bz_game_ops ops = {
     .step = g_step,
     .apply = g_apply,
     .outcome = g_outcome,
+    .check_action = g_check,
+    .safe_action = g_safe,
+    .random_action = g_random,
     .observe = g_observe,
     .action_schema = g_schema,
     .parse_action = g_parse,
-    .fallback_action = g_fallback,
 };
 
 static double cpu_s(void)

@@ -2,6 +2,7 @@
  * place; LLM decisions go to the hook and come back through bz_match_decided.
  * Adds the /games, /agents and /<game>/config rows (tables_common.c) when
  * the game ends. Never does I/O. */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,6 @@ struct bz_match {
     const struct bz_game_config *cfg;
     struct bz_game *game;
     struct bz_records rec;
-    struct bz_requests req;
     struct bz_llm_hook hook;
     const struct bz_policy_ops **policy; /* per agent; NULL for LLM agents */
     struct bz_rng *rng;                  /* per agent decision stream */
@@ -24,9 +24,21 @@ struct bz_match {
     int n_llm;
     int yield;
     int64_t decisions;
+    int64_t steps, max_steps; /* max_steps 0: no bound */
     struct bz_match_usage usage;
     char error[256];
 };
+
+/* Every state change goes through here (one place to watch or trace). The
+ * legal moves: STEP -> DECIDING -> STEP ..., STEP -> DONE, any -> FAILED,
+ * FAILED -> DONE. */
+static void mstate(struct bz_match *m, int st)
+{
+    assert(st == ST_FAILED || (m->state == ST_STEP && (st == ST_DECIDING || st == ST_DONE)) ||
+           (m->state == ST_DECIDING && st == ST_STEP) || (m->state == ST_FAILED && st == ST_DONE) ||
+           (m->state == 0 && st == ST_STEP));
+    m->state = st;
+}
 
 int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *hook,
                     struct bz_match **out, struct bz_err *err)
@@ -53,7 +65,7 @@ int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *
         /* A per-agent stream keyed by the game seed: the same agent in the
          * same game draws the same numbers whatever else runs. */
         bz_rng_init(&m->rng[i], cfg->seed, 0x6167656e74ULL + (uint64_t)i);
-        if (a->kind == BZ_AGENT_HEURISTIC) {
+        if (a->kind == BZ_AGENT_HEURISTIC && !m->hook.all_agents) {
             m->policy[i] = bz_game_policy(cfg->ops, a->policy);
             if (!m->policy[i]) {
                 rc = bz_err_set(err, BZ_EINVAL, "game %s has no heuristic policy '%s'",
@@ -69,10 +81,10 @@ int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *
                         cfg->lineup_name ? cfg->lineup_name : "");
         goto out;
     }
-    rc = cfg->ops->create(cfg, &m->rec, &m->game, err);
+    rc = bz_game_create(cfg, &m->rec, &m->game, err);
     if (rc)
         goto out;
-    m->state = ST_STEP;
+    mstate(m, ST_STEP);
     *out = m;
     return BZ_OK;
 out:
@@ -84,8 +96,7 @@ void bz_match_destroy(struct bz_match *m)
 {
     if (!m)
         return;
-    if (m->game)
-        m->cfg->ops->destroy(m->game);
+    bz_game_destroy(m->game);
     bz_records_cleanup(&m->rec);
     free(m->policy);
     free(m->rng);
@@ -110,9 +121,35 @@ static int add_summary_rows(struct bz_match *m, struct bz_err *err)
     return rc;
 }
 
+/* Ask every open request: heuristic agents decide at once, LLM agents go to
+ * the hook (which may answer before it returns). */
+static void ask(struct bz_match *m, struct bz_err *err)
+{
+    struct bz_game *g = m->game;
+    int n = bz_game_n_requests(g);
+    /* Count the hook's requests first: a hook may answer synchronously. */
+    int n_hook = 0;
+    for (int k = 0; k < n; k++)
+        n_hook += m->policy[bz_game_request(g, k)->agent] == NULL;
+    m->pending = n_hook;
+    m->decisions += n;
+    for (int k = 0; k < n && m->state == ST_DECIDING; k++) {
+        const struct bz_request *r = bz_game_request(g, k);
+        const struct bz_policy_ops *p = m->policy[r->agent];
+        if (p) {
+            bz_game_decide(g, k, p, m->cfg->agents[r->agent].skill, &m->rng[r->agent]);
+        } else if (m->hook.submit(m->hook.ctx, m, r, err)) {
+            /* The hook could not even queue it: the game goes on with a
+             * recorded fallback. */
+            bz_game_fallback(g, r->agent, r->slot);
+            m->usage.n_fallback++;
+            bz_match_decided(m, r->agent, r->slot);
+        }
+    }
+}
+
 int bz_match_advance(struct bz_match *m, struct bz_err *err)
 {
-    const struct bz_game_ops *ops = m->cfg->ops;
     for (;;) {
         switch (m->state) {
         case ST_DONE: return BZ_MATCH_DONE;
@@ -120,26 +157,30 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
             int rc = add_summary_rows(m, err);
             if (rc)
                 return -rc;
-            m->state = ST_DONE;
+            mstate(m, ST_DONE);
             return BZ_MATCH_DONE;
         }
         case ST_DECIDING:
             if (m->pending > 0)
                 return BZ_MATCH_WAITING;
-            {
-                int rc = ops->apply(m->game, err);
-                if (rc) {
-                    bz_match_fail(m, err->msg);
-                    continue;
-                }
+            if (bz_game_apply(m->game, err)) {
+                bz_match_fail(m, err->msg);
+                continue;
             }
-            m->state = ST_STEP;
+            mstate(m, ST_STEP);
             if (m->yield)
                 return BZ_MATCH_RUNNING;
             continue;
         case ST_STEP: {
-            int st = ops->step(m->game, &m->req, err);
-            if (st < 0) {
+            int st = 0;
+            if (m->max_steps && ++m->steps > m->max_steps) {
+                char msg[96];
+                snprintf(msg, sizeof msg, "%s: did not end within %lld steps", m->cfg->ops->name,
+                         (long long)m->max_steps);
+                bz_match_fail(m, msg);
+                continue;
+            }
+            if (bz_game_step(m->game, &st, err)) {
                 bz_match_fail(m, err->msg);
                 continue;
             }
@@ -147,41 +188,43 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
                 int rc = add_summary_rows(m, err);
                 if (rc)
                     return -rc;
-                m->state = ST_DONE;
+                mstate(m, ST_DONE);
                 return BZ_MATCH_DONE;
             }
-            m->state = ST_DECIDING;
-            /* Count LLM agents first: a hook may answer synchronously. */
-            int n_llm = 0;
-            for (int k = 0; k < m->req.n; k++)
-                n_llm += m->policy[m->req.agents[k]] == NULL;
-            m->pending = n_llm;
-            m->decisions += m->req.n;
-            for (int k = 0; k < m->req.n; k++) {
-                int a = m->req.agents[k];
-                const struct bz_policy_ops *p = m->policy[a];
-                if (p) {
-                    p->decide(m->game, a, m->cfg->agents[a].skill, &m->rng[a]);
-                } else {
-                    int rc = m->hook.submit(m->hook.ctx, m, a, m->req.phase, err);
-                    if (rc) {
-                        /* The hook could not even queue it: the game goes on
-                         * with a recorded fallback. */
-                        ops->fallback_action(m->game, a);
-                        m->usage.n_fallback++;
-                        bz_match_decided(m, a);
-                    }
-                }
-            }
+            mstate(m, ST_DECIDING);
+            ask(m, err);
             continue;
         }
         }
     }
 }
 
-void bz_match_decided(struct bz_match *m, int agent)
+int bz_match_play(struct bz_match *m, struct bz_err *err)
+{
+    for (;;) {
+        int st = bz_match_advance(m, err);
+        if (st < 0)
+            return -st;
+        if (st == BZ_MATCH_DONE)
+            return BZ_OK;
+        if (st == BZ_MATCH_WAITING)
+            return bz_err_set(err, BZ_EINTERNAL,
+                              "game %lld waits on %d decisions its hook left pending",
+                              (long long)m->cfg->game_id, m->pending);
+    }
+}
+
+int bz_match_failed(const struct bz_match *m, const char **msg)
+{
+    if (msg)
+        *msg = m->error;
+    return m->error[0] != '\0';
+}
+
+void bz_match_decided(struct bz_match *m, int agent, int slot)
 {
     (void)agent;
+    (void)slot;
     if (m->pending > 0)
         m->pending--;
 }
@@ -192,8 +235,13 @@ void bz_match_fail(struct bz_match *m, const char *msg)
     size_t n = strnlen(text, sizeof m->error - 1);
     memcpy(m->error, text, n);
     m->error[n] = '\0';
-    m->state = ST_FAILED;
+    mstate(m, ST_FAILED);
     m->pending = 0;
+}
+
+void bz_match_set_max_steps(struct bz_match *m, int64_t n)
+{
+    m->max_steps = n > 0 ? n : 0;
 }
 
 void bz_match_set_yield(struct bz_match *m, int on)

@@ -69,25 +69,29 @@ static struct bz_game *play(struct setup *s, struct bz_records *rec)
 {
     struct bz_game *g = NULL;
     struct bz_err err = {0};
-    int rc = ops->create(&s->cfg, rec, &g, &err);
+    int rc = bz_game_create(&s->cfg, rec, &g, &err);
     if (rc)
         fail_msg("create: %s", err.msg);
     int n = s->cfg.n_agents;
     struct bz_rng *rng = calloc((size_t)n, sizeof *rng);
     assert_non_null(rng);
+    /* the test's own per-agent streams (the golden transcript's zi draws come
+     * from them), hence the game API here rather than a match */
     for (int i = 0; i < n; i++)
         bz_rng_init(&rng[i], s->cfg.seed, 1000 + (uint64_t)i);
-    struct bz_requests req;
-    while ((rc = ops->step(g, &req, &err)) == BZ_STEP_DECIDE) {
-        for (int r = 0; r < req.n; r++) {
-            int a = req.agents[r];
-            s->pol[a]->decide(g, a, s->agents[a].skill, &rng[a]);
+    int st = 0;
+    while (!(rc = bz_game_step(g, &st, &err)) && st == BZ_STEP_DECIDE) {
+        for (int r = 0; r < bz_game_n_requests(g); r++) {
+            int a = bz_game_request(g, r)->agent;
+            bz_game_decide(g, r, s->pol[a], s->agents[a].skill, &rng[a]);
         }
-        rc = ops->apply(g, &err);
+        rc = bz_game_apply(g, &err);
         if (rc)
             fail_msg("apply: %s", err.msg);
     }
-    assert_int_equal(rc, BZ_STEP_DONE);
+    if (rc)
+        fail_msg("step: %s", err.msg);
+    assert_int_equal(st, BZ_STEP_DONE);
     free(rng);
     return g;
 }
@@ -312,7 +316,7 @@ static void electricity_should_normalise_capacity_to_scarcity(void **state)
         bz_records_init(&rec);
         struct bz_game *g = NULL;
         struct bz_err err = {0};
-        assert_int_equal(ops->create(&s.cfg, &rec, &g, &err), BZ_OK);
+        assert_int_equal(bz_game_create(&s.cfg, &rec, &g, &err), BZ_OK);
         double eg = 0, ed = 0, ma = 0, ml = 0;
         for (int t = 0; t < 24; t++) {
             ma += g->avail[t % g->n_shape] / 24;
@@ -435,26 +439,44 @@ static void electricity_should_match_golden_transcript(void **state)
 }
 
 /* Step to the first request of phase (playing truthful for everyone before). */
-static void step_to_phase(struct bz_game *g, int phase, struct bz_requests *req)
+static void step_to_phase(struct bz_game *g, int phase)
 {
     struct bz_err err = {0};
     struct bz_rng r;
     bz_rng_init(&r, 1, 2);
     for (;;) {
-        assert_int_equal(ops->step(g, req, &err), BZ_STEP_DECIDE);
-        if (req->phase == phase)
+        int st = 0;
+        assert_int_equal(bz_game_step(g, &st, &err), BZ_OK);
+        assert_int_equal(st, BZ_STEP_DECIDE);
+        if (g->base.phase == phase)
             return;
-        for (int k = 0; k < req->n; k++)
-            bz_elec_truthful.decide(g, req->agents[k], 1.0, &r);
-        assert_int_equal(ops->apply(g, &err), BZ_OK);
+        for (int k = 0; k < bz_game_n_requests(g); k++)
+            bz_game_decide(g, k, &bz_elec_truthful, 1.0, &r);
+        assert_int_equal(bz_game_apply(g, &err), BZ_OK);
     }
+}
+
+/* Step and expect decisions of phase. */
+static void expect_phase(struct bz_game *g, int phase)
+{
+    struct bz_err err = {0};
+    int st = 0;
+    assert_int_equal(bz_game_step(g, &st, &err), BZ_OK);
+    assert_int_equal(st, BZ_STEP_DECIDE);
+    assert_int_equal(g->base.phase, phase);
+}
+
+static int observe_as(struct bz_game *g, int agent, cJSON *obs, struct bz_err *err)
+{
+    struct bz_request r = {.agent = agent, .phase = g->base.phase};
+    return ops->observe(g, &r, obs, err);
 }
 
 static int parse(struct bz_game *g, int agent, const char *json, struct bz_err *err)
 {
     cJSON *j = cJSON_Parse(json);
     assert_non_null(j);
-    int rc = ops->parse_action(g, agent, j, err);
+    int rc = bz_game_answer(g, agent, 0, j, NULL, err);
     cJSON_Delete(j);
     return rc;
 }
@@ -473,7 +495,7 @@ static void electricity_should_name_the_field_of_bad_actions(void **state)
         {BZ_ELEC_PUBLISH, "{\"claimed_surplus_mwh\":\"lots\",\"message\":\"\"}", "claimed_surplus_mwh"},
         {BZ_ELEC_PUBLISH, "{\"message\":\"hi\"}", "claimed_surplus_mwh"},
         {BZ_ELEC_PUBLISH, "{\"claimed_surplus_mwh\":1,\"message\":3}", "message"},
-        {BZ_ELEC_PUBLISH, "{\"claimed_surplus_mwh\":1,\"bribe\":3}", "bribe"},
+        {BZ_ELEC_PUBLISH, "{\"claimed_surplus_mwh\":1,\"message\":\"\",\"bribe\":3}", "bribe"},
         {BZ_ELEC_PROPOSE, "{\"counterparty\":99,\"side\":\"sell\",\"amount_mwh\":1,\"price_total\":1,\"message\":\"\"}", "counterparty"},
         {BZ_ELEC_PROPOSE, "{\"counterparty\":1.5,\"side\":\"sell\",\"amount_mwh\":1,\"price_total\":1,\"message\":\"\"}", "counterparty"},
         {BZ_ELEC_PROPOSE, "{\"counterparty\":1,\"side\":\"steal\",\"amount_mwh\":1,\"price_total\":1,\"message\":\"\"}", "side"},
@@ -492,18 +514,23 @@ static void electricity_should_name_the_field_of_bad_actions(void **state)
         bz_records_init(&rec);
         struct bz_game *g = NULL;
         struct bz_err err = {0};
-        assert_int_equal(ops->create(&s.cfg, &rec, &g, &err), BZ_OK);
-        struct bz_requests req;
-        step_to_phase(g, cases[c].phase, &req);
-        int rc = parse(g, 0, cases[c].json, &err);
+        assert_int_equal(bz_game_create(&s.cfg, &rec, &g, &err), BZ_OK);
+        step_to_phase(g, cases[c].phase);
+        cJSON *j = cJSON_Parse(cases[c].json);
+        assert_non_null(j);
+        enum bz_answer_fault fault;
+        int rc = bz_game_answer(g, 0, 0, j, &fault, &err);
+        cJSON_Delete(j);
         print_message("%s -> %s\n", cases[c].json, err.msg);
         assert_int_equal(rc, BZ_EINVAL);
         assert_non_null(strstr(err.msg, cases[c].field));
         /* the slot stays unset: apply falls back, both flags are recorded */
-        for (int k = 1; k < req.n; k++)
-            ops->fallback_action(g, req.agents[k]);
-        assert_int_equal(ops->apply(g, &err), BZ_OK);
-        assert_true(g->ag[0].invalid);
+        for (int k = 1; k < bz_game_n_requests(g); k++)
+            bz_game_fallback(g, bz_game_request(g, k)->agent, 0);
+        assert_int_equal(bz_game_apply(g, &err), BZ_OK);
+        /* an inadmissible action counts as invalid; a reply that broke the
+         * schema is a bad reply (counted by the LLM layer) */
+        assert_int_equal(g->ag[0].invalid, fault == BZ_ANSWER_INADMISSIBLE);
         assert_true(g->ag[0].fallback);
         ops->destroy(g);
         bz_records_cleanup(&rec);
@@ -524,35 +551,29 @@ static void electricity_should_play_a_turn_from_json_replies(void **state)
     bz_records_init(&rec);
     struct bz_game *g = NULL;
     struct bz_err err = {0};
-    assert_int_equal(ops->create(&s.cfg, &rec, &g, &err), BZ_OK);
-    struct bz_requests req;
-    assert_int_equal(ops->step(g, &req, &err), BZ_STEP_DECIDE);
-    assert_int_equal(req.phase, BZ_ELEC_PUBLISH);
+    assert_int_equal(bz_game_create(&s.cfg, &rec, &g, &err), BZ_OK);
+    expect_phase(g, BZ_ELEC_PUBLISH);
     for (int a = 0; a < 3; a++) {
-        const char *schema = ops->action_schema(g, req.phase);
-        cJSON *sj = cJSON_Parse(schema);
+        const cJSON *sj = bz_game_schema(g, BZ_ELEC_PUBLISH);
         assert_non_null(sj);
         assert_true(cJSON_IsFalse(cJSON_GetObjectItem(sj, "additionalProperties")));
-        cJSON_Delete(sj);
         assert_int_equal(parse(g, a, "{\"claimed_surplus_mwh\": 5, \"message\": \"hello\"}", &err),
                          BZ_OK);
     }
-    assert_int_equal(ops->apply(g, &err), BZ_OK);
-    assert_int_equal(ops->step(g, &req, &err), BZ_STEP_DECIDE);
-    assert_int_equal(req.phase, BZ_ELEC_PROPOSE);
+    assert_int_equal(bz_game_apply(g, &err), BZ_OK);
+    expect_phase(g, BZ_ELEC_PROPOSE);
     /* agent 0 offers 1 MWh to agent 1; agent 1 and 2 propose nothing */
     assert_int_equal(parse(g, 0, "{\"counterparty\":1,\"side\":\"sell\",\"amount_mwh\":1,"
                                  "\"price_total\":50,\"message\":\"deal?\"}", &err), BZ_OK);
     assert_int_equal(parse(g, 1, "{\"counterparty\":-1,\"side\":\"buy\",\"amount_mwh\":0,"
                                  "\"price_total\":0,\"message\":\"\"}", &err), BZ_OK);
-    ops->fallback_action(g, 2);
-    assert_int_equal(ops->apply(g, &err), BZ_OK);
-    assert_int_equal(ops->step(g, &req, &err), BZ_STEP_DECIDE);
-    assert_int_equal(req.phase, BZ_ELEC_RESPOND);
-    assert_int_equal(req.n, 1);
-    assert_int_equal(req.agents[0], 1);
+    bz_game_fallback(g, 2, 0);
+    assert_int_equal(bz_game_apply(g, &err), BZ_OK);
+    expect_phase(g, BZ_ELEC_RESPOND);
+    assert_int_equal(bz_game_n_requests(g), 1);
+    assert_int_equal(bz_game_request(g, 0)->agent, 1);
     cJSON *obs = cJSON_CreateObject();
-    assert_int_equal(ops->observe(g, 1, obs, &err), BZ_OK);
+    assert_int_equal(observe_as(g, 1, obs, &err), BZ_OK);
     cJSON *pub = cJSON_GetObjectItem(obs, "public");
     assert_non_null(cJSON_GetObjectItem(obs, "private"));
     assert_non_null(cJSON_GetObjectItem(obs, "meta"));
@@ -572,27 +593,31 @@ static void electricity_should_play_a_turn_from_json_replies(void **state)
     assert_int_equal(parse(g, 1, "{\"answers\":[{\"proposal_id\":0,\"decision\":\"counter\","
                                  "\"counter_amount_mwh\":0.5,\"counter_price_total\":20}]}", &err),
                      BZ_OK);
-    assert_int_equal(ops->apply(g, &err), BZ_OK);
-    assert_int_equal(ops->step(g, &req, &err), BZ_STEP_DECIDE);
-    assert_int_equal(req.phase, BZ_ELEC_CONFIRM);
+    assert_int_equal(bz_game_apply(g, &err), BZ_OK);
+    expect_phase(g, BZ_ELEC_CONFIRM);
     assert_int_equal(parse(g, 0, "{\"accept\":\"yes\"}", &err), BZ_EINVAL);
     assert_non_null(strstr(err.msg, "accept"));
     assert_int_equal(parse(g, 0, "{\"accept\":true}", &err), BZ_OK);
-    assert_int_equal(ops->apply(g, &err), BZ_OK);
-    assert_int_equal(ops->step(g, &req, &err), BZ_STEP_DECIDE);
-    assert_int_equal(req.phase, BZ_ELEC_AUCTION);
+    assert_int_equal(bz_game_apply(g, &err), BZ_OK);
+    expect_phase(g, BZ_ELEC_AUCTION);
     for (int a = 0; a < 3; a++)
         assert_int_equal(parse(g, a, "{\"side\":\"none\",\"amount_mwh\":0,\"limit_price_per_mwh\":0}",
                                &err), BZ_OK);
-    assert_int_equal(ops->apply(g, &err), BZ_OK);
-    assert_int_equal(ops->step(g, &req, &err), BZ_STEP_DONE);
+    assert_int_equal(bz_game_apply(g, &err), BZ_OK);
+    {
+        int st = 0;
+        assert_int_equal(bz_game_step(g, &st, &err), BZ_OK);
+        assert_int_equal(st, BZ_STEP_DONE);
+    }
     size_t n;
     const struct bz_elec_turn_row *r = turn_rows(&rec, &n);
     assert_int_equal(n, 3);
     assert_float_equal(r[0].contract_sold, 0.5, 1e-12);
     assert_float_equal(r[0].contract_received, 20, 1e-12);
     assert_float_equal(r[1].contract_bought, 0.5, 1e-12);
-    assert_int_equal(r[0].invalid_action, 1);
+    /* agent 0's {"accept":"yes"} broke the schema: a bad reply, not an
+     * inadmissible action of the game (as in an LLM run) */
+    assert_int_equal(r[0].invalid_action, 0);
     assert_int_equal(r[0].fallback, 0);
     assert_int_equal(r[1].invalid_action, 1);
     assert_int_equal(r[2].fallback, 1);
@@ -615,26 +640,34 @@ static void electricity_should_hide_text_without_communication(void **state)
     bz_records_init(&rec);
     struct bz_game *g = NULL;
     struct bz_err err = {0};
-    assert_int_equal(ops->create(&s.cfg, &rec, &g, &err), BZ_OK);
-    struct bz_requests req;
-    assert_int_equal(ops->step(g, &req, &err), BZ_STEP_DECIDE);
-    cJSON *sj = cJSON_Parse(ops->action_schema(g, BZ_ELEC_PUBLISH));
+    assert_int_equal(bz_game_create(&s.cfg, &rec, &g, &err), BZ_OK);
+    expect_phase(g, BZ_ELEC_PUBLISH);
+    const cJSON *sj = bz_game_schema(g, BZ_ELEC_PUBLISH);
     assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(sj, "properties"), "message"));
-    cJSON_Delete(sj);
-    for (int a = 0; a < 4; a++)
-        assert_int_equal(parse(g, a, "{\"claimed_surplus_mwh\":1,\"message\":\"secret\"}", &err), BZ_OK);
-    assert_int_equal(ops->apply(g, &err), BZ_OK);
-    assert_int_equal(ops->step(g, &req, &err), BZ_STEP_DECIDE);
+    const char *secret = "{\"claimed_surplus_mwh\":1,\"message\":\"secret\"}";
+    for (int a = 0; a < 4; a++) {
+        /* the schema refuses free text when communication is off... */
+        assert_int_equal(parse(g, a, secret, &err), BZ_EINVAL);
+        assert_non_null(strstr(err.msg, "message"));
+        /* ...and the game's own parser drops it had it come through */
+        cJSON *j = cJSON_Parse(secret);
+        struct bz_request *r = bz_game_find_request(g, a, 0);
+        assert_int_equal(ops->parse_action(g, r, j, &err), BZ_OK);
+        r->answered = 1;
+        cJSON_Delete(j);
+    }
+    assert_int_equal(bz_game_apply(g, &err), BZ_OK);
+    expect_phase(g, BZ_ELEC_PROPOSE);
     cJSON *obs = cJSON_CreateObject();
-    assert_int_equal(ops->observe(g, 0, obs, &err), BZ_OK);
+    assert_int_equal(observe_as(g, 0, obs, &err), BZ_OK);
     char *text = cJSON_PrintUnformatted(obs);
     assert_null(strstr(text, "secret"));
     assert_null(bz_records_find(&rec, &bz_messages_table));
     free(text);
     cJSON_Delete(obs);
     for (int ph = 0; ph < BZ_ELEC_SETTLE; ph++)
-        assert_non_null(ops->action_schema(g, ph));
-    assert_null(ops->action_schema(g, BZ_ELEC_SETTLE));
+        assert_non_null(bz_game_schema(g, ph));
+    assert_null(bz_game_schema(g, BZ_ELEC_SETTLE));
     ops->destroy(g);
     bz_records_cleanup(&rec);
     setup_cleanup(&s);

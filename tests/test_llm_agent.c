@@ -23,14 +23,13 @@
 /* ---- a fake game: one phase "bid", budget 10 per agent per turn ---- */
 
 struct bz_game {
+    struct bz_game_base base;
     const struct bz_game_config *cfg;
-    struct bz_records *rec;
     int turn, max_turns, stepped;
-    int32_t agents[64];
-    double amount[64];
-    int set[64];
+    int slots; /* 2: agent 0 is asked a second thing each turn (slot 1) */
+    double amount[64][2];
+    int set[64][2];
     double total;
-    int n_fallback;
 };
 
 static const char *const fake_phases[] = {"bid"};
@@ -44,35 +43,46 @@ static int fake_create(const struct bz_game_config *cfg, struct bz_records *rec,
     struct bz_game *g = calloc(1, sizeof *g);
     if (!g)
         return bz_err_set(err, BZ_ENOMEM, "oom");
+    int rc = bz_game_base_init(&g->base, cfg, rec, err);
+    if (rc) {
+        free(g);
+        return rc;
+    }
     g->cfg = cfg;
-    g->rec = rec;
     g->max_turns = (int)cfg->num[0];
+    g->slots = cfg->num[1] >= 2 ? 2 : 1;
     *out = g;
     return BZ_OK;
 }
 static void fake_destroy(struct bz_game *g)
 {
+    if (g)
+        bz_game_base_cleanup(&g->base);
     free(g);
 }
-static int fake_step(struct bz_game *g, struct bz_requests *req, struct bz_err *err)
+static int fake_step(struct bz_game *g, int *state, struct bz_err *err)
 {
-    if (g->turn >= g->max_turns)
-        return BZ_STEP_DONE;
-    req->phase = 0;
-    req->n = g->cfg->n_agents;
-    for (int i = 0; i < req->n; i++) {
-        g->agents[i] = i;
-        g->set[i] = 0;
+    (void)err;
+    if (g->turn >= g->max_turns) {
+        *state = BZ_STEP_DONE;
+        return BZ_OK;
     }
-    req->agents = g->agents;
-    return BZ_STEP_DECIDE;
+    bz_game_ask_phase(g, 0);
+    for (int i = 0; i < g->cfg->n_agents; i++)
+        for (int k = 0; k < (i == 0 ? g->slots : 1); k++) {
+            g->set[i][k] = 0;
+            bz_game_ask(g, i, k);
+        }
+    *state = BZ_STEP_DECIDE;
+    return BZ_OK;
 }
 static int fake_apply(struct bz_game *g, struct bz_err *err)
 {
-    for (int i = 0; i < g->cfg->n_agents; i++) {
-        if (!g->set[i])
-            return bz_err_set(err, BZ_EINTERNAL, "agent %d has no action", i);
-        g->total += g->amount[i];
+    for (int k = 0; k < g->base.n_req; k++) {
+        const struct bz_request *r = &g->base.req[k];
+        if (!g->set[r->agent][r->slot])
+            return bz_err_set(err, BZ_EINTERNAL, "agent %d has no action", r->agent);
+        g->total += g->amount[r->agent][r->slot];
     }
     g->turn++;
     return BZ_OK;
@@ -81,12 +91,15 @@ static void fake_outcome(const struct bz_game *g, struct bz_game_outcome *o, dou
 {
     o->turns_played = g->turn;
     o->welfare = g->total;
-    o->n_fallback = g->n_fallback;
+    o->n_fallback = g->base.n_fallback;
     for (int i = 0; i < g->cfg->n_agents; i++)
         payoff[i] = 1;
 }
-static int fake_observe(const struct bz_game *g, int agent, cJSON *obs, struct bz_err *err)
+static int fake_observe(const struct bz_game *g, const struct bz_request *r, cJSON *obs,
+                        struct bz_err *err)
 {
+    (void)r;
+    (void)err;
     cJSON *pub = cJSON_AddObjectToObject(obs, "public");
     cJSON *priv = cJSON_AddObjectToObject(obs, "private");
     cJSON *meta = cJSON_AddObjectToObject(obs, "meta");
@@ -95,11 +108,13 @@ static int fake_observe(const struct bz_game *g, int agent, cJSON *obs, struct b
     cJSON_AddNumberToObject(meta, "turn", g->turn);
     return BZ_OK;
 }
-static const char *fake_schema(const struct bz_game *g, int phase)
+static cJSON *fake_schema(const struct bz_game *g, int phase)
 {
-    return phase == 0 ? FAKE_SCHEMA : NULL;
+    (void)g;
+    return phase == 0 ? cJSON_Parse(FAKE_SCHEMA) : NULL;
 }
-static int fake_parse(struct bz_game *g, int agent, const cJSON *reply, struct bz_err *err)
+static int fake_parse(struct bz_game *g, const struct bz_request *r, const cJSON *reply,
+                      struct bz_err *err)
 {
     const cJSON *a = cJSON_GetObjectItem(reply, "amount");
     if (!cJSON_IsNumber(a))
@@ -107,23 +122,33 @@ static int fake_parse(struct bz_game *g, int agent, const cJSON *reply, struct b
     if (a->valuedouble > 10)
         return bz_err_set(err, BZ_EINVAL, "amount: %g is more than your budget of 10",
                           a->valuedouble);
-    g->amount[agent] = a->valuedouble;
-    g->set[agent] = 1;
+    g->amount[r->agent][r->slot] = a->valuedouble;
+    g->set[r->agent][r->slot] = 1;
     return BZ_OK;
 }
-static void fake_fallback(struct bz_game *g, int agent)
+static int fake_check(const struct bz_game *g, const struct bz_request *r, struct bz_err *err)
 {
-    g->amount[agent] = 0;
-    g->set[agent] = 1;
-    g->n_fallback++;
+    (void)err;
+    return g->set[r->agent][r->slot] ? BZ_OK : BZ_EINVAL;
+}
+static void fake_safe(struct bz_game *g, const struct bz_request *r)
+{
+    g->amount[r->agent][r->slot] = 0;
+    g->set[r->agent][r->slot] = 1;
+}
+static void fake_random(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng)
+{
+    g->amount[r->agent][r->slot] = 10 * bz_rng_uniform(rng);
+    g->set[r->agent][r->slot] = 1;
 }
 static const struct bz_param_desc fake_params[] = {
     {"max_turns", BZ_PARAM_INT, 2, 1, 100, NULL, 1, "turns"},
+    {"slots", BZ_PARAM_INT, 1, 1, 2, NULL, 0, "questions to agent 0 per turn"},
 };
 static const struct bz_game_ops fake_ops = {
     .name = "fake",
     .params = fake_params,
-    .n_params = 1,
+    .n_params = 2,
     .phases = fake_phases,
     .n_phases = 1,
     .create = fake_create,
@@ -131,10 +156,12 @@ static const struct bz_game_ops fake_ops = {
     .step = fake_step,
     .apply = fake_apply,
     .outcome = fake_outcome,
+    .check_action = fake_check,
+    .safe_action = fake_safe,
+    .random_action = fake_random,
     .observe = fake_observe,
     .action_schema = fake_schema,
     .parse_action = fake_parse,
-    .fallback_action = fake_fallback,
 };
 
 /* ---- fixture ---- */
@@ -189,6 +216,7 @@ struct run {
     int n_agents;
     int n_turns;
     int n_games;
+    int slots;
     double backoff_s;
     /* results */
     int poll_rc;
@@ -245,6 +273,7 @@ static int play(struct run *r, struct bz_err *err)
         cfg[g].ops = &fake_ops;
         cfg[g].n_agents = r->n_agents;
         cfg[g].num[0] = r->n_turns;
+        cfg[g].num[1] = r->slots ? r->slots : 1;
         cfg[g].agents = agents;
         cfg[g].lineup_name = "test";
         cfg[g].repetition = g;
@@ -366,6 +395,36 @@ static void clean_run_should_decide_every_agent_and_account(void **state)
     assert_string_equal(r.rows[0].phase, "bid");
     assert_int_equal(test_server_stat(srv.port, "completions"), 4);
     assert_int_equal(test_server_stat(srv.port, "with_key"), 4);
+}
+
+/* One agent asked two things in one step: both go to the model (separate
+ * cache samples), both answers arrive and count; the game consumes them. */
+static void two_questions_to_one_agent_should_both_be_answered(void **state)
+{
+    (void)state;
+    struct run r;
+    struct bz_err err = {0};
+    run_defaults(&r);
+    r.slots = 2;
+    test_server_reset(srv.port);
+    assert_int_equal(play(&r, &err), BZ_OK);
+    assert_int_equal(r.games_ok, 1);
+    assert_int_equal(r.n_rows, 6); /* 3 decisions x 2 turns */
+    assert_int_equal(count_rows(&r, "ok", "ok"), 6);
+    assert_int_equal(r.usage.llm_calls, 6);
+    assert_int_equal(r.usage.n_fallback, 0);
+    int agent0 = 0;
+    for (int i = 0; i < r.n_rows; i++)
+        agent0 += r.rows[i].agent == 0;
+    assert_int_equal(agent0, 4);
+    assert_int_equal(test_server_stat(srv.port, "completions"), 6);
+    /* the same prompts again come from the cache, slot by slot */
+    struct run again = r;
+    again.slots = 2;
+    test_server_reset(srv.port);
+    assert_int_equal(play(&again, &err), BZ_OK);
+    assert_int_equal(count_rows(&again, "ok", "ok"), 6);
+    assert_int_equal(test_server_stat(srv.port, "completions"), 0);
 }
 
 static void anthropic_model_should_answer_through_a_tool(void **state)
@@ -692,6 +751,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(clean_run_should_decide_every_agent_and_account),
+        cmocka_unit_test(two_questions_to_one_agent_should_both_be_answered),
         cmocka_unit_test(anthropic_model_should_answer_through_a_tool),
         cmocka_unit_test(each_fault_should_end_in_a_finished_game_with_the_fault_recorded),
         cmocka_unit_test(rerun_should_hit_the_cache_with_zero_requests),

@@ -11,12 +11,15 @@
 
 struct bz_match;
 
-/* How LLM agents' decisions are started. submit() must eventually set the
- * agent's action slot (parse_action or fallback_action) and then call
- * bz_match_decided(); it may do so before it returns. */
+/* How LLM agents' decisions are started. submit() must eventually answer
+ * request r (bz_game_answer or bz_game_fallback on bz_match_game(m), with r's
+ * agent and slot) and then call bz_match_decided(); it may do so before it
+ * returns. r is valid until then. all_agents: every agent goes through the
+ * hook, heuristic ones included (the prompt check and the cost estimate). */
 struct bz_llm_hook {
     void *ctx;
-    int (*submit)(void *ctx, struct bz_match *m, int agent, int phase, struct bz_err *err);
+    int (*submit)(void *ctx, struct bz_match *m, const struct bz_request *r, struct bz_err *err);
+    int all_agents;
 };
 
 enum bz_match_state { BZ_MATCH_WAITING = 1, BZ_MATCH_DONE = 2, BZ_MATCH_RUNNING = 3 };
@@ -25,6 +28,10 @@ enum bz_match_state { BZ_MATCH_WAITING = 1, BZ_MATCH_DONE = 2, BZ_MATCH_RUNNING 
  * phase, so a caller with other duties (the MPI coordinator) can interleave
  * them with one long game. Off by default. */
 void bz_match_set_yield(struct bz_match *m, int on);
+
+/* Bound the game to n steps (0: none): past it the game ends failed ("did
+ * not end within n steps"). The prompt check and the estimate use it. */
+void bz_match_set_max_steps(struct bz_match *m, int64_t n);
 
 /* Per-game LLM accounting, summed into the /games row. */
 struct bz_match_usage {
@@ -53,8 +60,17 @@ void bz_match_destroy(struct bz_match *m);
  * Call again after the pending decisions arrived. */
 int bz_match_advance(struct bz_match *m, struct bz_err *err);
 
-/* LLM layer: the agent's action slot for the current phase is set. */
-void bz_match_decided(struct bz_match *m, int agent);
+/* Play to the end with a hook that answers before it returns (or none):
+ * BZ_OK once the game is done (ok or failed: see bz_match_failed), a bz_rc
+ * when the match cannot go on (BZ_EINTERNAL when decisions stay pending). The
+ * one driving loop of the prompt check, the cost estimate and the tests. */
+int bz_match_play(struct bz_match *m, struct bz_err *err);
+
+/* 1 when the game ended failed; *msg (may be NULL) its message. */
+int bz_match_failed(const struct bz_match *m, const char **msg);
+
+/* LLM layer: request (agent, slot) of the current phase is answered. */
+void bz_match_decided(struct bz_match *m, int agent, int slot);
 
 /* Accessors for the LLM layer and the scheduler. */
 struct bz_game *bz_match_game(struct bz_match *m);

@@ -4,7 +4,9 @@
  * directly, allocates nothing and never does I/O.
  *
  * skill in [0, 1]: with probability skill the policy's reasoned choice, else a
- * random admissible (zero-intelligence) one: a synthetic capability axis. */
+ * random admissible (zero-intelligence) one: a synthetic capability axis. The
+ * game base (bz_game_decide) does that mix; decide() here is the reasoned
+ * choice only, and zi is bz_elec_random_action itself. */
 #include <math.h>
 #include <string.h>
 
@@ -62,15 +64,16 @@ static int partner_ok(const struct bz_game *g, int i, int slot)
 
 /* ---- zero intelligence ---------------------------------------------------- */
 
-void bz_elec_random_action(struct bz_game *g, int i, struct bz_rng *r)
+void bz_elec_random_action(struct bz_game *g, const struct bz_request *q, struct bz_rng *r)
 {
+    int i = q->agent;
     struct bz_elec_action *x = &g->act[i];
     const struct bz_elec_agent *a = &g->ag[i];
     double P = g->ref_price;
     memset(x, 0, sizeof *x);
     x->to = -1;
     x->set = 1;
-    switch (g->awaiting) {
+    switch (g->base.phase) {
     case BZ_ELEC_PUBLISH:
         x->claimed_surplus_mwh = -a->max_demand_mwh + frand(r) * (a->max_demand_mwh +
                                                                   a->max_gen_mwh + a->storage_mwh);
@@ -272,7 +275,7 @@ static void reasoned(struct bz_game *g, int i, const struct style *s, int picky)
     memset(x, 0, sizeof *x);
     x->to = -1;
     x->set = 1;
-    switch (g->awaiting) {
+    switch (g->base.phase) {
     case BZ_ELEC_PUBLISH: do_publish(g, i, s); break;
     case BZ_ELEC_PROPOSE: do_propose(g, i, s, picky); break;
     case BZ_ELEC_RESPOND: do_respond(g, i, s, picky); break;
@@ -282,39 +285,27 @@ static void reasoned(struct bz_game *g, int i, const struct style *s, int picky)
     }
 }
 
-static void decide_truthful(struct bz_game *g, int i, double skill, struct bz_rng *r)
+static void decide_truthful(struct bz_game *g, const struct bz_request *q, struct bz_rng *r)
 {
-    if (skill >= 1 || frand(r) < skill)
-        reasoned(g, i, &truthful, 0);
-    else
-        bz_elec_random_action(g, i, r);
+    (void)r;
+    reasoned(g, q->agent, &truthful, 0);
 }
 
-static void decide_greedy(struct bz_game *g, int i, double skill, struct bz_rng *r)
+static void decide_greedy(struct bz_game *g, const struct bz_request *q, struct bz_rng *r)
 {
-    if (skill >= 1 || frand(r) < skill)
-        reasoned(g, i, &greedy, 0);
-    else
-        bz_elec_random_action(g, i, r);
-}
-
-static void decide_zi(struct bz_game *g, int i, double skill, struct bz_rng *r)
-{
-    (void)skill;
-    bz_elec_random_action(g, i, r);
+    (void)r;
+    reasoned(g, q->agent, &greedy, 0);
 }
 
 /* Tit for tat: truthful with partners that delivered and told the truth last
  * time; with the others it prices like greedy and proposes nothing; it lies
  * in publish once most of its known counterparties lied or defaulted. */
-static void decide_reciprocal(struct bz_game *g, int i, double skill, struct bz_rng *r)
+static void decide_reciprocal(struct bz_game *g, const struct bz_request *q, struct bz_rng *r)
 {
-    if (!(skill >= 1 || frand(r) < skill)) {
-        bz_elec_random_action(g, i, r);
-        return;
-    }
+    (void)r;
+    int i = q->agent;
     const struct style *s = &truthful;
-    if (g->awaiting == BZ_ELEC_PUBLISH) {
+    if (g->base.phase == BZ_ELEC_PUBLISH) {
         int known = 0, bad = 0;
         for (int j = 0; j < g->k; j++) {
             int o = g->nbr[i * g->k + j];
@@ -327,7 +318,7 @@ static void decide_reciprocal(struct bz_game *g, int i, double skill, struct bz_
             s = &greedy;
     }
     reasoned(g, i, s, 1);
-    if (g->awaiting == BZ_ELEC_PUBLISH && g->communication)
+    if (g->base.phase == BZ_ELEC_PUBLISH && g->communication)
         g->act[i].message = s == &greedy ? "Several of you lied or defaulted: I will return the favour."
                                          : "I trade fairly with partners who deliver and tell the truth.";
 }
@@ -338,7 +329,7 @@ const struct bz_policy_ops bz_elec_truthful = {
 const struct bz_policy_ops bz_elec_greedy = {
     "greedy", "overstates scarcity, withholds part of its surplus, marks prices up", decide_greedy};
 const struct bz_policy_ops bz_elec_zi = {
-    "zi", "zero intelligence: random admissible claims, offers and orders", decide_zi};
+    "zi", "zero intelligence: random admissible claims, offers and orders", NULL};
 const struct bz_policy_ops bz_elec_reciprocal = {
     "reciprocal", "tit for tat on whether counterparties delivered and told the truth",
     decide_reciprocal};

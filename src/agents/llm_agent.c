@@ -1,8 +1,9 @@
-/* llm_agent: the LLM policy. Turns a match's decision request into a prompt,
- * asks the cache or the transport, checks the reply (JSON, schema, the game's
- * parse_action), sends one repair prompt naming the error, else sets the
- * game's fallback action; records every call in /llm_calls and the match's
- * usage. Never blocks, never sees a key, never calls libcurl. */
+/* llm_agent: the LLM policy. Turns a match's decision request into prompts,
+ * makes the model call through llm/'s request API (bazaar/llm_call.h), checks
+ * the reply (JSON, then the game base: schema, parse, admissibility), sends
+ * one repair prompt naming the error, else the game's fallback action;
+ * records every call in /llm_calls and the match's usage. Never blocks, never
+ * sees a key, never calls libcurl, never touches struct bz_llm's fields. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,47 +11,28 @@
 
 #include <cjson/cJSON.h>
 
-#include "llm/llm_internal.h"
+#include "bazaar/llm.h"
+#include "bazaar/llm_call.h"
+#include "bazaar/match.h"
 
 #define REPAIR_FMT                                                                                 \
     "Your reply could not be used: %s. Reply again with only a JSON object that follows "          \
     "the schema and the rules above."
 
 struct bz_llm_decision {
-    struct bz_xfer x; /* first member: done() gets it back */
     struct bz_llm *llm;
     struct bz_match *m;
-    int agent, phase, turn, model, attempt;
-    uint64_t sample;
+    struct bz_llm_call *call;
+    int agent, slot, phase, turn, model, attempt;
     char *system, *user;
     char *prev_reply; /* the rejected reply, for the repair prompt */
     char *repair;
-    char key[BZ_CACHE_KEY_HEX];
-    struct bz_llm_decision *prev, *next; /* llm->live */
+    char schema_name[80];
 };
-
-static void live_add(struct bz_llm *llm, struct bz_llm_decision *d)
-{
-    d->prev = NULL;
-    d->next = llm->live;
-    if (llm->live)
-        llm->live->prev = d;
-    llm->live = d;
-    llm->n_live++;
-}
 
 static void decision_free(struct bz_llm_decision *d)
 {
-    struct bz_llm *llm = d->llm;
-    if (d->prev)
-        d->prev->next = d->next;
-    else if (llm->live == d)
-        llm->live = d->next;
-    if (d->next)
-        d->next->prev = d->prev;
-    llm->n_live--;
-    free(d->x.body);
-    free(d->x.reply);
+    bz_llm_call_free(d->call);
     free(d->system);
     free(d->user);
     free(d->prev_reply);
@@ -58,69 +40,53 @@ static void decision_free(struct bz_llm_decision *d)
     free(d);
 }
 
-/* Copy src into dst (cap bytes) replacing any occurrence of the model's key:
- * error bodies may echo it, and /llm_calls must never hold one. */
-static void redact(const struct bz_llm *llm, int model, const char *src, char *dst, size_t cap)
-{
-    snprintf(dst, cap, "%s", src);
-    const char *key = llm->keys ? llm->keys[model] : NULL;
-    if (!key || strlen(key) < 4)
-        return;
-    size_t kl = strlen(key);
-    char *p;
-    while ((p = strstr(dst, key)))
-        memset(p, '*', kl);
-    for (char *c = dst; *c; c++)
-        if ((unsigned char)*c < 0x20)
-            *c = ' ';
-}
-
+/* One /llm_calls row; r NULL: no transfer happened. */
 static void add_row(struct bz_llm_decision *d, const char *outcome, const char *decision,
-                    const char *error, int cache_hit, int64_t in_tok, int64_t out_tok, double cost)
+                    const char *error, const struct bz_llm_reply *r, int64_t in_tok,
+                    int64_t out_tok, double cost)
 {
     struct bz_records *rec = bz_match_records(d->m);
     const struct bz_game_config *cfg = bz_match_config(d->m);
-    struct bz_llm_calls_row *r = bz_records_add(rec, &bz_llm_calls_table);
-    if (!r)
+    struct bz_llm_calls_row *row = bz_records_add(rec, &bz_llm_calls_table);
+    if (!row)
         return;
-    r->game_id = cfg->game_id;
-    r->turn = d->turn;
-    r->phase = cfg->ops->phases[d->phase];
-    r->agent = d->agent;
-    r->model = bz_records_strdup(rec, d->llm->reg->models[d->model].id);
-    r->attempt = d->attempt;
-    r->latency_ms = cache_hit ? 0 : d->x.latency_ms;
-    r->input_tokens = in_tok;
-    r->output_tokens = out_tok;
-    r->cost_usd = cost;
-    r->retries = cache_hit ? 0 : d->x.retries;
-    r->cache_hit = (uint8_t)(cache_hit != 0);
-    r->http_status = cache_hit ? 200 : (int32_t)d->x.http_status;
-    r->parse_outcome = outcome;
-    r->decision = decision;
-    r->error = bz_records_strdup(rec, error ? error : "");
+    int cache_hit = r && r->cache_hit;
+    row->game_id = cfg->game_id;
+    row->turn = d->turn;
+    row->phase = cfg->ops->phases[d->phase];
+    row->agent = d->agent;
+    row->model = bz_records_strdup(rec, bz_llm_model_id(d->llm, d->model));
+    row->attempt = d->attempt;
+    row->latency_ms = cache_hit || !r ? 0 : r->latency_ms;
+    row->input_tokens = in_tok;
+    row->output_tokens = out_tok;
+    row->cost_usd = cost;
+    row->retries = cache_hit || !r ? 0 : r->retries;
+    row->cache_hit = (uint8_t)(cache_hit != 0);
+    row->http_status = cache_hit ? 200 : r ? (int32_t)r->http_status : 0;
+    row->parse_outcome = outcome;
+    row->decision = decision;
+    row->error = bz_records_strdup(rec, error ? error : "");
 }
 
 static void fallback(struct bz_llm_decision *d)
 {
     struct bz_match *m = d->m;
-    int agent = d->agent;
-    bz_match_config(m)->ops->fallback_action(bz_match_game(m), agent);
+    int agent = d->agent, slot = d->slot;
+    bz_game_fallback(bz_match_game(m), agent, slot);
     bz_match_usage(m)->n_fallback++;
     decision_free(d);
-    bz_match_decided(m, agent);
+    bz_match_decided(m, agent, slot);
 }
-
-static void send_decision(struct bz_llm_decision *d);
 
 /* A failed reply: one repair prompt, then the fallback. */
 static void reject(struct bz_llm_decision *d, const char *outcome, const char *why,
-                   const char *content, int cache_hit, int64_t in, int64_t out, double cost)
+                   const char *content, const struct bz_llm_reply *r)
 {
     struct bz_match_usage *u = bz_match_usage(d->m);
     u->n_invalid++;
     if (d->attempt == 0) {
-        add_row(d, outcome, "", why, cache_hit, in, out, cost);
+        add_row(d, outcome, "", why, r, r->input_tokens, r->output_tokens, r->cost_usd);
         size_t n = strlen(why) + sizeof REPAIR_FMT + 1;
         char *rep = malloc(n);
         char *prev = malloc(strlen(content) + 1);
@@ -133,220 +99,86 @@ static void reject(struct bz_llm_decision *d, const char *outcome, const char *w
             d->prev_reply = prev;
             d->attempt = 1;
             u->n_repair++;
-            send_decision(d);
+            bz_llm_call_send(d->call, d->prev_reply, d->repair);
             return;
         }
         free(rep);
         free(prev);
-        add_row(d, "internal", "fallback", "out of memory building the repair prompt", 0, 0, 0, 0);
+        add_row(d, "internal", "fallback", "out of memory building the repair prompt", NULL, 0, 0,
+                0);
         fallback(d);
         return;
     }
-    add_row(d, outcome, "fallback", why, cache_hit, in, out, cost);
+    add_row(d, outcome, "fallback", why, r, r->input_tokens, r->output_tokens, r->cost_usd);
     fallback(d);
 }
 
-/* A 2xx reply body (from the network or the cache). */
-static void finish_reply(struct bz_llm_decision *d, const char *body, size_t len, int cache_hit)
+/* llm/ reports a reply (or a failure) of the decision's call. */
+static void on_reply(void *ctx, struct bz_llm_call *c, const struct bz_llm_reply *r)
 {
-    struct bz_llm *llm = d->llm;
-    const struct bz_model *mod = &llm->reg->models[d->model];
-    struct bz_provider_reply rp;
-    struct bz_err perr = {0};
-    if (bz_provider_parse(mod, body, len, &rp, &perr)) {
-        /* Not the provider's envelope (a proxy page, a cut body): a transport
-         * fault, retried like one; never cached. */
-        char why[300];
-        snprintf(why, sizeof why, "malformed reply: %.250s", perr.msg);
-        if (!cache_hit && bz_transport_retry(llm->tr, &d->x, why))
-            return;
-        add_row(d, "bad_response", "fallback", why, cache_hit, 0, 0, 0);
-        bz_match_usage(d->m)->llm_calls++;
+    (void)c;
+    struct bz_llm_decision *d = ctx;
+    struct bz_match_usage *u = bz_match_usage(d->m);
+    if (!r->ok) {
+        if (r->counted)
+            u->llm_calls++;
+        add_row(d, r->outcome, "fallback", r->error, r, 0, 0, 0);
         fallback(d);
         return;
     }
-    if (!cache_hit && llm->cache_dir[0]) {
-        struct bz_err cerr = {0};
-        if (bz_cache_put(llm->cache_dir, d->key, body, len, &cerr) && !llm->cache_warned) {
-            fprintf(stderr, "bazaar: warning: %s (the sweep goes on uncached)\n", cerr.msg);
-            llm->cache_warned = 1;
-        }
-    }
-    double cost = ((double)rp.input_tokens * mod->price_in_per_mtok +
-                   (double)rp.output_tokens * mod->price_out_per_mtok) /
-                  1e6;
-    struct bz_match_usage *u = bz_match_usage(d->m);
     u->llm_calls++;
-    u->input_tokens += rp.input_tokens;
-    u->output_tokens += rp.output_tokens;
-    u->cost_nano_usd += llround(cost * 1e9);
-    if (cache_hit) {
+    u->input_tokens += r->input_tokens;
+    u->output_tokens += r->output_tokens;
+    u->cost_nano_usd += llround(r->cost_usd * 1e9);
+    if (r->cache_hit)
         u->cache_hits++;
-        llm->totals.cache_hits++;
-    } else {
-        llm->totals.calls++;
-        llm->totals.input_tokens += rp.input_tokens;
-        llm->totals.output_tokens += rp.output_tokens;
-        llm->totals.cost_usd += cost;
-        bz_transport_charge(llm->tr, d->model, d->x.est_tokens, rp.input_tokens + rp.output_tokens);
-    }
 
-    const struct bz_game_ops *ops = bz_match_config(d->m)->ops;
-    struct bz_game *g = bz_match_game(d->m);
     char why[BZ_ERR_MSG_MAX];
     const char *outcome = NULL;
-    cJSON *action = NULL, *schema = NULL;
-    if (rp.refusal) {
+    cJSON *action = NULL;
+    if (r->refusal) {
         outcome = "refusal";
-        snprintf(why, sizeof why, "the model refused: %.200s", rp.content);
-    } else if (!(action = bz_provider_extract_json(rp.content))) {
-        outcome = rp.truncated ? "truncated" : "invalid_json";
+        snprintf(why, sizeof why, "the model refused: %.200s", r->content);
+    } else if (!(action = bz_llm_extract_json(r->content))) {
+        outcome = r->truncated ? "truncated" : "invalid_json";
         snprintf(why, sizeof why, "%s",
-                 rp.truncated ? "the reply was cut off at the token limit"
+                 r->truncated ? "the reply was cut off at the token limit"
                               : "the reply is not a JSON object");
     } else {
-        const char *st = ops->action_schema(g, d->phase);
         struct bz_err e = {0};
-        schema = st ? cJSON_Parse(st) : NULL;
-        if (schema && bz_schema_check(schema, action, &e)) {
-            outcome = "schema";
-            snprintf(why, sizeof why, "%s", e.msg);
-        } else if (ops->parse_action(g, d->agent, action, &e)) {
-            outcome = "inadmissible";
+        enum bz_answer_fault fault;
+        if (bz_game_answer(bz_match_game(d->m), d->agent, d->slot, action, &fault, &e)) {
+            outcome = fault == BZ_ANSWER_SCHEMA ? "schema" : "inadmissible";
             snprintf(why, sizeof why, "%s", e.msg);
         }
     }
     cJSON_Delete(action);
-    cJSON_Delete(schema);
     if (outcome) {
-        reject(d, outcome, why, rp.content, cache_hit, rp.input_tokens, rp.output_tokens, cost);
-        free(rp.content);
+        reject(d, outcome, why, r->content, r);
         return;
     }
-    free(rp.content);
     const char *ok = d->attempt ? "repaired" : "ok";
-    add_row(d, ok, ok, "", cache_hit, rp.input_tokens, rp.output_tokens, cost);
+    add_row(d, ok, ok, "", r, r->input_tokens, r->output_tokens, r->cost_usd);
     struct bz_match *m = d->m;
-    int agent = d->agent;
+    int agent = d->agent, slot = d->slot;
     decision_free(d);
-    bz_match_decided(m, agent);
+    bz_match_decided(m, agent, slot);
 }
 
-/* Transport finished (after its retries). */
-static void on_done(struct bz_xfer *x)
+/* The call was dropped (the match is abandoned, or the rank's LLM state is
+ * destroyed): no callback may touch the match any more. */
+static void on_drop(void *ctx, struct bz_llm_call *c)
 {
-    struct bz_llm_decision *d = (struct bz_llm_decision *)x;
-    struct bz_llm *llm = d->llm;
-    if (x->result == BZ_XFER_OK) {
-        finish_reply(d, x->reply ? x->reply : "", x->reply_len, 0);
-        return;
-    }
-    char why[400];
-    const char *outcome = x->result == BZ_XFER_HTTP     ? "http_error"
-                          : x->result == BZ_XFER_TOOBIG ? "too_big"
-                                                        : "network";
-    if (x->result == BZ_XFER_HTTP) {
-        char body[200] = "";
-        long st = x->http_status;
-        if (st == 401 || st == 403)
-            snprintf(body, sizeof body, "the key in $%s was refused",
-                     llm->reg->models[d->model].api_key_env);
-        else if (x->reply)
-            redact(llm, d->model, x->reply, body, sizeof body);
-        snprintf(why, sizeof why, "HTTP %ld after %d retries: %s", st, x->retries, body);
-        /* Non-retryable client errors: said once per model and status. */
-        int retryable = st == 408 || st == 409 || st == 425 || st == 429 || st >= 500;
-        if (!retryable) {
-            int seen = 0, code = (int)(st * 1000 + d->model);
-            for (int i = 0; i < llm->n_reported && i < 8; i++)
-                seen |= llm->reported_status[i] == code;
-            if (!seen) {
-                fprintf(stderr,
-                        "bazaar: model %s (%s): %s; decisions fall back to the game's "
-                        "safe action; further such errors are recorded in /llm_calls only\n",
-                        llm->reg->models[d->model].id, llm->urls[d->model], why);
-                if (llm->n_reported < 8)
-                    llm->reported_status[llm->n_reported++] = code;
-            }
-        }
-    } else {
-        snprintf(why, sizeof why, "%s after %d retries", x->error, x->retries);
-    }
-    bz_match_usage(d->m)->llm_calls++;
-    add_row(d, outcome, "fallback", why, 0, 0, 0, 0);
-    fallback(d);
+    (void)c;
+    decision_free(ctx);
 }
 
-static int build_body(struct bz_llm_decision *d, struct bz_err *err)
-{
-    struct bz_llm *llm = d->llm;
-    const struct bz_model *mod = &llm->reg->models[d->model];
-    const struct bz_game_ops *ops = llm->ops;
-    struct bz_chat_msg msgs[4] = {{"system", d->system}, {"user", d->user}};
-    int n = 2;
-    if (d->attempt) {
-        msgs[n++] = (struct bz_chat_msg){"assistant", d->prev_reply};
-        msgs[n++] = (struct bz_chat_msg){"user", d->repair};
-    }
-    char name[80];
-    snprintf(name, sizeof name, "%s_action", ops->phases[d->phase]);
-    const char *schema = ops->action_schema(bz_match_game(d->m), d->phase);
-    free(d->x.body);
-    d->x.body = NULL;
-    int rc = bz_provider_build(mod, msgs, n, schema, name, llm->set.temperature,
-                               llm->set.max_output_tokens, &d->x.body, err);
-    if (rc)
-        return rc;
-    int max_out = mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;
-    d->x.est_tokens = (int64_t)strlen(d->x.body) / 4 + max_out;
-    bz_cache_key(mod, d->x.body, d->sample, d->key);
-    return BZ_OK;
-}
-
-/* Ask the cache, else queue (or refuse in replay mode). May finish d. */
-static void send_decision(struct bz_llm_decision *d)
-{
-    struct bz_llm *llm = d->llm;
-    struct bz_err err = {0};
-    if (build_body(d, &err)) {
-        add_row(d, "internal", "fallback", err.msg, 0, 0, 0, 0);
-        fallback(d);
-        return;
-    }
-    if (llm->cache_dir[0]) {
-        char *body = NULL;
-        size_t len = 0;
-        if (bz_cache_get(llm->cache_dir, d->key, &body, &len)) {
-            finish_reply(d, body, len, 1);
-            free(body);
-            return;
-        }
-    }
-    if (llm->opt.replay) {
-        const struct bz_game_config *cfg = bz_match_config(d->m);
-        snprintf(llm->replay_msg, sizeof llm->replay_msg,
-                 "replay: no cached reply for game %lld, agent %d, phase %s (model %s); the "
-                 "decision fell back",
-                 (long long)cfg->game_id, d->agent, cfg->ops->phases[d->phase],
-                 llm->reg->models[d->model].id);
-        llm->replay_misses++;
-        if (llm->totals.replay_misses++ == 0) /* said at once: submit may never wait */
-            fprintf(stderr,
-                    "bazaar: %s; further misses are recorded in /llm_calls "
-                    "(parse_outcome replay_miss)\n",
-                    llm->replay_msg);
-        add_row(d, "replay_miss", "fallback", "not in the cache (--replay)", 0, 0, 0, 0);
-        fallback(d);
-        return;
-    }
-    bz_transport_submit(llm->tr, &d->x);
-}
-
-int bz_llm_agent_submit(void *ctx, struct bz_match *m, int agent, int phase, struct bz_err *err)
+static int submit(void *ctx, struct bz_match *m, const struct bz_request *r, struct bz_err *err)
 {
     struct bz_llm *llm = ctx;
     const struct bz_game_config *cfg = bz_match_config(m);
-    int model = bz_registry_find(llm->reg, cfg->agents[agent].policy);
+    int agent = r->agent, phase = r->phase;
+    int model = bz_llm_model_index(llm, cfg->agents[agent].policy);
     if (model < 0)
         return bz_err_set(err, BZ_EINVAL, "no model \"%s\" in the registry",
                           cfg->agents[agent].policy);
@@ -356,41 +188,44 @@ int bz_llm_agent_submit(void *ctx, struct bz_match *m, int agent, int phase, str
     d->llm = llm;
     d->m = m;
     d->agent = agent;
+    d->slot = r->slot;
     d->phase = phase;
     d->model = model;
     d->turn = -1;
-    d->sample = bz_llm_sample_index(cfg, agent);
-    d->x.model = model;
-    d->x.done = on_done;
-    live_add(llm, d);
     struct bz_err rerr = {0};
-    if (bz_llm_render(llm, bz_match_game(m), agent, phase, &d->system, &d->user, &d->turn, &rerr)) {
-        add_row(d, "render_error", "fallback", rerr.msg, 0, 0, 0, 0);
+    if (bz_llm_render(llm, bz_match_game(m), r, &d->system, &d->user, &d->turn, &rerr)) {
+        add_row(d, "render_error", "fallback", rerr.msg, NULL, 0, 0, 0);
         fallback(d);
         return BZ_OK;
     }
-    send_decision(d);
+    snprintf(d->schema_name, sizeof d->schema_name, "%s_action", cfg->ops->phases[phase]);
+    char label[160];
+    snprintf(label, sizeof label, "game %lld, agent %d, phase %s", (long long)cfg->game_id, agent,
+             cfg->ops->phases[phase]);
+    struct bz_llm_call_opts o = {
+        .model = model,
+        .system = d->system,
+        .user = d->user,
+        .schema_text = bz_game_schema_text(bz_match_game(m), phase),
+        .schema_name = d->schema_name,
+        .sample = bz_llm_sample_index(cfg, agent) ^ (uint64_t)r->slot * 0x9e3779b97f4a7c15ULL,
+        .owner = m,
+        .label = label,
+        .done = on_reply,
+        .drop = on_drop,
+        .ctx = d,
+    };
+    if (!(d->call = bz_llm_call_new(llm, &o))) {
+        add_row(d, "internal", "fallback", "out of memory", NULL, 0, 0, 0);
+        fallback(d);
+        return BZ_OK;
+    }
+    bz_llm_call_send(d->call, NULL, NULL);
     return BZ_OK;
 }
 
-void bz_llm_agent_cancel(struct bz_llm *llm, struct bz_match *m)
+struct bz_llm_hook bz_llm_hook(struct bz_llm *llm)
 {
-    struct bz_llm_decision *d = llm->live;
-    while (d) {
-        struct bz_llm_decision *next = d->next;
-        if (d->m == m) {
-            bz_transport_remove(llm->tr, &d->x);
-            decision_free(d);
-        }
-        d = next;
-    }
-}
-
-void bz_llm_agent_destroy_all(struct bz_llm *llm)
-{
-    while (llm->live) {
-        if (llm->tr)
-            bz_transport_remove(llm->tr, &llm->live->x);
-        decision_free(llm->live);
-    }
+    struct bz_llm_hook h = {llm, submit, 0};
+    return h;
 }

@@ -1,5 +1,7 @@
 /* electricity_internal: the electricity game's state, shared by the game
- * (src/games/electricity.c), its heuristic policies
+ * (src/games/electricity.c: rules and state machine; electricity_env.c:
+ * environment; electricity_settle.c: settlement; electricity_llm.c: the LLM
+ * view), its heuristic policies
  * (src/agents/electricity_policies.c) and the tests. Nothing outside those
  * should include it; the public face is bz_electricity_ops. */
 #ifndef BAZAAR_ELECTRICITY_INTERNAL_H
@@ -130,8 +132,8 @@ struct bz_elec_contract {
 };
 
 struct bz_game {
+    struct bz_game_base base; /* first: the shared part (requests, counters) */
     struct bz_game_config cfg;
-    const struct bz_game_config *cfgp;
     struct bz_records *rec;
     FILE *tx;
     int n, k, max_turns, communication;
@@ -142,7 +144,7 @@ struct bz_game {
     /* environment keys */
     uint64_t env_seed, seed;
     /* turn state */
-    int turn, stage, awaiting, done;
+    int turn, stage, done; /* the phase asked is base.phase */
     double ref_price;        /* this turn */
     double last_clearing;    /* NaN before any trade */
     struct bz_elec_agent *ag;
@@ -154,8 +156,7 @@ struct bz_game {
     struct bz_elec_proposal *prop; /* by proposer */
     struct bz_elec_contract *contracts;
     int n_contracts;
-    int32_t *req;            /* agents asked in this phase */
-    int n_req;
+    int32_t *perm;           /* n: scratch for drawing the ring */
     int32_t *all;            /* 0..n-1 */
     struct bz_auction auction;
     struct bz_auction_order *orders;
@@ -163,8 +164,15 @@ struct bz_game {
     double *tmp;             /* n doubles of scratch (settle) */
     /* game totals */
     double sum_welfare, sum_efficient, sum_served, sum_servable;
-    int n_invalid, n_fallback;
     struct bz_rng prng[1];   /* protocol stream (cfg->seed) */
+};
+
+/* Purposes of the random streams (distinct constants; never reuse one). */
+enum bz_elec_stream {
+    BZ_ELEC_RNG_AGENTS = 0x454c4543, /* capacities, demands, storage */
+    BZ_ELEC_RNG_COMMON,              /* per turn: common shocks */
+    BZ_ELEC_RNG_AGENT_TURN,          /* per turn: idiosyncratic noise and forecast errors */
+    BZ_ELEC_RNG_RING = 0x52494e47    /* protocol: the counterparty ring (cfg->seed) */
 };
 
 /* What an agent may still commit to sell / buy in the current phase (MWh):
@@ -177,8 +185,30 @@ double bz_elec_buy_room(const struct bz_game *g, int i);
 /* Index of partner j among i's counterparties, or -1. */
 int bz_elec_nbr_slot(const struct bz_game *g, int i, int j);
 
-/* Random admissible action for the current phase (zero intelligence). */
-void bz_elec_random_action(struct bz_game *g, int agent, struct bz_rng *rng);
+/* Random admissible action for request r (zero intelligence). */
+void bz_elec_random_action(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng);
+
+/* electricity_env.c: the hourly shape (cached by file and respondent; the
+ * caller frees the three arrays), the companies and the ring (at create), a
+ * turn's realisations and forecasts (at its start). */
+int bz_elec_load_shape(const struct bz_game_config *cfg, int *n_out, double **load_out,
+                       double **avail_out, double **price_out, struct bz_err *err);
+void bz_elec_draw_companies(struct bz_game *g);
+void bz_elec_draw_ring(struct bz_game *g);
+void bz_elec_begin_turn(struct bz_game *g);
+
+/* electricity_settle.c: settle the turn after the auction (rows added). */
+void bz_elec_settle(struct bz_game *g, double clearing, double volume);
+
+/* electricity_llm.c: the LLM view (ops observe, action_schema, parse_action). */
+int bz_elec_observe(const struct bz_game *g, const struct bz_request *r, struct cJSON *obs,
+                    struct bz_err *err);
+struct cJSON *bz_elec_action_schema(const struct bz_game *g, int phase);
+int bz_elec_parse_action(struct bz_game *g, const struct bz_request *r, const struct cJSON *reply,
+                         struct bz_err *err);
+
+/* "buy", "sell" or "none". */
+const char *bz_elec_side_name(int side);
 
 /* The heuristic policies (src/agents/electricity_policies.c). */
 extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi,

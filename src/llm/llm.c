@@ -12,7 +12,8 @@
 #include "bazaar/spec.h"
 #include "llm/llm_internal.h"
 
-#define SAMPLE_MAX_STEPS 100000
+#define SAMPLE_MAX_STEPS 100000 /* a sample game that runs longer is refused */
+
 
 static void free_strv(char **v, size_t n)
 {
@@ -27,7 +28,7 @@ void bz_llm_destroy(struct bz_llm *llm)
 {
     if (!llm)
         return;
-    bz_llm_agent_destroy_all(llm);
+    bz_llm_drop_all(llm);
     bz_transport_destroy(llm->tr);
     size_t n = llm->reg ? llm->reg->n : 0;
     if (llm->keys)
@@ -61,19 +62,20 @@ static char *dup_printf(const char *a, const char *b)
     return s;
 }
 
-cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int agent, int phase,
-                          struct bz_err *err)
+cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g,
+                          const struct bz_request *r, struct bz_err *err)
 {
+    int agent = r->agent, phase = r->phase;
     cJSON *obs = cJSON_CreateObject();
     if (!obs) {
         bz_err_set(err, BZ_ENOMEM, "out of memory building an observation");
         return NULL;
     }
-    if (ops->observe(g, agent, obs, err)) {
+    if (ops->observe(g, r, obs, err)) {
         cJSON_Delete(obs);
         return NULL;
     }
-    const char *schema = ops->action_schema ? ops->action_schema(g, phase) : NULL;
+    const char *schema = bz_game_schema_text(g, phase);
     if (!cJSON_GetObjectItemCaseSensitive(obs, "game"))
         cJSON_AddStringToObject(obs, "game", ops->name);
     if (!cJSON_GetObjectItemCaseSensitive(obs, "phase"))
@@ -86,15 +88,16 @@ cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int 
     return obs;
 }
 
-int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase, char **system,
-                  char **user, int *turn, struct bz_err *err)
+int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, const struct bz_request *r,
+                  char **system, char **user, int *turn, struct bz_err *err)
 {
+    int phase = r->phase;
     *system = *user = NULL;
     *turn = -1;
     if ((size_t)phase >= llm->ops->n_phases || !llm->phase_tmpl[phase])
         return bz_err_set(err, BZ_EINVAL, "%s: no prompt template for phase %d", llm->prompts_dir,
                           phase);
-    cJSON *obs = bz_llm_observation(llm->ops, g, agent, phase, err);
+    cJSON *obs = bz_llm_observation(llm->ops, g, r, err);
     if (!obs)
         return err && err->code ? err->code : BZ_EINVAL;
     const cJSON *t =
@@ -130,18 +133,44 @@ static void merge_into(cJSON *a, const cJSON *b)
     }
 }
 
+/* The prompt check's hook: keeps the first observation of each phase and
+ * answers every decision with the fallback action. */
+struct sample_ctx {
+    const struct bz_game_ops *ops;
+    cJSON **seen;
+    cJSON *merged;
+    int rc;
+    struct bz_err err;
+};
+
+static int sample_submit(void *ctx, struct bz_match *m, const struct bz_request *r,
+                         struct bz_err *err)
+{
+    (void)err;
+    struct sample_ctx *c = ctx;
+    struct bz_game *g = bz_match_game(m);
+    if (!c->rc && (size_t)r->phase < c->ops->n_phases && !c->seen[r->phase]) {
+        c->seen[r->phase] = bz_llm_observation(c->ops, g, r, &c->err);
+        if (c->seen[r->phase])
+            merge_into(c->merged, c->seen[r->phase]);
+        else
+            c->rc = c->err.code ? c->err.code : BZ_EINVAL;
+    }
+    int agent = r->agent, slot = r->slot;
+    bz_game_fallback(g, agent, slot);
+    bz_match_decided(m, agent, slot);
+    return BZ_OK;
+}
+
 int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
                         const struct bz_game_config *sample_cfg, struct bz_err *err)
 {
     const struct bz_game_ops *ops = llm->ops;
     int rc = BZ_OK;
     char path[1100];
-    struct bz_records rec;
-    struct bz_game *g = NULL;
     cJSON **seen = calloc(ops->n_phases, sizeof *seen);
     int *deciding = calloc(ops->n_phases, sizeof *deciding);
     cJSON *merged = cJSON_CreateObject();
-    bz_records_init(&rec);
     llm->phase_tmpl = calloc(ops->n_phases, sizeof *llm->phase_tmpl);
     if (!seen || !deciding || !merged || !llm->phase_tmpl) {
         rc = bz_err_set(err, BZ_ENOMEM, "out of memory loading prompts");
@@ -157,35 +186,28 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
     if (sample_cfg) {
         struct bz_game_config cfg = *sample_cfg;
         cfg.transcript = NULL;
-        if ((rc = ops->create(&cfg, &rec, &g, err))) {
+        struct sample_ctx ctx = {.ops = ops, .seen = seen, .merged = merged};
+        struct bz_llm_hook hook = {.ctx = &ctx, .submit = sample_submit, .all_agents = 1};
+        struct bz_match *m = NULL;
+        const char *msg = NULL;
+        if ((rc = bz_match_create(&cfg, &hook, &m, err))) {
             bz_err_prefix(err, "playing a sample game to check the prompts");
             goto out;
         }
         for (size_t p = 0; p < ops->n_phases; p++)
-            deciding[p] = ops->action_schema(g, (int)p) != NULL;
-        struct bz_requests req;
-        for (int step = 0; step < SAMPLE_MAX_STEPS; step++) {
-            int st = ops->step(g, &req, err);
-            if (st < 0) {
-                rc = -st;
-                bz_err_prefix(err, "playing a sample game to check the prompts");
-                goto out;
-            }
-            if (st == BZ_STEP_DONE)
-                break;
-            if (req.n > 0 && (size_t)req.phase < ops->n_phases && !seen[req.phase]) {
-                seen[req.phase] = bz_llm_observation(ops, g, req.agents[0], req.phase, err);
-                if (!seen[req.phase]) {
-                    rc = err->code ? err->code : BZ_EINVAL;
-                    goto out;
-                }
-                merge_into(merged, seen[req.phase]);
-            }
-            for (int k = 0; k < req.n; k++)
-                ops->fallback_action(g, req.agents[k]);
-            if ((rc = ops->apply(g, err)))
-                goto out;
+            deciding[p] = bz_game_schema(bz_match_game(m), (int)p) != NULL;
+        bz_match_set_max_steps(m, SAMPLE_MAX_STEPS);
+        rc = bz_match_play(m, err);
+        if (!rc && ctx.rc) {
+            rc = ctx.rc;
+            *err = ctx.err;
+        } else if (!rc && bz_match_failed(m, &msg)) {
+            rc = bz_err_set(err, BZ_EINVAL, "playing a sample game to check the prompts: %s",
+                            msg);
         }
+        bz_match_destroy(m);
+        if (rc)
+            goto out;
     } else {
         for (size_t p = 0; p < ops->n_phases; p++)
             deciding[p] = 1;
@@ -206,9 +228,6 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
             goto out;
     }
 out:
-    if (g)
-        ops->destroy(g);
-    bz_records_cleanup(&rec);
     if (seen)
         for (size_t p = 0; p < ops->n_phases; p++)
             cJSON_Delete(seen[p]);
@@ -383,11 +402,6 @@ int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt, 
     return rc;
 }
 
-struct bz_llm_hook bz_llm_hook(struct bz_llm *llm)
-{
-    struct bz_llm_hook h = {llm, bz_llm_agent_submit};
-    return h;
-}
 
 int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err)
 {
@@ -409,10 +423,6 @@ int bz_llm_inflight(const struct bz_llm *llm)
     return llm->n_live;
 }
 
-void bz_llm_cancel(struct bz_llm *llm, struct bz_match *m)
-{
-    bz_llm_agent_cancel(llm, m);
-}
 
 void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 {
@@ -420,62 +430,68 @@ void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
     t->retries = bz_transport_retries(llm->tr);
 }
 
+/* The estimate's hook: renders each LLM agent's prompts and sums tokens and
+ * cost, then answers every decision with the fallback action. */
+struct estimate_ctx {
+    const struct bz_llm *llm;
+    int64_t *tok;
+    double *cost;
+};
+
+static int estimate_submit(void *ctx, struct bz_match *m, const struct bz_request *r,
+                           struct bz_err *err)
+{
+    (void)err;
+    struct estimate_ctx *c = ctx;
+    const struct bz_llm *llm = c->llm;
+    const struct bz_game_config *cfg = bz_match_config(m);
+    struct bz_game *g = bz_match_game(m);
+    int a = r->agent;
+    if (cfg->agents[a].kind == BZ_AGENT_LLM) {
+        int mi = bz_registry_find(llm->reg, cfg->agents[a].policy);
+        char *sys = NULL, *user = NULL;
+        int turn;
+        struct bz_err rerr = {0};
+        if (mi >= 0 && !bz_llm_render(llm, g, r, &sys, &user, &turn, &rerr)) {
+            const struct bz_model *mod = &llm->reg->models[mi];
+            const char *schema = bz_game_schema_text(g, r->phase);
+            int64_t in =
+                (int64_t)(strlen(sys) + strlen(user) + (schema ? strlen(schema) : 0)) / 4 + 16;
+            int max_out =
+                mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;
+            int64_t outt = max_out < BZ_LLM_EST_OUTPUT_TOKENS ? max_out : BZ_LLM_EST_OUTPUT_TOKENS;
+            *c->tok += in + outt;
+            *c->cost +=
+                ((double)in * mod->price_in_per_mtok + (double)outt * mod->price_out_per_mtok) /
+                1e6;
+        }
+        free(sys);
+        free(user);
+    }
+    bz_game_fallback(g, a, r->slot);
+    bz_match_decided(m, a, r->slot);
+    return BZ_OK;
+}
+
 /* Estimate one game: play it with fallback actions, render each LLM agent's
  * prompts. */
 static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *cfg, int64_t *tok,
                          double *cost, struct bz_err *err)
 {
-    const struct bz_game_ops *ops = llm->ops;
-    struct bz_records rec;
-    struct bz_game *g = NULL;
-    bz_records_init(&rec);
     struct bz_game_config c = *cfg;
     c.transcript = NULL;
-    int rc = ops->create(&c, &rec, &g, err);
-    if (rc)
-        goto out;
-    struct bz_requests req;
-    for (int step = 0; step < SAMPLE_MAX_STEPS; step++) {
-        int st = ops->step(g, &req, err);
-        if (st < 0) {
-            rc = -st;
-            goto out;
-        }
-        if (st == BZ_STEP_DONE)
-            break;
-        for (int k = 0; k < req.n; k++) {
-            int a = req.agents[k];
-            if (cfg->agents[a].kind == BZ_AGENT_LLM) {
-                int mi = bz_registry_find(llm->reg, cfg->agents[a].policy);
-                char *sys = NULL, *user = NULL;
-                int turn;
-                if (mi >= 0 && !bz_llm_render(llm, g, a, req.phase, &sys, &user, &turn, err)) {
-                    const struct bz_model *m = &llm->reg->models[mi];
-                    const char *schema = ops->action_schema(g, req.phase);
-                    int64_t in =
-                        (int64_t)(strlen(sys) + strlen(user) + (schema ? strlen(schema) : 0)) / 4 +
-                        16;
-                    int max_out = m->max_output_tokens > 0 ? m->max_output_tokens
-                                                           : llm->set.max_output_tokens;
-                    int64_t outt =
-                        max_out < BZ_LLM_EST_OUTPUT_TOKENS ? max_out : BZ_LLM_EST_OUTPUT_TOKENS;
-                    *tok += in + outt;
-                    *cost +=
-                        ((double)in * m->price_in_per_mtok + (double)outt * m->price_out_per_mtok) /
-                        1e6;
-                }
-                free(sys);
-                free(user);
-            }
-            ops->fallback_action(g, a);
-        }
-        if ((rc = ops->apply(g, err)))
-            goto out;
+    struct estimate_ctx ctx = {llm, tok, cost};
+    struct bz_llm_hook hook = {.ctx = &ctx, .submit = estimate_submit, .all_agents = 1};
+    struct bz_match *m = NULL;
+    const char *msg = NULL;
+    int rc = bz_match_create(&c, &hook, &m, err);
+    if (!rc) {
+        bz_match_set_max_steps(m, SAMPLE_MAX_STEPS);
+        rc = bz_match_play(m, err);
     }
-out:
-    if (g)
-        ops->destroy(g);
-    bz_records_cleanup(&rec);
+    if (!rc && bz_match_failed(m, &msg))
+        rc = bz_err_set(err, BZ_EINVAL, "game %lld: %s", (long long)cfg->game_id, msg);
+    bz_match_destroy(m);
     return rc;
 }
 

@@ -1,6 +1,6 @@
 /* llm_internal: the pieces of the llm module (registry, provider adapters,
  * cache, curl multi transport) and the rank's struct bz_llm, for the files of
- * src/llm/, src/agents/llm_agent.c and their tests. Only src/llm/ files include
+ * src/llm/ and their tests (agents use bazaar/llm_call.h). Only src/llm/ files include
  * curl; nothing here exposes a curl type. */
 #ifndef BAZAAR_LLM_INTERNAL_H
 #define BAZAAR_LLM_INTERNAL_H
@@ -11,6 +11,7 @@
 #include "bazaar/err.h"
 #include "bazaar/game.h"
 #include "bazaar/llm.h"
+#include "bazaar/llm_call.h"
 #include "bazaar/prompt.h"
 
 struct cJSON;
@@ -181,9 +182,9 @@ int64_t bz_transport_retries(const struct bz_transport *t);
 void bz_transport_charge(struct bz_transport *t, int model, int64_t est, int64_t actual);
 double bz_llm_now_s(void); /* monotonic seconds */
 
-/* ---- the rank's LLM state (llm.c) and the agent glue (llm_agent.c) ---- */
+/* ---- the rank's LLM state (llm.c) and its model calls (call.c) ---- */
 
-struct bz_llm_decision;
+struct bz_llm_call;
 
 struct bz_llm {
     struct bz_llm_settings set;
@@ -200,14 +201,14 @@ struct bz_llm {
     char prompts_dir[512];
     char cache_dir[512]; /* "" = no cache */
     struct bz_transport *tr;
-    struct bz_llm_decision *live; /* every decision not yet finished */
+    struct bz_llm_call *live; /* every call not yet freed (call.c) */
     int n_live;
     struct bz_llm_totals totals;
     int reported_status[8]; /* HTTP statuses already printed */
     int n_reported;
     int cache_warned;
     int replay_misses; /* since the last poll */
-    char replay_msg[256];
+    char replay_msg[320];
 };
 
 /* Build a bz_llm from parts (tests: no spec, a fake game). prompts_dir holds
@@ -222,20 +223,12 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
 int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
                         const struct bz_game_config *sample_cfg, struct bz_err *err);
 
-/* The observation of agent in game g as the prompts see it: the game's
+/* The observation of request r in game g as the prompts see it: the game's
  * public/private/meta plus phase, agent, game and schema. Free with cJSON_Delete. */
-struct cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g, int agent,
-                                 int phase, struct bz_err *err);
-/* Render the system and phase prompts of agent (malloc'd, caller frees). */
-int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, int agent, int phase, char **system,
-                  char **user, int *turn, struct bz_err *err);
-/* Cache sample index of a decision: the repetition and the agent, so that
- * repetitions and identical agents of one game draw separate samples. */
-uint64_t bz_llm_sample_index(const struct bz_game_config *cfg, int agent);
+struct cJSON *bz_llm_observation(const struct bz_game_ops *ops, struct bz_game *g,
+                                 const struct bz_request *r, struct bz_err *err);
 
-/* llm_agent.c: the hook's submit, and finishing a decision's transfer. */
-int bz_llm_agent_submit(void *ctx, struct bz_match *m, int agent, int phase, struct bz_err *err);
-void bz_llm_agent_cancel(struct bz_llm *llm, struct bz_match *m);
-void bz_llm_agent_destroy_all(struct bz_llm *llm);
+/* call.c: drop every call in flight (their drop callbacks run). */
+void bz_llm_drop_all(struct bz_llm *llm);
 
 #endif

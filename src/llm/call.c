@@ -1,0 +1,284 @@
+/* call: one LLM agent decision's model calls (include/bazaar/llm_call.h): the
+ * provider request, the cache, --replay, the transport and its retries, the
+ * rank's totals, redacted error texts. Reports every reply to the agent
+ * through the call's done(); never parses an action and never touches a
+ * game or a match. Never writes or logs an API key. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bazaar/llm_call.h"
+#include "llm/llm_internal.h"
+
+struct bz_llm_call {
+    struct bz_xfer x; /* first member: the transport's done() gets it back */
+    struct bz_llm *llm;
+    struct bz_llm_call_opts o;
+    char key[BZ_CACHE_KEY_HEX];
+    char label[160];                 /* copy of o.label */
+    struct bz_llm_call *prev, *next; /* llm->live */
+};
+
+int bz_llm_model_index(const struct bz_llm *llm, const char *id)
+{
+    return bz_registry_find(llm->reg, id);
+}
+
+const char *bz_llm_model_id(const struct bz_llm *llm, int model)
+{
+    return model >= 0 && (size_t)model < llm->reg->n ? llm->reg->models[model].id : "";
+}
+
+struct cJSON *bz_llm_extract_json(const char *text)
+{
+    return bz_provider_extract_json(text);
+}
+
+struct bz_llm_call *bz_llm_call_new(struct bz_llm *llm, const struct bz_llm_call_opts *o)
+{
+    struct bz_llm_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->llm = llm;
+    c->o = *o;
+    snprintf(c->label, sizeof c->label, "%s", o->label ? o->label : "a decision");
+    c->o.label = c->label;
+    c->x.model = o->model;
+    c->x.done = NULL; /* set by send */
+    c->next = llm->live;
+    if (llm->live)
+        llm->live->prev = c;
+    llm->live = c;
+    llm->n_live++;
+    return c;
+}
+
+void bz_llm_call_free(struct bz_llm_call *c)
+{
+    if (!c)
+        return;
+    struct bz_llm *llm = c->llm;
+    if (c->prev)
+        c->prev->next = c->next;
+    else if (llm->live == c)
+        llm->live = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    llm->n_live--;
+    free(c->x.body);
+    free(c->x.reply);
+    free(c);
+}
+
+/* Copy src into dst (cap bytes) replacing any occurrence of the model's key:
+ * error bodies may echo it, and /llm_calls must never hold one. */
+static void redact(const struct bz_llm *llm, int model, const char *src, char *dst, size_t cap)
+{
+    snprintf(dst, cap, "%s", src);
+    const char *key = llm->keys ? llm->keys[model] : NULL;
+    if (!key || strlen(key) < 4)
+        return;
+    size_t kl = strlen(key);
+    char *p;
+    while ((p = strstr(dst, key)))
+        memset(p, '*', kl);
+    for (char *ch = dst; *ch; ch++)
+        if ((unsigned char)*ch < 0x20)
+            *ch = ' ';
+}
+
+/* Report a reply without content (a failure) to the agent. */
+static void fail(struct bz_llm_call *c, const char *outcome, const char *error, int counted,
+                 int cache_hit)
+{
+    struct bz_llm_reply r = {0};
+    r.outcome = outcome;
+    r.error = error;
+    r.counted = counted;
+    r.cache_hit = cache_hit;
+    r.latency_ms = c->x.latency_ms;
+    r.retries = c->x.retries;
+    r.http_status = (int)c->x.http_status;
+    c->o.done(c->o.ctx, c, &r);
+}
+
+/* A 2xx reply body (from the network or the cache). */
+static void finish_reply(struct bz_llm_call *c, const char *body, size_t len, int cache_hit)
+{
+    struct bz_llm *llm = c->llm;
+    const struct bz_model *mod = &llm->reg->models[c->o.model];
+    struct bz_provider_reply rp;
+    struct bz_err perr = {0};
+    if (bz_provider_parse(mod, body, len, &rp, &perr)) {
+        /* Not the provider's envelope (a proxy page, a cut body): a transport
+         * fault, retried like one; never cached. */
+        char why[300];
+        snprintf(why, sizeof why, "malformed reply: %.250s", perr.msg);
+        if (!cache_hit && bz_transport_retry(llm->tr, &c->x, why))
+            return;
+        fail(c, "bad_response", why, 1, cache_hit);
+        return;
+    }
+    if (!cache_hit && llm->cache_dir[0]) {
+        struct bz_err cerr = {0};
+        if (bz_cache_put(llm->cache_dir, c->key, body, len, &cerr) && !llm->cache_warned) {
+            fprintf(stderr, "bazaar: warning: %s (the sweep goes on uncached)\n", cerr.msg);
+            llm->cache_warned = 1;
+        }
+    }
+    double cost = ((double)rp.input_tokens * mod->price_in_per_mtok +
+                   (double)rp.output_tokens * mod->price_out_per_mtok) /
+                  1e6;
+    if (cache_hit) {
+        llm->totals.cache_hits++;
+    } else {
+        llm->totals.calls++;
+        llm->totals.input_tokens += rp.input_tokens;
+        llm->totals.output_tokens += rp.output_tokens;
+        llm->totals.cost_usd += cost;
+        bz_transport_charge(llm->tr, c->o.model, c->x.est_tokens,
+                            rp.input_tokens + rp.output_tokens);
+    }
+    struct bz_llm_reply r = {0};
+    r.ok = 1;
+    r.content = rp.content;
+    r.refusal = rp.refusal;
+    r.truncated = rp.truncated;
+    r.cache_hit = cache_hit;
+    r.counted = 1;
+    r.input_tokens = rp.input_tokens;
+    r.output_tokens = rp.output_tokens;
+    r.cost_usd = cost;
+    r.latency_ms = c->x.latency_ms;
+    r.retries = c->x.retries;
+    r.http_status = (int)c->x.http_status;
+    c->o.done(c->o.ctx, c, &r); /* may free c */
+    free(rp.content);
+}
+
+/* Transport finished (after its retries). */
+static void on_done(struct bz_xfer *x)
+{
+    struct bz_llm_call *c = (struct bz_llm_call *)x;
+    struct bz_llm *llm = c->llm;
+    if (x->result == BZ_XFER_OK) {
+        finish_reply(c, x->reply ? x->reply : "", x->reply_len, 0);
+        return;
+    }
+    char why[400];
+    const char *outcome = x->result == BZ_XFER_HTTP     ? "http_error"
+                          : x->result == BZ_XFER_TOOBIG ? "too_big"
+                                                        : "network";
+    if (x->result == BZ_XFER_HTTP) {
+        char body[200] = "";
+        long st = x->http_status;
+        if (st == 401 || st == 403)
+            snprintf(body, sizeof body, "the key in $%s was refused",
+                     llm->reg->models[c->o.model].api_key_env);
+        else if (x->reply)
+            redact(llm, c->o.model, x->reply, body, sizeof body);
+        snprintf(why, sizeof why, "HTTP %ld after %d retries: %s", st, x->retries, body);
+        /* Non-retryable client errors: said once per model and status. */
+        int retryable = st == 408 || st == 409 || st == 425 || st == 429 || st >= 500;
+        if (!retryable) {
+            int seen = 0, code = (int)(st * 1000 + c->o.model);
+            for (int i = 0; i < llm->n_reported && i < 8; i++)
+                seen |= llm->reported_status[i] == code;
+            if (!seen) {
+                fprintf(stderr,
+                        "bazaar: model %s (%s): %s; decisions fall back to the game's "
+                        "safe action; further such errors are recorded in /llm_calls only\n",
+                        llm->reg->models[c->o.model].id, llm->urls[c->o.model], why);
+                if (llm->n_reported < 8)
+                    llm->reported_status[llm->n_reported++] = code;
+            }
+        }
+    } else {
+        snprintf(why, sizeof why, "%s after %d retries", x->error, x->retries);
+    }
+    fail(c, outcome, why, 1, 0);
+}
+
+static int build_body(struct bz_llm_call *c, const char *prev_reply, const char *repair,
+                      struct bz_err *err)
+{
+    struct bz_llm *llm = c->llm;
+    const struct bz_model *mod = &llm->reg->models[c->o.model];
+    struct bz_chat_msg msgs[4] = {{"system", c->o.system}, {"user", c->o.user}};
+    int n = 2;
+    if (repair) {
+        msgs[n++] = (struct bz_chat_msg){"assistant", prev_reply ? prev_reply : ""};
+        msgs[n++] = (struct bz_chat_msg){"user", repair};
+    }
+    free(c->x.body);
+    c->x.body = NULL;
+    int rc = bz_provider_build(mod, msgs, n, c->o.schema_text, c->o.schema_name,
+                               llm->set.temperature, llm->set.max_output_tokens, &c->x.body, err);
+    if (rc)
+        return rc;
+    int max_out = mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;
+    c->x.est_tokens = (int64_t)strlen(c->x.body) / 4 + max_out;
+    bz_cache_key(mod, c->x.body, c->o.sample, c->key);
+    return BZ_OK;
+}
+
+/* Ask the cache, else queue (or refuse in replay mode). May finish c. */
+void bz_llm_call_send(struct bz_llm_call *c, const char *prev_reply, const char *repair)
+{
+    struct bz_llm *llm = c->llm;
+    struct bz_err err = {0};
+    c->x.done = on_done;
+    if (build_body(c, prev_reply, repair, &err)) {
+        fail(c, "internal", err.msg, 0, 0);
+        return;
+    }
+    if (llm->cache_dir[0]) {
+        char *body = NULL;
+        size_t len = 0;
+        if (bz_cache_get(llm->cache_dir, c->key, &body, &len)) {
+            finish_reply(c, body, len, 1);
+            free(body);
+            return;
+        }
+    }
+    if (llm->opt.replay) {
+        snprintf(llm->replay_msg, sizeof llm->replay_msg,
+                 "replay: no cached reply for %s (model %s); the decision fell back", c->label,
+                 llm->reg->models[c->o.model].id);
+        llm->replay_misses++;
+        if (llm->totals.replay_misses++ == 0) /* said at once: submit may never wait */
+            fprintf(stderr,
+                    "bazaar: %s; further misses are recorded in /llm_calls "
+                    "(parse_outcome replay_miss)\n",
+                    llm->replay_msg);
+        fail(c, "replay_miss", "not in the cache (--replay)", 0, 0);
+        return;
+    }
+    bz_transport_submit(llm->tr, &c->x);
+}
+
+void bz_llm_cancel(struct bz_llm *llm, struct bz_match *m)
+{
+    struct bz_llm_call *c = llm->live;
+    while (c) {
+        struct bz_llm_call *next = c->next;
+        if (c->o.owner == m) {
+            bz_transport_remove(llm->tr, &c->x);
+            c->o.drop(c->o.ctx, c);
+        }
+        c = next;
+    }
+}
+
+void bz_llm_drop_all(struct bz_llm *llm)
+{
+    while (llm->live) {
+        struct bz_llm_call *c = llm->live;
+        if (llm->tr)
+            bz_transport_remove(llm->tr, &c->x);
+        c->o.drop(c->o.ctx, c);
+        if (llm->live == c) /* drop must free it; never loop on a bad owner */
+            bz_llm_call_free(c);
+    }
+}
