@@ -82,67 +82,10 @@ static const char *const phase_names[BZ_ELEC_N_PHASES] = {"publish", "propose", 
 static const struct bz_policy_ops *const policies[] = {&bz_elec_truthful, &bz_elec_greedy,
                                                        &bz_elec_zi, &bz_elec_reciprocal};
 
-#define T struct bz_elec_turn_row
-static const struct bz_column turn_cols[] = {
-    BZ_COL(T, game_id, BZ_COL_I64),
-    BZ_COL(T, turn, BZ_COL_I32),
-    BZ_COL(T, agent, BZ_COL_I32),
-    BZ_COL(T, generation, BZ_COL_F64),
-    BZ_COL(T, demand, BZ_COL_F64),
-    BZ_COL(T, forecast, BZ_COL_F64),
-    BZ_COL(T, storage_level, BZ_COL_F64),
-    BZ_COL(T, claimed_surplus, BZ_COL_F64),
-    BZ_COL(T, true_surplus, BZ_COL_F64),
-    BZ_COL(T, contract_bought, BZ_COL_F64),
-    BZ_COL(T, contract_sold, BZ_COL_F64),
-    BZ_COL(T, contract_paid, BZ_COL_F64),
-    BZ_COL(T, contract_received, BZ_COL_F64),
-    BZ_COL(T, auction_bought, BZ_COL_F64),
-    BZ_COL(T, auction_sold, BZ_COL_F64),
-    BZ_COL(T, auction_paid, BZ_COL_F64),
-    BZ_COL(T, auction_received, BZ_COL_F64),
-    BZ_COL(T, clearing_price, BZ_COL_F64),
-    BZ_COL(T, delivered, BZ_COL_F64),
-    BZ_COL(T, undelivered, BZ_COL_F64),
-    BZ_COL(T, received, BZ_COL_F64),
-    BZ_COL(T, penalty_paid, BZ_COL_F64),
-    BZ_COL(T, penalty_received, BZ_COL_F64),
-    BZ_COL(T, served, BZ_COL_F64),
-    BZ_COL(T, unserved, BZ_COL_F64),
-    BZ_COL(T, curtailed, BZ_COL_F64),
-    BZ_COL(T, storage_charge, BZ_COL_F64),
-    BZ_COL(T, storage_discharge, BZ_COL_F64),
-    BZ_COL(T, profit, BZ_COL_F64),
-    BZ_COL(T, cum_profit, BZ_COL_F64),
-    BZ_COL(T, invalid_action, BZ_COL_U8),
-    BZ_COL(T, fallback, BZ_COL_U8),
-};
-#undef T
-const struct bz_table_desc bz_elec_turns_table = {"/electricity/turns",
-                                                  sizeof(struct bz_elec_turn_row),
-                                                  sizeof turn_cols / sizeof turn_cols[0], turn_cols};
-
-#define M struct bz_elec_market_row
-static const struct bz_column market_cols[] = {
-    BZ_COL(M, game_id, BZ_COL_I64),
-    BZ_COL(M, turn, BZ_COL_I32),
-    BZ_COL(M, reference_price, BZ_COL_F64),
-    BZ_COL(M, clearing_price, BZ_COL_F64),
-    BZ_COL(M, volume, BZ_COL_F64),
-    BZ_COL(M, welfare, BZ_COL_F64),
-    BZ_COL(M, efficient_welfare, BZ_COL_F64),
-    BZ_COL(M, efficiency, BZ_COL_F64),
-    BZ_COL(M, price_dispersion, BZ_COL_F64),
-    BZ_COL(M, n_contracts, BZ_COL_I32),
-    BZ_COL(M, contract_volume, BZ_COL_F64),
-    BZ_COL(M, total_generation, BZ_COL_F64),
-    BZ_COL(M, total_demand, BZ_COL_F64),
-    BZ_COL(M, total_unserved, BZ_COL_F64),
-};
-#undef M
-const struct bz_table_desc bz_elec_market_table = {
-    "/electricity/market", sizeof(struct bz_elec_market_row),
-    sizeof market_cols / sizeof market_cols[0], market_cols};
+BZ_TABLE_DEFINE(bz_elec_turns_table, "/electricity/turns", bz_elec_turn_row,
+                BZ_ELEC_TURNS_COLUMNS);
+BZ_TABLE_DEFINE(bz_elec_market_table, "/electricity/market", bz_elec_market_row,
+                BZ_ELEC_MARKET_COLUMNS);
 
 static const struct bz_table_desc *const tables[] = {&bz_elec_turns_table, &bz_elec_market_table};
 

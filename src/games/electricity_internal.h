@@ -215,31 +215,58 @@ extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi,
     bz_elec_reciprocal;
 
 /* Rows of the game's tables. */
-struct bz_elec_turn_row {
-    int64_t game_id;
-    int32_t turn;
-    int32_t agent;
-    double generation, demand, forecast, storage_level;
-    double claimed_surplus, true_surplus;
-    double contract_bought, contract_sold, contract_paid, contract_received;
-    double auction_bought, auction_sold, auction_paid, auction_received;
-    double clearing_price;
-    double delivered, undelivered, received;
-    double penalty_paid, penalty_received;
-    double served, unserved, curtailed;
-    double storage_charge, storage_discharge;
-    double profit, cum_profit;
-    uint8_t invalid_action, fallback;
-};
+#define BZ_ELEC_TURNS_COLUMNS(X, R)                                                                \
+    X(R, game_id, I64, "", "game id")                                                             \
+    X(R, turn, I32, "", "turn (hour), 0-based")                                                   \
+    X(R, agent, I32, "", "seat of the company")                                                   \
+    X(R, generation, F64, "MWh", "energy the company generated this hour")                        \
+    X(R, demand, F64, "MWh", "its customers' demand this hour")                                   \
+    X(R, forecast, F64, "MWh", "its forecast of next hour's demand")                              \
+    X(R, storage_level, F64, "MWh", "energy in its storage at the start of the hour")             \
+    X(R, claimed_surplus, F64, "MWh", "surplus it published (claimed generation - demand)")       \
+    X(R, true_surplus, F64, "MWh", "realised generation - demand")                                \
+    X(R, contract_bought, F64, "MWh", "energy bought in bilateral contracts")                     \
+    X(R, contract_sold, F64, "MWh", "energy sold in bilateral contracts")                         \
+    X(R, contract_paid, F64, "USD", "paid for the contracts it bought")                           \
+    X(R, contract_received, F64, "USD", "received for the contracts it sold")                     \
+    X(R, auction_bought, F64, "MWh", "energy bought in the auction")                              \
+    X(R, auction_sold, F64, "MWh", "energy sold in the auction")                                  \
+    X(R, auction_paid, F64, "USD", "paid in the auction")                                         \
+    X(R, auction_received, F64, "USD", "received in the auction")                                 \
+    X(R, clearing_price, F64, "USD/MWh", "the hour's auction clearing price")                     \
+    X(R, delivered, F64, "MWh", "energy it delivered to its buyers")                              \
+    X(R, undelivered, F64, "MWh", "energy it sold and did not deliver")                           \
+    X(R, received, F64, "MWh", "energy its sellers delivered to it")                              \
+    X(R, penalty_paid, F64, "USD", "default penalties it paid")                                   \
+    X(R, penalty_received, F64, "USD", "default penalties paid to it")                            \
+    X(R, served, F64, "MWh", "demand served")                                                     \
+    X(R, unserved, F64, "MWh", "demand not served (costs the value of lost load)")                \
+    X(R, curtailed, F64, "MWh", "energy neither used, delivered nor stored")                      \
+    X(R, storage_charge, F64, "MWh", "energy put into storage, before losses")                    \
+    X(R, storage_discharge, F64, "MWh", "energy taken from storage")                              \
+    X(R, profit, F64, "USD", "the hour's profit: retail revenue - VOLL cost + trade + penalties") \
+    X(R, cum_profit, F64, "USD", "profit so far")                                                 \
+    X(R, invalid_action, U8, "", "1: an inadmissible action was replaced this hour")              \
+    X(R, fallback, U8, "", "1: a fallback action was used this hour")
+BZ_TABLE_ROW(bz_elec_turn_row, BZ_ELEC_TURNS_COLUMNS);
 
-struct bz_elec_market_row {
-    int64_t game_id;
-    int32_t turn;
-    double reference_price, clearing_price, volume;
-    double welfare, efficient_welfare, efficiency, price_dispersion;
-    int32_t n_contracts;
-    double contract_volume, total_generation, total_demand, total_unserved;
-};
+#define BZ_ELEC_MARKET_COLUMNS(X, R)                                                               \
+    X(R, game_id, I64, "", "game id")                                                             \
+    X(R, turn, I32, "", "turn (hour), 0-based")                                                   \
+    X(R, reference_price, F64, "USD/MWh", "the hour's reference wholesale price")                 \
+    X(R, clearing_price, F64, "USD/MWh", "the hour's auction clearing price")                     \
+    X(R, volume, F64, "MWh", "energy traded in the auction")                                      \
+    X(R, welfare, F64, "USD", "sum of the companies' profits this hour")                          \
+    X(R, efficient_welfare, F64, "USD", "retail x servable - VOLL x (demand - servable)")        \
+    X(R, efficiency, F64, "1", "served / servable energy")                                        \
+    X(R, price_dispersion, F64, "USD/MWh",                                                        \
+      "volume-weighted SD of unit prices (contracts and auction); NaN without trade")             \
+    X(R, n_contracts, I32, "", "bilateral contracts agreed")                                      \
+    X(R, contract_volume, F64, "MWh", "energy in bilateral contracts")                            \
+    X(R, total_generation, F64, "MWh", "generation of all companies")                             \
+    X(R, total_demand, F64, "MWh", "demand of all companies")                                     \
+    X(R, total_unserved, F64, "MWh", "unserved demand of all companies")
+BZ_TABLE_ROW(bz_elec_market_row, BZ_ELEC_MARKET_COLUMNS);
 
 extern const struct bz_table_desc bz_elec_turns_table, bz_elec_market_table;
 
