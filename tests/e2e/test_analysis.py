@@ -45,61 +45,61 @@ def sweep(tmp_path_factory):
     return _run(tmp_path_factory.mktemp("sweep"), _grid_spec(), "hm")
 
 
-def _new_layout_copy(src, dst):
-    """The same games in the game-neutral layout: parameters moved from
-    /games (and params_json) to /electricity/config, seeds as uint64,
-    /messages with round, visibility and conversation."""
+def _old_layout_copy(src, dst):
+    """The same games in the layout bazaar wrote before /<game>/config:
+    parameters as /games columns (volatility, scarcity, competition) and a
+    params_json column, seeds as int64, /messages without round, visibility
+    and conversation."""
     with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
         for k, v in f.attrs.items():
             g.attrs[k] = v
         games = f["games"][()]
-        params = [json.loads(p) for p in games["params_json"]]
-        keep = [n for n in games.dtype.names
-                if n not in ("volatility", "scarcity", "competition", "params_json")]
-        dt = [(n, np.uint64 if n in ("seed", "env_seed") else games.dtype[n]) for n in keep]
-        new = np.empty(len(games), dtype=dt)
-        for n in keep:
-            new[n] = games[n].astype(np.uint64) if n in ("seed", "env_seed") else games[n]
-        g.create_dataset("games", data=new)
-        keys = [k for k in params[0] if k not in ("n_agents", "communication")]
+        cfg = f["electricity/config"][()]
+        assert list(cfg["game_id"]) == list(games["game_id"])
         sdt = h5py.string_dtype()
-        cdt = [("game_id", "<i8")] + [(k, sdt if isinstance(params[0][k], str) else "<f8")
-                                      for k in keys]
-        cfg = np.empty(len(games), dtype=cdt)
-        cfg["game_id"] = games["game_id"]
-        for k in keys:
-            cfg[k] = [p[k] for p in params]
-        g.create_dataset("electricity/config", data=cfg)
+        keys = [n for n in cfg.dtype.names if n != "game_id"]
+        dt = ([(n, np.int64 if n in ("seed", "env_seed") else games.dtype[n])
+               for n in games.dtype.names]
+              + [("volatility", "<f8"), ("scarcity", "<f8"), ("competition", "<f8"),
+                 ("params_json", sdt)])
+        old = np.empty(len(games), dtype=dt)
+        for n in games.dtype.names:
+            old[n] = games[n].astype(np.int64) if n in ("seed", "env_seed") else games[n]
+        old["volatility"] = cfg["volatility"]
+        old["scarcity"] = cfg["scarcity"]
+        old["competition"] = np.nan
+
+        def val(v):
+            v = v.decode() if isinstance(v, bytes) else v
+            return v.item() if hasattr(v, "item") else v
+        old["params_json"] = [json.dumps({k: val(row[k]) for k in keys}) for row in cfg]
+        g.create_dataset("games", data=old)
         for name in ("agents", "electricity/turns", "electricity/market"):
             g.create_dataset(name, data=f[name][()])
         m = f["messages"][()]
-        mm = np.empty(len(m), dtype=[(n, m.dtype[n]) for n in m.dtype.names[:2]] + [("round", "<i4")]
-                      + [(n, m.dtype[n]) for n in m.dtype.names[2:]]
-                      + [("visibility", sdt), ("conversation", "<i8")])
-        for n in m.dtype.names:
+        keep = [n for n in m.dtype.names if n not in ("round", "visibility", "conversation")]
+        mm = np.empty(len(m), dtype=[(n, m.dtype[n]) for n in keep])
+        for n in keep:
             mm[n] = m[n]
-        mm["round"] = m["turn"]
-        mm["visibility"] = "public"
-        mm["conversation"] = -1
         g.create_dataset("messages", data=mm)
 
 
 def test_load_joins_parameters_in_both_layouts(sweep, tmp_path):
-    old = br.load(sweep)
-    assert old.layout == "old"
-    assert {"scarcity", "communication", "lineup", "max_turns"} <= set(old.factors)
-    assert set(old.varying()) == {"scarcity", "communication", "lineup"}
-    assert old.competition_axis("electricity") == "scarcity"
-    assert "electricity/turns" in old.tables and len(old.tables["electricity/turns"])
-    assert old.games["env_seed"].dtype == np.uint64
-    new_path = str(tmp_path / "new.h5")
-    _new_layout_copy(sweep, new_path)
-    new = br.load(new_path)
+    new = br.load(sweep)
     assert new.layout == "new"
-    assert set(new.varying()) == set(old.varying())
-    for c in ("scarcity", "volatility", "max_turns", "lineup", "env_seed"):
-        assert list(new.games[c]) == list(old.games[c]), c
+    assert {"scarcity", "communication", "lineup", "max_turns"} <= set(new.factors)
+    assert set(new.varying()) == {"scarcity", "communication", "lineup"}
+    assert new.competition_axis("electricity") == "scarcity"
+    assert "electricity/turns" in new.tables and len(new.tables["electricity/turns"])
+    assert new.games["env_seed"].dtype == np.uint64
     assert "round" in new.messages.columns
+    old_path = str(tmp_path / "old.h5")
+    _old_layout_copy(sweep, old_path)
+    old = br.load(old_path)
+    assert old.layout == "old"
+    assert set(old.varying()) == set(new.varying())
+    for c in ("scarcity", "volatility", "max_turns", "lineup", "env_seed"):
+        assert list(old.games[c]) == list(new.games[c]), c
     a = effects.effect(old, "lineup=g0,g8", "high_share", n_boot=200)
     b = effects.effect(new, "lineup=g0,g8", "high_share", n_boot=200)
     assert {k: v for k, v in a.items() if k != "method"} == {k: v for k, v in b.items() if k != "method"}
