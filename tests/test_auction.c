@@ -1,11 +1,11 @@
 /* test_auction: uniform-price double auction clearing on hand-made books. */
+#include <cmocka.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include "bazaar/auction.h"
 #include "bazaar/rng.h"
@@ -44,12 +44,7 @@ static const struct book_case cases[] = {
      60,
      10,
      {5, 5, 5, 5}},
-    {"partial fill at the margin",
-     3,
-     {{B, 8, 90}, {S, 5, 30}, {S, 5, 60}},
-     75,
-     8,
-     {8, 5, 3}},
+    {"partial fill at the margin", 3, {{B, 8, 90}, {S, 5, 30}, {S, 5, 60}}, 75, 8, {8, 5, 3}},
     {"ties at the marginal bid share pro rata",
      3,
      {{B, 6, 70}, {B, 2, 70}, {S, 4, 30}},

@@ -1,5 +1,6 @@
 /* test_eia: the EIA API v2 loader on small hand-made files and, when present,
  * on the real files in ../shared/data/eia (never copied into the repo). */
+#include <cmocka.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <cmocka.h>
 
 #include "bazaar/eia.h"
 
@@ -70,11 +70,14 @@ static void eia_should_name_the_file_and_the_problem(void **state)
         {"bad2.json", "{\"data\":[]}", "PJM", "expected a JSON array"},
         {"bad3.json", "[{\"period\":\"2025-01-01\",\"type\":\"D\",\"value\":\"1\"}]", "PJM",
          "respondent"},
-        {"bad4.json", "[{\"period\":\"2025-01-01\",\"respondent\":\"MISO\",\"type\":\"D\",\"value\":\"1\"}]",
+        {"bad4.json",
+         "[{\"period\":\"2025-01-01\",\"respondent\":\"MISO\",\"type\":\"D\",\"value\":\"1\"}]",
          "PJM", "MISO"},
-        {"bad5.json", "[{\"period\":\"2025-01-01\",\"respondent\":\"PJM\",\"type\":\"NG\",\"value\":\"1\"}]",
+        {"bad5.json",
+         "[{\"period\":\"2025-01-01\",\"respondent\":\"PJM\",\"type\":\"NG\",\"value\":\"1\"}]",
          "PJM", "no demand"},
-        {"bad6.json", "[{\"period\":\"2025-01-01\",\"respondent\":\"PJM\",\"type\":\"D\",\"value\":\"\"}]",
+        {"bad6.json",
+         "[{\"period\":\"2025-01-01\",\"respondent\":\"PJM\",\"type\":\"D\",\"value\":\"\"}]",
          "PJM", "no demand or net generation rows"},
         {"bad7.json", "[]", "", "no respondent"},
     };
@@ -90,7 +93,8 @@ static void eia_should_name_the_file_and_the_problem(void **state)
     }
     struct bz_eia_series s;
     struct bz_err err = {0};
-    assert_int_equal(bz_eia_load(BZ_TEST_TMP "/does_not_exist.json", "PJM", &s, &err), BZ_EINVAL); /* a missing data file is bad input: exit 2 before any game */
+    assert_int_equal(bz_eia_load(BZ_TEST_TMP "/does_not_exist.json", "PJM", &s, &err),
+                     BZ_EINVAL); /* a missing data file is bad input: exit 2 before any game */
     assert_non_null(strstr(err.msg, "does_not_exist.json"));
 }
 

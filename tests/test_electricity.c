@@ -3,6 +3,7 @@
  * LLM-facing parsing and flags. Set BZ_UPDATE_GOLDEN=1 to rewrite the golden
  * transcript (then review it by eye). */
 #include <cjson/cJSON.h>
+#include <cmocka.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <cmocka.h>
 
 #include "bazaar/match.h"
 #include "games/electricity_internal.h"
@@ -55,7 +55,8 @@ static void setup_agent(struct setup *s, int i, const struct bz_policy_ops *p, d
     s->agents[i].skill = skill;
     s->agents[i].capability = skill;
     snprintf(s->agents[i].policy, sizeof s->agents[i].policy, "%s", p->name);
-    snprintf(s->agents[i].label, sizeof s->agents[i].label, "heuristic:%s?skill=%g", p->name, skill);
+    snprintf(s->agents[i].label, sizeof s->agents[i].label, "heuristic:%s?skill=%g", p->name,
+             skill);
 }
 
 static void setup_cleanup(struct setup *s)
@@ -112,7 +113,8 @@ static void close_to(double a, double b, double scale, const char *what, int tur
 }
 
 /* Energy balance per agent per turn, money and energy balance per turn. */
-static void check_balances(const struct bz_records *rec, int n_agents, int turns, int heuristic_only)
+static void check_balances(const struct bz_records *rec, int n_agents, int turns,
+                           int heuristic_only)
 {
     size_t n;
     const struct bz_elec_turn_row *r = turn_rows(rec, &n);
@@ -127,16 +129,18 @@ static void check_balances(const struct bz_records *rec, int n_agents, int turns
             double out = x->served + x->delivered + x->storage_charge + x->curtailed;
             close_to(in, out, in + out, "energy balance", t, i);
             close_to(x->served + x->unserved, x->demand, x->demand, "demand balance", t, i);
-            double f[] = {x->generation, x->demand, x->received, x->delivered, x->undelivered,
-                          x->served, x->unserved, x->curtailed, x->storage_charge,
-                          x->storage_discharge, x->storage_level, x->contract_bought,
-                          x->contract_sold, x->auction_bought, x->auction_sold,
-                          x->penalty_paid, x->penalty_received};
+            double f[] = {x->generation,        x->demand,          x->received,
+                          x->delivered,         x->undelivered,     x->served,
+                          x->unserved,          x->curtailed,       x->storage_charge,
+                          x->storage_discharge, x->storage_level,   x->contract_bought,
+                          x->contract_sold,     x->auction_bought,  x->auction_sold,
+                          x->penalty_paid,      x->penalty_received};
             for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
                 if (!(f[k] >= 0))
-                    fail_msg("negative or NaN quantity %zu = %g (turn %d, agent %d)", k, f[k], t, i);
-            double tr[] = {x->contract_received, -x->contract_paid, x->auction_received,
-                           -x->auction_paid, x->penalty_received, -x->penalty_paid};
+                    fail_msg("negative or NaN quantity %zu = %g (turn %d, agent %d)", k, f[k], t,
+                             i);
+            double tr[] = {x->contract_received, -x->contract_paid,   x->auction_received,
+                           -x->auction_paid,     x->penalty_received, -x->penalty_paid};
             for (size_t k = 0; k < 6; k++) {
                 money += tr[k];
                 money_abs += fabs(tr[k]);
@@ -349,7 +353,8 @@ static void electricity_should_be_deterministic(void **state)
     }
     const struct bz_table_desc *d[] = {&bz_elec_turns_table, &bz_elec_market_table};
     for (int k = 0; k < 2; k++) {
-        const struct bz_rowbuf *a = bz_records_find(&rec[0], d[k]), *b = bz_records_find(&rec[1], d[k]);
+        const struct bz_rowbuf *a = bz_records_find(&rec[0], d[k]),
+                               *b = bz_records_find(&rec[1], d[k]);
         assert_int_equal(a->n_rows, b->n_rows);
         assert_memory_equal(a->data, b->data, a->n_rows * d[k]->row_size);
     }
@@ -392,7 +397,8 @@ static void electricity_should_reward_skill(void **state)
         bz_records_cleanup(&rec);
         setup_cleanup(&s);
     }
-    print_message("payoff per MWh of base demand: skill 1 %.1f, skill 0 %.1f\n", hi / 100, lo / 100);
+    print_message("payoff per MWh of base demand: skill 1 %.1f, skill 0 %.1f\n", hi / 100,
+                  lo / 100);
     assert_true(hi > lo);
 }
 
@@ -492,20 +498,43 @@ static void electricity_should_name_the_field_of_bad_actions(void **state)
     (void)state;
     static const struct bad_case cases[] = {
         {BZ_ELEC_PUBLISH, "[1]", "object"},
-        {BZ_ELEC_PUBLISH, "{\"claimed_surplus_mwh\":\"lots\",\"message\":\"\"}", "claimed_surplus_mwh"},
+        {BZ_ELEC_PUBLISH, "{\"claimed_surplus_mwh\":\"lots\",\"message\":\"\"}",
+         "claimed_surplus_mwh"},
         {BZ_ELEC_PUBLISH, "{\"message\":\"hi\"}", "claimed_surplus_mwh"},
         {BZ_ELEC_PUBLISH, "{\"claimed_surplus_mwh\":1,\"message\":3}", "message"},
         {BZ_ELEC_PUBLISH, "{\"claimed_surplus_mwh\":1,\"message\":\"\",\"bribe\":3}", "bribe"},
-        {BZ_ELEC_PROPOSE, "{\"counterparty\":99,\"side\":\"sell\",\"amount_mwh\":1,\"price_total\":1,\"message\":\"\"}", "counterparty"},
-        {BZ_ELEC_PROPOSE, "{\"counterparty\":1.5,\"side\":\"sell\",\"amount_mwh\":1,\"price_total\":1,\"message\":\"\"}", "counterparty"},
-        {BZ_ELEC_PROPOSE, "{\"counterparty\":1,\"side\":\"steal\",\"amount_mwh\":1,\"price_total\":1,\"message\":\"\"}", "side"},
-        {BZ_ELEC_PROPOSE, "{\"counterparty\":1,\"side\":\"sell\",\"amount_mwh\":-5,\"price_total\":1,\"message\":\"\"}", "amount_mwh"},
-        {BZ_ELEC_PROPOSE, "{\"counterparty\":1,\"side\":\"sell\",\"amount_mwh\":1e9,\"price_total\":1,\"message\":\"\"}", "amount_mwh"},
-        {BZ_ELEC_PROPOSE, "{\"counterparty\":1,\"side\":\"buy\",\"amount_mwh\":1,\"price_total\":-1,\"message\":\"\"}", "price_total"},
-        {BZ_ELEC_AUCTION, "{\"side\":\"sell\",\"amount_mwh\":1e9,\"limit_price_per_mwh\":10}", "amount_mwh"},
-        {BZ_ELEC_AUCTION, "{\"side\":\"buy\",\"amount_mwh\":-1,\"limit_price_per_mwh\":10}", "amount_mwh"},
-        {BZ_ELEC_AUCTION, "{\"side\":\"buy\",\"amount_mwh\":1,\"limit_price_per_mwh\":\"cheap\"}", "limit_price_per_mwh"},
-        {BZ_ELEC_AUCTION, "{\"side\":\"maybe\",\"amount_mwh\":1,\"limit_price_per_mwh\":1}", "side"},
+        {BZ_ELEC_PROPOSE,
+         "{\"counterparty\":99,\"side\":\"sell\",\"amount_mwh\":1,\"price_total\":1,\"message\":"
+         "\"\"}",
+         "counterparty"},
+        {BZ_ELEC_PROPOSE,
+         "{\"counterparty\":1.5,\"side\":\"sell\",\"amount_mwh\":1,\"price_total\":1,\"message\":"
+         "\"\"}",
+         "counterparty"},
+        {BZ_ELEC_PROPOSE,
+         "{\"counterparty\":1,\"side\":\"steal\",\"amount_mwh\":1,\"price_total\":1,\"message\":"
+         "\"\"}",
+         "side"},
+        {BZ_ELEC_PROPOSE,
+         "{\"counterparty\":1,\"side\":\"sell\",\"amount_mwh\":-5,\"price_total\":1,\"message\":"
+         "\"\"}",
+         "amount_mwh"},
+        {BZ_ELEC_PROPOSE,
+         "{\"counterparty\":1,\"side\":\"sell\",\"amount_mwh\":1e9,\"price_total\":1,\"message\":"
+         "\"\"}",
+         "amount_mwh"},
+        {BZ_ELEC_PROPOSE,
+         "{\"counterparty\":1,\"side\":\"buy\",\"amount_mwh\":1,\"price_total\":-1,\"message\":"
+         "\"\"}",
+         "price_total"},
+        {BZ_ELEC_AUCTION, "{\"side\":\"sell\",\"amount_mwh\":1e9,\"limit_price_per_mwh\":10}",
+         "amount_mwh"},
+        {BZ_ELEC_AUCTION, "{\"side\":\"buy\",\"amount_mwh\":-1,\"limit_price_per_mwh\":10}",
+         "amount_mwh"},
+        {BZ_ELEC_AUCTION, "{\"side\":\"buy\",\"amount_mwh\":1,\"limit_price_per_mwh\":\"cheap\"}",
+         "limit_price_per_mwh"},
+        {BZ_ELEC_AUCTION, "{\"side\":\"maybe\",\"amount_mwh\":1,\"limit_price_per_mwh\":1}",
+         "side"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         struct setup s;
@@ -563,10 +592,16 @@ static void electricity_should_play_a_turn_from_json_replies(void **state)
     assert_int_equal(bz_game_apply(g, &err), BZ_OK);
     expect_phase(g, BZ_ELEC_PROPOSE);
     /* agent 0 offers 1 MWh to agent 1; agent 1 and 2 propose nothing */
-    assert_int_equal(parse(g, 0, "{\"counterparty\":1,\"side\":\"sell\",\"amount_mwh\":1,"
-                                 "\"price_total\":50,\"message\":\"deal?\"}", &err), BZ_OK);
-    assert_int_equal(parse(g, 1, "{\"counterparty\":-1,\"side\":\"buy\",\"amount_mwh\":0,"
-                                 "\"price_total\":0,\"message\":\"\"}", &err), BZ_OK);
+    assert_int_equal(parse(g, 0,
+                           "{\"counterparty\":1,\"side\":\"sell\",\"amount_mwh\":1,"
+                           "\"price_total\":50,\"message\":\"deal?\"}",
+                           &err),
+                     BZ_OK);
+    assert_int_equal(parse(g, 1,
+                           "{\"counterparty\":-1,\"side\":\"buy\",\"amount_mwh\":0,"
+                           "\"price_total\":0,\"message\":\"\"}",
+                           &err),
+                     BZ_OK);
     bz_game_fallback(g, 2, 0);
     assert_int_equal(bz_game_apply(g, &err), BZ_OK);
     expect_phase(g, BZ_ELEC_RESPOND);
@@ -586,12 +621,16 @@ static void electricity_should_play_a_turn_from_json_replies(void **state)
     assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "text")->valuestring,
                         "hello");
     cJSON_Delete(obs);
-    assert_int_equal(parse(g, 1, "{\"answers\":[{\"proposal_id\":2,\"decision\":\"accept\","
-                                 "\"counter_amount_mwh\":0,\"counter_price_total\":0}]}", &err),
+    assert_int_equal(parse(g, 1,
+                           "{\"answers\":[{\"proposal_id\":2,\"decision\":\"accept\","
+                           "\"counter_amount_mwh\":0,\"counter_price_total\":0}]}",
+                           &err),
                      BZ_EINVAL);
     assert_non_null(strstr(err.msg, "proposal_id"));
-    assert_int_equal(parse(g, 1, "{\"answers\":[{\"proposal_id\":0,\"decision\":\"counter\","
-                                 "\"counter_amount_mwh\":0.5,\"counter_price_total\":20}]}", &err),
+    assert_int_equal(parse(g, 1,
+                           "{\"answers\":[{\"proposal_id\":0,\"decision\":\"counter\","
+                           "\"counter_amount_mwh\":0.5,\"counter_price_total\":20}]}",
+                           &err),
                      BZ_OK);
     assert_int_equal(bz_game_apply(g, &err), BZ_OK);
     expect_phase(g, BZ_ELEC_CONFIRM);
@@ -601,8 +640,9 @@ static void electricity_should_play_a_turn_from_json_replies(void **state)
     assert_int_equal(bz_game_apply(g, &err), BZ_OK);
     expect_phase(g, BZ_ELEC_AUCTION);
     for (int a = 0; a < 3; a++)
-        assert_int_equal(parse(g, a, "{\"side\":\"none\",\"amount_mwh\":0,\"limit_price_per_mwh\":0}",
-                               &err), BZ_OK);
+        assert_int_equal(
+            parse(g, a, "{\"side\":\"none\",\"amount_mwh\":0,\"limit_price_per_mwh\":0}", &err),
+            BZ_OK);
     assert_int_equal(bz_game_apply(g, &err), BZ_OK);
     {
         int st = 0;

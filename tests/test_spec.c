@@ -130,7 +130,7 @@ static const struct bad_case bad_cases[] = {
      ORIGIN ": grid.scarce: unknown parameter of game fake"},
     {"param_in_fixed_and_grid",
      "{" HEAD ",\"fixed\":{\"scarcity\":1,\"lineup\":[\"heuristic:truthful\"]},\"grid\":{"
-              "\"scarcity\":[1,2]}}",
+     "\"scarcity\":[1,2]}}",
      ORIGIN ": grid.scarcity: also given in fixed.scarcity"},
     {"empty_grid_list", OK_BASE ",\"grid\":{\"volatility\":[]}}",
      ORIGIN ": grid.volatility: expected a non-empty list of values, got []"},

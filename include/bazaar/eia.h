@@ -19,8 +19,8 @@
  * time zone seen for the respondent are used. */
 struct bz_eia_series {
     char respondent[32];
-    char timezone[32];  /* "" for hourly files (UTC periods) */
-    int hourly;         /* periods look like 2025-01-21T05 */
+    char timezone[32]; /* "" for hourly files (UTC periods) */
+    int hourly;        /* periods look like 2025-01-21T05 */
     size_t n;
     char (*period)[BZ_EIA_PERIOD_MAX];
     double *demand_mwh;

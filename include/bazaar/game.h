@@ -40,9 +40,9 @@ enum bz_agent_kind { BZ_AGENT_HEURISTIC, BZ_AGENT_LLM };
 
 struct bz_agent_spec {
     enum bz_agent_kind kind;
-    char policy[BZ_NAME_MAX]; /* heuristic policy name, or the model id */
-    double skill;             /* heuristic skill in [0,1]; LLM: unused */
-    double capability;        /* heuristic: skill; LLM: registry capability */
+    char policy[BZ_NAME_MAX];    /* heuristic policy name, or the model id */
+    double skill;                /* heuristic skill in [0,1]; LLM: unused */
+    double capability;           /* heuristic: skill; LLM: registry capability */
     char label[2 * BZ_NAME_MAX]; /* "heuristic:greedy?skill=0.8" or model id */
 };
 
@@ -50,11 +50,11 @@ struct bz_agent_spec {
 struct bz_game_config {
     int64_t game_id;
     const struct bz_game_ops *ops;
-    uint64_t seed;      /* agents' and protocol randomness */
-    uint64_t env_seed;  /* environment: depends on env params and repetition only */
+    uint64_t seed;     /* agents' and protocol randomness */
+    uint64_t env_seed; /* environment: depends on env params and repetition only */
     int repetition;
     int n_agents;
-    int communication;  /* 0: agents see no free text from others */
+    int communication;                  /* 0: agents see no free text from others */
     double num[BZ_MAX_PARAMS];          /* by index of ops->params */
     const char *str[BZ_MAX_PARAMS];     /* STR params, owned by the grid */
     const struct bz_agent_spec *agents; /* n_agents entries, owned by the grid */
@@ -96,12 +96,12 @@ struct bz_game_base {
     struct bz_request *req; /* the open requests, in the order asked */
     int n_req;
     int cap_req;
-    int n_invalid;  /* inadmissible actions seen (any agent, any attempt) */
-    int n_fallback; /* fallback actions used */
-    struct cJSON **schema;  /* per phase, built once per game on first use; NULL:
-                               no decision in that phase */
-    char **schema_text;     /* the same, printed once (prompts, provider requests) */
-    uint8_t *schema_built;  /* per phase: schema[] is set */
+    int n_invalid;         /* inadmissible actions seen (any agent, any attempt) */
+    int n_fallback;        /* fallback actions used */
+    struct cJSON **schema; /* per phase, built once per game on first use; NULL:
+                              no decision in that phase */
+    char **schema_text;    /* the same, printed once (prompts, provider requests) */
+    uint8_t *schema_built; /* per phase: schema[] is set */
 };
 
 /* A heuristic policy, beside its game. decide() writes the agent's reasoned
@@ -118,11 +118,11 @@ struct bz_policy_ops {
 /* Summary a finished game reports for its /games and /agents rows. */
 struct bz_game_outcome {
     int turns_played;
-    double welfare;       /* sum of payoffs */
-    double max_welfare;   /* best achievable (NaN where unknown) */
-    double efficiency;    /* welfare / max_welfare, or game-specific */
-    int n_invalid;        /* inadmissible actions seen */
-    int n_fallback;       /* fallback actions used */
+    double welfare;     /* sum of payoffs */
+    double max_welfare; /* best achievable (NaN where unknown) */
+    double efficiency;  /* welfare / max_welfare, or game-specific */
+    int n_invalid;      /* inadmissible actions seen */
+    int n_fallback;     /* fallback actions used */
 };
 
 struct bz_game_ops {
@@ -141,8 +141,8 @@ struct bz_game_ops {
     int (*check)(const struct bz_game_config *cfg, struct bz_err *err);
     /* Create a game (calling bz_game_base_init first); rows go to rec (owned
      * by the caller, outlives the game). Callers use bz_game_create. */
-    int (*create)(const struct bz_game_config *cfg, struct bz_records *rec,
-                  struct bz_game **out, struct bz_err *err);
+    int (*create)(const struct bz_game_config *cfg, struct bz_records *rec, struct bz_game **out,
+                  struct bz_err *err);
     /* Free the game (calling bz_game_base_cleanup); accepts NULL. */
     void (*destroy)(struct bz_game *g);
     /* Advance to the next set of decisions or to the end: either ask with
@@ -222,7 +222,8 @@ void bz_game_destroy(struct bz_game *g);
 
 /* Checked step: 0 and *state, or the game's bz_rc. A broken contract
  * (DECIDE without requests, a state that is neither DECIDE nor DONE, DONE
- * with requests open) asserts in debug builds and is BZ_EINTERNAL always. While requests are open the same ones stay. */
+ * with requests open) asserts in debug builds and is BZ_EINTERNAL always. While requests are open
+ * the same ones stay. */
 int bz_game_step(struct bz_game *g, int *state, struct bz_err *err);
 /* Every open request without an admissible action falls back (counted as
  * invalid when it held one), then the game's apply; the requests close. */
@@ -258,8 +259,7 @@ const char *bz_game_schema_text(struct bz_game *g, int phase);
  * array, string, number, integer, boolean), properties, required,
  * additionalProperties false, enum (strings), minimum/maximum, maxLength,
  * items, minItems/maxItems. BZ_EINVAL with a message naming the field. */
-int bz_json_schema_check(const struct cJSON *schema, const struct cJSON *value,
-                         struct bz_err *err);
+int bz_json_schema_check(const struct cJSON *schema, const struct cJSON *value, struct bz_err *err);
 
 /* Registry of games compiled in, plus those added with bz_game_register
  * (tests' games; at most 8; before any lookup). */

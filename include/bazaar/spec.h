@@ -75,7 +75,7 @@ const struct bz_spec *bz_grid_spec(const struct bz_grid *g);
  * which every config of that lineup then carries. The grid knows nothing of
  * the registry; sched and cli pass a function that does. */
 typedef int (*bz_grid_agent_fill_fn)(void *ctx, struct bz_agent_spec *agents, size_t n,
-                                      struct bz_err *err);
+                                     struct bz_err *err);
 int bz_grid_resolve_agents(struct bz_grid *g, bz_grid_agent_fill_fn fill, void *ctx,
                            struct bz_err *err);
 /* One line describing game_id for `bazaar expand`: the grid values, lineup,

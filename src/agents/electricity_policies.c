@@ -23,15 +23,36 @@ struct style {
 };
 
 static const struct style truthful = {
-    1.0, 1.0, 1.0, 1.0, 0.9, 1.15, 0.85, 2.5, 1.1, 0.0,
+    1.0,
+    1.0,
+    1.0,
+    1.0,
+    0.9,
+    1.15,
+    0.85,
+    2.5,
+    1.1,
+    0.0,
     "I expect a surplus this hour and will sell it at the reference price.",
     "I expect a shortfall this hour and will buy at the reference price."};
 static const struct style greedy = {
-    0.4, 1.6, 1.35, 0.8, 1.2, 0.95, 1.25, 2.0, 0.9, 0.25,
+    0.4,
+    1.6,
+    1.35,
+    0.8,
+    1.2,
+    0.95,
+    1.25,
+    2.0,
+    0.9,
+    0.25,
     "Supply is very tight this hour; I can spare little, and only at a premium.",
     "I am badly short this hour; sellers, name your price."};
 
-static double frand(struct bz_rng *r) { return bz_rng_uniform(r); }
+static double frand(struct bz_rng *r)
+{
+    return bz_rng_uniform(r);
+}
 
 /* The position the agent aims for this hour, net of storage and a hedge on
  * forecast errors: > 0 net sell, < 0 net buy (MWh). */
@@ -75,8 +96,8 @@ void bz_elec_random_action(struct bz_game *g, const struct bz_request *q, struct
     x->set = 1;
     switch (g->base.phase) {
     case BZ_ELEC_PUBLISH:
-        x->claimed_surplus_mwh = -a->max_demand_mwh + frand(r) * (a->max_demand_mwh +
-                                                                  a->max_gen_mwh + a->storage_mwh);
+        x->claimed_surplus_mwh =
+            -a->max_demand_mwh + frand(r) * (a->max_demand_mwh + a->max_gen_mwh + a->storage_mwh);
         break;
     case BZ_ELEC_PROPOSE: {
         if (g->k == 0 || frand(r) < 0.3)
@@ -97,7 +118,8 @@ void bz_elec_random_action(struct bz_game *g, const struct bz_request *q, struct
         for (int j = 0; j < g->n_inbox[i]; j++) {
             const struct bz_elec_proposal *p = &g->prop[g->inbox[i * g->k + j]];
             int ans = (int)bz_rng_below(r, 3);
-            double amt = ans == BZ_ELEC_COUNTER ? p->amount_mwh * (0.1 + 0.9 * frand(r)) : p->amount_mwh;
+            double amt =
+                ans == BZ_ELEC_COUNTER ? p->amount_mwh * (0.1 + 0.9 * frand(r)) : p->amount_mwh;
             double *room = p->side == BZ_ELEC_BUY ? &sr : &br;
             if (ans == BZ_ELEC_REJECT || amt > *room) {
                 x->answer[j] = BZ_ELEC_REJECT;
@@ -118,8 +140,9 @@ void bz_elec_random_action(struct bz_game *g, const struct bz_request *q, struct
     }
     case BZ_ELEC_AUCTION: {
         int side = (int)bz_rng_below(r, 3);
-        double room = side == BZ_ELEC_SELL ? bz_elec_sell_room(g, i)
-                      : side == BZ_ELEC_BUY ? bz_elec_buy_room(g, i) : 0;
+        double room = side == BZ_ELEC_SELL  ? bz_elec_sell_room(g, i)
+                      : side == BZ_ELEC_BUY ? bz_elec_buy_room(g, i)
+                                            : 0;
         double amt = frand(r) * room;
         if (side == BZ_ELEC_NONE || !(amt > 1e-6))
             break;
@@ -128,8 +151,7 @@ void bz_elec_random_action(struct bz_game *g, const struct bz_request *q, struct
         x->order_limit_per_mwh = 2 * P * frand(r);
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -205,7 +227,8 @@ static void do_respond(struct bz_game *g, int i, const struct style *s, int pick
             } else {
                 x->answer[j] = BZ_ELEC_COUNTER;
                 x->counter_amount_mwh[j] = amt;
-                x->counter_price_total[j] = amt * fmax(unit, P * (bad ? greedy.sell_markup : s->sell_markup));
+                x->counter_price_total[j] =
+                    amt * fmax(unit, P * (bad ? greedy.sell_markup : s->sell_markup));
             }
             want -= amt;
             sr -= amt;
@@ -221,7 +244,8 @@ static void do_respond(struct bz_game *g, int i, const struct style *s, int pick
             } else {
                 x->answer[j] = BZ_ELEC_COUNTER;
                 x->counter_amount_mwh[j] = amt;
-                x->counter_price_total[j] = amt * fmin(unit, P * (bad ? greedy.buy_markup : s->buy_markup));
+                x->counter_price_total[j] =
+                    amt * fmin(unit, P * (bad ? greedy.buy_markup : s->buy_markup));
             }
             want += amt;
             br -= amt;
@@ -240,8 +264,8 @@ static void do_confirm(struct bz_game *g, int i, const struct style *s)
         x->accept_counter = unit >= P * s->accept_sell && amt <= want * 1.1 + 1e-9 &&
                             amt <= bz_elec_sell_room(g, i);
     else
-        x->accept_counter = unit <= P * s->accept_buy && amt <= -want * 1.1 + 1e-9 &&
-                            amt <= bz_elec_buy_room(g, i);
+        x->accept_counter =
+            unit <= P * s->accept_buy && amt <= -want * 1.1 + 1e-9 && amt <= bz_elec_buy_room(g, i);
 }
 
 static void do_auction(struct bz_game *g, int i, const struct style *s)
@@ -264,7 +288,8 @@ static void do_auction(struct bz_game *g, int i, const struct style *s)
         if (amt > 1e-6) {
             x->order_side = BZ_ELEC_BUY;
             x->order_amount_mwh = amt;
-            x->order_limit_per_mwh = fmin(g->voll + g->retail, P * (urgent ? s->bid_urgent : s->bid));
+            x->order_limit_per_mwh =
+                fmin(g->voll + g->retail, P * (urgent ? s->bid_urgent : s->bid));
         }
     }
 }
@@ -319,8 +344,9 @@ static void decide_reciprocal(struct bz_game *g, const struct bz_request *q, str
     }
     reasoned(g, i, s, 1);
     if (g->base.phase == BZ_ELEC_PUBLISH && g->communication)
-        g->act[i].message = s == &greedy ? "Several of you lied or defaulted: I will return the favour."
-                                         : "I trade fairly with partners who deliver and tell the truth.";
+        g->act[i].message = s == &greedy
+                                ? "Several of you lied or defaulted: I will return the favour."
+                                : "I trade fairly with partners who deliver and tell the truth.";
 }
 
 const struct bz_policy_ops bz_elec_truthful = {

@@ -56,8 +56,9 @@ static int active(const struct bz_auction_order *o)
 
 /* Fill one side's sorted keys with q in total: full fills above the marginal
  * limit, pro rata among the orders tied at the marginal limit. */
-static void allocate(const struct bz_auction_key *keys, size_t n, const struct bz_auction_order *orders,
-                     double q, double marginal, double *filled)
+static void allocate(const struct bz_auction_key *keys, size_t n,
+                     const struct bz_auction_order *orders, double q, double marginal,
+                     double *filled)
 {
     double rest = q;
     size_t i = 0;

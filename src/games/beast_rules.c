@@ -81,7 +81,8 @@ int bz_beast_config_check(const struct bz_beast_config *c, struct bz_err *err)
     if (!rc) /* each round eliminates one and a vote needs two active players */
         rc = check_range(err, "eliminations", c->eliminations, 1, c->n_agents - 1);
     if (!rc)
-        rc = check_range(err, "bonus_slots", c->bonus_slots, 0, 100000); /* > eliminations: all paid */
+        rc = check_range(err, "bonus_slots", c->bonus_slots, 0,
+                         100000); /* > eliminations: all paid */
     if (!rc)
         rc = check_range(err, "max_rounds", c->max_rounds, 1, 100000);
     if (!rc)

@@ -84,7 +84,8 @@ int bz_eia_load(const char *path, const char *respondent, struct bz_eia_series *
     }
     if (!cJSON_IsArray(data)) {
         rc = bz_err_set(err, BZ_EINVAL,
-                        "%s: expected a JSON array of rows or {\"response\":{\"data\":[...]}}", path);
+                        "%s: expected a JSON array of rows or {\"response\":{\"data\":[...]}}",
+                        path);
         goto out;
     }
     int n_rows = cJSON_GetArraySize(data);
@@ -163,8 +164,8 @@ int bz_eia_load(const char *path, const char *respondent, struct bz_eia_series *
         rc = bz_err_set(err, BZ_EINVAL,
                         "%s: no demand or net generation rows with a value for respondent \"%s\""
                         "%s%s%s",
-                        path, respondent, n_others ? " (respondents present include " : "",
-                        list, n_others ? ")" : "");
+                        path, respondent, n_others ? " (respondents present include " : "", list,
+                        n_others ? ")" : "");
         goto out;
     }
     qsort(slots, n, sizeof *slots, cmp_slot);
@@ -173,8 +174,8 @@ int bz_eia_load(const char *path, const char *respondent, struct bz_eia_series *
         if (isfinite(slots[k].d))
             first_d = k;
     if (first_d == n) {
-        rc = bz_err_set(err, BZ_EINVAL, "%s: respondent \"%s\" has no demand (type D) values",
-                        path, respondent);
+        rc = bz_err_set(err, BZ_EINVAL, "%s: respondent \"%s\" has no demand (type D) values", path,
+                        respondent);
         goto out;
     }
     out->period = malloc(n * sizeof *out->period);

@@ -62,7 +62,8 @@ static const struct bz_param_desc params[BZ_ELEC_N_PARAMS] = {
      "mean reference wholesale price; the profile's price factor shapes it"},
     {"retail_price_per_mwh", BZ_PARAM_NUM, 120, 0, 1e5, NULL, 1,
      "what a company earns per MWh served to its own customers"},
-    {"voll_per_mwh", BZ_PARAM_NUM, 1000, 0, 1e6, NULL, 1, "value of lost load: cost of unserved demand"},
+    {"voll_per_mwh", BZ_PARAM_NUM, 1000, 0, 1e6, NULL, 1,
+     "value of lost load: cost of unserved demand"},
     {"default_penalty_per_mwh", BZ_PARAM_NUM, 250, 0, 1e6, NULL, 1,
      "paid by a seller per MWh sold and not delivered, to its buyers"},
     {"storage_efficiency", BZ_PARAM_NUM, 0.85, 0.01, 1, NULL, 1, "round-trip storage efficiency"},
@@ -82,8 +83,7 @@ static const char *const phase_names[BZ_ELEC_N_PHASES] = {"publish", "propose", 
 static const struct bz_policy_ops *const policies[] = {&bz_elec_truthful, &bz_elec_greedy,
                                                        &bz_elec_zi, &bz_elec_reciprocal};
 
-BZ_TABLE_DEFINE(bz_elec_turns_table, "/electricity/turns", bz_elec_turn_row,
-                BZ_ELEC_TURNS_COLUMNS);
+BZ_TABLE_DEFINE(bz_elec_turns_table, "/electricity/turns", bz_elec_turn_row, BZ_ELEC_TURNS_COLUMNS);
 BZ_TABLE_DEFINE(bz_elec_market_table, "/electricity/market", bz_elec_market_row,
                 BZ_ELEC_MARKET_COLUMNS);
 
@@ -221,8 +221,8 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
             fprintf(g->tx,
                     "   a%d %-28s capacity %.1f MW, base demand %.1f MWh, storage %.1f MWh; "
                     "counterparties",
-                    i, cfg->agents ? cfg->agents[i].label : "?", a->capacity_mw,
-                    a->base_demand_mwh, a->storage_cap_mwh);
+                    i, cfg->agents ? cfg->agents[i].label : "?", a->capacity_mw, a->base_demand_mwh,
+                    a->storage_cap_mwh);
             for (int j = 0; j < g->k; j++)
                 fprintf(g->tx, " a%d", g->nbr[i * g->k + j]);
             fputc('\n', g->tx);
@@ -256,7 +256,10 @@ int bz_elec_nbr_slot(const struct bz_game *g, int i, int j)
     return -1;
 }
 
-static int over(double amount, double room) { return amount > room + BZ_ELEC_EPS * (1 + room); }
+static int over(double amount, double room)
+{
+    return amount > room + BZ_ELEC_EPS * (1 + room);
+}
 
 /* The check every action passes, whoever wrote it (policy or parse_action).
  * On failure: BZ_EINVAL and a message naming the field and the expectation. */
@@ -307,8 +310,7 @@ static int check_action(const struct bz_game *g, const struct bz_request *r, str
                                       "answers[%d].counter_amount_mwh: expected a number > 0", j);
                 if (!isfinite(x->counter_price_total[j]) || x->counter_price_total[j] < 0)
                     return bz_err_set(err, BZ_EINVAL,
-                                      "answers[%d].counter_price_total: expected a number >= 0",
-                                      j);
+                                      "answers[%d].counter_price_total: expected a number >= 0", j);
             } else if (x->answer[j] != BZ_ELEC_ACCEPT) {
                 return bz_err_set(err, BZ_EINVAL,
                                   "answers[%d].decision: expected accept, reject or counter", j);
@@ -354,8 +356,7 @@ static int check_action(const struct bz_game *g, const struct bz_request *r, str
             return bz_err_set(err, BZ_EINVAL, "amount_mwh: expected a number > 0, got %g",
                               x->order_amount_mwh);
         if (!isfinite(x->order_limit_per_mwh) || x->order_limit_per_mwh < 0)
-            return bz_err_set(err, BZ_EINVAL,
-                              "limit_price_per_mwh: expected a number >= 0, got %g",
+            return bz_err_set(err, BZ_EINVAL, "limit_price_per_mwh: expected a number >= 0, got %g",
                               x->order_limit_per_mwh);
         double room =
             x->order_side == BZ_ELEC_SELL ? bz_elec_sell_room(g, i) : bz_elec_buy_room(g, i);
@@ -387,7 +388,6 @@ const char *bz_elec_side_name(int side)
 {
     return side == BZ_ELEC_BUY ? "buy" : side == BZ_ELEC_SELL ? "sell" : "none";
 }
-
 
 static void tx_message(const struct bz_game *g, const char *text)
 {
@@ -566,8 +566,7 @@ static int apply_auction(struct bz_game *g, double *price, double *volume, struc
                         x->order_limit_per_mwh, g->filled[i]);
         }
         if (res.volume_mwh > 0)
-            fprintf(g->tx, "   cleared %.1f MWh at %.2f/MWh\n", res.volume_mwh,
-                    res.price_per_mwh);
+            fprintf(g->tx, "   cleared %.1f MWh at %.2f/MWh\n", res.volume_mwh, res.price_per_mwh);
         else
             fprintf(g->tx, "   no trade (%d bids, %d asks)\n", res.n_bids, res.n_asks);
     }

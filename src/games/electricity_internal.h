@@ -54,18 +54,18 @@ enum bz_elec_answer { BZ_ELEC_REJECT = 0, BZ_ELEC_ACCEPT = 1, BZ_ELEC_COUNTER = 
 
 /* Proposal status. */
 enum bz_elec_status {
-    BZ_ELEC_P_NONE = 0,  /* no proposal this turn */
-    BZ_ELEC_P_OPEN,      /* waiting for the answer */
-    BZ_ELEC_P_ACCEPTED,  /* accepted as proposed: a contract */
+    BZ_ELEC_P_NONE = 0, /* no proposal this turn */
+    BZ_ELEC_P_OPEN,     /* waiting for the answer */
+    BZ_ELEC_P_ACCEPTED, /* accepted as proposed: a contract */
     BZ_ELEC_P_REJECTED,
-    BZ_ELEC_P_COUNTERED, /* waiting for the proposer's confirm */
+    BZ_ELEC_P_COUNTERED,        /* waiting for the proposer's confirm */
     BZ_ELEC_P_COUNTER_ACCEPTED, /* a contract at the counter's terms */
     BZ_ELEC_P_COUNTER_REJECTED
 };
 
-#define BZ_ELEC_K 6           /* counterparties per agent (min(N-1, 6)) */
-#define BZ_ELEC_MSG_MAX 1000  /* cap on one message's length (bytes) */
-#define BZ_ELEC_EPS 1e-9      /* slack on admissibility bounds (MWh) */
+#define BZ_ELEC_K 6          /* counterparties per agent (min(N-1, 6)) */
+#define BZ_ELEC_MSG_MAX 1000 /* cap on one message's length (bytes) */
+#define BZ_ELEC_EPS 1e-9     /* slack on admissibility bounds (MWh) */
 
 /* One agent's action slot for the current phase; only the current phase's
  * fields matter. Heuristic policies and parse_action write it. */
@@ -100,17 +100,17 @@ struct bz_elec_agent {
     /* environment, this turn: realisations are revealed at settle; agents
      * trade on the forecasts */
     double gen_mwh, demand_mwh;
-    double gen_fc_mwh, demand_fc_mwh; /* forecasts of this turn */
-    double next_demand_fc_mwh;        /* forecast of next turn's demand */
+    double gen_fc_mwh, demand_fc_mwh;   /* forecasts of this turn */
+    double next_demand_fc_mwh;          /* forecast of next turn's demand */
     double max_gen_mwh, max_demand_mwh; /* physical bounds of this turn */
-    double storage_mwh;               /* level at the start of the turn */
+    double storage_mwh;                 /* level at the start of the turn */
     double cash, cum_profit;
     /* decisions and trades of this turn */
     double claimed_surplus_mwh;
-    const char *publish_message; /* this turn's; NULL with communication off */
+    const char *publish_message;             /* this turn's; NULL with communication off */
     double c_bought, c_sold, c_paid, c_recv; /* contracts, MWh and money */
     double a_bought, a_sold, a_paid, a_recv; /* auction */
-    double pend_sell, pend_buy; /* outstanding offers that may still bind */
+    double pend_sell, pend_buy;              /* outstanding offers that may still bind */
     /* settlement of this turn */
     double delivered, undelivered, received, pen_paid, pen_recv;
     uint8_t invalid, fallback;
@@ -145,26 +145,26 @@ struct bz_game {
     uint64_t env_seed, seed;
     /* turn state */
     int turn, stage, done; /* the phase asked is base.phase */
-    double ref_price;        /* this turn */
-    double last_clearing;    /* NaN before any trade */
+    double ref_price;      /* this turn */
+    double last_clearing;  /* NaN before any trade */
     struct bz_elec_agent *ag;
     struct bz_elec_action *act;
-    int32_t *nbr;            /* n*k: neighbours on the ring */
-    int8_t *delivered_last;  /* n*k: did nbr[i*k+j] deliver to i last time? -1 unknown */
-    int32_t *inbox;          /* n*k: proposers whose proposal i received */
+    int32_t *nbr;           /* n*k: neighbours on the ring */
+    int8_t *delivered_last; /* n*k: did nbr[i*k+j] deliver to i last time? -1 unknown */
+    int32_t *inbox;         /* n*k: proposers whose proposal i received */
     uint8_t *n_inbox;
     struct bz_elec_proposal *prop; /* by proposer */
     struct bz_elec_contract *contracts;
     int n_contracts;
-    int32_t *perm;           /* n: scratch for drawing the ring */
-    int32_t *all;            /* 0..n-1 */
+    int32_t *perm; /* n: scratch for drawing the ring */
+    int32_t *all;  /* 0..n-1 */
     struct bz_auction auction;
     struct bz_auction_order *orders;
     double *filled;
-    double *tmp;             /* n doubles of scratch (settle) */
+    double *tmp; /* n doubles of scratch (settle) */
     /* game totals */
     double sum_welfare, sum_efficient, sum_served, sum_servable;
-    struct bz_rng prng[1];   /* protocol stream (cfg->seed) */
+    struct bz_rng prng[1]; /* protocol stream (cfg->seed) */
 };
 
 /* Purposes of the random streams (distinct constants; never reuse one). */
@@ -211,60 +211,59 @@ int bz_elec_parse_action(struct bz_game *g, const struct bz_request *r, const st
 const char *bz_elec_side_name(int side);
 
 /* The heuristic policies (src/agents/electricity_policies.c). */
-extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi,
-    bz_elec_reciprocal;
+extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi, bz_elec_reciprocal;
 
 /* Rows of the game's tables. */
 #define BZ_ELEC_TURNS_COLUMNS(X, R)                                                                \
-    X(R, game_id, I64, "", "game id")                                                             \
-    X(R, turn, I32, "", "turn (hour), 0-based")                                                   \
-    X(R, agent, I32, "", "seat of the company")                                                   \
-    X(R, generation, F64, "MWh", "energy the company generated this hour")                        \
-    X(R, demand, F64, "MWh", "its customers' demand this hour")                                   \
-    X(R, forecast, F64, "MWh", "its forecast of next hour's demand")                              \
-    X(R, storage_level, F64, "MWh", "energy in its storage at the start of the hour")             \
-    X(R, claimed_surplus, F64, "MWh", "surplus it published (claimed generation - demand)")       \
-    X(R, true_surplus, F64, "MWh", "realised generation - demand")                                \
-    X(R, contract_bought, F64, "MWh", "energy bought in bilateral contracts")                     \
-    X(R, contract_sold, F64, "MWh", "energy sold in bilateral contracts")                         \
-    X(R, contract_paid, F64, "USD", "paid for the contracts it bought")                           \
-    X(R, contract_received, F64, "USD", "received for the contracts it sold")                     \
-    X(R, auction_bought, F64, "MWh", "energy bought in the auction")                              \
-    X(R, auction_sold, F64, "MWh", "energy sold in the auction")                                  \
-    X(R, auction_paid, F64, "USD", "paid in the auction")                                         \
-    X(R, auction_received, F64, "USD", "received in the auction")                                 \
-    X(R, clearing_price, F64, "USD/MWh", "the hour's auction clearing price")                     \
-    X(R, delivered, F64, "MWh", "energy it delivered to its buyers")                              \
-    X(R, undelivered, F64, "MWh", "energy it sold and did not deliver")                           \
-    X(R, received, F64, "MWh", "energy its sellers delivered to it")                              \
-    X(R, penalty_paid, F64, "USD", "default penalties it paid")                                   \
-    X(R, penalty_received, F64, "USD", "default penalties paid to it")                            \
-    X(R, served, F64, "MWh", "demand served")                                                     \
-    X(R, unserved, F64, "MWh", "demand not served (costs the value of lost load)")                \
-    X(R, curtailed, F64, "MWh", "energy neither used, delivered nor stored")                      \
-    X(R, storage_charge, F64, "MWh", "energy put into storage, before losses")                    \
-    X(R, storage_discharge, F64, "MWh", "energy taken from storage")                              \
-    X(R, profit, F64, "USD", "the hour's profit: retail revenue - VOLL cost + trade + penalties") \
-    X(R, cum_profit, F64, "USD", "profit so far")                                                 \
-    X(R, invalid_action, U8, "", "1: an inadmissible action was replaced this hour")              \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "turn (hour), 0-based")                                                    \
+    X(R, agent, I32, "", "seat of the company")                                                    \
+    X(R, generation, F64, "MWh", "energy the company generated this hour")                         \
+    X(R, demand, F64, "MWh", "its customers' demand this hour")                                    \
+    X(R, forecast, F64, "MWh", "its forecast of next hour's demand")                               \
+    X(R, storage_level, F64, "MWh", "energy in its storage at the start of the hour")              \
+    X(R, claimed_surplus, F64, "MWh", "surplus it published (claimed generation - demand)")        \
+    X(R, true_surplus, F64, "MWh", "realised generation - demand")                                 \
+    X(R, contract_bought, F64, "MWh", "energy bought in bilateral contracts")                      \
+    X(R, contract_sold, F64, "MWh", "energy sold in bilateral contracts")                          \
+    X(R, contract_paid, F64, "USD", "paid for the contracts it bought")                            \
+    X(R, contract_received, F64, "USD", "received for the contracts it sold")                      \
+    X(R, auction_bought, F64, "MWh", "energy bought in the auction")                               \
+    X(R, auction_sold, F64, "MWh", "energy sold in the auction")                                   \
+    X(R, auction_paid, F64, "USD", "paid in the auction")                                          \
+    X(R, auction_received, F64, "USD", "received in the auction")                                  \
+    X(R, clearing_price, F64, "USD/MWh", "the hour's auction clearing price")                      \
+    X(R, delivered, F64, "MWh", "energy it delivered to its buyers")                               \
+    X(R, undelivered, F64, "MWh", "energy it sold and did not deliver")                            \
+    X(R, received, F64, "MWh", "energy its sellers delivered to it")                               \
+    X(R, penalty_paid, F64, "USD", "default penalties it paid")                                    \
+    X(R, penalty_received, F64, "USD", "default penalties paid to it")                             \
+    X(R, served, F64, "MWh", "demand served")                                                      \
+    X(R, unserved, F64, "MWh", "demand not served (costs the value of lost load)")                 \
+    X(R, curtailed, F64, "MWh", "energy neither used, delivered nor stored")                       \
+    X(R, storage_charge, F64, "MWh", "energy put into storage, before losses")                     \
+    X(R, storage_discharge, F64, "MWh", "energy taken from storage")                               \
+    X(R, profit, F64, "USD", "the hour's profit: retail revenue - VOLL cost + trade + penalties")  \
+    X(R, cum_profit, F64, "USD", "profit so far")                                                  \
+    X(R, invalid_action, U8, "", "1: an inadmissible action was replaced this hour")               \
     X(R, fallback, U8, "", "1: a fallback action was used this hour")
 BZ_TABLE_ROW(bz_elec_turn_row, BZ_ELEC_TURNS_COLUMNS);
 
 #define BZ_ELEC_MARKET_COLUMNS(X, R)                                                               \
-    X(R, game_id, I64, "", "game id")                                                             \
-    X(R, turn, I32, "", "turn (hour), 0-based")                                                   \
-    X(R, reference_price, F64, "USD/MWh", "the hour's reference wholesale price")                 \
-    X(R, clearing_price, F64, "USD/MWh", "the hour's auction clearing price")                     \
-    X(R, volume, F64, "MWh", "energy traded in the auction")                                      \
-    X(R, welfare, F64, "USD", "sum of the companies' profits this hour")                          \
-    X(R, efficient_welfare, F64, "USD", "retail x servable - VOLL x (demand - servable)")        \
-    X(R, efficiency, F64, "1", "served / servable energy")                                        \
-    X(R, price_dispersion, F64, "USD/MWh",                                                        \
-      "volume-weighted SD of unit prices (contracts and auction); NaN without trade")             \
-    X(R, n_contracts, I32, "", "bilateral contracts agreed")                                      \
-    X(R, contract_volume, F64, "MWh", "energy in bilateral contracts")                            \
-    X(R, total_generation, F64, "MWh", "generation of all companies")                             \
-    X(R, total_demand, F64, "MWh", "demand of all companies")                                     \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "turn (hour), 0-based")                                                    \
+    X(R, reference_price, F64, "USD/MWh", "the hour's reference wholesale price")                  \
+    X(R, clearing_price, F64, "USD/MWh", "the hour's auction clearing price")                      \
+    X(R, volume, F64, "MWh", "energy traded in the auction")                                       \
+    X(R, welfare, F64, "USD", "sum of the companies' profits this hour")                           \
+    X(R, efficient_welfare, F64, "USD", "retail x servable - VOLL x (demand - servable)")          \
+    X(R, efficiency, F64, "1", "served / servable energy")                                         \
+    X(R, price_dispersion, F64, "USD/MWh",                                                         \
+      "volume-weighted SD of unit prices (contracts and auction); NaN without trade")              \
+    X(R, n_contracts, I32, "", "bilateral contracts agreed")                                       \
+    X(R, contract_volume, F64, "MWh", "energy in bilateral contracts")                             \
+    X(R, total_generation, F64, "MWh", "generation of all companies")                              \
+    X(R, total_demand, F64, "MWh", "demand of all companies")                                      \
     X(R, total_unserved, F64, "MWh", "unserved demand of all companies")
 BZ_TABLE_ROW(bz_elec_market_row, BZ_ELEC_MARKET_COLUMNS);
 
