@@ -1,11 +1,12 @@
 /* test_auction: uniform-price double auction clearing on hand-made books. */
-#include <cmocka.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "bazaar/auction.h"
 #include "bazaar/rng.h"

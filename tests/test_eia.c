@@ -1,6 +1,5 @@
 /* test_eia: the EIA API v2 loader on small hand-made files and, when present,
  * on the real files in ../shared/data/eia (never copied into the repo). */
-#include <cmocka.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "bazaar/eia.h"
 

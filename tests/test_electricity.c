@@ -3,7 +3,6 @@
  * LLM-facing parsing and flags. Set BZ_UPDATE_GOLDEN=1 to rewrite the golden
  * transcript (then review it by eye). */
 #include <cjson/cJSON.h>
-#include <cmocka.h>
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cmocka.h> /* after the headers it needs */
 
 #include "bazaar/match.h"
 #include "games/electricity_internal.h"
