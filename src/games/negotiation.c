@@ -155,7 +155,8 @@ static int check_params(const struct bz_game_config *cfg, struct bz_err *err)
             return bz_err_set(err, BZ_EINVAL, "%s: expected an integer, got %g", p->name, v);
     }
     enum bz_nego_rule rule;
-    const char *th = cfg->str[BZ_NEG_P_THRESHOLD] ? cfg->str[BZ_NEG_P_THRESHOLD] : "";
+    const char *th = cfg->str[BZ_NEG_P_THRESHOLD] ? cfg->str[BZ_NEG_P_THRESHOLD]
+                                                  : ops->params[BZ_NEG_P_THRESHOLD].def_str;
     if (bz_nego_rule_parse(th, &rule, NULL))
         return bz_err_set(err, BZ_EINVAL,
                           "threshold: expected \"two_thirds\", \"majority\" or \"unanimity\", "
@@ -246,7 +247,8 @@ int bz_neg_create(const struct bz_game_config *cfg, enum bz_neg_kind kind, struc
     g->thinking = cfg->num[BZ_NEG_P_THINKING] != 0;
     g->reflection = cfg->num[BZ_NEG_P_REFLECTION] != 0;
     g->gamma = cfg->num[BZ_NEG_P_GAMMA];
-    bz_nego_rule_parse(cfg->str[BZ_NEG_P_THRESHOLD], &g->rule, NULL);
+    bz_nego_rule_parse(cfg->str[BZ_NEG_P_THRESHOLD] ? cfg->str[BZ_NEG_P_THRESHOLD] : "two_thirds",
+                       &g->rule, NULL);
     g->threshold = bz_nego_threshold(n, g->rule);
     size_t nn = (size_t)n * (size_t)n, nm = (size_t)n * (size_t)m;
     size_t hr = (size_t)g->max_rounds * nn;
