@@ -718,6 +718,24 @@ int bz_neg_observe(const struct bz_game *g, const struct bz_request *r, cJSON *o
             }
         }
     }
+    /* every past round, compactly: per proposal the agent's utility and the
+     * accepts it drew */
+    cJSON *hist = cJSON_AddArrayToObject(pub, "history");
+    if (!hist)
+        goto nomem;
+    for (int t = 0; t < g->hist.rounds; t++)
+        for (int p = 0; p < n; p++) {
+            int acc = 0;
+            for (int v = 0; v < n; v++)
+                acc += g->hist.accept[((size_t)t * n + p) * n + v] != 0;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddItemToArray(hist, o);
+            cJSON_AddNumberToObject(o, "round", t + 1);
+            cJSON_AddNumberToObject(o, "proposer", p);
+            cJSON_AddNumberToObject(o, "your_utility",
+                                    round2(g->hist.offer[((size_t)t * n + p) * n + self]));
+            cJSON_AddNumberToObject(o, "accepts", acc);
+        }
     /* private: preferences and own thinking */
     if (is_items(g)) {
         cJSON *v = cJSON_CreateIntArray(g->env.values + (size_t)self * m, m);
