@@ -522,6 +522,21 @@ static int apply_votes(struct bz_game *g)
         for (int i = 0; i < n; i++)
             g->utility[i] = g->offer[winner * n + i];
     }
+    for (int p = 0; g->base.tx && p < n; p++) {
+        int acc = 0;
+        for (int v = 0; v < n; v++)
+            acc += g->accept[p * n + v] != 0;
+        fprintf(g->base.tx, "round %d: a%d proposes", g->round, p);
+        for (int k = 0; k < m && k < 32; k++)
+            if (is_items(g))
+                fprintf(g->base.tx, " %d", g->prop_items[p * m + k]);
+            else
+                fprintf(g->base.tx, " %.3f", g->prop_x[p * m + k]);
+        fprintf(g->base.tx, "%s; utilities", m > 32 ? " ..." : "");
+        for (int j = 0; j < n; j++)
+            fprintf(g->base.tx, " %.1f", g->offer[p * n + j]);
+        fprintf(g->base.tx, "; %d accepts\n", acc);
+    }
     if (g->base.tx)
         fprintf(g->base.tx, "round %d: best proposal %d accepts of %d needed%s\n", g->round, best,
                 g->threshold, winner >= 0 ? ": agreement" : "");
