@@ -41,16 +41,22 @@ def df(f, name):
     ("item_allocation", "competition", 0.0, {"n_items": 3}),
     ("treaty", "rho", -0.9, {}),
     ("treaty", "theta", 0.0, {"n_issues": 2}),
+    ("item_allocation", "threshold", ["two_thirds", "most"], {}),
 ])
 def test_infeasible_target_is_refused_before_start(tmp_path, game, key, value, fixed):
     s = spec_of(game, **fixed)
     s["grid"].pop(next(iter(GAMES[game])))
-    s["fixed"][key] = value
+    s["grid"].pop(key, None)
+    if isinstance(value, list):  # a bad value in a grid list, not its first entry
+        s["grid"][key] = value
+    else:
+        s["fixed"][key] = value
     spec = write_spec(tmp_path, s)
     out = str(tmp_path / "out.h5")
     p = bazaar("run", spec, "-o", out, check=False)
     assert p.returncode == 2, p.stderr
-    assert key in p.stderr and "infeasible" in p.stderr
+    assert key in p.stderr
+    assert (" is infeasible" in p.stderr) == (key != "threshold")
     assert not os.path.exists(out) and not os.path.exists(out + ".parts")
 
 
