@@ -10,7 +10,8 @@ extern const struct bz_game_ops bz_item_allocation_ops, bz_treaty_ops;
 
 static const struct bz_game_ops *const games[] = {
     &bz_electricity_ops,
-    &bz_item_allocation_ops, &bz_treaty_ops,
+    &bz_item_allocation_ops,
+    &bz_treaty_ops,
 };
 
 #define N_BUILTIN (sizeof games / sizeof games[0])
