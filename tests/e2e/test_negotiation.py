@@ -81,6 +81,22 @@ def test_tables_are_consistent_and_rank_independent(tmp_path, game):
     # no message rows from games with communication off; some from the others
     msg_games = set(msgs["game_id"].tolist())
     assert msg_games and all(comm[g] for g in msg_games)
+    if game == "item_allocation":  # the recorded NBS against brute force (4^10 allocations)
+        m = int(env["item"].max()) + 1
+        digits = (np.arange(4 ** m)[:, None] // 4 ** np.arange(m)[None, :]) % 4
+        for gid in games["game_id"][:: 12]:
+            e = env[env["game_id"] == gid]
+            vals = np.array([e["value"][e["agent"] == a][np.argsort(e["item"][e["agent"] == a])]
+                             for a in range(4)], dtype=float)
+            prod = np.ones(len(digits))
+            for a in range(4):
+                prod *= ((digits == a) * vals[a]).sum(axis=1)
+            s = summ[summ["game_id"] == gid][0]
+            assert s["nbs_exact"] == 1
+            assert abs(s["nbs_product"] - prod.max()) <= 1e-9 * prod.max()
+            u_nbs = ao[ao["game_id"] == gid]["nbs_utility"]
+            assert abs(np.prod(u_nbs) - prod.max()) <= 1e-9 * prod.max()
+            assert s["max_welfare"] == vals.max(axis=0).sum()
     for gid in games["game_id"]:
         s = summ[summ["game_id"] == gid][0]
         e = env[env["game_id"] == gid]
