@@ -354,6 +354,7 @@ static int finish(struct bz_game *g)
         .rounds_to_consensus = g->agreement_round,
         .rounds_played = g->round,
         .accepted_proposer = g->accepted_proposer,
+        .size = g->m,
         .achieved_cosine = is_items(g) ? e->achieved[0] : NAN,
         .achieved_rho = is_items(g) ? NAN : e->achieved[0],
         .achieved_theta = is_items(g) ? NAN : e->achieved[1],
