@@ -185,3 +185,28 @@ def test_llm_game_plays_to_the_end(server, tmp_path, monkeypatch, game):
     comm_games = set(games["game_id"][games["communication"] == 1].tolist())
     assert msgs is not None and set(msgs["game_id"].tolist()) <= comm_games
     assert set(msgs["visibility"]) == {b"public", b"private"}
+
+
+@pytest.mark.parametrize("name,game,rows", [
+    ("item_allocation", "item_allocation", None),
+    ("treaty", "treaty", None),
+    ("capability_competition", "item_allocation", "competition"),
+    ("capability_competition_treaty", "treaty", "rho"),
+])
+def test_shipped_sweeps_run_and_draw(tmp_path, name, game, rows):
+    spec = os.path.join(ROOT, "sweeps", f"{name}.json")
+    out = str(tmp_path / f"{name}.h5")
+    bazaar("run", spec, "-o", out, "--quiet")
+    with h5py.File(out, "r") as f:
+        games = f["games"][()]
+    assert len(games) >= 400 and set(games["status"]) == {b"ok"} and set(games["game"]) == {
+        game.encode()}
+    if rows:
+        png = str(tmp_path / "heat.png")
+        p = subprocess.run(["/usr/bin/python3", os.path.join(ROOT, "analysis", "heatmap.py"), out,
+                            "-o", png], capture_output=True, text=True, timeout=300)
+        assert p.returncode == 0, p.stderr
+        assert os.path.getsize(png) > 0 and "400 games" in p.stdout
+        sys.path.insert(0, os.path.join(ROOT, "analysis"))
+        import bazaar_results
+        assert bazaar_results.load(out).competition_axis(game) == rows
