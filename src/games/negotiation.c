@@ -188,6 +188,7 @@ void bz_neg_destroy(struct bz_game *g)
     free(g->h_accept);
     free(g->said);
     free(g->thought);
+    free(g->reflected);
     free(g->prop_items);
     free(g->prop_x);
     free(g->accept);
@@ -256,6 +257,7 @@ int bz_neg_create(const struct bz_game_config *cfg, enum bz_neg_kind kind, struc
     g->h_accept = malloc(hr);
     g->said = calloc((size_t)(g->turns > 0 ? g->turns : 1) * (size_t)n, sizeof *g->said);
     g->thought = calloc((size_t)n, sizeof *g->thought);
+    g->reflected = calloc((size_t)n, sizeof *g->reflected);
     g->accept = calloc(nn, 1);
     g->last_accept = calloc(nn, 1);
     g->text = calloc((size_t)n, sizeof *g->text);
@@ -270,8 +272,8 @@ int bz_neg_create(const struct bz_game_config *cfg, enum bz_neg_kind kind, struc
         g->prop_x = calloc(nm, sizeof *g->prop_x);
         g->last_x = calloc(nm, sizeof *g->last_x);
     }
-    if (!g->h_offer || !g->h_accept || !g->said || !g->thought || !g->accept || !g->last_accept ||
-        !g->text || !g->filled || !g->offer || !g->utility || !g->payoff ||
+    if (!g->h_offer || !g->h_accept || !g->said || !g->thought || !g->reflected || !g->accept ||
+        !g->last_accept || !g->text || !g->filled || !g->offer || !g->utility || !g->payoff ||
         (kind == BZ_NEG_ITEMS ? !g->prop_items || !g->last_items : !g->prop_x || !g->last_x)) {
         bz_neg_destroy(g);
         return bz_err_set(err, BZ_ENOMEM, "negotiation: out of memory");
@@ -562,6 +564,8 @@ int bz_neg_apply(struct bz_game *g, struct bz_err *err)
         for (int i = 0; i < g->n; i++) {
             if (phase == BZ_NEG_THINK)
                 g->thought[i] = g->text[i];
+            else
+                g->reflected[i] = g->text[i];
             bz_game_message_in(g, phase, i, i, g->round, -1, "private", g->text[i]);
         }
         g->stage = phase == BZ_NEG_THINK ? S_PROPOSE : S_NEXT;
@@ -771,6 +775,8 @@ int bz_neg_observe(const struct bz_game *g, const struct bz_request *r, cJSON *o
     }
     cJSON_AddStringToObject(priv, "your_thinking",
                             g->base.communication && g->thought[self] ? g->thought[self] : "");
+    cJSON_AddStringToObject(priv, "your_last_reflection",
+                            g->base.communication && g->reflected[self] ? g->reflected[self] : "");
     if (cJSON_IsInvalid(pub))
         goto nomem;
     return BZ_OK;

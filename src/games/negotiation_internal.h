@@ -100,11 +100,12 @@ struct bz_game {
     unsigned char *h_accept;
     struct bz_nego_history hist;
     /* protocol state */
-    int round;            /* 1-based */
-    int stage;            /* next stage to run (negotiation.c) */
-    int spoken;           /* discussion messages this round so far */
-    const char **said;    /* this round's discussion: turns * n texts (NULL: none) */
-    const char **thought; /* this round's thinking per agent */
+    int round;              /* 1-based */
+    int stage;              /* next stage to run (negotiation.c) */
+    int spoken;             /* discussion messages this round so far */
+    const char **said;      /* this round's discussion: turns * n texts (NULL: none) */
+    const char **thought;   /* this round's thinking per agent */
+    const char **reflected; /* each agent's latest reflection (earlier rounds) */
     /* action slots (the open phase's) */
     int *prop_items;   /* n * m receivers */
     double *prop_x;    /* n * m outcomes */
