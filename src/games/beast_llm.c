@@ -217,9 +217,10 @@ int bz_beast_game_observe(const struct bz_game *g, const struct bz_request *r, c
         cJSON_AddNumberToObject(o, "declared_vote", v->declared_vote);
         cJSON_AddNumberToObject(o, "vote", v->vote);
     }
-    cJSON *to_you = g->bc.communication ? cJSON_AddArrayToObject(priv, "promises_to_you") : NULL;
-    cJSON *by_you = g->bc.communication ? cJSON_AddArrayToObject(priv, "your_promises") : NULL;
-    for (int i = 0; to_you && by_you && i < rec.n_msgs; i++) {
+    /* promises are cheap talk: empty with communication off */
+    cJSON *to_you = cJSON_AddArrayToObject(priv, "promises_to_you");
+    cJSON *by_you = cJSON_AddArrayToObject(priv, "your_promises");
+    for (int i = 0; g->bc.communication && to_you && by_you && i < rec.n_msgs; i++) {
         const struct bz_beast_msg_row *m = &rec.msgs[i];
         int p = -1, q = -1;
         cJSON *arr = NULL;
