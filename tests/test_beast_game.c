@@ -19,7 +19,9 @@
 #include <cjson/cJSON.h>
 
 #include "bazaar/match.h"
+#include "bazaar/prompt.h"
 #include "games/beast_game.h"
+#include "llm/llm_internal.h"
 
 struct setup {
     struct bz_game_config cfg;
@@ -45,8 +47,9 @@ static void setup_init(struct setup *s, int n, double skill, unsigned llm_mask)
     for (int i = 0; i < n; i++) {
         struct bz_agent_spec *a = &s->agents[i];
         a->kind = llm_mask >> i & 1 ? BZ_AGENT_LLM : BZ_AGENT_HEURISTIC;
-        snprintf(a->policy, sizeof a->policy, "%s", a->kind == BZ_AGENT_LLM ? "model" : mix[i % 4]);
-        snprintf(a->label, sizeof a->label, "%s", a->policy);
+        const char *name = a->kind == BZ_AGENT_LLM ? "model" : mix[i % 4];
+        snprintf(a->policy, sizeof a->policy, "%s", name);
+        snprintf(a->label, sizeof a->label, "%s", name);
         a->skill = skill;
     }
     s->cfg.agents = s->agents;
@@ -524,6 +527,88 @@ static void beast_game_should_refuse_bad_parameters(void **state)
     assert_non_null(strstr(err.msg, "partners"));
 }
 
+/* ---- the prompts render over real observations of every phase ---- */
+
+struct render {
+    struct bz_template *sys, *phase[BZ_BEAST_N_PHASES];
+    int rendered[BZ_BEAST_N_PHASES];
+    int comm, saw_partner_text;
+};
+
+static int render_submit(void *ctx, struct bz_match *m, const struct bz_request *r,
+                         struct bz_err *err)
+{
+    struct render *x = ctx;
+    struct bz_game *g = bz_match_game(m);
+    cJSON *obs = bz_llm_observation(&bz_beast_ops, g, r, err);
+    assert_non_null(obs);
+    char *sys = NULL, *user = NULL;
+    struct bz_err e = {0};
+    if (bz_template_check(x->phase[r->phase], obs, &e) ||
+        bz_template_render(x->sys, obs, &sys, &e) ||
+        bz_template_render(x->phase[r->phase], obs, &user, &e))
+        fail_msg("%s: %s", bz_beast_ops.phases[r->phase], e.msg);
+    x->rendered[r->phase]++;
+    if (r->phase == BZ_BEAST_PHASE_MESSAGE) {
+        int k = bz_beast_game_index(g, r);
+        assert_int_equal(
+            cJSON_GetObjectItem(cJSON_GetObjectItem(obs, "meta"), "conversation")->valueint,
+            g->rq[k].conv);
+        /* a heuristic partner's text shows only with communication on */
+        if (strstr(user, "\"Pay me") || strstr(user, "\"Vote for") || strstr(user, "\"I "))
+            x->saw_partner_text = 1;
+        if (strstr(user, "- #")) /* a message line: promises only with communication on */
+            assert_int_equal(strstr(user, "promises to vote for") != NULL, x->comm);
+    }
+    free(sys);
+    free(user);
+    cJSON_Delete(obs);
+    const struct bz_game_config *cfg = bz_match_config(m);
+    int i = -1;
+    for (int q = 0; q < bz_game_n_requests(g); q++)
+        if (bz_game_request(g, q)->agent == r->agent && bz_game_request(g, q)->slot == r->slot)
+            i = q;
+    struct bz_rng rng;
+    bz_rng_init(&rng, 3, (uint64_t)i);
+    bz_game_decide(g, i, bz_game_policy(&bz_beast_ops, cfg->agents[r->agent].policy), 1, &rng);
+    bz_match_decided(m, r->agent, r->slot);
+    return BZ_OK;
+}
+
+static void prompts_should_render_over_every_phase(void **state)
+{
+    (void)state;
+    for (int comm = 0; comm <= 1; comm++) {
+        struct render x = {.comm = comm};
+        struct bz_err err = {0};
+        char path[512];
+        snprintf(path, sizeof path, "%s/prompts/beast/system.txt", BZ_SOURCE_DIR);
+        assert_int_equal(bz_template_load(path, &x.sys, &err), BZ_OK);
+        for (int p = 0; p < BZ_BEAST_N_PHASES; p++) {
+            snprintf(path, sizeof path, "%s/prompts/beast/%s.txt", BZ_SOURCE_DIR,
+                     bz_beast_ops.phases[p]);
+            if (bz_template_load(path, &x.phase[p], &err))
+                fail_msg("%s", err.msg);
+        }
+        struct setup s;
+        setup_init(&s, 10, 1, 0);
+        s.cfg.communication = comm;
+        s.cfg.num[BZ_BEAST_P_COMMUNICATION] = comm;
+        struct bz_llm_hook hook = {.ctx = &x, .submit = render_submit, .all_agents = 1};
+        struct bz_match *m = NULL;
+        assert_int_equal(bz_match_create(&s.cfg, &hook, &m, &err), BZ_OK);
+        assert_int_equal(bz_match_play(m, &err), BZ_OK);
+        assert_game_ok(m);
+        for (int p = 0; p < BZ_BEAST_N_PHASES; p++)
+            assert_true(x.rendered[p] > 0);
+        assert_int_equal(x.saw_partner_text, comm);
+        bz_match_destroy(m);
+        bz_template_destroy(x.sys);
+        for (int p = 0; p < BZ_BEAST_N_PHASES; p++)
+            bz_template_destroy(x.phase[p]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -532,6 +617,7 @@ int main(void)
         cmocka_unit_test(beast_game_should_break_ties_from_the_environment),
         cmocka_unit_test(player_in_three_conversations_should_get_three_answers),
         cmocka_unit_test(beast_game_should_refuse_bad_parameters),
+        cmocka_unit_test(prompts_should_render_over_every_phase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
