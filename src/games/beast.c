@@ -380,6 +380,12 @@ static void tx_step(struct bz_game *g, const struct bz_beast_records *r, int msg
             if (m->msg.offer)
                 fprintf(tx, " %lld", (long long)m->msg.amount);
             fprintf(tx, "%s%s", m->msg.accept ? " accept" : "", m->msg.leave ? " leave" : "");
+            for (int k = 0; m->msg.accept && k < r->n_transfers; k++) {
+                const struct bz_beast_transfer_row *t = &r->transfers[k];
+                if (t->conv == m->conv && t->msg >= 0 && r->msgs[t->msg].index == m->index - 1)
+                    fprintf(tx, t->executed ? " (a%d pays a%d %lld)" : " (a%d cannot pay a%d %lld)",
+                            t->payer, t->payee, (long long)t->amount);
+            }
             if (g->bc.communication && g->msg_text[i])
                 fprintf(tx, " \"%.160s\"", g->msg_text[i]);
             fputc('\n', tx);
