@@ -43,6 +43,11 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     return bz_neg_create(cfg, BZ_NEG_ITEMS, rec, out, err);
 }
 
+static const struct bz_measure_desc measures[] = {
+    {"achieved_cosine", "1",
+     "achieved mean pairwise cosine similarity of the value vectors (target: competition)"},
+};
+
 const struct bz_game_ops bz_item_allocation_ops = {
     .name = "item_allocation",
     .params = params,
@@ -53,6 +58,8 @@ const struct bz_game_ops bz_item_allocation_ops = {
     .n_policies = 4,
     .tables = tables,
     .n_tables = sizeof tables / sizeof tables[0],
+    .measures = measures,
+    .n_measures = sizeof measures / sizeof measures[0],
     .check = check,
     .create = create,
     .destroy = bz_neg_destroy,

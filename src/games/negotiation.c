@@ -357,10 +357,6 @@ static int finish(struct bz_game *g)
         .rounds_played = g->round,
         .accepted_proposer = g->accepted_proposer,
         .size = g->m,
-        .achieved_cosine = is_items(g) ? e->achieved[0] : NAN,
-        .achieved_rho = is_items(g) ? NAN : e->achieved[0],
-        .achieved_theta = is_items(g) ? NAN : e->achieved[1],
-        .achieved_lambda = is_items(g) ? NAN : e->achieved[2],
         .welfare = wel,
         .utility_welfare = uwel,
         .max_welfare = e->max_welfare,
@@ -593,6 +589,10 @@ void bz_neg_outcome(const struct bz_game *g, struct bz_game_outcome *out, double
     out->efficiency = g->env.max_welfare > 0 ? wel / g->env.max_welfare : NAN;
     out->n_invalid = g->base.n_invalid;
     out->n_fallback = g->base.n_fallback;
+    /* the achieved targets, in the order of the game's ops->measures:
+     * item_allocation's cosine; treaty's rho, theta, lambda */
+    for (int k = 0; k < 3; k++)
+        out->measures[k] = g->env.achieved[k];
 }
 
 /* ---- actions ------------------------------------------------------------------ */

@@ -210,11 +210,6 @@ BZ_TABLE_ROW(bz_neg_round_row, BZ_NEG_ROUNDS_COLUMNS);
     X(R, rounds_played, I32, "", "rounds played")                                                  \
     X(R, accepted_proposer, I32, "", "seat whose proposal was agreed; -1 if none")                 \
     X(R, size, I32, "", "items (n_items, 0 resolved to round(2.5 n)) or issues of the game")       \
-    X(R, achieved_cosine, F64, "1",                                                                \
-      "item_allocation: achieved mean pairwise cosine of the value vectors; NaN for treaty")       \
-    X(R, achieved_rho, F64, "1", "treaty: achieved position correlation; NaN for items")           \
-    X(R, achieved_theta, F64, "1", "treaty: achieved mean pairwise cosine of the weights; NaN")    \
-    X(R, achieved_lambda, F64, "1", "treaty: achieved share of complementary issues; NaN")         \
     X(R, welfare, F64, "utility", "sum of payoffs (discounted utilities)")                         \
     X(R, utility_welfare, F64, "utility", "sum of undiscounted utilities of the outcome")          \
     X(R, max_welfare, F64, "utility", "largest sum of utilities over all outcomes (exact)")        \

@@ -42,6 +42,12 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     return bz_neg_create(cfg, BZ_NEG_TREATY, rec, out, err);
 }
 
+static const struct bz_measure_desc measures[] = {
+    {"achieved_rho", "1", "achieved position correlation (Spearman, around 0.5; target: rho)"},
+    {"achieved_theta", "1", "achieved mean pairwise cosine of the weight vectors (target: theta)"},
+    {"achieved_lambda", "1", "achieved share of complementary issues (target: lambda)"},
+};
+
 const struct bz_game_ops bz_treaty_ops = {
     .name = "treaty",
     .params = params,
@@ -52,6 +58,8 @@ const struct bz_game_ops bz_treaty_ops = {
     .n_policies = 4,
     .tables = tables,
     .n_tables = sizeof tables / sizeof tables[0],
+    .measures = measures,
+    .n_measures = sizeof measures / sizeof measures[0],
     .check = check,
     .create = create,
     .destroy = bz_neg_destroy,

@@ -103,7 +103,8 @@ def test_tables_are_consistent_and_rank_independent(tmp_path, game):
         if game == "item_allocation":
             for a in range(4):
                 assert e[e["agent"] == a]["value"].sum() == 100
-            assert abs(s["achieved_cosine"] - cfg[cfg["game_id"] == gid]["competition"][0]) <= 0.02
+            c = cfg[cfg["game_id"] == gid][0]
+            assert abs(c["achieved_cosine"] - c["competition"]) <= 0.02
         r = rounds[rounds["game_id"] == gid]
         assert list(r["round"]) == list(range(1, len(r) + 1))
         agreed = r[r["agreement"] == 1]
