@@ -607,9 +607,9 @@ static int cmd_merge(int argc, char **argv)
         }
         closedir(d);
     }
-    if (!rc && (!out || n == 0)) {
+    if (!rc && (!out || !out[0] || n == 0)) {
         free(files);
-        return usage_error(usage_merge, "merge: %s", !out ? "missing -o OUT.h5" : "no shards");
+        return usage_error(usage_merge, "merge: %s", !out || !out[0] ? "missing -o OUT.h5" : "no shards");
     }
     if (!rc && access(out, F_OK) == 0)
         rc = bz_err_set(&err, BZ_EINVAL, "%s exists; choose another -o", out);
@@ -627,6 +627,8 @@ static int cmd_merge(int argc, char **argv)
         free(ids);
         files[kept++] = files[i];
     }
+    if (!rc && kept == 0) /* input error: nothing to merge (issue 15) */
+        rc = bz_err_set(&err, BZ_EINVAL, "no readable shard among the inputs; %s not written", out);
     if (!rc) {
         struct bz_provenance prov = {.version = BZ_VERSION, .git_commit = BZ_GIT_COMMIT};
         rc = bz_merge((const char *const *)files, kept, out, &prov, &err);

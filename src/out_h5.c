@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "out_h5.h"
+#include "out_h5_fail.h"
 #include "out_internal.h"
 
 void bz_out_h5_quiet(void)
@@ -181,6 +182,9 @@ int bz_out_h5_open_ro(const char *path, hid_t *file, struct bz_err *err)
 {
     bz_out_h5_quiet();
     *file = H5I_INVALID_HID;
+    int rc = bz_out_check_input(path, err); /* a FIFO would block the open */
+    if (rc)
+        return rc;
     hid_t fapl = bz_out_h5_fapl();
     if (fapl < 0)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot set up file access", path);

@@ -16,4 +16,10 @@
  * (a constructor in out_h5_fail.c), so a dropped id costs only memory. */
 int bz_out_h5_close_file(hid_t *file, const char *name, struct bz_err *err);
 
+/* An input file bazaar reads but did not necessarily write (info, merge,
+ * resume): it must exist and be a regular file (a FIFO, device or folder
+ * would block or never end), checked before anything opens it. BZ_EIO
+ * naming the file otherwise, like any unreadable input of the out module. */
+int bz_out_check_input(const char *path, struct bz_err *err);
+
 #endif

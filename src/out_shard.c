@@ -569,9 +569,20 @@ static int journal_ids(const char *path, int64_t **ids, size_t *n, int *present,
     char *jpath = str_concat(path, ".journal");
     if (!jpath)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", path);
-    FILE *f = fopen(jpath, "r");
+    /* O_NONBLOCK and a regular-file check: a FIFO must not block us */
+    int fd = open(jpath, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        int rc = bz_err_set(err, BZ_EIO, "%s: not a regular file", jpath);
+        free(jpath);
+        return rc;
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
         int e = errno;
+        if (fd >= 0)
+            close(fd);
         int rc = e == ENOENT ? BZ_OK
                              : bz_err_set(err, BZ_EIO, "%s: cannot read: %s", jpath, strerror(e));
         free(jpath);

@@ -195,3 +195,85 @@ def test_a_leftover_tmp_of_a_killed_merge_is_replaced(tmp_path, small_spec):
     assert not os.path.exists(out + ".tmp")
     with h5py.File(out, "r") as f:
         assert len(f["games"]) == 48
+
+
+def crafted_files(tmp_path):
+    """HDF5 files bazaar did not write, shaped to break careless readers."""
+    files = {}
+    p = tmp_path / "rank32.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("games", data=np.zeros((1,) * 32, dtype=np.int64))
+        f.create_dataset("deep/table", data=np.zeros((2, 3, 4), dtype=[("game_id", "<i8")]))
+    files["rank32"] = p
+    p = tmp_path / "array_attrs.h5"
+    with h5py.File(p, "w") as f:
+        f.attrs["ranks"] = np.arange(4096, dtype=np.int64)          # array where a scalar goes
+        f.attrs["n_games"] = np.arange(64, dtype=np.float64)
+        f.attrs["version"] = np.array([b"x" * 300] * 50)             # fixed strings, array
+        f.attrs["hosts"] = np.bytes_(b"A" * 60000)                    # long fixed string
+        f.attrs.create("spec_json", ["a", "b", "c"], dtype=h5py.string_dtype())
+        f.attrs["weird\nname\x1b[31m"] = 1
+        f.attrs["compound"] = np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8")])
+        f.create_dataset("games", data=np.zeros(3, dtype=[("game_id", "<i8"), ("x", "<f8")]))
+    files["array_attrs"] = p
+    p = tmp_path / "not_hdf5.h5"
+    p.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 40)
+    files["not_hdf5"] = p
+    p = tmp_path / "fifo.h5"
+    os.mkfifo(p)
+    files["fifo"] = p
+    p = tmp_path / "games_wrong.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("games", data=np.zeros((4, 4), dtype=np.float64))
+    files["games_wrong"] = p
+    return files
+
+
+def test_info_on_crafted_files_works_or_exits_1_with_a_message(tmp_path):
+    for name, path in crafted_files(tmp_path).items():
+        r = bazaar("info", path, check=False, timeout=60)
+        assert r.returncode in (0, 1), f"{name}: exit {r.returncode}\n{r.stderr}"
+        if r.returncode:
+            assert str(path) in r.stderr, f"{name}: {r.stderr}"
+        else:
+            assert str(path) in r.stdout
+    r = bazaar("info", tmp_path / "rank32.h5", timeout=60)
+    assert "rank 32" in r.stdout and "not a table (rank 3, shape 2 x 3 x 4)" in r.stdout
+    r = bazaar("info", tmp_path / "array_attrs.h5", timeout=60)
+    assert "array of 4096 values" in r.stdout and "AAAA" in r.stdout
+    assert "\x1b" not in r.stdout and "weird?name?[31m" in r.stdout
+    r = bazaar("info", tmp_path / "fifo.h5", check=False, timeout=60)
+    assert r.returncode == 1 and "not a regular file (a FIFO)" in r.stderr
+
+
+def test_merge_of_crafted_files_is_refused_with_a_message(tmp_path):
+    files = crafted_files(tmp_path)
+    for name, path in files.items():
+        out = tmp_path / f"m-{name}.h5"
+        r = bazaar("merge", path, "-o", out, check=False, timeout=60)
+        if name == "array_attrs":  # a valid table beside odd attributes: merged
+            assert r.returncode == 0, r.stderr
+            with h5py.File(out, "r") as f:
+                assert len(f["games"]) == 3
+            continue
+        assert r.returncode == 2, f"{name}: exit {r.returncode}\n{r.stderr}"
+        assert f"skipping {path}" in r.stderr and "no readable shard" in r.stderr
+        assert not out.exists() and not (tmp_path / f"m-{name}.h5.tmp").exists()
+    # with one good input among them, the bad ones are skipped and the rest merged
+    src = tiny_results(tmp_path)
+    out = tmp_path / "mixed.h5"
+    bad = [p for n, p in files.items() if n != "array_attrs"]
+    r = bazaar("merge", src, *bad, "-o", out, timeout=60)
+    with h5py.File(out, "r") as f:
+        assert len(f["games"]) == 2
+
+
+def test_merge_input_errors_exit_2(tmp_path):
+    r = bazaar("merge", "/nonexistent.h5", "-o", tmp_path / "m.h5", check=False)
+    assert r.returncode == 2 and not (tmp_path / "m.h5").exists(), r.stderr
+    src = tiny_results(tmp_path)
+    r = bazaar("merge", src, "-o", "", check=False)
+    assert r.returncode == 2, r.stderr
+    r = bazaar("run", write_spec(tmp_path, TINY, name="t2.json"), "-o", "", check=False)
+    assert r.returncode == 2 and "empty" in r.stderr, r.stderr
+    assert not os.path.exists(os.path.join(ROOT, ".parts"))
