@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -17,6 +20,7 @@
 struct model_state {
     struct bz_model_limits lim;
     struct curl_slist *headers;
+    const char *key; /* inside lim.headers' key line, NULL without one */
     int inflight;
     double req_tokens, req_last; /* requests/min bucket */
     double tok_tokens, tok_last; /* tokens/min bucket */
@@ -60,10 +64,62 @@ static void refill(double *tokens, double *last, double per_min, double now)
     *last = now;
 }
 
+/* Descriptors kept for everything but sockets: stdio, shard and journal,
+ * HDF5, MPI, the cache, curl's own wake-up pipes. */
+#define FD_RESERVE 64
+/* Idle connections curl keeps beyond the concurrency cap. */
+#define CONN_SPARE 8
+
+/* The concurrency the descriptors allow: the soft RLIMIT_NOFILE is raised
+ * towards the hard one when that helps; a cap above what remains is lowered
+ * with a message (a socket that cannot be opened would fail requests only
+ * after others were paid for); none left at all is BZ_EINVAL. */
+static int bound_by_fds(int *concurrency, struct bz_err *err)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return BZ_OK;
+    rlim_t want = (rlim_t)*concurrency + CONN_SPARE + FD_RESERVE;
+    if (rl.rlim_cur < want && rl.rlim_max > rl.rlim_cur) {
+        struct rlimit up = {want < rl.rlim_max ? want : rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = up.rlim_cur;
+    }
+    if (rl.rlim_cur >= want)
+        return BZ_OK;
+    if (rl.rlim_cur < (rlim_t)CONN_SPARE + FD_RESERVE + 1)
+        return bz_err_set(err, BZ_EINVAL,
+                          "only %llu file descriptors may be open (ulimit -n); LLM requests "
+                          "need at least %d: raise the limit",
+                          (unsigned long long)rl.rlim_cur, CONN_SPARE + FD_RESERVE + 1);
+    int allowed = (int)(rl.rlim_cur - CONN_SPARE - FD_RESERVE);
+    fprintf(stderr,
+            "bazaar: llm concurrency %d lowered to %d: only %llu file descriptors may be open "
+            "(ulimit -n)\n",
+            *concurrency, allowed, (unsigned long long)rl.rlim_cur);
+    *concurrency = allowed;
+    return BZ_OK;
+}
+
+/* Whether a header line carries a key. */
+static int is_key_header(const char *h)
+{
+    return strncasecmp(h, "authorization:", 14) == 0 || strncasecmp(h, "x-api-key:", 10) == 0;
+}
+
 int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
                         size_t n_models, struct bz_transport **out, struct bz_err *err)
 {
     *out = NULL;
+    int concurrency = o->concurrency < 1 ? 1 : o->concurrency;
+    int rc = bound_by_fds(&concurrency, err);
+    if (rc)
+        return rc;
+    /* Keys in memory: no core dump, no ptrace by other users' processes. */
+    for (size_t i = 0; i < n_models; i++)
+        for (const char *const *h = models[i].headers; h && *h; h++)
+            if (is_key_header(*h) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+                return bz_err_set(err, BZ_EINTERNAL, "cannot make the process non-dumpable");
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return bz_err_set(err, BZ_ENET, "libcurl could not be initialised");
@@ -73,8 +129,7 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
     if (!t)
         return bz_err_set(err, BZ_ENOMEM, "out of memory creating the LLM transport");
     t->o = *o;
-    if (t->o.concurrency < 1)
-        t->o.concurrency = 1;
+    t->o.concurrency = concurrency;
     if (t->o.backoff_cap_s <= 0)
         t->o.backoff_cap_s = 60;
     bz_rng_init(&t->rng, o->seed, 0x6a6974746572ULL);
@@ -91,6 +146,14 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
         s->tok_tokens = bucket_cap(s->lim.tpm);
         s->req_last = s->tok_last = now;
         for (const char *const *h = models[i].headers; h && *h; h++) {
+            if (is_key_header(*h)) {
+                const char *v = strchr(*h, ':') + 1;
+                while (*v == ' ')
+                    v++;
+                if (strncasecmp(v, "bearer ", 7) == 0)
+                    v += 7;
+                s->key = v;
+            }
             struct curl_slist *n = curl_slist_append(s->headers, *h);
             if (!n)
                 goto nomem;
@@ -469,6 +532,10 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         long status = 0;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
         release_easy(t, x);
+        /* Before anything reads the body (cache, records, messages, logs):
+         * a server that echoes a key, any model's, gets it masked in full. */
+        for (size_t i = 0; x->reply && i < t->n_models; i++)
+            bz_provider_redact(x->reply, x->reply_len, t->ms[i].key);
         x->http_status = status;
         int retry = 0;
         if (code == CURLE_OK && status >= 200 && status < 300) {

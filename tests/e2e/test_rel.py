@@ -319,3 +319,90 @@ def test_a_full_disk_exits_1_and_resume_finishes_identical(tmp_path, small_spec)
         assert failures >= 2, "the disk never filled up: the test proved nothing"
     finally:
         subprocess.run(["umount", str(mnt)])
+
+
+def all_strings(path):
+    """Every string stored in the file: attributes and string columns."""
+    out = []
+    with h5py.File(path, "r") as f:
+        out += [str(v) for v in f.attrs.values()]
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and obj.dtype.names:
+                rows = obj[()]
+                for col in obj.dtype.names:
+                    if obj.dtype[col].kind in "OSU":
+                        out.extend(x.decode() if isinstance(x, bytes) else str(x)
+                                   for x in rows[col])
+        f.visititems(visit)
+    return out
+
+
+def key_fragments(text):
+    """Pieces of KEY of 12 characters or more found in text."""
+    return [KEY[i:i + 12] for i in range(len(KEY) - 11) if KEY[i:i + 12] in text]
+
+
+def test_a_key_echoed_by_the_server_appears_nowhere(tmp_path, server):
+    fresh(server, echo_key=True, faults=[{"kind": "status", "code": 400},
+                                         {"kind": "500"}, {"kind": "status", "code": 422}])
+    spec = llm_spec(tmp_path, server, name="echo")
+    out = str(tmp_path / "echo.h5")
+    r = subprocess.run([BIN, "run", spec, "-o", out], env=env_with_key(), capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert control(server, "/stats")["completions"] > 3
+    text = "\n".join(all_strings(out))
+    assert not key_fragments(text), key_fragments(text)
+    assert not key_fragments(r.stdout + r.stderr)
+    for f in (tmp_path / "cache-echo").rglob("*"):
+        if f.is_file():
+            assert not key_fragments(f.read_bytes().decode("latin-1")), f
+    # the server did echo it: the masks are there, in error and success bodies
+    with h5py.File(out, "r") as f:
+        errors = [x.decode() for x in f["llm_calls"]["error"]]
+        assert any("HTTP 400" in e and "*" * 12 in e for e in errors), errors
+        assert "*" * 12 in text.replace("\n", " ")
+    assert "*" * 12 in r.stderr  # the 400 is reported once, masked
+
+
+def test_an_absurd_usage_count_is_a_recorded_bad_reply(tmp_path, server):
+    fresh(server, usage={"in": 10 ** 19, "out": 5})
+    spec = llm_spec(tmp_path, server, name="usage", retries=1)
+    out = str(tmp_path / "usage.h5")
+    r = subprocess.run([BIN, "run", spec, "-o", out, "--quiet"], env=env_with_key(),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    with h5py.File(out, "r") as f:
+        calls = f["llm_calls"][()]
+        games = f["games"][()]
+    outcomes = {x.decode() for x in calls["parse_outcome"]}
+    assert outcomes == {"bad_response"}, outcomes
+    assert all("out of range" in x.decode() for x in calls["error"])
+    assert (calls["input_tokens"] >= 0).all() and (calls["cost_usd"] >= 0).all()
+    assert (games["cost_usd"] >= 0).all()
+
+
+def run_with_nofile(args, limit):
+    import resource
+
+    def lower():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return subprocess.run([BIN, *map(str, args)], env=env_with_key(), capture_output=True,
+                          text=True, timeout=600, preexec_fn=lower)
+
+
+def test_concurrency_is_bounded_by_the_descriptors_at_start(tmp_path, server):
+    fresh(server)
+    spec = llm_spec(tmp_path, server, name="fds")
+    s = json.loads(open(spec).read())
+    s["llm"]["concurrency"] = 256
+    s["llm"]["live_games"] = 2
+    spec = write_spec(tmp_path, s, name="fds.json")
+    r = run_with_nofile(["run", spec, "-o", tmp_path / "fds.h5", "--quiet"], 120)
+    assert r.returncode == 0, r.stderr
+    assert "llm concurrency 256 lowered to 48" in r.stderr, r.stderr
+    fresh(server)
+    r = run_with_nofile(["run", spec, "-o", tmp_path / "fds2.h5", "--quiet"], 40)
+    assert r.returncode == 2 and "file descriptors" in r.stderr, r.stderr
+    assert control(server, "/stats")["completions"] == 0, "requests were paid before refusing"
