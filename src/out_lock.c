@@ -26,6 +26,7 @@ struct bz_out_lock {
     dev_t dev;
     ino_t ino;
     int refs;
+    pid_t pid; /* the taker: a forked child holds nothing */
     struct bz_out_lock *next;
 };
 
@@ -133,7 +134,7 @@ int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *er
     if (!(path = lock_path(out)))
         return bz_err_set(err, BZ_ENOMEM, "no memory");
     for (struct bz_out_lock *h = held; h; h = h->next)
-        if (strcmp(h->path, path) == 0) {
+        if (h->pid == getpid() && strcmp(h->path, path) == 0) {
             h->refs++;
             free(path);
             *lk = h;
@@ -192,6 +193,7 @@ int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *er
     l->dev = fd >= 0 ? st.st_dev : 0;
     l->ino = fd >= 0 ? st.st_ino : 0;
     l->refs = 1;
+    l->pid = getpid();
     l->next = held;
     held = l;
     *lk = l;
@@ -226,7 +228,7 @@ int bz_out_lock_held(const char *out)
     char *path = lock_path(out);
     int found = 0;
     for (struct bz_out_lock *h = held; path && h && !found; h = h->next)
-        found = strcmp(h->path, path) == 0;
+        found = h->pid == getpid() && strcmp(h->path, path) == 0;
     free(path);
     return found;
 }
