@@ -125,6 +125,8 @@ def test_second_process_on_one_output_is_refused_and_the_first_file_is_intact(tm
     spec, a = start_gated(tmp_path, server, out, gate)
     try:
         parts_before = sorted(os.listdir(out + ".parts"))
+        # the shard and its journal exist before the first (paid) request
+        assert "a1-r0-0.h5" in parts_before and "a1-r0-0.h5.journal" in parts_before, parts_before
         m = bazaar("merge", src, "-o", out, check=False)
         assert m.returncode == 2, m.stderr
         assert f"pid {a.pid}" in m.stderr and "another bazaar process" in m.stderr
