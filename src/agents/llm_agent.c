@@ -114,6 +114,13 @@ static void add_row(struct bz_llm_decision *d, const char *outcome, const char *
     r->parse_outcome = outcome;
     r->decision = decision;
     r->error = bz_records_strdup(rec, error ? error : "");
+    if (!cache_hit && strchr(d->x.attempts, ';')) { /* more than one attempt */
+        /* every attempt's outcome, not only the last (issue 15) */
+        char all[BZ_ERR_MSG_MAX];
+        snprintf(all, sizeof all, "%s%sattempts: %s", error ? error : "",
+                 error && error[0] ? "; " : "", d->x.attempts);
+        r->error = bz_records_strdup(rec, all);
+    }
 }
 
 static void fallback(struct bz_llm_decision *d)

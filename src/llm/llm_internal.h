@@ -146,6 +146,7 @@ struct bz_xfer {
     char *reply;       /* body of the last attempt, NUL-terminated (owned) */
     size_t reply_len;
     char error[256];
+    char attempts[256]; /* every attempt's outcome: "HTTP 429; timeout; ok" */
 
     /* private to transport.c */
     void *easy;

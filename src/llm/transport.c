@@ -259,8 +259,38 @@ void bz_transport_destroy(struct bz_transport *t)
     free(t);
 }
 
+/* Append one attempt's outcome to x->attempts ("..." once it is full). */
+static void note_attempt(struct bz_xfer *x, const char *what)
+{
+    size_t n = strlen(x->attempts);
+    if (n + 4 >= sizeof x->attempts || (n && strcmp(x->attempts + n - 3, "...") == 0))
+        return;
+    int w = snprintf(x->attempts + n, sizeof x->attempts - n, "%s%s", n ? "; " : "", what);
+    if (w < 0 || (size_t)w >= sizeof x->attempts - n)
+        memcpy(x->attempts + sizeof x->attempts - 4, "...", 4);
+}
+
+/* The kind of a transport failure, in words a log reader can count. */
+static const char *fault_kind(CURLcode c)
+{
+    switch (c) {
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
+    case CURLE_RECV_ERROR: return "connection reset";
+    case CURLE_SEND_ERROR: return "send failed";
+    case CURLE_GOT_NOTHING: return "connection dropped (empty reply)";
+    case CURLE_PARTIAL_FILE: return "truncated body";
+    case CURLE_COULDNT_CONNECT: return "cannot connect";
+    case CURLE_COULDNT_RESOLVE_HOST: return "cannot resolve host";
+    case CURLE_SSL_CONNECT_ERROR: return "TLS handshake failed";
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return "HTTP/2 stream error";
+    default: return curl_easy_strerror(c);
+    }
+}
+
 void bz_transport_submit(struct bz_transport *t, struct bz_xfer *x)
 {
+    x->attempts[0] = '\0';
     x->result = BZ_XFER_OK;
     x->http_status = 0;
     x->retries = 0;
@@ -343,6 +373,18 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* libcurl retries a request itself when a reused connection died before
+ * any reply byte: such an attempt reaches no other callback. Only its info
+ * text is looked at (never headers or data: they carry keys). */
+static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
+{
+    (void)e;
+    static const char died[] = "Connection died, retrying";
+    if (type == CURLINFO_TEXT && n >= sizeof died - 1 && memcmp(text, died, sizeof died - 1) == 0)
+        note_attempt(ud, "connection dropped (resent by curl)");
+    return 0;
+}
+
 static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
 {
     CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
@@ -363,6 +405,9 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -487,6 +532,15 @@ int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *wh
     if (x->easy)
         release_easy(t, x);
     snprintf(x->error, sizeof x->error, "%s", why);
+    /* the last attempt's "HTTP 200" was a bad reply after all: say so */
+    size_t n = strlen(x->attempts);
+    if (n >= 8 && strcmp(x->attempts + n - 8, "HTTP 200") == 0) {
+        n -= 8;
+        if (n >= 2 && strncmp(x->attempts + n - 2, "; ", 2) == 0)
+            n -= 2;
+        x->attempts[n] = '\0';
+    }
+    note_attempt(x, "bad reply (HTTP 200)");
     return schedule_retry(t, x, bz_llm_now_s());
 }
 
@@ -538,21 +592,27 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
             bz_provider_redact(x->reply, x->reply_len, t->ms[i].key);
         x->http_status = status;
         int retry = 0;
+        char what[64];
         if (code == CURLE_OK && status >= 200 && status < 300) {
             x->result = BZ_XFER_OK;
+            snprintf(what, sizeof what, "HTTP %ld", status);
         } else if (code == CURLE_OK) {
             x->result = BZ_XFER_HTTP;
             snprintf(x->error, sizeof x->error, "HTTP %ld", status);
+            snprintf(what, sizeof what, "HTTP %ld", status);
             retry = retryable_status(status);
         } else if (x->toobig) {
             x->result = BZ_XFER_TOOBIG;
             snprintf(x->error, sizeof x->error, "reply larger than %u bytes", BZ_LLM_REPLY_MAX);
+            snprintf(what, sizeof what, "too big");
         } else {
             x->result = BZ_XFER_NET;
             if (!x->error[0])
                 snprintf(x->error, sizeof x->error, "%s", curl_easy_strerror(code));
+            snprintf(what, sizeof what, "%s", fault_kind(code));
             retry = retryable_code(code);
         }
+        note_attempt(x, what);
         if (retry && schedule_retry(t, x, now))
             continue;
         x->latency_ms = (now - x->first_start) * 1000.0;

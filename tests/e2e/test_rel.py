@@ -366,3 +366,31 @@ def test_concurrency_is_bounded_by_the_descriptors_at_start(tmp_path, server):
     r = run_with_nofile(["run", spec, "-o", tmp_path / "fds2.h5", "--quiet"], 40)
     assert r.returncode == 2 and "file descriptors" in r.stderr, r.stderr
     assert control(server, "/stats")["completions"] == 0, "requests were paid before refusing"
+
+
+def test_every_fault_kind_appears_in_llm_calls_after_a_successful_retry(tmp_path, server):
+    fresh(server, faults=[{"kind": "429"}, {"kind": "500"}, {"kind": "503"}, {"kind": "reset"},
+                          {"kind": "truncated"}, {"kind": "malformed_body"},
+                          {"kind": "hang", "seconds": 3}])
+    spec = llm_spec(tmp_path, server, name="faults", retries=8)
+    s = json.loads(open(spec).read())
+    s["llm"]["timeout_s"] = 1
+    s["llm"]["concurrency"] = 1
+    spec = write_spec(tmp_path, s, name="faults.json")
+    out = str(tmp_path / "faults.h5")
+    r = subprocess.run([BIN, "run", spec, "-o", out, "--quiet"], env=env_with_key(),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert len(control(server, "/stats")["faults_served"]) == 7
+    with h5py.File(out, "r") as f:
+        calls = f["llm_calls"][()]
+    retried = [x.decode() for x in calls["error"] if b"attempts:" in x]
+    text = " | ".join(retried)
+    assert {x.decode() for x in calls["parse_outcome"]} <= {"ok", "repaired", "invalid_json",
+                                                           "schema", "inadmissible"}, text
+    for kind in ("HTTP 429", "HTTP 500", "HTTP 503", "truncated body", "bad reply (HTTP 200)",
+                 "timeout"):
+        assert kind in text, f"{kind} missing from /llm_calls: {text}"
+    assert "connection reset" in text or "connection dropped" in text, text
+    assert "; ;" not in text
+    assert all(n == 0 or b"attempts:" in e for e, n in zip(calls["error"], calls["retries"]))
