@@ -140,6 +140,11 @@ hid_t bz_out_h5_create_table(hid_t file, const char *path, hid_t file_type, hsiz
         if (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)deflate_level) < 0)
             goto out;
     }
+    /* Last in the pipeline: a checksum of every stored chunk, so a bit flip
+     * on disk is a read error (the shard is set aside and its games are
+     * replayed) instead of wrong numbers in the results. */
+    if (H5Pset_fletcher32(dcpl) < 0)
+        goto out;
     if (fill && H5Pset_fill_value(dcpl, fill_type, fill) < 0)
         goto out;
     dset = H5Dcreate2(file, path, file_type, space, lcpl, dcpl, H5P_DEFAULT);
