@@ -522,7 +522,8 @@ static int queue_push(struct rank_ctx *c, const int64_t *ids, int64_t n)
     if (c->q_head > 0 && c->q_len == 0)
         c->q_head = 0;
     if (c->q_head + c->q_len + n > c->q_cap) {
-        memmove(c->queue, c->queue + c->q_head, (size_t)c->q_len * sizeof *c->queue);
+        if (c->q_len) /* the queue may still be NULL: memmove(NULL, ...) is UB */
+            memmove(c->queue, c->queue + c->q_head, (size_t)c->q_len * sizeof *c->queue);
         c->q_head = 0;
         if (c->q_len + n > c->q_cap) {
             int64_t cap = 2 * (c->q_len + n) + 16;

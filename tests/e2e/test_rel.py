@@ -448,3 +448,37 @@ def test_a_bit_flip_in_the_results_file_is_detected_on_resume(tmp_path):
     r = bazaar("run", write_spec(tmp_path, TINY, name="tiny.json"), "-o", out, "--resume")
     assert "set aside" in r.stderr
     assert_same_tables(ref, out)
+
+
+def readme_exit_codes():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    table = text.split("Exit codes (every command")[1].split("\n\n")[1]
+    return {int(line.split("|")[1]) for line in table.splitlines()
+            if line.startswith("| ") and line.split("|")[1].strip().isdigit()}
+
+
+def test_the_exit_code_table_in_the_readme_holds(tmp_path, small_spec):
+    assert readme_exit_codes() == {0, 1, 2, 3}
+    seen = {}
+    src = tiny_results(tmp_path)
+    seen[0] = bazaar("info", src, check=False).returncode
+    garbage = tmp_path / "garbage.h5"
+    garbage.write_bytes(b"not hdf5" * 100)
+    seen[1] = bazaar("info", garbage, check=False).returncode
+    twos = [bazaar("run", tmp_path / "missing.json", check=False).returncode,
+            bazaar("run", write_spec(tmp_path, TINY, name="t.json"), "-o", src,
+                   check=False).returncode,                      # exists without --resume
+            bazaar("merge", "/nonexistent.h5", "-o", tmp_path / "m.h5", check=False).returncode,
+            bazaar("frobnicate", check=False).returncode]
+    assert set(twos) == {2}, twos
+    seen[2] = 2
+    env = mpi_env()
+    env["BAZAAR_TEST_GAME_DELAY_MS"] = "30"
+    out = str(tmp_path / "stop.h5")
+    p = subprocess.Popen([BIN, "run", write_spec(tmp_path, small_spec), "-o", out, "--quiet"],
+                         env=env, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: os.path.exists(out + ".parts/a1-r0-0.h5.journal"), "the first game")
+    p.send_signal(signal.SIGTERM)
+    p.communicate(timeout=120)
+    seen[3] = p.returncode
+    assert seen == {0: 0, 1: 1, 2: 2, 3: 3}
