@@ -231,7 +231,13 @@ int bz_out_h5_read_game_ids(hid_t dset, int64_t **ids, size_t *n, const char *fi
     }
     if (rows == 0)
         goto out;
-    if (!(buf = malloc((size_t)rows * sizeof *buf))) {
+    /* a crafted dataspace may claim any size: cap it before allocating */
+    if (rows > ((hsize_t)1 << 32)) {
+        rc = bz_err_set(err, BZ_EIO, "%s: %s claims %llu rows, more than bazaar reads", file_name,
+                        table, (unsigned long long)rows);
+        goto out;
+    }
+    if (!(buf = calloc((size_t)rows, sizeof *buf))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: %s: no memory for %llu game ids", file_name, table,
                         (unsigned long long)rows);
         goto out;

@@ -228,6 +228,11 @@ def crafted_files(tmp_path):
     with h5py.File(p, "w") as f:
         f.create_dataset("games", data=np.zeros((4, 4), dtype=np.float64))
     files["games_wrong"] = p
+    p = tmp_path / "huge.h5"
+    with h5py.File(p, "w") as f:  # claims 2^50 rows, stores none
+        f.create_dataset("games", shape=(2 ** 50,), maxshape=(None,), chunks=(1024,),
+                         dtype=[("game_id", "<i8")])
+    files["huge"] = p
     return files
 
 
