@@ -608,6 +608,8 @@ static int cmd_merge(int argc, char **argv)
         closedir(d);
     }
     if (!rc && (!out || !out[0] || n == 0)) {
+        for (size_t i = 0; i < n; i++)
+            free(files[i]);
         free(files);
         return usage_error(usage_merge, "merge: %s", !out || !out[0] ? "missing -o OUT.h5" : "no shards");
     }
