@@ -43,6 +43,24 @@ static char *lock_path(const char *out)
     return p;
 }
 
+/* mkdir -p of the folder path lives in (the output's folder may be new). */
+static void make_parent(const char *path)
+{
+    char *dir = strdup(path);
+    char *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash && slash != dir) {
+        *slash = '\0';
+        for (char *p = dir + 1; *p; p++)
+            if (*p == '/') {
+                *p = '\0';
+                mkdir(dir, 0777);
+                *p = '/';
+            }
+        mkdir(dir, 0777);
+    }
+    free(dir);
+}
+
 static void holder_line(char *buf, size_t cap)
 {
     char host[256] = "?";
@@ -144,9 +162,17 @@ int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *er
     for (int attempt = 0;; attempt++) {
         /* O_NONBLOCK: a FIFO planted under the name must not hang us */
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+        if (fd < 0 && errno == ENOENT && attempt == 0) {
+            make_parent(path);
+            fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+        }
         if (fd < 0) {
-            rc = bz_err_set(err, errno == ENOENT || errno == ENOTDIR ? BZ_EINVAL : BZ_EIO,
-                            "%s: cannot create the lock file: %s", path, strerror(errno));
+            /* a bad -o (no such folder, not writable): an input error */
+            int input = errno == ENOENT || errno == ENOTDIR || errno == EACCES || errno == EPERM ||
+                        errno == EROFS || errno == EISDIR || errno == ENAMETOOLONG ||
+                        errno == ELOOP;
+            rc = bz_err_set(err, input ? BZ_EINVAL : BZ_EIO, "%s: cannot create the lock file: %s",
+                            path, strerror(errno));
             goto out;
         }
         if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

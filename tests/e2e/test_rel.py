@@ -474,7 +474,9 @@ def test_the_exit_code_table_in_the_readme_holds(tmp_path, small_spec):
             bazaar("run", write_spec(tmp_path, TINY, name="t.json"), "-o", src,
                    check=False).returncode,                      # exists without --resume
             bazaar("merge", "/nonexistent.h5", "-o", tmp_path / "m.h5", check=False).returncode,
-            bazaar("frobnicate", check=False).returncode]
+            bazaar("frobnicate", check=False).returncode,
+            bazaar("run", write_spec(tmp_path, TINY, name="t3.json"), "-o", "/proc/x/out.h5",
+                   check=False).returncode]                      # an output that cannot be made
     assert set(twos) == {2}, twos
     seen[2] = 2
     env = mpi_env()
