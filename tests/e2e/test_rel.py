@@ -489,3 +489,15 @@ def test_the_exit_code_table_in_the_readme_holds(tmp_path, small_spec):
     p.communicate(timeout=120)
     seen[3] = p.returncode
     assert seen == {0: 0, 1: 1, 2: 2, 3: 3}
+
+
+def test_eia_file_that_is_a_device_fifo_or_folder_is_refused_at_start(tmp_path):
+    fifo = tmp_path / "eia.fifo"
+    os.mkfifo(fifo)
+    for bad in ("/dev/zero", str(fifo), str(tmp_path)):
+        spec = dict(TINY)
+        spec["fixed"] = dict(TINY["fixed"], eia_file=bad, eia_respondent="PJM")
+        r = bazaar("run", write_spec(tmp_path, spec, name="eia.json"), "-o",
+                   tmp_path / "eia.h5", check=False, timeout=60)
+        assert r.returncode == 2 and "not a regular file" in r.stderr, (bad, r.stderr)
+        assert not (tmp_path / "eia.h5.parts").exists()
