@@ -26,7 +26,8 @@ struct bz_out_lock {
     dev_t dev;
     ino_t ino;
     int refs;
-    pid_t pid; /* the taker: a forked child holds nothing */
+    pid_t pid;  /* the taker: a forked child holds nothing */
+    char *made; /* topmost folder the lock created, removed on release when empty */
     struct bz_out_lock *next;
 };
 
@@ -43,20 +44,40 @@ static char *lock_path(const char *out)
     return p;
 }
 
-/* mkdir -p of the folder path lives in (the output's folder may be new). */
-static void make_parent(const char *path)
+/* mkdir -p of the folder path lives in (the output's folder may be new).
+ * Returns the topmost folder it created (malloc'd; NULL: none), so that a
+ * run refused later removes what it made (a refused run leaves nothing). */
+static char *make_parent(const char *path)
 {
-    char *dir = strdup(path);
+    char *dir = strdup(path), *made = NULL;
     char *slash = dir ? strrchr(dir, '/') : NULL;
     if (slash && slash != dir) {
         *slash = '\0';
         for (char *p = dir + 1; *p; p++)
             if (*p == '/') {
                 *p = '\0';
-                mkdir(dir, 0777);
+                if (mkdir(dir, 0777) == 0 && !made)
+                    made = strdup(dir);
                 *p = '/';
             }
-        mkdir(dir, 0777);
+        if (mkdir(dir, 0777) == 0 && !made)
+            made = strdup(dir);
+    }
+    free(dir);
+    return made;
+}
+
+/* rmdir of path's folders up to and including top, deepest first; stops at
+ * the first that is not empty (a finished run's OUT is in it). */
+static void remove_made(const char *path, const char *top)
+{
+    char *dir = strdup(path);
+    size_t top_len = strlen(top);
+    char *slash;
+    while (dir && (slash = strrchr(dir, '/')) && slash != dir) {
+        *slash = '\0';
+        if (strlen(dir) < top_len || rmdir(dir) != 0)
+            break;
     }
     free(dir);
 }
@@ -145,7 +166,7 @@ int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *er
 {
     int rc = BZ_OK, fd = -1;
     struct bz_out_lock *l = NULL;
-    char *path = NULL;
+    char *path = NULL, *made = NULL;
     *lk = NULL;
     if (!out || !out[0])
         return bz_err_set(err, BZ_EINVAL, "the output path is empty");
@@ -163,7 +184,7 @@ int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *er
         /* O_NONBLOCK: a FIFO planted under the name must not hang us */
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
         if (fd < 0 && errno == ENOENT && attempt == 0) {
-            make_parent(path);
+            made = make_parent(path);
             fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
         }
         if (fd < 0) {
@@ -215,6 +236,8 @@ int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *er
         goto out;
     }
     l->path = path;
+    l->made = made;
+    made = NULL;
     l->fd = fd;
     l->dev = fd >= 0 ? st.st_dev : 0;
     l->ino = fd >= 0 ? st.st_ino : 0;
@@ -228,6 +251,9 @@ out:
     if (fd >= 0) {
         close(fd);
     }
+    if (made)
+        remove_made(path, made);
+    free(made);
     free(path);
     return rc;
 }
@@ -243,8 +269,11 @@ void bz_out_lock_release(struct bz_out_lock *lk)
         }
     /* remove while still locked, then unlock (the taker re-checks the inode) */
     unlink(lk->path);
+    if (lk->made)
+        remove_made(lk->path, lk->made);
     if (lk->fd >= 0)
         close(lk->fd);
+    free(lk->made);
     free(lk->path);
     free(lk);
 }

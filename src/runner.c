@@ -97,15 +97,15 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
         bz_runner_destroy(r);
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
     }
-    /* Paid requests: the shard and its journal must exist (and be writable)
-     * before the first one is sent, not after money was spent (issue 15). */
-    int rc = r->llm ? open_segment(r, err) : BZ_OK;
-    if (rc) {
-        bz_runner_destroy(r);
-        return rc;
-    }
     *out = r;
     return BZ_OK;
+}
+
+int bz_runner_ready(struct bz_runner *r, struct bz_err *err)
+{
+    /* Paid requests: the shard and its journal must exist (and be writable)
+     * before the first one is sent, not after money was spent. */
+    return r->llm && !r->shard && r->opt.shard_prefix ? open_segment(r, err) : BZ_OK;
 }
 
 static int fill_capability(void *ctx, struct bz_agent_spec *agents, size_t n, struct bz_err *err)

@@ -500,6 +500,11 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
             bz_err_set(err, rc, "rank 0 could not prepare %s", plan.parts);
         goto out;
     }
+    if ((rc = agree(bz_runner_ready(c.runner, err)))) {
+        if (!err->msg[0])
+            bz_err_set(err, rc, "another rank could not open its shard");
+        goto out;
+    }
     if (my_rank == 0 && opt->resume && !opt->quiet)
         fprintf(stderr, "bazaar: resuming: %lld of %lld games already recorded\n",
                 (long long)c.pr.base, (long long)plan.n_games);

@@ -30,6 +30,10 @@ struct bz_runner_options {
  * input errors come out here), K slots. Free with bz_runner_destroy. */
 int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out,
                      struct bz_err *err);
+/* Once the parts folder exists (nothing reaches the disk before every check
+ * passed): an LLM run opens its first shard and journal here, before any
+ * request is sent. 0 or the shard's error. */
+int bz_runner_ready(struct bz_runner *r, struct bz_err *err);
 int bz_runner_slots(const struct bz_runner *r);
 int bz_runner_live(const struct bz_runner *r);
 /* Start game_id in a free slot (bz_runner_live < bz_runner_slots). */
