@@ -40,6 +40,14 @@ static void mstate(struct bz_match *m, int st)
     m->state = st;
 }
 
+void bz_match_agent_rng(struct bz_rng *r, const struct bz_game_config *cfg, int seat)
+{
+    const char *label = cfg->agents ? cfg->agents[seat].label : "";
+    uint64_t key =
+        bz_hash_combine(bz_hash_combine(cfg->env_seed, (uint64_t)seat), bz_hash_str(label));
+    bz_rng_init(r, key, 0x6167656e74ULL);
+}
+
 int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *hook,
                     struct bz_match **out, struct bz_err *err)
 {
@@ -62,9 +70,7 @@ int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *
     }
     for (int i = 0; i < cfg->n_agents; i++) {
         const struct bz_agent_spec *a = &cfg->agents[i];
-        /* A per-agent stream keyed by the game seed: the same agent in the
-         * same game draws the same numbers whatever else runs. */
-        bz_rng_init(&m->rng[i], cfg->seed, 0x6167656e74ULL + (uint64_t)i);
+        bz_match_agent_rng(&m->rng[i], cfg, i);
         if (a->kind == BZ_AGENT_HEURISTIC && !m->hook.all_agents) {
             m->policy[i] = bz_game_policy(cfg->ops, a->policy);
             if (!m->policy[i]) {

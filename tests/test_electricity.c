@@ -77,10 +77,10 @@ static struct bz_game *play(struct setup *s, struct bz_records *rec)
     int n = s->cfg.n_agents;
     struct bz_rng *rng = calloc((size_t)n, sizeof *rng);
     assert_non_null(rng);
-    /* the test's own per-agent streams (the golden transcript's zi draws come
-     * from them), hence the game API here rather than a match */
+    /* the seats' streams as a match makes them (env_seed, seat, label); the
+     * game API here rather than a match to reach the game's state */
     for (int i = 0; i < n; i++)
-        bz_rng_init(&rng[i], s->cfg.seed, 1000 + (uint64_t)i);
+        bz_match_agent_rng(&rng[i], &s->cfg, i);
     int st = 0;
     while (!(rc = bz_game_step(g, &st, &err)) && st == BZ_STEP_DECIDE) {
         for (int r = 0; r < bz_game_n_requests(g); r++) {

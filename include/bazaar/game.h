@@ -50,8 +50,8 @@ struct bz_agent_spec {
 struct bz_game_config {
     int64_t game_id;
     const struct bz_game_ops *ops;
-    uint64_t seed;     /* agents' and protocol randomness */
-    uint64_t env_seed; /* environment: depends on env params and repetition only */
+    uint64_t seed;     /* id: every parameter and the lineup name; draws nothing */
+    uint64_t env_seed; /* every draw: environment, and with seat and label the agents' */
     int repetition;
     int n_agents;
     int communication;                  /* 0: agents see no free text from others */

@@ -9,7 +9,7 @@
  * revealed at settle, as meters would) and a forecast of next hour's demand.
  * Phases: publish (claimed surplus, may be false, and a message) -> propose
  * (at most one contract to one of its k = min(N-1, 6) counterparties on a ring
- * drawn from the protocol seed) -> respond (accept, reject or counter once
+ * drawn from env_seed) -> respond (accept, reject or counter once
  * each received proposal) -> confirm (a countered proposer accepts or rejects
  * the counter) -> auction (one order in a uniform-price double auction,
  * src/games/auction.c) -> settle (no decisions).
@@ -34,9 +34,10 @@
  *    delivered + charge + curtailed and served + unserved = demand; across
  *    agents all money transfers sum to zero.
  * All environment randomness (capacities, demands, noise, price shocks) comes
- * from streams of cfg->env_seed only, so games paired on env_seed see the same
- * market whatever the lineup or communication; the ring and the agents'
- * randomness come from cfg->seed. */
+ * from streams of cfg->env_seed only, and so does the counterparty ring, so
+ * games paired on env_seed see the same market and network whatever the
+ * lineup or communication; the agents' randomness is their seats' streams
+ * (match.c: env_seed, seat, label). The game draws nothing else. */
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -205,7 +206,6 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     memset(g->delivered_last, -1, nk);
     for (int i = 0; i < g->n; i++)
         g->all[i] = i;
-    bz_rng_init(g->prng, g->seed, BZ_ELEC_RNG_RING + 1);
     bz_elec_draw_companies(g);
     bz_elec_draw_ring(g);
     if (g->tx) {

@@ -1,8 +1,8 @@
 /* electricity_env: the electricity game's environment: the hourly shape of
  * load, availability and price (profile CSV or EIA demand, cached by file and
  * respondent), the companies and the counterparty ring drawn at create, and
- * each turn's realisations and forecasts. All draws come from env_seed (the
- * ring from seed) through streams named in electricity_internal.h; never
+ * each turn's realisations and forecasts. All draws come from env_seed
+ * through streams named in electricity_internal.h; never
  * changes a draw's order. Reads data files at create/check only. */
 #include <errno.h>
 #include <math.h>
@@ -253,7 +253,7 @@ void bz_elec_draw_companies(struct bz_game *g)
 }
 
 /* Counterparties: neighbours at ring distance 1..3 on a random permutation
- * (cfg->seed), so the relation is symmetric and every agent has k of them;
+ * (env_seed), so the relation is symmetric and every agent has k of them;
  * with N <= 7 everyone else. */
 void bz_elec_draw_ring(struct bz_game *g)
 {
@@ -262,7 +262,7 @@ void bz_elec_draw_ring(struct bz_game *g)
     for (int i = 0; i < n; i++)
         perm[i] = i;
     struct bz_rng r;
-    bz_rng_init(&r, g->seed, BZ_ELEC_RNG_RING);
+    bz_rng_init(&r, g->env_seed, BZ_ELEC_RNG_RING);
     for (int i = n - 1; i > 0; i--) {
         int j = (int)bz_rng_below(&r, (uint64_t)i + 1);
         int32_t t = perm[i];

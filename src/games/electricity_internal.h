@@ -164,7 +164,6 @@ struct bz_game {
     double *tmp; /* n doubles of scratch (settle) */
     /* game totals */
     double sum_welfare, sum_efficient, sum_served, sum_servable;
-    struct bz_rng prng[1]; /* protocol stream (cfg->seed) */
 };
 
 /* Purposes of the random streams (distinct constants; never reuse one). */
@@ -172,7 +171,7 @@ enum bz_elec_stream {
     BZ_ELEC_RNG_AGENTS = 0x454c4543, /* capacities, demands, storage */
     BZ_ELEC_RNG_COMMON,              /* per turn: common shocks */
     BZ_ELEC_RNG_AGENT_TURN,          /* per turn: idiosyncratic noise and forecast errors */
-    BZ_ELEC_RNG_RING = 0x52494e47    /* protocol: the counterparty ring (cfg->seed) */
+    BZ_ELEC_RNG_RING = 0x52494e47    /* the counterparty ring (env_seed) */
 };
 
 /* What an agent may still commit to sell / buy in the current phase (MWh):
