@@ -15,7 +15,7 @@
 #define BZ_GAMES_COLUMNS(X, R)                                                                     \
     X(R, game_id, I64, "", "game id: 0..G-1 in grid order, stable for a spec")                     \
     X(R, game, STR, "", "game name (its parameters: /<game>/config)")                              \
-    X(R, seed, U64, "", "hash of every parameter, the lineup name and the repetition")           \
+    X(R, seed, U64, "", "hash of every parameter, the lineup name and the repetition")             \
     X(R, env_seed, U64, "",                                                                        \
       "seed of the environment: equal for games that differ only in lineup or communication")      \
     X(R, repetition, I32, "", "repetition index of the grid point, 0-based")                       \
