@@ -115,10 +115,13 @@ static int add_summary_rows(struct bz_match *m, struct bz_err *err)
     struct bz_game_outcome oc = {0};
     oc.max_welfare = NAN;
     oc.efficiency = NAN;
-    double *payoff = calloc((size_t)cfg->n_agents, sizeof *payoff);
+    double *payoff = calloc(2 * (size_t)cfg->n_agents, sizeof *payoff);
     if (!payoff)
         return bz_err_set(err, BZ_ENOMEM, "out of memory finishing game %lld",
                           (long long)cfg->game_id);
+    oc.gain = payoff + cfg->n_agents;
+    for (int i = 0; i < cfg->n_agents; i++)
+        oc.gain[i] = NAN;
     int failed = m->state == ST_FAILED;
     if (!failed)
         cfg->ops->outcome(m->game, &oc, payoff);

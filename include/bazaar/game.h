@@ -123,6 +123,8 @@ struct bz_game_outcome {
     double efficiency;  /* welfare / max_welfare, or game-specific */
     int n_invalid;      /* inadmissible actions seen */
     int n_fallback;     /* fallback actions used */
+    double *gain;       /* n_agents, set to NaN by the caller (or NULL): a game with an
+                           autarky notion writes payoff - the agent's autarky payoff */
 };
 
 struct bz_game_ops {
@@ -180,6 +182,11 @@ struct bz_game_ops {
      * check_action. */
     int (*parse_action)(struct bz_game *g, const struct bz_request *r, const struct cJSON *reply,
                         struct bz_err *err);
+
+    /* Former parameter names, {old, new} pairs (may be NULL): a spec or
+     * --set naming an old one is refused with a message naming the new. */
+    const char *const (*renamed)[2];
+    size_t n_renamed;
 };
 
 /* ---- the game base: src/game_base.c ---- */

@@ -48,7 +48,9 @@ BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
     X(R, skill, F64, "1", "heuristic skill in [0, 1]; NaN for LLM agents")                         \
     X(R, capability, F64, "1", "heuristic: its skill; LLM: the registry's capability")             \
     X(R, payoff, F64, "payoff", "final payoff; NaN when the game failed")                          \
-    X(R, payoff_share, F64, "1", "payoff / sum of |payoffs| of the game; NaN when all are 0")
+    X(R, payoff_share, F64, "1", "payoff / sum of |payoffs| of the game; NaN when all are 0")      \
+    X(R, gain, F64, "payoff",                                                                      \
+      "payoff - its autarky payoff (had it traded with no one); NaN for games without one")
 BZ_TABLE_ROW(bz_agents_row, BZ_AGENTS_COLUMNS);
 
 /* /messages: every free-text message a game delivered. */

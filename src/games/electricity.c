@@ -57,10 +57,11 @@ static const struct bz_param_desc params[BZ_ELEC_N_PARAMS] = {
     {"max_turns", BZ_PARAM_INT, 24, 1, 8760, NULL, 1, "turns (hours) played"},
     {"volatility", BZ_PARAM_NUM, 0.2, 0, 1, NULL, 1,
      "noise on generation, demand and prices; forecast error grows with it"},
-    {"scarcity", BZ_PARAM_NUM, 1.0, 0.1, 5, NULL, 1,
+    {"supply_ratio", BZ_PARAM_NUM, 1.0, 0.1, 5, NULL, 1,
      "total expected generation / total expected demand (below 1: scarce)"},
     {"base_price_per_mwh", BZ_PARAM_NUM, 50, 0, 1e5, NULL, 1,
-     "mean reference wholesale price; the profile's price factor shapes it"},
+     "mean marginal generation cost: company costs are U(0.4, 1.6) x it, times the profile's "
+     "price factor and the hour's fuel shock"},
     {"retail_price_per_mwh", BZ_PARAM_NUM, 120, 0, 1e5, NULL, 1,
      "what a company earns per MWh served to its own customers"},
     {"voll_per_mwh", BZ_PARAM_NUM, 1000, 0, 1e6, NULL, 1,
@@ -88,7 +89,13 @@ BZ_TABLE_DEFINE(bz_elec_turns_table, "/electricity/turns", bz_elec_turn_row, BZ_
 BZ_TABLE_DEFINE(bz_elec_market_table, "/electricity/market", bz_elec_market_row,
                 BZ_ELEC_MARKET_COLUMNS);
 
-static const struct bz_table_desc *const tables[] = {&bz_elec_turns_table, &bz_elec_market_table};
+BZ_TABLE_DEFINE(bz_elec_summary_table, "/electricity/summary", bz_elec_summary_row,
+                BZ_ELEC_SUMMARY_COLUMNS);
+
+static const struct bz_table_desc *const tables[] = {&bz_elec_turns_table, &bz_elec_market_table,
+                                                     &bz_elec_summary_table};
+
+static const char *const renamed[][2] = {{"scarcity", "supply_ratio"}};
 
 static int check(const struct bz_game_config *cfg, struct bz_err *err)
 {
@@ -130,6 +137,8 @@ static void destroy(struct bz_game *g)
     free(g->act);
     free(g->nbr);
     free(g->delivered_last);
+    free(g->consistent);
+    free(g->merit);
     free(g->inbox);
     free(g->n_inbox);
     free(g->prop);
@@ -168,13 +177,14 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->communication = cfg->communication != 0;
     g->max_turns = (int)cfg->num[BZ_ELEC_MAX_TURNS];
     g->volatility = cfg->num[BZ_ELEC_VOLATILITY];
-    g->scarcity = cfg->num[BZ_ELEC_SCARCITY];
+    g->supply_ratio = cfg->num[BZ_ELEC_SUPPLY_RATIO];
     g->base_price = cfg->num[BZ_ELEC_BASE_PRICE];
     g->retail = cfg->num[BZ_ELEC_RETAIL_PRICE];
     g->voll = cfg->num[BZ_ELEC_VOLL];
     g->penalty = cfg->num[BZ_ELEC_PENALTY];
     g->eff = cfg->num[BZ_ELEC_STORAGE_EFFICIENCY];
     g->storage_hours = cfg->num[BZ_ELEC_STORAGE_HOURS];
+    g->store_value = g->base_price;
     g->env_seed = cfg->env_seed;
     g->seed = cfg->seed;
     g->last_clearing = NAN;
@@ -186,6 +196,8 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->act = calloc(n, sizeof *g->act);
     g->nbr = calloc(nk, sizeof *g->nbr);
     g->delivered_last = malloc(nk * sizeof *g->delivered_last);
+    g->consistent = malloc(nk * sizeof *g->consistent);
+    g->merit = calloc(n, sizeof *g->merit);
     g->inbox = calloc(nk > n ? nk : n, sizeof *g->inbox);
     g->n_inbox = calloc(n, sizeof *g->n_inbox);
     g->prop = calloc(n, sizeof *g->prop);
@@ -195,8 +207,9 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->orders = calloc(n, sizeof *g->orders);
     g->filled = calloc(n, sizeof *g->filled);
     g->tmp = calloc(n, sizeof *g->tmp);
-    if (!g->ag || !g->act || !g->nbr || !g->delivered_last || !g->inbox || !g->n_inbox ||
-        !g->prop || !g->contracts || !g->perm || !g->all || !g->orders || !g->filled || !g->tmp) {
+    if (!g->ag || !g->act || !g->nbr || !g->delivered_last || !g->consistent || !g->merit ||
+        !g->inbox || !g->n_inbox || !g->prop || !g->contracts || !g->perm || !g->all ||
+        !g->orders || !g->filled || !g->tmp) {
         rc = bz_err_set(err, BZ_ENOMEM, "electricity: out of memory for %d agents", g->n);
         goto out;
     }
@@ -204,25 +217,27 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     if (rc)
         goto out;
     memset(g->delivered_last, -1, nk);
+    memset(g->consistent, -1, nk);
     for (int i = 0; i < g->n; i++)
         g->all[i] = i;
     bz_elec_draw_companies(g);
     bz_elec_draw_ring(g);
     if (g->tx) {
-        fprintf(g->tx,
-                "== electricity: %d agents, %d turns, seed %llu, env seed %llu, communication "
-                "%s\n   scarcity %.2f, volatility %.2f, retail %.0f/MWh, VOLL %.0f/MWh, default "
-                "penalty %.0f/MWh, storage efficiency %.2f\n",
-                g->n, g->max_turns, (unsigned long long)g->seed, (unsigned long long)g->env_seed,
-                g->communication ? "on" : "off", g->scarcity, g->volatility, g->retail, g->voll,
-                g->penalty, g->eff);
+        fprintf(
+            g->tx,
+            "== electricity: %d agents, %d turns, seed %llu, env seed %llu, communication "
+            "%s\n   supply_ratio %.2f, volatility %.2f, retail %.0f/MWh, VOLL %.0f/MWh, default "
+            "penalty %.0f/MWh, storage efficiency %.2f\n",
+            g->n, g->max_turns, (unsigned long long)g->seed, (unsigned long long)g->env_seed,
+            g->communication ? "on" : "off", g->supply_ratio, g->volatility, g->retail, g->voll,
+            g->penalty, g->eff);
         for (int i = 0; i < g->n; i++) {
             const struct bz_elec_agent *a = &g->ag[i];
             fprintf(g->tx,
-                    "   a%d %-28s capacity %.1f MW, base demand %.1f MWh, storage %.1f MWh; "
-                    "counterparties",
-                    i, cfg->agents ? cfg->agents[i].label : "?", a->capacity_mw, a->base_demand_mwh,
-                    a->storage_cap_mwh);
+                    "   a%d %-28s capacity %.1f MW, cost %.1f/MWh, base demand %.1f MWh, storage "
+                    "%.1f MWh; counterparties",
+                    i, cfg->agents ? cfg->agents[i].label : "?", a->capacity_mw, a->cost_per_mwh,
+                    a->base_demand_mwh, a->storage_cap_mwh);
             for (int j = 0; j < g->k; j++)
                 fprintf(g->tx, " a%d", g->nbr[i * g->k + j]);
             fputc('\n', g->tx);
@@ -453,6 +468,12 @@ static void apply_propose(struct bz_game *g)
         p->message = g->communication ? x->message : NULL;
         p->status = BZ_ELEC_P_OPEN;
         g->inbox[x->to * g->k + g->n_inbox[x->to]++] = i;
+        /* what the receiver can check: does the offer agree with the sign of
+         * what i published? (nothing published: nothing to check) */
+        double c = g->ag[i].claimed_surplus_mwh;
+        int slot = bz_elec_nbr_slot(g, x->to, i);
+        if (slot >= 0 && isfinite(c) && fabs(c) > 1e-6)
+            g->consistent[x->to * g->k + slot] = (x->side == BZ_ELEC_SELL) == (c > 0);
         if (x->side == BZ_ELEC_SELL)
             g->ag[i].pend_sell = x->amount_mwh;
         else
@@ -608,6 +629,11 @@ static int step(struct bz_game *g, int *state, struct bz_err *err)
                 return BZ_OK;
             }
             bz_elec_begin_turn(g);
+            if (!g->communication) {
+                /* no cheap talk: nothing is published, claims stay NaN */
+                g->stage = ST_PROPOSE;
+                continue;
+            }
             g->stage = ST_PUBLISH;
             ask_all(g, BZ_ELEC_PUBLISH);
             *state = BZ_STEP_DECIDE;
@@ -694,13 +720,17 @@ static void outcome(const struct bz_game *g, struct bz_game_outcome *out, double
 {
     out->turns_played = g->turn;
     out->welfare = g->sum_welfare;
-    out->max_welfare = g->sum_efficient;
-    out->efficiency = g->sum_servable > 0 ? g->sum_served / g->sum_servable : 1.0;
+    out->max_welfare = g->sum_max;
+    out->efficiency = bz_elec_efficiency(g->sum_welfare, g->sum_autarky, g->sum_max);
     out->n_invalid = g->base.n_invalid;
     out->n_fallback = g->base.n_fallback;
-    if (payoff)
-        for (int i = 0; i < g->n; i++)
-            payoff[i] = g->ag[i].cum_profit;
+    for (int i = 0; i < g->n; i++) {
+        double p = bz_elec_payoff(g, i);
+        if (payoff)
+            payoff[i] = p;
+        if (out->gain)
+            out->gain[i] = p - g->ag[i].autarky_payoff;
+    }
 }
 
 const struct bz_game_ops bz_electricity_ops = {
@@ -725,4 +755,6 @@ const struct bz_game_ops bz_electricity_ops = {
     .observe = bz_elec_observe,
     .action_schema = bz_elec_action_schema,
     .parse_action = bz_elec_parse_action,
+    .renamed = renamed,
+    .n_renamed = sizeof renamed / sizeof renamed[0],
 };
