@@ -163,8 +163,7 @@ static void decide_zi(struct bz_game *g, const struct bz_request *q, struct bz_r
 {
     int i = q->agent;
     struct bz_elec_action *x = &g->act[i];
-    struct bz_elec_values v;
-    bz_elec_values(g, i, &v);
+    struct bz_elec_values v = g->ag[i].val;
     double cap = price_cap(g);
     memset(x, 0, sizeof *x);
     x->to = -1;
@@ -449,17 +448,16 @@ static void do_auction(struct bz_game *g, int i, const struct style *s,
 static void reasoned(struct bz_game *g, int i, const struct style *s, int picky)
 {
     struct bz_elec_action *x = &g->act[i];
-    struct bz_elec_values v;
-    bz_elec_values(g, i, &v);
+    const struct bz_elec_values *v = &g->ag[i].val;
     memset(x, 0, sizeof *x);
     x->to = -1;
     x->set = 1;
     switch (g->base.phase) {
-    case BZ_ELEC_PUBLISH: do_publish(g, i, s, &v); break;
-    case BZ_ELEC_PROPOSE: do_propose(g, i, s, picky, &v); break;
-    case BZ_ELEC_RESPOND: do_respond(g, i, s, picky, &v); break;
-    case BZ_ELEC_CONFIRM: do_confirm(g, i, s, &v); break;
-    case BZ_ELEC_AUCTION: do_auction(g, i, s, &v); break;
+    case BZ_ELEC_PUBLISH: do_publish(g, i, s, v); break;
+    case BZ_ELEC_PROPOSE: do_propose(g, i, s, picky, v); break;
+    case BZ_ELEC_RESPOND: do_respond(g, i, s, picky, v); break;
+    case BZ_ELEC_CONFIRM: do_confirm(g, i, s, v); break;
+    case BZ_ELEC_AUCTION: do_auction(g, i, s, v); break;
     default: break;
     }
 }

@@ -139,6 +139,8 @@ static void destroy(struct bz_game *g)
     free(g->delivered_last);
     free(g->consistent);
     free(g->merit);
+    free(g->rank);
+    free(g->merit_cost);
     free(g->inbox);
     free(g->n_inbox);
     free(g->prop);
@@ -198,6 +200,8 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->delivered_last = malloc(nk * sizeof *g->delivered_last);
     g->consistent = malloc(nk * sizeof *g->consistent);
     g->merit = calloc(n, sizeof *g->merit);
+    g->rank = calloc(n, sizeof *g->rank);
+    g->merit_cost = calloc(n, sizeof *g->merit_cost);
     g->inbox = calloc(nk > n ? nk : n, sizeof *g->inbox);
     g->n_inbox = calloc(n, sizeof *g->n_inbox);
     g->prop = calloc(n, sizeof *g->prop);
@@ -208,8 +212,8 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->filled = calloc(n, sizeof *g->filled);
     g->tmp = calloc(n, sizeof *g->tmp);
     if (!g->ag || !g->act || !g->nbr || !g->delivered_last || !g->consistent || !g->merit ||
-        !g->inbox || !g->n_inbox || !g->prop || !g->contracts || !g->perm || !g->all ||
-        !g->orders || !g->filled || !g->tmp) {
+        !g->rank || !g->merit_cost || !g->inbox || !g->n_inbox || !g->prop || !g->contracts ||
+        !g->perm || !g->all || !g->orders || !g->filled || !g->tmp) {
         rc = bz_err_set(err, BZ_ENOMEM, "electricity: out of memory for %d agents", g->n);
         goto out;
     }

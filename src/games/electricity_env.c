@@ -271,6 +271,10 @@ void bz_elec_draw_companies(struct bz_game *g)
     sort_g = g;
     qsort(g->merit, (size_t)g->n, sizeof *g->merit, by_cost);
     sort_g = NULL;
+    for (int k = 0; k < g->n; k++) {
+        g->rank[g->merit[k]] = k;
+        g->merit_cost[k] = g->ag[g->merit[k]].cost_per_mwh;
+    }
 }
 
 /* Counterparties: neighbours at ring distance 1..3 on a random permutation
@@ -352,30 +356,24 @@ static void common_shocks(const struct bz_game *g, int t, double *cg, double *cd
  * raised to what charging is worth when surplus generation goes to storage;
  * when generation falls short, storage (store_value) and then unserved
  * demand (retail + VOLL) set it. */
-static double reference_price(const struct bz_game *g)
+static double reference_price(const struct bz_game *g, double dem, double store, double room)
 {
-    double dem = 0, store = 0, room = 0, charge_worth = g->eff * g->store_value;
-    for (int i = 0; i < g->n; i++) {
-        const struct bz_elec_agent *a = &g->ag[i];
-        dem += a->demand_fc_mwh;
-        store += a->storage_mwh;
-        room += fmax(0, a->storage_cap_mwh - a->storage_mwh) / g->eff;
-    }
+    double charge_worth = g->eff * g->store_value;
     double price = NAN;
     for (int k = 0; k < g->n; k++) {
-        const struct bz_elec_agent *a = &g->ag[g->merit[k]];
-        double left = a->gen_fc_mwh - fmax(0, dem);
-        dem -= a->gen_fc_mwh;
+        double gen = g->tmp[k], cost = g->merit_cost[k] * g->fuel_factor;
+        double left = gen - fmax(0, dem);
+        dem -= gen;
         if (dem > 0)
             continue;
         if (isnan(price))
-            price = a->cost_now;
-        if (a->cost_now >= charge_worth)
+            price = cost;
+        if (cost >= charge_worth)
             break;
         /* surplus of this generator goes to storage while room remains */
         room -= fmin(room, left);
         if (room <= 0) {
-            price = a->cost_now;
+            price = cost;
             break;
         }
         price = charge_worth;
@@ -420,6 +418,7 @@ void bz_elec_begin_turn(struct bz_game *g)
     common_shocks(g, t + 1, &cg1, &cd1, &cp1);
     /* fuel costs move with the profile's price factor and a common shock */
     int h = t % g->n_shape;
+    double sum_dem = 0, sum_store = 0, sum_room = 0; /* forecasts, for the reference price */
     g->fuel_factor = g->price_f[h] * (1 + g->volatility * cp);
     for (int i = 0; i < g->n; i++) {
         struct bz_elec_agent *a = &g->ag[i];
@@ -431,6 +430,10 @@ void bz_elec_begin_turn(struct bz_game *g)
         a->max_gen_mwh = a->capacity_mw * g->avail[h] * (1 + g->volatility);
         a->max_demand_mwh = a->base_demand_mwh * g->load[h] * (1 + g->volatility);
         a->cost_now = a->cost_per_mwh * g->fuel_factor;
+        sum_dem += a->demand_fc_mwh;
+        g->tmp[g->rank[i]] = a->gen_fc_mwh;
+        sum_store += a->storage_mwh;
+        sum_room += fmax(0, a->storage_cap_mwh - a->storage_mwh);
         a->claimed_surplus_mwh = NAN;
         a->publish_message = NULL;
         a->c_bought = a->c_sold = a->c_paid = a->c_recv = 0;
@@ -444,7 +447,9 @@ void bz_elec_begin_turn(struct bz_game *g)
     }
     g->n_contracts = 0;
     g->base.round = t;
-    g->ref_price = reference_price(g);
+    g->ref_price = reference_price(g, sum_dem, sum_store, sum_room / g->eff);
+    for (int i = 0; i < g->n; i++)
+        bz_elec_values(g, i, &g->ag[i].val);
     if (g->tx) {
         fprintf(g->tx, "\n-- turn %d (hour %d): reference price %.2f/MWh\n", t, t % 24,
                 g->ref_price);

@@ -91,6 +91,18 @@ struct bz_elec_action {
     double order_limit_per_mwh;
 };
 
+/* Position and marginal values of agent i this hour from its forecasts
+ * (never its realisations): what the heuristics and the zi budget use. */
+struct bz_elec_values {
+    double expected;   /* forecast generation - forecast demand (MWh) */
+    double position;   /* hedged on forecast errors: > 0 MWh it can sell (its storage too
+                          when the reference price is at least a stored MWh's worth), < 0
+                          MWh it needs */
+    double urgent;     /* of the need, MWh its storage cannot cover (unserved otherwise) */
+    double sell_floor; /* least a sold MWh must fetch: its cost, or a stored MWh's worth */
+    double buy_value;  /* most a bought MWh is worth: retail + VOLL for urgent need, else a
+                          stored MWh's worth */
+};
 /* Private state and this turn's accounts of one agent. */
 struct bz_elec_agent {
     /* environment, fixed for the game */
@@ -106,6 +118,7 @@ struct bz_elec_agent {
     double next_demand_fc_mwh;          /* forecast of next turn's demand */
     double max_gen_mwh, max_demand_mwh; /* physical bounds of this turn */
     double cost_now;                    /* marginal generation cost this hour (USD/MWh) */
+    struct bz_elec_values val;          /* this hour's, from its own forecasts */
     double storage_mwh;                 /* level at the start of the turn */
     double cash, cum_profit;
     double autarky_payoff; /* sum over turns of its autarky value (see settle) */
@@ -163,13 +176,16 @@ struct bz_game {
     struct bz_elec_proposal *prop; /* by proposer */
     struct bz_elec_contract *contracts;
     int n_contracts;
-    int32_t *perm;  /* n: scratch for drawing the ring */
-    int32_t *all;   /* 0..n-1 */
-    int32_t *merit; /* n: companies by cost_per_mwh, cheapest first (ties by seat) */
+    int32_t *perm;      /* n: scratch for drawing the ring */
+    int32_t *all;       /* 0..n-1 */
+    int32_t *merit;     /* n: companies by cost_per_mwh, cheapest first (ties by seat) */
+    int32_t *rank;      /* n: position of each company in merit */
+    double *merit_cost; /* n: cost_per_mwh in merit order */
     struct bz_auction auction;
     struct bz_auction_order *orders;
     double *filled;
-    double *tmp; /* n doubles of scratch (settle) */
+    double *tmp; /* n: generation (forecast, then realised) in merit order, so the merit
+                    order walks a small array */
     /* game totals */
     double sum_welfare, sum_autarky, sum_max, sum_served, sum_servable;
 };
@@ -205,18 +221,7 @@ void bz_elec_draw_companies(struct bz_game *g);
 void bz_elec_draw_ring(struct bz_game *g);
 void bz_elec_begin_turn(struct bz_game *g);
 
-/* Position and marginal values of agent i this hour from its forecasts
- * (never its realisations): what the heuristics and the zi budget use. */
-struct bz_elec_values {
-    double expected;   /* forecast generation - forecast demand (MWh) */
-    double position;   /* hedged on forecast errors: > 0 MWh it can sell (its storage too
-                          when the reference price is at least a stored MWh's worth), < 0
-                          MWh it needs */
-    double urgent;     /* of the need, MWh its storage cannot cover (unserved otherwise) */
-    double sell_floor; /* least a sold MWh must fetch: its cost, or a stored MWh's worth */
-    double buy_value;  /* most a bought MWh is worth: retail + VOLL for urgent need, else a
-                          stored MWh's worth */
-};
+/* Agent i's values this hour (bz_elec_begin_turn stores them in ag[i].val). */
 void bz_elec_values(const struct bz_game *g, int i, struct bz_elec_values *v);
 
 /* Serving alone (settle's rule and autarky's): from energy received, then

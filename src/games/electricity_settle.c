@@ -12,36 +12,47 @@
 
 /* ---- serving, autarky, the optimum --------------------------------------- */
 
+/* fmin/fmax without their NaN rules (every value here is finite): these run
+ * for every agent every hour and the libm calls showed in the profile. */
+static inline double mn(double a, double b)
+{
+    return a < b ? a : b;
+}
+static inline double mx(double a, double b)
+{
+    return a > b ? a : b;
+}
+
 void bz_elec_serve(const struct bz_game *g, const struct bz_elec_agent *a, double gen,
                    double received, double level, struct bz_elec_use *u)
 {
-    gen = fmax(0, gen); /* rounding of the deliveries' split */
+    gen = mx(0, gen); /* rounding of the deliveries' split */
     double need = a->demand_mwh;
-    double take = fmin(need, received);
+    double take = mn(need, received);
     need -= take;
     double recv_left = received - take;
     double gen_use = 0, disc = 0;
     if (a->cost_now <= g->store_value) {
-        gen_use = fmin(need, gen);
-        disc = fmin(need - gen_use, level);
+        gen_use = mn(need, gen);
+        disc = mn(need - gen_use, level);
     } else {
-        disc = fmin(need, level);
-        gen_use = fmin(need - disc, gen);
+        disc = mn(need, level);
+        gen_use = mn(need - disc, gen);
     }
     u->served = take + gen_use + disc;
-    u->unserved = fmax(0, a->demand_mwh - u->served);
+    u->unserved = mx(0, a->demand_mwh - u->served);
     u->discharge = disc;
     level -= disc;
     /* charge: leftover received energy first (already paid for), then own
      * generation when storing is worth more than generating costs */
-    double room = fmax(0, a->storage_cap_mwh - level) / g->eff;
-    double ch_recv = fmin(recv_left, room);
+    double room = mx(0, a->storage_cap_mwh - level) / g->eff;
+    double ch_recv = mn(recv_left, room);
     double gen_left = gen - gen_use;
-    double ch_gen = g->eff * g->store_value > a->cost_now ? fmin(gen_left, room - ch_recv) : 0;
+    double ch_gen = g->eff * g->store_value > a->cost_now ? mn(gen_left, room - ch_recv) : 0;
     u->charge = ch_recv + ch_gen;
     u->gen_used = gen_use + ch_gen;
     u->curtailed = (recv_left - ch_recv) + (gen_left - ch_gen);
-    u->level = fmin(a->storage_cap_mwh, level + g->eff * u->charge);
+    u->level = mn(a->storage_cap_mwh, level + g->eff * u->charge);
 }
 
 double bz_elec_efficiency(double welfare, double autarky, double max)
@@ -67,38 +78,30 @@ double bz_elec_payoff(const struct bz_game *g, int i)
  * first; then charging from generation that costs less than it is worth.
  * Value counted as welfare is: retail x served - VOLL x unserved -
  * generation cost + store_value x change in stored energy. */
-static double max_welfare(const struct bz_game *g)
+static double max_welfare(const struct bz_game *g, double dem, double store, double room)
 {
     int n = g->n;
-    double dem = 0, store = 0, room = 0;
-    for (int i = 0; i < n; i++) {
-        const struct bz_elec_agent *a = &g->ag[i];
-        dem += a->demand_mwh;
-        store += a->storage_mwh;
-        room += fmax(0, a->storage_cap_mwh - a->storage_mwh) / g->eff;
-    }
     double w = -g->voll * dem, need = dem, charge_worth = g->eff * g->store_value;
     int store_used = 0;
     for (int k = 0; k <= n; k++) {
-        const struct bz_elec_agent *a = k < n ? &g->ag[g->merit[k]] : NULL;
-        double c = a ? a->cost_now : INFINITY;
+        double c = k < n ? g->merit_cost[k] * g->fuel_factor : INFINITY;
         if (!store_used && g->store_value <= c) {
-            double d = fmin(need, store);
+            double d = mn(need, store);
             w += (g->retail + g->voll - g->store_value) * d;
             need -= d;
             store_used = 1;
         }
-        if (!a)
+        if (k == n)
             break;
-        double avail = a->gen_mwh;
+        double avail = g->tmp[k];
         if (need > 0 && c < g->retail + g->voll) {
-            double d = fmin(need, avail);
+            double d = mn(need, avail);
             w += (g->retail + g->voll - c) * d;
             need -= d;
             avail -= d;
         }
         if (room > 0 && c < charge_worth) {
-            double d = fmin(room, avail);
+            double d = mn(room, avail);
             w += (charge_worth - c) * d;
             room -= d;
         }
@@ -111,9 +114,8 @@ static double max_welfare(const struct bz_game *g)
 void bz_elec_settle(struct bz_game *g, double clearing, double volume)
 {
     int n = g->n;
-    double best = max_welfare(g); /* from the levels at the start of the hour */
     double sum_delivered = 0, sum_netbuy = 0;
-    double tot_gen = 0, tot_dem = 0, tot_store = 0;
+    double tot_gen = 0, tot_dem = 0, tot_store = 0, tot_room = 0;
     /* delivery by net sellers: generation first, then storage */
     for (int i = 0; i < n; i++) {
         struct bz_elec_agent *a = &g->ag[i];
@@ -121,8 +123,10 @@ void bz_elec_settle(struct bz_game *g, double clearing, double volume)
         tot_gen += a->gen_mwh;
         tot_dem += a->demand_mwh;
         tot_store += a->storage_mwh;
+        tot_room += mx(0, a->storage_cap_mwh - a->storage_mwh);
+        g->tmp[g->rank[i]] = a->gen_mwh;
         if (net > 0) {
-            a->delivered = fmin(net, a->gen_mwh + a->storage_mwh);
+            a->delivered = mn(net, a->gen_mwh + a->storage_mwh);
             a->undelivered = net - a->delivered;
             a->pen_paid = g->penalty * a->undelivered;
             sum_delivered += a->delivered;
@@ -130,6 +134,8 @@ void bz_elec_settle(struct bz_game *g, double clearing, double volume)
             sum_netbuy += -net;
         }
     }
+    /* the optimum, from the levels at the start of the hour */
+    double best = max_welfare(g, tot_dem, tot_store, tot_room / g->eff);
     /* default penalties to the defaulter's buyers, pro rata to their purchases */
     double pool = 0;
     for (int c = 0; c < g->n_contracts; c++) {
@@ -173,16 +179,19 @@ void bz_elec_settle(struct bz_game *g, double clearing, double volume)
         /* deliveries came from the cheaper of generation and storage first */
         double from_gen, from_store;
         if (a->cost_now <= g->store_value) {
-            from_gen = fmin(a->delivered, a->gen_mwh);
+            from_gen = mn(a->delivered, a->gen_mwh);
             from_store = a->delivered - from_gen;
         } else {
-            from_store = fmin(a->delivered, a->storage_mwh);
+            from_store = mn(a->delivered, a->storage_mwh);
             from_gen = a->delivered - from_store;
         }
         struct bz_elec_use u, alone;
-        bz_elec_serve(g, a, a->gen_mwh - from_gen, a->received,
-                      fmax(0, a->storage_mwh - from_store), &u);
-        bz_elec_serve(g, a, a->gen_mwh, 0, a->storage_mwh, &alone);
+        bz_elec_serve(g, a, a->gen_mwh - from_gen, a->received, mx(0, a->storage_mwh - from_store),
+                      &u);
+        if (a->delivered > 0 || a->received > 0)
+            bz_elec_serve(g, a, a->gen_mwh, 0, a->storage_mwh, &alone);
+        else
+            alone = u; /* the same inputs */
         double level_before = a->storage_mwh;
         double gen_used = from_gen + u.gen_used, discharge = from_store + u.discharge;
         a->storage_mwh = u.level;
@@ -269,7 +278,7 @@ void bz_elec_settle(struct bz_game *g, double clearing, double volume)
         if (ss >= 0)
             g->delivered_last[k->seller * g->k + ss] = 1; /* buyers always pay */
     }
-    double servable = fmin(tot_dem, tot_gen + tot_store);
+    double servable = mn(tot_dem, tot_gen + tot_store);
     double efficiency = bz_elec_efficiency(welfare, autarky, best);
     double served_share = servable > 0 ? served_tot / servable : 1.0;
     double mean = pv > 0 ? pw / pv : NAN;
@@ -285,7 +294,7 @@ void bz_elec_settle(struct bz_game *g, double clearing, double volume)
         m->max_welfare = best;
         m->efficiency = efficiency;
         m->served_share = served_share;
-        m->price_dispersion = pv > 0 ? sqrt(fmax(0, pw2 / pv - mean * mean)) : NAN;
+        m->price_dispersion = pv > 0 ? sqrt(mx(0, pw2 / pv - mean * mean)) : NAN;
         m->n_contracts = g->n_contracts;
         m->contract_volume = cvol;
         m->total_generation = tot_gen;
