@@ -535,6 +535,14 @@ static void electricity_should_pair_games_by_env_seed_only(void **state)
     assert_int_equal(bz_game_create(&s1.cfg, &rec, &g1, &err), BZ_OK);
     assert_int_equal(bz_game_create(&s2.cfg, &rec, &g2, &err), BZ_OK);
     assert_memory_equal(g1->nbr, g2->nbr, (size_t)20 * (size_t)g1->k * sizeof *g1->nbr);
+    for (int i = 0; i < 20; i++)
+        for (int j = 0; j < 20; j++) {
+            int slot = bz_elec_nbr_slot(g1, i, j), found = -1;
+            for (int q = 0; q < g1->k; q++)
+                if (g1->nbr[i * g1->k + q] == j)
+                    found = q;
+            assert_int_equal(slot, found);
+        }
     ops->destroy(g1);
     ops->destroy(g2);
     bz_records_cleanup(&rec);

@@ -139,6 +139,7 @@ static void destroy(struct bz_game *g)
     free(g->delivered_last);
     free(g->consistent);
     free(g->merit);
+    free(g->ring_pos);
     free(g->rank);
     free(g->merit_cost);
     free(g->inbox);
@@ -200,6 +201,7 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->delivered_last = malloc(nk * sizeof *g->delivered_last);
     g->consistent = malloc(nk * sizeof *g->consistent);
     g->merit = calloc(n, sizeof *g->merit);
+    g->ring_pos = calloc(n, sizeof *g->ring_pos);
     g->rank = calloc(n, sizeof *g->rank);
     g->merit_cost = calloc(n, sizeof *g->merit_cost);
     g->inbox = calloc(nk > n ? nk : n, sizeof *g->inbox);
@@ -212,8 +214,8 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->filled = calloc(n, sizeof *g->filled);
     g->tmp = calloc(n, sizeof *g->tmp);
     if (!g->ag || !g->act || !g->nbr || !g->delivered_last || !g->consistent || !g->merit ||
-        !g->rank || !g->merit_cost || !g->inbox || !g->n_inbox || !g->prop || !g->contracts ||
-        !g->perm || !g->all || !g->orders || !g->filled || !g->tmp) {
+        !g->rank || !g->merit_cost || !g->ring_pos || !g->inbox || !g->n_inbox || !g->prop ||
+        !g->contracts || !g->perm || !g->all || !g->orders || !g->filled || !g->tmp) {
         rc = bz_err_set(err, BZ_ENOMEM, "electricity: out of memory for %d agents", g->n);
         goto out;
     }
@@ -267,11 +269,23 @@ double bz_elec_buy_room(const struct bz_game *g, int i)
                        a->c_bought - a->pend_buy);
 }
 
+/* O(1) from the ring's layout (electricity_env.c, bz_elec_draw_ring): with
+ * N - 1 <= K everyone else in seat order; else the slots are ring offsets
+ * +1, -1, +2, -2, +3, -3. */
 int bz_elec_nbr_slot(const struct bz_game *g, int i, int j)
 {
-    for (int s = 0; s < g->k; s++)
-        if (g->nbr[i * g->k + s] == j)
-            return s;
+    int n = g->n;
+    if (j < 0 || j >= n || j == i)
+        return -1;
+    if (n - 1 <= BZ_ELEC_K)
+        return j < i ? j : j - 1;
+    int d = g->ring_pos[j] - g->ring_pos[i];
+    if (d < 0)
+        d += n;
+    if (d <= 3)
+        return 2 * (d - 1);
+    if (d >= n - 3)
+        return 2 * (n - d) - 1;
     return -1;
 }
 

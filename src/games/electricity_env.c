@@ -224,12 +224,12 @@ int bz_elec_load_shape(const struct bz_game_config *cfg, int *n_out, double **lo
 }
 
 /* qsort has no context argument; the process is single-threaded. */
-static const struct bz_game *sort_g;
+static const double *sort_key;
 
 static int by_cost(const void *pa, const void *pb)
 {
     int a = *(const int32_t *)pa, b = *(const int32_t *)pb;
-    double ca = sort_g->ag[a].cost_per_mwh, cb = sort_g->ag[b].cost_per_mwh;
+    double ca = sort_key[a], cb = sort_key[b];
     if (ca != cb)
         return ca < cb ? -1 : 1;
     return (a > b) - (a < b);
@@ -266,14 +266,15 @@ void bz_elec_draw_companies(struct bz_game *g)
     bz_rng_init(&r, g->env_seed, BZ_ELEC_RNG_COSTS);
     for (int i = 0; i < g->n; i++) {
         g->ag[i].cost_per_mwh = g->base_price * (0.4 + 1.2 * bz_rng_uniform(&r));
+        g->tmp[i] = g->ag[i].cost_per_mwh; /* sort keys in a small array */
         g->merit[i] = i;
     }
-    sort_g = g;
+    sort_key = g->tmp;
     qsort(g->merit, (size_t)g->n, sizeof *g->merit, by_cost);
-    sort_g = NULL;
+    sort_key = NULL;
     for (int k = 0; k < g->n; k++) {
         g->rank[g->merit[k]] = k;
-        g->merit_cost[k] = g->ag[g->merit[k]].cost_per_mwh;
+        g->merit_cost[k] = g->tmp[g->merit[k]];
     }
 }
 
@@ -283,7 +284,7 @@ void bz_elec_draw_companies(struct bz_game *g)
 void bz_elec_draw_ring(struct bz_game *g)
 {
     int n = g->n, k = g->k;
-    int32_t *perm = g->perm, *pos = g->inbox; /* scratch before the first turn */
+    int32_t *perm = g->perm, *pos = g->ring_pos;
     for (int i = 0; i < n; i++)
         perm[i] = i;
     struct bz_rng r;

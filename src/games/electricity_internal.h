@@ -180,6 +180,7 @@ struct bz_game {
     int32_t *all;       /* 0..n-1 */
     int32_t *merit;     /* n: companies by cost_per_mwh, cheapest first (ties by seat) */
     int32_t *rank;      /* n: position of each company in merit */
+    int32_t *ring_pos;  /* n: position of each company on the ring */
     double *merit_cost; /* n: cost_per_mwh in merit order */
     struct bz_auction auction;
     struct bz_auction_order *orders;
