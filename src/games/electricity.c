@@ -7,7 +7,8 @@
  * A turn is one hour of a daily cycle. At its start every agent learns
  * forecasts of its generation and demand for the hour (the realisations are
  * revealed at settle, as meters would) and a forecast of next hour's demand.
- * Phases: publish (claimed surplus, may be false, and a message) -> propose
+ * Phases: publish (claimed surplus, may be false, and a message; only with
+ * communication on: off, nothing is published and claims stay NaN) -> propose
  * (at most one contract to one of its k = min(N-1, 6) counterparties on a ring
  * drawn from env_seed) -> respond (accept, reject or counter once
  * each received proposal) -> confirm (a countered proposer accepts or rejects
@@ -16,8 +17,9 @@
  *
  * Settlement (decided design; nets positions like a real grid):
  *  - net position N_i = sold - bought over contracts and auction.
- *  - a net seller delivers min(N_i, generation + storage level), generation
- *    first, then storage discharge; what it fails to deliver is charged
+ *  - a net seller delivers min(N_i, generation + storage level), from the
+ *    cheaper of generation (its marginal cost this hour) and storage (a
+ *    stored MWh's worth, store_value = base_price) first; what it fails to deliver is charged
  *    default_penalty_per_mwh per MWh, paid to its buyers pro rata to what each
  *    bought from it (each contract buyer by its contract amount; the share of
  *    its auction sales goes to the auction buyers pro rata to their auction
@@ -26,11 +28,15 @@
  *    their net purchases, so energy delivered equals energy received.
  *  - contract and auction payments are made in full as agreed.
  *  - each agent then serves its own customers (retail price R per MWh) from
- *    its remaining generation plus what it received plus storage discharge; a
- *    surplus charges storage (level += efficiency x charge), the rest is
- *    curtailed; unserved demand costs VOLL per MWh.
- *  - profit = R served - VOLL unserved + contract, auction and penalty money
- *    received - paid. Per agent: generation + received + discharge = served +
+ *    what it received, then the cheaper of its remaining generation and
+ *    storage (bz_elec_serve); leftover received energy charges storage, then
+ *    own generation when efficiency x store_value exceeds its cost (level +=
+ *    efficiency x charge); the rest is curtailed: not generated, no cost.
+ *    Unserved demand costs VOLL per MWh.
+ *  - profit = R served - VOLL unserved - cost x generation used + contract,
+ *    auction and penalty money received - paid; value = profit + store_value
+ *    x change of the storage level (welfare, autarky and the optimum are in
+ *    these units: electricity_settle.c). Per agent: generation + received + discharge = served +
  *    delivered + charge + curtailed and served + unserved = demand; across
  *    agents all money transfers sum to zero.
  * All environment randomness (capacities, demands, noise, price shocks) comes
