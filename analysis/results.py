@@ -142,6 +142,7 @@ def per_game_skill_share(path):
     for k, gid in enumerate(ids):
         a = agents[bounds[k]:bounds[k + 1]]
         cap = a["capability"].astype(float)
-        pay = a["payoff"].astype(float)
+        # the agents' gains over autarky when the file has them (as bazaar_results)
+        pay = (a["gain"] if "gain" in a.dtype.names else a["payoff"]).astype(float)
         out[k] = (gid, cap.max() - cap.min(), skill_share(pay, high_skill_mask(a)))
     return out

@@ -13,7 +13,9 @@ rm -rf "$OUT" "$OUT.parts"
 ./build/bazaar expand sweeps/quickstart.json -n 3
 ./build/bazaar run sweeps/quickstart.json -o "$OUT"
 # Debian's python3 has h5py/numpy/scipy/matplotlib/pandas (a pyenv/venv python3 may not).
-/usr/bin/python3 analysis/heatmap.py "$OUT" -o "$PNG"
+# the paired effect of the capability gap (each column against gap 0, same
+# markets) with its 95% CI, games and environments per cell
+/usr/bin/python3 analysis/heatmap.py "$OUT" -o "$PNG" --stat paired
 /usr/bin/python3 analysis/report.py "$OUT" -o "$REPORT"
 echo
 echo "results: $(pwd)/$OUT"

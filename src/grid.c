@@ -17,7 +17,9 @@
  *     seed     = H("bazaar.game", sweep seed, every parameter, lineup name, rep)
  * env_seed leaves out communication, the lineup and every env=0 parameter, so
  * one market realisation is played with communication on and off and by every
- * lineup (DESIGN.md "Sweep spec": paired seeds). */
+ * lineup (DESIGN.md "Sweep spec": paired seeds). Every draw comes from
+ * env_seed: the environment's, and each seat's agent stream from (env_seed,
+ * seat, agent label) (match.c), so seed is an id that draws nothing. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -40,6 +40,14 @@ static void mstate(struct bz_match *m, int st)
     m->state = st;
 }
 
+void bz_match_agent_rng(struct bz_rng *r, const struct bz_game_config *cfg, int seat)
+{
+    const char *label = cfg->agents ? cfg->agents[seat].label : "";
+    uint64_t key =
+        bz_hash_combine(bz_hash_combine(cfg->env_seed, (uint64_t)seat), bz_hash_str(label));
+    bz_rng_init(r, key, 0x6167656e74ULL);
+}
+
 int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *hook,
                     struct bz_match **out, struct bz_err *err)
 {
@@ -62,9 +70,7 @@ int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *
     }
     for (int i = 0; i < cfg->n_agents; i++) {
         const struct bz_agent_spec *a = &cfg->agents[i];
-        /* A per-agent stream keyed by the game seed: the same agent in the
-         * same game draws the same numbers whatever else runs. */
-        bz_rng_init(&m->rng[i], cfg->seed, 0x6167656e74ULL + (uint64_t)i);
+        bz_match_agent_rng(&m->rng[i], cfg, i);
         if (a->kind == BZ_AGENT_HEURISTIC && !m->hook.all_agents) {
             m->policy[i] = bz_game_policy(cfg->ops, a->policy);
             if (!m->policy[i]) {
@@ -109,10 +115,13 @@ static int add_summary_rows(struct bz_match *m, struct bz_err *err)
     struct bz_game_outcome oc = {0};
     oc.max_welfare = NAN;
     oc.efficiency = NAN;
-    double *payoff = calloc((size_t)cfg->n_agents, sizeof *payoff);
+    double *payoff = calloc(2 * (size_t)cfg->n_agents, sizeof *payoff);
     if (!payoff)
         return bz_err_set(err, BZ_ENOMEM, "out of memory finishing game %lld",
                           (long long)cfg->game_id);
+    oc.gain = payoff + cfg->n_agents;
+    for (int i = 0; i < cfg->n_agents; i++)
+        oc.gain[i] = NAN;
     int failed = m->state == ST_FAILED;
     if (!failed)
         cfg->ops->outcome(m->game, &oc, payoff);

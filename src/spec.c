@@ -529,9 +529,13 @@ static int params_init(struct ctx *c)
     return BZ_OK;
 }
 
-static int unknown_param(struct ctx *c, const char *path)
+static int unknown_param(struct ctx *c, const char *path, const char *key)
 {
     const struct bz_game_ops *ops = c->s->ops;
+    for (size_t i = 0; i < ops->n_renamed; i++)
+        if (strcmp(ops->renamed[i][0], key) == 0)
+            return fail(c, path, "parameter %s of game %s was renamed: use %s", key, ops->name,
+                        ops->renamed[i][1]);
     char list[768];
     size_t used = 0;
     list[0] = '\0';
@@ -557,7 +561,7 @@ static int parse_fixed(struct ctx *c, const cJSON *obj, int n_named)
         }
         int k = param_index(s->ops, it->string);
         if (k < 0)
-            return unknown_param(c, p);
+            return unknown_param(c, p, it->string);
         const struct bz_param_desc *d = &s->ops->params[k];
         struct bz_spec_param *sp = &s->params[k];
         param_free(sp);
@@ -589,7 +593,7 @@ static int parse_grid(struct ctx *c, const cJSON *obj, const cJSON *fixed, int n
         int is_lineup = strcmp(it->string, "lineup") == 0;
         int k = is_lineup ? -1 : param_index(s->ops, it->string);
         if (!is_lineup && k < 0)
-            return unknown_param(c, p);
+            return unknown_param(c, p, it->string);
         if (fixed && cJSON_GetObjectItemCaseSensitive(fixed, it->string))
             return fail(c, p, "also given in fixed.%s: a parameter is either fixed or in the grid",
                         it->string);

@@ -41,7 +41,7 @@ const char *bz_col_type_name(enum bz_col_type t)
 }
 
 static int add_agents_rows(struct bz_records *rec, const struct bz_game_config *cfg,
-                           const double *payoff, int failed)
+                           const double *payoff, const double *gain, int failed)
 {
     double abs_sum = 0;
     for (int i = 0; i < cfg->n_agents; i++)
@@ -59,6 +59,7 @@ static int add_agents_rows(struct bz_records *rec, const struct bz_game_config *
         r->capability = a->capability;
         r->payoff = failed ? NAN : payoff[i];
         r->payoff_share = abs_sum > 0 && !failed ? payoff[i] / abs_sum : NAN;
+        r->gain = gain && !failed ? gain[i] : NAN;
         if (!r->policy)
             return BZ_ENOMEM;
     }
@@ -106,7 +107,7 @@ int bz_tables_add_summary(struct bz_records *rec, const struct bz_game_config *c
                           const struct bz_match_usage *usage, int failed, const char *error,
                           struct bz_err *err)
 {
-    int rc = add_agents_rows(rec, cfg, payoff, failed);
+    int rc = add_agents_rows(rec, cfg, payoff, oc->gain, failed);
     if (!rc)
         rc = bz_tables_add_config_row(rec, cfg, failed ? NULL : oc->measures, err);
     if (!rc)

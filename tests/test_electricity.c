@@ -77,10 +77,10 @@ static struct bz_game *play(struct setup *s, struct bz_records *rec)
     int n = s->cfg.n_agents;
     struct bz_rng *rng = calloc((size_t)n, sizeof *rng);
     assert_non_null(rng);
-    /* the test's own per-agent streams (the golden transcript's zi draws come
-     * from them), hence the game API here rather than a match */
+    /* the seats' streams as a match makes them (env_seed, seat, label); the
+     * game API here rather than a match to reach the game's state */
     for (int i = 0; i < n; i++)
-        bz_rng_init(&rng[i], s->cfg.seed, 1000 + (uint64_t)i);
+        bz_match_agent_rng(&rng[i], &s->cfg, i);
     int st = 0;
     while (!(rc = bz_game_step(g, &st, &err)) && st == BZ_STEP_DECIDE) {
         for (int r = 0; r < bz_game_n_requests(g); r++) {
@@ -175,7 +175,7 @@ static void electricity_should_balance_energy_and_money_on_random_games(void **s
         int turns = 1 + (int)bz_rng_below(&r, 30);
         s.cfg.num[BZ_ELEC_MAX_TURNS] = turns;
         s.cfg.num[BZ_ELEC_VOLATILITY] = bz_rng_uniform(&r);
-        s.cfg.num[BZ_ELEC_SCARCITY] = 0.1 + 2.9 * bz_rng_uniform(&r);
+        s.cfg.num[BZ_ELEC_SUPPLY_RATIO] = 0.1 + 2.9 * bz_rng_uniform(&r);
         s.cfg.num[BZ_ELEC_STORAGE_HOURS] = rep % 7 == 0 ? 0 : 4 * bz_rng_uniform(&r);
         s.cfg.num[BZ_ELEC_STORAGE_EFFICIENCY] = 0.5 + 0.5 * bz_rng_uniform(&r);
         s.cfg.num[BZ_ELEC_PENALTY] = rep % 5 == 0 ? 0 : 500 * bz_rng_uniform(&r);
@@ -188,12 +188,22 @@ static void electricity_should_balance_energy_and_money_on_random_games(void **s
         const struct bz_rowbuf *m = bz_records_find(&rec, &bz_elec_market_table);
         assert_non_null(m);
         assert_int_equal(m->n_rows, (size_t)turns);
-        struct bz_game_outcome out;
+        struct bz_game_outcome out = {0};
         double *pay = calloc((size_t)n, sizeof *pay);
         ops->outcome(g, &out, pay);
         assert_int_equal(out.turns_played, turns);
         assert_int_equal(out.n_invalid, 0);
-        assert_true(out.efficiency >= 0 && out.efficiency <= 1 + 1e-9);
+        /* welfare and autarky never exceed the optimum, hour by hour */
+        const struct bz_elec_market_row *mr = (const struct bz_elec_market_row *)m->data;
+        for (int t = 0; t < turns; t++) {
+            double tol = 1e-9 * (1 + fabs(mr[t].max_welfare));
+            if (mr[t].welfare > mr[t].max_welfare + tol ||
+                mr[t].autarky_welfare > mr[t].max_welfare + tol)
+                fail_msg("turn %d: welfare %.17g autarky %.17g above max %.17g", t, mr[t].welfare,
+                         mr[t].autarky_welfare, mr[t].max_welfare);
+            assert_true(isnan(mr[t].efficiency) || mr[t].efficiency <= 1 + 1e-9);
+        }
+        assert_true(isnan(out.efficiency) || out.efficiency <= 1 + 1e-9);
         double sum = 0;
         for (int i = 0; i < n; i++)
             sum += pay[i];
@@ -212,7 +222,7 @@ static void electricity_should_balance_with_many_agents(void **state)
     struct setup s;
     setup_init(&s, n, 5, 6);
     s.cfg.num[BZ_ELEC_MAX_TURNS] = 24;
-    s.cfg.num[BZ_ELEC_SCARCITY] = 0.9;
+    s.cfg.num[BZ_ELEC_SUPPLY_RATIO] = 0.9;
     for (int i = 0; i < n; i++)
         setup_agent(&s, i, all_policies[i % 4], (i % 5) / 4.0);
     struct bz_records rec;
@@ -307,15 +317,15 @@ static void electricity_should_pair_environment_across_communication_and_lineup(
 }
 
 /* Scarcity is exact on expectation: capacities are normalised so that
- * sum(expected generation) / sum(expected demand) == scarcity. */
-static void electricity_should_normalise_capacity_to_scarcity(void **state)
+ * sum(expected generation) / sum(expected demand) == supply_ratio. */
+static void electricity_should_normalise_capacity_to_supply_ratio(void **state)
 {
     (void)state;
     double sc[] = {0.3, 1.0, 2.5};
     for (int c = 0; c < 3; c++) {
         struct setup s;
         setup_init(&s, 50, 1, 2);
-        s.cfg.num[BZ_ELEC_SCARCITY] = sc[c];
+        s.cfg.num[BZ_ELEC_SUPPLY_RATIO] = sc[c];
         s.cfg.num[BZ_ELEC_MAX_TURNS] = 24;
         struct bz_records rec;
         bz_records_init(&rec);
@@ -390,7 +400,7 @@ static void electricity_should_reward_skill(void **state)
         bz_records_init(&rec);
         struct bz_game *g = play(&s, &rec);
         double pay[10];
-        struct bz_game_outcome out;
+        struct bz_game_outcome out = {0};
         ops->outcome(g, &out, pay);
         for (int i = 0; i < n; i++)
             *(i % 2 ? &hi : &lo) += pay[i] / g->ag[i].base_demand_mwh;
@@ -401,6 +411,291 @@ static void electricity_should_reward_skill(void **state)
     print_message("payoff per MWh of base demand: skill 1 %.1f, skill 0 %.1f\n", hi / 100,
                   lo / 100);
     assert_true(hi > lo);
+}
+
+/* ---- issue 9: pairing, prices, welfare, skill, communication ------------- */
+
+/* A lineup of one policy at one skill, n seats. */
+static void setup_lineup(struct setup *s, int n, const struct bz_policy_ops *p, double skill,
+                         uint64_t env_seed)
+{
+    setup_init(s, n, 1000 + env_seed, env_seed);
+    for (int i = 0; i < n; i++)
+        setup_agent(s, i, p, skill);
+}
+
+/* Play and summarise: /electricity/summary, the market rows' clearing
+ * prices, the payoffs. */
+struct played {
+    double welfare, autarky, max, efficiency, mean_payoff, contract_volume;
+    double price_sum, price_sq, n_price;
+};
+
+static void play_summary(struct setup *s, struct played *o)
+{
+    struct bz_records rec;
+    bz_records_init(&rec);
+    struct bz_game *g = play(s, &rec);
+    memset(o, 0, sizeof *o);
+    const struct bz_rowbuf *sb = bz_records_find(&rec, &bz_elec_summary_table);
+    assert_non_null(sb);
+    assert_int_equal(sb->n_rows, 1);
+    const struct bz_elec_summary_row *sr = (const struct bz_elec_summary_row *)sb->data;
+    o->welfare = sr->welfare;
+    o->autarky = sr->autarky_welfare;
+    o->max = sr->max_welfare;
+    o->efficiency = sr->efficiency;
+    const struct bz_rowbuf *mb = bz_records_find(&rec, &bz_elec_market_table);
+    const struct bz_elec_market_row *m = (const struct bz_elec_market_row *)mb->data;
+    for (size_t t = 0; t < mb->n_rows; t++) {
+        o->contract_volume += m[t].contract_volume;
+        if (m[t].volume > 0) {
+            o->price_sum += m[t].clearing_price;
+            o->price_sq += m[t].clearing_price * m[t].clearing_price;
+            o->n_price++;
+        }
+    }
+    int n = s->cfg.n_agents;
+    double *pay = calloc((size_t)n, sizeof *pay), *gain = calloc((size_t)n, sizeof *gain);
+    assert_non_null(pay);
+    assert_non_null(gain);
+    struct bz_game_outcome out = {.gain = gain};
+    ops->outcome(g, &out, pay);
+    double sum_gain = 0;
+    for (int i = 0; i < n; i++) {
+        o->mean_payoff += pay[i] / n;
+        sum_gain += gain[i];
+    }
+    /* the gains add up to the gains from trade */
+    assert_float_equal(sum_gain, o->welfare - o->autarky, 1e-6 * (1 + fabs(o->welfare)));
+    assert_float_equal(out.welfare, o->welfare, 1e-6 * (1 + fabs(o->welfare)));
+    free(pay);
+    free(gain);
+    ops->destroy(g);
+    bz_records_cleanup(&rec);
+}
+
+/* Full pairing: two lineups of the same agents under different names (and so
+ * different game seeds) play identical games; a seat with the same agent in
+ * two lineups draws the same numbers; communication on and off face the same
+ * network. */
+static void electricity_should_pair_games_by_env_seed_only(void **state)
+{
+    (void)state;
+    int n = 12;
+    char *buf[2] = {NULL, NULL};
+    size_t len[2] = {0, 0};
+    for (int v = 0; v < 2; v++) {
+        struct setup s;
+        setup_init(&s, n, v ? 99 : 7, 4242);
+        s.cfg.lineup_name = v ? "placebo_b" : "placebo_a";
+        for (int i = 0; i < n; i++)
+            setup_agent(&s, i, all_policies[i % 4], 0.5);
+        s.cfg.transcript = open_memstream(&buf[v], &len[v]);
+        struct bz_records rec;
+        bz_records_init(&rec);
+        struct bz_game *g = play(&s, &rec);
+        ops->destroy(g);
+        fclose(s.cfg.transcript);
+        bz_records_cleanup(&rec);
+        setup_cleanup(&s);
+    }
+    /* identical but for the header's seed */
+    const char *b0 = strchr(buf[0], '\n'), *b1 = strchr(buf[1], '\n');
+    assert_string_equal(b0, b1);
+    free(buf[0]);
+    free(buf[1]);
+
+    /* seat pairing: the stream depends on (env_seed, seat, label) only */
+    struct setup s1, s2;
+    setup_init(&s1, 4, 1, 55);
+    setup_init(&s2, 4, 2, 55);
+    for (int i = 0; i < 4; i++) {
+        setup_agent(&s1, i, &bz_elec_greedy, 0.5);
+        setup_agent(&s2, i, i == 0 ? &bz_elec_greedy : &bz_elec_zi, 0.5);
+    }
+    s2.cfg.communication = 0;
+    struct bz_rng r1, r2, r3;
+    bz_match_agent_rng(&r1, &s1.cfg, 0);
+    bz_match_agent_rng(&r2, &s2.cfg, 0);
+    for (int k = 0; k < 8; k++)
+        assert_true(bz_rng_u64(&r1) == bz_rng_u64(&r2));
+    bz_match_agent_rng(&r1, &s1.cfg, 1);
+    bz_match_agent_rng(&r3, &s2.cfg, 1);
+    assert_true(bz_rng_u64(&r1) != bz_rng_u64(&r3)); /* another agent, another stream */
+
+    /* communication on and off: the same network (N = 20, a ring) */
+    s1.cfg.n_agents = s2.cfg.n_agents = 20;
+    s1.cfg.num[BZ_ELEC_N_AGENTS] = s2.cfg.num[BZ_ELEC_N_AGENTS] = 20;
+    s1.cfg.agents = s2.cfg.agents = NULL;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    struct bz_game *g1 = NULL, *g2 = NULL;
+    struct bz_err err = {0};
+    assert_int_equal(bz_game_create(&s1.cfg, &rec, &g1, &err), BZ_OK);
+    assert_int_equal(bz_game_create(&s2.cfg, &rec, &g2, &err), BZ_OK);
+    assert_memory_equal(g1->nbr, g2->nbr, (size_t)20 * (size_t)g1->k * sizeof *g1->nbr);
+    for (int i = 0; i < 20; i++)
+        for (int j = 0; j < 20; j++) {
+            int slot = bz_elec_nbr_slot(g1, i, j), found = -1;
+            for (int q = 0; q < g1->k; q++)
+                if (g1->nbr[i * g1->k + q] == j)
+                    found = q;
+            assert_int_equal(slot, found);
+        }
+    ops->destroy(g1);
+    ops->destroy(g2);
+    bz_records_cleanup(&rec);
+    setup_cleanup(&s1);
+    setup_cleanup(&s2);
+}
+
+/* Prices respond to scarcity and volatility (skill-1 truthful lineups, the
+ * same environments at every level). */
+static void electricity_should_price_scarcity_and_volatility(void **state)
+{
+    (void)state;
+    const double ratios[] = {0.7, 1.0, 1.3};
+    double mean[3];
+    for (int l = 0; l < 3; l++) {
+        double sum = 0, cnt = 0;
+        for (uint64_t rep = 0; rep < 12; rep++) {
+            struct setup s;
+            setup_lineup(&s, 6, &bz_elec_truthful, 1.0, 300 + rep);
+            s.cfg.num[BZ_ELEC_SUPPLY_RATIO] = ratios[l];
+            struct played o;
+            play_summary(&s, &o);
+            sum += o.price_sum;
+            cnt += o.n_price;
+            setup_cleanup(&s);
+        }
+        mean[l] = sum / cnt;
+    }
+    print_message("mean clearing price at supply_ratio 0.7 / 1.0 / 1.3: %.1f / %.1f / %.1f\n",
+                  mean[0], mean[1], mean[2]);
+    assert_true(mean[0] > mean[1] && mean[1] > mean[2]);
+    const double vols[] = {0.1, 0.4};
+    double sd[2];
+    for (int l = 0; l < 2; l++) {
+        double acc = 0;
+        int games = 0;
+        for (uint64_t rep = 0; rep < 12; rep++) {
+            struct setup s;
+            setup_lineup(&s, 6, &bz_elec_truthful, 1.0, 400 + rep);
+            s.cfg.num[BZ_ELEC_VOLATILITY] = vols[l];
+            s.cfg.num[BZ_ELEC_SUPPLY_RATIO] = 1.3;
+            struct played o;
+            play_summary(&s, &o);
+            if (o.n_price > 1) {
+                double m = o.price_sum / o.n_price;
+                acc += sqrt(fmax(0, o.price_sq / o.n_price - m * m));
+                games++;
+            }
+            setup_cleanup(&s);
+        }
+        sd[l] = acc / games;
+    }
+    print_message("within-game SD of the clearing price at volatility 0.1 / 0.4: %.2f / %.2f\n",
+                  sd[0], sd[1]);
+    assert_true(sd[1] > sd[0]);
+}
+
+/* A policy that never trades (claims nothing, proposes nothing, rejects,
+ * orders nothing). */
+static void decide_never(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng)
+{
+    (void)rng;
+    ops->safe_action(g, r);
+}
+static const struct bz_policy_ops never = {"never", "never trades", decide_never};
+
+static void electricity_should_measure_gains_from_trade(void **state)
+{
+    (void)state;
+    /* no trade: welfare is autarky's, hour by hour, and efficiency is 0 */
+    for (uint64_t rep = 0; rep < 5; rep++) {
+        struct setup s;
+        setup_lineup(&s, 5, &never, 1.0, 700 + rep);
+        struct played o;
+        play_summary(&s, &o);
+        assert_true(o.welfare == o.autarky);
+        assert_true(o.efficiency == 0.0);
+        assert_true(o.max >= o.autarky);
+        setup_cleanup(&s);
+    }
+    /* skill-1 truthful agents at supply_ratio 1 and volatility 0 realise at
+     * least 90% of the gains; skilled lineups more than unskilled ones */
+    double eff_truth = 0, eff_lo = 0, eff_hi = 0;
+    int reps = 10;
+    for (uint64_t rep = 0; rep < (uint64_t)reps; rep++) {
+        struct setup s;
+        struct played o;
+        setup_lineup(&s, 6, &bz_elec_truthful, 1.0, 800 + rep);
+        s.cfg.num[BZ_ELEC_VOLATILITY] = 0;
+        play_summary(&s, &o);
+        eff_truth += o.efficiency / reps;
+        setup_cleanup(&s);
+        for (int sk = 0; sk < 2; sk++) {
+            setup_init(&s, 8, 900 + rep, 900 + rep);
+            for (int i = 0; i < 8; i++)
+                setup_agent(&s, i, all_policies[i % 4], sk ? 0.9 : 0.1);
+            play_summary(&s, &o);
+            *(sk ? &eff_hi : &eff_lo) += o.efficiency / reps;
+            setup_cleanup(&s);
+        }
+    }
+    print_message("efficiency: truthful skill 1 at volatility 0: %.3f; mixed lineup skill 0.9: "
+                  "%.3f, skill 0.1: %.3f\n",
+                  eff_truth, eff_hi, eff_lo);
+    assert_true(eff_truth >= 0.9 && eff_truth <= 1 + 1e-9);
+    assert_true(eff_hi > eff_lo);
+}
+
+/* Every policy's payoff rises with its skill (homogeneous lineups, the same
+ * environments at every skill). */
+static void electricity_should_raise_every_policys_payoff_with_skill(void **state)
+{
+    (void)state;
+    const double skills[] = {0.0, 0.5, 1.0};
+    for (int p = 0; p < 4; p++) {
+        double mean[3] = {0, 0, 0};
+        for (int k = 0; k < 3; k++)
+            for (uint64_t rep = 0; rep < 12; rep++) {
+                struct setup s;
+                setup_lineup(&s, 6, all_policies[p], skills[k], 1100 + rep);
+                struct played o;
+                play_summary(&s, &o);
+                mean[k] += o.mean_payoff / 12;
+                setup_cleanup(&s);
+            }
+        print_message("%-10s mean payoff at skill 0 / 0.5 / 1: %.0f / %.0f / %.0f\n",
+                      all_policies[p]->name, mean[0], mean[1], mean[2]);
+        assert_true(mean[0] < mean[1] && mean[1] < mean[2]);
+    }
+}
+
+/* The communication effect of heuristics: with claims published, proposals
+ * go to counterparties whose claimed position matches, so more energy is
+ * contracted bilaterally (same environments, same agent draws). */
+static void electricity_should_show_a_communication_effect(void **state)
+{
+    (void)state;
+    double vol[2] = {0, 0}, eff[2] = {0, 0};
+    for (uint64_t rep = 0; rep < 12; rep++)
+        for (int c = 0; c < 2; c++) {
+            struct setup s;
+            setup_lineup(&s, 8, &bz_elec_reciprocal, 1.0, 1300 + rep);
+            s.cfg.communication = c;
+            struct played o;
+            play_summary(&s, &o);
+            vol[c] += o.contract_volume / 12;
+            eff[c] += o.efficiency / 12;
+            setup_cleanup(&s);
+        }
+    print_message("reciprocal skill 1: contract volume per game %.0f MWh with communication, %.0f "
+                  "without; efficiency %.3f / %.3f\n",
+                  vol[1], vol[0], eff[1], eff[0]);
+    assert_true(vol[1] > vol[0]);
 }
 
 static void electricity_should_match_golden_transcript(void **state)
@@ -682,10 +977,21 @@ static void electricity_should_hide_text_without_communication(void **state)
     struct bz_game *g = NULL;
     struct bz_err err = {0};
     assert_int_equal(bz_game_create(&s.cfg, &rec, &g, &err), BZ_OK);
-    expect_phase(g, BZ_ELEC_PUBLISH);
-    const cJSON *sj = bz_game_schema(g, BZ_ELEC_PUBLISH);
+    /* no cheap talk: nothing is published, the hour opens with propose */
+    expect_phase(g, BZ_ELEC_PROPOSE);
+    const cJSON *sj = bz_game_schema(g, BZ_ELEC_PROPOSE);
     assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(sj, "properties"), "message"));
-    const char *secret = "{\"claimed_surplus_mwh\":1,\"message\":\"secret\"}";
+    cJSON *obs = cJSON_CreateObject();
+    assert_int_equal(observe_as(g, 0, obs, &err), BZ_OK);
+    char *text = cJSON_PrintUnformatted(obs);
+    assert_null(strstr(text, "claimed_surplus"));
+    assert_null(strstr(text, "matched_its_claim"));
+    assert_null(strstr(text, "truthful"));
+    assert_null(strstr(text, "messages"));
+    free(text);
+    cJSON_Delete(obs);
+    const char *secret = "{\"counterparty\":-1,\"side\":\"buy\",\"amount_mwh\":1,"
+                         "\"price_total\":1,\"message\":\"secret\"}";
     for (int a = 0; a < 4; a++) {
         /* the schema refuses free text when communication is off... */
         assert_int_equal(parse(g, a, secret, &err), BZ_EINVAL);
@@ -698,14 +1004,7 @@ static void electricity_should_hide_text_without_communication(void **state)
         cJSON_Delete(j);
     }
     assert_int_equal(bz_game_apply(g, &err), BZ_OK);
-    expect_phase(g, BZ_ELEC_PROPOSE);
-    cJSON *obs = cJSON_CreateObject();
-    assert_int_equal(observe_as(g, 0, obs, &err), BZ_OK);
-    char *text = cJSON_PrintUnformatted(obs);
-    assert_null(strstr(text, "secret"));
     assert_null(bz_records_find(&rec, &bz_messages_table));
-    free(text);
-    cJSON_Delete(obs);
     for (int ph = 0; ph < BZ_ELEC_SETTLE; ph++)
         assert_non_null(bz_game_schema(g, ph));
     assert_null(bz_game_schema(g, BZ_ELEC_SETTLE));
@@ -752,9 +1051,14 @@ int main(void)
         cmocka_unit_test(electricity_should_balance_with_many_agents),
         cmocka_unit_test(electricity_should_refuse_bad_configs),
         cmocka_unit_test(electricity_should_pair_environment_across_communication_and_lineup),
-        cmocka_unit_test(electricity_should_normalise_capacity_to_scarcity),
+        cmocka_unit_test(electricity_should_normalise_capacity_to_supply_ratio),
         cmocka_unit_test(electricity_should_be_deterministic),
         cmocka_unit_test(electricity_should_reward_skill),
+        cmocka_unit_test(electricity_should_pair_games_by_env_seed_only),
+        cmocka_unit_test(electricity_should_price_scarcity_and_volatility),
+        cmocka_unit_test(electricity_should_measure_gains_from_trade),
+        cmocka_unit_test(electricity_should_raise_every_policys_payoff_with_skill),
+        cmocka_unit_test(electricity_should_show_a_communication_effect),
         cmocka_unit_test(electricity_should_match_golden_transcript),
         cmocka_unit_test(electricity_should_name_the_field_of_bad_actions),
         cmocka_unit_test(electricity_should_play_a_turn_from_json_replies),

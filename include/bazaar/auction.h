@@ -45,8 +45,11 @@ void bz_auction_cleanup(struct bz_auction *a);
 /* Clear n orders (n <= cap). Bids are sorted by limit descending, asks
  * ascending (ties by order index, so the result is deterministic); the traded
  * volume Q is the largest quantity at which the cumulative bid curve still
- * lies at or above the ask curve. The price is the midpoint of the marginal
- * pair: the limits of the last bid and the last ask that trade. Every bid
+ * lies at or above the ask curve. The price is the middle of the clearing
+ * interval [max(last ask that trades, best bid left out), min(last bid that
+ * trades, best ask left out)] (a rationed marginal order counts as left out,
+ * so the price is its limit): with asks left over the price falls to them,
+ * with bids left over it rises to them. Every bid
  * priced above the marginal bid is filled in full, the bids at exactly the
  * marginal limit share the rest pro rata to their amounts; the same for asks.
  * So every trader gets at most its amount, no bid pays above its limit and no

@@ -50,8 +50,8 @@ struct bz_agent_spec {
 struct bz_game_config {
     int64_t game_id;
     const struct bz_game_ops *ops;
-    uint64_t seed;     /* agents' and protocol randomness */
-    uint64_t env_seed; /* environment: depends on env params and repetition only */
+    uint64_t seed;     /* id: every parameter and the lineup name; draws nothing */
+    uint64_t env_seed; /* every draw: environment, and with seat and label the agents' */
     int repetition;
     int n_agents;
     int communication;                  /* 0: agents see no free text from others */
@@ -138,6 +138,8 @@ struct bz_game_outcome {
     /* the game's measures of its realised environment (ops->measures order),
      * written beside its parameters in /<game>/config */
     double measures[BZ_MAX_MEASURES];
+    double *gain;       /* n_agents, set to NaN by the caller (or NULL): a game with an
+                           autarky notion writes payoff - the agent's autarky payoff */
 };
 
 struct bz_game_ops {
@@ -197,6 +199,11 @@ struct bz_game_ops {
      * check_action. */
     int (*parse_action)(struct bz_game *g, const struct bz_request *r, const struct cJSON *reply,
                         struct bz_err *err);
+
+    /* Former parameter names, {old, new} pairs (may be NULL): a spec or
+     * --set naming an old one is refused with a message naming the new. */
+    const char *const (*renamed)[2];
+    size_t n_renamed;
 };
 
 /* ---- the game base: src/game_base.c ---- */

@@ -51,6 +51,11 @@ struct bz_match_usage {
 /* Create a match for cfg (cfg and everything it points to must outlive it).
  * hook may be NULL when every agent is heuristic; a lineup with an LLM agent
  * and no hook is BZ_EINVAL. Free with bz_match_destroy. */
+/* Seat's decision stream: from (cfg->env_seed, seat, the seat's agent label)
+ * only, so it is the same whatever the lineup is called, whoever sits in the
+ * other seats and whether communication is on (common random numbers). */
+void bz_match_agent_rng(struct bz_rng *r, const struct bz_game_config *cfg, int seat);
+
 int bz_match_create(const struct bz_game_config *cfg, const struct bz_llm_hook *hook,
                     struct bz_match **out, struct bz_err *err);
 void bz_match_destroy(struct bz_match *m);

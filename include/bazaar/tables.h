@@ -15,7 +15,7 @@
 #define BZ_GAMES_COLUMNS(X, R)                                                                     \
     X(R, game_id, I64, "", "game id: 0..G-1 in grid order, stable for a spec")                     \
     X(R, game, STR, "", "game name (its parameters: /<game>/config)")                              \
-    X(R, seed, U64, "", "seed of the agents' and protocol randomness")                             \
+    X(R, seed, U64, "", "hash of every parameter, the lineup name and the repetition")             \
     X(R, env_seed, U64, "",                                                                        \
       "seed of the environment: equal for games that differ only in lineup or communication")      \
     X(R, repetition, I32, "", "repetition index of the grid point, 0-based")                       \
@@ -48,7 +48,9 @@ BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
     X(R, skill, F64, "1", "heuristic skill in [0, 1]; NaN for LLM agents")                         \
     X(R, capability, F64, "1", "heuristic: its skill; LLM: the registry's capability")             \
     X(R, payoff, F64, "payoff", "final payoff; NaN when the game failed")                          \
-    X(R, payoff_share, F64, "1", "payoff / sum of |payoffs| of the game; NaN when all are 0")
+    X(R, payoff_share, F64, "1", "payoff / sum of |payoffs| of the game; NaN when all are 0")      \
+    X(R, gain, F64, "payoff",                                                                      \
+      "payoff - its autarky payoff (had it traded with no one); NaN for games without one")
 BZ_TABLE_ROW(bz_agents_row, BZ_AGENTS_COLUMNS);
 
 /* /messages: every free-text message a game delivered. */

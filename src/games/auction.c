@@ -126,7 +126,14 @@ int bz_auction_clear(struct bz_auction *a, const struct bz_auction_order *orders
     if (q <= 0)
         return BZ_OK;
     res->volume_mwh = q;
-    res->price_per_mwh = 0.5 * (mb + ma);
+    /* the middle of the clearing interval: at any price in it no trader
+     * wants to change its fill. It is bounded by the marginal pair and by the
+     * best orders left out (a rationed marginal order counts as left out,
+     * which pins the price to its limit). */
+    double next_bid = ib < nb ? a->bids[ib].limit_per_mwh : -INFINITY;
+    double next_ask = ia < na ? a->asks[ia].limit_per_mwh : INFINITY;
+    double lo = ma > next_bid ? ma : next_bid, hi = mb < next_ask ? mb : next_ask;
+    res->price_per_mwh = 0.5 * (lo + hi);
     allocate(a->bids, nb, orders, q, mb, filled);
     allocate(a->asks, na, orders, q, ma, filled);
     return BZ_OK;

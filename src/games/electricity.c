@@ -7,17 +7,19 @@
  * A turn is one hour of a daily cycle. At its start every agent learns
  * forecasts of its generation and demand for the hour (the realisations are
  * revealed at settle, as meters would) and a forecast of next hour's demand.
- * Phases: publish (claimed surplus, may be false, and a message) -> propose
+ * Phases: publish (claimed surplus, may be false, and a message; only with
+ * communication on: off, nothing is published and claims stay NaN) -> propose
  * (at most one contract to one of its k = min(N-1, 6) counterparties on a ring
- * drawn from the protocol seed) -> respond (accept, reject or counter once
+ * drawn from env_seed) -> respond (accept, reject or counter once
  * each received proposal) -> confirm (a countered proposer accepts or rejects
  * the counter) -> auction (one order in a uniform-price double auction,
  * src/games/auction.c) -> settle (no decisions).
  *
  * Settlement (decided design; nets positions like a real grid):
  *  - net position N_i = sold - bought over contracts and auction.
- *  - a net seller delivers min(N_i, generation + storage level), generation
- *    first, then storage discharge; what it fails to deliver is charged
+ *  - a net seller delivers min(N_i, generation + storage level), from the
+ *    cheaper of generation (its marginal cost this hour) and storage (a
+ *    stored MWh's worth, store_value = base_price) first; what it fails to deliver is charged
  *    default_penalty_per_mwh per MWh, paid to its buyers pro rata to what each
  *    bought from it (each contract buyer by its contract amount; the share of
  *    its auction sales goes to the auction buyers pro rata to their auction
@@ -26,17 +28,22 @@
  *    their net purchases, so energy delivered equals energy received.
  *  - contract and auction payments are made in full as agreed.
  *  - each agent then serves its own customers (retail price R per MWh) from
- *    its remaining generation plus what it received plus storage discharge; a
- *    surplus charges storage (level += efficiency x charge), the rest is
- *    curtailed; unserved demand costs VOLL per MWh.
- *  - profit = R served - VOLL unserved + contract, auction and penalty money
- *    received - paid. Per agent: generation + received + discharge = served +
+ *    what it received, then the cheaper of its remaining generation and
+ *    storage (bz_elec_serve); leftover received energy charges storage, then
+ *    own generation when efficiency x store_value exceeds its cost (level +=
+ *    efficiency x charge); the rest is curtailed: not generated, no cost.
+ *    Unserved demand costs VOLL per MWh.
+ *  - profit = R served - VOLL unserved - cost x generation used + contract,
+ *    auction and penalty money received - paid; value = profit + store_value
+ *    x change of the storage level (welfare, autarky and the optimum are in
+ *    these units: electricity_settle.c). Per agent: generation + received + discharge = served +
  *    delivered + charge + curtailed and served + unserved = demand; across
  *    agents all money transfers sum to zero.
  * All environment randomness (capacities, demands, noise, price shocks) comes
- * from streams of cfg->env_seed only, so games paired on env_seed see the same
- * market whatever the lineup or communication; the ring and the agents'
- * randomness come from cfg->seed. */
+ * from streams of cfg->env_seed only, and so does the counterparty ring, so
+ * games paired on env_seed see the same market and network whatever the
+ * lineup or communication; the agents' randomness is their seats' streams
+ * (match.c: env_seed, seat, label). The game draws nothing else. */
 #include <assert.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -56,10 +63,11 @@ static const struct bz_param_desc params[BZ_ELEC_N_PARAMS] = {
     {"max_turns", BZ_PARAM_INT, 24, 1, 8760, NULL, 1, "turns (hours) played"},
     {"volatility", BZ_PARAM_NUM, 0.2, 0, 1, NULL, 1,
      "noise on generation, demand and prices; forecast error grows with it"},
-    {"scarcity", BZ_PARAM_NUM, 1.0, 0.1, 5, NULL, 1,
+    {"supply_ratio", BZ_PARAM_NUM, 1.0, 0.1, 5, NULL, 1,
      "total expected generation / total expected demand (below 1: scarce)"},
     {"base_price_per_mwh", BZ_PARAM_NUM, 50, 0, 1e5, NULL, 1,
-     "mean reference wholesale price; the profile's price factor shapes it"},
+     "mean marginal generation cost: company costs are U(0.4, 1.6) x it, times the profile's "
+     "price factor and the hour's fuel shock"},
     {"retail_price_per_mwh", BZ_PARAM_NUM, 120, 0, 1e5, NULL, 1,
      "what a company earns per MWh served to its own customers"},
     {"voll_per_mwh", BZ_PARAM_NUM, 1000, 0, 1e6, NULL, 1,
@@ -87,7 +95,13 @@ BZ_TABLE_DEFINE(bz_elec_turns_table, "/electricity/turns", bz_elec_turn_row, BZ_
 BZ_TABLE_DEFINE(bz_elec_market_table, "/electricity/market", bz_elec_market_row,
                 BZ_ELEC_MARKET_COLUMNS);
 
-static const struct bz_table_desc *const tables[] = {&bz_elec_turns_table, &bz_elec_market_table};
+BZ_TABLE_DEFINE(bz_elec_summary_table, "/electricity/summary", bz_elec_summary_row,
+                BZ_ELEC_SUMMARY_COLUMNS);
+
+static const struct bz_table_desc *const tables[] = {&bz_elec_turns_table, &bz_elec_market_table,
+                                                     &bz_elec_summary_table};
+
+static const char *const renamed[][2] = {{"scarcity", "supply_ratio"}};
 
 static int check(const struct bz_game_config *cfg, struct bz_err *err)
 {
@@ -129,6 +143,11 @@ static void destroy(struct bz_game *g)
     free(g->act);
     free(g->nbr);
     free(g->delivered_last);
+    free(g->consistent);
+    free(g->merit);
+    free(g->ring_pos);
+    free(g->rank);
+    free(g->merit_cost);
     free(g->inbox);
     free(g->n_inbox);
     free(g->prop);
@@ -167,13 +186,14 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->communication = cfg->communication != 0;
     g->max_turns = (int)cfg->num[BZ_ELEC_MAX_TURNS];
     g->volatility = cfg->num[BZ_ELEC_VOLATILITY];
-    g->scarcity = cfg->num[BZ_ELEC_SCARCITY];
+    g->supply_ratio = cfg->num[BZ_ELEC_SUPPLY_RATIO];
     g->base_price = cfg->num[BZ_ELEC_BASE_PRICE];
     g->retail = cfg->num[BZ_ELEC_RETAIL_PRICE];
     g->voll = cfg->num[BZ_ELEC_VOLL];
     g->penalty = cfg->num[BZ_ELEC_PENALTY];
     g->eff = cfg->num[BZ_ELEC_STORAGE_EFFICIENCY];
     g->storage_hours = cfg->num[BZ_ELEC_STORAGE_HOURS];
+    g->store_value = g->base_price;
     g->env_seed = cfg->env_seed;
     g->seed = cfg->seed;
     g->last_clearing = NAN;
@@ -185,6 +205,11 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->act = calloc(n, sizeof *g->act);
     g->nbr = calloc(nk, sizeof *g->nbr);
     g->delivered_last = malloc(nk * sizeof *g->delivered_last);
+    g->consistent = malloc(nk * sizeof *g->consistent);
+    g->merit = calloc(n, sizeof *g->merit);
+    g->ring_pos = calloc(n, sizeof *g->ring_pos);
+    g->rank = calloc(n, sizeof *g->rank);
+    g->merit_cost = calloc(n, sizeof *g->merit_cost);
     g->inbox = calloc(nk > n ? nk : n, sizeof *g->inbox);
     g->n_inbox = calloc(n, sizeof *g->n_inbox);
     g->prop = calloc(n, sizeof *g->prop);
@@ -194,8 +219,9 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     g->orders = calloc(n, sizeof *g->orders);
     g->filled = calloc(n, sizeof *g->filled);
     g->tmp = calloc(n, sizeof *g->tmp);
-    if (!g->ag || !g->act || !g->nbr || !g->delivered_last || !g->inbox || !g->n_inbox ||
-        !g->prop || !g->contracts || !g->perm || !g->all || !g->orders || !g->filled || !g->tmp) {
+    if (!g->ag || !g->act || !g->nbr || !g->delivered_last || !g->consistent || !g->merit ||
+        !g->rank || !g->merit_cost || !g->ring_pos || !g->inbox || !g->n_inbox || !g->prop ||
+        !g->contracts || !g->perm || !g->all || !g->orders || !g->filled || !g->tmp) {
         rc = bz_err_set(err, BZ_ENOMEM, "electricity: out of memory for %d agents", g->n);
         goto out;
     }
@@ -203,26 +229,27 @@ static int create(const struct bz_game_config *cfg, struct bz_records *rec, stru
     if (rc)
         goto out;
     memset(g->delivered_last, -1, nk);
+    memset(g->consistent, -1, nk);
     for (int i = 0; i < g->n; i++)
         g->all[i] = i;
-    bz_rng_init(g->prng, g->seed, BZ_ELEC_RNG_RING + 1);
     bz_elec_draw_companies(g);
     bz_elec_draw_ring(g);
     if (g->tx) {
-        fprintf(g->tx,
-                "== electricity: %d agents, %d turns, seed %llu, env seed %llu, communication "
-                "%s\n   scarcity %.2f, volatility %.2f, retail %.0f/MWh, VOLL %.0f/MWh, default "
-                "penalty %.0f/MWh, storage efficiency %.2f\n",
-                g->n, g->max_turns, (unsigned long long)g->seed, (unsigned long long)g->env_seed,
-                g->communication ? "on" : "off", g->scarcity, g->volatility, g->retail, g->voll,
-                g->penalty, g->eff);
+        fprintf(
+            g->tx,
+            "== electricity: %d agents, %d turns, seed %llu, env seed %llu, communication "
+            "%s\n   supply_ratio %.2f, volatility %.2f, retail %.0f/MWh, VOLL %.0f/MWh, default "
+            "penalty %.0f/MWh, storage efficiency %.2f\n",
+            g->n, g->max_turns, (unsigned long long)g->seed, (unsigned long long)g->env_seed,
+            g->communication ? "on" : "off", g->supply_ratio, g->volatility, g->retail, g->voll,
+            g->penalty, g->eff);
         for (int i = 0; i < g->n; i++) {
             const struct bz_elec_agent *a = &g->ag[i];
             fprintf(g->tx,
-                    "   a%d %-28s capacity %.1f MW, base demand %.1f MWh, storage %.1f MWh; "
-                    "counterparties",
-                    i, cfg->agents ? cfg->agents[i].label : "?", a->capacity_mw, a->base_demand_mwh,
-                    a->storage_cap_mwh);
+                    "   a%d %-28s capacity %.1f MW, cost %.1f/MWh, base demand %.1f MWh, storage "
+                    "%.1f MWh; counterparties",
+                    i, cfg->agents ? cfg->agents[i].label : "?", a->capacity_mw, a->cost_per_mwh,
+                    a->base_demand_mwh, a->storage_cap_mwh);
             for (int j = 0; j < g->k; j++)
                 fprintf(g->tx, " a%d", g->nbr[i * g->k + j]);
             fputc('\n', g->tx);
@@ -248,11 +275,23 @@ double bz_elec_buy_room(const struct bz_game *g, int i)
                        a->c_bought - a->pend_buy);
 }
 
+/* O(1) from the ring's layout (electricity_env.c, bz_elec_draw_ring): with
+ * N - 1 <= K everyone else in seat order; else the slots are ring offsets
+ * +1, -1, +2, -2, +3, -3. */
 int bz_elec_nbr_slot(const struct bz_game *g, int i, int j)
 {
-    for (int s = 0; s < g->k; s++)
-        if (g->nbr[i * g->k + s] == j)
-            return s;
+    int n = g->n;
+    if (j < 0 || j >= n || j == i)
+        return -1;
+    if (n - 1 <= BZ_ELEC_K)
+        return j < i ? j : j - 1;
+    int d = g->ring_pos[j] - g->ring_pos[i];
+    if (d < 0)
+        d += n;
+    if (d <= 3)
+        return 2 * (d - 1);
+    if (d >= n - 3)
+        return 2 * (n - d) - 1;
     return -1;
 }
 
@@ -453,6 +492,12 @@ static void apply_propose(struct bz_game *g)
         p->message = g->communication ? x->message : NULL;
         p->status = BZ_ELEC_P_OPEN;
         g->inbox[x->to * g->k + g->n_inbox[x->to]++] = i;
+        /* what the receiver can check: does the offer agree with the sign of
+         * what i published? (nothing published: nothing to check) */
+        double c = g->ag[i].claimed_surplus_mwh;
+        int slot = bz_elec_nbr_slot(g, x->to, i);
+        if (slot >= 0 && isfinite(c) && fabs(c) > 1e-6)
+            g->consistent[x->to * g->k + slot] = (x->side == BZ_ELEC_SELL) == (c > 0);
         if (x->side == BZ_ELEC_SELL)
             g->ag[i].pend_sell = x->amount_mwh;
         else
@@ -608,6 +653,11 @@ static int step(struct bz_game *g, int *state, struct bz_err *err)
                 return BZ_OK;
             }
             bz_elec_begin_turn(g);
+            if (!g->communication) {
+                /* no cheap talk: nothing is published, claims stay NaN */
+                g->stage = ST_PROPOSE;
+                continue;
+            }
             g->stage = ST_PUBLISH;
             ask_all(g, BZ_ELEC_PUBLISH);
             *state = BZ_STEP_DECIDE;
@@ -694,13 +744,17 @@ static void outcome(const struct bz_game *g, struct bz_game_outcome *out, double
 {
     out->turns_played = g->turn;
     out->welfare = g->sum_welfare;
-    out->max_welfare = g->sum_efficient;
-    out->efficiency = g->sum_servable > 0 ? g->sum_served / g->sum_servable : 1.0;
+    out->max_welfare = g->sum_max;
+    out->efficiency = bz_elec_efficiency(g->sum_welfare, g->sum_autarky, g->sum_max);
     out->n_invalid = g->base.n_invalid;
     out->n_fallback = g->base.n_fallback;
-    if (payoff)
-        for (int i = 0; i < g->n; i++)
-            payoff[i] = g->ag[i].cum_profit;
+    for (int i = 0; i < g->n; i++) {
+        double p = bz_elec_payoff(g, i);
+        if (payoff)
+            payoff[i] = p;
+        if (out->gain)
+            out->gain[i] = p - g->ag[i].autarky_payoff;
+    }
 }
 
 const struct bz_game_ops bz_electricity_ops = {
@@ -725,4 +779,6 @@ const struct bz_game_ops bz_electricity_ops = {
     .observe = bz_elec_observe,
     .action_schema = bz_elec_action_schema,
     .parse_action = bz_elec_parse_action,
+    .renamed = renamed,
+    .n_renamed = sizeof renamed / sizeof renamed[0],
 };

@@ -1,8 +1,8 @@
 /* electricity_env: the electricity game's environment: the hourly shape of
  * load, availability and price (profile CSV or EIA demand, cached by file and
  * respondent), the companies and the counterparty ring drawn at create, and
- * each turn's realisations and forecasts. All draws come from env_seed (the
- * ring from seed) through streams named in electricity_internal.h; never
+ * each turn's realisations and forecasts. All draws come from env_seed
+ * through streams named in electricity_internal.h; never
  * changes a draw's order. Reads data files at create/check only. */
 #include <errno.h>
 #include <math.h>
@@ -223,8 +223,20 @@ int bz_elec_load_shape(const struct bz_game_config *cfg, int *n_out, double **lo
     return BZ_OK;
 }
 
+/* qsort has no context argument; the process is single-threaded. */
+static const double *sort_key;
+
+static int by_cost(const void *pa, const void *pb)
+{
+    int a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+    double ca = sort_key[a], cb = sort_key[b];
+    if (ca != cb)
+        return ca < cb ? -1 : 1;
+    return (a > b) - (a < b);
+}
+
 /* Heterogeneous companies from env_seed, scaled so that expected generation
- * over the game's turns / expected demand == scarcity exactly (the noise has
+ * over the game's turns / expected demand == supply_ratio exactly (the noise has
  * mean zero: 1 + volatility x U(-1, 1)). */
 void bz_elec_draw_companies(struct bz_game *g)
 {
@@ -243,26 +255,40 @@ void bz_elec_draw_companies(struct bz_game *g)
         a->storage_cap_mwh = g->storage_hours * a->base_demand_mwh * (0.5 + bz_rng_uniform(&r));
         a->storage_mwh = 0.5 * a->storage_cap_mwh;
         a->cash = 10 * a->base_demand_mwh * g->base_price;
-        a->truthful_last = -1;
+        a->storage_start_mwh = a->storage_mwh;
         sum_gen += a->capacity_mw * mean_avail;
         sum_dem += a->base_demand_mwh * mean_load;
     }
-    double scale = sum_gen > 0 ? g->scarcity * sum_dem / sum_gen : 0;
+    double scale = sum_gen > 0 ? g->supply_ratio * sum_dem / sum_gen : 0;
     for (int i = 0; i < g->n; i++)
         g->ag[i].capacity_mw *= scale;
+    /* the merit order: its own stream, so the draws above are unchanged */
+    bz_rng_init(&r, g->env_seed, BZ_ELEC_RNG_COSTS);
+    for (int i = 0; i < g->n; i++) {
+        g->ag[i].cost_per_mwh = g->base_price * (0.4 + 1.2 * bz_rng_uniform(&r));
+        g->tmp[i] = g->ag[i].cost_per_mwh; /* sort keys in a small array */
+        g->merit[i] = i;
+    }
+    sort_key = g->tmp;
+    qsort(g->merit, (size_t)g->n, sizeof *g->merit, by_cost);
+    sort_key = NULL;
+    for (int k = 0; k < g->n; k++) {
+        g->rank[g->merit[k]] = k;
+        g->merit_cost[k] = g->tmp[g->merit[k]];
+    }
 }
 
 /* Counterparties: neighbours at ring distance 1..3 on a random permutation
- * (cfg->seed), so the relation is symmetric and every agent has k of them;
+ * (env_seed), so the relation is symmetric and every agent has k of them;
  * with N <= 7 everyone else. */
 void bz_elec_draw_ring(struct bz_game *g)
 {
     int n = g->n, k = g->k;
-    int32_t *perm = g->perm, *pos = g->inbox; /* scratch before the first turn */
+    int32_t *perm = g->perm, *pos = g->ring_pos;
     for (int i = 0; i < n; i++)
         perm[i] = i;
     struct bz_rng r;
-    bz_rng_init(&r, g->seed, BZ_ELEC_RNG_RING);
+    bz_rng_init(&r, g->env_seed, BZ_ELEC_RNG_RING);
     for (int i = n - 1; i > 0; i--) {
         int j = (int)bz_rng_below(&r, (uint64_t)i + 1);
         int32_t t = perm[i];
@@ -322,16 +348,79 @@ static void common_shocks(const struct bz_game *g, int t, double *cg, double *cd
     *cp = u11(&r);
 }
 
+/* The public reference price: the marginal value of the forecast merit
+ * order, as a system operator would compute it from every company's
+ * forecasts. Demand is met by generation cheapest first; generation left
+ * over charges storage while that is worth more than it costs (efficiency x
+ * store_value) and room remains, else it is not generated. The price is the
+ * value of the last unit: the cost of the last generator used for demand,
+ * raised to what charging is worth when surplus generation goes to storage;
+ * when generation falls short, storage (store_value) and then unserved
+ * demand (retail + VOLL) set it. */
+static double reference_price(const struct bz_game *g, double dem, double store, double room)
+{
+    double charge_worth = g->eff * g->store_value;
+    double price = NAN;
+    for (int k = 0; k < g->n; k++) {
+        double gen = g->tmp[k], cost = g->merit_cost[k] * g->fuel_factor;
+        double left = gen - fmax(0, dem);
+        dem -= gen;
+        if (dem > 0)
+            continue;
+        if (isnan(price))
+            price = cost;
+        if (cost >= charge_worth)
+            break;
+        /* surplus of this generator goes to storage while room remains */
+        room -= fmin(room, left);
+        if (room <= 0) {
+            price = cost;
+            break;
+        }
+        price = charge_worth;
+    }
+    if (!isnan(price))
+        return price;
+    return dem <= store ? g->store_value : g->retail + g->voll;
+}
+
+void bz_elec_values(const struct bz_game *g, int i, struct bz_elec_values *v)
+{
+    const struct bz_elec_agent *a = &g->ag[i];
+    double vol = g->volatility;
+    v->expected = a->gen_fc_mwh - a->demand_fc_mwh;
+    /* forecast errors are within +-volatility/2 of the realisation */
+    double e = a->gen_fc_mwh / (1 + 0.5 * vol) - a->demand_fc_mwh * (1 + 0.5 * vol);
+    double room = a->storage_cap_mwh - a->storage_mwh;
+    double stored = g->eff * g->store_value;
+    v->sell_floor = room > 1e-9 && stored > a->cost_now ? stored : a->cost_now;
+    if (e > 0) {
+        v->position = e;
+        if (g->ref_price >= g->store_value) {
+            /* the market values energy above a stored MWh's worth: the
+             * stored energy is for sale too */
+            v->position += a->storage_mwh;
+            v->sell_floor = fmax(v->sell_floor, g->store_value);
+        }
+        v->urgent = 0;
+        v->buy_value = fmin(a->cost_now, g->store_value);
+    } else {
+        v->position = e;
+        v->urgent = fmax(0, -e - a->storage_mwh);
+        v->buy_value = v->urgent > 0 ? g->retail + g->voll : g->store_value;
+    }
+}
+
 void bz_elec_begin_turn(struct bz_game *g)
 {
     int t = g->turn;
     double cg, cd, cp, cg1, cd1, cp1;
     common_shocks(g, t, &cg, &cd, &cp);
     common_shocks(g, t + 1, &cg1, &cd1, &cp1);
-    /* the price moves with the common net-load shock and a shock of its own */
-    double shock = 0.5 * (0.5 * (cd - cg)) + 0.5 * cp;
-    g->ref_price = g->base_price * g->price_f[t % g->n_shape] * (1 + g->volatility * shock);
+    /* fuel costs move with the profile's price factor and a common shock */
     int h = t % g->n_shape;
+    double sum_dem = 0, sum_store = 0, sum_room = 0; /* forecasts, for the reference price */
+    g->fuel_factor = g->price_f[h] * (1 + g->volatility * cp);
     for (int i = 0; i < g->n; i++) {
         struct bz_elec_agent *a = &g->ag[i];
         double g1, d1, gf1, df1;
@@ -341,7 +430,12 @@ void bz_elec_begin_turn(struct bz_game *g)
         a->next_demand_fc_mwh = df1;
         a->max_gen_mwh = a->capacity_mw * g->avail[h] * (1 + g->volatility);
         a->max_demand_mwh = a->base_demand_mwh * g->load[h] * (1 + g->volatility);
-        a->claimed_surplus_mwh = 0;
+        a->cost_now = a->cost_per_mwh * g->fuel_factor;
+        sum_dem += a->demand_fc_mwh;
+        g->tmp[g->rank[i]] = a->gen_fc_mwh;
+        sum_store += a->storage_mwh;
+        sum_room += fmax(0, a->storage_cap_mwh - a->storage_mwh);
+        a->claimed_surplus_mwh = NAN;
         a->publish_message = NULL;
         a->c_bought = a->c_sold = a->c_paid = a->c_recv = 0;
         a->a_bought = a->a_sold = a->a_paid = a->a_recv = 0;
@@ -354,6 +448,9 @@ void bz_elec_begin_turn(struct bz_game *g)
     }
     g->n_contracts = 0;
     g->base.round = t;
+    g->ref_price = reference_price(g, sum_dem, sum_store, sum_room / g->eff);
+    for (int i = 0; i < g->n; i++)
+        bz_elec_values(g, i, &g->ag[i].val);
     if (g->tx) {
         fprintf(g->tx, "\n-- turn %d (hour %d): reference price %.2f/MWh\n", t, t % 24,
                 g->ref_price);

@@ -22,7 +22,7 @@ enum bz_elec_param {
     BZ_ELEC_COMMUNICATION,
     BZ_ELEC_MAX_TURNS,
     BZ_ELEC_VOLATILITY,
-    BZ_ELEC_SCARCITY,
+    BZ_ELEC_SUPPLY_RATIO,
     BZ_ELEC_BASE_PRICE,
     BZ_ELEC_RETAIL_PRICE,
     BZ_ELEC_VOLL,
@@ -72,8 +72,8 @@ enum bz_elec_status {
 struct bz_elec_action {
     uint8_t set;
     /* publish */
-    double claimed_surplus_mwh;
-    const char *message; /* publish or propose; NULL or static or records arena */
+    double claimed_surplus_mwh; /* NaN: nothing published (communication off) */
+    const char *message;        /* publish or propose; NULL or static or records arena */
     /* propose: to = -1 for no proposal */
     int32_t to;
     int side;
@@ -91,20 +91,37 @@ struct bz_elec_action {
     double order_limit_per_mwh;
 };
 
+/* Position and marginal values of agent i this hour from its forecasts
+ * (never its realisations): what the heuristics and the zi budget use. */
+struct bz_elec_values {
+    double expected;   /* forecast generation - forecast demand (MWh) */
+    double position;   /* hedged on forecast errors: > 0 MWh it can sell (its storage too
+                          when the reference price is at least a stored MWh's worth), < 0
+                          MWh it needs */
+    double urgent;     /* of the need, MWh its storage cannot cover (unserved otherwise) */
+    double sell_floor; /* least a sold MWh must fetch: its cost, or a stored MWh's worth */
+    double buy_value;  /* most a bought MWh is worth: retail + VOLL for urgent need, else a
+                          stored MWh's worth */
+};
 /* Private state and this turn's accounts of one agent. */
 struct bz_elec_agent {
     /* environment, fixed for the game */
     double capacity_mw;
     double base_demand_mwh;
     double storage_cap_mwh;
+    double cost_per_mwh;      /* marginal generation cost before the hour's fuel factor */
+    double storage_start_mwh; /* level at the start of the game */
     /* environment, this turn: realisations are revealed at settle; agents
      * trade on the forecasts */
     double gen_mwh, demand_mwh;
     double gen_fc_mwh, demand_fc_mwh;   /* forecasts of this turn */
     double next_demand_fc_mwh;          /* forecast of next turn's demand */
     double max_gen_mwh, max_demand_mwh; /* physical bounds of this turn */
+    double cost_now;                    /* marginal generation cost this hour (USD/MWh) */
+    struct bz_elec_values val;          /* this hour's, from its own forecasts */
     double storage_mwh;                 /* level at the start of the turn */
     double cash, cum_profit;
+    double autarky_payoff; /* sum over turns of its autarky value (see settle) */
     /* decisions and trades of this turn */
     double claimed_surplus_mwh;
     const char *publish_message;             /* this turn's; NULL with communication off */
@@ -114,7 +131,6 @@ struct bz_elec_agent {
     /* settlement of this turn */
     double delivered, undelivered, received, pen_paid, pen_recv;
     uint8_t invalid, fallback;
-    int8_t truthful_last; /* public: last claim within the forecast band; -1 unknown */
 };
 
 struct bz_elec_proposal {
@@ -137,7 +153,9 @@ struct bz_game {
     struct bz_records *rec;
     FILE *tx;
     int n, k, max_turns, communication;
-    double volatility, scarcity, base_price, retail, voll, penalty, eff, storage_hours;
+    double volatility, supply_ratio, base_price, retail, voll, penalty, eff, storage_hours;
+    double store_value; /* worth of one stored MWh (USD): base_price, the mean cost of
+                           generating it again */
     /* shape: load/availability/price factor per turn index mod n_shape */
     int n_shape;
     double *load, *avail, *price_f;
@@ -145,26 +163,32 @@ struct bz_game {
     uint64_t env_seed, seed;
     /* turn state */
     int turn, stage, done; /* the phase asked is base.phase */
-    double ref_price;      /* this turn */
+    double ref_price;      /* this turn: marginal value of the forecast merit order */
+    double fuel_factor;    /* this turn: costs are cost_per_mwh x fuel_factor */
     double last_clearing;  /* NaN before any trade */
     struct bz_elec_agent *ag;
     struct bz_elec_action *act;
     int32_t *nbr;           /* n*k: neighbours on the ring */
     int8_t *delivered_last; /* n*k: did nbr[i*k+j] deliver to i last time? -1 unknown */
+    int8_t *consistent;     /* n*k: did nbr[i*k+j]'s offers to i agree with its claim? -1 unknown */
     int32_t *inbox;         /* n*k: proposers whose proposal i received */
     uint8_t *n_inbox;
     struct bz_elec_proposal *prop; /* by proposer */
     struct bz_elec_contract *contracts;
     int n_contracts;
-    int32_t *perm; /* n: scratch for drawing the ring */
-    int32_t *all;  /* 0..n-1 */
+    int32_t *perm;      /* n: scratch for drawing the ring */
+    int32_t *all;       /* 0..n-1 */
+    int32_t *merit;     /* n: companies by cost_per_mwh, cheapest first (ties by seat) */
+    int32_t *rank;      /* n: position of each company in merit */
+    int32_t *ring_pos;  /* n: position of each company on the ring */
+    double *merit_cost; /* n: cost_per_mwh in merit order */
     struct bz_auction auction;
     struct bz_auction_order *orders;
     double *filled;
-    double *tmp; /* n doubles of scratch (settle) */
+    double *tmp; /* n: generation (forecast, then realised) in merit order, so the merit
+                    order walks a small array */
     /* game totals */
-    double sum_welfare, sum_efficient, sum_served, sum_servable;
-    struct bz_rng prng[1]; /* protocol stream (cfg->seed) */
+    double sum_welfare, sum_autarky, sum_max, sum_served, sum_servable;
 };
 
 /* Purposes of the random streams (distinct constants; never reuse one). */
@@ -172,7 +196,8 @@ enum bz_elec_stream {
     BZ_ELEC_RNG_AGENTS = 0x454c4543, /* capacities, demands, storage */
     BZ_ELEC_RNG_COMMON,              /* per turn: common shocks */
     BZ_ELEC_RNG_AGENT_TURN,          /* per turn: idiosyncratic noise and forecast errors */
-    BZ_ELEC_RNG_RING = 0x52494e47    /* protocol: the counterparty ring (cfg->seed) */
+    BZ_ELEC_RNG_COSTS,               /* marginal costs (the merit order) */
+    BZ_ELEC_RNG_RING = 0x52494e47    /* the counterparty ring (env_seed) */
 };
 
 /* What an agent may still commit to sell / buy in the current phase (MWh):
@@ -197,8 +222,27 @@ void bz_elec_draw_companies(struct bz_game *g);
 void bz_elec_draw_ring(struct bz_game *g);
 void bz_elec_begin_turn(struct bz_game *g);
 
+/* Agent i's values this hour (bz_elec_begin_turn stores them in ag[i].val). */
+void bz_elec_values(const struct bz_game *g, int i, struct bz_elec_values *v);
+
+/* Serving alone (settle's rule and autarky's): from energy received, then
+ * the cheaper of own generation (cost) and storage (store_value), then the
+ * other; leftover received energy charges storage, then own generation when
+ * it costs less than a stored MWh's worth x efficiency; the rest is
+ * curtailed (not generated). */
+struct bz_elec_use {
+    double served, unserved, gen_used, discharge, charge, curtailed, level;
+};
+void bz_elec_serve(const struct bz_game *g, const struct bz_elec_agent *a, double gen,
+                   double received, double level, struct bz_elec_use *u);
+
 /* electricity_settle.c: settle the turn after the auction (rows added). */
 void bz_elec_settle(struct bz_game *g, double clearing, double volume);
+/* (welfare - autarky) / (max - autarky); NaN when max - autarky is ~0. */
+double bz_elec_efficiency(double welfare, double autarky, double max);
+/* Agent i's payoff so far: cumulative profit + (storage level - level at the
+ * start) x store_value, so that the payoffs sum to the welfare. */
+double bz_elec_payoff(const struct bz_game *g, int i);
 
 /* electricity_llm.c: the LLM view (ops observe, action_schema, parse_action). */
 int bz_elec_observe(const struct bz_game *g, const struct bz_request *r, struct cJSON *obs,
@@ -222,7 +266,12 @@ extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi, 
     X(R, demand, F64, "MWh", "its customers' demand this hour")                                    \
     X(R, forecast, F64, "MWh", "its forecast of next hour's demand")                               \
     X(R, storage_level, F64, "MWh", "energy in its storage at the start of the hour")              \
-    X(R, claimed_surplus, F64, "MWh", "surplus it published (claimed generation - demand)")        \
+    X(R, cost, F64, "USD/MWh", "its marginal generation cost this hour")                           \
+    X(R, expected_surplus, F64, "MWh", "forecast generation - forecast demand when it published")  \
+    X(R, claimed_surplus, F64, "MWh",                                                              \
+      "surplus it published (claimed generation - demand); NaN with communication off")            \
+    X(R, lie, U8, "",                                                                              \
+      "1: claim outside expected_surplus +- (5% of forecast generation + demand + 0.01 MWh)")      \
     X(R, true_surplus, F64, "MWh", "realised generation - demand")                                 \
     X(R, contract_bought, F64, "MWh", "energy bought in bilateral contracts")                      \
     X(R, contract_sold, F64, "MWh", "energy sold in bilateral contracts")                          \
@@ -243,7 +292,11 @@ extern const struct bz_policy_ops bz_elec_truthful, bz_elec_greedy, bz_elec_zi, 
     X(R, curtailed, F64, "MWh", "energy neither used, delivered nor stored")                       \
     X(R, storage_charge, F64, "MWh", "energy put into storage, before losses")                     \
     X(R, storage_discharge, F64, "MWh", "energy taken from storage")                               \
-    X(R, profit, F64, "USD", "the hour's profit: retail revenue - VOLL cost + trade + penalties")  \
+    X(R, generation_used, F64, "MWh", "generation used (the rest was not generated)")              \
+    X(R, profit, F64, "USD",                                                                       \
+      "retail revenue - VOLL cost - generation cost + trade and penalty money")                    \
+    X(R, value, F64, "USD", "profit + the stored energy gained x store value")                     \
+    X(R, autarky_value, F64, "USD", "value had it traded nothing this hour (same start state)")    \
     X(R, cum_profit, F64, "USD", "profit so far")                                                  \
     X(R, invalid_action, U8, "", "1: an inadmissible action was replaced this hour")               \
     X(R, fallback, U8, "", "1: a fallback action was used this hour")
@@ -255,9 +308,13 @@ BZ_TABLE_ROW(bz_elec_turn_row, BZ_ELEC_TURNS_COLUMNS);
     X(R, reference_price, F64, "USD/MWh", "the hour's reference wholesale price")                  \
     X(R, clearing_price, F64, "USD/MWh", "the hour's auction clearing price")                      \
     X(R, volume, F64, "MWh", "energy traded in the auction")                                       \
-    X(R, welfare, F64, "USD", "sum of the companies' profits this hour")                           \
-    X(R, efficient_welfare, F64, "USD", "retail x servable - VOLL x (demand - servable)")          \
-    X(R, efficiency, F64, "1", "served / servable energy")                                         \
+    X(R, welfare, F64, "USD", "sum of the companies' values (profit + stored energy's worth)")     \
+    X(R, autarky_welfare, F64, "USD", "welfare had no company traded (each alone)")                \
+    X(R, max_welfare, F64, "USD",                                                                  \
+      "social optimum of the hour's dispatch (costs, storage and its losses)")                     \
+    X(R, efficiency, F64, "1",                                                                     \
+      "(welfare - autarky) / (max - autarky): share of gains from trade realised; NaN if none")    \
+    X(R, served_share, F64, "1", "served / servable energy")                                       \
     X(R, price_dispersion, F64, "USD/MWh",                                                         \
       "volume-weighted SD of unit prices (contracts and auction); NaN without trade")              \
     X(R, n_contracts, I32, "", "bilateral contracts agreed")                                       \
@@ -267,6 +324,16 @@ BZ_TABLE_ROW(bz_elec_turn_row, BZ_ELEC_TURNS_COLUMNS);
     X(R, total_unserved, F64, "MWh", "unserved demand of all companies")
 BZ_TABLE_ROW(bz_elec_market_row, BZ_ELEC_MARKET_COLUMNS);
 
-extern const struct bz_table_desc bz_elec_turns_table, bz_elec_market_table;
+#define BZ_ELEC_SUMMARY_COLUMNS(X, R)                                                              \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, welfare, F64, "USD", "sum of /electricity/market.welfare (= sum of payoffs)")             \
+    X(R, autarky_welfare, F64, "USD", "sum of autarky_welfare: no company trades")                 \
+    X(R, max_welfare, F64, "USD", "sum of max_welfare: the hourly social optima")                  \
+    X(R, efficiency, F64, "1",                                                                     \
+      "(welfare - autarky) / (max - autarky): 0 without trade, at most 1; NaN if no gains")        \
+    X(R, served_share, F64, "1", "served / servable energy over the game")
+BZ_TABLE_ROW(bz_elec_summary_row, BZ_ELEC_SUMMARY_COLUMNS);
+
+extern const struct bz_table_desc bz_elec_turns_table, bz_elec_market_table, bz_elec_summary_table;
 
 #endif

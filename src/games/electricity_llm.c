@@ -73,10 +73,13 @@ int bz_elec_observe(const struct bz_game *g, const struct bz_request *r, cJSON *
             break;
         cJSON_AddItemToArray(cps, c);
         cJSON_AddNumberToObject(c, "agent", o);
-        if (phase > BZ_ELEC_PUBLISH)
+        if (g->communication && phase > BZ_ELEC_PUBLISH)
             add_num(c, "claimed_surplus_mwh", g->ag[o].claimed_surplus_mwh);
+        /* only what i could observe itself: no one is told whether a claim
+         * was true */
         add_tri(c, "delivered_to_you_last_time", g->delivered_last[i * g->k + j]);
-        add_tri(c, "claim_was_truthful_last_turn", g->ag[o].truthful_last);
+        if (g->communication)
+            add_tri(c, "last_offer_to_you_matched_its_claim", g->consistent[i * g->k + j]);
     }
     if (g->communication && phase > BZ_ELEC_PUBLISH && phase != BZ_ELEC_SETTLE) {
         /* what my counterparties published this turn (bounded by k) */
@@ -134,9 +137,11 @@ int bz_elec_observe(const struct bz_game *g, const struct bz_request *r, cJSON *
     add_num(priv, "next_hour_demand_forecast_mwh", a->next_demand_fc_mwh);
     add_num(priv, "max_generation_mwh", a->max_gen_mwh);
     add_num(priv, "capacity_mw", a->capacity_mw);
+    add_num(priv, "generation_cost_per_mwh", a->cost_now);
     add_num(priv, "storage_level_mwh", a->storage_mwh);
     add_num(priv, "storage_capacity_mwh", a->storage_cap_mwh);
     add_num(priv, "storage_efficiency", g->eff);
+    add_num(priv, "stored_energy_value_per_mwh", g->store_value);
     add_num(priv, "cash", a->cash);
     add_num(priv, "cumulative_profit", a->cum_profit);
     add_num(priv, "contract_bought_mwh", a->c_bought);

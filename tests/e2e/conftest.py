@@ -129,7 +129,7 @@ def small_spec():
     return {
         "name": "small", "game": "electricity", "seed": 11, "repetitions": 3,
         "fixed": {"n_agents": 5, "max_turns": 12},
-        "grid": {"scarcity": [0.8, 1.2], "volatility": [0.1, 0.5],
+        "grid": {"supply_ratio": [0.8, 1.2], "volatility": [0.1, 0.5],
                  "communication": [True, False], "lineup": ["mixed", "gap"]},
         "lineups": {
             "mixed": ["heuristic:truthful?skill=0.9", "heuristic:greedy?skill=0.7",

@@ -35,7 +35,7 @@ def _grid_spec(seed=5, reps=4):
     return {
         "name": "hm", "game": "electricity", "seed": seed, "repetitions": reps,
         "fixed": {"n_agents": 4, "max_turns": 12},
-        "grid": {"scarcity": [0.8, 1.2], "communication": [True, False], "lineup": ["g0", "g8"]},
+        "grid": {"supply_ratio": [0.8, 1.2], "communication": [True, False], "lineup": ["g0", "g8"]},
         "lineups": {"g0": [GREEDY + "0.5", GREEDY + "0.5"], "g8": [GREEDY + "0.9", GREEDY + "0.1"]},
     }
 
@@ -47,7 +47,7 @@ def sweep(tmp_path_factory):
 
 def _old_layout_copy(src, dst):
     """The same games in the layout bazaar wrote before /<game>/config:
-    parameters as /games columns (volatility, scarcity, competition) and a
+    parameters as /games columns (volatility, supply_ratio, competition; old files had scarcity) and a
     params_json column, seeds as int64, /messages without round, visibility
     and conversation."""
     with h5py.File(src, "r") as f, h5py.File(dst, "w") as g:
@@ -60,13 +60,13 @@ def _old_layout_copy(src, dst):
         keys = [n for n in cfg.dtype.names if n != "game_id"]
         dt = ([(n, np.int64 if n in ("seed", "env_seed") else games.dtype[n])
                for n in games.dtype.names]
-              + [("volatility", "<f8"), ("scarcity", "<f8"), ("competition", "<f8"),
+              + [("volatility", "<f8"), ("supply_ratio", "<f8"), ("competition", "<f8"),
                  ("params_json", sdt)])
         old = np.empty(len(games), dtype=dt)
         for n in games.dtype.names:
             old[n] = games[n].astype(np.int64) if n in ("seed", "env_seed") else games[n]
         old["volatility"] = cfg["volatility"]
-        old["scarcity"] = cfg["scarcity"]
+        old["supply_ratio"] = cfg["supply_ratio"]
         old["competition"] = np.nan
 
         def val(v):
@@ -87,9 +87,9 @@ def _old_layout_copy(src, dst):
 def test_load_joins_parameters_in_both_layouts(sweep, tmp_path):
     new = br.load(sweep)
     assert new.layout == "new"
-    assert {"scarcity", "communication", "lineup", "max_turns"} <= set(new.factors)
-    assert set(new.varying()) == {"scarcity", "communication", "lineup"}
-    assert new.competition_axis("electricity") == "scarcity"
+    assert {"supply_ratio", "communication", "lineup", "max_turns"} <= set(new.factors)
+    assert set(new.varying()) == {"supply_ratio", "communication", "lineup"}
+    assert new.competition_axis("electricity") == "supply_ratio"
     assert "electricity/turns" in new.tables and len(new.tables["electricity/turns"])
     assert new.games["env_seed"].dtype == np.uint64
     assert "round" in new.messages.columns
@@ -98,7 +98,7 @@ def test_load_joins_parameters_in_both_layouts(sweep, tmp_path):
     old = br.load(old_path)
     assert old.layout == "old"
     assert set(old.varying()) == set(new.varying())
-    for c in ("scarcity", "volatility", "max_turns", "lineup", "env_seed"):
+    for c in ("supply_ratio", "volatility", "max_turns", "lineup", "env_seed"):
         assert list(old.games[c]) == list(new.games[c]), c
     a = effects.effect(old, "lineup=g0,g8", "high_share", n_boot=200)
     b = effects.effect(new, "lineup=g0,g8", "high_share", n_boot=200)
@@ -117,7 +117,7 @@ def test_a_known_skill_effect_has_the_right_sign_and_a_ci_excluding_zero(sweep):
 
 def test_a_contrast_that_changes_the_environment_falls_back_to_unpaired(sweep):
     r = br.load(sweep)
-    e = effects.effect(r, "scarcity", "high_share", n_boot=200)
+    e = effects.effect(r, "supply_ratio", "high_share", n_boot=200)
     assert not e["paired"] and e["n_pairs"] == 0 and "UNPAIRED" in e["method"]
     assert np.isfinite(e["estimate"]) and e["ci_low"] <= e["estimate"] <= e["ci_high"]
 
@@ -137,7 +137,7 @@ def test_ci_coverage_on_repeated_small_sweeps_against_a_large_run(tmp_path):
     see README for the widened interval's rate. Here at least 80% of 30 (a
     floor 2.6 binomial SDs under 95%)."""
     base = {"name": "cov", "game": "electricity", "repetitions": 10,
-            "fixed": {"n_agents": 4, "max_turns": 12, "scarcity": 1.0, "volatility": 0.3},
+            "fixed": {"n_agents": 4, "max_turns": 12, "supply_ratio": 1.0, "volatility": 0.3},
             "grid": {"lineup": ["g0", "g6"]},
             "lineups": {"g0": [GREEDY + "0.5", GREEDY + "0.5"], "g6": [GREEDY + "0.8", GREEDY + "0.2"]}}
     big = _run(tmp_path, {**base, "seed": 999, "repetitions": 1500}, "big")
@@ -206,7 +206,7 @@ def test_bradley_terry_recovers_planted_strengths():
 def test_heatmap_cells_carry_cis_and_the_script_writes_png_and_svg(sweep, tmp_path):
     r = br.load(sweep)
     cells = heatmap.grid(r, outcome="high_share", where={"communication": 1}, n_boot=200)
-    assert cells["rows"] == "scarcity" and list(cells["ys"]) == [0.8, 1.2]
+    assert cells["rows"] == "supply_ratio" and list(cells["ys"]) == [0.8, 1.2]
     assert list(cells["xs"]) == [0.0, 0.8]
     assert (cells["n"] == 4).all() and (cells["nc"] == 4).all()
     assert np.all(cells["lo"] <= cells["est"]) and np.all(cells["est"] <= cells["hi"])
@@ -245,7 +245,7 @@ def test_behaviour_says_what_it_measures_against(sweep):
         assert ref == {"true_surplus"} and "REALISED" in notes[0]
     stab, _ = behaviour.stability(r)
     assert set(stab["metric"]) == {"price_sd", "unserved_share", "sales_hhi"}
-    assert set(stab["factor"]) == {"scarcity"}
+    assert set(stab["factor"]) == {"supply_ratio"}
     assert ((stab["sales_hhi"] if "sales_hhi" in stab else stab[stab["metric"] == "sales_hhi"]["mean"])
             .between(0.25 - 1e-9, 1 + 1e-9).all())
 

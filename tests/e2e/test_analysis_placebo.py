@@ -28,7 +28,7 @@ def test_placebo_lineups_under_two_names_have_effect_exactly_zero(tmp_path):
     mix = ["heuristic:truthful?skill=0.7", GREEDY + "0.6", "heuristic:reciprocal?skill=0.8", "heuristic:zi"]
     spec = {"name": "placebo", "game": "electricity", "seed": 8, "repetitions": 6,
             "fixed": {"n_agents": 4, "max_turns": 12},
-            "grid": {"scarcity": [0.8, 1.2], "communication": [True, False], "lineup": ["a", "b"]},
+            "grid": {"supply_ratio": [0.8, 1.2], "communication": [True, False], "lineup": ["a", "b"]},
             "lineups": {"a": mix, "b": list(mix)}}
     r = br.load(_run(tmp_path, spec, "placebo"))
     for outcome in ("high_share", "welfare"):

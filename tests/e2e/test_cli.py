@@ -1,4 +1,5 @@
 """The CLI surface: play, expand, info, help and exit codes."""
+import json
 import os
 
 import h5py
@@ -46,9 +47,19 @@ def test_play_options_follow_the_games_own_parameters(tmp_path):
     # --set n_agents: the agents named repeat to fill it
     out = str(tmp_path / "n.h5")
     bazaar("play", "electricity", "--agents", "greedy,zi", "--turns", "2", "--set",
-           "n_agents=3", "--set", "scarcity=0.7", "-o", out, "--quiet")
+           "n_agents=3", "--set", "supply_ratio=0.7", "-o", out, "--quiet")
     with h5py.File(out, "r") as f:
         assert len(f["agents"]) == 3
+    # the knob's old name is refused, naming the new one (command line and spec)
+    p = bazaar("play", "electricity", "--agents", "greedy,zi", "--set", "scarcity=0.7",
+               check=False)
+    assert p.returncode == 2 and "scarcity" in p.stderr and "supply_ratio" in p.stderr
+    spec = tmp_path / "old.json"
+    spec.write_text(json.dumps({"name": "old", "game": "electricity", "seed": 1,
+                                "fixed": {"lineup": ["heuristic:zi"]},
+                                "grid": {"scarcity": [0.8, 1.2]}}))
+    p = bazaar("expand", str(spec), check=False)
+    assert p.returncode != 0 and "grid.scarcity" in p.stderr and "supply_ratio" in p.stderr
 
 
 def test_usage_and_params_list_every_registered_game():

@@ -46,7 +46,7 @@ def report(tmp_path_factory):
     spec = {
         "name": "rep", "game": "electricity", "seed": 4, "repetitions": 4,
         "fixed": {"n_agents": 4, "max_turns": 12},
-        "grid": {"scarcity": [0.8, 1.2], "volatility": [0.1, 0.4], "communication": [True, False],
+        "grid": {"supply_ratio": [0.8, 1.2], "volatility": [0.1, 0.4], "communication": [True, False],
                  "lineup": ["g0", "g8"]},
         "lineups": {"g0": ["heuristic:reciprocal?skill=0.5", "heuristic:greedy?skill=0.5"],
                     "g8": ["heuristic:reciprocal?skill=0.9", "heuristic:greedy?skill=0.1"]},
@@ -64,13 +64,13 @@ def report(tmp_path_factory):
 def test_summary_holds_every_effect_fit_and_cell(report):
     s = json.load(open(os.path.join(report, "summary.json")))
     e = s["games"]["electricity"]
-    assert e["competition_axis"] == "scarcity"
+    assert e["competition_axis"] == "supply_ratio"
     contrasts = {x["contrast"] for x in e["effects"]}
-    assert {"communication", "volatility", "scarcity", "lineup=g0,g8"} <= contrasts
+    assert {"communication", "volatility", "supply_ratio", "lineup=g0,g8"} <= contrasts
     for x in e["effects"]:
         assert set(x) >= {"estimate", "ci_low", "ci_high", "n_pairs", "method"}
     assert len(e["heatmaps"]) == 4  # 2 communication settings x (mean, paired)
-    assert len(e["fits"]) == 4  # 2 communication settings x 2 scarcity levels
+    assert len(e["fits"]) == 4  # 2 communication settings x 2 supply_ratio levels
     assert e["ratings"]["rows"] and e["examples"]
     html = open(os.path.join(report, "index.html")).read()
     for h in e["heatmaps"]:

@@ -32,11 +32,11 @@ def test_run_writes_every_table_with_the_documented_columns(tmp_path, small_spec
         for col in ("game_id", "game", "seed", "env_seed", "n_agents", "communication",
                     "repetition", "lineup", "status"):
             assert col in games.dtype.names
-        for col in ("volatility", "scarcity", "competition", "params_json"):
+        for col in ("volatility", "supply_ratio", "competition", "params_json"):
             assert col not in games.dtype.names, f"/games is game-neutral: {col}"
         config = f["electricity/config"][()]
         assert list(config["game_id"]) == list(range(48))
-        for col in ("volatility", "scarcity", "max_turns", "profile"):
+        for col in ("volatility", "supply_ratio", "max_turns", "profile"):
             assert col in config.dtype.names
         turns = f["electricity/turns"][()]
         for col in ("game_id", "turn", "agent", "generation", "demand", "storage_level",
@@ -84,7 +84,7 @@ def test_paired_seeds_communication_on_off_same_market(tmp_path, small_spec):
     with h5py.File(out, "r") as f:
         t = f["electricity/turns"][()]
     g = results.games(out)  # /games with /electricity/config joined on
-    key = lambda r: (r["scarcity"], r["volatility"], r["lineup"], r["repetition"])
+    key = lambda r: (r["supply_ratio"], r["volatility"], r["lineup"], r["repetition"])
     on = {key(r): r for r in g if r["communication"] == 1}
     off = {key(r): r for r in g if r["communication"] == 0}
     assert on.keys() == off.keys() and len(on) == 24

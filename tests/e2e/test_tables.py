@@ -18,7 +18,7 @@ import results  # noqa: E402
 
 SPEC = {"name": "tables", "game": "electricity", "seed": 11, "repetitions": 2,
         "fixed": {"n_agents": 3, "max_turns": 4, "voll_per_mwh": 900},
-        "grid": {"scarcity": [0.8, 1.2], "volatility": [0.1, 0.3],
+        "grid": {"supply_ratio": [0.8, 1.2], "volatility": [0.1, 0.3],
                  "communication": [True, False], "lineup": ["g", "t"]},
         "lineups": {"g": ["heuristic:greedy?skill=0.6", "heuristic:zi"],
                     "t": ["heuristic:truthful", "heuristic:reciprocal"]}}
@@ -86,11 +86,11 @@ def test_config_has_one_row_per_game_with_every_parameter(run):
     _, out = run
     schema = parse_schema(bazaar("info", "--schema", "electricity").stdout)
     params = [c[0] for c in schema["/electricity/config"]][1:]
-    assert {"scarcity", "volatility", "max_turns", "voll_per_mwh", "profile"} <= set(params)
+    assert {"supply_ratio", "volatility", "max_turns", "voll_per_mwh", "profile"} <= set(params)
     cfg = results.table(out, "/electricity/config")
     assert list(cfg.dtype.names) == ["game_id"] + params
     assert list(cfg["game_id"]) == list(range(N_GAMES))
-    assert set(cfg["scarcity"]) == {0.8, 1.2} and set(cfg["volatility"]) == {0.1, 0.3}
+    assert set(cfg["supply_ratio"]) == {0.8, 1.2} and set(cfg["volatility"]) == {0.1, 0.3}
     assert (cfg["max_turns"] == 4).all() and (cfg["n_agents"] == 3).all()
     assert (cfg["voll_per_mwh"] == 900).all()           # fixed
     assert (cfg["storage_efficiency"] == 0.85).all()    # default
@@ -103,7 +103,7 @@ def test_config_has_one_row_per_game_with_every_parameter(run):
 def test_games_is_game_neutral_and_has_no_always_nan_column(run):
     _, out = run
     g = results.table(out, "/games")
-    for col in ("scarcity", "volatility", "competition", "params_json"):
+    for col in ("supply_ratio", "volatility", "competition", "params_json"):
         assert col not in g.dtype.names
     for game in set(g["game"]):
         rows = g[g["game"] == game]
