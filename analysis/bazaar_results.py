@@ -269,8 +269,8 @@ class Results:
         capability_gap  max - min capability among the game's agents (NaN when
                         the lineup mixes heuristics and models: their
                         capabilities are on different scales)
-        high_share      0.5 + (H - L) / (2 sum|x|), x the agents' gain when the
-                        file has it, else payoff; H, L the summed x of the
+        high_share      0.5 + (H - L) / (2 sum|x|), x the agents' gain where
+                        the game defines one (not NaN), else payoff; H, L the summed x of the
                         higher- and lower-capability agents (at gap 0: even and
                         odd seats). Equals H / (H + L) when every x >= 0.
         high_advantage  mean x of the high agents - mean x of the low agents
@@ -288,7 +288,13 @@ class Results:
                 out[c] = np.nan
             self._derived = out
             return out
-        x = a["gain"] if "gain" in a.columns else a["payoff"]
+        # gain where the game defines one (electricity: payoff - autarky
+        # payoff); games without an autarky notion write NaN gains: payoff
+        x = a["payoff"]
+        if "gain" in a.columns:
+            g = a["gain"].astype(float)
+            has = g.notna().groupby(a["game_id"]).transform("all")
+            x = g.where(has, a["payoff"])
         cap = a["capability"].astype(float)
         gid = a["game_id"].to_numpy()
         cmax = cap.groupby(gid).transform("max").to_numpy()

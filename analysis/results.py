@@ -143,6 +143,8 @@ def per_game_skill_share(path):
         a = agents[bounds[k]:bounds[k + 1]]
         cap = a["capability"].astype(float)
         # the agents' gains over autarky when the file has them (as bazaar_results)
-        pay = (a["gain"] if "gain" in a.dtype.names else a["payoff"]).astype(float)
+        pay = a["payoff"].astype(float)
+        if "gain" in a.dtype.names and not np.isnan(a["gain"]).all():
+            pay = a["gain"].astype(float)  # NaN gains: a game without autarky
         out[k] = (gid, cap.max() - cap.min(), skill_share(pay, high_skill_mask(a)))
     return out
