@@ -271,7 +271,7 @@ static void schema_check_should_name_the_field(void **state)
     for (size_t i = 0; i < sizeof schema_cases / sizeof schema_cases[0]; i++) {
         cJSON *v = cJSON_Parse(schema_cases[i].value);
         struct bz_err err = {0};
-        int rc = bz_schema_check(s, v, &err);
+        int rc = bz_json_schema_check(s, v, &err);
         if (!schema_cases[i].needle)
             assert_int_equal(rc, BZ_OK);
         else if (rc != BZ_EINVAL || !strstr(err.msg, schema_cases[i].needle))

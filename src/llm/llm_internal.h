@@ -96,10 +96,6 @@ size_t bz_provider_redact(char *text, size_t len, const char *key);
  * ``` fence, else from the first '{' to the last '}'. NULL when none parses. */
 struct cJSON *bz_provider_extract_json(const char *text);
 
-/* Check value against a JSON schema (type, properties, required, enum,
- * minimum/maximum, items, additionalProperties false, anyOf). BZ_EINVAL with
- * a message naming the field. */
-int bz_schema_check(const struct cJSON *schema, const struct cJSON *value, struct bz_err *err);
 
 /* ---- cache (cache.c) ---- */
 
