@@ -103,9 +103,14 @@ void bz_cache_key(const struct bz_model *m, const char *body, uint64_t sample,
 int bz_cache_open(const char *dir, struct bz_err *err);
 /* 1 and a malloc'd copy of the stored reply body on a hit, 0 on a miss. */
 int bz_cache_get(const char *dir, const char *hex, char **body, size_t *len);
-/* Store atomically (tmp file + rename); BZ_EIO names the file. */
+/* Store atomically and exclusively (tmp file + link: the first writer of a
+ * key wins, an existing entry is kept); BZ_EIO names the file. */
 int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len,
                  struct bz_err *err);
+/* The same; *won (may be NULL) is 1 when this call stored the entry, 0 when
+ * an entry was there already (read it back: it is the reply of record). */
+int bz_cache_put_first(const char *dir, const char *hex, const char *body, size_t len, int *won,
+                       struct bz_err *err);
 
 /* ---- transport (transport.c) ---- */
 
