@@ -232,3 +232,94 @@ def test_ranks_replay_the_cache_to_the_same_tables(server, tmp_path, monkeypatch
                     assert list(x[col]) == list(y[col]), f"{name}.{col}"
                 else:
                     assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
+
+
+def play_sweep(tmp_path, port, cache, name, reps=2):
+    """Two lineups that differ only in the heuristic's skill: their games
+    share the environment, so LLM agents make identical requests across
+    games (one cache key, one sample)."""
+    spec_path = write_sweep(tmp_path, port, cache, name=name, communication=(True,))
+    spec = json.loads(spec_path.read_text())
+    spec["repetitions"] = reps
+    spec["fixed"]["max_turns"] = 3
+    spec["lineups"] = {"a": ["srv-openai", "srv-anthropic", "heuristic:greedy?skill=0.5"],
+                       "b": ["srv-openai", "srv-anthropic", "heuristic:greedy?skill=0.9"]}
+    del spec["fixed"]["lineup"]
+    spec["grid"]["lineup"] = ["a", "b"]
+    spec["llm"]["live_games"] = 4
+    spec_path.write_text(json.dumps(spec))
+    return spec_path
+
+
+def same_game_tables(a, b):
+    """The games' tables (not /llm_calls: latency, retries and cache hits
+    differ between a run and its replay) row for row, byte for byte."""
+    for name in ("games", "agents", "electricity/turns", "electricity/market", "messages"):
+        with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+            x, y = fa[name][()], fb[name][()]
+            assert len(x) == len(y), name
+            for col in x.dtype.names:
+                if name == "games" and col == "cache_hits":
+                    continue
+                if x.dtype[col].kind == "O":
+                    assert list(x[col]) == list(y[col]), f"{name}.{col}"
+                else:
+                    assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
+
+
+RECOVERABLE = [{"kind": "429", "retry_after": 0}, {"kind": "500"}, {"kind": "reset"},
+               {"kind": "malformed_body"}, {"kind": "503"}]
+
+
+def test_games_against_a_playing_server_trade(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = play_sweep(tmp_path, server, tmp_path / "cache", "trade")
+    control(server, "/reset", {})
+    control(server, "/config", {"faults": [], "play": {"seed": 11, "bad_rate": 0.1}})
+    out = tmp_path / "t.h5"
+    bazaar("run", spec, "-o", out, "--quiet", timeout=600)
+    control(server, "/config", {"play": None})
+    market = table(out, "electricity/market")
+    turns = table(out, "electricity/turns")
+    calls = table(out, "/llm_calls")
+    phases = strs(calls["phase"])
+    outcomes = strs(calls["parse_outcome"])
+    assert market["n_contracts"].sum() > 0, "no bilateral contract"
+    assert (turns["auction_bought"] > 0).any() and (turns["auction_sold"] > 0).any()
+    assert "confirm" in phases, "no counter-offer reached its proposer"
+    assert {"ok", "schema"} <= set(outcomes) or {"ok", "inadmissible"} <= set(outcomes)
+    msgs = table(out, "messages")
+    assert len(msgs) > 0
+
+
+def test_random_answers_replay_bit_for_bit_on_1_and_3_ranks_with_faults(server, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    for first_ranks, replay_ranks in ((1, 3), (3, 1)):
+        cache = tmp_path / f"cache{first_ranks}"
+        spec = play_sweep(tmp_path, server, cache, f"replay{first_ranks}")
+        control(server, "/reset", {})
+        control(server, "/config", {"faults": [dict(f) for f in RECOVERABLE],
+                                    "play": {"seed": 100 + first_ranks, "bad_rate": 0.15}})
+        first = tmp_path / f"first{first_ranks}.h5"
+        bazaar("run", spec, "-o", first, "--quiet", ranks=first_ranks if first_ranks > 1 else None,
+               timeout=600)
+        assert control(server, "/stats")["faults_served"], "no fault was injected"
+        calls = table(first, "/llm_calls")
+        assert (calls["retries"] > 0).any()
+        assert set(strs(calls["parse_outcome"])) >= {"ok"}
+        # the server now answers differently to everything: any request that
+        # reaches it would change the tables
+        control(server, "/config", {"faults": [], "play": {"seed": 999, "bad_rate": 0.5}})
+        control(server, "/reset", {})
+        again = tmp_path / f"again{first_ranks}.h5"
+        bazaar("run", spec, "-o", again, "--quiet", ranks=replay_ranks if replay_ranks > 1 else None,
+               timeout=600)
+        assert control(server, "/stats")["completions"] == 0, "the rerun made requests"
+        same_game_tables(first, again)
+        rep = tmp_path / f"replay{first_ranks}.h5"
+        bazaar("run", spec, "-o", rep, "--quiet", "--replay",
+               ranks=replay_ranks if replay_ranks > 1 else None, timeout=600)
+        assert control(server, "/stats")["completions"] == 0
+        same_game_tables(first, rep)
+    control(server, "/config", {"play": None})
