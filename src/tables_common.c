@@ -13,9 +13,11 @@ BZ_TABLE_DEFINE(bz_games_table, "/games", bz_games_row, BZ_GAMES_COLUMNS);
 BZ_TABLE_DEFINE(bz_agents_table, "/agents", bz_agents_row, BZ_AGENTS_COLUMNS);
 BZ_TABLE_DEFINE(bz_messages_table, "/messages", bz_messages_row, BZ_MESSAGES_COLUMNS);
 BZ_TABLE_DEFINE(bz_llm_calls_table, "/llm_calls", bz_llm_calls_row, BZ_LLM_CALLS_COLUMNS);
+BZ_TABLE_DEFINE(bz_llm_texts_table, "/llm_texts", bz_llm_texts_row, BZ_LLM_TEXTS_COLUMNS);
 
 static const struct bz_table_desc *const common[] = {&bz_games_table, &bz_agents_table,
-                                                     &bz_messages_table, &bz_llm_calls_table};
+                                                     &bz_messages_table, &bz_llm_calls_table,
+                                                     &bz_llm_texts_table};
 
 size_t bz_tables_common_count(void)
 {

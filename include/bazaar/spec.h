@@ -24,6 +24,9 @@ struct bz_llm_settings {
     char cache_dir[512];   /* "" = no cache */
     char models_path[512]; /* models registry; "" = sweeps/models.json */
     char prompts_dir[512]; /* "" = prompts/<game> */
+    int memory_turns;      /* earlier turns an LLM agent sees as chat history (0 = none) */
+    int memory_max_tokens; /* bound on that history (bytes / 4); oldest exchanges dropped */
+    int reasoning;         /* 1: a free-text "reasoning" field first in every reply schema */
 };
 
 struct bz_budget {

@@ -39,6 +39,40 @@ const char *bz_llm_model_id(const struct bz_llm *llm, int model)
     return model >= 0 && (size_t)model < llm->reg->n ? llm->reg->models[model].id : "";
 }
 
+const struct bz_llm_settings *bz_llm_settings(const struct bz_llm *llm)
+{
+    return &llm->set;
+}
+
+int bz_llm_provenance(const struct bz_llm *llm, size_t i, const char **name, const char **text)
+{
+    if (i >= llm->n_prov)
+        return 0;
+    *name = llm->prov_name[i];
+    *text = llm->prov_text[i];
+    return 1;
+}
+
+void bz_llm_text_hash(const char *text, char hex[BZ_LLM_TEXT_HASH_HEX])
+{
+    /* two independent FNV-style lanes, finalised: 128 bits */
+    uint64_t a = 0xcbf29ce484222325ULL, b = 0x84222325cbf29ce4ULL;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++, n++) {
+        a = (a ^ *p) * 0x100000001b3ULL;
+        b = (b ^ *p) * 0x00000100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+        b ^= b >> 29;
+    }
+    a ^= n;
+    b ^= n * 0x9e3779b97f4a7c15ULL;
+    a = (a ^ (a >> 33)) * 0xff51afd7ed558ccdULL;
+    a ^= a >> 33;
+    b = (b ^ (b >> 31)) * 0xc4ceb9fe1a85ec53ULL;
+    b ^= b >> 29;
+    snprintf(hex, BZ_LLM_TEXT_HASH_HEX, "%016llx%016llx", (unsigned long long)a,
+             (unsigned long long)b);
+}
+
 struct cJSON *bz_llm_extract_json(const char *text)
 {
     return bz_provider_extract_json(text);
@@ -195,7 +229,10 @@ static void finish_reply(struct bz_llm_call *c, const char *body, size_t len, in
     }
     if (!cache_hit)
         release_waiters_ok(c, body, len);
-    double cost = ((double)rp.input_tokens * mod->price_in_per_mtok +
+    int64_t cached =
+        rp.cached_input_tokens < rp.input_tokens ? rp.cached_input_tokens : rp.input_tokens;
+    double cost = ((double)(rp.input_tokens - cached) * mod->price_in_per_mtok +
+                   (double)cached * mod->price_cached_in_per_mtok +
                    (double)rp.output_tokens * mod->price_out_per_mtok) /
                   1e6;
     if (cache_hit) {
@@ -217,6 +254,8 @@ static void finish_reply(struct bz_llm_call *c, const char *body, size_t len, in
     r.counted = 1;
     r.input_tokens = rp.input_tokens;
     r.output_tokens = rp.output_tokens;
+    r.cached_input_tokens = cached;
+    r.model_version = rp.model_version;
     r.cost_usd = cost;
     r.latency_ms = c->x.latency_ms;
     r.retries = c->x.retries;
@@ -308,8 +347,15 @@ static int build_body(struct bz_llm_call *c, const char *prev_reply, const char 
 {
     struct bz_llm *llm = c->llm;
     const struct bz_model *mod = &llm->reg->models[c->o.model];
-    struct bz_chat_msg msgs[4] = {{"system", c->o.system}, {"user", c->o.user}};
-    int n = 2;
+    int nh = c->o.history && c->o.n_history > 0 ? c->o.n_history & ~1 : 0;
+    struct bz_chat_msg stack[16], *msgs = stack;
+    if (nh + 4 > 16 && !(msgs = malloc((size_t)(nh + 4) * sizeof *msgs)))
+        return bz_err_set(err, BZ_ENOMEM, "out of memory building a request");
+    int n = 0;
+    msgs[n++] = (struct bz_chat_msg){"system", c->o.system};
+    for (int i = 0; i < nh; i++)
+        msgs[n++] = (struct bz_chat_msg){i % 2 ? "assistant" : "user", c->o.history[i]};
+    msgs[n++] = (struct bz_chat_msg){"user", c->o.user};
     if (repair) {
         msgs[n++] = (struct bz_chat_msg){"assistant", prev_reply ? prev_reply : ""};
         msgs[n++] = (struct bz_chat_msg){"user", repair};
@@ -318,6 +364,8 @@ static int build_body(struct bz_llm_call *c, const char *prev_reply, const char 
     c->x.body = NULL;
     int rc = bz_provider_build(mod, msgs, n, c->o.schema_text, c->o.schema_name,
                                llm->set.temperature, llm->set.max_output_tokens, &c->x.body, err);
+    if (msgs != stack)
+        free(msgs);
     if (rc)
         return rc;
     int max_out = mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;

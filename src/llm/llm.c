@@ -9,11 +9,35 @@
 
 #include <cjson/cJSON.h>
 
+#include "bazaar/file.h"
 #include "bazaar/spec.h"
 #include "llm/llm_internal.h"
 
 #define SAMPLE_MAX_STEPS 100000 /* a sample game that runs longer is refused */
+#define PROV_MAX_BYTES (4u * 1024u * 1024u)
 
+/* Keep the text of a file the run uses (registry, template) for the
+ * transcripts' provenance. Best effort: a file read once already. */
+static int add_provenance(struct bz_llm *llm, const char *name, const char *path,
+                          struct bz_err *err)
+{
+    if (llm->n_prov >= BZ_LLM_PROV_MAX)
+        return BZ_OK;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = bz_file_load(path, PROV_MAX_BYTES, name, &text, &len, err);
+    if (rc)
+        return rc;
+    char *n = malloc(strlen(name) + 1);
+    if (!n) {
+        free(text);
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    }
+    memcpy(n, name, strlen(name) + 1);
+    llm->prov_name[llm->n_prov] = n;
+    llm->prov_text[llm->n_prov++] = text;
+    return BZ_OK;
+}
 
 static void free_strv(char **v, size_t n)
 {
@@ -49,6 +73,10 @@ void bz_llm_destroy(struct bz_llm *llm)
         for (size_t i = 0; i < llm->ops->n_phases; i++)
             bz_template_destroy(llm->phase_tmpl[i]);
     free(llm->phase_tmpl);
+    for (size_t i = 0; i < llm->n_prov; i++) {
+        free(llm->prov_name[i]);
+        free(llm->prov_text[i]);
+    }
     bz_registry_destroy(llm->reg);
     free(llm);
 }
@@ -178,7 +206,8 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
     }
     snprintf(llm->prompts_dir, sizeof llm->prompts_dir, "%s", dir);
     snprintf(path, sizeof path, "%s/system.txt", dir);
-    if ((rc = bz_template_load(path, &llm->system, err)))
+    if ((rc = bz_template_load(path, &llm->system, err)) ||
+        (rc = add_provenance(llm, "template:system.txt", path, err)))
         goto out;
 
     /* Play a sample game with fallback actions, keeping one observation of
@@ -202,8 +231,7 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
             rc = ctx.rc;
             *err = ctx.err;
         } else if (!rc && bz_match_failed(m, &msg)) {
-            rc = bz_err_set(err, BZ_EINVAL, "playing a sample game to check the prompts: %s",
-                            msg);
+            rc = bz_err_set(err, BZ_EINVAL, "playing a sample game to check the prompts: %s", msg);
         }
         bz_match_destroy(m);
         if (rc)
@@ -221,6 +249,10 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
                           ops->name);
             goto out;
         }
+        char name[300];
+        snprintf(name, sizeof name, "template:%s.txt", ops->phases[p]);
+        if ((rc = add_provenance(llm, name, path, err)))
+            goto out;
         const cJSON *obs = seen[p] ? seen[p] : merged;
         if (sample_cfg && (rc = bz_template_check(llm->phase_tmpl[p], obs, err)))
             goto out;
@@ -253,7 +285,8 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
     llm->ops = ops;
     char path[1024];
     bz_llm_resolve_path(set->models_path, "sweeps/models.json", path, sizeof path);
-    if ((rc = bz_registry_load(path, &llm->reg, err)))
+    if ((rc = bz_registry_load(path, &llm->reg, err)) ||
+        (rc = add_provenance(llm, "registry", path, err)))
         goto out;
     size_t n = llm->reg->n;
     llm->keys = calloc(n, sizeof *llm->keys);
@@ -402,7 +435,6 @@ int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt, 
     return rc;
 }
 
-
 int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err)
 {
     int rc = bz_transport_poll(llm->tr, timeout_ms, err);
@@ -422,7 +454,6 @@ int bz_llm_inflight(const struct bz_llm *llm)
 {
     return llm->n_live;
 }
-
 
 void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 {

@@ -28,12 +28,13 @@ struct bz_model {
     char api_key_env[128]; /* "" = no key (a local server) */
     double capability;
     double price_in_per_mtok, price_out_per_mtok;
-    double rpm, tpm;        /* 0 = no limit */
-    int max_concurrency;    /* 0 = only the rank's concurrency */
-    int strict;             /* OpenAI json_schema strict flag (default 0) */
-    int max_output_tokens;  /* 0 = the spec's */
-    double temperature;     /* NaN = the spec's */
-    struct cJSON *sampling; /* other sampling members copied into each request */
+    double price_cached_in_per_mtok; /* cached input tokens; default price_in_per_mtok */
+    double rpm, tpm;                 /* 0 = no limit */
+    int max_concurrency;             /* 0 = only the rank's concurrency */
+    int strict;                      /* OpenAI json_schema strict flag (default 0) */
+    int max_output_tokens;           /* 0 = the spec's */
+    double temperature;              /* NaN = the spec's */
+    struct cJSON *sampling;          /* other sampling members copied into each request */
 };
 
 struct bz_registry {
@@ -73,8 +74,12 @@ int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, 
 struct bz_provider_reply {
     char *content; /* malloc'd: the action JSON text, or the model's text */
     int64_t input_tokens, output_tokens;
-    int refusal;   /* the model refused (content holds its words) */
-    int truncated; /* stopped at max tokens */
+    int refusal;                 /* the model refused (content holds its words) */
+    int truncated;               /* stopped at max tokens */
+    int64_t cached_input_tokens; /* input tokens the provider served from its prompt cache
+                                    (OpenAI prompt_tokens_details.cached_tokens, Anthropic
+                                    cache_read_input_tokens); part of input_tokens */
+    char model_version[128];     /* the model the provider says answered ("" if none) */
 };
 
 /* Parse a 2xx body. BZ_EINVAL when it is not the provider's envelope (the
@@ -213,6 +218,12 @@ struct bz_llm {
     int n_reported;
     int cache_warned;
     int replay_misses; /* since the last poll */
+    /* provenance stored with every game's transcripts: the registry file
+     * and the prompt templates, as read */
+#define BZ_LLM_PROV_MAX 24
+    char *prov_name[BZ_LLM_PROV_MAX];
+    char *prov_text[BZ_LLM_PROV_MAX];
+    size_t n_prov;
     char replay_msg[320];
 };
 

@@ -131,9 +131,14 @@ int bz_provider_parse(const struct bz_model *m, const char *body, size_t len,
     if (!root)
         return bz_err_set(err, BZ_EINVAL, "reply body is not JSON (%zu bytes)", len);
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (cJSON_IsString(ver))
+        snprintf(reply->model_version, sizeof reply->model_version, "%s", ver->valuestring);
     if (m->provider == BZ_PROVIDER_OPENAI) {
         reply->input_tokens = get_i64(usage, "prompt_tokens");
         reply->output_tokens = get_i64(usage, "completion_tokens");
+        reply->cached_input_tokens = get_i64(
+            cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details"), "cached_tokens");
         const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
         if (!msg) {
@@ -154,7 +159,10 @@ int bz_provider_parse(const struct bz_model *m, const char *body, size_t len,
             goto out;
         }
     } else {
-        reply->input_tokens = get_i64(usage, "input_tokens");
+        /* Anthropic counts cached reads apart from input_tokens */
+        reply->cached_input_tokens = get_i64(usage, "cache_read_input_tokens");
+        reply->input_tokens = get_i64(usage, "input_tokens") + reply->cached_input_tokens +
+                              get_i64(usage, "cache_creation_input_tokens");
         reply->output_tokens = get_i64(usage, "output_tokens");
         const cJSON *stop = cJSON_GetObjectItemCaseSensitive(root, "stop_reason");
         reply->truncated = cJSON_IsString(stop) && strcmp(stop->valuestring, "max_tokens") == 0;

@@ -6,6 +6,7 @@
  *       "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini",
  *       "api_key_env": "OPENAI_API_KEY", "capability": 1272,
  *       "price_in_per_mtok": 0.15, "price_out_per_mtok": 0.6,
+ *       "price_cached_in_per_mtok": 0.075,          (optional; default price_in)
  *       "limits": { "rpm": 500, "tpm": 200000, "max_concurrency": 32 },
  *       "sampling": { "temperature": 0.7, "max_output_tokens": 512, "top_p": 1 },
  *       "strict": false, "notes": "..." } ] }
@@ -157,6 +158,7 @@ static int parse_model(const char *origin, int i, const cJSON *e, struct bz_mode
                                        "capability",
                                        "price_in_per_mtok",
                                        "price_out_per_mtok",
+                                       "price_cached_in_per_mtok",
                                        "limits",
                                        "sampling",
                                        "strict",
@@ -212,6 +214,13 @@ static int parse_model(const char *origin, int i, const cJSON *e, struct bz_mode
                         err)) ||
         (rc = num_field(origin, path, e, "price_out_per_mtok", 0, 1e6, 0, 1, &m->price_out_per_mtok,
                         err)))
+        return rc;
+    /* input tokens the provider serves from its prompt cache: optional,
+     * priced as other input tokens unless given */
+    m->price_cached_in_per_mtok = m->price_in_per_mtok;
+    if (cJSON_GetObjectItemCaseSensitive(e, "price_cached_in_per_mtok") &&
+        (rc = num_field(origin, path, e, "price_cached_in_per_mtok", 0, 1e6, 0, 1,
+                        &m->price_cached_in_per_mtok, err)))
         return rc;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "strict");
     if (v) {
