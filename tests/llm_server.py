@@ -175,6 +175,9 @@ def play_value(schema, text, rng, depth=0, key=""):
     if typ == "boolean":
         return rng.random() < 0.7
     if typ == "string":
+        if key == "reasoning":
+            return "Demand is above my forecast generation, so I %s." % rng.choice(
+                ["buy early", "keep a reserve", "sell my surplus", "trust my partner"])
         return rng.choice(MESSAGES) if key == "message" else "ok"
     return None
 

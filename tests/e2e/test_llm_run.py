@@ -323,3 +323,88 @@ def test_random_answers_replay_bit_for_bit_on_1_and_3_ranks_with_faults(server, 
         assert control(server, "/stats")["completions"] == 0
         same_game_tables(first, rep)
     control(server, "/config", {"play": None})
+
+
+def texts_of(path):
+    with h5py.File(path, "r") as f:
+        t = f["llm_texts"][()]
+    return {(int(g), h.decode()): (k.decode(), x.decode())
+            for g, h, k, x in zip(t["game_id"], t["hash"], t["kind"], t["text"])}
+
+
+def test_transcripts_memory_reasoning_and_show(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    outs = {}
+    for k in (0, 3):
+        spec_path = write_sweep(tmp_path, server, tmp_path / f"cache_m{k}", name=f"mem{k}",
+                                communication=(True,))
+        spec = json.loads(spec_path.read_text())
+        spec["fixed"]["max_turns"] = 3
+        spec["llm"]["memory_turns"] = k
+        spec["llm"]["reasoning"] = k > 0
+        spec_path.write_text(json.dumps(spec))
+        control(server, "/config", {"faults": [], "play": {"seed": 21, "bad_rate": 0.1}})
+        outs[k] = tmp_path / f"mem{k}.h5"
+        bazaar("run", spec_path, "-o", outs[k], "--quiet", timeout=600)
+    control(server, "/config", {"play": None})
+    for k, out in outs.items():
+        calls = table(out, "llm_calls")
+        texts = texts_of(out)
+        kinds = {v[0] for v in texts.values()}
+        assert {"registry", "template:system.txt", "template:propose.txt", "system", "prompt",
+                "reply"} <= kinds
+        assert (calls["memory_turns"] == k).all()       # the file records it
+        assert set(strs(calls["model_version"])) <= {"model-a", "model-b", ""}
+        assert "model-a" in strs(calls["model_version"])
+        for row in calls:
+            g = int(row["game_id"])
+            for col in ("system_text", "prompt_text", "reply_text", "repair_text"):
+                h = row[col].decode()
+                assert h == "" or (g, h) in texts, (col, h)
+            assert (g, row["system_text"].decode()) in texts
+            assert (g, row["prompt_text"].decode()) in texts
+            if row["http_status"] == 200:
+                assert (g, row["reply_text"].decode()) in texts
+            hist = row["history"].decode().split()
+            assert all((g, h) in texts for h in hist)
+            if k == 0 or row["turn"] == 0:
+                assert hist == []
+        assert KEY.encode() not in out.read_bytes()
+    # memory 3: from turn 1 on a decided agent sees its earlier exchanges,
+    # as user/assistant pairs (prompt, reply), oldest first, at most 3 turns
+    calls = table(outs[3], "llm_calls")
+    texts = texts_of(outs[3])
+    later = [r for r in calls if r["turn"] >= 1]
+    assert later and all(len(r["history"].split()) % 2 == 0 for r in later)
+    assert any(len(r["history"].split()) >= 2 for r in later)
+    for r in later:
+        hist = r["history"].decode().split()
+        kinds = [texts[(int(r["game_id"]), h)][0] for h in hist]
+        assert kinds[0::2] == ["prompt"] * (len(hist) // 2)
+    # the first decision (turn 0, publish: before any random reply) has the
+    # same prompt with or without memory; memory adds history, not prompt text
+    first0 = {r["agent"]: r["prompt_text"] for r in table(outs[0], "llm_calls")
+              if r["turn"] == 0 and r["attempt"] == 0 and r["phase"] == b"publish"}
+    first3 = {r["agent"]: r["prompt_text"] for r in calls
+              if r["turn"] == 0 and r["attempt"] == 0 and r["phase"] == b"publish"}
+    assert first0 and first0 == first3
+    # reasoning: stored, never parsed (the games still decide)
+    ok = [r for r in calls if r["decision"] in (b"ok", b"repaired")]
+    assert ok and any(r["reasoning"] for r in ok)
+    assert not any(r["reasoning"] for r in table(outs[0], "llm_calls"))
+
+    # bazaar show: every decision with its prompt and reply, from the file alone
+    p = bazaar("show", outs[3], "--game", 0)
+    out = p.stdout
+    assert "game 0:" in out and "LLM decisions:" in out
+    for r in calls:
+        assert f"prompt [{r['prompt_text'].decode()}]" in out
+        if r["reply_text"]:
+            assert f"reply [{r['reply_text'].decode()}]" in out
+    some_reply = texts[(0, calls[0]["reply_text"].decode())][1]
+    assert some_reply.splitlines()[0] in out
+    p1 = bazaar("show", outs[3], "--game", 0, "--agent", 1, "--turn", 2)
+    assert "agent 1, model" in p1.stdout and "agent 0, model" not in p1.stdout
+    assert "turn 2, phase" in p1.stdout and "turn 1, phase" not in p1.stdout
+    bad = bazaar("show", outs[3], "--game", 99, check=False)
+    assert bad.returncode == 2 and "no game 99" in bad.stderr
