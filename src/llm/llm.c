@@ -463,11 +463,49 @@ void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 
 /* The estimate's hook: renders each LLM agent's prompts and sums tokens and
  * cost, then answers every decision with the fallback action. */
+struct est_past {
+    int agent, turn;
+    int64_t bytes; /* prompt bytes + an estimated reply */
+};
+
 struct estimate_ctx {
     const struct bz_llm *llm;
     int64_t *tok;
     double *cost;
+    struct est_past *past; /* llm.memory_turns: the game's earlier exchanges */
+    size_t n_past, cap_past;
 };
+
+/* Bytes of chat history memory_turns adds to agent's decision at turn, as
+ * llm_agent.c builds it: the agent's exchanges of its last k turns, newest
+ * kept first, up to memory_max_tokens x 4 bytes. Then records this one. */
+static int64_t estimate_history(struct estimate_ctx *c, int agent, int turn, int64_t prompt_bytes)
+{
+    const struct bz_llm_settings *set = &c->llm->set;
+    int k = set->memory_turns;
+    if (k <= 0 || turn < 0)
+        return 0;
+    int64_t cap = (int64_t)set->memory_max_tokens * 4, hist = 0;
+    for (size_t i = c->n_past; i-- > 0;) {
+        const struct est_past *p = &c->past[i];
+        if (p->agent != agent || p->turn >= turn || p->turn < turn - k)
+            continue;
+        if (hist + p->bytes > cap)
+            break;
+        hist += p->bytes;
+    }
+    if (c->n_past == c->cap_past) {
+        size_t cap_n = c->cap_past ? 2 * c->cap_past : 64;
+        struct est_past *np = realloc(c->past, cap_n * sizeof *np);
+        if (!np)
+            return hist;
+        c->past = np;
+        c->cap_past = cap_n;
+    }
+    c->past[c->n_past++] =
+        (struct est_past){agent, turn, prompt_bytes + 4 * BZ_LLM_EST_OUTPUT_TOKENS};
+    return hist;
+}
 
 static int estimate_submit(void *ctx, struct bz_match *m, const struct bz_request *r,
                            struct bz_err *err)
@@ -486,8 +524,10 @@ static int estimate_submit(void *ctx, struct bz_match *m, const struct bz_reques
         if (mi >= 0 && !bz_llm_render(llm, g, r, &sys, &user, &turn, &rerr)) {
             const struct bz_model *mod = &llm->reg->models[mi];
             const char *schema = bz_game_schema_text(g, r->phase);
+            int64_t hist = estimate_history(c, a, turn, (int64_t)strlen(user));
             int64_t in =
-                (int64_t)(strlen(sys) + strlen(user) + (schema ? strlen(schema) : 0)) / 4 + 16;
+                (int64_t)(strlen(sys) + strlen(user) + (schema ? strlen(schema) : 0) + hist) / 4 +
+                16;
             int max_out =
                 mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;
             int64_t outt = max_out < BZ_LLM_EST_OUTPUT_TOKENS ? max_out : BZ_LLM_EST_OUTPUT_TOKENS;
@@ -511,7 +551,7 @@ static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *
 {
     struct bz_game_config c = *cfg;
     c.transcript = NULL;
-    struct estimate_ctx ctx = {llm, tok, cost};
+    struct estimate_ctx ctx = {llm, tok, cost, NULL, 0, 0};
     struct bz_llm_hook hook = {.ctx = &ctx, .submit = estimate_submit, .all_agents = 1};
     struct bz_match *m = NULL;
     const char *msg = NULL;
@@ -523,6 +563,7 @@ static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *
     if (!rc && bz_match_failed(m, &msg))
         rc = bz_err_set(err, BZ_EINVAL, "game %lld: %s", (long long)cfg->game_id, msg);
     bz_match_destroy(m);
+    free(ctx.past);
     return rc;
 }
 

@@ -408,3 +408,19 @@ def test_transcripts_memory_reasoning_and_show(server, tmp_path, monkeypatch):
     assert "turn 2, phase" in p1.stdout and "turn 1, phase" not in p1.stdout
     bad = bazaar("show", outs[3], "--game", 99, check=False)
     assert bad.returncode == 2 and "no game 99" in bad.stderr
+
+
+def test_expand_estimate_counts_memory(server, tmp_path, monkeypatch):
+    import re
+    monkeypatch.setenv(KEY_ENV, KEY)
+    est = {}
+    for k in (0, 3):
+        spec_path = write_sweep(tmp_path, server, tmp_path / "cache", name=f"est{k}")
+        spec = json.loads(spec_path.read_text())
+        spec["fixed"]["max_turns"] = 4
+        spec["llm"]["memory_turns"] = k
+        spec_path.write_text(json.dumps(spec))
+        p = bazaar("expand", spec_path)
+        est[k] = int(re.search(r"about (\d+) tokens", p.stdout).group(1))
+    # four turns of five phases: history of up to 3 earlier turns per decision
+    assert est[3] > 1.5 * est[0], est
