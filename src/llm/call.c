@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bazaar/llm_call.h"
+#include "bazaar/rng.h"
 #include "llm/llm_internal.h"
 
 struct bz_llm_call {
@@ -352,18 +353,22 @@ static int build_body(struct bz_llm_call *c, const char *prev_reply, const char 
     if (nh + 4 > 16 && !(msgs = malloc((size_t)(nh + 4) * sizeof *msgs)))
         return bz_err_set(err, BZ_ENOMEM, "out of memory building a request");
     int n = 0;
-    msgs[n++] = (struct bz_chat_msg){"system", c->o.system};
+    /* prompt-cache breakpoints (Anthropic): the system prompt, and the end of
+     * the history, which the agent's next decisions repeat */
+    msgs[n++] = (struct bz_chat_msg){"system", c->o.system, 1};
     for (int i = 0; i < nh; i++)
-        msgs[n++] = (struct bz_chat_msg){i % 2 ? "assistant" : "user", c->o.history[i]};
-    msgs[n++] = (struct bz_chat_msg){"user", c->o.user};
+        msgs[n++] =
+            (struct bz_chat_msg){i % 2 ? "assistant" : "user", c->o.history[i], i == nh - 1};
+    msgs[n++] = (struct bz_chat_msg){"user", c->o.user, 0};
     if (repair) {
-        msgs[n++] = (struct bz_chat_msg){"assistant", prev_reply ? prev_reply : ""};
-        msgs[n++] = (struct bz_chat_msg){"user", repair};
+        msgs[n++] = (struct bz_chat_msg){"assistant", prev_reply ? prev_reply : "", 0};
+        msgs[n++] = (struct bz_chat_msg){"user", repair, 0};
     }
     free(c->x.body);
     c->x.body = NULL;
     int rc = bz_provider_build(mod, msgs, n, c->o.schema_text, c->o.schema_name,
-                               llm->set.temperature, llm->set.max_output_tokens, &c->x.body, err);
+                               llm->set.temperature, llm->set.max_output_tokens,
+                               (int64_t)(bz_hash64(c->o.sample) & 0x7fffffff), &c->x.body, err);
     if (msgs != stack)
         free(msgs);
     if (rc)

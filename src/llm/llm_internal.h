@@ -32,6 +32,7 @@ struct bz_model {
     double rpm, tpm;                 /* 0 = no limit */
     int max_concurrency;             /* 0 = only the rank's concurrency */
     int strict;                      /* OpenAI json_schema strict flag (default 0) */
+    int send_seed;                   /* OpenAI-compatible: send "seed" (registry "seed": true) */
     int max_output_tokens;           /* 0 = the spec's */
     double temperature;              /* NaN = the spec's */
     struct cJSON *sampling;          /* other sampling members copied into each request */
@@ -61,15 +62,18 @@ void bz_llm_resolve_path(const char *given, const char *fallback, char *buf, siz
 struct bz_chat_msg {
     const char *role; /* "system", "user", "assistant" */
     const char *content;
+    int cache; /* Anthropic: a prompt-cache breakpoint (cache_control) after this message */
 };
 
 /* Request body (malloc'd JSON text) for model m: messages (a leading system
- * message goes where the provider wants it), the action schema as structured
- * output (OpenAI response_format json_schema; Anthropic a forced tool), the
- * sampling settings. */
+ * message goes where the provider wants it; Anthropic: a message marked
+ * cache gets cache_control, a prompt-cache breakpoint), the action schema as
+ * structured output (OpenAI response_format json_schema; Anthropic a forced
+ * tool), the sampling settings, and for an OpenAI model with send_seed the
+ * seed (>= 0). */
 int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
                       const char *schema_json, const char *schema_name, double temperature,
-                      int max_output_tokens, char **body, struct bz_err *err);
+                      int max_output_tokens, int64_t seed, char **body, struct bz_err *err);
 
 struct bz_provider_reply {
     char *content; /* malloc'd: the action JSON text, or the model's text */

@@ -9,7 +9,7 @@
  *       "price_cached_in_per_mtok": 0.075,          (optional; default price_in)
  *       "limits": { "rpm": 500, "tpm": 200000, "max_concurrency": 32 },
  *       "sampling": { "temperature": 0.7, "max_output_tokens": 512, "top_p": 1 },
- *       "strict": false, "notes": "..." } ] }
+ *       "strict": false, "seed": false, "notes": "..." } ] }
  *
  * provider "openai" is every OpenAI-compatible endpoint (vLLM, Ollama,
  * llama.cpp server, OpenRouter); api_key_env may be "" for a local server.
@@ -162,6 +162,7 @@ static int parse_model(const char *origin, int i, const cJSON *e, struct bz_mode
                                        "limits",
                                        "sampling",
                                        "strict",
+                                       "seed",
                                        "notes"};
     static const char *const limit_keys[] = {"rpm", "tpm", "max_concurrency"};
     char path[64], g[64];
@@ -228,6 +229,12 @@ static int parse_model(const char *origin, int i, const cJSON *e, struct bz_mode
             return bz_err_set(err, BZ_EINVAL, "%s: %s.strict: expected true or false", origin,
                               path);
         m->strict = cJSON_IsTrue(v);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(e, "seed");
+    if (v) {
+        if (!cJSON_IsBool(v))
+            return bz_err_set(err, BZ_EINVAL, "%s: %s.seed: expected true or false", origin, path);
+        m->send_seed = cJSON_IsTrue(v);
     }
     v = cJSON_GetObjectItemCaseSensitive(e, "notes");
     if (v && !cJSON_IsString(v))
