@@ -98,7 +98,7 @@ static int add_games_row(struct bz_records *rec, const struct bz_game_config *cf
     g->input_tokens = usage->input_tokens;
     g->output_tokens = usage->output_tokens;
     g->cost_usd = (double)usage->cost_nano_usd * 1e-9;
-    g->status = failed ? "failed" : "ok";
+    g->status = failed == 2 ? "timeout" : failed ? "failed" : "ok";
     g->error = bz_records_strdup(rec, error);
     return g->lineup && g->error ? BZ_OK : BZ_ENOMEM;
 }

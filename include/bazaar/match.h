@@ -83,5 +83,8 @@ int64_t bz_match_decisions(const struct bz_match *m);
 
 /* Mark the match failed with a message (recorded in its /games row). */
 void bz_match_fail(struct bz_match *m, const char *msg);
+/* The same with status "timeout" (the caller cancelled its pending LLM
+ * decisions first); no-op on a match that already ended. */
+void bz_match_timeout(struct bz_match *m, const char *msg);
 
 #endif

@@ -35,7 +35,7 @@
     X(R, input_tokens, I64, "tokens", "LLM input tokens")                                          \
     X(R, output_tokens, I64, "tokens", "LLM output tokens")                                        \
     X(R, cost_usd, F64, "USD", "LLM cost at the registry's prices")                                \
-    X(R, status, STR, "", "\"ok\" or \"failed\"")                                                  \
+    X(R, status, STR, "", "\"ok\", \"failed\" or \"timeout\" (ran past llm.max_game_seconds)")     \
     X(R, error, STR, "", "why the game failed; \"\" when it did not")
 BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
 

@@ -424,3 +424,27 @@ def test_expand_estimate_counts_memory(server, tmp_path, monkeypatch):
         est[k] = int(re.search(r"about (\d+) tokens", p.stdout).group(1))
     # four turns of five phases: history of up to 3 earlier turns per decision
     assert est[3] > 1.5 * est[0], est
+
+
+def test_a_stalled_provider_ends_games_as_timeout_without_stalling_the_sweep(server, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec_path = write_sweep(tmp_path, server, tmp_path / "cache_t", name="stall",
+                            communication=(True, False))
+    spec = json.loads(spec_path.read_text())
+    # without the limit each game would wait 4 x 20 s on the hanging server
+    spec["llm"].update({"timeout_s": 20, "max_retries": 3, "max_game_seconds": 1.5,
+                        "live_games": 1})
+    spec_path.write_text(json.dumps(spec))
+    control(server, "/reset", {})
+    control(server, "/config", {"every": {"n": 1, "fault": {"kind": "hang", "seconds": 20}}})
+    out = tmp_path / "stall.h5"
+    try:
+        p = bazaar("run", spec_path, "-o", out, timeout=60)
+    finally:
+        control(server, "/config", {"every": None})
+    games = table(out, "games")
+    assert len(games) == 2
+    assert strs(games["status"]) == ["timeout", "timeout"]
+    assert all("max_game_seconds" in e for e in strs(games["error"]))
+    assert KEY not in p.stdout + p.stderr
