@@ -10,6 +10,7 @@ import sys
 import urllib.request
 
 import h5py
+import numpy as np
 import pytest
 
 from conftest import ROOT, bazaar
@@ -448,3 +449,19 @@ def test_a_stalled_provider_ends_games_as_timeout_without_stalling_the_sweep(ser
     assert strs(games["status"]) == ["timeout", "timeout"]
     assert all("max_game_seconds" in e for e in strs(games["error"]))
     assert KEY not in p.stdout + p.stderr
+
+
+def test_capability_axis_refuses_lineups_mixing_heuristics_and_models(server, tmp_path,
+                                                                      monkeypatch):
+    sys.path.insert(0, os.path.join(ROOT, "analysis"))
+    import bazaar_results
+    import heatmap
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = write_sweep(tmp_path, server, tmp_path / "cache_cap", name="cap",
+                       communication=(False,))
+    out = tmp_path / "cap.h5"
+    bazaar("run", spec, "-o", out, "--quiet", timeout=600)
+    r = bazaar_results.load(str(out))
+    assert np.isnan(r.derived()["capability_gap"]).all()   # never Elo minus skill
+    with pytest.raises(ValueError, match="mixes heuristic and LLM agents"):
+        heatmap.grid(r, "electricity", "welfare", None, "capability_gap")
