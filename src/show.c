@@ -47,13 +47,14 @@ static int seen_add(struct seen *s, const char *hash)
     return 1;
 }
 
-static const char *lookup(const struct bz_rowbuf *texts, int64_t game, const char *hash)
+static const struct bz_llm_texts_row *lookup(const struct bz_rowbuf *texts, int64_t game,
+                                             const char *hash)
 {
     for (size_t i = 0; texts && hash && hash[0] && i < texts->n_rows; i++) {
         const struct bz_llm_texts_row *t =
             (const void *)(texts->data + i * sizeof(struct bz_llm_texts_row));
         if (t->game_id == game && strcmp(t->hash, hash) == 0)
-            return t->text;
+            return t;
     }
     return NULL;
 }
@@ -75,12 +76,13 @@ static void print_text(FILE *f, struct seen *s, const struct bz_rowbuf *texts, i
 {
     if (!hash || !hash[0])
         return;
-    const char *t = lookup(texts, game, hash);
-    if (!t) {
+    const struct bz_llm_texts_row *row = lookup(texts, game, hash);
+    if (!row) {
         fprintf(f, "    %s [%s]: (not in /llm_texts)\n", label, hash);
         return;
     }
-    if (!seen_add(s, hash)) {
+    const char *t = row->text;
+    if (!seen_add(s, row->hash)) { /* the row's copy: hash may be a temporary */
         fprintf(f, "    %s [%s]: (as above)\n", label, hash);
         return;
     }
