@@ -45,7 +45,7 @@ static const char *const usage_main =
     "  merge PARTS_DIR|SHARD... -o OUT.h5          merge shards into a results file\n"
     "  info FILE.h5                                tables, row counts and provenance\n"
     "  info --schema [GAME]                        every table and column: type, unit, meaning\n"
-    "  show FILE.h5 --game G [--agent A] [--turn T]  one game's story: decisions, prompts, replies\n"
+    "  show FILE.h5 --game G [--agent A] [--turn T]  one game: decisions, prompts, replies\n"
     "\n"
     "  bazaar <command> --help    options of a command\n"
     "  bazaar --version\n"

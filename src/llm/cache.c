@@ -2,7 +2,8 @@
  * (<dir>/<2 hex>/<32 hex>.json holding the provider's reply body as
  * received). Written atomically (tmp file + link) so a killed rank leaves
  * either the whole entry or none, and exclusively: the first writer of a key
- * wins across ranks and runs, later writers keep the stored entry. Never stores a request header (no key). */
+ * wins across ranks and runs, later writers keep the stored entry. Never stores a request header
+ * (no key). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
