@@ -530,12 +530,13 @@ static int cmd_merge(int argc, char **argv)
         }
         closedir(d);
     }
-    if (!rc && (!out || n == 0)) {
+    if (!rc && (!out || !out[0] || n == 0)) {
         for (size_t i = 0; i < n; i++)
             free(files[i]);
         free(files);
         free(prov_buf);
-        return usage_error(usage_merge, "merge: %s", !out ? "missing -o OUT.h5" : "no shards");
+        return usage_error(usage_merge, "merge: %s",
+                           !out || !out[0] ? "missing -o OUT.h5" : "no shards");
     }
     if (!rc && access(out, F_OK) == 0)
         rc = bz_err_set(&err, BZ_EINVAL, "%s exists; choose another -o", out);
@@ -559,7 +560,7 @@ static int cmd_merge(int argc, char **argv)
                 "record the spec, ranks or number of games\n",
                 out);
     if (!rc && kept == 0)
-        rc = bz_err_set(&err, BZ_EINVAL, "no readable shard to merge; %s not written", out);
+        rc = bz_err_set(&err, BZ_EINVAL, "no readable shard among the inputs; %s not written", out);
     if (!rc) {
         char finished[32];
         time_t t = time(NULL);

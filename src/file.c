@@ -1,8 +1,11 @@
 /* file: whole-file reads with a size cap. Never interprets the contents. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bazaar/file.h"
 
@@ -22,9 +25,26 @@ int bz_file_load(const char *path, size_t max_bytes, const char *what, char **te
     char *buf = NULL;
     size_t n = 0, cap = 0;
     *text = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
+    /* O_NONBLOCK: a FIFO must be refused, not waited on; a folder, device or
+     * a file over the cap is refused before anything is read. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
         return bz_err_set(err, BZ_EINVAL, "%s: cannot open %s: %s", path, what, strerror(errno));
+    struct stat st;
+    char limit[32];
+    size_text(max_bytes, limit, sizeof limit);
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (unsigned long long)st.st_size > max_bytes) {
+        int regular = S_ISREG(st.st_mode);
+        close(fd);
+        return regular ? bz_err_set(err, BZ_EINVAL, "%s: the %s is larger than the %s limit", path,
+                                    what, limit)
+                       : bz_err_set(err, BZ_EINVAL, "%s: the %s is not a regular file", path, what);
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (!f) {
+        close(fd);
+        return bz_err_set(err, BZ_EIO, "%s: cannot open %s: %s", path, what, strerror(errno));
+    }
     for (;;) {
         if (n == cap) {
             if (cap > max_bytes)
@@ -47,8 +67,6 @@ int bz_file_load(const char *path, size_t max_bytes, const char *what, char **te
         goto out;
     }
     if (n > max_bytes) {
-        char limit[32];
-        size_text(max_bytes, limit, sizeof limit);
         rc =
             bz_err_set(err, BZ_ENOMEM, "%s: the %s is larger than the %s limit", path, what, limit);
         goto out;

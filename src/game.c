@@ -6,9 +6,14 @@
 #include "bazaar/game.h"
 
 extern const struct bz_game_ops bz_electricity_ops;
+extern const struct bz_game_ops bz_item_allocation_ops, bz_treaty_ops;
+extern const struct bz_game_ops bz_beast_ops;
 
 static const struct bz_game_ops *const games[] = {
     &bz_electricity_ops,
+    &bz_item_allocation_ops,
+    &bz_treaty_ops,
+    &bz_beast_ops,
 };
 
 #define N_BUILTIN (sizeof games / sizeof games[0])

@@ -332,7 +332,8 @@ int bz_grid_check(const struct bz_grid *g, struct bz_err *err)
     const struct bz_game_ops *ops = s->ops;
     if (!ops->check)
         return BZ_OK;
-    /* radix of every axis in the id; only env axes are walked, the others stay 0 */
+    /* radix of every axis in the id; only env and string axes are walked (a
+     * string's values are the game's to check), the others stay 0 */
     int64_t stride[MAX_AXES];
     int idx[MAX_AXES] = {0};
     int64_t st = s->repetitions;
@@ -354,7 +355,8 @@ int bz_grid_check(const struct bz_grid *g, struct bz_err *err)
             where[0] = '\0';
             for (int a = 0; a < g->n_axes; a++) {
                 int p = g->axes[a].param;
-                if (p == LINEUP_AXIS || !ops->params[p].env)
+                if (p == LINEUP_AXIS ||
+                    (!ops->params[p].env && ops->params[p].kind != BZ_PARAM_STR))
                     continue;
                 item[0] = used ? ' ' : '\0';
                 format_value(item + (used ? 1 : 0), sizeof item - 1, s, p, idx[a]);
@@ -372,7 +374,7 @@ int bz_grid_check(const struct bz_grid *g, struct bz_err *err)
         int a = g->n_axes - 1;
         for (; a >= 0; a--) {
             int p = g->axes[a].param;
-            if (p == LINEUP_AXIS || !ops->params[p].env)
+            if (p == LINEUP_AXIS || (!ops->params[p].env && ops->params[p].kind != BZ_PARAM_STR))
                 continue;
             if (++idx[a] < g->axes[a].n)
                 break;

@@ -39,8 +39,10 @@ int bz_out_h5_copy_attrs(hid_t src, hid_t dst);
 hsize_t bz_out_h5_chunk_rows(size_t row_bytes, size_t target_bytes, hsize_t max_rows);
 
 /* Create a 1-D chunked compound dataset of n_rows rows and unlimited max
- * size at path (intermediate groups created). deflate_level 0: no filters,
- * else shuffle + deflate. fill (may be NULL) is one row of fill_type. */
+ * size at path (intermediate groups created). deflate_level 0: no
+ * compression, else shuffle + deflate; every chunk carries a Fletcher32
+ * checksum (a bit flip reads as an error). fill (may be NULL) is one row of
+ * fill_type. */
 hid_t bz_out_h5_create_table(hid_t file, const char *path, hid_t file_type, hsize_t n_rows,
                              hsize_t chunk_rows, int deflate_level, hid_t fill_type,
                              const void *fill);

@@ -1,53 +1,114 @@
 /* out_info: a readable summary of a results file (bazaar info): provenance
- * attributes at the root, then every table with rows and columns. Read-only. */
+ * attributes at the root, then every table with rows and columns. Read-only,
+ * and safe on files bazaar did not write: every rank, size and class is
+ * checked before anything is read into a buffer; what does not fit the
+ * expected shape is described, not read. */
 #include <hdf5.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bazaar/out.h"
+#include "out_h5.h"
+#include "out_h5_fail.h"
+
+#define INFO_STR_MAX (1024 * 1024) /* larger fixed-size strings are not read */
+#define INFO_SHOW 200              /* characters shown of a string */
+
+/* Print s[0..n) with control bytes replaced, at most INFO_SHOW of them. */
+static void print_text(FILE *f, const char *s, size_t n)
+{
+    const char *nl = memchr(s, '\n', n);
+    size_t show = nl ? (size_t)(nl - s) : n;
+    int cut = nl != NULL || show > INFO_SHOW;
+    if (show > INFO_SHOW)
+        show = INFO_SHOW;
+    for (size_t i = 0; i < show; i++) {
+        unsigned char c = (unsigned char)s[i];
+        fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+    }
+    fputs(cut ? " ...\n" : "\n", f);
+}
+
+static void print_name(FILE *f, const char *name)
+{
+    for (; *name; name++) {
+        unsigned char c = (unsigned char)*name;
+        fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+    }
+}
+
+static void print_string_attr(FILE *f, hid_t a, hid_t t)
+{
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    if (mt < 0 || H5Tset_cset(mt, H5Tget_cset(t)) < 0) {
+        fputs("(unreadable string)\n", f);
+        bz_out_h5_close(mt);
+        return;
+    }
+    if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        if (H5Tset_size(mt, H5T_VARIABLE) >= 0 && H5Aread(a, mt, &s) >= 0 && s)
+            print_text(f, s, strlen(s));
+        else
+            fputs("(unreadable string)\n", f);
+        if (s)
+            H5free_memory(s);
+    } else {
+        size_t sz = H5Tget_size(t);
+        char *s = NULL;
+        if (sz == 0 || sz > INFO_STR_MAX)
+            fprintf(f, "(string of %zu bytes, not shown)\n", sz);
+        else if ((s = calloc(1, sz + 1)) && H5Tset_size(mt, sz + 1) >= 0 && H5Aread(a, mt, s) >= 0)
+            print_text(f, s, strnlen(s, sz));
+        else
+            fputs("(unreadable string)\n", f);
+        free(s);
+    }
+    H5Tclose(mt);
+}
 
 static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, void *data)
 {
+    (void)info;
     FILE *f = data;
     hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
     if (a < 0)
         return 0;
-    hid_t t = H5Aget_type(a);
-    H5T_class_t cls = H5Tget_class(t);
-    if (cls == H5T_STRING) {
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_cset(mt, H5Tget_cset(t));
-        if (H5Tis_variable_str(t) > 0) {
-            H5Tset_size(mt, H5T_VARIABLE);
-            char *s = NULL;
-            if (H5Aread(a, mt, &s) >= 0 && s) {
-                /* the spec is long: show its first line only */
-                const char *nl = strchr(s, '\n');
-                int n = nl ? (int)(nl - s) : (int)strlen(s);
-                fprintf(f, "  %-12s %.*s%s\n", name, n > 200 ? 200 : n, s,
-                        (nl || n > 200) ? " ..." : "");
-                H5free_memory(s);
-            }
-        } else {
-            size_t sz = H5Tget_size(t);
-            char *s = calloc(1, sz + 1);
-            H5Tset_size(mt, sz + 1);
-            if (s && H5Aread(a, mt, s) >= 0)
-                fprintf(f, "  %-12s %s\n", name, s);
-            free(s);
-        }
-        H5Tclose(mt);
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    fputs("  ", f);
+    print_name(f, name);
+    fprintf(f, "%*s", (int)(strlen(name) < 12 ? 13 - strlen(name) : 1), "");
+    H5S_class_t scls = sp >= 0 ? H5Sget_simple_extent_type(sp) : H5S_NO_CLASS;
+    hssize_t npoints = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    if (t < 0 || sp < 0) {
+        fputs("(unreadable)\n", f);
+    } else if (scls == H5S_NULL || npoints == 0) {
+        fputs("(empty)\n", f);
+    } else if (npoints != 1) {
+        /* only scalars are read: an array would overflow a scalar buffer */
+        fprintf(f, "(array of %lld values, not shown)\n", (long long)npoints);
+    } else if (cls == H5T_STRING) {
+        print_string_attr(f, a, t);
     } else if (cls == H5T_INTEGER) {
         long long v = 0;
         if (H5Aread(a, H5T_NATIVE_LLONG, &v) >= 0)
-            fprintf(f, "  %-12s %lld\n", name, v);
+            fprintf(f, "%lld\n", v);
+        else
+            fputs("(unreadable integer)\n", f);
     } else if (cls == H5T_FLOAT) {
         double v = 0;
         if (H5Aread(a, H5T_NATIVE_DOUBLE, &v) >= 0)
-            fprintf(f, "  %-12s %g\n", name, v);
+            fprintf(f, "%g\n", v);
+        else
+            fputs("(unreadable number)\n", f);
+    } else {
+        fputs("(value of another type, not shown)\n", f);
     }
-    H5Tclose(t);
+    bz_out_h5_close(t);
+    bz_out_h5_close(sp);
     H5Aclose(a);
+    H5Eclear2(H5E_DEFAULT);
     return 0;
 }
 
@@ -57,39 +118,62 @@ static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, 
     if (info->type != H5O_TYPE_DATASET)
         return 0;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (d < 0)
+    if (d < 0) {
+        H5Eclear2(H5E_DEFAULT);
         return 0;
-    hid_t sp = H5Dget_space(d);
-    hsize_t n = 0;
-    H5Sget_simple_extent_dims(sp, &n, NULL);
-    fprintf(f, "/%s: %llu rows\n   ", name, (unsigned long long)n);
-    hid_t t = H5Dget_type(d);
-    if (H5Tget_class(t) == H5T_COMPOUND) {
+    }
+    hid_t sp = H5Dget_space(d), t = H5Dget_type(d);
+    fputc('/', f);
+    print_name(f, name);
+    /* HDF5 caps a rank at H5S_MAX_RANK: dims[] holds any valid dataspace */
+    hsize_t dims[H5S_MAX_RANK];
+    int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (rank == 1 && H5Sget_simple_extent_dims(sp, dims, NULL) == 1) {
+        fprintf(f, ": %llu rows\n   ", (unsigned long long)dims[0]);
+    } else if (rank >= 0 && rank <= H5S_MAX_RANK &&
+               H5Sget_simple_extent_dims(sp, dims, NULL) == rank) {
+        fprintf(f, ": not a table (rank %d, shape", rank);
+        for (int i = 0; i < rank; i++)
+            fprintf(f, "%s%llu", i ? " x " : " ", (unsigned long long)dims[i]);
+        fputs(")\n   ", f);
+    } else {
+        fputs(": unreadable dataspace\n   ", f);
+    }
+    if (t >= 0 && H5Tget_class(t) == H5T_COMPOUND) {
         int nm = H5Tget_nmembers(t);
         for (int i = 0; i < nm; i++) {
             char *mn = H5Tget_member_name(t, (unsigned)i);
-            fprintf(f, " %s", mn ? mn : "?");
-            H5free_memory(mn);
+            fputc(' ', f);
+            print_name(f, mn ? mn : "?");
+            if (mn)
+                H5free_memory(mn);
         }
     }
     fputc('\n', f);
-    H5Tclose(t);
-    H5Sclose(sp);
+    bz_out_h5_close(t);
+    bz_out_h5_close(sp);
     H5Dclose(d);
+    H5Eclear2(H5E_DEFAULT);
     return 0;
 }
 
 int bz_out_info(const char *path, FILE *f, struct bz_err *err)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (file < 0)
-        return bz_err_set(err, BZ_EIO, "%s: cannot open as an HDF5 results file", path);
+    int rc;
+    hid_t file = H5I_INVALID_HID;
+    if ((rc = bz_out_check_input(path, err)))
+        return rc;
+    if ((rc = bz_out_h5_open_ro(path, &file, err)))
+        return rc;
     fprintf(f, "%s\nattributes:\n", path);
     hsize_t idx = 0;
-    H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, f);
+    if (H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, f) < 0)
+        fputs("  (the attributes cannot all be read)\n", f);
     fprintf(f, "tables:\n");
-    H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, print_object, f, H5O_INFO_BASIC);
-    H5Fclose(file);
-    return BZ_OK;
+    if (H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, print_object, f, H5O_INFO_BASIC) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot walk its objects (corrupt?)", path);
+        bz_out_h5_close_file(&file, path, NULL);
+        return rc;
+    }
+    return bz_out_h5_close_file(&file, path, err);
 }

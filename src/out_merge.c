@@ -14,7 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bazaar/out_lock.h"
 #include "out_h5.h"
+#include "out_h5_fail.h"
 #include "out_internal.h"
 
 #define MERGED_CHUNK_BYTES (256 * 1024)
@@ -353,7 +355,8 @@ static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_d
     return BZ_OK;
 }
 
-static int merge_table(const struct merge *m, hid_t out_file, const char *path, struct bz_err *err)
+static int merge_table(const struct merge *m, hid_t out_file, const char *path,
+                       unsigned long long *n_rows, struct bz_err *err)
 {
     int rc = BZ_OK;
     struct run *runs = NULL;
@@ -419,6 +422,7 @@ static int merge_table(const struct merge *m, hid_t out_file, const char *path, 
         goto out;
     }
     dset = H5I_INVALID_HID;
+    *n_rows = (unsigned long long)total;
 out:
     if (rows && vlen && space >= 0)
         H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, rows);
@@ -509,18 +513,53 @@ static int fsync_parent(const char *path, struct bz_err *err)
     return rc;
 }
 
+/* Open the closed merged file again and read every table in full: the
+ * rename puts only a file that reads back, with the rows written, in place. */
+static int read_back(const char *tmp, char **tables, const unsigned long long *rows,
+                     size_t n_tables, struct bz_err *err)
+{
+    int rc;
+    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    if ((rc = bz_out_h5_open_ro(tmp, &file, err)))
+        return rc;
+    for (size_t t = 0; t < n_tables && !rc; t++) {
+        hsize_t n = 0;
+        if ((dset = H5Dopen2(file, tables[t], H5P_DEFAULT)) < 0 ||
+            (space = H5Dget_space(dset)) < 0 || H5Sget_simple_extent_ndims(space) != 1 ||
+            H5Sget_simple_extent_dims(space, &n, NULL) != 1) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s does not read back", tmp, tables[t]);
+        } else if ((unsigned long long)n != rows[t]) {
+            rc = bz_err_set(err, BZ_EIO, "%s: table %s reads back %llu rows, %llu were written",
+                            tmp, tables[t], (unsigned long long)n, rows[t]);
+        } else {
+            rc = bz_out_h5_check_readable(dset, n, tmp, tables[t], err);
+        }
+        bz_out_h5_close(space);
+        bz_out_h5_close(dset);
+        space = dset = H5I_INVALID_HID;
+    }
+    if (H5Fclose(file) < 0 && !rc)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close after reading back", tmp);
+    return rc;
+}
+
 int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
              const struct bz_provenance *prov, struct bz_err *err)
 {
     int rc = BZ_OK;
     struct merge m = {.shards = shards, .n_shards = n_shards, .out_name = out_path};
     char **tables = NULL;
+    unsigned long long *rows = NULL;
     size_t n_tables = 0;
     hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID;
     char *tmp = NULL;
     int tmp_made = 0;
+    struct bz_out_lock *lock = NULL;
 
     bz_out_h5_quiet();
+    /* before anything is written: a second writer of out_path stops here */
+    if ((rc = bz_out_lock_take(out_path, &lock, err)))
+        return rc;
     size_t len = strlen(out_path);
     if (!(tmp = malloc(len + 5)) ||
         (n_shards && (!(m.paths = calloc(n_shards, sizeof *m.paths)) ||
@@ -533,6 +572,10 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
 
     if ((rc = collect_winners(&m, err)) || (rc = collect_paths(&m, &tables, &n_tables, err)))
         goto out;
+    if (n_tables && !(rows = calloc(n_tables, sizeof *rows))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", out_path);
+        goto out;
+    }
 
     /* 1.8 file format: the results file opens in any HDF5 from 1.8 on. */
     if ((fapl = bz_out_h5_fapl()) < 0 ||
@@ -540,23 +583,24 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot set up file access", out_path);
         goto out;
     }
-    if ((file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0) {
+    /* We hold the lock: an existing tmp is what a killed merge left. Remove
+     * it and create exclusively, never truncating a file in place. */
+    if (unlink(tmp) != 0 && errno != ENOENT) {
+        rc = bz_err_set(err, BZ_EIO, "%s: cannot remove the leftover: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if ((file = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create", tmp);
         goto out;
     }
     tmp_made = 1;
     for (size_t t = 0; t < n_tables; t++)
-        if ((rc = merge_table(&m, file, tables[t], err)))
+        if ((rc = merge_table(&m, file, tables[t], &rows[t], err)))
             goto out;
     if ((rc = write_provenance(file, prov, tmp, err)))
         goto out;
-    herr_t closed = H5Fclose(file);
-    file = H5I_INVALID_HID;
-    if (closed < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close", tmp);
-        goto out;
-    }
-    if ((rc = fsync_path(tmp, 0, err)))
+    if ((rc = bz_out_h5_close_file(&file, tmp, err)) || (rc = fsync_path(tmp, 0, err)) ||
+        (rc = read_back(tmp, tables, rows, n_tables, err)))
         goto out;
     if (rename(tmp, out_path) != 0) {
         rc = bz_err_set(err, BZ_EIO, "rename %s to %s: %s", tmp, out_path, strerror(errno));
@@ -565,16 +609,19 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
     tmp_made = 0;
     rc = fsync_parent(out_path, err);
 out:
-    bz_out_h5_close(file);
+    if (file >= 0)
+        bz_out_h5_close_file(&file, tmp, NULL);
     bz_out_h5_close(fapl);
     if (tmp_made)
         unlink(tmp);
     free(tables);
+    free(rows);
     for (size_t i = 0; m.paths && i < n_shards; i++)
         bz_out_free_paths(m.paths[i], m.n_paths[i]);
     free(m.paths);
     free(m.n_paths);
     free(m.winners);
     free(tmp);
+    bz_out_lock_release(lock);
     return rc;
 }

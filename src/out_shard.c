@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "out_h5.h"
+#include "out_h5_fail.h"
 #include "out_internal.h"
 
 int bz_out_shard_deflate_level = 0;
@@ -527,8 +528,9 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
                                 s->tables[i].desc->path);
         H5Tclose(s->tables[i].mem_type);
     }
-    if (s->file >= 0 && H5Fclose(s->file) < 0 && !rc)
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close", s->path);
+    int rc_close = bz_out_h5_close_file(&s->file, s->path, rc ? NULL : err);
+    if (!rc)
+        rc = rc_close;
     if (s->journal_fd >= 0 && close(s->journal_fd) != 0 && !rc)
         rc = bz_err_set(err, BZ_EIO, "%s: close: %s", s->journal_path, strerror(errno));
     if (s->dxpl >= 0)
@@ -572,9 +574,20 @@ static int journal_ids(const char *path, int64_t **ids, size_t *n, int *present,
     char *jpath = str_concat(path, ".journal");
     if (!jpath)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", path);
-    FILE *f = fopen(jpath, "r");
+    /* O_NONBLOCK and a regular-file check: a FIFO must not block us */
+    int fd = open(jpath, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(fd);
+        int rc = bz_err_set(err, BZ_EIO, "%s: not a regular file", jpath);
+        free(jpath);
+        return rc;
+    }
+    FILE *f = fd >= 0 ? fdopen(fd, "r") : NULL;
     if (!f) {
         int e = errno;
+        if (fd >= 0)
+            close(fd);
         int rc = e == ENOENT ? BZ_OK
                              : bz_err_set(err, BZ_EIO, "%s: cannot read: %s", jpath, strerror(e));
         free(jpath);

@@ -70,6 +70,8 @@ struct bz_runner {
     double max_game_s; /* llm.max_game_seconds; 0 = none */
 };
 
+static int open_segment(struct bz_runner *r, struct bz_err *err);
+
 int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out,
                      struct bz_err *err)
 {
@@ -97,6 +99,13 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
     if (!r->slots) {
         bz_runner_destroy(r);
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    }
+    /* Paid requests: the shard and its journal must exist (and be writable)
+     * before the first one is sent, not after money was spent (issue 15). */
+    int rc = r->llm ? open_segment(r, err) : BZ_OK;
+    if (rc) {
+        bz_runner_destroy(r);
+        return rc;
     }
     *out = r;
     return BZ_OK;
@@ -148,6 +157,19 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
     return BZ_OK;
 }
 
+static int open_segment(struct bz_runner *r, struct bz_err *err)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s-%d.h5", r->opt.shard_prefix, r->segment++);
+    int rc = bz_shard_create(path, &r->shard, err);
+    if (rc)
+        return rc;
+    bz_shard_set_group_commit(r->shard, 1);
+    r->segment_games = 0;
+    r->segment_start = r->last_sync = now_s();
+    return BZ_OK;
+}
+
 static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
 {
     int rc = BZ_OK;
@@ -158,16 +180,8 @@ static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
         if (rc)
             return rc;
     }
-    if (!r->shard) {
-        char path[4200];
-        snprintf(path, sizeof path, "%s-%d.h5", r->opt.shard_prefix, r->segment++);
-        rc = bz_shard_create(path, &r->shard, err);
-        if (rc)
-            return rc;
-        bz_shard_set_group_commit(r->shard, 1);
-        r->segment_games = 0;
-        r->segment_start = r->last_sync = now_s();
-    }
+    if (!r->shard && (rc = open_segment(r, err)))
+        return rc;
     r->segment_games++;
     rc = bz_shard_append(r->shard, bz_match_records(s->match), err);
     if (rc)

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "bazaar/out.h"
+#include "bazaar/out_lock.h"
 #include "bazaar/sched.h"
 #include "bazaar/spec.h"
 #include "sched_internal.h"
@@ -415,6 +416,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     struct bz_grid *grid = NULL;
     struct bz_sched_plan plan = {0};
     struct rank_ctx c = {0};
+    struct bz_out_lock *lock = NULL; /* rank 0: held for the whole run */
     double t0 = bz_sched_now_s();
     char started[32], finished[32], hosts[4096];
     iso_time(started, sizeof started);
@@ -427,6 +429,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     if (!rc && my_rank == 0)
         rc = bz_grid_check(grid, err);
     const char *out = opt->out_path ? opt->out_path : (spec ? bz_spec_output(spec) : "");
+    if (!rc && my_rank == 0)
+        rc = bz_out_lock_take(out, &lock, err);
     if (!rc && my_rank == 0)
         rc = bz_sched_plan_create(&plan, opt, out, grid, 0, err);
     int all = agree(rc);
@@ -580,6 +584,7 @@ out:
     bz_sched_spend_cleanup(&c.co.spend);
     free(c.queue);
     bz_sched_plan_cleanup(&plan);
+    bz_out_lock_release(lock);
     bz_grid_destroy(grid);
     bz_spec_destroy(spec);
     return rc;

@@ -110,7 +110,7 @@ int bz_tables_add_summary(struct bz_records *rec, const struct bz_game_config *c
 {
     int rc = add_agents_rows(rec, cfg, payoff, failed);
     if (!rc)
-        rc = bz_tables_add_config_row(rec, cfg, err);
+        rc = bz_tables_add_config_row(rec, cfg, failed ? NULL : oc->measures, err);
     if (!rc)
         rc = add_games_row(rec, cfg, oc, usage, failed, error);
     if (rc)

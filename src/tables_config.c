@@ -2,6 +2,7 @@
  * built at run time from ops->params so that a new game's knobs become
  * columns with no edit outside the game's files. Owns the descriptors (built
  * once per game and kept for the life of the process). Never does I/O. */
+#include <math.h>
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdint.h>
@@ -46,11 +47,18 @@ static void col_layout(enum bz_col_type t, size_t *size, size_t *align)
     }
 }
 
+static size_t n_measures(const struct bz_game_ops *ops)
+{
+    size_t n = ops->measures ? ops->n_measures : 0;
+    return n < BZ_MAX_MEASURES ? n : BZ_MAX_MEASURES;
+}
+
 static struct config_desc *build(const struct bz_game_ops *ops)
 {
     struct config_desc *d = calloc(1, sizeof *d);
     size_t len = strlen(ops->name) + sizeof "//config";
-    if (!d || !(d->cols = calloc(ops->n_params + 1, sizeof *d->cols)) || !(d->path = malloc(len))) {
+    if (!d || !(d->cols = calloc(ops->n_params + n_measures(ops) + 1, sizeof *d->cols)) ||
+        !(d->path = malloc(len))) {
         if (d)
             free(d->cols);
         free(d);
@@ -70,10 +78,17 @@ static struct config_desc *build(const struct bz_game_ops *ops)
         if (align > max_align)
             max_align = align;
     }
+    for (size_t k = 0; k < n_measures(ops); k++) {
+        const struct bz_measure_desc *ms = &ops->measures[k];
+        off = (off + alignof(double) - 1) / alignof(double) * alignof(double);
+        d->cols[ops->n_params + 1 + k] =
+            (struct bz_column){ms->name, BZ_COL_F64, off, ms->unit ? ms->unit : "", ms->doc};
+        off += sizeof(double);
+    }
     d->ops = ops;
     d->desc.path = d->path;
     d->desc.row_size = (off + max_align - 1) / max_align * max_align;
-    d->desc.n_cols = ops->n_params + 1;
+    d->desc.n_cols = ops->n_params + n_measures(ops) + 1;
     d->desc.cols = d->cols;
     return d;
 }
@@ -96,7 +111,7 @@ const struct bz_table_desc *bz_tables_config(const struct bz_game_ops *ops)
 }
 
 int bz_tables_add_config_row(struct bz_records *rec, const struct bz_game_config *cfg,
-                             struct bz_err *err)
+                             const double *measures, struct bz_err *err)
 {
     const struct bz_game_ops *ops = cfg->ops;
     const struct bz_table_desc *desc = bz_tables_config(ops);
@@ -137,6 +152,10 @@ int bz_tables_add_config_row(struct bz_records *rec, const struct bz_game_config
         }
         case BZ_COL_U64: break; /* no parameter kind maps to it */
         }
+    }
+    for (size_t k = 0; k < n_measures(ops); k++) {
+        double v = measures ? measures[k] : NAN;
+        memcpy(row + desc->cols[ops->n_params + 1 + k].offset, &v, sizeof v);
     }
     return BZ_OK;
 }

@@ -36,6 +36,12 @@ CONFIG keys:
                     (a counterparty or proposal that does not exist, an
                     amount beyond the agent's means). Unknown schemas get
                     random values within their bounds.
+    gate            a file path: completion requests wait until it exists
+    echo_key        true: the request's API key is echoed back: in error
+                    bodies (placed to straddle byte 200) and in every
+                    free-text string of successful replies
+    usage           {"in": N, "out": M}: the usage counts every reply claims
+                    (absurd values test the range checks)
 Fault kinds: "status" (code, retry_after, body), "429" (retry_after),
 "500", "503", "hang", "reset", "malformed_body" (HTTP body not JSON),
 "malformed_json" (content is not JSON), "truncated" (body cut short),
@@ -44,6 +50,7 @@ Fault kinds: "status" (code, retry_after, body), "429" (retry_after),
 """
 import argparse
 import json
+import os
 import random
 import re
 import socket
@@ -55,7 +62,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 CONFIG = {"latency_ms": 0.0, "faults": [], "every": None, "script": [], "hang_s": 30.0,
-          "play": None}
+          "play": None, "gate": None, "echo_key": False, "usage": None}
 RNG = {"seed": None, "rng": random.Random(0)}
 STATS = {}
 
@@ -265,6 +272,15 @@ def play_rng(play):
         RNG["seed"] = seed
         RNG["rng"] = random.Random(seed)
     return RNG["rng"]
+def echo_strings(value, key):
+    """value with every string replaced by one that carries key."""
+    if isinstance(value, str):
+        return "echo " + key + " echo"
+    if isinstance(value, dict):
+        return {k: echo_strings(v, key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [echo_strings(v, key) for v in value]
+    return value
 
 
 def wrong_value(schema):
@@ -370,6 +386,14 @@ class Handler(BaseHTTPRequestHandler):
         model = req.get("model", "")
         with LOCK:
             STATS["models"][model] = STATS["models"].get(model, 0) + 1
+        gate = CONFIG.get("gate")
+        while gate and not os.path.exists(gate):
+            time.sleep(0.02)
+        key = ""
+        if CONFIG.get("echo_key"):
+            key = self.headers.get("x-api-key") or self.headers.get("Authorization") or ""
+            if key.startswith("Bearer "):
+                key = key[len("Bearer "):]
         fault = next_fault()
         kind = fault.get("kind") if fault else None
         if kind:
@@ -395,6 +419,10 @@ class Handler(BaseHTTPRequestHandler):
             if "retry_after" in fault:
                 headers["Retry-After"] = str(fault["retry_after"])
             body = fault.get("body", {"error": {"message": "injected %d" % code, "type": "test"}})
+            if key:  # the key straddles byte 200 of the body
+                head = '{"error": {"message": "'
+                pad = max(0, 200 - len(head) - len(key) // 2)
+                body = {"error": {"message": "x" * pad + key + " rejected", "type": "test"}}
             self.send_json(code, body, headers)
             return
         if kind == "malformed_body":
@@ -430,9 +458,14 @@ class Handler(BaseHTTPRequestHandler):
                 content = play_action(schema, req, api, sub)
         elif not scripted:
             content = gen_value(schema)
+        if key:
+            content = echo_strings(content, key)
         text = content if isinstance(content, str) else json.dumps(content)
         in_tok = max(1, len(raw) // 4)
         out_tok = max(1, len(text) // 4)
+        if CONFIG.get("usage"):
+            in_tok = CONFIG["usage"].get("in", in_tok)
+            out_tok = CONFIG["usage"].get("out", out_tok)
         if api == "openai":
             msg = {"role": "assistant", "content": text}
             if kind == "refusal":

@@ -437,7 +437,7 @@ static void load_should_name_the_file_in_every_error(void **state)
              "%s: grid.volatility[1]: expected a number in [0,1], got \"high\"", path);
     assert_string_equal(err.msg, expect);
 
-    /* larger than the cap */
+    /* larger than the cap: an input error (exit 2), refused before reading */
     tmp_path(path, sizeof path, "huge.json");
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
@@ -446,7 +446,7 @@ static void load_should_name_the_file_in_every_error(void **state)
     for (size_t w = 0; w <= BZ_SPEC_MAX_BYTES; w += sizeof chunk)
         fwrite(chunk, 1, sizeof chunk, f);
     fclose(f);
-    assert_int_equal(bz_spec_load_games(path, fake_games, 1, &s, &err), BZ_ENOMEM);
+    assert_int_equal(bz_spec_load_games(path, fake_games, 1, &s, &err), BZ_EINVAL);
     assert_non_null(strstr(err.msg, path));
     assert_non_null(strstr(err.msg, "16 MiB limit"));
     remove(path);

@@ -254,7 +254,7 @@ static void config_rows_should_round_trip_one_per_game(void **state)
         cfg.num[4] = 5e11;
         cfg.num[5] = 9;
         bz_records_reset(&rec);
-        if (bz_tables_add_config_row(&rec, &cfg, &err))
+        if (bz_tables_add_config_row(&rec, &cfg, NULL, &err))
             fail_msg("%s", err.msg);
         add_games_row(&rec, id);
         if (bz_shard_append(s, &rec, &err))

@@ -115,6 +115,18 @@ struct bz_policy_ops {
     void (*decide)(struct bz_game *g, const struct bz_request *r, struct bz_rng *rng);
 };
 
+/* A measured property of a game's realised environment that the study set
+ * through a parameter but the generator can only approximate (e.g. the
+ * achieved cosine of item values against the `competition` target): a
+ * column of /<game>/config beside the parameters (f64, NaN for a failed
+ * game). Static data of the game. */
+#define BZ_MAX_MEASURES 8
+struct bz_measure_desc {
+    const char *name;
+    const char *unit;
+    const char *doc;
+};
+
 /* Summary a finished game reports for its /games and /agents rows. */
 struct bz_game_outcome {
     int turns_played;
@@ -123,6 +135,9 @@ struct bz_game_outcome {
     double efficiency;  /* welfare / max_welfare, or game-specific */
     int n_invalid;      /* inadmissible actions seen */
     int n_fallback;     /* fallback actions used */
+    /* the game's measures of its realised environment (ops->measures order),
+     * written beside its parameters in /<game>/config */
+    double measures[BZ_MAX_MEASURES];
 };
 
 struct bz_game_ops {
@@ -135,6 +150,8 @@ struct bz_game_ops {
     size_t n_policies;
     const struct bz_table_desc *const *tables; /* the game's own tables */
     size_t n_tables;
+    const struct bz_measure_desc *measures; /* at most BZ_MAX_MEASURES; may be NULL */
+    size_t n_measures;
 
     /* Validate a config before any game starts (data files load, bounds
      * hold); message names the parameter. May be NULL. */

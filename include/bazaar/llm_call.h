@@ -37,6 +37,9 @@ struct bz_llm_reply {
     const char *outcome; /* !ok: http_error, too_big, network, bad_response, replay_miss,
                             internal */
     const char *error;   /* !ok: what went wrong, keys redacted; valid during done() */
+    /* every attempt's outcome ("HTTP 429; reset; HTTP 200"), "" on a cache
+     * hit; valid during done() */
+    const char *attempts;
 };
 
 struct bz_llm_call_opts {

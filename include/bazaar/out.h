@@ -64,7 +64,12 @@ struct bz_provenance {
 };
 
 /* Merge shards into out_path (written to out_path + ".tmp" then renamed, so a
- * kill during the merge leaves no half file under the final name). Every game
+ * kill during the merge leaves no half file under the final name). Holds the
+ * output's lock (bz_out_lock_take; re-entrant for a caller that holds it)
+ * before anything is written: another live writer is BZ_EINVAL naming it. A
+ * leftover .tmp (a killed merge's) is removed and the new one created
+ * exclusively; the renamed file was closed, fsynced and read back in full
+ * first. A failed close (full disk) is BZ_EIO. Every game
  * committed in some shard is copied once (first shard in the list wins), all
  * tables ordered by game_id with each game's rows in the order they were
  * written. Tables are copied whatever their schema (a table whose columns

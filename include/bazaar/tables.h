@@ -126,14 +126,17 @@ const struct bz_table_desc *bz_tables_common_at(size_t i);
 /* ---- /<game>/config ------------------------------------------------------
  * One row per game: game_id, then every parameter of ops->params in order,
  * typed by its kind (NUM f64, INT i32 (i64 when its bounds need it), BOOL u8,
- * STR string), unit "" and the parameter's help as the meaning. Built once
+ * STR string), unit "" and the parameter's help as the meaning; then the
+ * game's measures (ops->measures, f64, with their units and meanings). Built once
  * per process for every registered game (thread-safe); the descriptor lives
  * as long as the process. NULL only when memory runs out. */
 const struct bz_table_desc *bz_tables_config(const struct bz_game_ops *ops);
 
-/* Add cfg's /<game>/config row to rec. BZ_ENOMEM when memory runs out. */
+/* Add cfg's /<game>/config row to rec: the parameters, then the game's
+ * measures (ops->measures; measures NULL: NaN, for a failed game).
+ * BZ_ENOMEM when memory runs out. */
 int bz_tables_add_config_row(struct bz_records *rec, const struct bz_game_config *cfg,
-                             struct bz_err *err);
+                             const double *measures, struct bz_err *err);
 
 /* ---- a finished game's rows --------------------------------------------- */
 

@@ -140,6 +140,13 @@ static void add_row(struct bz_llm_decision *d, const char *outcome, const char *
     row->parse_outcome = outcome;
     row->decision = decision;
     row->error = bz_records_strdup(rec, error ? error : "");
+    if (!cache_hit && r && r->attempts && strchr(r->attempts, ';')) {
+        /* more than one attempt: every attempt's outcome, not only the last */
+        char all[BZ_ERR_MSG_MAX];
+        snprintf(all, sizeof all, "%s%sattempts: %s", error ? error : "",
+                 error && error[0] ? "; " : "", r->attempts);
+        row->error = bz_records_strdup(rec, all);
+    }
     /* the transcript: texts by content address (they may move the row) */
     int64_t game_id = cfg->game_id;
     const char *sys = text_ref(d->llm, rec, game_id, "system", d->system);

@@ -179,6 +179,7 @@ static void fail(struct bz_llm_call *c, const char *outcome, const char *error, 
     r.latency_ms = c->x.latency_ms;
     r.retries = c->x.retries;
     r.http_status = (int)c->x.http_status;
+    r.attempts = c->x.attempts;
     c->o.done(c->o.ctx, c, &r);
 }
 
@@ -261,6 +262,7 @@ static void finish_reply(struct bz_llm_call *c, const char *body, size_t len, in
     r.latency_ms = c->x.latency_ms;
     r.retries = c->x.retries;
     r.http_status = (int)c->x.http_status;
+    r.attempts = c->x.attempts;
     c->o.done(c->o.ctx, c, &r); /* may free c */
     free(rp.content);
     free(stored);

@@ -87,9 +87,19 @@ struct bz_provider_reply {
 };
 
 /* Parse a 2xx body. BZ_EINVAL when it is not the provider's envelope (the
- * message says what is missing). Free reply->content. */
+ * message says what is missing) or when a usage count is not an integer in
+ * [0, BZ_PROVIDER_USAGE_MAX] (a bad reply, never an overflow). Free
+ * reply->content. */
 int bz_provider_parse(const struct bz_model *m, const char *body, size_t len,
                       struct bz_provider_reply *reply, struct bz_err *err);
+
+/* Largest token count one reply may claim (2^30: far above any context). */
+#define BZ_PROVIDER_USAGE_MAX (INT64_C(1) << 30)
+
+/* Overwrite every occurrence of key in text[0..len) with '*' (also its
+ * JSON-escaped form, "/" as "\/"), in place, length unchanged; keys shorter
+ * than 4 bytes are left alone. Returns the number of occurrences. */
+size_t bz_provider_redact(char *text, size_t len, const char *key);
 
 /* Lenient JSON extraction from a model's text: the whole text, else inside a
  * ``` fence, else from the first '{' to the last '}'. NULL when none parses. */
@@ -151,6 +161,7 @@ struct bz_xfer {
     char *reply;       /* body of the last attempt, NUL-terminated (owned) */
     size_t reply_len;
     char error[256];
+    char attempts[256]; /* every attempt's outcome: "HTTP 429; timeout; ok" */
 
     /* private to transport.c */
     void *easy;

@@ -136,10 +136,23 @@ out:
     return rc;
 }
 
-static int64_t get_i64(const cJSON *o, const char *k)
+/* A usage count: absent is 0; present it must be an integer in
+ * [0, BZ_PROVIDER_USAGE_MAX] (a double of 9.3e18 cast to int64 is undefined
+ * behaviour and a negative count would refund the budget). */
+static int get_usage(const cJSON *o, const char *k, int64_t *v, struct bz_err *err)
 {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (int64_t)v->valuedouble : 0;
+    *v = 0;
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (!it || cJSON_IsNull(it))
+        return BZ_OK;
+    double d = cJSON_IsNumber(it) ? it->valuedouble : NAN;
+    if (!(d >= 0 && d <= (double)BZ_PROVIDER_USAGE_MAX) || d != floor(d))
+        return bz_err_set(err, BZ_EINVAL,
+                          "usage.%s out of range: %.17g (expected an integer in "
+                          "[0, %lld])",
+                          k, d, (long long)BZ_PROVIDER_USAGE_MAX);
+    *v = (int64_t)d;
+    return BZ_OK;
 }
 
 static char *dupstr(const char *s)
@@ -163,11 +176,25 @@ int bz_provider_parse(const struct bz_model *m, const char *body, size_t len,
     const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (cJSON_IsString(ver))
         snprintf(reply->model_version, sizeof reply->model_version, "%s", ver->valuestring);
-    if (m->provider == BZ_PROVIDER_OPENAI) {
-        reply->input_tokens = get_i64(usage, "prompt_tokens");
-        reply->output_tokens = get_i64(usage, "completion_tokens");
-        reply->cached_input_tokens = get_i64(
-            cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details"), "cached_tokens");
+    int a = m->provider == BZ_PROVIDER_ANTHROPIC;
+    if ((rc = get_usage(usage, a ? "input_tokens" : "prompt_tokens", &reply->input_tokens, err)) ||
+        (rc = get_usage(usage, a ? "output_tokens" : "completion_tokens", &reply->output_tokens,
+                        err)))
+        goto out;
+    if (a) {
+        /* Anthropic counts prompt-cache reads and writes apart from
+         * input_tokens: input_tokens here is every input token */
+        int64_t rd = 0, wr = 0;
+        if ((rc = get_usage(usage, "cache_read_input_tokens", &rd, err)) ||
+            (rc = get_usage(usage, "cache_creation_input_tokens", &wr, err)))
+            goto out;
+        reply->cached_input_tokens = rd;
+        reply->input_tokens += rd + wr;
+    } else if ((rc = get_usage(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details"),
+                               "cached_tokens", &reply->cached_input_tokens, err))) {
+        goto out;
+    }
+    if (!a) {
         const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");
         if (!msg) {
@@ -188,11 +215,6 @@ int bz_provider_parse(const struct bz_model *m, const char *body, size_t len,
             goto out;
         }
     } else {
-        /* Anthropic counts cached reads apart from input_tokens */
-        reply->cached_input_tokens = get_i64(usage, "cache_read_input_tokens");
-        reply->input_tokens = get_i64(usage, "input_tokens") + reply->cached_input_tokens +
-                              get_i64(usage, "cache_creation_input_tokens");
-        reply->output_tokens = get_i64(usage, "output_tokens");
         const cJSON *stop = cJSON_GetObjectItemCaseSensitive(root, "stop_reason");
         reply->truncated = cJSON_IsString(stop) && strcmp(stop->valuestring, "max_tokens") == 0;
         reply->refusal = cJSON_IsString(stop) && strcmp(stop->valuestring, "refusal") == 0;
@@ -385,4 +407,40 @@ int bz_schema_check(const cJSON *schema, const cJSON *value, struct bz_err *err)
 {
     char path[256] = "";
     return check_at(schema, value, path, 0, sizeof path, err, 0);
+}
+
+static size_t redact_one(char *text, size_t len, const char *pat, size_t pl)
+{
+    size_t n = 0;
+    if (pl == 0 || pl > len)
+        return 0;
+    for (size_t i = 0; i + pl <= len; i++)
+        if (text[i] == pat[0] && memcmp(text + i, pat, pl) == 0) {
+            memset(text + i, '*', pl);
+            i += pl - 1;
+            n++;
+        }
+    return n;
+}
+
+size_t bz_provider_redact(char *text, size_t len, const char *key)
+{
+    size_t kl = key ? strlen(key) : 0;
+    if (!text || kl < 4)
+        return 0;
+    size_t n = redact_one(text, len, key, kl);
+    if (strchr(key, '/')) {
+        /* the form a JSON encoder may give: "/" escaped as "\/" */
+        char *esc = malloc(2 * kl + 1), *e = esc;
+        if (esc) {
+            for (const char *c = key; *c; c++) {
+                if (*c == '/')
+                    *e++ = '\\';
+                *e++ = *c;
+            }
+            n += redact_one(text, len, esc, (size_t)(e - esc));
+            free(esc);
+        }
+    }
+    return n;
 }

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -17,6 +20,7 @@
 struct model_state {
     struct bz_model_limits lim;
     struct curl_slist *headers;
+    const char *key; /* inside lim.headers' key line, NULL without one */
     int inflight;
     double req_tokens, req_last; /* requests/min bucket */
     double tok_tokens, tok_last; /* tokens/min bucket */
@@ -60,10 +64,62 @@ static void refill(double *tokens, double *last, double per_min, double now)
     *last = now;
 }
 
+/* Descriptors kept for everything but sockets: stdio, shard and journal,
+ * HDF5, MPI, the cache, curl's own wake-up pipes. */
+#define FD_RESERVE 64
+/* Idle connections curl keeps beyond the concurrency cap. */
+#define CONN_SPARE 8
+
+/* The concurrency the descriptors allow: the soft RLIMIT_NOFILE is raised
+ * towards the hard one when that helps; a cap above what remains is lowered
+ * with a message (a socket that cannot be opened would fail requests only
+ * after others were paid for); none left at all is BZ_EINVAL. */
+static int bound_by_fds(int *concurrency, struct bz_err *err)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
+        return BZ_OK;
+    rlim_t want = (rlim_t)*concurrency + CONN_SPARE + FD_RESERVE;
+    if (rl.rlim_cur < want && rl.rlim_max > rl.rlim_cur) {
+        struct rlimit up = {want < rl.rlim_max ? want : rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl.rlim_cur = up.rlim_cur;
+    }
+    if (rl.rlim_cur >= want)
+        return BZ_OK;
+    if (rl.rlim_cur < (rlim_t)CONN_SPARE + FD_RESERVE + 1)
+        return bz_err_set(err, BZ_EINVAL,
+                          "only %llu file descriptors may be open (ulimit -n); LLM requests "
+                          "need at least %d: raise the limit",
+                          (unsigned long long)rl.rlim_cur, CONN_SPARE + FD_RESERVE + 1);
+    int allowed = (int)(rl.rlim_cur - CONN_SPARE - FD_RESERVE);
+    fprintf(stderr,
+            "bazaar: llm concurrency %d lowered to %d: only %llu file descriptors may be open "
+            "(ulimit -n)\n",
+            *concurrency, allowed, (unsigned long long)rl.rlim_cur);
+    *concurrency = allowed;
+    return BZ_OK;
+}
+
+/* Whether a header line carries a key. */
+static int is_key_header(const char *h)
+{
+    return strncasecmp(h, "authorization:", 14) == 0 || strncasecmp(h, "x-api-key:", 10) == 0;
+}
+
 int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
                         size_t n_models, struct bz_transport **out, struct bz_err *err)
 {
     *out = NULL;
+    int concurrency = o->concurrency < 1 ? 1 : o->concurrency;
+    int rc = bound_by_fds(&concurrency, err);
+    if (rc)
+        return rc;
+    /* Keys in memory: no core dump, no ptrace by other users' processes. */
+    for (size_t i = 0; i < n_models; i++)
+        for (const char *const *h = models[i].headers; h && *h; h++)
+            if (is_key_header(*h) && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+                return bz_err_set(err, BZ_EINTERNAL, "cannot make the process non-dumpable");
     if (!curl_ready) {
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
             return bz_err_set(err, BZ_ENET, "libcurl could not be initialised");
@@ -73,8 +129,7 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
     if (!t)
         return bz_err_set(err, BZ_ENOMEM, "out of memory creating the LLM transport");
     t->o = *o;
-    if (t->o.concurrency < 1)
-        t->o.concurrency = 1;
+    t->o.concurrency = concurrency;
     if (t->o.backoff_cap_s <= 0)
         t->o.backoff_cap_s = 60;
     bz_rng_init(&t->rng, o->seed, 0x6a6974746572ULL);
@@ -91,6 +146,14 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
         s->tok_tokens = bucket_cap(s->lim.tpm);
         s->req_last = s->tok_last = now;
         for (const char *const *h = models[i].headers; h && *h; h++) {
+            if (is_key_header(*h)) {
+                const char *v = strchr(*h, ':') + 1;
+                while (*v == ' ')
+                    v++;
+                if (strncasecmp(v, "bearer ", 7) == 0)
+                    v += 7;
+                s->key = v;
+            }
             struct curl_slist *n = curl_slist_append(s->headers, *h);
             if (!n)
                 goto nomem;
@@ -196,8 +259,38 @@ void bz_transport_destroy(struct bz_transport *t)
     free(t);
 }
 
+/* Append one attempt's outcome to x->attempts ("..." once it is full). */
+static void note_attempt(struct bz_xfer *x, const char *what)
+{
+    size_t n = strlen(x->attempts);
+    if (n + 4 >= sizeof x->attempts || (n && strcmp(x->attempts + n - 3, "...") == 0))
+        return;
+    int w = snprintf(x->attempts + n, sizeof x->attempts - n, "%s%s", n ? "; " : "", what);
+    if (w < 0 || (size_t)w >= sizeof x->attempts - n)
+        memcpy(x->attempts + sizeof x->attempts - 4, "...", 4);
+}
+
+/* The kind of a transport failure, in words a log reader can count. */
+static const char *fault_kind(CURLcode c)
+{
+    switch (c) {
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
+    case CURLE_RECV_ERROR: return "connection reset";
+    case CURLE_SEND_ERROR: return "send failed";
+    case CURLE_GOT_NOTHING: return "connection dropped (empty reply)";
+    case CURLE_PARTIAL_FILE: return "truncated body";
+    case CURLE_COULDNT_CONNECT: return "cannot connect";
+    case CURLE_COULDNT_RESOLVE_HOST: return "cannot resolve host";
+    case CURLE_SSL_CONNECT_ERROR: return "TLS handshake failed";
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return "HTTP/2 stream error";
+    default: return curl_easy_strerror(c);
+    }
+}
+
 void bz_transport_submit(struct bz_transport *t, struct bz_xfer *x)
 {
+    x->attempts[0] = '\0';
     x->result = BZ_XFER_OK;
     x->http_status = 0;
     x->retries = 0;
@@ -280,6 +373,18 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+/* libcurl retries a request itself when a reused connection died before
+ * any reply byte: such an attempt reaches no other callback. Only its info
+ * text is looked at (never headers or data: they carry keys). */
+static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
+{
+    (void)e;
+    static const char died[] = "Connection died, retrying";
+    if (type == CURLINFO_TEXT && n >= sizeof died - 1 && memcmp(text, died, sizeof died - 1) == 0)
+        note_attempt(ud, "connection dropped (resent by curl)");
+    return 0;
+}
+
 static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
 {
     CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
@@ -300,6 +405,9 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+    curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+    curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -424,6 +532,15 @@ int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *wh
     if (x->easy)
         release_easy(t, x);
     snprintf(x->error, sizeof x->error, "%s", why);
+    /* the last attempt's "HTTP 200" was a bad reply after all: say so */
+    size_t n = strlen(x->attempts);
+    if (n >= 8 && strcmp(x->attempts + n - 8, "HTTP 200") == 0) {
+        n -= 8;
+        if (n >= 2 && strncmp(x->attempts + n - 2, "; ", 2) == 0)
+            n -= 2;
+        x->attempts[n] = '\0';
+    }
+    note_attempt(x, "bad reply (HTTP 200)");
     return schedule_retry(t, x, bz_llm_now_s());
 }
 
@@ -469,23 +586,33 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         long status = 0;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &status);
         release_easy(t, x);
+        /* Before anything reads the body (cache, records, messages, logs):
+         * a server that echoes a key, any model's, gets it masked in full. */
+        for (size_t i = 0; x->reply && i < t->n_models; i++)
+            bz_provider_redact(x->reply, x->reply_len, t->ms[i].key);
         x->http_status = status;
         int retry = 0;
+        char what[64];
         if (code == CURLE_OK && status >= 200 && status < 300) {
             x->result = BZ_XFER_OK;
+            snprintf(what, sizeof what, "HTTP %ld", status);
         } else if (code == CURLE_OK) {
             x->result = BZ_XFER_HTTP;
             snprintf(x->error, sizeof x->error, "HTTP %ld", status);
+            snprintf(what, sizeof what, "HTTP %ld", status);
             retry = retryable_status(status);
         } else if (x->toobig) {
             x->result = BZ_XFER_TOOBIG;
             snprintf(x->error, sizeof x->error, "reply larger than %u bytes", BZ_LLM_REPLY_MAX);
+            snprintf(what, sizeof what, "too big");
         } else {
             x->result = BZ_XFER_NET;
             if (!x->error[0])
                 snprintf(x->error, sizeof x->error, "%s", curl_easy_strerror(code));
+            snprintf(what, sizeof what, "%s", fault_kind(code));
             retry = retryable_code(code);
         }
+        note_attempt(x, what);
         if (retry && schedule_retry(t, x, now))
             continue;
         x->latency_ms = (now - x->first_start) * 1000.0;

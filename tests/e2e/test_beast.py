@@ -1,0 +1,199 @@
+"""End-to-end beast: `bazaar play beast`, a sweep whose file passes the issue's
+checks (wealth conserved per round, no transfer beyond the payer's wealth,
+eliminated players never act, one elimination per round, declared and actual
+votes of every active player, paired environments), identical tables on 1 and
+3 ranks, and an LLM game against tests/llm_server.py that plays to the end."""
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from collections import defaultdict
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import ROOT, assert_same_tables, bazaar, write_spec
+
+KEY_ENV = "BZ_E2E_LLM_KEY"
+
+
+def strs(col):
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in col]
+
+
+def beast_spec(reps=2):
+    spec = json.load(open(os.path.join(ROOT, "sweeps", "beast.json")))
+    spec["repetitions"] = reps
+    spec["grid"]["lineup"] = ["gap_0.0", "gap_0.9"]
+    spec.pop("output", None)
+    return spec
+
+
+def check_file(path):
+    with h5py.File(path, "r") as f:
+        games = f["games"][()]
+        cfg = f["beast/config"][()]
+        wealth = f["beast/wealth"][()]
+        transfers = f["beast/transfers"][()]
+        votes = f["beast/votes"][()]
+        msgs = f["beast/messages"][()]
+        agents = f["beast/agents"][()]
+        payoffs = f["agents"][()]
+        text = f["messages"][()] if "messages" in f else None
+    assert set(strs(games["status"])) == {"ok"}
+    for g, c in zip(games, cfg):
+        gid = g["game_id"]
+        assert c["game_id"] == gid
+        n, elims = int(c["n_agents"]), int(c["eliminations"])
+        rounds = min(elims, int(c["max_rounds"]))
+        assert g["turns_played"] == rounds
+        w = wealth[wealth["game_id"] == gid]
+        t = transfers[transfers["game_id"] == gid]
+        v = votes[votes["game_id"] == gid]
+        m = msgs[msgs["game_id"] == gid]
+        active = np.ones(n, bool)
+        cur = w[w["round"] == 0]["wealth_start"].astype(np.int64)
+        n_elim = 0
+        for r in range(rounds):
+            wr = w[w["round"] == r]
+            assert list(wr["agent"]) == list(range(n))
+            assert (wr["wealth_start"] == cur).all()
+            # replay the round's accepted offers in the order they were made
+            for x in m[m["round"] == r]:
+                assert active[x["sender"]] and active[x["receiver"]]  # eliminated never act
+                if not x["accept"]:
+                    continue
+                acc = t[(t["conversation"] == x["conversation"]) & (t["message"] == x["index"] - 1)]
+                assert len(acc) == 1 and acc["accepted"][0] == 1
+                payer, payee, amount = acc["payer"][0], acc["payee"][0], acc["amount"][0]
+                if acc["executed"][0]:
+                    assert amount <= cur[payer]  # no transfer beyond the payer's wealth
+                    cur[payer] -= amount
+                    cur[payee] += amount
+                else:
+                    assert strs(acc["why_not"]) == ["cannot afford"] and amount > cur[payer]
+            vr = v[v["round"] == r]
+            assert sorted(vr["voter"]) == list(np.flatnonzero(active))  # every active voter
+            assert len(set(vr["eliminated"])) == 1  # exactly one elimination
+            e = int(vr["eliminated"][0])
+            assert active[e]
+            assert all(d == -1 or active[d] for d in vr["declared_vote"])
+            assert all(active[x] and x != y for x, y in zip(vr["vote"], vr["voter"]))
+            bonus = np.zeros(n, np.int64)
+            if n_elim < int(c["bonus_slots"]):
+                bonus[e] = int(c["bonus"])
+            assert (wr["bonus"] == bonus).all()
+            # conserved: the sum of changes is the bonus paid
+            assert (wr["wealth_end"] - wr["wealth_start"]).sum() == bonus.sum()
+            assert (wr["wealth_end"] == cur + bonus).all()
+            cur = cur + bonus
+            active[e] = False
+            n_elim += 1
+            assert (wr["active"] == active).all()
+        a = agents[agents["game_id"] == gid]
+        p = payoffs[payoffs["game_id"] == gid]
+        assert (a["final_wealth"] == cur).all() and (p["payoff"] == cur).all()
+        assert all(a["rank"] == [1 + (cur > x).sum() for x in cur])
+        if text is not None:
+            tx = text[text["game_id"] == gid]
+            if g["communication"]:
+                assert (tx["round"] >= 0).all() and (tx["conversation"] >= 0).all()
+                assert set(strs(tx["phase"])) <= {"message"}
+            else:
+                assert len(tx) == 0
+
+
+def test_play_beast(tmp_path):
+    out = str(tmp_path / "play.h5")
+    p = bazaar("play", "beast", "--agents", "loyal,mercenary,zi,bully,loyal,mercenary",
+               "--seed", "4", "-o", out)
+    assert "eliminated: a" in p.stdout
+    check_file(out)
+    q = bazaar("play", "beast", "--agents", "loyal,bully?skill=0.5,zi", "--set", "eliminations=2",
+               "--communication", "off", "--quiet", "-o", str(tmp_path / "off.h5"))
+    assert q.returncode == 0
+    check_file(str(tmp_path / "off.h5"))
+
+
+def test_sweep_file_passes_the_checks_and_pairs_environments(tmp_path):
+    spec = write_spec(tmp_path, beast_spec(reps=3))
+    out = str(tmp_path / "sweep.h5")
+    bazaar("run", spec, "-o", out, "--quiet")
+    check_file(out)
+    with h5py.File(out, "r") as f:
+        games = f["games"][()]
+        w = f["beast/wealth"][()]
+    assert len(games) == 3 * 2 * 2
+    by_env = defaultdict(list)
+    for g in games:
+        by_env[int(g["env_seed"])].append(int(g["game_id"]))
+    assert len(by_env) == 3  # communication and lineup leave the environment alone
+    for ids in by_env.values():
+        starts = [tuple(w[(w["game_id"] == i) & (w["round"] == 0)]["wealth_start"]) for i in ids]
+        assert len(set(starts)) == 1
+
+
+def test_one_and_three_ranks_give_the_same_tables(tmp_path):
+    spec = write_spec(tmp_path, beast_spec(reps=2))
+    one, many = str(tmp_path / "one.h5"), str(tmp_path / "many.h5")
+    bazaar("run", spec, "-o", one, "--quiet")
+    bazaar("run", spec, "-o", many, "--quiet", ranks=3)
+    assert_same_tables(one, many)
+    again = str(tmp_path / "again.h5")
+    bazaar("run", spec, "-o", again, "--quiet")
+    assert_same_tables(one, again)
+
+
+@pytest.fixture(scope="module")
+def server():
+    exe = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    p = subprocess.Popen([exe, os.path.join(ROOT, "tests", "llm_server.py")],
+                         stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline().split()[1])
+    yield port
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def test_llm_game_plays_to_the_end(server, tmp_path, monkeypatch):
+    """The test server answers minimal schema values (no partners, empty
+    offers, "ok" as text, declared -1, a vote for player 0): the game must play
+    to the end through prompts, replies, repairs and fallbacks."""
+    monkeypatch.setenv(KEY_ENV, "sk-beast-test")
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    spec = {
+        "name": "beast_llm", "game": "beast", "seed": 5, "repetitions": 1,
+        "fixed": {"n_agents": 6, "eliminations": 3, "lineup": "mixed"},
+        "grid": {"communication": [True, False]},
+        "lineups": {"mixed": ["heuristic:loyal", "srv", "srv", "heuristic:mercenary",
+                              "heuristic:bully", "heuristic:zi"]},
+        "models": str(tmp_path / "models.json"),
+        "prompts": os.path.join(ROOT, "prompts", "beast"),
+        "llm": {"live_games": 2, "concurrency": 4, "timeout_s": 5, "max_retries": 2,
+                "cache": str(tmp_path / "cache")},
+    }
+    path = write_spec(tmp_path, spec)
+    out = str(tmp_path / "llm.h5")
+    bazaar("run", path, "-o", out, "--quiet", timeout=300)
+    check_file(out)
+    with h5py.File(out, "r") as f:
+        games = f["games"][()]
+        calls = f["llm_calls"][()]
+        votes = f["beast/votes"][()]
+        text = f["messages"][()] if "messages" in f else np.zeros(0)
+    assert len(games) == 2 and (games["llm_calls"] > 0).all()
+    assert set(strs(calls["phase"])) == {"partners", "message", "declare", "vote"}
+    assert {"ok", "fallback"} <= set(strs(calls["decision"]))  # vote for 0: repaired, then fallback
+    # the LLM seats' declarations (-1) and votes are recorded every round they play
+    llm_votes = votes[np.isin(votes["voter"], [1, 2])]
+    assert len(llm_votes) > 0 and (llm_votes["declared_vote"] == -1).all()
+    # heuristic seats open conversations with LLM seats, which answer "ok"
+    if len(text):
+        sent = [t for s, t in zip(text["sender"], strs(text["text"])) if s in (1, 2)]
+        assert all(t == "ok" for t in sent)
