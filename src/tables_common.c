@@ -96,6 +96,7 @@ static int add_games_row(struct bz_records *rec, const struct bz_game_config *cf
     g->llm_calls = usage->llm_calls;
     g->cache_hits = usage->cache_hits;
     g->input_tokens = usage->input_tokens;
+    g->cached_input_tokens = usage->cached_input_tokens;
     g->output_tokens = usage->output_tokens;
     g->cost_usd = (double)usage->cost_nano_usd * 1e-9;
     g->status = failed == 2 ? "timeout" : failed ? "failed" : "ok";

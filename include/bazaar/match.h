@@ -39,6 +39,7 @@ struct bz_match_usage {
     int64_t input_tokens;
     int64_t output_tokens;
     int64_t cache_hits;
+    int64_t cached_input_tokens; /* input tokens served from the provider's prompt cache */
     /* in nano-dollars, each call's cost rounded: an integer sum does not
      * depend on the order replies arrive in, so a game's cost is the same
      * bits on any number of ranks */

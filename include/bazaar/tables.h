@@ -33,6 +33,8 @@
     X(R, llm_calls, I64, "", "LLM calls made (repairs included, cache hits included)")             \
     X(R, cache_hits, I64, "", "LLM calls answered by the response cache")                          \
     X(R, input_tokens, I64, "tokens", "LLM input tokens")                                          \
+    X(R, cached_input_tokens, I64, "tokens",                                                       \
+      "LLM input tokens the provider served from its prompt cache (part of input_tokens)")         \
     X(R, output_tokens, I64, "tokens", "LLM output tokens")                                        \
     X(R, cost_usd, F64, "USD", "LLM cost at the registry's prices")                                \
     X(R, status, STR, "", "\"ok\", \"failed\" or \"timeout\" (ran past llm.max_game_seconds)")     \

@@ -359,6 +359,7 @@ static void on_reply(void *ctx, struct bz_llm_call *c, const struct bz_llm_reply
     }
     u->llm_calls++;
     u->input_tokens += r->input_tokens;
+    u->cached_input_tokens += r->cached_input_tokens;
     u->output_tokens += r->output_tokens;
     u->cost_nano_usd += llround(r->cost_usd * 1e9);
     if (r->cache_hit)

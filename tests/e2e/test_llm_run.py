@@ -97,6 +97,7 @@ def test_faults_cache_and_replay(server, tmp_path, monkeypatch):
     assert (calls["cache_hit"] == 0).all()
     agents = table(out, "/agents")
     caps = dict(zip(strs(agents["policy"]), agents["capability"]))
+    assert "cached_input_tokens" in games.dtype.names and (games["cached_input_tokens"] == 0).all()
     # the registry's score once grid fills it (bz_llm_fill_capability); NaN before
     assert caps["srv-anthropic"] == 1200.0 or caps["srv-anthropic"] != caps["srv-anthropic"]
 
