@@ -24,9 +24,10 @@ CONFIG keys:
     hang_s          how long "hang" sleeps (default 30)
     play            {"seed": S, "bad_rate": R}: answer like a player instead of
                     with the schema's smallest values: varied, plausible,
-                    valid actions drawn from one seeded stream (so identical
-                    requests get different answers, as from a model sampling
-                    at temperature > 0), read from the prompt: proposals to
+                    valid actions, random from (seed, request bytes, how
+                    often the same bytes came before): identical requests get
+                    different answers, as from a model sampling at
+                    temperature > 0; read from the prompt: proposals to
                     the counterparties it lists ("company N"), answers to
                     the proposals it lists ("proposal N": accept, counter,
                     reject), bids and asks within "you can still sell at
@@ -49,6 +50,7 @@ Fault kinds: "status" (code, retry_after, body), "429" (retry_after),
 "refusal".
 """
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -63,7 +65,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 LOCK = threading.Lock()
 CONFIG = {"latency_ms": 0.0, "faults": [], "every": None, "script": [], "hang_s": 30.0,
           "play": None, "gate": None, "echo_key": False, "usage": None}
-RNG = {"seed": None, "rng": random.Random(0)}
+RNG = {"seed": None, "seen": {}}
 STATS = {}
 
 
@@ -265,13 +267,14 @@ def bad_action(schema, req, rng):
     return act
 
 
-def play_rng(play):
-    """The seeded stream of play answers (reseeded when the seed changes)."""
+def play_seen(play):
+    """How often each request body was answered in play mode (reset when the
+    seed changes)."""
     seed = play.get("seed", 0)
     if RNG["seed"] != seed:
         RNG["seed"] = seed
-        RNG["rng"] = random.Random(seed)
-    return RNG["rng"]
+        RNG["seen"] = {}
+    return RNG["seen"]
 def echo_strings(value, key):
     """value with every string replaced by one that carries key."""
     if isinstance(value, str):
@@ -447,11 +450,16 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "malformed_json":
             content = "Sure! Here is my action: {amount: ten"
         elif not scripted and CONFIG.get("play"):
+            # the answer depends on the seed, the request's bytes and how many
+            # times the same bytes came before: identical requests get
+            # different answers (as from a sampling model), and a request's
+            # answer does not depend on what other requests arrive meanwhile
+            digest = hashlib.sha256(raw).hexdigest()
             with LOCK:
-                rng = play_rng(CONFIG["play"])
-                # one draw per request from the shared stream, then a private
-                # stream: answers do not depend on thread interleaving
-                sub = random.Random(rng.getrandbits(64))
+                seen = play_seen(CONFIG["play"])
+                nth = seen.get(digest, 0)
+                seen[digest] = nth + 1
+            sub = random.Random("%s|%s|%d" % (CONFIG["play"].get("seed", 0), digest, nth))
             if sub.random() < float(CONFIG["play"].get("bad_rate", 0.0)):
                 content = bad_action(schema, req, sub)
             else:

@@ -449,6 +449,7 @@ def test_a_stalled_provider_ends_games_as_timeout_without_stalling_the_sweep(ser
     assert len(games) == 2
     assert strs(games["status"]) == ["timeout", "timeout"]
     assert all("max_game_seconds" in e for e in strs(games["error"]))
+    assert "games: 2 (ok 0, failed 0, timeout 2)" in bazaar("info", out).stdout
     assert KEY not in p.stdout + p.stderr
 
 
