@@ -54,6 +54,16 @@ def grid(r, game=None, outcome="high_share", rows=None, cols="capability_gap", w
     y = r.outcome(outcome).loc[g.index].to_numpy(dtype=float)
     xcol = g[cols] if cols in g.columns else r.derived().loc[g.index, cols]
     xv = np.round(xcol.to_numpy(dtype=float), 9)
+    if cols in ("capability_gap", "capability_mean") and len(xv) and not np.isfinite(xv).any():
+        kinds = r.agents[r.agents["game_id"].isin(g["game_id"])]["kind"].unique()
+        if len(kinds) > 1:
+            # one capability scale per lineup kind: heuristic skill (0..1) and
+            # model capability (registry score) are never subtracted
+            raise ValueError(
+                f"{cols}: every selected game's lineup mixes heuristic and LLM agents, whose "
+                "capabilities are on different scales (skill 0..1, registry score); the "
+                "capability axis is defined for lineups of one kind only: select those "
+                "(--where lineup=...) or use another --cols")
     rv = np.round(g[rows].to_numpy(dtype=float), 9) if rows else np.zeros(len(g))
     ok = np.isfinite(y) & np.isfinite(xv)
     xs, ys = np.unique(xv[ok]), np.unique(rv[ok])

@@ -35,7 +35,8 @@ import heatmap  # noqa: E402
 import ratings  # noqa: E402
 
 # /games columns that describe cost or bookkeeping rather than play
-NOT_OUTCOMES = ("llm_calls", "cache_hits", "input_tokens", "output_tokens", "cost_usd",
+NOT_OUTCOMES = ("llm_calls", "cache_hits", "input_tokens", "cached_input_tokens", "output_tokens",
+                "cost_usd",
                 "n_invalid", "n_bad_replies", "n_repair", "n_fallback", "capability_gap",
                 "capability_mean")
 MAX_OUTCOMES = 5

@@ -2,7 +2,9 @@
  * rank concurrency C: requests/s achieved as a fraction of the ideal C/L, and
  * bazaar's own CPU time per request (getrusage of this process; the server is
  * a child and not counted). Drives K live matches of a one-phase game through
- * the LLM hook, as the scheduler does. Usage: bench_llm [L_ms] [C] [requests] */
+ * the LLM hook, as the scheduler does, with transcripts recorded (/llm_texts)
+ * and memory_turns M (chat history of the agent's last M turns).
+ * Usage: bench_llm [L_ms] [C] [requests] [M, default 3] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +151,7 @@ int main(int argc, char **argv)
     double L_ms = argc > 1 ? atof(argv[1]) : 200;
     int C = argc > 2 ? atoi(argv[2]) : 64;
     int total = argc > 3 ? atoi(argv[3]) : 1280;
+    int memory = argc > 4 ? atoi(argv[4]) : 3;
     int K = C / N_AGENTS; /* live games: enough decisions to fill C */
     int turns = (total + K * N_AGENTS - 1) / (K * N_AGENTS);
 
@@ -181,6 +184,8 @@ int main(int argc, char **argv)
     set.max_retries = 3;
     set.temperature = 0.7;
     set.max_output_tokens = 64;
+    set.memory_turns = memory;
+    set.memory_max_tokens = 4000;
     snprintf(set.models_path, sizeof set.models_path, "%s", reg);
     snprintf(set.prompts_dir, sizeof set.prompts_dir, "%s", pdir);
     struct bz_agent_spec agents[N_AGENTS];
@@ -241,6 +246,26 @@ int main(int argc, char **argv)
     printf("  throughput: %.1f requests/s = %.3f of C/L (%.1f/s)\n", rate, rate / ideal, ideal);
     printf("  bazaar CPU: %.1f us per request (%.3f s CPU over %.2f s wall)\n",
            cpu / (double)tot.calls * 1e6, cpu, wall);
+    /* transcript bytes the records hold: /llm_texts texts and hashes plus the
+     * /llm_calls rows' links (before HDF5's per-row overhead) */
+    size_t tbytes = 0, rows = 0;
+    for (int g = 0; g < K; g++) {
+        const struct bz_rowbuf *rb = bz_records_find(bz_match_records(m[g]), &bz_llm_texts_table);
+        for (size_t i = 0; rb && i < rb->n_rows; i++) {
+            const struct bz_llm_texts_row *t =
+                (const void *)(rb->data + i * sizeof(struct bz_llm_texts_row));
+            tbytes += strlen(t->text) + strlen(t->hash) + strlen(t->kind) + 8;
+        }
+        const struct bz_rowbuf *cb = bz_records_find(bz_match_records(m[g]), &bz_llm_calls_table);
+        for (size_t i = 0; cb && i < cb->n_rows; i++) {
+            const struct bz_llm_calls_row *c =
+                (const void *)(cb->data + i * sizeof(struct bz_llm_calls_row));
+            tbytes += strlen(c->history) + 4 * 32;
+            rows++;
+        }
+    }
+    printf("  memory_turns %d; transcripts: %.0f bytes per call (%zu rows, %zu bytes)\n", memory,
+           rows ? (double)tbytes / (double)rows : 0.0, rows, tbytes);
     for (int g = 0; g < K; g++)
         bz_match_destroy(m[g]);
     bz_llm_destroy(llm);

@@ -16,6 +16,7 @@
 #include "bazaar/match.h"
 #include "bazaar/out.h"
 #include "bazaar/sched.h"
+#include "bazaar/show.h"
 #include "bazaar/spec.h"
 #include "cli_internal.h"
 
@@ -44,6 +45,7 @@ static const char *const usage_main =
     "  merge PARTS_DIR|SHARD... -o OUT.h5          merge shards into a results file\n"
     "  info FILE.h5                                tables, row counts and provenance\n"
     "  info --schema [GAME]                        every table and column: type, unit, meaning\n"
+    "  show FILE.h5 --game G [--agent A] [--turn T]  one game: decisions, prompts, replies\n"
     "\n"
     "  bazaar <command> --help    options of a command\n"
     "  bazaar --version\n"
@@ -622,6 +624,8 @@ int bz_cli_main(int argc, char **argv)
         return bz_tables_schema_cmd(argc - 2, argv + 2); /* tables_schema.c */
     if (strcmp(cmd, "info") == 0)
         return cmd_info(argc - 1, argv + 1);
+    if (strcmp(cmd, "show") == 0)
+        return bz_show_cmd(argc - 1, argv + 1); /* show.c */
     fprintf(stderr, "bazaar: unknown command '%s'\n\n%s", cmd, usage_main);
     return EXIT_USAGE;
 }

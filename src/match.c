@@ -25,6 +25,7 @@ struct bz_match {
     int yield;
     int64_t decisions;
     int64_t steps, max_steps; /* max_steps 0: no bound */
+    int timed_out;            /* ended by bz_match_timeout: status "timeout" */
     struct bz_match_usage usage;
     char error[256];
 };
@@ -122,7 +123,7 @@ static int add_summary_rows(struct bz_match *m, struct bz_err *err)
     oc.gain = payoff + cfg->n_agents;
     for (int i = 0; i < cfg->n_agents; i++)
         oc.gain[i] = NAN;
-    int failed = m->state == ST_FAILED;
+    int failed = m->state == ST_FAILED ? (m->timed_out ? 2 : 1) : 0;
     if (!failed)
         cfg->ops->outcome(m->game, &oc, payoff);
     int rc = bz_tables_add_summary(&m->rec, cfg, &oc, payoff, &m->usage, failed, m->error, err);
@@ -246,6 +247,14 @@ void bz_match_fail(struct bz_match *m, const char *msg)
     m->error[n] = '\0';
     mstate(m, ST_FAILED);
     m->pending = 0;
+}
+
+void bz_match_timeout(struct bz_match *m, const char *msg)
+{
+    if (m->state == ST_DONE || m->state == ST_FAILED)
+        return;
+    m->timed_out = 1;
+    bz_match_fail(m, msg);
 }
 
 void bz_match_set_max_steps(struct bz_match *m, int64_t n)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bazaar/out.h"
+#include "bazaar/tables.h"
 #include "out_h5.h"
 #include "out_h5_fail.h"
 
@@ -157,6 +158,32 @@ static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, 
     return 0;
 }
 
+/* "games: N (ok A, failed B, timeout C)" from /games.status; best effort:
+ * a file whose /games cannot be read as such prints no line. */
+static int print_statuses(const char *path, FILE *f)
+{
+    struct bz_records rec;
+    struct bz_err e = {0};
+    bz_records_init(&rec);
+    int rc = bz_out_read_table(path, &bz_games_table, &rec, &e);
+    const struct bz_rowbuf *g = rc ? NULL : bz_records_find(&rec, &bz_games_table);
+    if (g) {
+        static const char *const names[] = {"ok", "failed", "timeout"};
+        size_t n[4] = {0};
+        for (size_t i = 0; i < g->n_rows; i++) {
+            const struct bz_games_row *r = (const void *)(g->data + i * sizeof *r);
+            size_t k = 0;
+            while (k < 3 && strcmp(r->status, names[k]) != 0)
+                k++;
+            n[k]++;
+        }
+        fprintf(f, "games: %zu (ok %zu, failed %zu, timeout %zu)\n", g->n_rows, n[0], n[1] + n[3],
+                n[2]);
+    }
+    bz_records_cleanup(&rec);
+    return BZ_OK;
+}
+
 int bz_out_info(const char *path, FILE *f, struct bz_err *err)
 {
     int rc;
@@ -175,5 +202,7 @@ int bz_out_info(const char *path, FILE *f, struct bz_err *err)
         bz_out_h5_close_file(&file, path, NULL);
         return rc;
     }
-    return bz_out_h5_close_file(&file, path, err);
+    if ((rc = bz_out_h5_close_file(&file, path, err)))
+        return rc;
+    return print_statuses(path, f);
 }

@@ -51,6 +51,7 @@ static long test_game_delay_ms(void)
 struct slot {
     struct bz_game_config cfg; /* must outlive the match */
     struct bz_match *match;
+    double started; /* monotonic seconds, for llm.max_game_seconds */
 };
 
 struct bz_runner {
@@ -66,6 +67,7 @@ struct bz_runner {
     struct slot *slots;
     int k;
     int live;
+    double max_game_s; /* llm.max_game_seconds; 0 = none */
 };
 
 static int open_segment(struct bz_runner *r, struct bz_err *err);
@@ -91,6 +93,7 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
         r->hook = bz_llm_hook(r->llm);
         /* LLM games wait on the network: keep K of them in flight */
         r->k = bz_spec_llm(opt->spec)->live_games > 0 ? bz_spec_llm(opt->spec)->live_games : 1;
+        r->max_game_s = bz_spec_llm(opt->spec)->max_game_seconds;
     }
     r->slots = calloc((size_t)r->k, sizeof *r->slots);
     if (!r->slots) {
@@ -149,6 +152,7 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
     if (rc)
         return rc;
     bz_match_set_yield(s->match, r->opt.yield);
+    s->started = now_s();
     r->live++;
     return BZ_OK;
 }
@@ -210,6 +214,15 @@ int bz_runner_pump(struct bz_runner *r, struct bz_err *err)
     int advanced = 0;
     for (int i = 0; i < r->k; i++) {
         struct slot *s = &r->slots[i];
+        if (s->match && r->max_game_s > 0 && now_s() - s->started > r->max_game_s) {
+            /* llm.max_game_seconds: drop its requests, end it as "timeout"
+             * and free the slot */
+            char msg[96];
+            snprintf(msg, sizeof msg, "timeout: ran longer than llm.max_game_seconds = %g",
+                     r->max_game_s);
+            bz_llm_cancel(r->llm, s->match);
+            bz_match_timeout(s->match, msg);
+        }
         if (!s->match || bz_match_pending(s->match) > 0)
             continue;
         advanced++;

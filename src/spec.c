@@ -21,6 +21,8 @@
  *     "prompts": "prompts/electricity",        optional (LLM prompt templates)
  *     "llm": { "live_games": 16, "concurrency": 64, "timeout_s": 60,
  *              "max_retries": 6, "temperature": 0.7, "max_output_tokens": 512,
+ *              "memory_turns": 0, "memory_max_tokens": 4000, "reasoning": false,
+ *              "max_game_seconds": 0,
  *              "cache": "results/cache" },     optional; these are the defaults;
  *                                              "cache": "" switches the cache off
  *     "budget": { "max_tokens": 1000000, "max_cost_usd": 5.0 }
@@ -684,14 +686,16 @@ static void llm_defaults(struct bz_llm_settings *l)
     l->max_retries = 6;
     l->temperature = 0.7;
     l->max_output_tokens = 512;
+    l->memory_max_tokens = 4000;
     snprintf(l->cache_dir, sizeof l->cache_dir, "results/cache");
 }
 
 static int parse_llm(struct ctx *c, const cJSON *obj)
 {
-    static const char *const keys[] = {"live_games",  "concurrency", "timeout_s",
-                                       "max_retries", "temperature", "max_output_tokens",
-                                       "cache"};
+    static const char *const keys[] = {"live_games",  "concurrency",     "timeout_s",
+                                       "max_retries", "temperature",     "max_output_tokens",
+                                       "cache",       "memory_turns",    "memory_max_tokens",
+                                       "reasoning",   "max_game_seconds"};
     struct bz_llm_settings *l = &c->s->llm;
     char p[PATH_MAX_LEN];
     double v;
@@ -715,6 +719,20 @@ static int parse_llm(struct ctx *c, const cJSON *obj)
         } else if (strcmp(k, "live_games") == 0) {
             if (!(rc = get_number(c, it, p, 1, 1000000, 1, &v)))
                 l->live_games = (int)v;
+        } else if (strcmp(k, "memory_turns") == 0) {
+            if (!(rc = get_number(c, it, p, 0, 1000, 1, &v)))
+                l->memory_turns = (int)v;
+        } else if (strcmp(k, "max_game_seconds") == 0) {
+            if (!(rc = get_number(c, it, p, 0, 1e9, 0, &v)))
+                l->max_game_seconds = v;
+        } else if (strcmp(k, "memory_max_tokens") == 0) {
+            if (!(rc = get_number(c, it, p, 1, 10000000, 1, &v)))
+                l->memory_max_tokens = (int)v;
+        } else if (strcmp(k, "reasoning") == 0) {
+            if (!cJSON_IsBool(it))
+                rc = fail(c, p, "expected true or false");
+            else
+                l->reasoning = cJSON_IsTrue(it);
         } else if (strcmp(k, "concurrency") == 0) {
             if (!(rc = get_number(c, it, p, 1, 1000000, 1, &v)))
                 l->concurrency = (int)v;

@@ -13,9 +13,11 @@ BZ_TABLE_DEFINE(bz_games_table, "/games", bz_games_row, BZ_GAMES_COLUMNS);
 BZ_TABLE_DEFINE(bz_agents_table, "/agents", bz_agents_row, BZ_AGENTS_COLUMNS);
 BZ_TABLE_DEFINE(bz_messages_table, "/messages", bz_messages_row, BZ_MESSAGES_COLUMNS);
 BZ_TABLE_DEFINE(bz_llm_calls_table, "/llm_calls", bz_llm_calls_row, BZ_LLM_CALLS_COLUMNS);
+BZ_TABLE_DEFINE(bz_llm_texts_table, "/llm_texts", bz_llm_texts_row, BZ_LLM_TEXTS_COLUMNS);
 
 static const struct bz_table_desc *const common[] = {&bz_games_table, &bz_agents_table,
-                                                     &bz_messages_table, &bz_llm_calls_table};
+                                                     &bz_messages_table, &bz_llm_calls_table,
+                                                     &bz_llm_texts_table};
 
 size_t bz_tables_common_count(void)
 {
@@ -95,9 +97,10 @@ static int add_games_row(struct bz_records *rec, const struct bz_game_config *cf
     g->llm_calls = usage->llm_calls;
     g->cache_hits = usage->cache_hits;
     g->input_tokens = usage->input_tokens;
+    g->cached_input_tokens = usage->cached_input_tokens;
     g->output_tokens = usage->output_tokens;
     g->cost_usd = (double)usage->cost_nano_usd * 1e-9;
-    g->status = failed ? "failed" : "ok";
+    g->status = failed == 2 ? "timeout" : failed ? "failed" : "ok";
     g->error = bz_records_strdup(rec, error);
     return g->lineup && g->error ? BZ_OK : BZ_ENOMEM;
 }

@@ -22,6 +22,21 @@ CONFIG keys:
     script          list of reply contents (JSON values or strings) used in
                     order instead of schema-generated actions, then generated
     hang_s          how long "hang" sleeps (default 30)
+    play            {"seed": S, "bad_rate": R}: answer like a player instead of
+                    with the schema's smallest values: varied, plausible,
+                    valid actions, random from (seed, request bytes, how
+                    often the same bytes came before): identical requests get
+                    different answers, as from a model sampling at
+                    temperature > 0; read from the prompt: proposals to
+                    the counterparties it lists ("company N"), answers to
+                    the proposals it lists ("proposal N": accept, counter,
+                    reject), bids and asks within "you can still sell at
+                    most X MWh and buy at most Y MWh" around the reference
+                    price, messages; and at rate R an unusable reply, half
+                    off-schema (fields of the wrong type), half inadmissible
+                    (a counterparty or proposal that does not exist, an
+                    amount beyond the agent's means). Unknown schemas get
+                    random values within their bounds.
     gate            a file path: completion requests wait until it exists
     echo_key        true: the request's API key is echoed back: in error
                     bodies (placed to straddle byte 200) and in every
@@ -35,8 +50,11 @@ Fault kinds: "status" (code, retry_after, body), "429" (retry_after),
 "refusal".
 """
 import argparse
+import hashlib
 import json
 import os
+import random
+import re
 import socket
 import struct
 import sys
@@ -46,7 +64,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
 CONFIG = {"latency_ms": 0.0, "faults": [], "every": None, "script": [], "hang_s": 30.0,
-          "gate": None, "echo_key": False, "usage": None}
+          "play": None, "gate": None, "echo_key": False, "usage": None}
+RNG = {"seed": None, "seen": {}}
 STATS = {}
 
 
@@ -94,6 +113,168 @@ def gen_value(schema, depth=0):
     return None
 
 
+def prompt_text(req, api):
+    """Every message text of the request, system included, joined."""
+    parts = []
+    if api == "anthropic":
+        sysm = req.get("system")
+        if isinstance(sysm, str):
+            parts.append(sysm)
+        elif isinstance(sysm, list):
+            parts.extend(b.get("text", "") for b in sysm if isinstance(b, dict))
+    for m in req.get("messages") or []:
+        c = m.get("content")
+        if isinstance(c, str):
+            parts.append(c)
+        elif isinstance(c, list):
+            parts.extend(b.get("text", "") for b in c if isinstance(b, dict))
+    return "\n".join(parts)
+
+
+def last_user_text(req):
+    for m in reversed(req.get("messages") or []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                return "\n".join(b.get("text", "") for b in c if isinstance(b, dict))
+            return c if isinstance(c, str) else ""
+    return ""
+
+
+def num_after(pattern, text, default):
+    m = re.search(pattern, text)
+    try:
+        return float(m.group(1)) if m else default
+    except ValueError:
+        return default
+
+
+MESSAGES = ["Reliable delivery, as last hour.", "I can cover part of your shortfall.",
+            "Fair price, take it or leave it.", "Let's keep trading at this price.",
+            "I need power at peak; can you help?", "My surplus is real this time."]
+
+
+def play_value(schema, text, rng, depth=0, key=""):
+    """A plausible random value for schema, reading the agent's situation from
+    the prompt text (see CONFIG play)."""
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    if "const" in schema:
+        return schema["const"]
+    if "enum" in schema and schema["enum"]:
+        return rng.choice(schema["enum"])
+    for k in ("anyOf", "oneOf"):
+        if k in schema and schema[k]:
+            return play_value(rng.choice(schema[k]), text, rng, depth + 1, key)
+    typ = schema.get("type", "object")
+    if isinstance(typ, list):
+        typ = ([t for t in typ if t != "null"] or ["null"])[0]
+    lo = schema.get("minimum", schema.get("exclusiveMinimum", 0))
+    hi = schema.get("maximum", lo + 20)
+    if typ == "object":
+        return {k: play_value(v, text, rng, depth + 1, k)
+                for k, v in schema.get("properties", {}).items()}
+    if typ == "array":
+        n = max(schema.get("minItems", 0), rng.randint(0, 2))
+        return [play_value(schema.get("items", {}), text, rng, depth + 1, key) for _ in range(n)]
+    if typ == "integer":
+        return rng.randint(int(lo), int(max(lo, hi)))
+    if typ == "number":
+        return round(rng.uniform(lo, max(lo, hi)), 2)
+    if typ == "boolean":
+        return rng.random() < 0.7
+    if typ == "string":
+        if key == "reasoning":
+            return "Demand is above my forecast generation, so I %s." % rng.choice(
+                ["buy early", "keep a reserve", "sell my surplus", "trust my partner"])
+        return rng.choice(MESSAGES) if key == "message" else "ok"
+    return None
+
+
+def play_action(schema, req, api, rng):
+    """A player's action: electricity-style phases recognised by their
+    fields, anything else by play_value."""
+    text = last_user_text(req)
+    props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    ref = num_after(r"reference price ([0-9.]+)", text, 50.0)
+    can_sell = num_after(r"sell at most ([0-9.]+) MWh", text, 5.0)
+    can_buy = num_after(r"buy at most ([0-9.]+) MWh", text, 5.0)
+    peers = [int(x) for x in re.findall(r"company (\d+):", text)]
+    act = play_value(schema, text, rng)
+    if not isinstance(act, dict):
+        return act
+
+    def side_and_room(sides):
+        opts = [s for s in sides if (s == "sell" and can_sell > 0.01) or
+                (s == "buy" and can_buy > 0.01)]
+        side = rng.choice(opts) if opts else ("none" if "none" in sides else sides[0])
+        room = can_sell if side == "sell" else can_buy if side == "buy" else 0.0
+        return side, room
+
+    if "counterparty" in props:
+        sides = props.get("side", {}).get("enum", ["buy", "sell"])
+        side, room = side_and_room([s for s in sides if s != "none"])
+        if peers and room > 0.01 and rng.random() < 0.85:
+            amount = round(rng.uniform(0.2, 1.0) * room, 3)
+            act.update(counterparty=rng.choice(peers), side=side, amount_mwh=amount,
+                       price_total=round(amount * ref * rng.uniform(0.85, 1.15), 2))
+        else:
+            act.update(counterparty=-1, side=side, amount_mwh=0, price_total=0)
+    if "answers" in props:
+        answers = []
+        for pid, amt, price in re.findall(
+                r"proposal (\d+): you would \w+ ([0-9.]+) MWh for ([0-9.]+)", text):
+            d = rng.choices(["accept", "counter", "reject"], [0.5, 0.3, 0.2])[0]
+            a = {"proposal_id": int(pid), "decision": d, "counter_amount_mwh": 0,
+                 "counter_price_total": 0}
+            if d == "counter":
+                a["counter_amount_mwh"] = round(max(0.01, float(amt) * rng.uniform(0.5, 1.0)), 3)
+                a["counter_price_total"] = round(float(price) * rng.uniform(0.8, 1.1), 2)
+            answers.append(a)
+        act["answers"] = answers
+    if "limit_price_per_mwh" in props:
+        side, room = side_and_room(props.get("side", {}).get("enum", ["buy", "sell"]))
+        if side != "none" and rng.random() < 0.15:
+            side = "none" if "none" in props.get("side", {}).get("enum", []) else side
+        amount = round(rng.uniform(0.3, 1.0) * room, 3) if side != "none" else 0
+        mult = rng.uniform(1.0, 1.6) if side == "buy" else rng.uniform(0.5, 1.0)
+        act.update(side=side, amount_mwh=amount, limit_price_per_mwh=round(ref * mult, 2))
+    if "claimed_surplus_mwh" in props:
+        gen = num_after(r"generation forecast: ([0-9.\-]+)", text, 0.0)
+        dem = num_after(r"demand forecast: ([0-9.\-]+)", text, 0.0)
+        act["claimed_surplus_mwh"] = round(max(0.0, (gen - dem) * rng.uniform(0.8, 1.3)), 3)
+    if "accept" in props and isinstance(act.get("accept"), bool):
+        act["accept"] = rng.random() < 0.8
+    return act
+
+
+def bad_action(schema, req, rng):
+    """An unusable reply: off-schema, or well-formed but inadmissible."""
+    if rng.random() < 0.5:
+        return wrong_value(schema)
+    act = gen_value(schema)
+    if not isinstance(act, dict):
+        return wrong_value(schema)
+    if "counterparty" in act:
+        act.update(counterparty=997, side="sell", amount_mwh=1.0, price_total=10.0)
+    elif "answers" in act:
+        act["answers"] = [{"proposal_id": 9999, "decision": "accept", "counter_amount_mwh": 0,
+                           "counter_price_total": 0}]
+    elif "limit_price_per_mwh" in act:
+        act.update(side="sell", amount_mwh=1e9, limit_price_per_mwh=1.0)
+    else:
+        return wrong_value(schema)
+    return act
+
+
+def play_seen(play):
+    """How often each request body was answered in play mode (reset when the
+    seed changes)."""
+    seed = play.get("seed", 0)
+    if RNG["seed"] != seed:
+        RNG["seed"] = seed
+        RNG["seen"] = {}
+    return RNG["seen"]
 def echo_strings(value, key):
     """value with every string replaced by one that carries key."""
     if isinstance(value, str):
@@ -268,6 +449,21 @@ class Handler(BaseHTTPRequestHandler):
             content = wrong_value(schema)
         elif kind == "malformed_json":
             content = "Sure! Here is my action: {amount: ten"
+        elif not scripted and CONFIG.get("play"):
+            # the answer depends on the seed, the request's bytes and how many
+            # times the same bytes came before: identical requests get
+            # different answers (as from a sampling model), and a request's
+            # answer does not depend on what other requests arrive meanwhile
+            digest = hashlib.sha256(raw).hexdigest()
+            with LOCK:
+                seen = play_seen(CONFIG["play"])
+                nth = seen.get(digest, 0)
+                seen[digest] = nth + 1
+            sub = random.Random("%s|%s|%d" % (CONFIG["play"].get("seed", 0), digest, nth))
+            if sub.random() < float(CONFIG["play"].get("bad_rate", 0.0)):
+                content = bad_action(schema, req, sub)
+            else:
+                content = play_action(schema, req, api, sub)
         elif not scripted:
             content = gen_value(schema)
         if key:

@@ -217,6 +217,7 @@ struct run {
     int n_turns;
     int n_games;
     int slots;
+    int same_rep; /* every game repetition 0: identical requests across games */
     double backoff_s;
     /* results */
     int poll_rc;
@@ -276,7 +277,7 @@ static int play(struct run *r, struct bz_err *err)
         cfg[g].num[1] = r->slots ? r->slots : 1;
         cfg[g].agents = agents;
         cfg[g].lineup_name = "test";
-        cfg[g].repetition = g;
+        cfg[g].repetition = r->same_rep ? 0 : g;
     }
     struct bz_llm *llm = NULL;
     int rc = bz_llm_create_from(&r->set, &r->opt, &fake_ops, &cfg[0], ids, 1, 1, r->backoff_s, &llm,
@@ -657,6 +658,42 @@ static void concurrency_should_be_honoured(void **state)
     test_server_config(srv.port, "{\"latency_ms\": 0}");
 }
 
+/* Identical requests of games live at once share one cache key: one goes to
+ * the server, the others wait for its reply (single flight), so a random
+ * answer cannot differ between them and a rerun replays each game exactly. */
+static void identical_requests_in_flight_should_make_one_server_request(void **state)
+{
+    (void)state;
+    struct run r;
+    struct bz_err err = {0};
+    test_server_config(srv.port, "{\"latency_ms\": 100}");
+    run_defaults(&r);
+    r.n_games = 3;
+    r.same_rep = 1;
+    test_server_reset(srv.port);
+    assert_int_equal(play(&r, &err), BZ_OK);
+    assert_int_equal(r.games_ok, 3);
+    assert_int_equal(test_server_stat(srv.port, "completions"), 4); /* 2 agents x 2 turns */
+    assert_int_equal(r.n_rows, 12);
+    int hits = 0;
+    for (int i = 0; i < r.n_rows; i++)
+        hits += r.rows[i].cache_hit;
+    assert_int_equal(hits, 8);
+
+    /* a server answering at random (repairs included): every game sees the
+     * same replies, so each game's rows match the requests made once */
+    test_server_config(srv.port, "{\"play\": {\"seed\": 5, \"bad_rate\": 0.3}}");
+    run_defaults(&r);
+    r.n_games = 3;
+    r.same_rep = 1;
+    test_server_reset(srv.port);
+    assert_int_equal(play(&r, &err), BZ_OK);
+    long req = test_server_stat(srv.port, "completions");
+    assert_true(req >= 4);
+    assert_int_equal(r.n_rows, 3 * req);
+    test_server_config(srv.port, "{\"latency_ms\": 0, \"play\": null}");
+}
+
 static void bad_prompt_should_be_refused_at_create(void **state)
 {
     (void)state;
@@ -759,6 +796,7 @@ int main(void)
         cmocka_unit_test(missing_key_should_be_refused_before_start),
         cmocka_unit_test(key_should_never_reach_records_or_logs),
         cmocka_unit_test(concurrency_should_be_honoured),
+        cmocka_unit_test(identical_requests_in_flight_should_make_one_server_request),
         cmocka_unit_test(bad_prompt_should_be_refused_at_create),
         cmocka_unit_test(electricity_prompts_should_match_the_game),
     };

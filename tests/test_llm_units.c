@@ -129,11 +129,11 @@ static void openai_request_should_carry_json_schema(void **state)
     struct bz_registry *r = NULL;
     struct bz_err err = {0};
     assert_int_equal(bz_registry_parse("[" GOOD_MODEL "]", "r", &r, &err), BZ_OK);
-    struct bz_chat_msg msgs[] = {{"system", "sys"}, {"user", "hello"}};
+    struct bz_chat_msg msgs[] = {{"system", "sys", 0}, {"user", "hello", 0}};
     char *body = NULL;
-    assert_int_equal(
-        bz_provider_build(&r->models[0], msgs, 2, SCHEMA, "propose_action", 0.7, 512, &body, &err),
-        BZ_OK);
+    assert_int_equal(bz_provider_build(&r->models[0], msgs, 2, SCHEMA, "propose_action", 0.7, 512,
+                                       -1, &body, &err),
+                     BZ_OK);
     cJSON *b = cJSON_Parse(body);
     assert_string_equal(cJSON_GetObjectItem(b, "model")->valuestring, "gpt-x");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(b, "messages")), 2);
@@ -159,11 +159,11 @@ static void anthropic_request_should_force_a_tool(void **state)
     m.provider = BZ_PROVIDER_ANTHROPIC;
     m.temperature = 0.0 / 0.0;
     snprintf(m.model, sizeof m.model, "claude-x");
-    struct bz_chat_msg msgs[] = {{"system", "be good"}, {"user", "hello"}};
+    struct bz_chat_msg msgs[] = {{"system", "be good", 0}, {"user", "hello", 0}};
     char *body = NULL;
     struct bz_err err = {0};
     assert_int_equal(
-        bz_provider_build(&m, msgs, 2, SCHEMA, "auction_action", 0.5, 256, &body, &err), BZ_OK);
+        bz_provider_build(&m, msgs, 2, SCHEMA, "auction_action", 0.5, 256, -1, &body, &err), BZ_OK);
     cJSON *b = cJSON_Parse(body);
     assert_string_equal(cJSON_GetObjectItem(b, "system")->valuestring, "be good");
     assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(b, "messages")), 1);
@@ -176,6 +176,73 @@ static void anthropic_request_should_force_a_tool(void **state)
     assert_string_equal(cJSON_GetObjectItem(tc, "type")->valuestring, "tool");
     cJSON_Delete(b);
     free(body);
+}
+
+static void prompt_cache_marks_and_seed_should_reach_the_request(void **state)
+{
+    (void)state;
+    struct bz_model m;
+    memset(&m, 0, sizeof m);
+    m.provider = BZ_PROVIDER_ANTHROPIC;
+    m.temperature = 0.0 / 0.0;
+    snprintf(m.model, sizeof m.model, "claude-x");
+    struct bz_chat_msg msgs[] = {{"system", "be good", 1},
+                                 {"user", "turn 0", 0},
+                                 {"assistant", "{}", 1},
+                                 {"user", "turn 1", 0}};
+    char *body = NULL;
+    struct bz_err err = {0};
+    assert_int_equal(bz_provider_build(&m, msgs, 4, SCHEMA, "a", 0.5, 256, 7, &body, &err), BZ_OK);
+    cJSON *b = cJSON_Parse(body);
+    cJSON *sys = cJSON_GetArrayItem(cJSON_GetObjectItem(b, "system"), 0);
+    assert_string_equal(cJSON_GetObjectItem(sys, "text")->valuestring, "be good");
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(sys, "cache_control"), "type")->valuestring,
+        "ephemeral");
+    cJSON *msgs_j = cJSON_GetObjectItem(b, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs_j), 3);
+    assert_true(cJSON_IsString(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs_j, 0), "content")));
+    cJSON *hist =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs_j, 1), "content"), 0);
+    assert_non_null(cJSON_GetObjectItem(hist, "cache_control"));
+    assert_null(cJSON_GetObjectItem(b, "seed")); /* Anthropic takes no seed */
+    cJSON_Delete(b);
+    free(body);
+
+    m.provider = BZ_PROVIDER_OPENAI; /* OpenAI caches by itself: plain strings */
+    m.send_seed = 1;
+    assert_int_equal(bz_provider_build(&m, msgs, 4, SCHEMA, "a", 0.5, 256, 7, &body, &err), BZ_OK);
+    b = cJSON_Parse(body);
+    assert_int_equal(cJSON_GetObjectItem(b, "seed")->valueint, 7);
+    assert_true(cJSON_IsString(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(b, "messages"), 0), "content")));
+    cJSON_Delete(b);
+    free(body);
+    m.send_seed = 0;
+    assert_int_equal(bz_provider_build(&m, msgs, 4, SCHEMA, "a", 0.5, 256, 7, &body, &err), BZ_OK);
+    assert_null(strstr(body, "\"seed\""));
+    free(body);
+
+    /* cached input tokens: OpenAI's details, Anthropic's cache reads (which
+     * it counts apart from input_tokens) */
+    struct bz_provider_reply rp;
+    const char *ob = "{\"model\":\"gpt-x-2025\",\"choices\":[{\"message\":{\"content\":\"{}\"}}],"
+                     "\"usage\":{\"prompt_tokens\":100,\"completion_tokens\":3,"
+                     "\"prompt_tokens_details\":{\"cached_tokens\":64}}}";
+    assert_int_equal(bz_provider_parse(&m, ob, strlen(ob), &rp, &err), BZ_OK);
+    assert_int_equal(rp.input_tokens, 100);
+    assert_int_equal(rp.cached_input_tokens, 64);
+    assert_string_equal(rp.model_version, "gpt-x-2025");
+    free(rp.content);
+    m.provider = BZ_PROVIDER_ANTHROPIC;
+    const char *ab = "{\"model\":\"claude-x-1\",\"content\":[{\"type\":\"text\",\"text\":\"{}\"}],"
+                     "\"usage\":{\"input_tokens\":10,\"cache_read_input_tokens\":90,"
+                     "\"cache_creation_input_tokens\":0,\"output_tokens\":3}}";
+    assert_int_equal(bz_provider_parse(&m, ab, strlen(ab), &rp, &err), BZ_OK);
+    assert_int_equal(rp.input_tokens, 100);
+    assert_int_equal(rp.cached_input_tokens, 90);
+    assert_string_equal(rp.model_version, "claude-x-1");
+    free(rp.content);
 }
 
 struct reply_case {
@@ -327,6 +394,7 @@ int main(void)
         cmocka_unit_test(shipped_registry_should_be_valid),
         cmocka_unit_test(openai_request_should_carry_json_schema),
         cmocka_unit_test(anthropic_request_should_force_a_tool),
+        cmocka_unit_test(prompt_cache_marks_and_seed_should_reach_the_request),
         cmocka_unit_test(replies_should_parse_with_usage),
         cmocka_unit_test(json_should_be_extracted_leniently),
         cmocka_unit_test(schema_check_should_name_the_field),

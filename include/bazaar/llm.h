@@ -70,9 +70,11 @@ void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t);
 
 /* For `bazaar expand`: plays the grid's LLM games with fallback actions,
  * rendering each LLM agent's prompts, and sums estimated tokens (input:
- * prompt bytes / 4; output: min(max_output_tokens, BZ_LLM_EST_OUTPUT_TOKENS)
- * per decision) and cost from the registry's prices. Grids larger than
- * BZ_LLM_EST_SAMPLE games are sampled and scaled. */
+ * prompt bytes / 4, plus with llm.memory_turns the chat history of the
+ * agent's earlier prompts and BZ_LLM_EST_OUTPUT_TOKENS-token replies of its
+ * last memory_turns turns, bounded by memory_max_tokens; output:
+ * min(max_output_tokens, BZ_LLM_EST_OUTPUT_TOKENS) per decision) and cost from the registry's
+ * prices. Grids larger than BZ_LLM_EST_SAMPLE games are sampled and scaled. */
 #define BZ_LLM_EST_OUTPUT_TOKENS 120
 #define BZ_LLM_EST_SAMPLE 64
 int bz_llm_estimate(const struct bz_spec *spec, const struct bz_grid *grid, int64_t *tokens,

@@ -28,6 +28,8 @@ struct bz_llm_reply {
     int cache_hit;
     int counted; /* counts as a model call (answered, or failed on the wire) */
     int64_t input_tokens, output_tokens;
+    int64_t cached_input_tokens; /* part of input_tokens served from the provider's cache */
+    const char *model_version;   /* the model the provider reported ("" if none) */
     double cost_usd;
     double latency_ms; /* of the transfer (0 on a cache hit) */
     int retries;
@@ -43,11 +45,16 @@ struct bz_llm_reply {
 struct bz_llm_call_opts {
     int model;                 /* bz_llm_model_index */
     const char *system, *user; /* rendered prompts; must outlive the call */
-    const char *schema_text;   /* the phase's reply schema (bz_game_schema_text) */
-    const char *schema_name;   /* e.g. "publish_action" */
-    uint64_t sample;           /* cache sample index */
-    const void *owner;         /* bz_llm_cancel(llm, owner) drops the owner's calls */
-    const char *label;         /* "game 3, agent 1, phase publish", for messages (copied) */
+    /* Chat history sent between the system prompt and user (memory):
+     * n_history texts alternating user, assistant, oldest first (n_history
+     * even); must outlive the call. */
+    const char *const *history;
+    int n_history;
+    const char *schema_text; /* the phase's reply schema (bz_game_schema_text) */
+    const char *schema_name; /* e.g. "publish_action" */
+    uint64_t sample;         /* cache sample index */
+    const void *owner;       /* bz_llm_cancel(llm, owner) drops the owner's calls */
+    const char *label;       /* "game 3, agent 1, phase publish", for messages (copied) */
     /* Called once per send with its reply; may be called before send returns
      * (cache hit, --replay miss). The call may be freed inside done. */
     void (*done)(void *ctx, struct bz_llm_call *c, const struct bz_llm_reply *reply);
@@ -67,6 +74,15 @@ int bz_llm_render(const struct bz_llm *llm, struct bz_game *g, const struct bz_r
                   char **system, char **user, int *turn, struct bz_err *err);
 /* Cache sample index of a decision: the repetition and the agent. */
 uint64_t bz_llm_sample_index(const struct bz_game_config *cfg, int agent);
+
+/* The settings the agents follow (memory_turns, memory_max_tokens, reasoning). */
+const struct bz_llm_settings *bz_llm_settings(const struct bz_llm *llm);
+/* Provenance texts of the run, i = 0.. until it returns 0: the models
+ * registry ("registry") and every prompt template ("template:<file>"). */
+int bz_llm_provenance(const struct bz_llm *llm, size_t i, const char **name, const char **text);
+/* Content address of a text: 128-bit hash of its bytes as 32 hex digits. */
+#define BZ_LLM_TEXT_HASH_HEX 33
+void bz_llm_text_hash(const char *text, char hex[BZ_LLM_TEXT_HASH_HEX]);
 
 /* Lenient JSON extraction from a model's text: the whole text, else inside a
  * ``` fence, else from the first '{' to the last '}'. NULL when none parses;

@@ -39,6 +39,7 @@ struct bz_match_usage {
     int64_t input_tokens;
     int64_t output_tokens;
     int64_t cache_hits;
+    int64_t cached_input_tokens; /* input tokens served from the provider's prompt cache */
     /* in nano-dollars, each call's cost rounded: an integer sum does not
      * depend on the order replies arrive in, so a game's cost is the same
      * bits on any number of ranks */
@@ -88,5 +89,8 @@ int64_t bz_match_decisions(const struct bz_match *m);
 
 /* Mark the match failed with a message (recorded in its /games row). */
 void bz_match_fail(struct bz_match *m, const char *msg);
+/* The same with status "timeout" (the caller cancelled its pending LLM
+ * decisions first); no-op on a match that already ended. */
+void bz_match_timeout(struct bz_match *m, const char *msg);
 
 #endif

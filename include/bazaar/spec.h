@@ -21,9 +21,13 @@ struct bz_llm_settings {
     int max_retries;
     double temperature;
     int max_output_tokens;
-    char cache_dir[512];   /* "" = no cache */
-    char models_path[512]; /* models registry; "" = sweeps/models.json */
-    char prompts_dir[512]; /* "" = prompts/<game> */
+    char cache_dir[512];     /* "" = no cache */
+    char models_path[512];   /* models registry; "" = sweeps/models.json */
+    char prompts_dir[512];   /* "" = prompts/<game> */
+    int memory_turns;        /* earlier turns an LLM agent sees as chat history (0 = none) */
+    int memory_max_tokens;   /* bound on that history (bytes / 4); oldest exchanges dropped */
+    int reasoning;           /* 1: a free-text "reasoning" field first in every reply schema */
+    double max_game_seconds; /* a game running longer ends with status "timeout"; 0 = none */
 };
 
 struct bz_budget {

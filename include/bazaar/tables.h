@@ -33,9 +33,11 @@
     X(R, llm_calls, I64, "", "LLM calls made (repairs included, cache hits included)")             \
     X(R, cache_hits, I64, "", "LLM calls answered by the response cache")                          \
     X(R, input_tokens, I64, "tokens", "LLM input tokens")                                          \
+    X(R, cached_input_tokens, I64, "tokens",                                                       \
+      "LLM input tokens the provider served from its prompt cache (part of input_tokens)")         \
     X(R, output_tokens, I64, "tokens", "LLM output tokens")                                        \
     X(R, cost_usd, F64, "USD", "LLM cost at the registry's prices")                                \
-    X(R, status, STR, "", "\"ok\" or \"failed\"")                                                  \
+    X(R, status, STR, "", "\"ok\", \"failed\" or \"timeout\" (ran past llm.max_game_seconds)")     \
     X(R, error, STR, "", "why the game failed; \"\" when it did not")
 BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
 
@@ -85,15 +87,43 @@ BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
       "ok, repaired, invalid_json, schema, inadmissible, refusal, truncated, http_error, "         \
       "network, replay_miss, render_error or cancelled")                                           \
     X(R, decision, STR, "", "ok, repaired, fallback, or \"\" when a repair follows")               \
-    X(R, error, STR, "", "what went wrong; \"\" when nothing did")
+    X(R, error, STR, "", "what went wrong; \"\" when nothing did")                                 \
+    X(R, cached_input_tokens, I64, "tokens",                                                       \
+      "input tokens the provider served from its prompt cache (part of input_tokens)")             \
+    X(R, model_version, STR, "", "the model the provider reported answering; \"\" if none")        \
+    X(R, memory_turns, I32, "", "llm.memory_turns: earlier turns' exchanges sent as chat history") \
+    X(R, history, STR, "",                                                                         \
+      "/llm_texts hashes of the earlier prompts and replies sent as chat history, oldest first "   \
+      "(prompt reply prompt reply ...); \"\" for none")                                            \
+    X(R, system_text, STR, "", "/llm_texts hash of the system prompt sent")                        \
+    X(R, prompt_text, STR, "", "/llm_texts hash of the decision's prompt (user message)")          \
+    X(R, repair_text, STR, "",                                                                     \
+      "/llm_texts hash of the repair prompt (attempt 1: sent after the previous row's reply)")     \
+    X(R, reply_text, STR, "", "/llm_texts hash of the model's reply text; \"\" when none came")    \
+    X(R, reasoning, STR, "", "the reply's free-text reasoning field (llm.reasoning); never parsed")
 BZ_TABLE_ROW(bz_llm_calls_row, BZ_LLM_CALLS_COLUMNS);
+
+/* /llm_texts: the words behind /llm_calls, content-addressed: each distinct
+ * text (prompt, reply, prompt template, models registry) once per
+ * game, under the hash the /llm_calls rows name. Rows of a game in first-use
+ * order; the same text in two games is stored in each (a game's rows never
+ * depend on another game, so files are the same on any number of ranks). */
+#define BZ_LLM_TEXTS_COLUMNS(X, R)                                                                 \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, hash, STR, "", "32 hex digits: 128-bit hash of the text's bytes")                         \
+    X(R, kind, STR, "",                                                                            \
+      "system, prompt, repair, reply, template:<file> or registry (its first use in the game)")    \
+    X(R, text, STR, "", "the text, exactly as sent or received")
+BZ_TABLE_ROW(bz_llm_texts_row, BZ_LLM_TEXTS_COLUMNS);
 
 extern const struct bz_table_desc bz_games_table;
 extern const struct bz_table_desc bz_agents_table;
 extern const struct bz_table_desc bz_messages_table;
 extern const struct bz_table_desc bz_llm_calls_table;
+extern const struct bz_table_desc bz_llm_texts_table;
 
-/* The common tables, in schema order (games, agents, messages, llm_calls). */
+/* The common tables, in schema order (games, agents, messages, llm_calls,
+ * llm_texts). */
 size_t bz_tables_common_count(void);
 const struct bz_table_desc *bz_tables_common_at(size_t i);
 

@@ -1,7 +1,9 @@
 /* cache: the response cache, a folder with one file per request key
  * (<dir>/<2 hex>/<32 hex>.json holding the provider's reply body as
- * received). Written atomically (tmp file + rename) so a killed rank leaves
- * either the whole entry or none. Never stores a request header (no key). */
+ * received). Written atomically (tmp file + link) so a killed rank leaves
+ * either the whole entry or none, and exclusively: the first writer of a key
+ * wins across ranks and runs, later writers keep the stored entry. Never stores a request header
+ * (no key). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -108,6 +110,17 @@ int bz_cache_get(const char *dir, const char *hex, char **body, size_t *len)
 
 int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len, struct bz_err *err)
 {
+    return bz_cache_put_first(dir, hex, body, len, NULL, err);
+}
+
+/* First writer wins: the entry is published with link(2), which fails with
+ * EEXIST when another rank (or an earlier run) stored the key first; the
+ * stored entry is then kept and *won is 0. */
+int bz_cache_put_first(const char *dir, const char *hex, const char *body, size_t len, int *won,
+                       struct bz_err *err)
+{
+    if (won)
+        *won = 0;
     char sub[1024], path[1100], tmp[1200];
     static unsigned counter;
     snprintf(sub, sizeof sub, "%s/%.2s", dir, hex);
@@ -131,10 +144,20 @@ int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len,
         }
         off += (size_t)w;
     }
-    if (close(fd) != 0 || rename(tmp, path) != 0) {
+    if (close(fd) != 0) {
         int e = errno;
         unlink(tmp);
         return bz_err_set(err, BZ_EIO, "%s: cannot store cache entry (%s)", path, strerror(e));
     }
+    if (link(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        if (e == EEXIST)
+            return BZ_OK; /* an earlier writer won: its reply is the one */
+        return bz_err_set(err, BZ_EIO, "%s: cannot store cache entry (%s)", path, strerror(e));
+    }
+    unlink(tmp);
+    if (won)
+        *won = 1;
     return BZ_OK;
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bazaar/llm_call.h"
+#include "bazaar/rng.h"
 #include "llm/llm_internal.h"
 
 struct bz_llm_call {
@@ -18,7 +19,16 @@ struct bz_llm_call {
     char key[BZ_CACHE_KEY_HEX];
     char label[160];                 /* copy of o.label */
     struct bz_llm_call *prev, *next; /* llm->live */
+    /* Single flight: one request per cache key in flight per rank. A call
+     * whose key is already flying waits on that call (its leader) and gets
+     * the leader's reply (or failure) instead of sending its own. */
+    int flying;                          /* submitted to the transport, others may wait on it */
+    struct bz_llm_call *leader;          /* waiting on leader (not in the transport) */
+    struct bz_llm_call *waiters, *wnext; /* leader: its waiters in arrival order */
 };
+
+static void release_waiters_ok(struct bz_llm_call *c, const char *body, size_t len);
+static void release_waiters_fail(struct bz_llm_call *c, const char *outcome, const char *error);
 
 int bz_llm_model_index(const struct bz_llm *llm, const char *id)
 {
@@ -28,6 +38,40 @@ int bz_llm_model_index(const struct bz_llm *llm, const char *id)
 const char *bz_llm_model_id(const struct bz_llm *llm, int model)
 {
     return model >= 0 && (size_t)model < llm->reg->n ? llm->reg->models[model].id : "";
+}
+
+const struct bz_llm_settings *bz_llm_settings(const struct bz_llm *llm)
+{
+    return &llm->set;
+}
+
+int bz_llm_provenance(const struct bz_llm *llm, size_t i, const char **name, const char **text)
+{
+    if (i >= llm->n_prov)
+        return 0;
+    *name = llm->prov_name[i];
+    *text = llm->prov_text[i];
+    return 1;
+}
+
+void bz_llm_text_hash(const char *text, char hex[BZ_LLM_TEXT_HASH_HEX])
+{
+    /* two independent FNV-style lanes, finalised: 128 bits */
+    uint64_t a = 0xcbf29ce484222325ULL, b = 0x84222325cbf29ce4ULL;
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++, n++) {
+        a = (a ^ *p) * 0x100000001b3ULL;
+        b = (b ^ *p) * 0x00000100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+        b ^= b >> 29;
+    }
+    a ^= n;
+    b ^= n * 0x9e3779b97f4a7c15ULL;
+    a = (a ^ (a >> 33)) * 0xff51afd7ed558ccdULL;
+    a ^= a >> 33;
+    b = (b ^ (b >> 31)) * 0xc4ceb9fe1a85ec53ULL;
+    b ^= b >> 29;
+    snprintf(hex, BZ_LLM_TEXT_HASH_HEX, "%016llx%016llx", (unsigned long long)a,
+             (unsigned long long)b);
 }
 
 struct cJSON *bz_llm_extract_json(const char *text)
@@ -54,11 +98,46 @@ struct bz_llm_call *bz_llm_call_new(struct bz_llm *llm, const struct bz_llm_call
     return c;
 }
 
+/* c stops waiting on its leader. */
+static void unwait(struct bz_llm_call *c)
+{
+    struct bz_llm_call **pp = &c->leader->waiters;
+    while (*pp && *pp != c)
+        pp = &(*pp)->wnext;
+    if (*pp)
+        *pp = c->wnext;
+    c->leader = NULL;
+    c->wnext = NULL;
+}
+
+/* Leader c goes away without a reply (dropped): its first waiter sends the
+ * request instead and the others wait on it. Never calls a done(). */
+static void promote_waiters(struct bz_llm_call *c)
+{
+    struct bz_llm_call *w = c->waiters;
+    c->waiters = NULL;
+    if (!w)
+        return;
+    w->leader = NULL;
+    w->waiters = w->wnext;
+    w->wnext = NULL;
+    for (struct bz_llm_call *o = w->waiters; o; o = o->wnext)
+        o->leader = w;
+    if (c->llm->tr) {
+        w->flying = 1;
+        bz_transport_submit(c->llm->tr, &w->x);
+    }
+}
+
 void bz_llm_call_free(struct bz_llm_call *c)
 {
     if (!c)
         return;
     struct bz_llm *llm = c->llm;
+    if (c->leader)
+        unwait(c);
+    if (c->waiters)
+        promote_waiters(c);
     if (c->prev)
         c->prev->next = c->next;
     else if (llm->live == c)
@@ -116,19 +195,46 @@ static void finish_reply(struct bz_llm_call *c, const char *body, size_t len, in
          * fault, retried like one; never cached. */
         char why[300];
         snprintf(why, sizeof why, "malformed reply: %.250s", perr.msg);
-        if (!cache_hit && bz_transport_retry(llm->tr, &c->x, why))
+        if (!cache_hit && bz_transport_retry(llm->tr, &c->x, why)) {
+            c->flying = 1; /* its waiters keep waiting */
             return;
+        }
+        if (!cache_hit)
+            release_waiters_fail(c, "bad_response", why);
         fail(c, "bad_response", why, 1, cache_hit);
         return;
     }
+    char *stored = NULL;
     if (!cache_hit && llm->cache_dir[0]) {
         struct bz_err cerr = {0};
-        if (bz_cache_put(llm->cache_dir, c->key, body, len, &cerr) && !llm->cache_warned) {
+        int won = 1;
+        if (bz_cache_put_first(llm->cache_dir, c->key, body, len, &won, &cerr) &&
+            !llm->cache_warned) {
             fprintf(stderr, "bazaar: warning: %s (the sweep goes on uncached)\n", cerr.msg);
             llm->cache_warned = 1;
         }
+        /* Another rank stored this key first: its reply is the one of
+         * record (a rerun reads it), so this decision uses it too; the
+         * tokens paid for are still this reply's. */
+        size_t slen = 0;
+        struct bz_provider_reply srp;
+        struct bz_err serr = {0};
+        if (!won && bz_cache_get(llm->cache_dir, c->key, &stored, &slen) &&
+            !bz_provider_parse(mod, stored, slen, &srp, &serr)) {
+            free(rp.content);
+            rp.content = srp.content;
+            rp.refusal = srp.refusal;
+            rp.truncated = srp.truncated;
+            body = stored;
+            len = slen;
+        }
     }
-    double cost = ((double)rp.input_tokens * mod->price_in_per_mtok +
+    if (!cache_hit)
+        release_waiters_ok(c, body, len);
+    int64_t cached =
+        rp.cached_input_tokens < rp.input_tokens ? rp.cached_input_tokens : rp.input_tokens;
+    double cost = ((double)(rp.input_tokens - cached) * mod->price_in_per_mtok +
+                   (double)cached * mod->price_cached_in_per_mtok +
                    (double)rp.output_tokens * mod->price_out_per_mtok) /
                   1e6;
     if (cache_hit) {
@@ -150,6 +256,8 @@ static void finish_reply(struct bz_llm_call *c, const char *body, size_t len, in
     r.counted = 1;
     r.input_tokens = rp.input_tokens;
     r.output_tokens = rp.output_tokens;
+    r.cached_input_tokens = cached;
+    r.model_version = rp.model_version;
     r.cost_usd = cost;
     r.latency_ms = c->x.latency_ms;
     r.retries = c->x.retries;
@@ -157,6 +265,39 @@ static void finish_reply(struct bz_llm_call *c, const char *body, size_t len, in
     r.attempts = c->x.attempts;
     c->o.done(c->o.ctx, c, &r); /* may free c */
     free(rp.content);
+    free(stored);
+}
+
+/* The leader's reply answers its waiters, as a cache hit would (they made
+ * no request). Detached first: a done() may start new calls. */
+static void release_waiters_ok(struct bz_llm_call *c, const char *body, size_t len)
+{
+    struct bz_llm_call *w = c->waiters;
+    c->waiters = NULL;
+    c->flying = 0;
+    while (w) {
+        struct bz_llm_call *next = w->wnext;
+        w->leader = NULL;
+        w->wnext = NULL;
+        finish_reply(w, body, len, 1); /* may free w */
+        w = next;
+    }
+}
+
+/* The leader failed after its retries: its waiters share the failure (one
+ * request per key; they made none, so they are not counted as calls). */
+static void release_waiters_fail(struct bz_llm_call *c, const char *outcome, const char *error)
+{
+    struct bz_llm_call *w = c->waiters;
+    c->waiters = NULL;
+    c->flying = 0;
+    while (w) {
+        struct bz_llm_call *next = w->wnext;
+        w->leader = NULL;
+        w->wnext = NULL;
+        fail(w, outcome, error, 0, 0); /* may free w */
+        w = next;
+    }
 }
 
 /* Transport finished (after its retries). */
@@ -164,6 +305,7 @@ static void on_done(struct bz_xfer *x)
 {
     struct bz_llm_call *c = (struct bz_llm_call *)x;
     struct bz_llm *llm = c->llm;
+    c->flying = 0;
     if (x->result == BZ_XFER_OK) {
         finish_reply(c, x->reply ? x->reply : "", x->reply_len, 0);
         return;
@@ -199,6 +341,7 @@ static void on_done(struct bz_xfer *x)
     } else {
         snprintf(why, sizeof why, "%s after %d retries", x->error, x->retries);
     }
+    release_waiters_fail(c, outcome, why);
     fail(c, outcome, why, 1, 0);
 }
 
@@ -207,16 +350,29 @@ static int build_body(struct bz_llm_call *c, const char *prev_reply, const char 
 {
     struct bz_llm *llm = c->llm;
     const struct bz_model *mod = &llm->reg->models[c->o.model];
-    struct bz_chat_msg msgs[4] = {{"system", c->o.system}, {"user", c->o.user}};
-    int n = 2;
+    int nh = c->o.history && c->o.n_history > 0 ? c->o.n_history & ~1 : 0;
+    struct bz_chat_msg stack[16], *msgs = stack;
+    if (nh + 4 > 16 && !(msgs = malloc((size_t)(nh + 4) * sizeof *msgs)))
+        return bz_err_set(err, BZ_ENOMEM, "out of memory building a request");
+    int n = 0;
+    /* prompt-cache breakpoints (Anthropic): the system prompt, and the end of
+     * the history, which the agent's next decisions repeat */
+    msgs[n++] = (struct bz_chat_msg){"system", c->o.system, 1};
+    for (int i = 0; i < nh; i++)
+        msgs[n++] =
+            (struct bz_chat_msg){i % 2 ? "assistant" : "user", c->o.history[i], i == nh - 1};
+    msgs[n++] = (struct bz_chat_msg){"user", c->o.user, 0};
     if (repair) {
-        msgs[n++] = (struct bz_chat_msg){"assistant", prev_reply ? prev_reply : ""};
-        msgs[n++] = (struct bz_chat_msg){"user", repair};
+        msgs[n++] = (struct bz_chat_msg){"assistant", prev_reply ? prev_reply : "", 0};
+        msgs[n++] = (struct bz_chat_msg){"user", repair, 0};
     }
     free(c->x.body);
     c->x.body = NULL;
     int rc = bz_provider_build(mod, msgs, n, c->o.schema_text, c->o.schema_name,
-                               llm->set.temperature, llm->set.max_output_tokens, &c->x.body, err);
+                               llm->set.temperature, llm->set.max_output_tokens,
+                               (int64_t)(bz_hash64(c->o.sample) & 0x7fffffff), &c->x.body, err);
+    if (msgs != stack)
+        free(msgs);
     if (rc)
         return rc;
     int max_out = mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;
@@ -231,6 +387,7 @@ void bz_llm_call_send(struct bz_llm_call *c, const char *prev_reply, const char 
     struct bz_llm *llm = c->llm;
     struct bz_err err = {0};
     c->x.done = on_done;
+    c->flying = 0;
     if (build_body(c, prev_reply, repair, &err)) {
         fail(c, "internal", err.msg, 0, 0);
         return;
@@ -257,6 +414,17 @@ void bz_llm_call_send(struct bz_llm_call *c, const char *prev_reply, const char 
         fail(c, "replay_miss", "not in the cache (--replay)", 0, 0);
         return;
     }
+    for (struct bz_llm_call *o = llm->live; o; o = o->next) {
+        if (o == c || !o->flying || memcmp(o->key, c->key, BZ_CACHE_KEY_HEX) != 0)
+            continue;
+        struct bz_llm_call **pp = &o->waiters; /* wait on it, in arrival order */
+        while (*pp)
+            pp = &(*pp)->wnext;
+        *pp = c;
+        c->leader = o;
+        return;
+    }
+    c->flying = 1;
     bz_transport_submit(llm->tr, &c->x);
 }
 

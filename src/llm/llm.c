@@ -9,11 +9,35 @@
 
 #include <cjson/cJSON.h>
 
+#include "bazaar/file.h"
 #include "bazaar/spec.h"
 #include "llm/llm_internal.h"
 
 #define SAMPLE_MAX_STEPS 100000 /* a sample game that runs longer is refused */
+#define PROV_MAX_BYTES (4u * 1024u * 1024u)
 
+/* Keep the text of a file the run uses (registry, template) for the
+ * transcripts' provenance. Best effort: a file read once already. */
+static int add_provenance(struct bz_llm *llm, const char *name, const char *path,
+                          struct bz_err *err)
+{
+    if (llm->n_prov >= BZ_LLM_PROV_MAX)
+        return BZ_OK;
+    char *text = NULL;
+    size_t len = 0;
+    int rc = bz_file_load(path, PROV_MAX_BYTES, name, &text, &len, err);
+    if (rc)
+        return rc;
+    char *n = malloc(strlen(name) + 1);
+    if (!n) {
+        free(text);
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    }
+    memcpy(n, name, strlen(name) + 1);
+    llm->prov_name[llm->n_prov] = n;
+    llm->prov_text[llm->n_prov++] = text;
+    return BZ_OK;
+}
 
 static void free_strv(char **v, size_t n)
 {
@@ -49,6 +73,10 @@ void bz_llm_destroy(struct bz_llm *llm)
         for (size_t i = 0; i < llm->ops->n_phases; i++)
             bz_template_destroy(llm->phase_tmpl[i]);
     free(llm->phase_tmpl);
+    for (size_t i = 0; i < llm->n_prov; i++) {
+        free(llm->prov_name[i]);
+        free(llm->prov_text[i]);
+    }
     bz_registry_destroy(llm->reg);
     free(llm);
 }
@@ -178,7 +206,8 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
     }
     snprintf(llm->prompts_dir, sizeof llm->prompts_dir, "%s", dir);
     snprintf(path, sizeof path, "%s/system.txt", dir);
-    if ((rc = bz_template_load(path, &llm->system, err)))
+    if ((rc = bz_template_load(path, &llm->system, err)) ||
+        (rc = add_provenance(llm, "template:system.txt", path, err)))
         goto out;
 
     /* Play a sample game with fallback actions, keeping one observation of
@@ -202,8 +231,7 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
             rc = ctx.rc;
             *err = ctx.err;
         } else if (!rc && bz_match_failed(m, &msg)) {
-            rc = bz_err_set(err, BZ_EINVAL, "playing a sample game to check the prompts: %s",
-                            msg);
+            rc = bz_err_set(err, BZ_EINVAL, "playing a sample game to check the prompts: %s", msg);
         }
         bz_match_destroy(m);
         if (rc)
@@ -221,6 +249,10 @@ int bz_llm_load_prompts(struct bz_llm *llm, const char *dir,
                           ops->name);
             goto out;
         }
+        char name[300];
+        snprintf(name, sizeof name, "template:%s.txt", ops->phases[p]);
+        if ((rc = add_provenance(llm, name, path, err)))
+            goto out;
         const cJSON *obs = seen[p] ? seen[p] : merged;
         if (sample_cfg && (rc = bz_template_check(llm->phase_tmpl[p], obs, err)))
             goto out;
@@ -253,7 +285,8 @@ int bz_llm_create_from(const struct bz_llm_settings *set, const struct bz_llm_op
     llm->ops = ops;
     char path[1024];
     bz_llm_resolve_path(set->models_path, "sweeps/models.json", path, sizeof path);
-    if ((rc = bz_registry_load(path, &llm->reg, err)))
+    if ((rc = bz_registry_load(path, &llm->reg, err)) ||
+        (rc = add_provenance(llm, "registry", path, err)))
         goto out;
     size_t n = llm->reg->n;
     llm->keys = calloc(n, sizeof *llm->keys);
@@ -402,7 +435,6 @@ int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt, 
     return rc;
 }
 
-
 int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err)
 {
     int rc = bz_transport_poll(llm->tr, timeout_ms, err);
@@ -423,7 +455,6 @@ int bz_llm_inflight(const struct bz_llm *llm)
     return llm->n_live;
 }
 
-
 void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 {
     *t = llm->totals;
@@ -432,11 +463,49 @@ void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 
 /* The estimate's hook: renders each LLM agent's prompts and sums tokens and
  * cost, then answers every decision with the fallback action. */
+struct est_past {
+    int agent, turn;
+    int64_t bytes; /* prompt bytes + an estimated reply */
+};
+
 struct estimate_ctx {
     const struct bz_llm *llm;
     int64_t *tok;
     double *cost;
+    struct est_past *past; /* llm.memory_turns: the game's earlier exchanges */
+    size_t n_past, cap_past;
 };
+
+/* Bytes of chat history memory_turns adds to agent's decision at turn, as
+ * llm_agent.c builds it: the agent's exchanges of its last k turns, newest
+ * kept first, up to memory_max_tokens x 4 bytes. Then records this one. */
+static int64_t estimate_history(struct estimate_ctx *c, int agent, int turn, int64_t prompt_bytes)
+{
+    const struct bz_llm_settings *set = &c->llm->set;
+    int k = set->memory_turns;
+    if (k <= 0 || turn < 0)
+        return 0;
+    int64_t cap = (int64_t)set->memory_max_tokens * 4, hist = 0;
+    for (size_t i = c->n_past; i-- > 0;) {
+        const struct est_past *p = &c->past[i];
+        if (p->agent != agent || p->turn >= turn || p->turn < turn - k)
+            continue;
+        if (hist + p->bytes > cap)
+            break;
+        hist += p->bytes;
+    }
+    if (c->n_past == c->cap_past) {
+        size_t cap_n = c->cap_past ? 2 * c->cap_past : 64;
+        struct est_past *np = realloc(c->past, cap_n * sizeof *np);
+        if (!np)
+            return hist;
+        c->past = np;
+        c->cap_past = cap_n;
+    }
+    c->past[c->n_past++] =
+        (struct est_past){agent, turn, prompt_bytes + 4 * BZ_LLM_EST_OUTPUT_TOKENS};
+    return hist;
+}
 
 static int estimate_submit(void *ctx, struct bz_match *m, const struct bz_request *r,
                            struct bz_err *err)
@@ -455,8 +524,10 @@ static int estimate_submit(void *ctx, struct bz_match *m, const struct bz_reques
         if (mi >= 0 && !bz_llm_render(llm, g, r, &sys, &user, &turn, &rerr)) {
             const struct bz_model *mod = &llm->reg->models[mi];
             const char *schema = bz_game_schema_text(g, r->phase);
+            int64_t hist = estimate_history(c, a, turn, (int64_t)strlen(user));
             int64_t in =
-                (int64_t)(strlen(sys) + strlen(user) + (schema ? strlen(schema) : 0)) / 4 + 16;
+                (int64_t)(strlen(sys) + strlen(user) + (schema ? strlen(schema) : 0) + hist) / 4 +
+                16;
             int max_out =
                 mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;
             int64_t outt = max_out < BZ_LLM_EST_OUTPUT_TOKENS ? max_out : BZ_LLM_EST_OUTPUT_TOKENS;
@@ -480,7 +551,7 @@ static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *
 {
     struct bz_game_config c = *cfg;
     c.transcript = NULL;
-    struct estimate_ctx ctx = {llm, tok, cost};
+    struct estimate_ctx ctx = {llm, tok, cost, NULL, 0, 0};
     struct bz_llm_hook hook = {.ctx = &ctx, .submit = estimate_submit, .all_agents = 1};
     struct bz_match *m = NULL;
     const char *msg = NULL;
@@ -492,6 +563,7 @@ static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *
     if (!rc && bz_match_failed(m, &msg))
         rc = bz_err_set(err, BZ_EINVAL, "game %lld: %s", (long long)cfg->game_id, msg);
     bz_match_destroy(m);
+    free(ctx.past);
     return rc;
 }
 

@@ -28,12 +28,14 @@ struct bz_model {
     char api_key_env[128]; /* "" = no key (a local server) */
     double capability;
     double price_in_per_mtok, price_out_per_mtok;
-    double rpm, tpm;        /* 0 = no limit */
-    int max_concurrency;    /* 0 = only the rank's concurrency */
-    int strict;             /* OpenAI json_schema strict flag (default 0) */
-    int max_output_tokens;  /* 0 = the spec's */
-    double temperature;     /* NaN = the spec's */
-    struct cJSON *sampling; /* other sampling members copied into each request */
+    double price_cached_in_per_mtok; /* cached input tokens; default price_in_per_mtok */
+    double rpm, tpm;                 /* 0 = no limit */
+    int max_concurrency;             /* 0 = only the rank's concurrency */
+    int strict;                      /* OpenAI json_schema strict flag (default 0) */
+    int send_seed;                   /* OpenAI-compatible: send "seed" (registry "seed": true) */
+    int max_output_tokens;           /* 0 = the spec's */
+    double temperature;              /* NaN = the spec's */
+    struct cJSON *sampling;          /* other sampling members copied into each request */
 };
 
 struct bz_registry {
@@ -60,21 +62,28 @@ void bz_llm_resolve_path(const char *given, const char *fallback, char *buf, siz
 struct bz_chat_msg {
     const char *role; /* "system", "user", "assistant" */
     const char *content;
+    int cache; /* Anthropic: a prompt-cache breakpoint (cache_control) after this message */
 };
 
 /* Request body (malloc'd JSON text) for model m: messages (a leading system
- * message goes where the provider wants it), the action schema as structured
- * output (OpenAI response_format json_schema; Anthropic a forced tool), the
- * sampling settings. */
+ * message goes where the provider wants it; Anthropic: a message marked
+ * cache gets cache_control, a prompt-cache breakpoint), the action schema as
+ * structured output (OpenAI response_format json_schema; Anthropic a forced
+ * tool), the sampling settings, and for an OpenAI model with send_seed the
+ * seed (>= 0). */
 int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
                       const char *schema_json, const char *schema_name, double temperature,
-                      int max_output_tokens, char **body, struct bz_err *err);
+                      int max_output_tokens, int64_t seed, char **body, struct bz_err *err);
 
 struct bz_provider_reply {
     char *content; /* malloc'd: the action JSON text, or the model's text */
     int64_t input_tokens, output_tokens;
-    int refusal;   /* the model refused (content holds its words) */
-    int truncated; /* stopped at max tokens */
+    int refusal;                 /* the model refused (content holds its words) */
+    int truncated;               /* stopped at max tokens */
+    int64_t cached_input_tokens; /* input tokens the provider served from its prompt cache
+                                    (OpenAI prompt_tokens_details.cached_tokens, Anthropic
+                                    cache_read_input_tokens); part of input_tokens */
+    char model_version[128];     /* the model the provider says answered ("" if none) */
 };
 
 /* Parse a 2xx body. BZ_EINVAL when it is not the provider's envelope (the
@@ -109,9 +118,14 @@ void bz_cache_key(const struct bz_model *m, const char *body, uint64_t sample,
 int bz_cache_open(const char *dir, struct bz_err *err);
 /* 1 and a malloc'd copy of the stored reply body on a hit, 0 on a miss. */
 int bz_cache_get(const char *dir, const char *hex, char **body, size_t *len);
-/* Store atomically (tmp file + rename); BZ_EIO names the file. */
+/* Store atomically and exclusively (tmp file + link: the first writer of a
+ * key wins, an existing entry is kept); BZ_EIO names the file. */
 int bz_cache_put(const char *dir, const char *hex, const char *body, size_t len,
                  struct bz_err *err);
+/* The same; *won (may be NULL) is 1 when this call stored the entry, 0 when
+ * an entry was there already (read it back: it is the reply of record). */
+int bz_cache_put_first(const char *dir, const char *hex, const char *body, size_t len, int *won,
+                       struct bz_err *err);
 
 /* ---- transport (transport.c) ---- */
 
@@ -215,6 +229,12 @@ struct bz_llm {
     int n_reported;
     int cache_warned;
     int replay_misses; /* since the last poll */
+    /* provenance stored with every game's transcripts: the registry file
+     * and the prompt templates, as read */
+#define BZ_LLM_PROV_MAX 24
+    char *prov_name[BZ_LLM_PROV_MAX];
+    char *prov_text[BZ_LLM_PROV_MAX];
+    size_t n_prov;
     char replay_msg[320];
 };
 

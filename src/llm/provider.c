@@ -28,7 +28,7 @@ static int add_sampling(cJSON *req, const struct bz_model *m, double temperature
 
 int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
                       const char *schema_json, const char *schema_name, double temperature,
-                      int max_output_tokens, char **body, struct bz_err *err)
+                      int max_output_tokens, int64_t seed, char **body, struct bz_err *err)
 {
     *body = NULL;
     int rc = BZ_OK;
@@ -48,19 +48,48 @@ int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, 
     if (!arr)
         goto nomem;
     for (int i = 0; i < n_msgs; i++) {
-        if (m->provider == BZ_PROVIDER_ANTHROPIC && strcmp(msgs[i].role, "system") == 0) {
-            if (!cJSON_AddStringToObject(req, "system", msgs[i].content))
+        int anth = m->provider == BZ_PROVIDER_ANTHROPIC;
+        cJSON *cached = NULL; /* Anthropic prompt caching: a text block with cache_control */
+        if (anth && msgs[i].cache) {
+            cJSON *blk = NULL, *cc = NULL;
+            if (!(cached = cJSON_CreateArray()) || !(blk = cJSON_CreateObject())) {
+                cJSON_Delete(cached);
+                goto nomem;
+            }
+            cJSON_AddItemToArray(cached, blk);
+            if (!cJSON_AddStringToObject(blk, "type", "text") ||
+                !cJSON_AddStringToObject(blk, "text", msgs[i].content) ||
+                !(cc = cJSON_AddObjectToObject(blk, "cache_control")) ||
+                !cJSON_AddStringToObject(cc, "type", "ephemeral")) {
+                cJSON_Delete(cached);
+                goto nomem;
+            }
+        }
+        if (anth && strcmp(msgs[i].role, "system") == 0) {
+            if (cached)
+                cJSON_AddItemToObject(req, "system", cached);
+            else if (!cJSON_AddStringToObject(req, "system", msgs[i].content))
                 goto nomem;
             continue;
         }
         cJSON *o = cJSON_CreateObject();
-        if (!o)
+        if (!o) {
+            cJSON_Delete(cached);
             goto nomem;
+        }
         cJSON_AddItemToArray(arr, o);
-        if (!cJSON_AddStringToObject(o, "role", msgs[i].role) ||
-            !cJSON_AddStringToObject(o, "content", msgs[i].content))
+        if (!cJSON_AddStringToObject(o, "role", msgs[i].role)) {
+            cJSON_Delete(cached);
+            goto nomem;
+        }
+        if (cached)
+            cJSON_AddItemToObject(o, "content", cached);
+        else if (!cJSON_AddStringToObject(o, "content", msgs[i].content))
             goto nomem;
     }
+    if (m->provider == BZ_PROVIDER_OPENAI && m->send_seed && seed >= 0 &&
+        !cJSON_AddNumberToObject(req, "seed", (double)seed))
+        goto nomem;
     if (!cJSON_AddNumberToObject(req, "max_tokens", max_tok))
         goto nomem;
     if (add_sampling(req, m, temperature))
@@ -144,11 +173,27 @@ int bz_provider_parse(const struct bz_model *m, const char *body, size_t len,
     if (!root)
         return bz_err_set(err, BZ_EINVAL, "reply body is not JSON (%zu bytes)", len);
     const cJSON *usage = cJSON_GetObjectItemCaseSensitive(root, "usage");
+    const cJSON *ver = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (cJSON_IsString(ver))
+        snprintf(reply->model_version, sizeof reply->model_version, "%s", ver->valuestring);
     int a = m->provider == BZ_PROVIDER_ANTHROPIC;
     if ((rc = get_usage(usage, a ? "input_tokens" : "prompt_tokens", &reply->input_tokens, err)) ||
         (rc = get_usage(usage, a ? "output_tokens" : "completion_tokens", &reply->output_tokens,
                         err)))
         goto out;
+    if (a) {
+        /* Anthropic counts prompt-cache reads and writes apart from
+         * input_tokens: input_tokens here is every input token */
+        int64_t rd = 0, wr = 0;
+        if ((rc = get_usage(usage, "cache_read_input_tokens", &rd, err)) ||
+            (rc = get_usage(usage, "cache_creation_input_tokens", &wr, err)))
+            goto out;
+        reply->cached_input_tokens = rd;
+        reply->input_tokens += rd + wr;
+    } else if ((rc = get_usage(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details"),
+                               "cached_tokens", &reply->cached_input_tokens, err))) {
+        goto out;
+    }
     if (!a) {
         const cJSON *ch = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(root, "choices"), 0);
         const cJSON *msg = cJSON_GetObjectItemCaseSensitive(ch, "message");

@@ -6,9 +6,10 @@
  *       "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini",
  *       "api_key_env": "OPENAI_API_KEY", "capability": 1272,
  *       "price_in_per_mtok": 0.15, "price_out_per_mtok": 0.6,
+ *       "price_cached_in_per_mtok": 0.075,          (optional; default price_in)
  *       "limits": { "rpm": 500, "tpm": 200000, "max_concurrency": 32 },
  *       "sampling": { "temperature": 0.7, "max_output_tokens": 512, "top_p": 1 },
- *       "strict": false, "notes": "..." } ] }
+ *       "strict": false, "seed": false, "notes": "..." } ] }
  *
  * provider "openai" is every OpenAI-compatible endpoint (vLLM, Ollama,
  * llama.cpp server, OpenRouter); api_key_env may be "" for a local server.
@@ -157,9 +158,11 @@ static int parse_model(const char *origin, int i, const cJSON *e, struct bz_mode
                                        "capability",
                                        "price_in_per_mtok",
                                        "price_out_per_mtok",
+                                       "price_cached_in_per_mtok",
                                        "limits",
                                        "sampling",
                                        "strict",
+                                       "seed",
                                        "notes"};
     static const char *const limit_keys[] = {"rpm", "tpm", "max_concurrency"};
     char path[64], g[64];
@@ -213,12 +216,25 @@ static int parse_model(const char *origin, int i, const cJSON *e, struct bz_mode
         (rc = num_field(origin, path, e, "price_out_per_mtok", 0, 1e6, 0, 1, &m->price_out_per_mtok,
                         err)))
         return rc;
+    /* input tokens the provider serves from its prompt cache: optional,
+     * priced as other input tokens unless given */
+    m->price_cached_in_per_mtok = m->price_in_per_mtok;
+    if (cJSON_GetObjectItemCaseSensitive(e, "price_cached_in_per_mtok") &&
+        (rc = num_field(origin, path, e, "price_cached_in_per_mtok", 0, 1e6, 0, 1,
+                        &m->price_cached_in_per_mtok, err)))
+        return rc;
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(e, "strict");
     if (v) {
         if (!cJSON_IsBool(v))
             return bz_err_set(err, BZ_EINVAL, "%s: %s.strict: expected true or false", origin,
                               path);
         m->strict = cJSON_IsTrue(v);
+    }
+    v = cJSON_GetObjectItemCaseSensitive(e, "seed");
+    if (v) {
+        if (!cJSON_IsBool(v))
+            return bz_err_set(err, BZ_EINVAL, "%s: %s.seed: expected true or false", origin, path);
+        m->send_seed = cJSON_IsTrue(v);
     }
     v = cJSON_GetObjectItemCaseSensitive(e, "notes");
     if (v && !cJSON_IsString(v))

@@ -10,6 +10,7 @@ import sys
 import urllib.request
 
 import h5py
+import numpy as np
 import pytest
 
 from conftest import ROOT, bazaar
@@ -96,6 +97,7 @@ def test_faults_cache_and_replay(server, tmp_path, monkeypatch):
     assert (calls["cache_hit"] == 0).all()
     agents = table(out, "/agents")
     caps = dict(zip(strs(agents["policy"]), agents["capability"]))
+    assert "cached_input_tokens" in games.dtype.names and (games["cached_input_tokens"] == 0).all()
     # the registry's score once grid fills it (bz_llm_fill_capability); NaN before
     assert caps["srv-anthropic"] == 1200.0 or caps["srv-anthropic"] != caps["srv-anthropic"]
 
@@ -232,3 +234,236 @@ def test_ranks_replay_the_cache_to_the_same_tables(server, tmp_path, monkeypatch
                     assert list(x[col]) == list(y[col]), f"{name}.{col}"
                 else:
                     assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
+
+
+def play_sweep(tmp_path, port, cache, name, reps=2):
+    """Two lineups that differ only in the heuristic's skill: their games
+    share the environment, so LLM agents make identical requests across
+    games (one cache key, one sample)."""
+    spec_path = write_sweep(tmp_path, port, cache, name=name, communication=(True,))
+    spec = json.loads(spec_path.read_text())
+    spec["repetitions"] = reps
+    spec["fixed"]["max_turns"] = 3
+    spec["lineups"] = {"a": ["srv-openai", "srv-anthropic", "heuristic:greedy?skill=0.5"],
+                       "b": ["srv-openai", "srv-anthropic", "heuristic:greedy?skill=0.9"]}
+    del spec["fixed"]["lineup"]
+    spec["grid"]["lineup"] = ["a", "b"]
+    spec["llm"]["live_games"] = 4
+    spec_path.write_text(json.dumps(spec))
+    return spec_path
+
+
+def same_game_tables(a, b):
+    """The games' tables (not /llm_calls: latency, retries and cache hits
+    differ between a run and its replay) row for row, byte for byte."""
+    for name in ("games", "agents", "electricity/turns", "electricity/market", "messages"):
+        with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+            x, y = fa[name][()], fb[name][()]
+            assert len(x) == len(y), name
+            for col in x.dtype.names:
+                if name == "games" and col == "cache_hits":
+                    continue
+                if x.dtype[col].kind == "O":
+                    assert list(x[col]) == list(y[col]), f"{name}.{col}"
+                else:
+                    assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
+
+
+RECOVERABLE = [{"kind": "429", "retry_after": 0}, {"kind": "500"}, {"kind": "reset"},
+               {"kind": "malformed_body"}, {"kind": "503"}]
+
+
+def test_games_against_a_playing_server_trade(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = play_sweep(tmp_path, server, tmp_path / "cache", "trade")
+    control(server, "/reset", {})
+    control(server, "/config", {"faults": [], "play": {"seed": 11, "bad_rate": 0.1}})
+    out = tmp_path / "t.h5"
+    bazaar("run", spec, "-o", out, "--quiet", timeout=600)
+    control(server, "/config", {"play": None})
+    market = table(out, "electricity/market")
+    turns = table(out, "electricity/turns")
+    calls = table(out, "/llm_calls")
+    phases = strs(calls["phase"])
+    outcomes = strs(calls["parse_outcome"])
+    assert market["n_contracts"].sum() > 0, "no bilateral contract"
+    assert (turns["auction_bought"] > 0).any() and (turns["auction_sold"] > 0).any()
+    assert "confirm" in phases, "no counter-offer reached its proposer"
+    assert {"ok", "schema"} <= set(outcomes) or {"ok", "inadmissible"} <= set(outcomes)
+    msgs = table(out, "messages")
+    assert len(msgs) > 0
+
+
+def test_random_answers_replay_bit_for_bit_on_1_and_3_ranks_with_faults(server, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    for first_ranks, replay_ranks in ((1, 3), (3, 1)):
+        cache = tmp_path / f"cache{first_ranks}"
+        spec = play_sweep(tmp_path, server, cache, f"replay{first_ranks}")
+        control(server, "/reset", {})
+        control(server, "/config", {"faults": [dict(f) for f in RECOVERABLE],
+                                    "play": {"seed": 100 + first_ranks, "bad_rate": 0.15}})
+        first = tmp_path / f"first{first_ranks}.h5"
+        bazaar("run", spec, "-o", first, "--quiet", ranks=first_ranks if first_ranks > 1 else None,
+               timeout=600)
+        assert control(server, "/stats")["faults_served"], "no fault was injected"
+        calls = table(first, "/llm_calls")
+        assert (calls["retries"] > 0).any()
+        assert set(strs(calls["parse_outcome"])) >= {"ok"}
+        # the server now answers differently to everything: any request that
+        # reaches it would change the tables
+        control(server, "/config", {"faults": [], "play": {"seed": 999, "bad_rate": 0.5}})
+        control(server, "/reset", {})
+        again = tmp_path / f"again{first_ranks}.h5"
+        bazaar("run", spec, "-o", again, "--quiet", ranks=replay_ranks if replay_ranks > 1 else None,
+               timeout=600)
+        assert control(server, "/stats")["completions"] == 0, "the rerun made requests"
+        same_game_tables(first, again)
+        rep = tmp_path / f"replay{first_ranks}.h5"
+        bazaar("run", spec, "-o", rep, "--quiet", "--replay",
+               ranks=replay_ranks if replay_ranks > 1 else None, timeout=600)
+        assert control(server, "/stats")["completions"] == 0
+        same_game_tables(first, rep)
+    control(server, "/config", {"play": None})
+
+
+def texts_of(path):
+    with h5py.File(path, "r") as f:
+        t = f["llm_texts"][()]
+    return {(int(g), h.decode()): (k.decode(), x.decode())
+            for g, h, k, x in zip(t["game_id"], t["hash"], t["kind"], t["text"])}
+
+
+def test_transcripts_memory_reasoning_and_show(server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    outs = {}
+    for k in (0, 3):
+        spec_path = write_sweep(tmp_path, server, tmp_path / f"cache_m{k}", name=f"mem{k}",
+                                communication=(True,))
+        spec = json.loads(spec_path.read_text())
+        spec["fixed"]["max_turns"] = 3
+        spec["llm"]["memory_turns"] = k
+        spec["llm"]["reasoning"] = k > 0
+        spec_path.write_text(json.dumps(spec))
+        control(server, "/config", {"faults": [], "play": {"seed": 21, "bad_rate": 0.1}})
+        outs[k] = tmp_path / f"mem{k}.h5"
+        bazaar("run", spec_path, "-o", outs[k], "--quiet", timeout=600)
+    control(server, "/config", {"play": None})
+    for k, out in outs.items():
+        calls = table(out, "llm_calls")
+        texts = texts_of(out)
+        kinds = {v[0] for v in texts.values()}
+        assert {"registry", "template:system.txt", "template:propose.txt", "system", "prompt",
+                "reply"} <= kinds
+        assert (calls["memory_turns"] == k).all()       # the file records it
+        assert set(strs(calls["model_version"])) <= {"model-a", "model-b", ""}
+        assert "model-a" in strs(calls["model_version"])
+        for row in calls:
+            g = int(row["game_id"])
+            for col in ("system_text", "prompt_text", "reply_text", "repair_text"):
+                h = row[col].decode()
+                assert h == "" or (g, h) in texts, (col, h)
+            assert (g, row["system_text"].decode()) in texts
+            assert (g, row["prompt_text"].decode()) in texts
+            if row["http_status"] == 200:
+                assert (g, row["reply_text"].decode()) in texts
+            hist = row["history"].decode().split()
+            assert all((g, h) in texts for h in hist)
+            if k == 0 or row["turn"] == 0:
+                assert hist == []
+        assert KEY.encode() not in out.read_bytes()
+    # memory 3: from turn 1 on a decided agent sees its earlier exchanges,
+    # as user/assistant pairs (prompt, reply), oldest first, at most 3 turns
+    calls = table(outs[3], "llm_calls")
+    texts = texts_of(outs[3])
+    later = [r for r in calls if r["turn"] >= 1]
+    assert later and all(len(r["history"].split()) % 2 == 0 for r in later)
+    assert any(len(r["history"].split()) >= 2 for r in later)
+    for r in later:
+        hist = r["history"].decode().split()
+        kinds = [texts[(int(r["game_id"]), h)][0] for h in hist]
+        assert kinds[0::2] == ["prompt"] * (len(hist) // 2)
+    # the first decision (turn 0, publish: before any random reply) has the
+    # same prompt with or without memory; memory adds history, not prompt text
+    first0 = {r["agent"]: r["prompt_text"] for r in table(outs[0], "llm_calls")
+              if r["turn"] == 0 and r["attempt"] == 0 and r["phase"] == b"publish"}
+    first3 = {r["agent"]: r["prompt_text"] for r in calls
+              if r["turn"] == 0 and r["attempt"] == 0 and r["phase"] == b"publish"}
+    assert first0 and first0 == first3
+    # reasoning: stored, never parsed (the games still decide)
+    ok = [r for r in calls if r["decision"] in (b"ok", b"repaired")]
+    assert ok and any(r["reasoning"] for r in ok)
+    assert not any(r["reasoning"] for r in table(outs[0], "llm_calls"))
+
+    # bazaar show: every decision with its prompt and reply, from the file alone
+    p = bazaar("show", outs[3], "--game", 0)
+    out = p.stdout
+    assert "game 0:" in out and "LLM decisions:" in out
+    for r in calls:
+        assert f"prompt [{r['prompt_text'].decode()}]" in out
+        if r["reply_text"]:
+            assert f"reply [{r['reply_text'].decode()}]" in out
+    some_reply = texts[(0, calls[0]["reply_text"].decode())][1]
+    assert some_reply.splitlines()[0] in out
+    p1 = bazaar("show", outs[3], "--game", 0, "--agent", 1, "--turn", 2)
+    assert "agent 1, model" in p1.stdout and "agent 0, model" not in p1.stdout
+    assert "turn 2, phase" in p1.stdout and "turn 1, phase" not in p1.stdout
+    bad = bazaar("show", outs[3], "--game", 99, check=False)
+    assert bad.returncode == 2 and "no game 99" in bad.stderr
+
+
+def test_expand_estimate_counts_memory(server, tmp_path, monkeypatch):
+    import re
+    monkeypatch.setenv(KEY_ENV, KEY)
+    est = {}
+    for k in (0, 3):
+        spec_path = write_sweep(tmp_path, server, tmp_path / "cache", name=f"est{k}")
+        spec = json.loads(spec_path.read_text())
+        spec["fixed"]["max_turns"] = 4
+        spec["llm"]["memory_turns"] = k
+        spec_path.write_text(json.dumps(spec))
+        p = bazaar("expand", spec_path)
+        est[k] = int(re.search(r"about (\d+) tokens", p.stdout).group(1))
+    # four turns of five phases: history of up to 3 earlier turns per decision
+    assert est[3] > 1.5 * est[0], est
+
+
+def test_a_stalled_provider_ends_games_as_timeout_without_stalling_the_sweep(server, tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec_path = write_sweep(tmp_path, server, tmp_path / "cache_t", name="stall",
+                            communication=(True, False))
+    spec = json.loads(spec_path.read_text())
+    # without the limit each game would wait 4 x 20 s on the hanging server
+    spec["llm"].update({"timeout_s": 20, "max_retries": 3, "max_game_seconds": 1.5,
+                        "live_games": 1})
+    spec_path.write_text(json.dumps(spec))
+    control(server, "/reset", {})
+    control(server, "/config", {"every": {"n": 1, "fault": {"kind": "hang", "seconds": 20}}})
+    out = tmp_path / "stall.h5"
+    try:
+        p = bazaar("run", spec_path, "-o", out, timeout=60)
+    finally:
+        control(server, "/config", {"every": None})
+    games = table(out, "games")
+    assert len(games) == 2
+    assert strs(games["status"]) == ["timeout", "timeout"]
+    assert all("max_game_seconds" in e for e in strs(games["error"]))
+    assert "games: 2 (ok 0, failed 0, timeout 2)" in bazaar("info", out).stdout
+    assert KEY not in p.stdout + p.stderr
+
+
+def test_capability_axis_refuses_lineups_mixing_heuristics_and_models(server, tmp_path,
+                                                                      monkeypatch):
+    sys.path.insert(0, os.path.join(ROOT, "analysis"))
+    import bazaar_results
+    import heatmap
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = write_sweep(tmp_path, server, tmp_path / "cache_cap", name="cap",
+                       communication=(False,))
+    out = tmp_path / "cap.h5"
+    bazaar("run", spec, "-o", out, "--quiet", timeout=600)
+    r = bazaar_results.load(str(out))
+    assert np.isnan(r.derived()["capability_gap"]).all()   # never Elo minus skill
+    with pytest.raises(ValueError, match="mixes heuristic and LLM agents"):
+        heatmap.grid(r, "electricity", "welfare", None, "capability_gap")
