@@ -138,8 +138,8 @@ struct bz_game_outcome {
     /* the game's measures of its realised environment (ops->measures order),
      * written beside its parameters in /<game>/config */
     double measures[BZ_MAX_MEASURES];
-    double *gain;       /* n_agents, set to NaN by the caller (or NULL): a game with an
-                           autarky notion writes payoff - the agent's autarky payoff */
+    double *gain; /* n_agents, set to NaN by the caller (or NULL): a game with an
+                     autarky notion writes payoff - the agent's autarky payoff */
 };
 
 struct bz_game_ops {

@@ -105,7 +105,6 @@ size_t bz_provider_redact(char *text, size_t len, const char *key);
  * ``` fence, else from the first '{' to the last '}'. NULL when none parses. */
 struct cJSON *bz_provider_extract_json(const char *text);
 
-
 /* ---- cache (cache.c) ---- */
 
 #define BZ_CACHE_KEY_HEX 33
