@@ -19,7 +19,9 @@
 #include "out_h5_fail.h"
 #include "out_internal.h"
 
+#ifndef MERGED_CHUNK_BYTES
 #define MERGED_CHUNK_BYTES (256 * 1024)
+#endif
 #ifndef MERGE_WINDOW_BYTES
 #define MERGE_WINDOW_BYTES (8 * 1024 * 1024)
 #endif
