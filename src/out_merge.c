@@ -19,9 +19,15 @@
 #include "out_h5_fail.h"
 #include "out_internal.h"
 
+#ifndef MERGED_CHUNK_BYTES
 #define MERGED_CHUNK_BYTES (256 * 1024)
+#endif
 #ifndef MERGE_WINDOW_BYTES
-#define MERGE_WINDOW_BYTES (16 * 1024 * 1024)
+#define MERGE_WINDOW_BYTES (8 * 1024 * 1024)
+#endif
+/* rows of one merged table held at once (rounded to whole chunks) */
+#ifndef MERGE_OUT_BYTES
+#define MERGE_OUT_BYTES (8 * 1024 * 1024)
 #endif
 #ifndef MERGED_DEFLATE
 #define MERGED_DEFLATE 1
@@ -270,8 +276,7 @@ out:
 }
 
 /* Copy the rows of runs[0..n) (all of shard i, sorted by start) into out,
- * reading the shard through a window of at most MERGE_WINDOW_BYTES: memory
- * stays at one output table plus the window. */
+ * reading the shard through a window of at most MERGE_WINDOW_BYTES. */
 static int gather_shard(const struct merge *m, const char *path, const struct run *runs, size_t n,
                         hid_t mtype, size_t msize, int vlen, unsigned char *out, struct bz_err *err)
 {
@@ -355,15 +360,68 @@ static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_d
     return BZ_OK;
 }
 
+/* Write output rows [ws, ws + count) of table path: the pieces of the
+ * game-sorted runs that fall in the window are gathered from their shards
+ * into buf (count rows), then written as one hyperslab and their strings
+ * freed. Memory: the window plus one shard read window, whatever the table's
+ * size. */
+static int merge_window(const struct merge *m, const char *path, const struct run *runs,
+                        size_t n_runs, size_t *first, struct run *pieces, hsize_t ws, hsize_t count,
+                        hid_t mtype, size_t msize, int vlen, unsigned char *buf, hid_t dset,
+                        struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    hsize_t we = ws + count;
+    size_t n = 0;
+    while (*first < n_runs && runs[*first].out_pos + runs[*first].len <= ws)
+        (*first)++;
+    for (size_t k = *first; k < n_runs && runs[k].out_pos < we; k++) {
+        const struct run *r = &runs[k];
+        hsize_t lo = r->out_pos > ws ? r->out_pos : ws;
+        hsize_t hi = r->out_pos + r->len < we ? r->out_pos + r->len : we;
+        pieces[n++] =
+            (struct run){r->game_id, r->shard, r->start + (lo - r->out_pos), hi - lo, lo - ws};
+    }
+    qsort(pieces, n, sizeof *pieces, cmp_run_place);
+    for (size_t k = 0; k < n;) {
+        size_t e = k + 1;
+        while (e < n && pieces[e].shard == pieces[k].shard)
+            e++;
+        if ((rc = gather_shard(m, path, pieces + k, e - k, mtype, msize, vlen, buf, err)))
+            goto out;
+        k = e;
+    }
+    if ((mspace = H5Screate_simple(1, &count, NULL)) < 0 || (fspace = H5Dget_space(dset)) < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &ws, NULL, &count, NULL) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: dataspace", m->out_name);
+        goto out;
+    }
+    if (H5Dwrite(dset, mtype, mspace, fspace, H5P_DEFAULT, buf) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot write table %s rows %llu..%llu", m->out_name,
+                            path, (unsigned long long)ws, (unsigned long long)we);
+        goto out;
+    }
+out:
+    if (mspace >= 0 && vlen)
+        H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, buf);
+    memset(buf, 0, (size_t)count * msize);
+    bz_out_h5_close(mspace);
+    bz_out_h5_close(fspace);
+    return rc;
+}
+
+/* One merged table, streamed in windows of whole chunks of the final layout
+ * (MERGE_OUT_BYTES of rows at most): memory does not grow with the number of
+ * games beyond the run list (one entry per game and shard). */
 static int merge_table(const struct merge *m, hid_t out_file, const char *path,
                        unsigned long long *n_rows, struct bz_err *err)
 {
     int rc = BZ_OK;
-    struct run *runs = NULL;
+    struct run *runs = NULL, *pieces = NULL;
     size_t n_runs = 0;
     hid_t ref = H5I_INVALID_HID, mtype = H5I_INVALID_HID, dset = H5I_INVALID_HID;
-    hid_t space = H5I_INVALID_HID;
-    unsigned char *rows = NULL;
+    unsigned char *buf = NULL;
     int vlen = 0;
     hsize_t total = 0;
 
@@ -382,27 +440,6 @@ static int merge_table(const struct merge *m, hid_t out_file, const char *path,
         runs[k].out_pos = total;
         total += runs[k].len;
     }
-    if (total) {
-        if (!(rows = calloc((size_t)total, msize))) {
-            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for %llu rows", m->out_name,
-                            path, (unsigned long long)total);
-            goto out;
-        }
-        if ((space = H5Screate_simple(1, &total, NULL)) < 0) {
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: dataspace", m->out_name);
-            goto out;
-        }
-    }
-    if (n_runs)
-        qsort(runs, n_runs, sizeof *runs, cmp_run_place);
-    for (size_t k = 0; k < n_runs;) {
-        size_t e = k + 1;
-        while (e < n_runs && runs[e].shard == runs[k].shard)
-            e++;
-        if ((rc = gather_shard(m, path, runs + k, e - k, mtype, msize, vlen, rows, err)))
-            goto out;
-        k = e;
-    }
     hsize_t chunk = bz_out_h5_chunk_rows(H5Tget_size(ref), MERGED_CHUNK_BYTES, total);
     if ((dset = bz_out_h5_create_table(out_file, path, ref, total, chunk, MERGED_DEFLATE,
                                        H5I_INVALID_HID, NULL)) < 0) {
@@ -411,10 +448,23 @@ static int merge_table(const struct merge *m, hid_t out_file, const char *path,
     }
     if ((rc = copy_table_attrs(m, path, dset, err)))
         goto out;
-    if (total && H5Dwrite(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, rows) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot write table %s (%llu rows)", m->out_name, path,
-                            (unsigned long long)total);
+    /* whole chunks per window: no chunk is written twice */
+    hsize_t per = MERGE_OUT_BYTES / ((size_t)chunk * msize);
+    hsize_t win = chunk * (per ? per : 1);
+    if (win > total)
+        win = total;
+    if (total &&
+        (!(buf = calloc((size_t)win, msize)) || !(pieces = malloc(n_runs * sizeof *pieces)))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for %llu rows", m->out_name, path,
+                        (unsigned long long)win);
         goto out;
+    }
+    size_t first = 0;
+    for (hsize_t ws = 0; ws < total; ws += win) {
+        hsize_t count = total - ws < win ? total - ws : win;
+        if ((rc = merge_window(m, path, runs, n_runs, &first, pieces, ws, count, mtype, msize, vlen,
+                               buf, dset, err)))
+            goto out;
     }
     if (H5Dclose(dset) < 0) {
         dset = H5I_INVALID_HID;
@@ -424,10 +474,8 @@ static int merge_table(const struct merge *m, hid_t out_file, const char *path,
     dset = H5I_INVALID_HID;
     *n_rows = (unsigned long long)total;
 out:
-    if (rows && vlen && space >= 0)
-        H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, rows);
-    free(rows);
-    bz_out_h5_close(space);
+    free(buf);
+    free(pieces);
     bz_out_h5_close(dset);
     bz_out_h5_close(mtype);
     bz_out_h5_close(ref);

@@ -101,6 +101,44 @@ static void mpi_check(int rc, const char *what)
     MPI_Abort(MPI_COMM_WORLD, 1);
 }
 
+/* Wait for a nonblocking MPI operation without spinning: a waiting rank
+ * sleeps between tests (20 us doubling to 2 ms), so it leaves the core to the
+ * ranks still playing and to rank 0's merge. Open MPI's blocking calls poll
+ * the network at full speed instead, which made 2 ranks slower than 1 on a
+ * node where rank 0 merges while the others wait for its verdict. */
+static void wait_idle(MPI_Request *req, const char *what)
+{
+    long ns = 20000;
+    for (;;) {
+        int done = 0;
+        mpi_check(MPI_Test(req, &done, MPI_STATUS_IGNORE), what);
+        if (done)
+            return;
+        struct timespec ts = {0, ns};
+        nanosleep(&ts, NULL);
+        if (ns < 2000000)
+            ns *= 2;
+    }
+}
+
+/* MPI_Bcast of one int from rank 0, waiting without spinning. */
+static void bcast_int(int *v, const char *what)
+{
+    MPI_Request req;
+    mpi_check(MPI_Ibcast(v, 1, MPI_INT, 0, MPI_COMM_WORLD, &req), what);
+    wait_idle(&req, what);
+}
+
+/* MPI_Allreduce(MAX) of one int, waiting without spinning. */
+static int max_int(int v, const char *what)
+{
+    int worst = v;
+    MPI_Request req;
+    mpi_check(MPI_Iallreduce(&v, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD, &req), what);
+    wait_idle(&req, what);
+    return worst;
+}
+
 /* Abort every rank: a rank that cannot go on must not leave the others
  * hanging in a receive. */
 static void fail_all(const struct bz_err *err)
@@ -263,7 +301,7 @@ static int worker_reply(struct rank_ctx *c, int block)
     if (!c->asking)
         return BZ_OK;
     if (block)
-        mpi_check(MPI_Wait(&c->reply_req, MPI_STATUS_IGNORE), "waiting for game ids");
+        wait_idle(&c->reply_req, "waiting for game ids");
     else
         mpi_check(MPI_Test(&c->reply_req, &done, MPI_STATUS_IGNORE), "testing for game ids");
     if (!block && !done)
@@ -403,9 +441,7 @@ static int agree(int rc)
 {
     if (!use_mpi || n_ranks == 1)
         return rc;
-    int worst = rc;
-    mpi_check(MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD), "MPI_Allreduce");
-    return worst;
+    return max_int(rc, "MPI_Allreduce");
 }
 
 static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stats,
@@ -443,7 +479,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     gather_hosts(hosts, sizeof hosts);
     int attempt = plan.attempt;
     if (use_mpi && n_ranks > 1)
-        mpi_check(MPI_Bcast(&attempt, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        bcast_int(&attempt, "MPI_Bcast");
     snprintf(plan.parts, sizeof plan.parts, "%s.parts", out);
 
     c.co.todo = plan.todo;
@@ -521,10 +557,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     }
     int stopped = c.stopping || stop_signal;
     if (use_mpi && n_ranks > 1) {
-        int any = stopped;
-        mpi_check(MPI_Allreduce(&stopped, &any, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD),
-                  "MPI_Allreduce");
-        stopped = any;
+        stopped = max_int(stopped, "MPI_Allreduce");
     }
     if (my_rank == 0) {
         bz_sched_progress_print(&c.pr, 1);
@@ -581,7 +614,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         }
     }
     if (use_mpi && n_ranks > 1)
-        mpi_check(MPI_Bcast(&rc, 1, MPI_INT, 0, MPI_COMM_WORLD), "MPI_Bcast");
+        bcast_int(&rc, "MPI_Bcast"); /* the others sleep while rank 0 merges */
 out:
     stats->seconds = bz_sched_now_s() - t0;
     stats->ranks = n_ranks;
