@@ -378,7 +378,7 @@ int bz_beast_game_parse(struct bz_game *g, const struct bz_request *r, const cJS
     a.target = -1;
     a.msg.vote_promise = a.msg.vote_request = -1;
     const char *text = NULL;
-    int64_t v;
+    int64_t v = 0;
     int rc;
     switch (a.kind) {
     case BZ_BEAST_PARTNERS: {
