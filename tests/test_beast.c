@@ -712,28 +712,63 @@ static void same_seeds_should_give_identical_records(void **state)
     bz_beast_destroy(h);
 }
 
-static void zi_reasoned_action_should_be_the_random_action(void **state)
+/* zi's reasoned action is ZI-C: random, but it never pays (no transfer with
+ * a skill-1 zi payer executes) while it does collect, and each of its votes
+ * is a harmless gift when one exists; at skill 0 (ZI-U) it does pay. */
+static int zi_votes, zi_harmful;
+
+static void zi_watch_answer(const struct bz_beast *g, const struct bz_beast_request *rq,
+                            struct bz_beast_action *a, void *ctx)
+{
+    struct lineup *l = ctx;
+    heuristic_answer(g, rq, a, ctx);
+    int self = rq->agent;
+    if (rq->kind != BZ_BEAST_VOTE || l->seat[self].policy != BZ_BEAST_ZI || l->seat[self].skill < 1)
+        return;
+    int64_t ws = bz_beast_wealth(g, self), wt = bz_beast_wealth(g, a->target);
+    int any = 0;
+    for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++) {
+        int64_t wj = bz_beast_wealth(g, j);
+        any |= j != self && bz_beast_active(g, j) && (wj >= ws || wj + bz_beast_prize(g) < ws);
+    }
+    zi_votes++;
+    zi_harmful += any && !(wt >= ws || wt + bz_beast_prize(g) < ws);
+}
+
+static void zi_should_never_trade_at_a_loss_at_skill_1(void **state)
 {
     (void)state;
     struct bz_beast_config c;
     bz_beast_config_default(&c);
-    struct bz_beast *g = make(&c, 9);
-    struct bz_beast_request rq[BZ_BEAST_MAX_REQUESTS];
-    int k = bz_beast_requests(g, rq, BZ_BEAST_MAX_REQUESTS);
-    for (int i = 0; i < k; i++) {
-        struct bz_beast_mem m;
-        bz_beast_mem_init(&m, rq[i].agent, BZ_BEAST_ZI);
-        struct bz_rng r1, r2;
-        bz_rng_init(&r1, 5, (uint64_t)i);
-        bz_rng_init(&r2, 5, (uint64_t)i);
-        struct bz_beast_action a, b;
-        bz_beast_policy_act(g, &rq[i], &m, &r1, &a);
-        bz_beast_random_action(g, &rq[i], &r2, &b);
-        assert_memory_equal(&a, &b, sizeof a);
-    }
+    long paid[2] = {0}, got[2] = {0};
+    for (int k = 0; k < 2; k++)
+        for (uint64_t seed = 0; seed < 40; seed++) {
+            struct bz_beast *g = make(&c, seed);
+            struct lineup l = {0};
+            mixed_lineup(&l, 10, seed);
+            for (int i = 0; i < 10; i += 2)
+                l.seat[i] = (struct seat){BZ_BEAST_ZI, (double)k};
+            lineup_init(&l, 10, seed + 1000);
+            zi_votes = zi_harmful = 0;
+            play(g, zi_watch_answer, &l, NULL);
+            struct bz_beast_records rec;
+            bz_beast_records(g, &rec);
+            for (int t = 0; t < rec.n_transfers; t++) {
+                const struct bz_beast_transfer_row *tr = &rec.transfers[t];
+                paid[k] += tr->executed && tr->payer % 2 == 0;
+                got[k] += tr->executed && tr->payee % 2 == 0;
+            }
+            assert_true(k == 0 || zi_votes > 0);
+            assert_int_equal(zi_harmful, 0);
+            bz_beast_destroy(g);
+        }
+    print_message("zi transfers paid/received: skill 0 %ld/%ld, skill 1 %ld/%ld\n", paid[0], got[0],
+                  paid[1], got[1]);
+    assert_true(paid[0] > 0);
+    assert_int_equal(paid[1], 0);
+    assert_true(got[1] > 0);
     assert_int_equal(bz_beast_policy_parse("mercenary"), BZ_BEAST_MERCENARY);
     assert_int_equal(bz_beast_policy_parse("nope"), -1);
-    bz_beast_destroy(g);
 }
 
 /* Mean final wealth and rank of the seat 0 policy at `skill` in a fixed mixed
@@ -797,10 +832,14 @@ static void skill_should_raise_wealth_and_rank_of_each_reasoned_policy(void **st
     }
     /* loyal and bully keep their word; the mercenary breaks it when it pays */
     assert_true(kept[0] > 0.95 && kept[2] > 0.95 && kept[1] < kept[0] - 0.05);
-    /* zi's reasoned action is the random one: skill changes nothing */
-    struct perf z0 = measure(BZ_BEAST_ZI, 0.0, 1, 200), z1 = measure(BZ_BEAST_ZI, 1.0, 1, 200);
-    print_message("zi        skill 0: wealth %8.0f rank %.2f | skill 1: wealth %8.0f rank %.2f\n",
-                  z0.wealth, z0.rank, z1.wealth, z1.rank);
+    /* zi: ZI-U at skill 0, ZI-C (never pays, harmless votes) at skill 1 */
+    struct perf z0 = measure(BZ_BEAST_ZI, 0.0, 1, games), zh = measure(BZ_BEAST_ZI, 0.5, 1, games),
+                z1 = measure(BZ_BEAST_ZI, 1.0, 1, games);
+    print_message("zi        skill 0: wealth %8.0f rank %.2f | 0.5: wealth %8.0f rank %.2f | 1: "
+                  "wealth %8.0f rank %.2f\n",
+                  z0.wealth, z0.rank, zh.wealth, zh.rank, z1.wealth, z1.rank);
+    assert_true(z0.wealth < zh.wealth && zh.wealth < z1.wealth);
+    assert_true(z1.rank < z0.rank);
 }
 
 static void communication_should_change_outcomes(void **state)
@@ -866,7 +905,7 @@ int main(void)
         cmocka_unit_test(max_rounds_should_end_the_game_early),
         cmocka_unit_test(every_game_should_keep_the_invariants),
         cmocka_unit_test(same_seeds_should_give_identical_records),
-        cmocka_unit_test(zi_reasoned_action_should_be_the_random_action),
+        cmocka_unit_test(zi_should_never_trade_at_a_loss_at_skill_1),
         cmocka_unit_test(skill_should_raise_wealth_and_rank_of_each_reasoned_policy),
         cmocka_unit_test(communication_should_change_outcomes),
     };

@@ -54,6 +54,9 @@ const struct bz_policy_ops bz_beast_loyal = {
     decide_loyal};
 const struct bz_policy_ops bz_beast_mercenary = {
     "mercenary", "sells its vote for transfers, breaks promises when it pays", decide_mercenary};
-const struct bz_policy_ops bz_beast_zi = {"zi", "random partners, offers and votes", decide_zi};
+const struct bz_policy_ops bz_beast_zi = {
+    "zi",
+    "ZI-C: random partners, asks and votes, but never pays and never votes itself down a rank",
+    decide_zi};
 const struct bz_policy_ops bz_beast_bully = {
     "bully", "demands transfers for protection, votes against those who refuse", decide_bully};

@@ -244,12 +244,18 @@ void bz_nego_propose_random(const struct bz_nego_view *v, struct bz_rng *rng, vo
     }
 }
 
-/* zi's budget: a random proposal that leaves self at least half its fair
- * share (items moved to self from a random offset; x pulled toward p_self). */
+/* zi is Gode and Sunder's ZI-C: skill 0 plays ZI-U (bz_nego_propose_random,
+ * coin-flip votes), skill 1 random actions within a budget, never a deal at a
+ * loss. Budget: its fair share, i.e. its NBS utility nbs_u[self]. Proposal: a
+ * uniform random outcome, then made to give self at least the fair share
+ * (items from a random offset moved to self; x pulled toward p_self just far
+ * enough). Vote: accept exactly when the proposal gives self at least what
+ * refusing is worth in expectation, the fair share one round later,
+ * gamma * nbs_u[self]. */
 static void zi_propose(const struct bz_nego_view *v, int self, struct bz_rng *rng,
                        struct bz_nego_scratch *s, void *out)
 {
-    double bar = 0.8 * v->nbs_u[self];
+    double bar = v->nbs_u[self];
     bz_nego_propose_random(v, rng, out);
     if (v->items) {
         const struct bz_nego_items *g = v->items;
@@ -323,6 +329,7 @@ int bz_nego_vote(const struct bz_nego_view *v, enum bz_nego_policy p, int self, 
                  struct bz_rng *rng, struct bz_nego_scratch *s)
 {
     (void)s;
+    (void)rng; /* zi's votes are deterministic in the proposal (ZI-C) */
     if (proposer == self)
         return 1;
     double u = util(v, proposal, self), fb = v->nbs_u[self];
@@ -332,7 +339,7 @@ int bz_nego_vote(const struct bz_nego_view *v, enum bz_nego_policy p, int self, 
         double ease = v->max_rounds > 1 ? (double)(round - 1) / (v->max_rounds - 1) : 1.0;
         return u >= fb * (1.0 - 0.1 * fmin(1.0, ease));
     }
-    case BZ_NEGO_ZI: return u >= 0.8 * fb && bz_nego_vote_random(rng);
+    case BZ_NEGO_ZI: return u >= v->gamma * fb; /* see zi_propose */
     case BZ_NEGO_RECIPROCAL: return u >= (cooperated(v, h, self, proposer) ? 0.9 : 1.05) * fb;
     }
     return 0;

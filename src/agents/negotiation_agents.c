@@ -86,7 +86,9 @@ static const struct bz_policy_ops greedy = {
     "keeps all it can while buying just enough supporters; accepts only above its NBS utility",
     decide_greedy};
 static const struct bz_policy_ops zi = {
-    "zi", "random proposals giving itself at least half its NBS utility; coin-flip votes",
+    "zi",
+    "ZI-C: random proposals giving itself at least its NBS utility; accepts at least gamma times "
+    "that",
     decide_zi};
 static const struct bz_policy_ops reciprocal = {
     "reciprocal", "concedes to those who conceded to it, punishes the others", decide_reciprocal};

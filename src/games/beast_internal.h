@@ -312,8 +312,8 @@ int bz_beast_policy_parse(const char *name);
 const char *bz_beast_policy_name(int policy);
 void bz_beast_mem_init(struct bz_beast_mem *m, int self, int policy);
 /* The policy's reasoned action for rq (admissible: the tests check every one).
- * Draws from rng for zi (whose reasoned action is the random one) and to
- * break ties among equally ranked partners. */
+ * Draws from rng for zi (ZI-C: random but never paying, votes only as
+ * harmless gifts) and to break ties among equally ranked partners. */
 void bz_beast_policy_act(const struct bz_beast *g, const struct bz_beast_request *rq,
                          struct bz_beast_mem *mem, struct bz_rng *rng, struct bz_beast_action *a);
 /* Skill mix: with probability skill the reasoned action, else

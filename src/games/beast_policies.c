@@ -461,16 +461,67 @@ static void bully_act(const struct bz_beast *g, const struct bz_beast_request *r
     }
 }
 
+/* ---- zi ----
+ * Gode and Sunder's zero intelligence: skill 0 plays ZI-U (the game's random
+ * admissible action), the reasoned action is ZI-C, random within a budget
+ * that rules out a trade at a loss. Here a loss is wealth paid away or rank
+ * given away: zi never offers to give, never accepts an ask (it never pays),
+ * and gives its declared vote and its vote only as a harmless gift (to
+ * someone already richer, or who stays poorer even with the prize). All else
+ * is drawn as bz_beast_random_action draws it: partners, asks of 1..the
+ * partner's wealth, taking a gift on a coin flip, promises and requests. */
+
+static int zi_other(const struct bz_beast *g, int self, int harmless, struct bz_rng *rng)
+{
+    int cand[BZ_BEAST_MAX_AGENTS], k = 0;
+    for (int j = 0; j < bz_beast_cfg(g)->n_agents; j++)
+        if (j != self && bz_beast_active(g, j) && (!harmless || harmless_gift(g, self, j)))
+            cand[k++] = j;
+    if (k == 0 && harmless) /* nobody is a harmless gift: any other */
+        return zi_other(g, self, 0, rng);
+    return k ? cand[bz_rng_below(rng, (uint64_t)k)] : -1;
+}
+
+static void zi_act(const struct bz_beast *g, const struct bz_beast_request *rq, struct bz_rng *rng,
+                   struct bz_beast_action *a)
+{
+    int self = rq->agent;
+    switch (rq->kind) {
+    case BZ_BEAST_MESSAGE: {
+        const struct bz_beast_transfer_row *t = bz_beast_open_offer(g, rq->conv);
+        int p = partner_in(g, rq->conv, self);
+        if (t && t->payee == self && bz_rng_below(rng, 2)) {
+            a->msg.accept = 1;
+            break;
+        }
+        if (bz_rng_below(rng, 2)) {
+            int64_t w = bz_beast_wealth(g, p);
+            a->msg.offer = BZ_BEAST_OFFER_ASK;
+            a->msg.amount = 1 + (int64_t)bz_rng_below(rng, (uint64_t)(w > 1 ? w : 1));
+        } else {
+            a->msg.leave = bz_rng_below(rng, 4) == 0;
+        }
+        if (bz_rng_below(rng, 2))
+            a->msg.vote_promise = zi_other(g, self, 0, rng);
+        if (bz_rng_below(rng, 2))
+            a->msg.vote_request = zi_other(g, p, 0, rng);
+        break;
+    }
+    case BZ_BEAST_DECLARE:
+        a->target =
+            bz_rng_below(rng, (uint64_t)bz_beast_n_active(g)) == 0 ? -1 : zi_other(g, self, 1, rng);
+        break;
+    case BZ_BEAST_VOTE: a->target = zi_other(g, self, 1, rng); break;
+    default: bz_beast_random_action(g, rq, rng, a); break; /* partners: any are harmless */
+    }
+}
+
 /* ---- entry points ---- */
 
 void bz_beast_policy_act(const struct bz_beast *g, const struct bz_beast_request *rq,
                          struct bz_beast_mem *mem, struct bz_rng *rng, struct bz_beast_action *a)
 {
     mem_sync(g, mem);
-    if (mem->policy == BZ_BEAST_ZI) { /* zero intelligence: random within the rules */
-        bz_beast_random_action(g, rq, rng, a);
-        return;
-    }
     memset(a, 0, sizeof *a);
     a->kind = rq->kind;
     a->msg.vote_promise = a->msg.vote_request = -1;
@@ -479,6 +530,7 @@ void bz_beast_policy_act(const struct bz_beast *g, const struct bz_beast_request
     case BZ_BEAST_LOYAL: loyal_act(g, rq, mem, rng, a); break;
     case BZ_BEAST_MERCENARY: mercenary_act(g, rq, mem, rng, a); break;
     case BZ_BEAST_BULLY: bully_act(g, rq, mem, rng, a); break;
+    case BZ_BEAST_ZI: zi_act(g, rq, rng, a); break;
     default: bz_beast_fallback(g, rq, a); break;
     }
 }

@@ -288,9 +288,11 @@ struct bz_nego_scratch {
  *   segment from its position to the NBS meeting the supporters' bars);
  *   accepts u >= fb (1 - 0.1 (r - 1) / max(1, R - 1)): above fair's bar, easing
  *   to 0.9 fb by the last round.
- * - zi: a random proposal that gives itself at least 0.5 fb (items: uniform
- *   receivers, then items moved to itself until met; treaty: uniform x pulled
- *   toward its position); votes: rejects below 0.5 fb, else a coin flip.
+ * - zi: Gode and Sunder's ZI-C (skill 0 is ZI-U, the random action): a
+ *   random proposal that gives itself at least fb (items: uniform receivers,
+ *   then items moved to itself until met; treaty: uniform x pulled toward its
+ *   position just far enough); accepts exactly when u >= gamma fb, what
+ *   refusing is worth in expectation (its fair share a round later).
  * - reciprocal: j cooperated if j's latest proposal gave it >= 0.9 fb or more
  *   than j's previous one (everyone in round 1); proposes the NBS when all
  *   cooperated, otherwise as greedy with the cooperators as supporters held
