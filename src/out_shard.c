@@ -62,11 +62,11 @@ struct bz_shard {
     size_t n_tables, cap_tables;
     int64_t *ids; /* committed game ids, in commit order */
     size_t n_ids, cap_ids;
-    hid_t dxpl;         /* transfer properties with tconv/bkg below */
+    hid_t dxpl; /* transfer properties with tconv/bkg below */
     void *tconv, *bkg;
-    int group_commit;   /* appends wait for bz_shard_sync */
-    int evictions_off;  /* metadata held in memory since the last flush */
-    char *pending;      /* journal lines of games written but not yet synced */
+    int group_commit;  /* appends wait for bz_shard_sync */
+    int evictions_off; /* metadata held in memory since the last flush */
+    char *pending;     /* journal lines of games written but not yet synced */
     size_t pending_len, pending_cap, n_pending;
 };
 
@@ -457,9 +457,15 @@ static int write_all(struct bz_shard *s, const struct bz_records *rec, int commi
     return s->group_commit && commit ? BZ_OK : sync_shard(s, err);
 }
 
-void bz_shard_set_group_commit(struct bz_shard *s, int on) { s->group_commit = on; }
+void bz_shard_set_group_commit(struct bz_shard *s, int on)
+{
+    s->group_commit = on;
+}
 
-size_t bz_shard_pending(const struct bz_shard *s) { return s ? s->n_pending : 0; }
+size_t bz_shard_pending(const struct bz_shard *s)
+{
+    return s ? s->n_pending : 0;
+}
 
 int bz_shard_sync(struct bz_shard *s, struct bz_err *err)
 {

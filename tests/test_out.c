@@ -34,21 +34,21 @@
 #define games_desc bz_games_table
 
 #define TURN_COLUMNS(X, R)                                                                         \
-    X(R, game_id, I64, "", "game id")                                                             \
-    X(R, turn, I32, "", "turn")                                                                   \
-    X(R, agent, I32, "", "seat")                                                                  \
-    X(R, price, F64, "USD/MWh", "a price")                                                        \
-    X(R, flag, U8, "", "a flag")                                                                  \
-    X(R, msg, STR, "", "a message")                                                               \
-    X(R, big, I64, "", "a large integer")                                                         \
-    X(R, seed, U64, "", "a seed above 2^63")                                                      \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "turn")                                                                    \
+    X(R, agent, I32, "", "seat")                                                                   \
+    X(R, price, F64, "USD/MWh", "a price")                                                         \
+    X(R, flag, U8, "", "a flag")                                                                   \
+    X(R, msg, STR, "", "a message")                                                                \
+    X(R, big, I64, "", "a large integer")                                                          \
+    X(R, seed, U64, "", "a seed above 2^63")                                                       \
     X(R, note, STR, "", "sometimes NULL: written as \"\"")
 BZ_TABLE_ROW(turn_row, TURN_COLUMNS);
 static BZ_TABLE_DEFINE(turns_desc, "/fake/turns", turn_row, TURN_COLUMNS);
 
 #define MARKET_COLUMNS(X, R)                                                                       \
-    X(R, game_id, I64, "", "game id")                                                             \
-    X(R, turn, I32, "", "turn")                                                                   \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "turn")                                                                    \
     X(R, clearing_price, F64, "USD/MWh", "clearing price")
 BZ_TABLE_ROW(market_row, MARKET_COLUMNS);
 static BZ_TABLE_DEFINE(market_desc, "/fake/market", market_row, MARKET_COLUMNS);
