@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "bazaar/eia.h"
+#include "bazaar/file.h"
 #include "games/electricity_internal.h"
 
 #ifndef BZ_SOURCE_DIR
@@ -37,12 +38,17 @@ static void resolve_path(const struct bz_game_config *cfg, const char *name, cha
 static int load_profile(const char *path, double load[24], double avail[24], double price[24],
                         struct bz_err *err)
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return bz_err_set(err, BZ_EINVAL, "profile: cannot open %s: %s", path, strerror(errno));
-    char line[512];
-    int rc = BZ_OK, row = 0, lineno = 0;
-    while (fgets(line, sizeof line, f)) {
+    /* read whole through the capped reader: a FIFO, a device or a huge
+     * file is refused before any read (never a hang) */
+    char *text = NULL;
+    int rc = bz_file_load(path, (size_t)1 << 20, "profile", &text, NULL, err);
+    if (rc)
+        return rc;
+    int row = 0, lineno = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
         lineno++;
         if (lineno == 1) {
             if (strncmp(line, "hour,", 5) != 0)
@@ -54,7 +60,7 @@ static int load_profile(const char *path, double load[24], double avail[24], dou
                 goto out;
             continue;
         }
-        if (line[0] == '\n' || line[0] == '\0' || line[0] == '\r')
+        if (line[0] == '\0' || line[0] == '\r')
             continue;
         int h;
         double l, a, p;
@@ -87,7 +93,7 @@ static int load_profile(const char *path, double load[24], double avail[24], dou
         rc =
             bz_err_set(err, BZ_EINVAL, "profile: %s: expected 24 hourly rows, found %d", path, row);
 out:
-    fclose(f);
+    free(text);
     return rc;
 }
 

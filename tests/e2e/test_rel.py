@@ -501,3 +501,15 @@ def test_eia_file_that_is_a_device_fifo_or_folder_is_refused_at_start(tmp_path):
                    tmp_path / "eia.h5", check=False, timeout=60)
         assert r.returncode == 2 and "not a regular file" in r.stderr, (bad, r.stderr)
         assert not (tmp_path / "eia.h5.parts").exists()
+
+
+def test_profile_that_is_a_device_fifo_or_folder_is_refused_at_start(tmp_path):
+    fifo = tmp_path / "profile.fifo"
+    os.mkfifo(fifo)
+    for bad in ("/dev/zero", str(fifo), str(tmp_path)):
+        spec = dict(TINY)
+        spec["fixed"] = dict(TINY["fixed"], profile=bad)
+        r = bazaar("run", write_spec(tmp_path, spec, name="profile.json"), "-o",
+                   tmp_path / "profile.h5", check=False, timeout=60)
+        assert r.returncode == 2 and "not a regular file" in r.stderr, (bad, r.stderr)
+        assert not (tmp_path / "profile.h5.parts").exists()
