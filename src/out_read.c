@@ -60,6 +60,13 @@ static int read_all(hid_t file, const char *path, const char *table, hid_t mtype
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", path, table);
         goto out;
     }
+    /* a crafted dataspace may claim any size: cap it before allocating (as
+     * bz_out_h5_read_game_ids does) */
+    if (*n > ((hsize_t)1 << 32)) {
+        rc = bz_err_set(err, BZ_EIO, "%s: %s claims %llu rows, more than bazaar reads", path, table,
+                        (unsigned long long)*n);
+        goto out;
+    }
     if (!(*buf = calloc(*n ? (size_t)*n : 1, H5Tget_size(mtype)))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, table);
         goto out;
