@@ -45,6 +45,25 @@ static void add_msg(const struct bz_game *g, cJSON *arr, const struct bz_beast_m
 }
 
 /* Conversation conv as `self` sees it (self is one of its two parties). */
+/* An array name in parent of the declarations self has seen in round q,
+ * [{agent, declared_vote}], leaving out agent skip (-1: none). */
+static void add_declared(const struct bz_game *g, cJSON *parent, const char *name, int self, int q,
+                         int skip)
+{
+    cJSON *dec = cJSON_AddArrayToObject(parent, name);
+    for (int j = 0; dec && j < g->n; j++) {
+        int d = j == skip ? -1 : bz_beast_seen_declared(g->eng, self, q, j);
+        if (d < 0)
+            continue;
+        cJSON *t = cJSON_CreateObject();
+        if (!t)
+            break;
+        cJSON_AddItemToArray(dec, t);
+        cJSON_AddNumberToObject(t, "agent", j);
+        cJSON_AddNumberToObject(t, "declared_vote", d);
+    }
+}
+
 static cJSON *conv_object(const struct bz_game *g, int conv, int self)
 {
     const struct bz_beast_conv_row *c = bz_beast_conv(g->eng, conv);
@@ -154,33 +173,11 @@ int bz_beast_game_observe(const struct bz_game *g, const struct bz_request *r, c
             cJSON_AddNumberToObject(t, "votes", v);
         }
         if (g->bc.communication) {
-            cJSON *dec = cJSON_AddArrayToObject(o, "declared");
-            for (int j = 0; dec && j < g->n; j++) {
-                int d = bz_beast_seen_declared(g->eng, self, q, j);
-                if (d < 0)
-                    continue;
-                cJSON *t = cJSON_CreateObject();
-                if (!t)
-                    break;
-                cJSON_AddItemToArray(dec, t);
-                cJSON_AddNumberToObject(t, "agent", j);
-                cJSON_AddNumberToObject(t, "declared_vote", d);
-            }
+            add_declared(g, o, "declared", self, q, -1);
         }
     }
     if (kind == BZ_BEAST_VOTE && g->bc.communication) {
-        cJSON *dec = cJSON_AddArrayToObject(pub, "declared_this_round");
-        for (int j = 0; dec && j < g->n; j++) {
-            int d = j == self ? -1 : bz_beast_seen_declared(g->eng, self, round, j);
-            if (d < 0)
-                continue;
-            cJSON *t = cJSON_CreateObject();
-            if (!t)
-                break;
-            cJSON_AddItemToArray(dec, t);
-            cJSON_AddNumberToObject(t, "agent", j);
-            cJSON_AddNumberToObject(t, "declared_vote", d);
-        }
+        add_declared(g, pub, "declared_this_round", self, round, self);
     }
     if (conv >= 0) {
         cJSON *c = conv_object(g, conv, self);
