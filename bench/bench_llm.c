@@ -203,6 +203,7 @@ int main(int argc, char **argv)
         cfg[g].agents = agents;
         cfg[g].lineup_name = "bench";
         cfg[g].repetition = g;
+        cfg[g].memory_turns = memory;
     }
     const char *ids[] = {"t-openai"};
     struct bz_llm *llm = NULL;

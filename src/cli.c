@@ -406,6 +406,46 @@ out:
 
 /* ---- expand ------------------------------------------------------------- */
 
+static void print_est_part(const char *head, const struct bz_llm_est_part *p)
+{
+    printf("%sinput %lld tokens (%lld of them cached), output %lld tokens, $%.2f\n", head,
+           (long long)p->input_tokens, (long long)p->cached_input_tokens,
+           (long long)p->output_tokens, p->cost_usd);
+}
+
+/* The LLM estimate: the total, cached input apart, per llm.memory_turns value
+ * when the grid varies it, and what the figures assume. */
+static int print_estimate(const struct bz_spec *spec, const struct bz_grid *grid,
+                          struct bz_err *err)
+{
+    struct bz_llm_est e;
+    int rc = bz_llm_estimate(spec, grid, &e, err);
+    if (rc)
+        return rc;
+    const struct bz_llm_est_part *t = &e.total;
+    printf("LLM estimate: about %lld tokens, $%.2f (from prompt sizes and the registry's "
+           "prices)\n",
+           (long long)(t->input_tokens + t->output_tokens), t->cost_usd);
+    print_est_part("  ", t);
+    for (int i = 0; e.n_levels > 1 && i < e.n_levels; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "  memory_turns %d (%lld games): ", e.levels[i].memory_turns,
+                 (long long)e.levels[i].games);
+        print_est_part(head, &e.levels[i]);
+    }
+    printf("  assumes: 4 bytes a token; %d-token replies; every decision answered at the first "
+           "attempt; chat history as llm.memory_turns builds it; prompt caching per agent and "
+           "game: after an agent's first call, the leading whole messages (reply schema, system "
+           "prompt, chat history) it shares with an earlier call of its own are read from the "
+           "provider's cache when they reach %d tokens, at price_cached_in_per_mtok (the input "
+           "price where the registry gives none), cache writes at the input price; %lld of %lld "
+           "games played, the rest scaled\n",
+           BZ_LLM_EST_OUTPUT_TOKENS, BZ_LLM_EST_CACHE_MIN_TOKENS, (long long)e.sampled,
+           (long long)bz_grid_count(grid));
+    bz_llm_est_cleanup(&e);
+    return BZ_OK;
+}
+
 static int cmd_expand(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -453,16 +493,8 @@ static int cmd_expand(int argc, char **argv)
     }
     if (n > show)
         printf("  ... %lld more\n", (long long)(n - show));
-    if (bz_spec_has_llm(spec)) {
-        int64_t tokens = 0;
-        double cost = 0;
-        rc = bz_llm_estimate(spec, grid, &tokens, &cost, &err);
-        if (rc)
-            goto out;
-        printf("LLM estimate: about %lld tokens, $%.2f (from prompt sizes and the registry's "
-               "prices)\n",
-               (long long)tokens, cost);
-    }
+    if (bz_spec_has_llm(spec) && (rc = print_estimate(spec, grid, &err)))
+        goto out;
 out:
     bz_grid_destroy(grid);
     bz_spec_destroy(spec);

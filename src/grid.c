@@ -2,8 +2,9 @@
  * seeds. Everything a config points to is built once at create; decoding a
  * game id allocates nothing (the scheduler calls it for every game).
  *
- * Game ids: the grid's axes (every parameter given in "grid", and "lineup"
- * when grid.lineup is given) sorted by name (strcmp), values in the order the
+ * Game ids: the grid's axes (every parameter given in "grid", "lineup" when
+ * grid.lineup is given, and "llm.memory_turns" when the grid lists it) sorted
+ * by name (strcmp), values in the order the
  * spec lists them, the repetition last:
  *     game_id = ((i_0 * n_1 + i_1) * n_2 + ... + i_{k-1}) * repetitions + rep
  * so the repetition varies fastest, then the alphabetically last axis, and the
@@ -14,10 +15,12 @@
  * with hash(value), parameters in name order, so fixed, default and one-value
  * grid lists give the same seeds):
  *     env_seed = H("bazaar.env", sweep seed, every env=1 parameter, rep)
- *     seed     = H("bazaar.game", sweep seed, every parameter, lineup name, rep)
- * env_seed leaves out communication, the lineup and every env=0 parameter, so
- * one market realisation is played with communication on and off and by every
- * lineup (DESIGN.md "Sweep spec": paired seeds). Every draw comes from
+ *     seed     = H("bazaar.game", sweep seed, every parameter, lineup name,
+ *                   llm.memory_turns when not 0, rep)
+ * env_seed leaves out communication, the lineup, llm.memory_turns and every
+ * env=0 parameter, so one market realisation is played with communication on
+ * and off, with and without memory, and by every lineup (DESIGN.md "Sweep
+ * spec": paired seeds). Every draw comes from
  * env_seed: the environment's, and each seat's agent stream from (env_seed,
  * seat, agent label) (match.c), so seed is an id that draws nothing. */
 #include <inttypes.h>
@@ -35,6 +38,7 @@
 #define MAX_AXES (BZ_MAX_PARAMS + 1)
 #define MAX_FILL_BYTES ((size_t)1 << 30) /* cap on the filled lineups' memory */
 #define LINEUP_AXIS (-1)
+#define MEMORY_AXIS (-2) /* llm.memory_turns */
 
 struct grid_axis {
     int param; /* index of ops->params, or LINEUP_AXIS */
@@ -52,6 +56,8 @@ struct bz_grid {
     uint64_t *value_hash[BZ_MAX_PARAMS]; /* per param, per value: H(name, value) */
     uint64_t env_base, seed_base;        /* H(tag, sweep seed) */
     uint64_t *lineup_hash;               /* per lineup axis entry */
+    uint8_t *lineup_llm;                 /* per lineup axis entry: 1 when it names a model */
+    uint64_t *memory_hash;               /* per llm.memory_turns value: H(name, value) */
     struct bz_agent_spec **fill;         /* per lineup axis entry: max n_agents agents */
     char *data_dir;
     struct bz_game_config base; /* fixed and default values */
@@ -107,6 +113,8 @@ int bz_grid_create(const struct bz_spec *s, struct bz_grid **out, struct bz_err 
     }
     if (s->lineup_in_grid)
         g->axes[g->n_axes++] = (struct grid_axis){LINEUP_AXIS, s->n_lineup_axis, "lineup"};
+    if (s->memory.mode == BZ_SPEC_GRID)
+        g->axes[g->n_axes++] = (struct grid_axis){MEMORY_AXIS, s->memory.n, BZ_SPEC_MEMORY_KEY};
     sort_params(g->sorted, g->n_sorted, ops);
     sort_axes(g->axes, g->n_axes);
     g->count = s->repetitions;
@@ -126,6 +134,11 @@ int bz_grid_create(const struct bz_spec *s, struct bz_grid **out, struct bz_err 
         for (int i = 0; i < sp->n; i++)
             g->value_hash[p][i] = value_hash(&ops->params[p], sp, i);
     }
+    if (!(g->memory_hash = malloc((size_t)s->memory.n * sizeof *g->memory_hash)))
+        goto nomem;
+    for (int i = 0; i < s->memory.n; i++)
+        g->memory_hash[i] =
+            bz_hash_combine(bz_hash_str(BZ_SPEC_MEMORY_KEY), bz_hash_f64(s->memory.num[i]));
     g->env_base = bz_hash_combine(bz_hash_str("bazaar.env"), bz_hash64(s->seed));
     g->seed_base = bz_hash_combine(bz_hash_str("bazaar.game"), bz_hash64(s->seed));
 
@@ -144,11 +157,15 @@ int bz_grid_create(const struct bz_spec *s, struct bz_grid **out, struct bz_err 
     }
     g->lineup_hash = calloc((size_t)s->n_lineup_axis, sizeof *g->lineup_hash);
     g->fill = calloc((size_t)s->n_lineup_axis, sizeof *g->fill);
-    if (!g->lineup_hash || !g->fill)
+    g->lineup_llm = calloc((size_t)s->n_lineup_axis, sizeof *g->lineup_llm);
+    if (!g->lineup_hash || !g->fill || !g->lineup_llm)
         goto nomem;
     for (int j = 0; j < s->n_lineup_axis; j++) {
         const struct bz_spec_lineup *l = &s->lineups[s->lineup_axis[j]];
         g->lineup_hash[j] = bz_hash_combine(bz_hash_str("lineup"), bz_hash_str(l->name));
+        /* every agent of a lineup is in any fill (n_agents >= its length) */
+        for (int i = 0; i < l->n; i++)
+            g->lineup_llm[j] |= l->agents[i].kind == BZ_AGENT_LLM;
         if (!(g->fill[j] = malloc(max_n * sizeof *g->fill[j])))
             goto nomem;
         for (size_t i = 0; i < max_n; i++)
@@ -184,6 +201,8 @@ void bz_grid_destroy(struct bz_grid *g)
         free(g->fill[j]);
     free(g->fill);
     free(g->lineup_hash);
+    free(g->lineup_llm);
+    free(g->memory_hash);
     for (int p = 0; p < BZ_MAX_PARAMS; p++)
         free(g->value_hash[p]);
     free(g->data_dir);
@@ -218,18 +237,22 @@ const struct bz_spec *bz_grid_spec(const struct bz_grid *g)
 
 /* Decode game_id into value indices per param (vi), the lineup entry and the
  * repetition. */
-static void decode(const struct bz_grid *g, int64_t game_id, int *vi, int *lineup, int *rep)
+static void decode(const struct bz_grid *g, int64_t game_id, int *vi, int *lineup, int *memory,
+                   int *rep)
 {
     int64_t rem = game_id;
     *rep = (int)(rem % g->s->repetitions);
     rem /= g->s->repetitions;
     memset(vi, 0, sizeof(int) * BZ_MAX_PARAMS);
     *lineup = 0;
+    *memory = 0;
     for (int a = g->n_axes - 1; a >= 0; a--) {
         int i = (int)(rem % g->axes[a].n);
         rem /= g->axes[a].n;
         if (g->axes[a].param == LINEUP_AXIS)
             *lineup = i;
+        else if (g->axes[a].param == MEMORY_AXIS)
+            *memory = i;
         else
             vi[g->axes[a].param] = i;
     }
@@ -240,15 +263,15 @@ int bz_grid_config(const struct bz_grid *g, int64_t game_id, struct bz_game_conf
 {
     const struct bz_spec *s = g->s;
     const struct bz_game_ops *ops = s->ops;
-    int vi[BZ_MAX_PARAMS], li, rep;
+    int vi[BZ_MAX_PARAMS], li, mi, rep;
     if (game_id < 0 || game_id >= g->count)
         return bz_err_set(err, BZ_EINVAL, "%s: game id %" PRId64 " outside [0, %" PRId64 ")",
                           s->origin, game_id, g->count);
-    decode(g, game_id, vi, &li, &rep);
+    decode(g, game_id, vi, &li, &mi, &rep);
     *cfg = g->base;
     for (int a = 0; a < g->n_axes; a++) {
         int p = g->axes[a].param;
-        if (p == LINEUP_AXIS)
+        if (p < 0)
             continue;
         cfg->num[p] = s->params[p].num[vi[p]];
         if (s->params[p].str)
@@ -263,12 +286,16 @@ int bz_grid_config(const struct bz_grid *g, int64_t game_id, struct bz_game_conf
         seed = bz_hash_combine(seed, h);
     }
     seed = bz_hash_combine(seed, g->lineup_hash[li]);
+    int memory = (int)s->memory.num[mi];
+    if (memory != 0) /* so that a spec without memory keeps its seeds */
+        seed = bz_hash_combine(seed, g->memory_hash[mi]);
     cfg->env_seed = bz_hash_combine(env, bz_hash64((uint64_t)rep));
     cfg->seed = bz_hash_combine(seed, bz_hash64((uint64_t)rep));
     cfg->game_id = game_id;
     cfg->repetition = rep;
     cfg->n_agents = (int)cfg->num[s->idx_n_agents];
     cfg->communication = cfg->num[s->idx_communication] != 0;
+    cfg->memory_turns = g->lineup_llm[li] ? memory : 0;
     cfg->agents = g->fill[li];
     cfg->lineup_name = s->lineups[s->lineup_axis[li]].name;
     return BZ_OK;
@@ -305,19 +332,24 @@ int bz_grid_describe(const struct bz_grid *g, int64_t game_id, char *buf, size_t
 {
     const struct bz_spec *s = g->s;
     struct bz_game_config cfg;
-    int vi[BZ_MAX_PARAMS], li, rep;
+    int vi[BZ_MAX_PARAMS], li, mi, rep;
     char item[4200];
     size_t used = 0;
     if (n)
         buf[0] = '\0';
     if (bz_grid_config(g, game_id, &cfg, NULL))
         return BZ_EINVAL;
-    decode(g, game_id, vi, &li, &rep);
+    decode(g, game_id, vi, &li, &mi, &rep);
     snprintf(item, sizeof item, "game %" PRId64 ":", game_id);
     append(buf, n, &used, item);
     for (int a = 0; a < g->n_axes; a++) {
         if (g->axes[a].param == LINEUP_AXIS)
             continue;
+        if (g->axes[a].param == MEMORY_AXIS) {
+            snprintf(item, sizeof item, " %s=%.0f", BZ_SPEC_MEMORY_KEY, s->memory.num[mi]);
+            append(buf, n, &used, item);
+            continue;
+        }
         item[0] = ' ';
         format_value(item + 1, sizeof item - 1, s, g->axes[a].param, vi[g->axes[a].param]);
         append(buf, n, &used, item);
@@ -357,8 +389,7 @@ int bz_grid_check(const struct bz_grid *g, struct bz_err *err)
             where[0] = '\0';
             for (int a = 0; a < g->n_axes; a++) {
                 int p = g->axes[a].param;
-                if (p == LINEUP_AXIS ||
-                    (!ops->params[p].env && ops->params[p].kind != BZ_PARAM_STR))
+                if (p < 0 || (!ops->params[p].env && ops->params[p].kind != BZ_PARAM_STR))
                     continue;
                 item[0] = used ? ' ' : '\0';
                 format_value(item + (used ? 1 : 0), sizeof item - 1, s, p, idx[a]);
@@ -376,7 +407,7 @@ int bz_grid_check(const struct bz_grid *g, struct bz_err *err)
         int a = g->n_axes - 1;
         for (; a >= 0; a--) {
             int p = g->axes[a].param;
-            if (p == LINEUP_AXIS || (!ops->params[p].env && ops->params[p].kind != BZ_PARAM_STR))
+            if (p < 0 || (!ops->params[p].env && ops->params[p].kind != BZ_PARAM_STR))
                 continue;
             if (++idx[a] < g->axes[a].n)
                 break;

@@ -12,9 +12,11 @@
  *     "fixed": { "max_turns": 24, "n_agents": 4, "lineup": "balanced" },
  *                                    any of the game's parameters, one value each
  *     "grid":  { "scarcity": [0.8, 1.0], "communication": [true, false],
- *                "lineup": ["balanced", "gap"] },
+ *                "lineup": ["balanced", "gap"], "llm.memory_turns": [0, 3] },
  *                                    any parameter as a non-empty list of
- *                                    distinct values
+ *                                    distinct values; "llm.memory_turns"
+ *                                    varies the LLM agents' memory (then
+ *                                    not also in "llm")
  *     "lineups": { "balanced": ["heuristic:truthful?skill=0.5", "gpt-4o"] },
  *     "output":  "results/quickstart.h5",      optional; default results/<name>.h5
  *     "models":  "sweeps/models.json",         optional (LLM models registry)
@@ -67,6 +69,13 @@ struct ctx {
     struct bz_err *err;
     struct bz_spec *s;
 };
+
+/* llm.memory_turns as a grid axis: an integer, outside the environment (a
+ * treatment, like communication: games that differ only in it share
+ * env_seed). */
+static const struct bz_param_desc memory_desc = {
+    BZ_SPEC_MEMORY_KEY, BZ_PARAM_INT, 0, 0,
+    BZ_SPEC_MEMORY_MAX, NULL,         0, "earlier turns an LLM agent sees as chat history"};
 
 /* "origin: path: message", always BZ_EINVAL. */
 __attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char *path,
@@ -534,6 +543,10 @@ static int params_init(struct ctx *c)
 static int unknown_param(struct ctx *c, const char *path, const char *key)
 {
     const struct bz_game_ops *ops = c->s->ops;
+    if (strcmp(key, BZ_SPEC_MEMORY_KEY) == 0)
+        return fail(c, path,
+                    "set one value as \"llm\": {\"memory_turns\": k}, or vary it with "
+                    "grid.\"" BZ_SPEC_MEMORY_KEY "\": [k1, k2, ...]");
     for (size_t i = 0; i < ops->n_renamed; i++)
         if (strcmp(ops->renamed[i][0], key) == 0)
             return fail(c, path, "parameter %s of game %s was renamed: use %s", key, ops->name,
@@ -543,7 +556,8 @@ static int unknown_param(struct ctx *c, const char *path, const char *key)
     list[0] = '\0';
     for (size_t i = 0; i < ops->n_params && used < sizeof list; i++)
         used += (size_t)snprintf(list + used, sizeof list - used, "%s, ", ops->params[i].name);
-    return fail(c, path, "unknown parameter of game %s (known: %slineup)", ops->name, list);
+    return fail(c, path, "unknown parameter of game %s (known: %slineup, " BZ_SPEC_MEMORY_KEY ")",
+                ops->name, list);
 }
 
 static int parse_fixed(struct ctx *c, const cJSON *obj, int n_named)
@@ -593,8 +607,9 @@ static int parse_grid(struct ctx *c, const cJSON *obj, const cJSON *fixed, int n
     for (const cJSON *it = obj->child; it; it = it->next) {
         join_key(p, "grid", it->string);
         int is_lineup = strcmp(it->string, "lineup") == 0;
-        int k = is_lineup ? -1 : param_index(s->ops, it->string);
-        if (!is_lineup && k < 0)
+        int is_memory = strcmp(it->string, BZ_SPEC_MEMORY_KEY) == 0;
+        int k = is_lineup || is_memory ? -1 : param_index(s->ops, it->string);
+        if (!is_lineup && !is_memory && k < 0)
             return unknown_param(c, p, it->string);
         if (fixed && cJSON_GetObjectItemCaseSensitive(fixed, it->string))
             return fail(c, p, "also given in fixed.%s: a parameter is either fixed or in the grid",
@@ -615,8 +630,8 @@ static int parse_grid(struct ctx *c, const cJSON *obj, const cJSON *fixed, int n
             s->lineup_in_grid = 1;
             continue;
         }
-        const struct bz_param_desc *d = &s->ops->params[k];
-        struct bz_spec_param *sp = &s->params[k];
+        const struct bz_param_desc *d = is_memory ? &memory_desc : &s->ops->params[k];
+        struct bz_spec_param *sp = is_memory ? &s->memory : &s->params[k];
         param_free(sp);
         if ((rc = param_alloc(c, sp, d, n)))
             return rc;
@@ -720,7 +735,12 @@ static int parse_llm(struct ctx *c, const cJSON *obj)
             if (!(rc = get_number(c, it, p, 1, 1000000, 1, &v)))
                 l->live_games = (int)v;
         } else if (strcmp(k, "memory_turns") == 0) {
-            if (!(rc = get_number(c, it, p, 0, 1000, 1, &v)))
+            if (cJSON_IsArray(it))
+                rc = fail(c, p,
+                          "expected one integer in [0,%d]; to vary it, give the list as "
+                          "grid.\"" BZ_SPEC_MEMORY_KEY "\"",
+                          BZ_SPEC_MEMORY_MAX);
+            else if (!(rc = get_number(c, it, p, 0, BZ_SPEC_MEMORY_MAX, 1, &v)))
                 l->memory_turns = (int)v;
         } else if (strcmp(k, "max_game_seconds") == 0) {
             if (!(rc = get_number(c, it, p, 0, 1e9, 0, &v)))
@@ -743,6 +763,27 @@ static int parse_llm(struct ctx *c, const cJSON *obj)
         if (rc)
             return rc;
     }
+    return BZ_OK;
+}
+
+/* s->memory: the grid's list (parsed with the grid), else llm.memory_turns's
+ * one value; refuses both at once. */
+static int memory_axis(struct ctx *c, const cJSON *llm)
+{
+    struct bz_spec *s = c->s;
+    int fixed = cJSON_IsObject(llm) && cJSON_GetObjectItemCaseSensitive(llm, "memory_turns");
+    if (s->memory.mode == BZ_SPEC_GRID) {
+        if (fixed)
+            return fail(c, "grid." BZ_SPEC_MEMORY_KEY,
+                        "also given as llm.memory_turns: a setting is either fixed or in the "
+                        "grid");
+        return BZ_OK;
+    }
+    int rc = param_alloc(c, &s->memory, &memory_desc, 1);
+    if (rc)
+        return rc;
+    s->memory.mode = fixed ? BZ_SPEC_FIXED : BZ_SPEC_DEFAULT;
+    s->memory.num[0] = s->llm.memory_turns;
     return BZ_OK;
 }
 
@@ -930,6 +971,8 @@ static int parse_root(struct ctx *c, const cJSON *root, const struct bz_game_ops
     llm_defaults(&s->llm);
     if ((it = cJSON_GetObjectItemCaseSensitive(root, "llm")) && (rc = parse_llm(c, it)))
         return rc;
+    if ((rc = memory_axis(c, cJSON_GetObjectItemCaseSensitive(root, "llm"))))
+        return rc;
     if ((it = cJSON_GetObjectItemCaseSensitive(root, "models")) &&
         (rc = copy_path(c, it, "models", s->llm.models_path, sizeof s->llm.models_path, 0)))
         return rc;
@@ -1007,6 +1050,7 @@ void bz_spec_destroy(struct bz_spec *s)
         return;
     for (int i = 0; i < BZ_MAX_PARAMS; i++)
         param_free(&s->params[i]);
+    param_free(&s->memory);
     for (int i = 0; i < s->n_lineups; i++) {
         free(s->lineups[i].name);
         free(s->lineups[i].agents);
@@ -1059,4 +1103,12 @@ uint64_t bz_spec_seed(const struct bz_spec *s)
 int bz_spec_repetitions(const struct bz_spec *s)
 {
     return s->repetitions;
+}
+int bz_spec_memory_n(const struct bz_spec *s)
+{
+    return s->memory.n;
+}
+int bz_spec_memory_value(const struct bz_spec *s, int i)
+{
+    return (int)s->memory.num[i];
 }

@@ -51,10 +51,19 @@ struct bz_spec {
     int n_lineup_axis;
     int lineup_in_grid; /* 1: grid.lineup, 0: fixed.lineup */
 
+    /* llm.memory_turns per game: one value (llm.memory_turns or its default)
+     * or the list grid."llm.memory_turns" gives (mode BZ_SPEC_GRID); the
+     * agents of a game get it when its lineup names a model (else 0) */
+    struct bz_spec_param memory;
+
     struct bz_llm_settings llm;
     struct bz_budget budget;
     int has_llm;
 };
+
+/* The grid key of llm.memory_turns, and its bounds. */
+#define BZ_SPEC_MEMORY_KEY "llm.memory_turns"
+#define BZ_SPEC_MEMORY_MAX 1000
 
 /* bz_spec_parse / bz_spec_load against an explicit list of games. */
 int bz_spec_parse_games(const char *text, const char *origin,

@@ -82,6 +82,7 @@ static int add_games_row(struct bz_records *rec, const struct bz_game_config *cf
     g->repetition = cfg->repetition;
     g->n_agents = cfg->n_agents;
     g->communication = (uint8_t)(cfg->communication != 0);
+    g->memory_turns = cfg->memory_turns;
     g->lineup = bz_records_strdup(rec, cfg->lineup_name);
     g->turns_played = oc->turns_played;
     g->welfare = failed ? NAN : oc->welfare;

@@ -55,6 +55,7 @@ struct bz_game_config {
     int repetition;
     int n_agents;
     int communication;                  /* 0: agents see no free text from others */
+    int memory_turns;                   /* its LLM agents' llm.memory_turns; 0: none */
     double num[BZ_MAX_PARAMS];          /* by index of ops->params */
     const char *str[BZ_MAX_PARAMS];     /* STR params, owned by the grid */
     const struct bz_agent_spec *agents; /* n_agents entries, owned by the grid */

@@ -68,17 +68,44 @@ struct bz_llm_totals {
 };
 void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t);
 
-/* For `bazaar expand`: plays the grid's LLM games with fallback actions,
- * rendering each LLM agent's prompts, and sums estimated tokens (input:
- * prompt bytes / 4, plus with llm.memory_turns the chat history of the
- * agent's earlier prompts and BZ_LLM_EST_OUTPUT_TOKENS-token replies of its
- * last memory_turns turns, bounded by memory_max_tokens; output:
- * min(max_output_tokens, BZ_LLM_EST_OUTPUT_TOKENS) per decision) and cost from the registry's
- * prices. Grids larger than BZ_LLM_EST_SAMPLE games are sampled and scaled. */
+/* For `bazaar expand` (estimate.c): plays the grid's LLM games with fallback
+ * actions, rendering each LLM agent's prompts, and sums estimated tokens
+ * (input: request bytes / 4, the chat history of llm.memory_turns included,
+ * bounded by memory_max_tokens; output: min(max_output_tokens,
+ * BZ_LLM_EST_OUTPUT_TOKENS) per decision) and cost from the registry's prices.
+ * Prompt caching: after an agent's first call, the longest run of whole
+ * leading messages (reply schema, system prompt, chat history) it shares with
+ * one of its earlier calls in the game counts as cached input when it reaches
+ * BZ_LLM_EST_CACHE_MIN_TOKENS (the providers' minimum), priced at
+ * price_cached_in_per_mtok. Every memory_turns value of the grid is estimated
+ * on the same sampled games (memory changes no prompt, only the history).
+ * Grids larger than BZ_LLM_EST_SAMPLE games are sampled and scaled. */
 #define BZ_LLM_EST_OUTPUT_TOKENS 120
 #define BZ_LLM_EST_SAMPLE 64
-int bz_llm_estimate(const struct bz_spec *spec, const struct bz_grid *grid, int64_t *tokens,
-                    double *cost_usd, struct bz_err *err);
+#define BZ_LLM_EST_CACHE_MIN_TOKENS 1024
+
+/* Tokens and cost of some games. */
+struct bz_llm_est_part {
+    int memory_turns;            /* the level (levels[] only) */
+    int64_t games;               /* games of the grid counted */
+    int64_t input_tokens;        /* every input token, cached ones included */
+    int64_t cached_input_tokens; /* the part of input_tokens read from the prompt cache */
+    int64_t output_tokens;
+    double cost_usd;
+};
+
+/* The estimate: the whole grid, and per llm.memory_turns value of the grid
+ * (one level when it does not vary). Caller-owned; bz_llm_est_cleanup frees
+ * levels. */
+struct bz_llm_est {
+    struct bz_llm_est_part total;
+    struct bz_llm_est_part *levels;
+    int n_levels;
+    int64_t sampled; /* games played to estimate (the rest scaled) */
+};
+int bz_llm_estimate(const struct bz_spec *spec, const struct bz_grid *grid, struct bz_llm_est *est,
+                    struct bz_err *err);
+void bz_llm_est_cleanup(struct bz_llm_est *est);
 
 /* Fill the capability of every LLM agent in agents[0..n) from the registry at
  * models_path ("" = sweeps/models.json); heuristic agents are left alone.

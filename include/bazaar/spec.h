@@ -53,14 +53,21 @@ int bz_spec_has_llm(const struct bz_spec *s);
 const char *bz_spec_origin(const struct bz_spec *s); /* file path (or the origin given) */
 uint64_t bz_spec_seed(const struct bz_spec *s);      /* the sweep seed */
 int bz_spec_repetitions(const struct bz_spec *s);
+/* The llm.memory_turns values the grid plays: n of them (1 when it does not
+ * vary), value i in the spec's order. */
+int bz_spec_memory_n(const struct bz_spec *s);
+int bz_spec_memory_value(const struct bz_spec *s, int i);
 
 /* Expand the spec's grid. Free with bz_grid_destroy (after every config
  * handed out is no longer used); the spec must outlive the grid.
- * Game ids: the grid's axes (its parameters and "lineup") sorted by name,
- * values in the spec's order, repetition fastest (mixed radix, see grid.c).
+ * Game ids: the grid's axes (its parameters, "lineup" and
+ * "llm.memory_turns") sorted by name, values in the spec's order, repetition
+ * fastest (mixed radix, see grid.c).
  * Seeds: env_seed hashes (sweep seed, every env=1 parameter's value,
  * repetition); seed hashes (sweep seed, every parameter's value, lineup name,
- * repetition). Neither depends on the order of keys in the spec. */
+ * llm.memory_turns when not 0, repetition). Neither depends on the order of
+ * keys in the spec. A config's memory_turns is its llm.memory_turns value
+ * when the lineup names a model, else 0. */
 int bz_grid_create(const struct bz_spec *s, struct bz_grid **out, struct bz_err *err);
 void bz_grid_destroy(struct bz_grid *g);
 int64_t bz_grid_count(const struct bz_grid *g);

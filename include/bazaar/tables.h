@@ -15,12 +15,18 @@
 #define BZ_GAMES_COLUMNS(X, R)                                                                     \
     X(R, game_id, I64, "", "game id: 0..G-1 in grid order, stable for a spec")                     \
     X(R, game, STR, "", "game name (its parameters: /<game>/config)")                              \
-    X(R, seed, U64, "", "hash of every parameter, the lineup name and the repetition")             \
+    X(R, seed, U64, "",                                                                            \
+      "hash of every parameter, the lineup name, llm.memory_turns (when not 0) and the "           \
+      "repetition")                                                                                \
     X(R, env_seed, U64, "",                                                                        \
-      "seed of the environment: equal for games that differ only in lineup or communication")      \
+      "seed of the environment: equal for games that differ only in lineup, communication or "     \
+      "memory_turns")                                                                              \
     X(R, repetition, I32, "", "repetition index of the grid point, 0-based")                       \
     X(R, n_agents, I32, "", "number of agents (seats)")                                            \
     X(R, communication, U8, "", "1: agents exchange free-text messages; 0: they see none")         \
+    X(R, memory_turns, I32, "",                                                                    \
+      "llm.memory_turns: earlier turns an LLM agent sees as chat history; 0 also when the lineup " \
+      "has no LLM agent")                                                                          \
     X(R, lineup, STR, "", "name of the lineup (agents per seat: /agents)")                         \
     X(R, turns_played, I32, "", "turns the game ran")                                              \
     X(R, welfare, F64, "payoff", "sum of the agents' payoffs; NaN when failed")                    \

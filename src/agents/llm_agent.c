@@ -4,7 +4,7 @@
  * one repair prompt naming the error, else the game's fallback action;
  * records every call in /llm_calls, its words in /llm_texts (content-
  * addressed, once per game, with the registry and templates used) and the
- * match's usage. Memory (llm.memory_turns = k): the agent's own exchanges of
+ * match's usage. Memory (the game's llm.memory_turns = k): the agent's own exchanges of
  * its last k turns (prompt and the reply that decided, oldest first, at most
  * llm.memory_max_tokens x 4 bytes, oldest dropped first) go before the
  * prompt as chat history; they are read back from the game's own /llm_calls
@@ -161,7 +161,7 @@ static void add_row(struct bz_llm_decision *d, const char *outcome, const char *
     row->repair_text = rep ? rep : "";
     row->reply_text = reply ? reply : "";
     row->history = d->history_col ? d->history_col : "";
-    row->memory_turns = bz_llm_settings(d->llm)->memory_turns;
+    row->memory_turns = cfg->memory_turns;
     row->cached_input_tokens = r && r->ok ? r->cached_input_tokens : 0;
     row->model_version =
         bz_records_strdup(rec, r && r->ok && r->model_version ? r->model_version : "");
@@ -288,11 +288,11 @@ static int past_cmp(const void *a, const void *b)
 static void build_history(struct bz_llm_decision *d)
 {
     const struct bz_llm_settings *set = bz_llm_settings(d->llm);
-    int k = set->memory_turns;
+    const struct bz_game_config *cfg = bz_match_config(d->m);
+    int k = cfg->memory_turns; /* the game's own: a grid may vary it */
     if (k <= 0 || d->turn < 0)
         return;
     struct bz_records *rec = bz_match_records(d->m);
-    const struct bz_game_config *cfg = bz_match_config(d->m);
     const struct bz_rowbuf *rb = bz_records_find(rec, &bz_llm_calls_table);
     if (!rb || rb->n_rows == 0)
         return;

@@ -373,8 +373,7 @@ out:
     return rc;
 }
 
-/* The distinct model ids the grid's lineups name, and a sample config. */
-static int grid_models(const struct bz_grid *grid, char ***ids, size_t *n_ids,
+int bz_llm_grid_models(const struct bz_grid *grid, char ***ids, size_t *n_ids,
                        struct bz_game_config *sample, struct bz_err *err)
 {
     *ids = NULL;
@@ -426,7 +425,7 @@ int bz_llm_create(const struct bz_spec *spec, const struct bz_llm_options *opt, 
     struct bz_game_config sample;
     int rc = bz_grid_create(spec, &grid, err);
     if (!rc)
-        rc = grid_models(grid, &ids, &n_ids, &sample, err);
+        rc = bz_llm_grid_models(grid, &ids, &n_ids, &sample, err);
     if (!rc)
         rc = bz_llm_create_from(bz_spec_llm(spec), opt, bz_spec_game(spec), &sample,
                                 (const char *const *)ids, n_ids, 1, 0.5, out, err);
@@ -459,145 +458,4 @@ void bz_llm_get_totals(const struct bz_llm *llm, struct bz_llm_totals *t)
 {
     *t = llm->totals;
     t->retries = bz_transport_retries(llm->tr);
-}
-
-/* The estimate's hook: renders each LLM agent's prompts and sums tokens and
- * cost, then answers every decision with the fallback action. */
-struct est_past {
-    int agent, turn;
-    int64_t bytes; /* prompt bytes + an estimated reply */
-};
-
-struct estimate_ctx {
-    const struct bz_llm *llm;
-    int64_t *tok;
-    double *cost;
-    struct est_past *past; /* llm.memory_turns: the game's earlier exchanges */
-    size_t n_past, cap_past;
-};
-
-/* Bytes of chat history memory_turns adds to agent's decision at turn, as
- * llm_agent.c builds it: the agent's exchanges of its last k turns, newest
- * kept first, up to memory_max_tokens x 4 bytes. Then records this one. */
-static int64_t estimate_history(struct estimate_ctx *c, int agent, int turn, int64_t prompt_bytes)
-{
-    const struct bz_llm_settings *set = &c->llm->set;
-    int k = set->memory_turns;
-    if (k <= 0 || turn < 0)
-        return 0;
-    int64_t cap = (int64_t)set->memory_max_tokens * 4, hist = 0;
-    for (size_t i = c->n_past; i-- > 0;) {
-        const struct est_past *p = &c->past[i];
-        if (p->agent != agent || p->turn >= turn || p->turn < turn - k)
-            continue;
-        if (hist + p->bytes > cap)
-            break;
-        hist += p->bytes;
-    }
-    if (c->n_past == c->cap_past) {
-        size_t cap_n = c->cap_past ? 2 * c->cap_past : 64;
-        struct est_past *np = realloc(c->past, cap_n * sizeof *np);
-        if (!np)
-            return hist;
-        c->past = np;
-        c->cap_past = cap_n;
-    }
-    c->past[c->n_past++] =
-        (struct est_past){agent, turn, prompt_bytes + 4 * BZ_LLM_EST_OUTPUT_TOKENS};
-    return hist;
-}
-
-static int estimate_submit(void *ctx, struct bz_match *m, const struct bz_request *r,
-                           struct bz_err *err)
-{
-    (void)err;
-    struct estimate_ctx *c = ctx;
-    const struct bz_llm *llm = c->llm;
-    const struct bz_game_config *cfg = bz_match_config(m);
-    struct bz_game *g = bz_match_game(m);
-    int a = r->agent;
-    if (cfg->agents[a].kind == BZ_AGENT_LLM) {
-        int mi = bz_registry_find(llm->reg, cfg->agents[a].policy);
-        char *sys = NULL, *user = NULL;
-        int turn;
-        struct bz_err rerr = {0};
-        if (mi >= 0 && !bz_llm_render(llm, g, r, &sys, &user, &turn, &rerr)) {
-            const struct bz_model *mod = &llm->reg->models[mi];
-            const char *schema = bz_game_schema_text(g, r->phase);
-            int64_t hist = estimate_history(c, a, turn, (int64_t)strlen(user));
-            int64_t in =
-                (int64_t)(strlen(sys) + strlen(user) + (schema ? strlen(schema) : 0) + hist) / 4 +
-                16;
-            int max_out =
-                mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;
-            int64_t outt = max_out < BZ_LLM_EST_OUTPUT_TOKENS ? max_out : BZ_LLM_EST_OUTPUT_TOKENS;
-            *c->tok += in + outt;
-            *c->cost +=
-                ((double)in * mod->price_in_per_mtok + (double)outt * mod->price_out_per_mtok) /
-                1e6;
-        }
-        free(sys);
-        free(user);
-    }
-    bz_game_fallback(g, a, r->slot);
-    bz_match_decided(m, a, r->slot);
-    return BZ_OK;
-}
-
-/* Estimate one game: play it with fallback actions, render each LLM agent's
- * prompts. */
-static int estimate_game(const struct bz_llm *llm, const struct bz_game_config *cfg, int64_t *tok,
-                         double *cost, struct bz_err *err)
-{
-    struct bz_game_config c = *cfg;
-    c.transcript = NULL;
-    struct estimate_ctx ctx = {llm, tok, cost, NULL, 0, 0};
-    struct bz_llm_hook hook = {.ctx = &ctx, .submit = estimate_submit, .all_agents = 1};
-    struct bz_match *m = NULL;
-    const char *msg = NULL;
-    int rc = bz_match_create(&c, &hook, &m, err);
-    if (!rc) {
-        bz_match_set_max_steps(m, SAMPLE_MAX_STEPS);
-        rc = bz_match_play(m, err);
-    }
-    if (!rc && bz_match_failed(m, &msg))
-        rc = bz_err_set(err, BZ_EINVAL, "game %lld: %s", (long long)cfg->game_id, msg);
-    bz_match_destroy(m);
-    free(ctx.past);
-    return rc;
-}
-
-int bz_llm_estimate(const struct bz_spec *spec, const struct bz_grid *grid, int64_t *tokens,
-                    double *cost_usd, struct bz_err *err)
-{
-    *tokens = 0;
-    *cost_usd = 0;
-    char **ids = NULL;
-    size_t n_ids = 0;
-    struct bz_game_config sample;
-    struct bz_llm *llm = NULL;
-    int rc = grid_models(grid, &ids, &n_ids, &sample, err);
-    if (rc || n_ids == 0)
-        goto out;
-    if ((rc = bz_llm_create_from(bz_spec_llm(spec), NULL, bz_spec_game(spec), &sample,
-                                 (const char *const *)ids, n_ids, 0, 0.5, &llm, err)))
-        goto out;
-    int64_t count = bz_grid_count(grid);
-    int64_t step = count > BZ_LLM_EST_SAMPLE ? count / BZ_LLM_EST_SAMPLE : 1;
-    int64_t tok = 0, played = 0;
-    double cost = 0;
-    for (int64_t id = 0; id < count; id += step) {
-        struct bz_game_config cfg;
-        if ((rc = bz_grid_config(grid, id, &cfg, err)) ||
-            (rc = estimate_game(llm, &cfg, &tok, &cost, err)))
-            goto out;
-        played++;
-    }
-    double scale = played ? (double)count / (double)played : 0;
-    *tokens = (int64_t)llround((double)tok * scale);
-    *cost_usd = cost * scale;
-out:
-    bz_llm_destroy(llm);
-    free_strv(ids, n_ids);
-    return rc;
 }

@@ -237,6 +237,10 @@ struct bz_llm {
     char replay_msg[320];
 };
 
+/* The distinct model ids the grid's lineups name (malloc'd strings in a
+ * malloc'd array, the caller frees both, also on error) and game 0's config. */
+int bz_llm_grid_models(const struct bz_grid *grid, char ***ids, size_t *n_ids,
+                       struct bz_game_config *sample, struct bz_err *err);
 /* Build a bz_llm from parts (tests: no spec, a fake game). prompts_dir holds
  * system.txt and <phase>.txt; sample_cfg (may be NULL) is played with
  * fallback actions to check the templates. */
