@@ -111,7 +111,8 @@ class Results:
     llm_calls /llm_calls (empty DataFrame when absent)
     attrs     root attributes; spec the sweep spec (dict) when stored
     params    {game: [parameter columns of games]}; factors the design
-              factors (parameters set by the spec, plus lineup)
+              factors (parameters set by the spec, plus lineup, communication,
+              n_agents and memory_turns)
     """
 
     def __init__(self, path):
@@ -205,7 +206,9 @@ class Results:
             if spec_keys and p not in spec_keys and self.games[p].nunique(dropna=True) > 1:
                 continue  # varies but not by the spec: measured
             out.append(p)
-        for c in ("communication", "n_agents", "lineup"):
+        # /games columns a spec sets; memory_turns (llm.memory_turns, a grid
+        # axis) is 0 for games without LLM agents
+        for c in ("communication", "n_agents", "lineup", "memory_turns"):
             if c in self.games.columns and c not in out:
                 out.append(c)
         return out
