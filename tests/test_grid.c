@@ -398,6 +398,62 @@ static void grid_should_describe_a_game(void **state)
     free_grid(g, s);
 }
 
+/* llm.memory_turns on the grid: an axis like any other (name order:
+ * communication, lineup, llm.memory_turns), out of env_seed (a treatment),
+ * in seed only when not 0, and a config's memory_turns is 0 for a lineup
+ * without a model. */
+static void grid_should_vary_memory_turns_as_a_paired_axis(void **state)
+{
+    (void)state;
+    static const char *const spec_m =
+        "{\"game\":\"fake\",\"seed\":42,\"repetitions\":2," LINEUPS ","
+        "\"fixed\":{\"n_agents\":5},\"grid\":{\"llm.memory_turns\":[3,0],"
+        "\"communication\":[true,false],\"lineup\":[\"bal\",\"gap\"]}}";
+    static const char *const spec_none =
+        "{\"game\":\"fake\",\"seed\":42,\"repetitions\":2," LINEUPS ","
+        "\"fixed\":{\"n_agents\":5},\"grid\":{"
+        "\"communication\":[true,false],\"lineup\":[\"bal\",\"gap\"]}}";
+    static const char *const spec_fixed3 =
+        "{\"game\":\"fake\",\"seed\":42,\"repetitions\":2," LINEUPS ","
+        "\"fixed\":{\"n_agents\":5},\"llm\":{\"memory_turns\":3},\"grid\":{"
+        "\"communication\":[true,false],\"lineup\":[\"bal\",\"gap\"]}}";
+    struct bz_spec *s, *s0, *s3;
+    struct bz_grid *g = make_grid(spec_m, &s);
+    struct bz_grid *g0 = make_grid(spec_none, &s0);
+    struct bz_grid *g3 = make_grid(spec_fixed3, &s3);
+    assert_int_equal(bz_grid_count(g), 2 * 2 * 2 * 2);
+    assert_int_equal(bz_grid_count(g0), 8);
+    for (int64_t id = 0; id < bz_grid_count(g); id++) {
+        struct bz_game_config c = config(g, id);
+        int rep = (int)(id % 2), mi = (int)(id / 2 % 2), li = (int)(id / 4 % 2);
+        int comm = (int)(id / 8);
+        int value = mi == 0 ? 3 : 0; /* the spec's order */
+        assert_int_equal(c.repetition, rep);
+        assert_int_equal(c.communication, comm == 0);
+        assert_string_equal(c.lineup_name, li ? "gap" : "bal");
+        /* "bal" names no model: its agents get no memory */
+        assert_int_equal(c.memory_turns, li ? value : 0);
+        /* the game without memory axis of the same cell */
+        struct bz_game_config n = config(g0, (comm * 2 + li) * 2 + rep);
+        struct bz_game_config f = config(g3, (comm * 2 + li) * 2 + rep);
+        assert_int_equal(c.env_seed, n.env_seed); /* paired with and without memory */
+        assert_int_equal(c.env_seed, f.env_seed);
+        if (value == 0)
+            assert_int_equal(c.seed, n.seed); /* a spec without memory keeps its seeds */
+        else
+            assert_int_equal(c.seed, f.seed); /* fixed or a grid value: the same seed */
+        assert_true(c.seed != (value ? n.seed : f.seed));
+        assert_int_equal(n.memory_turns, 0);
+        assert_int_equal(f.memory_turns, li ? 3 : 0);
+    }
+    char buf[512];
+    assert_int_equal(bz_grid_describe(g, 7, buf, sizeof buf), BZ_OK);
+    assert_non_null(strstr(buf, "game 7: communication=true llm.memory_turns=0 lineup=gap rep=1"));
+    free_grid(g, s);
+    free_grid(g0, s0);
+    free_grid(g3, s3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -411,6 +467,7 @@ int main(void)
         cmocka_unit_test(grid_should_resolve_the_data_dir),
         cmocka_unit_test(grid_check_should_visit_each_environment_once),
         cmocka_unit_test(grid_should_describe_a_game),
+        cmocka_unit_test(grid_should_vary_memory_turns_as_a_paired_axis),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -247,6 +247,35 @@ static const struct bad_case bad_cases[] = {
      ORIGIN ": llm.max_output_tokens: expected an integer in [1,10000000], got \"512\""},
     {"llm_cache_not_string", OK_BASE ",\"llm\":{\"cache\":false}}",
      ORIGIN ": llm.cache: expected a string, got false"},
+    /* llm.memory_turns: one value in llm, a list only in the grid */
+    {"memory_negative", OK_BASE ",\"llm\":{\"memory_turns\":-1}}",
+     ORIGIN ": llm.memory_turns: expected an integer in [0,1000], got -1"},
+    {"memory_list_in_llm", OK_BASE ",\"llm\":{\"memory_turns\":[0,3]}}",
+     ORIGIN ": llm.memory_turns: expected one integer in [0,1000]; to vary it, give the list as "
+            "grid.\"llm.memory_turns\""},
+    {"memory_grid_negative", OK_BASE ",\"grid\":{\"llm.memory_turns\":[0,-3]}}",
+     ORIGIN ": grid.llm.memory_turns[1]: expected an integer in [0,1000], got -3"},
+    {"memory_grid_fractional", OK_BASE ",\"grid\":{\"llm.memory_turns\":[2.5]}}",
+     ORIGIN ": grid.llm.memory_turns[0]: expected an integer in [0,1000], got 2.5"},
+    {"memory_grid_string", OK_BASE ",\"grid\":{\"llm.memory_turns\":[\"3\"]}}",
+     ORIGIN ": grid.llm.memory_turns[0]: expected an integer in [0,1000], got \"3\""},
+    {"memory_grid_too_large", OK_BASE ",\"grid\":{\"llm.memory_turns\":[1001]}}",
+     ORIGIN ": grid.llm.memory_turns[0]: expected an integer in [0,1000], got 1001"},
+    {"memory_grid_not_list", OK_BASE ",\"grid\":{\"llm.memory_turns\":3}}",
+     ORIGIN ": grid.llm.memory_turns: expected a non-empty list of values, got 3"},
+    {"memory_grid_empty", OK_BASE ",\"grid\":{\"llm.memory_turns\":[]}}",
+     ORIGIN ": grid.llm.memory_turns: expected a non-empty list of values, got []"},
+    {"memory_grid_duplicate", OK_BASE ",\"grid\":{\"llm.memory_turns\":[3,0,3]}}",
+     ORIGIN ": grid.llm.memory_turns[2]: duplicate of grid.llm.memory_turns[0] (3)"},
+    {"memory_grid_and_llm",
+     OK_BASE ",\"grid\":{\"llm.memory_turns\":[0,3]},\"llm\":{\"memory_turns\":3}}",
+     ORIGIN ": grid.llm.memory_turns: also given as llm.memory_turns: a setting is either fixed "
+            "or in the grid"},
+    {"memory_in_fixed", "{" HEAD ",\"fixed\":{\"lineup\":[\"a\"],\"llm.memory_turns\":3}}",
+     ORIGIN ": fixed.llm.memory_turns: set one value as \"llm\": {\"memory_turns\": k}, or vary "
+            "it with grid.\"llm.memory_turns\""},
+    {"memory_grid_misspelt", OK_BASE ",\"grid\":{\"llm.memory\":[0,3]}}",
+     ORIGIN ": grid.llm.memory: unknown parameter of game fake (known: "},
     /* budget */
     {"budget_not_object", OK_BASE ",\"budget\":5}", ORIGIN ": budget: expected an object, got 5"},
     {"budget_unknown_key", OK_BASE ",\"budget\":{\"max_dollars\":5}}",
@@ -380,6 +409,35 @@ static void spec_should_use_defaults_for_a_minimal_spec(void **state)
     bz_spec_destroy(s);
 }
 
+static void spec_should_read_memory_turns_fixed_or_on_the_grid(void **state)
+{
+    (void)state;
+    struct bz_spec *s = NULL;
+    struct bz_err err;
+    /* absent: one value, 0 */
+    assert_int_equal(parse(OK_BASE "}", &s, &err), BZ_OK);
+    assert_int_equal(s->memory.mode, BZ_SPEC_DEFAULT);
+    assert_int_equal(bz_spec_memory_n(s), 1);
+    assert_int_equal(bz_spec_memory_value(s, 0), 0);
+    bz_spec_destroy(s);
+    /* llm.memory_turns: one value, fixed */
+    assert_int_equal(parse(OK_BASE ",\"llm\":{\"memory_turns\":4}}", &s, &err), BZ_OK);
+    assert_int_equal(s->memory.mode, BZ_SPEC_FIXED);
+    assert_int_equal(bz_spec_memory_n(s), 1);
+    assert_int_equal(bz_spec_memory_value(s, 0), 4);
+    assert_int_equal(bz_spec_llm(s)->memory_turns, 4);
+    bz_spec_destroy(s);
+    /* the grid: the values in the spec's order */
+    assert_int_equal(parse(OK_BASE ",\"grid\":{\"llm.memory_turns\":[3,0,1000]}}", &s, &err),
+                     BZ_OK);
+    assert_int_equal(s->memory.mode, BZ_SPEC_GRID);
+    assert_int_equal(bz_spec_memory_n(s), 3);
+    assert_int_equal(bz_spec_memory_value(s, 0), 3);
+    assert_int_equal(bz_spec_memory_value(s, 1), 0);
+    assert_int_equal(bz_spec_memory_value(s, 2), 1000);
+    bz_spec_destroy(s);
+}
+
 static void line_col_should_count_from_one(void **state)
 {
     (void)state;
@@ -483,6 +541,7 @@ int main(void)
         cmocka_unit_test(spec_should_reject_every_bad_key_path),
         cmocka_unit_test(spec_should_read_back_a_full_spec),
         cmocka_unit_test(spec_should_use_defaults_for_a_minimal_spec),
+        cmocka_unit_test(spec_should_read_memory_turns_fixed_or_on_the_grid),
         cmocka_unit_test(line_col_should_count_from_one),
         cmocka_unit_test(load_should_name_the_file_in_every_error),
         cmocka_unit_test(load_should_take_the_name_from_the_file_stem),
