@@ -158,6 +158,36 @@ static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, 
     return 0;
 }
 
+/* "memory_turns: 0 (N games), 3 (M games)" when /games.memory_turns (an
+ * ablation axis, llm.memory_turns on the grid) takes more than one value; at
+ * most 8 values listed. */
+static void print_memory_levels(FILE *f, const struct bz_rowbuf *g)
+{
+    int32_t v[8];
+    size_t cnt[8] = {0}, nv = 0, more = 0;
+    for (size_t i = 0; i < g->n_rows; i++) {
+        const struct bz_games_row *r = (const void *)(g->data + i * sizeof *r);
+        size_t k = 0;
+        while (k < nv && v[k] != r->memory_turns)
+            k++;
+        if (k == nv && nv == 8) {
+            more++;
+            continue;
+        }
+        if (k == nv)
+            v[nv++] = r->memory_turns;
+        cnt[k]++;
+    }
+    if (nv + (more > 0) < 2)
+        return;
+    fputs("memory_turns:", f);
+    for (size_t k = 0; k < nv; k++)
+        fprintf(f, "%s %d (%zu games)", k ? "," : "", (int)v[k], cnt[k]);
+    if (more)
+        fprintf(f, ", other values (%zu games)", more);
+    fputc('\n', f);
+}
+
 /* "games: N (ok A, failed B, timeout C)" from /games.status; best effort:
  * a file whose /games cannot be read as such prints no line. */
 static int print_statuses(const char *path, FILE *f)
@@ -179,6 +209,7 @@ static int print_statuses(const char *path, FILE *f)
         }
         fprintf(f, "games: %zu (ok %zu, failed %zu, timeout %zu)\n", g->n_rows, n[0], n[1] + n[3],
                 n[2]);
+        print_memory_levels(f, g);
     }
     bz_records_cleanup(&rec);
     return BZ_OK;

@@ -140,6 +140,11 @@ def test_one_sweep_plays_memory_0_and_3_paired(server, tmp_path, monkeypatch):
     with_hist = [c for c in calls if c["history"]]
     assert with_hist and all(mem[int(c["game_id"])] == 3 for c in with_hist)
 
+    # bazaar info counts the games per value
+    info = [ln for ln in bazaar("info", out).stdout.splitlines()
+            if ln.startswith("memory_turns:")]
+    assert len(info) == 1 and "0 (6 games)" in info[0] and "3 (2 games)" in info[0], info
+
     # the analysis sees memory_turns as a design factor and pairs it
     sys.path.insert(0, os.path.join(ROOT, "analysis"))
     import bazaar_results
