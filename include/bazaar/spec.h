@@ -24,7 +24,8 @@ struct bz_llm_settings {
     char cache_dir[512];     /* "" = no cache */
     char models_path[512];   /* models registry; "" = sweeps/models.json */
     char prompts_dir[512];   /* "" = prompts/<game> */
-    int memory_turns;        /* earlier turns an LLM agent sees as chat history (0 = none) */
+    int memory_turns;        /* llm.memory_turns (0 = none); a game's own value, which
+                                grid."llm.memory_turns" may vary, is cfg->memory_turns */
     int memory_max_tokens;   /* bound on that history (bytes / 4); oldest exchanges dropped */
     int reasoning;           /* 1: a free-text "reasoning" field first in every reply schema */
     double max_game_seconds; /* a game running longer ends with status "timeout"; 0 = none */

@@ -121,6 +121,13 @@ def test_one_sweep_plays_memory_0_and_3_paired(server, tmp_path, monkeypatch):
             assert pair[0]["env_seed"] == pair[1]["env_seed"]
             assert pair[0]["seed"] != pair[1]["seed"]
     assert len({int(g["env_seed"]) for g in games}) == 2  # one environment per repetition
+    # a placebo: without a model, memory changes nothing, the games are the same
+    agents = table(out, "agents")
+    for rep in (0, 1):
+        pair = [int(g["game_id"]) for g in games if g["lineup"] == b"heur" and g["repetition"] == rep]
+        pay = [sorted(float(a["payoff"]) for a in agents if int(a["game_id"]) == gid) for gid in pair]
+        assert pay[0] == pay[1]
+        assert by_id[pair[0]]["welfare"] == by_id[pair[1]]["welfare"]
 
     calls = table(out, "llm_calls")
     assert len(calls) > 0
@@ -139,6 +146,15 @@ def test_one_sweep_plays_memory_0_and_3_paired(server, tmp_path, monkeypatch):
             decided.setdefault((g, a), []).append(t)
     with_hist = [c for c in calls if c["history"]]
     assert with_hist and all(mem[int(c["game_id"])] == 3 for c in with_hist)
+    # same environment and agent draws: an agent's first prompt (turn 0,
+    # before any reply) is the same with memory 0 and 3
+    first = {}
+    for c in calls:
+        if c["turn"] == 0 and c["attempt"] == 0 and c["phase"] == b"publish":
+            g = by_id[int(c["game_id"])]
+            first.setdefault((int(g["repetition"]), int(c["agent"])), {})[mem[int(c["game_id"])]] = \
+                c["prompt_text"]
+    assert first and all(v[0] == v[3] for v in first.values()), first
 
     # bazaar info counts the games per value
     info = [ln for ln in bazaar("info", out).stdout.splitlines()
@@ -154,6 +170,9 @@ def test_one_sweep_plays_memory_0_and_3_paired(server, tmp_path, monkeypatch):
     assert "memory_turns" not in r.outcomes()
     e = effects.effect(r, "memory_turns=0,3", "efficiency", where={"lineup": "llm"}, n_boot=200)
     assert e["paired"] and e["n_pairs"] == 2, e
+    # without --where the heuristic lineup has no memory-3 arm: the same pairs
+    e_all = effects.effect(r, "memory_turns", "efficiency", n_boot=200)
+    assert e_all["n_pairs"] == 2 and e_all["estimate"] == e["estimate"], e_all
     p = subprocess.run([PY, os.path.join(ROOT, "analysis", "effects.py"), str(out), "--contrast",
                         "memory_turns", "--outcome", "efficiency", "--where", "lineup=llm",
                         "--json"], capture_output=True, text=True, timeout=120)
