@@ -35,13 +35,13 @@
 #define BZ_SOURCE_DIR "."
 #endif
 
-#define MAX_AXES (BZ_MAX_PARAMS + 1)
+#define MAX_AXES (BZ_MAX_PARAMS + 2)     /* the parameters, lineup, llm.memory_turns */
 #define MAX_FILL_BYTES ((size_t)1 << 30) /* cap on the filled lineups' memory */
 #define LINEUP_AXIS (-1)
 #define MEMORY_AXIS (-2) /* llm.memory_turns */
 
 struct grid_axis {
-    int param; /* index of ops->params, or LINEUP_AXIS */
+    int param; /* index of ops->params, LINEUP_AXIS or MEMORY_AXIS */
     int n;
     const char *name;
 };

@@ -74,8 +74,11 @@ struct ctx {
  * treatment, like communication: games that differ only in it share
  * env_seed). */
 static const struct bz_param_desc memory_desc = {
-    BZ_SPEC_MEMORY_KEY, BZ_PARAM_INT, 0, 0,
-    BZ_SPEC_MEMORY_MAX, NULL,         0, "earlier turns an LLM agent sees as chat history"};
+    .name = BZ_SPEC_MEMORY_KEY,
+    .kind = BZ_PARAM_INT,
+    .max = BZ_SPEC_MEMORY_MAX,
+    .help = "earlier turns an LLM agent sees as chat history",
+};
 
 /* "origin: path: message", always BZ_EINVAL. */
 __attribute__((format(printf, 3, 4))) static int fail(struct ctx *c, const char *path,
