@@ -102,7 +102,9 @@ static const char *const usage_expand =
     "usage: bazaar expand SPEC [-n N]\n"
     "\n"
     "Validates SPEC and prints the number of games and the first N configs\n"
-    "(default 5); for LLM sweeps, an estimate of tokens and cost.\n";
+    "(default 5); for LLM sweeps, an estimate of tokens and cost: input with\n"
+    "the provider-cached part apart, per llm.memory_turns value when the grid\n"
+    "varies it, and what the estimate assumes.\n";
 
 static const char *const usage_merge =
     "usage: bazaar merge PARTS_DIR|SHARD.h5... -o OUT.h5\n"
