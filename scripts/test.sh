@@ -50,7 +50,7 @@ echo "== e2e tests under ASan+UBSan (build-asan/, a subset)"
    LSAN_OPTIONS=suppressions=$PWD/../tests/lsan_mpi.supp \
    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-   ctest --output-on-failure -j "$JOBS" -R '^e2e_test_(cli|rel|rel_full_disk|llm_run)$')
+   ctest --output-on-failure -j "$JOBS" -R '^e2e_test_(cli|rel|rel_full_disk|llm_run|llm_memory)$')
 (OMPI_MCA_mca_base_component_disable_dlclose=1 \
    LSAN_OPTIONS=suppressions=$PWD/tests/lsan_mpi.supp \
    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 \
