@@ -395,12 +395,14 @@ def nego_propose(ng, schema, rng):
 
 def nego_vote(ng, schema, rng):
     n = schema["properties"]["accept"].get("minItems", ng.n) or ng.n
+    # a reservation that starts high and falls round by round: haggling
     if ng.items:
-        res = ng.fair() * rng.uniform(0.8, 1.4)
+        res = ng.fair() * rng.uniform(1.3, 2.0)
     else:
-        res = rng.uniform(55.0, 80.0)
+        res = rng.uniform(78.0, 95.0)
+    res *= 0.85 ** max(0, ng.round - 1)
     if ng.rounds_left == 0:
-        res *= 0.8  # the last round: anything beats no deal
+        res *= 0.7  # the last round: anything beats no deal
     acc = [False] * n
     for p in ng.live:
         if 0 <= p["proposer"] < n:
