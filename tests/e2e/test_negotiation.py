@@ -2,8 +2,11 @@
 infeasible targets refused before start (exit 2 naming the key), every table
 written, values summing to 100, utilities recomputed from the tables matching
 /agents, identical tables on 1 and 3 ranks, communication off leaving no
-message row, and an LLM game of each against tests/llm_server.py played to the
-end through the prompts of prompts/<game>/."""
+message row, an LLM game of each against tests/llm_server.py played to the
+end through the prompts of prompts/<game>/, and LLM games of each against its
+play mode that reach agreements LLM replies made (an LLM proposal or accept),
+with LLM counter-proposals, accepts and rejects, talk, and bad replies
+repaired or replaced by the fallback."""
 import json
 import os
 import subprocess
