@@ -258,7 +258,7 @@ def test_llm_players_negotiate_against_a_playing_server(server, tmp_path, monkey
          "models": str(tmp_path / "models.json"),
          "prompts": os.path.join(ROOT, "prompts", game),
          "llm": {"live_games": 4, "concurrency": 4, "timeout_s": 5, "max_retries": 1,
-                 "cache": ""}}
+                 "cache": "", "reasoning": game == "treaty"}}
     spec = write_spec(tmp_path, s)
     out = str(tmp_path / "play.h5")
     control(server, "/config", {"play": {"seed": 7, "bad_rate": 0.3}})
@@ -279,6 +279,10 @@ def test_llm_players_negotiate_against_a_playing_server(server, tmp_path, monkey
     outcomes, decisions = set(strs(calls["parse_outcome"])), set(strs(calls["decision"]))
     assert {"ok", "schema", "repaired"} <= outcomes | decisions
     assert "fallback" in decisions and games["n_fallback"].sum() > 0
+    # with reasoning on (treaty), the replies' reasons are stored, not parsed
+    reasons = {r for r, d in zip(strs(calls["reasoning"]), calls["decision"])
+               if d in (b"ok", b"repaired")}
+    assert (len(reasons) > 3) == (game == "treaty") and (game == "treaty" or reasons <= {""})
 
     def proposal(gid, rnd, p):
         r = props[(props["game_id"] == gid) & (props["round"] == rnd) & (props["proposer"] == p)]
