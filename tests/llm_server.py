@@ -432,7 +432,9 @@ def nego_text(ng, rng):
         lines = ["%s %d matters most to me; I can give way on %s %d."
                  % (what.capitalize(), a, what, low),
                  "Let's settle early: every round of delay costs all of us.",
-                 "I will support a proposal that leaves me %s %d and %s %d." % (what, a, what, b)]
+                 ("I will support a proposal that leaves me item %d and item %d." % (a, b)
+                  if ng.items else
+                  "I will support a treaty near my positions on issues %d and %d." % (a, b))]
         if worst is not None:
             lines.append("Agent %d, your last proposal gives me only %.0f; I cannot accept it."
                          % (worst["proposer"], worst["u"]))
