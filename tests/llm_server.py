@@ -652,12 +652,14 @@ def bad_action(schema, req, api, rng):
     elif "partners" in act:  # oneself, twice
         bs = Beast(text)
         act["partners"] = [bs.me, bs.me]
-    elif "offer" in act:  # accept with nothing to accept, or an offer that leaves
+    elif "offer" in act:
         bs = Beast(text)
-        if bs.open:
+        if bs.open:  # an offer that leaves: nobody could answer it
             act.update(offer="give", amount=max(1, bs.wealth), leave=True)
-        else:
+        elif rng.random() < 0.5:  # accept with nothing to accept
             act.update(accept=True)
+        else:  # admissible, but beyond the agent's means: unpaid if accepted
+            act.update(offer="give", amount=2 * max(1, bs.wealth) + 1)
     elif "declared_vote" in act:
         act["declared_vote"] = Beast(text).me
     elif "vote" in act:  # oneself, or a player already eliminated
