@@ -30,8 +30,8 @@ CONFIG keys:
                     temperature > 0. Everything is read from the request as
                     a model reads it: the schema says which decision it is,
                     the system prompt who the agent is, the last user prompt
-                    (the one before a repair prompt, after a rejected reply)
-                    what it sees. Per game:
+                    (or, when that is a repair prompt, the prompt it
+                    repairs) what it sees. Per game:
                     electricity: proposals to the counterparties it lists
                     ("company N"), answers to the proposals it lists
                     ("proposal N": accept, counter, reject), bids and asks
@@ -138,16 +138,6 @@ def content_text(c):
     if isinstance(c, list):
         return "\n".join(b.get("text", "") for b in c if isinstance(b, dict))
     return c if isinstance(c, str) else ""
-
-
-def prompt_text(req, api):
-    """Every message text of the request, system included, joined."""
-    parts = []
-    if api == "anthropic":
-        parts.append(content_text(req.get("system")))
-    for m in req.get("messages") or []:
-        parts.append(content_text(m.get("content")))
-    return "\n".join(parts)
 
 
 def system_text(req, api):
@@ -620,12 +610,13 @@ def play_action(schema, req, api, rng):
     return out
 
 
-def bad_action(schema, req, api, rng):
+def bad_action(schema, req, rng):
     """An unusable reply: off-schema (fields of the wrong type, or out of the
     schema's range), or well-formed but inadmissible (breaking the game's
     rules: a counterparty, proposal or player that does not exist or may not
     be named, an amount beyond the agent's means, an accept with nothing to
-    accept)."""
+    accept, an offer that leaves); a beast offer beyond the agent's wealth is
+    admissible but cannot be paid if accepted."""
     if rng.random() < 0.5:
         return wrong_value(schema)
     act = gen_value(schema)
@@ -869,7 +860,7 @@ class Handler(BaseHTTPRequestHandler):
                 seen[digest] = nth + 1
             sub = random.Random("%s|%s|%d" % (CONFIG["play"].get("seed", 0), digest, nth))
             if sub.random() < float(CONFIG["play"].get("bad_rate", 0.0)):
-                content = bad_action(schema, req, api, sub)
+                content = bad_action(schema, req, sub)
             else:
                 content = play_action(schema, req, api, sub)
         elif not scripted:
