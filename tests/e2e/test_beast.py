@@ -295,3 +295,29 @@ def test_llm_players_bargain_and_vote_against_a_playing_server(server, tmp_path,
             if int(s) in llm]
     assert said and {g for g, _ in said} <= comm and len({t for _, t in said}) >= 5
     assert (mine[np.isin(mine["game_id"], list(comm))]["vote_promise"] >= 0).any()
+
+
+def test_play_with_llm_agents_against_a_playing_server(server, tmp_path, monkeypatch):
+    """`bazaar play beast --agents loyal,srv,bully,srv,zi --models FILE`: the
+    LLM seats bargain and vote in the transcript's game, whose records pass
+    check_file."""
+    monkeypatch.setenv(KEY_ENV, "sk-beast-test")
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    out = str(tmp_path / "play.h5")
+    control(server, "/config", {"play": {"seed": 8, "bad_rate": 0.2}})
+    try:
+        p = bazaar("play", "beast", "--agents", "loyal,srv,bully,srv,zi", "--models",
+                   str(tmp_path / "models.json"), "--set", "eliminations=2", "-o", out)
+    finally:
+        control(server, "/config", {"play": None})
+    assert "eliminated: a" in p.stdout
+    check_file(out)
+    with h5py.File(out, "r") as f:
+        msgs, calls = f["beast/messages"][()], f["llm_calls"][()]
+    assert set(calls["agent"].tolist()) == {1, 3}
+    mine = msgs[np.isin(msgs["sender"], [1, 3]) & (msgs["fallback"] == 0)]
+    assert len(mine) > 0 and (mine["offer"] != b"none").any()

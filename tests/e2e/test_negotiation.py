@@ -373,3 +373,31 @@ def test_play_mode_is_seeded_and_reads_the_prompt_a_repair_answers(server):
             assert alloc[1] == 1  # item 1, worth 60 to agent 1, is always kept
     finally:
         control(server, "/config", {"play": None})
+
+
+@pytest.mark.parametrize("game", list(GAMES))
+def test_play_with_llm_agents_against_a_playing_server(server, tmp_path, monkeypatch, game):
+    """`bazaar play GAME --agents srv,fair,srv,greedy --models FILE`: the LLM
+    seats talk and propose in the transcript, and the records are written."""
+    monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
+    models = {"models": [{"id": "srv", "provider": "openai",
+                          "base_url": f"http://127.0.0.1:{server}/v1", "model": "m",
+                          "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
+                          "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    out = str(tmp_path / "play.h5")
+    control(server, "/config", {"play": {"seed": 4, "bad_rate": 0.2}})
+    try:
+        p = bazaar("play", game, "--agents", "srv,fair,srv,greedy", "--models",
+                   str(tmp_path / "models.json"), "--rounds", "3", "-o", out)
+    finally:
+        control(server, "/config", {"play": None})
+    assert "== end after round" in p.stdout
+    said = [ln for ln in p.stdout.splitlines() if ln.startswith(("round 1: a0 says:",
+                                                                 "round 1: a2 says:"))]
+    assert said and not any(ln.endswith(" ok") for ln in said)
+    with h5py.File(out, "r") as f:
+        calls = f["llm_calls"][()]
+        assert set(strs(f["games"]["status"])) == {"ok"}
+    assert set(calls["agent"].tolist()) == {0, 2}
+    assert {"discuss", "think", "propose", "vote", "reflect"} <= set(strs(calls["phase"]))
