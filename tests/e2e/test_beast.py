@@ -5,7 +5,8 @@ votes of every active player, paired environments), identical tables on 1 and
 3 ranks, an LLM game against tests/llm_server.py that plays to the end, and
 LLM games against its play mode in which the LLM seats bargain (offers,
 accepts, counter-offers, transfers), promise, declare and vote, and their bad
-replies are repaired or replaced by the fallback."""
+replies are repaired or replaced by the fallback, with `bazaar play` too, and
+whose rerun on 3 ranks and --replay on 2 give the same tables."""
 import json
 import os
 import subprocess
@@ -321,3 +322,58 @@ def test_play_with_llm_agents_against_a_playing_server(server, tmp_path, monkeyp
     assert set(calls["agent"].tolist()) == {1, 3}
     mine = msgs[np.isin(msgs["sender"], [1, 3]) & (msgs["fallback"] == 0)]
     assert len(mine) > 0 and (mine["offer"] != b"none").any()
+
+
+def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path, monkeypatch):
+    """Against the playing server (answers sampled at random), a rerun on 3
+    ranks and a --replay on 2 make no request and give the same tables: the
+    order in which concurrent conversations' replies arrive changes nothing."""
+    monkeypatch.setenv(KEY_ENV, "sk-beast-test")
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m-a", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    spec = {
+        "name": "beast_replay", "game": "beast", "seed": 4, "repetitions": 2,
+        "fixed": {"n_agents": 6, "eliminations": 3},
+        "grid": {"communication": [True, False], "lineup": ["a", "b"]},
+        "lineups": {"a": ["srv", "srv-a", "heuristic:loyal", "srv", "heuristic:bully", "srv-a"],
+                    "b": ["srv", "srv-a", "heuristic:loyal?skill=0.5", "srv", "heuristic:bully",
+                          "srv-a"]},
+        "models": str(tmp_path / "models.json"),
+        "prompts": os.path.join(ROOT, "prompts", "beast"),
+        "llm": {"live_games": 4, "concurrency": 8, "timeout_s": 10, "max_retries": 1,
+                "cache": str(tmp_path / "cache")},
+    }
+    path = write_spec(tmp_path, spec)
+    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
+    control(server, "/config", {"play": {"seed": 41, "bad_rate": 0.3}})
+    try:
+        bazaar("run", path, "-o", first, "--quiet")
+        control(server, "/config", {"play": {"seed": 42, "bad_rate": 0.6}})
+        before = control(server, "/stats")["completions"]
+        bazaar("run", path, "-o", again, "--quiet", ranks=3)
+        bazaar("run", path, "-o", rep, "--quiet", "--replay", ranks=2)
+        assert control(server, "/stats")["completions"] == before, "the rerun made requests"
+    finally:
+        control(server, "/config", {"play": None})
+    check_file(first)
+    names = ["games", "agents", "messages", "beast/messages", "beast/transfers", "beast/votes",
+             "beast/wealth"]
+    for other in (again, rep):
+        with h5py.File(first, "r") as fa, h5py.File(other, "r") as fb:
+            assert fa["games"]["n_fallback"].sum() > 0
+            for name in names:
+                x, y = fa[name][()], fb[name][()]
+                assert len(x) == len(y), name
+                for col in x.dtype.names:
+                    if col == "cache_hits":
+                        continue
+                    if x.dtype[col].kind == "O":
+                        assert list(x[col]) == list(y[col]), f"{name}.{col}"
+                    else:
+                        assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"

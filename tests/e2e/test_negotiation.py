@@ -6,7 +6,8 @@ message row, an LLM game of each against tests/llm_server.py played to the
 end through the prompts of prompts/<game>/, and LLM games of each against its
 play mode that reach agreements LLM replies made (an LLM proposal or accept),
 with LLM counter-proposals, accepts and rejects, talk, and bad replies
-repaired or replaced by the fallback."""
+repaired or replaced by the fallback, with `bazaar play` too, and whose rerun
+on 3 ranks and --replay on 2 give the same tables."""
 import json
 import os
 import subprocess
@@ -401,3 +402,59 @@ def test_play_with_llm_agents_against_a_playing_server(server, tmp_path, monkeyp
         assert set(strs(f["games"]["status"])) == {"ok"}
     assert set(calls["agent"].tolist()) == {0, 2}
     assert {"discuss", "think", "propose", "vote", "reflect"} <= set(strs(calls["phase"]))
+
+
+@pytest.mark.parametrize("game", list(GAMES))
+def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path, monkeypatch,
+                                                               game):
+    """Against the playing server (answers sampled at random), a rerun on 3
+    ranks and a --replay on 2 make no request and give the same tables: the
+    games' LLM path depends on the replies only, not on their timing."""
+    monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m-a", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    # two lineups differing in the heuristic's skill: identical requests
+    # across games share a cache key
+    s = {"name": f"replay_{game}", "game": game, "seed": 4, "repetitions": 2,
+         "fixed": {"n_agents": 4, "max_rounds": 3, "discussion_turns": 1},
+         "grid": {"communication": [True, False], "lineup": ["a", "b"]},
+         "lineups": {"a": ["srv", "heuristic:fair", "srv-a", "srv"],
+                     "b": ["srv", "heuristic:fair?skill=0.5", "srv-a", "srv"]},
+         "models": str(tmp_path / "models.json"),
+         "prompts": os.path.join(ROOT, "prompts", game),
+         "llm": {"live_games": 4, "concurrency": 8, "timeout_s": 10, "max_retries": 1,
+                 "cache": str(tmp_path / "cache")}}
+    spec = write_spec(tmp_path, s)
+    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
+    control(server, "/config", {"play": {"seed": 31, "bad_rate": 0.3}})
+    try:
+        bazaar("run", spec, "-o", first, "--quiet")
+        # the server now answers differently: a request would change the tables
+        control(server, "/config", {"play": {"seed": 32, "bad_rate": 0.6}})
+        before = control(server, "/stats")["completions"]
+        bazaar("run", spec, "-o", again, "--quiet", ranks=3)
+        bazaar("run", spec, "-o", rep, "--quiet", "--replay", ranks=2)
+        assert control(server, "/stats")["completions"] == before, "the rerun made requests"
+    finally:
+        control(server, "/config", {"play": None})
+    names = ["games", "agents", "messages"] + [f"{game}/{t}" for t in
+                                               ("proposals", "votes", "rounds", "summary")]
+    for other in (again, rep):
+        with h5py.File(first, "r") as fa, h5py.File(other, "r") as fb:
+            assert fa["games"]["n_fallback"].sum() > 0
+            for name in names:
+                x, y = fa[name][()], fb[name][()]
+                assert len(x) == len(y), name
+                for col in x.dtype.names:
+                    if col == "cache_hits":
+                        continue
+                    if x.dtype[col].kind == "O":
+                        assert list(x[col]) == list(y[col]), f"{name}.{col}"
+                    else:
+                        assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
