@@ -27,16 +27,36 @@ CONFIG keys:
                     valid actions, random from (seed, request bytes, how
                     often the same bytes came before): identical requests get
                     different answers, as from a model sampling at
-                    temperature > 0; read from the prompt: proposals to
-                    the counterparties it lists ("company N"), answers to
-                    the proposals it lists ("proposal N": accept, counter,
-                    reject), bids and asks within "you can still sell at
-                    most X MWh and buy at most Y MWh" around the reference
-                    price, messages; and at rate R an unusable reply, half
-                    off-schema (fields of the wrong type), half inadmissible
-                    (a counterparty or proposal that does not exist, an
-                    amount beyond the agent's means). Unknown schemas get
-                    random values within their bounds.
+                    temperature > 0. Everything is read from the request as
+                    a model reads it: the schema says which decision it is,
+                    the system prompt who the agent is, the last user prompt
+                    (or, when that is a repair prompt, the prompt it
+                    repairs) what it sees. Per game:
+                    electricity: proposals to the counterparties it lists
+                    ("company N"), answers to the proposals it lists
+                    ("proposal N": accept, counter, reject), bids and asks
+                    within "you can still sell at most X MWh and buy at most
+                    Y MWh" around the reference price, messages;
+                    item_allocation and treaty: divisions that keep the items
+                    worth most to the agent (or positions near its own on
+                    the issues it weighs most), counter-proposals (another
+                    agent's proposal of the last round moved its way), votes
+                    accepting what is worth a random reservation to it,
+                    discussion, thinking and reflection texts naming its
+                    items/issues and the proposals;
+                    beast: partners among the active players, messages that
+                    accept open offers, counter them or make give/ask offers
+                    within the payer's wealth, promises and requests naming
+                    active players, declarations and votes (mostly as
+                    declared or promised, else against the richest rival);
+                    with a "reasoning" field: a sentence giving the reason.
+                    At rate R an unusable reply instead (also in answer to a
+                    repair prompt), half off-schema (fields of the wrong
+                    type), half out of range or inadmissible (a counterparty,
+                    proposal, agent or player that does not exist or may not
+                    be named, an amount beyond the agent's means, an accept
+                    with nothing to accept, an offer that leaves). Unknown
+                    schemas get random values within their bounds.
     gate            a file path: completion requests wait until it exists
     echo_key        true: the request's API key is echoed back: in error
                     bodies (placed to straddle byte 200) and in every
@@ -113,32 +133,35 @@ def gen_value(schema, depth=0):
     return None
 
 
-def prompt_text(req, api):
-    """Every message text of the request, system included, joined."""
-    parts = []
+def content_text(c):
+    """A message's content as text (a string, or a list of text blocks)."""
+    if isinstance(c, list):
+        return "\n".join(b.get("text", "") for b in c if isinstance(b, dict))
+    return c if isinstance(c, str) else ""
+
+
+def system_text(req, api):
+    """The request's system prompt (the rules and who the agent is)."""
     if api == "anthropic":
-        sysm = req.get("system")
-        if isinstance(sysm, str):
-            parts.append(sysm)
-        elif isinstance(sysm, list):
-            parts.extend(b.get("text", "") for b in sysm if isinstance(b, dict))
+        return content_text(req.get("system"))
     for m in req.get("messages") or []:
-        c = m.get("content")
-        if isinstance(c, str):
-            parts.append(c)
-        elif isinstance(c, list):
-            parts.extend(b.get("text", "") for b in c if isinstance(b, dict))
-    return "\n".join(parts)
-
-
-def last_user_text(req):
-    for m in reversed(req.get("messages") or []):
-        if m.get("role") == "user":
-            c = m.get("content")
-            if isinstance(c, list):
-                return "\n".join(b.get("text", "") for b in c if isinstance(b, dict))
-            return c if isinstance(c, str) else ""
+        if m.get("role") == "system":
+            return content_text(m.get("content"))
     return ""
+
+
+REPAIR_HEAD = "Your reply could not be used"
+
+
+def situation_text(req):
+    """The user message that states the decision: the last one, or, when the
+    last is a repair prompt (after the model's rejected reply), the one the
+    repair answers. A model reads the whole conversation; so does this."""
+    users = [content_text(m.get("content")) for m in req.get("messages") or []
+             if m.get("role") == "user"]
+    while len(users) > 1 and users[-1].startswith(REPAIR_HEAD):
+        users.pop()
+    return users[-1] if users else ""
 
 
 def num_after(pattern, text, default):
@@ -147,6 +170,21 @@ def num_after(pattern, text, default):
         return float(m.group(1)) if m else default
     except ValueError:
         return default
+
+
+def int_after(pattern, text, default):
+    return int(num_after(pattern, text, default))
+
+
+def numbers(s):
+    """The numbers of a rendered JSON array's inside ("1,0.25,3")."""
+    out = []
+    for x in s.split(","):
+        try:
+            out.append(float(x))
+        except ValueError:
+            pass
+    return out
 
 
 MESSAGES = ["Reliable delivery, as last hour.", "I can cover part of your shortfall.",
@@ -176,6 +214,7 @@ def play_value(schema, text, rng, depth=0, key=""):
                 for k, v in schema.get("properties", {}).items()}
     if typ == "array":
         n = max(schema.get("minItems", 0), rng.randint(0, 2))
+        n = min(n, schema.get("maxItems", n))
         return [play_value(schema.get("items", {}), text, rng, depth + 1, key) for _ in range(n)]
     if typ == "integer":
         return rng.randint(int(lo), int(max(lo, hi)))
@@ -191,10 +230,10 @@ def play_value(schema, text, rng, depth=0, key=""):
     return None
 
 
-def play_action(schema, req, api, rng):
-    """A player's action: electricity-style phases recognised by their
-    fields, anything else by play_value."""
-    text = last_user_text(req)
+# ---- electricity ---------------------------------------------------------------
+
+def electricity_action(schema, text, rng):
+    """Electricity's phases, recognised by their fields."""
     props = schema.get("properties", {}) if isinstance(schema, dict) else {}
     ref = num_after(r"reference price ([0-9.]+)", text, 50.0)
     can_sell = num_after(r"sell at most ([0-9.]+) MWh", text, 5.0)
@@ -248,13 +287,343 @@ def play_action(schema, req, api, rng):
     return act
 
 
+# ---- item_allocation and treaty ------------------------------------------------
+
+class Nego:
+    """What an item_allocation or treaty prompt tells the agent: who it is,
+    its values (items) or positions and weights (treaty), the proposals on
+    the table with its utility under each, the rounds left."""
+
+    def __init__(self, schema, sysm, text):
+        props = schema.get("properties", {})
+        m = re.search(r"You are agent (\d+), one of (\d+) agents", sysm)
+        self.me, self.n = (int(m.group(1)), int(m.group(2))) if m else (0, 2)
+        self.items = "allocation" in props or "divide" in sysm
+        self.text = text
+        self.rounds_left = int_after(r"(\d+) rounds? left after this one", text, 1)
+        self.round = int_after(r"Round (\d+) of", text, 1)
+        v = re.search(r"Your private values of the items \(item 0 first\): \[([^\]]*)\]", text)
+        self.values = numbers(v.group(1)) if v else []
+        t = re.search(r"positions \[([^\]]*)\], weights \[([^\]]*)\]", text)
+        self.pos, self.w = (numbers(t.group(1)), numbers(t.group(2))) if t else ([], [])
+        self.m = len(self.values) if self.items else len(self.pos)
+        key = "allocation" if self.items else "outcome"
+        # the proposals of the last round (discussion, thinking, proposal) and
+        # of this round (vote), with the agent's utility and their accepts
+        self.table = []
+        for p, arr, u, acc in re.findall(
+                r"proposal of agent (\d+): %s \[([^\]]*)\]; your utility ([0-9.\-]+); "
+                r"accepted by (\d+) agents" % key, text):
+            self.table.append({"proposer": int(p), "x": numbers(arr), "u": float(u),
+                               "accepts": int(acc)})
+        self.live = []
+        for p, arr, u in re.findall(r"- agent (\d+): %s \[([^\]]*)\]; your utility ([0-9.\-]+)"
+                                    % key, text):
+            self.live.append({"proposer": int(p), "x": numbers(arr), "u": float(u)})
+        for p, arr, u, acc in re.findall(r"- agent (\d+) proposed \[([^\]]*)\]: your utility "
+                                         r"([0-9.\-]+), (\d+) accepts", text):
+            self.table.append({"proposer": int(p), "x": numbers(arr), "u": float(u),
+                               "accepts": int(acc)})
+        self.discussion = re.findall(r'- agent (\d+)(?: said)?: "([^"]*)"', text)
+
+    def fair(self):
+        return 100.0 / max(1, self.n)
+
+
+def nego_propose(ng, schema, rng):
+    props = schema.get("properties", {})
+    key = "allocation" if "allocation" in props else "outcome"
+    m = props[key].get("minItems", ng.m) or ng.m
+    theirs = [p for p in ng.table if p["proposer"] != ng.me and len(p["x"]) == m]
+    counter = theirs and rng.random() < 0.55
+    if counter:  # a counter-proposal: another agent's, moved my way
+        base = max(theirs, key=lambda p: (p["accepts"] + rng.random(), p["u"]))
+    if key == "allocation":
+        vals = ng.values if len(ng.values) == m else [1.0] * m
+        others = [j for j in range(ng.n) if j != ng.me] or [ng.me]
+        target = ng.fair() * rng.uniform(1.0, 1.7) * (1.0 if ng.rounds_left > 0 else 0.8)
+        if counter:
+            alloc = [int(x) for x in base["x"]]
+            mine = sum(vals[k] for k in range(m) if alloc[k] == ng.me)
+            took = []
+            for k in sorted((k for k in range(m) if alloc[k] != ng.me), key=lambda k: -vals[k]):
+                if mine >= target or len(took) >= 2:
+                    break
+                alloc[k] = ng.me
+                mine += vals[k]
+                took.append(k)
+            why = ("Agent %d's division drew %d accepts; I counter it, taking %s."
+                   % (base["proposer"], base["accepts"],
+                      " and ".join("item %d" % k for k in took) or "nothing more"))
+        else:
+            alloc, mine = [None] * m, 0.0
+            for k in sorted(range(m), key=lambda k: (-vals[k], rng.random())):
+                if mine < target:
+                    alloc[k] = ng.me
+                    mine += vals[k]
+            rng.shuffle(others)
+            rest = [k for k in range(m) if alloc[k] is None]
+            for i, k in enumerate(rest):
+                alloc[k] = others[i % len(others)]
+            why = "I keep the items worth most to me (%d of 100) and share the rest." % mine
+        return {key: alloc}, why
+    pos = ng.pos if len(ng.pos) == m else [0.5] * m
+    w = ng.w if len(ng.w) == m else [1.0 / m] * m
+    if counter:
+        t = rng.uniform(0.2, 0.6)
+        top = set(sorted(range(m), key=lambda k: -w[k])[:max(1, (m + 1) // 2)])
+        x = [base["x"][k] + t * (pos[k] - base["x"][k]) if k in top else base["x"][k]
+             for k in range(m)]
+        why = ("I counter agent %d's treaty, moving the issues I weigh most toward my positions."
+               % base["proposer"])
+    else:
+        c = rng.uniform(0.05, 0.6) * (1.0 if ng.rounds_left > 0 else 1.5)
+        x = [pos[k] + min(1.0, c * (1.0 - w[k])) * (0.5 - pos[k]) for k in range(m)]
+        why = "I stay near my positions on the issues I weigh most and meet others on the rest."
+    return {key: [round(min(1.0, max(0.0, v)), 4) for v in x]}, why
+
+
+def nego_vote(ng, schema, rng):
+    n = schema["properties"]["accept"].get("minItems", ng.n) or ng.n
+    # a reservation that starts high and falls round by round: haggling
+    if ng.items:
+        res = ng.fair() * rng.uniform(1.3, 2.0)
+    else:
+        res = rng.uniform(78.0, 95.0)
+    res *= 0.85 ** max(0, ng.round - 1)
+    if ng.rounds_left == 0:
+        res *= 0.7  # the last round: anything beats no deal
+    acc = [False] * n
+    for p in ng.live:
+        if 0 <= p["proposer"] < n:
+            yes = p["u"] >= res
+            acc[p["proposer"]] = (not yes) if rng.random() < 0.08 else yes
+    if 0 <= ng.me < n:
+        acc[ng.me] = True
+    why = "I accept what gives me at least %.0f." % res
+    return {"accept": acc}, why
+
+
+def nego_text(ng, rng):
+    """A discussion, thinking or reflection text about the agent's own
+    items or issues and the proposals it has seen."""
+    phase = ("discuss" if "public discussion" in ng.text else
+             "think" if "private thinking" in ng.text else "reflect")
+    what = "item" if ng.items else "issue"
+    score = (ng.values if ng.items else ng.w) or [1.0]
+    order = sorted(range(len(score)), key=lambda k: -score[k])
+    a, b, low = order[0], order[min(1, len(order) - 1)], order[-1]
+    theirs = [p for p in ng.table if p["proposer"] != ng.me]
+    mine = [p for p in ng.table if p["proposer"] == ng.me]
+    worst = min(theirs, key=lambda p: p["u"]) if theirs else None
+    likes = max(theirs, key=lambda p: p["u"]) if theirs else None
+    floor = ng.fair() if ng.items else 65.0
+    if phase == "discuss":
+        lines = ["%s %d matters most to me; I can give way on %s %d."
+                 % (what.capitalize(), a, what, low),
+                 "Let's settle early: every round of delay costs all of us.",
+                 ("I will support a proposal that leaves me item %d and item %d." % (a, b)
+                  if ng.items else
+                  "I will support a treaty near my positions on issues %d and %d." % (a, b))]
+        if worst is not None:
+            lines.append("Agent %d, your last proposal gives me only %.0f; I cannot accept it."
+                         % (worst["proposer"], worst["u"]))
+        if ng.discussion:
+            lines.append("I agree with agent %s that we should be quick." % ng.discussion[-1][0])
+        return rng.choice(lines)
+    if phase == "think":
+        lines = ["I will ask for %s %d and accept anything worth at least %.0f to me."
+                 % (what, a, floor),
+                 "%s %d matters least to me; I can trade it away." % (what.capitalize(), low)]
+        if likes is not None:
+            lines.append("Agent %d's last proposal gave me %.0f; I can build on it."
+                         % (likes["proposer"], likes["u"]))
+        return rng.choice(lines)
+    lines = ["Next round I concede %s %d to get a deal." % (what, low)]
+    if mine:
+        lines.append("My proposal drew %d accepts; %s" % (
+            mine[0]["accepts"], "the others like it." if mine[0]["accepts"] > 1 else
+            "I must offer more to the others."))
+    if likes is not None:
+        lines.append("Agent %d's proposal (%.0f for me, %d accepts) is the one to beat."
+                     % (likes["proposer"], likes["u"], likes["accepts"]))
+    return rng.choice(lines)
+
+
+# ---- beast ---------------------------------------------------------------------
+
+class Beast:
+    """What a beast prompt tells the player: the players' wealth and status,
+    who it is, the conversation and its open offer, its declaration."""
+
+    def __init__(self, text):
+        self.text = text
+        self.players = {}
+        self.me = None
+        for j, you, w, out in re.findall(
+                r"- player (\d+)( \(you\))?: wealth (-?\d+)(, eliminated)?", text):
+            self.players[int(j)] = {"wealth": int(w), "active": not out}
+            if you:
+                self.me = int(j)
+        if self.me is None:
+            self.me = int_after(r"You are player (\d+)", text, 0)
+        self.wealth = int_after(r"Your wealth: (-?\d+)", text,
+                                self.players.get(self.me, {}).get("wealth", 0))
+        self.partner = int_after(r"You are talking with player (\d+)", text, -1)
+        self.left = int_after(r"(\d+) messages are left", text, 0)
+        o = re.search(r"Open offer from your partner: you would (pay|receive) (\d+)", text)
+        self.open = (o.group(1), int(o.group(2))) if o else None
+        self.declared = int_after(r"You declared: (-?\d+)", text, -1)
+        self.round = int_after(r"Round (\d+)", text, 0)
+        self.promised = [int(x) for x in re.findall(
+            r"- round %d, to player \d+: you promised to vote for (-?\d+)" % self.round, text)]
+
+    def active_others(self, *skip):
+        return [j for j, p in sorted(self.players.items())
+                if p["active"] and j != self.me and j not in skip]
+
+    def target(self, rng, *skip):
+        """Whom to vote against: often the richest rival, else anyone."""
+        c = self.active_others(*skip)
+        if not c:
+            return -1
+        if rng.random() < 0.5:
+            return max(c, key=lambda j: (self.players[j]["wealth"], -j))
+        return rng.choice(c)
+
+
+def beast_partners(bs, schema, rng):
+    most = schema["properties"]["partners"].get("maxItems", 3)
+    c = bs.active_others()
+    k = min(len(c), most, rng.choice([0, 1, 1, 2, 2, 3, 3, 3]))
+    pick = sorted(rng.sample(c, k))
+    why = ("I talk with %s to find allies." % ", ".join("player %d" % j for j in pick)
+           if pick else "I keep my own counsel this round.")
+    return {"partners": pick}, why
+
+
+def beast_message(bs, schema, rng):
+    props = schema.get("properties", {})
+    pw = bs.players.get(bs.partner, {}).get("wealth", 0)
+    act = {"offer": "none", "amount": 0, "accept": False, "leave": False}
+    says = []
+    if bs.open:
+        kind, amt = bs.open
+        if kind == "receive":
+            if rng.random() < 0.8:
+                act["accept"] = True
+                says.append("Deal: I accept your %d." % amt)
+            elif bs.left >= 2 and pw > amt:
+                act.update(offer="ask", amount=min(pw, max(1, int(amt * rng.uniform(1.2, 2.0)))))
+                says.append("Make it %d and you have my vote." % act["amount"])
+        else:
+            if amt <= 0.3 * bs.wealth and rng.random() < 0.5:
+                act["accept"] = True
+                says.append("Fine, I pay %d." % amt)
+            elif bs.left >= 2 and bs.wealth >= 2 and rng.random() < 0.7:
+                act.update(offer="give",
+                           amount=max(1, min(bs.wealth, int(amt * rng.uniform(0.3, 0.7)))))
+                says.append("%d is too much; I can give %d." % (amt, act["amount"]))
+            else:
+                act["leave"] = rng.random() < 0.6
+                says.append("No deal.")
+    elif bs.left >= 2:
+        r = rng.random()
+        if r < 0.3 and bs.wealth >= 1:
+            act.update(offer="give", amount=max(1, int(bs.wealth * rng.uniform(0.02, 0.2))))
+            says.append("I will pay you %d for your support." % act["amount"])
+        elif r < 0.6 and pw >= 1:
+            act.update(offer="ask", amount=max(1, int(pw * rng.uniform(0.02, 0.15))))
+            says.append("Pay me %d and I will not vote against you." % act["amount"])
+        else:
+            act["leave"] = rng.random() < 0.25
+    else:
+        act["leave"] = rng.random() < 0.5
+    if "vote_promise" in props:
+        promise = bs.target(rng, bs.partner) if rng.random() < 0.6 else -1
+        request = bs.target(rng, bs.partner) if rng.random() < 0.5 else -1
+        act.update(vote_promise=promise, vote_request=request)
+        if promise >= 0:
+            says.append("I will vote for player %d." % promise)
+        if request >= 0:
+            says.append("Vote for player %d with me." % request)
+        if not says:
+            says.append(rng.choice(["Let's stay allies.", "I trust you this round.",
+                                    "Goodbye for now."]))
+        act["message"] = " ".join(says)
+    why = ("My partner's offer is worth taking." if act["accept"] else
+           "I bargain for wealth and votes." if act["offer"] != "none" else
+           "Nothing to gain here.")
+    return act, why
+
+
+def beast_declare(bs, rng):
+    if bs.promised and rng.random() < 0.6 and bs.promised[-1] in bs.active_others():
+        d = bs.promised[-1]
+    else:
+        d = bs.target(rng) if rng.random() < 0.75 else -1
+    return {"declared_vote": d}, ("I keep my plans to myself." if d < 0 else
+                                  "I say I will vote for player %d." % d)
+
+
+def beast_vote(bs, rng):
+    if bs.declared in bs.active_others() and rng.random() < 0.75:
+        v = bs.declared
+    else:
+        v = bs.target(rng)
+    if v < 0:  # nobody else is active as far as the prompt shows
+        v = 0 if bs.me != 0 else 1
+    return {"vote": v}, "Player %d is the one to eliminate." % v
+
+
+# ---- the player ------------------------------------------------------------------
+
+def play_action(schema, req, api, rng):
+    """A player's action for any game, read from the request alone: the
+    schema says which decision it is, the system prompt who the agent is,
+    the situation prompt what it sees."""
+    props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    sysm, text = system_text(req, api), situation_text(req)
+    accept = props.get("accept", {})
+    if "allocation" in props or "outcome" in props:
+        act, why = nego_propose(Nego(schema, sysm, text), schema, rng)
+    elif isinstance(accept, dict) and accept.get("type") == "array":
+        act, why = nego_vote(Nego(schema, sysm, text), schema, rng)
+    elif "text" in props:
+        ng = Nego(schema, sysm, text)
+        act, why = {"text": nego_text(ng, rng)}, "I say what serves me."
+    elif "partners" in props:
+        act, why = beast_partners(Beast(text), schema, rng)
+    elif "offer" in props:
+        act, why = beast_message(Beast(text), schema, rng)
+    elif "declared_vote" in props:
+        act, why = beast_declare(Beast(text), rng)
+    elif "vote" in props:
+        act, why = beast_vote(Beast(text), rng)
+    else:
+        return electricity_action(schema, text, rng)
+    # only the schema's fields, each present, reasoning first when asked for
+    out = {}
+    for k, v in props.items():
+        out[k] = why if k == "reasoning" else act[k] if k in act else play_value(v, text, rng,
+                                                                                 key=k)
+    return out
+
+
 def bad_action(schema, req, rng):
-    """An unusable reply: off-schema, or well-formed but inadmissible."""
+    """An unusable reply: off-schema (fields of the wrong type, or out of the
+    schema's range), or well-formed but inadmissible (breaking the game's
+    rules: a counterparty, proposal or player that does not exist or may not
+    be named, an amount beyond the agent's means, an accept with nothing to
+    accept, an offer that leaves); a beast offer beyond the agent's wealth is
+    admissible but cannot be paid if accepted."""
     if rng.random() < 0.5:
         return wrong_value(schema)
     act = gen_value(schema)
     if not isinstance(act, dict):
         return wrong_value(schema)
+    props = schema.get("properties", {})
+    text = situation_text(req)
     if "counterparty" in act:
         act.update(counterparty=997, side="sell", amount_mwh=1.0, price_total=10.0)
     elif "answers" in act:
@@ -262,6 +631,32 @@ def bad_action(schema, req, rng):
                            "counter_price_total": 0}]
     elif "limit_price_per_mwh" in act:
         act.update(side="sell", amount_mwh=1e9, limit_price_per_mwh=1.0)
+    elif "allocation" in act:  # an item to an agent that does not exist
+        m = props["allocation"].get("minItems", 1)
+        act["allocation"] = [props["allocation"]["items"].get("maximum", 1) + 1] * m
+    elif "outcome" in act:  # a position outside [0, 1]
+        act["outcome"] = [1.5] * props["outcome"].get("minItems", 1)
+    elif "accept" in act and isinstance(act["accept"], list):  # a vote too many
+        act["accept"] = [True] * (props["accept"].get("minItems", 1) + 1)
+    elif "text" in act:  # a field the schema does not have
+        act = {"say": "I would rather not write JSON."}
+    elif "partners" in act:  # oneself, twice
+        bs = Beast(text)
+        act["partners"] = [bs.me, bs.me]
+    elif "offer" in act:
+        bs = Beast(text)
+        if bs.open:  # an offer that leaves: nobody could answer it
+            act.update(offer="give", amount=max(1, bs.wealth), leave=True)
+        elif rng.random() < 0.5:  # accept with nothing to accept
+            act.update(accept=True)
+        else:  # admissible, but beyond the agent's means: unpaid if accepted
+            act.update(offer="give", amount=2 * max(1, bs.wealth) + 1)
+    elif "declared_vote" in act:
+        act["declared_vote"] = Beast(text).me
+    elif "vote" in act:  # oneself, or a player already eliminated
+        bs = Beast(text)
+        gone = [j for j, p in bs.players.items() if not p["active"]]
+        act["vote"] = rng.choice(gone) if gone and rng.random() < 0.5 else bs.me
     else:
         return wrong_value(schema)
     return act
@@ -275,6 +670,8 @@ def play_seen(play):
         RNG["seed"] = seed
         RNG["seen"] = {}
     return RNG["seen"]
+
+
 def echo_strings(value, key):
     """value with every string replaced by one that carries key."""
     if isinstance(value, str):
@@ -287,9 +684,11 @@ def echo_strings(value, key):
 
 
 def wrong_value(schema):
-    """A value of the wrong shape: every property replaced by a string."""
+    """A value of the wrong shape: every property replaced by one of the wrong
+    type (a number for a string, a string for anything else)."""
     props = schema.get("properties", {}) if isinstance(schema, dict) else {}
-    return {k: "wrong" for k in props} or {"unexpected": True}
+    return {k: 42 if isinstance(v, dict) and v.get("type") == "string" else "wrong"
+            for k, v in props.items()} or {"unexpected": True}
 
 
 def next_fault():

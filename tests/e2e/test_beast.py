@@ -2,7 +2,11 @@
 checks (wealth conserved per round, no transfer beyond the payer's wealth,
 eliminated players never act, one elimination per round, declared and actual
 votes of every active player, paired environments), identical tables on 1 and
-3 ranks, and an LLM game against tests/llm_server.py that plays to the end."""
+3 ranks, an LLM game against tests/llm_server.py that plays to the end, and
+LLM games against its play mode in which the LLM seats bargain (offers,
+accepts, counter-offers, transfers), promise, declare and vote, and their bad
+replies are repaired or replaced by the fallback, with `bazaar play` too, and
+whose rerun on 3 ranks and --replay on 2 give the same tables."""
 import json
 import os
 import subprocess
@@ -197,3 +201,179 @@ def test_llm_game_plays_to_the_end(server, tmp_path, monkeypatch):
     if len(text):
         sent = [t for s, t in zip(text["sender"], strs(text["text"])) if s in (1, 2)]
         assert all(t == "ok" for t in sent)
+
+
+def control(port, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def test_llm_players_bargain_and_vote_against_a_playing_server(server, tmp_path, monkeypatch):
+    """The server in play mode (tests/llm_server.py): the LLM seats (1 over
+    the OpenAI API, 2 over Anthropic's) choose partners, make, accept and
+    counter offers within the payer's wealth, promise, declare and vote, and
+    sometimes reply off-schema or against the rules (repaired, or replaced by
+    the fallback). The file passes every check of check_file."""
+    monkeypatch.setenv(KEY_ENV, "sk-beast-test")
+    llm = (1, 2)
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m-a", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    spec = {
+        "name": "beast_play", "game": "beast", "seed": 5, "repetitions": 2,
+        "fixed": {"n_agents": 6, "eliminations": 3, "lineup": "mixed"},
+        "grid": {"communication": [True, False]},
+        "lineups": {"mixed": ["heuristic:loyal", "srv", "srv-a", "heuristic:mercenary",
+                              "heuristic:bully", "heuristic:zi"]},
+        "models": str(tmp_path / "models.json"),
+        "prompts": os.path.join(ROOT, "prompts", "beast"),
+        "llm": {"live_games": 4, "concurrency": 4, "timeout_s": 5, "max_retries": 1, "cache": ""},
+    }
+    path = write_spec(tmp_path, spec)
+    out = str(tmp_path / "play.h5")
+    control(server, "/config", {"play": {"seed": 3, "bad_rate": 0.3}})
+    try:
+        bazaar("run", path, "-o", out, "--quiet", timeout=300)
+    finally:
+        control(server, "/config", {"play": None})
+    check_file(out)  # wealth conserved, no transfer beyond the payer's wealth, ...
+    with h5py.File(out, "r") as f:
+        games, calls = f["games"][()], f["llm_calls"][()]
+        votes, msgs = f["beast/votes"][()], f["beast/messages"][()]
+        transfers = f["beast/transfers"][()]
+        text = f["messages"][()]
+    assert len(games) == 4
+    outcomes, decisions = set(strs(calls["parse_outcome"])), set(strs(calls["decision"]))
+    assert {"ok", "schema", "inadmissible", "repaired"} <= outcomes | decisions
+    assert "fallback" in decisions and games["n_fallback"].sum() > 0
+    assert set(strs(calls["phase"])) == {"partners", "message", "declare", "vote"}
+    # the LLM seats' own messages (not the fallback's blank one)
+    mine = msgs[np.isin(msgs["sender"], llm) & (msgs["fallback"] == 0)]
+    offers = set(strs(mine["offer"]))
+    assert {"give", "ask"} <= offers and mine["accept"].any()
+
+    def sender_of(t, index):
+        m = msgs[(msgs["game_id"] == t["game_id"]) & (msgs["conversation"] == t["conversation"])
+                 & (msgs["index"] == index)]
+        return int(m["sender"][0]), int(m["fallback"][0])
+
+    # transfers an LLM seat made happen: its offer accepted, or it accepted
+    made = 0
+    for t in transfers[transfers["executed"] == 1]:
+        offerer, _ = sender_of(t, t["message"])
+        accepter, fb = sender_of(t, t["message"] + 1)
+        made += offerer in llm or (accepter in llm and not fb)
+    assert made > 0, "no transfer from an LLM offer or accept"
+    # counter-offers: an LLM seat answers its partner's open offer with one
+    # of its own
+    counters = 0
+    for m in mine:
+        if m["index"] == 0 or m["offer"] == b"none":
+            continue
+        prev = msgs[(msgs["game_id"] == m["game_id"]) & (msgs["conversation"] ==
+                                                         m["conversation"])
+                    & (msgs["index"] == m["index"] - 1)]
+        counters += prev["offer"][0] != b"none"
+    assert counters > 0, "no LLM counter-offer"
+    # votes and declarations: the LLM seats name players (a fallback declares
+    # nothing), and vote in every round they are active
+    lv = votes[np.isin(votes["voter"], llm)]
+    assert len(lv) > 0 and (lv["declared_vote"] >= 0).any()
+    voted = {(int(c["game_id"]), int(c["turn"]), int(c["agent"])) for c in calls
+             if c["phase"] == b"vote" and c["decision"] in (b"ok", b"repaired")}
+    assert voted and voted <= {(int(v["game_id"]), int(v["round"]), int(v["voter"])) for v in lv}
+    # promises and text with communication on only
+    comm = set(games["game_id"][games["communication"] == 1].tolist())
+    said = [(int(g), t) for g, s, t in zip(text["game_id"], text["sender"], strs(text["text"]))
+            if int(s) in llm]
+    assert said and {g for g, _ in said} <= comm and len({t for _, t in said}) >= 5
+    assert (mine[np.isin(mine["game_id"], list(comm))]["vote_promise"] >= 0).any()
+
+
+def test_play_with_llm_agents_against_a_playing_server(server, tmp_path, monkeypatch):
+    """`bazaar play beast --agents loyal,srv,bully,srv,zi --models FILE`: the
+    LLM seats bargain and vote in the transcript's game, whose records pass
+    check_file."""
+    monkeypatch.setenv(KEY_ENV, "sk-beast-test")
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    out = str(tmp_path / "play.h5")
+    control(server, "/config", {"play": {"seed": 8, "bad_rate": 0.2}})
+    try:
+        p = bazaar("play", "beast", "--agents", "loyal,srv,bully,srv,zi", "--models",
+                   str(tmp_path / "models.json"), "--set", "eliminations=2", "-o", out)
+    finally:
+        control(server, "/config", {"play": None})
+    assert "eliminated: a" in p.stdout
+    check_file(out)
+    with h5py.File(out, "r") as f:
+        msgs, calls = f["beast/messages"][()], f["llm_calls"][()]
+    assert set(calls["agent"].tolist()) == {1, 3}
+    mine = msgs[np.isin(msgs["sender"], [1, 3]) & (msgs["fallback"] == 0)]
+    assert len(mine) > 0 and (mine["offer"] != b"none").any()
+
+
+def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path, monkeypatch):
+    """Against the playing server (answers sampled at random), a rerun on 3
+    ranks and a --replay on 2 make no request and give the same tables: the
+    order in which concurrent conversations' replies arrive changes nothing."""
+    monkeypatch.setenv(KEY_ENV, "sk-beast-test")
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m-a", "api_key_env": KEY_ENV, "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    spec = {
+        "name": "beast_replay", "game": "beast", "seed": 4, "repetitions": 2,
+        "fixed": {"n_agents": 6, "eliminations": 3},
+        "grid": {"communication": [True, False], "lineup": ["a", "b"]},
+        "lineups": {"a": ["srv", "srv-a", "heuristic:loyal", "srv", "heuristic:bully", "srv-a"],
+                    "b": ["srv", "srv-a", "heuristic:loyal?skill=0.5", "srv", "heuristic:bully",
+                          "srv-a"]},
+        "models": str(tmp_path / "models.json"),
+        "prompts": os.path.join(ROOT, "prompts", "beast"),
+        "llm": {"live_games": 4, "concurrency": 8, "timeout_s": 10, "max_retries": 1,
+                "cache": str(tmp_path / "cache")},
+    }
+    path = write_spec(tmp_path, spec)
+    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
+    control(server, "/config", {"play": {"seed": 41, "bad_rate": 0.3}})
+    try:
+        bazaar("run", path, "-o", first, "--quiet")
+        control(server, "/config", {"play": {"seed": 42, "bad_rate": 0.6}})
+        before = control(server, "/stats")["completions"]
+        bazaar("run", path, "-o", again, "--quiet", ranks=3)
+        bazaar("run", path, "-o", rep, "--quiet", "--replay", ranks=2)
+        assert control(server, "/stats")["completions"] == before, "the rerun made requests"
+    finally:
+        control(server, "/config", {"play": None})
+    check_file(first)
+    names = ["games", "agents", "messages", "beast/messages", "beast/transfers", "beast/votes",
+             "beast/wealth"]
+    for other in (again, rep):
+        with h5py.File(first, "r") as fa, h5py.File(other, "r") as fb:
+            assert fa["games"]["n_fallback"].sum() > 0
+            for name in names:
+                x, y = fa[name][()], fb[name][()]
+                assert len(x) == len(y), name
+                for col in x.dtype.names:
+                    if col == "cache_hits":
+                        continue
+                    if x.dtype[col].kind == "O":
+                        assert list(x[col]) == list(y[col]), f"{name}.{col}"
+                    else:
+                        assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"

@@ -2,8 +2,12 @@
 infeasible targets refused before start (exit 2 naming the key), every table
 written, values summing to 100, utilities recomputed from the tables matching
 /agents, identical tables on 1 and 3 ranks, communication off leaving no
-message row, and an LLM game of each against tests/llm_server.py played to the
-end through the prompts of prompts/<game>/."""
+message row, an LLM game of each against tests/llm_server.py played to the
+end through the prompts of prompts/<game>/, and LLM games of each against its
+play mode that reach agreements LLM replies made (an LLM proposal or accept),
+with LLM counter-proposals, accepts and rejects, talk, and bad replies
+repaired or replaced by the fallback, with `bazaar play` too, and whose rerun
+on 3 ranks and --replay on 2 give the same tables."""
 import json
 import os
 import subprocess
@@ -211,3 +215,246 @@ def test_shipped_sweeps_run_and_draw(tmp_path, name, game, rows):
         sys.path.insert(0, os.path.join(ROOT, "analysis"))
         import bazaar_results
         assert bazaar_results.load(out).competition_axis(game) == rows
+
+
+def control(port, path, body=None):
+    import urllib.request
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+LLM_SEATS = (0, 2)
+
+
+def strs(col):
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in col]
+
+
+@pytest.mark.parametrize("game", list(GAMES))
+def test_llm_players_negotiate_against_a_playing_server(server, tmp_path, monkeypatch, game):
+    """The server in play mode (tests/llm_server.py): the LLM seats (0 over
+    the OpenAI API, 2 over Anthropic's) propose divisions/treaties of their
+    own and counter-proposals, accept and reject, talk, and sometimes reply
+    off-schema (repaired, or replaced by the fallback). The games reach
+    agreements that LLM replies made."""
+    monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m-a", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    s = {"name": f"play_{game}", "game": game, "seed": 3, "repetitions": 2,
+         "fixed": {"n_agents": 4, "max_rounds": 4, "discussion_turns": 1, "lineup": "mixed",
+                   # contested: similar values, opposed positions (games last rounds)
+                   **({"competition": 0.9} if game == "item_allocation" else {"rho": -0.2})},
+         "grid": {"communication": [True, False], "threshold": ["two_thirds", "unanimity"]},
+         "lineups": {"mixed": ["srv", "heuristic:fair?skill=0.8", "srv-a",
+                               "heuristic:greedy?skill=0.8"]},
+         "models": str(tmp_path / "models.json"),
+         "prompts": os.path.join(ROOT, "prompts", game),
+         "llm": {"live_games": 4, "concurrency": 4, "timeout_s": 5, "max_retries": 1,
+                 "cache": "", "reasoning": game == "treaty"}}
+    spec = write_spec(tmp_path, s)
+    out = str(tmp_path / "play.h5")
+    control(server, "/config", {"play": {"seed": 7, "bad_rate": 0.3}})
+    try:
+        bazaar("run", spec, "-o", out, "--quiet", timeout=300)
+    finally:
+        control(server, "/config", {"play": None})
+    with h5py.File(out, "r") as f:
+        games, calls = f["games"][()], f["llm_calls"][()]
+        summ, props = f[f"{game}/summary"][()], f[f"{game}/proposals"][()]
+        votes = f[f"{game}/votes"][()]
+        msgs = f["messages"][()]
+    assert len(games) == 8 and set(strs(games["status"])) == {"ok"}
+    # which LLM decisions were the model's own (not the fallback)
+    own = {(int(c["game_id"]), int(c["turn"]), int(c["agent"]), c["phase"].decode())
+           for c in calls if c["decision"] in (b"ok", b"repaired")}
+    # bad replies: off-schema ones named, repaired or replaced by the fallback
+    outcomes, decisions = set(strs(calls["parse_outcome"])), set(strs(calls["decision"]))
+    assert {"ok", "schema", "repaired"} <= outcomes | decisions
+    assert "fallback" in decisions and games["n_fallback"].sum() > 0
+    # with reasoning on (treaty), the replies' reasons are stored, not parsed
+    reasons = {r for r, d in zip(strs(calls["reasoning"]), calls["decision"])
+               if d in (b"ok", b"repaired")}
+    assert (len(reasons) > 3) == (game == "treaty") and (game == "treaty" or reasons <= {""})
+
+    def proposal(gid, rnd, p):
+        r = props[(props["game_id"] == gid) & (props["round"] == rnd) & (props["proposer"] == p)]
+        key = "receiver" if game == "item_allocation" else "value"
+        return r[np.argsort(r["item" if game == "item_allocation" else "issue"])][key]
+
+    # an agreement an LLM reply made: its proposal, or its accept, carried it
+    made = 0
+    for s_ in summ[summ["agreement"] == 1]:
+        gid, rnd, win = int(s_["game_id"]), int(s_["agreement_round"]), int(s_["accepted_proposer"])
+        if win in LLM_SEATS and (gid, rnd, win, "propose") in own:
+            made += 1
+            continue
+        v = votes[(votes["game_id"] == gid) & (votes["round"] == rnd) & (votes["proposer"] == win)
+                  & (votes["accept"] == 1)]
+        made += any(int(x) in LLM_SEATS and (gid, rnd, int(x), "vote") in own for x in v["voter"])
+    assert made > 0, "no agreement came from an LLM proposal or accept"
+    # the LLM seats' own votes accept some proposals and reject others
+    mine = [int(v["accept"]) for v in votes if int(v["voter"]) in LLM_SEATS
+            and (int(v["game_id"]), int(v["round"]), int(v["voter"]), "vote") in own]
+    assert 0 in mine and 1 in mine
+    # counter-proposals: an LLM proposal that takes another agent's proposal
+    # of the round before and changes part of it in its own favour
+    counters = 0
+    for gid in games["game_id"]:
+        for rnd in range(2, int(props[props["game_id"] == gid]["round"].max()) + 1):
+            for a in LLM_SEATS:
+                if (int(gid), rnd, a, "propose") not in own:
+                    continue
+                x = proposal(gid, rnd, a)
+                for q in range(4):
+                    if q == a:
+                        continue
+                    y = proposal(gid, rnd - 1, q)
+                    if game == "item_allocation":
+                        diff = np.flatnonzero(x != y)
+                        counters += 1 <= len(diff) <= 2 and (x[diff] == a).all()
+                    else:
+                        same = np.abs(x - y) < 1e-4
+                        counters += 0 < (~same).sum() <= (len(x) + 1) // 2
+    assert counters > 0, "no LLM counter-proposal"
+    # LLM seats talk, in their own words, with communication on only
+    comm = set(games["game_id"][games["communication"] == 1].tolist())
+    said = [(int(g), t) for g, s_, t in zip(msgs["game_id"], msgs["sender"], strs(msgs["text"]))
+            if int(s_) in LLM_SEATS]
+    assert said and {g for g, _ in said} <= comm
+    assert len({t for _, t in said}) >= 5 and "ok" not in {t for _, t in said}
+
+
+def test_play_mode_is_seeded_and_reads_the_prompt_a_repair_answers(server):
+    """Same request and seed, same answer; the answer is a valid division of
+    the items in the prompt, also when the last message is a repair prompt."""
+    import urllib.request
+    system = ("You are agent 1, one of 3 agents negotiating how to divide 4 indivisible items "
+              "(numbered from 0).")
+    prompt = ("Round 2 of 4 (a deal this round pays 0.9 x its utility; 2 rounds left after this "
+              "one). Phase: proposal.\n\nYour private values of the items (item 0 first): "
+              "[5,60,30,5]\nRound 1, proposal of agent 0: allocation [0,0,2,1]; your utility 5; "
+              "accepted by 1 agents.\n")
+    schema = {"type": "object", "additionalProperties": False, "required": ["allocation"],
+              "properties": {"allocation": {"type": "array", "minItems": 4, "maxItems": 4,
+                                            "items": {"type": "integer", "minimum": 0,
+                                                      "maximum": 2}}}}
+
+    def ask(messages):
+        body = {"model": "m", "messages": [{"role": "system", "content": system}] + messages,
+                "response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "a", "schema": schema}}}
+        req = urllib.request.Request(f"http://127.0.0.1:{server}/v1/chat/completions",
+                                     data=json.dumps(body).encode(), method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(json.loads(r.read())["choices"][0]["message"]["content"])
+
+    try:
+        answers = []
+        for seed in (5, 6, 5):  # a new seed starts the sampling afresh
+            control(server, "/config", {"play": {"seed": seed, "bad_rate": 0.0}})
+            answers.append([ask([{"role": "user", "content": prompt}]) for _ in range(6)])
+        assert answers[0] == answers[2]
+        assert len({json.dumps(a) for a in answers[0]}) > 1  # it samples
+        repair = [{"role": "user", "content": prompt},
+                  {"role": "assistant", "content": '{"allocation": 7}'},
+                  {"role": "user", "content": "Your reply could not be used: allocation: expected "
+                                              "an array. Reply again with only a JSON object."}]
+        for a in answers[0] + [ask(repair) for _ in range(6)]:
+            alloc = a["allocation"]
+            assert len(alloc) == 4 and set(alloc) <= {0, 1, 2}
+            assert alloc[1] == 1  # item 1, worth 60 to agent 1, is always kept
+    finally:
+        control(server, "/config", {"play": None})
+
+
+@pytest.mark.parametrize("game", list(GAMES))
+def test_play_with_llm_agents_against_a_playing_server(server, tmp_path, monkeypatch, game):
+    """`bazaar play GAME --agents srv,fair,srv,greedy --models FILE`: the LLM
+    seats talk and propose in the transcript, and the records are written."""
+    monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
+    models = {"models": [{"id": "srv", "provider": "openai",
+                          "base_url": f"http://127.0.0.1:{server}/v1", "model": "m",
+                          "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
+                          "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    out = str(tmp_path / "play.h5")
+    control(server, "/config", {"play": {"seed": 4, "bad_rate": 0.2}})
+    try:
+        p = bazaar("play", game, "--agents", "srv,fair,srv,greedy", "--models",
+                   str(tmp_path / "models.json"), "--rounds", "3", "-o", out)
+    finally:
+        control(server, "/config", {"play": None})
+    assert "== end after round" in p.stdout
+    said = [ln for ln in p.stdout.splitlines() if ln.startswith(("round 1: a0 says:",
+                                                                 "round 1: a2 says:"))]
+    assert said and not any(ln.endswith(" ok") for ln in said)
+    with h5py.File(out, "r") as f:
+        calls = f["llm_calls"][()]
+        assert set(strs(f["games"]["status"])) == {"ok"}
+    assert set(calls["agent"].tolist()) == {0, 2}
+    assert {"discuss", "think", "propose", "vote", "reflect"} <= set(strs(calls["phase"]))
+
+
+@pytest.mark.parametrize("game", list(GAMES))
+def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path, monkeypatch,
+                                                               game):
+    """Against the playing server (answers sampled at random), a rerun on 3
+    ranks and a --replay on 2 make no request and give the same tables: the
+    games' LLM path depends on the replies only, not on their timing."""
+    monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
+    models = {"models": [
+        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
+         "model": "m-a", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
+         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
+    (tmp_path / "models.json").write_text(json.dumps(models))
+    # two lineups differing in the heuristic's skill: identical requests
+    # across games share a cache key
+    s = {"name": f"replay_{game}", "game": game, "seed": 4, "repetitions": 2,
+         "fixed": {"n_agents": 4, "max_rounds": 3, "discussion_turns": 1},
+         "grid": {"communication": [True, False], "lineup": ["a", "b"]},
+         "lineups": {"a": ["srv", "heuristic:fair", "srv-a", "srv"],
+                     "b": ["srv", "heuristic:fair?skill=0.5", "srv-a", "srv"]},
+         "models": str(tmp_path / "models.json"),
+         "prompts": os.path.join(ROOT, "prompts", game),
+         "llm": {"live_games": 4, "concurrency": 8, "timeout_s": 10, "max_retries": 1,
+                 "cache": str(tmp_path / "cache")}}
+    spec = write_spec(tmp_path, s)
+    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
+    control(server, "/config", {"play": {"seed": 31, "bad_rate": 0.3}})
+    try:
+        bazaar("run", spec, "-o", first, "--quiet")
+        # the server now answers differently: a request would change the tables
+        control(server, "/config", {"play": {"seed": 32, "bad_rate": 0.6}})
+        before = control(server, "/stats")["completions"]
+        bazaar("run", spec, "-o", again, "--quiet", ranks=3)
+        bazaar("run", spec, "-o", rep, "--quiet", "--replay", ranks=2)
+        assert control(server, "/stats")["completions"] == before, "the rerun made requests"
+    finally:
+        control(server, "/config", {"play": None})
+    names = ["games", "agents", "messages"] + [f"{game}/{t}" for t in
+                                               ("proposals", "votes", "rounds", "summary")]
+    for other in (again, rep):
+        with h5py.File(first, "r") as fa, h5py.File(other, "r") as fb:
+            assert fa["games"]["n_fallback"].sum() > 0
+            for name in names:
+                x, y = fa[name][()], fb[name][()]
+                assert len(x) == len(y), name
+                for col in x.dtype.names:
+                    if col == "cache_hits":
+                        continue
+                    if x.dtype[col].kind == "O":
+                        assert list(x[col]) == list(y[col]), f"{name}.{col}"
+                    else:
+                        assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
