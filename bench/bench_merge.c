@@ -175,7 +175,7 @@ int main(int argc, char **argv)
     printf("  end to end vs play (records): %.2f\n", (t_rec + t_merge) / t_rec);
     for (int i = 0; i < n_shards; i++) {
         char j[sizeof paths[0] + 16];
-        snprintf(j, sizeof j, "%s.journal", paths[i]);
+        snprintf(j, sizeof j, "%s.journal", list[i]);
         unlink(paths[i]);
         unlink(j);
     }
