@@ -820,8 +820,6 @@ static int merge_setup(struct merge *m, struct bz_err *err)
     size_t index = bound / 4;
     m->map_cap = index / 2 / sizeof *m->map;
     m->run_cap = index / 2 / (2 * sizeof(struct run)); /* the runs and their pieces */
-    if (m->has_ids && (uint64_t)(m->id_max - m->id_min) < (uint64_t)m->map_cap)
-        m->map_cap = (size_t)(m->id_max - m->id_min) + 1; /* one block: a map that fits */
     m->threads = bz_zpool_default_threads();
     m->stats.threads = m->threads;
     if (!(m->map = acct_alloc(m, m->map_cap, sizeof *m->map)) ||
