@@ -70,7 +70,7 @@ static int play(struct bz_grid *grid, int64_t n_games, struct bz_shard **shards,
 
 /* Merge in a child process: its peak RSS is the merge's alone. */
 static int merge_child(const char *const *paths, int n, const char *out, struct bz_merge_stats *st,
-                       double *seconds, long *rss_kb)
+                       double *seconds, double *cpu, long *rss_kb)
 {
     int fd[2];
     if (pipe(fd) != 0)
@@ -101,6 +101,8 @@ static int merge_child(const char *const *paths, int n, const char *out, struct 
         return 1;
     *seconds = now_s() - t0;
     *rss_kb = ru.ru_maxrss;
+    *cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
     return 0;
 }
 
@@ -135,7 +137,7 @@ int main(int argc, char **argv)
         if (!rc)
             bz_shard_set_group_commit(shards[i], 1); /* as the runner does */
     }
-    double t_rec = 0, t_norec = 0, t_merge = 0;
+    double t_rec = 0, t_norec = 0, t_merge = 0, cpu_merge = 0;
     if (!rc)
         rc = play(grid, n_games, shards, n_shards, &t_rec, &err);
     for (int i = 0; i < n_shards; i++)
@@ -150,9 +152,18 @@ int main(int argc, char **argv)
     struct bz_merge_stats st = {0};
     long rss_kb = 0;
     snprintf(out, sizeof out, "%s/merged.h5", dir);
-    if (merge_child(list, n_shards, out, &st, &t_merge, &rss_kb)) {
-        fprintf(stderr, "bench_merge: the merge failed\n");
-        return 1;
+    /* BENCH_MERGE_REPEAT=k: k merges of the same shards, each printed (the
+     * figures below are the last one's) */
+    const char *rep_env = getenv("BENCH_MERGE_REPEAT");
+    int reps = rep_env ? atoi(rep_env) : 1;
+    for (int r = 0; r < (reps < 1 ? 1 : reps); r++) {
+        unlink(out);
+        if (merge_child(list, n_shards, out, &st, &t_merge, &cpu_merge, &rss_kb)) {
+            fprintf(stderr, "bench_merge: the merge failed\n");
+            return 1;
+        }
+        if (reps > 1)
+            printf("  merge %d: %.2fs wall, %.2fs cpu\n", r, t_merge, cpu_merge);
     }
     struct stat sb;
     double out_mb = stat(out, &sb) == 0 ? (double)sb.st_size / 1e6 : 0;
@@ -161,8 +172,8 @@ int main(int argc, char **argv)
            n_shards);
     printf("  play with records %.2fs, without %.2fs: records vs no records %.2f\n", t_rec, t_norec,
            t_rec / t_norec);
-    printf("  merge %.2fs: %.1f MB of rows -> %.1f MB file, %.0f MB/s, %d threads\n", t_merge,
-           raw_mb, out_mb, raw_mb / st.seconds, st.threads);
+    printf("  merge %.2fs (cpu %.2fs): %.1f MB of rows -> %.1f MB file, %.0f MB/s, %d threads\n",
+           t_merge, cpu_merge, raw_mb, out_mb, raw_mb / st.seconds, st.threads);
     printf("  merge phases: index %.2fs, read %.2fs, wait for compression %.2fs, write %.2fs, "
            "read back %.2fs\n",
            st.seconds_index, st.seconds_read, st.seconds_wait, st.seconds_write,
@@ -173,6 +184,10 @@ int main(int argc, char **argv)
            (double)rss_kb / 1024.0, (unsigned long long)st.blocks, (unsigned long long)st.windows,
            (unsigned long long)st.direct_chunks);
     printf("  end to end vs play (records): %.2f\n", (t_rec + t_merge) / t_rec);
+    if (getenv("BENCH_MERGE_KEEP")) { /* the shards, for other merges */
+        printf("  shards kept in %s\n", dir);
+        n_shards = 0;
+    }
     for (int i = 0; i < n_shards; i++) {
         char j[sizeof paths[0] + 16];
         snprintf(j, sizeof j, "%s.journal", list[i]);
@@ -183,7 +198,8 @@ int main(int argc, char **argv)
     char lock[400];
     snprintf(lock, sizeof lock, "%s.lock", out);
     unlink(lock);
-    rmdir(dir);
+    if (n_shards)
+        rmdir(dir);
     bz_grid_destroy(grid);
     bz_spec_destroy(spec);
     return 0;

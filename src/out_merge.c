@@ -35,10 +35,13 @@
 #define MERGED_CHUNK_BYTES (256 * 1024)
 #endif
 /* The memory bound of a merge (BZ_MERGE_MEMORY overrides it; never below
- * MERGE_MEMORY_MIN, so that a window holds a whole chunk). Shares of it: 1/16
- * for an output window (twice, plus the compressed copies, on the direct
- * path: 1/4), 1/16 for a shard read window, 1/32 for a window of game ids,
- * 1/4 for the index of the id block being merged (winner of each id, runs). */
+ * MERGE_MEMORY_MIN, so that a window holds a whole chunk). Shares of it: at
+ * most 1/16 for an output window (1/64, or two chunks per compression thread
+ * when that is more; twice, plus the compressed copies, on the direct path:
+ * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
+ * 1/4 for the index of the id block being merged (winner of each id, runs).
+ * Not counted: HDF5's own caches, the strings of the rows of a window of a
+ * table with strings, and ~0.5 MiB of compressor state per thread. */
 #ifndef MERGE_MEMORY_BYTES
 #define MERGE_MEMORY_BYTES ((size_t)256 << 20)
 #endif
@@ -271,8 +274,64 @@ static void keep_run(const struct merge *m, struct runs *rs, size_t i, int64_t i
     rs->v[rs->n++] = (struct run){id, i, start, len, 0};
 }
 
+/* Rows per chunk of a shard's table stored as bazaar writes shards:
+ * chunked, filtered by a Fletcher32 checksum alone, chunks of at most
+ * max_bytes. 0 when stored otherwise (then HDF5 reads it). */
+static hsize_t raw_chunk_rows(hid_t dset, size_t row_bytes, size_t max_bytes)
+{
+    hid_t dcpl = H5Dget_create_plist(dset);
+    hsize_t crows = 0;
+    unsigned flags = 0;
+    size_t cd_n = 0;
+    if (dcpl < 0 || H5Pget_layout(dcpl) != H5D_CHUNKED || H5Pget_chunk(dcpl, 1, &crows) != 1 ||
+        H5Pget_nfilters(dcpl) != 1 ||
+        H5Pget_filter2(dcpl, 0, &flags, &cd_n, NULL, 0, NULL, NULL) != H5Z_FILTER_FLETCHER32 ||
+        (size_t)crows * row_bytes > max_bytes)
+        crows = 0;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(dcpl);
+    return crows;
+}
+
+/* The stored chunk of dset at row base (cbytes: its rows, then the
+ * checksum) into buf, checked against its Fletcher32. */
+static int read_raw_chunk(const struct merge *m, size_t i, hid_t dset, const char *path,
+                          hsize_t base, unsigned char *buf, size_t cbytes, struct bz_err *err)
+{
+    hsize_t size = 0;
+    uint32_t mask = 1;
+    if (H5Dget_chunk_storage_size(dset, &base, &size) < 0 || size != cbytes ||
+        H5Dread_chunk(dset, H5P_DEFAULT, &base, &mask, buf) < 0 || mask != 0 ||
+        !bz_zpool_chunk_ok(buf, cbytes))
+        return bz_out_h5_fail(err, BZ_EIO,
+                              "%s: table %s: the chunk at row %llu is unreadable or fails its "
+                              "checksum",
+                              m->shards[i], path, (unsigned long long)base);
+    return BZ_OK;
+}
+
+/* Runs of consecutive equal ids, fed one id at a time. */
+struct run_scan {
+    int64_t cur;
+    hsize_t start, len;
+};
+
+static void scan_id(const struct merge *m, struct runs *rs, size_t i, struct run_scan *sc,
+                    int64_t id, hsize_t row)
+{
+    if (sc->len && id == sc->cur) {
+        sc->len++;
+        return;
+    }
+    if (sc->len)
+        keep_run(m, rs, i, sc->cur, sc->start, sc->len);
+    sc->cur = id;
+    sc->start = row;
+    sc->len = 1;
+}
+
 /* The runs of shard i's table dset whose game wins in the current block,
- * reading its game_id column m->id_rows at a time. */
+ * reading its game_id column m->id_rows at a time (or its raw chunks). */
 static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
                       struct bz_err *err)
 {
@@ -311,8 +370,35 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: game_id type", m->shards[i], path);
         goto out;
     }
-    int64_t cur = 0;
-    hsize_t cur_start = 0, cur_len = 0;
+    struct run_scan sc = {0, 0, 0};
+    /* a little-endian int64 game_id in chunks stored as bazaar writes them:
+     * straight from the chunks */
+    size_t rsize = H5Tget_size(ftype), id_off = H5Tget_member_offset(ftype, (unsigned)idx);
+    hid_t id_type = H5Tget_member_type(ftype, (unsigned)idx);
+    /* (variable-length members are stored in another layout than their
+     * type's size says: HDF5 reads those tables) */
+    int le64 = id_type >= 0 && H5Tget_size(id_type) == 8 && H5Tget_order(id_type) == H5T_ORDER_LE &&
+               H5Tget_sign(id_type) == H5T_SGN_2 && bz_out_h5_has_vlen(ftype) == 0;
+    bz_out_h5_close(id_type);
+    hsize_t crows =
+        le64 ? raw_chunk_rows(dset, rsize, (size_t)m->id_rows * sizeof(int64_t) - 4) : 0;
+    if (crows) {
+        size_t cbytes = (size_t)crows * rsize + 4;
+        unsigned char *buf = m->ids_raw; /* the id window holds a whole stored chunk */
+        for (hsize_t base = 0; base < rows && !rs->full; base += crows) {
+            if ((rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
+                goto out;
+            hsize_t n = rows - base < crows ? rows - base : crows;
+            for (hsize_t r = 0; r < n; r++) {
+                int64_t id;
+                memcpy(&id, buf + (size_t)r * rsize + id_off, sizeof id);
+                scan_id(m, rs, i, &sc, id, base + r);
+            }
+        }
+        if (sc.len)
+            keep_run(m, rs, i, sc.cur, sc.start, sc.len);
+        goto out;
+    }
     for (hsize_t s = 0; s < rows && !rs->full; s += m->id_rows) {
         hsize_t count = rows - s < m->id_rows ? rows - s : m->id_rows, zero = 0;
         if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &s, NULL, &count, NULL) < 0 ||
@@ -322,20 +408,11 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
                                 path);
             goto out;
         }
-        for (hsize_t r = 0; r < count; r++) {
-            if (cur_len && ids[r] == cur) {
-                cur_len++;
-                continue;
-            }
-            if (cur_len)
-                keep_run(m, rs, i, cur, cur_start, cur_len);
-            cur = ids[r];
-            cur_start = s + r;
-            cur_len = 1;
-        }
+        for (hsize_t r = 0; r < count; r++)
+            scan_id(m, rs, i, &sc, ids[r], s + r);
     }
-    if (cur_len)
-        keep_run(m, rs, i, cur, cur_start, cur_len);
+    if (sc.len)
+        keep_run(m, rs, i, sc.cur, sc.start, sc.len);
 out:
     bz_out_h5_close(mtype);
     bz_out_h5_close(mspace);
@@ -421,7 +498,6 @@ static int sink_store(struct merge *m, struct sink *s, const char *path, struct 
     }
     m->stats.direct_chunks += b->n_chunks;
     m->stats.seconds_write += now_s() - t1;
-    memset(s->buf[k], 0, (size_t)s->win * s->msize);
     return BZ_OK;
 }
 
@@ -437,6 +513,10 @@ static int sink_flush(struct merge *m, struct sink *s, const char *path, hsize_t
         struct bz_zbatch *b = &s->zb[s->cur];
         b->in = s->buf[s->cur];
         b->n_chunks = (size_t)((count + s->chunk - 1) / s->chunk);
+        /* past the last row: zeros, as HDF5 fills an edge chunk (every row
+         * before it was just written) */
+        memset(s->buf[s->cur] + (size_t)count * s->msize, 0,
+               (size_t)((hsize_t)b->n_chunks * s->chunk - count) * s->msize);
         bz_zpool_submit(m->pool, b);
         s->pending = 1;
         s->pending_ws = s->ws;
@@ -508,6 +588,42 @@ static void sink_close(struct sink *s)
     }
 }
 
+/* The rows of runs[0..n) of a table without strings, read as the shard
+ * stores them: whole chunks (H5Dread_chunk), each checked against its
+ * Fletcher32, rows copied out; no HDF5 pipeline, cache or conversion. Only
+ * for chunks filtered by the checksum alone (shards as bazaar writes them);
+ * *used is 0 when the table is stored otherwise. */
+static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
+                      const struct run *runs, size_t n, size_t msize, unsigned char *out, int *used,
+                      struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hsize_t crows = raw_chunk_rows(dset, msize, m->read_bytes);
+    size_t cbytes = (size_t)crows * msize + 4;
+    unsigned char *buf = NULL;
+    *used = crows > 0;
+    if (!crows)
+        return BZ_OK; /* HDF5 reads it */
+    if (!(buf = acct_alloc(m, cbytes, 1)))
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
+    hsize_t have = (hsize_t)-1; /* the chunk in buf */
+    for (size_t k = 0; k < n && !rc; k++) {
+        hsize_t pos = runs[k].start, end = runs[k].start + runs[k].len;
+        while (pos < end) {
+            hsize_t c = pos / crows, base = c * crows;
+            if (c != have && (rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
+                break;
+            have = c;
+            hsize_t stop = end < base + crows ? end : base + crows;
+            memcpy(out + (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize,
+                   buf + (size_t)(pos - base) * msize, (size_t)(stop - pos) * msize);
+            pos = stop;
+        }
+    }
+    acct_free(buf, cbytes, 1);
+    return rc;
+}
+
 /* Copy the rows of runs[0..n) (all of shard i, sorted by start) into out
  * (runs' out_pos relative to out), reading the shard through a window of at
  * most m->read_bytes. */
@@ -526,6 +642,11 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
         cap = hi - runs[0].start;
     if ((rc = open_table(m, i, path, &file, &dset, &ref, err)))
         goto out;
+    if (!vlen) {
+        int used;
+        if ((rc = gather_raw(m, i, dset, path, runs, n, msize, out, &used, err)) || used)
+            goto out;
+    }
     if ((fspace = H5Dget_space(dset)) < 0 || (mspace = H5Screate_simple(1, &cap, NULL)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: dataspace", m->shards[i], path);
         goto out;
@@ -814,13 +935,18 @@ static int merge_setup(struct merge *m, struct bz_err *err)
 {
     size_t bound = memory_bound();
     m->stats.bound_bytes = bound;
-    m->out_bytes = bound / 16 < MERGE_OUT_BYTES ? bound / 16 : MERGE_OUT_BYTES;
-    m->read_bytes = bound / 16 < MERGE_WINDOW_BYTES ? bound / 16 : MERGE_WINDOW_BYTES;
+    m->threads = bz_zpool_default_threads();
+    /* an output window: 1/64 of the bound, or two chunks per thread when
+     * that is more (every thread busy), never past 1/16 */
+    size_t out = bound / 64, busy = (size_t)m->threads * 2 * MERGED_CHUNK_BYTES;
+    if (out < busy)
+        out = busy < bound / 16 ? busy : bound / 16;
+    m->out_bytes = out < MERGE_OUT_BYTES ? out : MERGE_OUT_BYTES;
+    m->read_bytes = bound / 64 < MERGE_WINDOW_BYTES ? bound / 64 : MERGE_WINDOW_BYTES;
     m->id_rows = (hsize_t)(bound / 32 / sizeof(int64_t));
     size_t index = bound / 4;
     m->map_cap = index / 2 / sizeof *m->map;
     m->run_cap = index / 2 / (2 * sizeof(struct run)); /* the runs and their pieces */
-    m->threads = bz_zpool_default_threads();
     m->stats.threads = m->threads;
     if (!(m->map = acct_alloc(m, m->map_cap, sizeof *m->map)) ||
         !(m->ids_raw = acct_alloc(m, (size_t)m->id_rows, sizeof(int64_t))))
@@ -1038,9 +1164,14 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
         goto out;
     }
     tmp_made = 1;
-    for (size_t t = 0; t < n_tables; t++)
+    for (size_t t = 0; t < n_tables; t++) {
+        double tt = now_s();
         if ((rc = merge_table(&m, file, tables[t], &rows[t], &direct[t], err)))
             goto out;
+        if (getenv("BZ_MERGE_DEBUG"))
+            fprintf(stderr, "TABLE %s %.3f s direct %d rows %llu\n", tables[t], now_s() - tt,
+                    direct[t], rows[t]);
+    }
     if ((rc = write_provenance(file, prov, tmp, err)))
         goto out;
     if ((rc = bz_out_h5_close_file(&file, tmp, err)) || (rc = fsync_path(tmp, 0, err)))
