@@ -68,6 +68,49 @@ static int play(struct bz_grid *grid, int64_t n_games, struct bz_shard **shards,
     return rc;
 }
 
+/* play() in a child process, with shards at paths (NULL: no records), so
+ * that the merge's process holds nothing of the play. */
+static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300], int n_shards,
+                      double *seconds)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        close(fd[0]);
+        struct bz_err err = {0};
+        struct bz_shard *shards[64] = {0};
+        int rc = BZ_OK;
+        for (int i = 0; paths && i < n_shards && !rc; i++) {
+            rc = bz_shard_create(paths[i], &shards[i], &err);
+            if (!rc)
+                bz_shard_set_group_commit(shards[i], 1); /* as the runner does */
+        }
+        double t = 0;
+        if (!rc)
+            rc = play(grid, n_games, paths ? shards : NULL, n_shards, &t, &err);
+        for (int i = 0; paths && i < n_shards; i++)
+            if (shards[i] && bz_shard_close(shards[i], rc ? NULL : &err) && !rc)
+                rc = BZ_EIO;
+        if (rc)
+            fprintf(stderr, "bench_merge: %s\n", err.msg);
+        if (write(fd[1], &t, sizeof t) != (ssize_t)sizeof t)
+            rc = 1;
+        _exit(rc ? 1 : 0);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], seconds, sizeof *seconds);
+    close(fd[0]);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        got != (ssize_t)sizeof *seconds)
+        return 1;
+    return 0;
+}
+
 /* Merge in a child process: its peak RSS is the merge's alone. */
 static int merge_child(const char *const *paths, int n, const char *out, struct bz_merge_stats *st,
                        double *seconds, double *cpu, long *rss_kb)
@@ -125,7 +168,6 @@ int main(int argc, char **argv)
     struct bz_err err = {0};
     struct bz_spec *spec = NULL;
     struct bz_grid *grid = NULL;
-    struct bz_shard *shards[64] = {0};
     int rc = bz_spec_parse(spec_json, "bench", &spec, &err);
     if (!rc)
         rc = bz_grid_create(spec, &grid, &err);
@@ -133,22 +175,15 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_shards && !rc; i++) {
         snprintf(paths[i], sizeof paths[i], "%s/r%d.h5", dir, i);
         list[i] = paths[i];
-        rc = bz_shard_create(paths[i], &shards[i], &err);
-        if (!rc)
-            bz_shard_set_group_commit(shards[i], 1); /* as the runner does */
     }
     double t_rec = 0, t_norec = 0, t_merge = 0, cpu_merge = 0;
-    if (!rc)
-        rc = play(grid, n_games, shards, n_shards, &t_rec, &err);
-    for (int i = 0; i < n_shards; i++)
-        if (shards[i] && bz_shard_close(shards[i], rc ? NULL : &err) && !rc)
-            rc = BZ_EIO;
-    if (!rc)
-        rc = play(grid, n_games, NULL, 0, &t_norec, &err);
     if (rc) {
         fprintf(stderr, "bench_merge: %s\n", err.msg);
         return 1;
     }
+    if (play_child(grid, n_games, paths, n_shards, &t_rec) ||
+        play_child(grid, n_games, NULL, n_shards, &t_norec))
+        return 1;
     struct bz_merge_stats st = {0};
     long rss_kb = 0;
     snprintf(out, sizeof out, "%s/merged.h5", dir);
