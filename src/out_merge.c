@@ -1165,18 +1165,8 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
     }
     tmp_made = 1;
     for (size_t t = 0; t < n_tables; t++) {
-        double tt = now_s();
-        struct timespec c0, c1;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
         if ((rc = merge_table(&m, file, tables[t], &rows[t], &direct[t], err)))
             goto out;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
-        if (getenv("BZ_MERGE_DEBUG"))
-            fprintf(stderr, "cpu %.3f ",
-                    (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec));
-        if (getenv("BZ_MERGE_DEBUG"))
-            fprintf(stderr, "TABLE %s %.3f s direct %d rows %llu\n", tables[t], now_s() - tt,
-                    direct[t], rows[t]);
     }
     if ((rc = write_provenance(file, prov, tmp, err)))
         goto out;
