@@ -209,6 +209,11 @@ int main(int argc, char **argv)
            t_rec / t_norec);
     printf("  merge %.2fs (cpu %.2fs): %.1f MB of rows -> %.1f MB file, %.0f MB/s, %d threads\n",
            t_merge, cpu_merge, raw_mb, out_mb, raw_mb / st.seconds, st.threads);
+    printf("  merge cpu: %.2fs serial (%.3f ms per game), %.2fs compressing (%.3f ms per game, "
+           "split over the threads)\n",
+           st.cpu_main, 1e3 * st.cpu_main / (double)n_games, st.cpu_compress,
+           1e3 * st.cpu_compress / (double)n_games);
+    printf("  play cpu per game: %.3f ms with records\n", 1e3 * t_rec / (double)n_games);
     printf("  merge phases: index %.2fs, read %.2fs, wait for compression %.2fs, write %.2fs, "
            "read back %.2fs\n",
            st.seconds_index, st.seconds_read, st.seconds_wait, st.seconds_write,

@@ -85,6 +85,13 @@ struct merge {
     struct bz_merge_stats stats;
 };
 
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static struct bz_merge_stats last_stats;
 
 void bz_merge_last_stats(struct bz_merge_stats *s)
@@ -483,6 +490,7 @@ static int sink_store(struct merge *m, struct sink *s, const char *path, struct 
     int bad = bz_zpool_wait(m->pool, b) != 0;
     double t1 = now_s();
     m->stats.seconds_wait += t1 - t0;
+    m->stats.cpu_compress += b->cpu_seconds;
     if (bad)
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: cannot compress rows %llu..%llu",
                           m->out_name, path, (unsigned long long)s->pending_ws,
@@ -1121,7 +1129,7 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
     char *tmp = NULL;
     int tmp_made = 0;
     struct bz_out_lock *lock = NULL;
-    double t_start = now_s();
+    double t_start = now_s(), c_start = thread_cpu_s();
 
     bz_out_h5_quiet();
     /* before anything is written: a second writer of out_path stops here */
@@ -1200,6 +1208,7 @@ out:
     acct_free(m.map, m.map_cap, sizeof *m.map);
     acct_free(m.ids_raw, (size_t)m.id_rows, sizeof(int64_t));
     m.stats.seconds = now_s() - t_start;
+    m.stats.cpu_main = thread_cpu_s() - c_start;
     last_stats = m.stats;
     free(tmp);
     bz_out_lock_release(lock);

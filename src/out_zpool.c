@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "out_zpool.h"
 
@@ -150,6 +151,13 @@ int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len)
     return sum == stored;
 }
 
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void *worker(void *arg)
 {
     struct bz_zpool *p = arg;
@@ -164,8 +172,11 @@ static void *worker(void *arg)
         struct bz_zbatch *b = p->batch;
         size_t k = b->next++;
         pthread_mutex_unlock(&p->mu);
+        double c0 = thread_cpu_s();
         int bad = !ok || compress_one(&z, b, k) != 0;
+        double c1 = thread_cpu_s();
         pthread_mutex_lock(&p->mu);
+        b->cpu_seconds += c1 - c0;
         if (bad)
             b->failed = 1;
         if (++b->done == b->n_chunks) {
@@ -209,6 +220,7 @@ void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
 {
     b->next = b->done = 0;
     b->failed = 0;
+    b->cpu_seconds = 0;
     if (!p->n_threads || !b->n_chunks)
         return; /* compressed by bz_zpool_wait */
     pthread_mutex_lock(&p->mu);
@@ -223,9 +235,11 @@ int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
         struct zstate z;
         if (zstate_init(&z) != 0)
             return -1;
+        double c0 = thread_cpu_s();
         for (size_t k = 0; k < b->n_chunks && !b->failed; k++)
             if (compress_one(&z, b, k) != 0)
                 b->failed = 1;
+        b->cpu_seconds += thread_cpu_s() - c0;
         zstate_free(&z);
         return b->failed ? -1 : 0;
     }

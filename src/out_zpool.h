@@ -26,6 +26,7 @@ struct bz_zbatch {
     /* owned by the pool while the batch runs */
     size_t next, done;
     int failed;
+    double cpu_seconds; /* CPU the batch's chunks took, summed over threads */
 };
 
 /* Bytes one filtered chunk of chunk_bytes may take (the batch's out_cap). */
