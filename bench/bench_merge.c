@@ -71,7 +71,7 @@ static int play(struct bz_grid *grid, int64_t n_games, struct bz_shard **shards,
 /* play() in a child process, with shards at paths (NULL: no records), so
  * that the merge's process holds nothing of the play. */
 static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300], int n_shards,
-                      double *seconds)
+                      double *seconds, double *cpu)
 {
     int fd[2];
     if (pipe(fd) != 0)
@@ -89,25 +89,32 @@ static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300],
             if (!rc)
                 bz_shard_set_group_commit(shards[i], 1); /* as the runner does */
         }
-        double t = 0;
+        double t[2] = {0, 0};
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
         if (!rc)
-            rc = play(grid, n_games, paths ? shards : NULL, n_shards, &t, &err);
+            rc = play(grid, n_games, paths ? shards : NULL, n_shards, &t[0], &err);
         for (int i = 0; paths && i < n_shards; i++)
             if (shards[i] && bz_shard_close(shards[i], rc ? NULL : &err) && !rc)
                 rc = BZ_EIO;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        t[1] = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
         if (rc)
             fprintf(stderr, "bench_merge: %s\n", err.msg);
-        if (write(fd[1], &t, sizeof t) != (ssize_t)sizeof t)
+        if (write(fd[1], t, sizeof t) != (ssize_t)sizeof t)
             rc = 1;
         _exit(rc ? 1 : 0);
     }
     close(fd[1]);
-    ssize_t got = read(fd[0], seconds, sizeof *seconds);
+    double t[2];
+    ssize_t got = read(fd[0], t, sizeof t);
     close(fd[0]);
     int status = 0;
     if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        got != (ssize_t)sizeof *seconds)
+        got != (ssize_t)sizeof t)
         return 1;
+    *seconds = t[0];
+    *cpu = t[1];
     return 0;
 }
 
@@ -176,13 +183,13 @@ int main(int argc, char **argv)
         snprintf(paths[i], sizeof paths[i], "%s/r%d.h5", dir, i);
         list[i] = paths[i];
     }
-    double t_rec = 0, t_norec = 0, t_merge = 0, cpu_merge = 0;
+    double t_rec = 0, t_norec = 0, t_merge = 0, cpu_merge = 0, cpu_rec = 0, cpu_norec = 0;
     if (rc) {
         fprintf(stderr, "bench_merge: %s\n", err.msg);
         return 1;
     }
-    if (play_child(grid, n_games, paths, n_shards, &t_rec) ||
-        play_child(grid, n_games, NULL, n_shards, &t_norec))
+    if (play_child(grid, n_games, paths, n_shards, &t_rec, &cpu_rec) ||
+        play_child(grid, n_games, NULL, n_shards, &t_norec, &cpu_norec))
         return 1;
     struct bz_merge_stats st = {0};
     long rss_kb = 0;
@@ -205,15 +212,16 @@ int main(int argc, char **argv)
     double raw_mb = (double)st.raw_bytes / 1e6;
     printf("one rank, %lld games (electricity N=20, 24 turns), %d shards\n", (long long)n_games,
            n_shards);
-    printf("  play with records %.2fs, without %.2fs: records vs no records %.2f\n", t_rec, t_norec,
-           t_rec / t_norec);
+    printf("  play with records %.2fs (cpu %.2fs), without %.2fs (cpu %.2fs): records vs no "
+           "records %.2f (cpu %.2f)\n",
+           t_rec, cpu_rec, t_norec, cpu_norec, t_rec / t_norec, cpu_rec / cpu_norec);
     printf("  merge %.2fs (cpu %.2fs): %.1f MB of rows -> %.1f MB file, %.0f MB/s, %d threads\n",
            t_merge, cpu_merge, raw_mb, out_mb, raw_mb / st.seconds, st.threads);
     printf("  merge cpu: %.2fs serial (%.3f ms per game), %.2fs compressing (%.3f ms per game, "
            "split over the threads)\n",
            st.cpu_main, 1e3 * st.cpu_main / (double)n_games, st.cpu_compress,
            1e3 * st.cpu_compress / (double)n_games);
-    printf("  play cpu per game: %.3f ms with records\n", 1e3 * t_rec / (double)n_games);
+    printf("  play cpu per game: %.3f ms with records\n", 1e3 * cpu_rec / (double)n_games);
     printf("  merge phases: index %.2fs, read %.2fs, wait for compression %.2fs, write %.2fs, "
            "read back %.2fs\n",
            st.seconds_index, st.seconds_read, st.seconds_wait, st.seconds_write,
@@ -223,7 +231,10 @@ int main(int argc, char **argv)
            (double)st.bound_bytes / 1048576.0, (double)st.peak_bytes / 1048576.0,
            (double)rss_kb / 1024.0, (unsigned long long)st.blocks, (unsigned long long)st.windows,
            (unsigned long long)st.direct_chunks);
-    printf("  end to end vs play (records): %.2f\n", (t_rec + t_merge) / t_rec);
+    printf("  end to end vs play (records): %.2f wall, %.2f cpu (merge on %d threads: serial cpu "
+           "+ compression cpu / threads)\n",
+           (t_rec + t_merge) / t_rec,
+           (cpu_rec + st.cpu_main + st.cpu_compress / st.threads) / cpu_rec, st.threads);
     if (getenv("BENCH_MERGE_KEEP")) { /* the shards, for other merges */
         printf("  shards kept in %s\n", dir);
         n_shards = 0;

@@ -52,8 +52,10 @@ awk -v g="$((REPS * 6))" -v t1="$T1" -v t2="$T2" -v r1="$R1" -v r2="$R2" -v n="$
   printf "  end to end: 1 rank %.2fs, 2 ranks %.2fs, efficiency %.2f\n", t1, t2, t1/(2*t2)
   printf "  end to end vs play, 1 rank: %.2f (play %.2fs)\n", t1/(g/r1), g/r1
   printf "  2 ranks vs 1 rank, end to end: %.2f\n", t2/t1}'
-echo "merge and records, one rank ($B/bench_merge $((REPS * 6)) 2):"
-"$B/bench_merge" "$((REPS * 6))" 2 | sed 1d
+if [ -x "$B/bench_merge" ]; then
+  echo "merge and records, one rank ($B/bench_merge $((REPS * 6)) 2):"
+  "$B/bench_merge" "$((REPS * 6))" 2 | sed 1d
+fi
 if [ -n "${BENCH_LLM:-}" ] && [ -x "$B/bench_llm" ]; then
   echo "LLM transport ($B/bench_llm):"
   "$B/bench_llm"
