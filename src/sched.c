@@ -134,9 +134,9 @@ static void lend_cpus_to_root(void)
     CPU_ZERO(&all);
     if (sched_getaffinity(0, sizeof mine, &mine) != 0)
         CPU_ZERO(&mine);
-    mpi_check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank, MPI_INFO_NULL,
-                                  &node),
-              "MPI_Comm_split_type");
+    mpi_check(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type");
     mpi_check(MPI_Reduce(&mine, &all, (int)sizeof mine, MPI_BYTE, MPI_BOR, 0, node), "MPI_Reduce");
     MPI_Comm_free(&node);
     if (my_rank == 0 && CPU_COUNT(&all) > CPU_COUNT(&mine))
