@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libhdf5-dev libcjson-dev
-      libcurl4-openssl-dev libcmocka-dev python3 python3-h5py python3-numpy python3-matplotlib
+      libcurl4-openssl-dev libcmocka-dev libisal-dev python3 python3-h5py python3-numpy python3-matplotlib
       python3-scipy python3-pandas python3-pytest "$@")
 missing=()
 for p in "${PKGS[@]}"; do

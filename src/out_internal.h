@@ -53,4 +53,22 @@ int bz_out_read_attr_str(const char *path, const char *name, char *buf, size_t c
                          struct bz_err *err);
 int bz_out_read_attr_i64(const char *path, const char *name, int64_t *value, struct bz_err *err);
 
+/* What the last bz_merge did (tests, bench): its memory bound, the peak of
+ * the bytes its own buffers held (windows, index; not HDF5's caches), the id
+ * blocks and output windows it went through, the chunks it compressed itself
+ * (direct chunk writes) and its compression threads. */
+struct bz_merge_stats {
+    size_t bound_bytes, peak_bytes;
+    uint64_t blocks, windows, direct_chunks;
+    int threads;
+    uint64_t raw_bytes; /* bytes of rows merged (file types) */
+    /* wall seconds: all; finding games (ids, winners, runs); reading rows
+     * from the shards; waiting for compression; writing; reading back */
+    double seconds, seconds_index, seconds_read, seconds_wait, seconds_write, seconds_read_back;
+    /* CPU seconds: the merging thread's (serial: HDF5, reads, writes) and the
+     * compression of chunks (split over the threads) */
+    double cpu_main, cpu_compress;
+};
+void bz_merge_last_stats(struct bz_merge_stats *s);
+
 #endif

@@ -11,7 +11,9 @@
  * a<attempt>-r<rank>-<segment>.h5, their journals, sweep.id). Resume trusts
  * only /games rows of shards that open (and of OUT itself); unreadable
  * shards are set aside as *.bad. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_OR */
 #include <mpi.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,6 +121,26 @@ static void wait_idle(MPI_Request *req, const char *what)
         if (ns < 2000000)
             ns *= 2;
     }
+}
+
+/* While rank 0 merges, the other ranks sleep: rank 0 (and so the merge's
+ * compression threads, which inherit its CPU set) may run on every CPU that
+ * a rank of its node was given. Collective over all ranks. */
+static void lend_cpus_to_root(void)
+{
+    MPI_Comm node;
+    cpu_set_t mine, all;
+    CPU_ZERO(&mine);
+    CPU_ZERO(&all);
+    if (sched_getaffinity(0, sizeof mine, &mine) != 0)
+        CPU_ZERO(&mine);
+    mpi_check(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type");
+    mpi_check(MPI_Reduce(&mine, &all, (int)sizeof mine, MPI_BYTE, MPI_BOR, 0, node), "MPI_Reduce");
+    MPI_Comm_free(&node);
+    if (my_rank == 0 && CPU_COUNT(&all) > CPU_COUNT(&mine))
+        sched_setaffinity(0, sizeof all, &all); /* a refusal only costs speed */
 }
 
 /* MPI_Bcast of one int from rank 0, waiting without spinning. */
@@ -558,6 +580,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     int stopped = c.stopping || stop_signal;
     if (use_mpi && n_ranks > 1) {
         stopped = max_int(stopped, "MPI_Allreduce");
+        lend_cpus_to_root();
     }
     if (my_rank == 0) {
         bz_sched_progress_print(&c.pr, 1);

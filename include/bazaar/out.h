@@ -76,7 +76,9 @@ struct bz_provenance {
  * differ between shards is BZ_EINVAL); a table seen only with uncommitted
  * rows is written empty. An unreadable shard is BZ_EIO naming it (filter the
  * list with bz_shard_committed first). Root attributes from prov (NULL: none).
- * Memory: one table's merged rows plus a 16 MiB read window. */
+ * Memory: bounded by 256 MiB (BZ_MERGE_MEMORY sets another bound, e.g. "64M")
+ * whatever the number of games; tables without strings are compressed on
+ * BZ_MERGE_THREADS threads (default: the CPUs the caller may run on). */
 int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
              const struct bz_provenance *prov, struct bz_err *err);
 

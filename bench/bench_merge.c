@@ -1,0 +1,257 @@
+/* bench_merge: one rank's sweep in its phases, as ratios measured in one
+ * run: the play with records written to shards against the play without
+ * records, the merge of those shards (MB/s of rows, its memory: the peak of
+ * its own buffers and the peak RSS of a process that only merges), and end
+ * to end (play + merge) against the play. The sweep is bench/
+ * sched_efficiency.sh's (electricity, N = 20, 24 turns). Prints figures only;
+ * never asserts a time.
+ * usage: bench_merge [GAMES (1500)] [SHARDS (2)] */
+#define _GNU_SOURCE /* wait4 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bazaar/match.h"
+#include "bazaar/out.h"
+#include "bazaar/spec.h"
+#include "out_internal.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+#define SPEC_FMT                                                                                   \
+    "{\"game\":\"electricity\",\"seed\":3,\"repetitions\":%d,"                                     \
+    "\"fixed\":{\"n_agents\":20,\"max_turns\":24,"                                                 \
+    "\"lineup\":[\"heuristic:truthful?skill=0.9\",\"heuristic:greedy?skill=0.7\","                 \
+    "\"heuristic:zi\",\"heuristic:reciprocal?skill=0.8\"]},"                                       \
+    "\"grid\":{\"supply_ratio\":[0.8,1.0,1.2],\"communication\":[true,false]}}"
+
+/* Play every game of the grid; with shards, write game g to shard
+ * (g / 64) % n_shards, as batches of the scheduler spread them. Wall s. */
+static int play(struct bz_grid *grid, int64_t n_games, struct bz_shard **shards, int n_shards,
+                double *seconds, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    double t0 = now_s();
+    for (int64_t g = 0; g < n_games && !rc; g++) {
+        struct bz_game_config cfg;
+        struct bz_match *m = NULL;
+        rc = bz_grid_config(grid, g, &cfg, err);
+        if (!rc)
+            rc = bz_match_create(&cfg, NULL, &m, err);
+        if (!rc) {
+            int st = bz_match_advance(m, err);
+            if (st != BZ_MATCH_DONE)
+                rc = st < 0 ? -st : BZ_EINTERNAL;
+        }
+        if (!rc && shards) {
+            struct bz_shard *s = shards[(g / 64) % n_shards];
+            rc = bz_shard_append(s, bz_match_records(m), err);
+            if (!rc && bz_shard_pending(s) >= 256)
+                rc = bz_shard_sync(s, err);
+        }
+        bz_match_destroy(m);
+    }
+    for (int i = 0; shards && i < n_shards && !rc; i++)
+        rc = bz_shard_sync(shards[i], err);
+    *seconds = now_s() - t0;
+    return rc;
+}
+
+/* play() in a child process, with shards at paths (NULL: no records), so
+ * that the merge's process holds nothing of the play. */
+static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300], int n_shards,
+                      double *seconds, double *cpu)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return 1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        close(fd[0]);
+        struct bz_err err = {0};
+        struct bz_shard *shards[64] = {0};
+        int rc = BZ_OK;
+        for (int i = 0; paths && i < n_shards && !rc; i++) {
+            rc = bz_shard_create(paths[i], &shards[i], &err);
+            if (!rc)
+                bz_shard_set_group_commit(shards[i], 1); /* as the runner does */
+        }
+        double t[2] = {0, 0};
+        struct timespec c0, c1;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+        if (!rc)
+            rc = play(grid, n_games, paths ? shards : NULL, n_shards, &t[0], &err);
+        for (int i = 0; paths && i < n_shards; i++)
+            if (shards[i] && bz_shard_close(shards[i], rc ? NULL : &err) && !rc)
+                rc = BZ_EIO;
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+        t[1] = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
+        if (rc)
+            fprintf(stderr, "bench_merge: %s\n", err.msg);
+        if (write(fd[1], t, sizeof t) != (ssize_t)sizeof t)
+            rc = 1;
+        _exit(rc ? 1 : 0);
+    }
+    close(fd[1]);
+    double t[2];
+    ssize_t got = read(fd[0], t, sizeof t);
+    close(fd[0]);
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        got != (ssize_t)sizeof t)
+        return 1;
+    *seconds = t[0];
+    *cpu = t[1];
+    return 0;
+}
+
+/* Merge in a child process: its peak RSS is the merge's alone. */
+static int merge_child(const char *const *paths, int n, const char *out, struct bz_merge_stats *st,
+                       double *seconds, double *cpu, long *rss_kb)
+{
+    int fd[2];
+    if (pipe(fd) != 0)
+        return 1;
+    double t0 = now_s();
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        close(fd[0]);
+        struct bz_err err = {0};
+        int rc = bz_merge(paths, (size_t)n, out, NULL, &err);
+        if (rc)
+            fprintf(stderr, "bench_merge: %s\n", err.msg);
+        struct bz_merge_stats s;
+        bz_merge_last_stats(&s);
+        if (write(fd[1], &s, sizeof s) != (ssize_t)sizeof s)
+            rc = 1;
+        _exit(rc ? 1 : 0);
+    }
+    close(fd[1]);
+    ssize_t got = read(fd[0], st, sizeof *st);
+    close(fd[0]);
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+        got != (ssize_t)sizeof *st)
+        return 1;
+    *seconds = now_s() - t0;
+    *rss_kb = ru.ru_maxrss;
+    *cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
+           (double)ru.ru_stime.tv_sec + 1e-6 * (double)ru.ru_stime.tv_usec;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int games = argc > 1 ? atoi(argv[1]) : 1500;
+    int n_shards = argc > 2 ? atoi(argv[2]) : 2;
+    if (games < 6)
+        games = 6;
+    if (n_shards < 1 || n_shards > 64)
+        n_shards = 2;
+    char spec_json[1024], dir[] = "/tmp/bench_merge_XXXXXX", out[300];
+    char paths[64][300];
+    const char *list[64];
+    snprintf(spec_json, sizeof spec_json, SPEC_FMT, (games + 5) / 6);
+    if (!mkdtemp(dir)) {
+        perror("bench_merge: mkdtemp");
+        return 1;
+    }
+    struct bz_err err = {0};
+    struct bz_spec *spec = NULL;
+    struct bz_grid *grid = NULL;
+    int rc = bz_spec_parse(spec_json, "bench", &spec, &err);
+    if (!rc)
+        rc = bz_grid_create(spec, &grid, &err);
+    int64_t n_games = rc ? 0 : bz_grid_count(grid);
+    for (int i = 0; i < n_shards && !rc; i++) {
+        snprintf(paths[i], sizeof paths[i], "%s/r%d.h5", dir, i);
+        list[i] = paths[i];
+    }
+    double t_rec = 0, t_norec = 0, t_merge = 0, cpu_merge = 0, cpu_rec = 0, cpu_norec = 0;
+    if (rc) {
+        fprintf(stderr, "bench_merge: %s\n", err.msg);
+        return 1;
+    }
+    if (play_child(grid, n_games, paths, n_shards, &t_rec, &cpu_rec) ||
+        play_child(grid, n_games, NULL, n_shards, &t_norec, &cpu_norec))
+        return 1;
+    struct bz_merge_stats st = {0};
+    long rss_kb = 0;
+    snprintf(out, sizeof out, "%s/merged.h5", dir);
+    /* BENCH_MERGE_REPEAT=k: k merges of the same shards, each printed (the
+     * figures below are the last one's) */
+    const char *rep_env = getenv("BENCH_MERGE_REPEAT");
+    int reps = rep_env ? atoi(rep_env) : 1;
+    for (int r = 0; r < (reps < 1 ? 1 : reps); r++) {
+        unlink(out);
+        if (merge_child(list, n_shards, out, &st, &t_merge, &cpu_merge, &rss_kb)) {
+            fprintf(stderr, "bench_merge: the merge failed\n");
+            return 1;
+        }
+        if (reps > 1)
+            printf("  merge %d: %.2fs wall, %.2fs cpu\n", r, t_merge, cpu_merge);
+    }
+    struct stat sb;
+    double out_mb = stat(out, &sb) == 0 ? (double)sb.st_size / 1e6 : 0;
+    double raw_mb = (double)st.raw_bytes / 1e6;
+    printf("one rank, %lld games (electricity N=20, 24 turns), %d shards\n", (long long)n_games,
+           n_shards);
+    printf("  play with records %.2fs (cpu %.2fs), without %.2fs (cpu %.2fs): records vs no "
+           "records %.2f (cpu %.2f)\n",
+           t_rec, cpu_rec, t_norec, cpu_norec, t_rec / t_norec, cpu_rec / cpu_norec);
+    printf("  merge %.2fs (cpu %.2fs): %.1f MB of rows -> %.1f MB file, %.0f MB/s, %d threads\n",
+           t_merge, cpu_merge, raw_mb, out_mb, raw_mb / st.seconds, st.threads);
+    printf("  merge cpu: %.2fs serial (%.3f ms per game), %.2fs compressing (%.3f ms per game, "
+           "split over the threads)\n",
+           st.cpu_main, 1e3 * st.cpu_main / (double)n_games, st.cpu_compress,
+           1e3 * st.cpu_compress / (double)n_games);
+    printf("  play cpu per game: %.3f ms with records\n", 1e3 * cpu_rec / (double)n_games);
+    printf("  merge phases: index %.2fs, read %.2fs, wait for compression %.2fs, write %.2fs, "
+           "read back %.2fs\n",
+           st.seconds_index, st.seconds_read, st.seconds_wait, st.seconds_write,
+           st.seconds_read_back);
+    printf("  merge memory: bound %.0f MiB, own buffers peak %.1f MiB, process peak RSS %.1f MiB "
+           "(%llu id blocks, %llu windows, %llu direct chunks)\n",
+           (double)st.bound_bytes / 1048576.0, (double)st.peak_bytes / 1048576.0,
+           (double)rss_kb / 1024.0, (unsigned long long)st.blocks, (unsigned long long)st.windows,
+           (unsigned long long)st.direct_chunks);
+    printf("  end to end vs play (records): %.2f wall, %.2f cpu (merge on %d threads: serial cpu "
+           "+ compression cpu / threads)\n",
+           (t_rec + t_merge) / t_rec,
+           (cpu_rec + st.cpu_main + st.cpu_compress / st.threads) / cpu_rec, st.threads);
+    if (getenv("BENCH_MERGE_KEEP")) { /* the shards, for other merges */
+        printf("  shards kept in %s\n", dir);
+        n_shards = 0;
+    }
+    for (int i = 0; i < n_shards; i++) {
+        char j[sizeof paths[0] + 16];
+        snprintf(j, sizeof j, "%s.journal", list[i]);
+        unlink(paths[i]);
+        unlink(j);
+    }
+    unlink(out);
+    char lock[400];
+    snprintf(lock, sizeof lock, "%s.lock", out);
+    unlink(lock);
+    if (n_shards)
+        rmdir(dir);
+    bz_grid_destroy(grid);
+    bz_spec_destroy(spec);
+    return 0;
+}

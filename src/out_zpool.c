@@ -1,0 +1,285 @@
+/* out_zpool: deflate + Fletcher32 of whole chunks on worker threads (see
+ * out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
+ * exactly what HDF5's filters (H5Z_filter_deflate, H5Z_filter_fletcher32)
+ * expect on read. Must never call HDF5: the library is not thread-safe. */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "out_zpool.h"
+
+#include <zlib.h> /* always: the fallback when a chunk does not fit */
+#if defined(BZ_HAVE_ISAL)
+#include <isa-l/igzip_lib.h>
+#elif defined(BZ_HAVE_LIBDEFLATE)
+#include <libdeflate.h>
+#endif
+
+#define FLETCHER_LEN 4
+
+struct bz_zpool {
+    pthread_mutex_t mu;
+    pthread_cond_t work, idle;
+    pthread_t *threads;
+    int n_threads, quit;
+    struct bz_zbatch *batch;
+};
+
+/* HDF5's Fletcher32 (H5_checksum_fletcher32): 16-bit big-endian words,
+ * an odd last byte as the high byte of a word, sums folded every 360 words. */
+static uint32_t fletcher32(const unsigned char *data, size_t n_bytes)
+{
+    size_t len = n_bytes / 2;
+    uint32_t sum1 = 0, sum2 = 0;
+    while (len) {
+        size_t t = len > 360 ? 360 : len;
+        len -= t;
+        do {
+            sum1 += (uint32_t)(((uint16_t)data[0]) << 8) | ((uint16_t)data[1]);
+            data += 2;
+            sum2 += sum1;
+        } while (--t);
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    if (n_bytes % 2) {
+        sum1 += (uint32_t)(((uint16_t)*data) << 8);
+        sum2 += sum1;
+        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    }
+    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
+    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
+    return (sum2 << 16) | sum1;
+}
+
+size_t bz_zpool_bound(size_t chunk_bytes)
+{
+    /* above zlib's compressBound (the fallback) and ISA-L's stored blocks */
+    return chunk_bytes + (chunk_bytes >> 7) + 1024 + FLETCHER_LEN;
+}
+
+/* One thread's compressor: ISA-L's igzip (about 2x libdeflate's speed at
+ * level 1 on these rows, same ratio), else libdeflate, else zlib. All
+ * write zlib streams, which HDF5's deflate filter reads. */
+struct zstate {
+#if defined(BZ_HAVE_ISAL)
+    unsigned char *level_buf;
+#elif defined(BZ_HAVE_LIBDEFLATE)
+    struct libdeflate_compressor *c;
+#else
+    int unused;
+#endif
+};
+
+static int zstate_init(struct zstate *z)
+{
+#if defined(BZ_HAVE_ISAL)
+    z->level_buf = malloc(ISAL_DEF_LVL1_DEFAULT);
+    return z->level_buf ? 0 : -1;
+#elif defined(BZ_HAVE_LIBDEFLATE)
+    z->c = libdeflate_alloc_compressor(BZ_ZPOOL_LEVEL);
+    return z->c ? 0 : -1;
+#else
+    (void)z;
+    return 0;
+#endif
+}
+
+static void zstate_free(struct zstate *z)
+{
+#if defined(BZ_HAVE_ISAL)
+    free(z->level_buf);
+#elif defined(BZ_HAVE_LIBDEFLATE)
+    libdeflate_free_compressor(z->c);
+#else
+    (void)z;
+#endif
+}
+
+/* Chunk k of b: a zlib stream, then its Fletcher32, little-endian (the
+ * order of HDF5's pipeline: deflate first, checksum last). */
+static int compress_one(struct zstate *z, struct bz_zbatch *b, size_t k)
+{
+    const unsigned char *src = b->in + k * b->chunk_bytes;
+    unsigned char *dst = b->out + k * b->out_cap;
+    size_t cap = b->out_cap - FLETCHER_LEN, len = 0;
+#if defined(BZ_HAVE_ISAL)
+    struct isal_zstream zs;
+    isal_deflate_stateless_init(&zs);
+    zs.level = BZ_ZPOOL_LEVEL;
+    zs.level_buf = z->level_buf;
+    zs.level_buf_size = ISAL_DEF_LVL1_DEFAULT;
+    zs.gzip_flag = IGZIP_ZLIB;
+    zs.next_in = (uint8_t *)(uintptr_t)src;
+    zs.avail_in = (uint32_t)b->chunk_bytes;
+    zs.next_out = dst;
+    zs.avail_out = (uint32_t)cap;
+    zs.end_of_stream = 1;
+    zs.flush = NO_FLUSH;
+    if (isal_deflate_stateless(&zs) == COMP_OK)
+        len = zs.total_out;
+#elif defined(BZ_HAVE_LIBDEFLATE)
+    len = libdeflate_zlib_compress(z->c, src, b->chunk_bytes, dst, cap);
+#else
+    (void)z;
+#endif
+    if (len == 0) { /* zlib: never too small for cap */
+        uLongf zlen = (uLongf)cap;
+        if (compress2(dst, &zlen, src, (uLong)b->chunk_bytes, BZ_ZPOOL_LEVEL) != Z_OK)
+            return -1;
+        len = (size_t)zlen;
+    }
+    uint32_t sum = fletcher32(dst, len);
+    for (int i = 0; i < FLETCHER_LEN; i++)
+        dst[len + (size_t)i] = (unsigned char)(sum >> (8 * i));
+    b->out_len[k] = len + FLETCHER_LEN;
+    return 0;
+}
+
+int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len)
+{
+    if (len < FLETCHER_LEN)
+        return 0;
+    uint32_t sum = fletcher32(chunk, len - FLETCHER_LEN), stored = 0;
+    for (int i = 0; i < FLETCHER_LEN; i++)
+        stored |= (uint32_t)chunk[len - FLETCHER_LEN + (size_t)i] << (8 * i);
+    return sum == stored;
+}
+
+static double thread_cpu_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void *worker(void *arg)
+{
+    struct bz_zpool *p = arg;
+    struct zstate z;
+    int ok = zstate_init(&z) == 0;
+    pthread_mutex_lock(&p->mu);
+    for (;;) {
+        while (!p->quit && !(p->batch && p->batch->next < p->batch->n_chunks))
+            pthread_cond_wait(&p->work, &p->mu);
+        if (p->quit)
+            break;
+        struct bz_zbatch *b = p->batch;
+        size_t k = b->next++;
+        pthread_mutex_unlock(&p->mu);
+        double c0 = thread_cpu_s();
+        int bad = !ok || compress_one(&z, b, k) != 0;
+        double c1 = thread_cpu_s();
+        pthread_mutex_lock(&p->mu);
+        b->cpu_seconds += c1 - c0;
+        if (bad)
+            b->failed = 1;
+        if (++b->done == b->n_chunks) {
+            p->batch = NULL;
+            pthread_cond_broadcast(&p->idle);
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (ok)
+        zstate_free(&z);
+    return NULL;
+}
+
+int bz_zpool_create(int n_threads, struct bz_zpool **pool)
+{
+    struct bz_zpool *p = calloc(1, sizeof *p);
+    *pool = NULL;
+    if (!p)
+        return -1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->work, NULL);
+    pthread_cond_init(&p->idle, NULL);
+    if (n_threads > 1) {
+        if (!(p->threads = calloc((size_t)n_threads, sizeof *p->threads))) {
+            bz_zpool_destroy(p);
+            return -1;
+        }
+        for (int i = 0; i < n_threads; i++) {
+            if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+                bz_zpool_destroy(p);
+                return -1;
+            }
+            p->n_threads++;
+        }
+    }
+    *pool = p;
+    return 0;
+}
+
+void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    b->next = b->done = 0;
+    b->failed = 0;
+    b->cpu_seconds = 0;
+    if (!p->n_threads || !b->n_chunks)
+        return; /* compressed by bz_zpool_wait */
+    pthread_mutex_lock(&p->mu);
+    p->batch = b;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+}
+
+int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    if (!p->n_threads || !b->n_chunks) {
+        struct zstate z;
+        if (zstate_init(&z) != 0)
+            return -1;
+        double c0 = thread_cpu_s();
+        for (size_t k = 0; k < b->n_chunks && !b->failed; k++)
+            if (compress_one(&z, b, k) != 0)
+                b->failed = 1;
+        b->cpu_seconds += thread_cpu_s() - c0;
+        zstate_free(&z);
+        return b->failed ? -1 : 0;
+    }
+    pthread_mutex_lock(&p->mu);
+    while (b->done < b->n_chunks)
+        pthread_cond_wait(&p->idle, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    return b->failed ? -1 : 0;
+}
+
+void bz_zpool_destroy(struct bz_zpool *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&p->mu);
+    p->quit = 1;
+    pthread_cond_broadcast(&p->work);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < p->n_threads; i++)
+        pthread_join(p->threads[i], NULL);
+    free(p->threads);
+    pthread_cond_destroy(&p->work);
+    pthread_cond_destroy(&p->idle);
+    pthread_mutex_destroy(&p->mu);
+    free(p);
+}
+
+int bz_zpool_default_threads(void)
+{
+    const char *env = getenv("BZ_MERGE_THREADS");
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end == '\0' && v >= 1)
+            return v > 64 ? 64 : (int)v;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 1;
+    int n = CPU_COUNT(&set);
+    return n < 1 ? 1 : n > 64 ? 64 : n;
+}

@@ -1,0 +1,255 @@
+/* merge_bound: the merge's memory bound. Built with chunks of 1 KiB (so a
+ * bound of 64 KiB still holds whole chunks), it merges sweeps many times
+ * larger than the bound and checks the mechanism, not the time: the bytes
+ * its own buffers hold never pass the bound, the peak is the same for 200
+ * and 600 games (it does not grow with the sweep), the games went through
+ * several id blocks and windows, and the tables equal a merge under the
+ * default bound, on 1 and 3 compression threads. Games are written with some
+ * of their rows before other games' (runs split like batched flushes). */
+#include <inttypes.h>
+#include <setjmp.h> /* before cmocka.h */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "bazaar/out.h"
+#include "bazaar/records.h"
+#include "bazaar/tables.h"
+#include "out_internal.h"
+
+#define games_desc bz_games_table
+
+/* a table with a string (HDF5's filters) and one without (direct chunks) */
+#define TEXT_COLUMNS(X, R)                                                                         \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "turn")                                                                    \
+    X(R, msg, STR, "", "a message")
+BZ_TABLE_ROW(text_row, TEXT_COLUMNS);
+static BZ_TABLE_DEFINE(text_desc, "/bound/texts", text_row, TEXT_COLUMNS);
+
+#define NUM_COLUMNS(X, R)                                                                          \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, turn, I32, "", "turn")                                                                    \
+    X(R, agent, I32, "", "seat")                                                                   \
+    X(R, price, F64, "", "a price")                                                                \
+    X(R, qty, F64, "", "a quantity")                                                               \
+    X(R, seed, U64, "", "a seed")                                                                  \
+    X(R, flag, U8, "", "a flag")
+BZ_TABLE_ROW(num_row, NUM_COLUMNS);
+static BZ_TABLE_DEFINE(num_desc, "/bound/numbers", num_row, NUM_COLUMNS);
+
+/* Rows of game id's turns [t0, t1), a pure function of (id, turn). */
+static void add_turns(struct bz_records *rec, int64_t id, int t0, int t1)
+{
+    char text[96];
+    for (int t = t0; t < t1; t++) {
+        for (int a = 0; a < 4; a++) {
+            struct num_row *r = bz_records_add(rec, &num_desc);
+            assert_non_null(r);
+            r->game_id = id;
+            r->turn = t;
+            r->agent = a;
+            r->price = (double)id * 0.37 + t - a * 1.5;
+            r->qty = (double)((id * 131 + t * 17 + a) % 1000) / 7.0;
+            r->seed = UINT64_MAX - (uint64_t)id * 7919 - (uint64_t)t;
+            r->flag = (uint8_t)((id + t + a) % 3);
+        }
+        struct text_row *x = bz_records_add(rec, &text_desc);
+        assert_non_null(x);
+        x->game_id = id;
+        x->turn = t;
+        snprintf(text, sizeof text, "game %" PRId64 " turn %d says hello", id, t);
+        x->msg = bz_records_strdup(rec, text);
+    }
+}
+
+static int turns_of(int64_t id)
+{
+    return 12 + (int)(id % 7);
+}
+
+static void add_commit(struct bz_records *rec, int64_t id)
+{
+    struct bz_games_row *g = bz_records_add(rec, &games_desc);
+    assert_non_null(g);
+    g->game_id = id;
+    g->game = bz_records_strdup(rec, "bound");
+    g->seed = (uint64_t)id * 1000003;
+    g->n_agents = 4;
+    g->lineup = bz_records_strdup(rec, "a,b,c,d");
+    g->status = bz_records_strdup(rec, "ok");
+}
+
+static void tmp_path(char *buf, size_t cap, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    mkdir(BZ_TEST_TMP, 0755);
+    snprintf(buf, cap, "%s/bound_%ld_%s", BZ_TEST_TMP, (long)getpid(), name);
+    char side[600];
+    unlink(buf);
+    snprintf(side, sizeof side, "%s.journal", buf);
+    unlink(side);
+    snprintf(side, sizeof side, "%s.lock", buf);
+    unlink(side);
+}
+
+/* n_games games over 3 shards in batches of 8 ids (as ranks get them);
+ * in each shard the first half of a game's turns is written before the
+ * previous game is committed. */
+static void write_sweep(char paths[3][512], int n_games)
+{
+    struct bz_err err = {0};
+    struct bz_shard *s[3];
+    struct bz_records rec;
+    bz_records_init(&rec);
+    for (int k = 0; k < 3; k++) {
+        tmp_path(paths[k], sizeof paths[k], "sweep%d_%d.h5", n_games, k);
+        if (bz_shard_create(paths[k], &s[k], &err))
+            fail_msg("%s", err.msg);
+    }
+    int64_t open_id[3] = {-1, -1, -1};
+    for (int64_t id = 0; id < n_games; id++) {
+        int k = (int)((id / 8) % 3), turns = turns_of(id);
+        bz_records_reset(&rec);
+        add_turns(&rec, id, 0, turns / 2);
+        add_commit(&rec, id); /* not written: the game is open */
+        if (bz_shard_append_uncommitted(s[k], &rec, &err))
+            fail_msg("%s", err.msg);
+        if (open_id[k] >= 0) { /* the previous game of this shard ends */
+            int64_t p = open_id[k];
+            bz_records_reset(&rec);
+            add_turns(&rec, p, (turns_of(p)) / 2, turns_of(p));
+            add_commit(&rec, p);
+            if (bz_shard_append(s[k], &rec, &err))
+                fail_msg("%s", err.msg);
+        }
+        open_id[k] = id;
+    }
+    for (int k = 0; k < 3; k++) {
+        if (open_id[k] >= 0) {
+            int64_t p = open_id[k];
+            bz_records_reset(&rec);
+            add_turns(&rec, p, (turns_of(p)) / 2, turns_of(p));
+            add_commit(&rec, p);
+            if (bz_shard_append(s[k], &rec, &err))
+                fail_msg("%s", err.msg);
+        }
+        assert_int_equal(bz_shard_close(s[k], &err), BZ_OK);
+    }
+    bz_records_cleanup(&rec);
+}
+
+static void dump_file(const char *path, unsigned char **bytes, size_t *len)
+{
+    struct bz_err err = {0};
+    char **tables;
+    size_t nt;
+    if (bz_out_list_tables(path, &tables, &nt, &err))
+        fail_msg("%s", err.msg);
+    *bytes = NULL;
+    *len = 0;
+    for (size_t t = 0; t < nt; t++) {
+        unsigned char *b;
+        size_t l, rows;
+        if (bz_out_dump_table(path, tables[t], &b, &l, &rows, &err))
+            fail_msg("%s", err.msg);
+        size_t nl = strlen(tables[t]) + 1;
+        *bytes = realloc(*bytes, *len + nl + l);
+        assert_non_null(*bytes);
+        memcpy(*bytes + *len, tables[t], nl);
+        if (l)
+            memcpy(*bytes + *len + nl, b, l);
+        *len += nl + l;
+        free(b);
+    }
+    bz_out_free_paths(tables, nt);
+}
+
+static void merge(char paths[3][512], const char *out, const char *bound, const char *threads,
+                  struct bz_merge_stats *st)
+{
+    const char *list[3] = {paths[0], paths[1], paths[2]};
+    struct bz_err err = {0};
+    if (bound)
+        setenv("BZ_MERGE_MEMORY", bound, 1);
+    else
+        unsetenv("BZ_MERGE_MEMORY");
+    setenv("BZ_MERGE_THREADS", threads, 1);
+    if (bz_merge(list, 3, out, NULL, &err))
+        fail_msg("%s", err.msg);
+    bz_merge_last_stats(st);
+}
+
+static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **state)
+{
+    (void)state;
+    static const int sizes[2] = {200, 600};
+    size_t peak[2] = {0};
+    for (int i = 0; i < 2; i++) {
+        char paths[3][512], ref[512], small[512];
+        write_sweep(paths, sizes[i]);
+        tmp_path(ref, sizeof ref, "ref%d.h5", sizes[i]);
+        struct bz_merge_stats st;
+        merge(paths, ref, NULL, "1", &st);
+        unsigned char *want, *got;
+        size_t want_len, got_len;
+        dump_file(ref, &want, &want_len);
+        /* the sweep is many times the bound */
+        assert_true(st.raw_bytes > 8 * 64 * 1024);
+        for (int t = 0; t < 2; t++) {
+            const char *threads = t ? "3" : "1";
+            tmp_path(small, sizeof small, "small%d_%s.h5", sizes[i], threads);
+            merge(paths, small, "64K", threads, &st);
+            print_message("# %d games, %s thread(s): %.0f KiB of rows, bound %zu B, peak %zu B, "
+                          "%llu id blocks, %llu windows, %llu direct chunks\n",
+                          sizes[i], threads, (double)st.raw_bytes / 1024.0, st.bound_bytes,
+                          st.peak_bytes, (unsigned long long)st.blocks,
+                          (unsigned long long)st.windows, (unsigned long long)st.direct_chunks);
+            assert_int_equal(st.bound_bytes, 64 * 1024);
+            assert_true(st.peak_bytes <= st.bound_bytes);
+            assert_int_equal(st.threads, t ? 3 : 1);
+            /* several id blocks per table (3 tables), many windows, and the
+             * numbers table went through direct chunk writes */
+            assert_true(st.blocks > 3 * 2);
+            assert_true(st.windows > 3 * 4);
+            assert_true(st.direct_chunks > 0);
+            if (t == 0)
+                peak[i] = st.peak_bytes;
+            dump_file(small, &got, &got_len);
+            assert_int_equal(got_len, want_len);
+            assert_memory_equal(got, want, want_len);
+            free(got);
+            unlink(small);
+        }
+        free(want);
+        unlink(ref);
+        for (int k = 0; k < 3; k++) {
+            char j[2048];
+            const char *p = paths[k];
+            snprintf(j, sizeof j, "%s.journal", p);
+            unlink(p);
+            unlink(j);
+        }
+    }
+    /* three times the games, the same peak: nothing grows with the sweep */
+    assert_int_equal(peak[0], peak[1]);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(merge_memory_should_stay_under_its_bound_whatever_the_games),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
