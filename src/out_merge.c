@@ -18,6 +18,7 @@
 #include "out_h5.h"
 #include "out_h5_fail.h"
 #include "out_internal.h"
+#include "out_texts.h"
 
 #ifndef MERGED_CHUNK_BYTES
 #define MERGED_CHUNK_BYTES (256 * 1024)
@@ -101,6 +102,11 @@ static long winner_of(const struct merge *m, int64_t game_id)
     if (lo < m->n_winners && m->winners[lo].game_id == game_id)
         return (long)m->winners[lo].shard;
     return -1;
+}
+
+static long owner_of(const void *m, int64_t game_id)
+{
+    return winner_of(m, game_id);
 }
 
 static int shard_has(const struct merge *m, size_t i, const char *path)
@@ -586,6 +592,8 @@ static int read_back(const char *tmp, char **tables, const unsigned long long *r
         bz_out_h5_close(dset);
         space = dset = H5I_INVALID_HID;
     }
+    if (!rc)
+        rc = bz_out_texts_check(file, tmp, err);
     if (H5Fclose(file) < 0 && !rc)
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close after reading back", tmp);
     return rc;
@@ -643,7 +651,10 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
     }
     tmp_made = 1;
     for (size_t t = 0; t < n_tables; t++)
-        if ((rc = merge_table(&m, file, tables[t], &rows[t], err)))
+        if ((rc = bz_out_texts_is_store(tables[t])
+                      ? bz_out_texts_merge(file, tmp, tables[t], shards, n_shards, owner_of, &m,
+                                           &rows[t], err)
+                      : merge_table(&m, file, tables[t], &rows[t], err)))
             goto out;
     if ((rc = write_provenance(file, prov, tmp, err)))
         goto out;
