@@ -160,6 +160,22 @@ static int seen_add(struct seen *s, const unsigned char key[16])
     }
 }
 
+static int seen_has(const struct seen *s, const unsigned char key[16])
+{
+    if (memcmp(key, zero16, 16) == 0)
+        return s->zero;
+    if (!s->cap)
+        return 0;
+    size_t mask = s->cap - 1;
+    for (size_t i = (size_t)load64(key) & mask;; i = (i + 1) & mask) {
+        const unsigned char *k = s->keys + 16 * i;
+        if (memcmp(k, key, 16) == 0)
+            return 1;
+        if (memcmp(k, zero16, 16) == 0)
+            return 0;
+    }
+}
+
 static int nibble(char c)
 {
     if (c >= '0' && c <= '9')
@@ -238,16 +254,27 @@ static uint64_t app_size(const struct appender *a)
 
 /* ---- the merge -------------------------------------------------------------- */
 
-/* A stretch of consecutive /llm_texts rows of one game in one shard. */
+static int each_index_row(hid_t file, const char *name,
+                          int (*fn)(void *ctx, const struct index_row *row, struct bz_err *err),
+                          void *ctx, struct bz_err *err);
+static int open_bytes(hid_t file, const char *name, hid_t *dset, hsize_t *n, struct bz_err *err);
+
+/* A stretch of consecutive /llm_texts rows of one game in one source. */
 struct run {
     int64_t game_id;
     size_t shard;
     hsize_t start, len;
 };
 
-struct open_shard {
+/* A source open for reading: a shard (per-game rows: game_id, hash, kind,
+ * text) or a results file (the store: OUT when a run resumes; its rows of a
+ * game are the texts that game used first, which is all the merge needs of
+ * it: the texts it shares with earlier games come with those games). */
+struct source {
     long shard; /* -1: slot free */
-    hid_t file, dset;
+    int store;
+    hid_t file, dset, bytes;
+    hsize_t n_bytes;
     unsigned long used;
 };
 
@@ -257,11 +284,13 @@ struct texts_merge {
     size_t n_shards;
     struct run *runs;
     size_t n_runs, cap_runs;
-    struct open_shard open[OPEN_SHARDS];
+    struct source open[OPEN_SHARDS];
     unsigned long tick;
-    hid_t row_type; /* struct bz_llm_texts_row */
+    hid_t row_type, entry_type; /* struct bz_llm_texts_row, struct index_row */
     struct seen seen;
     struct appender index, bytes;
+    char *text; /* one text read from a store */
+    size_t text_cap;
 };
 
 static int cmp_run(const void *a, const void *b)
@@ -288,35 +317,57 @@ static int push_run(struct texts_merge *tm, struct run r)
     return 0;
 }
 
-/* Open shard i's /llm_texts, refusing what is not a shard's per-game rows. */
-static int open_rows(const struct texts_merge *tm, size_t i, hid_t *file, hid_t *dset,
-                     struct bz_err *err)
+static void source_close(struct source *s)
+{
+    bz_out_h5_close(s->bytes);
+    bz_out_h5_close(s->dset);
+    bz_out_h5_close(s->file);
+    *s = (struct source){-1, 0, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, 0, 0};
+}
+
+/* Open source i's /llm_texts (and a store's bytes): per-game rows or a
+ * store, anything else refused. On failure s is closed. */
+static int source_open(const struct texts_merge *tm, size_t i, struct source *s, struct bz_err *err)
 {
     const char *name = tm->shards[i];
     hid_t ftype = H5I_INVALID_HID;
-    int rc = bz_out_h5_open_ro(name, file, err);
+    source_close(s);
+    int rc = bz_out_h5_open_ro(name, &s->file, err);
     if (rc)
         return rc;
-    if ((*dset = H5Dopen2(*file, TEXTS_PATH, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(*dset)) < 0)
-        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", name, TEXTS_PATH);
-    if (H5Tget_class(ftype) != H5T_COMPOUND || H5Tget_member_index(ftype, "text") < 0 ||
-        H5Tget_member_index(ftype, "hash") < 0 || H5Tget_member_index(ftype, "kind") < 0)
-        rc = bz_err_set(err, BZ_EINVAL,
-                        "%s: %s is not a shard's per-game rows (a results file given as a "
-                        "shard? merge the shards it was made from)",
-                        name, TEXTS_PATH);
-    H5Tclose(ftype);
+    if ((s->dset = H5Dopen2(s->file, TEXTS_PATH, H5P_DEFAULT)) < 0 ||
+        (ftype = H5Dget_type(s->dset)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", name, TEXTS_PATH);
+        goto out;
+    }
+    int compound = H5Tget_class(ftype) == H5T_COMPOUND;
+    int rows = compound && H5Tget_member_index(ftype, "text") >= 0 &&
+               H5Tget_member_index(ftype, "hash") >= 0 && H5Tget_member_index(ftype, "kind") >= 0;
+    s->store = !rows && compound && H5Tget_member_index(ftype, "offset") >= 0 &&
+               H5Tget_member_index(ftype, "length") >= 0 && H5Tget_member_index(ftype, "hash") >= 0;
+    H5Eclear2(H5E_DEFAULT);
+    if (!rows && !s->store)
+        rc = bz_err_set(err, BZ_EIO, "%s: %s holds neither a game's texts nor a texts index", name,
+                        TEXTS_PATH);
+    else if (s->store)
+        rc = open_bytes(s->file, name, &s->bytes, &s->n_bytes, err);
+    s->shard = (long)i;
+out:
+    bz_out_h5_close(ftype);
+    if (rc)
+        source_close(s);
     return rc;
 }
 
-/* The runs of the games each shard owns, sorted by game id. */
+/* The runs of the games each source owns, sorted by game id. */
 static int find_runs(struct texts_merge *tm, bz_out_owner_fn owner, const void *ctx,
                      struct bz_err *err)
 {
     int rc = BZ_OK;
     int64_t *ids = NULL;
+    struct source s = {-1, 0, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, 0, 0};
     for (size_t i = 0; i < tm->n_shards && !rc; i++) {
-        hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+        hid_t file = H5I_INVALID_HID;
         size_t n = 0;
         if ((rc = bz_out_h5_open_ro(tm->shards[i], &file, err)))
             break;
@@ -324,10 +375,9 @@ static int find_runs(struct texts_merge *tm, bz_out_owner_fn owner, const void *
         bz_out_h5_close(file);
         if (has <= 0)
             continue;
-        if (!(rc = open_rows(tm, i, &file, &dset, err)))
-            rc = bz_out_h5_read_game_ids(dset, &ids, &n, tm->shards[i], TEXTS_PATH, err);
-        bz_out_h5_close(dset);
-        bz_out_h5_close(file);
+        if (!(rc = source_open(tm, i, &s, err)))
+            rc = bz_out_h5_read_game_ids(s.dset, &ids, &n, tm->shards[i], TEXTS_PATH, err);
+        source_close(&s);
         for (size_t r = 0; !rc && r < n;) {
             size_t e = r + 1;
             while (e < n && ids[e] == ids[r])
@@ -344,16 +394,15 @@ static int find_runs(struct texts_merge *tm, bz_out_owner_fn owner, const void *
     return rc;
 }
 
-/* Shard i's /llm_texts dataset, from the few kept open (least recently used
- * closed first). */
-static int shard_rows(struct texts_merge *tm, size_t i, hid_t *dset, struct bz_err *err)
+/* Source i, from the few kept open (least recently used closed first). */
+static int source_get(struct texts_merge *tm, size_t i, struct source **out, struct bz_err *err)
 {
-    struct open_shard *slot = &tm->open[0];
+    struct source *slot = &tm->open[0];
     for (size_t k = 0; k < OPEN_SHARDS; k++) {
-        struct open_shard *o = &tm->open[k];
+        struct source *o = &tm->open[k];
         if (o->shard == (long)i) {
             o->used = ++tm->tick;
-            *dset = o->dset;
+            *out = o;
             return BZ_OK;
         }
         if (o->shard < 0 || o->used < slot->used)
@@ -361,78 +410,130 @@ static int shard_rows(struct texts_merge *tm, size_t i, hid_t *dset, struct bz_e
         if (o->shard < 0)
             break;
     }
-    bz_out_h5_close(slot->dset);
-    bz_out_h5_close(slot->file);
-    slot->shard = -1;
-    slot->file = slot->dset = H5I_INVALID_HID;
-    int rc = open_rows(tm, i, &slot->file, &slot->dset, err);
-    if (rc) {
-        bz_out_h5_close(slot->dset);
-        bz_out_h5_close(slot->file);
-        slot->file = slot->dset = H5I_INVALID_HID;
+    int rc = source_open(tm, i, slot, err);
+    if (rc)
         return rc;
-    }
-    slot->shard = (long)i;
     slot->used = ++tm->tick;
-    *dset = slot->dset;
+    *out = slot;
     return BZ_OK;
 }
 
-/* Keep one row's text when its hash is new: its index row and its bytes. */
-static int take_row(struct texts_merge *tm, const struct run *r, hsize_t k,
-                    const struct bz_llm_texts_row *row, struct bz_err *err)
+/* Keep a text at its first use: its index row and its bytes; hex is the
+ * hash the source names it by (32 hex digits, not terminated). */
+static int keep_text(struct texts_merge *tm, const struct run *r, const char *hex, const char *kind,
+                     size_t kind_len, const char *text, size_t len, struct bz_err *err)
 {
-    const char *name = tm->shards[r->shard];
     unsigned char key[16];
-    if (row->game_id != r->game_id || parse_hash(row->hash, key))
-        return bz_err_set(err, BZ_EIO,
-                          "%s: %s row %llu (game %lld): hash \"%.40s\" is not 32 hex digits", name,
-                          TEXTS_PATH, (unsigned long long)(r->start + k), (long long)r->game_id,
-                          row->hash ? row->hash : "");
+    char hash[HASH_HEX + 1], again[BZ_LLM_TEXT_HASH_HEX];
+    memcpy(hash, hex, HASH_HEX);
+    hash[HASH_HEX] = '\0';
+    if (parse_hash(hash, key))
+        return bz_err_set(err, BZ_EIO, "%s: %s (game %lld): hash \"%s\" is not 32 hex digits",
+                          tm->shards[r->shard], TEXTS_PATH, (long long)r->game_id, hash);
     int added = seen_add(&tm->seen, key);
     if (added < 0)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory for the texts' hashes", tm->out_name);
     if (!added)
         return BZ_OK;
-    const char *text = row->text ? row->text : "";
-    char hex[BZ_LLM_TEXT_HASH_HEX];
-    bz_llm_text_hash(text, hex);
-    if (memcmp(hex, row->hash, HASH_HEX) != 0)
+    bz_llm_text_hash(text, again);
+    if (strlen(text) != len || memcmp(again, hash, HASH_HEX) != 0)
         return bz_err_set(err, BZ_EIO, "%s: %s game %lld: the text under %s does not hash to it",
-                          name, TEXTS_PATH, (long long)r->game_id, row->hash);
+                          tm->shards[r->shard], TEXTS_PATH, (long long)r->game_id, hash);
     struct index_row ir = {
-        .game_id = r->game_id, .offset = app_size(&tm->bytes), .length = (uint64_t)strlen(text)};
-    memcpy(ir.hash, row->hash, HASH_HEX);
-    if (row->kind) /* NUL-padded (ir is zeroed); a longer kind is cut */
-        memcpy(ir.kind, row->kind, strnlen(row->kind, sizeof ir.kind));
-    if (app_put(&tm->index, &ir, 1) || app_put(&tm->bytes, text, (size_t)ir.length))
+        .game_id = r->game_id, .offset = app_size(&tm->bytes), .length = (uint64_t)len};
+    memcpy(ir.hash, hash, HASH_HEX);
+    /* NUL-padded (ir is zeroed); a longer kind is cut */
+    memcpy(ir.kind, kind, kind_len < sizeof ir.kind ? kind_len : sizeof ir.kind);
+    if (app_put(&tm->index, &ir, 1) || app_put(&tm->bytes, text, len))
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot write %s", tm->out_name, TEXTS_PATH);
     return BZ_OK;
 }
 
-/* One game's rows (one run): read at once, taken in order, freed. */
+/* A store's entry: its text read from the source's bytes when it is new. */
+static int take_entry(struct texts_merge *tm, const struct run *r, const struct source *s,
+                      const struct index_row *e, struct bz_err *err)
+{
+    const char *name = tm->shards[r->shard];
+    unsigned char key[16];
+    char hash[HASH_HEX + 1];
+    memcpy(hash, e->hash, HASH_HEX);
+    hash[HASH_HEX] = '\0';
+    if (e->game_id != r->game_id || parse_hash(hash, key))
+        return bz_err_set(err, BZ_EIO, "%s: %s (game %lld): hash \"%s\" is not 32 hex digits", name,
+                          TEXTS_PATH, (long long)r->game_id, hash);
+    if (seen_has(&tm->seen, key))
+        return BZ_OK;
+    if (e->length > TEXT_MAX_BYTES || e->offset > s->n_bytes || e->length > s->n_bytes - e->offset)
+        return bz_err_set(err, BZ_EIO, "%s: %s: text %s at %llu, %llu bytes, lies outside %s", name,
+                          TEXTS_PATH, hash, (unsigned long long)e->offset,
+                          (unsigned long long)e->length, BZ_OUT_TEXT_BYTES_PATH);
+    size_t len = (size_t)e->length;
+    if (len + 1 > tm->text_cap) {
+        char *p = realloc(tm->text, len + 1);
+        if (!p)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for a text of %zu bytes", tm->out_name,
+                              len);
+        tm->text = p;
+        tm->text_cap = len + 1;
+    }
+    int rc = BZ_OK;
+    hsize_t off = e->offset, count = len;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    if (len && ((fspace = H5Dget_space(s->bytes)) < 0 ||
+                (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
+                H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &off, NULL, &count, NULL) < 0 ||
+                H5Dread(s->bytes, H5T_NATIVE_UCHAR, mspace, fspace, H5P_DEFAULT, tm->text) < 0))
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read text %s", name,
+                            BZ_OUT_TEXT_BYTES_PATH, hash);
+    bz_out_h5_close(mspace);
+    bz_out_h5_close(fspace);
+    if (rc)
+        return rc;
+    tm->text[len] = '\0';
+    return keep_text(tm, r, e->hash, e->kind, strnlen(e->kind, sizeof e->kind), tm->text, len, err);
+}
+
+/* A shard's row: kept when its hash is new. */
+static int take_row(struct texts_merge *tm, const struct run *r, hsize_t k,
+                    const struct bz_llm_texts_row *row, struct bz_err *err)
+{
+    if (row->game_id != r->game_id || !row->hash || strlen(row->hash) != HASH_HEX)
+        return bz_err_set(err, BZ_EIO,
+                          "%s: %s row %llu (game %lld): hash \"%.40s\" is not 32 hex digits",
+                          tm->shards[r->shard], TEXTS_PATH, (unsigned long long)(r->start + k),
+                          (long long)r->game_id, row->hash ? row->hash : "");
+    const char *text = row->text ? row->text : "", *kind = row->kind ? row->kind : "";
+    return keep_text(tm, r, row->hash, kind, strlen(kind), text, strlen(text), err);
+}
+
+/* One game's rows of one source (one run): read at once, taken in order,
+ * freed. */
 static int take_run(struct texts_merge *tm, const struct run *r, struct bz_err *err)
 {
     int rc;
-    hid_t dset, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    struct bz_llm_texts_row *rows = NULL;
-    if ((rc = shard_rows(tm, r->shard, &dset, err)))
+    struct source *s;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    if ((rc = source_get(tm, r->shard, &s, err)))
         return rc;
-    if (!(rows = calloc((size_t)r->len, sizeof *rows)))
+    hid_t mtype = s->store ? tm->entry_type : tm->row_type;
+    size_t size = s->store ? sizeof(struct index_row) : sizeof(struct bz_llm_texts_row);
+    unsigned char *rows = calloc((size_t)r->len, size);
+    if (!rows)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory for game %lld's texts", tm->out_name,
                           (long long)r->game_id);
-    if ((fspace = H5Dget_space(dset)) < 0 || (mspace = H5Screate_simple(1, &r->len, NULL)) < 0 ||
+    if ((fspace = H5Dget_space(s->dset)) < 0 || (mspace = H5Screate_simple(1, &r->len, NULL)) < 0 ||
         H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &r->start, NULL, &r->len, NULL) < 0 ||
-        H5Dread(dset, tm->row_type, mspace, fspace, H5P_DEFAULT, rows) < 0) {
+        H5Dread(s->dset, mtype, mspace, fspace, H5P_DEFAULT, rows) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read %s of game %lld", tm->shards[r->shard],
                             TEXTS_PATH, (long long)r->game_id);
         goto out;
     }
     for (hsize_t k = 0; k < r->len && !rc; k++)
-        rc = take_row(tm, r, k, &rows[k], err);
+        rc = s->store ? take_entry(tm, r, s, (const struct index_row *)rows + k, err)
+                      : take_row(tm, r, k, (const struct bz_llm_texts_row *)rows + k, err);
 out:
-    if (mspace >= 0)
-        H5Dvlen_reclaim(tm->row_type, mspace, H5P_DEFAULT, rows);
+    if (mspace >= 0 && !s->store)
+        H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, rows);
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
     free(rows);
@@ -486,6 +587,22 @@ static int create_store(struct texts_merge *tm, hid_t out, hsize_t max_rows, str
     return rc;
 }
 
+/* The length of dataset path in the open file out. */
+static int out_length(hid_t out, const char *out_name, const char *path, unsigned long long *n,
+                      struct bz_err *err)
+{
+    hid_t dset = H5Dopen2(out, path, H5P_DEFAULT), space = H5I_INVALID_HID;
+    hsize_t dims = 0;
+    int rc = BZ_OK;
+    if (dset < 0 || (space = H5Dget_space(dset)) < 0 ||
+        H5Sget_simple_extent_dims(space, &dims, NULL) != 1)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read the size of %s", out_name, path);
+    *n = (unsigned long long)dims;
+    bz_out_h5_close(space);
+    bz_out_h5_close(dset);
+    return rc;
+}
+
 int bz_out_texts_merge(hid_t out, const char *out_name, const char *path, const char *const *shards,
                        size_t n_shards, bz_out_owner_fn owner, const void *ctx,
                        unsigned long long *n_rows, struct bz_err *err)
@@ -494,15 +611,21 @@ int bz_out_texts_merge(hid_t out, const char *out_name, const char *path, const 
     struct texts_merge tm = {.out_name = out_name, .shards = shards, .n_shards = n_shards};
     tm.index.dset = tm.bytes.dset = tm.index.mtype = H5I_INVALID_HID;
     for (size_t k = 0; k < OPEN_SHARDS; k++)
-        tm.open[k] = (struct open_shard){-1, H5I_INVALID_HID, H5I_INVALID_HID, 0};
+        tm.open[k] =
+            (struct source){-1, 0, H5I_INVALID_HID, H5I_INVALID_HID, H5I_INVALID_HID, 0, 0};
     *n_rows = 0;
-    if (strcmp(path, TEXTS_PATH) != 0)
-        return bz_err_set(err, BZ_EINVAL,
-                          "%s: an input holds %s: it is a results file, not a shard (merge the "
-                          "shards it was made from)",
-                          out_name, path);
-    if ((tm.row_type = bz_out_h5_mem_type(&bz_llm_texts_table)) < 0)
-        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot build the texts' row type", out_name);
+    /* both paths name the one store: the first call builds it (a results
+     * file among the sources has both) */
+    htri_t built = H5Lexists(out, TEXTS_PATH, H5P_DEFAULT);
+    if (built < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot look for %s", out_name, TEXTS_PATH);
+    if (built)
+        return out_length(out, out_name, path, n_rows, err);
+    if ((tm.row_type = bz_out_h5_mem_type(&bz_llm_texts_table)) < 0 ||
+        (tm.entry_type = index_type(0)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot build the texts' row types", out_name);
+        goto out;
+    }
     if ((rc = find_runs(&tm, owner, ctx, err)))
         goto out;
     hsize_t total = 0;
@@ -521,20 +644,21 @@ int bz_out_texts_merge(hid_t out, const char *out_name, const char *path, const 
         goto out;
     }
     tm.index.dset = tm.bytes.dset = H5I_INVALID_HID;
-    *n_rows = (unsigned long long)tm.index.written;
+    *n_rows =
+        (unsigned long long)(strcmp(path, TEXTS_PATH) == 0 ? tm.index.written : tm.bytes.written);
 out:
-    for (size_t k = 0; k < OPEN_SHARDS; k++) {
-        bz_out_h5_close(tm.open[k].dset);
-        bz_out_h5_close(tm.open[k].file);
-    }
+    for (size_t k = 0; k < OPEN_SHARDS; k++)
+        source_close(&tm.open[k]);
     bz_out_h5_close(tm.index.dset);
     bz_out_h5_close(tm.bytes.dset);
     bz_out_h5_close(tm.index.mtype);
+    bz_out_h5_close(tm.entry_type);
     bz_out_h5_close(tm.row_type);
     free(tm.index.buf);
     free(tm.bytes.buf);
     free(tm.seen.keys);
     free(tm.runs);
+    free(tm.text);
     return rc;
 }
 
@@ -810,6 +934,48 @@ out:
             texts[i] = NULL;
         }
     free(l.w);
+    bz_out_h5_close(ftype);
+    bz_out_h5_close(dset);
+    bz_out_h5_close(file);
+    return rc;
+}
+
+struct each {
+    int (*fn)(void *ctx, const struct bz_out_text_entry *e, struct bz_err *err);
+    void *ctx;
+};
+
+static int each_row(void *ctx, const struct index_row *row, struct bz_err *err)
+{
+    struct each *e = ctx;
+    struct bz_out_text_entry x = {
+        .game_id = row->game_id, .offset = row->offset, .length = row->length};
+    memcpy(x.hash, row->hash, HASH_HEX);
+    memcpy(x.kind, row->kind, BZ_LLM_TEXT_KIND_MAX);
+    return e->fn(e->ctx, &x, err);
+}
+
+int bz_out_texts_each(const char *path,
+                      int (*fn)(void *ctx, const struct bz_out_text_entry *e, struct bz_err *err),
+                      void *ctx, struct bz_err *err)
+{
+    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, ftype = H5I_INVALID_HID;
+    struct each e = {fn, ctx};
+    bz_out_h5_quiet();
+    int rc = bz_out_h5_open_ro(path, &file, err);
+    if (rc)
+        return rc;
+    htri_t has = H5Lexists(file, TEXTS_PATH, H5P_DEFAULT);
+    if (has < 0)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot look for %s", path, TEXTS_PATH);
+    else if (has && ((dset = H5Dopen2(file, TEXTS_PATH, H5P_DEFAULT)) < 0 ||
+                     (ftype = H5Dget_type(dset)) < 0))
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open %s", path, TEXTS_PATH);
+    else if (has && H5Tget_member_index(ftype, "text") >= 0)
+        rc = bz_err_set(err, BZ_EINVAL, "%s: %s holds per-game rows (a shard), not the index", path,
+                        TEXTS_PATH);
+    else if (has)
+        rc = each_index_row(file, path, each_row, &e, err);
     bz_out_h5_close(ftype);
     bz_out_h5_close(dset);
     bz_out_h5_close(file);

@@ -15,16 +15,19 @@ typedef long (*bz_out_owner_fn)(const void *ctx, int64_t game_id);
  * to bz_out_texts_merge: /llm_texts and /llm_text_bytes. */
 int bz_out_texts_is_store(const char *path);
 
-/* Build the store in the open output file out from the /llm_texts rows of
- * the games each shard owns (owner(ctx, game) == its index): games in id
- * order, a game's rows in written order, each text kept at its first use
- * only: /llm_texts, the index (*n_rows rows), and /llm_text_bytes. Every
- * kept text is checked to hash to its hash (BZ_EIO naming shard and game
- * otherwise). Memory: the set of hashes seen (32 to 64 bytes per distinct
- * text, 96 while it grows), one entry per (game, shard) run, one game's rows
- * and one output chunk of each dataset; never the texts as a whole. path is
- * the table the caller was merging: /llm_text_bytes in a shard (a results
- * file given as a shard) is BZ_EINVAL. */
+/* Build the store in the open output file out from the /llm_texts of the
+ * games each source owns (owner(ctx, game) == its index): games in id
+ * order, a game's texts in the order it used them, each text kept at its
+ * first use only: /llm_texts, the index, and /llm_text_bytes. A source is a
+ * shard (per-game rows) or a results file (a store: OUT when a run resumes;
+ * a game's entries there are the texts it used first, all the merge needs:
+ * so the store equals an uninterrupted run's). Both paths name the one
+ * store: the first call builds it, and *n_rows is the length of path's
+ * dataset (index rows or bytes). Every kept text is checked to hash to its
+ * hash (BZ_EIO naming source and game otherwise). Memory: the set of hashes
+ * seen (32 to 64 bytes per distinct text, 96 while it grows), one entry per
+ * (game, source) run, one game's rows of one source (its texts included)
+ * and one output chunk of each dataset; never the texts as a whole. */
 int bz_out_texts_merge(hid_t out, const char *out_name, const char *path, const char *const *shards,
                        size_t n_shards, bz_out_owner_fn owner, const void *ctx,
                        unsigned long long *n_rows, struct bz_err *err);

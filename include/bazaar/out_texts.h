@@ -6,8 +6,10 @@
 #define BAZAAR_OUT_TEXTS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "bazaar/err.h"
+#include "bazaar/tables.h"
 
 /* Path of the texts' bytes in a results file. */
 #define BZ_OUT_TEXT_BYTES_PATH "/llm_text_bytes"
@@ -23,5 +25,22 @@
  * is NULL. */
 int bz_out_texts_lookup(const char *path, const char *const *hashes, size_t n, char **texts,
                         struct bz_err *err);
+
+/* One row of a results file's /llm_texts index, strings NUL-terminated. */
+struct bz_out_text_entry {
+    int64_t game_id; /* of the text's first use */
+    char hash[33];
+    char kind[BZ_LLM_TEXT_KIND_MAX + 1];
+    uint64_t offset, length; /* in /llm_text_bytes */
+};
+
+/* Call fn on every index row of the results file at path, in file order
+ * (first use), reading a bounded window at a time; fn returning non-zero
+ * stops the walk and is returned. A file without /llm_texts calls nothing; a
+ * file of the per-game layout (a shard's) is BZ_EINVAL. BZ_EIO when it does
+ * not read. */
+int bz_out_texts_each(const char *path,
+                      int (*fn)(void *ctx, const struct bz_out_text_entry *e, struct bz_err *err),
+                      void *ctx, struct bz_err *err);
 
 #endif
