@@ -1,7 +1,7 @@
 /* out_texts: the transcript store of a results file. The merge turns the
  * shards' per-game /llm_texts rows (game_id, hash, kind, text) into each
  * distinct text of the sweep once: /llm_texts, an index in order of first
- * use (games by id, a game's texts in the order it used them), and
+ * use (games by id, the texts a game uses first in hash order), and
  * /llm_text_bytes, the texts' bytes back to back in a chunked,
  * deflate-compressed u8 dataset. Readers look texts up by hash. Never writes
  * a shard; never holds the texts as a whole (one game's rows and one output
@@ -499,43 +499,87 @@ static int take_row(struct texts_merge *tm, const struct run *r, hsize_t k,
 {
     if (row->game_id != r->game_id || !row->hash || strlen(row->hash) != HASH_HEX)
         return bz_err_set(err, BZ_EIO,
-                          "%s: %s row %llu (game %lld): hash \"%.40s\" is not 32 hex digits",
-                          tm->shards[r->shard], TEXTS_PATH, (unsigned long long)(r->start + k),
-                          (long long)r->game_id, row->hash ? row->hash : "");
+                          "%s: %s (game %lld, its row %llu): hash \"%.40s\" is not 32 hex digits",
+                          tm->shards[r->shard], TEXTS_PATH, (long long)r->game_id,
+                          (unsigned long long)k, row->hash ? row->hash : "");
     const char *text = row->text ? row->text : "", *kind = row->kind ? row->kind : "";
     return keep_text(tm, r, row->hash, kind, strlen(kind), text, strlen(text), err);
 }
 
-/* One game's rows of one source (one run): read at once, taken in order,
- * freed. */
-static int take_run(struct texts_merge *tm, const struct run *r, struct bz_err *err)
+static int cmp_row(const void *a, const void *b)
+{
+    const struct bz_llm_texts_row *x = *(const struct bz_llm_texts_row *const *)a;
+    const struct bz_llm_texts_row *y = *(const struct bz_llm_texts_row *const *)b;
+    int c = strcmp(x->hash ? x->hash : "", y->hash ? y->hash : "");
+    return c ? c : strcmp(x->kind ? x->kind : "", y->kind ? y->kind : "");
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    const struct index_row *x = *(const struct index_row *const *)a;
+    const struct index_row *y = *(const struct index_row *const *)b;
+    int c = memcmp(x->hash, y->hash, HASH_HEX);
+    return c ? c : memcmp(x->kind, y->kind, BZ_LLM_TEXT_KIND_MAX);
+}
+
+/* Read run r's rows into rows (r->len of them, of the source's row type). */
+static int read_run(struct texts_merge *tm, const struct run *r, const struct source *s,
+                    unsigned char *rows, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    if ((fspace = H5Dget_space(s->dset)) < 0 || (mspace = H5Screate_simple(1, &r->len, NULL)) < 0 ||
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &r->start, NULL, &r->len, NULL) < 0 ||
+        H5Dread(s->dset, s->store ? tm->entry_type : tm->row_type, mspace, fspace, H5P_DEFAULT,
+                rows) < 0)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read %s of game %lld", tm->shards[r->shard],
+                            TEXTS_PATH, (long long)r->game_id);
+    bz_out_h5_close(mspace);
+    bz_out_h5_close(fspace);
+    return rc;
+}
+
+/* One game's rows (its runs, all of one source: the owner): read, taken in
+ * hash order (the order replies completed in is not reproducible; hashes
+ * are), freed. */
+static int take_game(struct texts_merge *tm, const struct run *runs, size_t n_runs,
+                     struct bz_err *err)
 {
     int rc;
     struct source *s;
-    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    if ((rc = source_get(tm, r->shard, &s, err)))
+    hsize_t total = 0, at = 0;
+    if ((rc = source_get(tm, runs[0].shard, &s, err)))
         return rc;
-    hid_t mtype = s->store ? tm->entry_type : tm->row_type;
+    for (size_t k = 0; k < n_runs; k++)
+        total += runs[k].len;
     size_t size = s->store ? sizeof(struct index_row) : sizeof(struct bz_llm_texts_row);
-    unsigned char *rows = calloc((size_t)r->len, size);
-    if (!rows)
-        return bz_err_set(err, BZ_ENOMEM, "%s: no memory for game %lld's texts", tm->out_name,
-                          (long long)r->game_id);
-    if ((fspace = H5Dget_space(s->dset)) < 0 || (mspace = H5Screate_simple(1, &r->len, NULL)) < 0 ||
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &r->start, NULL, &r->len, NULL) < 0 ||
-        H5Dread(s->dset, mtype, mspace, fspace, H5P_DEFAULT, rows) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read %s of game %lld", tm->shards[r->shard],
-                            TEXTS_PATH, (long long)r->game_id);
+    unsigned char *rows = calloc((size_t)total, size);
+    const void **order = malloc((size_t)total * sizeof *order);
+    if (!rows || !order) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for game %lld's texts", tm->out_name,
+                        (long long)runs[0].game_id);
         goto out;
     }
-    for (hsize_t k = 0; k < r->len && !rc; k++)
-        rc = s->store ? take_entry(tm, r, s, (const struct index_row *)rows + k, err)
-                      : take_row(tm, r, k, (const struct bz_llm_texts_row *)rows + k, err);
+    for (size_t k = 0; k < n_runs && !rc; k++) {
+        rc = read_run(tm, &runs[k], s, rows + (size_t)at * size, err);
+        at += runs[k].len;
+    }
+    for (hsize_t k = 0; k < total; k++)
+        order[k] = rows + (size_t)k * size;
+    if (!rc)
+        qsort(order, (size_t)total, sizeof *order, s->store ? cmp_entry : cmp_row);
+    for (hsize_t k = 0; k < total && !rc; k++)
+        rc = s->store ? take_entry(tm, &runs[0], s, order[k], err)
+                      : take_row(tm, &runs[0], k, order[k], err);
 out:
-    if (mspace >= 0 && !s->store)
-        H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, rows);
-    bz_out_h5_close(mspace);
-    bz_out_h5_close(fspace);
+    if (rows && !s->store) {
+        /* every string read (calloc'd rows: NULL where nothing was) */
+        hid_t space = H5Screate_simple(1, &total, NULL);
+        if (space >= 0)
+            H5Dvlen_reclaim(tm->row_type, space, H5P_DEFAULT, rows);
+        bz_out_h5_close(space);
+    }
+    free(order);
     free(rows);
     return rc;
 }
@@ -633,8 +677,11 @@ int bz_out_texts_merge(hid_t out, const char *out_name, const char *path, const 
         total += tm.runs[k].len; /* more than the distinct texts: sizes the index chunk */
     if ((rc = create_store(&tm, out, total, err)))
         goto out;
-    for (size_t k = 0; k < tm.n_runs && !rc; k++)
-        rc = take_run(&tm, &tm.runs[k], err);
+    for (size_t k = 0, e; k < tm.n_runs && !rc; k = e) {
+        for (e = k + 1; e < tm.n_runs && tm.runs[e].game_id == tm.runs[k].game_id;)
+            e++;
+        rc = take_game(&tm, tm.runs + k, e - k, err);
+    }
     if (rc)
         goto out;
     if (app_flush(&tm.index) || app_flush(&tm.bytes) || H5Dclose(tm.index.dset) < 0 ||
