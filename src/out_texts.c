@@ -1,7 +1,7 @@
 /* out_texts: the transcript store of a results file. The merge turns the
  * shards' per-game /llm_texts rows (game_id, hash, kind, text) into each
  * distinct text of the sweep once: /llm_texts, an index in order of first
- * use (games by id, the texts a game uses first in hash order), and
+ * use (games by id, the texts a game uses first by kind, then text), and
  * /llm_text_bytes, the texts' bytes back to back in a chunked,
  * deflate-compressed u8 dataset. Readers look texts up by hash. Never writes
  * a shard; never holds the texts as a whole (one game's rows and one output
@@ -28,8 +28,8 @@
 #define TEXT_DEFLATE 6
 #endif
 /* the index: raw bytes per chunk, and shuffle + deflate as every table */
-#define INDEX_CHUNK_BYTES (64 * 1024)
-#define INDEX_DEFLATE 1
+#define INDEX_CHUNK_BYTES (256 * 1024)
+#define INDEX_DEFLATE 6
 /* shard files kept open while the games are taken in id order */
 #define OPEN_SHARDS 8
 /* index rows read at once by the readers */
@@ -449,77 +449,103 @@ static int keep_text(struct texts_merge *tm, const struct run *r, const char *he
     return BZ_OK;
 }
 
-/* A store's entry: its text read from the source's bytes when it is new. */
-static int take_entry(struct texts_merge *tm, const struct run *r, const struct source *s,
-                      const struct index_row *e, struct bz_err *err)
+/* A text of one game not seen before it: to be kept, in (kind, text) order. */
+struct cand {
+    const char *hash; /* 32 hex digits, not terminated */
+    const char *kind, *text;
+    size_t kind_len, len;
+    char *owned; /* text read from a store */
+};
+
+/* Order of a game's new texts: by kind, then by text, so that similar texts
+ * (a phase's prompts) sit side by side for deflate; reproducible, unlike the
+ * order the game's calls completed in. The hash breaks ties (one text in
+ * two rows of a game). */
+static int cmp_cand(const void *a, const void *b)
 {
-    const char *name = tm->shards[r->shard];
+    const struct cand *x = a, *y = b;
+    size_t n = x->kind_len < y->kind_len ? x->kind_len : y->kind_len;
+    int c = memcmp(x->kind, y->kind, n);
+    if (c || x->kind_len != y->kind_len)
+        return c ? c : (x->kind_len > y->kind_len) - (x->kind_len < y->kind_len);
+    n = x->len < y->len ? x->len : y->len;
+    c = memcmp(x->text, y->text, n);
+    if (c || x->len != y->len)
+        return c ? c : (x->len > y->len) - (x->len < y->len);
+    return memcmp(x->hash, y->hash, HASH_HEX);
+}
+
+/* Whether hex (32 characters) names a text seen before; -1: not a hash. */
+static int cand_seen(const struct texts_merge *tm, const char *hex)
+{
     unsigned char key[16];
     char hash[HASH_HEX + 1];
-    memcpy(hash, e->hash, HASH_HEX);
+    memcpy(hash, hex, HASH_HEX);
     hash[HASH_HEX] = '\0';
-    if (e->game_id != r->game_id || parse_hash(hash, key))
-        return bz_err_set(err, BZ_EIO, "%s: %s (game %lld): hash \"%s\" is not 32 hex digits", name,
-                          TEXTS_PATH, (long long)r->game_id, hash);
-    if (seen_has(&tm->seen, key))
-        return BZ_OK;
+    return parse_hash(hash, key) ? -1 : seen_has(&tm->seen, key);
+}
+
+/* A store's entry: its text read from the source's bytes. */
+static int read_entry(struct texts_merge *tm, const struct run *r, const struct source *s,
+                      const struct index_row *e, struct cand *c, struct bz_err *err)
+{
+    const char *name = tm->shards[r->shard];
     if (e->length > TEXT_MAX_BYTES || e->offset > s->n_bytes || e->length > s->n_bytes - e->offset)
-        return bz_err_set(err, BZ_EIO, "%s: %s: text %s at %llu, %llu bytes, lies outside %s", name,
-                          TEXTS_PATH, hash, (unsigned long long)e->offset,
+        return bz_err_set(err, BZ_EIO, "%s: %s: text %.32s at %llu, %llu bytes, lies outside %s",
+                          name, TEXTS_PATH, e->hash, (unsigned long long)e->offset,
                           (unsigned long long)e->length, BZ_OUT_TEXT_BYTES_PATH);
     size_t len = (size_t)e->length;
-    if (len + 1 > tm->text_cap) {
-        char *p = realloc(tm->text, len + 1);
-        if (!p)
-            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for a text of %zu bytes", tm->out_name,
-                              len);
-        tm->text = p;
-        tm->text_cap = len + 1;
-    }
+    if (!(c->owned = malloc(len + 1)))
+        return bz_err_set(err, BZ_ENOMEM, "%s: no memory for a text of %zu bytes", tm->out_name,
+                          len);
     int rc = BZ_OK;
     hsize_t off = e->offset, count = len;
     hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     if (len && ((fspace = H5Dget_space(s->bytes)) < 0 ||
                 (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
                 H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &off, NULL, &count, NULL) < 0 ||
-                H5Dread(s->bytes, H5T_NATIVE_UCHAR, mspace, fspace, H5P_DEFAULT, tm->text) < 0))
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read text %s", name,
-                            BZ_OUT_TEXT_BYTES_PATH, hash);
+                H5Dread(s->bytes, H5T_NATIVE_UCHAR, mspace, fspace, H5P_DEFAULT, c->owned) < 0))
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read text %.32s", name,
+                            BZ_OUT_TEXT_BYTES_PATH, e->hash);
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
-    if (rc)
-        return rc;
-    tm->text[len] = '\0';
-    return keep_text(tm, r, e->hash, e->kind, strnlen(e->kind, sizeof e->kind), tm->text, len, err);
+    c->owned[len] = '\0';
+    *c = (struct cand){e->hash, e->kind, c->owned, strnlen(e->kind, sizeof e->kind), len, c->owned};
+    return rc;
 }
 
-/* A shard's row: kept when its hash is new. */
-static int take_row(struct texts_merge *tm, const struct run *r, hsize_t k,
-                    const struct bz_llm_texts_row *row, struct bz_err *err)
+/* Row k of a game's rows as a candidate: 1; 0 when seen before the game;
+ * minus an error code. */
+static int make_cand(struct texts_merge *tm, const struct run *r, const struct source *s,
+                     const unsigned char *rows, hsize_t k, struct cand *c, struct bz_err *err)
 {
-    if (row->game_id != r->game_id || !row->hash || strlen(row->hash) != HASH_HEX)
-        return bz_err_set(err, BZ_EIO,
-                          "%s: %s (game %lld, its row %llu): hash \"%.40s\" is not 32 hex digits",
-                          tm->shards[r->shard], TEXTS_PATH, (long long)r->game_id,
-                          (unsigned long long)k, row->hash ? row->hash : "");
-    const char *text = row->text ? row->text : "", *kind = row->kind ? row->kind : "";
-    return keep_text(tm, r, row->hash, kind, strlen(kind), text, strlen(text), err);
-}
-
-static int cmp_row(const void *a, const void *b)
-{
-    const struct bz_llm_texts_row *x = *(const struct bz_llm_texts_row *const *)a;
-    const struct bz_llm_texts_row *y = *(const struct bz_llm_texts_row *const *)b;
-    int c = strcmp(x->hash ? x->hash : "", y->hash ? y->hash : "");
-    return c ? c : strcmp(x->kind ? x->kind : "", y->kind ? y->kind : "");
-}
-
-static int cmp_entry(const void *a, const void *b)
-{
-    const struct index_row *x = *(const struct index_row *const *)a;
-    const struct index_row *y = *(const struct index_row *const *)b;
-    int c = memcmp(x->hash, y->hash, HASH_HEX);
-    return c ? c : memcmp(x->kind, y->kind, BZ_LLM_TEXT_KIND_MAX);
+    const char *hash;
+    int64_t game;
+    memset(c, 0, sizeof *c);
+    if (s->store) {
+        const struct index_row *e = (const struct index_row *)rows + k;
+        hash = e->hash;
+        game = e->game_id;
+    } else {
+        const struct bz_llm_texts_row *row = (const struct bz_llm_texts_row *)rows + k;
+        hash = row->hash && strlen(row->hash) == HASH_HEX ? row->hash : NULL;
+        game = row->game_id;
+    }
+    int seen = hash && game == r->game_id ? cand_seen(tm, hash) : -1;
+    if (seen < 0)
+        return -bz_err_set(err, BZ_EIO, "%s: %s (game %lld, its row %llu): not a 32-hex hash",
+                           tm->shards[r->shard], TEXTS_PATH, (long long)r->game_id,
+                           (unsigned long long)k);
+    if (seen)
+        return 0;
+    if (s->store) {
+        int rc = read_entry(tm, r, s, (const struct index_row *)rows + k, c, err);
+        return rc ? -rc : 1;
+    }
+    const struct bz_llm_texts_row *row = (const struct bz_llm_texts_row *)rows + k;
+    const char *kind = row->kind ? row->kind : "", *text = row->text ? row->text : "";
+    *c = (struct cand){row->hash, kind, text, strlen(kind), strlen(text), NULL};
+    return 1;
 }
 
 /* Read run r's rows into rows (r->len of them, of the source's row type). */
@@ -539,23 +565,26 @@ static int read_run(struct texts_merge *tm, const struct run *r, const struct so
     return rc;
 }
 
-/* One game's rows (its runs, all of one source: the owner): read, taken in
- * hash order (the order replies completed in is not reproducible; hashes
- * are), freed. */
+/* One game's rows (its runs, all of one source: the owner): read, the
+ * texts not seen before the game kept in (kind, text) order, freed. Within
+ * a game the texts are distinct, so which of them are new does not depend
+ * on that order: a store source's entries of the game (the texts it used
+ * first there) give what its full rows would. */
 static int take_game(struct texts_merge *tm, const struct run *runs, size_t n_runs,
                      struct bz_err *err)
 {
     int rc;
     struct source *s;
     hsize_t total = 0, at = 0;
+    size_t n = 0;
     if ((rc = source_get(tm, runs[0].shard, &s, err)))
         return rc;
     for (size_t k = 0; k < n_runs; k++)
         total += runs[k].len;
     size_t size = s->store ? sizeof(struct index_row) : sizeof(struct bz_llm_texts_row);
     unsigned char *rows = calloc((size_t)total, size);
-    const void **order = malloc((size_t)total * sizeof *order);
-    if (!rows || !order) {
+    struct cand *c = calloc((size_t)total, sizeof *c);
+    if (!rows || !c) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for game %lld's texts", tm->out_name,
                         (long long)runs[0].game_id);
         goto out;
@@ -564,14 +593,22 @@ static int take_game(struct texts_merge *tm, const struct run *runs, size_t n_ru
         rc = read_run(tm, &runs[k], s, rows + (size_t)at * size, err);
         at += runs[k].len;
     }
-    for (hsize_t k = 0; k < total; k++)
-        order[k] = rows + (size_t)k * size;
-    if (!rc)
-        qsort(order, (size_t)total, sizeof *order, s->store ? cmp_entry : cmp_row);
-    for (hsize_t k = 0; k < total && !rc; k++)
-        rc = s->store ? take_entry(tm, &runs[0], s, order[k], err)
-                      : take_row(tm, &runs[0], k, order[k], err);
+    for (hsize_t k = 0; k < total && !rc; k++) {
+        int got = make_cand(tm, &runs[0], s, rows, k, &c[n], err);
+        if (got < 0)
+            rc = -got;
+        else if (got > 0)
+            n++;
+        else
+            free(c[n].owned);
+    }
+    if (!rc && n)
+        qsort(c, n, sizeof *c, cmp_cand);
+    for (size_t k = 0; k < n && !rc; k++)
+        rc = keep_text(tm, &runs[0], c[k].hash, c[k].kind, c[k].kind_len, c[k].text, c[k].len, err);
 out:
+    for (size_t k = 0; c && k < total; k++)
+        free(c[k].owned);
     if (rows && !s->store) {
         /* every string read (calloc'd rows: NULL where nothing was) */
         hid_t space = H5Screate_simple(1, &total, NULL);
@@ -579,7 +616,7 @@ out:
             H5Dvlen_reclaim(tm->row_type, space, H5P_DEFAULT, rows);
         bz_out_h5_close(space);
     }
-    free(order);
+    free(c);
     free(rows);
     return rc;
 }

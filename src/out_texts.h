@@ -17,7 +17,8 @@ int bz_out_texts_is_store(const char *path);
 
 /* Build the store in the open output file out from the /llm_texts of the
  * games each source owns (owner(ctx, game) == its index): games in id
- * order, a game's texts in hash order (then kind), each text kept at its
+ * order, the texts a game is the first to use by kind then text (the
+ * order its calls completed in is not reproducible), each text kept at its
  * first use only: /llm_texts, the index, and /llm_text_bytes. A source is a
  * shard (per-game rows) or a results file (a store: OUT when a run resumes;
  * a game's entries there are the texts it used first, all the merge needs:

@@ -1,8 +1,8 @@
 /* test_out_texts: the results file's transcript store built by the merge
  * from the shards' per-game /llm_texts rows: each distinct text once, in
  * first-use order (games by id), the same however games were spread over
- * shards and in whatever order they finished (a game's texts in hash
- * order); a game committed twice gives
+ * shards and in whatever order they finished (a game's texts by kind, then
+ * text); a game committed twice gives
  * its texts from the winning shard only; a results file merged again with
  * new shards (resume) gives an uninterrupted run's store; texts larger than
  * a chunk; lookups by hash; hashes that do not match their text are
@@ -174,12 +174,13 @@ static void free_texts(char **t, size_t n)
 static int cmp_row(const void *a, const void *b)
 {
     const struct bz_llm_texts_row *x = a, *y = b;
-    int c = strcmp(x->hash, y->hash);
-    return c ? c : strcmp(x->kind, y->kind);
+    int c = strcmp(x->kind, y->kind);
+    c = c ? c : strcmp(x->text, y->text);
+    return c ? c : strcmp(x->hash, y->hash);
 }
 
-/* What the store must hold: games in id order, a game's rows in hash order,
- * each hash kept at its first use. */
+/* What the store must hold: games in id order, a game's rows by kind then
+ * text, each hash kept at its first use. */
 static void expected(struct bz_records *want)
 {
     struct bz_records rec;

@@ -121,10 +121,10 @@ BZ_TABLE_ROW(bz_llm_texts_row, BZ_LLM_TEXTS_COLUMNS);
 
 /* /llm_texts in the results file: each distinct text of the whole sweep
  * once, in order of first use: games by id, and the texts a game is the
- * first to use in hash order (the order its calls completed in is not
- * reproducible; so the store is the same on any number of ranks). Its bytes are in
- * /llm_text_bytes (u8, chunked, deflate-compressed): bytes [offset, offset +
- * length). hash and kind are fixed-size strings (32 and
+ * first to use by kind, then text (the order its calls completed in is not
+ * reproducible; so the store is the same on any number of ranks). Its bytes
+ * are in /llm_text_bytes (u8, chunked, deflate-compressed): bytes [offset,
+ * offset + length). hash and kind are fixed-size strings (32 and
  * BZ_LLM_TEXT_KIND_MAX bytes, NUL-padded). Written and read by out_texts.c
  * (the row struct here only documents it). */
 #define BZ_LLM_TEXT_INDEX_COLUMNS(X, R)                                                            \
