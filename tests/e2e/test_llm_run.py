@@ -511,6 +511,51 @@ def test_transcript_store_holds_each_text_once_compressed_the_same_on_1_and_3_ra
     first = next(r for r in mine if r["reply_text"])
     assert texts[first["reply_text"].decode()][1].splitlines()[0] in out
     assert "(not in /llm_texts)" not in out
+    # --resume of the finished file merges it again (a results file as the
+    # source): the same store
+    again = tmp_path / "again.h5"
+    shutil.copy(one, again)
+    bazaar("run", spec, "-o", again, "--resume", "--quiet", timeout=600)
+    with h5py.File(one, "r") as a, h5py.File(again, "r") as b:
+        for name in ("llm_texts", "llm_text_bytes"):
+            assert a[name][()].tobytes() == b[name][()].tobytes(), name
+
+
+def test_kill9_during_an_llm_sweep_then_resume_gives_the_store_of_a_clean_run(
+        server, tmp_path, monkeypatch):
+    import time
+    from conftest import BIN, kill_session, mpi_env
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = play_sweep(tmp_path, server, tmp_path / "cache", "kill", reps=4)  # 8 games
+    control(server, "/reset", {})
+    control(server, "/config", {"faults": [], "latency_ms": 20,
+                                "play": {"seed": 8, "bad_rate": 0.1}})
+    out = tmp_path / "out.h5"
+    p = subprocess.Popen([BIN, "run", str(spec), "-o", str(out), "--quiet"], env=mpi_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    parts = tmp_path / "out.h5.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        # killed once a game is committed and others are still playing
+        if any(j.stat().st_size > 0 for j in parts.glob("*.journal")):
+            break
+        time.sleep(0.02)
+    killed = p.poll() is None
+    if killed:
+        kill_session(p.pid)
+    p.wait(timeout=60)
+    bazaar("run", spec, "-o", out, "--resume", "--quiet", timeout=600)
+    control(server, "/config", {"latency_ms": 0, "play": None})
+    control(server, "/reset", {})
+    ref = tmp_path / "ref.h5"
+    bazaar("run", spec, "-o", ref, "--quiet", timeout=600)  # every reply from the cache
+    assert control(server, "/stats")["completions"] == 0
+    same_game_tables(ref, out)
+    with h5py.File(ref, "r") as a, h5py.File(out, "r") as b:
+        for name in ("llm_texts", "llm_text_bytes"):
+            assert a[name][()].tobytes() == b[name][()].tobytes(), name
+    assert killed, "the run finished before it could be killed"
 
 
 def test_expand_estimate_counts_memory(server, tmp_path, monkeypatch):
