@@ -30,8 +30,9 @@
 /* the index: raw bytes per chunk, and shuffle + deflate as every table */
 #define INDEX_CHUNK_BYTES (256 * 1024)
 #define INDEX_DEFLATE 6
-/* shard files kept open while the games are taken in id order */
-#define OPEN_SHARDS 8
+/* sources kept open while the games are taken in id order (games are dealt
+ * round-robin to ranks: more ranks than this reopen a file per game) */
+#define OPEN_SHARDS 32
 /* index rows read at once by the readers */
 #define WINDOW_ROWS 4096
 /* a text longer than this in a file is refused by the readers */
@@ -289,8 +290,6 @@ struct texts_merge {
     hid_t row_type, entry_type; /* struct bz_llm_texts_row, struct index_row */
     struct seen seen;
     struct appender index, bytes;
-    char *text; /* one text read from a store */
-    size_t text_cap;
 };
 
 static int cmp_run(const void *a, const void *b)
@@ -742,7 +741,6 @@ out:
     free(tm.bytes.buf);
     free(tm.seen.keys);
     free(tm.runs);
-    free(tm.text);
     return rc;
 }
 
