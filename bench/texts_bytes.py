@@ -88,7 +88,8 @@ def main():
         t = f["llm_texts"][()]
         idx = storage(f, "llm_texts")
         raw = storage(f, "llm_text_bytes")
-        if "text" in t.dtype.names:  # the per-game layout
+        per_game = "text" in t.dtype.names  # the layout before the store
+        if per_game:
             n_texts, distinct = len(t), len(set(t["hash"]))
             text_bytes = int(sum(len(x) for x in t["text"]))
         else:
@@ -97,9 +98,13 @@ def main():
     print(f"games {games}, llm calls {calls}, /llm_texts rows {n_texts} ({distinct} distinct), "
           f"text bytes {text_bytes}")
     print(f"results file {size} bytes: {size / calls:.0f} bytes per LLM call")
-    print(f"/llm_texts dataset {idx} bytes, /llm_text_bytes dataset {raw} bytes "
-          f"(stored texts: {(idx + raw) / calls:.0f} bytes per call; variable-length strings "
-          f"live in the file's heap, outside the dataset figure)")
+    if per_game:
+        print(f"/llm_texts dataset {idx} bytes: its variable-length strings (the texts) live in "
+              f"the file's heap, outside that figure; compare the file sizes")
+    else:
+        print(f"/llm_texts index {idx} bytes, /llm_text_bytes {raw} bytes: the transcript store "
+              f"takes {(idx + raw) / calls:.0f} bytes per call ({idx / calls:.0f} index, "
+              f"{raw / calls:.0f} compressed text)")
 
 
 if __name__ == "__main__":
