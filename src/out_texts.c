@@ -768,6 +768,11 @@ static int each_index_row(hid_t file, const char *name,
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open %s", name, TEXTS_PATH);
         goto out;
     }
+    if (n > ((hsize_t)1 << 32)) { /* a crafted dataspace may claim any size */
+        rc = bz_err_set(err, BZ_EIO, "%s: %s claims %llu rows, more than bazaar reads", name,
+                        TEXTS_PATH, (unsigned long long)n);
+        goto out;
+    }
     for (hsize_t start = 0; start < n && !rc; start += cap) {
         hsize_t count = n - start < cap ? n - start : cap, zero = 0;
         if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
