@@ -485,6 +485,13 @@ def test_transcript_store_holds_each_text_once_compressed_the_same_on_1_and_3_ra
             games_of.setdefault(h, set()).add(int(row["game_id"]))
     for h, (kind, text) in texts.items():
         assert text_hash(text.encode()) == h
+    # the analysis reader gives the same texts, all or by hash
+    sys.path.insert(0, os.path.join(ROOT, "analysis"))
+    import bazaar_results as br
+    assert br.llm_texts(one) == {h: t for h, (_, t) in texts.items()}
+    some = list(texts)[:3] + [""]
+    assert br.llm_texts(one, some) == {h: texts[h][1] for h in some[:3]}
+    assert br.text_hash(texts[some[0]][1]) == some[0]
     # the run's provenance and the system prompts shared by games: stored once
     kinds = [k for k, _ in texts.values()]
     assert kinds.count("registry") == 1 and kinds.count("template:system.txt") == 1
