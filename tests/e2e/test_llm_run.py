@@ -522,7 +522,9 @@ def test_transcript_store_holds_each_text_once_compressed_the_same_on_1_and_3_ra
     # source): the same store
     again = tmp_path / "again.h5"
     shutil.copy(one, again)
-    bazaar("run", spec, "-o", again, "--resume", "--quiet", timeout=600)
+    r = bazaar("run", spec, "-o", again, "--resume", timeout=600)
+    assert "(0 played now, 6 already recorded" in r.stderr, r.stderr  # OUT read, not set aside
+    assert not list(tmp_path.glob("again.h5*.bad"))
     with h5py.File(one, "r") as a, h5py.File(again, "r") as b:
         for name in ("llm_texts", "llm_text_bytes"):
             assert a[name][()].tobytes() == b[name][()].tobytes(), name
