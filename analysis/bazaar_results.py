@@ -9,6 +9,7 @@ From a notebook:
     import bazaar_results as br
     r = br.load("results/quickstart.h5")
     r.games.head(); r.agents; r.tables["electricity/turns"]; r.messages
+    r.texts(r.llm_calls["reply_text"])   # the words behind /llm_calls, by hash
 
 Works with both layouts of the file:
   * old: /games carries electricity's parameter columns (volatility, scarcity,
@@ -34,7 +35,7 @@ COMPETITION_AXES = {
     "beast": [],
 }
 
-COMMON_TABLES = ("games", "agents", "messages", "llm_calls")
+COMMON_TABLES = ("games", "agents", "messages", "llm_calls", "llm_texts", "llm_text_bytes")
 # /games columns that identify or describe a game but are neither parameters
 # nor outcomes
 ID_COLUMNS = ("game_id", "game", "seed", "env_seed", "repetition", "lineup", "params_json",
@@ -69,6 +70,60 @@ def table_names(path):
     with h5py.File(path, "r") as f:
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
     return sorted(names)
+
+
+def text_hash(text):
+    """bazaar's content address of a text (str or UTF-8 bytes): 32 hex digits,
+    as /llm_calls names prompts and replies (src/llm/call.c, bz_llm_text_hash)."""
+    data = text.encode() if isinstance(text, str) else bytes(text)
+    m = (1 << 64) - 1
+    a, b = 0xcbf29ce484222325, 0x84222325cbf29ce4
+    for c in data:
+        a = ((a ^ c) * 0x100000001b3) & m
+        b = ((b ^ c) * 0x00000100000001b3 + 0x9e3779b97f4a7c15) & m
+        b ^= b >> 29
+    n = len(data)
+    a ^= n
+    b ^= (n * 0x9e3779b97f4a7c15) & m
+    a = ((a ^ (a >> 33)) * 0xff51afd7ed558ccd) & m
+    a ^= a >> 33
+    b = ((b ^ (b >> 31)) * 0xc4ceb9fe1a85ec53) & m
+    b ^= b >> 29
+    return f"{a:016x}{b:016x}"
+
+
+def _str(x):
+    return x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
+
+
+def llm_texts(path, hashes=None):
+    """The LLM transcript texts of a results file: {hash: text}, for every
+    stored text or only the given hashes (iterable of str or bytes; "" and
+    unknown hashes are left out). The file keeps each distinct text once:
+    /llm_texts is the index (game_id and kind of first use, hash, offset,
+    length) and /llm_text_bytes the compressed bytes; files of the earlier
+    layout (per-game rows with a text column) are read too."""
+    want = None if hashes is None else {_str(h) for h in hashes if len(h)}
+    out = {}
+    with h5py.File(path, "r") as f:
+        if "llm_texts" not in f:
+            return out
+        idx = f["llm_texts"][()]
+        if "text" in idx.dtype.names:  # the earlier, per-game layout
+            for h, t in zip(idx["hash"], idx["text"]):
+                h = _str(h)
+                if (want is None or h in want) and h not in out:
+                    out[h] = _str(t)
+            return out
+        data = f["llm_text_bytes"]
+        blob = data[()] if want is None or len(want) > len(idx) // 8 else None
+        for h, off, n in zip(idx["hash"], idx["offset"], idx["length"]):
+            h = _str(h)
+            if want is not None and h not in want:
+                continue
+            raw = blob[off:off + n] if blob is not None else data[off:off + n]
+            out[h] = bytes(raw).decode("utf-8", "replace")
+    return out
 
 
 class _LazyTables(dict):
@@ -150,6 +205,11 @@ class Results:
                     and not n.endswith("/config") and self._has_game_id(path, n)]
         self.tables = _LazyTables(path, per_game)
         self.factors = self._design_factors()
+
+    def texts(self, hashes=None):
+        """{hash: text} of the LLM transcripts (see llm_texts): e.g.
+        r.texts(r.llm_calls["reply_text"]) for every reply."""
+        return llm_texts(self.path, hashes)
 
     @staticmethod
     def _has_game_id(path, name):

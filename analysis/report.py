@@ -167,7 +167,10 @@ def transcript(r, gid, max_lines=80):
         c = r.llm_calls[r.llm_calls["game_id"] == gid]
         keep = [k for k in ("turn", "round", "phase", "agent", "model", "attempt", "parse_outcome",
                             "decision", "error") if k in c.columns]
-        calls = c[keep]
+        calls = c[keep].copy()
+        if "reply_text" in c.columns and hasattr(r, "texts"):  # the words, from the store
+            words = r.texts(c["reply_text"])
+            calls["reply"] = [words.get(h, "")[:160] for h in c["reply_text"]]
     return "\n".join(lines), calls
 
 

@@ -149,6 +149,8 @@ static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, 
             if (mn)
                 H5free_memory(mn);
         }
+    } else if (t >= 0 && H5Tget_class(t) == H5T_INTEGER && H5Tget_size(t) == 1) {
+        fprintf(f, " bytes, %llu stored", (unsigned long long)H5Dget_storage_size(d));
     }
     fputc('\n', f);
     bz_out_h5_close(t);

@@ -28,6 +28,7 @@
 #include "out_h5.h"
 #include "out_h5_fail.h"
 #include "out_internal.h"
+#include "out_texts.h"
 #include "out_zpool.h"
 
 /* Rows of one merged chunk: about MERGED_CHUNK_BYTES of raw rows. */
@@ -83,6 +84,8 @@ struct merge {
     int threads;
     unsigned char *ids_raw; /* the id window */
     struct bz_merge_stats stats;
+    int owner_failed;        /* owner_of could not build an id block */
+    struct bz_err owner_err; /* why */
 };
 
 static double thread_cpu_s(void)
@@ -221,6 +224,27 @@ static int build_map(struct merge *m, int64_t lo, int64_t hi, struct bz_err *err
     m->map_hi = hi;
     m->map_valid = 1;
     return BZ_OK;
+}
+
+/* The shard that owns game_id in the merged file, or -1 when none does (for
+ * the texts merge, out_texts.c): from the id block holding it, built when
+ * another block is current. A failure to build it reads as -1 after
+ * remembering the error for bz_merge. */
+static long owner_of(const void *ctx, int64_t game_id)
+{
+    struct merge *m = (struct merge *)ctx; /* bz_merge's own, passed through */
+    if (!m->has_ids || game_id < m->id_min || game_id > m->id_max)
+        return -1;
+    if (!m->map_valid || game_id < m->map_lo || game_id >= m->map_hi) {
+        int64_t span = (int64_t)m->map_cap;
+        int64_t lo = m->id_min + (game_id - m->id_min) / span * span;
+        int64_t hi = m->id_max - lo < span ? m->id_max + 1 : lo + span;
+        if (build_map(m, lo, hi, &m->owner_err)) {
+            m->owner_failed = 1;
+            return -1;
+        }
+    }
+    return m->map[game_id - m->map_lo];
 }
 
 /* Open path in shard i: its dataset, checking the row type against *ref
@@ -1111,6 +1135,8 @@ static int read_back(const char *tmp, char **tables, const unsigned long long *r
         bz_out_h5_close(dset);
         space = dset = H5I_INVALID_HID;
     }
+    if (!rc)
+        rc = bz_out_texts_check(file, tmp, err);
     if (H5Fclose(file) < 0 && !rc)
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close after reading back", tmp);
     return rc;
@@ -1173,8 +1199,15 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
     }
     tmp_made = 1;
     for (size_t t = 0; t < n_tables; t++) {
-        if ((rc = merge_table(&m, file, tables[t], &rows[t], &direct[t], err)))
+        if ((rc = bz_out_texts_is_store(tables[t])
+                      ? bz_out_texts_merge(file, tmp, tables[t], shards, n_shards, owner_of, &m,
+                                           &rows[t], err)
+                      : merge_table(&m, file, tables[t], &rows[t], &direct[t], err)))
             goto out;
+        if (m.owner_failed) {
+            rc = bz_err_set(err, m.owner_err.code, "%s", m.owner_err.msg);
+            goto out;
+        }
     }
     if ((rc = write_provenance(file, prov, tmp, err)))
         goto out;

@@ -35,6 +35,7 @@
 #include "out_h5.h"
 #include "out_h5_fail.h"
 #include "out_internal.h"
+#include "out_texts.h"
 
 int bz_out_shard_deflate_level = 0;
 
@@ -707,6 +708,11 @@ static int committed(const char *path, int check, int64_t **ids, size_t *n, stru
         *n = intersect(*ids, *n, jids, n_journal);
     /* then every table's committed rows must read back */
     for (size_t t = 0; check && t < n_tables; t++) {
+        if (strcmp(tables[t], BZ_OUT_TEXT_BYTES_PATH) == 0) { /* a results file's texts */
+            if ((rc = bz_out_texts_check(file, path, err)))
+                goto out;
+            continue;
+        }
         if ((dset = H5Dopen2(file, tables[t], H5P_DEFAULT)) < 0) {
             rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", path, tables[t]);
             goto out;

@@ -2,8 +2,10 @@
  * story from the results file alone: the game's /games and /agents rows, its
  * messages, and every LLM decision with the exact words behind it (system
  * prompt, chat history, prompt, repair, reply, reasoning; fallbacks and
- * errors), read from /llm_calls and /llm_texts. Read-only; prints each
- * distinct text once and names it by its content hash after that. */
+ * errors), read from /llm_calls and the texts' store (/llm_texts and
+ * /llm_text_bytes, looked up by hash: only the texts shown are read).
+ * Read-only; prints each distinct text once and names it by its content
+ * hash after that. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "bazaar/out.h"
+#include "bazaar/out_texts.h"
 #include "bazaar/show.h"
 #include "bazaar/tables.h"
 
@@ -47,16 +50,112 @@ static int seen_add(struct seen *s, const char *hash)
     return 1;
 }
 
-static const struct bz_llm_texts_row *lookup(const struct bz_rowbuf *texts, int64_t game,
-                                             const char *hash)
+/* The texts the shown calls name: hash -> text (NULL when the file has
+ * none), sorted by hash. Owns the hashes and the texts. */
+struct texts {
+    char **hash;
+    char **text;
+    size_t n, cap;
+};
+
+static int texts_add(struct texts *t, const char *hash, size_t len)
 {
-    for (size_t i = 0; texts && hash && hash[0] && i < texts->n_rows; i++) {
-        const struct bz_llm_texts_row *t =
-            (const void *)(texts->data + i * sizeof(struct bz_llm_texts_row));
-        if (t->game_id == game && strcmp(t->hash, hash) == 0)
-            return t;
+    if (!len)
+        return 0;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 64;
+        char **p = realloc(t->hash, cap * sizeof *p);
+        if (!p)
+            return -1;
+        t->hash = p;
+        t->cap = cap;
     }
-    return NULL;
+    char *h = malloc(len + 1);
+    if (!h)
+        return -1;
+    memcpy(h, hash, len);
+    h[len] = '\0';
+    t->hash[t->n++] = h;
+    return 0;
+}
+
+static void texts_free(struct texts *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        free(t->hash[i]);
+        if (t->text)
+            free(t->text[i]);
+    }
+    free(t->hash);
+    free(t->text);
+}
+
+struct pair {
+    char *hash, *text;
+};
+
+static int cmp_pair(const void *a, const void *b)
+{
+    return strcmp(((const struct pair *)a)->hash, ((const struct pair *)b)->hash);
+}
+
+/* Every hash of call c: system, history (space-separated), prompt, repair,
+ * reply. */
+static int add_call_hashes(struct texts *t, const struct bz_llm_calls_row *c)
+{
+    const char *one[] = {c->system_text, c->prompt_text, c->repair_text, c->reply_text};
+    for (size_t i = 0; i < sizeof one / sizeof one[0]; i++)
+        if (one[i] && texts_add(t, one[i], strlen(one[i])))
+            return -1;
+    for (const char *p = c->history; p && *p;) {
+        size_t len = strcspn(p, " ");
+        if (texts_add(t, p, len))
+            return -1;
+        p += len;
+        p += strspn(p, " ");
+    }
+    return 0;
+}
+
+/* Look the collected hashes up in the file and sort them for texts_find. */
+static int texts_load(struct texts *t, const char *path, struct bz_err *err)
+{
+    if (!t->n)
+        return BZ_OK;
+    if (!(t->text = calloc(t->n, sizeof *t->text)))
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    int rc = bz_out_texts_lookup(path, (const char *const *)t->hash, t->n, t->text, err);
+    if (rc)
+        return rc;
+    struct pair *p = malloc(t->n * sizeof *p);
+    if (!p)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    for (size_t i = 0; i < t->n; i++)
+        p[i] = (struct pair){t->hash[i], t->text[i]};
+    qsort(p, t->n, sizeof *p, cmp_pair);
+    for (size_t i = 0; i < t->n; i++) {
+        t->hash[i] = p[i].hash;
+        t->text[i] = p[i].text;
+    }
+    free(p);
+    return BZ_OK;
+}
+
+/* The entry of hash in t, or -1. */
+static long texts_find(const struct texts *t, const char *hash)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(t->hash[mid], hash);
+        if (c == 0)
+            return (long)mid;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
 }
 
 static void print_indented(FILE *f, const char *text)
@@ -71,23 +170,28 @@ static void print_indented(FILE *f, const char *text)
         fputc('\n', f);
 }
 
-static void print_text(FILE *f, struct seen *s, const struct bz_rowbuf *texts, int64_t game,
-                       const char *label, const char *hash)
+static void print_text(FILE *f, struct seen *s, const struct texts *texts, const char *label,
+                       const char *hash)
 {
     if (!hash || !hash[0])
         return;
-    const struct bz_llm_texts_row *row = lookup(texts, game, hash);
-    if (!row) {
+    long k = texts_find(texts, hash);
+    const char *t = k >= 0 ? texts->text[k] : NULL;
+    if (!t) {
         fprintf(f, "    %s [%s]: (not in /llm_texts)\n", label, hash);
         return;
     }
-    const char *t = row->text;
-    if (!seen_add(s, row->hash)) { /* the row's copy: hash may be a temporary */
+    if (!seen_add(s, texts->hash[k])) { /* hash may be a temporary */
         fprintf(f, "    %s [%s]: (as above)\n", label, hash);
         return;
     }
     fprintf(f, "    %s [%s]:\n", label, hash);
     print_indented(f, t);
+}
+
+static int shown(const struct bz_llm_calls_row *c, int64_t game, int agent, int turn)
+{
+    return c->game_id == game && (turn < 0 || c->turn == turn) && (agent < 0 || c->agent == agent);
 }
 
 static int parse_int(const char *s, long long *v)
@@ -101,10 +205,11 @@ static int parse_int(const char *s, long long *v)
 int bz_show_print(const char *path, int64_t game, int agent, int turn, FILE *f, struct bz_err *err)
 {
     struct bz_records rec;
+    struct texts texts = {0};
     bz_records_init(&rec);
     int rc = BZ_OK;
     const struct bz_table_desc *descs[] = {&bz_games_table, &bz_agents_table, &bz_messages_table,
-                                           &bz_llm_calls_table, &bz_llm_texts_table};
+                                           &bz_llm_calls_table};
     for (size_t i = 0; i < sizeof descs / sizeof descs[0]; i++)
         if ((rc = bz_out_read_table(path, descs[i], &rec, err)))
             goto out;
@@ -149,13 +254,20 @@ int bz_show_print(const char *path, int64_t game, int agent, int turn, FILE *f, 
                 m->visibility, m->text);
     }
     const struct bz_rowbuf *calls = bz_records_find(&rec, &bz_llm_calls_table);
-    const struct bz_rowbuf *texts = bz_records_find(&rec, &bz_llm_texts_table);
+    for (size_t i = 0; calls && i < calls->n_rows; i++) {
+        const struct bz_llm_calls_row *c = (const void *)(calls->data + i * sizeof *c);
+        if (shown(c, game, agent, turn) && add_call_hashes(&texts, c)) {
+            rc = bz_err_set(err, BZ_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if ((rc = texts_load(&texts, path, err)))
+        goto out;
     struct seen s = {0};
     header = 0;
     for (size_t i = 0; calls && i < calls->n_rows; i++) {
         const struct bz_llm_calls_row *c = (const void *)(calls->data + i * sizeof *c);
-        if (c->game_id != game || (turn >= 0 && c->turn != turn) ||
-            (agent >= 0 && c->agent != agent))
+        if (!shown(c, game, agent, turn))
             continue;
         if (!header++)
             fprintf(f, "\nLLM decisions:\n");
@@ -169,7 +281,7 @@ int bz_show_print(const char *path, int64_t game, int agent, int turn, FILE *f, 
                 c->memory_turns);
         if (c->error[0])
             fprintf(f, "    error: %s\n", c->error);
-        print_text(f, &s, texts, game, "system", c->system_text);
+        print_text(f, &s, &texts, "system", c->system_text);
         if (c->history[0]) {
             /* "prompt reply prompt reply ...": hashes of earlier exchanges */
             char *h = malloc(strlen(c->history) + 1);
@@ -177,13 +289,13 @@ int bz_show_print(const char *path, int64_t game, int agent, int turn, FILE *f, 
                 memcpy(h, c->history, strlen(c->history) + 1);
                 int k = 0;
                 for (char *tok = strtok(h, " "); tok; tok = strtok(NULL, " "), k++)
-                    print_text(f, &s, texts, game, k % 2 ? "history reply" : "history prompt", tok);
+                    print_text(f, &s, &texts, k % 2 ? "history reply" : "history prompt", tok);
                 free(h);
             }
         }
-        print_text(f, &s, texts, game, "prompt", c->prompt_text);
-        print_text(f, &s, texts, game, "repair", c->repair_text);
-        print_text(f, &s, texts, game, "reply", c->reply_text);
+        print_text(f, &s, &texts, "prompt", c->prompt_text);
+        print_text(f, &s, &texts, "repair", c->repair_text);
+        print_text(f, &s, &texts, "reply", c->reply_text);
         if (c->reasoning[0])
             fprintf(f, "    reasoning: %s\n", c->reasoning);
         if (strcmp(c->decision, "fallback") == 0)
@@ -193,6 +305,7 @@ int bz_show_print(const char *path, int64_t game, int agent, int turn, FILE *f, 
     if (!header)
         fprintf(f, "\n(no LLM decisions%s)\n", agent >= 0 || turn >= 0 ? " match the filter" : "");
 out:
+    texts_free(&texts);
     bz_records_cleanup(&rec);
     return rc;
 }

@@ -14,10 +14,12 @@ BZ_TABLE_DEFINE(bz_agents_table, "/agents", bz_agents_row, BZ_AGENTS_COLUMNS);
 BZ_TABLE_DEFINE(bz_messages_table, "/messages", bz_messages_row, BZ_MESSAGES_COLUMNS);
 BZ_TABLE_DEFINE(bz_llm_calls_table, "/llm_calls", bz_llm_calls_row, BZ_LLM_CALLS_COLUMNS);
 BZ_TABLE_DEFINE(bz_llm_texts_table, "/llm_texts", bz_llm_texts_row, BZ_LLM_TEXTS_COLUMNS);
+BZ_TABLE_DEFINE(bz_llm_text_index_table, "/llm_texts", bz_llm_text_index_row,
+                BZ_LLM_TEXT_INDEX_COLUMNS);
 
 static const struct bz_table_desc *const common[] = {&bz_games_table, &bz_agents_table,
                                                      &bz_messages_table, &bz_llm_calls_table,
-                                                     &bz_llm_texts_table};
+                                                     &bz_llm_text_index_table};
 
 size_t bz_tables_common_count(void)
 {

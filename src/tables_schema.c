@@ -73,6 +73,10 @@ int bz_tables_print_schema(FILE *f, const char *game, struct bz_err *err)
     }
     for (size_t i = 0; i < bz_tables_common_count(); i++)
         print_table(f, bz_tables_common_at(i), "every game");
+    /* not a table: the bytes /llm_texts indexes (out_texts.c writes both) */
+    fprintf(f, "/llm_text_bytes  (every game: u8 array, chunked, deflate-compressed)\n"
+               "  the texts of /llm_texts back to back (UTF-8, no separators): a text is\n"
+               "  bytes [offset, offset + length); each distinct text of the sweep once\n\n");
     for (size_t i = 0; i < bz_game_count(); i++)
         if ((rc = print_game(f, bz_game_at(i), err)))
             return rc;

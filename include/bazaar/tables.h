@@ -109,27 +109,52 @@ BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
     X(R, reasoning, STR, "", "the reply's free-text reasoning field (llm.reasoning); never parsed")
 BZ_TABLE_ROW(bz_llm_calls_row, BZ_LLM_CALLS_COLUMNS);
 
-/* /llm_texts: the words behind /llm_calls, content-addressed: each distinct
- * text (prompt, reply, prompt template, models registry) once per
- * game, under the hash the /llm_calls rows name. Rows of a game in first-use
- * order; the same text in two games is stored in each (a game's rows never
- * depend on another game, so files are the same on any number of ranks). */
+/* /llm_texts in a shard: the words behind a game's /llm_calls rows, content-
+ * addressed: each distinct text (prompt, reply, prompt template, models
+ * registry) once per game, under the hash the /llm_calls rows name, in
+ * the order the game's calls completed (not reproducible). Per game, so a
+ * crashed or replayed game stays self-contained. The merge turns these rows
+ * into the results file's store (bz_llm_text_index_table and
+ * /llm_text_bytes, see out_texts.h). */
 #define BZ_LLM_TEXTS_COLUMNS(X, R)                                                                 \
     X(R, game_id, I64, "", "game id")                                                              \
     X(R, hash, STR, "", "32 hex digits: 128-bit hash of the text's bytes")                         \
     X(R, kind, STR, "",                                                                            \
-      "system, prompt, repair, reply, template:<file> or registry (its first use in the game)")    \
+      "system, prompt, repair, reply, template:<file> or registry (its use in the game; the "      \
+      "least by strcmp when it has several)")                                                      \
     X(R, text, STR, "", "the text, exactly as sent or received")
 BZ_TABLE_ROW(bz_llm_texts_row, BZ_LLM_TEXTS_COLUMNS);
+
+/* /llm_texts in the results file: each distinct text of the whole sweep
+ * once, in order of first use: games by id, and the texts a game is the
+ * first to use by kind, then text (the order its calls completed in is not
+ * reproducible; so the store is the same on any number of ranks). Its bytes
+ * are in /llm_text_bytes (u8, chunked, deflate-compressed): bytes [offset,
+ * offset + length). hash and kind are fixed-size strings (32 and
+ * BZ_LLM_TEXT_KIND_MAX bytes, NUL-padded). Written and read by out_texts.c
+ * (the row struct here only documents it). */
+#define BZ_LLM_TEXT_INDEX_COLUMNS(X, R)                                                            \
+    X(R, game_id, I64, "", "game id of the text's first use")                                      \
+    X(R, hash, STR, "",                                                                            \
+      "32 hex digits: 128-bit hash of the text's bytes, as /llm_calls names it (fixed 32 bytes)")  \
+    X(R, kind, STR, "",                                                                            \
+      "system, prompt, repair, reply, template:<file> or registry (its use in that game; fixed "   \
+      "48 bytes)")                                                                                 \
+    X(R, offset, U64, "bytes", "where the text starts in /llm_text_bytes")                         \
+    X(R, length, U64, "bytes", "the text's length in bytes (UTF-8, no terminator)")
+BZ_TABLE_ROW(bz_llm_text_index_row, BZ_LLM_TEXT_INDEX_COLUMNS);
+#define BZ_LLM_TEXT_KIND_MAX 48
 
 extern const struct bz_table_desc bz_games_table;
 extern const struct bz_table_desc bz_agents_table;
 extern const struct bz_table_desc bz_messages_table;
 extern const struct bz_table_desc bz_llm_calls_table;
 extern const struct bz_table_desc bz_llm_texts_table;
+extern const struct bz_table_desc bz_llm_text_index_table;
 
-/* The common tables, in schema order (games, agents, messages, llm_calls,
- * llm_texts). */
+/* The common tables of a results file, in schema order (games, agents,
+ * messages, llm_calls, and llm_texts as the results file holds it: the
+ * index). */
 size_t bz_tables_common_count(void);
 const struct bz_table_desc *bz_tables_common_at(size_t i);
 

@@ -92,10 +92,14 @@ static const char *text_ref(struct bz_llm *llm, struct bz_records *rec, int64_t 
     }
     bz_llm_text_hash(text, hex);
     for (size_t i = 0; rb && i < rb->n_rows; i++) {
-        const struct bz_llm_texts_row *row =
-            (const void *)(rb->data + i * sizeof(struct bz_llm_texts_row));
-        if (row->hash && memcmp(row->hash, hex, BZ_LLM_TEXT_HASH_HEX - 1) == 0)
+        struct bz_llm_texts_row *row = (void *)(rb->data + i * sizeof(struct bz_llm_texts_row));
+        if (row->hash && memcmp(row->hash, hex, BZ_LLM_TEXT_HASH_HEX - 1) == 0) {
+            /* one text in two roles: the kind must not depend on which
+             * reply came back first (replies complete in any order) */
+            if (strcmp(kind, row->kind) < 0)
+                row->kind = kind;
             return row->hash;
+        }
     }
     return add_text(rec, game_id, kind, text, hex);
 }

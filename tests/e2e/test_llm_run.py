@@ -101,8 +101,9 @@ def test_faults_cache_and_replay(server, tmp_path, monkeypatch):
     # the registry's score once grid fills it (bz_llm_fill_capability); NaN before
     assert caps["srv-anthropic"] == 1200.0 or caps["srv-anthropic"] != caps["srv-anthropic"]
 
-    # no key text anywhere: output file, logs, cache
+    # no key text anywhere: output file (its compressed transcripts too), logs, cache
     assert KEY.encode() not in out.read_bytes()
+    assert not any(KEY in t for _, t in texts_of(out).values())
     assert KEY not in p.stdout and KEY not in p.stderr
     for f in cache.rglob("*"):
         if f.is_file():
@@ -327,11 +328,49 @@ def test_random_answers_replay_bit_for_bit_on_1_and_3_ranks_with_faults(server, 
     control(server, "/config", {"play": None})
 
 
+def text_hash(data):
+    """bazaar's content address of a text (src/llm/call.c, bz_llm_text_hash)."""
+    m = (1 << 64) - 1
+    a, b = 0xcbf29ce484222325, 0x84222325cbf29ce4
+    for c in data:
+        a = ((a ^ c) * 0x100000001b3) & m
+        b = ((b ^ c) * 0x00000100000001b3 + 0x9e3779b97f4a7c15) & m
+        b ^= b >> 29
+    a ^= len(data)
+    b ^= (len(data) * 0x9e3779b97f4a7c15) & m
+    a = ((a ^ (a >> 33)) * 0xff51afd7ed558ccd) & m
+    a ^= a >> 33
+    b = ((b ^ (b >> 31)) * 0xc4ceb9fe1a85ec53) & m
+    b ^= b >> 29
+    return f"{a:016x}{b:016x}"
+
+
+class Texts(dict):
+    """hash -> (kind, text) of a results file's store, read straight from
+    /llm_texts (the index) and /llm_text_bytes; .first_game[hash] is the
+    game that used it first."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.first_game = {}
+        with h5py.File(path, "r") as f:
+            idx, data = f["llm_texts"][()], f["llm_text_bytes"][()].tobytes()
+        for g, h, k, off, n in zip(idx["game_id"], idx["hash"], idx["kind"], idx["offset"],
+                                   idx["length"]):
+            h = h.decode()
+            assert h not in self, f"{h} stored twice"
+            self[h] = (k.decode(), data[off:off + n].decode())
+            self.first_game[h] = int(g)
+
+
 def texts_of(path):
-    with h5py.File(path, "r") as f:
-        t = f["llm_texts"][()]
-    return {(int(g), h.decode()): (k.decode(), x.decode())
-            for g, h, k, x in zip(t["game_id"], t["hash"], t["kind"], t["text"])}
+    return Texts(path)
+
+
+def call_hashes(row):
+    """Every /llm_texts hash an /llm_calls row names."""
+    hs = [row[c].decode() for c in ("system_text", "prompt_text", "repair_text", "reply_text")]
+    return [h for h in hs + row["history"].decode().split() if h]
 
 
 def test_transcripts_memory_reasoning_and_show(server, tmp_path, monkeypatch):
@@ -360,18 +399,17 @@ def test_transcripts_memory_reasoning_and_show(server, tmp_path, monkeypatch):
         assert "model-a" in strs(calls["model_version"])
         for row in calls:
             g = int(row["game_id"])
-            for col in ("system_text", "prompt_text", "reply_text", "repair_text"):
-                h = row[col].decode()
-                assert h == "" or (g, h) in texts, (col, h)
-            assert (g, row["system_text"].decode()) in texts
-            assert (g, row["prompt_text"].decode()) in texts
+            for h in call_hashes(row):
+                assert h in texts and texts.first_game[h] <= g, h
+            assert row["system_text"].decode() in texts
+            assert row["prompt_text"].decode() in texts
             if row["http_status"] == 200:
-                assert (g, row["reply_text"].decode()) in texts
+                assert row["reply_text"].decode() in texts
             hist = row["history"].decode().split()
-            assert all((g, h) in texts for h in hist)
             if k == 0 or row["turn"] == 0:
                 assert hist == []
         assert KEY.encode() not in out.read_bytes()
+        assert not any(KEY in t for _, t in texts.values())
     # memory 3: from turn 1 on a decided agent sees its earlier exchanges,
     # as user/assistant pairs (prompt, reply), oldest first, at most 3 turns
     calls = table(outs[3], "llm_calls")
@@ -381,7 +419,7 @@ def test_transcripts_memory_reasoning_and_show(server, tmp_path, monkeypatch):
     assert any(len(r["history"].split()) >= 2 for r in later)
     for r in later:
         hist = r["history"].decode().split()
-        kinds = [texts[(int(r["game_id"]), h)][0] for h in hist]
+        kinds = [texts[h][0] for h in hist]
         assert kinds[0::2] == ["prompt"] * (len(hist) // 2)
     # the first decision (turn 0, publish: before any random reply) has the
     # same prompt with or without memory; memory adds history, not prompt text
@@ -403,13 +441,130 @@ def test_transcripts_memory_reasoning_and_show(server, tmp_path, monkeypatch):
         assert f"prompt [{r['prompt_text'].decode()}]" in out
         if r["reply_text"]:
             assert f"reply [{r['reply_text'].decode()}]" in out
-    some_reply = texts[(0, calls[0]["reply_text"].decode())][1]
+    some_reply = texts[calls[0]["reply_text"].decode()][1]
     assert some_reply.splitlines()[0] in out
     p1 = bazaar("show", outs[3], "--game", 0, "--agent", 1, "--turn", 2)
     assert "agent 1, model" in p1.stdout and "agent 0, model" not in p1.stdout
     assert "turn 2, phase" in p1.stdout and "turn 1, phase" not in p1.stdout
     bad = bazaar("show", outs[3], "--game", 99, check=False)
     assert bad.returncode == 2 and "no game 99" in bad.stderr
+
+
+def test_transcript_store_holds_each_text_once_compressed_the_same_on_1_and_3_ranks(
+        server, tmp_path, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = play_sweep(tmp_path, server, tmp_path / "cache", "store", reps=3)  # 6 games
+    control(server, "/reset", {})
+    control(server, "/config", {"faults": [], "play": {"seed": 5, "bad_rate": 0.1}})
+    one, three = tmp_path / "one.h5", tmp_path / "three.h5"
+    bazaar("run", spec, "-o", one, "--quiet", timeout=600)
+    control(server, "/reset", {})
+    bazaar("run", spec, "-o", three, "--quiet", ranks=3, timeout=600)  # from the cache
+    assert control(server, "/stats")["completions"] == 0
+    control(server, "/config", {"play": None})
+    with h5py.File(one, "r") as a, h5py.File(three, "r") as b:
+        for name in ("llm_texts", "llm_text_bytes"):
+            x, y = a[name][()], b[name][()]
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes(), name
+        assert int(b.attrs["ranks"]) == 3
+        idx, raw = a["llm_texts"][()], a["llm_text_bytes"]
+        # compressed: deflate on the bytes, and they take less than their length
+        assert raw.compression == "gzip" and raw.chunks is not None
+        stored = raw.id.get_storage_size() + a["llm_texts"].id.get_storage_size()
+        assert raw.id.get_storage_size() < len(raw) / 3
+        assert list(idx["offset"]) == [0] + list(np.cumsum(idx["length"])[:-1])
+        assert int(idx["length"].sum()) == len(raw)
+        assert list(idx["game_id"]) == sorted(idx["game_id"])  # first use, games by id
+    texts = texts_of(one)
+    calls = table(one, "llm_calls")
+    games_of = {}
+    for row in calls:
+        for h in call_hashes(row):
+            # every hash named resolves to exactly one stored text, whose bytes hash to it
+            assert h in texts, h
+            games_of.setdefault(h, set()).add(int(row["game_id"]))
+    for h, (kind, text) in texts.items():
+        assert text_hash(text.encode()) == h
+    # the analysis reader gives the same texts, all or by hash
+    sys.path.insert(0, os.path.join(ROOT, "analysis"))
+    import bazaar_results as br
+    assert br.llm_texts(one) == {h: t for h, (_, t) in texts.items()}
+    some = list(texts)[:3] + [""]
+    assert br.llm_texts(one, some) == {h: texts[h][1] for h in some[:3]}
+    assert br.text_hash(texts[some[0]][1]) == some[0]
+    # the run's provenance and the system prompts shared by games: stored once
+    kinds = [k for k, _ in texts.values()]
+    assert kinds.count("registry") == 1 and kinds.count("template:system.txt") == 1
+    shared = [h for h in set(strs(calls["system_text"])) if len(games_of[h]) >= 2]
+    assert shared, "no system prompt shared by two games"
+    # smaller than the per-game copies the file held before (each game's
+    # distinct texts and the provenance, uncompressed)
+    prov = sum(len(t.encode()) for k, t in texts.values() if k == "registry" or
+               k.startswith("template:"))
+    per_game = {}
+    for h, gs in games_of.items():
+        for g in gs:
+            per_game[g] = per_game.get(g, 0) + len(texts[h][1].encode())
+    before = sum(per_game.values()) + prov * len(per_game)
+    assert stored * 4 < before, (stored, before)
+    # bazaar show prints a later game's prompts and replies in full, also
+    # those it shares with (and were stored under) an earlier game
+    g = max(games_of[shared[0]])
+    out = bazaar("show", three, "--game", g).stdout
+    assert texts[shared[0]][1].splitlines()[0] in out
+    mine = [r for r in calls if int(r["game_id"]) == g]
+    for r in mine:
+        assert f"prompt [{r['prompt_text'].decode()}]" in out
+    first = next(r for r in mine if r["reply_text"])
+    assert texts[first["reply_text"].decode()][1].splitlines()[0] in out
+    assert "(not in /llm_texts)" not in out
+    # --resume of the finished file merges it again (a results file as the
+    # source): the same store
+    again = tmp_path / "again.h5"
+    shutil.copy(one, again)
+    r = bazaar("run", spec, "-o", again, "--resume", timeout=600)
+    assert "(0 played now, 6 already recorded" in r.stderr, r.stderr  # OUT read, not set aside
+    assert not list(tmp_path.glob("again.h5*.bad"))
+    with h5py.File(one, "r") as a, h5py.File(again, "r") as b:
+        for name in ("llm_texts", "llm_text_bytes"):
+            assert a[name][()].tobytes() == b[name][()].tobytes(), name
+
+
+def test_kill9_during_an_llm_sweep_then_resume_gives_the_store_of_a_clean_run(
+        server, tmp_path, monkeypatch):
+    import time
+    from conftest import BIN, kill_session, mpi_env
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = play_sweep(tmp_path, server, tmp_path / "cache", "kill", reps=4)  # 8 games
+    control(server, "/reset", {})
+    control(server, "/config", {"faults": [], "latency_ms": 20,
+                                "play": {"seed": 8, "bad_rate": 0.1}})
+    out = tmp_path / "out.h5"
+    p = subprocess.Popen([BIN, "run", str(spec), "-o", str(out), "--quiet"], env=mpi_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    parts = tmp_path / "out.h5.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        # killed once a game is committed and others are still playing
+        if any(j.stat().st_size > 0 for j in parts.glob("*.journal")):
+            break
+        time.sleep(0.02)
+    killed = p.poll() is None
+    if killed:
+        kill_session(p.pid)
+    p.wait(timeout=60)
+    bazaar("run", spec, "-o", out, "--resume", "--quiet", timeout=600)
+    control(server, "/config", {"latency_ms": 0, "play": None})
+    control(server, "/reset", {})
+    ref = tmp_path / "ref.h5"
+    bazaar("run", spec, "-o", ref, "--quiet", timeout=600)  # every reply from the cache
+    assert control(server, "/stats")["completions"] == 0
+    same_game_tables(ref, out)
+    with h5py.File(ref, "r") as a, h5py.File(out, "r") as b:
+        for name in ("llm_texts", "llm_text_bytes"):
+            assert a[name][()].tobytes() == b[name][()].tobytes(), name
+    assert killed, "the run finished before it could be killed"
 
 
 def test_expand_estimate_counts_memory(server, tmp_path, monkeypatch):

@@ -300,6 +300,8 @@ def all_strings(path):
                         out.extend(x.decode() if isinstance(x, bytes) else str(x)
                                    for x in rows[col])
         f.visititems(visit)
+        if "llm_text_bytes" in f:  # the transcripts, stored compressed
+            out.append(f["llm_text_bytes"][()].tobytes().decode("utf-8", "replace"))
     return out
 
 
