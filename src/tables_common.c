@@ -123,3 +123,25 @@ int bz_tables_add_summary(struct bz_records *rec, const struct bz_game_config *c
                           (long long)cfg->game_id);
     return BZ_OK;
 }
+
+static int cmp_call(const void *a, const void *b)
+{
+    const struct bz_llm_calls_row *x = a, *y = b;
+    int c;
+    if (x->agent != y->agent)
+        return (x->agent > y->agent) - (x->agent < y->agent);
+    if ((c = strcmp(x->prompt_text ? x->prompt_text : "", y->prompt_text ? y->prompt_text : "")))
+        return c;
+    if ((c = strcmp(x->repair_text ? x->repair_text : "", y->repair_text ? y->repair_text : "")))
+        return c;
+    return (x->attempt > y->attempt) - (x->attempt < y->attempt);
+}
+
+void bz_tables_order_llm_calls(struct bz_records *rec, size_t from)
+{
+    const struct bz_rowbuf *rb = bz_records_find(rec, &bz_llm_calls_table);
+    if (!rb || rb->n_rows <= from + 1)
+        return;
+    qsort(rb->data + from * sizeof(struct bz_llm_calls_row), rb->n_rows - from,
+          sizeof(struct bz_llm_calls_row), cmp_call);
+}

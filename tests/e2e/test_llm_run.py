@@ -255,14 +255,19 @@ def play_sweep(tmp_path, port, cache, name, reps=2):
 
 
 def same_game_tables(a, b):
-    """The games' tables (not /llm_calls: latency, retries and cache hits
-    differ between a run and its replay) row for row, byte for byte."""
-    for name in ("games", "agents", "electricity/turns", "electricity/market", "messages"):
+    """The games' tables row for row, byte for byte; /llm_calls too, in the
+    same order (a step's calls are ordered by what was asked, not by when the
+    replies came), but for what a run and its replay cannot share: latency,
+    retries, cache hits and the attempt log in `error`."""
+    per_run = {"games": {"cache_hits"},
+               "llm_calls": {"latency_ms", "retries", "cache_hit", "error"}}
+    for name in ("games", "agents", "electricity/turns", "electricity/market", "messages",
+                 "llm_calls"):
         with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
             x, y = fa[name][()], fb[name][()]
             assert len(x) == len(y), name
             for col in x.dtype.names:
-                if name == "games" and col == "cache_hits":
+                if col in per_run.get(name, ()):
                     continue
                 if x.dtype[col].kind == "O":
                     assert list(x[col]) == list(y[col]), f"{name}.{col}"
