@@ -198,12 +198,6 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
 int bz_transport_pending(const struct bz_transport *t); /* queued + active */
 int bz_transport_active(const struct bz_transport *t);
 int64_t bz_transport_retries(const struct bz_transport *t);
-/* Event-loop counters since create: *waits, the epoll_wait calls (a wait that
- * returns with nothing ready included); *finished, the transfers curl finished
- * (every attempt: a retried request counts once per attempt). For tests and
- * bench_llm: waits per finished transfer stay bounded whatever the number in
- * flight. */
-void bz_transport_counters(const struct bz_transport *t, int64_t *waits, int64_t *finished);
 /* Count actual tokens after a reply (corrects the tokens/min estimate). */
 void bz_transport_charge(struct bz_transport *t, int model, int64_t est, int64_t actual);
 double bz_llm_now_s(void); /* monotonic seconds */

@@ -27,6 +27,13 @@
 #include "bazaar/rng.h"
 #include "llm/llm_internal.h"
 
+/* Ready sockets one wait hands to curl. Few on purpose: the caller gets
+ * control back after a few replies, advances their games and sends their
+ * next requests at once, whereas a batch of B replies holds the last one's
+ * successor back by B times the work per reply (tens of ms at 1,024 in
+ * flight). The others stay ready (level-triggered) for the next wait. */
+#define WAIT_EVENTS 16
+
 struct model_state {
     struct bz_model_limits lim;
     struct curl_slist *headers;
@@ -47,12 +54,10 @@ struct bz_transport {
     int n_pool, cap_pool;
     struct bz_rng rng;
     int64_t retries;
-    int epfd;                /* the sockets curl asked us to watch */
-    struct epoll_event *evs; /* one wait's ready sockets */
-    int n_evs;
-    double timer_at;         /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
-    int sock_errno;          /* an epoll_ctl failure, reported by the next poll */
-    int64_t waits, finished; /* epoll_wait calls; transfers finished (each attempt) */
+    int epfd;                            /* the sockets curl asked us to watch */
+    struct epoll_event evs[WAIT_EVENTS]; /* one wait's ready sockets */
+    double timer_at;                     /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
+    int sock_errno;                      /* an epoll_ctl failure, reported by the next poll */
 };
 
 static int curl_ready;
@@ -201,12 +206,9 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
         return bz_err_set(err, BZ_ENET, "cannot create the LLM transport's epoll set: %s",
                           strerror(e));
     }
-    /* a wait takes at most this many ready sockets; more wait for the next */
-    t->n_evs = concurrency + CONN_SPARE < 1024 ? concurrency + CONN_SPARE : 1024;
-    t->evs = calloc((size_t)t->n_evs, sizeof *t->evs);
     t->multi = curl_multi_init();
     t->ms = calloc(n_models ? n_models : 1, sizeof *t->ms);
-    if (!t->multi || !t->ms || !t->evs)
+    if (!t->multi || !t->ms)
         goto nomem;
     curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
     curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
@@ -333,7 +335,6 @@ void bz_transport_destroy(struct bz_transport *t)
         curl_multi_cleanup(t->multi); /* may still call on_socket: epfd stays open till here */
     if (t->epfd >= 0)
         close(t->epfd);
-    free(t->evs);
     free(t);
 }
 
@@ -657,8 +658,7 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
             wait = until < 0 ? 0 : until;
     }
     /* With nothing in flight this is the backoff or rate-limit sleep. */
-    int n = epoll_wait(t->epfd, t->evs, t->n_evs, (int)wait);
-    t->waits++;
+    int n = epoll_wait(t->epfd, t->evs, WAIT_EVENTS, (int)wait);
     if (n < 0 && errno != EINTR)
         return -bz_err_set(err, BZ_ENET, "epoll_wait failed: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
@@ -687,7 +687,6 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
     while ((msg = curl_multi_info_read(t->multi, &left))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
-        t->finished++;
         struct bz_xfer *x = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
         CURLcode code = msg->data.result;
@@ -753,11 +752,6 @@ int bz_transport_active(const struct bz_transport *t)
 int64_t bz_transport_retries(const struct bz_transport *t)
 {
     return t->retries;
-}
-void bz_transport_counters(const struct bz_transport *t, int64_t *waits, int64_t *finished)
-{
-    *waits = t->waits;
-    *finished = t->finished;
 }
 
 void bz_transport_charge(struct bz_transport *t, int model, int64_t est, int64_t actual)
