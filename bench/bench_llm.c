@@ -214,7 +214,7 @@ static int server_start(struct test_server *s, double L_ms)
 
 struct result {
     int C;
-    double rate, ratio, cpu_us, waits, srv_cpu_us;
+    double rate, ratio, cpu_us, waits, srv_cpu_us, runq_s;
 };
 
 /* One concurrency: C/4 games of `rounds` turns, 4 LLM agents each. */
@@ -298,6 +298,7 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     res->ratio = rate / ideal;
     res->cpu_us = cpu / (double)tot.calls * 1e6;
     res->waits = (double)(waits1 - waits0) / (double)tot.calls;
+    res->runq_s = runq;
     res->srv_cpu_us = served > 0 ? (double)srv_cpu / (double)served : 0;
     printf("bench_llm: L=%.0f ms C=%d requests=%lld (server saw %ld, max in flight %ld, "
            "retries %lld)\n",

@@ -291,7 +291,13 @@ static void release_easy(struct bz_transport *t, struct bz_xfer *x)
         t->n_active--;
         t->ms[x->model].inflight--;
     }
-    curl_easy_reset(e);
+    /* nothing of x stays reachable from the pooled handle */
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
     if (t->n_pool == t->cap_pool) {
         int cap = t->cap_pool ? 2 * t->cap_pool : 16;
         CURL **p = realloc(t->pool, (size_t)cap * sizeof *p);
@@ -464,28 +470,21 @@ static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
     return 0;
 }
 
-static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
+/* An easy handle with the options every request shares; start_one sets
+ * the request's own, release_easy unhooks them, and the handle is pooled
+ * with the shared ones kept (no curl_easy_reset and setting them again). */
+static CURL *new_easy(const struct bz_transport *t)
 {
-    CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
+    CURL *e = curl_easy_init();
     if (!e)
-        return -1;
-    struct model_state *s = &t->ms[x->model];
+        return NULL;
     long timeout_ms = (long)(t->o.timeout_s * 1000.0);
     if (timeout_ms < 1)
         timeout_ms = 1;
-    curl_easy_setopt(e, CURLOPT_URL, s->lim.url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->body));
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
@@ -493,6 +492,24 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "bazaar/" BZ_VERSION);
+    return e;
+}
+
+static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
+{
+    CURL *e = t->n_pool ? t->pool[--t->n_pool] : new_easy(t);
+    if (!e)
+        return -1;
+    struct model_state *s = &t->ms[x->model];
+    curl_easy_setopt(e, CURLOPT_URL, s->lim.url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->body));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
     x->error[0] = '\0';
     free(x->reply);
     x->reply = NULL;
