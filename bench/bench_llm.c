@@ -394,11 +394,11 @@ int main(int argc, char **argv)
         rc = run_one(&srv, reg, pdir, L_ms, Cs[i], rounds, memory, &res[i]);
     if (!rc) {
         printf("bench_llm summary (L = %.0f ms, %d rounds):\n", L_ms, rounds);
-        printf("  %6s %10s %8s %12s %14s %14s\n", "C", "req/s", "of C/L", "CPU us/req", "polls/req",
-               "server us/req");
+        printf("  %6s %10s %8s %12s %10s %14s %12s\n", "C", "req/s", "of C/L", "CPU us/req",
+               "polls/req", "server us/req", "CPU wait s");
         for (int i = 0; i < nC; i++)
-            printf("  %6d %10.1f %8.3f %12.1f %14.2f %14.1f\n", res[i].C, res[i].rate, res[i].ratio,
-                   res[i].cpu_us, res[i].waits, res[i].srv_cpu_us);
+            printf("  %6d %10.1f %8.3f %12.1f %10.2f %14.1f %12.3f\n", res[i].C, res[i].rate,
+                   res[i].ratio, res[i].cpu_us, res[i].waits, res[i].srv_cpu_us, res[i].runq_s);
     }
     test_server_stop(&srv);
     char cmd[400];
