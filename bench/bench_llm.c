@@ -9,7 +9,7 @@
  * hook, as the scheduler does, with transcripts recorded (/llm_texts) and
  * memory_turns M (chat history of the agent's last M turns).
  * Usage: bench_llm [L_ms, default 200] [C list, default 16,256,1024]
- *                  [rounds per C, default 15: C x rounds requests] [M, default 3] */
+ *                  [rounds per C, default 20: C x rounds requests] [M, default 3] */
 #define _GNU_SOURCE /* poll_count.h: dlsym's RTLD_NEXT */
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +155,12 @@ static double cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* Seconds this process waited for a CPU while runnable (the machine's
  * other load), from /proc/self/schedstat; -1 when unknown. */
 static double runq_wait_s(void)
@@ -214,7 +220,7 @@ static int server_start(struct test_server *s, double L_ms)
 
 struct result {
     int C;
-    double rate, ratio, cpu_us, waits, srv_cpu_us, runq_s;
+    double rate, ratio, steady, cpu_us, waits, srv_cpu_us, runq_s;
 };
 
 /* One concurrency: C/4 games of `rounds` turns, 4 LLM agents each. */
@@ -269,6 +275,8 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     int64_t waits0 = poll_count_poll + poll_count_epoll;
     double c0 = cpu_s(), t0 = bz_llm_now_s(), q0 = runq_wait_s();
     int n_done = 0;
+    double t1 = 0;
+    int64_t calls1 = 0;
     while (n_done < K) {
         for (int g = 0; g < K; g++) {
             if (done[g])
@@ -283,6 +291,14 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
         }
         if (n_done < K)
             bz_llm_poll(llm, 50, &err);
+        if (t1 == 0) {
+            struct bz_llm_totals t;
+            bz_llm_get_totals(llm, &t);
+            if (t.calls >= C) { /* the first round is in: connections are open */
+                t1 = bz_llm_now_s();
+                calls1 = t.calls;
+            }
+        }
     }
     double wall = bz_llm_now_s() - t0, cpu = cpu_s() - c0, runq = runq_wait_s() - q0;
     int64_t waits1 = poll_count_poll + poll_count_epoll;
@@ -293,9 +309,12 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     struct bz_llm_totals tot;
     bz_llm_get_totals(llm, &tot);
     double rate = (double)tot.calls / wall, ideal = C / (L_ms / 1000.0);
+    double t_end = t0 + wall;
+    double steady = t1 > 0 && t_end > t1 ? (double)(tot.calls - calls1) / (t_end - t1) : 0;
     res->C = C;
     res->rate = rate;
     res->ratio = rate / ideal;
+    res->steady = steady / ideal;
     res->cpu_us = cpu / (double)tot.calls * 1e6;
     res->waits = (double)(waits1 - waits0) / (double)tot.calls;
     res->runq_s = runq;
@@ -303,7 +322,9 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     printf("bench_llm: L=%.0f ms C=%d requests=%lld (server saw %ld, max in flight %ld, "
            "retries %lld)\n",
            L_ms, C, (long long)tot.calls, served, max_inflight, (long long)tot.retries);
-    printf("  throughput: %.1f requests/s = %.3f of C/L (%.1f/s)\n", rate, rate / ideal, ideal);
+    printf("  throughput: %.1f requests/s = %.3f of C/L (%.1f/s); after the first round (C "
+           "connections opened, C requests built at once): %.1f/s = %.3f of C/L\n",
+           rate, rate / ideal, ideal, steady, steady / ideal);
     printf("  bazaar CPU: %.1f us per request (%.3f s CPU over %.2f s wall; %.3f s waiting for a "
            "CPU the machine's other load held)\n",
            cpu / (double)tot.calls * 1e6, cpu, wall, runq);
@@ -312,8 +333,8 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
            res->waits, res->srv_cpu_us);
     /* transcript bytes the records hold: /llm_texts texts and hashes plus the
      * /llm_calls rows' links (before HDF5's per-row overhead) */
-    size_t tbytes = 0, rows = 0;
-    double lat_ms = 0;
+    size_t tbytes = 0, rows = 0, n_lat = 0;
+    double lat_ms = 0, *lats = malloc(((size_t)tot.calls + 1) * sizeof *lats);
     for (int g = 0; g < K; g++) {
         const struct bz_rowbuf *rb = bz_records_find(bz_match_records(m[g]), &bz_llm_texts_table);
         for (size_t i = 0; rb && i < rb->n_rows; i++) {
@@ -327,13 +348,20 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
                 (const void *)(cb->data + i * sizeof(struct bz_llm_calls_row));
             tbytes += strlen(c->history) + 4 * 32;
             lat_ms += c->latency_ms;
+            if (lats && n_lat < (size_t)tot.calls)
+                lats[n_lat++] = c->latency_ms;
             rows++;
         }
     }
-    printf("  latency: %.1f ms mean per call, request started to reply parsed (L = %.0f ms; "
-           "the server replied %.2f ms late on average)\n",
-           rows ? lat_ms / (double)rows : 0.0, L_ms,
+    if (lats && n_lat)
+        qsort(lats, n_lat, sizeof *lats, cmp_double);
+    printf("  latency: %.1f ms mean per call, request started to reply parsed (p50 %.1f, p90 %.1f, "
+           "p99 %.1f, max %.1f; L = %.0f ms; the server replied %.2f ms late on average)\n",
+           rows ? lat_ms / (double)rows : 0.0, n_lat ? lats[n_lat / 2] : 0.0,
+           n_lat ? lats[n_lat * 9 / 10] : 0.0, n_lat ? lats[n_lat * 99 / 100] : 0.0,
+           n_lat ? lats[n_lat - 1] : 0.0, L_ms,
            served > 0 ? (double)srv_late / (double)served / 1000.0 : 0.0);
+    free(lats);
     printf("  memory_turns %d; transcripts: %.0f bytes per call (%zu rows, %zu bytes)\n", memory,
            rows ? (double)tbytes / (double)rows : 0.0, rows, tbytes);
     for (int g = 0; g < K; g++)
@@ -349,7 +377,7 @@ int main(int argc, char **argv)
 {
     double L_ms = argc > 1 ? atof(argv[1]) : 200;
     const char *c_list = argc > 2 ? argv[2] : "16,256,1024";
-    int rounds = argc > 3 ? atoi(argv[3]) : 15;
+    int rounds = argc > 3 ? atoi(argv[3]) : 20;
     int memory = argc > 4 ? atoi(argv[4]) : 3;
     int Cs[16], nC = 0;
     for (const char *c = c_list; *c && nC < 16;) {
@@ -394,11 +422,14 @@ int main(int argc, char **argv)
         rc = run_one(&srv, reg, pdir, L_ms, Cs[i], rounds, memory, &res[i]);
     if (!rc) {
         printf("bench_llm summary (L = %.0f ms, %d rounds):\n", L_ms, rounds);
-        printf("  %6s %10s %8s %12s %10s %14s %12s\n", "C", "req/s", "of C/L", "CPU us/req",
-               "polls/req", "server us/req", "CPU wait s");
+        printf("  %6s %10s %8s %8s %12s %10s %14s %12s\n", "C", "req/s", "of C/L", "steady",
+               "CPU us/req", "polls/req", "server us/req", "CPU wait s");
         for (int i = 0; i < nC; i++)
-            printf("  %6d %10.1f %8.3f %12.1f %10.2f %14.1f %12.3f\n", res[i].C, res[i].rate,
-                   res[i].ratio, res[i].cpu_us, res[i].waits, res[i].srv_cpu_us, res[i].runq_s);
+            printf("  %6d %10.1f %8.3f %8.3f %12.1f %10.2f %14.1f %12.3f\n", res[i].C, res[i].rate,
+                   res[i].ratio, res[i].steady, res[i].cpu_us, res[i].waits, res[i].srv_cpu_us,
+                   res[i].runq_s);
+        printf("  (of C/L: the whole run; steady: after the first round, once C connections are "
+               "open; CPU wait: time runnable but waiting for a core)\n");
     }
     test_server_stop(&srv);
     char cmd[400];
