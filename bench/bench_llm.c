@@ -1,19 +1,28 @@
-/* bench_llm: LLM throughput against tests/llm_server.py with latency L and a
- * rank concurrency C: requests/s achieved as a fraction of the ideal C/L, and
- * bazaar's own CPU time per request (getrusage of this process; the server is
- * a child and not counted). Drives K live matches of a one-phase game through
- * the LLM hook, as the scheduler does, with transcripts recorded (/llm_texts)
- * and memory_turns M (chat history of the agent's last M turns).
- * Usage: bench_llm [L_ms] [C] [requests] [M, default 3] */
+/* bench_llm: LLM throughput against bench/bench_llm_server.c (a one-thread
+ * epoll server answering after a fixed latency L: it is not the ceiling)
+ * at several rank concurrencies C, in one run: requests/s as a fraction of
+ * the ideal C/L, bazaar's own CPU time per request (getrusage of this
+ * process; the server is a child and not counted, its own CPU is printed
+ * apart), and the poll()/epoll_wait() calls per request (libcurl's own
+ * included: tests/poll_count.h). Drives
+ * C/4 live matches of a one-phase game with 4 LLM agents through the LLM
+ * hook, as the scheduler does, with transcripts recorded (/llm_texts) and
+ * memory_turns M (chat history of the agent's last M turns).
+ * Usage: bench_llm [L_ms, default 200] [C list, default 16,256,1024]
+ *                  [rounds per C, default 20: C x rounds requests] [M, default 3] */
+#define _GNU_SOURCE /* poll_count.h: dlsym's RTLD_NEXT */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "../tests/llm_test_util.h"
+#include "../tests/poll_count.h"
 #include "bazaar/match.h"
 #include "llm/llm_internal.h"
 
@@ -146,36 +155,80 @@ static double cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
-int main(int argc, char **argv)
+static int cmp_double(const void *a, const void *b)
 {
-    double L_ms = argc > 1 ? atof(argv[1]) : 200;
-    int C = argc > 2 ? atoi(argv[2]) : 64;
-    int total = argc > 3 ? atoi(argv[3]) : 1280;
-    int memory = argc > 4 ? atoi(argv[4]) : 3;
-    int K = C / N_AGENTS; /* live games: enough decisions to fill C */
-    int turns = (total + K * N_AGENTS - 1) / (K * N_AGENTS);
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
 
-    struct test_server srv;
-    if (test_server_start(&srv, L_ms) != 0) {
-        fprintf(stderr, "bench_llm: cannot start tests/llm_server.py\n");
-        return 1;
+/* Seconds this process waited for a CPU while runnable (the machine's
+ * other load), from /proc/self/schedstat; -1 when unknown. */
+static double runq_wait_s(void)
+{
+    FILE *f = fopen("/proc/self/schedstat", "r");
+    unsigned long long run_ns = 0, wait_ns = 0;
+    int ok = f && fscanf(f, "%llu %llu", &run_ns, &wait_ns) == 2;
+    if (f)
+        fclose(f);
+    return ok ? (double)wait_ns * 1e-9 : -1;
+}
+
+/* Start bench_llm_server (beside this executable) with latency L_ms;
+ * the same "PORT n" handshake as tests/llm_server.py. 0 on success. */
+static int server_start(struct test_server *s, double L_ms)
+{
+    char exe[4096], path[4200], lat[32];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return -1;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(path, sizeof path, "%s/bench_llm_server", exe);
+    snprintf(lat, sizeof lat, "%g", L_ms);
+    int fds[2];
+    if (pipe(fds) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl(path, path, "--latency-ms", lat, (char *)NULL);
+        _exit(127);
     }
-    char dir[256], reg[300], pdir[300], p[400];
-    snprintf(dir, sizeof dir, "/tmp/bench_llm_%ld", (long)getpid());
-    mkdir(dir, 0777);
-    snprintf(reg, sizeof reg, "%s/models.json", dir);
-    snprintf(pdir, sizeof pdir, "%s/prompts", dir);
-    mkdir(pdir, 0777);
-    test_write_registry(reg, srv.port, "", 0);
-    snprintf(p, sizeof p, "%s/system.txt", pdir);
-    FILE *f = fopen(p, "w");
-    fprintf(f, "You are agent {{agent}}.\n");
-    fclose(f);
-    snprintf(p, sizeof p, "%s/bid.txt", pdir);
-    f = fopen(p, "w");
-    fprintf(f, "Turn {{meta.turn}}, budget {{private.budget}}. Reply as JSON: {{schema}}\n");
-    fclose(f);
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[64] = "";
+    int port = 0;
+    if (f && fgets(line, sizeof line, f))
+        sscanf(line, "PORT %d", &port);
+    if (f)
+        fclose(f);
+    s->pid = pid;
+    s->port = port;
+    if (port <= 0) {
+        fprintf(stderr, "bench_llm: cannot start %s\n", path);
+        test_server_stop(s);
+        return -1;
+    }
+    return 0;
+}
 
+struct result {
+    int C;
+    double rate, ratio, steady, cpu_us, waits, srv_cpu_us, runq_s;
+};
+
+/* One concurrency: C/4 games of `rounds` turns, 4 LLM agents each. */
+static int run_one(const struct test_server *srv, const char *reg, const char *pdir, double L_ms,
+                   int C, int rounds, int memory, struct result *res)
+{
+    int K = C / N_AGENTS > 0 ? C / N_AGENTS : 1; /* live games: enough decisions to fill C */
+    int turns = rounds;
     struct bz_llm_settings set;
     memset(&set, 0, sizeof set);
     set.live_games = K;
@@ -210,16 +263,21 @@ int main(int argc, char **argv)
     struct bz_err err = {0};
     if (bz_llm_create_from(&set, NULL, &ops, &cfg[0], ids, 1, 1, 0.05, &llm, &err)) {
         fprintf(stderr, "bench_llm: %s\n", err.msg);
-        test_server_stop(&srv);
+        free(cfg);
         return 1;
     }
+    test_server_reset(srv->port);
+    long srv_cpu0 = test_server_stat(srv->port, "cpu_us");
     struct bz_llm_hook hook = bz_llm_hook(llm);
     struct bz_match **m = calloc((size_t)K, sizeof *m);
     int *done = calloc((size_t)K, sizeof *done);
     for (int g = 0; g < K; g++)
         bz_match_create(&cfg[g], &hook, &m[g], &err);
-    double c0 = cpu_s(), t0 = bz_llm_now_s();
+    int64_t waits0 = poll_count_poll + poll_count_epoll;
+    double c0 = cpu_s(), t0 = bz_llm_now_s(), q0 = runq_wait_s();
     int n_done = 0;
+    double t1 = 0;
+    int64_t calls1 = 0;
     while (n_done < K) {
         for (int g = 0; g < K; g++) {
             if (done[g])
@@ -234,22 +292,50 @@ int main(int argc, char **argv)
         }
         if (n_done < K)
             bz_llm_poll(llm, 50, &err);
+        if (t1 == 0) {
+            struct bz_llm_totals t;
+            bz_llm_get_totals(llm, &t);
+            if (t.calls >= C) { /* the first round is in: connections are open */
+                t1 = bz_llm_now_s();
+                calls1 = t.calls;
+            }
+        }
     }
-    double wall = bz_llm_now_s() - t0, cpu = cpu_s() - c0;
-    long served = test_server_stat(srv.port, "completions");
-    long max_inflight = test_server_stat(srv.port, "max_inflight");
+    double wall = bz_llm_now_s() - t0, cpu = cpu_s() - c0, runq = runq_wait_s() - q0;
+    int64_t waits1 = poll_count_poll + poll_count_epoll;
+    long served = test_server_stat(srv->port, "completions");
+    long max_inflight = test_server_stat(srv->port, "max_inflight");
+    long srv_cpu = test_server_stat(srv->port, "cpu_us") - srv_cpu0;
+    long srv_late = test_server_stat(srv->port, "late_us");
     struct bz_llm_totals tot;
     bz_llm_get_totals(llm, &tot);
     double rate = (double)tot.calls / wall, ideal = C / (L_ms / 1000.0);
+    double t_end = t0 + wall;
+    double steady = t1 > 0 && t_end > t1 ? (double)(tot.calls - calls1) / (t_end - t1) : 0;
+    res->C = C;
+    res->rate = rate;
+    res->ratio = rate / ideal;
+    res->steady = steady / ideal;
+    res->cpu_us = cpu / (double)tot.calls * 1e6;
+    res->waits = (double)(waits1 - waits0) / (double)tot.calls;
+    res->runq_s = runq;
+    res->srv_cpu_us = served > 0 ? (double)srv_cpu / (double)served : 0;
     printf("bench_llm: L=%.0f ms C=%d requests=%lld (server saw %ld, max in flight %ld, "
            "retries %lld)\n",
            L_ms, C, (long long)tot.calls, served, max_inflight, (long long)tot.retries);
-    printf("  throughput: %.1f requests/s = %.3f of C/L (%.1f/s)\n", rate, rate / ideal, ideal);
-    printf("  bazaar CPU: %.1f us per request (%.3f s CPU over %.2f s wall)\n",
-           cpu / (double)tot.calls * 1e6, cpu, wall);
+    printf("  throughput: %.1f requests/s = %.3f of C/L (%.1f/s); after the first round (C "
+           "connections opened, C requests built at once): %.1f/s = %.3f of C/L\n",
+           rate, rate / ideal, ideal, steady, steady / ideal);
+    printf("  bazaar CPU: %.1f us per request (%.3f s CPU over %.2f s wall; %.3f s waiting for a "
+           "CPU the machine's other load held)\n",
+           cpu / (double)tot.calls * 1e6, cpu, wall, runq);
+    printf("  wake-ups: %.2f poll()+epoll_wait() calls per request (libcurl's included); "
+           "server CPU %.1f us per request\n",
+           res->waits, res->srv_cpu_us);
     /* transcript bytes the records hold: /llm_texts texts and hashes plus the
      * /llm_calls rows' links (before HDF5's per-row overhead) */
-    size_t tbytes = 0, rows = 0;
+    size_t tbytes = 0, rows = 0, n_lat = 0;
+    double lat_ms = 0, *lats = malloc(((size_t)tot.calls + 1) * sizeof *lats);
     for (int g = 0; g < K; g++) {
         const struct bz_rowbuf *rb = bz_records_find(bz_match_records(m[g]), &bz_llm_texts_table);
         for (size_t i = 0; rb && i < rb->n_rows; i++) {
@@ -262,21 +348,94 @@ int main(int argc, char **argv)
             const struct bz_llm_calls_row *c =
                 (const void *)(cb->data + i * sizeof(struct bz_llm_calls_row));
             tbytes += strlen(c->history) + 4 * 32;
+            lat_ms += c->latency_ms;
+            if (lats && n_lat < (size_t)tot.calls)
+                lats[n_lat++] = c->latency_ms;
             rows++;
         }
     }
+    if (lats && n_lat)
+        qsort(lats, n_lat, sizeof *lats, cmp_double);
+    printf("  latency: %.1f ms mean per call, request started to reply parsed (p50 %.1f, p90 %.1f, "
+           "p99 %.1f, max %.1f; L = %.0f ms; the server replied %.2f ms late on average)\n",
+           rows ? lat_ms / (double)rows : 0.0, n_lat ? lats[n_lat / 2] : 0.0,
+           n_lat ? lats[n_lat * 9 / 10] : 0.0, n_lat ? lats[n_lat * 99 / 100] : 0.0,
+           n_lat ? lats[n_lat - 1] : 0.0, L_ms,
+           served > 0 ? (double)srv_late / (double)served / 1000.0 : 0.0);
+    free(lats);
     printf("  memory_turns %d; transcripts: %.0f bytes per call (%zu rows, %zu bytes)\n", memory,
            rows ? (double)tbytes / (double)rows : 0.0, rows, tbytes);
     for (int g = 0; g < K; g++)
         bz_match_destroy(m[g]);
     bz_llm_destroy(llm);
-    test_server_stop(&srv);
     free(m);
     free(done);
     free(cfg);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    double L_ms = argc > 1 ? atof(argv[1]) : 200;
+    const char *c_list = argc > 2 ? argv[2] : "16,256,1024";
+    int rounds = argc > 3 ? atoi(argv[3]) : 20;
+    int memory = argc > 4 ? atoi(argv[4]) : 3;
+    int Cs[16], nC = 0;
+    for (const char *c = c_list; *c && nC < 16;) {
+        char *end;
+        long v = strtol(c, &end, 10);
+        if (end == c || v < 1) {
+            fprintf(stderr, "bench_llm: C list: expected numbers >= 1 separated by commas\n");
+            return 2;
+        }
+        Cs[nC++] = (int)v;
+        c = *end == ',' ? end + 1 : end;
+    }
+    /* C connections plus the server's: raise the descriptor limit */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    struct test_server srv;
+    if (server_start(&srv, L_ms) != 0)
+        return 1;
+    char dir[256], reg[300], pdir[300], p[400];
+    snprintf(dir, sizeof dir, "/tmp/bench_llm_%ld", (long)getpid());
+    mkdir(dir, 0777);
+    snprintf(reg, sizeof reg, "%s/models.json", dir);
+    snprintf(pdir, sizeof pdir, "%s/prompts", dir);
+    mkdir(pdir, 0777);
+    test_write_registry(reg, srv.port, "", 0);
+    snprintf(p, sizeof p, "%s/system.txt", pdir);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "You are agent {{agent}}.\n");
+    fclose(f);
+    snprintf(p, sizeof p, "%s/bid.txt", pdir);
+    f = fopen(p, "w");
+    fprintf(f, "Turn {{meta.turn}}, budget {{private.budget}}. Reply as JSON: {{schema}}\n");
+    fclose(f);
+
+    struct result res[16];
+    int rc = 0;
+    for (int i = 0; i < nC && !rc; i++)
+        rc = run_one(&srv, reg, pdir, L_ms, Cs[i], rounds, memory, &res[i]);
+    if (!rc) {
+        printf("bench_llm summary (L = %.0f ms, %d rounds):\n", L_ms, rounds);
+        printf("  %6s %10s %8s %8s %12s %10s %14s %12s\n", "C", "req/s", "of C/L", "steady",
+               "CPU us/req", "polls/req", "server us/req", "CPU wait s");
+        for (int i = 0; i < nC; i++)
+            printf("  %6d %10.1f %8.3f %8.3f %12.1f %10.2f %14.1f %12.3f\n", res[i].C, res[i].rate,
+                   res[i].ratio, res[i].steady, res[i].cpu_us, res[i].waits, res[i].srv_cpu_us,
+                   res[i].runq_s);
+        printf("  (of C/L: the whole run; steady: after the first round, once C connections are "
+               "open; CPU wait: time runnable but waiting for a core)\n");
+    }
+    test_server_stop(&srv);
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         return 1;
-    return 0;
+    return rc;
 }

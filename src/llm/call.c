@@ -25,6 +25,10 @@ struct bz_llm_call {
     int flying;                          /* submitted to the transport, others may wait on it */
     struct bz_llm_call *leader;          /* waiting on leader (not in the transport) */
     struct bz_llm_call *waiters, *wnext; /* leader: its waiters in arrival order */
+    /* llm->by_key: the calls of one bucket, so finding the flying call of a
+     * key looks at a few calls, not at every live one */
+    struct bz_llm_call *kprev, *knext;
+    int kbucket; /* -1: not in llm->by_key (no key yet) */
 };
 
 static void release_waiters_ok(struct bz_llm_call *c, const char *body, size_t len);
@@ -90,12 +94,44 @@ struct bz_llm_call *bz_llm_call_new(struct bz_llm *llm, const struct bz_llm_call
     c->o.label = c->label;
     c->x.model = o->model;
     c->x.done = NULL; /* set by send */
+    c->kbucket = -1;
     c->next = llm->live;
     if (llm->live)
         llm->live->prev = c;
     llm->live = c;
     llm->n_live++;
     return c;
+}
+
+static void key_unlink(struct bz_llm_call *c)
+{
+    if (c->kbucket < 0)
+        return;
+    if (c->kprev)
+        c->kprev->knext = c->knext;
+    else
+        c->llm->by_key[c->kbucket] = c->knext;
+    if (c->knext)
+        c->knext->kprev = c->kprev;
+    c->kprev = c->knext = NULL;
+    c->kbucket = -1;
+}
+
+/* File c under its (new) key in llm->by_key. */
+static void key_link(struct bz_llm_call *c)
+{
+    key_unlink(c);
+    uint32_t h = 2166136261u; /* FNV-1a over the hex digits */
+    for (const char *k = c->key; *k; k++)
+        h = (h ^ (unsigned char)*k) * 16777619u;
+    int b = (int)(h % BZ_LLM_KEY_BUCKETS);
+    struct bz_llm_call **head = &c->llm->by_key[b];
+    c->kprev = NULL;
+    c->knext = *head;
+    if (*head)
+        (*head)->kprev = c;
+    *head = c;
+    c->kbucket = b;
 }
 
 /* c stops waiting on its leader. */
@@ -138,6 +174,7 @@ void bz_llm_call_free(struct bz_llm_call *c)
         unwait(c);
     if (c->waiters)
         promote_waiters(c);
+    key_unlink(c);
     if (c->prev)
         c->prev->next = c->next;
     else if (llm->live == c)
@@ -378,6 +415,7 @@ static int build_body(struct bz_llm_call *c, const char *prev_reply, const char 
     int max_out = mod->max_output_tokens > 0 ? mod->max_output_tokens : llm->set.max_output_tokens;
     c->x.est_tokens = (int64_t)strlen(c->x.body) / 4 + max_out;
     bz_cache_key(mod, c->x.body, c->o.sample, c->key);
+    key_link(c);
     return BZ_OK;
 }
 
@@ -414,7 +452,7 @@ void bz_llm_call_send(struct bz_llm_call *c, const char *prev_reply, const char 
         fail(c, "replay_miss", "not in the cache (--replay)", 0, 0);
         return;
     }
-    for (struct bz_llm_call *o = llm->live; o; o = o->next) {
+    for (struct bz_llm_call *o = llm->by_key[c->kbucket]; o; o = o->knext) {
         if (o == c || !o->flying || memcmp(o->key, c->key, BZ_CACHE_KEY_HEX) != 0)
             continue;
         struct bz_llm_call **pp = &o->waiters; /* wait on it, in arrival order */

@@ -222,6 +222,8 @@ struct bz_llm {
     char cache_dir[512]; /* "" = no cache */
     struct bz_transport *tr;
     struct bz_llm_call *live; /* every call not yet freed (call.c) */
+#define BZ_LLM_KEY_BUCKETS 4096
+    struct bz_llm_call *by_key[BZ_LLM_KEY_BUCKETS]; /* the same calls by cache key (call.c) */
     int n_live;
     struct bz_llm_totals totals;
     int reported_status[8]; /* HTTP statuses already printed */

@@ -3,19 +3,36 @@
  * concurrency and token buckets (requests/min, tokens/min), timeouts, and
  * retries on 429/5xx/timeouts/resets with exponential backoff and jitter,
  * honouring Retry-After. The only file that calls libcurl. Never logs a
- * header (they carry keys). */
+ * header (they carry keys).
+ *
+ * Event loop: curl tells which sockets to watch (CURLMOPT_SOCKETFUNCTION)
+ * and when its next timeout falls (CURLMOPT_TIMERFUNCTION); an epoll set
+ * holds those sockets, and curl_multi_socket_action runs only the transfers
+ * whose socket fired or whose timer expired. One wait costs O(ready
+ * sockets), never O(transfers in flight) as curl_multi_poll + perform did. */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "bazaar/rng.h"
 #include "llm/llm_internal.h"
+
+/* Ready sockets one wait hands to curl. Few on purpose: the caller gets
+ * control back after a few replies, advances their games and sends their
+ * next requests at once, whereas a batch of B replies holds the last one's
+ * successor back by B times the work per reply (tens of ms at 1,024 in
+ * flight). The others stay ready (level-triggered) for the next wait. */
+#define WAIT_EVENTS 16
 
 struct model_state {
     struct bz_model_limits lim;
@@ -37,6 +54,10 @@ struct bz_transport {
     int n_pool, cap_pool;
     struct bz_rng rng;
     int64_t retries;
+    int epfd;                            /* the sockets curl asked us to watch */
+    struct epoll_event evs[WAIT_EVENTS]; /* one wait's ready sockets */
+    double timer_at;                     /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
+    int sock_errno;                      /* an epoll_ctl failure, reported by the next poll */
 };
 
 static int curl_ready;
@@ -107,6 +128,50 @@ static int is_key_header(const char *h)
     return strncasecmp(h, "authorization:", 14) == 0 || strncasecmp(h, "x-api-key:", 10) == 0;
 }
 
+/* curl's socket callback: keep the epoll set equal to what curl waits for.
+ * A socket's registration is marked with curl_multi_assign (non-NULL:
+ * in the set), so the first interest is an ADD and later ones a MOD. */
+static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
+{
+    (void)e;
+    struct bz_transport *t = ud;
+    if (what == CURL_POLL_REMOVE) {
+        /* curl says so before it closes the socket; a socket closed
+         * already has left the set by itself (EBADF, ENOENT: fine) */
+        if (sockp) {
+            epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+            curl_multi_assign(t->multi, s, NULL);
+        }
+        return 0;
+    }
+    struct epoll_event ev;
+    memset(&ev, 0, sizeof ev);
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    ev.data.fd = s;
+    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    int rc = epoll_ctl(t->epfd, op, s, &ev);
+    if (rc != 0 && (errno == EEXIST || errno == ENOENT)) /* descriptor number reused */
+        rc = epoll_ctl(t->epfd, errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
+    if (rc != 0) {
+        if (!t->sock_errno)
+            t->sock_errno = errno;
+        return 0;
+    }
+    if (!sockp)
+        curl_multi_assign(t->multi, s, t);
+    return 0;
+}
+
+/* curl's timer callback: remember when CURL_SOCKET_TIMEOUT is due (the
+ * wait is shortened to it); -1 removes the timer. */
+static int on_timer(CURLM *m, long timeout_ms, void *ud)
+{
+    (void)m;
+    struct bz_transport *t = ud;
+    t->timer_at = timeout_ms < 0 ? -1.0 : bz_llm_now_s() + (double)timeout_ms / 1000.0;
+    return 0;
+}
+
 int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
                         size_t n_models, struct bz_transport **out, struct bz_err *err)
 {
@@ -133,10 +198,22 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
     if (t->o.backoff_cap_s <= 0)
         t->o.backoff_cap_s = 60;
     bz_rng_init(&t->rng, o->seed, 0x6a6974746572ULL);
+    t->timer_at = -1;
+    t->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (t->epfd < 0) {
+        int e = errno;
+        free(t);
+        return bz_err_set(err, BZ_ENET, "cannot create the LLM transport's epoll set: %s",
+                          strerror(e));
+    }
     t->multi = curl_multi_init();
     t->ms = calloc(n_models ? n_models : 1, sizeof *t->ms);
     if (!t->multi || !t->ms)
         goto nomem;
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
     t->n_models = n_models;
     double now = bz_llm_now_s();
     for (size_t i = 0; i < n_models; i++) {
@@ -214,7 +291,13 @@ static void release_easy(struct bz_transport *t, struct bz_xfer *x)
         t->n_active--;
         t->ms[x->model].inflight--;
     }
-    curl_easy_reset(e);
+    /* nothing of x stays reachable from the pooled handle */
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, NULL);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
     if (t->n_pool == t->cap_pool) {
         int cap = t->cap_pool ? 2 * t->cap_pool : 16;
         CURL **p = realloc(t->pool, (size_t)cap * sizeof *p);
@@ -255,7 +338,9 @@ void bz_transport_destroy(struct bz_transport *t)
         curl_slist_free_all(t->ms[i].headers);
     free(t->ms);
     if (t->multi)
-        curl_multi_cleanup(t->multi);
+        curl_multi_cleanup(t->multi); /* may still call on_socket: epfd stays open till here */
+    if (t->epfd >= 0)
+        close(t->epfd);
     free(t);
 }
 
@@ -385,28 +470,21 @@ static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
     return 0;
 }
 
-static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
+/* An easy handle with the options every request shares; start_one sets
+ * the request's own, release_easy unhooks them, and the handle is pooled
+ * with the shared ones kept (no curl_easy_reset and setting them again). */
+static CURL *new_easy(const struct bz_transport *t)
 {
-    CURL *e = t->n_pool ? t->pool[--t->n_pool] : curl_easy_init();
+    CURL *e = curl_easy_init();
     if (!e)
-        return -1;
-    struct model_state *s = &t->ms[x->model];
+        return NULL;
     long timeout_ms = (long)(t->o.timeout_s * 1000.0);
     if (timeout_ms < 1)
         timeout_ms = 1;
-    curl_easy_setopt(e, CURLOPT_URL, s->lim.url);
     curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->body));
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
-    curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
@@ -414,6 +492,24 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "bazaar/" BZ_VERSION);
+    return e;
+}
+
+static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
+{
+    CURL *e = t->n_pool ? t->pool[--t->n_pool] : new_easy(t);
+    if (!e)
+        return -1;
+    struct model_state *s = &t->ms[x->model];
+    curl_easy_setopt(e, CURLOPT_URL, s->lim.url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(x->body));
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->headers);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+    curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
     x->error[0] = '\0';
     free(x->reply);
     x->reply = NULL;
@@ -544,32 +640,60 @@ int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *wh
     return schedule_retry(t, x, bz_llm_now_s());
 }
 
+/* Run curl's timeout actions when due (this also starts transfers just
+ * added: adding one sets a timer of 0). */
+static int run_timer(struct bz_transport *t, struct bz_err *err)
+{
+    if (t->timer_at < 0 || bz_llm_now_s() < t->timer_at)
+        return BZ_OK;
+    t->timer_at = -1; /* the action may set a new one */
+    int running;
+    if (curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+        return bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
+    return BZ_OK;
+}
+
 int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err)
 {
     double t0 = bz_llm_now_s(), next_s;
     start_ready(t, t0, &next_s);
     if (t->n_active == 0 && t->n_queued == 0)
         return 0;
+    int rc = run_timer(t, err); /* sends what start_ready added before waiting */
+    if (rc)
+        return -rc;
     long wait = timeout_ms < 0 ? 0 : timeout_ms;
-    long ct = -1;
-    curl_multi_timeout(t->multi, &ct);
-    if (t->n_active && ct >= 0 && ct < wait)
-        wait = ct;
+    t0 = bz_llm_now_s();
+    if (t->timer_at >= 0) {
+        long until = (long)ceil((t->timer_at - t0) * 1000.0);
+        if (until < wait)
+            wait = until < 0 ? 0 : until;
+    }
     if (next_s > 0) {
         long until = (long)((next_s - t0) * 1000.0) + 1;
         if (until < wait)
             wait = until < 0 ? 0 : until;
     }
-    if (t->n_active) {
-        if (curl_multi_poll(t->multi, NULL, 0, (int)wait, NULL) != CURLM_OK)
-            return -bz_err_set(err, BZ_ENET, "curl_multi_poll failed");
-    } else if (wait > 0) {
-        struct timespec ts = {wait / 1000, (wait % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
+    /* With nothing in flight this is the backoff or rate-limit sleep. */
+    int n = epoll_wait(t->epfd, t->evs, WAIT_EVENTS, (int)wait);
+    if (n < 0 && errno != EINTR)
+        return -bz_err_set(err, BZ_ENET, "epoll_wait failed: %s", strerror(errno));
+    for (int i = 0; i < n; i++) {
+        uint32_t ev = t->evs[i].events;
+        int mask = (ev & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+                   (ev & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
+        int running;
+        if (curl_multi_socket_action(t->multi, t->evs[i].data.fd, mask, &running) != CURLM_OK)
+            return -bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
     }
-    int running = 0;
-    if (curl_multi_perform(t->multi, &running) != CURLM_OK)
-        return -bz_err_set(err, BZ_ENET, "curl_multi_perform failed");
+    if ((rc = run_timer(t, err)))
+        return -rc;
+    if (t->sock_errno) {
+        int e = t->sock_errno;
+        t->sock_errno = 0;
+        return -bz_err_set(err, BZ_ENET, "cannot watch an LLM connection (epoll_ctl): %s",
+                           strerror(e));
+    }
 
     /* Collect finished transfers first: done() may queue or cancel others. */
     struct bz_xfer *done_head = NULL, **done_tail = &done_head;
@@ -627,7 +751,10 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         x->next = NULL;
         x->done(x);
     }
+    /* what the completions freed a slot for goes out now, not after a wait */
     start_ready(t, bz_llm_now_s(), &next_s);
+    if ((rc = run_timer(t, err)))
+        return -rc;
     return n_done;
 }
 
