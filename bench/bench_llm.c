@@ -376,6 +376,17 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
 
 int main(int argc, char **argv)
 {
+    static const char usage[] =
+        "usage: bench_llm [L_ms [C,C,... [rounds [memory_turns]]]]\n"
+        "  defaults: 200 16,256,1024 20 3; a local epoll server answers after L ms\n";
+    for (int i = 1; i < argc; i++) {
+        char *rest = NULL;
+        int help = !strcmp(argv[i], "-h") || !strcmp(argv[i], "--help");
+        if (help || argv[i][0] == '-' || (i != 2 && (strtod(argv[i], &rest) < 0 || *rest))) {
+            fputs(usage, help ? stdout : stderr);
+            return help ? 0 : 2;
+        }
+    }
     double L_ms = argc > 1 ? atof(argv[1]) : 200;
     const char *c_list = argc > 2 ? argv[2] : "16,256,1024";
     int rounds = argc > 3 ? atoi(argv[3]) : 20;
