@@ -133,6 +133,18 @@ int bz_runner_live(const struct bz_runner *r)
     return r->live;
 }
 
+/* The match's flush hook: rows of the live game, uncommitted, to the open
+ * segment. The segment is closed only between games (see commit), so a
+ * game's rows all go to one shard. */
+static int flush_rows(void *ctx, const struct bz_records *rows, struct bz_err *err)
+{
+    struct bz_runner *r = ctx;
+    int rc;
+    if (!r->shard && (rc = open_segment(r, err)))
+        return rc;
+    return bz_shard_put(r->shard, rows, err);
+}
+
 int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
 {
     if (!r->opt.shard_prefix) { /* dispatch bench: the game is "played" at once */
@@ -148,10 +160,18 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
     int rc = bz_grid_config(r->opt.grid, game_id, &s->cfg, err);
     if (rc)
         return rc;
+    /* a label the shard would refuse stops the run before the game is
+     * played (and before any LLM call is paid) */
+    if ((rc = bz_tables_check_config(&s->cfg, err)))
+        return rc;
     rc = bz_match_create(&s->cfg, r->llm ? &r->hook : NULL, &s->match, err);
     if (rc)
         return rc;
     bz_match_set_yield(s->match, r->opt.yield);
+    /* heuristic games (one live game at a time, no agent reads its rows
+     * back): a long game's rows go to the shard between turns */
+    if (!r->llm)
+        bz_match_set_flush(s->match, flush_rows, r, BZ_MATCH_FLUSH_BYTES);
     s->started = now_s();
     r->live++;
     return BZ_OK;
@@ -173,13 +193,6 @@ static int open_segment(struct bz_runner *r, struct bz_err *err)
 static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
 {
     int rc = BZ_OK;
-    if (r->shard &&
-        (r->segment_games >= r->segment_max || now_s() - r->segment_start >= SEGMENT_MAX_S)) {
-        rc = bz_shard_close(r->shard, err);
-        r->shard = NULL;
-        if (rc)
-            return rc;
-    }
     if (!r->shard && (rc = open_segment(r, err)))
         return rc;
     r->segment_games++;
@@ -191,6 +204,15 @@ static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
         if (rc)
             return rc;
         r->last_sync = now_s();
+    }
+    /* A full segment is closed right after a commit, never while a game
+     * has uncommitted rows in it: only heuristic games put rows early, one
+     * live game at a time (bz_runner_start), and it was just committed. */
+    if (r->segment_games >= r->segment_max || now_s() - r->segment_start >= SEGMENT_MAX_S) {
+        rc = bz_shard_close(r->shard, err);
+        r->shard = NULL;
+        if (rc)
+            return rc;
     }
     const struct bz_rowbuf *games = bz_records_find(bz_match_records(s->match), &bz_games_table);
     int failed = 0;
