@@ -110,8 +110,11 @@ static size_t raw_size(enum bz_col_type t)
 int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc)
 {
     memset(l, 0, sizeof *l);
-    if (!(l->cols = calloc(desc->n_cols ? desc->n_cols : 1, sizeof *l->cols)))
+    if (!(l->cols = calloc(desc->n_cols ? desc->n_cols : 1, sizeof *l->cols)) ||
+        !(l->ops = calloc(desc->n_cols ? desc->n_cols : 1, sizeof *l->ops))) {
+        bz_out_layout_free(l);
         return -1;
+    }
     l->n_cols = desc->n_cols;
     for (size_t i = 0; i < desc->n_cols; i++) {
         const struct bz_column *c = &desc->cols[i];
@@ -119,6 +122,7 @@ int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc
         o->src = c->offset;
         o->dst = l->size;
         o->kind = BZ_OUT_RAW;
+        o->col = i;
         o->size = raw_size(c->type);
         if (!o->size) {
             bz_out_layout_free(l);
@@ -132,6 +136,12 @@ int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc
                 l->has_vlen = 1;
         }
         l->size += o->size;
+        struct bz_out_layout_col *last = l->n_ops ? &l->ops[l->n_ops - 1] : NULL;
+        if (last && last->kind == BZ_OUT_RAW && o->kind == BZ_OUT_RAW &&
+            last->src + last->size == o->src && last->dst + last->size == o->dst)
+            last->size += o->size;
+        else
+            l->ops[l->n_ops++] = *o;
     }
     return 0;
 }
@@ -139,7 +149,8 @@ int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc
 void bz_out_layout_free(struct bz_out_layout *l)
 {
     free(l->cols);
-    l->cols = NULL;
+    free(l->ops);
+    l->cols = l->ops = NULL;
 }
 
 hid_t bz_out_h5_file_type(const struct bz_table_desc *desc)

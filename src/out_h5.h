@@ -40,12 +40,17 @@ struct bz_out_layout_col {
     size_t dst;   /* offset in the file row */
     size_t size;  /* bytes in the file row */
     int kind;     /* BZ_OUT_RAW, BZ_OUT_FIXED_STR or BZ_OUT_VLEN_STR */
+    size_t col;   /* index of the (first) column in the descriptor */
 };
 enum { BZ_OUT_RAW, BZ_OUT_FIXED_STR, BZ_OUT_VLEN_STR };
 struct bz_out_layout {
     size_t size; /* bytes of a file row */
     size_t n_cols;
-    struct bz_out_layout_col *cols;
+    struct bz_out_layout_col *cols; /* one per column */
+    /* the copies that pack a row: runs of numeric columns contiguous in
+     * both layouts merged into one */
+    size_t n_ops;
+    struct bz_out_layout_col *ops;
     int has_vlen;
 };
 /* Fill *l from desc (l->cols malloc'd: bz_out_layout_free). <0 on no memory

@@ -292,7 +292,7 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
     t->max_stage = STAGE_BYTES / lay.size ? STAGE_BYTES / lay.size : 1;
     *out = t;
     dset = ftype = H5I_INVALID_HID;
-    lay.cols = NULL;
+    memset(&lay, 0, sizeof lay); /* moved into t */
 out:
     free(fill);
     bz_out_layout_free(&lay);
@@ -379,8 +379,8 @@ static int pack_row(const struct out_table *t, struct out_table *strs, const uns
                     unsigned char *dst, struct bz_err *err)
 {
     const struct bz_out_layout *l = &t->lay;
-    for (size_t c = 0; c < l->n_cols; c++) {
-        const struct bz_out_layout_col *o = &l->cols[c];
+    for (size_t k = 0; k < l->n_ops; k++) {
+        const struct bz_out_layout_col *o = &l->ops[k];
         if (o->kind == BZ_OUT_RAW) {
             memcpy(dst + o->dst, src + o->src, o->size);
             continue;
@@ -392,7 +392,7 @@ static int pack_row(const struct out_table *t, struct out_table *strs, const uns
         if (o->kind == BZ_OUT_FIXED_STR) {
             size_t n = strnlen(p, o->size + 1);
             if (n > o->size)
-                return bz_records_check_width(t->desc, &t->desc->cols[c], p, err);
+                return bz_records_check_width(t->desc, &t->desc->cols[o->col], p, err);
             memcpy(dst + o->dst, p, n);
             memset(dst + o->dst + n, 0, o->size - n);
         } else {

@@ -21,7 +21,7 @@
     X(R, repetition, I32, "", "repetition index of the grid point, 0-based")                       \
     X(R, n_agents, I32, "", "number of agents (seats)")                                            \
     X(R, communication, U8, "", "1: agents exchange free-text messages; 0: they see none")         \
-    X(R, lineup, S128, "", "name of the lineup (agents per seat: /agents)")                         \
+    X(R, lineup, STR,  "", "name of the lineup (agents per seat: /agents)")                         \
     X(R, turns_played, I32, "", "turns the game ran")                                              \
     X(R, welfare, F64, "payoff", "sum of the agents' payoffs; NaN when failed")                    \
     X(R, max_welfare, F64, "payoff", "best achievable welfare as the game defines it")             \
