@@ -169,7 +169,7 @@ static int memory_one(int turns)
         return 1;
     if (pid == 0) {
         size_t hwm = 0;
-        int rc = bench_run(100000, turns, 1, 1, 1, NULL, &hwm);
+        int rc = bench_run(getenv("REC_N") ? atoi(getenv("REC_N")) : 100000, turns, 1, 1, 1, NULL, &hwm);
         printf("electricity N=100000 turns=%d records=hdf5: rows held at most %.1f MB "
                "(%.0f bytes per agent)\n",
                turns, (double)hwm / 1e6, (double)hwm / 1e5);

@@ -54,6 +54,8 @@ int bz_out_shard_deflate_level = 0;
 /* Rows of a table staged before they are written (at most this many bytes,
  * at least one row). */
 #define STAGE_BYTES (512 * 1024)
+/* A long game's rows are flushed (not committed) every so many bytes. */
+#define FLUSH_BYTES ((size_t)32 << 20)
 
 /* Copies of the variable-length strings of staged rows. */
 struct str_block {
@@ -89,6 +91,7 @@ struct bz_shard {
     int evictions_off; /* metadata held in memory since the last flush */
     char *pending;     /* journal lines of games written but not yet synced */
     size_t pending_len, pending_cap, n_pending;
+    size_t unflushed; /* bytes staged since the last flush */
     int64_t put_game; /* game of the last bz_shard_put, -1: none */
     size_t put_rows;  /* rows put for it */
 };
@@ -148,6 +151,51 @@ static int setup_mdc(hid_t fapl)
     return H5Pset_mdc_config(fapl, &cfg) < 0 ? -1 : 0;
 }
 
+static hid_t shard_fapl(void)
+{
+    hid_t fapl = bz_out_h5_fapl();
+    if (fapl >= 0 && (H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST) < 0 ||
+                      setup_mdc(fapl) < 0)) {
+        H5Pclose(fapl);
+        return H5I_INVALID_HID;
+    }
+    return fapl;
+}
+
+/* Close and open the file again, right after a flush: the metadata cache
+ * (which holds every entry touched while evictions were off: chunk index,
+ * the heap of variable-length strings) starts empty again, so a long game
+ * does not pile it up. Nothing is written but what the flush wrote. */
+static int reopen(struct bz_shard *s, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t fapl = H5I_INVALID_HID;
+    for (size_t i = 0; i < s->n_tables; i++) {
+        if (H5Dclose(s->tables[i].dset) < 0 && !rc)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", s->path,
+                                s->tables[i].desc->path);
+        s->tables[i].dset = H5I_INVALID_HID;
+    }
+    if (H5Fclose(s->file) < 0 && !rc)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close", s->path);
+    s->file = H5I_INVALID_HID;
+    if (rc)
+        return rc;
+    if ((fapl = shard_fapl()) < 0 || (s->file = H5Fopen(s->path, H5F_ACC_RDWR, fapl)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open again", s->path);
+        goto out;
+    }
+    for (size_t i = 0; i < s->n_tables; i++)
+        if ((s->tables[i].dset = H5Dopen2(s->file, s->tables[i].desc->path, H5P_DEFAULT)) < 0) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s again", s->path,
+                                s->tables[i].desc->path);
+            goto out;
+        }
+out:
+    bz_out_h5_close(fapl);
+    return rc;
+}
+
 static char *str_concat(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -195,9 +243,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     }
     if ((fcpl = H5Pcreate(H5P_FILE_CREATE)) < 0 ||
         H5Pset_file_space_strategy(fcpl, H5F_FSPACE_STRATEGY_NONE, 0, 1) < 0 ||
-        (fapl = bz_out_h5_fapl()) < 0 ||
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST) < 0 ||
-        setup_mdc(fapl) < 0) {
+        (fapl = shard_fapl()) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot set up file properties", path);
         goto out;
     }
@@ -430,6 +476,7 @@ static int stage_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_
                            t->stage + t->n_stage * t->lay.size, err)))
             return rc;
         t->n_stage++;
+        s->unflushed += t->lay.size;
     }
     return BZ_OK;
 }
@@ -449,7 +496,7 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
             return bz_err_set(err, BZ_EINVAL,
                               "%s: table %s: the first column must be game_id (int64)", s->path,
                               d && d->path ? d->path : "(null)");
-        if (is_games(d)) {
+        if (is_games(d) && rec->tables[i].n_rows) {
             if (games)
                 return bz_err_set(err, BZ_EINVAL, "%s: two /games tables in one game", s->path);
             games = &rec->tables[i];
@@ -503,6 +550,7 @@ static int sync_shard(struct bz_shard *s, struct bz_err *err)
     if ((rc = set_evictions(s, 1, err)))
         return rc;
     s->evictions_off = 0;
+    s->unflushed = 0;
     void *handle = NULL;
     if (H5Fget_vfd_handle(s->file, H5P_DEFAULT, &handle) < 0 || !handle)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot reach the file descriptor", s->path);
@@ -646,7 +694,15 @@ int bz_shard_put(struct bz_shard *s, const struct bz_records *rec, struct bz_err
                               s->path);
         n += rec->tables[i].n_rows;
     }
-    return n ? append(s, rec, 0, 0, err) : BZ_OK;
+    if (!n)
+        return BZ_OK;
+    /* a long game: flush now and then (nothing is committed by it) and
+     * start a fresh metadata cache, so memory does not grow with its turns */
+    int checkpoint = s->unflushed >= FLUSH_BYTES;
+    int rc = append(s, rec, 0, checkpoint, err);
+    if (!rc && checkpoint && (rc = reopen(s, err)))
+        s->broken = 1;
+    return rc;
 }
 
 int bz_shard_close(struct bz_shard *s, struct bz_err *err)
@@ -659,7 +715,7 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
         rc = sync_shard(s, err);
     for (size_t i = 0; i < s->n_tables; i++) {
         struct out_table *t = &s->tables[i];
-        if (H5Dclose(t->dset) < 0 && !rc)
+        if (t->dset >= 0 && H5Dclose(t->dset) < 0 && !rc)
             rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", s->path, t->desc->path);
         H5Tclose(t->file_type);
         bz_out_layout_free(&t->lay);
