@@ -25,6 +25,7 @@
 #include "bazaar/match.h"
 #include "bazaar/out.h"
 #include "bazaar/records.h"
+#include "bazaar/spec.h"
 #include "out_internal.h"
 
 /* ---- tables of a fake game ------------------------------------------------ */
@@ -782,6 +783,82 @@ static void too_long_fixed_string_should_be_refused(void **state)
     assert_int_equal(bz_records_check_width(&turns_desc, side, "naïve€€", &err), BZ_EINVAL);
 }
 
+static int put_rows_hook(void *ctx, const struct bz_records *rows, struct bz_err *err)
+{
+    return bz_shard_put(ctx, rows, err);
+}
+
+/* Play one electricity game of n agents and `turns` turns into a new shard
+ * at path, its rows put to the shard whenever they reach `bound` bytes
+ * (0: held to the end, as before); the most bytes of rows it held. */
+static size_t play_electricity(const char *path, int n, int turns, size_t bound)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"game\":\"electricity\",\"seed\":3,\"fixed\":{\"n_agents\":%d,\"max_turns\":%d,"
+             "\"lineup\":[\"heuristic:truthful?skill=0.9\",\"heuristic:greedy?skill=0.7\","
+             "\"heuristic:zi\"]}}",
+             n, turns);
+    struct bz_err err = {0};
+    struct bz_spec *spec = NULL;
+    struct bz_grid *grid = NULL;
+    struct bz_shard *s = NULL;
+    struct bz_match *m = NULL;
+    struct bz_game_config cfg;
+    if (bz_spec_parse(json, "test", &spec, &err) || bz_grid_create(spec, &grid, &err) ||
+        bz_grid_config(grid, 0, &cfg, &err) || bz_shard_create(path, &s, &err) ||
+        bz_match_create(&cfg, NULL, &m, &err))
+        fail_msg("%s", err.msg);
+    if (bound)
+        bz_match_set_flush(m, put_rows_hook, s, bound);
+    if (bz_match_play(m, &err) || bz_shard_append(s, bz_match_records(m), &err) ||
+        bz_shard_close(s, &err))
+        fail_msg("%s", err.msg);
+    size_t hwm = bz_match_records(m)->max_row_bytes;
+    bz_match_destroy(m);
+    bz_grid_destroy(grid);
+    bz_spec_destroy(spec);
+    return hwm;
+}
+
+/* A long game's rows leave memory in batches: the rows held stay under the
+ * batch bound plus one phase's rows however many turns it plays (held to
+ * the end they grow with the turns), and the file is the same. */
+static void long_game_rows_should_stay_bounded_when_turns_grow(void **state)
+{
+    const size_t bound = 32 * 1024;
+    const int n = 40;
+    size_t held[2], whole[2];
+    const int turns[2] = {24, 96};
+    for (int k = 0; k < 2; k++) {
+        char a[512], b[512], ma[512], mb[512];
+        tmp_path(a, sizeof a, "long_put_%d.h5", turns[k]);
+        tmp_path(b, sizeof b, "long_whole_%d.h5", turns[k]);
+        tmp_path(ma, sizeof ma, "long_put_%d_merged.h5", turns[k]);
+        tmp_path(mb, sizeof mb, "long_whole_%d_merged.h5", turns[k]);
+        held[k] = play_electricity(a, n, turns[k], bound);
+        whole[k] = play_electricity(b, n, turns[k], 0);
+        const char *la[] = {a}, *lb[] = {b};
+        merge_ok(la, 1, ma);
+        merge_ok(lb, 1, mb);
+        unsigned char *x, *y;
+        size_t nx, ny;
+        dump_file(ma, &x, &nx);
+        dump_file(mb, &y, &ny);
+        assert_int_equal(nx, ny);
+        assert_memory_equal(x, y, nx);
+        free(x);
+        free(y);
+    }
+    printf("# held %zu %zu whole %zu %zu\n", held[0], held[1], whole[0], whole[1]);
+    /* one phase adds at most a turn row and two messages per agent */
+    const size_t phase = (size_t)n * 1024;
+    for (int k = 0; k < 2; k++)
+        assert_true(held[k] < bound + phase);
+    assert_true(whole[1] > 3 * whole[0]);
+    assert_true(whole[1] > 4 * (bound + phase));
+}
+
 /* Tables that exist only with uncommitted rows still appear, empty. */
 static void table_with_only_dropped_rows_should_be_empty(void **state)
 {
@@ -936,6 +1013,7 @@ int main(void)
         cmocka_unit_test(table_with_only_dropped_rows_should_be_empty),
         cmocka_unit_test(rows_put_in_batches_should_merge_as_one_append),
         cmocka_unit_test(too_long_fixed_string_should_be_refused),
+        cmocka_unit_test(long_game_rows_should_stay_bounded_when_turns_grow),
         cmocka_unit_test(killed_writer_should_leave_committed_games_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
