@@ -42,15 +42,24 @@ static int put_rows(void *ctx, const struct bz_records *rows, struct bz_err *err
 
 /* Play `games` games of n agents (mixed policies) and write them; *ns: CPU
  * ns per agent-turn; *hwm: most bytes of rows one game held. */
+/* Another game's spec (a printf format taking the repetitions) for the
+ * records ratio; NULL: electricity. */
+static const char *other_spec;
+
 static int bench_run(int n, int turns, int games, int write, int quiet, double *ns, size_t *hwm)
 {
     char spec_json[1024];
-    snprintf(spec_json, sizeof spec_json,
-             "{\"game\":\"electricity\",\"seed\":5,\"repetitions\":%d,"
-             "\"fixed\":{\"n_agents\":%d,\"max_turns\":%d,\"volatility\":0.3,"
-             "\"lineup\":[\"heuristic:truthful?skill=0.9\",\"heuristic:greedy?skill=0.7\","
-             "\"heuristic:zi\",\"heuristic:reciprocal?skill=0.8\"]}}",
-             games, n, turns);
+    const char *at = other_spec ? strstr(other_spec, "%d") : NULL;
+    if (at) /* the format's one %d: the repetitions */
+        snprintf(spec_json, sizeof spec_json, "%.*s%d%s", (int)(at - other_spec), other_spec, games,
+                 at + 2);
+    else
+        snprintf(spec_json, sizeof spec_json,
+                 "{\"game\":\"electricity\",\"seed\":5,\"repetitions\":%d,"
+                 "\"fixed\":{\"n_agents\":%d,\"max_turns\":%d,\"volatility\":0.3,"
+                 "\"lineup\":[\"heuristic:truthful?skill=0.9\",\"heuristic:greedy?skill=0.7\","
+                 "\"heuristic:zi\",\"heuristic:reciprocal?skill=0.8\"]}}",
+                 games, n, turns);
     struct bz_err err = {0};
     struct bz_spec *spec = NULL;
     struct bz_grid *grid = NULL;
@@ -132,29 +141,55 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Records vs no records at N = 10 and 1000: reps alternated runs, medians
- * of the CPU ns per agent-turn and their ratio. */
+/* Records vs no records: electricity at N = 10 and 1000, beast (N = 10)
+ * and item_allocation (N = 4), both talking; reps alternated runs, medians
+ * of the CPU time per agent-turn (per game for the other two) and their
+ * ratio. */
 static int records_ratio(int scale, int reps)
 {
-    static const int ns_[] = {10, 1000};
+    static const struct {
+        const char *name, *spec;
+        int n, games;
+    } cases[] = {
+        {"electricity", NULL, 10, 400},
+        {"electricity", NULL, 1000, 4},
+        {"beast", "{\"game\":\"beast\",\"seed\":5,\"repetitions\":%d,\"fixed\":{\"n_agents\":10,"
+                  "\"communication\":true,\"lineup\":[\"heuristic:loyal?skill=0.8\","
+                  "\"heuristic:mercenary?skill=0.6\",\"heuristic:bully?skill=0.7\",\"heuristic:zi\"]}}",
+         10, 400},
+        {"item_allocation",
+         "{\"game\":\"item_allocation\",\"seed\":5,\"repetitions\":%d,\"fixed\":{\"n_agents\":4,"
+         "\"communication\":true,\"lineup\":[\"heuristic:fair?skill=0.9\","
+         "\"heuristic:greedy?skill=0.9\",\"heuristic:reciprocal?skill=0.9\",\"heuristic:zi\"]}}",
+         4, 1000},
+    };
     int rc = 0;
-    for (size_t k = 0; k < 2; k++) {
-        int n = ns_[k], games = (n == 10 ? 400 : 4) * scale;
+    if (reps > 64)
+        reps = 64;
+    if (reps < 1)
+        reps = 1;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int n = cases[k].n, games = cases[k].games * scale;
         double on[64], off[64];
-        if (reps > 64)
-            reps = 64;
+        other_spec = cases[k].spec;
         for (int i = 0; i < reps && !rc; i++) {
             rc |= bench_run(n, 24, games, 1, 1, &on[i], NULL);
             rc |= bench_run(n, 24, games, 0, 1, &off[i], NULL);
         }
+        other_spec = NULL;
         if (rc)
             return rc;
         qsort(on, (size_t)reps, sizeof *on, cmp_double);
         qsort(off, (size_t)reps, sizeof *off, cmp_double);
         double a = on[reps / 2], b = off[reps / 2];
-        printf("electricity N=%-5d records: %.0f ns per agent-turn, without: %.0f ns; "
-               "records vs no records %.2fx (median of %d alternated runs)\n",
-               n, a, b, a / b, reps);
+        if (cases[k].spec) /* bench_run's unit: per n x 24 */
+            printf("%-11s N=%-5d records: %.1f us per game, without: %.1f us; "
+                   "records vs no records %.2fx (median of %d alternated runs)\n",
+                   cases[k].name, n, a * n * 24 / 1e3, b * n * 24 / 1e3, a / b, reps);
+        else
+            printf("%-11s N=%-5d records: %.0f ns per agent-turn, without: %.0f ns; "
+                   "records vs no records %.2fx (median of %d alternated runs)\n",
+                   cases[k].name, n, a, b, a / b, reps);
     }
     return rc;
 }
