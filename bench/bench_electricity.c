@@ -153,9 +153,10 @@ static int records_ratio(int scale, int reps)
     } cases[] = {
         {"electricity", NULL, 10, 400},
         {"electricity", NULL, 1000, 4},
-        {"beast", "{\"game\":\"beast\",\"seed\":5,\"repetitions\":%d,\"fixed\":{\"n_agents\":10,"
-                  "\"communication\":true,\"lineup\":[\"heuristic:loyal?skill=0.8\","
-                  "\"heuristic:mercenary?skill=0.6\",\"heuristic:bully?skill=0.7\",\"heuristic:zi\"]}}",
+        {"beast",
+         "{\"game\":\"beast\",\"seed\":5,\"repetitions\":%d,\"fixed\":{\"n_agents\":10,"
+         "\"communication\":true,\"lineup\":[\"heuristic:loyal?skill=0.8\","
+         "\"heuristic:mercenary?skill=0.6\",\"heuristic:bully?skill=0.7\",\"heuristic:zi\"]}}",
          10, 400},
         {"item_allocation",
          "{\"game\":\"item_allocation\",\"seed\":5,\"repetitions\":%d,\"fixed\":{\"n_agents\":4,"
@@ -204,7 +205,8 @@ static int memory_one(int turns)
         return 1;
     if (pid == 0) {
         size_t hwm = 0;
-        int rc = bench_run(getenv("REC_N") ? atoi(getenv("REC_N")) : 100000, turns, 1, 1, 1, NULL, &hwm);
+        int rc =
+            bench_run(getenv("REC_N") ? atoi(getenv("REC_N")) : 100000, turns, 1, 1, 1, NULL, &hwm);
         printf("electricity N=100000 turns=%d records=hdf5: rows held at most %.1f MB "
                "(%.0f bytes per agent)\n",
                turns, (double)hwm / 1e6, (double)hwm / 1e5);

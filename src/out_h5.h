@@ -36,11 +36,11 @@ hid_t bz_out_h5_fixed_str_type(size_t width);
  * shard writer, so HDF5 writes them without converting (memory type = file
  * type) unless the table has a variable-length column. */
 struct bz_out_layout_col {
-    size_t src;   /* offset in the C row struct */
-    size_t dst;   /* offset in the file row */
-    size_t size;  /* bytes in the file row */
-    int kind;     /* BZ_OUT_RAW, BZ_OUT_FIXED_STR or BZ_OUT_VLEN_STR */
-    size_t col;   /* index of the (first) column in the descriptor */
+    size_t src;  /* offset in the C row struct */
+    size_t dst;  /* offset in the file row */
+    size_t size; /* bytes in the file row */
+    int kind;    /* BZ_OUT_RAW, BZ_OUT_FIXED_STR or BZ_OUT_VLEN_STR */
+    size_t col;  /* index of the (first) column in the descriptor */
 };
 enum { BZ_OUT_RAW, BZ_OUT_FIXED_STR, BZ_OUT_VLEN_STR };
 struct bz_out_layout {

@@ -272,7 +272,9 @@ static int read_desc_rows(hid_t file, const char *path, const struct bz_table_de
             const struct bz_column *col = &desc->cols[c];
             if (col->type != BZ_COL_STR) {
                 memcpy(dst + col->offset, src + off[c],
-                       col->type == BZ_COL_U8 ? 1 : col->type == BZ_COL_I32 ? 4 : 8);
+                       col->type == BZ_COL_U8    ? 1
+                       : col->type == BZ_COL_I32 ? 4
+                                                 : 8);
                 continue;
             }
             const char *s;

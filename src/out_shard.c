@@ -597,8 +597,8 @@ static int write_all(struct bz_shard *s, const struct bz_records *rec, int commi
             if (is_games(rec->tables[i].desc) && (rc = stage_rows(s, &rec->tables[i], err)))
                 return rc;
         char line[96];
-        int len = snprintf(line, sizeof line, "committed %" PRId64 " rows=%zu\n", game_id,
-                           s->put_rows);
+        int len =
+            snprintf(line, sizeof line, "committed %" PRId64 " rows=%zu\n", game_id, s->put_rows);
         s->put_game = -1;
         s->put_rows = 0;
         if (s->pending_len + (size_t)len > s->pending_cap) {

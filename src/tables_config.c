@@ -75,8 +75,8 @@ static struct config_desc *build(const struct bz_game_ops *ops)
         off = (off + align - 1) / align * align;
         /* string parameters (names, file paths): fixed width, checked
          * before a game is played (bz_tables_check_config) */
-        d->cols[i + 1] = (struct bz_column){p->name, t, off, "", p->help ? p->help : "",
-                                            t == BZ_COL_STR ? BZ_CONFIG_STR_WIDTH : 0};
+        d->cols[i + 1] = (struct bz_column){
+            p->name, t, off, "", p->help ? p->help : "", t == BZ_COL_STR ? BZ_CONFIG_STR_WIDTH : 0};
         off += size;
         if (align > max_align)
             max_align = align;

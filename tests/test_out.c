@@ -43,7 +43,7 @@
     X(R, msg, STR, "", "a message")                                                                \
     X(R, big, I64, "", "a large integer")                                                          \
     X(R, seed, U64, "", "a seed above 2^63")                                                       \
-    X(R, note, STR, "", "sometimes NULL: written as \"\"")                                       \
+    X(R, note, STR, "", "sometimes NULL: written as \"\"")                                         \
     X(R, side, S8, "", "fixed width: up to 8 bytes, NULL as \"\"")
 BZ_TABLE_ROW(turn_row, TURN_COLUMNS);
 static BZ_TABLE_DEFINE(turns_desc, "/fake/turns", turn_row, TURN_COLUMNS);

@@ -21,7 +21,7 @@
     X(R, repetition, I32, "", "repetition index of the grid point, 0-based")                       \
     X(R, n_agents, I32, "", "number of agents (seats)")                                            \
     X(R, communication, U8, "", "1: agents exchange free-text messages; 0: they see none")         \
-    X(R, lineup, STR,  "", "name of the lineup (agents per seat: /agents)")                         \
+    X(R, lineup, STR, "", "name of the lineup (agents per seat: /agents)")                         \
     X(R, turns_played, I32, "", "turns the game ran")                                              \
     X(R, welfare, F64, "payoff", "sum of the agents' payoffs; NaN when failed")                    \
     X(R, max_welfare, F64, "payoff", "best achievable welfare as the game defines it")             \
@@ -37,7 +37,7 @@
       "LLM input tokens the provider served from its prompt cache (part of input_tokens)")         \
     X(R, output_tokens, I64, "tokens", "LLM output tokens")                                        \
     X(R, cost_usd, F64, "USD", "LLM cost at the registry's prices")                                \
-    X(R, status, S8, "", "\"ok\", \"failed\" or \"timeout\" (ran past llm.max_game_seconds)")     \
+    X(R, status, S8, "", "\"ok\", \"failed\" or \"timeout\" (ran past llm.max_game_seconds)")      \
     X(R, error, S256, "", "why the game failed; \"\" when it did not")
 BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
 
@@ -46,7 +46,7 @@ BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
     X(R, game_id, I64, "", "game id")                                                              \
     X(R, agent, I32, "", "seat index, 0-based")                                                    \
     X(R, kind, S16, "", "\"heuristic\" or \"llm\"")                                                \
-    X(R, policy, S128, "", "the agent's label in the lineup (policy and skill, or model id)")       \
+    X(R, policy, S128, "", "the agent's label in the lineup (policy and skill, or model id)")      \
     X(R, skill, F64, "1", "heuristic skill in [0, 1]; NaN for LLM agents")                         \
     X(R, capability, F64, "1", "heuristic: its skill; LLM: the registry's capability")             \
     X(R, payoff, F64, "payoff", "final payoff; NaN when the game failed")                          \
@@ -63,7 +63,7 @@ BZ_TABLE_ROW(bz_agents_row, BZ_AGENTS_COLUMNS);
     X(R, phase, S32, "", "phase the message was sent in")                                          \
     X(R, sender, I32, "", "seat of the sender")                                                    \
     X(R, receiver, I32, "", "seat of the receiver; -1: to all")                                    \
-    X(R, visibility, S8, "", "\"public\" (every agent sees it) or \"private\" (the receiver)")    \
+    X(R, visibility, S8, "", "\"public\" (every agent sees it) or \"private\" (the receiver)")     \
     X(R, conversation, I32, "", "conversation id within the game; -1: none")                       \
     X(R, text, STR, "", "the message")
 BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
@@ -74,7 +74,7 @@ BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
     X(R, turn, I32, "", "meta.turn of the observation, else -1")                                   \
     X(R, phase, S32, "", "phase the decision was for")                                             \
     X(R, agent, I32, "", "seat of the agent")                                                      \
-    X(R, model, S128, "", "model id in the registry")                                               \
+    X(R, model, S128, "", "model id in the registry")                                              \
     X(R, attempt, I32, "", "0: first prompt, 1: repair prompt")                                    \
     X(R, latency_ms, F64, "ms", "first byte sent to reply parsed, retries included")               \
     X(R, input_tokens, I64, "tokens", "input tokens of this call")                                 \
