@@ -30,6 +30,15 @@ static int64_t segment_max_games(void)
     return n > 0 ? (int64_t)n : SEGMENT_MAX_GAMES;
 }
 
+/* BAZAAR_FLUSH_BYTES overrides BZ_MATCH_FLUSH_BYTES (tests: 1 puts a
+ * game's rows to the shard after every phase). */
+static size_t flush_bytes(void)
+{
+    const char *v = getenv("BAZAAR_FLUSH_BYTES");
+    long long n = v ? atoll(v) : 0;
+    return n > 0 ? (size_t)n : BZ_MATCH_FLUSH_BYTES;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -61,6 +70,7 @@ struct bz_runner {
     struct bz_shard *shard;
     int segment; /* number of the open (or next) segment */
     int64_t segment_games, segment_max;
+    size_t flush_bytes; /* a live game's rows go to the shard past this */
     long delay_ms;
     double segment_start;
     double last_sync;
@@ -82,6 +92,7 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
     r->opt = *opt;
     r->k = 1;
     r->segment_max = segment_max_games();
+    r->flush_bytes = flush_bytes();
     r->delay_ms = test_game_delay_ms();
     if (opt->spec && opt->shard_prefix && bz_spec_has_llm(opt->spec)) {
         struct bz_llm_options lo = {.replay = opt->replay};
@@ -171,7 +182,7 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
     /* heuristic games (one live game at a time, no agent reads its rows
      * back): a long game's rows go to the shard between turns */
     if (!r->llm)
-        bz_match_set_flush(s->match, flush_rows, r, BZ_MATCH_FLUSH_BYTES);
+        bz_match_set_flush(s->match, flush_rows, r, r->flush_bytes);
     s->started = now_s();
     r->live++;
     return BZ_OK;
