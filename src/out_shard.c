@@ -1,7 +1,9 @@
-/* out_shard: one rank's shard file and journal. Appends a finished game's
- * rows, its /games row last as the commit record, then flushes, so that a
+/* out_shard: one rank's shard file and journal. Takes a game's rows while it
+ * is played (bz_shard_put: a long game's batches, not committed) and when it
+ * ends, its /games row last as the commit record, then flushes, so that a
  * writer killed at any moment leaves a file that reads back to its last
- * committed game. Never rewrites bytes that a committed game depends on.
+ * committed game (rows of a game without its commit record are never read
+ * as a game's). Never rewrites bytes that a committed game depends on.
  *
  * Crash safety, why each setting:
  * - H5Fflush after each commit (or, with group commit, after a batch of
@@ -29,7 +31,10 @@
  * them with no type conversion, and a table is written once per
  * STAGE_BYTES of rows or per sync, not once per game: the per-write costs
  * (conversion path lookup, hyperslab, extent) are paid per batch. Staged
- * rows reach the file before the flush that commits them. */
+ * rows reach the file before the flush that commits them. A long game's
+ * puts flush (without committing) every FLUSH_BYTES and open the file
+ * again, so the metadata cache, which holds everything touched while
+ * evictions are off, does not grow with the game. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
