@@ -1,9 +1,19 @@
 /* bench_electricity: heuristic agent-decisions per second per core for the
  * electricity game at N = 10 and N = 1000 agents, records written to an
- * HDF5 shard included. Prints rates; never asserts a time. */
+ * HDF5 shard included (as the runner writes them: rows put to the shard
+ * between turns once they pass BZ_MATCH_FLUSH_BYTES, group commit).
+ *     bench_electricity [SCALE]          rates, then records vs no records
+ *     bench_electricity SCALE records    only the records ratio, REPS times
+ *                                        alternated, medians
+ *     bench_electricity 1 memory         peak memory of one N = 10^5 game,
+ *                                        24 vs 96 turns, records on
+ * Prints rates and ratios; never asserts a time. */
+#define _DEFAULT_SOURCE /* wait4 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,16 +35,31 @@ static double cpu_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Play `games` games of n agents (mixed policies) and write them. */
-static int bench(int n, int turns, int games, int write)
+static int put_rows(void *ctx, const struct bz_records *rows, struct bz_err *err)
+{
+    return bz_shard_put(ctx, rows, err);
+}
+
+/* Play `games` games of n agents (mixed policies) and write them; *ns: CPU
+ * ns per agent-turn; *hwm: most bytes of rows one game held. */
+/* Another game's spec (a printf format taking the repetitions) for the
+ * records ratio; NULL: electricity. */
+static const char *other_spec;
+
+static int bench_run(int n, int turns, int games, int write, int quiet, double *ns, size_t *hwm)
 {
     char spec_json[1024];
-    snprintf(spec_json, sizeof spec_json,
-             "{\"game\":\"electricity\",\"seed\":5,\"repetitions\":%d,"
-             "\"fixed\":{\"n_agents\":%d,\"max_turns\":%d,\"volatility\":0.3,"
-             "\"lineup\":[\"heuristic:truthful?skill=0.9\",\"heuristic:greedy?skill=0.7\","
-             "\"heuristic:zi\",\"heuristic:reciprocal?skill=0.8\"]}}",
-             games, n, turns);
+    const char *at = other_spec ? strstr(other_spec, "%d") : NULL;
+    if (at) /* the format's one %d: the repetitions */
+        snprintf(spec_json, sizeof spec_json, "%.*s%d%s", (int)(at - other_spec), other_spec, games,
+                 at + 2);
+    else
+        snprintf(spec_json, sizeof spec_json,
+                 "{\"game\":\"electricity\",\"seed\":5,\"repetitions\":%d,"
+                 "\"fixed\":{\"n_agents\":%d,\"max_turns\":%d,\"volatility\":0.3,"
+                 "\"lineup\":[\"heuristic:truthful?skill=0.9\",\"heuristic:greedy?skill=0.7\","
+                 "\"heuristic:zi\",\"heuristic:reciprocal?skill=0.8\"]}}",
+                 games, n, turns);
     struct bz_err err = {0};
     struct bz_spec *spec = NULL;
     struct bz_grid *grid = NULL;
@@ -60,6 +85,8 @@ static int bench(int n, int turns, int games, int write)
         rc = bz_grid_config(grid, g, &cfg, &err);
         if (!rc)
             rc = bz_match_create(&cfg, NULL, &m, &err);
+        if (!rc && write)
+            bz_match_set_flush(m, put_rows, shard, BZ_MATCH_FLUSH_BYTES);
         if (!rc) {
             int st = bz_match_advance(m, &err);
             if (st != BZ_MATCH_DONE)
@@ -68,6 +95,8 @@ static int bench(int n, int turns, int games, int write)
         if (!rc) {
             decisions += bz_match_decisions(m);
             const struct bz_records *rec = bz_match_records(m);
+            if (hwm && rec->max_row_bytes > *hwm)
+                *hwm = rec->max_row_bytes;
             for (size_t i = 0; i < rec->n_tables; i++)
                 rows += (long long)rec->tables[i].n_rows;
             if (write)
@@ -91,10 +120,106 @@ static int bench(int n, int turns, int games, int write)
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
     }
-    printf("electricity N=%-5d turns=%d games=%-5d records=%s: %.3g agent-decisions/s per core "
-           "(cpu %.2f s, wall %.2f s), %.3g rows/s\n",
-           n, turns, games, write ? "hdf5" : "off ", (double)decisions / cpu, cpu, wall,
-           (double)rows / cpu);
+    if (ns)
+        *ns = 1e9 * cpu / ((double)n * turns * games);
+    if (!quiet)
+        printf("electricity N=%-5d turns=%d games=%-5d records=%s: %.3g agent-decisions/s per core "
+               "(cpu %.2f s, wall %.2f s), %.3g rows/s\n",
+               n, turns, games, write ? "hdf5" : "off ", (double)decisions / cpu, cpu, wall,
+               (double)rows / cpu);
+    return 0;
+}
+
+static int bench(int n, int turns, int games, int write)
+{
+    return bench_run(n, turns, games, write, 0, NULL, NULL);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Records vs no records: electricity at N = 10 and 1000, beast (N = 10)
+ * and item_allocation (N = 4), both talking; reps alternated runs, medians
+ * of the CPU time per agent-turn (per game for the other two) and their
+ * ratio. */
+static int records_ratio(int scale, int reps)
+{
+    static const struct {
+        const char *name, *spec;
+        int n, games;
+    } cases[] = {
+        {"electricity", NULL, 10, 400},
+        {"electricity", NULL, 1000, 4},
+        {"beast",
+         "{\"game\":\"beast\",\"seed\":5,\"repetitions\":%d,\"fixed\":{\"n_agents\":10,"
+         "\"communication\":true,\"lineup\":[\"heuristic:loyal?skill=0.8\","
+         "\"heuristic:mercenary?skill=0.6\",\"heuristic:bully?skill=0.7\",\"heuristic:zi\"]}}",
+         10, 400},
+        {"item_allocation",
+         "{\"game\":\"item_allocation\",\"seed\":5,\"repetitions\":%d,\"fixed\":{\"n_agents\":4,"
+         "\"communication\":true,\"lineup\":[\"heuristic:fair?skill=0.9\","
+         "\"heuristic:greedy?skill=0.9\",\"heuristic:reciprocal?skill=0.9\",\"heuristic:zi\"]}}",
+         4, 1000},
+    };
+    int rc = 0;
+    if (reps > 64)
+        reps = 64;
+    if (reps < 1)
+        reps = 1;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        int n = cases[k].n, games = cases[k].games * scale;
+        double on[64], off[64];
+        other_spec = cases[k].spec;
+        for (int i = 0; i < reps && !rc; i++) {
+            rc |= bench_run(n, 24, games, 1, 1, &on[i], NULL);
+            rc |= bench_run(n, 24, games, 0, 1, &off[i], NULL);
+        }
+        other_spec = NULL;
+        if (rc)
+            return rc;
+        qsort(on, (size_t)reps, sizeof *on, cmp_double);
+        qsort(off, (size_t)reps, sizeof *off, cmp_double);
+        double a = on[reps / 2], b = off[reps / 2];
+        if (cases[k].spec) /* bench_run's unit: per n x 24 */
+            printf("%-11s N=%-5d records: %.1f us per game, without: %.1f us; "
+                   "records vs no records %.2fx (median of %d alternated runs)\n",
+                   cases[k].name, n, a * n * 24 / 1e3, b * n * 24 / 1e3, a / b, reps);
+        else
+            printf("%-11s N=%-5d records: %.0f ns per agent-turn, without: %.0f ns; "
+                   "records vs no records %.2fx (median of %d alternated runs)\n",
+                   cases[k].name, n, a, b, a / b, reps);
+    }
+    return rc;
+}
+
+/* One N = 10^5 game in a child process: its peak RSS and the most bytes of
+ * rows the game held at once. */
+static int memory_one(int turns)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return 1;
+    if (pid == 0) {
+        size_t hwm = 0;
+        int rc =
+            bench_run(getenv("REC_N") ? atoi(getenv("REC_N")) : 100000, turns, 1, 1, 1, NULL, &hwm);
+        printf("electricity N=100000 turns=%d records=hdf5: rows held at most %.1f MB "
+               "(%.0f bytes per agent)\n",
+               turns, (double)hwm / 1e6, (double)hwm / 1e5);
+        fflush(stdout);
+        _exit(rc);
+    }
+    int status = 0;
+    struct rusage ru;
+    if (wait4(pid, &status, 0, &ru) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+        return 1;
+    printf("electricity N=100000 turns=%d records=hdf5: peak RSS %.0f MB (%.0f bytes per "
+           "agent)\n",
+           turns, (double)ru.ru_maxrss / 1e3, (double)ru.ru_maxrss * 1e3 / 1e5);
     return 0;
 }
 
@@ -104,6 +229,10 @@ int main(int argc, char **argv)
     if (scale < 1)
         scale = 1;
     int rc = 0;
+    if (argc > 2 && strcmp(argv[2], "records") == 0)
+        return records_ratio(scale, argc > 3 ? atoi(argv[3]) : 5);
+    if (argc > 2 && strcmp(argv[2], "memory") == 0)
+        return memory_one(24) | memory_one(96);
     rc |= bench(10, 24, 400 * scale, 1);
     rc |= bench(1000, 24, 4 * scale, 1);
     rc |= bench(10, 24, 400 * scale, 0);
@@ -112,5 +241,6 @@ int main(int argc, char **argv)
      * stay about flat as N grows 100-fold */
     rc |= bench(10000, 24, 1, 0);
     rc |= bench(100000, 24, 1, 0);
+    rc |= records_ratio(scale, 3);
     return rc;
 }

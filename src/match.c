@@ -27,6 +27,9 @@ struct bz_match {
     int64_t decisions;
     int64_t steps, max_steps; /* max_steps 0: no bound */
     int timed_out;            /* ended by bz_match_timeout: status "timeout" */
+    int (*flush)(void *ctx, const struct bz_records *rows, struct bz_err *err);
+    void *flush_ctx;
+    size_t flush_bytes;
     struct bz_match_usage usage;
     char error[256];
 };
@@ -184,6 +187,12 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
                 continue;
             }
             mstate(m, ST_STEP);
+            if (m->flush && m->rec.row_bytes >= m->flush_bytes) {
+                int rc = m->flush(m->flush_ctx, &m->rec, err);
+                if (rc)
+                    return -rc;
+                bz_records_drop_rows(&m->rec);
+            }
             if (m->yield)
                 return BZ_MATCH_RUNNING;
             continue;
@@ -266,6 +275,15 @@ void bz_match_timeout(struct bz_match *m, const char *msg)
 void bz_match_set_max_steps(struct bz_match *m, int64_t n)
 {
     m->max_steps = n > 0 ? n : 0;
+}
+
+void bz_match_set_flush(struct bz_match *m,
+                        int (*fn)(void *ctx, const struct bz_records *rows, struct bz_err *err),
+                        void *ctx, size_t bytes)
+{
+    m->flush = fn;
+    m->flush_ctx = ctx;
+    m->flush_bytes = bytes;
 }
 
 void bz_match_set_yield(struct bz_match *m, int on)

@@ -81,6 +81,123 @@ hid_t bz_out_h5_str_type(void)
     return t;
 }
 
+hid_t bz_out_h5_fixed_str_type(size_t width)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    if (t < 0)
+        return t;
+    if (H5Tset_size(t, width) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0 ||
+        H5Tset_cset(t, H5T_CSET_UTF8) < 0) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+static size_t raw_size(enum bz_col_type t)
+{
+    switch (t) {
+    case BZ_COL_I32: return sizeof(int32_t);
+    case BZ_COL_I64: return sizeof(int64_t);
+    case BZ_COL_U64: return sizeof(uint64_t);
+    case BZ_COL_F64: return sizeof(double);
+    case BZ_COL_U8: return sizeof(uint8_t);
+    case BZ_COL_STR: return sizeof(const char *);
+    }
+    return 0;
+}
+
+int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc)
+{
+    memset(l, 0, sizeof *l);
+    if (!(l->cols = calloc(desc->n_cols ? desc->n_cols : 1, sizeof *l->cols)) ||
+        !(l->ops = calloc(desc->n_cols ? desc->n_cols : 1, sizeof *l->ops))) {
+        bz_out_layout_free(l);
+        return -1;
+    }
+    l->n_cols = desc->n_cols;
+    for (size_t i = 0; i < desc->n_cols; i++) {
+        const struct bz_column *c = &desc->cols[i];
+        struct bz_out_layout_col *o = &l->cols[i];
+        o->src = c->offset;
+        o->dst = l->size;
+        o->kind = BZ_OUT_RAW;
+        o->col = i;
+        o->size = raw_size(c->type);
+        if (!o->size) {
+            bz_out_layout_free(l);
+            return -1;
+        }
+        if (c->type == BZ_COL_STR) {
+            o->kind = c->width ? BZ_OUT_FIXED_STR : BZ_OUT_VLEN_STR;
+            if (c->width)
+                o->size = c->width;
+            else
+                l->has_vlen = 1;
+        }
+        l->size += o->size;
+        struct bz_out_layout_col *last = l->n_ops ? &l->ops[l->n_ops - 1] : NULL;
+        if (last && last->kind == BZ_OUT_RAW && o->kind == BZ_OUT_RAW &&
+            last->src + last->size == o->src && last->dst + last->size == o->dst)
+            last->size += o->size;
+        else
+            l->ops[l->n_ops++] = *o;
+    }
+    return 0;
+}
+
+void bz_out_layout_free(struct bz_out_layout *l)
+{
+    free(l->cols);
+    free(l->ops);
+    l->cols = l->ops = NULL;
+}
+
+hid_t bz_out_h5_file_type(const struct bz_table_desc *desc)
+{
+    struct bz_out_layout l;
+    hid_t t = H5I_INVALID_HID, vstr = H5I_INVALID_HID;
+    if (bz_out_layout_init(&l, desc) < 0)
+        return H5I_INVALID_HID;
+    if ((t = H5Tcreate(H5T_COMPOUND, l.size ? l.size : 1)) < 0)
+        goto fail;
+    for (size_t i = 0; i < desc->n_cols; i++) {
+        const struct bz_column *c = &desc->cols[i];
+        hid_t ct, fixed = H5I_INVALID_HID;
+        switch (c->type) {
+        case BZ_COL_I32: ct = H5T_NATIVE_INT32; break;
+        case BZ_COL_I64: ct = H5T_NATIVE_INT64; break;
+        case BZ_COL_U64: ct = H5T_NATIVE_UINT64; break;
+        case BZ_COL_F64: ct = H5T_NATIVE_DOUBLE; break;
+        case BZ_COL_U8: ct = H5T_NATIVE_UINT8; break;
+        case BZ_COL_STR:
+            if (c->width) {
+                if ((fixed = bz_out_h5_fixed_str_type(c->width)) < 0)
+                    goto fail;
+                ct = fixed;
+            } else {
+                if (vstr < 0 && (vstr = bz_out_h5_str_type()) < 0)
+                    goto fail;
+                ct = vstr;
+            }
+            break;
+        default: goto fail;
+        }
+        herr_t ins = H5Tinsert(t, c->name, l.cols[i].dst, ct);
+        bz_out_h5_close(fixed);
+        if (ins < 0)
+            goto fail;
+    }
+    bz_out_h5_close(vstr);
+    bz_out_layout_free(&l);
+    return t;
+fail:
+    bz_out_h5_close(vstr);
+    bz_out_h5_close(t);
+    bz_out_layout_free(&l);
+    return H5I_INVALID_HID;
+}
+
 hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc)
 {
     hid_t str = H5I_INVALID_HID;
@@ -242,14 +359,39 @@ out:
 
 int bz_out_h5_has_vlen(hid_t t)
 {
-    htri_t v = H5Tdetect_class(t, H5T_VLEN);
-    if (v < 0)
-        return -1;
-    if (v > 0)
-        return 1;
-    /* variable-length strings are of class H5T_STRING */
-    v = H5Tdetect_class(t, H5T_STRING);
-    return v < 0 ? -1 : v > 0;
+    H5T_class_t cls = H5Tget_class(t);
+    switch (cls) {
+    case H5T_VLEN: return 1;
+    case H5T_STRING: {
+        htri_t v = H5Tis_variable_str(t);
+        return v < 0 ? -1 : v > 0;
+    }
+    case H5T_COMPOUND: {
+        int n = H5Tget_nmembers(t);
+        if (n < 0)
+            return -1;
+        for (int i = 0; i < n; i++) {
+            hid_t m = H5Tget_member_type(t, (unsigned)i);
+            if (m < 0)
+                return -1;
+            int v = bz_out_h5_has_vlen(m);
+            H5Tclose(m);
+            if (v)
+                return v;
+        }
+        return 0;
+    }
+    case H5T_ARRAY: {
+        hid_t b = H5Tget_super(t);
+        if (b < 0)
+            return -1;
+        int v = bz_out_h5_has_vlen(b);
+        H5Tclose(b);
+        return v;
+    }
+    case H5T_NO_CLASS: return -1;
+    default: return 0;
+    }
 }
 
 hid_t bz_out_h5_fapl(void)

@@ -26,6 +26,42 @@ hid_t bz_out_h5_str_type(void);
  * offsets); close with H5Tclose. Negative on failure. */
 hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc);
 
+/* A fixed-width (NUL-padded) UTF-8 string type of width bytes; H5Tclose. */
+hid_t bz_out_h5_fixed_str_type(size_t width);
+
+/* A table's row as the shard and the results file hold it: the columns in
+ * order, packed (no padding), numbers in their native types, strings with a
+ * width as fixed-width NUL-padded bytes and the others as variable-length
+ * strings (a pointer in memory). Rows are copied into this layout by the
+ * shard writer, so HDF5 writes them without converting (memory type = file
+ * type) unless the table has a variable-length column. */
+struct bz_out_layout_col {
+    size_t src;  /* offset in the C row struct */
+    size_t dst;  /* offset in the file row */
+    size_t size; /* bytes in the file row */
+    int kind;    /* BZ_OUT_RAW, BZ_OUT_FIXED_STR or BZ_OUT_VLEN_STR */
+    size_t col;  /* index of the (first) column in the descriptor */
+};
+enum { BZ_OUT_RAW, BZ_OUT_FIXED_STR, BZ_OUT_VLEN_STR };
+struct bz_out_layout {
+    size_t size; /* bytes of a file row */
+    size_t n_cols;
+    struct bz_out_layout_col *cols; /* one per column */
+    /* the copies that pack a row: runs of numeric columns contiguous in
+     * both layouts merged into one */
+    size_t n_ops;
+    struct bz_out_layout_col *ops;
+    int has_vlen;
+};
+/* Fill *l from desc (l->cols malloc'd: bz_out_layout_free). <0 on no memory
+ * or a column kind it does not know. */
+int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc);
+void bz_out_layout_free(struct bz_out_layout *l);
+
+/* The HDF5 compound type of desc's file row (the layout above): the type
+ * of the dataset and of the write buffer alike. H5Tclose; <0 on failure. */
+hid_t bz_out_h5_file_type(const struct bz_table_desc *desc);
+
 /* Write the per-column attributes of a table's dataset: `units` and `doc`,
  * 1-D arrays of strings in column order (h5py: ds.attrs["units"][i] is the
  * unit of ds.dtype.names[i]; "" where there is none). <0 on failure. */
@@ -47,8 +83,10 @@ hid_t bz_out_h5_create_table(hid_t file, const char *path, hid_t file_type, hsiz
                              hsize_t chunk_rows, int deflate_level, hid_t fill_type,
                              const void *fill);
 
-/* Whether values of type t own heap memory after H5Dread (vlen, vlen
- * strings): such buffers must be freed with H5Dvlen_reclaim. <0 on error. */
+/* Whether values of type t own heap memory after H5Dread (vlen,
+ * variable-length strings, at any depth of a compound or array; fixed-width
+ * strings do not): such buffers must be freed with H5Dvlen_reclaim. <0 on
+ * error. */
 int bz_out_h5_has_vlen(hid_t t);
 
 /* File access property list for reading (caller closes). */

@@ -177,51 +177,146 @@ out:
     return rc;
 }
 
-int bz_out_read_table(const char *path, const struct bz_table_desc *desc, struct bz_records *rec,
-                      struct bz_err *err)
+/* Read desc's columns of an open dataset (a subset of the file's, matched by
+ * name) into rec. Strings come back whatever the file holds them as
+ * (fixed-width or variable-length): each column is read in the file's own
+ * string type and copied into rec's arena. */
+static int read_desc_rows(hid_t file, const char *path, const struct bz_table_desc *desc,
+                          struct bz_records *rec, struct bz_err *err)
 {
-    int rc;
-    hid_t file = H5I_INVALID_HID, mtype = H5I_INVALID_HID, space = H5I_INVALID_HID;
+    int rc = BZ_OK;
+    hid_t dset = H5I_INVALID_HID, ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
+    hid_t space = H5I_INVALID_HID, vstr = H5I_INVALID_HID;
     unsigned char *buf = NULL;
+    size_t *off = NULL, *width = NULL, size = 0;
     hsize_t n = 0;
-    if ((rc = bz_out_h5_open_ro(path, &file, err)))
-        return rc;
-    if (H5Lexists(file, desc->path, H5P_DEFAULT) <= 0)
-        goto out; /* no such table: no rows */
-    if ((mtype = bz_out_h5_mem_type(desc)) < 0) {
+    int vlen = 0;
+    if ((dset = H5Dopen2(file, desc->path, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(dset)) < 0 ||
+        H5Tget_class(ftype) != H5T_COMPOUND) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: not a readable compound table", path,
+                            desc->path);
+        goto out;
+    }
+    if (!(off = calloc(desc->n_cols + 1, sizeof *off)) ||
+        !(width = calloc(desc->n_cols + 1, sizeof *width))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, desc->path);
+        goto out;
+    }
+    /* the memory row: desc's columns packed, strings as the file has them */
+    for (size_t c = 0; c < desc->n_cols; c++) {
+        const struct bz_column *col = &desc->cols[c];
+        off[c] = size;
+        if (col->type != BZ_COL_STR) {
+            size += col->type == BZ_COL_U8 ? 1 : col->type == BZ_COL_I32 ? 4 : 8;
+            continue;
+        }
+        int idx = H5Tget_member_index(ftype, col->name);
+        hid_t mt = idx >= 0 ? H5Tget_member_type(ftype, (unsigned)idx) : H5I_INVALID_HID;
+        htri_t var = mt >= 0 && H5Tget_class(mt) == H5T_STRING ? H5Tis_variable_str(mt) : -1;
+        if (var == 0)
+            width[c] = H5Tget_size(mt);
+        bz_out_h5_close(mt);
+        if (var < 0) {
+            H5Eclear2(H5E_DEFAULT);
+            rc = bz_err_set(err, BZ_EINVAL, "%s: table %s: no string column %s", path, desc->path,
+                            col->name);
+            goto out;
+        }
+        size += var ? sizeof(char *) : width[c];
+        vlen |= var > 0;
+    }
+    if ((mtype = H5Tcreate(H5T_COMPOUND, size ? size : 1)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its row type", path,
                             desc->path);
         goto out;
     }
+    for (size_t c = 0; c < desc->n_cols; c++) {
+        const struct bz_column *col = &desc->cols[c];
+        hid_t ct = H5I_INVALID_HID, own = H5I_INVALID_HID;
+        switch (col->type) {
+        case BZ_COL_I32: ct = H5T_NATIVE_INT32; break;
+        case BZ_COL_I64: ct = H5T_NATIVE_INT64; break;
+        case BZ_COL_U64: ct = H5T_NATIVE_UINT64; break;
+        case BZ_COL_F64: ct = H5T_NATIVE_DOUBLE; break;
+        case BZ_COL_U8: ct = H5T_NATIVE_UINT8; break;
+        case BZ_COL_STR:
+            if (width[c]) {
+                ct = own = bz_out_h5_fixed_str_type(width[c]);
+            } else {
+                if (vstr < 0)
+                    vstr = bz_out_h5_str_type();
+                ct = vstr;
+            }
+            break;
+        }
+        herr_t ins = ct >= 0 ? H5Tinsert(mtype, col->name, off[c], ct) : -1;
+        bz_out_h5_close(own);
+        if (ins < 0) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its row type", path,
+                                desc->path);
+            goto out;
+        }
+    }
+    bz_out_h5_close(dset);
+    dset = H5I_INVALID_HID;
     if ((rc = read_all(file, path, desc->path, mtype, &buf, &n, &space, err)))
         goto out;
     for (hsize_t r = 0; r < n; r++) {
-        const unsigned char *src = buf + (size_t)r * desc->row_size;
+        const unsigned char *src = buf + (size_t)r * size;
         unsigned char *dst = bz_records_add(rec, desc);
         if (!dst) {
             rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, desc->path);
             goto out;
         }
-        memcpy(dst, src, desc->row_size);
         for (size_t c = 0; c < desc->n_cols; c++) {
-            if (desc->cols[c].type != BZ_COL_STR)
+            const struct bz_column *col = &desc->cols[c];
+            if (col->type != BZ_COL_STR) {
+                memcpy(dst + col->offset, src + off[c],
+                       col->type == BZ_COL_U8    ? 1
+                       : col->type == BZ_COL_I32 ? 4
+                                                 : 8);
                 continue;
+            }
             const char *s;
-            memcpy(&s, src + desc->cols[c].offset, sizeof s);
-            const char *copy = bz_records_strdup(rec, s);
+            size_t len;
+            if (width[c]) {
+                s = (const char *)src + off[c];
+                len = strnlen(s, width[c]);
+            } else {
+                memcpy(&s, src + off[c], sizeof s);
+                len = s ? strlen(s) : 0;
+            }
+            const char *copy = bz_records_strndup(rec, s, len);
             if (!copy) {
                 rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, desc->path);
                 goto out;
             }
-            memcpy(dst + desc->cols[c].offset, &copy, sizeof copy);
+            memcpy(dst + col->offset, &copy, sizeof copy);
         }
     }
 out:
-    if (buf && space >= 0 && n)
+    if (buf && vlen && space >= 0 && n)
         H5Dvlen_reclaim(mtype, space, H5P_DEFAULT, buf);
     free(buf);
+    free(off);
+    free(width);
     bz_out_h5_close(space);
     bz_out_h5_close(mtype);
+    bz_out_h5_close(vstr);
+    bz_out_h5_close(ftype);
+    bz_out_h5_close(dset);
+    return rc;
+}
+
+int bz_out_read_table(const char *path, const struct bz_table_desc *desc, struct bz_records *rec,
+                      struct bz_err *err)
+{
+    hid_t file = H5I_INVALID_HID;
+    int rc = bz_out_h5_open_ro(path, &file, err);
+    if (rc)
+        return rc;
+    if (H5Lexists(file, desc->path, H5P_DEFAULT) > 0) /* no such table: no rows */
+        rc = read_desc_rows(file, path, desc, rec, err);
     bz_out_h5_close(file);
     return rc;
 }
@@ -297,7 +392,7 @@ static int col_kind(hid_t t)
     H5T_class_t cls = H5Tget_class(t);
     size_t size = H5Tget_size(t);
     if (cls == H5T_STRING)
-        return H5Tis_variable_str(t) > 0 ? BZ_COL_STR : -1;
+        return BZ_COL_STR; /* variable-length or fixed-width */
     if (cls == H5T_FLOAT)
         return size == 8 ? BZ_COL_F64 : -1;
     if (cls != H5T_INTEGER)

@@ -1,7 +1,9 @@
-/* out_shard: one rank's shard file and journal. Appends a finished game's
- * rows, its /games row last as the commit record, then flushes, so that a
+/* out_shard: one rank's shard file and journal. Takes a game's rows while it
+ * is played (bz_shard_put: a long game's batches, not committed) and when it
+ * ends, its /games row last as the commit record, then flushes, so that a
  * writer killed at any moment leaves a file that reads back to its last
- * committed game. Never rewrites bytes that a committed game depends on.
+ * committed game (rows of a game without its commit record are never read
+ * as a game's). Never rewrites bytes that a committed game depends on.
  *
  * Crash safety, why each setting:
  * - H5Fflush after each commit (or, with group commit, after a batch of
@@ -22,7 +24,17 @@
  *   rewritten in place with its committed rows' bytes unchanged. The merge
  *   writes the compressed results file.
  * - The fill value has game_id -1: rows past a commit that a torn flush
- *   might expose are never taken for committed games. */
+ *   might expose are never taken for committed games.
+ *
+ * Speed: rows are copied into a per-table staging buffer in the file's own
+ * row layout (out_h5.h: packed, fixed-width strings inline), so HDF5 writes
+ * them with no type conversion, and a table is written once per
+ * STAGE_BYTES of rows or per sync, not once per game: the per-write costs
+ * (conversion path lookup, hyperslab, extent) are paid per batch. Staged
+ * rows reach the file before the flush that commits them. A long game's
+ * puts flush (without committing) every FLUSH_BYTES and open the file
+ * again, so the metadata cache, which holds everything touched while
+ * evictions are off, does not grow with the game. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -45,12 +57,28 @@ int bz_out_shard_deflate_level = 0;
  * game's instructions. Writes larger than this are converted in strips. */
 #define SHARD_XFER_BYTES (256 * 1024)
 #define GAMES_PATH "/games"
+/* Rows of a table staged before they are written (at most this many bytes,
+ * at least one row). */
+#define STAGE_BYTES (512 * 1024)
+/* A long game's rows are flushed (not committed) every so many bytes. */
+#define FLUSH_BYTES ((size_t)32 << 20)
+
+/* Copies of the variable-length strings of staged rows. */
+struct str_block {
+    struct str_block *next;
+    size_t used, cap;
+    char data[];
+};
 
 struct out_table {
     const struct bz_table_desc *desc; /* schema the dataset was created from */
     hid_t dset;
-    hid_t mem_type;
-    hsize_t n_rows;
+    hid_t file_type; /* also the type of the staged rows */
+    hsize_t n_rows;  /* rows in the dataset */
+    struct bz_out_layout lay;
+    unsigned char *stage; /* staged rows, file layout */
+    size_t n_stage, cap_stage, max_stage;
+    struct str_block *strings; /* vlen copies of the staged rows */
 };
 
 struct bz_shard {
@@ -69,6 +97,9 @@ struct bz_shard {
     int evictions_off; /* metadata held in memory since the last flush */
     char *pending;     /* journal lines of games written but not yet synced */
     size_t pending_len, pending_cap, n_pending;
+    size_t unflushed; /* bytes staged since the last flush */
+    int64_t put_game; /* game of the last bz_shard_put, -1: none */
+    size_t put_rows;  /* rows put for it */
 };
 
 static int same_schema(const struct bz_table_desc *a, const struct bz_table_desc *b)
@@ -126,6 +157,51 @@ static int setup_mdc(hid_t fapl)
     return H5Pset_mdc_config(fapl, &cfg) < 0 ? -1 : 0;
 }
 
+static hid_t shard_fapl(void)
+{
+    hid_t fapl = bz_out_h5_fapl();
+    if (fapl >= 0 && (H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST) < 0 ||
+                      setup_mdc(fapl) < 0)) {
+        H5Pclose(fapl);
+        return H5I_INVALID_HID;
+    }
+    return fapl;
+}
+
+/* Close and open the file again, right after a flush: the metadata cache
+ * (which holds every entry touched while evictions were off: chunk index,
+ * the heap of variable-length strings) starts empty again, so a long game
+ * does not pile it up. Nothing is written but what the flush wrote. */
+static int reopen(struct bz_shard *s, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t fapl = H5I_INVALID_HID;
+    for (size_t i = 0; i < s->n_tables; i++) {
+        if (H5Dclose(s->tables[i].dset) < 0 && !rc)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", s->path,
+                                s->tables[i].desc->path);
+        s->tables[i].dset = H5I_INVALID_HID;
+    }
+    if (H5Fclose(s->file) < 0 && !rc)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close", s->path);
+    s->file = H5I_INVALID_HID;
+    if (rc)
+        return rc;
+    if ((fapl = shard_fapl()) < 0 || (s->file = H5Fopen(s->path, H5F_ACC_RDWR, fapl)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open again", s->path);
+        goto out;
+    }
+    for (size_t i = 0; i < s->n_tables; i++)
+        if ((s->tables[i].dset = H5Dopen2(s->file, s->tables[i].desc->path, H5P_DEFAULT)) < 0) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s again", s->path,
+                                s->tables[i].desc->path);
+            goto out;
+        }
+out:
+    bz_out_h5_close(fapl);
+    return rc;
+}
+
 static char *str_concat(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -151,6 +227,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     }
     s->file = H5I_INVALID_HID;
     s->journal_fd = -1;
+    s->put_game = -1;
     s->dxpl = H5I_INVALID_HID;
     if (!(s->tconv = malloc(SHARD_XFER_BYTES)) || !(s->bkg = malloc(SHARD_XFER_BYTES))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for a shard", path);
@@ -172,9 +249,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     }
     if ((fcpl = H5Pcreate(H5P_FILE_CREATE)) < 0 ||
         H5Pset_file_space_strategy(fcpl, H5F_FSPACE_STRATEGY_NONE, 0, 1) < 0 ||
-        (fapl = bz_out_h5_fapl()) < 0 ||
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_LATEST) < 0 ||
-        setup_mdc(fapl) < 0) {
+        (fapl = shard_fapl()) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot set up file properties", path);
         goto out;
     }
@@ -212,8 +287,9 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
                      struct bz_err *err)
 {
     int rc = BZ_OK;
-    hid_t ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    hid_t ftype = H5I_INVALID_HID, dset = H5I_INVALID_HID;
     unsigned char *fill = NULL;
+    struct bz_out_layout lay = {0};
     for (size_t i = 0; i < s->n_tables; i++) {
         struct out_table *t = &s->tables[i];
         if (t->desc == desc || strcmp(t->desc->path, desc->path) == 0) {
@@ -233,22 +309,23 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
         s->tables = p;
         s->cap_tables = cap;
     }
-    if ((mtype = bz_out_h5_mem_type(desc)) < 0 || (ftype = H5Tcopy(mtype)) < 0 ||
-        H5Tpack(ftype) < 0) {
+    if (bz_out_layout_init(&lay, desc) < 0)
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for its layout", s->path,
+                          desc->path);
+    if ((ftype = bz_out_h5_file_type(desc)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its row type", s->path,
                             desc->path);
         goto out;
     }
-    if (!(fill = calloc(1, desc->row_size))) {
+    if (!(fill = calloc(1, lay.size))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, desc->path);
         goto out;
     }
     int64_t no_game = -1;
-    memcpy(fill + desc->cols[0].offset, &no_game, sizeof no_game);
-    size_t packed = H5Tget_size(ftype);
-    hsize_t chunk = bz_out_h5_chunk_rows(packed, SHARD_CHUNK_BYTES, 0);
+    memcpy(fill + lay.cols[0].dst, &no_game, sizeof no_game);
+    hsize_t chunk = bz_out_h5_chunk_rows(lay.size, SHARD_CHUNK_BYTES, 0);
     dset = bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk, bz_out_shard_deflate_level,
-                                  mtype, fill);
+                                  ftype, fill);
     if (dset < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", s->path, desc->path);
         goto out;
@@ -259,79 +336,155 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
         goto out;
     }
     struct out_table *t = &s->tables[s->n_tables++];
+    memset(t, 0, sizeof *t);
     t->desc = desc;
     t->dset = dset;
-    t->mem_type = mtype;
-    t->n_rows = 0;
+    t->file_type = ftype;
+    t->lay = lay;
+    t->max_stage = STAGE_BYTES / lay.size ? STAGE_BYTES / lay.size : 1;
     *out = t;
-    dset = mtype = H5I_INVALID_HID;
+    dset = ftype = H5I_INVALID_HID;
+    memset(&lay, 0, sizeof lay); /* moved into t */
 out:
     free(fill);
+    bz_out_layout_free(&lay);
     bz_out_h5_close(dset);
     bz_out_h5_close(ftype);
-    bz_out_h5_close(mtype);
     return rc;
 }
 
-/* rb's rows with every NULL string replaced by "" (a copy only when there is
- * a NULL: rows are const). *copy is what to free. */
-static const unsigned char *rows_without_null(const struct bz_rowbuf *rb, unsigned char **copy)
+static void free_str_blocks(struct str_block *b)
 {
-    static const char empty[] = "";
-    const struct bz_table_desc *d = rb->desc;
-    *copy = NULL;
-    for (size_t c = 0; c < d->n_cols; c++) {
-        if (d->cols[c].type != BZ_COL_STR)
-            continue;
-        for (size_t r = 0; r < rb->n_rows; r++) {
-            unsigned char *base = *copy ? *copy : rb->data;
-            const char *p;
-            memcpy(&p, base + r * d->row_size + d->cols[c].offset, sizeof p);
-            if (p)
-                continue;
-            if (!*copy) {
-                if (!(*copy = malloc(rb->n_rows * d->row_size)))
-                    return NULL;
-                memcpy(*copy, rb->data, rb->n_rows * d->row_size);
-            }
-            p = empty;
-            memcpy(*copy + r * d->row_size + d->cols[c].offset, &p, sizeof p);
-        }
+    while (b) {
+        struct str_block *next = b->next;
+        free(b);
+        b = next;
     }
-    return *copy ? *copy : rb->data;
 }
 
-static int write_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_err *err)
+/* A copy of p (n bytes and a NUL) that lives until t's stage is written. */
+static const char *stage_str(struct out_table *t, const char *p, size_t n)
+{
+    struct str_block *b = t->strings;
+    if (!b || b->cap - b->used < n + 1) {
+        size_t cap = n + 1 > 16384 ? n + 1 : 16384;
+        if (!(b = malloc(sizeof *b + cap)))
+            return NULL;
+        b->next = t->strings;
+        b->used = 0;
+        b->cap = cap;
+        t->strings = b;
+    }
+    char *dst = b->data + b->used;
+    memcpy(dst, p, n);
+    dst[n] = '\0';
+    b->used += n + 1;
+    return dst;
+}
+
+/* Write t's staged rows at the end of its dataset (no flush). */
+static int write_stage(struct bz_shard *s, struct out_table *t, struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
-    unsigned char *copy = NULL;
-    struct out_table *t = NULL;
-    if ((rc = table_for(s, rb->desc, &t, err)))
-        return rc;
-    const unsigned char *rows = rows_without_null(rb, &copy);
-    if (!rows)
-        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", s->path, rb->desc->path);
-    hsize_t start = t->n_rows, count = rb->n_rows, total = t->n_rows + rb->n_rows;
+    if (!t->n_stage)
+        return BZ_OK;
+    hsize_t start = t->n_rows, count = t->n_stage, total = t->n_rows + t->n_stage;
     if (H5Dset_extent(t->dset, &total) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot grow to %llu rows", s->path,
-                            rb->desc->path, (unsigned long long)total);
+                            t->desc->path, (unsigned long long)total);
         goto out;
     }
     t->n_rows = total;
     if ((fspace = H5Dget_space(t->dset)) < 0 ||
         H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
         (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
-        H5Dwrite(t->dset, t->mem_type, mspace, fspace, s->dxpl, rows) < 0) {
+        H5Dwrite(t->dset, t->file_type, mspace, fspace, s->dxpl, t->stage) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot write %zu rows", s->path,
-                            rb->desc->path, rb->n_rows);
+                            t->desc->path, t->n_stage);
         goto out;
+    }
+    t->n_stage = 0;
+    if (t->strings) { /* keep the newest block for the next batch */
+        free_str_blocks(t->strings->next);
+        t->strings->next = NULL;
+        t->strings->used = 0;
     }
 out:
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
-    free(copy);
     return rc;
+}
+
+static int write_stages(struct bz_shard *s, struct bz_err *err)
+{
+    for (size_t i = 0; i < s->n_tables; i++) {
+        int rc = write_stage(s, &s->tables[i], err);
+        if (rc)
+            return rc;
+    }
+    return BZ_OK;
+}
+
+/* Copy row src (C row struct) into dst (file layout). */
+static int pack_row(const struct out_table *t, struct out_table *strs, const unsigned char *src,
+                    unsigned char *dst, struct bz_err *err)
+{
+    const struct bz_out_layout *l = &t->lay;
+    for (size_t k = 0; k < l->n_ops; k++) {
+        const struct bz_out_layout_col *o = &l->ops[k];
+        if (o->kind == BZ_OUT_RAW) {
+            memcpy(dst + o->dst, src + o->src, o->size);
+            continue;
+        }
+        const char *p;
+        memcpy(&p, src + o->src, sizeof p);
+        if (!p)
+            p = "";
+        if (o->kind == BZ_OUT_FIXED_STR) {
+            size_t n = strnlen(p, o->size + 1);
+            if (n > o->size)
+                return bz_records_check_width(t->desc, &t->desc->cols[o->col], p, err);
+            memcpy(dst + o->dst, p, n);
+            memset(dst + o->dst + n, 0, o->size - n);
+        } else {
+            const char *copy = stage_str(strs, p, strlen(p));
+            if (!copy)
+                return bz_err_set(err, BZ_ENOMEM, "table %s: no memory", t->desc->path);
+            memcpy(dst + o->dst, &copy, sizeof copy);
+        }
+    }
+    return BZ_OK;
+}
+
+/* Stage rb's rows for its table, writing the stage whenever it is full. */
+static int stage_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_err *err)
+{
+    int rc;
+    struct out_table *t = NULL;
+    if ((rc = table_for(s, rb->desc, &t, err)))
+        return rc;
+    for (size_t r = 0; r < rb->n_rows; r++) {
+        if (t->n_stage == t->max_stage && (rc = write_stage(s, t, err)))
+            return rc;
+        if (t->n_stage == t->cap_stage) {
+            size_t cap = t->cap_stage ? 2 * t->cap_stage : 16;
+            if (cap > t->max_stage)
+                cap = t->max_stage;
+            unsigned char *p = realloc(t->stage, cap * t->lay.size);
+            if (!p)
+                return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", s->path,
+                                  rb->desc->path);
+            t->stage = p;
+            t->cap_stage = cap;
+        }
+        if ((rc = pack_row(t, t, rb->data + r * rb->desc->row_size,
+                           t->stage + t->n_stage * t->lay.size, err)))
+            return rc;
+        t->n_stage++;
+        s->unflushed += t->lay.size;
+    }
+    return BZ_OK;
 }
 
 /* Checks that make a bad records set fail before anything is written: a
@@ -349,7 +502,7 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
             return bz_err_set(err, BZ_EINVAL,
                               "%s: table %s: the first column must be game_id (int64)", s->path,
                               d && d->path ? d->path : "(null)");
-        if (is_games(d)) {
+        if (is_games(d) && rec->tables[i].n_rows) {
             if (games)
                 return bz_err_set(err, BZ_EINVAL, "%s: two /games tables in one game", s->path);
             games = &rec->tables[i];
@@ -396,11 +549,14 @@ static int sync_shard(struct bz_shard *s, struct bz_err *err)
     int rc;
     if (!s->evictions_off && !s->n_pending)
         return BZ_OK;
+    if ((rc = write_stages(s, err)))
+        return rc;
     if (H5Fflush(s->file, H5F_SCOPE_GLOBAL) < 0)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot flush", s->path);
     if ((rc = set_evictions(s, 1, err)))
         return rc;
     s->evictions_off = 0;
+    s->unflushed = 0;
     void *handle = NULL;
     if (H5Fget_vfd_handle(s->file, H5P_DEFAULT, &handle) < 0 || !handle)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot reach the file descriptor", s->path);
@@ -423,8 +579,8 @@ static int sync_shard(struct bz_shard *s, struct bz_err *err)
     return BZ_OK;
 }
 
-static int write_all(struct bz_shard *s, const struct bz_records *rec, int commit, int64_t game_id,
-                     size_t n_rows, struct bz_err *err)
+static int write_all(struct bz_shard *s, const struct bz_records *rec, int commit, int sync,
+                     int64_t game_id, size_t n_rows, struct bz_err *err)
 {
     int rc;
     if (!s->evictions_off) {
@@ -434,15 +590,23 @@ static int write_all(struct bz_shard *s, const struct bz_records *rec, int commi
     }
     for (size_t i = 0; i < rec->n_tables; i++) {
         const struct bz_rowbuf *rb = &rec->tables[i];
-        if (rb->n_rows && !is_games(rb->desc) && (rc = write_rows(s, rb, err)))
+        if (rb->n_rows && !is_games(rb->desc) && (rc = stage_rows(s, rb, err)))
             return rc;
     }
+    if (s->put_game != game_id) {
+        s->put_game = game_id;
+        s->put_rows = 0;
+    }
+    s->put_rows += n_rows;
     if (commit) {
         for (size_t i = 0; i < rec->n_tables; i++)
-            if (is_games(rec->tables[i].desc) && (rc = write_rows(s, &rec->tables[i], err)))
+            if (is_games(rec->tables[i].desc) && (rc = stage_rows(s, &rec->tables[i], err)))
                 return rc;
         char line[96];
-        int len = snprintf(line, sizeof line, "committed %" PRId64 " rows=%zu\n", game_id, n_rows);
+        int len =
+            snprintf(line, sizeof line, "committed %" PRId64 " rows=%zu\n", game_id, s->put_rows);
+        s->put_game = -1;
+        s->put_rows = 0;
         if (s->pending_len + (size_t)len > s->pending_cap) {
             size_t cap = 2 * (s->pending_cap + (size_t)len);
             char *p = realloc(s->pending, cap);
@@ -455,7 +619,7 @@ static int write_all(struct bz_shard *s, const struct bz_records *rec, int commi
         s->pending_len += (size_t)len;
         s->n_pending++;
     }
-    return s->group_commit && commit ? BZ_OK : sync_shard(s, err);
+    return sync ? sync_shard(s, err) : BZ_OK;
 }
 
 void bz_shard_set_group_commit(struct bz_shard *s, int on)
@@ -480,7 +644,11 @@ int bz_shard_sync(struct bz_shard *s, struct bz_err *err)
     return rc;
 }
 
-static int append(struct bz_shard *s, const struct bz_records *rec, int commit, struct bz_err *err)
+/* commit: rec holds the game's last rows and its /games row; else rows of
+ * a game still being played (put) or, for tests, a game cut short before its
+ * commit (sync on: flushed as a killed writer would leave it). */
+static int append(struct bz_shard *s, const struct bz_records *rec, int commit, int sync,
+                  struct bz_err *err)
 {
     int rc;
     int64_t game_id = -1; /* -Os cannot see check_records set it on success */
@@ -501,7 +669,7 @@ static int append(struct bz_shard *s, const struct bz_records *rec, int commit, 
         s->ids = p;
         s->cap_ids = cap;
     }
-    if ((rc = write_all(s, rec, commit, game_id, n_rows, err))) {
+    if ((rc = write_all(s, rec, commit, sync, game_id, n_rows, err))) {
         s->broken = 1;
         return rc;
     }
@@ -512,13 +680,35 @@ static int append(struct bz_shard *s, const struct bz_records *rec, int commit, 
 
 int bz_shard_append(struct bz_shard *s, const struct bz_records *rec, struct bz_err *err)
 {
-    return append(s, rec, 1, err);
+    return append(s, rec, 1, !s->group_commit, err);
 }
 
 int bz_shard_append_uncommitted(struct bz_shard *s, const struct bz_records *rec,
                                 struct bz_err *err)
 {
-    return append(s, rec, 0, err);
+    return append(s, rec, 0, 1, err);
+}
+
+int bz_shard_put(struct bz_shard *s, const struct bz_records *rec, struct bz_err *err)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rec->n_tables; i++) {
+        if (is_games(rec->tables[i].desc) && rec->tables[i].n_rows)
+            return bz_err_set(err, BZ_EINVAL,
+                              "%s: a game's /games row (its commit record) goes last, with "
+                              "bz_shard_append",
+                              s->path);
+        n += rec->tables[i].n_rows;
+    }
+    if (!n)
+        return BZ_OK;
+    /* a long game: flush now and then (nothing is committed by it) and
+     * start a fresh metadata cache, so memory does not grow with its turns */
+    int checkpoint = s->unflushed >= FLUSH_BYTES;
+    int rc = append(s, rec, 0, checkpoint, err);
+    if (!rc && checkpoint && (rc = reopen(s, err)))
+        s->broken = 1;
+    return rc;
 }
 
 int bz_shard_close(struct bz_shard *s, struct bz_err *err)
@@ -530,10 +720,13 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
     if (!s->broken)
         rc = sync_shard(s, err);
     for (size_t i = 0; i < s->n_tables; i++) {
-        if (H5Dclose(s->tables[i].dset) < 0 && !rc)
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", s->path,
-                                s->tables[i].desc->path);
-        H5Tclose(s->tables[i].mem_type);
+        struct out_table *t = &s->tables[i];
+        if (t->dset >= 0 && H5Dclose(t->dset) < 0 && !rc)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", s->path, t->desc->path);
+        H5Tclose(t->file_type);
+        bz_out_layout_free(&t->lay);
+        free(t->stage);
+        free_str_blocks(t->strings);
     }
     int rc_close = bz_out_h5_close_file(&s->file, s->path, rc ? NULL : err);
     if (!rc)

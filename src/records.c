@@ -1,6 +1,7 @@
 /* records: growable row tables and a string arena per game. Rows are kept as
  * raw bytes laid out as the C row struct, so the writer can hand them to HDF5
  * without a copy. Never does I/O. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,10 +39,16 @@ void bz_records_cleanup(struct bz_records *rec)
     memset(rec, 0, sizeof *rec);
 }
 
-void bz_records_reset(struct bz_records *rec)
+void bz_records_drop_rows(struct bz_records *rec)
 {
     for (size_t i = 0; i < rec->n_tables; i++)
         rec->tables[i].n_rows = 0;
+    rec->row_bytes = 0;
+}
+
+void bz_records_reset(struct bz_records *rec)
+{
+    bz_records_drop_rows(rec);
     /* keep the newest (largest) block, free the rest */
     if (rec->strings) {
         free_strings(rec->strings->next);
@@ -79,6 +86,9 @@ void *bz_records_add(struct bz_records *rec, const struct bz_table_desc *desc)
     void *row = t->data + t->n_rows * desc->row_size;
     memset(row, 0, desc->row_size);
     t->n_rows++;
+    rec->row_bytes += desc->row_size;
+    if (rec->row_bytes > rec->max_row_bytes)
+        rec->max_row_bytes = rec->row_bytes;
     return row;
 }
 
@@ -120,4 +130,18 @@ const struct bz_rowbuf *bz_records_find(const struct bz_records *rec,
         if (rec->tables[i].desc == desc)
             return &rec->tables[i];
     return NULL;
+}
+
+int bz_records_check_width(const struct bz_table_desc *desc, const struct bz_column *col,
+                           const char *value, struct bz_err *err)
+{
+    if (col->type != BZ_COL_STR || col->width == 0 || !value)
+        return BZ_OK;
+    size_t len = strnlen(value, col->width + 1);
+    if (len <= col->width)
+        return BZ_OK;
+    return bz_err_set(err, BZ_EINVAL,
+                      "table %s column %s holds at most %zu bytes; \"%.40s...\" (%zu bytes) "
+                      "does not fit: shorten it",
+                      desc->path, col->name, col->width, value, strlen(value));
 }

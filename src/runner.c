@@ -30,6 +30,15 @@ static int64_t segment_max_games(void)
     return n > 0 ? (int64_t)n : SEGMENT_MAX_GAMES;
 }
 
+/* BAZAAR_FLUSH_BYTES overrides BZ_MATCH_FLUSH_BYTES (tests: 1 puts a
+ * game's rows to the shard after every phase). */
+static size_t flush_bytes(void)
+{
+    const char *v = getenv("BAZAAR_FLUSH_BYTES");
+    long long n = v ? atoll(v) : 0;
+    return n > 0 ? (size_t)n : BZ_MATCH_FLUSH_BYTES;
+}
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -61,6 +70,7 @@ struct bz_runner {
     struct bz_shard *shard;
     int segment; /* number of the open (or next) segment */
     int64_t segment_games, segment_max;
+    size_t flush_bytes; /* a live game's rows go to the shard past this */
     long delay_ms;
     double segment_start;
     double last_sync;
@@ -82,6 +92,7 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
     r->opt = *opt;
     r->k = 1;
     r->segment_max = segment_max_games();
+    r->flush_bytes = flush_bytes();
     r->delay_ms = test_game_delay_ms();
     if (opt->spec && opt->shard_prefix && bz_spec_has_llm(opt->spec)) {
         struct bz_llm_options lo = {.replay = opt->replay};
@@ -133,6 +144,18 @@ int bz_runner_live(const struct bz_runner *r)
     return r->live;
 }
 
+/* The match's flush hook: rows of the live game, uncommitted, to the open
+ * segment. The segment is closed only between games (see commit), so a
+ * game's rows all go to one shard. */
+static int flush_rows(void *ctx, const struct bz_records *rows, struct bz_err *err)
+{
+    struct bz_runner *r = ctx;
+    int rc;
+    if (!r->shard && (rc = open_segment(r, err)))
+        return rc;
+    return bz_shard_put(r->shard, rows, err);
+}
+
 int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
 {
     if (!r->opt.shard_prefix) { /* dispatch bench: the game is "played" at once */
@@ -148,10 +171,18 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
     int rc = bz_grid_config(r->opt.grid, game_id, &s->cfg, err);
     if (rc)
         return rc;
+    /* a label the shard would refuse stops the run before the game is
+     * played (and before any LLM call is paid) */
+    if ((rc = bz_tables_check_config(&s->cfg, err)))
+        return rc;
     rc = bz_match_create(&s->cfg, r->llm ? &r->hook : NULL, &s->match, err);
     if (rc)
         return rc;
     bz_match_set_yield(s->match, r->opt.yield);
+    /* heuristic games (one live game at a time, no agent reads its rows
+     * back): a long game's rows go to the shard between turns */
+    if (!r->llm)
+        bz_match_set_flush(s->match, flush_rows, r, r->flush_bytes);
     s->started = now_s();
     r->live++;
     return BZ_OK;
@@ -173,13 +204,6 @@ static int open_segment(struct bz_runner *r, struct bz_err *err)
 static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
 {
     int rc = BZ_OK;
-    if (r->shard &&
-        (r->segment_games >= r->segment_max || now_s() - r->segment_start >= SEGMENT_MAX_S)) {
-        rc = bz_shard_close(r->shard, err);
-        r->shard = NULL;
-        if (rc)
-            return rc;
-    }
     if (!r->shard && (rc = open_segment(r, err)))
         return rc;
     r->segment_games++;
@@ -191,6 +215,15 @@ static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
         if (rc)
             return rc;
         r->last_sync = now_s();
+    }
+    /* A full segment is closed right after a commit, never while a game
+     * has uncommitted rows in it: only heuristic games put rows early, one
+     * live game at a time (bz_runner_start), and it was just committed. */
+    if (r->segment_games >= r->segment_max || now_s() - r->segment_start >= SEGMENT_MAX_S) {
+        rc = bz_shard_close(r->shard, err);
+        r->shard = NULL;
+        if (rc)
+            return rc;
     }
     const struct bz_rowbuf *games = bz_records_find(bz_match_records(s->match), &bz_games_table);
     int failed = 0;

@@ -65,7 +65,7 @@ static struct config_desc *build(const struct bz_game_ops *ops)
         return NULL;
     }
     snprintf(d->path, len, "/%s/config", ops->name);
-    d->cols[0] = (struct bz_column){"game_id", BZ_COL_I64, 0, "", "game id"};
+    d->cols[0] = (struct bz_column){"game_id", BZ_COL_I64, 0, "", "game id", 0};
     size_t off = sizeof(int64_t), max_align = alignof(int64_t);
     for (size_t i = 0; i < ops->n_params; i++) {
         const struct bz_param_desc *p = &ops->params[i];
@@ -73,7 +73,10 @@ static struct config_desc *build(const struct bz_game_ops *ops)
         size_t size, align;
         col_layout(t, &size, &align);
         off = (off + align - 1) / align * align;
-        d->cols[i + 1] = (struct bz_column){p->name, t, off, "", p->help ? p->help : ""};
+        /* string parameters (names, file paths): fixed width, checked
+         * before a game is played (bz_tables_check_config) */
+        d->cols[i + 1] = (struct bz_column){
+            p->name, t, off, "", p->help ? p->help : "", t == BZ_COL_STR ? BZ_CONFIG_STR_WIDTH : 0};
         off += size;
         if (align > max_align)
             max_align = align;
@@ -82,7 +85,7 @@ static struct config_desc *build(const struct bz_game_ops *ops)
         const struct bz_measure_desc *ms = &ops->measures[k];
         off = (off + alignof(double) - 1) / alignof(double) * alignof(double);
         d->cols[ops->n_params + 1 + k] =
-            (struct bz_column){ms->name, BZ_COL_F64, off, ms->unit ? ms->unit : "", ms->doc};
+            (struct bz_column){ms->name, BZ_COL_F64, off, ms->unit ? ms->unit : "", ms->doc, 0};
         off += sizeof(double);
     }
     d->ops = ops;
@@ -108,6 +111,38 @@ const struct bz_table_desc *bz_tables_config(const struct bz_game_ops *ops)
         out = &d->desc;
     pthread_mutex_unlock(&lock);
     return out;
+}
+
+static const struct bz_column *column(const struct bz_table_desc *d, const char *name)
+{
+    for (size_t i = 0; i < d->n_cols; i++)
+        if (strcmp(d->cols[i].name, name) == 0)
+            return &d->cols[i];
+    return NULL;
+}
+
+int bz_tables_check_config(const struct bz_game_config *cfg, struct bz_err *err)
+{
+    int rc;
+    const struct bz_game_ops *ops = cfg->ops;
+    const struct bz_table_desc *desc = bz_tables_config(ops);
+    if (!desc)
+        return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    for (size_t i = 0; i < ops->n_params; i++) {
+        if (ops->params[i].kind != BZ_PARAM_STR)
+            continue;
+        const char *s = cfg->str[i] ? cfg->str[i] : ops->params[i].def_str;
+        if ((rc = bz_records_check_width(desc, &desc->cols[i + 1], s, err)))
+            return rc;
+    }
+    const struct bz_column *lineup = column(&bz_games_table, "lineup");
+    const struct bz_column *policy = column(&bz_agents_table, "policy");
+    if (lineup && (rc = bz_records_check_width(&bz_games_table, lineup, cfg->lineup_name, err)))
+        return rc;
+    for (int i = 0; policy && cfg->agents && i < cfg->n_agents; i++)
+        if ((rc = bz_records_check_width(&bz_agents_table, policy, cfg->agents[i].label, err)))
+            return rc;
+    return BZ_OK;
 }
 
 int bz_tables_add_config_row(struct bz_records *rec, const struct bz_game_config *cfg,

@@ -25,6 +25,7 @@
 #include "bazaar/match.h"
 #include "bazaar/out.h"
 #include "bazaar/records.h"
+#include "bazaar/spec.h"
 #include "out_internal.h"
 
 /* ---- tables of a fake game ------------------------------------------------ */
@@ -42,7 +43,8 @@
     X(R, msg, STR, "", "a message")                                                                \
     X(R, big, I64, "", "a large integer")                                                          \
     X(R, seed, U64, "", "a seed above 2^63")                                                       \
-    X(R, note, STR, "", "sometimes NULL: written as \"\"")
+    X(R, note, STR, "", "sometimes NULL: written as \"\"")                                         \
+    X(R, side, S8, "", "fixed width: up to 8 bytes, NULL as \"\"")
 BZ_TABLE_ROW(turn_row, TURN_COLUMNS);
 static BZ_TABLE_DEFINE(turns_desc, "/fake/turns", turn_row, TURN_COLUMNS);
 
@@ -75,6 +77,9 @@ static void make_game(struct bz_records *rec, int64_t id, int scale, int variant
             r->big = INT64_MAX - id - t;
             r->seed = UINT64_MAX - (uint64_t)id * 977 - (uint64_t)t;
             r->note = (t + a) % 3 == 0 ? NULL : bz_records_strdup(rec, (t % 2) ? "" : "note");
+            /* exactly the width (no NUL in the file), UTF-8, empty, NULL */
+            static const char *const sides[] = {"12345678", "naïv€", "", NULL, "buy"};
+            r->side = sides[(t + a) % 5];
         }
         if (id % 5 != 4) {
             struct market_row *m = bz_records_add(rec, &market_desc);
@@ -197,6 +202,8 @@ static void check_game(const struct bz_records *got, int64_t id, int scale, int 
         assert_true(g->seed == w->seed);
         assert_non_null(g->note); /* NULL came back as "" */
         assert_int_equal(cmp_str_test(g->note, w->note), 0);
+        assert_non_null(g->side);
+        assert_int_equal(cmp_str_test(g->side, w->side), 0);
     }
     n = rows_of(got, &market_desc, id, &g0);
     assert_int_equal(n, rows_of(&want, &market_desc, id, &w0));
@@ -639,6 +646,219 @@ static void empty_inputs_should_give_valid_files(void **state)
     bz_out_free_paths(tables, nt);
 }
 
+/* Rows of full (one game, made by make_game) except /games, handed to the
+ * shard `per` rows at a time through bz_shard_put, dropped after each put
+ * as the match drops them. part's rows point to full's strings. */
+static void put_in_batches(struct bz_shard *s, const struct bz_records *full,
+                           struct bz_records *part, size_t per)
+{
+    struct bz_err err = {0};
+    bz_records_reset(part);
+    for (size_t t = 0; t < full->n_tables; t++) {
+        const struct bz_rowbuf *rb = &full->tables[t];
+        if (rb->desc == &games_desc)
+            continue;
+        for (size_t r = 0; r < rb->n_rows; r++) {
+            unsigned char *row = bz_records_add(part, rb->desc);
+            assert_non_null(row);
+            memcpy(row, rb->data + r * rb->desc->row_size, rb->desc->row_size);
+            if (part->row_bytes >= per * rb->desc->row_size) {
+                if (bz_shard_put(s, part, &err))
+                    fail_msg("%s", err.msg);
+                bz_records_drop_rows(part);
+                assert_int_equal(part->row_bytes, 0);
+            }
+        }
+    }
+}
+
+/* The commit: what put_in_batches left, and the /games row. */
+static void commit_rest(struct bz_shard *s, const struct bz_records *full, struct bz_records *part)
+{
+    struct bz_err err = {0};
+    const struct bz_rowbuf *g = bz_records_find(full, &games_desc);
+    unsigned char *row = bz_records_add(part, &games_desc);
+    assert_non_null(row);
+    memcpy(row, g->data, games_desc.row_size);
+    if (bz_shard_append(s, part, &err))
+        fail_msg("%s", err.msg);
+}
+
+/* A game whose rows went to the shard in batches while it was played (and
+ * games whose batches interleave, as K live games' would) merges to the
+ * same file as games appended whole; a game put but never committed leaves
+ * no row; the rows held never exceed the batch. */
+static void rows_put_in_batches_should_merge_as_one_append(void **state)
+{
+    char whole[512], parts[512], out_whole[512], out_parts[512];
+    tmp_path(whole, sizeof whole, "whole.h5");
+    tmp_path(parts, sizeof parts, "parts.h5");
+    tmp_path(out_whole, sizeof out_whole, "whole_merged.h5");
+    tmp_path(out_parts, sizeof out_parts, "parts_merged.h5");
+    const int64_t ids[] = {0, 1, 2, 3, 5, 6};
+    write_shard(whole, ids, 6, 0);
+
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    struct bz_records full[2], part[2];
+    for (int i = 0; i < 2; i++) {
+        bz_records_init(&full[i]);
+        bz_records_init(&part[i]);
+    }
+    assert_int_equal(bz_shard_create(parts, &s, &err), BZ_OK);
+    bz_shard_set_group_commit(s, 1);
+    /* games 0..3 one after the other, 2 and 5 rows per batch */
+    for (int64_t id = 0; id < 4; id++) {
+        make_game(&full[0], id, 1, 0);
+        put_in_batches(s, &full[0], &part[0], id % 2 ? 2 : 5);
+        assert_true(part[0].max_row_bytes <= 5 * turns_desc.row_size);
+        commit_rest(s, &full[0], &part[0]);
+    }
+    /* game 9: put, never committed (the writer was killed mid-game) */
+    make_game(&full[0], 9, 1, 0);
+    put_in_batches(s, &full[0], &part[0], 3);
+    /* games 6 and 5 interleaved: 6's first rows, 5 whole, 6's commit */
+    make_game(&full[1], 6, 1, 0);
+    put_in_batches(s, &full[1], &part[1], 4);
+    make_game(&full[0], 5, 1, 0);
+    put_in_batches(s, &full[0], &part[0], 1);
+    commit_rest(s, &full[0], &part[0]);
+    commit_rest(s, &full[1], &part[1]);
+    /* the commit record never goes early */
+    make_game(&full[0], 7, 1, 0);
+    assert_int_equal(bz_shard_put(s, &full[0], &err), BZ_EINVAL);
+    assert_non_null(strstr(err.msg, "commit record"));
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    for (int i = 0; i < 2; i++) {
+        bz_records_cleanup(&full[i]);
+        bz_records_cleanup(&part[i]);
+    }
+
+    int64_t *got;
+    size_t n;
+    committed_ok(parts, &got, &n);
+    assert_int_equal(n, 6);
+    free(got);
+    const char *a[] = {whole}, *b[] = {parts};
+    merge_ok(a, 1, out_whole);
+    merge_ok(b, 1, out_parts);
+    unsigned char *x, *y;
+    size_t nx, ny;
+    dump_file(out_whole, &x, &nx);
+    dump_file(out_parts, &y, &ny);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    free(x);
+    free(y);
+}
+
+/* A string longer than its fixed width is refused, naming the column,
+ * never cut; the shard takes no more games after it. */
+static void too_long_fixed_string_should_be_refused(void **state)
+{
+    char path[512];
+    tmp_path(path, sizeof path, "too_long.h5");
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    assert_int_equal(bz_shard_create(path, &s, &err), BZ_OK);
+    make_game(&rec, 1, 1, 0);
+    struct turn_row *r = (struct turn_row *)bz_records_find(&rec, &turns_desc)->data;
+    r->side = "123456789";
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_EINVAL);
+    assert_non_null(strstr(err.msg, "column side holds at most 8 bytes"));
+    assert_non_null(strstr(err.msg, "123456789"));
+    bz_shard_close(s, NULL);
+    bz_records_cleanup(&rec);
+    int64_t *ids;
+    size_t n;
+    committed_ok(path, &ids, &n);
+    assert_int_equal(n, 0);
+    free(ids);
+    /* the check the runner makes before a game is played */
+    const struct bz_column *side = &turns_desc.cols[turns_desc.n_cols - 1];
+    assert_int_equal(bz_records_check_width(&turns_desc, side, "12345678", &err), BZ_OK);
+    assert_int_equal(bz_records_check_width(&turns_desc, side, NULL, &err), BZ_OK);
+    assert_int_equal(bz_records_check_width(&turns_desc, side, "naïve€€", &err), BZ_EINVAL);
+}
+
+static int put_rows_hook(void *ctx, const struct bz_records *rows, struct bz_err *err)
+{
+    return bz_shard_put(ctx, rows, err);
+}
+
+/* Play one electricity game of n agents and `turns` turns into a new shard
+ * at path, its rows put to the shard whenever they reach `bound` bytes
+ * (0: held to the end, as before); the most bytes of rows it held. */
+static size_t play_electricity(const char *path, int n, int turns, size_t bound)
+{
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"game\":\"electricity\",\"seed\":3,\"fixed\":{\"n_agents\":%d,\"max_turns\":%d,"
+             "\"lineup\":[\"heuristic:truthful?skill=0.9\",\"heuristic:greedy?skill=0.7\","
+             "\"heuristic:zi\"]}}",
+             n, turns);
+    struct bz_err err = {0};
+    struct bz_spec *spec = NULL;
+    struct bz_grid *grid = NULL;
+    struct bz_shard *s = NULL;
+    struct bz_match *m = NULL;
+    struct bz_game_config cfg;
+    if (bz_spec_parse(json, "test", &spec, &err) || bz_grid_create(spec, &grid, &err) ||
+        bz_grid_config(grid, 0, &cfg, &err) || bz_shard_create(path, &s, &err) ||
+        bz_match_create(&cfg, NULL, &m, &err))
+        fail_msg("%s", err.msg);
+    if (bound)
+        bz_match_set_flush(m, put_rows_hook, s, bound);
+    if (bz_match_play(m, &err) || bz_shard_append(s, bz_match_records(m), &err) ||
+        bz_shard_close(s, &err))
+        fail_msg("%s", err.msg);
+    size_t hwm = bz_match_records(m)->max_row_bytes;
+    bz_match_destroy(m);
+    bz_grid_destroy(grid);
+    bz_spec_destroy(spec);
+    return hwm;
+}
+
+/* A long game's rows leave memory in batches: the rows held stay under the
+ * batch bound plus one phase's rows however many turns it plays (held to
+ * the end they grow with the turns), and the file is the same. */
+static void long_game_rows_should_stay_bounded_when_turns_grow(void **state)
+{
+    const size_t bound = 32 * 1024;
+    const int n = 40;
+    size_t held[2], whole[2];
+    const int turns[2] = {24, 96};
+    for (int k = 0; k < 2; k++) {
+        char a[512], b[512], ma[512], mb[512];
+        tmp_path(a, sizeof a, "long_put_%d.h5", turns[k]);
+        tmp_path(b, sizeof b, "long_whole_%d.h5", turns[k]);
+        tmp_path(ma, sizeof ma, "long_put_%d_merged.h5", turns[k]);
+        tmp_path(mb, sizeof mb, "long_whole_%d_merged.h5", turns[k]);
+        held[k] = play_electricity(a, n, turns[k], bound);
+        whole[k] = play_electricity(b, n, turns[k], 0);
+        const char *la[] = {a}, *lb[] = {b};
+        merge_ok(la, 1, ma);
+        merge_ok(lb, 1, mb);
+        unsigned char *x, *y;
+        size_t nx, ny;
+        dump_file(ma, &x, &nx);
+        dump_file(mb, &y, &ny);
+        assert_int_equal(nx, ny);
+        assert_memory_equal(x, y, nx);
+        free(x);
+        free(y);
+    }
+    printf("# held %zu %zu whole %zu %zu\n", held[0], held[1], whole[0], whole[1]);
+    /* one phase adds at most a turn row and two messages per agent */
+    const size_t phase = (size_t)n * 1024;
+    for (int k = 0; k < 2; k++)
+        assert_true(held[k] < bound + phase);
+    assert_true(whole[1] > 3 * whole[0]);
+    assert_true(whole[1] > 4 * (bound + phase));
+}
+
 /* Tables that exist only with uncommitted rows still appear, empty. */
 static void table_with_only_dropped_rows_should_be_empty(void **state)
 {
@@ -791,6 +1011,9 @@ int main(void)
         cmocka_unit_test(append_should_refuse_bad_records),
         cmocka_unit_test(empty_inputs_should_give_valid_files),
         cmocka_unit_test(table_with_only_dropped_rows_should_be_empty),
+        cmocka_unit_test(rows_put_in_batches_should_merge_as_one_append),
+        cmocka_unit_test(too_long_fixed_string_should_be_refused),
+        cmocka_unit_test(long_game_rows_should_stay_bounded_when_turns_grow),
         cmocka_unit_test(killed_writer_should_leave_committed_games_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,20 @@ enum bz_match_state { BZ_MATCH_WAITING = 1, BZ_MATCH_DONE = 2, BZ_MATCH_RUNNING 
  * them with one long game. Off by default. */
 void bz_match_set_yield(struct bz_match *m, int on);
 
+/* A long game's rows leave memory in batches: after a phase is applied,
+ * when the rows held reach `bytes`, fn(ctx, rows) gets them (the runner
+ * hands them to the shard, uncommitted: bz_shard_put) and the match drops
+ * them; a non-zero return ends the advance with that error. The strings the
+ * rows point to stay (the game's state may point to them too). The last
+ * rows and the /games row (the commit record) stay for the caller after
+ * BZ_MATCH_DONE. fn NULL (the default): every row is held to the end. Only
+ * for games whose agents never read their own rows back (heuristic play:
+ * LLM agents read their earlier /llm_calls rows). */
+#define BZ_MATCH_FLUSH_BYTES ((size_t)4 << 20)
+void bz_match_set_flush(struct bz_match *m,
+                        int (*fn)(void *ctx, const struct bz_records *rows, struct bz_err *err),
+                        void *ctx, size_t bytes);
+
 /* Bound the game to n steps (0: none): past it the game ends failed ("did
  * not end within n steps"). The prompt check and the estimate use it. */
 void bz_match_set_max_steps(struct bz_match *m, int64_t n);

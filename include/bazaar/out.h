@@ -24,6 +24,15 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
  * 1-D compound datasets that h5py reads as structured arrays). */
 int bz_shard_append(struct bz_shard *s, const struct bz_records *rec, struct bz_err *err);
 
+/* Hand over rows of a game still being played (a long game's batch of
+ * turns): every table's rows of rec, all of one game, none of them /games
+ * (the commit record comes last, with bz_shard_append). The caller may drop
+ * them afterwards (bz_records_drop_rows). They are not committed: a kill
+ * before the game's bz_shard_append leaves rows that no reader takes, and
+ * the game is played again. Memory: the shard holds at most a bounded
+ * staging buffer per table, whatever the size of the game. */
+int bz_shard_put(struct bz_shard *s, const struct bz_records *rec, struct bz_err *err);
+
 /* Group commit: with it on, bz_shard_append writes a game (its /games row
  * last) but leaves the flush, fsync and journal line to the next
  * bz_shard_sync (or close), so that one fsync serves a batch of small games.

@@ -14,7 +14,7 @@
  * /<game>/config; its per-turn and per-round data in its own tables. */
 #define BZ_GAMES_COLUMNS(X, R)                                                                     \
     X(R, game_id, I64, "", "game id: 0..G-1 in grid order, stable for a spec")                     \
-    X(R, game, STR, "", "game name (its parameters: /<game>/config)")                              \
+    X(R, game, S32, "", "game name (its parameters: /<game>/config)")                              \
     X(R, seed, U64, "",                                                                            \
       "hash of every parameter, the lineup name, llm.memory_turns (when not 0) and the "           \
       "repetition")                                                                                \
@@ -43,16 +43,16 @@
       "LLM input tokens the provider served from its prompt cache (part of input_tokens)")         \
     X(R, output_tokens, I64, "tokens", "LLM output tokens")                                        \
     X(R, cost_usd, F64, "USD", "LLM cost at the registry's prices")                                \
-    X(R, status, STR, "", "\"ok\", \"failed\" or \"timeout\" (ran past llm.max_game_seconds)")     \
-    X(R, error, STR, "", "why the game failed; \"\" when it did not")
+    X(R, status, S8, "", "\"ok\", \"failed\" or \"timeout\" (ran past llm.max_game_seconds)")      \
+    X(R, error, S256, "", "why the game failed; \"\" when it did not")
 BZ_TABLE_ROW(bz_games_row, BZ_GAMES_COLUMNS);
 
 /* /agents: one row per agent per game. */
 #define BZ_AGENTS_COLUMNS(X, R)                                                                    \
     X(R, game_id, I64, "", "game id")                                                              \
     X(R, agent, I32, "", "seat index, 0-based")                                                    \
-    X(R, kind, STR, "", "\"heuristic\" or \"llm\"")                                                \
-    X(R, policy, STR, "", "the agent's label in the lineup (policy and skill, or model id)")       \
+    X(R, kind, S16, "", "\"heuristic\" or \"llm\"")                                                \
+    X(R, policy, S128, "", "the agent's label in the lineup (policy and skill, or model id)")      \
     X(R, skill, F64, "1", "heuristic skill in [0, 1]; NaN for LLM agents")                         \
     X(R, capability, F64, "1", "heuristic: its skill; LLM: the registry's capability")             \
     X(R, payoff, F64, "payoff", "final payoff; NaN when the game failed")                          \
@@ -66,10 +66,10 @@ BZ_TABLE_ROW(bz_agents_row, BZ_AGENTS_COLUMNS);
     X(R, game_id, I64, "", "game id")                                                              \
     X(R, turn, I32, "", "turn the message was sent in, 0-based")                                   \
     X(R, round, I32, "", "negotiation round within the turn; -1 for games without rounds")         \
-    X(R, phase, STR, "", "phase the message was sent in")                                          \
+    X(R, phase, S32, "", "phase the message was sent in")                                          \
     X(R, sender, I32, "", "seat of the sender")                                                    \
     X(R, receiver, I32, "", "seat of the receiver; -1: to all")                                    \
-    X(R, visibility, STR, "", "\"public\" (every agent sees it) or \"private\" (the receiver)")    \
+    X(R, visibility, S8, "", "\"public\" (every agent sees it) or \"private\" (the receiver)")     \
     X(R, conversation, I32, "", "conversation id within the game; -1: none")                       \
     X(R, text, STR, "", "the message")
 BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
@@ -78,9 +78,9 @@ BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
 #define BZ_LLM_CALLS_COLUMNS(X, R)                                                                 \
     X(R, game_id, I64, "", "game id")                                                              \
     X(R, turn, I32, "", "meta.turn of the observation, else -1")                                   \
-    X(R, phase, STR, "", "phase the decision was for")                                             \
+    X(R, phase, S32, "", "phase the decision was for")                                             \
     X(R, agent, I32, "", "seat of the agent")                                                      \
-    X(R, model, STR, "", "model id in the registry")                                               \
+    X(R, model, S128, "", "model id in the registry")                                              \
     X(R, attempt, I32, "", "0: first prompt, 1: repair prompt")                                    \
     X(R, latency_ms, F64, "ms", "first byte sent to reply parsed, retries included")               \
     X(R, input_tokens, I64, "tokens", "input tokens of this call")                                 \
@@ -89,10 +89,10 @@ BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
     X(R, retries, I32, "", "transport retries of this call")                                       \
     X(R, cache_hit, U8, "", "1: answered by the response cache")                                   \
     X(R, http_status, I32, "", "last HTTP status; 0: no HTTP reply")                               \
-    X(R, parse_outcome, STR, "",                                                                   \
+    X(R, parse_outcome, S16, "",                                                                   \
       "ok, repaired, invalid_json, schema, inadmissible, refusal, truncated, http_error, "         \
       "network, replay_miss, render_error or cancelled")                                           \
-    X(R, decision, STR, "", "ok, repaired, fallback, or \"\" when a repair follows")               \
+    X(R, decision, S16, "", "ok, repaired, fallback, or \"\" when a repair follows")               \
     X(R, error, STR, "", "what went wrong; \"\" when nothing did")                                 \
     X(R, cached_input_tokens, I64, "tokens",                                                       \
       "input tokens the provider served from its prompt cache (part of input_tokens)")             \
@@ -101,11 +101,11 @@ BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
     X(R, history, STR, "",                                                                         \
       "/llm_texts hashes of the earlier prompts and replies sent as chat history, oldest first "   \
       "(prompt reply prompt reply ...); \"\" for none")                                            \
-    X(R, system_text, STR, "", "/llm_texts hash of the system prompt sent")                        \
-    X(R, prompt_text, STR, "", "/llm_texts hash of the decision's prompt (user message)")          \
-    X(R, repair_text, STR, "",                                                                     \
+    X(R, system_text, S32, "", "/llm_texts hash of the system prompt sent")                        \
+    X(R, prompt_text, S32, "", "/llm_texts hash of the decision's prompt (user message)")          \
+    X(R, repair_text, S32, "",                                                                     \
       "/llm_texts hash of the repair prompt (attempt 1: sent after the previous row's reply)")     \
-    X(R, reply_text, STR, "", "/llm_texts hash of the model's reply text; \"\" when none came")    \
+    X(R, reply_text, S32, "", "/llm_texts hash of the model's reply text; \"\" when none came")    \
     X(R, reasoning, STR, "", "the reply's free-text reasoning field (llm.reasoning); never parsed")
 BZ_TABLE_ROW(bz_llm_calls_row, BZ_LLM_CALLS_COLUMNS);
 
@@ -166,6 +166,16 @@ const struct bz_table_desc *bz_tables_common_at(size_t i);
  * per process for every registered game (thread-safe); the descriptor lives
  * as long as the process. NULL only when memory runs out. */
 const struct bz_table_desc *bz_tables_config(const struct bz_game_ops *ops);
+
+/* Width of a string parameter's column in /<game>/config. */
+#define BZ_CONFIG_STR_WIDTH 256
+
+/* BZ_OK when every string cfg's game writes from its configuration fits
+ * its fixed-width column (string parameters, the lineup name, the agents'
+ * labels), else BZ_EINVAL naming the column: checked before the game is
+ * played, so no game runs (and no LLM call is paid) whose rows the shard
+ * would refuse. */
+int bz_tables_check_config(const struct bz_game_config *cfg, struct bz_err *err);
 
 /* Add cfg's /<game>/config row to rec: the parameters, then the game's
  * measures (ops->measures; measures NULL: NaN, for a failed game).

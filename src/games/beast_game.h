@@ -59,10 +59,10 @@ BZ_TABLE_ROW(bz_beast_wealth_trow, BZ_BEAST_WEALTH_COLUMNS);
     X(R, payer, I32, "", "seat that would pay")                                                    \
     X(R, payee, I32, "", "seat that would receive")                                                \
     X(R, amount, I64, "wealth", "amount offered or asked")                                         \
-    X(R, offered_by, STR, "", "\"payer\" (an offer to give) or \"payee\" (a request to be paid)")  \
+    X(R, offered_by, S8, "", "\"payer\" (an offer to give) or \"payee\" (a request to be paid)")   \
     X(R, accepted, U8, "", "1: the receiver accepted it in its next message")                      \
     X(R, executed, U8, "", "1: the transfer was made")                                             \
-    X(R, why_not, STR, "", "\"\" when executed, \"not accepted\" or \"cannot afford\"")            \
+    X(R, why_not, S16, "", "\"\" when executed, \"not accepted\" or \"cannot afford\"")            \
     X(R, message, I32, "", "index in the conversation of the message that made the offer")
 BZ_TABLE_ROW(bz_beast_transfer_trow, BZ_BEAST_TRANSFERS_COLUMNS);
 
@@ -83,7 +83,7 @@ BZ_TABLE_ROW(bz_beast_vote_trow, BZ_BEAST_VOTES_COLUMNS);
     X(R, step, I32, "", "talk step of the round in which it was sent")                             \
     X(R, sender, I32, "", "seat of the sender")                                                    \
     X(R, receiver, I32, "", "seat of the receiver")                                                \
-    X(R, offer, STR, "", "\"none\", \"give\" (sender pays) or \"ask\" (receiver pays)")            \
+    X(R, offer, S8, "", "\"none\", \"give\" (sender pays) or \"ask\" (receiver pays)")             \
     X(R, amount, I64, "wealth", "amount of the offer; 0 without one")                              \
     X(R, accept, U8, "", "1: accepts the partner's open offer")                                    \
     X(R, leave, U8, "", "1: ends the conversation")                                                \

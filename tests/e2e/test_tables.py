@@ -69,7 +69,7 @@ def test_schema_lists_every_column_of_the_file_with_its_unit(run):
             for (name, typ, unit, _), u in zip(cols, ds.attrs["units"]):
                 u = u.decode() if isinstance(u, bytes) else u
                 assert ds.dtype[name].str.lstrip("<>|") == kinds[typ] or (
-                    typ == "str" and ds.dtype[name].kind == "O"), f"{t}.{name}"
+                    typ == "str" and ds.dtype[name].kind in "OS"), f"{t}.{name}"
                 if unit != "?":
                     assert (u or "-") == unit, f"{t}.{name}: file {u!r}, schema {unit!r}"
             assert len(ds.attrs["doc"]) == len(ds.dtype.names)
