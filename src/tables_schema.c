@@ -34,8 +34,13 @@ static void print_table(FILE *f, const struct bz_table_desc *d, const char *what
     fprintf(f, "%s  (%s)\n", d->path, what);
     for (size_t i = 0; i < d->n_cols; i++) {
         const struct bz_column *c = &d->cols[i];
-        fprintf(f, "  %-*s  %-3s  %-*s  %s\n", (int)wn, c->name, bz_col_type_name(c->type), (int)wu,
-                unit_of(c), c->doc ? c->doc : "(not documented)");
+        char type[32]; /* "str": variable-length; "s32": at most 32 bytes, fixed width */
+        if (c->type == BZ_COL_STR && c->width)
+            snprintf(type, sizeof type, "s%zu", c->width);
+        else
+            snprintf(type, sizeof type, "%s", bz_col_type_name(c->type));
+        fprintf(f, "  %-*s  %-4s  %-*s  %s\n", (int)wn, c->name, type, (int)wu, unit_of(c),
+                c->doc ? c->doc : "(not documented)");
     }
     fputc('\n', f);
 }

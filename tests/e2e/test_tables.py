@@ -59,7 +59,8 @@ def test_schema_lists_every_column_of_the_file_with_its_unit(run):
     for t in ("/games", "/agents", "/messages", "/llm_calls", "/electricity/config"):
         for name, typ, unit, doc in schema[t]:
             assert unit != "?" and doc != "(not documented)", f"{t}.{name}"
-            assert typ in ("i32", "i64", "u64", "f64", "u8", "str")
+            assert typ in ("i32", "i64", "u64", "f64", "u8", "str") or (
+                typ[0] == "s" and typ[1:].isdigit()), f"{t}.{name}: {typ}"
     kinds = {"i32": "i4", "i64": "i8", "u64": "u8", "f64": "f8", "u8": "u1", "str": "O"}
     with h5py.File(out, "r") as f:
         for t in results.tables(out):
@@ -68,8 +69,10 @@ def test_schema_lists_every_column_of_the_file_with_its_unit(run):
             assert list(ds.dtype.names) == [c[0] for c in cols], t
             for (name, typ, unit, _), u in zip(cols, ds.attrs["units"]):
                 u = u.decode() if isinstance(u, bytes) else u
-                assert ds.dtype[name].str.lstrip("<>|") == kinds[typ] or (
-                    typ == "str" and ds.dtype[name].kind in "OS"), f"{t}.{name}"
+                if typ[0] == "s" and typ[1:].isdigit():  # fixed width: numpy bytes S<n>
+                    assert ds.dtype[name].str.lstrip("<>|") == "S" + typ[1:], f"{t}.{name}"
+                else:
+                    assert ds.dtype[name].str.lstrip("<>|") == kinds[typ], f"{t}.{name}"
                 if unit != "?":
                     assert (u or "-") == unit, f"{t}.{name}: file {u!r}, schema {unit!r}"
             assert len(ds.attrs["doc"]) == len(ds.dtype.names)
