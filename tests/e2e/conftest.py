@@ -222,3 +222,23 @@ def write_models(tmp_path, models, name="models.json"):
     path = tmp_path / name
     path.write_text(json.dumps({"models": models}))
     return str(path)
+
+
+def run_rerun_and_replay(port, spec, tmp_path, seed):
+    """Run spec to first.h5 with the test server playing (seed, bad rate
+    0.3); then, the server answering differently (seed + 1, bad rate 0.6), so
+    that a request would change the tables, rerun it on 3 ranks to again.h5
+    and --replay it on 2 to replay.h5, which must make no request. The three
+    paths."""
+    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
+    control(port, "/config", {"play": {"seed": seed, "bad_rate": 0.3}})
+    try:
+        bazaar("run", spec, "-o", first, "--quiet")
+        control(port, "/config", {"play": {"seed": seed + 1, "bad_rate": 0.6}})
+        before = control(port, "/stats")["completions"]
+        bazaar("run", spec, "-o", again, "--quiet", ranks=3)
+        bazaar("run", spec, "-o", rep, "--quiet", "--replay", ranks=2)
+        assert control(port, "/stats")["completions"] == before, "the rerun made requests"
+    finally:
+        control(port, "/config", {"play": None})
+    return first, again, rep

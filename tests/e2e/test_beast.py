@@ -14,8 +14,8 @@ from collections import defaultdict
 import h5py
 import numpy as np
 
-from conftest import (ROOT, assert_same_rows, assert_same_tables, bazaar, control, srv_models,
-                      strs, table, write_models, write_spec)
+from conftest import (ROOT, assert_same_rows, assert_same_tables, bazaar, control,
+                      run_rerun_and_replay, srv_models, strs, table, write_models, write_spec)
 
 KEY_ENV = "BZ_E2E_LLM_KEY"
 
@@ -302,17 +302,7 @@ def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path,
                 "cache": str(tmp_path / "cache")},
     }
     path = write_spec(tmp_path, spec)
-    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
-    control(server, "/config", {"play": {"seed": 41, "bad_rate": 0.3}})
-    try:
-        bazaar("run", path, "-o", first, "--quiet")
-        control(server, "/config", {"play": {"seed": 42, "bad_rate": 0.6}})
-        before = control(server, "/stats")["completions"]
-        bazaar("run", path, "-o", again, "--quiet", ranks=3)
-        bazaar("run", path, "-o", rep, "--quiet", "--replay", ranks=2)
-        assert control(server, "/stats")["completions"] == before, "the rerun made requests"
-    finally:
-        control(server, "/config", {"play": None})
+    first, again, rep = run_rerun_and_replay(server, path, tmp_path, seed=41)
     check_file(first)
     names = ["games", "agents", "messages", "beast/messages", "beast/transfers", "beast/votes",
              "beast/wealth"]

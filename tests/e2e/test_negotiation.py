@@ -17,8 +17,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import (ROOT, assert_same_rows, assert_same_tables, bazaar, control, srv_models,
-                      strs, table, write_models, write_spec)
+from conftest import (ROOT, assert_same_rows, assert_same_tables, bazaar, control,
+                      run_rerun_and_replay, srv_models, strs, table, write_models, write_spec)
 
 GAMES = {
     "item_allocation": {"competition": [0.25, 1.0]},
@@ -386,18 +386,7 @@ def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path,
          "llm": {"live_games": 4, "concurrency": 8, "timeout_s": 10, "max_retries": 1,
                  "cache": str(tmp_path / "cache")}}
     spec = write_spec(tmp_path, s)
-    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
-    control(server, "/config", {"play": {"seed": 31, "bad_rate": 0.3}})
-    try:
-        bazaar("run", spec, "-o", first, "--quiet")
-        # the server now answers differently: a request would change the tables
-        control(server, "/config", {"play": {"seed": 32, "bad_rate": 0.6}})
-        before = control(server, "/stats")["completions"]
-        bazaar("run", spec, "-o", again, "--quiet", ranks=3)
-        bazaar("run", spec, "-o", rep, "--quiet", "--replay", ranks=2)
-        assert control(server, "/stats")["completions"] == before, "the rerun made requests"
-    finally:
-        control(server, "/config", {"play": None})
+    first, again, rep = run_rerun_and_replay(server, spec, tmp_path, seed=31)
     names = ["games", "agents", "messages"] + [f"{game}/{t}" for t in
                                                ("proposals", "votes", "rounds", "summary")]
     assert table(first, "games")["n_fallback"].sum() > 0
