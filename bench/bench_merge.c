@@ -68,19 +68,46 @@ static int play(struct bz_grid *grid, int64_t n_games, struct bz_shard **shards,
     return rc;
 }
 
+/* Fork with a pipe from the child to the parent: 0 in the child, the
+ * child's pid in the parent, -1 on failure; *fd is the child's end (write)
+ * in the child, the parent's (read) in the parent. */
+static pid_t fork_piped(int *fd)
+{
+    int p[2];
+    if (pipe(p) != 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    close(pid == 0 ? p[0] : p[1]);
+    *fd = pid == 0 ? p[1] : p[0];
+    return pid;
+}
+
+/* In the parent: the size bytes the child sends on fd into buf, then its
+ * end. 0 when it exited 0 and sent them all; ru (if not NULL): its usage. */
+static int child_result(pid_t pid, int fd, void *buf, size_t size, struct rusage *ru)
+{
+    ssize_t got = read(fd, buf, size);
+    close(fd);
+    int status = 0;
+    struct rusage r;
+    if (wait4(pid, &status, 0, ru ? ru : &r) != pid || !WIFEXITED(status) ||
+        WEXITSTATUS(status) != 0 || got != (ssize_t)size)
+        return 1;
+    return 0;
+}
+
 /* play() in a child process, with shards at paths (NULL: no records), so
  * that the merge's process holds nothing of the play. */
 static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300], int n_shards,
                       double *seconds, double *cpu)
 {
-    int fd[2];
-    if (pipe(fd) != 0)
-        return 1;
-    pid_t pid = fork();
+    int fd;
+    pid_t pid = fork_piped(&fd);
     if (pid < 0)
         return 1;
     if (pid == 0) {
-        close(fd[0]);
         struct bz_err err = {0};
         struct bz_shard *shards[64] = {0};
         int rc = BZ_OK;
@@ -101,17 +128,12 @@ static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300],
         t[1] = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
         if (rc)
             fprintf(stderr, "bench_merge: %s\n", err.msg);
-        if (write(fd[1], t, sizeof t) != (ssize_t)sizeof t)
+        if (write(fd, t, sizeof t) != (ssize_t)sizeof t)
             rc = 1;
         _exit(rc ? 1 : 0);
     }
-    close(fd[1]);
     double t[2];
-    ssize_t got = read(fd[0], t, sizeof t);
-    close(fd[0]);
-    int status = 0;
-    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        got != (ssize_t)sizeof t)
+    if (child_result(pid, fd, t, sizeof t, NULL))
         return 1;
     *seconds = t[0];
     *cpu = t[1];
@@ -122,32 +144,24 @@ static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300],
 static int merge_child(const char *const *paths, int n, const char *out, struct bz_merge_stats *st,
                        double *seconds, double *cpu, long *rss_kb)
 {
-    int fd[2];
-    if (pipe(fd) != 0)
-        return 1;
+    int fd;
     double t0 = now_s();
-    pid_t pid = fork();
+    pid_t pid = fork_piped(&fd);
     if (pid < 0)
         return 1;
     if (pid == 0) {
-        close(fd[0]);
         struct bz_err err = {0};
         int rc = bz_merge(paths, (size_t)n, out, NULL, &err);
         if (rc)
             fprintf(stderr, "bench_merge: %s\n", err.msg);
         struct bz_merge_stats s;
         bz_merge_last_stats(&s);
-        if (write(fd[1], &s, sizeof s) != (ssize_t)sizeof s)
+        if (write(fd, &s, sizeof s) != (ssize_t)sizeof s)
             rc = 1;
         _exit(rc ? 1 : 0);
     }
-    close(fd[1]);
-    ssize_t got = read(fd[0], st, sizeof *st);
-    close(fd[0]);
-    int status = 0;
     struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
-        got != (ssize_t)sizeof *st)
+    if (child_result(pid, fd, st, sizeof *st, &ru))
         return 1;
     *seconds = now_s() - t0;
     *rss_kb = ru.ru_maxrss;

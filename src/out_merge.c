@@ -151,11 +151,7 @@ static size_t memory_bound(void)
 static int cmp_run_game(const void *a, const void *b)
 {
     const struct run *x = a, *y = b;
-    if (x->game_id != y->game_id)
-        return (x->game_id > y->game_id) - (x->game_id < y->game_id);
-    if (x->shard != y->shard)
-        return (x->shard > y->shard) - (x->shard < y->shard);
-    return (x->start > y->start) - (x->start < y->start);
+    return bz_out_run_order(x->game_id, x->shard, x->start, y->game_id, y->shard, y->start);
 }
 
 static int cmp_run_place(const void *a, const void *b)

@@ -292,14 +292,20 @@ struct texts_merge {
     struct appender index, bytes;
 };
 
+int bz_out_run_order(int64_t game_a, size_t shard_a, hsize_t start_a, int64_t game_b,
+                     size_t shard_b, hsize_t start_b)
+{
+    if (game_a != game_b)
+        return (game_a > game_b) - (game_a < game_b);
+    if (shard_a != shard_b)
+        return (shard_a > shard_b) - (shard_a < shard_b);
+    return (start_a > start_b) - (start_a < start_b);
+}
+
 static int cmp_run(const void *a, const void *b)
 {
     const struct run *x = a, *y = b;
-    if (x->game_id != y->game_id)
-        return (x->game_id > y->game_id) - (x->game_id < y->game_id);
-    if (x->shard != y->shard)
-        return (x->shard > y->shard) - (x->shard < y->shard);
-    return (x->start > y->start) - (x->start < y->start);
+    return bz_out_run_order(x->game_id, x->shard, x->start, y->game_id, y->shard, y->start);
 }
 
 static int push_run(struct texts_merge *tm, struct run r)

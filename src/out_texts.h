@@ -33,6 +33,12 @@ int bz_out_texts_merge(hid_t out, const char *out_name, const char *path, const 
                        size_t n_shards, bz_out_owner_fn owner, const void *ctx,
                        unsigned long long *n_rows, struct bz_err *err);
 
+/* The order in which a merge takes runs (a game's rows in one shard, from
+ * row start): by game id, then shard, then start; <0, 0 or >0 as qsort
+ * wants. */
+int bz_out_run_order(int64_t game_a, size_t shard_a, hsize_t start_a, int64_t game_b,
+                     size_t shard_b, hsize_t start_b);
+
 /* Read-back of the merged file (open read-only): when it has /llm_texts,
  * every index entry lies inside /llm_text_bytes, entries are contiguous in
  * order, and every byte reads (checksums and inflate). BZ_EIO otherwise. */

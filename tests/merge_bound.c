@@ -23,6 +23,8 @@
 #include "bazaar/records.h"
 #include "bazaar/tables.h"
 #include "out_internal.h"
+#define TMP_PATH_PREFIX "bound"
+#include "tmp_path.h"
 
 #define games_desc bz_games_table
 
@@ -85,23 +87,6 @@ static void add_commit(struct bz_records *rec, int64_t id)
     g->n_agents = 4;
     g->lineup = bz_records_strdup(rec, "a,b,c,d");
     g->status = bz_records_strdup(rec, "ok");
-}
-
-static void tmp_path(char *buf, size_t cap, const char *fmt, ...)
-{
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    mkdir(BZ_TEST_TMP, 0755);
-    snprintf(buf, cap, "%s/bound_%ld_%s", BZ_TEST_TMP, (long)getpid(), name);
-    char side[600];
-    unlink(buf);
-    snprintf(side, sizeof side, "%s.journal", buf);
-    unlink(side);
-    snprintf(side, sizeof side, "%s.lock", buf);
-    unlink(side);
 }
 
 /* n_games games over 3 shards in batches of 8 ids (as ranks get them);

@@ -26,6 +26,8 @@
 #include "bazaar/records.h"
 #include "bazaar/tables.h"
 #include "out_internal.h"
+#define TMP_PATH_PREFIX "texts"
+#include "tmp_path.h"
 
 #define N_GAMES 40
 #define BIG_BYTES (700 * 1024) /* more than two chunks of /llm_text_bytes */
@@ -88,21 +90,6 @@ static void make_game(struct bz_records *rec, int64_t id, int variant, int bad_h
     g->game_id = id;
     g->game = "fake";
     g->status = "ok";
-}
-
-static void tmp_path(char *buf, size_t cap, const char *fmt, ...)
-{
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    mkdir(BZ_TEST_TMP, 0755);
-    snprintf(buf, cap, "%s/texts_%ld_%s", BZ_TEST_TMP, (long)getpid(), name);
-    char journal[600];
-    snprintf(journal, sizeof journal, "%s.journal", buf);
-    unlink(buf);
-    unlink(journal);
 }
 
 static void write_shard(const char *path, const int64_t *ids, size_t n, int variant, int bad)

@@ -100,30 +100,36 @@ static int64_t shared_prefix(const struct est_req *a, const struct est_req *q)
     return b;
 }
 
+/* The array v (n elements of size bytes used, *cap allocated) with room
+ * for one more: v itself, or v moved to twice its capacity (64 at first);
+ * NULL, v untouched, when out of memory. */
+static void *room_for_one(void *v, size_t n, size_t *cap, size_t size)
+{
+    if (n < *cap)
+        return v;
+    size_t c = *cap ? 2 * *cap : 64;
+    void *p = realloc(v, c * size);
+    if (p)
+        *cap = c;
+    return p;
+}
+
 static int add_past(struct est_ctx *c, int agent, int turn, int64_t bytes)
 {
-    if (c->n_past == c->cap_past) {
-        size_t n = c->cap_past ? 2 * c->cap_past : 64;
-        struct est_past *p = realloc(c->past, n * sizeof *p);
-        if (!p)
-            return BZ_ENOMEM;
-        c->past = p;
-        c->cap_past = n;
-    }
+    struct est_past *p = room_for_one(c->past, c->n_past, &c->cap_past, sizeof *p);
+    if (!p)
+        return BZ_ENOMEM;
+    c->past = p;
     c->past[c->n_past++] = (struct est_past){agent, turn, bytes};
     return BZ_OK;
 }
 
 static int add_req(struct est_level *l, const struct est_req *q)
 {
-    if (l->n_req == l->cap_req) {
-        size_t n = l->cap_req ? 2 * l->cap_req : 64;
-        struct est_req *p = realloc(l->req, n * sizeof *p);
-        if (!p)
-            return BZ_ENOMEM;
-        l->req = p;
-        l->cap_req = n;
-    }
+    struct est_req *p = room_for_one(l->req, l->n_req, &l->cap_req, sizeof *p);
+    if (!p)
+        return BZ_ENOMEM;
+    l->req = p;
     l->req[l->n_req++] = *q;
     return BZ_OK;
 }

@@ -1,10 +1,13 @@
 """Shared helpers for the end-to-end tests: where the binary is, running it
-(with or without mpiexec), and comparing results files table by table."""
+(with or without mpiexec), comparing results files table by table, and the
+test LLM server (tests/llm_server.py): starting it, its control calls, and
+model registries that point at it."""
 import json
 import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 
 import h5py
 import numpy as np
@@ -91,6 +94,16 @@ def write_spec(tmp_path, spec, name="spec.json"):
     return str(path)
 
 
+def table(path, name):
+    with h5py.File(path, "r") as f:
+        return f[name][...]
+
+
+def strs(col):
+    """A string column as Python strings (h5py gives bytes or str)."""
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in col]
+
+
 def datasets(path):
     names = []
     with h5py.File(path, "r") as f:
@@ -118,6 +131,22 @@ def assert_same_tables(a, b):
                     assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col} differs"
 
 
+def assert_same_rows(a, b, names, skip=("cache_hits",)):
+    """Tables names of a and b hold the same rows, byte for byte (strings by
+    value), but for the columns in skip."""
+    with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
+        for name in names:
+            x, y = fa[name][()], fb[name][()]
+            assert len(x) == len(y), name
+            for col in x.dtype.names:
+                if col in skip:
+                    continue
+                if x.dtype[col].kind == "O":
+                    assert list(x[col]) == list(y[col]), f"{name}.{col}"
+                else:
+                    assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
+
+
 def game_ids(path):
     with h5py.File(path, "r") as f:
         return np.array(f["games"]["game_id"])
@@ -137,3 +166,79 @@ def small_spec():
             "gap": ["heuristic:greedy?skill=0.95", "heuristic:greedy?skill=0.1"],
         },
     }
+
+
+@pytest.fixture(scope="module")
+def server():
+    """tests/llm_server.py on a port of its choosing, one per test module;
+    yields the port."""
+    exe = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    p = subprocess.Popen([exe, os.path.join(ROOT, "tests", "llm_server.py")],
+                         stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline().split()[1])
+    yield port
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def control(port, path, body=None):
+    """A control call to the test server: GET path, or POST body as JSON;
+    its JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 method="POST" if data is not None else "GET")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def srv_models(port, key_env, anthropic=False):
+    """Registry entries for the test server as the game tests name them:
+    "srv" over the OpenAI API and, with anthropic, "srv-a" over Anthropic's."""
+    models = [{"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+               "model": "m", "api_key_env": key_env, "capability": 1000,
+               "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]
+    if anthropic:
+        models.append({"id": "srv-a", "provider": "anthropic",
+                       "base_url": f"http://127.0.0.1:{port}/v1", "model": "m-a",
+                       "api_key_env": key_env, "capability": 1000,
+                       "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0})
+    return models
+
+
+def ab_models(port, key_env):
+    """Registry entries for the test server as the sweep tests name them:
+    "srv-openai" (model-a) and "srv-anthropic" (model-b, dearer, more capable)."""
+    return [{"id": "srv-openai", "provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
+             "model": "model-a", "api_key_env": key_env, "capability": 1000,
+             "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
+            {"id": "srv-anthropic", "provider": "anthropic",
+             "base_url": f"http://127.0.0.1:{port}/v1", "model": "model-b",
+             "api_key_env": key_env, "capability": 1200,
+             "price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0}]
+
+
+def write_models(tmp_path, models, name="models.json"):
+    """models as tmp_path/name ({"models": [...]}); its path as a string."""
+    path = tmp_path / name
+    path.write_text(json.dumps({"models": models}))
+    return str(path)
+
+
+def run_rerun_and_replay(port, spec, tmp_path, seed):
+    """Run spec to first.h5 with the test server playing (seed, bad rate
+    0.3); then, the server answering differently (seed + 1, bad rate 0.6), so
+    that a request would change the tables, rerun it on 3 ranks to again.h5
+    and --replay it on 2 to replay.h5, which must make no request. The three
+    paths."""
+    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
+    control(port, "/config", {"play": {"seed": seed, "bad_rate": 0.3}})
+    try:
+        bazaar("run", spec, "-o", first, "--quiet")
+        control(port, "/config", {"play": {"seed": seed + 1, "bad_rate": 0.6}})
+        before = control(port, "/stats")["completions"]
+        bazaar("run", spec, "-o", again, "--quiet", ranks=3)
+        bazaar("run", spec, "-o", rep, "--quiet", "--replay", ranks=2)
+        assert control(port, "/stats")["completions"] == before, "the rerun made requests"
+    finally:
+        control(port, "/config", {"play": None})
+    return first, again, rep

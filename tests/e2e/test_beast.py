@@ -9,22 +9,15 @@ replies are repaired or replaced by the fallback, with `bazaar play` too, and
 whose rerun on 3 ranks and --replay on 2 give the same tables."""
 import json
 import os
-import subprocess
-import sys
-import urllib.request
 from collections import defaultdict
 
 import h5py
 import numpy as np
-import pytest
 
-from conftest import ROOT, assert_same_tables, bazaar, write_spec
+from conftest import (ROOT, assert_same_rows, assert_same_tables, bazaar, control,
+                      run_rerun_and_replay, srv_models, strs, table, write_models, write_spec)
 
 KEY_ENV = "BZ_E2E_LLM_KEY"
-
-
-def strs(col):
-    return [x.decode() if isinstance(x, bytes) else str(x) for x in col]
 
 
 def beast_spec(reps=2):
@@ -150,34 +143,19 @@ def test_one_and_three_ranks_give_the_same_tables(tmp_path):
     assert_same_tables(one, again)
 
 
-@pytest.fixture(scope="module")
-def server():
-    exe = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    p = subprocess.Popen([exe, os.path.join(ROOT, "tests", "llm_server.py")],
-                         stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline().split()[1])
-    yield port
-    p.terminate()
-    p.wait(timeout=10)
-
-
 def test_llm_game_plays_to_the_end(server, tmp_path, monkeypatch):
     """The test server answers minimal schema values (no partners, empty
     offers, "ok" as text, declared -1, a vote for player 0): the game must play
     to the end through prompts, replies, repairs and fallbacks."""
     monkeypatch.setenv(KEY_ENV, "sk-beast-test")
-    models = {"models": [
-        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = write_models(tmp_path, srv_models(server, KEY_ENV))
     spec = {
         "name": "beast_llm", "game": "beast", "seed": 5, "repetitions": 1,
         "fixed": {"n_agents": 6, "eliminations": 3, "lineup": "mixed"},
         "grid": {"communication": [True, False]},
         "lineups": {"mixed": ["heuristic:loyal", "srv", "srv", "heuristic:mercenary",
                               "heuristic:bully", "heuristic:zi"]},
-        "models": str(tmp_path / "models.json"),
+        "models": models,
         "prompts": os.path.join(ROOT, "prompts", "beast"),
         "llm": {"live_games": 2, "concurrency": 4, "timeout_s": 5, "max_retries": 2,
                 "cache": str(tmp_path / "cache")},
@@ -203,14 +181,6 @@ def test_llm_game_plays_to_the_end(server, tmp_path, monkeypatch):
         assert all(t == "ok" for t in sent)
 
 
-def control(port, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                 method="POST" if data is not None else "GET")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
 def test_llm_players_bargain_and_vote_against_a_playing_server(server, tmp_path, monkeypatch):
     """The server in play mode (tests/llm_server.py): the LLM seats (1 over
     the OpenAI API, 2 over Anthropic's) choose partners, make, accept and
@@ -219,21 +189,14 @@ def test_llm_players_bargain_and_vote_against_a_playing_server(server, tmp_path,
     the fallback). The file passes every check of check_file."""
     monkeypatch.setenv(KEY_ENV, "sk-beast-test")
     llm = (1, 2)
-    models = {"models": [
-        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
-        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m-a", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = write_models(tmp_path, srv_models(server, KEY_ENV, anthropic=True))
     spec = {
         "name": "beast_play", "game": "beast", "seed": 5, "repetitions": 2,
         "fixed": {"n_agents": 6, "eliminations": 3, "lineup": "mixed"},
         "grid": {"communication": [True, False]},
         "lineups": {"mixed": ["heuristic:loyal", "srv", "srv-a", "heuristic:mercenary",
                               "heuristic:bully", "heuristic:zi"]},
-        "models": str(tmp_path / "models.json"),
+        "models": models,
         "prompts": os.path.join(ROOT, "prompts", "beast"),
         "llm": {"live_games": 4, "concurrency": 4, "timeout_s": 5, "max_retries": 1, "cache": ""},
     }
@@ -303,16 +266,12 @@ def test_play_with_llm_agents_against_a_playing_server(server, tmp_path, monkeyp
     LLM seats bargain and vote in the transcript's game, whose records pass
     check_file."""
     monkeypatch.setenv(KEY_ENV, "sk-beast-test")
-    models = {"models": [
-        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = write_models(tmp_path, srv_models(server, KEY_ENV))
     out = str(tmp_path / "play.h5")
     control(server, "/config", {"play": {"seed": 8, "bad_rate": 0.2}})
     try:
-        p = bazaar("play", "beast", "--agents", "loyal,srv,bully,srv,zi", "--models",
-                   str(tmp_path / "models.json"), "--set", "eliminations=2", "-o", out)
+        p = bazaar("play", "beast", "--agents", "loyal,srv,bully,srv,zi", "--models", models,
+                   "--set", "eliminations=2", "-o", out)
     finally:
         control(server, "/config", {"play": None})
     assert "eliminated: a" in p.stdout
@@ -329,14 +288,7 @@ def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path,
     ranks and a --replay on 2 make no request and give the same tables: the
     order in which concurrent conversations' replies arrive changes nothing."""
     monkeypatch.setenv(KEY_ENV, "sk-beast-test")
-    models = {"models": [
-        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
-        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m-a", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = write_models(tmp_path, srv_models(server, KEY_ENV, anthropic=True))
     spec = {
         "name": "beast_replay", "game": "beast", "seed": 4, "repetitions": 2,
         "fixed": {"n_agents": 6, "eliminations": 3},
@@ -344,36 +296,16 @@ def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path,
         "lineups": {"a": ["srv", "srv-a", "heuristic:loyal", "srv", "heuristic:bully", "srv-a"],
                     "b": ["srv", "srv-a", "heuristic:loyal?skill=0.5", "srv", "heuristic:bully",
                           "srv-a"]},
-        "models": str(tmp_path / "models.json"),
+        "models": models,
         "prompts": os.path.join(ROOT, "prompts", "beast"),
         "llm": {"live_games": 4, "concurrency": 8, "timeout_s": 10, "max_retries": 1,
                 "cache": str(tmp_path / "cache")},
     }
     path = write_spec(tmp_path, spec)
-    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
-    control(server, "/config", {"play": {"seed": 41, "bad_rate": 0.3}})
-    try:
-        bazaar("run", path, "-o", first, "--quiet")
-        control(server, "/config", {"play": {"seed": 42, "bad_rate": 0.6}})
-        before = control(server, "/stats")["completions"]
-        bazaar("run", path, "-o", again, "--quiet", ranks=3)
-        bazaar("run", path, "-o", rep, "--quiet", "--replay", ranks=2)
-        assert control(server, "/stats")["completions"] == before, "the rerun made requests"
-    finally:
-        control(server, "/config", {"play": None})
+    first, again, rep = run_rerun_and_replay(server, path, tmp_path, seed=41)
     check_file(first)
     names = ["games", "agents", "messages", "beast/messages", "beast/transfers", "beast/votes",
              "beast/wealth"]
+    assert table(first, "games")["n_fallback"].sum() > 0
     for other in (again, rep):
-        with h5py.File(first, "r") as fa, h5py.File(other, "r") as fb:
-            assert fa["games"]["n_fallback"].sum() > 0
-            for name in names:
-                x, y = fa[name][()], fb[name][()]
-                assert len(x) == len(y), name
-                for col in x.dtype.names:
-                    if col == "cache_hits":
-                        continue
-                    if x.dtype[col].kind == "O":
-                        assert list(x[col]) == list(y[col]), f"{name}.{col}"
-                    else:
-                        assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
+        assert_same_rows(first, other, names)

@@ -8,48 +8,23 @@ import os
 import re
 import subprocess
 import sys
-import urllib.request
 
-import h5py
 import pytest
 
-from conftest import ROOT, bazaar
+from conftest import ROOT, ab_models, bazaar, control, table, write_models
 
 KEY_ENV = "BZ_E2E_MEM_KEY"
 KEY = "sk-e2e-mem-0a1b2c3d4e5f"
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
-@pytest.fixture(scope="module")
-def server():
-    p = subprocess.Popen([PY, os.path.join(ROOT, "tests", "llm_server.py")],
-                         stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline().split()[1])
-    yield port
-    p.terminate()
-    p.wait(timeout=10)
-
-
-def control(port, path, body):
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
-                                 method="POST")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
 def registry(tmp_path, port, cached_price=None):
-    m = {"id": "srv-openai", "provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
-         "model": "model-a", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}
-    a = {"id": "srv-anthropic", "provider": "anthropic",
-         "base_url": f"http://127.0.0.1:{port}/v1", "model": "model-b", "api_key_env": KEY_ENV,
-         "capability": 1200, "price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0}
+    m, a = ab_models(port, KEY_ENV)
     if cached_price is not None:
         m["price_cached_in_per_mtok"] = cached_price
         a["price_cached_in_per_mtok"] = 3.0 * cached_price
     name = "models.json" if cached_price is None else "models_cached.json"
-    (tmp_path / name).write_text(json.dumps({"models": [m, a]}))
-    return tmp_path / name
+    return write_models(tmp_path, [m, a], name)
 
 
 def stable_prompts(tmp_path):
@@ -85,11 +60,6 @@ def write_spec(tmp_path, port, name, grid, llm=None, models=None, turns=3, promp
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(spec))
     return path
-
-
-def table(path, name):
-    with h5py.File(path, "r") as f:
-        return f[name][...]
 
 
 def test_one_sweep_plays_memory_0_and_3_paired(server, tmp_path, monkeypatch):

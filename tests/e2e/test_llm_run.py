@@ -7,53 +7,26 @@ import os
 import shutil
 import subprocess
 import sys
-import urllib.request
 
 import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, bazaar
+from conftest import ROOT, ab_models, bazaar, control, strs, table, write_models
 
 KEY_ENV = "BZ_E2E_LLM_KEY"
 KEY = "sk-e2e-SECRET-9f8e7d6c5b4a"
 
 
-@pytest.fixture(scope="module")
-def server():
-    exe = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    p = subprocess.Popen([exe, os.path.join(ROOT, "tests", "llm_server.py")],
-                         stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline().split()[1])
-    yield port
-    p.terminate()
-    p.wait(timeout=10)
-
-
-def control(port, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                 method="POST" if data is not None else "GET")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
 def write_sweep(tmp_path, port, cache, name="llm_e2e", communication=(True, False)):
-    models = {"models": [
-        {"id": "srv-openai", "provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
-         "model": "model-a", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
-        {"id": "srv-anthropic", "provider": "anthropic", "base_url": f"http://127.0.0.1:{port}/v1",
-         "model": "model-b", "api_key_env": KEY_ENV, "capability": 1200,
-         "price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0,
-         "limits": {"max_concurrency": 4}}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = ab_models(port, KEY_ENV)
+    models[1]["limits"] = {"max_concurrency": 4}
     spec = {
         "name": name, "game": "electricity", "seed": 3, "repetitions": 1,
         "fixed": {"n_agents": 3, "max_turns": 2},
         "grid": {"communication": list(communication)},
         "lineups": {"mixed": ["srv-openai", "srv-anthropic", "heuristic:greedy?skill=0.5"]},
-        "models": str(tmp_path / "models.json"),
+        "models": write_models(tmp_path, models),
         "prompts": os.path.join(ROOT, "prompts", "electricity"),
         "llm": {"live_games": 2, "concurrency": 4, "timeout_s": 2, "max_retries": 3,
                 "cache": str(cache)},
@@ -62,15 +35,6 @@ def write_sweep(tmp_path, port, cache, name="llm_e2e", communication=(True, Fals
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(spec))
     return path
-
-
-def table(path, name):
-    with h5py.File(path, "r") as f:
-        return f[name][...]
-
-
-def strs(col):
-    return [x.decode() if isinstance(x, bytes) else str(x) for x in col]
 
 
 def test_faults_cache_and_replay(server, tmp_path, monkeypatch):

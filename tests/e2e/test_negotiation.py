@@ -17,7 +17,8 @@ import h5py
 import numpy as np
 import pytest
 
-from conftest import ROOT, assert_same_tables, bazaar, write_spec
+from conftest import (ROOT, assert_same_rows, assert_same_tables, bazaar, control,
+                      run_rerun_and_replay, srv_models, strs, table, write_models, write_spec)
 
 GAMES = {
     "item_allocation": {"competition": [0.25, 1.0]},
@@ -145,17 +146,6 @@ def test_play(game):
     assert f"== {game}: 4 agents" in p.stdout and "== end after round" in p.stdout
 
 
-@pytest.fixture(scope="module")
-def server():
-    p = subprocess.Popen([sys.executable if not os.path.exists("/usr/bin/python3")
-                          else "/usr/bin/python3", os.path.join(ROOT, "tests", "llm_server.py")],
-                         stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline().split()[1])
-    yield port
-    p.terminate()
-    p.wait(timeout=10)
-
-
 @pytest.mark.parametrize("game", list(GAMES))
 def test_llm_game_plays_to_the_end(server, tmp_path, monkeypatch, game):
     """The local server answers every schema with its minimal values (item 0
@@ -163,16 +153,12 @@ def test_llm_game_plays_to_the_end(server, tmp_path, monkeypatch, game):
     agreement unless the heuristics carry it; what is checked is that every
     phase's prompt renders and the replies pass schema and rules."""
     monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
-    models = {"models": [{"id": "srv", "provider": "openai",
-                          "base_url": f"http://127.0.0.1:{server}/v1", "model": "m",
-                          "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
-                          "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = write_models(tmp_path, srv_models(server, "BZ_E2E_NEGO_KEY"))
     s = {"name": f"llm_{game}", "game": game, "seed": 1, "repetitions": 1,
          "fixed": {"n_agents": 3, "max_rounds": 2, "discussion_turns": 1, "lineup": "mixed"},
          "grid": {"communication": [True, False]},
          "lineups": {"mixed": ["srv", "heuristic:fair", "srv"]},
-         "models": str(tmp_path / "models.json"),
+         "models": models,
          "prompts": os.path.join(ROOT, "prompts", game),
          "llm": {"live_games": 2, "concurrency": 2, "timeout_s": 5, "max_retries": 1}}
     spec = write_spec(tmp_path, s)
@@ -217,20 +203,7 @@ def test_shipped_sweeps_run_and_draw(tmp_path, name, game, rows):
         assert bazaar_results.load(out).competition_axis(game) == rows
 
 
-def control(port, path, body=None):
-    import urllib.request
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                 method="POST" if data is not None else "GET")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
 LLM_SEATS = (0, 2)
-
-
-def strs(col):
-    return [x.decode() if isinstance(x, bytes) else str(x) for x in col]
 
 
 @pytest.mark.parametrize("game", list(GAMES))
@@ -241,14 +214,7 @@ def test_llm_players_negotiate_against_a_playing_server(server, tmp_path, monkey
     off-schema (repaired, or replaced by the fallback). The games reach
     agreements that LLM replies made."""
     monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
-    models = {"models": [
-        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
-        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m-a", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = write_models(tmp_path, srv_models(server, "BZ_E2E_NEGO_KEY", anthropic=True))
     s = {"name": f"play_{game}", "game": game, "seed": 3, "repetitions": 2,
          "fixed": {"n_agents": 4, "max_rounds": 4, "discussion_turns": 1, "lineup": "mixed",
                    # contested: similar values, opposed positions (games last rounds)
@@ -256,7 +222,7 @@ def test_llm_players_negotiate_against_a_playing_server(server, tmp_path, monkey
          "grid": {"communication": [True, False], "threshold": ["two_thirds", "unanimity"]},
          "lineups": {"mixed": ["srv", "heuristic:fair?skill=0.8", "srv-a",
                                "heuristic:greedy?skill=0.8"]},
-         "models": str(tmp_path / "models.json"),
+         "models": models,
          "prompts": os.path.join(ROOT, "prompts", game),
          "llm": {"live_games": 4, "concurrency": 4, "timeout_s": 5, "max_retries": 1,
                  "cache": "", "reasoning": game == "treaty"}}
@@ -381,16 +347,12 @@ def test_play_with_llm_agents_against_a_playing_server(server, tmp_path, monkeyp
     """`bazaar play GAME --agents srv,fair,srv,greedy --models FILE`: the LLM
     seats talk and propose in the transcript, and the records are written."""
     monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
-    models = {"models": [{"id": "srv", "provider": "openai",
-                          "base_url": f"http://127.0.0.1:{server}/v1", "model": "m",
-                          "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
-                          "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = write_models(tmp_path, srv_models(server, "BZ_E2E_NEGO_KEY"))
     out = str(tmp_path / "play.h5")
     control(server, "/config", {"play": {"seed": 4, "bad_rate": 0.2}})
     try:
-        p = bazaar("play", game, "--agents", "srv,fair,srv,greedy", "--models",
-                   str(tmp_path / "models.json"), "--rounds", "3", "-o", out)
+        p = bazaar("play", game, "--agents", "srv,fair,srv,greedy", "--models", models,
+                   "--rounds", "3", "-o", out)
     finally:
         control(server, "/config", {"play": None})
     assert "== end after round" in p.stdout
@@ -411,14 +373,7 @@ def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path,
     ranks and a --replay on 2 make no request and give the same tables: the
     games' LLM path depends on the replies only, not on their timing."""
     monkeypatch.setenv("BZ_E2E_NEGO_KEY", "sk-nego-e2e")
-    models = {"models": [
-        {"id": "srv", "provider": "openai", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
-        {"id": "srv-a", "provider": "anthropic", "base_url": f"http://127.0.0.1:{server}/v1",
-         "model": "m-a", "api_key_env": "BZ_E2E_NEGO_KEY", "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
+    models = write_models(tmp_path, srv_models(server, "BZ_E2E_NEGO_KEY", anthropic=True))
     # two lineups differing in the heuristic's skill: identical requests
     # across games share a cache key
     s = {"name": f"replay_{game}", "game": game, "seed": 4, "repetitions": 2,
@@ -426,35 +381,14 @@ def test_llm_games_rerun_and_replay_bit_for_bit_on_other_ranks(server, tmp_path,
          "grid": {"communication": [True, False], "lineup": ["a", "b"]},
          "lineups": {"a": ["srv", "heuristic:fair", "srv-a", "srv"],
                      "b": ["srv", "heuristic:fair?skill=0.5", "srv-a", "srv"]},
-         "models": str(tmp_path / "models.json"),
+         "models": models,
          "prompts": os.path.join(ROOT, "prompts", game),
          "llm": {"live_games": 4, "concurrency": 8, "timeout_s": 10, "max_retries": 1,
                  "cache": str(tmp_path / "cache")}}
     spec = write_spec(tmp_path, s)
-    first, again, rep = (str(tmp_path / f"{x}.h5") for x in ("first", "again", "replay"))
-    control(server, "/config", {"play": {"seed": 31, "bad_rate": 0.3}})
-    try:
-        bazaar("run", spec, "-o", first, "--quiet")
-        # the server now answers differently: a request would change the tables
-        control(server, "/config", {"play": {"seed": 32, "bad_rate": 0.6}})
-        before = control(server, "/stats")["completions"]
-        bazaar("run", spec, "-o", again, "--quiet", ranks=3)
-        bazaar("run", spec, "-o", rep, "--quiet", "--replay", ranks=2)
-        assert control(server, "/stats")["completions"] == before, "the rerun made requests"
-    finally:
-        control(server, "/config", {"play": None})
+    first, again, rep = run_rerun_and_replay(server, spec, tmp_path, seed=31)
     names = ["games", "agents", "messages"] + [f"{game}/{t}" for t in
                                                ("proposals", "votes", "rounds", "summary")]
+    assert table(first, "games")["n_fallback"].sum() > 0
     for other in (again, rep):
-        with h5py.File(first, "r") as fa, h5py.File(other, "r") as fb:
-            assert fa["games"]["n_fallback"].sum() > 0
-            for name in names:
-                x, y = fa[name][()], fb[name][()]
-                assert len(x) == len(y), name
-                for col in x.dtype.names:
-                    if col == "cache_hits":
-                        continue
-                    if x.dtype[col].kind == "O":
-                        assert list(x[col]) == list(y[col]), f"{name}.{col}"
-                    else:
-                        assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
+        assert_same_rows(first, other, names)

@@ -7,37 +7,15 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import time
-import urllib.request
 
 import h5py
 import numpy as np
-import pytest
 
-from conftest import BIN, ROOT, bazaar, mpi_env, write_spec
+from conftest import BIN, ROOT, ab_models, bazaar, control, mpi_env, write_models, write_spec
 
 KEY_ENV = "BZ_REL_KEY"
 KEY = "sk-rel-SECRET-0123456789abcdef0123456789"
-
-
-@pytest.fixture(scope="module")
-def server():
-    exe = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-    p = subprocess.Popen([exe, os.path.join(ROOT, "tests", "llm_server.py")],
-                         stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline().split()[1])
-    yield port
-    p.terminate()
-    p.wait(timeout=10)
-
-
-def control(port, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
-                                 method="POST" if data is not None else "GET")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
 
 
 def fresh(port, **config):
@@ -49,20 +27,12 @@ def fresh(port, **config):
 
 
 def llm_spec(tmp_path, port, name="rel", cache=None, retries=3):
-    models = {"models": [
-        {"id": "srv-openai", "provider": "openai", "base_url": f"http://127.0.0.1:{port}/v1",
-         "model": "model-a", "api_key_env": KEY_ENV, "capability": 1000,
-         "price_in_per_mtok": 1.0, "price_out_per_mtok": 2.0},
-        {"id": "srv-anthropic", "provider": "anthropic", "base_url": f"http://127.0.0.1:{port}/v1",
-         "model": "model-b", "api_key_env": KEY_ENV, "capability": 1200,
-         "price_in_per_mtok": 3.0, "price_out_per_mtok": 15.0}]}
-    (tmp_path / "models.json").write_text(json.dumps(models))
     spec = {
         "name": name, "game": "electricity", "seed": 5, "repetitions": 1,
         "fixed": {"n_agents": 3, "max_turns": 2, "lineup": "mixed"},
         "grid": {"communication": [True, False]},
         "lineups": {"mixed": ["srv-openai", "srv-anthropic", "heuristic:greedy?skill=0.5"]},
-        "models": str(tmp_path / "models.json"),
+        "models": write_models(tmp_path, ab_models(port, KEY_ENV)),
         "prompts": os.path.join(ROOT, "prompts", "electricity"),
         "llm": {"live_games": 2, "concurrency": 4, "timeout_s": 5, "max_retries": retries,
                 "cache": str(cache or (tmp_path / f"cache-{name}"))},
