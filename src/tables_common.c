@@ -134,6 +134,8 @@ static int cmp_call(const void *a, const void *b)
         return c;
     if ((c = strcmp(x->repair_text ? x->repair_text : "", y->repair_text ? y->repair_text : "")))
         return c;
+    if ((c = strcmp(x->reply_text ? x->reply_text : "", y->reply_text ? y->reply_text : "")))
+        return c; /* one agent's slots asked the same prompt under other schemas */
     return (x->attempt > y->attempt) - (x->attempt < y->attempt);
 }
 

@@ -196,7 +196,7 @@ int bz_tables_add_summary(struct bz_records *rec, const struct bz_game_config *c
                           struct bz_err *err);
 
 /* Sort the /llm_calls rows of rec from row `from` on (one step's calls, which
- * complete in any order) by agent, prompt, repair prompt, then attempt: an
+ * complete in any order) by agent, prompt, repair prompt, reply, then attempt: an
  * order that depends on what was asked, not on when the replies came, so a
  * rerun or replay writes the rows in the same order. */
 void bz_tables_order_llm_calls(struct bz_records *rec, size_t from);
