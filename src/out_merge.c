@@ -40,9 +40,10 @@
  * most 1/16 for an output window (1/64, or two chunks per compression thread
  * when that is more; twice, plus the compressed copies, on the direct path:
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
- * 1/4 for the index of the id block being merged (winner of each id, runs).
- * Not counted: HDF5's own caches, the strings of the rows of a window of a
- * table with strings, and ~0.5 MiB of compressor state per thread. */
+ * 1/4 for the index of the id block being merged (winner of each id, runs),
+ * 1/32 for parallel reads of shard chunks (1/128: the batch's chunks and
+ * copies, the rest: a chunk buffer per thread). Not counted: HDF5's own caches, the strings of the
+ * rows of a window of a table with strings, and ~0.5 MiB of compressor state per thread. */
 #ifndef MERGE_MEMORY_BYTES
 #define MERGE_MEMORY_BYTES ((size_t)256 << 20)
 #endif
@@ -54,6 +55,44 @@
 #ifndef MERGE_WINDOW_BYTES
 #define MERGE_WINDOW_BYTES ((size_t)16 << 20)
 #endif
+
+/* Shard files a parallel read holds open at once (a batch is run before
+ * another would be opened). */
+#define PREAD_FDS 64
+
+/* One stored shard chunk a worker thread reads (pread at its file address),
+ * checks against its Fletcher32 and copies rows out of: ops [op0, op1). */
+struct ptask {
+    size_t shard, fdi, cbytes;
+    hsize_t base; /* its first row */
+    uint64_t addr;
+    size_t op0, op1;
+};
+
+/* Bytes [src, src + n) of a chunk go to out + dst. */
+struct pop {
+    size_t src, dst, n;
+};
+
+/* A batch of chunk reads for the pool's threads: the merging thread looks
+ * the chunks up (HDF5), the threads read, check and gather (no HDF5). */
+struct pread {
+    const char *const *shards;
+    struct ptask *t;
+    size_t nt, t_cap;
+    struct pop *op;
+    size_t nop, op_cap;
+    int fds[PREAD_FDS];
+    size_t nfd;
+    unsigned char *scratch; /* slot_bytes per thread */
+    size_t slot_bytes;
+    int slots, ready, unusable;
+    unsigned char *out; /* gathering: the output window */
+    int64_t *ids;       /* scanning ids: where they go */
+    size_t rsize, id_off;
+    hsize_t crows, rows;
+    struct bz_zbatch zb;
+};
 
 /* A stretch of consecutive rows of one game in one shard's table. */
 struct run {
@@ -84,8 +123,10 @@ struct merge {
     int threads;
     unsigned char *ids_raw; /* the id window */
     struct bz_merge_stats stats;
-    int owner_failed;        /* owner_of could not build an id block */
-    struct bz_err owner_err; /* why */
+    struct pread pr;
+    double seconds_store_in_read; /* sink_store run while reads are under way */
+    int owner_failed;             /* owner_of could not build an id block */
+    struct bz_err owner_err;      /* why */
 };
 
 static double thread_cpu_s(void)
@@ -357,6 +398,211 @@ static void scan_id(const struct merge *m, struct runs *rs, size_t i, struct run
     sc->len = 1;
 }
 
+/* Task k's stored chunk into slot's buffer, checked against its
+ * Fletcher32: the buffer, or NULL. */
+static unsigned char *pread_chunk(struct pread *p, size_t k, int slot)
+{
+    const struct ptask *t = &p->t[k];
+    unsigned char *buf = p->scratch + (size_t)slot * p->slot_bytes;
+    size_t got = 0;
+    while (got < t->cbytes) {
+        ssize_t r = pread(p->fds[t->fdi], buf + got, t->cbytes - got, (off_t)(t->addr + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return NULL;
+        got += (size_t)r;
+    }
+    return bz_zpool_chunk_ok(buf, t->cbytes) ? buf : NULL;
+}
+
+/* A chunk's rows into the output window (ops). */
+static int pread_gather_job(void *arg, size_t k, int slot)
+{
+    struct pread *p = arg;
+    const struct ptask *t = &p->t[k];
+    unsigned char *buf = pread_chunk(p, k, slot);
+    if (!buf)
+        return -1;
+    for (size_t o = t->op0; o < t->op1; o++)
+        memcpy(p->out + p->op[o].dst, buf + p->op[o].src, p->op[o].n);
+    return 0;
+}
+
+/* A chunk's game ids: task k's rows to ids + k * crows. */
+static int pread_ids_job(void *arg, size_t k, int slot)
+{
+    struct pread *p = arg;
+    const struct ptask *t = &p->t[k];
+    unsigned char *buf = pread_chunk(p, k, slot);
+    if (!buf)
+        return -1;
+    hsize_t n = p->rows - t->base < p->crows ? p->rows - t->base : p->crows;
+    int64_t *dst = p->ids + (size_t)k * p->crows;
+    for (hsize_t r = 0; r < n; r++)
+        memcpy(&dst[r], buf + (size_t)r * p->rsize + p->id_off, sizeof *dst);
+    return 0;
+}
+
+/* A chunk's checksum alone (the read-back). */
+static int pread_check_job(void *arg, size_t k, int slot)
+{
+    return pread_chunk(arg, k, slot) ? 0 : -1;
+}
+
+/* The batch's arrays and thread buffers, once per merge: 0 when the bound
+ * leaves no room for them (then chunks are read on the merging thread). */
+static int pread_setup(struct merge *m)
+{
+    struct pread *p = &m->pr;
+    if (p->ready || p->unusable)
+        return p->ready;
+    size_t bound = m->stats.bound_bytes, arrays = bound / 256;
+    if (arrays > MERGE_WINDOW_BYTES)
+        arrays = MERGE_WINDOW_BYTES;
+    p->shards = m->shards;
+    p->slots = bz_zpool_slots(m->pool);
+    p->t_cap = arrays / sizeof *p->t;
+    p->op_cap = arrays / sizeof *p->op;
+    p->slot_bytes = bound / 128 * 3 / (size_t)p->slots;
+    if (!p->t_cap || !p->op_cap || p->slot_bytes < 64 ||
+        !(p->t = acct_alloc(m, p->t_cap, sizeof *p->t)) ||
+        !(p->op = acct_alloc(m, p->op_cap, sizeof *p->op)) ||
+        !(p->scratch = acct_alloc(m, (size_t)p->slots, p->slot_bytes))) {
+        p->unusable = 1;
+        return 0;
+    }
+    p->ready = 1;
+    return 1;
+}
+
+static void pread_close_fds(struct pread *p)
+{
+    for (size_t k = 0; k < p->nfd; k++)
+        close(p->fds[k]);
+    p->nfd = 0;
+}
+
+static void pread_free(struct merge *m)
+{
+    struct pread *p = &m->pr;
+    pread_close_fds(p);
+    acct_free(p->t, p->t_cap, sizeof *p->t);
+    acct_free(p->op, p->op_cap, sizeof *p->op);
+    acct_free(p->scratch, (size_t)p->slots, p->slot_bytes);
+    p->t = NULL;
+    p->op = NULL;
+    p->scratch = NULL;
+    p->ready = 0;
+}
+
+/* Open path (holding dset) for the threads' reads: 0 and its index in
+ * p->fds, or -1 (a user block: chunk addresses are not file offsets; or it
+ * does not open): HDF5 reads it. p->nfd < PREAD_FDS. */
+static int pread_open(struct pread *p, hid_t dset, const char *path, size_t *fdi)
+{
+    hid_t file = H5Iget_file_id(dset), fcpl = H5I_INVALID_HID;
+    hsize_t ublock = 1;
+    if (file < 0 || (fcpl = H5Fget_create_plist(file)) < 0 || H5Pget_userblock(fcpl, &ublock) < 0)
+        ublock = 1;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(fcpl);
+    bz_out_h5_close(file);
+    if (ublock != 0)
+        return -1;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    *fdi = p->nfd;
+    p->fds[p->nfd++] = fd;
+    return 0;
+}
+
+/* Task slot nt of the batch: the chunk of dset at row base as stored
+ * (bytes, when not 0, its size must be), or an error. */
+static int pread_add(struct merge *m, hid_t dset, size_t i, size_t fdi, hsize_t base, size_t bytes,
+                     size_t cap, const char *file_name, const char *path, struct bz_err *err)
+{
+    struct pread *p = &m->pr;
+    unsigned mask = 1;
+    haddr_t addr = HADDR_UNDEF;
+    hsize_t size = 0;
+    if (H5Dget_chunk_info_by_coord(dset, &base, &mask, &addr, &size) < 0 || addr == HADDR_UNDEF ||
+        mask != 0 || size == 0 || (bytes && size != bytes) || size > cap)
+        return bz_out_h5_fail(err, BZ_EIO,
+                              "%s: table %s: the chunk at row %llu is unreadable or fails its "
+                              "checksum",
+                              file_name, path, (unsigned long long)base);
+    p->t[p->nt++] = (struct ptask){i, fdi, (size_t)size, base, (uint64_t)addr, p->nop, p->nop};
+    return BZ_OK;
+}
+
+/* Run the batch on the threads and wait: 0, or 1 when a chunk failed. */
+static int pread_go(struct merge *m, int (*job)(void *, size_t, int))
+{
+    struct pread *p = &m->pr;
+    p->zb.job = job;
+    p->zb.arg = p;
+    p->zb.n_chunks = p->nt;
+    bz_zpool_submit(m->pool, &p->zb);
+    int bad = bz_zpool_wait(m->pool, &p->zb) != 0;
+    m->stats.cpu_read += p->zb.cpu_seconds;
+    return bad;
+}
+
+/* scan_shard's read of the game ids straight from the stored chunks, on
+ * the threads: batches of chunks whose ids fill at most the id window,
+ * scanned here in row order. *used is 0 when the chunks do not fit a
+ * thread's buffer (or the file cannot be read so): scan_shard reads them. */
+static int scan_raw_parallel(struct merge *m, size_t i, hid_t dset, const char *path,
+                             struct runs *rs, hsize_t rows, size_t rsize, size_t id_off, int *used,
+                             struct bz_err *err)
+{
+    struct pread *p = &m->pr;
+    int rc = BZ_OK;
+    size_t fdi;
+    *used = 0;
+    if (!pread_setup(m))
+        return BZ_OK;
+    hsize_t crows = raw_chunk_rows(dset, rsize, p->slot_bytes - 4);
+    if (!crows || crows > m->id_rows || pread_open(p, dset, m->shards[i], &fdi) != 0)
+        return BZ_OK;
+    *used = 1;
+    size_t cbytes = (size_t)crows * rsize + 4;
+    size_t nb = (size_t)(m->id_rows / crows) < p->t_cap ? (size_t)(m->id_rows / crows) : p->t_cap;
+    p->ids = (int64_t *)m->ids_raw;
+    p->rsize = rsize;
+    p->id_off = id_off;
+    p->crows = crows;
+    p->rows = rows;
+    struct run_scan sc = {0, 0, 0};
+    for (hsize_t base0 = 0; base0 < rows && !rs->full;) {
+        p->nt = p->nop = 0;
+        for (size_t k = 0; k < nb && base0 + (hsize_t)k * crows < rows && !rc; k++)
+            rc = pread_add(m, dset, i, fdi, base0 + (hsize_t)k * crows, cbytes, cbytes,
+                           m->shards[i], path, err);
+        if (rc)
+            break;
+        if (pread_go(m, pread_ids_job)) {
+            rc = bz_err_set(err, BZ_EIO,
+                            "%s: table %s: the chunk at row %llu is unreadable or fails its "
+                            "checksum",
+                            m->shards[i], path, (unsigned long long)p->t[p->zb.first_failed].base);
+            break;
+        }
+        hsize_t stop =
+            base0 + (hsize_t)p->nt * crows < rows ? base0 + (hsize_t)p->nt * crows : rows;
+        for (hsize_t r = base0; r < stop; r++)
+            scan_id(m, rs, i, &sc, p->ids[r - base0], r);
+        base0 = stop;
+    }
+    if (!rc && sc.len)
+        keep_run(m, rs, i, sc.cur, sc.start, sc.len);
+    p->nt = p->nop = 0;
+    pread_close_fds(p);
+    return rc;
+}
+
 /* The runs of shard i's table dset whose game wins in the current block,
  * reading its game_id column m->id_rows at a time (or its raw chunks). */
 static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
@@ -407,6 +653,11 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     int le64 = id_type >= 0 && H5Tget_size(id_type) == 8 && H5Tget_order(id_type) == H5T_ORDER_LE &&
                H5Tget_sign(id_type) == H5T_SGN_2 && bz_out_h5_has_vlen(ftype) == 0;
     bz_out_h5_close(id_type);
+    if (le64) {
+        int used = 0;
+        if ((rc = scan_raw_parallel(m, i, dset, path, rs, rows, rsize, id_off, &used, err)) || used)
+            goto out;
+    }
     hsize_t crows =
         le64 ? raw_chunk_rows(dset, rsize, (size_t)m->id_rows * sizeof(int64_t) - 4) : 0;
     if (crows) {
@@ -616,6 +867,99 @@ static void sink_close(struct sink *s)
     }
 }
 
+static int sink_store(struct merge *m, struct sink *s, const char *path, struct bz_err *err);
+
+/* Run the batch: the threads read its chunks into the sink's current window
+ * while this thread stores the window compressed before it. */
+static int pread_run(struct merge *m, struct sink *s, const char *path, struct bz_err *err)
+{
+    struct pread *p = &m->pr;
+    int rc = BZ_OK;
+    if (!p->nt)
+        return BZ_OK;
+    p->out = s->buf[s->cur];
+    p->zb.job = pread_gather_job;
+    p->zb.arg = p;
+    p->zb.n_chunks = p->nt;
+    bz_zpool_submit(m->pool, &p->zb);
+    if (s->pending) {
+        double t0 = now_s();
+        rc = sink_store(m, s, path, err);
+        m->seconds_store_in_read += now_s() - t0;
+    }
+    int bad = bz_zpool_wait(m->pool, &p->zb) != 0;
+    m->stats.cpu_read += p->zb.cpu_seconds;
+    if (bad && !rc) {
+        const struct ptask *t = &p->t[p->zb.first_failed];
+        rc = bz_err_set(err, BZ_EIO,
+                        "%s: table %s: the chunk at row %llu is unreadable or fails its "
+                        "checksum",
+                        m->shards[t->shard], path, (unsigned long long)t->base);
+    }
+    p->nt = p->nop = 0;
+    return rc;
+}
+
+/* Queue the rows of runs[0..n) (all of shard i, sorted by start) for the
+ * threads, as gather_raw would read them; *used is 0 when the table is not
+ * stored so (or its chunks do not fit a thread's buffer): then the caller
+ * reads it here. Runs earlier batches when the arrays fill. */
+static int pread_queue(struct merge *m, struct sink *s, const char *path, const struct run *runs,
+                       size_t n, int *used, struct bz_err *err)
+{
+    struct pread *p = &m->pr;
+    size_t i = runs[0].shard, msize = s->msize;
+    int rc = BZ_OK;
+    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, ref = H5I_INVALID_HID;
+    *used = 0;
+    if (!pread_setup(m))
+        return BZ_OK;
+    if ((rc = open_table(m, i, path, &file, &dset, &ref, err)))
+        goto out;
+    hsize_t crows = raw_chunk_rows(dset, msize, p->slot_bytes - 4);
+    if (!crows)
+        goto out;
+    size_t cbytes = (size_t)crows * msize + 4, fdi;
+    if (p->nfd == PREAD_FDS) {
+        if ((rc = pread_run(m, s, path, err)))
+            goto out;
+        pread_close_fds(p);
+    }
+    if (pread_open(p, dset, m->shards[i], &fdi) != 0)
+        goto out; /* HDF5 reads it */
+    *used = 1;
+    int fresh = 1; /* the next piece needs a new task */
+    for (size_t k = 0; k < n && !rc; k++) {
+        hsize_t pos = runs[k].start, end = runs[k].start + runs[k].len;
+        while (pos < end) {
+            hsize_t base = pos / crows * crows;
+            if (p->nop == p->op_cap ||
+                ((fresh || p->t[p->nt - 1].base != base) && p->nt == p->t_cap)) {
+                if ((rc = pread_run(m, s, path, err)))
+                    break;
+                fresh = 1;
+            }
+            if (fresh || p->t[p->nt - 1].base != base) {
+                if ((rc =
+                         pread_add(m, dset, i, fdi, base, cbytes, cbytes, m->shards[i], path, err)))
+                    break;
+                fresh = 0;
+            }
+            hsize_t stop = end < base + crows ? end : base + crows;
+            p->op[p->nop++] =
+                (struct pop){(size_t)(pos - base) * msize,
+                             (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize,
+                             (size_t)(stop - pos) * msize};
+            p->t[p->nt - 1].op1 = p->nop;
+            pos = stop;
+        }
+    }
+out:
+    bz_out_h5_close(ref);
+    close_table(&file, &dset);
+    return rc;
+}
+
 /* The rows of runs[0..n) of a table without strings, read as the shard
  * stores them: whole chunks (H5Dread_chunk), each checked against its
  * Fletcher32, rows copied out; no HDF5 pipeline, cache or conversion. Only
@@ -732,7 +1076,7 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
                       struct run *pieces, struct sink *s, hsize_t lo, hsize_t hi, int vlen,
                       struct bz_err *err)
 {
-    int rc;
+    int rc = BZ_OK;
     size_t n = 0;
     while (*first < rs->n && rs->v[*first].out_pos + rs->v[*first].len <= lo)
         (*first)++;
@@ -746,14 +1090,21 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
     qsort(pieces, n, sizeof *pieces, cmp_run_place);
     for (size_t k = 0; k < n;) {
         size_t e = k + 1;
+        int queued = 0;
         while (e < n && pieces[e].shard == pieces[k].shard)
             e++;
-        if ((rc = gather_shard(m, path, pieces + k, e - k, s->mtype, s->msize, vlen, s->buf[s->cur],
-                               err)))
-            return rc;
+        if (s->direct && (rc = pread_queue(m, s, path, pieces + k, e - k, &queued, err)))
+            break;
+        if (!queued && (rc = gather_shard(m, path, pieces + k, e - k, s->mtype, s->msize, vlen,
+                                          s->buf[s->cur], err)))
+            break;
         k = e;
     }
-    return BZ_OK;
+    /* the queued chunks: read by the threads (always waited for) */
+    struct bz_err later = {0};
+    int rc2 = pread_run(m, s, path, rc ? &later : err);
+    pread_close_fds(&m->pr);
+    return rc ? rc : rc2;
 }
 
 /* The merged file's chunked table: deflate and a Fletcher32 checksum per
@@ -876,9 +1227,9 @@ static int merge_table(struct merge *m, hid_t out_file, const char *path,
         size_t first = 0;
         for (hsize_t pos = total; pos < end;) {
             hsize_t we = s.ws + s.win, hi_pos = end < we ? end : we;
-            double t0 = now_s();
+            double t0 = now_s(), st0 = m->seconds_store_in_read;
             rc = fill_range(m, path, &rs, &first, pieces, &s, pos, hi_pos, vlen, err);
-            m->stats.seconds_read += now_s() - t0;
+            m->stats.seconds_read += now_s() - t0 - (m->seconds_store_in_read - st0);
             if (rc)
                 goto out;
             pos = hi_pos;
@@ -1066,7 +1417,7 @@ static int fsync_parent(const char *path, struct bz_err *err)
 /* Every stored chunk of a table written with direct chunk writes: present,
  * unfiltered by nothing (mask 0), and carrying the checksum computed before
  * it was written. */
-static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *table,
+static int check_chunks(struct merge *m, hid_t dset, hsize_t n, const char *tmp, const char *table,
                         struct bz_err *err)
 {
     int rc = BZ_OK;
@@ -1078,7 +1429,28 @@ static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *tabl
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot read its layout", tmp, table);
         goto out;
     }
-    size_t cap = bz_zpool_bound((size_t)chunk * H5Tget_size(ftype));
+    size_t cap = bz_zpool_bound((size_t)chunk * H5Tget_size(ftype)), fdi;
+    struct pread *p = &m->pr;
+    if (pread_setup(m) && cap <= p->slot_bytes && pread_open(p, dset, tmp, &fdi) == 0) {
+        /* on the threads, a batch of chunks at a time */
+        for (hsize_t off = 0; off < n && !rc;) {
+            p->nt = p->nop = 0;
+            for (; off < n && p->nt < p->t_cap; off += chunk)
+                if (pread_add(m, dset, 0, fdi, off, 0, cap, tmp, table, err) != 0)
+                    break;
+            if (off < n && p->nt < p->t_cap)
+                rc = BZ_EIO; /* pread_add failed at off */
+            else if (pread_go(m, pread_check_job))
+                off = p->t[p->zb.first_failed].base, rc = BZ_EIO;
+            if (rc)
+                rc = bz_out_h5_fail(err, BZ_EIO,
+                                    "%s: table %s: the chunk at row %llu does not read back", tmp,
+                                    table, (unsigned long long)off);
+        }
+        p->nt = p->nop = 0;
+        pread_close_fds(p);
+        goto out;
+    }
     if (!(buf = malloc(cap))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", tmp, table);
         goto out;
@@ -1106,8 +1478,9 @@ out:
  * puts only a file that reads back, with the rows written, in place. Tables
  * the merge compressed itself: every chunk's stored bytes against their
  * checksum (cheap, no inflate); the others: every row, through HDF5. */
-static int read_back(const char *tmp, char **tables, const unsigned long long *rows,
-                     const unsigned char *direct, size_t n_tables, struct bz_err *err)
+static int read_back(struct merge *m, const char *tmp, char **tables,
+                     const unsigned long long *rows, const unsigned char *direct, size_t n_tables,
+                     struct bz_err *err)
 {
     int rc;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
@@ -1123,7 +1496,7 @@ static int read_back(const char *tmp, char **tables, const unsigned long long *r
             rc = bz_err_set(err, BZ_EIO, "%s: table %s reads back %llu rows, %llu were written",
                             tmp, tables[t], (unsigned long long)n, rows[t]);
         } else if (direct[t]) {
-            rc = check_chunks(dset, n, tmp, tables[t], err);
+            rc = check_chunks(m, dset, n, tmp, tables[t], err);
         } else {
             rc = bz_out_h5_check_readable(dset, n, tmp, tables[t], err);
         }
@@ -1210,7 +1583,7 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
     if ((rc = bz_out_h5_close_file(&file, tmp, err)) || (rc = fsync_path(tmp, 0, err)))
         goto out;
     double t_back = now_s();
-    rc = read_back(tmp, tables, rows, direct, n_tables, err);
+    rc = read_back(&m, tmp, tables, rows, direct, n_tables, err);
     m.stats.seconds_read_back = now_s() - t_back;
     if (rc)
         goto out;
@@ -1233,6 +1606,7 @@ out:
         bz_out_free_paths(m.paths[i], m.n_paths[i]);
     free(m.paths);
     free(m.n_paths);
+    pread_free(&m);
     bz_zpool_destroy(m.pool);
     acct_free(m.map, m.map_cap, sizeof *m.map);
     acct_free(m.ids_raw, (size_t)m.id_rows, sizeof(int64_t));

@@ -1,7 +1,9 @@
 /* out_zpool: deflate + Fletcher32 of whole chunks on worker threads (see
  * out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
  * exactly what HDF5's filters (H5Z_filter_deflate, H5Z_filter_fletcher32)
- * expect on read. Must never call HDF5: the library is not thread-safe. */
+ * expect on read, and the worker threads, which also run other jobs of
+ * the merge (reading shard chunks) given as bz_zbatch.job. Must never call
+ * HDF5: its calls stay on the merge's thread. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <pthread.h>
 #include <sched.h>
@@ -21,12 +23,23 @@
 
 #define FLETCHER_LEN 4
 
+#define MAX_BATCHES 2
+
+struct bz_zpool;
+
+struct zworker {
+    struct bz_zpool *pool;
+    int slot;
+};
+
 struct bz_zpool {
     pthread_mutex_t mu;
     pthread_cond_t work, idle;
     pthread_t *threads;
+    struct zworker *workers;
     int n_threads, quit;
-    struct bz_zbatch *batch;
+    struct bz_zbatch *batch[MAX_BATCHES]; /* running, oldest first */
+    int n_batches;
 };
 
 /* HDF5's Fletcher32 (H5_checksum_fletcher32): 16-bit big-endian words,
@@ -158,29 +171,53 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The oldest running batch with a chunk not yet taken, or NULL. */
+static struct bz_zbatch *next_batch(struct bz_zpool *p)
+{
+    for (int i = 0; i < p->n_batches; i++)
+        if (p->batch[i]->next < p->batch[i]->n_chunks)
+            return p->batch[i];
+    return NULL;
+}
+
+/* Chunk k of b, in slot: 0 or nonzero (failed). */
+static int run_one(struct zstate *z, int z_ok, struct bz_zbatch *b, size_t k, int slot)
+{
+    if (b->job)
+        return b->job(b->arg, k, slot);
+    return !z_ok || compress_one(z, b, k) != 0;
+}
+
 static void *worker(void *arg)
 {
-    struct bz_zpool *p = arg;
+    struct zworker *w = arg;
+    struct bz_zpool *p = w->pool;
     struct zstate z;
     int ok = zstate_init(&z) == 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->quit && !(p->batch && p->batch->next < p->batch->n_chunks))
+        struct bz_zbatch *b;
+        while (!p->quit && !(b = next_batch(p)))
             pthread_cond_wait(&p->work, &p->mu);
         if (p->quit)
             break;
-        struct bz_zbatch *b = p->batch;
         size_t k = b->next++;
         pthread_mutex_unlock(&p->mu);
         double c0 = thread_cpu_s();
-        int bad = !ok || compress_one(&z, b, k) != 0;
+        int bad = run_one(&z, ok, b, k, w->slot);
         double c1 = thread_cpu_s();
         pthread_mutex_lock(&p->mu);
         b->cpu_seconds += c1 - c0;
-        if (bad)
+        if (bad && (!b->failed || k < b->first_failed)) {
             b->failed = 1;
+            b->first_failed = k;
+        }
         if (++b->done == b->n_chunks) {
-            p->batch = NULL;
+            int j = 0;
+            for (int i = 0; i < p->n_batches; i++)
+                if (p->batch[i] != b)
+                    p->batch[j++] = p->batch[i];
+            p->n_batches = j;
             pthread_cond_broadcast(&p->idle);
         }
     }
@@ -200,12 +237,14 @@ int bz_zpool_create(int n_threads, struct bz_zpool **pool)
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->idle, NULL);
     if (n_threads > 1) {
-        if (!(p->threads = calloc((size_t)n_threads, sizeof *p->threads))) {
+        if (!(p->threads = calloc((size_t)n_threads, sizeof *p->threads)) ||
+            !(p->workers = calloc((size_t)n_threads, sizeof *p->workers))) {
             bz_zpool_destroy(p);
             return -1;
         }
         for (int i = 0; i < n_threads; i++) {
-            if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
+            p->workers[i] = (struct zworker){p, i};
+            if (pthread_create(&p->threads[i], NULL, worker, &p->workers[i]) != 0) {
                 bz_zpool_destroy(p);
                 return -1;
             }
@@ -220,11 +259,13 @@ void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
 {
     b->next = b->done = 0;
     b->failed = 0;
+    b->first_failed = 0;
     b->cpu_seconds = 0;
     if (!p->n_threads || !b->n_chunks)
         return; /* compressed by bz_zpool_wait */
     pthread_mutex_lock(&p->mu);
-    p->batch = b;
+    if (p->n_batches < MAX_BATCHES) /* the caller keeps to two */
+        p->batch[p->n_batches++] = b;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);
 }
@@ -233,14 +274,17 @@ int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
 {
     if (!p->n_threads || !b->n_chunks) {
         struct zstate z;
-        if (zstate_init(&z) != 0)
+        if (!b->job && zstate_init(&z) != 0)
             return -1;
         double c0 = thread_cpu_s();
         for (size_t k = 0; k < b->n_chunks && !b->failed; k++)
-            if (compress_one(&z, b, k) != 0)
+            if (run_one(&z, 1, b, k, 0) != 0) {
                 b->failed = 1;
+                b->first_failed = k;
+            }
         b->cpu_seconds += thread_cpu_s() - c0;
-        zstate_free(&z);
+        if (!b->job)
+            zstate_free(&z);
         return b->failed ? -1 : 0;
     }
     pthread_mutex_lock(&p->mu);
@@ -261,10 +305,16 @@ void bz_zpool_destroy(struct bz_zpool *p)
     for (int i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
+    free(p->workers);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->idle);
     pthread_mutex_destroy(&p->mu);
     free(p);
+}
+
+int bz_zpool_slots(const struct bz_zpool *p)
+{
+    return p->n_threads ? p->n_threads : 1;
 }
 
 int bz_zpool_default_threads(void)
