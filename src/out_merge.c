@@ -56,37 +56,31 @@
 #define MERGE_WINDOW_BYTES ((size_t)16 << 20)
 #endif
 
-/* Shard files a parallel read holds open at once (a batch is run before
- * another would be opened). */
-#define PREAD_FDS 64
-
-/* One stored shard chunk a worker thread reads (pread at its file address),
- * checks against its Fletcher32 and copies rows out of: ops [op0, op1). */
-struct ptask {
-    size_t shard, fdi, cbytes;
+/* One stored shard chunk, read raw into the batch's buffer at off, that a
+ * worker thread checks against its Fletcher32 and copies rows out of: ops
+ * [op0, op1). */
+struct ctask {
+    size_t shard, off, cbytes;
     hsize_t base; /* its first row */
-    uint64_t addr;
     size_t op0, op1;
 };
 
 /* Bytes [src, src + n) of a chunk go to out + dst. */
-struct pop {
+struct cop {
     size_t src, dst, n;
 };
 
-/* A batch of chunk reads for the pool's threads: the merging thread looks
- * the chunks up (HDF5), the threads read, check and gather (no HDF5). */
-struct pread {
-    const char *const *shards;
-    struct ptask *t;
+/* A batch of stored chunks for the pool's threads: the merging thread
+ * reads them raw (H5Dread_chunk: HDF5 stays on this thread), the threads
+ * check their checksums and gather rows or ids (no HDF5). */
+struct cread {
+    struct ctask *t;
     size_t nt, t_cap;
-    struct pop *op;
+    struct cop *op;
     size_t nop, op_cap;
-    int fds[PREAD_FDS];
-    size_t nfd;
-    unsigned char *scratch; /* slot_bytes per thread */
-    size_t slot_bytes;
-    int slots, ready, unusable;
+    unsigned char *buf; /* the chunks, as stored */
+    size_t buf_used, buf_cap;
+    int ready, unusable;
     unsigned char *out; /* gathering: the output window */
     int64_t *ids;       /* scanning ids: where they go */
     size_t rsize, id_off;
@@ -123,7 +117,7 @@ struct merge {
     int threads;
     unsigned char *ids_raw; /* the id window */
     struct bz_merge_stats stats;
-    struct pread pr;
+    struct cread pr;
     double seconds_store_in_read; /* sink_store run while reads are under way */
     int owner_failed;             /* owner_of could not build an id block */
     struct bz_err owner_err;      /* why */
@@ -398,30 +392,21 @@ static void scan_id(const struct merge *m, struct runs *rs, size_t i, struct run
     sc->len = 1;
 }
 
-/* Task k's stored chunk into slot's buffer, checked against its
- * Fletcher32: the buffer, or NULL. */
-static unsigned char *pread_chunk(struct pread *p, size_t k, int slot)
+/* Task k's stored chunk if it carries its checksum, else NULL. */
+static unsigned char *cread_chunk(struct cread *p, size_t k)
 {
-    const struct ptask *t = &p->t[k];
-    unsigned char *buf = p->scratch + (size_t)slot * p->slot_bytes;
-    size_t got = 0;
-    while (got < t->cbytes) {
-        ssize_t r = pread(p->fds[t->fdi], buf + got, t->cbytes - got, (off_t)(t->addr + got));
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return NULL;
-        got += (size_t)r;
-    }
+    const struct ctask *t = &p->t[k];
+    unsigned char *buf = p->buf + t->off;
     return bz_zpool_chunk_ok(buf, t->cbytes) ? buf : NULL;
 }
 
 /* A chunk's rows into the output window (ops). */
-static int pread_gather_job(void *arg, size_t k, int slot)
+static int cread_gather_job(void *arg, size_t k, int slot)
 {
-    struct pread *p = arg;
-    const struct ptask *t = &p->t[k];
-    unsigned char *buf = pread_chunk(p, k, slot);
+    struct cread *p = arg;
+    const struct ctask *t = &p->t[k];
+    unsigned char *buf = cread_chunk(p, k);
+    (void)slot;
     if (!buf)
         return -1;
     for (size_t o = t->op0; o < t->op1; o++)
@@ -430,11 +415,12 @@ static int pread_gather_job(void *arg, size_t k, int slot)
 }
 
 /* A chunk's game ids: task k's rows to ids + k * crows. */
-static int pread_ids_job(void *arg, size_t k, int slot)
+static int cread_ids_job(void *arg, size_t k, int slot)
 {
-    struct pread *p = arg;
-    const struct ptask *t = &p->t[k];
-    unsigned char *buf = pread_chunk(p, k, slot);
+    struct cread *p = arg;
+    const struct ctask *t = &p->t[k];
+    unsigned char *buf = cread_chunk(p, k);
+    (void)slot;
     if (!buf)
         return -1;
     hsize_t n = p->rows - t->base < p->crows ? p->rows - t->base : p->crows;
@@ -445,30 +431,28 @@ static int pread_ids_job(void *arg, size_t k, int slot)
 }
 
 /* A chunk's checksum alone (the read-back). */
-static int pread_check_job(void *arg, size_t k, int slot)
+static int cread_check_job(void *arg, size_t k, int slot)
 {
-    return pread_chunk(arg, k, slot) ? 0 : -1;
+    (void)slot;
+    return cread_chunk(arg, k) ? 0 : -1;
 }
 
-/* The batch's arrays and thread buffers, once per merge: 0 when the bound
- * leaves no room for them (then chunks are read on the merging thread). */
-static int pread_setup(struct merge *m)
+/* The batch's arrays and buffer, once per merge: 0 when the bound leaves
+ * no room for them (then chunks are read and checked on this thread). */
+static int cread_setup(struct merge *m)
 {
-    struct pread *p = &m->pr;
+    struct cread *p = &m->pr;
     if (p->ready || p->unusable)
         return p->ready;
     size_t bound = m->stats.bound_bytes, arrays = bound / 256;
     if (arrays > MERGE_WINDOW_BYTES)
         arrays = MERGE_WINDOW_BYTES;
-    p->shards = m->shards;
-    p->slots = bz_zpool_slots(m->pool);
     p->t_cap = arrays / sizeof *p->t;
     p->op_cap = arrays / sizeof *p->op;
-    p->slot_bytes = bound / 128 * 3 / (size_t)p->slots;
-    if (!p->t_cap || !p->op_cap || p->slot_bytes < 64 ||
-        !(p->t = acct_alloc(m, p->t_cap, sizeof *p->t)) ||
+    p->buf_cap = bound / 128 * 3;
+    if (!p->t_cap || !p->op_cap || !(p->t = acct_alloc(m, p->t_cap, sizeof *p->t)) ||
         !(p->op = acct_alloc(m, p->op_cap, sizeof *p->op)) ||
-        !(p->scratch = acct_alloc(m, (size_t)p->slots, p->slot_bytes))) {
+        !(p->buf = acct_alloc(m, p->buf_cap, 1))) {
         p->unusable = 1;
         return 0;
     }
@@ -476,71 +460,54 @@ static int pread_setup(struct merge *m)
     return 1;
 }
 
-static void pread_close_fds(struct pread *p)
+static void cread_reset(struct cread *p)
 {
-    for (size_t k = 0; k < p->nfd; k++)
-        close(p->fds[k]);
-    p->nfd = 0;
+    p->nt = p->nop = p->buf_used = 0;
 }
 
-static void pread_free(struct merge *m)
+static void cread_free(struct merge *m)
 {
-    struct pread *p = &m->pr;
-    pread_close_fds(p);
+    struct cread *p = &m->pr;
     acct_free(p->t, p->t_cap, sizeof *p->t);
     acct_free(p->op, p->op_cap, sizeof *p->op);
-    acct_free(p->scratch, (size_t)p->slots, p->slot_bytes);
+    acct_free(p->buf, p->buf_cap, 1);
     p->t = NULL;
     p->op = NULL;
-    p->scratch = NULL;
+    p->buf = NULL;
     p->ready = 0;
 }
 
-/* Open path (holding dset) for the threads' reads: 0 and its index in
- * p->fds, or -1 (a user block: chunk addresses are not file offsets; or it
- * does not open): HDF5 reads it. p->nfd < PREAD_FDS. */
-static int pread_open(struct pread *p, hid_t dset, const char *path, size_t *fdi)
+/* Whether the batch has room for another chunk of up to bytes. */
+static int cread_room(const struct cread *p, size_t bytes)
 {
-    hid_t file = H5Iget_file_id(dset), fcpl = H5I_INVALID_HID;
-    hsize_t ublock = 1;
-    if (file < 0 || (fcpl = H5Fget_create_plist(file)) < 0 || H5Pget_userblock(fcpl, &ublock) < 0)
-        ublock = 1;
-    H5Eclear2(H5E_DEFAULT);
-    bz_out_h5_close(fcpl);
-    bz_out_h5_close(file);
-    if (ublock != 0)
-        return -1;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    *fdi = p->nfd;
-    p->fds[p->nfd++] = fd;
-    return 0;
+    return p->nt < p->t_cap && p->buf_used + bytes <= p->buf_cap;
 }
 
-/* Task slot nt of the batch: the chunk of dset at row base as stored
- * (bytes, when not 0, its size must be), or an error. */
-static int pread_add(struct merge *m, hid_t dset, size_t i, size_t fdi, hsize_t base, size_t bytes,
-                     size_t cap, const char *file_name, const char *path, struct bz_err *err)
+/* Read the chunk of dset at row base as stored into the batch (a task
+ * without copies): its size must be bytes (when not 0) and at most cap
+ * (cread_room(p, cap) holds). */
+static int cread_add(struct merge *m, hid_t dset, size_t i, hsize_t base, size_t bytes, size_t cap,
+                     const char *file_name, const char *path, struct bz_err *err)
 {
-    struct pread *p = &m->pr;
-    unsigned mask = 1;
-    haddr_t addr = HADDR_UNDEF;
+    struct cread *p = &m->pr;
+    uint32_t mask = 1;
     hsize_t size = 0;
-    if (H5Dget_chunk_info_by_coord(dset, &base, &mask, &addr, &size) < 0 || addr == HADDR_UNDEF ||
-        mask != 0 || size == 0 || (bytes && size != bytes) || size > cap)
+    if (H5Dget_chunk_storage_size(dset, &base, &size) < 0 || size == 0 ||
+        (bytes && size != bytes) || size > cap ||
+        H5Dread_chunk(dset, H5P_DEFAULT, &base, &mask, p->buf + p->buf_used) < 0 || mask != 0)
         return bz_out_h5_fail(err, BZ_EIO,
                               "%s: table %s: the chunk at row %llu is unreadable or fails its "
                               "checksum",
                               file_name, path, (unsigned long long)base);
-    p->t[p->nt++] = (struct ptask){i, fdi, (size_t)size, base, (uint64_t)addr, p->nop, p->nop};
+    p->t[p->nt++] = (struct ctask){i, p->buf_used, (size_t)size, base, p->nop, p->nop};
+    p->buf_used += (size_t)size;
     return BZ_OK;
 }
 
 /* Run the batch on the threads and wait: 0, or 1 when a chunk failed. */
-static int pread_go(struct merge *m, int (*job)(void *, size_t, int))
+static int cread_go(struct merge *m, int (*job)(void *, size_t, int))
 {
-    struct pread *p = &m->pr;
+    struct cread *p = &m->pr;
     p->zb.job = job;
     p->zb.arg = p;
     p->zb.n_chunks = p->nt;
@@ -558,18 +525,17 @@ static int scan_raw_parallel(struct merge *m, size_t i, hid_t dset, const char *
                              struct runs *rs, hsize_t rows, size_t rsize, size_t id_off, int *used,
                              struct bz_err *err)
 {
-    struct pread *p = &m->pr;
+    struct cread *p = &m->pr;
     int rc = BZ_OK;
-    size_t fdi;
     *used = 0;
-    if (!pread_setup(m))
+    if (!cread_setup(m))
         return BZ_OK;
-    hsize_t crows = raw_chunk_rows(dset, rsize, p->slot_bytes - 4);
-    if (!crows || crows > m->id_rows || pread_open(p, dset, m->shards[i], &fdi) != 0)
+    hsize_t crows = raw_chunk_rows(dset, rsize, p->buf_cap - 4);
+    if (!crows || crows > m->id_rows)
         return BZ_OK;
     *used = 1;
     size_t cbytes = (size_t)crows * rsize + 4;
-    size_t nb = (size_t)(m->id_rows / crows) < p->t_cap ? (size_t)(m->id_rows / crows) : p->t_cap;
+    size_t nb = (size_t)(m->id_rows / crows);
     p->ids = (int64_t *)m->ids_raw;
     p->rsize = rsize;
     p->id_off = id_off;
@@ -577,13 +543,14 @@ static int scan_raw_parallel(struct merge *m, size_t i, hid_t dset, const char *
     p->rows = rows;
     struct run_scan sc = {0, 0, 0};
     for (hsize_t base0 = 0; base0 < rows && !rs->full;) {
-        p->nt = p->nop = 0;
-        for (size_t k = 0; k < nb && base0 + (hsize_t)k * crows < rows && !rc; k++)
-            rc = pread_add(m, dset, i, fdi, base0 + (hsize_t)k * crows, cbytes, cbytes,
-                           m->shards[i], path, err);
+        cread_reset(p);
+        for (size_t k = 0;
+             k < nb && base0 + (hsize_t)k * crows < rows && cread_room(p, cbytes) && !rc; k++)
+            rc = cread_add(m, dset, i, base0 + (hsize_t)k * crows, cbytes, cbytes, m->shards[i],
+                           path, err);
         if (rc)
             break;
-        if (pread_go(m, pread_ids_job)) {
+        if (cread_go(m, cread_ids_job)) {
             rc = bz_err_set(err, BZ_EIO,
                             "%s: table %s: the chunk at row %llu is unreadable or fails its "
                             "checksum",
@@ -598,8 +565,7 @@ static int scan_raw_parallel(struct merge *m, size_t i, hid_t dset, const char *
     }
     if (!rc && sc.len)
         keep_run(m, rs, i, sc.cur, sc.start, sc.len);
-    p->nt = p->nop = 0;
-    pread_close_fds(p);
+    cread_reset(p);
     return rc;
 }
 
@@ -871,14 +837,14 @@ static int sink_store(struct merge *m, struct sink *s, const char *path, struct 
 
 /* Run the batch: the threads read its chunks into the sink's current window
  * while this thread stores the window compressed before it. */
-static int pread_run(struct merge *m, struct sink *s, const char *path, struct bz_err *err)
+static int cread_run(struct merge *m, struct sink *s, const char *path, struct bz_err *err)
 {
-    struct pread *p = &m->pr;
+    struct cread *p = &m->pr;
     int rc = BZ_OK;
     if (!p->nt)
         return BZ_OK;
     p->out = s->buf[s->cur];
-    p->zb.job = pread_gather_job;
+    p->zb.job = cread_gather_job;
     p->zb.arg = p;
     p->zb.n_chunks = p->nt;
     bz_zpool_submit(m->pool, &p->zb);
@@ -890,13 +856,13 @@ static int pread_run(struct merge *m, struct sink *s, const char *path, struct b
     int bad = bz_zpool_wait(m->pool, &p->zb) != 0;
     m->stats.cpu_read += p->zb.cpu_seconds;
     if (bad && !rc) {
-        const struct ptask *t = &p->t[p->zb.first_failed];
+        const struct ctask *t = &p->t[p->zb.first_failed];
         rc = bz_err_set(err, BZ_EIO,
                         "%s: table %s: the chunk at row %llu is unreadable or fails its "
                         "checksum",
                         m->shards[t->shard], path, (unsigned long long)t->base);
     }
-    p->nt = p->nop = 0;
+    cread_reset(p);
     return rc;
 }
 
@@ -904,29 +870,22 @@ static int pread_run(struct merge *m, struct sink *s, const char *path, struct b
  * threads, as gather_raw would read them; *used is 0 when the table is not
  * stored so (or its chunks do not fit a thread's buffer): then the caller
  * reads it here. Runs earlier batches when the arrays fill. */
-static int pread_queue(struct merge *m, struct sink *s, const char *path, const struct run *runs,
+static int cread_queue(struct merge *m, struct sink *s, const char *path, const struct run *runs,
                        size_t n, int *used, struct bz_err *err)
 {
-    struct pread *p = &m->pr;
+    struct cread *p = &m->pr;
     size_t i = runs[0].shard, msize = s->msize;
     int rc = BZ_OK;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, ref = H5I_INVALID_HID;
     *used = 0;
-    if (!pread_setup(m))
+    if (!cread_setup(m))
         return BZ_OK;
     if ((rc = open_table(m, i, path, &file, &dset, &ref, err)))
         goto out;
-    hsize_t crows = raw_chunk_rows(dset, msize, p->slot_bytes - 4);
+    hsize_t crows = raw_chunk_rows(dset, msize, p->buf_cap - 4);
     if (!crows)
-        goto out;
-    size_t cbytes = (size_t)crows * msize + 4, fdi;
-    if (p->nfd == PREAD_FDS) {
-        if ((rc = pread_run(m, s, path, err)))
-            goto out;
-        pread_close_fds(p);
-    }
-    if (pread_open(p, dset, m->shards[i], &fdi) != 0)
         goto out; /* HDF5 reads it */
+    size_t cbytes = (size_t)crows * msize + 4;
     *used = 1;
     int fresh = 1; /* the next piece needs a new task */
     for (size_t k = 0; k < n && !rc; k++) {
@@ -934,20 +893,19 @@ static int pread_queue(struct merge *m, struct sink *s, const char *path, const 
         while (pos < end) {
             hsize_t base = pos / crows * crows;
             if (p->nop == p->op_cap ||
-                ((fresh || p->t[p->nt - 1].base != base) && p->nt == p->t_cap)) {
-                if ((rc = pread_run(m, s, path, err)))
+                ((fresh || p->t[p->nt - 1].base != base) && !cread_room(p, cbytes))) {
+                if ((rc = cread_run(m, s, path, err)))
                     break;
                 fresh = 1;
             }
             if (fresh || p->t[p->nt - 1].base != base) {
-                if ((rc =
-                         pread_add(m, dset, i, fdi, base, cbytes, cbytes, m->shards[i], path, err)))
+                if ((rc = cread_add(m, dset, i, base, cbytes, cbytes, m->shards[i], path, err)))
                     break;
                 fresh = 0;
             }
             hsize_t stop = end < base + crows ? end : base + crows;
             p->op[p->nop++] =
-                (struct pop){(size_t)(pos - base) * msize,
+                (struct cop){(size_t)(pos - base) * msize,
                              (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize,
                              (size_t)(stop - pos) * msize};
             p->t[p->nt - 1].op1 = p->nop;
@@ -1093,7 +1051,7 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
         int queued = 0;
         while (e < n && pieces[e].shard == pieces[k].shard)
             e++;
-        if (s->direct && (rc = pread_queue(m, s, path, pieces + k, e - k, &queued, err)))
+        if (s->direct && (rc = cread_queue(m, s, path, pieces + k, e - k, &queued, err)))
             break;
         if (!queued && (rc = gather_shard(m, path, pieces + k, e - k, s->mtype, s->msize, vlen,
                                           s->buf[s->cur], err)))
@@ -1102,8 +1060,7 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
     }
     /* the queued chunks: read by the threads (always waited for) */
     struct bz_err later = {0};
-    int rc2 = pread_run(m, s, path, rc ? &later : err);
-    pread_close_fds(&m->pr);
+    int rc2 = cread_run(m, s, path, rc ? &later : err);
     return rc ? rc : rc2;
 }
 
@@ -1429,26 +1386,26 @@ static int check_chunks(struct merge *m, hid_t dset, hsize_t n, const char *tmp,
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot read its layout", tmp, table);
         goto out;
     }
-    size_t cap = bz_zpool_bound((size_t)chunk * H5Tget_size(ftype)), fdi;
-    struct pread *p = &m->pr;
-    if (pread_setup(m) && cap <= p->slot_bytes && pread_open(p, dset, tmp, &fdi) == 0) {
-        /* on the threads, a batch of chunks at a time */
+    size_t cap = bz_zpool_bound((size_t)chunk * H5Tget_size(ftype));
+    struct cread *p = &m->pr;
+    if (cread_setup(m) && cap <= p->buf_cap) {
+        /* checksums on the threads, a batch of chunks at a time */
         for (hsize_t off = 0; off < n && !rc;) {
-            p->nt = p->nop = 0;
-            for (; off < n && p->nt < p->t_cap; off += chunk)
-                if (pread_add(m, dset, 0, fdi, off, 0, cap, tmp, table, err) != 0)
+            int failed = 0;
+            cread_reset(p);
+            for (; off < n && cread_room(p, cap); off += chunk)
+                if ((failed = cread_add(m, dset, 0, off, 0, cap, tmp, table, err) != 0))
                     break;
-            if (off < n && p->nt < p->t_cap)
-                rc = BZ_EIO; /* pread_add failed at off */
-            else if (pread_go(m, pread_check_job))
+            if (failed)
+                rc = BZ_EIO;
+            else if (cread_go(m, cread_check_job))
                 off = p->t[p->zb.first_failed].base, rc = BZ_EIO;
             if (rc)
                 rc = bz_out_h5_fail(err, BZ_EIO,
                                     "%s: table %s: the chunk at row %llu does not read back", tmp,
                                     table, (unsigned long long)off);
         }
-        p->nt = p->nop = 0;
-        pread_close_fds(p);
+        cread_reset(p);
         goto out;
     }
     if (!(buf = malloc(cap))) {
@@ -1606,7 +1563,7 @@ out:
         bz_out_free_paths(m.paths[i], m.n_paths[i]);
     free(m.paths);
     free(m.n_paths);
-    pread_free(&m);
+    cread_free(&m);
     bz_zpool_destroy(m.pool);
     acct_free(m.map, m.map_cap, sizeof *m.map);
     acct_free(m.ids_raw, (size_t)m.id_rows, sizeof(int64_t));
