@@ -13,8 +13,11 @@
  * are read through windows, game ids too, and games are indexed in blocks of
  * ids that fit the bound. Tables without variable-length members are
  * compressed here on threads (out_zpool.c) and stored with direct chunk
- * writes; HDF5's filters compress the others. Never reads rows of a shard
- * past the last committed game's. */
+ * writes; HDF5's filters compress the others. Their shard chunks are read
+ * raw on this thread (every HDF5 call stays here) and checked against their
+ * Fletcher32 and gathered into the window on the same threads, while this
+ * thread stores the window before. Never reads rows of a shard past the
+ * last committed game's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -41,9 +44,10 @@
  * when that is more; twice, plus the compressed copies, on the direct path:
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
  * 1/4 for the index of the id block being merged (winner of each id, runs),
- * 1/32 for parallel reads of shard chunks (1/128: the batch's chunks and
- * copies, the rest: a chunk buffer per thread). Not counted: HDF5's own caches, the strings of the
- * rows of a window of a table with strings, and ~0.5 MiB of compressor state per thread. */
+ * 1/32 for a batch of stored shard chunks checked and gathered on the
+ * threads (3/128 the chunks, 1/128 their tasks and copies). Not counted:
+ * HDF5's own caches, the strings of the rows of a window of a table with
+ * strings, and ~0.5 MiB of compressor state per thread. */
 #ifndef MERGE_MEMORY_BYTES
 #define MERGE_MEMORY_BYTES ((size_t)256 << 20)
 #endif
@@ -517,10 +521,11 @@ static int cread_go(struct merge *m, int (*job)(void *, size_t, int))
     return bad;
 }
 
-/* scan_shard's read of the game ids straight from the stored chunks, on
- * the threads: batches of chunks whose ids fill at most the id window,
- * scanned here in row order. *used is 0 when the chunks do not fit a
- * thread's buffer (or the file cannot be read so): scan_shard reads them. */
+/* scan_shard's read of the game ids straight from the stored chunks:
+ * batches of chunks (read here, checked and their ids extracted on the
+ * threads) whose ids fill at most the id window, scanned here in row order.
+ * *used is 0 when a chunk does not fit the batch or the id window: then
+ * scan_shard reads them. */
 static int scan_raw_parallel(struct merge *m, size_t i, hid_t dset, const char *path,
                              struct runs *rs, hsize_t rows, size_t rsize, size_t id_off, int *used,
                              struct bz_err *err)
@@ -835,8 +840,9 @@ static void sink_close(struct sink *s)
 
 static int sink_store(struct merge *m, struct sink *s, const char *path, struct bz_err *err);
 
-/* Run the batch: the threads read its chunks into the sink's current window
- * while this thread stores the window compressed before it. */
+/* Run the batch: the threads check its chunks and gather their rows into
+ * the sink's current window while this thread stores the window compressed
+ * before it. */
 static int cread_run(struct merge *m, struct sink *s, const char *path, struct bz_err *err)
 {
     struct cread *p = &m->pr;
@@ -867,9 +873,10 @@ static int cread_run(struct merge *m, struct sink *s, const char *path, struct b
 }
 
 /* Queue the rows of runs[0..n) (all of shard i, sorted by start) for the
- * threads, as gather_raw would read them; *used is 0 when the table is not
- * stored so (or its chunks do not fit a thread's buffer): then the caller
- * reads it here. Runs earlier batches when the arrays fill. */
+ * threads: the stored chunks they lie in, read here as gather_raw would
+ * read them; *used is 0 when the table is not stored so (or a chunk does
+ * not fit the batch): then the caller reads it itself. Runs the batch
+ * queued so far when it fills. */
 static int cread_queue(struct merge *m, struct sink *s, const char *path, const struct run *runs,
                        size_t n, int *used, struct bz_err *err)
 {
