@@ -232,7 +232,8 @@ int main(int argc, char **argv)
     printf("  merge %.2fs (cpu %.2fs): %.1f MB of rows -> %.1f MB file, %.0f MB/s, %d threads\n",
            t_merge, cpu_merge, raw_mb, out_mb, raw_mb / st.seconds, st.threads);
     printf("  merge cpu: %.2fs serial (%.3f ms per game), %.2fs compressing (%.3f ms per game), "
-           "%.2fs reading shard chunks (%.3f ms per game; both split over the threads)\n",
+           "%.2fs checking and gathering shard chunks (%.3f ms per game; both split over the "
+           "threads)\n",
            st.cpu_main, 1e3 * st.cpu_main / (double)n_games, st.cpu_compress,
            1e3 * st.cpu_compress / (double)n_games, st.cpu_read,
            1e3 * st.cpu_read / (double)n_games);

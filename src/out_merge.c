@@ -45,7 +45,8 @@
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
  * 1/4 for the index of the id block being merged (winner of each id, runs),
  * 1/32 for a batch of stored shard chunks checked and gathered on the
- * threads (3/128 the chunks, 1/128 their tasks and copies). Not counted:
+ * threads (the chunks: four 64 KiB ones per thread, at most 3/128; their
+ * tasks and copies: at most 1/128). Not counted:
  * HDF5's own caches, the strings of the rows of a window of a table with
  * strings, and ~0.5 MiB of compressor state per thread. */
 #ifndef MERGE_MEMORY_BYTES
@@ -85,10 +86,7 @@ struct cread {
     unsigned char *buf; /* the chunks, as stored */
     size_t buf_used, buf_cap;
     int ready, unusable;
-    unsigned char *out; /* gathering: the output window */
-    int64_t *ids;       /* scanning ids: where they go */
-    size_t rsize, id_off;
-    hsize_t crows, rows;
+    unsigned char *out; /* the output window */
     struct bz_zbatch zb;
 };
 
@@ -418,29 +416,6 @@ static int cread_gather_job(void *arg, size_t k, int slot)
     return 0;
 }
 
-/* A chunk's game ids: task k's rows to ids + k * crows. */
-static int cread_ids_job(void *arg, size_t k, int slot)
-{
-    struct cread *p = arg;
-    const struct ctask *t = &p->t[k];
-    unsigned char *buf = cread_chunk(p, k);
-    (void)slot;
-    if (!buf)
-        return -1;
-    hsize_t n = p->rows - t->base < p->crows ? p->rows - t->base : p->crows;
-    int64_t *dst = p->ids + (size_t)k * p->crows;
-    for (hsize_t r = 0; r < n; r++)
-        memcpy(&dst[r], buf + (size_t)r * p->rsize + p->id_off, sizeof *dst);
-    return 0;
-}
-
-/* A chunk's checksum alone (the read-back). */
-static int cread_check_job(void *arg, size_t k, int slot)
-{
-    (void)slot;
-    return cread_chunk(arg, k) ? 0 : -1;
-}
-
 /* The batch's arrays and buffer, once per merge: 0 when the bound leaves
  * no room for them (then chunks are read and checked on this thread). */
 static int cread_setup(struct merge *m)
@@ -451,9 +426,15 @@ static int cread_setup(struct merge *m)
     size_t bound = m->stats.bound_bytes, arrays = bound / 256;
     if (arrays > MERGE_WINDOW_BYTES)
         arrays = MERGE_WINDOW_BYTES;
+    if (arrays > (size_t)m->threads * 4 * (64 << 10))
+        arrays = (size_t)m->threads * 4 * (64 << 10);
     p->t_cap = arrays / sizeof *p->t;
     p->op_cap = arrays / sizeof *p->op;
-    p->buf_cap = bound / 128 * 3;
+    /* four shard chunks (64 KiB) per thread: chunks checked soon after
+     * they are read, while in cache */
+    p->buf_cap = (size_t)m->threads * 4 * (64 << 10);
+    if (p->buf_cap > bound / 128 * 3)
+        p->buf_cap = bound / 128 * 3;
     if (!p->t_cap || !p->op_cap || !(p->t = acct_alloc(m, p->t_cap, sizeof *p->t)) ||
         !(p->op = acct_alloc(m, p->op_cap, sizeof *p->op)) ||
         !(p->buf = acct_alloc(m, p->buf_cap, 1))) {
@@ -508,72 +489,6 @@ static int cread_add(struct merge *m, hid_t dset, size_t i, hsize_t base, size_t
     return BZ_OK;
 }
 
-/* Run the batch on the threads and wait: 0, or 1 when a chunk failed. */
-static int cread_go(struct merge *m, int (*job)(void *, size_t, int))
-{
-    struct cread *p = &m->pr;
-    p->zb.job = job;
-    p->zb.arg = p;
-    p->zb.n_chunks = p->nt;
-    bz_zpool_submit(m->pool, &p->zb);
-    int bad = bz_zpool_wait(m->pool, &p->zb) != 0;
-    m->stats.cpu_read += p->zb.cpu_seconds;
-    return bad;
-}
-
-/* scan_shard's read of the game ids straight from the stored chunks:
- * batches of chunks (read here, checked and their ids extracted on the
- * threads) whose ids fill at most the id window, scanned here in row order.
- * *used is 0 when a chunk does not fit the batch or the id window: then
- * scan_shard reads them. */
-static int scan_raw_parallel(struct merge *m, size_t i, hid_t dset, const char *path,
-                             struct runs *rs, hsize_t rows, size_t rsize, size_t id_off, int *used,
-                             struct bz_err *err)
-{
-    struct cread *p = &m->pr;
-    int rc = BZ_OK;
-    *used = 0;
-    if (!cread_setup(m))
-        return BZ_OK;
-    hsize_t crows = raw_chunk_rows(dset, rsize, p->buf_cap - 4);
-    if (!crows || crows > m->id_rows)
-        return BZ_OK;
-    *used = 1;
-    size_t cbytes = (size_t)crows * rsize + 4;
-    size_t nb = (size_t)(m->id_rows / crows);
-    p->ids = (int64_t *)m->ids_raw;
-    p->rsize = rsize;
-    p->id_off = id_off;
-    p->crows = crows;
-    p->rows = rows;
-    struct run_scan sc = {0, 0, 0};
-    for (hsize_t base0 = 0; base0 < rows && !rs->full;) {
-        cread_reset(p);
-        for (size_t k = 0;
-             k < nb && base0 + (hsize_t)k * crows < rows && cread_room(p, cbytes) && !rc; k++)
-            rc = cread_add(m, dset, i, base0 + (hsize_t)k * crows, cbytes, cbytes, m->shards[i],
-                           path, err);
-        if (rc)
-            break;
-        if (cread_go(m, cread_ids_job)) {
-            rc = bz_err_set(err, BZ_EIO,
-                            "%s: table %s: the chunk at row %llu is unreadable or fails its "
-                            "checksum",
-                            m->shards[i], path, (unsigned long long)p->t[p->zb.first_failed].base);
-            break;
-        }
-        hsize_t stop =
-            base0 + (hsize_t)p->nt * crows < rows ? base0 + (hsize_t)p->nt * crows : rows;
-        for (hsize_t r = base0; r < stop; r++)
-            scan_id(m, rs, i, &sc, p->ids[r - base0], r);
-        base0 = stop;
-    }
-    if (!rc && sc.len)
-        keep_run(m, rs, i, sc.cur, sc.start, sc.len);
-    cread_reset(p);
-    return rc;
-}
-
 /* The runs of shard i's table dset whose game wins in the current block,
  * reading its game_id column m->id_rows at a time (or its raw chunks). */
 static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
@@ -624,11 +539,6 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     int le64 = id_type >= 0 && H5Tget_size(id_type) == 8 && H5Tget_order(id_type) == H5T_ORDER_LE &&
                H5Tget_sign(id_type) == H5T_SGN_2 && bz_out_h5_has_vlen(ftype) == 0;
     bz_out_h5_close(id_type);
-    if (le64) {
-        int used = 0;
-        if ((rc = scan_raw_parallel(m, i, dset, path, rs, rows, rsize, id_off, &used, err)) || used)
-            goto out;
-    }
     hsize_t crows =
         le64 ? raw_chunk_rows(dset, rsize, (size_t)m->id_rows * sizeof(int64_t) - 4) : 0;
     if (crows) {
@@ -1381,7 +1291,7 @@ static int fsync_parent(const char *path, struct bz_err *err)
 /* Every stored chunk of a table written with direct chunk writes: present,
  * unfiltered by nothing (mask 0), and carrying the checksum computed before
  * it was written. */
-static int check_chunks(struct merge *m, hid_t dset, hsize_t n, const char *tmp, const char *table,
+static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *table,
                         struct bz_err *err)
 {
     int rc = BZ_OK;
@@ -1394,27 +1304,6 @@ static int check_chunks(struct merge *m, hid_t dset, hsize_t n, const char *tmp,
         goto out;
     }
     size_t cap = bz_zpool_bound((size_t)chunk * H5Tget_size(ftype));
-    struct cread *p = &m->pr;
-    if (cread_setup(m) && cap <= p->buf_cap) {
-        /* checksums on the threads, a batch of chunks at a time */
-        for (hsize_t off = 0; off < n && !rc;) {
-            int failed = 0;
-            cread_reset(p);
-            for (; off < n && cread_room(p, cap); off += chunk)
-                if ((failed = cread_add(m, dset, 0, off, 0, cap, tmp, table, err) != 0))
-                    break;
-            if (failed)
-                rc = BZ_EIO;
-            else if (cread_go(m, cread_check_job))
-                off = p->t[p->zb.first_failed].base, rc = BZ_EIO;
-            if (rc)
-                rc = bz_out_h5_fail(err, BZ_EIO,
-                                    "%s: table %s: the chunk at row %llu does not read back", tmp,
-                                    table, (unsigned long long)off);
-        }
-        cread_reset(p);
-        goto out;
-    }
     if (!(buf = malloc(cap))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", tmp, table);
         goto out;
@@ -1442,9 +1331,8 @@ out:
  * puts only a file that reads back, with the rows written, in place. Tables
  * the merge compressed itself: every chunk's stored bytes against their
  * checksum (cheap, no inflate); the others: every row, through HDF5. */
-static int read_back(struct merge *m, const char *tmp, char **tables,
-                     const unsigned long long *rows, const unsigned char *direct, size_t n_tables,
-                     struct bz_err *err)
+static int read_back(const char *tmp, char **tables, const unsigned long long *rows,
+                     const unsigned char *direct, size_t n_tables, struct bz_err *err)
 {
     int rc;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
@@ -1460,7 +1348,7 @@ static int read_back(struct merge *m, const char *tmp, char **tables,
             rc = bz_err_set(err, BZ_EIO, "%s: table %s reads back %llu rows, %llu were written",
                             tmp, tables[t], (unsigned long long)n, rows[t]);
         } else if (direct[t]) {
-            rc = check_chunks(m, dset, n, tmp, tables[t], err);
+            rc = check_chunks(dset, n, tmp, tables[t], err);
         } else {
             rc = bz_out_h5_check_readable(dset, n, tmp, tables[t], err);
         }
@@ -1547,7 +1435,7 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
     if ((rc = bz_out_h5_close_file(&file, tmp, err)) || (rc = fsync_path(tmp, 0, err)))
         goto out;
     double t_back = now_s();
-    rc = read_back(&m, tmp, tables, rows, direct, n_tables, err);
+    rc = read_back(tmp, tables, rows, direct, n_tables, err);
     m.stats.seconds_read_back = now_s() - t_back;
     if (rc)
         goto out;

@@ -2,8 +2,8 @@
  * out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
  * exactly what HDF5's filters (H5Z_filter_deflate, H5Z_filter_fletcher32)
  * expect on read, and the worker threads, which also run other jobs of
- * the merge (reading shard chunks) given as bz_zbatch.job. Must never call
- * HDF5: its calls stay on the merge's thread. */
+ * the merge (checking and gathering shard chunks) given as bz_zbatch.job.
+ * Must never call HDF5: its calls stay on the merge's thread. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <pthread.h>
 #include <sched.h>

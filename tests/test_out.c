@@ -522,8 +522,8 @@ static void broken_files_should_give_eio_naming_the_file(void **state)
 }
 
 /* A shard whose stored chunk no longer carries its checksum: the merge
- * refuses it (checked on the merge's worker threads, and without them),
- * naming the shard, and leaves no output. */
+ * refuses it, with 1 and with 3 threads, naming the shard, and leaves no
+ * output. */
 static void corrupt_chunk_should_give_eio(void **state)
 {
     char good[512], bad[512], out[512];
