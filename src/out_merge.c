@@ -403,12 +403,11 @@ static unsigned char *cread_chunk(struct cread *p, size_t k)
 }
 
 /* A chunk's rows into the output window (ops). */
-static int cread_gather_job(void *arg, size_t k, int slot)
+static int cread_gather_job(void *arg, size_t k)
 {
     struct cread *p = arg;
     const struct ctask *t = &p->t[k];
     unsigned char *buf = cread_chunk(p, k);
-    (void)slot;
     if (!buf)
         return -1;
     for (size_t o = t->op0; o < t->op1; o++)

@@ -23,23 +23,12 @@
 
 #define FLETCHER_LEN 4
 
-#define MAX_BATCHES 2
-
-struct bz_zpool;
-
-struct zworker {
-    struct bz_zpool *pool;
-    int slot;
-};
-
 struct bz_zpool {
     pthread_mutex_t mu;
     pthread_cond_t work, idle;
     pthread_t *threads;
-    struct zworker *workers;
     int n_threads, quit;
-    struct bz_zbatch *batch[MAX_BATCHES]; /* running, oldest first */
-    int n_batches;
+    struct bz_zbatch *first, *last; /* running batches, oldest first */
 };
 
 /* HDF5's Fletcher32 (H5_checksum_fletcher32): 16-bit big-endian words,
@@ -49,10 +38,11 @@ struct bz_zpool {
  * sum of w_l and U = sum of l * w_l, the same integers mod 2^32, so the same
  * checksum; the two independent sums vectorize (about 2x on these chunks). */
 #if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("O3")))
+#define VECTORIZE __attribute__((optimize("O3")))
+#else
+#define VECTORIZE
 #endif
-static uint32_t
-fletcher32(const unsigned char *data, size_t n_bytes)
+static VECTORIZE uint32_t fletcher32(const unsigned char *data, size_t n_bytes)
 {
     size_t len = n_bytes / 2;
     uint32_t sum1 = 0, sum2 = 0;
@@ -185,29 +175,28 @@ static double thread_cpu_s(void)
 /* The oldest running batch with a chunk not yet taken, or NULL. */
 static struct bz_zbatch *next_batch(struct bz_zpool *p)
 {
-    for (int i = 0; i < p->n_batches; i++)
-        if (p->batch[i]->next < p->batch[i]->n_chunks)
-            return p->batch[i];
+    for (struct bz_zbatch *b = p->first; b; b = b->queued)
+        if (b->next < b->n_chunks)
+            return b;
     return NULL;
 }
 
-/* Chunk k of b, in slot: 0 or nonzero (failed). */
-static int run_one(struct zstate *z, int z_ok, struct bz_zbatch *b, size_t k, int slot)
+/* Chunk k of b: 0 or nonzero (failed). */
+static int run_one(struct zstate *z, int z_ok, struct bz_zbatch *b, size_t k)
 {
     if (b->job)
-        return b->job(b->arg, k, slot);
+        return b->job(b->arg, k);
     return !z_ok || compress_one(z, b, k) != 0;
 }
 
 static void *worker(void *arg)
 {
-    struct zworker *w = arg;
-    struct bz_zpool *p = w->pool;
+    struct bz_zpool *p = arg;
     struct zstate z;
     int ok = zstate_init(&z) == 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        struct bz_zbatch *b;
+        struct bz_zbatch *b = NULL;
         while (!p->quit && !(b = next_batch(p)))
             pthread_cond_wait(&p->work, &p->mu);
         if (p->quit)
@@ -215,7 +204,7 @@ static void *worker(void *arg)
         size_t k = b->next++;
         pthread_mutex_unlock(&p->mu);
         double c0 = thread_cpu_s();
-        int bad = run_one(&z, ok, b, k, w->slot);
+        int bad = run_one(&z, ok, b, k);
         double c1 = thread_cpu_s();
         pthread_mutex_lock(&p->mu);
         b->cpu_seconds += c1 - c0;
@@ -223,12 +212,15 @@ static void *worker(void *arg)
             b->failed = 1;
             b->first_failed = k;
         }
-        if (++b->done == b->n_chunks) {
-            int j = 0;
-            for (int i = 0; i < p->n_batches; i++)
-                if (p->batch[i] != b)
-                    p->batch[j++] = p->batch[i];
-            p->n_batches = j;
+        if (++b->done == b->n_chunks) { /* unlink it */
+            struct bz_zbatch **at = &p->first, *prev = NULL;
+            while (*at != b) {
+                prev = *at;
+                at = &(*at)->queued;
+            }
+            *at = b->queued;
+            if (p->last == b)
+                p->last = prev;
             pthread_cond_broadcast(&p->idle);
         }
     }
@@ -248,14 +240,12 @@ int bz_zpool_create(int n_threads, struct bz_zpool **pool)
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->idle, NULL);
     if (n_threads > 1) {
-        if (!(p->threads = calloc((size_t)n_threads, sizeof *p->threads)) ||
-            !(p->workers = calloc((size_t)n_threads, sizeof *p->workers))) {
+        if (!(p->threads = calloc((size_t)n_threads, sizeof *p->threads))) {
             bz_zpool_destroy(p);
             return -1;
         }
         for (int i = 0; i < n_threads; i++) {
-            p->workers[i] = (struct zworker){p, i};
-            if (pthread_create(&p->threads[i], NULL, worker, &p->workers[i]) != 0) {
+            if (pthread_create(&p->threads[i], NULL, worker, p) != 0) {
                 bz_zpool_destroy(p);
                 return -1;
             }
@@ -274,9 +264,13 @@ void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
     b->cpu_seconds = 0;
     if (!p->n_threads || !b->n_chunks)
         return; /* compressed by bz_zpool_wait */
+    b->queued = NULL;
     pthread_mutex_lock(&p->mu);
-    if (p->n_batches < MAX_BATCHES) /* the caller keeps to two */
-        p->batch[p->n_batches++] = b;
+    if (p->last)
+        p->last->queued = b;
+    else
+        p->first = b;
+    p->last = b;
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);
 }
@@ -289,7 +283,7 @@ int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
             return -1;
         double c0 = thread_cpu_s();
         for (size_t k = 0; k < b->n_chunks && !b->failed; k++)
-            if (run_one(&z, 1, b, k, 0) != 0) {
+            if (run_one(&z, 1, b, k) != 0) {
                 b->failed = 1;
                 b->first_failed = k;
             }
@@ -316,16 +310,10 @@ void bz_zpool_destroy(struct bz_zpool *p)
     for (int i = 0; i < p->n_threads; i++)
         pthread_join(p->threads[i], NULL);
     free(p->threads);
-    free(p->workers);
     pthread_cond_destroy(&p->work);
     pthread_cond_destroy(&p->idle);
     pthread_mutex_destroy(&p->mu);
     free(p);
-}
-
-int bz_zpool_slots(const struct bz_zpool *p)
-{
-    return p->n_threads ? p->n_threads : 1;
 }
 
 int bz_zpool_default_threads(void)

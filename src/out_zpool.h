@@ -16,11 +16,11 @@ struct bz_zpool;
 
 /* n_chunks chunks of chunk_bytes each, read from in; chunk k's filtered
  * bytes land in out + k * out_cap with their length in out_len[k].
- * With job set, the batch is n_chunks calls job(arg, k, slot) instead (slot:
- * the calling thread's index, below bz_zpool_slots; nonzero return: the
- * batch failed, first_failed is the lowest such k). */
+ * With job set, the batch is n_chunks calls job(arg, k) instead, on any
+ * thread (nonzero return: the batch failed; first_failed is the lowest
+ * such k). */
 struct bz_zbatch {
-    int (*job)(void *arg, size_t k, int slot);
+    int (*job)(void *arg, size_t k);
     void *arg;
     size_t first_failed;
     const unsigned char *in;
@@ -32,7 +32,8 @@ struct bz_zbatch {
     /* owned by the pool while the batch runs */
     size_t next, done;
     int failed;
-    double cpu_seconds; /* CPU the batch's chunks took, summed over threads */
+    struct bz_zbatch *queued; /* the next running batch */
+    double cpu_seconds;       /* CPU the batch's chunks took, summed over threads */
 };
 
 /* Bytes one filtered chunk of chunk_bytes may take (the batch's out_cap). */
@@ -43,9 +44,8 @@ size_t bz_zpool_bound(size_t chunk_bytes);
  * no thread). */
 int bz_zpool_create(int n_threads, struct bz_zpool **pool);
 
-/* Start compressing b in the background. At most two batches run at once
- * (threads take the older one's chunks first); wait for one before
- * submitting a third. */
+/* Start compressing b in the background. Batches submitted before it and
+ * still running go first (their chunks are taken first). */
 void bz_zpool_submit(struct bz_zpool *pool, struct bz_zbatch *b);
 
 /* Wait until b is done. 0, or -1 when a chunk could not be compressed. */
@@ -54,9 +54,6 @@ int bz_zpool_wait(struct bz_zpool *pool, struct bz_zbatch *b);
 /* Whether a stored chunk of len bytes (filtered data, then its Fletcher32)
  * carries the checksum of its data: 1 yes, 0 no. */
 int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len);
-
-/* Distinct slots a job may be called with (1 without threads). */
-int bz_zpool_slots(const struct bz_zpool *pool);
 
 /* Stop and join the workers (no batch may be running). NULL is fine. */
 void bz_zpool_destroy(struct bz_zpool *pool);
