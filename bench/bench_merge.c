@@ -231,12 +231,10 @@ int main(int argc, char **argv)
            t_rec, cpu_rec, t_norec, cpu_norec, t_rec / t_norec, cpu_rec / cpu_norec);
     printf("  merge %.2fs (cpu %.2fs): %.1f MB of rows -> %.1f MB file, %.0f MB/s, %d threads\n",
            t_merge, cpu_merge, raw_mb, out_mb, raw_mb / st.seconds, st.threads);
-    printf("  merge cpu: %.2fs serial (%.3f ms per game), %.2fs compressing (%.3f ms per game), "
-           "%.2fs checking and gathering shard chunks (%.3f ms per game; both split over the "
-           "threads)\n",
+    printf("  merge cpu: %.2fs serial (%.3f ms per game), %.2fs compressing (%.3f ms per game, "
+           "split over the threads)\n",
            st.cpu_main, 1e3 * st.cpu_main / (double)n_games, st.cpu_compress,
-           1e3 * st.cpu_compress / (double)n_games, st.cpu_read,
-           1e3 * st.cpu_read / (double)n_games);
+           1e3 * st.cpu_compress / (double)n_games);
     printf("  play cpu per game: %.3f ms with records\n", 1e3 * cpu_rec / (double)n_games);
     printf("  merge phases: index %.2fs, read %.2fs, wait for compression %.2fs, write %.2fs, "
            "read back %.2fs\n",
@@ -248,10 +246,9 @@ int main(int argc, char **argv)
            (double)rss_kb / 1024.0, (unsigned long long)st.blocks, (unsigned long long)st.windows,
            (unsigned long long)st.direct_chunks);
     printf("  end to end vs play (records): %.2f wall, %.2f cpu (merge on %d threads: serial cpu "
-           "+ (compression + read) cpu / threads)\n",
+           "+ compression cpu / threads)\n",
            (t_rec + t_merge) / t_rec,
-           (cpu_rec + st.cpu_main + (st.cpu_compress + st.cpu_read) / st.threads) / cpu_rec,
-           st.threads);
+           (cpu_rec + st.cpu_main + st.cpu_compress / st.threads) / cpu_rec, st.threads);
     if (getenv("BENCH_MERGE_KEEP")) { /* the shards, for other merges */
         printf("  shards kept in %s\n", dir);
         n_shards = 0;

@@ -65,10 +65,9 @@ struct bz_merge_stats {
     /* wall seconds: all; finding games (ids, winners, runs); reading rows
      * from the shards; waiting for compression; writing; reading back */
     double seconds, seconds_index, seconds_read, seconds_wait, seconds_write, seconds_read_back;
-    /* CPU seconds: the merging thread's (serial: HDF5, reads, writes), the
-     * compression of chunks and the checking (Fletcher32) and gathering of
-     * rows of shard chunks read raw (both split over the threads) */
-    double cpu_main, cpu_compress, cpu_read;
+    /* CPU seconds: the merging thread's (serial: HDF5, reads, writes) and the
+     * compression of chunks (split over the threads) */
+    double cpu_main, cpu_compress;
 };
 void bz_merge_last_stats(struct bz_merge_stats *s);
 

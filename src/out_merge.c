@@ -13,11 +13,8 @@
  * are read through windows, game ids too, and games are indexed in blocks of
  * ids that fit the bound. Tables without variable-length members are
  * compressed here on threads (out_zpool.c) and stored with direct chunk
- * writes; HDF5's filters compress the others. Their shard chunks are read
- * raw on this thread (every HDF5 call stays here) and checked against their
- * Fletcher32 and gathered into the window on the same threads, while this
- * thread stores the window before. Never reads rows of a shard past the
- * last committed game's. */
+ * writes; HDF5's filters compress the others. Never reads rows of a shard
+ * past the last committed game's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -43,12 +40,9 @@
  * most 1/16 for an output window (1/64, or two chunks per compression thread
  * when that is more; twice, plus the compressed copies, on the direct path:
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
- * 1/4 for the index of the id block being merged (winner of each id, runs),
- * 1/32 for a batch of stored shard chunks checked and gathered on the
- * threads (the chunks: four 64 KiB ones per thread, at most 3/128; their
- * tasks and copies: at most 1/128). Not counted:
- * HDF5's own caches, the strings of the rows of a window of a table with
- * strings, and ~0.5 MiB of compressor state per thread. */
+ * 1/4 for the index of the id block being merged (winner of each id, runs).
+ * Not counted: HDF5's own caches, the strings of the rows of a window of a
+ * table with strings, and ~0.5 MiB of compressor state per thread. */
 #ifndef MERGE_MEMORY_BYTES
 #define MERGE_MEMORY_BYTES ((size_t)256 << 20)
 #endif
@@ -60,35 +54,6 @@
 #ifndef MERGE_WINDOW_BYTES
 #define MERGE_WINDOW_BYTES ((size_t)16 << 20)
 #endif
-
-/* One stored shard chunk, read raw into the batch's buffer at off, that a
- * worker thread checks against its Fletcher32 and copies rows out of: ops
- * [op0, op1). */
-struct ctask {
-    size_t shard, off, cbytes;
-    hsize_t base; /* its first row */
-    size_t op0, op1;
-};
-
-/* Bytes [src, src + n) of a chunk go to out + dst. */
-struct cop {
-    size_t src, dst, n;
-};
-
-/* A batch of stored chunks for the pool's threads: the merging thread
- * reads them raw (H5Dread_chunk: HDF5 stays on this thread), the threads
- * check their checksums and gather rows or ids (no HDF5). */
-struct cread {
-    struct ctask *t;
-    size_t nt, t_cap;
-    struct cop *op;
-    size_t nop, op_cap;
-    unsigned char *buf; /* the chunks, as stored */
-    size_t buf_used, buf_cap;
-    int ready, unusable;
-    unsigned char *out; /* the output window */
-    struct bz_zbatch zb;
-};
 
 /* A stretch of consecutive rows of one game in one shard's table. */
 struct run {
@@ -119,10 +84,8 @@ struct merge {
     int threads;
     unsigned char *ids_raw; /* the id window */
     struct bz_merge_stats stats;
-    struct cread pr;
-    double seconds_store_in_read; /* sink_store run while reads are under way */
-    int owner_failed;             /* owner_of could not build an id block */
-    struct bz_err owner_err;      /* why */
+    int owner_failed;        /* owner_of could not build an id block */
+    struct bz_err owner_err; /* why */
 };
 
 static double thread_cpu_s(void)
@@ -394,100 +357,6 @@ static void scan_id(const struct merge *m, struct runs *rs, size_t i, struct run
     sc->len = 1;
 }
 
-/* Task k's stored chunk if it carries its checksum, else NULL. */
-static unsigned char *cread_chunk(struct cread *p, size_t k)
-{
-    const struct ctask *t = &p->t[k];
-    unsigned char *buf = p->buf + t->off;
-    return bz_zpool_chunk_ok(buf, t->cbytes) ? buf : NULL;
-}
-
-/* A chunk's rows into the output window (ops). */
-static int cread_gather_job(void *arg, size_t k)
-{
-    struct cread *p = arg;
-    const struct ctask *t = &p->t[k];
-    unsigned char *buf = cread_chunk(p, k);
-    if (!buf)
-        return -1;
-    for (size_t o = t->op0; o < t->op1; o++)
-        memcpy(p->out + p->op[o].dst, buf + p->op[o].src, p->op[o].n);
-    return 0;
-}
-
-/* The batch's arrays and buffer, once per merge: 0 when the bound leaves
- * no room for them (then chunks are read and checked on this thread). */
-static int cread_setup(struct merge *m)
-{
-    struct cread *p = &m->pr;
-    if (p->ready || p->unusable)
-        return p->ready;
-    size_t bound = m->stats.bound_bytes, arrays = bound / 256;
-    if (arrays > MERGE_WINDOW_BYTES)
-        arrays = MERGE_WINDOW_BYTES;
-    if (arrays > (size_t)m->threads * 4 * (64 << 10))
-        arrays = (size_t)m->threads * 4 * (64 << 10);
-    p->t_cap = arrays / sizeof *p->t;
-    p->op_cap = arrays / sizeof *p->op;
-    /* four shard chunks (64 KiB) per thread: chunks checked soon after
-     * they are read, while in cache */
-    p->buf_cap = (size_t)m->threads * 4 * (64 << 10);
-    if (p->buf_cap > bound / 128 * 3)
-        p->buf_cap = bound / 128 * 3;
-    if (!p->t_cap || !p->op_cap || !(p->t = acct_alloc(m, p->t_cap, sizeof *p->t)) ||
-        !(p->op = acct_alloc(m, p->op_cap, sizeof *p->op)) ||
-        !(p->buf = acct_alloc(m, p->buf_cap, 1))) {
-        p->unusable = 1;
-        return 0;
-    }
-    p->ready = 1;
-    return 1;
-}
-
-static void cread_reset(struct cread *p)
-{
-    p->nt = p->nop = p->buf_used = 0;
-}
-
-static void cread_free(struct merge *m)
-{
-    struct cread *p = &m->pr;
-    acct_free(p->t, p->t_cap, sizeof *p->t);
-    acct_free(p->op, p->op_cap, sizeof *p->op);
-    acct_free(p->buf, p->buf_cap, 1);
-    p->t = NULL;
-    p->op = NULL;
-    p->buf = NULL;
-    p->ready = 0;
-}
-
-/* Whether the batch has room for another chunk of up to bytes. */
-static int cread_room(const struct cread *p, size_t bytes)
-{
-    return p->nt < p->t_cap && p->buf_used + bytes <= p->buf_cap;
-}
-
-/* Read the chunk of dset at row base as stored into the batch (a task
- * without copies): its size must be bytes (when not 0) and at most cap
- * (cread_room(p, cap) holds). */
-static int cread_add(struct merge *m, hid_t dset, size_t i, hsize_t base, size_t bytes, size_t cap,
-                     const char *file_name, const char *path, struct bz_err *err)
-{
-    struct cread *p = &m->pr;
-    uint32_t mask = 1;
-    hsize_t size = 0;
-    if (H5Dget_chunk_storage_size(dset, &base, &size) < 0 || size == 0 ||
-        (bytes && size != bytes) || size > cap ||
-        H5Dread_chunk(dset, H5P_DEFAULT, &base, &mask, p->buf + p->buf_used) < 0 || mask != 0)
-        return bz_out_h5_fail(err, BZ_EIO,
-                              "%s: table %s: the chunk at row %llu is unreadable or fails its "
-                              "checksum",
-                              file_name, path, (unsigned long long)base);
-    p->t[p->nt++] = (struct ctask){i, p->buf_used, (size_t)size, base, p->nop, p->nop};
-    p->buf_used += (size_t)size;
-    return BZ_OK;
-}
-
 /* The runs of shard i's table dset whose game wins in the current block,
  * reading its game_id column m->id_rows at a time (or its raw chunks). */
 static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
@@ -747,93 +616,6 @@ static void sink_close(struct sink *s)
     }
 }
 
-static int sink_store(struct merge *m, struct sink *s, const char *path, struct bz_err *err);
-
-/* Run the batch: the threads check its chunks and gather their rows into
- * the sink's current window while this thread stores the window compressed
- * before it. */
-static int cread_run(struct merge *m, struct sink *s, const char *path, struct bz_err *err)
-{
-    struct cread *p = &m->pr;
-    int rc = BZ_OK;
-    if (!p->nt)
-        return BZ_OK;
-    p->out = s->buf[s->cur];
-    p->zb.job = cread_gather_job;
-    p->zb.arg = p;
-    p->zb.n_chunks = p->nt;
-    bz_zpool_submit(m->pool, &p->zb);
-    if (s->pending) {
-        double t0 = now_s();
-        rc = sink_store(m, s, path, err);
-        m->seconds_store_in_read += now_s() - t0;
-    }
-    int bad = bz_zpool_wait(m->pool, &p->zb) != 0;
-    m->stats.cpu_read += p->zb.cpu_seconds;
-    if (bad && !rc) {
-        const struct ctask *t = &p->t[p->zb.first_failed];
-        rc = bz_err_set(err, BZ_EIO,
-                        "%s: table %s: the chunk at row %llu is unreadable or fails its "
-                        "checksum",
-                        m->shards[t->shard], path, (unsigned long long)t->base);
-    }
-    cread_reset(p);
-    return rc;
-}
-
-/* Queue the rows of runs[0..n) (all of shard i, sorted by start) for the
- * threads: the stored chunks they lie in, read here as gather_raw would
- * read them; *used is 0 when the table is not stored so (or a chunk does
- * not fit the batch): then the caller reads it itself. Runs the batch
- * queued so far when it fills. */
-static int cread_queue(struct merge *m, struct sink *s, const char *path, const struct run *runs,
-                       size_t n, int *used, struct bz_err *err)
-{
-    struct cread *p = &m->pr;
-    size_t i = runs[0].shard, msize = s->msize;
-    int rc = BZ_OK;
-    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, ref = H5I_INVALID_HID;
-    *used = 0;
-    if (!cread_setup(m))
-        return BZ_OK;
-    if ((rc = open_table(m, i, path, &file, &dset, &ref, err)))
-        goto out;
-    hsize_t crows = raw_chunk_rows(dset, msize, p->buf_cap - 4);
-    if (!crows)
-        goto out; /* HDF5 reads it */
-    size_t cbytes = (size_t)crows * msize + 4;
-    *used = 1;
-    int fresh = 1; /* the next piece needs a new task */
-    for (size_t k = 0; k < n && !rc; k++) {
-        hsize_t pos = runs[k].start, end = runs[k].start + runs[k].len;
-        while (pos < end) {
-            hsize_t base = pos / crows * crows;
-            if (p->nop == p->op_cap ||
-                ((fresh || p->t[p->nt - 1].base != base) && !cread_room(p, cbytes))) {
-                if ((rc = cread_run(m, s, path, err)))
-                    break;
-                fresh = 1;
-            }
-            if (fresh || p->t[p->nt - 1].base != base) {
-                if ((rc = cread_add(m, dset, i, base, cbytes, cbytes, m->shards[i], path, err)))
-                    break;
-                fresh = 0;
-            }
-            hsize_t stop = end < base + crows ? end : base + crows;
-            p->op[p->nop++] =
-                (struct cop){(size_t)(pos - base) * msize,
-                             (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize,
-                             (size_t)(stop - pos) * msize};
-            p->t[p->nt - 1].op1 = p->nop;
-            pos = stop;
-        }
-    }
-out:
-    bz_out_h5_close(ref);
-    close_table(&file, &dset);
-    return rc;
-}
-
 /* The rows of runs[0..n) of a table without strings, read as the shard
  * stores them: whole chunks (H5Dread_chunk), each checked against its
  * Fletcher32, rows copied out; no HDF5 pipeline, cache or conversion. Only
@@ -950,7 +732,7 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
                       struct run *pieces, struct sink *s, hsize_t lo, hsize_t hi, int vlen,
                       struct bz_err *err)
 {
-    int rc = BZ_OK;
+    int rc;
     size_t n = 0;
     while (*first < rs->n && rs->v[*first].out_pos + rs->v[*first].len <= lo)
         (*first)++;
@@ -964,20 +746,14 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
     qsort(pieces, n, sizeof *pieces, cmp_run_place);
     for (size_t k = 0; k < n;) {
         size_t e = k + 1;
-        int queued = 0;
         while (e < n && pieces[e].shard == pieces[k].shard)
             e++;
-        if (s->direct && (rc = cread_queue(m, s, path, pieces + k, e - k, &queued, err)))
-            break;
-        if (!queued && (rc = gather_shard(m, path, pieces + k, e - k, s->mtype, s->msize, vlen,
-                                          s->buf[s->cur], err)))
-            break;
+        if ((rc = gather_shard(m, path, pieces + k, e - k, s->mtype, s->msize, vlen, s->buf[s->cur],
+                               err)))
+            return rc;
         k = e;
     }
-    /* the queued chunks: read by the threads (always waited for) */
-    struct bz_err later = {0};
-    int rc2 = cread_run(m, s, path, rc ? &later : err);
-    return rc ? rc : rc2;
+    return BZ_OK;
 }
 
 /* The merged file's chunked table: deflate and a Fletcher32 checksum per
@@ -1100,9 +876,9 @@ static int merge_table(struct merge *m, hid_t out_file, const char *path,
         size_t first = 0;
         for (hsize_t pos = total; pos < end;) {
             hsize_t we = s.ws + s.win, hi_pos = end < we ? end : we;
-            double t0 = now_s(), st0 = m->seconds_store_in_read;
+            double t0 = now_s();
             rc = fill_range(m, path, &rs, &first, pieces, &s, pos, hi_pos, vlen, err);
-            m->stats.seconds_read += now_s() - t0 - (m->seconds_store_in_read - st0);
+            m->stats.seconds_read += now_s() - t0;
             if (rc)
                 goto out;
             pos = hi_pos;
@@ -1457,7 +1233,6 @@ out:
         bz_out_free_paths(m.paths[i], m.n_paths[i]);
     free(m.paths);
     free(m.n_paths);
-    cread_free(&m);
     bz_zpool_destroy(m.pool);
     acct_free(m.map, m.map_cap, sizeof *m.map);
     acct_free(m.ids_raw, (size_t)m.id_rows, sizeof(int64_t));

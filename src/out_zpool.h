@@ -15,14 +15,8 @@
 struct bz_zpool;
 
 /* n_chunks chunks of chunk_bytes each, read from in; chunk k's filtered
- * bytes land in out + k * out_cap with their length in out_len[k].
- * With job set, the batch is n_chunks calls job(arg, k) instead, on any
- * thread (nonzero return: the batch failed; first_failed is the lowest
- * such k). */
+ * bytes land in out + k * out_cap with their length in out_len[k]. */
 struct bz_zbatch {
-    int (*job)(void *arg, size_t k);
-    void *arg;
-    size_t first_failed;
     const unsigned char *in;
     size_t n_chunks;
     size_t chunk_bytes;
@@ -32,8 +26,7 @@ struct bz_zbatch {
     /* owned by the pool while the batch runs */
     size_t next, done;
     int failed;
-    struct bz_zbatch *queued; /* the next running batch */
-    double cpu_seconds;       /* CPU the batch's chunks took, summed over threads */
+    double cpu_seconds; /* CPU the batch's chunks took, summed over threads */
 };
 
 /* Bytes one filtered chunk of chunk_bytes may take (the batch's out_cap). */
@@ -44,8 +37,8 @@ size_t bz_zpool_bound(size_t chunk_bytes);
  * no thread). */
 int bz_zpool_create(int n_threads, struct bz_zpool **pool);
 
-/* Start compressing b in the background. Batches submitted before it and
- * still running go first (their chunks are taken first). */
+/* Start compressing b in the background; one batch at a time (wait for it
+ * before submitting the next). */
 void bz_zpool_submit(struct bz_zpool *pool, struct bz_zbatch *b);
 
 /* Wait until b is done. 0, or -1 when a chunk could not be compressed. */
