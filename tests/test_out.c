@@ -22,6 +22,8 @@
 
 #include <cmocka.h>
 
+#include <hdf5.h> /* to find a stored chunk to corrupt */
+
 #include "bazaar/match.h"
 #include "bazaar/out.h"
 #include "bazaar/records.h"
@@ -519,6 +521,53 @@ static void broken_files_should_give_eio_naming_the_file(void **state)
     }
 }
 
+/* A shard whose stored chunk no longer carries its checksum: the merge
+ * refuses it, with 1 and with 3 threads, naming the shard, and leaves no
+ * output. */
+static void corrupt_chunk_should_give_eio(void **state)
+{
+    char good[512], bad[512], out[512];
+    tmp_path(good, sizeof good, "crc_good.h5");
+    tmp_path(bad, sizeof bad, "crc_bad.h5");
+    tmp_path(out, sizeof out, "crc_merged.h5");
+    int64_t ids[40], more[3] = {40, 41, 42};
+    for (int i = 0; i < 40; i++)
+        ids[i] = i;
+    write_shard(bad, ids, 40, 0);
+    write_shard(good, more, 3, 0);
+    /* the stored chunk of /fake/market at row 0: flip a byte of its rows */
+    hid_t file = H5Fopen(bad, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t dset = H5Dopen2(file, "/fake/market", H5P_DEFAULT);
+    assert_true(dset >= 0);
+    hsize_t zero = 0, size = 0;
+    haddr_t addr = HADDR_UNDEF;
+    unsigned mask = 0;
+    assert_true(H5Dget_chunk_info_by_coord(dset, &zero, &mask, &addr, &size) >= 0);
+    assert_true(addr != HADDR_UNDEF && size > 8);
+    H5Dclose(dset);
+    H5Fclose(file);
+    int fd = open(bad, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char byte;
+    off_t at = (off_t)(addr + size / 2);
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x5a;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+    const char *threads[] = {"1", "3"};
+    for (int t = 0; t < 2; t++) {
+        struct bz_err err = {0};
+        const char *list[] = {good, bad};
+        setenv("BZ_MERGE_THREADS", threads[t], 1);
+        assert_int_equal(bz_merge(list, 2, out, NULL, &err), BZ_EIO);
+        unsetenv("BZ_MERGE_THREADS");
+        assert_non_null(strstr(err.msg, bad));
+        assert_non_null(strstr(err.msg, "checksum"));
+        assert_int_equal(access(out, F_OK), -1);
+    }
+}
+
 static void duplicate_game_should_be_copied_once(void **state)
 {
     char a[512], b[512], out[512];
@@ -1006,6 +1055,7 @@ int main(void)
         cmocka_unit_test(merge_should_not_depend_on_how_games_were_split),
         cmocka_unit_test(uncommitted_game_should_be_dropped),
         cmocka_unit_test(broken_files_should_give_eio_naming_the_file),
+        cmocka_unit_test(corrupt_chunk_should_give_eio),
         cmocka_unit_test(duplicate_game_should_be_copied_once),
         cmocka_unit_test(create_should_refuse_an_existing_file),
         cmocka_unit_test(append_should_refuse_bad_records),
