@@ -854,6 +854,17 @@ static hsize_t committed_prefix(const int64_t *row_ids, size_t n_rows, const int
  * read but for their game_id. */
 static int committed(const char *path, int check, int64_t **ids, size_t *n, struct bz_err *err);
 
+int bz_shard_recorded_nothing(const char *path, int *nothing, struct bz_err *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int present = 0;
+    int rc = journal_ids(path, &ids, &n, &present, err);
+    free(ids);
+    *nothing = !rc && present && n == 0;
+    return rc;
+}
+
 int bz_shard_committed(const char *path, int64_t **ids, size_t *n, struct bz_err *err)
 {
     return committed(path, 1, ids, n, err);

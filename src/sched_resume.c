@@ -90,7 +90,24 @@ int bz_sched_plan_set_aside(struct bz_sched_plan *p, struct bz_err *err)
     for (; p->n_bad > 0; p->n_bad--) {
         char *path = p->bad[p->n_bad - 1];
         const char *why = path + strlen(path) + 1;
-        char bad[BZ_SCHED_PATH_MAX + 8];
+        char bad[BZ_SCHED_PATH_MAX + 16];
+        int nothing = 0;
+        struct bz_err je = {0};
+        if (bz_shard_recorded_nothing(path, &nothing, &je) == BZ_OK && nothing) {
+            /* cut off before its first commit was journaled (a kill at the
+             * start of an attempt): it recorded no game, so nothing is lost
+             * and there is nothing to inspect */
+            snprintf(bad, sizeof bad, "%s.journal", path);
+            if (unlink(path) != 0 || (unlink(bad) != 0 && errno != ENOENT))
+                return bz_err_set(err, BZ_EIO, "%s cannot be read (%s) and cannot be removed: %s",
+                                  path, why, strerror(errno));
+            fprintf(stderr,
+                    "bazaar: %s cannot be read (%s) but its journal confirms no game: "
+                    "removed\n",
+                    path, why);
+            free(path);
+            continue;
+        }
         snprintf(bad, sizeof bad, "%s.bad", path);
         if (rename(path, bad) != 0)
             return bz_err_set(err, BZ_EIO, "%s cannot be read (%s) and cannot be set aside: %s",

@@ -281,6 +281,43 @@ def test_corrupt_shard_is_set_aside_and_its_games_replayed(tmp_path, small_spec)
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
     out = str(tmp_path / "out.h5")
+    parts = out + ".parts"
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--quiet"], env=mpi_env(),
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    # killed once a shard's journal confirms games (a shard that confirms
+    # none is removed, not set aside: the next test)
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        if any(os.path.getsize(os.path.join(parts, j)) > 0 for j in
+               (os.listdir(parts) if os.path.isdir(parts) else []) if j.endswith(".journal")):
+            break
+        time.sleep(0.01)
+    if p.poll() is not None:
+        pytest.skip("the sweep ended before it could be killed")
+    kill_session(p.pid)
+    p.wait(timeout=60)
+    shards = sorted(f for f in os.listdir(parts)
+                    if f.endswith(".h5") and os.path.getsize(os.path.join(parts, f + ".journal")))
+    victim = os.path.join(parts, shards[0])
+    size = os.path.getsize(victim)
+    with open(victim, "r+b") as f:  # garbage over the superblock
+        f.write(b"\xde\xad\xbe\xef" * 64)
+        f.truncate(size // 2)
+    p = bazaar("run", spec, "-o", out, "--resume")
+    assert "cannot be read" in p.stderr and "set aside" in p.stderr, p.stderr
+    assert_same_tables(ref, out)
+    assert os.path.exists(victim + ".bad")
+
+
+def test_an_unreadable_shard_whose_journal_confirms_nothing_is_removed(tmp_path, small_spec):
+    """A kill inside a shard's first flush leaves an HDF5 file that cannot be
+    read and an empty journal: no game of it counted, so resume removes it
+    (no .bad kept for inspection, no parts folder left) and replays nothing
+    it lost."""
+    spec = write_spec(tmp_path, _big_spec(small_spec))
+    ref = str(tmp_path / "ref.h5")
+    bazaar("run", spec, "-o", ref, "--quiet")
+    out = str(tmp_path / "out.h5")
     p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
                          env=mpi_env(), stderr=subprocess.PIPE, text=True)
     _stop_after(p, 200, signal.SIGKILL)
@@ -294,10 +331,12 @@ def test_corrupt_shard_is_set_aside_and_its_games_replayed(tmp_path, small_spec)
     with open(victim, "r+b") as f:  # garbage over the superblock
         f.write(b"\xde\xad\xbe\xef" * 64)
         f.truncate(size // 2)
+    open(victim + ".journal", "w").close()  # the journal confirms no game
     p = bazaar("run", spec, "-o", out, "--resume")
-    assert "cannot be read" in p.stderr and "set aside" in p.stderr
+    assert "its journal confirms no game: removed" in p.stderr, p.stderr
+    assert "set aside" not in p.stderr
     assert_same_tables(ref, out)
-    assert os.path.exists(victim + ".bad")
+    assert not os.path.exists(parts)
 
 
 def _children(pid):
