@@ -153,6 +153,25 @@ void bz_out_layout_free(struct bz_out_layout *l)
     l->cols = l->ops = NULL;
 }
 
+hid_t bz_out_h5_col_type(enum bz_col_type type, size_t width, hid_t *vstr, hid_t *own)
+{
+    *own = H5I_INVALID_HID;
+    switch (type) {
+    case BZ_COL_I32: return H5T_NATIVE_INT32;
+    case BZ_COL_I64: return H5T_NATIVE_INT64;
+    case BZ_COL_U64: return H5T_NATIVE_UINT64;
+    case BZ_COL_F64: return H5T_NATIVE_DOUBLE;
+    case BZ_COL_U8: return H5T_NATIVE_UINT8;
+    case BZ_COL_STR:
+        if (width)
+            return *own = bz_out_h5_fixed_str_type(width);
+        if (*vstr < 0)
+            *vstr = bz_out_h5_str_type();
+        return *vstr;
+    }
+    return H5I_INVALID_HID;
+}
+
 hid_t bz_out_h5_file_type(const struct bz_table_desc *desc)
 {
     struct bz_out_layout l;
@@ -163,27 +182,9 @@ hid_t bz_out_h5_file_type(const struct bz_table_desc *desc)
         goto fail;
     for (size_t i = 0; i < desc->n_cols; i++) {
         const struct bz_column *c = &desc->cols[i];
-        hid_t ct, fixed = H5I_INVALID_HID;
-        switch (c->type) {
-        case BZ_COL_I32: ct = H5T_NATIVE_INT32; break;
-        case BZ_COL_I64: ct = H5T_NATIVE_INT64; break;
-        case BZ_COL_U64: ct = H5T_NATIVE_UINT64; break;
-        case BZ_COL_F64: ct = H5T_NATIVE_DOUBLE; break;
-        case BZ_COL_U8: ct = H5T_NATIVE_UINT8; break;
-        case BZ_COL_STR:
-            if (c->width) {
-                if ((fixed = bz_out_h5_fixed_str_type(c->width)) < 0)
-                    goto fail;
-                ct = fixed;
-            } else {
-                if (vstr < 0 && (vstr = bz_out_h5_str_type()) < 0)
-                    goto fail;
-                ct = vstr;
-            }
-            break;
-        default: goto fail;
-        }
-        herr_t ins = H5Tinsert(t, c->name, l.cols[i].dst, ct);
+        hid_t fixed = H5I_INVALID_HID;
+        hid_t ct = bz_out_h5_col_type(c->type, c->width, &vstr, &fixed);
+        herr_t ins = ct >= 0 ? H5Tinsert(t, c->name, l.cols[i].dst, ct) : -1;
         bz_out_h5_close(fixed);
         if (ins < 0)
             goto fail;
@@ -206,21 +207,9 @@ hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc)
         return t;
     for (size_t i = 0; i < desc->n_cols; i++) {
         const struct bz_column *c = &desc->cols[i];
-        hid_t ct;
-        switch (c->type) {
-        case BZ_COL_I32: ct = H5T_NATIVE_INT32; break;
-        case BZ_COL_I64: ct = H5T_NATIVE_INT64; break;
-        case BZ_COL_U64: ct = H5T_NATIVE_UINT64; break;
-        case BZ_COL_F64: ct = H5T_NATIVE_DOUBLE; break;
-        case BZ_COL_U8: ct = H5T_NATIVE_UINT8; break;
-        case BZ_COL_STR:
-            if (str < 0 && (str = bz_out_h5_str_type()) < 0)
-                goto fail;
-            ct = str;
-            break;
-        default: goto fail;
-        }
-        if (H5Tinsert(t, c->name, c->offset, ct) < 0)
+        hid_t none = H5I_INVALID_HID; /* width 0: the pointer, never a fixed type */
+        hid_t ct = bz_out_h5_col_type(c->type, 0, &str, &none);
+        if (ct < 0 || H5Tinsert(t, c->name, c->offset, ct) < 0)
             goto fail;
     }
     bz_out_h5_close(str);

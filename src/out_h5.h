@@ -29,6 +29,12 @@ hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc);
 /* A fixed-width (NUL-padded) UTF-8 string type of width bytes; H5Tclose. */
 hid_t bz_out_h5_fixed_str_type(size_t width);
 
+/* The HDF5 type of a column of kind type: the native type of a number; for a
+ * string of width > 0 a fixed-width type the caller closes (*own), else the
+ * variable-length type, made once in *vstr (start it at H5I_INVALID_HID;
+ * the caller closes it after its last column). Negative on failure. */
+hid_t bz_out_h5_col_type(enum bz_col_type type, size_t width, hid_t *vstr, hid_t *own);
+
 /* A table's row as the shard and the results file hold it: the columns in
  * order, packed (no padding), numbers in their native types, strings with a
  * width as fixed-width NUL-padded bytes and the others as variable-length

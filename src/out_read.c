@@ -232,23 +232,8 @@ static int read_desc_rows(hid_t file, const char *path, const struct bz_table_de
     }
     for (size_t c = 0; c < desc->n_cols; c++) {
         const struct bz_column *col = &desc->cols[c];
-        hid_t ct = H5I_INVALID_HID, own = H5I_INVALID_HID;
-        switch (col->type) {
-        case BZ_COL_I32: ct = H5T_NATIVE_INT32; break;
-        case BZ_COL_I64: ct = H5T_NATIVE_INT64; break;
-        case BZ_COL_U64: ct = H5T_NATIVE_UINT64; break;
-        case BZ_COL_F64: ct = H5T_NATIVE_DOUBLE; break;
-        case BZ_COL_U8: ct = H5T_NATIVE_UINT8; break;
-        case BZ_COL_STR:
-            if (width[c]) {
-                ct = own = bz_out_h5_fixed_str_type(width[c]);
-            } else {
-                if (vstr < 0)
-                    vstr = bz_out_h5_str_type();
-                ct = vstr;
-            }
-            break;
-        }
+        hid_t own;
+        hid_t ct = bz_out_h5_col_type(col->type, width[c], &vstr, &own);
         herr_t ins = ct >= 0 ? H5Tinsert(mtype, col->name, off[c], ct) : -1;
         bz_out_h5_close(own);
         if (ins < 0) {
