@@ -187,30 +187,9 @@ static int server_start(struct test_server *s, double L_ms)
         *slash = '\0';
     snprintf(path, sizeof path, "%s/bench_llm_server", exe);
     snprintf(lat, sizeof lat, "%g", L_ms);
-    int fds[2];
-    if (pipe(fds) != 0)
-        return -1;
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(fds[1], 1);
-        close(fds[0]);
-        close(fds[1]);
-        execl(path, path, "--latency-ms", lat, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *f = fdopen(fds[0], "r");
-    char line[64] = "";
-    int port = 0;
-    if (f && fgets(line, sizeof line, f))
-        sscanf(line, "PORT %d", &port);
-    if (f)
-        fclose(f);
-    s->pid = pid;
-    s->port = port;
-    if (port <= 0) {
+    char flag[] = "--latency-ms";
+    char *const argv[] = {path, flag, lat, NULL};
+    if (test_server_exec(s, argv) != 0) {
         fprintf(stderr, "bench_llm: cannot start %s\n", path);
         test_server_stop(s);
         return -1;

@@ -147,8 +147,10 @@ static void ask(struct bz_match *m, struct bz_err *err)
         n_hook += m->policy[bz_game_request(g, k)->agent] == NULL;
     m->pending = n_hook;
     m->decisions += n;
-    const struct bz_rowbuf *calls = bz_records_find(&m->rec, &bz_llm_calls_table);
-    m->calls_mark = calls ? calls->n_rows : 0;
+    if (m->n_llm) {
+        const struct bz_rowbuf *calls = bz_records_find(&m->rec, &bz_llm_calls_table);
+        m->calls_mark = calls ? calls->n_rows : 0;
+    }
     for (int k = 0; k < n && m->state == ST_DECIDING; k++) {
         const struct bz_request *r = bz_game_request(g, k);
         const struct bz_policy_ops *p = m->policy[r->agent];
@@ -181,7 +183,8 @@ int bz_match_advance(struct bz_match *m, struct bz_err *err)
                 return BZ_MATCH_WAITING;
             /* replies come back in any order: the step's rows in one that
              * does not depend on it, so a replay writes the same table */
-            bz_tables_order_llm_calls(&m->rec, m->calls_mark);
+            if (m->n_llm)
+                bz_tables_order_llm_calls(&m->rec, m->calls_mark);
             if (bz_game_apply(m->game, err)) {
                 bz_match_fail(m, err->msg);
                 continue;

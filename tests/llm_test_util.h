@@ -27,8 +27,9 @@ struct test_server {
     int port;
 };
 
-/* Spawn the server (Debian's python3 if present); 0 on success. */
-BZ_TEST_UNUSED static int test_server_start(struct test_server *s, double latency_ms)
+/* Run argv (argv[0] found on PATH) with its stdout on a pipe and read the
+ * "PORT n" line a test server prints when it listens; 0 on success. */
+BZ_TEST_UNUSED static int test_server_exec(struct test_server *s, char *const argv[])
 {
     int fds[2];
     if (pipe(fds) != 0)
@@ -40,10 +41,7 @@ BZ_TEST_UNUSED static int test_server_start(struct test_server *s, double latenc
         dup2(fds[1], 1);
         close(fds[0]);
         close(fds[1]);
-        char lat[32];
-        snprintf(lat, sizeof lat, "%g", latency_ms);
-        const char *py = access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3";
-        execlp(py, py, BZ_TEST_SERVER_PY, "--latency-ms", lat, (char *)NULL);
+        execvp(argv[0], argv);
         _exit(127);
     }
     close(fds[1]);
@@ -57,6 +55,18 @@ BZ_TEST_UNUSED static int test_server_start(struct test_server *s, double latenc
     s->pid = pid;
     s->port = port;
     return port > 0 ? 0 : -1;
+}
+
+/* Spawn the server (Debian's python3 if present); 0 on success. */
+BZ_TEST_UNUSED static int test_server_start(struct test_server *s, double latency_ms)
+{
+    char lat[32], script[] = BZ_TEST_SERVER_PY, flag[] = "--latency-ms";
+    char py[32];
+    snprintf(lat, sizeof lat, "%g", latency_ms);
+    snprintf(py, sizeof py, "%s",
+             access("/usr/bin/python3", X_OK) == 0 ? "/usr/bin/python3" : "python3");
+    char *const argv[] = {py, script, flag, lat, NULL};
+    return test_server_exec(s, argv);
 }
 
 BZ_TEST_UNUSED static void test_server_stop(struct test_server *s)

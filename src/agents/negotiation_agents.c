@@ -93,4 +93,5 @@ static const struct bz_policy_ops zi = {
 static const struct bz_policy_ops reciprocal = {
     "reciprocal", "concedes to those who conceded to it, punishes the others", decide_reciprocal};
 
-const struct bz_policy_ops *const bz_neg_policies[4] = {&fair, &greedy, &zi, &reciprocal};
+const struct bz_policy_ops *const bz_neg_policies[BZ_NEG_N_POLICIES] = {&fair, &greedy, &zi,
+                                                                        &reciprocal};

@@ -147,7 +147,8 @@ extern const char *const bz_neg_phase_names[BZ_NEG_N_PHASES];
 
 /* Heuristic agents (src/agents/negotiation_agents.c): fair, greedy, zi,
  * reciprocal; the same four for both games. */
-extern const struct bz_policy_ops *const bz_neg_policies[4];
+#define BZ_NEG_N_POLICIES 4 /* fair, greedy, zi, reciprocal */
+extern const struct bz_policy_ops *const bz_neg_policies[BZ_NEG_N_POLICIES];
 
 /* ---- tables --------------------------------------------------------------- */
 
