@@ -51,22 +51,12 @@ struct index_row {
 
 /* ---- types ---------------------------------------------------------------- */
 
-/* A fixed-size NUL-padded ASCII string of n bytes; close with H5Tclose. */
-static hid_t fixed_str(size_t n)
-{
-    hid_t t = H5Tcopy(H5T_C_S1);
-    if (t >= 0 && (H5Tset_size(t, n) < 0 || H5Tset_strpad(t, H5T_STR_NULLPAD) < 0)) {
-        H5Tclose(t);
-        return H5I_INVALID_HID;
-    }
-    return t;
-}
-
 /* The index row type: in memory (struct index_row) or in the file (packed,
  * little-endian). Column order and names as bz_llm_text_index_table. */
 static hid_t index_type(int in_file)
 {
-    hid_t hash = fixed_str(HASH_HEX), kind = fixed_str(BZ_LLM_TEXT_KIND_MAX);
+    hid_t hash = bz_out_h5_fixed_str_type(HASH_HEX),
+          kind = bz_out_h5_fixed_str_type(BZ_LLM_TEXT_KIND_MAX);
     size_t packed = 8 + HASH_HEX + BZ_LLM_TEXT_KIND_MAX + 8 + 8;
     hid_t t = H5Tcreate(H5T_COMPOUND, in_file ? packed : sizeof(struct index_row));
     hid_t i64 = in_file ? H5T_STD_I64LE : H5T_NATIVE_INT64;
