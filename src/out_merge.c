@@ -47,6 +47,10 @@
 #define MERGE_MEMORY_BYTES ((size_t)256 << 20)
 #endif
 #define MERGE_MEMORY_MIN ((size_t)16 * MERGED_CHUNK_BYTES)
+/* The output windows' share is divided among at least this many tables
+ * (all sinks are open at once); a merge of more tables divides it among
+ * them all (those known when a table's sink opens). */
+#define MERGE_TABLE_SHARES 8
 /* caps on the windows whatever the bound (tests shrink them to a few rows) */
 #ifndef MERGE_OUT_BYTES
 #define MERGE_OUT_BYTES ((size_t)16 << 20)
@@ -63,11 +67,14 @@ struct run {
     hsize_t out_pos;
 };
 
+struct mtable;
+
 struct merge {
-    const char *const *shards;
-    size_t n_shards;
-    const char *out_name; /* for messages */
-    char ***paths;        /* per shard: its dataset paths, sorted */
+    char **shards; /* the sources, in the order they were added (owned) */
+    size_t n_shards, cap_shards;
+    int64_t *src_lo, *src_hi; /* per source: its committed ids lie in [lo, hi] (lo > hi: none) */
+    const char *out_name;     /* for messages */
+    char ***paths;            /* per shard: its dataset paths, sorted */
     size_t *n_paths;
     int has_ids;            /* some shard committed a game */
     int64_t id_min, id_max; /* committed ids lie in [id_min, id_max] */
@@ -82,12 +89,24 @@ struct merge {
     hsize_t id_rows; /* game ids read at once */
     struct bz_zpool *pool;
     int threads;
-    unsigned char *ids_raw; /* the id window */
+    unsigned char *ids_raw;    /* the id window */
+    struct run *runs, *pieces; /* the runs of the table and block being merged */
     struct bz_merge_stats stats;
     int owner_failed;        /* owner_of could not build an id block */
     struct bz_err owner_err; /* why */
+    /* the stream: every table's sink stays open between blocks */
+    struct mtable **tables;
+    size_t n_tables;
+    int streaming;  /* chunks of the standard size whatever the total */
+    int64_t next;   /* games with a smaller id are merged */
+    int next_set;   /* next is meaningful (set by the first block) */
+    uint64_t games; /* ids with a winner merged so far */
+    hid_t fapl, file;
+    char *tmp;
+    int tmp_made;
+    struct bz_out_lock *lock;
+    double t_start, c_start;
 };
-
 static double thread_cpu_s(void)
 {
     struct timespec ts;
@@ -175,26 +194,10 @@ static int shard_has(const struct merge *m, size_t i, const char *path)
     return bsearch(&key, m->paths[i], m->n_paths[i], sizeof(char *), cmp_str) != NULL;
 }
 
-/* The range of committed ids over every shard (a shard's committed ids are
- * its /games ids the journal confirms: a bounded segment of games). */
-static int find_id_range(struct merge *m, struct bz_err *err)
+/* Whether source i may commit an id in [lo, hi). */
+static int source_meets(const struct merge *m, size_t i, int64_t lo, int64_t hi)
 {
-    for (size_t i = 0; i < m->n_shards; i++) {
-        int64_t *ids;
-        size_t n;
-        int rc = bz_shard_committed_quick(m->shards[i], &ids, &n, err);
-        if (rc)
-            return rc;
-        if (n) { /* sorted */
-            if (!m->has_ids || ids[0] < m->id_min)
-                m->id_min = ids[0];
-            if (!m->has_ids || ids[n - 1] > m->id_max)
-                m->id_max = ids[n - 1];
-            m->has_ids = 1;
-        }
-        free(ids);
-    }
-    return BZ_OK;
+    return m->src_lo[i] <= m->src_hi[i] && m->src_lo[i] < hi && m->src_hi[i] >= lo;
 }
 
 /* The winner of every id in [lo, hi) (hi - lo <= map_cap). */
@@ -208,6 +211,8 @@ static int build_map(struct merge *m, int64_t lo, int64_t hi, struct bz_err *err
     for (size_t i = 0; i < m->n_shards; i++) {
         int64_t *ids;
         size_t n;
+        if (!source_meets(m, i, lo, hi))
+            continue;
         int rc = bz_shard_committed_quick(m->shards[i], &ids, &n, err);
         if (rc)
             return rc;
@@ -458,7 +463,7 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
     rs->n = 0;
     rs->full = 0;
     for (size_t i = 0; i < m->n_shards && !rs->full; i++) {
-        if (!shard_has(m, i, path))
+        if (!shard_has(m, i, path) || !source_meets(m, i, m->map_lo, m->map_hi))
             continue;
         if ((rc = open_table(m, i, path, &file, &dset, ref, err)) ||
             (rc = scan_shard(m, i, dset, path, rs, err)))
@@ -585,7 +590,10 @@ static int sink_open(struct merge *m, struct sink *s, hid_t dset, hid_t mtype, i
     s->direct = !vlen;
     s->chunk = chunk;
     s->extent = extent;
-    hsize_t per = m->out_bytes / ((size_t)chunk * s->msize);
+    /* every table's sink is open at once: each gets a share of the output
+     * windows' part of the bound (at least one chunk) */
+    size_t shares = m->n_tables > MERGE_TABLE_SHARES ? m->n_tables : MERGE_TABLE_SHARES;
+    hsize_t per = m->out_bytes / shares / ((size_t)chunk * s->msize);
     s->win = chunk * (per ? per : 1);
     for (int k = 0; k < 1 + s->direct; k++) {
         struct bz_zbatch *b = &s->zb[k];
@@ -798,163 +806,268 @@ static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_d
     return BZ_OK;
 }
 
-/* One merged table. Games are taken in blocks of ids whose index (winner
- * per id, runs) fits its share of the bound, one block for any sweep of
+/* A table of the merged file: its row type (from the first shard that has
+ * it), its sink (open from its first block to the end of the merge) and
+ * the rows written so far. */
+struct mtable {
+    const char *path; /* borrowed from a source's list of paths */
+    int texts;        /* the LLM text store: merged at the end, in one pass */
+    hid_t ref, mtype;
+    int vlen;
+    struct sink s; /* s.dset < 0: not created yet */
+    hsize_t total;
+    unsigned char direct;
+};
+
+static void mtable_free(struct merge *m, struct mtable *t)
+{
+    if (!t)
+        return;
+    if (t->s.pending) /* a failure while chunks compress: let them finish */
+        bz_zpool_wait(m->pool, &t->s.zb[!t->s.cur]);
+    if (t->s.buf[0] && t->vlen) { /* rows gathered into a window not written */
+        hid_t all = H5Screate_simple(1, &t->s.win, NULL);
+        if (all >= 0)
+            H5Dvlen_reclaim(t->s.mtype, all, H5P_DEFAULT, t->s.buf[0]);
+        bz_out_h5_close(all);
+    }
+    sink_close(&t->s);
+    bz_out_h5_close(t->s.dset);
+    bz_out_h5_close(t->mtype);
+    bz_out_h5_close(t->ref);
+    free(t);
+}
+
+/* The table's row type from the first shard that has it (a table no block
+ * scanned yet: empty so far). */
+static int table_ref(struct merge *m, struct mtable *t, struct bz_err *err)
+{
+    for (size_t i = 0; i < m->n_shards && t->ref < 0; i++) {
+        if (!shard_has(m, i, t->path))
+            continue;
+        hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+        int rc = open_table(m, i, t->path, &file, &dset, &t->ref, err);
+        close_table(&file, &dset);
+        if (rc)
+            return rc;
+    }
+    if (t->ref < 0) /* cannot happen: the table is listed */
+        return bz_err_set(err, BZ_EINTERNAL, "%s: table %s: no shard has it", m->out_name, t->path);
+    return BZ_OK;
+}
+
+/* Create the table in the merged file and open its sink. rows: the table's
+ * total when known (a one-block merge: a small table gets one small chunk),
+ * else 0 (the standard chunk). */
+static int table_create(struct merge *m, struct mtable *t, hsize_t rows, struct bz_err *err)
+{
+    int rc;
+    if ((rc = table_ref(m, t, err)))
+        return rc;
+    if ((t->vlen = bz_out_h5_has_vlen(t->ref)) < 0 ||
+        (t->mtype = t->vlen ? H5Tget_native_type(t->ref, H5T_DIR_ASCEND) : H5Tcopy(t->ref)) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its memory type",
+                              m->out_name, t->path);
+    hsize_t chunk = bz_out_h5_chunk_rows(H5Tget_size(t->ref), MERGED_CHUNK_BYTES, rows);
+    hid_t dset = create_table(m->file, t->path, t->ref, rows, chunk);
+    if (dset < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", m->out_name, t->path);
+    if ((rc = sink_open(m, &t->s, dset, t->mtype, t->vlen, chunk, rows, err))) {
+        t->s.dset = dset; /* closed by mtable_free */
+        return rc;
+    }
+    return copy_table_attrs(m, t->path, dset, err);
+}
+
+/* Table t's games with ids in [lo, hi), appended to its sink. The block's
+ * index (winner per id, runs) fits its share of the bound for any sweep of
  * ordinary size; a block whose runs overflow is halved and scanned again.
- * Rows stream through the sink in windows of whole chunks. */
-static int merge_table(struct merge *m, hid_t out_file, const char *path,
-                       unsigned long long *n_rows, unsigned char *direct, struct bz_err *err)
+ * last: no game comes after hi (a table created now knows its size, unless
+ * streaming). The sink keeps its partial window for the next block. */
+static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi, int last,
+                       struct bz_err *err)
 {
     int rc = BZ_OK;
-    struct runs rs = {0};
-    struct run *pieces = NULL;
-    struct sink s = {.dset = H5I_INVALID_HID};
-    hid_t ref = H5I_INVALID_HID, mtype = H5I_INVALID_HID;
-    int vlen = 0;
-    hsize_t total = 0; /* rows of the blocks done */
-    int64_t lo = m->id_min, span = (int64_t)m->map_cap;
-    if (!(rs.v = acct_alloc(m, m->run_cap, sizeof *rs.v)) ||
-        !(pieces = acct_alloc(m, m->run_cap, sizeof *pieces))) {
-        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for the merge index", m->out_name);
-        goto out;
-    }
-    rs.cap = m->run_cap;
-    for (;;) {
-        int64_t hi = !m->has_ids ? lo : m->id_max - lo < span ? m->id_max + 1 : lo + span;
+    struct runs rs = {.v = m->runs, .cap = m->run_cap};
+    int64_t span = hi - lo;
+    for (int64_t a = lo; a < hi;) {
+        int64_t b = hi - a <= span ? hi : a + span;
         double t_idx = now_s();
-        rc = build_map(m, lo, hi, err);
+        rc = build_map(m, a, b, err);
         if (!rc)
-            rc = find_runs(m, path, &ref, &rs, err);
+            rc = find_runs(m, t->path, &t->ref, &rs, err);
         m->stats.seconds_index += now_s() - t_idx;
         if (rc)
-            goto out;
-        if (rs.full && hi - lo > 1) {
-            span = (hi - lo) / 2; /* too many runs: a smaller block */
+            return rc;
+        if (rs.full && b - a > 1) {
+            span = (b - a) / 2; /* too many runs: a smaller block */
             continue;
         }
-        if (rs.full) {
-            rc = bz_err_set(err, BZ_ENOMEM,
-                            "%s: table %s: game %lld has more than %zu runs of rows; raise "
-                            "BZ_MERGE_MEMORY",
-                            m->out_name, path, (long long)lo, rs.cap);
-            goto out;
-        }
+        if (rs.full)
+            return bz_err_set(err, BZ_ENOMEM,
+                              "%s: table %s: game %lld has more than %zu runs of rows; raise "
+                              "BZ_MERGE_MEMORY",
+                              m->out_name, t->path, (long long)a, rs.cap);
         m->stats.blocks++;
         if (rs.n)
             qsort(rs.v, rs.n, sizeof *rs.v, cmp_run_game);
-        hsize_t end = total;
+        hsize_t end = t->total;
         for (size_t k = 0; k < rs.n; k++) {
             rs.v[k].out_pos = end;
             end += rs.v[k].len;
         }
-        int last = !m->has_ids || hi > m->id_max;
-        if (s.dset < 0) {
-            if (ref < 0) { /* no shard has the table (cannot happen: listed) */
-                rc = bz_err_set(err, BZ_EINTERNAL, "%s: table %s: no shard has it", m->out_name,
-                                path);
-                goto out;
-            }
-            if ((vlen = bz_out_h5_has_vlen(ref)) < 0 ||
-                (mtype = vlen ? H5Tget_native_type(ref, H5T_DIR_ASCEND) : H5Tcopy(ref)) < 0) {
-                rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its memory type",
-                                    m->out_name, path);
-                goto out;
-            }
-            /* one block: the size is known, and a small table gets one
-             * small chunk */
-            hsize_t chunk =
-                bz_out_h5_chunk_rows(H5Tget_size(ref), MERGED_CHUNK_BYTES, last ? end : 0);
-            hsize_t extent = last ? end : 0;
-            if ((s.dset = create_table(out_file, path, ref, extent, chunk)) < 0) {
-                rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", m->out_name, path);
-                goto out;
-            }
-            if ((rc = copy_table_attrs(m, path, s.dset, err)) ||
-                (rc = sink_open(m, &s, s.dset, mtype, vlen, chunk, extent, err)))
-                goto out;
-        }
+        if (t->s.dset < 0 &&
+            (rc = table_create(m, t, !m->streaming && last && b == hi ? end : 0, err)))
+            return rc;
         size_t first = 0;
-        for (hsize_t pos = total; pos < end;) {
-            hsize_t we = s.ws + s.win, hi_pos = end < we ? end : we;
+        for (hsize_t pos = t->total; pos < end;) {
+            hsize_t we = t->s.ws + t->s.win, hi_pos = end < we ? end : we;
             double t0 = now_s();
-            rc = fill_range(m, path, &rs, &first, pieces, &s, pos, hi_pos, vlen, err);
+            rc = fill_range(m, t->path, &rs, &first, m->pieces, &t->s, pos, hi_pos, t->vlen, err);
             m->stats.seconds_read += now_s() - t0;
             if (rc)
-                goto out;
+                return rc;
             pos = hi_pos;
-            if (pos == we && (rc = sink_flush(m, &s, path, s.win, err)))
-                goto out;
+            if (pos == we && (rc = sink_flush(m, &t->s, t->path, t->s.win, err)))
+                return rc;
         }
-        total = end;
-        if (last)
-            break;
-        lo = hi;
+        t->total = end;
+        a = b;
     }
-    if (total > s.ws && (rc = sink_flush(m, &s, path, total - s.ws, err)))
-        goto out;
-    if (s.pending && (rc = sink_store(m, &s, path, err)))
-        goto out;
-    if ((rc = sink_extend(m, &s, path, total, err)))
-        goto out;
-    if (H5Dclose(s.dset) < 0) {
-        s.dset = H5I_INVALID_HID;
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", m->out_name, path);
-        goto out;
-    }
-    s.dset = H5I_INVALID_HID;
-    *n_rows = (unsigned long long)total;
-    *direct = (unsigned char)s.direct;
-    m->stats.raw_bytes += (uint64_t)total * H5Tget_size(ref);
-out:
-    if (s.pending) /* a failure while chunks compress: let them finish */
-        bz_zpool_wait(m->pool, &s.zb[!s.cur]);
-    if (s.buf[0] && vlen) { /* rows gathered into a window not written */
-        hid_t all = H5Screate_simple(1, &s.win, NULL);
-        if (all >= 0)
-            H5Dvlen_reclaim(s.mtype, all, H5P_DEFAULT, s.buf[0]);
-        bz_out_h5_close(all);
-    }
-    sink_close(&s);
-    bz_out_h5_close(s.dset);
-    bz_out_h5_close(mtype);
-    bz_out_h5_close(ref);
-    acct_free(rs.v, m->run_cap, sizeof *rs.v);
-    acct_free(pieces, m->run_cap, sizeof *pieces);
-    return rc;
+    /* the pool compresses one batch at a time: the next table's may start */
+    if (t->s.pending && (rc = sink_store(m, &t->s, t->path, err)))
+        return rc;
+    return BZ_OK;
 }
 
-static int collect_paths(struct merge *m, char ***uni, size_t *n_uni, struct bz_err *err)
+/* Every table (but the text store) advances over the games with ids in
+ * [m->next, hi), one block of ids (the index's share) at a time. */
+static int advance(struct merge *m, int64_t hi, int last, struct bz_err *err)
 {
     int rc = BZ_OK;
-    size_t total = 0;
-    *uni = NULL;
-    *n_uni = 0;
-    for (size_t i = 0; i < m->n_shards; i++) {
-        hid_t file;
-        if ((rc = bz_out_h5_open_ro(m->shards[i], &file, err)))
-            return rc;
-        rc = bz_out_h5_list_datasets(file, &m->paths[i], &m->n_paths[i], m->shards[i], err);
-        H5Fclose(file);
+    if (!m->has_ids)
+        return BZ_OK;
+    if (!m->next_set || m->next < m->id_min) {
+        m->next = m->id_min;
+        m->next_set = 1;
+    }
+    int64_t span = (int64_t)m->map_cap;
+    while (m->next < hi) {
+        int64_t b = hi - m->next <= span ? hi : m->next + span;
+        int blast = last && b == hi;
+        for (size_t k = 0; k < m->n_tables && !rc; k++)
+            if (!m->tables[k]->texts)
+                rc = table_range(m, m->tables[k], m->next, b, blast, err);
         if (rc)
             return rc;
-        total += m->n_paths[i];
+        /* the games of the block (for the follower's figures) */
+        if ((rc = build_map(m, m->next, b, err)))
+            return rc;
+        for (int64_t k = 0; k < b - m->next; k++)
+            m->games += m->map[k] >= 0;
+        m->next = b;
     }
-    if (!total)
-        return BZ_OK;
-    char **all = malloc(total * sizeof *all); /* borrowed strings */
-    if (!all)
+    return BZ_OK;
+}
+
+/* A table's last window, its last compressed batch, its extent; then it
+ * is closed. */
+static int table_finish(struct merge *m, struct mtable *t, struct bz_err *err)
+{
+    int rc;
+    struct sink *s = &t->s;
+    if (s->dset < 0 && (rc = table_create(m, t, 0, err)))
+        return rc;
+    if (t->total > s->ws && (rc = sink_flush(m, s, t->path, t->total - s->ws, err)))
+        return rc;
+    if (s->pending && (rc = sink_store(m, s, t->path, err)))
+        return rc;
+    if ((rc = sink_extend(m, s, t->path, t->total, err)))
+        return rc;
+    hid_t dset = s->dset;
+    s->dset = H5I_INVALID_HID;
+    if (H5Dclose(dset) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", m->out_name, t->path);
+    t->direct = (unsigned char)s->direct;
+    m->stats.raw_bytes += (uint64_t)t->total * H5Tget_size(t->ref);
+    return BZ_OK;
+}
+
+static int cmp_mtable(const void *a, const void *b)
+{
+    return strcmp((*(struct mtable *const *)a)->path, (*(struct mtable *const *)b)->path);
+}
+
+/* Add source path (its committed ids: ids[0..n), sorted) to the merge: its
+ * tables join the merged file's. */
+static int add_source(struct merge *m, const char *path, const int64_t *ids, size_t n,
+                      struct bz_err *err)
+{
+    int rc;
+    if (m->n_shards == m->cap_shards) {
+        size_t cap = m->cap_shards ? 2 * m->cap_shards : 16;
+        char **sh = realloc(m->shards, cap * sizeof *sh);
+        if (sh)
+            m->shards = sh;
+        int64_t *lo = sh ? realloc(m->src_lo, cap * sizeof *lo) : NULL;
+        if (lo)
+            m->src_lo = lo;
+        int64_t *hi = lo ? realloc(m->src_hi, cap * sizeof *hi) : NULL;
+        if (hi)
+            m->src_hi = hi;
+        char ***pa = hi ? realloc(m->paths, cap * sizeof *pa) : NULL;
+        if (pa)
+            m->paths = pa;
+        size_t *np = pa ? realloc(m->n_paths, cap * sizeof *np) : NULL;
+        if (np)
+            m->n_paths = np;
+        if (!np)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        m->cap_shards = cap;
+    }
+    size_t i = m->n_shards;
+    m->paths[i] = NULL;
+    m->n_paths[i] = 0;
+    if (!(m->shards[i] = strdup(path)))
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
-    size_t k = 0;
-    for (size_t i = 0; i < m->n_shards; i++)
-        for (size_t j = 0; j < m->n_paths[i]; j++)
-            all[k++] = m->paths[i][j];
-    qsort(all, total, sizeof *all, cmp_str);
-    size_t u = 0;
-    for (size_t i = 0; i < total; i++)
-        if (u == 0 || strcmp(all[u - 1], all[i]) != 0)
-            all[u++] = all[i];
-    *uni = all;
-    *n_uni = u;
+    m->src_lo[i] = 1;
+    m->src_hi[i] = 0;
+    m->n_shards++;
+    if (n) {
+        m->src_lo[i] = ids[0];
+        m->src_hi[i] = ids[n - 1];
+        if (!m->has_ids || ids[0] < m->id_min)
+            m->id_min = ids[0];
+        if (!m->has_ids || ids[n - 1] > m->id_max)
+            m->id_max = ids[n - 1];
+        m->has_ids = 1;
+    }
+    m->map_valid = 0;
+    hid_t file;
+    if ((rc = bz_out_h5_open_ro(path, &file, err)))
+        return rc;
+    rc = bz_out_h5_list_datasets(file, &m->paths[i], &m->n_paths[i], path, err);
+    H5Fclose(file);
+    if (rc)
+        return rc;
+    /* tables not seen before */
+    for (size_t j = 0; j < m->n_paths[i]; j++) {
+        struct mtable key = {.path = m->paths[i][j]}, *kp = &key;
+        if (m->n_tables && bsearch(&kp, m->tables, m->n_tables, sizeof *m->tables, cmp_mtable))
+            continue;
+        struct mtable **tt = realloc(m->tables, (m->n_tables + 1) * sizeof *tt);
+        if (!tt)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        m->tables = tt;
+        struct mtable *t = calloc(1, sizeof *t);
+        if (!t)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        t->path = m->paths[i][j];
+        t->texts = bz_out_texts_is_store(t->path);
+        t->ref = t->mtype = t->s.dset = H5I_INVALID_HID;
+        m->tables[m->n_tables++] = t;
+        qsort(m->tables, m->n_tables, sizeof *m->tables, cmp_mtable);
+    }
     return BZ_OK;
 }
 
@@ -964,8 +1077,8 @@ static int merge_setup(struct merge *m, struct bz_err *err)
     size_t bound = memory_bound();
     m->stats.bound_bytes = bound;
     m->threads = bz_zpool_default_threads();
-    /* an output window: 1/64 of the bound, or two chunks per thread when
-     * that is more (every thread busy), never past 1/16 */
+    /* the output windows of all tables: 1/64 of the bound, or two chunks
+     * per thread when that is more (every thread busy), never past 1/16 */
     size_t out = bound / 64, busy = (size_t)m->threads * 2 * MERGED_CHUNK_BYTES;
     if (out < busy)
         out = busy < bound / 16 ? busy : bound / 16;
@@ -977,7 +1090,9 @@ static int merge_setup(struct merge *m, struct bz_err *err)
     m->run_cap = index / 2 / (2 * sizeof(struct run)); /* the runs and their pieces */
     m->stats.threads = m->threads;
     if (!(m->map = acct_alloc(m, m->map_cap, sizeof *m->map)) ||
-        !(m->ids_raw = acct_alloc(m, (size_t)m->id_rows, sizeof(int64_t))))
+        !(m->ids_raw = acct_alloc(m, (size_t)m->id_rows, sizeof(int64_t))) ||
+        !(m->runs = acct_alloc(m, m->run_cap, sizeof *m->runs)) ||
+        !(m->pieces = acct_alloc(m, m->run_cap, sizeof *m->pieces)))
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory for the merge index", m->out_name);
     if (bz_zpool_create(m->threads, &m->pool) != 0)
         return bz_err_set(err, BZ_ENOMEM, "%s: cannot start %d compression threads", m->out_name,
@@ -1106,26 +1221,27 @@ out:
  * puts only a file that reads back, with the rows written, in place. Tables
  * the merge compressed itself: every chunk's stored bytes against their
  * checksum (cheap, no inflate); the others: every row, through HDF5. */
-static int read_back(const char *tmp, char **tables, const unsigned long long *rows,
-                     const unsigned char *direct, size_t n_tables, struct bz_err *err)
+static int read_back(const struct merge *m, struct bz_err *err)
 {
     int rc;
+    const char *tmp = m->tmp;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
     if ((rc = bz_out_h5_open_ro(tmp, &file, err)))
         return rc;
-    for (size_t t = 0; t < n_tables && !rc; t++) {
+    for (size_t k = 0; k < m->n_tables && !rc; k++) {
+        const struct mtable *t = m->tables[k];
         hsize_t n = 0;
-        if ((dset = H5Dopen2(file, tables[t], H5P_DEFAULT)) < 0 ||
-            (space = H5Dget_space(dset)) < 0 || H5Sget_simple_extent_ndims(space) != 1 ||
+        if ((dset = H5Dopen2(file, t->path, H5P_DEFAULT)) < 0 || (space = H5Dget_space(dset)) < 0 ||
+            H5Sget_simple_extent_ndims(space) != 1 ||
             H5Sget_simple_extent_dims(space, &n, NULL) != 1) {
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s does not read back", tmp, tables[t]);
-        } else if ((unsigned long long)n != rows[t]) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s does not read back", tmp, t->path);
+        } else if (n != t->total) {
             rc = bz_err_set(err, BZ_EIO, "%s: table %s reads back %llu rows, %llu were written",
-                            tmp, tables[t], (unsigned long long)n, rows[t]);
-        } else if (direct[t]) {
-            rc = check_chunks(dset, n, tmp, tables[t], err);
+                            tmp, t->path, (unsigned long long)n, (unsigned long long)t->total);
+        } else if (t->direct) {
+            rc = check_chunks(dset, n, tmp, t->path, err);
         } else {
-            rc = bz_out_h5_check_readable(dset, n, tmp, tables[t], err);
+            rc = bz_out_h5_check_readable(dset, n, tmp, t->path, err);
         }
         bz_out_h5_close(space);
         bz_out_h5_close(dset);
@@ -1138,108 +1254,195 @@ static int read_back(const char *tmp, char **tables, const unsigned long long *r
     return rc;
 }
 
-int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
-             const struct bz_provenance *prov, struct bz_err *err)
+struct bz_merge_stream {
+    struct merge m;
+};
+
+/* Free everything of the merge; the tmp file is removed unless renamed. */
+static void merge_free(struct merge *m)
 {
-    int rc = BZ_OK;
-    struct merge m = {.shards = shards, .n_shards = n_shards, .out_name = out_path};
-    char **tables = NULL;
-    unsigned long long *rows = NULL;
-    unsigned char *direct = NULL;
-    size_t n_tables = 0;
-    hid_t fapl = H5I_INVALID_HID, file = H5I_INVALID_HID;
-    char *tmp = NULL;
-    int tmp_made = 0;
-    struct bz_out_lock *lock = NULL;
-    double t_start = now_s(), c_start = thread_cpu_s();
+    for (size_t k = 0; k < m->n_tables; k++)
+        mtable_free(m, m->tables[k]);
+    free(m->tables);
+    if (m->file >= 0)
+        bz_out_h5_close_file(&m->file, m->tmp, NULL);
+    bz_out_h5_close(m->fapl);
+    if (m->tmp_made)
+        unlink(m->tmp);
+    for (size_t i = 0; i < m->n_shards; i++) {
+        bz_out_free_paths(m->paths[i], m->n_paths[i]);
+        free(m->shards[i]);
+    }
+    free(m->shards);
+    free(m->src_lo);
+    free(m->src_hi);
+    free(m->paths);
+    free(m->n_paths);
+    bz_zpool_destroy(m->pool);
+    acct_free(m->map, m->map_cap, sizeof *m->map);
+    acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));
+    acct_free(m->runs, m->run_cap, sizeof *m->runs);
+    acct_free(m->pieces, m->run_cap, sizeof *m->pieces);
+    m->stats.seconds = now_s() - m->t_start;
+    m->stats.cpu_main = thread_cpu_s() - m->c_start;
+    last_stats = m->stats;
+    free(m->tmp);
+    bz_out_lock_release(m->lock);
+}
 
+int bz_merge_stream_open(const char *out_path, int streaming, struct bz_merge_stream **out,
+                         struct bz_err *err)
+{
+    int rc;
+    struct bz_merge_stream *ms = calloc(1, sizeof *ms);
+    *out = NULL;
+    if (!ms)
+        return bz_err_set(err, BZ_ENOMEM, "%s: no memory", out_path);
+    struct merge *m = &ms->m;
+    m->out_name = out_path;
+    m->streaming = streaming;
+    m->fapl = m->file = H5I_INVALID_HID;
+    m->t_start = now_s();
+    m->c_start = thread_cpu_s();
     bz_out_h5_quiet();
-    /* before anything is written: a second writer of out_path stops here */
-    if ((rc = bz_out_lock_take(out_path, &lock, err)))
-        return rc;
-    size_t len = strlen(out_path);
-    if (!(tmp = malloc(len + 5)) ||
-        (n_shards && (!(m.paths = calloc(n_shards, sizeof *m.paths)) ||
-                      !(m.n_paths = calloc(n_shards, sizeof *m.n_paths))))) {
-        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", out_path);
-        goto out;
-    }
-    memcpy(tmp, out_path, len);
-    memcpy(tmp + len, ".tmp", 5);
-
     held = 0;
-    if ((rc = find_id_range(&m, err)) || (rc = merge_setup(&m, err)) ||
-        (rc = collect_paths(&m, &tables, &n_tables, err)))
-        goto out;
-    if (n_tables && (!(rows = calloc(n_tables, sizeof *rows)) ||
-                     !(direct = calloc(n_tables, sizeof *direct)))) {
+    /* before anything is written: a second writer of out_path stops here */
+    if ((rc = bz_out_lock_take(out_path, &m->lock, err))) {
+        free(ms);
+        return rc;
+    }
+    size_t len = strlen(out_path);
+    if (!(m->tmp = malloc(len + 5))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", out_path);
         goto out;
     }
-
+    memcpy(m->tmp, out_path, len);
+    memcpy(m->tmp + len, ".tmp", 5);
+    if ((rc = merge_setup(m, err)))
+        goto out;
     /* 1.8 file format: the results file opens in any HDF5 from 1.8 on. */
-    if ((fapl = bz_out_h5_fapl()) < 0 ||
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0) {
+    if ((m->fapl = bz_out_h5_fapl()) < 0 ||
+        H5Pset_libver_bounds(m->fapl, H5F_LIBVER_V18, H5F_LIBVER_V18) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot set up file access", out_path);
         goto out;
     }
     /* We hold the lock: an existing tmp is what a killed merge left. Remove
      * it and create exclusively, never truncating a file in place. */
-    if (unlink(tmp) != 0 && errno != ENOENT) {
-        rc = bz_err_set(err, BZ_EIO, "%s: cannot remove the leftover: %s", tmp, strerror(errno));
+    if (unlink(m->tmp) != 0 && errno != ENOENT) {
+        rc = bz_err_set(err, BZ_EIO, "%s: cannot remove the leftover: %s", m->tmp, strerror(errno));
         goto out;
     }
-    if ((file = H5Fcreate(tmp, H5F_ACC_EXCL, H5P_DEFAULT, fapl)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create", tmp);
+    if ((m->file = H5Fcreate(m->tmp, H5F_ACC_EXCL, H5P_DEFAULT, m->fapl)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create", m->tmp);
         goto out;
     }
-    tmp_made = 1;
-    for (size_t t = 0; t < n_tables; t++) {
-        if ((rc = bz_out_texts_is_store(tables[t])
-                      ? bz_out_texts_merge(file, tmp, tables[t], shards, n_shards, owner_of, &m,
-                                           &rows[t], err)
-                      : merge_table(&m, file, tables[t], &rows[t], &direct[t], err)))
+    m->tmp_made = 1;
+    *out = ms;
+    return BZ_OK;
+out:
+    merge_free(m);
+    free(ms);
+    return rc;
+}
+
+int bz_merge_stream_add(struct bz_merge_stream *ms, const char *shard, const int64_t *ids, size_t n,
+                        struct bz_err *err)
+{
+    struct merge *m = &ms->m;
+    if (n && m->next_set && ids[0] < m->next)
+        return bz_err_set(err, BZ_EINVAL, "%s: %s commits game %lld, before games already merged",
+                          m->out_name, shard, (long long)ids[0]);
+    return add_source(m, shard, ids, n, err);
+}
+
+int bz_merge_stream_advance(struct bz_merge_stream *ms, int64_t hi, struct bz_err *err)
+{
+    struct merge *m = &ms->m;
+    int rc = advance(m, hi, 0, err);
+    if (!rc && m->owner_failed)
+        rc = bz_err_set(err, m->owner_err.code, "%s", m->owner_err.msg);
+    return rc;
+}
+
+uint64_t bz_merge_stream_games(const struct bz_merge_stream *ms)
+{
+    return ms->m.games;
+}
+
+void bz_merge_stream_abort(struct bz_merge_stream *ms)
+{
+    if (!ms)
+        return;
+    merge_free(&ms->m);
+    free(ms);
+}
+
+int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenance *prov,
+                           struct bz_err *err)
+{
+    struct merge *m = &ms->m;
+    int rc;
+    const char *out_path = m->out_name;
+    if ((rc = advance(m, m->has_ids ? m->id_max + 1 : 0, 1, err)))
+        goto out;
+    for (size_t k = 0; k < m->n_tables; k++) {
+        struct mtable *t = m->tables[k];
+        if (t->texts) {
+            unsigned long long rows = 0;
+            rc = bz_out_texts_merge(m->file, m->tmp, t->path, (const char *const *)m->shards,
+                                    m->n_shards, owner_of, m, &rows, err);
+            t->total = (hsize_t)rows;
+        } else {
+            rc = table_finish(m, t, err);
+        }
+        if (rc)
             goto out;
-        if (m.owner_failed) {
-            rc = bz_err_set(err, m.owner_err.code, "%s", m.owner_err.msg);
+        if (m->owner_failed) {
+            rc = bz_err_set(err, m->owner_err.code, "%s", m->owner_err.msg);
             goto out;
         }
     }
-    if ((rc = write_provenance(file, prov, tmp, err)))
+    if ((rc = write_provenance(m->file, prov, m->tmp, err)))
         goto out;
-    if ((rc = bz_out_h5_close_file(&file, tmp, err)) || (rc = fsync_path(tmp, 0, err)))
+    if ((rc = bz_out_h5_close_file(&m->file, m->tmp, err)) || (rc = fsync_path(m->tmp, 0, err)))
         goto out;
     double t_back = now_s();
-    rc = read_back(tmp, tables, rows, direct, n_tables, err);
-    m.stats.seconds_read_back = now_s() - t_back;
+    rc = read_back(m, err);
+    m->stats.seconds_read_back = now_s() - t_back;
     if (rc)
         goto out;
-    if (rename(tmp, out_path) != 0) {
-        rc = bz_err_set(err, BZ_EIO, "rename %s to %s: %s", tmp, out_path, strerror(errno));
+    if (rename(m->tmp, out_path) != 0) {
+        rc = bz_err_set(err, BZ_EIO, "rename %s to %s: %s", m->tmp, out_path, strerror(errno));
         goto out;
     }
-    tmp_made = 0;
+    m->tmp_made = 0;
     rc = fsync_parent(out_path, err);
 out:
-    if (file >= 0)
-        bz_out_h5_close_file(&file, tmp, NULL);
-    bz_out_h5_close(fapl);
-    if (tmp_made)
-        unlink(tmp);
-    free(tables);
-    free(rows);
-    free(direct);
-    for (size_t i = 0; m.paths && i < n_shards; i++)
-        bz_out_free_paths(m.paths[i], m.n_paths[i]);
-    free(m.paths);
-    free(m.n_paths);
-    bz_zpool_destroy(m.pool);
-    acct_free(m.map, m.map_cap, sizeof *m.map);
-    acct_free(m.ids_raw, (size_t)m.id_rows, sizeof(int64_t));
-    m.stats.seconds = now_s() - t_start;
-    m.stats.cpu_main = thread_cpu_s() - c_start;
-    last_stats = m.stats;
-    free(tmp);
-    bz_out_lock_release(lock);
+    merge_free(m);
+    free(ms);
     return rc;
+}
+
+int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
+             const struct bz_provenance *prov, struct bz_err *err)
+{
+    struct bz_merge_stream *ms;
+    int rc = bz_merge_stream_open(out_path, 0, &ms, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n_shards; i++) {
+        int64_t *ids;
+        size_t n;
+        if ((rc = bz_shard_committed_quick(shards[i], &ids, &n, err)))
+            break;
+        rc = add_source(&ms->m, shards[i], ids, n, err);
+        free(ids);
+        if (rc)
+            break;
+    }
+    if (rc) {
+        bz_merge_stream_abort(ms);
+        return rc;
+    }
+    return bz_merge_stream_finish(ms, prov, err);
 }

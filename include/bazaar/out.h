@@ -98,6 +98,31 @@ struct bz_provenance {
 int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
              const struct bz_provenance *prov, struct bz_err *err);
 
+/* The same merge, fed as it goes (the follower merge, `bazaar merge
+ * --follow`, merges a sweep's closed segments while it plays): open takes
+ * the lock and creates out_path.tmp; add gives a source and its committed
+ * ids (sorted; every id of a source added after an advance must be at or
+ * past that advance's hi); advance merges, in every table at once, the
+ * games with ids below hi not merged yet (the caller vouches that every
+ * source of those games was added); finish merges the rest, then writes,
+ * reads back and renames as bz_merge does. streaming: every table gets the
+ * standard chunk (the total is not known), else a small table gets one
+ * chunk sized to its rows, as bz_merge does. Rows, order and content are
+ * bz_merge's over the same sources in the same order. finish and abort
+ * free ms (abort removes the tmp). */
+struct bz_merge_stream;
+int bz_merge_stream_open(const char *out_path, int streaming, struct bz_merge_stream **ms,
+                         struct bz_err *err);
+int bz_merge_stream_add(struct bz_merge_stream *ms, const char *shard, const int64_t *ids,
+                        size_t n, struct bz_err *err);
+int bz_merge_stream_advance(struct bz_merge_stream *ms, int64_t hi, struct bz_err *err);
+int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenance *prov,
+                           struct bz_err *err);
+void bz_merge_stream_abort(struct bz_merge_stream *ms);
+/* Games merged so far (ids below the last advance's hi that some source
+ * committed). */
+uint64_t bz_merge_stream_games(const struct bz_merge_stream *ms);
+
 /* Append the rows of desc->path in the file at path to rec, laid out as
  * desc's row struct: members are matched by name, so desc may name a subset
  * of the file's columns; strings are copied to rec. A file without the table
