@@ -19,6 +19,7 @@
 #include "bazaar/show.h"
 #include "bazaar/spec.h"
 #include "cli_internal.h"
+#include "sched_internal.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_STOP = 3 };
 
@@ -110,7 +111,17 @@ static const char *const usage_merge =
     "usage: bazaar merge PARTS_DIR|SHARD.h5... -o OUT.h5\n"
     "\n"
     "Merges shards (every committed game once, ordered by game_id) into OUT.h5.\n"
-    "`bazaar run --resume` does this for you; this is for recovery by hand.\n";
+    "`bazaar run --resume` does this for you; this is for recovery by hand.\n"
+    "\n"
+    "Internal: bazaar merge --follow PARTS_DIR -o OUT.h5 --games N --attempt A\n"
+    "  --lock-fd FD [-- SOURCE.h5...]\n"
+    "is the follower merge a run starts (rank 0, nice +10): it merges the\n"
+    "sweep's closed segments into OUT.h5.tmp while the sweep plays, in game-id\n"
+    "order, and finishes when rank 0 sends the final message on its stdin (EOF\n"
+    "without it: it removes the tmp and exits). SOURCEs are the closed files the\n"
+    "run starts from (OUT, older attempts' shards); FD is OUT.lock, held by rank\n"
+    "0 and passed down. BAZAAR_MERGE_FOLLOW=0 makes a run merge after the play\n"
+    "instead. Not for use by hand.\n";
 
 static const char *const usage_info =
     "usage: bazaar info FILE.h5\n"
@@ -507,8 +518,45 @@ out:
 
 /* ---- merge, info -------------------------------------------------------- */
 
+/* bazaar merge --follow (started by a run's rank 0; see usage_merge). */
+static int cmd_merge_follow(int argc, char **argv)
+{
+    const char *parts = argc > 2 ? argv[2] : NULL, *out = NULL;
+    long long games = -1;
+    int attempt = 0, lock_fd = -1, i = 3;
+    for (; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) {
+            i++;
+            break;
+        }
+        if (i + 1 >= argc)
+            return usage_error(usage_merge, "merge --follow: %s needs a value", argv[i]);
+        if (strcmp(argv[i], "-o") == 0)
+            out = argv[++i];
+        else if (strcmp(argv[i], "--games") == 0)
+            games = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--attempt") == 0)
+            attempt = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--lock-fd") == 0)
+            lock_fd = atoi(argv[++i]);
+        else
+            return usage_error(usage_merge, "merge --follow: unknown option %s", argv[i]);
+    }
+    if (!parts || !out || games < 0 || attempt < 1 || lock_fd < 0)
+        return usage_error(usage_merge, "merge --follow: needs PARTS_DIR, -o, --games, "
+                                        "--attempt and --lock-fd");
+    struct bz_err err = {0};
+    int rc = bz_follow_main(parts, out, attempt, (int64_t)games, lock_fd, argv + i,
+                            (size_t)(argc - i), &err);
+    if (rc && rc != BZ_ESTOP)
+        fprintf(stderr, "bazaar: merge --follow: %s\n", err.msg[0] ? err.msg : bz_rc_name(rc));
+    return exit_code(rc);
+}
+
 static int cmd_merge(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "--follow") == 0)
+        return cmd_merge_follow(argc, argv);
     if (wants_help(argc, argv)) {
         fputs(usage_merge, stdout);
         return EXIT_OK;

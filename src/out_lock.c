@@ -26,8 +26,9 @@ struct bz_out_lock {
     dev_t dev;
     ino_t ino;
     int refs;
-    pid_t pid;  /* the taker: a forked child holds nothing */
-    char *made; /* topmost folder the lock created, removed on release when empty */
+    pid_t pid;   /* the taker: a forked child holds nothing */
+    int adopted; /* inherited from the parent: released by closing fd only */
+    char *made;  /* topmost folder the lock created, removed on release when empty */
     struct bz_out_lock *next;
 };
 
@@ -267,8 +268,10 @@ void bz_out_lock_release(struct bz_out_lock *lk)
             *p = lk->next;
             break;
         }
-    /* remove while still locked, then unlock (the taker re-checks the inode) */
-    unlink(lk->path);
+    /* remove while still locked, then unlock (the taker re-checks the inode);
+     * an adopted lock's file is its parent's to remove */
+    if (!lk->adopted)
+        unlink(lk->path);
     if (lk->made)
         remove_made(lk->path, lk->made);
     if (lk->fd >= 0)
@@ -286,4 +289,44 @@ int bz_out_lock_held(const char *out)
         found = h->pid == getpid() && strcmp(h->path, path) == 0;
     free(path);
     return found;
+}
+
+int bz_out_lock_fd(const struct bz_out_lock *lk)
+{
+    return lk ? lk->fd : -1;
+}
+
+int bz_out_lock_adopt(const char *out, int fd, struct bz_out_lock **lk, struct bz_err *err)
+{
+    struct stat st, now;
+    char *path = lock_path(out);
+    *lk = NULL;
+    if (!path)
+        return bz_err_set(err, BZ_ENOMEM, "no memory");
+    /* the descriptor must be the lock file under the name, and locked by
+     * us (a flock taken through the same open file description succeeds) */
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || stat(path, &now) != 0 ||
+        now.st_dev != st.st_dev || now.st_ino != st.st_ino || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int rc = bz_err_set(err, BZ_EINVAL, "descriptor %d is not the lock %s held by the parent",
+                            fd, path);
+        free(path);
+        return rc;
+    }
+    struct bz_out_lock *l = calloc(1, sizeof *l);
+    if (!l) {
+        free(path);
+        return bz_err_set(err, BZ_ENOMEM, "no memory");
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+    l->path = path;
+    l->fd = fd;
+    l->dev = st.st_dev;
+    l->ino = st.st_ino;
+    l->refs = 1;
+    l->pid = getpid();
+    l->adopted = 1;
+    l->next = held;
+    held = l;
+    *lk = l;
+    return BZ_OK;
 }

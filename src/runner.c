@@ -2,10 +2,12 @@
  * llm.live_games when LLM agents play, else 1: heuristic games never wait),
  * advances them, and appends each finished game to the rank's shard, its
  * /games row last. Never calls MPI (sched.c does). */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "bazaar/llm.h"
 #include "bazaar/match.h"
@@ -21,6 +23,17 @@
  * only that segment's games are played again. */
 #define SEGMENT_MAX_GAMES 5000
 #define SEGMENT_MAX_S 300.0
+/* While a follower merges (sched_follow.c), it reads only closed segments,
+ * so a segment also closes once it is max(SEGMENT_FOLLOW_MIN_S, elapsed /
+ * SEGMENT_FOLLOW_DIV) old, elapsed being the time this rank has played so
+ * far (and never later than the limits above). The follower then lags the
+ * play by about 1/16 of the time played (it merges the rest after the
+ * play: about 1/16 of the merge), and a rank writes about 16 segments in
+ * its first 4 s and 16 more each time its play time grows by e (~125 in an
+ * hour; then one per SEGMENT_MAX_S): few files, each closed with one more
+ * fsync. */
+#define SEGMENT_FOLLOW_MIN_S 0.25
+#define SEGMENT_FOLLOW_DIV 16.0
 
 /* BAZAAR_SEGMENT_GAMES overrides the games per segment (tuning, tests). */
 static int64_t segment_max_games(void)
@@ -74,6 +87,9 @@ struct bz_runner {
     long delay_ms;
     double segment_start;
     double last_sync;
+    double started;      /* when the runner was created */
+    int follow;          /* a follower merges closed segments */
+    char seg_path[4200]; /* the open segment's */
     struct slot *slots;
     int k;
     int live;
@@ -94,6 +110,8 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
     r->segment_max = segment_max_games();
     r->flush_bytes = flush_bytes();
     r->delay_ms = test_game_delay_ms();
+    r->follow = bz_sched_follow_on();
+    r->started = now_s();
     if (opt->spec && opt->shard_prefix && bz_spec_has_llm(opt->spec)) {
         struct bz_llm_options lo = {.replay = opt->replay};
         int rc = bz_llm_create(opt->spec, &lo, &r->llm, err);
@@ -190,8 +208,8 @@ int bz_runner_start(struct bz_runner *r, int64_t game_id, struct bz_err *err)
 
 static int open_segment(struct bz_runner *r, struct bz_err *err)
 {
-    char path[4200];
-    snprintf(path, sizeof path, "%s-%d.h5", r->opt.shard_prefix, r->segment++);
+    char *path = r->seg_path;
+    snprintf(path, sizeof r->seg_path, "%s-%d.h5", r->opt.shard_prefix, r->segment++);
     int rc = bz_shard_create(path, &r->shard, err);
     if (rc)
         return rc;
@@ -199,6 +217,53 @@ static int open_segment(struct bz_runner *r, struct bz_err *err)
     r->segment_games = 0;
     r->segment_start = r->last_sync = now_s();
     return BZ_OK;
+}
+
+/* The segment just closed: sync its file (HDF5 wrote its last metadata
+ * at the close), then say so in its journal (BZ_SEGMENT_CLOSED) for the
+ * follower. Resume does not read the line: a failure here only leaves the
+ * segment to the follower's last step. */
+static void mark_closed(const struct bz_runner *r)
+{
+    if (!r->follow)
+        return;
+    char j[sizeof r->seg_path + 16];
+    snprintf(j, sizeof j, "%s.journal", r->seg_path);
+    int fd = open(r->seg_path, O_RDONLY | O_CLOEXEC);
+    int ok = fd >= 0 && fsync(fd) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (!ok || (fd = open(j, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0)
+        return;
+    size_t n = sizeof BZ_SEGMENT_CLOSED - 1;
+    if (write(fd, BZ_SEGMENT_CLOSED, n) == (ssize_t)n)
+        fsync(fd);
+    close(fd);
+}
+
+/* Close the open segment (after a commit, or at the end). */
+static int close_segment(struct bz_runner *r, struct bz_err *err)
+{
+    if (!r->shard)
+        return BZ_OK;
+    int rc = bz_shard_close(r->shard, err);
+    r->shard = NULL;
+    if (!rc)
+        mark_closed(r);
+    return rc;
+}
+
+/* Whether the open segment is full (games, age; with a follower, its age
+ * against the time played: see SEGMENT_FOLLOW_MIN_S). */
+static int segment_full(const struct bz_runner *r)
+{
+    double t = now_s(), age = t - r->segment_start, max_s = SEGMENT_MAX_S;
+    if (r->follow) {
+        double f = (t - r->started) / SEGMENT_FOLLOW_DIV;
+        f = f > SEGMENT_FOLLOW_MIN_S ? f : SEGMENT_FOLLOW_MIN_S;
+        max_s = f < max_s ? f : max_s;
+    }
+    return r->segment_games >= r->segment_max || age >= max_s;
 }
 
 static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
@@ -219,12 +284,8 @@ static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
     /* A full segment is closed right after a commit, never while a game
      * has uncommitted rows in it: only heuristic games put rows early, one
      * live game at a time (bz_runner_start), and it was just committed. */
-    if (r->segment_games >= r->segment_max || now_s() - r->segment_start >= SEGMENT_MAX_S) {
-        rc = bz_shard_close(r->shard, err);
-        r->shard = NULL;
-        if (rc)
-            return rc;
-    }
+    if (segment_full(r) && (rc = close_segment(r, err)))
+        return rc;
     const struct bz_rowbuf *games = bz_records_find(bz_match_records(s->match), &bz_games_table);
     int failed = 0;
     if (games && games->n_rows) {
@@ -304,8 +365,7 @@ void bz_runner_abandon(struct bz_runner *r)
 
 int bz_runner_close(struct bz_runner *r, struct bz_err *err)
 {
-    int rc = bz_shard_close(r->shard, err);
-    r->shard = NULL;
+    int rc = close_segment(r, err);
     bz_runner_destroy(r);
     return rc;
 }

@@ -474,7 +474,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     struct bz_grid *grid = NULL;
     struct bz_sched_plan plan = {0};
     struct rank_ctx c = {0};
-    struct bz_out_lock *lock = NULL; /* rank 0: held for the whole run */
+    struct bz_out_lock *lock = NULL;   /* rank 0: held for the whole run */
+    struct bz_follow *follower = NULL; /* rank 0: merges while the sweep plays */
     double t0 = bz_sched_now_s();
     char started[32], finished[32], hosts[4096];
     iso_time(started, sizeof started);
@@ -566,6 +567,12 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     if (my_rank == 0 && opt->resume && !opt->quiet)
         fprintf(stderr, "bazaar: resuming: %lld of %lld games already recorded\n",
                 (long long)c.pr.base, (long long)plan.n_games);
+    /* The follower merge: it reads only closed files (what the run starts
+     * from, and segments once the runner marked them closed). */
+    if (my_rank == 0 && !opt->dispatch_only && bz_sched_follow_on() &&
+        bz_follow_start(plan.parts, out, attempt, plan.n_games, plan.sources, plan.n_sources, lock,
+                        &follower) != BZ_OK)
+        fprintf(stderr, "bazaar: cannot start the follower merge; merging after the play\n");
     rc = rank_loop(&c, err);
     if (rc) {
         fail_all(err);
@@ -629,7 +636,16 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
                     .ranks = n_ranks,
                     .n_games = plan.n_games,
                 };
-                rc = bz_merge((const char *const *)shards, n_shards, out, &prov, err);
+                rc = BZ_EIO; /* not merged yet */
+                if (follower) {
+                    struct bz_err ferr = {0};
+                    rc = bz_follow_finish(follower, shards, n_shards, &prov, &ferr);
+                    follower = NULL;
+                    if (rc) /* a user never loses a run to the follower */
+                        fprintf(stderr, "bazaar: %s; merging in this process\n", ferr.msg);
+                }
+                if (rc != BZ_OK)
+                    rc = bz_merge((const char *const *)shards, n_shards, out, &prov, err);
                 if (!rc)
                     bz_sched_remove_parts(plan.parts);
             }
@@ -639,6 +655,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     if (use_mpi && n_ranks > 1)
         bcast_int(&rc, "MPI_Bcast"); /* the others sleep while rank 0 merges */
 out:
+    bz_follow_cancel(follower); /* no merge: it removes its tmp */
     stats->seconds = bz_sched_now_s() - t0;
     stats->ranks = n_ranks;
     bz_runner_destroy(c.runner);

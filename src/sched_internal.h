@@ -95,6 +95,39 @@ void bz_sched_plan_cleanup(struct bz_sched_plan *p);
  * any set-aside .bad file for the user to inspect). */
 void bz_sched_remove_parts(const char *parts);
 
+/* ---- the follower merge (sched_follow.c) ---- */
+
+/* The last line of a segment's journal once the runner closed the segment
+ * and synced it: the follower may read it from then on. */
+#define BZ_SEGMENT_CLOSED "closed\n"
+
+/* Whether a sweep merges while it plays (BAZAAR_MERGE_FOLLOW=0: no). */
+int bz_sched_follow_on(void);
+
+struct bz_follow;
+struct bz_out_lock;
+/* Rank 0, once the parts folder exists: start the follower merge (bazaar
+ * merge --follow, this executable run again) on the sweep's parts folder,
+ * OUT, this attempt's number, the number of games, the sources the run
+ * starts from (closed: OUT, older attempts' shards) and the output's lock
+ * (passed down). BZ_OK with *f, or an error code (the run then merges at
+ * the end as before). */
+int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
+                    char *const *sources, size_t n_sources, const struct bz_out_lock *lock,
+                    struct bz_follow **f);
+/* Play ended and every segment is closed: send the final merge's sources
+ * (in its order) and the provenance, wait for the follower. BZ_OK: OUT is
+ * written; else why in err (the caller merges itself). Frees f. */
+int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources,
+                     const struct bz_provenance *prov, struct bz_err *err);
+/* No merge (a stop, an error): EOF without the final message; the follower
+ * removes its tmp. Waits for it; frees f; NULL is fine. */
+void bz_follow_cancel(struct bz_follow *f);
+/* The follower itself (bazaar merge --follow): returns when OUT is written
+ * (BZ_OK) or when it gave up (tmp removed). */
+int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games, int lock_fd,
+                   char *const *initial, size_t n_initial, struct bz_err *err);
+
 /* ---- LLM budget (sched_budget.c) ---- */
 
 /* What the recorded LLM calls of the file at path cost (cache hits cost

@@ -113,8 +113,8 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
 struct bz_merge_stream;
 int bz_merge_stream_open(const char *out_path, int streaming, struct bz_merge_stream **ms,
                          struct bz_err *err);
-int bz_merge_stream_add(struct bz_merge_stream *ms, const char *shard, const int64_t *ids,
-                        size_t n, struct bz_err *err);
+int bz_merge_stream_add(struct bz_merge_stream *ms, const char *shard, const int64_t *ids, size_t n,
+                        struct bz_err *err);
 int bz_merge_stream_advance(struct bz_merge_stream *ms, int64_t hi, struct bz_err *err);
 int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenance *prov,
                            struct bz_err *err);

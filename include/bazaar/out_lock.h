@@ -19,6 +19,17 @@ struct bz_out_lock;
 int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *err);
 void bz_out_lock_release(struct bz_out_lock *lk);
 
+/* The lock's descriptor (-1: the exclusive-creation fallback, which a
+ * child cannot share). */
+int bz_out_lock_fd(const struct bz_out_lock *lk);
+
+/* Adopt the lock of out that the parent holds and passed down as
+ * descriptor fd (the follower merge, a child that writes OUT.tmp): the
+ * flock is the parent's open file, so the lock stays held while either
+ * process lives. Registered as held here (takes count it up); its release
+ * closes fd and leaves the lock file to the parent. */
+int bz_out_lock_adopt(const char *out, int fd, struct bz_out_lock **lk, struct bz_err *err);
+
 /* Whether this process holds the lock of out. */
 int bz_out_lock_held(const char *out);
 

@@ -1,0 +1,541 @@
+/* sched_follow: the follower merge. While a sweep plays, rank 0 runs its
+ * own executable again as `bazaar merge --follow` (posix_spawn of
+ * /proc/self/exe, never a fork of an MPI process), at a lower priority, with
+ * a pipe to its stdin and the output's lock passed down. The follower merges
+ * the longest prefix of game ids committed in closed sources (what the run
+ * resumed from, then this attempt's segments as their journal says
+ * "closed") into OUT.tmp as the play goes on. When play ends, rank 0 writes
+ * the final message (the sources and the provenance) and closes the pipe;
+ * the follower merges the rest, reads back and renames, and exits 0. EOF
+ * without the final message (rank 0 died or gave up): the follower removes
+ * its tmp and exits. A follower that fails leaves rank 0 to merge as before.
+ * BAZAAR_MERGE_FOLLOW=0 turns following off. Never calls MPI; never opens a
+ * segment a rank may still write. */
+#define _GNU_SOURCE /* sched_setaffinity, posix_spawn_file_actions_addclosefrom_np */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bazaar/out.h"
+#include "bazaar/out_lock.h"
+#include "sched_internal.h"
+
+extern char **environ;
+
+/* The follower's priority below the play's: on a node where every core
+ * plays, it takes what the ranks leave and catches up at the end. */
+#define FOLLOW_NICE 10
+/* How often the follower looks for closed segments (and at its pipe). */
+#define FOLLOW_POLL_MS 50
+
+int bz_sched_follow_on(void)
+{
+    const char *v = getenv("BAZAAR_MERGE_FOLLOW");
+    return !(v && strcmp(v, "0") == 0);
+}
+
+/* ---- rank 0's side ------------------------------------------------------ */
+
+struct bz_follow {
+    pid_t pid;
+    int fd; /* the pipe's write end */
+};
+
+int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
+                    char *const *sources, size_t n_sources, const struct bz_out_lock *lock,
+                    struct bz_follow **f)
+{
+    *f = NULL;
+    int lock_fd = bz_out_lock_fd(lock);
+    if (lock_fd < 0) /* the creation fallback: a child cannot share it */
+        return BZ_EINVAL;
+    int p[2] = {-1, -1}, dup_fd = -1, rc = BZ_EIO;
+    char games[32], att[16], fdnum[16];
+    char **argv = calloc(n_sources + 16, sizeof *argv);
+    struct bz_follow *fl = calloc(1, sizeof *fl);
+    posix_spawn_file_actions_t fa;
+    int fa_made = 0;
+    if (!argv || !fl)
+        goto out;
+    if (pipe2(p, O_CLOEXEC) != 0 || (dup_fd = fcntl(lock_fd, F_DUPFD, 3)) < 0)
+        goto out;
+    snprintf(games, sizeof games, "%lld", (long long)n_games);
+    snprintf(att, sizeof att, "%d", attempt);
+    snprintf(fdnum, sizeof fdnum, "%d", 3);
+    size_t a = 0;
+    argv[a++] = "bazaar";
+    argv[a++] = "merge";
+    argv[a++] = "--follow";
+    argv[a++] = (char *)parts;
+    argv[a++] = "-o";
+    argv[a++] = (char *)out;
+    argv[a++] = "--games";
+    argv[a++] = games;
+    argv[a++] = "--attempt";
+    argv[a++] = att;
+    argv[a++] = "--lock-fd";
+    argv[a++] = fdnum;
+    argv[a++] = "--";
+    for (size_t i = 0; i < n_sources; i++)
+        argv[a++] = sources[i];
+    argv[a] = NULL;
+    /* stdin: the pipe; 3: the lock; everything else of this (MPI) process
+     * closed */
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        goto out;
+    fa_made = 1;
+    if (posix_spawn_file_actions_adddup2(&fa, p[0], 0) != 0 ||
+        posix_spawn_file_actions_adddup2(&fa, dup_fd, 3) != 0 ||
+        posix_spawn_file_actions_addclosefrom_np(&fa, 4) != 0)
+        goto out;
+    /* a follower that died must not kill rank 0 when it writes the pipe */
+    signal(SIGPIPE, SIG_IGN);
+    if (posix_spawn(&fl->pid, "/proc/self/exe", &fa, NULL, argv, environ) != 0)
+        goto out;
+    fl->fd = p[1];
+    p[1] = -1;
+    *f = fl;
+    fl = NULL;
+    rc = BZ_OK;
+out:
+    if (fa_made)
+        posix_spawn_file_actions_destroy(&fa);
+    if (p[0] >= 0)
+        close(p[0]);
+    if (p[1] >= 0)
+        close(p[1]);
+    if (dup_fd >= 0)
+        close(dup_fd);
+    free(argv);
+    free(fl);
+    return rc;
+}
+
+/* Wait for the follower; BZ_OK when it exited 0, else why in err. */
+static int reap(struct bz_follow *f, struct bz_err *err)
+{
+    int st = 0;
+    pid_t w;
+    while ((w = waitpid(f->pid, &st, 0)) < 0 && errno == EINTR)
+        ;
+    if (w < 0)
+        return bz_err_set(err, BZ_EIO, "cannot wait for the follower merge: %s", strerror(errno));
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return BZ_OK;
+    if (WIFSIGNALED(st))
+        return bz_err_set(err, BZ_EIO, "the follower merge (pid %ld) was killed by signal %d",
+                          (long)f->pid, WTERMSIG(st));
+    return bz_err_set(err, BZ_EIO, "the follower merge (pid %ld) failed with exit status %d",
+                      (long)f->pid, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+}
+
+int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources,
+                     const struct bz_provenance *prov, struct bz_err *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&buf, &len);
+    const char *keys[] = {"spec_json", "version",    "git_commit",
+                          "hosts",     "started_at", "finished_at"};
+    const char *vals[] = {prov->spec_json, prov->version,    prov->git_commit,
+                          prov->hosts,     prov->started_at, prov->finished_at};
+    int wrote = m != NULL;
+    if (m) {
+        fputs("final\n", m);
+        for (size_t i = 0; i < n_sources; i++)
+            fprintf(m, "source %zu\n%s\n", strlen(sources[i]), sources[i]);
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+            if (vals[i])
+                fprintf(m, "%s %zu\n%s\n", keys[i], strlen(vals[i]), vals[i]);
+        fprintf(m, "ranks %lld\nn_games %lld\nend\n", (long long)prov->ranks,
+                (long long)prov->n_games);
+        wrote = fclose(m) == 0;
+    }
+    for (size_t off = 0; wrote && off < len;) {
+        ssize_t w = write(f->fd, buf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0)
+            wrote = 0;
+        else
+            off += (size_t)w;
+    }
+    free(buf);
+    close(f->fd); /* EOF: the message is complete */
+    f->fd = -1;
+    int rc = reap(f, err);
+    if (!rc && !wrote)
+        rc = bz_err_set(err, BZ_EIO, "cannot send the follower merge its final message");
+    free(f);
+    return rc;
+}
+
+void bz_follow_cancel(struct bz_follow *f)
+{
+    if (!f)
+        return;
+    if (f->fd >= 0)
+        close(f->fd); /* EOF without the final message: it removes its tmp */
+    struct bz_err e = {0};
+    reap(f, &e);
+    free(f);
+}
+
+/* ---- the follower: bazaar merge --follow -------------------------------- */
+
+struct follower {
+    const char *parts, *out;
+    int attempt;
+    int64_t n_games;
+    unsigned char *avail; /* per game id: committed in a source added */
+    int64_t prefix;       /* ids below are all available */
+    char **known;         /* sources added */
+    size_t n_known, cap_known;
+    struct bz_merge_stream *ms;
+};
+
+static int known(const struct follower *fw, const char *path)
+{
+    for (size_t i = 0; i < fw->n_known; i++)
+        if (strcmp(fw->known[i], path) == 0)
+            return 1;
+    return 0;
+}
+
+/* Add a closed source. initial: one the run started from (old OUT, older
+ * attempts' shards), whose games may repeat among them (the first wins, as
+ * in the final merge); any other source's games must be new. */
+static int add(struct follower *fw, const char *path, int initial, struct bz_err *err)
+{
+    int64_t *ids = NULL;
+    size_t n = 0;
+    int rc = bz_shard_committed_quick(path, &ids, &n, err);
+    if (rc)
+        return rc;
+    for (size_t k = 0; k < n && !rc; k++) {
+        if (ids[k] < 0 || ids[k] >= fw->n_games)
+            continue;
+        if (fw->avail[ids[k]] && !initial)
+            rc = bz_err_set(err, BZ_EINVAL, "%s commits game %lld, which another source has", path,
+                            (long long)ids[k]);
+        fw->avail[ids[k]] = 1;
+    }
+    if (!rc)
+        rc = bz_merge_stream_add(fw->ms, path, ids, n, err);
+    free(ids);
+    if (rc)
+        return rc;
+    if (fw->n_known == fw->cap_known) {
+        size_t nc = fw->cap_known ? 2 * fw->cap_known : 64;
+        char **k = realloc(fw->known, nc * sizeof *k);
+        if (!k)
+            return bz_err_set(err, BZ_ENOMEM, "no memory");
+        fw->known = k;
+        fw->cap_known = nc;
+    }
+    if (!(fw->known[fw->n_known] = strdup(path)))
+        return bz_err_set(err, BZ_ENOMEM, "no memory");
+    fw->n_known++;
+    return BZ_OK;
+}
+
+/* Whether the journal of shard path ends with the line the runner writes
+ * after closing the segment (and syncing it). */
+static int segment_closed(const char *path)
+{
+    char j[BZ_SCHED_PATH_MAX + 400];
+    if (snprintf(j, sizeof j, "%s.journal", path) >= (int)sizeof j)
+        return 0;
+    int fd = open(j, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0)
+        return 0;
+    struct stat st;
+    char tail[sizeof BZ_SEGMENT_CLOSED];
+    size_t n = sizeof tail - 1;
+    int closed = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= (off_t)n &&
+                 pread(fd, tail, n, st.st_size - (off_t)n) == (ssize_t)n &&
+                 memcmp(tail, BZ_SEGMENT_CLOSED, n) == 0;
+    close(fd);
+    return closed;
+}
+
+/* This attempt's segments that closed since the last look. */
+static int scan_parts(struct follower *fw, struct bz_err *err)
+{
+    DIR *d = opendir(fw->parts);
+    if (!d)
+        return bz_err_set(err, BZ_EIO, "cannot read %s: %s", fw->parts, strerror(errno));
+    char **found = NULL;
+    size_t n = 0;
+    int rc = BZ_OK;
+    for (struct dirent *de; (de = readdir(d)) && !rc;) {
+        int a, r, seg, used = 0;
+        if (sscanf(de->d_name, "a%d-r%d-%d.h5%n", &a, &r, &seg, &used) != 3 || !used ||
+            de->d_name[used] != '\0' || a != fw->attempt)
+            continue;
+        char path[BZ_SCHED_PATH_MAX + 300];
+        snprintf(path, sizeof path, "%s/%s", fw->parts, de->d_name);
+        if (known(fw, path) || !segment_closed(path))
+            continue;
+        char **nf = realloc(found, (n + 1) * sizeof *nf);
+        if (!nf || !(nf[n] = strdup(path))) {
+            found = nf ? nf : found;
+            rc = bz_err_set(err, BZ_ENOMEM, "no memory");
+            break;
+        }
+        found = nf;
+        n++;
+    }
+    closedir(d);
+    for (size_t i = 0; i < n; i++) {
+        if (!rc)
+            rc = add(fw, found[i], 0, err);
+        free(found[i]);
+    }
+    free(found);
+    return rc;
+}
+
+/* Read the pipe until EOF (or nothing more for now): 1 at EOF. */
+static int read_pipe(char **buf, size_t *len, size_t *cap, int timeout_ms, struct bz_err *err)
+{
+    struct pollfd pf = {.fd = 0, .events = POLLIN};
+    int pr = poll(&pf, 1, timeout_ms);
+    if (pr < 0 && errno != EINTR)
+        return -bz_err_set(err, BZ_EIO, "poll: %s", strerror(errno));
+    if (pr <= 0)
+        return 0;
+    if (*len + 65536 > *cap) {
+        size_t nc = 2 * (*len + 65536);
+        char *b = realloc(*buf, nc);
+        if (!b)
+            return -bz_err_set(err, BZ_ENOMEM, "no memory");
+        *buf = b;
+        *cap = nc;
+    }
+    ssize_t r = read(0, *buf + *len, *cap - *len - 1);
+    if (r < 0)
+        return errno == EINTR || errno == EAGAIN
+                   ? 0
+                   : -bz_err_set(err, BZ_EIO, "read: %s", strerror(errno));
+    if (r == 0)
+        return 1;
+    *len += (size_t)r;
+    return 0;
+}
+
+/* "<key> <len>\n<bytes>\n" at *p: the value (NUL-terminated in place). */
+static char *take_value(char **p, char *end)
+{
+    char *nl = memchr(*p, '\n', (size_t)(end - *p));
+    if (!nl)
+        return NULL;
+    size_t n = (size_t)strtoull(*p, NULL, 10);
+    char *v = nl + 1;
+    if ((size_t)(end - v) < n + 1 || v[n] != '\n')
+        return NULL;
+    v[n] = '\0';
+    *p = v + n + 1;
+    return v;
+}
+
+/* The final message: the sources of the final merge and the provenance.
+ * 0 when complete, -1 otherwise. */
+static int parse_final(char *buf, size_t len, char ***src, size_t *n_src,
+                       struct bz_provenance *prov)
+{
+    char *p = buf, *end = buf + len;
+    if (len < 6 || strncmp(p, "final\n", 6) != 0)
+        return -1;
+    p += 6;
+    while (p < end) {
+        if (end - p == 4 && strncmp(p, "end\n", 4) == 0)
+            return 0;
+        char *sp = memchr(p, ' ', (size_t)(end - p));
+        if (!sp)
+            return -1;
+        *sp = '\0';
+        char *key = p;
+        p = sp + 1;
+        if (strcmp(key, "ranks") == 0 || strcmp(key, "n_games") == 0) {
+            char *nl = memchr(p, '\n', (size_t)(end - p));
+            if (!nl)
+                return -1;
+            long long v = strtoll(p, NULL, 10);
+            if (key[0] == 'r')
+                prov->ranks = v;
+            else
+                prov->n_games = v;
+            p = nl + 1;
+            continue;
+        }
+        char *v = take_value(&p, end);
+        if (!v)
+            return -1;
+        if (strcmp(key, "source") == 0) {
+            char **s = realloc(*src, (*n_src + 1) * sizeof *s);
+            if (!s)
+                return -1;
+            *src = s;
+            s[(*n_src)++] = v;
+        } else if (strcmp(key, "spec_json") == 0) {
+            prov->spec_json = v;
+        } else if (strcmp(key, "version") == 0) {
+            prov->version = v;
+        } else if (strcmp(key, "git_commit") == 0) {
+            prov->git_commit = v;
+        } else if (strcmp(key, "hosts") == 0) {
+            prov->hosts = v;
+        } else if (strcmp(key, "started_at") == 0) {
+            prov->started_at = v;
+        } else if (strcmp(key, "finished_at") == 0) {
+            prov->finished_at = v;
+        }
+    }
+    return -1;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* BAZAAR_FOLLOW_STATS=path: the follower writes what it merged during the
+ * play there (tests, bench). */
+static void write_stats(uint64_t during, uint64_t total, unsigned advances)
+{
+    const char *path = getenv("BAZAAR_FOLLOW_STATS");
+    FILE *f = path && *path ? fopen(path, "w") : NULL;
+    if (!f)
+        return;
+    fprintf(f, "merged_during_play %llu\ngames %llu\nadvances %u\n", (unsigned long long)during,
+            (unsigned long long)total, advances);
+    fclose(f);
+}
+
+static int follow(struct follower *fw, char *const *initial, size_t n_initial, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    char *buf = NULL, **src = NULL;
+    size_t len = 0, cap = 0, n_src = 0;
+    unsigned advances = 0;
+    uint64_t during = 0;
+    for (size_t i = 0; i < n_initial && !rc; i++)
+        rc = add(fw, initial[i], 1, err);
+    double last = mono_s();
+    while (!rc) {
+        int eof = read_pipe(&buf, &len, &cap, FOLLOW_POLL_MS, err);
+        if (eof < 0) {
+            rc = -eof;
+            break;
+        }
+        if (eof)
+            break;
+        if ((rc = scan_parts(fw, err)))
+            break;
+        int64_t p = fw->prefix;
+        while (p < fw->n_games && fw->avail[p])
+            p++;
+        /* merge what is ready, in blocks of at least 1/64 of the games or
+         * once a second: every block re-reads its sources' game ids */
+        if (p > fw->prefix && (p - fw->prefix >= fw->n_games / 64 || mono_s() - last >= 1.0)) {
+            if ((rc = bz_merge_stream_advance(fw->ms, p, err)))
+                break;
+            fw->prefix = p;
+            advances++;
+            last = mono_s();
+        }
+    }
+    during = bz_merge_stream_games(fw->ms);
+    struct bz_provenance prov = {0};
+    if (!rc && (!buf || parse_final(buf, len, &src, &n_src, &prov) != 0))
+        rc = bz_err_set(err, BZ_ESTOP, "the run ended without its final message");
+    /* every source merged must be one of the final merge's, the others are
+     * added now (their games come after every game merged) */
+    for (size_t i = 0; i < fw->n_known && !rc; i++) {
+        int in = 0;
+        for (size_t k = 0; k < n_src && !in; k++)
+            in = strcmp(src[k], fw->known[i]) == 0;
+        if (!in)
+            rc = bz_err_set(err, BZ_EINVAL, "%s was merged but is not among the run's sources",
+                            fw->known[i]);
+    }
+    for (size_t k = 0; k < n_src && !rc; k++)
+        if (!known(fw, src[k]))
+            rc = add(fw, src[k], 0, err);
+    if (!rc) {
+        struct bz_merge_stream *ms = fw->ms;
+        fw->ms = NULL;
+        rc = bz_merge_stream_finish(ms, &prov, err);
+        if (!rc)
+            write_stats(during, (uint64_t)fw->n_games, advances);
+    }
+    free(src);
+    free(buf);
+    return rc;
+}
+
+/* The follower runs on every CPU the node gives the job (rank 0 may be
+ * bound to one core), below the play's priority. */
+static void follower_placement(void)
+{
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0)
+        setpriority(PRIO_PROCESS, 0, prio + FOLLOW_NICE);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t all;
+    CPU_ZERO(&all);
+    for (long c = 0; c < n && c < CPU_SETSIZE; c++)
+        CPU_SET((int)c, &all);
+    sched_setaffinity(0, sizeof all, &all); /* a refusal only costs speed */
+}
+
+int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games, int lock_fd,
+                   char *const *initial, size_t n_initial, struct bz_err *err)
+{
+    int rc;
+    struct follower fw = {.parts = parts, .out = out, .attempt = attempt, .n_games = n_games};
+    struct bz_out_lock *lock = NULL;
+    /* a stop (SIGINT, SIGTERM to the job's process group) is rank 0's to
+     * handle: the follower ends at EOF on its pipe */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGUSR1, SIG_IGN);
+    follower_placement();
+    if (getenv("BAZAAR_TEST_FOLLOW_FAIL")) /* tests: the fallback */
+        return bz_err_set(err, BZ_EIO, "BAZAAR_TEST_FOLLOW_FAIL is set: the follower gives up");
+    if (n_games < 0 || attempt < 1)
+        return bz_err_set(err, BZ_EINVAL, "merge --follow: bad --games or --attempt");
+    if ((rc = bz_out_lock_adopt(out, lock_fd, &lock, err)))
+        return rc;
+    if (!(fw.avail = calloc((size_t)n_games + 1, 1))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "no memory");
+        goto out;
+    }
+    if ((rc = bz_merge_stream_open(out, 1, &fw.ms, err)))
+        goto out;
+    rc = follow(&fw, initial, n_initial, err);
+out:
+    bz_merge_stream_abort(fw.ms); /* NULL after finish; else removes the tmp */
+    for (size_t i = 0; i < fw.n_known; i++)
+        free(fw.known[i]);
+    free(fw.known);
+    free(fw.avail);
+    bz_out_lock_release(lock);
+    return rc;
+}
