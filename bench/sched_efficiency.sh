@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # sched_efficiency.sh: issue 14's figures as ratios measured in one run.
-#   1. A heuristic sweep on 1 rank and on 2 ranks (mpiexec), alternated
-#      ROUNDS times (medians): the play phase's rate (games/s, from the last
-#      progress line) and the wall time end to end (start-up, play, rank 0's
-#      merge): end to end vs play on 1 rank, and the 2-rank efficiencies
-#      rate2 / (2 rate1) and T1 / (2 T2).
+#   1. A heuristic sweep on 1 rank and on 2 ranks (mpiexec), each with the
+#      follower merge (the default: the merge runs during the play) and
+#      without it (BAZAAR_MERGE_FOLLOW=0: rank 0 merges after the play), the
+#      four alternated ROUNDS times (medians): the play phase's rate
+#      (games/s, from the last progress line) and the wall time end to end
+#      (start-up, play, merge): end to end vs play on 1 rank, and the 2-rank
+#      efficiencies rate2 / (2 rate1) and T1 / (2 T2); and how many games the
+#      follower had merged when the play ended (BAZAAR_FOLLOW_STATS).
 #   2. build/bench_merge on the same sweep: records vs no records, the
 #      merge's MB/s, its phases and its peak memory.
 #   3. BENCH_LLM=1: build/bench_llm's figures too (the LLM transport's part).
@@ -25,12 +28,14 @@ cat > "$SPEC" <<JSON
                       "heuristic:zi", "heuristic:reciprocal?skill=0.8"]},
  "grid": {"supply_ratio": [0.8, 1.0, 1.2], "communication": [true, false]}}
 JSON
-trap 'rm -f "$SPEC"' EXIT
-run() { # prints "wall_seconds play_rate"
-  local out=$1; shift
+STATS=$(mktemp /tmp/bz_eff_XXXX.stats)
+trap 'rm -f "$SPEC" "$STATS"' EXIT
+run() { # FOLLOW OUT CMD...: prints "wall_seconds play_rate"
+  local follow=$1 out=$2; shift 2
   rm -rf "$out" "$out.parts"
   local s=$(date +%s.%N)
-  local rate=$("$@" run "$SPEC" -o "$out" --progress-interval 1000 2>&1 |
+  local rate=$(BAZAAR_MERGE_FOLLOW=$follow BAZAAR_FOLLOW_STATS=$STATS \
+               "$@" run "$SPEC" -o "$out" --progress-interval 1000 2>&1 |
                sed -n 's/^progress: .*, \([0-9.]*\) games\/s.*/\1/p' | tail -1)
   [ -f "$out" ] || { echo "sched_efficiency: the run did not write $out" >&2; exit 1; }
   awk -v a="$(date +%s.%N)" -v b="$s" -v r="$rate" 'BEGIN{printf "%.3f %s", a-b, r}'
@@ -38,20 +43,32 @@ run() { # prints "wall_seconds play_rate"
 }
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-T1s=() R1s=() T2s=() R2s=()
+declare -A T R
+DURING=()
 for ((i = 0; i < ROUNDS; i++)); do
-  read T1 R1 <<<"$(run /tmp/bz_eff1.h5 "$B/bazaar")"
-  read T2 R2 <<<"$(run /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
-  T1s+=("$T1") R1s+=("$R1") T2s+=("$T2") R2s+=("$R2")
+  for f in 1 0; do
+    read t r <<<"$(run $f /tmp/bz_eff1.h5 "$B/bazaar")"
+    T[1$f]+="$t " R[1$f]+="$r "
+    [ $f = 1 ] && DURING+=("$(sed -n 's/^merged_during_play //p' "$STATS")")
+    read t r <<<"$(run $f /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
+    T[2$f]+="$t " R[2$f]+="$r "
+  done
 done
-T1=$(printf '%s\n' "${T1s[@]}" | median) R1=$(printf '%s\n' "${R1s[@]}" | median)
-T2=$(printf '%s\n' "${T2s[@]}" | median) R2=$(printf '%s\n' "${R2s[@]}" | median)
-awk -v g="$((REPS * 6))" -v t1="$T1" -v t2="$T2" -v r1="$R1" -v r2="$R2" -v n="$ROUNDS" 'BEGIN{
-  printf "heuristic sweep of %d games (N=20, 24 turns), medians of %d alternated rounds\n", g, n
-  printf "  play phase: 1 rank %.0f games/s, 2 ranks %.0f games/s, efficiency %.2f\n", r1, r2, r2/(2*r1)
-  printf "  end to end: 1 rank %.2fs, 2 ranks %.2fs, efficiency %.2f\n", t1, t2, t1/(2*t2)
-  printf "  end to end vs play, 1 rank: %.2f (play %.2fs)\n", t1/(g/r1), g/r1
-  printf "  2 ranks vs 1 rank, end to end: %.2f\n", t2/t1}'
+med() { printf '%s\n' $1 | median; }
+echo "heuristic sweep of $((REPS * 6)) games (N=20, 24 turns), medians of $ROUNDS alternated rounds"
+for f in 1 0; do
+  [ $f = 1 ] && name="following (merge during the play)" || name="not following (BAZAAR_MERGE_FOLLOW=0)"
+  awk -v g="$((REPS * 6))" -v t1="$(med "${T[1$f]}")" -v t2="$(med "${T[2$f]}")" \
+      -v r1="$(med "${R[1$f]}")" -v r2="$(med "${R[2$f]}")" -v name="$name" 'BEGIN{
+    printf "%s:\n", name
+    printf "  play phase: 1 rank %.0f games/s, 2 ranks %.0f games/s, efficiency %.2f\n", r1, r2, r2/(2*r1)
+    printf "  end to end: 1 rank %.2fs, 2 ranks %.2fs, efficiency %.2f\n", t1, t2, t1/(2*t2)
+    printf "  end to end vs play, 1 rank: %.2f (play %.2fs)\n", t1/(g/r1), g/r1
+    printf "  2 ranks vs 1 rank, end to end: %.2f\n", t2/t1}'
+done
+echo "  games the follower had merged when the play ended (1 rank): ${DURING[*]} of $((REPS * 6))"
+awk -v a="$(med "${T[11]}")" -v b="$(med "${T[10]}")" -v c="$(med "${T[21]}")" -v d="$(med "${T[20]}")" \
+  'BEGIN{printf "following vs not, end to end: 1 rank %.2f, 2 ranks %.2f\n", a/b, c/d}'
 if [ -x "$B/bench_merge" ]; then
   echo "merge and records, one rank ($B/bench_merge $((REPS * 6)) 2):"
   "$B/bench_merge" "$((REPS * 6))" 2 | sed 1d

@@ -114,14 +114,14 @@ static const char *const usage_merge =
     "`bazaar run --resume` does this for you; this is for recovery by hand.\n"
     "\n"
     "Internal: bazaar merge --follow PARTS_DIR -o OUT.h5 --games N --attempt A\n"
-    "  --lock-fd FD [-- SOURCE.h5...]\n"
+    "  --lock-fd FD --parent PID [-- SOURCE.h5...]\n"
     "is the follower merge a run starts (rank 0, nice +10): it merges the\n"
     "sweep's closed segments into OUT.h5.tmp while the sweep plays, in game-id\n"
     "order, and finishes when rank 0 sends the final message on its stdin (EOF\n"
-    "without it: it removes the tmp and exits). SOURCEs are the closed files the\n"
-    "run starts from (OUT, older attempts' shards); FD is OUT.lock, held by rank\n"
-    "0 and passed down. BAZAAR_MERGE_FOLLOW=0 makes a run merge after the play\n"
-    "instead. Not for use by hand.\n";
+    "without it, or rank 0's death: it removes the tmp and exits). SOURCEs are\n"
+    "the closed files the run starts from (OUT, older attempts' shards); FD is\n"
+    "OUT.lock, held by rank 0 (PID) and passed down. BAZAAR_MERGE_FOLLOW=0 makes\n"
+    "a run merge after the play instead. Not for use by hand.\n";
 
 static const char *const usage_info =
     "usage: bazaar info FILE.h5\n"
@@ -524,6 +524,7 @@ static int cmd_merge_follow(int argc, char **argv)
     const char *parts = argc > 2 ? argv[2] : NULL, *out = NULL;
     long long games = -1;
     int attempt = 0, lock_fd = -1, i = 3;
+    long parent = 0;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {
             i++;
@@ -539,14 +540,16 @@ static int cmd_merge_follow(int argc, char **argv)
             attempt = atoi(argv[++i]);
         else if (strcmp(argv[i], "--lock-fd") == 0)
             lock_fd = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--parent") == 0)
+            parent = atol(argv[++i]);
         else
             return usage_error(usage_merge, "merge --follow: unknown option %s", argv[i]);
     }
-    if (!parts || !out || games < 0 || attempt < 1 || lock_fd < 0)
+    if (!parts || !out || games < 0 || attempt < 1 || lock_fd < 0 || parent <= 0)
         return usage_error(usage_merge, "merge --follow: needs PARTS_DIR, -o, --games, "
-                                        "--attempt and --lock-fd");
+                                        "--attempt, --lock-fd and --parent");
     struct bz_err err = {0};
-    int rc = bz_follow_main(parts, out, attempt, (int64_t)games, lock_fd, argv + i,
+    int rc = bz_follow_main(parts, out, attempt, (int64_t)games, lock_fd, parent, argv + i,
                             (size_t)(argc - i), &err);
     if (rc && rc != BZ_ESTOP)
         fprintf(stderr, "bazaar: merge --follow: %s\n", err.msg[0] ? err.msg : bz_rc_name(rc));

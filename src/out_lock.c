@@ -163,6 +163,38 @@ static int take_by_creation(const char *out, const char *path, struct bz_err *er
     return refuse(err, out, "");
 }
 
+/* Whether the holder line names a process of this host that is dead. */
+static int holder_dead(const char *holder)
+{
+    long pid = 0;
+    char host[256] = "", me[256] = "";
+    gethostname(me, sizeof me - 1);
+    return sscanf(holder, "pid %ld host %255s", &pid, host) == 2 && pid > 0 &&
+           strcmp(host, me) == 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+/* flock; when the holder the file names is dead on this host, its follower
+ * merge (a child sharing the lock, sched_follow.c) is ending: wait for it,
+ * up to LOCK_WAIT_MS. */
+#define LOCK_WAIT_MS 5000
+static int flock_or_wait(int fd)
+{
+    for (int waited = 0;; waited += 10) {
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK || waited >= LOCK_WAIT_MS)
+            return -1;
+        char holder[300];
+        read_holder(fd, holder, sizeof holder);
+        if (!holder_dead(holder)) {
+            errno = EWOULDBLOCK;
+            return -1;
+        }
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *err)
 {
     int rc = BZ_OK, fd = -1;
@@ -201,7 +233,7 @@ int bz_out_lock_take(const char *out, struct bz_out_lock **lk, struct bz_err *er
             rc = bz_err_set(err, BZ_EINVAL, "%s: not a regular file", path);
             goto out;
         }
-        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        if (flock_or_wait(fd) != 0) {
             if (errno == EWOULDBLOCK) {
                 char holder[300];
                 read_holder(fd, holder, sizeof holder);

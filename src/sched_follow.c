@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -62,7 +63,7 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     if (lock_fd < 0) /* the creation fallback: a child cannot share it */
         return BZ_EINVAL;
     int p[2] = {-1, -1}, dup_fd = -1, rc = BZ_EIO;
-    char games[32], att[16], fdnum[16];
+    char games[32], att[16], fdnum[16], ppid[32];
     char **argv = calloc(n_sources + 16, sizeof *argv);
     struct bz_follow *fl = calloc(1, sizeof *fl);
     posix_spawn_file_actions_t fa;
@@ -74,6 +75,7 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     snprintf(games, sizeof games, "%lld", (long long)n_games);
     snprintf(att, sizeof att, "%d", attempt);
     snprintf(fdnum, sizeof fdnum, "%d", 3);
+    snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
     size_t a = 0;
     argv[a++] = "bazaar";
     argv[a++] = "merge";
@@ -87,6 +89,8 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     argv[a++] = att;
     argv[a++] = "--lock-fd";
     argv[a++] = fdnum;
+    argv[a++] = "--parent";
+    argv[a++] = ppid;
     argv[a++] = "--";
     for (size_t i = 0; i < n_sources; i++)
         argv[a++] = sources[i];
@@ -416,14 +420,18 @@ static double mono_s(void)
 
 /* BAZAAR_FOLLOW_STATS=path: the follower writes what it merged during the
  * play there (tests, bench). */
-static void write_stats(uint64_t during, uint64_t total, unsigned advances)
+static void write_stats(uint64_t during, uint64_t total, unsigned advances, double t_eof,
+                        double t_end, double cpu)
 {
     const char *path = getenv("BAZAAR_FOLLOW_STATS");
     FILE *f = path && *path ? fopen(path, "w") : NULL;
     if (!f)
         return;
-    fprintf(f, "merged_during_play %llu\ngames %llu\nadvances %u\n", (unsigned long long)during,
-            (unsigned long long)total, advances);
+    fprintf(f,
+            "merged_during_play %llu\ngames %llu\nadvances %u\nseconds_to_final %.3f\n"
+            "seconds_after_final %.3f\ncpu_seconds %.3f\n",
+            (unsigned long long)during, (unsigned long long)total, advances, t_eof, t_end - t_eof,
+            cpu);
     fclose(f);
 }
 
@@ -436,7 +444,7 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
     uint64_t during = 0;
     for (size_t i = 0; i < n_initial && !rc; i++)
         rc = add(fw, initial[i], 1, err);
-    double last = mono_s();
+    double t0 = mono_s(), last = t0, t_eof = t0;
     while (!rc) {
         int eof = read_pipe(&buf, &len, &cap, FOLLOW_POLL_MS, err);
         if (eof < 0) {
@@ -447,8 +455,10 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
             break;
         if ((rc = scan_parts(fw, err)))
             break;
-        int64_t p = fw->prefix;
-        while (p < fw->n_games && fw->avail[p])
+        /* at most 1/16 of the games per advance: the pipe is looked at
+         * between advances */
+        int64_t p = fw->prefix, lim = fw->prefix + (fw->n_games + 15) / 16;
+        while (p < fw->n_games && p < lim && fw->avail[p])
             p++;
         /* merge what is ready, in blocks of at least 1/64 of the games or
          * once a second: every block re-reads its sources' game ids */
@@ -461,6 +471,7 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
         }
     }
     during = bz_merge_stream_games(fw->ms);
+    t_eof = mono_s();
     struct bz_provenance prov = {0};
     if (!rc && (!buf || parse_final(buf, len, &src, &n_src, &prov) != 0))
         rc = bz_err_set(err, BZ_ESTOP, "the run ended without its final message");
@@ -481,12 +492,28 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
         struct bz_merge_stream *ms = fw->ms;
         fw->ms = NULL;
         rc = bz_merge_stream_finish(ms, &prov, err);
-        if (!rc)
-            write_stats(during, (uint64_t)fw->n_games, advances);
+        if (!rc) {
+            struct timespec ts;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+            write_stats(during, (uint64_t)fw->n_games, advances, t_eof - t0, mono_s() - t0,
+                        (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+        }
     }
     free(src);
     free(buf);
     return rc;
+}
+
+/* Rank 0 died (PR_SET_PDEATHSIG): remove the tmp and go, at once, so that
+ * the lock is free for the --resume that follows (async-signal-safe). */
+static char tmp_path[BZ_SCHED_PATH_MAX + 8];
+
+static void on_parent_death(int sig)
+{
+    (void)sig;
+    if (tmp_path[0])
+        unlink(tmp_path);
+    _exit(3);
 }
 
 /* The follower runs on every CPU the node gives the job (rank 0 may be
@@ -506,7 +533,7 @@ static void follower_placement(void)
 }
 
 int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games, int lock_fd,
-                   char *const *initial, size_t n_initial, struct bz_err *err)
+                   long parent, char *const *initial, size_t n_initial, struct bz_err *err)
 {
     int rc;
     struct follower fw = {.parts = parts, .out = out, .attempt = attempt, .n_games = n_games};
@@ -516,6 +543,15 @@ int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_ga
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     signal(SIGUSR1, SIG_IGN);
+    if (snprintf(tmp_path, sizeof tmp_path, "%s.tmp", out) >= (int)sizeof tmp_path)
+        return bz_err_set(err, BZ_EINVAL, "%s: path too long", out);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_parent_death;
+    sigfillset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SIGUSR2) != 0 || getppid() != parent)
+        return bz_err_set(err, BZ_ESTOP, "rank 0 is gone");
     follower_placement();
     if (getenv("BAZAAR_TEST_FOLLOW_FAIL")) /* tests: the fallback */
         return bz_err_set(err, BZ_EIO, "BAZAAR_TEST_FOLLOW_FAIL is set: the follower gives up");

@@ -123,10 +123,11 @@ int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources
 /* No merge (a stop, an error): EOF without the final message; the follower
  * removes its tmp. Waits for it; frees f; NULL is fine. */
 void bz_follow_cancel(struct bz_follow *f);
-/* The follower itself (bazaar merge --follow): returns when OUT is written
+/* The follower itself (bazaar merge --follow; parent: rank 0's pid, whose
+ * death ends it at once, removing its tmp): returns when OUT is written
  * (BZ_OK) or when it gave up (tmp removed). */
 int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games, int lock_fd,
-                   char *const *initial, size_t n_initial, struct bz_err *err);
+                   long parent, char *const *initial, size_t n_initial, struct bz_err *err);
 
 /* ---- LLM budget (sched_budget.c) ---- */
 
