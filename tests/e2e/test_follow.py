@@ -1,0 +1,231 @@
+"""The follower merge (src/sched_follow.c): a run's rank 0 starts `bazaar
+merge --follow`, which merges closed segments into OUT.tmp while the sweep
+plays. The tables equal a run that merges after the play
+(BAZAAR_MERGE_FOLLOW=0) on any number of ranks; the follower merges games
+before the play ends; a follower that fails or is killed leaves the merge to
+rank 0; rank 0 killed while the follower runs: the follower goes, removing
+its tmp, and --resume gives the uninterrupted file."""
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, MPIEXEC, assert_same_tables, game_ids, kill_session, mpi_env, write_spec
+
+
+def _env(**extra):
+    env = mpi_env()
+    env.pop("BAZAAR_MERGE_FOLLOW", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def _cmd(spec, out, ranks=None, *more):
+    cmd = [BIN, "run", spec, "-o", out, "--quiet", *more]
+    if ranks:
+        cmd = [MPIEXEC, "--oversubscribe", "-n", str(ranks)] + cmd
+    return cmd
+
+
+def _run(spec, out, ranks=None, *more, **env):
+    p = subprocess.run(_cmd(spec, out, ranks, *more), capture_output=True, text=True,
+                       timeout=300, env=_env(**env))
+    assert p.returncode == 0, p.stderr
+    return p
+
+
+def _reference(tmp_path, spec):
+    ref = str(tmp_path / "ref.h5")
+    _run(spec, ref, BAZAAR_MERGE_FOLLOW=0)
+    return ref
+
+
+def _followers(pid):
+    """Pids of the follower merges whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z" and b"--follow" in cmdline:
+            out.append(int(d))
+    return out
+
+
+def _wait_for(cond, what, limit=120.0):
+    t0 = time.time()
+    while not cond():
+        if time.time() - t0 > limit:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.01)
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _clean(out):
+    assert not os.path.exists(out + ".tmp"), "OUT.tmp left"
+    assert not os.path.exists(out + ".lock"), "OUT.lock left"
+    assert not os.path.exists(out + ".parts"), "OUT.parts left"
+
+
+@pytest.mark.parametrize("ranks", [None, 2, 4, 7])
+def test_following_gives_the_tables_of_a_merge_after_the_play(tmp_path, small_spec, ranks):
+    spec = write_spec(tmp_path, small_spec)
+    ref = _reference(tmp_path, spec)
+    out = str(tmp_path / "out.h5")
+    # many small segments: the follower merges in many blocks
+    _run(spec, out, ranks, BAZAAR_SEGMENT_GAMES=3)
+    assert_same_tables(ref, out)
+    _clean(out)
+
+
+def test_the_follower_merges_games_while_the_sweep_plays(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    ref = _reference(tmp_path, spec)
+    out = str(tmp_path / "out.h5")
+    stats = tmp_path / "follow.stats"
+    # 48 games of 40 ms each in segments of 4 games: the follower finds
+    # closed segments long before the last game
+    _run(spec, out, None, BAZAAR_SEGMENT_GAMES=4, BAZAAR_TEST_GAME_DELAY_MS=40,
+         BAZAAR_FOLLOW_STATS=stats)
+    st = dict(line.split() for line in stats.read_text().splitlines())
+    assert int(st["games"]) == 48
+    assert int(st["merged_during_play"]) > 0, st
+    assert int(st["advances"]) > 0, st
+    assert_same_tables(ref, out)
+    _clean(out)
+
+
+def test_following_off_starts_no_follower(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    stats = tmp_path / "follow.stats"
+    _run(spec, out, None, BAZAAR_MERGE_FOLLOW=0, BAZAAR_FOLLOW_STATS=stats)
+    assert not stats.exists()
+    _clean(out)
+
+
+def test_a_follower_that_fails_leaves_the_merge_to_rank_0(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    ref = _reference(tmp_path, spec)
+    out = str(tmp_path / "out.h5")
+    p = _run(spec, out, None, BAZAAR_TEST_FOLLOW_FAIL=1)
+    assert "the follower merge" in p.stderr and "merging in this process" in p.stderr, p.stderr
+    assert_same_tables(ref, out)
+    _clean(out)
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_kill9_of_the_follower_leaves_the_merge_to_rank_0(tmp_path, small_spec, ranks):
+    spec = write_spec(tmp_path, small_spec)
+    ref = _reference(tmp_path, spec)
+    out = str(tmp_path / "out.h5")
+    p = subprocess.Popen(_cmd(spec, out, ranks), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True,
+                         env=_env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30))
+    try:
+        def follower():
+            for pid in [p.pid] + _all_children(p.pid):
+                f = _followers(pid)
+                if f:
+                    return f[0]
+            return None
+        _wait_for(lambda: follower() is not None or p.poll() is not None, "the follower")
+        f = follower()
+        if f is None:
+            pytest.skip("the sweep ended before its follower could be seen")
+        # once it has merged something: OUT.tmp exists from its start
+        _wait_for(lambda: os.path.exists(out + ".tmp") or p.poll() is not None, "OUT.tmp")
+        os.kill(f, signal.SIGKILL)
+        _, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            kill_session(p.pid)
+    assert p.returncode == 0, err
+    assert "killed by signal 9" in err and "merging in this process" in err, err
+    assert_same_tables(ref, out)
+    _clean(out)
+
+
+def _all_children(pid):
+    """Every descendant of pid (mpiexec's ranks)."""
+    out, todo = [], [pid]
+    while todo:
+        q = todo.pop()
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == q:
+                        out.append(int(d))
+                        todo.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def _a_segment_closed(out):
+    parts = out + ".parts"
+    if not os.path.isdir(parts):
+        return False
+    for n in os.listdir(parts):
+        if n.endswith(".journal"):
+            with open(os.path.join(parts, n)) as f:
+                if f.read().endswith("closed\n"):
+                    return True
+    return False
+
+
+def test_kill9_of_rank_0_ends_the_follower_and_resume_gives_the_same_file(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    ref = _reference(tmp_path, spec)
+    out = str(tmp_path / "out.h5")
+    env = _env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30)
+    p = subprocess.Popen(_cmd(spec, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True, env=env)
+    try:
+        _wait_for(lambda: _followers(p.pid) or p.poll() is not None, "the follower")
+        f = _followers(p.pid)
+        if not f:
+            pytest.skip("the sweep ended before its follower could be seen")
+        # a closed segment merged, then rank 0 alone is killed (its follower
+        # is not: it must notice and go by itself)
+        _wait_for(lambda: _a_segment_closed(out) or p.poll() is not None, "a closed segment")
+        os.kill(p.pid, signal.SIGKILL)
+        p.communicate(timeout=300)
+        _wait_for(lambda: not _alive(f[0]), "the follower to end")
+    finally:
+        if p.poll() is None:
+            kill_session(p.pid)
+    if p.returncode == 0:
+        pytest.skip("the sweep finished before the kill")
+    assert not os.path.exists(out + ".tmp"), "the follower left OUT.tmp"
+    assert not os.path.exists(out)
+    r = subprocess.run(_cmd(spec, out, None, "--resume"), capture_output=True, text=True,
+                       timeout=300, env=_env())
+    assert r.returncode == 0, r.stderr
+    assert_same_tables(ref, out)
+    ids = game_ids(out)
+    assert list(ids) == list(range(48))
+    _clean(out)
+
+
+def test_merge_help_documents_the_follower():
+    p = subprocess.run([BIN, "merge", "--help"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0
+    assert "--follow" in p.stdout and "BAZAAR_MERGE_FOLLOW=0" in p.stdout
