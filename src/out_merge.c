@@ -342,15 +342,25 @@ static int read_raw_chunk(const struct merge *m, size_t i, hid_t dset, const cha
     return BZ_OK;
 }
 
-/* Runs of consecutive equal ids, fed one id at a time. */
+/* Runs of consecutive equal ids, fed one id at a time; lead: rows [0,
+ * lead) all have ids below the block's end (a later block never needs
+ * them), counted from the row the scan started at. */
 struct run_scan {
     int64_t cur;
     hsize_t start, len;
+    hsize_t lead;
+    int leading;
 };
 
 static void scan_id(const struct merge *m, struct runs *rs, size_t i, struct run_scan *sc,
                     int64_t id, hsize_t row)
 {
+    if (sc->leading && row >= sc->lead) {
+        if (id < m->map_hi)
+            sc->lead = row + 1;
+        else
+            sc->leading = 0;
+    }
     if (sc->len && id == sc->cur) {
         sc->len++;
         return;
@@ -363,9 +373,11 @@ static void scan_id(const struct merge *m, struct runs *rs, size_t i, struct run
 }
 
 /* The runs of shard i's table dset whose game wins in the current block,
- * reading its game_id column m->id_rows at a time (or its raw chunks). */
+ * reading its game_id column m->id_rows at a time (or its raw chunks) from
+ * row from on (the rows before it belong to blocks merged before); *lead:
+ * the rows a later block may skip. */
 static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
-                      struct bz_err *err)
+                      hsize_t from, hsize_t *lead, struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t ftype = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
@@ -402,7 +414,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: game_id type", m->shards[i], path);
         goto out;
     }
-    struct run_scan sc = {0, 0, 0};
+    struct run_scan sc = {0, 0, 0, from, 1};
     /* a little-endian int64 game_id in chunks stored as bazaar writes them:
      * straight from the chunks */
     size_t rsize = H5Tget_size(ftype), id_off = H5Tget_member_offset(ftype, (unsigned)idx);
@@ -417,7 +429,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     if (crows) {
         size_t cbytes = (size_t)crows * rsize + 4;
         unsigned char *buf = m->ids_raw; /* the id window holds a whole stored chunk */
-        for (hsize_t base = 0; base < rows && !rs->full; base += crows) {
+        for (hsize_t base = from / crows * crows; base < rows && !rs->full; base += crows) {
             if ((rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
                 goto out;
             hsize_t n = rows - base < crows ? rows - base : crows;
@@ -431,7 +443,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
             keep_run(m, rs, i, sc.cur, sc.start, sc.len);
         goto out;
     }
-    for (hsize_t s = 0; s < rows && !rs->full; s += m->id_rows) {
+    for (hsize_t s = from; s < rows && !rs->full; s += m->id_rows) {
         hsize_t count = rows - s < m->id_rows ? rows - s : m->id_rows, zero = 0;
         if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &s, NULL, &count, NULL) < 0 ||
             H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
@@ -446,6 +458,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     if (sc.len)
         keep_run(m, rs, i, sc.cur, sc.start, sc.len);
 out:
+    *lead = sc.lead;
     bz_out_h5_close(mtype);
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
@@ -453,24 +466,34 @@ out:
     return rc;
 }
 
-/* Runs of committed, winning games of table path in the current block, in
- * every shard; rs->full when they do not fit. */
-static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs *rs,
+/* Runs of committed, winning games of table path in the current block,
+ * in every shard; rs->full when they do not fit. skip[i]: rows of shard i
+ * that earlier blocks used up (ids below their end), updated when the
+ * runs fit (a block that overflows is scanned again, smaller). */
+static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs *rs, hsize_t *skip,
                      struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    hsize_t *lead = calloc(m->n_shards ? m->n_shards : 1, sizeof *lead);
+    if (!lead)
+        return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
     rs->n = 0;
     rs->full = 0;
+    for (size_t i = 0; i < m->n_shards; i++)
+        lead[i] = skip[i];
     for (size_t i = 0; i < m->n_shards && !rs->full; i++) {
         if (!shard_has(m, i, path) || !source_meets(m, i, m->map_lo, m->map_hi))
             continue;
         if ((rc = open_table(m, i, path, &file, &dset, ref, err)) ||
-            (rc = scan_shard(m, i, dset, path, rs, err)))
+            (rc = scan_shard(m, i, dset, path, rs, skip[i], &lead[i], err)))
             break;
         close_table(&file, &dset);
     }
     close_table(&file, &dset);
+    if (!rc && !rs->full)
+        memcpy(skip, lead, m->n_shards * sizeof *skip);
+    free(lead);
     return rc;
 }
 
@@ -817,6 +840,8 @@ struct mtable {
     struct sink s; /* s.dset < 0: not created yet */
     hsize_t total;
     unsigned char direct;
+    hsize_t *skip; /* per source: rows used up by the blocks merged */
+    size_t n_skip;
 };
 
 static void mtable_free(struct merge *m, struct mtable *t)
@@ -835,6 +860,7 @@ static void mtable_free(struct merge *m, struct mtable *t)
     bz_out_h5_close(t->s.dset);
     bz_out_h5_close(t->mtype);
     bz_out_h5_close(t->ref);
+    free(t->skip);
     free(t);
 }
 
@@ -890,12 +916,20 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
     int rc = BZ_OK;
     struct runs rs = {.v = m->runs, .cap = m->run_cap};
     int64_t span = hi - lo;
+    if (t->n_skip < m->n_shards) { /* sources added since */
+        hsize_t *sk = realloc(t->skip, m->n_shards * sizeof *sk);
+        if (!sk)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        memset(sk + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *sk);
+        t->skip = sk;
+        t->n_skip = m->n_shards;
+    }
     for (int64_t a = lo; a < hi;) {
         int64_t b = hi - a <= span ? hi : a + span;
         double t_idx = now_s();
         rc = build_map(m, a, b, err);
         if (!rc)
-            rc = find_runs(m, t->path, &t->ref, &rs, err);
+            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, err);
         m->stats.seconds_index += now_s() - t_idx;
         if (rc)
             return rc;
