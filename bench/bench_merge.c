@@ -140,9 +140,43 @@ static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300],
     return 0;
 }
 
-/* Merge in a child process: its peak RSS is the merge's alone. */
-static int merge_child(const char *const *paths, int n, const char *out, struct bz_merge_stats *st,
-                       double *seconds, double *cpu, long *rss_kb)
+/* The merge as the follower does it (bazaar merge --follow): the stream,
+ * advanced over blocks of ids (blocks > 1), then finished; *tail: the
+ * seconds of the finish (the last block, closing, reading back). */
+static int merge_stream(const char *const *paths, int n, const char *out, int64_t n_games,
+                        int blocks, double *tail, struct bz_err *err)
+{
+    struct bz_merge_stream *ms;
+    int rc = bz_merge_stream_open(out, 1, &ms, err);
+    for (int i = 0; i < n && !rc; i++) {
+        int64_t *ids = NULL;
+        size_t k = 0;
+        if (!(rc = bz_shard_committed_quick(paths[i], &ids, &k, err)))
+            rc = bz_merge_stream_add(ms, paths[i], ids, k, err);
+        free(ids);
+    }
+    for (int b = 1; b < blocks && !rc; b++)
+        rc = bz_merge_stream_advance(ms, n_games * b / blocks, err);
+    if (rc) {
+        bz_merge_stream_abort(ms);
+        return rc;
+    }
+    double t0 = now_s();
+    rc = bz_merge_stream_finish(ms, NULL, err);
+    *tail = now_s() - t0;
+    return rc;
+}
+
+struct merge_result {
+    struct bz_merge_stats st;
+    double tail;
+};
+
+/* Merge in a child process: its peak RSS is the merge's alone. blocks 0:
+ * bz_merge; else the follower's stream in that many blocks. */
+static int merge_child(const char *const *paths, int n, const char *out, int64_t n_games,
+                       int blocks, struct bz_merge_stats *st, double *tail, double *seconds,
+                       double *cpu, long *rss_kb)
 {
     int fd;
     double t0 = now_s();
@@ -151,18 +185,22 @@ static int merge_child(const char *const *paths, int n, const char *out, struct 
         return 1;
     if (pid == 0) {
         struct bz_err err = {0};
-        int rc = bz_merge(paths, (size_t)n, out, NULL, &err);
+        struct merge_result r = {0};
+        int rc = blocks ? merge_stream(paths, n, out, n_games, blocks, &r.tail, &err)
+                        : bz_merge(paths, (size_t)n, out, NULL, &err);
         if (rc)
             fprintf(stderr, "bench_merge: %s\n", err.msg);
-        struct bz_merge_stats s;
-        bz_merge_last_stats(&s);
-        if (write(fd, &s, sizeof s) != (ssize_t)sizeof s)
+        bz_merge_last_stats(&r.st);
+        if (write(fd, &r, sizeof r) != (ssize_t)sizeof r)
             rc = 1;
         _exit(rc ? 1 : 0);
     }
     struct rusage ru;
-    if (child_result(pid, fd, st, sizeof *st, &ru))
+    struct merge_result r;
+    if (child_result(pid, fd, &r, sizeof r, &ru))
         return 1;
+    *st = r.st;
+    *tail = r.tail;
     *seconds = now_s() - t0;
     *rss_kb = ru.ru_maxrss;
     *cpu = (double)ru.ru_utime.tv_sec + 1e-6 * (double)ru.ru_utime.tv_usec +
@@ -214,7 +252,9 @@ int main(int argc, char **argv)
     int reps = rep_env ? atoi(rep_env) : 1;
     for (int r = 0; r < (reps < 1 ? 1 : reps); r++) {
         unlink(out);
-        if (merge_child(list, n_shards, out, &st, &t_merge, &cpu_merge, &rss_kb)) {
+        double tail;
+        if (merge_child(list, n_shards, out, n_games, 0, &st, &tail, &t_merge, &cpu_merge,
+                        &rss_kb)) {
             fprintf(stderr, "bench_merge: the merge failed\n");
             return 1;
         }
@@ -249,6 +289,30 @@ int main(int argc, char **argv)
            "+ compression cpu / threads)\n",
            (t_rec + t_merge) / t_rec,
            (cpu_rec + st.cpu_main + st.cpu_compress / st.threads) / cpu_rec, st.threads);
+    /* the follower's way: the same merge in 16 blocks of ids, as closed
+     * segments come in; what is left after the play is its last block and
+     * the finish */
+    struct bz_merge_stats fst = {0};
+    double f_tail = 0, f_wall = 0, f_cpu = 0;
+    long f_rss = 0;
+    char fout[sizeof out + 16];
+    snprintf(fout, sizeof fout, "%s.follow", out);
+    if (merge_child(list, n_shards, fout, n_games, 16, &fst, &f_tail, &f_wall, &f_cpu, &f_rss)) {
+        fprintf(stderr, "bench_merge: the streamed merge failed\n");
+        return 1;
+    }
+    unlink(fout);
+    printf("  merge in 16 blocks (the follower's): %.2fs (cpu %.2fs, %.2f of one pass; serial "
+           "%.3f ms per game, compressing %.3f), the finish after the last block %.2fs (read "
+           "back %.2fs), own buffers peak %.1f MiB; rows scanned %llu (one pass %llu), shard "
+           "chunks read %llu (one pass %llu); phases: index %.2fs, read %.2fs, wait %.2fs, "
+           "write %.2fs\n",
+           f_wall, f_cpu, f_cpu / cpu_merge, 1e3 * fst.cpu_main / (double)n_games,
+           1e3 * fst.cpu_compress / (double)n_games, f_tail, fst.seconds_read_back,
+           (double)fst.peak_bytes / 1048576.0, (unsigned long long)fst.rows_scanned,
+           (unsigned long long)st.rows_scanned, (unsigned long long)fst.chunks_read,
+           (unsigned long long)st.chunks_read, fst.seconds_index, fst.seconds_read,
+           fst.seconds_wait, fst.seconds_write);
     if (getenv("BENCH_MERGE_KEEP")) { /* the shards, for other merges */
         printf("  shards kept in %s\n", dir);
         n_shards = 0;

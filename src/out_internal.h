@@ -62,6 +62,8 @@ struct bz_merge_stats {
     uint64_t blocks, windows, direct_chunks;
     int threads;
     uint64_t raw_bytes; /* bytes of rows merged (file types) */
+    /* shard rows whose game id was looked at, shard chunks read whole */
+    uint64_t rows_scanned, chunks_read;
     /* wall seconds: all; finding games (ids, winners, runs); reading rows
      * from the shards; waiting for compression; writing; reading back */
     double seconds, seconds_index, seconds_read, seconds_wait, seconds_write, seconds_read_back;

@@ -73,8 +73,10 @@ struct merge {
     char **shards; /* the sources, in the order they were added (owned) */
     size_t n_shards, cap_shards;
     int64_t *src_lo, *src_hi; /* per source: its committed ids lie in [lo, hi] (lo > hi: none) */
-    const char *out_name;     /* for messages */
-    char ***paths;            /* per shard: its dataset paths, sorted */
+    int64_t **src_ids;        /* per source: its committed ids, kept when streaming */
+    size_t *src_n;
+    const char *out_name; /* for messages */
+    char ***paths;        /* per shard: its dataset paths, sorted */
     size_t *n_paths;
     int has_ids;            /* some shard committed a game */
     int64_t id_min, id_max; /* committed ids lie in [id_min, id_max] */
@@ -209,17 +211,18 @@ static int build_map(struct merge *m, int64_t lo, int64_t hi, struct bz_err *err
     for (int64_t k = 0; k < hi - lo; k++)
         m->map[k] = -1;
     for (size_t i = 0; i < m->n_shards; i++) {
-        int64_t *ids;
-        size_t n;
+        int64_t *ids = m->src_ids[i];
+        size_t n = m->src_n[i];
         if (!source_meets(m, i, lo, hi))
             continue;
-        int rc = bz_shard_committed_quick(m->shards[i], &ids, &n, err);
+        int rc = ids ? BZ_OK : bz_shard_committed_quick(m->shards[i], &ids, &n, err);
         if (rc)
             return rc;
         for (size_t k = 0; k < n; k++)
             if (ids[k] >= lo && ids[k] < hi && m->map[ids[k] - lo] < 0)
                 m->map[ids[k] - lo] = (int32_t)i;
-        free(ids);
+        if (ids != m->src_ids[i])
+            free(ids);
     }
     m->map_lo = lo;
     m->map_hi = hi;
@@ -327,9 +330,10 @@ static hsize_t raw_chunk_rows(hid_t dset, size_t row_bytes, size_t max_bytes)
 
 /* The stored chunk of dset at row base (cbytes: its rows, then the
  * checksum) into buf, checked against its Fletcher32. */
-static int read_raw_chunk(const struct merge *m, size_t i, hid_t dset, const char *path,
-                          hsize_t base, unsigned char *buf, size_t cbytes, struct bz_err *err)
+static int read_raw_chunk(struct merge *m, size_t i, hid_t dset, const char *path, hsize_t base,
+                          unsigned char *buf, size_t cbytes, struct bz_err *err)
 {
+    m->stats.chunks_read++;
     hsize_t size = 0;
     uint32_t mask = 1;
     if (H5Dget_chunk_storage_size(dset, &base, &size) < 0 || size != cbytes ||
@@ -352,9 +356,10 @@ struct run_scan {
     int leading;
 };
 
-static void scan_id(const struct merge *m, struct runs *rs, size_t i, struct run_scan *sc,
-                    int64_t id, hsize_t row)
+static void scan_id(struct merge *m, struct runs *rs, size_t i, struct run_scan *sc, int64_t id,
+                    hsize_t row)
 {
+    m->stats.rows_scanned++;
     if (sc->leading && row >= sc->lead) {
         if (id < m->map_hi)
             sc->lead = row + 1;
@@ -372,18 +377,77 @@ static void scan_id(const struct merge *m, struct runs *rs, size_t i, struct run
     sc->len = 1;
 }
 
+/* A following merge's index of one table in one closed source: the
+ * smallest game id of the rows from each stretch of gran rows to the end
+ * (sufmin[k]: rows [k * gran, end)), built by the first full scan; a later
+ * block [lo, hi) stops at the first stretch whose sufmin is >= hi. 8 bytes
+ * per gran rows (a shard chunk): not counted in the memory bound. */
+struct scan_ix {
+    int64_t *sufmin;
+    size_t n;
+    hsize_t gran;
+    int ready;
+};
+
+/* Rows of the HDF5-read tables per stretch of the index. */
+#define SCAN_IX_ROWS 4096
+
+/* Where a scan from row from may stop (rows past it have ids >= hi). */
+static hsize_t scan_end(const struct scan_ix *ix, hsize_t from, hsize_t rows, int64_t hi)
+{
+    if (!ix || !ix->ready)
+        return rows;
+    for (size_t k = (size_t)(from / ix->gran); k < ix->n; k++)
+        if (ix->sufmin[k] >= hi)
+            return (hsize_t)k * ix->gran < rows ? (hsize_t)k * ix->gran : rows;
+    return rows;
+}
+
+/* Start building ix during a scan of every row (gran rows per stretch). */
+static int scan_ix_begin(struct scan_ix *ix, hsize_t rows, hsize_t gran)
+{
+    if (!ix || ix->ready || ix->sufmin)
+        return 0;
+    size_t n = (size_t)((rows + gran - 1) / gran);
+    if (!(ix->sufmin = malloc((n ? n : 1) * sizeof *ix->sufmin)))
+        return 0; /* no index: scans read to the end */
+    for (size_t k = 0; k < n; k++)
+        ix->sufmin[k] = INT64_MAX;
+    ix->n = n;
+    ix->gran = gran;
+    return 1;
+}
+
+static void scan_ix_end(struct scan_ix *ix, int complete)
+{
+    if (!complete) {
+        free(ix->sufmin);
+        ix->sufmin = NULL;
+        ix->n = 0;
+        return;
+    }
+    for (size_t k = ix->n; k-- > 1;)
+        if (ix->sufmin[k] < ix->sufmin[k - 1])
+            ix->sufmin[k - 1] = ix->sufmin[k];
+    ix->ready = 1;
+}
+
 /* The runs of shard i's table dset whose game wins in the current block,
  * reading its game_id column m->id_rows at a time (or its raw chunks) from
- * row from on (the rows before it belong to blocks merged before); *lead:
- * the rows a later block may skip. */
+ * row from on (the rows before it belong to blocks merged before) up to
+ * where ix says no later row is in the block; *lead: the rows a later
+ * block may skip. ix (NULL: none) is built by the first scan. */
 static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
-                      hsize_t from, hsize_t *lead, struct bz_err *err)
+                      hsize_t from, hsize_t *lead, struct scan_ix *ix, struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t ftype = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     hid_t mtype = H5I_INVALID_HID;
     int64_t *ids = (int64_t *)m->ids_raw;
     hsize_t rows = 0;
+    struct run_scan sc = {0, 0, 0, from, 1};
+    int building = 0;
+    *lead = from;
     if ((ftype = H5Dget_type(dset)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its type", m->shards[i], path);
         goto out;
@@ -414,7 +478,6 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: game_id type", m->shards[i], path);
         goto out;
     }
-    struct run_scan sc = {0, 0, 0, from, 1};
     /* a little-endian int64 game_id in chunks stored as bazaar writes them:
      * straight from the chunks */
     size_t rsize = H5Tget_size(ftype), id_off = H5Tget_member_offset(ftype, (unsigned)idx);
@@ -426,10 +489,12 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     bz_out_h5_close(id_type);
     hsize_t crows =
         le64 ? raw_chunk_rows(dset, rsize, (size_t)m->id_rows * sizeof(int64_t) - 4) : 0;
+    hsize_t end = scan_end(ix, from, rows, m->map_hi);
+    building = from == 0 && scan_ix_begin(ix, rows, crows ? crows : SCAN_IX_ROWS);
     if (crows) {
         size_t cbytes = (size_t)crows * rsize + 4;
         unsigned char *buf = m->ids_raw; /* the id window holds a whole stored chunk */
-        for (hsize_t base = from / crows * crows; base < rows && !rs->full; base += crows) {
+        for (hsize_t base = from / crows * crows; base < end && !rs->full; base += crows) {
             if ((rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
                 goto out;
             hsize_t n = rows - base < crows ? rows - base : crows;
@@ -437,28 +502,33 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
                 int64_t id;
                 memcpy(&id, buf + (size_t)r * rsize + id_off, sizeof id);
                 scan_id(m, rs, i, &sc, id, base + r);
+                if (building && id < ix->sufmin[(base + r) / ix->gran])
+                    ix->sufmin[(base + r) / ix->gran] = id;
             }
         }
-        if (sc.len)
-            keep_run(m, rs, i, sc.cur, sc.start, sc.len);
-        goto out;
-    }
-    for (hsize_t s = from; s < rows && !rs->full; s += m->id_rows) {
-        hsize_t count = rows - s < m->id_rows ? rows - s : m->id_rows, zero = 0;
-        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &s, NULL, &count, NULL) < 0 ||
-            H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
-            H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, ids) < 0) {
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column", m->shards[i],
-                                path);
-            goto out;
+    } else {
+        for (hsize_t s = from; s < end && !rs->full; s += m->id_rows) {
+            hsize_t count = end - s < m->id_rows ? end - s : m->id_rows, zero = 0;
+            if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &s, NULL, &count, NULL) < 0 ||
+                H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
+                H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, ids) < 0) {
+                rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column",
+                                    m->shards[i], path);
+                goto out;
+            }
+            for (hsize_t r = 0; r < count; r++) {
+                scan_id(m, rs, i, &sc, ids[r], s + r);
+                if (building && ids[r] < ix->sufmin[(s + r) / ix->gran])
+                    ix->sufmin[(s + r) / ix->gran] = ids[r];
+            }
         }
-        for (hsize_t r = 0; r < count; r++)
-            scan_id(m, rs, i, &sc, ids[r], s + r);
     }
     if (sc.len)
         keep_run(m, rs, i, sc.cur, sc.start, sc.len);
-out:
     *lead = sc.lead;
+out:
+    if (building)
+        scan_ix_end(ix, !rc && !rs->full);
     bz_out_h5_close(mtype);
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
@@ -471,7 +541,7 @@ out:
  * that earlier blocks used up (ids below their end), updated when the
  * runs fit (a block that overflows is scanned again, smaller). */
 static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs *rs, hsize_t *skip,
-                     struct bz_err *err)
+                     struct scan_ix *ix, struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
@@ -486,7 +556,7 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
         if (!shard_has(m, i, path) || !source_meets(m, i, m->map_lo, m->map_hi))
             continue;
         if ((rc = open_table(m, i, path, &file, &dset, ref, err)) ||
-            (rc = scan_shard(m, i, dset, path, rs, skip[i], &lead[i], err)))
+            (rc = scan_shard(m, i, dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL, err)))
             break;
         close_table(&file, &dset);
     }
@@ -840,7 +910,8 @@ struct mtable {
     struct sink s; /* s.dset < 0: not created yet */
     hsize_t total;
     unsigned char direct;
-    hsize_t *skip; /* per source: rows used up by the blocks merged */
+    hsize_t *skip;      /* per source: rows used up by the blocks merged */
+    struct scan_ix *ix; /* per source (a following merge's) */
     size_t n_skip;
 };
 
@@ -860,6 +931,9 @@ static void mtable_free(struct merge *m, struct mtable *t)
     bz_out_h5_close(t->s.dset);
     bz_out_h5_close(t->mtype);
     bz_out_h5_close(t->ref);
+    for (size_t i = 0; t->ix && i < t->n_skip; i++)
+        free(t->ix[i].sufmin);
+    free(t->ix);
     free(t->skip);
     free(t);
 }
@@ -918,10 +992,16 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
     int64_t span = hi - lo;
     if (t->n_skip < m->n_shards) { /* sources added since */
         hsize_t *sk = realloc(t->skip, m->n_shards * sizeof *sk);
-        if (!sk)
+        if (sk)
+            t->skip = sk;
+        struct scan_ix *ix = sk && m->streaming ? realloc(t->ix, m->n_shards * sizeof *ix) : NULL;
+        if (ix)
+            t->ix = ix;
+        if (!sk || (m->streaming && !ix))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
         memset(sk + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *sk);
-        t->skip = sk;
+        if (ix)
+            memset(ix + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *ix);
         t->n_skip = m->n_shards;
     }
     for (int64_t a = lo; a < hi;) {
@@ -929,7 +1009,7 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         double t_idx = now_s();
         rc = build_map(m, a, b, err);
         if (!rc)
-            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, err);
+            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, t->ix, err);
         m->stats.seconds_index += now_s() - t_idx;
         if (rc)
             return rc;
@@ -1055,18 +1135,34 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
         size_t *np = pa ? realloc(m->n_paths, cap * sizeof *np) : NULL;
         if (np)
             m->n_paths = np;
-        if (!np)
+        int64_t **si = np ? realloc(m->src_ids, cap * sizeof *si) : NULL;
+        if (si)
+            m->src_ids = si;
+        size_t *sn = si ? realloc(m->src_n, cap * sizeof *sn) : NULL;
+        if (sn)
+            m->src_n = sn;
+        if (!sn)
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
         m->cap_shards = cap;
     }
     size_t i = m->n_shards;
     m->paths[i] = NULL;
     m->n_paths[i] = 0;
+    m->src_ids[i] = NULL;
+    m->src_n[i] = 0;
     if (!(m->shards[i] = strdup(path)))
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
     m->src_lo[i] = 1;
     m->src_hi[i] = 0;
     m->n_shards++;
+    /* a following merge goes over its sources block after block: their
+     * committed ids are kept (8 bytes a game) rather than read again */
+    if (m->streaming && n) {
+        if (!(m->src_ids[i] = malloc(n * sizeof *ids)))
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        memcpy(m->src_ids[i], ids, n * sizeof *ids);
+        m->src_n[i] = n;
+    }
     if (n) {
         m->src_lo[i] = ids[0];
         m->src_hi[i] = ids[n - 1];
@@ -1306,7 +1402,10 @@ static void merge_free(struct merge *m)
     for (size_t i = 0; i < m->n_shards; i++) {
         bz_out_free_paths(m->paths[i], m->n_paths[i]);
         free(m->shards[i]);
+        free(m->src_ids[i]);
     }
+    free(m->src_ids);
+    free(m->src_n);
     free(m->shards);
     free(m->src_lo);
     free(m->src_hi);
