@@ -7,6 +7,14 @@
  * runs of one game keep their written order, games are sorted by id. So
  * merging the same games written by 1, 2 or 7 ranks gives equal tables.
  *
+ * The merge is a stream of blocks of game ids: every table advances over a
+ * block, then the next block, each table's sink (output window, partial
+ * last chunk, compressed batch) staying open between blocks. bz_merge is one
+ * pass of it (blocks sized by the memory bound); the follower merge
+ * (sched_follow.c) advances it as closed segments come in
+ * (bz_merge_stream_*), and then also keeps each source's committed ids and
+ * an index of its tables' ids so that a block reads only the rows it needs.
+ *
  * Memory is bounded by a constant (MERGE_MEMORY_BYTES, 256 MiB; the
  * BZ_MERGE_MEMORY environment variable sets another) whatever the number of
  * games: tables stream in windows of whole chunks of the final layout, shards
