@@ -148,6 +148,14 @@ static int reap(struct bz_follow *f, struct bz_err *err)
 int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources,
                      const struct bz_provenance *prov, struct bz_err *err)
 {
+    /* BAZAAR_TEST_FOLLOW_GATE=path (tests): the play is over; hold the
+     * final message until path exists, so that a test sees the follower
+     * merge before it */
+    const char *gate = getenv("BAZAAR_TEST_FOLLOW_GATE");
+    while (gate && *gate && access(gate, F_OK) != 0 && !bz_sched_stop_requested()) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     char *buf = NULL;
     size_t len = 0;
     FILE *m = open_memstream(&buf, &len);
@@ -418,21 +426,26 @@ static double mono_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* BAZAAR_FOLLOW_STATS=path: the follower writes what it merged during the
- * play there (tests, bench). */
+/* BAZAAR_FOLLOW_STATS=path: the follower writes what it merged before the
+ * final message there (tests, bench), after every block and at the end
+ * (whole files: written aside, then renamed). */
 static void write_stats(uint64_t during, uint64_t total, unsigned advances, double t_eof,
-                        double t_end, double cpu)
+                        double t_end, double cpu, int final)
 {
     const char *path = getenv("BAZAAR_FOLLOW_STATS");
-    FILE *f = path && *path ? fopen(path, "w") : NULL;
+    char tmp[BZ_SCHED_PATH_MAX + 8];
+    if (!path || !*path || snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
+        return;
+    FILE *f = fopen(tmp, "w");
     if (!f)
         return;
-    fprintf(f,
-            "merged_during_play %llu\ngames %llu\nadvances %u\nseconds_to_final %.3f\n"
-            "seconds_after_final %.3f\ncpu_seconds %.3f\n",
-            (unsigned long long)during, (unsigned long long)total, advances, t_eof, t_end - t_eof,
-            cpu);
-    fclose(f);
+    fprintf(f, "merged_during_play %llu\ngames %llu\nadvances %u\n", (unsigned long long)during,
+            (unsigned long long)total, advances);
+    if (final)
+        fprintf(f, "seconds_to_final %.3f\nseconds_after_final %.3f\ncpu_seconds %.3f\n", t_eof,
+                t_end - t_eof, cpu);
+    if (fclose(f) == 0)
+        rename(tmp, path);
 }
 
 static int follow(struct follower *fw, char *const *initial, size_t n_initial, struct bz_err *err)
@@ -468,6 +481,7 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
             fw->prefix = p;
             advances++;
             last = mono_s();
+            write_stats(bz_merge_stream_games(fw->ms), (uint64_t)fw->n_games, advances, 0, 0, 0, 0);
         }
     }
     during = bz_merge_stream_games(fw->ms);
@@ -496,7 +510,7 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
             struct timespec ts;
             clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
             write_stats(during, (uint64_t)fw->n_games, advances, t_eof - t0, mono_s() - t0,
-                        (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec);
+                        (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec, 1);
         }
     }
     free(src);

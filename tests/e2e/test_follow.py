@@ -93,15 +93,35 @@ def test_following_gives_the_tables_of_a_merge_after_the_play(tmp_path, small_sp
     _clean(out)
 
 
-def test_the_follower_merges_games_while_the_sweep_plays(tmp_path, small_spec):
+def test_the_follower_merges_games_before_the_final_message(tmp_path, small_spec):
     spec = write_spec(tmp_path, small_spec)
     ref = _reference(tmp_path, spec)
     out = str(tmp_path / "out.h5")
     stats = tmp_path / "follow.stats"
-    # 48 games of 40 ms each in segments of 4 games: the follower finds
-    # closed segments long before the last game
-    _run(spec, out, None, BAZAAR_SEGMENT_GAMES=4, BAZAAR_TEST_GAME_DELAY_MS=40,
-         BAZAAR_FOLLOW_STATS=stats)
+    gate = tmp_path / "gate"
+    # rank 0 holds the final message until the gate opens; the test opens
+    # it once the follower says it merged games (it writes its figures
+    # after every block): the merge went on before the play was declared
+    # over, from closed segments alone
+    p = subprocess.Popen(_cmd(spec, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True,
+                         env=_env(BAZAAR_SEGMENT_GAMES=4, BAZAAR_FOLLOW_STATS=stats,
+                                  BAZAAR_TEST_FOLLOW_GATE=gate))
+    try:
+        def merged():
+            try:
+                st = dict(line.split() for line in stats.read_text().splitlines())
+            except (OSError, ValueError):
+                return 0
+            return int(st.get("merged_during_play", 0))
+        _wait_for(lambda: merged() > 0 or p.poll() is not None, "the follower's first block")
+        assert p.poll() is None, p.stderr.read()
+        gate.write_text("open")
+        _, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            kill_session(p.pid)
+    assert p.returncode == 0, err
     st = dict(line.split() for line in stats.read_text().splitlines())
     assert int(st["games"]) == 48
     assert int(st["merged_during_play"]) > 0, st
