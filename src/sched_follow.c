@@ -534,10 +534,13 @@ static void on_parent_death(int sig)
  * bound to one core), below the play's priority. */
 static void follower_placement(void)
 {
+    /* BAZAAR_MERGE_FOLLOW_NICE: another increment (benches) */
+    const char *v = getenv("BAZAAR_MERGE_FOLLOW_NICE");
+    int inc = v && *v ? atoi(v) : FOLLOW_NICE;
     errno = 0;
     int prio = getpriority(PRIO_PROCESS, 0);
-    if (errno == 0)
-        setpriority(PRIO_PROCESS, 0, prio + FOLLOW_NICE);
+    if (errno == 0 && inc > 0)
+        setpriority(PRIO_PROCESS, 0, prio + inc);
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     cpu_set_t all;
     CPU_ZERO(&all);
