@@ -7,7 +7,7 @@
 #      (games/s, from the last progress line) and the wall time end to end
 #      (start-up, play, merge): end to end vs play on 1 rank, and the 2-rank
 #      efficiencies rate2 / (2 rate1) and T1 / (2 T2); and how many games the
-#      follower had merged when the play ended (BAZAAR_FOLLOW_STATS).
+#      follower had merged when it read the final message (BAZAAR_FOLLOW_STATS).
 #   2. build/bench_merge on the same sweep: records vs no records, the
 #      merge's MB/s, its phases and its peak memory.
 #   3. BENCH_LLM=1: build/bench_llm's figures too (the LLM transport's part).
@@ -44,12 +44,16 @@ run() { # FOLLOW OUT CMD...: prints "wall_seconds play_rate"
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A T R
-DURING=()
+DURING=() AFTER=() FCPU=()
 for ((i = 0; i < ROUNDS; i++)); do
   for f in 1 0; do
     read t r <<<"$(run $f /tmp/bz_eff1.h5 "$B/bazaar")"
     T[1$f]+="$t " R[1$f]+="$r "
-    [ $f = 1 ] && DURING+=("$(sed -n 's/^merged_during_play //p' "$STATS")")
+    if [ $f = 1 ]; then
+      DURING+=("$(sed -n 's/^merged_during_play //p' "$STATS")")
+      AFTER+=("$(sed -n 's/^seconds_after_final //p' "$STATS")")
+      FCPU+=("$(sed -n 's/^cpu_seconds //p' "$STATS")")
+    fi
     read t r <<<"$(run $f /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
     T[2$f]+="$t " R[2$f]+="$r "
   done
@@ -66,7 +70,8 @@ for f in 1 0; do
     printf "  end to end vs play, 1 rank: %.2f (play %.2fs)\n", t1/(g/r1), g/r1
     printf "  2 ranks vs 1 rank, end to end: %.2f\n", t2/t1}'
 done
-echo "  games the follower had merged when the play ended (1 rank): ${DURING[*]} of $((REPS * 6))"
+echo "  games the follower had merged when it read the final message (1 rank): ${DURING[*]} of $((REPS * 6))"
+echo "  the follower (1 rank): $(med "${AFTER[*]}")s from the final message to OUT, $(med "${FCPU[*]}")s of CPU in all (medians)"
 awk -v a="$(med "${T[11]}")" -v b="$(med "${T[10]}")" -v c="$(med "${T[21]}")" -v d="$(med "${T[20]}")" \
   'BEGIN{printf "following vs not, end to end: 1 rank %.2f, 2 ranks %.2f\n", a/b, c/d}'
 if [ -x "$B/bench_merge" ]; then
