@@ -218,12 +218,17 @@ struct follower {
     struct bz_merge_stream *ms;
 };
 
+static int cmp_path(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Whether path was added (known is kept sorted: a sweep on many ranks has
+ * thousands of segments). */
 static int known(const struct follower *fw, const char *path)
 {
-    for (size_t i = 0; i < fw->n_known; i++)
-        if (strcmp(fw->known[i], path) == 0)
-            return 1;
-    return 0;
+    return fw->n_known &&
+           bsearch(&path, fw->known, fw->n_known, sizeof *fw->known, cmp_path) != NULL;
 }
 
 /* Add a closed source. initial: one the run started from (old OUT, older
@@ -257,8 +262,15 @@ static int add(struct follower *fw, const char *path, int initial, struct bz_err
         fw->known = k;
         fw->cap_known = nc;
     }
-    if (!(fw->known[fw->n_known] = strdup(path)))
+    char *copy = strdup(path);
+    if (!copy)
         return bz_err_set(err, BZ_ENOMEM, "no memory");
+    size_t at = fw->n_known; /* sorted insertion */
+    while (at > 0 && strcmp(fw->known[at - 1], copy) > 0) {
+        fw->known[at] = fw->known[at - 1];
+        at--;
+    }
+    fw->known[at] = copy;
     fw->n_known++;
     return BZ_OK;
 }
@@ -491,10 +503,16 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
         rc = bz_err_set(err, BZ_ESTOP, "the run ended without its final message");
     /* every source merged must be one of the final merge's, the others are
      * added now (their games come after every game merged) */
+    char **sorted = n_src ? malloc(n_src * sizeof *sorted) : NULL;
+    if (n_src && !sorted && !rc)
+        rc = bz_err_set(err, BZ_ENOMEM, "no memory");
+    if (sorted) {
+        memcpy(sorted, src, n_src * sizeof *sorted);
+        qsort(sorted, n_src, sizeof *sorted, cmp_path);
+    }
     for (size_t i = 0; i < fw->n_known && !rc; i++) {
-        int in = 0;
-        for (size_t k = 0; k < n_src && !in; k++)
-            in = strcmp(src[k], fw->known[i]) == 0;
+        const char *key = fw->known[i];
+        int in = sorted && bsearch(&key, sorted, n_src, sizeof *sorted, cmp_path) != NULL;
         if (!in)
             rc = bz_err_set(err, BZ_EINVAL, "%s was merged but is not among the run's sources",
                             fw->known[i]);
@@ -513,6 +531,7 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
                         (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec, 1);
         }
     }
+    free(sorted);
     free(src);
     free(buf);
     return rc;
