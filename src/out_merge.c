@@ -83,6 +83,9 @@ struct merge {
     int64_t *src_lo, *src_hi; /* per source: its committed ids lie in [lo, hi] (lo > hi: none) */
     int64_t **src_ids;        /* per source: its committed ids, kept when streaming */
     size_t *src_n;
+    hid_t *src_file; /* per source: its file when kept open (source_file) */
+    uint64_t *src_used, tick;
+    size_t n_open;
     const char *out_name; /* for messages */
     char ***paths;        /* per shard: its dataset paths, sorted */
     size_t *n_paths;
@@ -259,17 +262,61 @@ static long owner_of(const void *ctx, int64_t game_id)
     return m->map[game_id - m->map_lo];
 }
 
+/* Shard files kept open between reads (an open costs more than reading a
+ * window of ids; a merge reads each shard once per table and output
+ * window). HDF5's caches of these files are not counted in the bound. */
+#define MERGE_OPEN_FILES 16
+
+/* Shard i's file, opened or from those kept open (the least recently used
+ * is closed when MERGE_OPEN_FILES are). Never closed by the caller. */
+static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *err)
+{
+    if (m->src_file[i] < 0) {
+        if (m->n_open >= MERGE_OPEN_FILES) {
+            size_t lru = m->n_shards;
+            for (size_t k = 0; k < m->n_shards; k++)
+                if (m->src_file[k] >= 0 &&
+                    (lru == m->n_shards || m->src_used[k] < m->src_used[lru]))
+                    lru = k;
+            if (lru < m->n_shards) {
+                bz_out_h5_close(m->src_file[lru]);
+                m->src_file[lru] = H5I_INVALID_HID;
+                m->n_open--;
+            }
+        }
+        int rc = bz_out_h5_open_ro(m->shards[i], &m->src_file[i], err);
+        if (rc) {
+            m->src_file[i] = H5I_INVALID_HID;
+            return rc;
+        }
+        m->n_open++;
+    }
+    m->src_used[i] = ++m->tick;
+    *file = m->src_file[i];
+    return BZ_OK;
+}
+
+static void close_sources(struct merge *m)
+{
+    for (size_t k = 0; k < m->n_shards; k++) {
+        bz_out_h5_close(m->src_file[k]);
+        m->src_file[k] = H5I_INVALID_HID;
+    }
+    m->n_open = 0;
+}
+
 /* Open path in shard i: its dataset, checking the row type against *ref
- * (taken from the first shard that has the table). */
-static int open_table(const struct merge *m, size_t i, const char *path, hid_t *file, hid_t *dset,
+ * (taken from the first shard that has the table). The file stays open
+ * (source_file): *file is set to none. */
+static int open_table(struct merge *m, size_t i, const char *path, hid_t *file, hid_t *dset,
                       hid_t *ref, struct bz_err *err)
 {
     int rc;
-    hid_t ftype = H5I_INVALID_HID;
-    *dset = H5I_INVALID_HID;
-    if ((rc = bz_out_h5_open_ro(m->shards[i], file, err)))
+    hid_t ftype = H5I_INVALID_HID, f = H5I_INVALID_HID;
+    *dset = *file = H5I_INVALID_HID;
+    if ((rc = source_file(m, i, &f, err)))
         return rc;
-    if ((*dset = H5Dopen2(*file, path, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(*dset)) < 0)
+    if ((*dset = H5Dopen2(f, path, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(*dset)) < 0)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", m->shards[i], path);
     rc = BZ_OK;
     if (*ref < 0) {
@@ -1149,7 +1196,13 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
         size_t *sn = si ? realloc(m->src_n, cap * sizeof *sn) : NULL;
         if (sn)
             m->src_n = sn;
-        if (!sn)
+        hid_t *sf = sn ? realloc(m->src_file, cap * sizeof *sf) : NULL;
+        if (sf)
+            m->src_file = sf;
+        uint64_t *su = sf ? realloc(m->src_used, cap * sizeof *su) : NULL;
+        if (su)
+            m->src_used = su;
+        if (!su)
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
         m->cap_shards = cap;
     }
@@ -1158,6 +1211,8 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
     m->n_paths[i] = 0;
     m->src_ids[i] = NULL;
     m->src_n[i] = 0;
+    m->src_file[i] = H5I_INVALID_HID;
+    m->src_used[i] = 0;
     if (!(m->shards[i] = strdup(path)))
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
     m->src_lo[i] = 1;
@@ -1182,11 +1237,8 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
     }
     m->map_valid = 0;
     hid_t file;
-    if ((rc = bz_out_h5_open_ro(path, &file, err)))
-        return rc;
-    rc = bz_out_h5_list_datasets(file, &m->paths[i], &m->n_paths[i], path, err);
-    H5Fclose(file);
-    if (rc)
+    if ((rc = source_file(m, i, &file, err)) ||
+        (rc = bz_out_h5_list_datasets(file, &m->paths[i], &m->n_paths[i], path, err)))
         return rc;
     /* tables not seen before */
     for (size_t j = 0; j < m->n_paths[i]; j++) {
@@ -1399,6 +1451,8 @@ struct bz_merge_stream {
 /* Free everything of the merge; the tmp file is removed unless renamed. */
 static void merge_free(struct merge *m)
 {
+    if (m->src_file)
+        close_sources(m);
     for (size_t k = 0; k < m->n_tables; k++)
         mtable_free(m, m->tables[k]);
     free(m->tables);
@@ -1414,6 +1468,8 @@ static void merge_free(struct merge *m)
     }
     free(m->src_ids);
     free(m->src_n);
+    free(m->src_file);
+    free(m->src_used);
     free(m->shards);
     free(m->src_lo);
     free(m->src_hi);
@@ -1543,6 +1599,7 @@ int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenanc
             goto out;
         }
     }
+    close_sources(m); /* OUT itself may be one: it is replaced next */
     if ((rc = write_provenance(m->file, prov, m->tmp, err)))
         goto out;
     if ((rc = bz_out_h5_close_file(&m->file, m->tmp, err)) || (rc = fsync_path(m->tmp, 0, err)))
