@@ -27,8 +27,14 @@
  *   might expose are never taken for committed games.
  *
  * Speed: rows are copied into a per-table staging buffer in the file's own
- * row layout (out_h5.h: packed, fixed-width strings inline), so HDF5 writes
- * them with no type conversion, and a table is written once per
+ * row layout (out_h5.h: packed, fixed-width strings inline). A table
+ * without variable-length strings stages exactly one chunk: when it is full
+ * the writer appends its Fletcher32 (out_fletcher.c, bit for bit HDF5's
+ * filter) and stores it with H5Dwrite_chunk, so no row goes through HDF5's
+ * chunk cache, type conversion or filter pipeline; at a sync the partial
+ * last chunk is stored the same way (its unused rows hold the fill row) and
+ * is stored again, in place, when it has grown. A table with variable-length
+ * strings (their bytes go to HDF5's heap) is written with H5Dwrite once per
  * STAGE_BYTES of rows or per sync, not once per game: the per-write costs
  * (conversion path lookup, hyperslab, extent) are paid per batch. Staged
  * rows reach the file before the flush that commits them. A long game's
@@ -44,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "out_fletcher.h"
 #include "out_h5.h"
 #include "out_h5_fail.h"
 #include "out_internal.h"
@@ -79,6 +86,15 @@ struct out_table {
     unsigned char *stage; /* staged rows, file layout */
     size_t n_stage, cap_stage, max_stage;
     struct str_block *strings; /* vlen copies of the staged rows */
+    /* direct: no variable-length column, so the stage is the chunk that
+     * starts at row chunk_base (chunk_rows rows and room for the checksum),
+     * stored with H5Dwrite_chunk */
+    int direct;
+    hsize_t chunk_base;
+    size_t chunk_rows;
+    size_t fill_from;    /* stage rows from here on hold the fill row */
+    size_t stored_stage; /* n_stage when the stage was last stored */
+    unsigned char *fill; /* one fill row, file layout */
 };
 
 struct bz_shard {
@@ -335,14 +351,26 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
                             desc->path);
         goto out;
     }
-    struct out_table *t = &s->tables[s->n_tables++];
+    struct out_table *t = &s->tables[s->n_tables];
     memset(t, 0, sizeof *t);
+    t->max_stage = STAGE_BYTES / lay.size ? STAGE_BYTES / lay.size : 1;
+    if (!lay.has_vlen && bz_out_shard_deflate_level == 0) {
+        t->direct = 1;
+        t->chunk_rows = (size_t)chunk;
+        t->max_stage = t->cap_stage = t->fill_from = (size_t)chunk;
+        if (!(t->stage = malloc(t->chunk_rows * lay.size + 4))) {
+            rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, desc->path);
+            goto out;
+        }
+    }
+    s->n_tables++;
     t->desc = desc;
     t->dset = dset;
     t->file_type = ftype;
     t->lay = lay;
-    t->max_stage = STAGE_BYTES / lay.size ? STAGE_BYTES / lay.size : 1;
+    t->fill = fill;
     *out = t;
+    fill = NULL;
     dset = ftype = H5I_INVALID_HID;
     memset(&lay, 0, sizeof lay); /* moved into t */
 out:
@@ -382,11 +410,46 @@ static const char *stage_str(struct out_table *t, const char *p, size_t n)
     return dst;
 }
 
+/* Store a direct table's stage as the chunk at chunk_base: rows past
+ * n_stage set to the fill row, the dataset grown to cover the staged rows,
+ * the checksum after the rows (the stored bytes are what HDF5's Fletcher32
+ * filter would have stored). A full chunk moves the stage to the next. */
+static int store_chunk(struct bz_shard *s, struct out_table *t, struct bz_err *err)
+{
+    size_t row = t->lay.size, bytes = t->chunk_rows * row;
+    hsize_t total = t->chunk_base + t->n_stage;
+    if (t->n_stage == t->stored_stage)
+        return BZ_OK;
+    for (size_t r = t->n_stage; r < t->fill_from; r++)
+        memcpy(t->stage + r * row, t->fill, row);
+    if (t->fill_from > t->n_stage)
+        t->fill_from = t->n_stage;
+    if (total > t->n_rows) {
+        if (H5Dset_extent(t->dset, &total) < 0)
+            return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot grow to %llu rows", s->path,
+                                  t->desc->path, (unsigned long long)total);
+        t->n_rows = total;
+    }
+    bz_out_fletcher32_put(t->stage + bytes, bz_out_fletcher32(t->stage, bytes));
+    if (H5Dwrite_chunk(t->dset, H5P_DEFAULT, 0, &t->chunk_base, bytes + 4, t->stage) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot store the chunk at row %llu",
+                              s->path, t->desc->path, (unsigned long long)t->chunk_base);
+    t->stored_stage = t->n_stage;
+    if (t->n_stage == t->chunk_rows) {
+        t->chunk_base += t->chunk_rows;
+        t->n_stage = t->stored_stage = 0;
+        t->fill_from = t->chunk_rows; /* the stage holds the old chunk's rows */
+    }
+    return BZ_OK;
+}
+
 /* Write t's staged rows at the end of its dataset (no flush). */
 static int write_stage(struct bz_shard *s, struct out_table *t, struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    if (t->direct)
+        return store_chunk(s, t, err);
     if (!t->n_stage)
         return BZ_OK;
     hsize_t start = t->n_rows, count = t->n_stage, total = t->n_rows + t->n_stage;
@@ -482,6 +545,8 @@ static int stage_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_
                            t->stage + t->n_stage * t->lay.size, err)))
             return rc;
         t->n_stage++;
+        if (t->n_stage > t->fill_from)
+            t->fill_from = t->n_stage;
         s->unflushed += t->lay.size;
     }
     return BZ_OK;
@@ -726,6 +791,7 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
         H5Tclose(t->file_type);
         bz_out_layout_free(&t->lay);
         free(t->stage);
+        free(t->fill);
         free_str_blocks(t->strings);
     }
     int rc_close = bz_out_h5_close_file(&s->file, s->path, rc ? NULL : err);
