@@ -23,6 +23,7 @@
 #include "bazaar/records.h"
 #include "bazaar/tables.h"
 #include "out_fletcher.h"
+#include "out_internal.h"
 
 /* HDF5's own checksum (exported by libhdf5, declared in its private header). */
 uint32_t H5_checksum_fletcher32(const void *data, size_t len);
@@ -333,12 +334,248 @@ static void sync_points_should_not_change_the_rows(void **state)
     remove_shard(b);
 }
 
+/* ---- a text column kept in the shard's byte store ------------------------ */
+
+/* The same table twice: its text column as TEXT (the shard keeps the bytes
+ * in a store) and as STR (HDF5's variable-length strings); both written to
+ * the same path in separate shards. */
+#define TEXT_COLUMNS(X, R)                                                                         \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, n, I32, "", "row number within the game")                                                 \
+    X(R, text, TEXT, "", "free text")                                                              \
+    X(R, label, S8, "", "a label")                                                                 \
+    X(R, note, TEXT, "", "more free text")
+BZ_TABLE_ROW(text_row, TEXT_COLUMNS);
+static BZ_TABLE_DEFINE(text_desc, "/fake/texts", text_row, TEXT_COLUMNS);
+#define STR_COLUMNS(X, R)                                                                          \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, n, I32, "", "row number within the game")                                                 \
+    X(R, text, STR, "", "free text")                                                               \
+    X(R, label, S8, "", "a label")                                                                 \
+    X(R, note, STR, "", "more free text")
+BZ_TABLE_ROW(str_row, STR_COLUMNS);
+static BZ_TABLE_DEFINE(str_desc, "/fake/texts", str_row, STR_COLUMNS);
+
+/* Row i of game g's text: empty, NULL, UTF-8, and now and then longer than
+ * a store chunk (64 KiB), so texts cross chunk boundaries. */
+static const char *text_of(struct bz_records *rec, int64_t g, int i)
+{
+    static char big[150 * 1024];
+    char buf[256];
+    switch ((g * 7 + i) % 9) {
+    case 0: return "";
+    case 1: return NULL;
+    case 2:
+        if (i % 40 == 2) {
+            for (size_t k = 0; k < sizeof big - 1; k++)
+                big[k] = (char)('a' + (k * 31 + (size_t)g + (size_t)i) % 26);
+            big[sizeof big - 1 - (size_t)(i % 7)] = '\0';
+            return bz_records_strdup(rec, big);
+        }
+        return "naïve € text";
+    default:
+        snprintf(buf, sizeof buf, "game %" PRId64 " row %d says %.*s", g, i, (int)(i % 50),
+                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+        return bz_records_strdup(rec, buf);
+    }
+}
+
+/* Rows [from, to) of game id, then its /games row when commit. */
+static void make_text_game(struct bz_records *rec, int64_t id, int from, int to, int as_text,
+                           int commit)
+{
+    bz_records_reset(rec);
+    for (int i = from; i < to; i++) {
+        const char *t = text_of(rec, id, i), *note = i % 3 ? "note" : NULL;
+        if (as_text) {
+            struct text_row *r = bz_records_add(rec, &text_desc);
+            assert_non_null(r);
+            *r = (struct text_row){id, i, t, sides[(id + i) % 5], note};
+        } else {
+            struct str_row *r = bz_records_add(rec, &str_desc);
+            assert_non_null(r);
+            *r = (struct str_row){id, i, t, sides[(id + i) % 5], note};
+        }
+    }
+    if (!commit)
+        return;
+    struct bz_games_row *g = bz_records_add(rec, &bz_games_table);
+    assert_non_null(g);
+    g->game_id = id;
+    g->game = "fake";
+    g->n_agents = 1;
+    g->status = "ok";
+}
+
+static void write_text_games(const char *path, int as_text)
+{
+    struct bz_err err = {0};
+    struct bz_shard *s = NULL;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    if (bz_shard_create(path, &s, &err))
+        fail_msg("%s", err.msg);
+    bz_shard_set_group_commit(s, 1);
+    for (int g = 0; g < 9; g++) {
+        int n_rows = 100 + 37 * g, from = 0;
+        /* a long game's rows go in batches before its commit record */
+        for (; g == 4 && from + 60 < n_rows; from += 60) {
+            make_text_game(&rec, g, from, from + 60, as_text, 0);
+            if (bz_shard_put(s, &rec, &err))
+                fail_msg("%s", err.msg);
+        }
+        make_text_game(&rec, g, from, n_rows, as_text, 1);
+        if (bz_shard_append(s, &rec, &err))
+            fail_msg("%s", err.msg);
+        if (g % 2 && bz_shard_sync(s, &err))
+            fail_msg("%s", err.msg);
+    }
+    if (bz_shard_close(s, &err))
+        fail_msg("%s", err.msg);
+    bz_records_cleanup(&rec);
+}
+
+static void merge_one(const char *shard, const char *out)
+{
+    struct bz_err err = {0};
+    struct bz_provenance prov = {.spec_json = "{\"name\": \"t\"}",
+                                 .version = "0.1.0",
+                                 .git_commit = "abc",
+                                 .ranks = 1,
+                                 .n_games = 9};
+    const char *list[] = {shard};
+    if (bz_merge(list, 1, out, &prov, &err))
+        fail_msg("%s", err.msg);
+}
+
+/* The shard keeps the text out of HDF5's heap; the results file is the same
+ * as from a shard that held variable-length strings. */
+static void text_store_should_merge_like_vlen_strings(void **state)
+{
+    (void)state;
+    char a[512], b[512], ma[512], mb[512];
+    tmp_path(a, sizeof a, "text_store.h5");
+    tmp_path(b, sizeof b, "text_vlen.h5");
+    tmp_path(ma, sizeof ma, "text_store_merged.h5");
+    tmp_path(mb, sizeof mb, "text_vlen_merged.h5");
+    write_text_games(a, 1);
+    write_text_games(b, 0);
+
+    /* the shard's table: no variable-length member; the texts in the stores */
+    hid_t file = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t dset = H5Dopen2(file, text_desc.path, H5P_DEFAULT);
+    hid_t ftype = H5Dget_type(dset);
+    assert_int_equal(H5Tdetect_class(ftype, H5T_STRING), 1); /* the fixed label */
+    hid_t text = H5Tget_member_type(ftype, (unsigned)H5Tget_member_index(ftype, "text"));
+    assert_int_equal(H5Tget_class(text), H5T_COMPOUND);
+    H5Tclose(text);
+    hid_t label = H5Tget_member_type(ftype, (unsigned)H5Tget_member_index(ftype, "label"));
+    assert_int_equal(H5Tis_variable_str(label), 0);
+    H5Tclose(label);
+    H5Tclose(ftype);
+    hid_t store = H5Dopen2(file, "/.shard_text/fake/texts/text", H5P_DEFAULT);
+    assert_true(store >= 0);
+    hid_t space = H5Dget_space(store);
+    hsize_t bytes = 0;
+    H5Sget_simple_extent_dims(space, &bytes, NULL);
+    assert_true(bytes > 3 * 64 * 1024); /* texts crossed chunk boundaries */
+    H5Sclose(space);
+    H5Dclose(store);
+    H5Dclose(dset);
+    H5Fclose(file);
+    /* the store is part of its table: never listed as one */
+    struct bz_err err = {0};
+    char **paths = NULL;
+    size_t n = 0;
+    assert_int_equal(bz_out_list_tables(a, &paths, &n, &err), BZ_OK);
+    for (size_t i = 0; i < n; i++)
+        assert_null(strstr(paths[i], "shard_text"));
+    bz_out_free_paths(paths, n);
+
+    /* both shards commit the same games */
+    int64_t *ids = NULL;
+    size_t n_ids = 0;
+    assert_int_equal(bz_shard_committed(a, &ids, &n_ids, &err), BZ_OK);
+    assert_int_equal(n_ids, 9);
+    free(ids);
+
+    merge_one(a, ma);
+    merge_one(b, mb);
+    unsigned char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0, rx = 0, ry = 0;
+    assert_int_equal(bz_out_dump_table(ma, text_desc.path, &x, &nx, &rx, &err), BZ_OK);
+    assert_int_equal(bz_out_dump_table(mb, text_desc.path, &y, &ny, &ry, &err), BZ_OK);
+    assert_int_equal(rx, ry);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    free(x);
+    free(y);
+    /* the same type in the results file: variable-length strings */
+    hid_t fa = H5Fopen(ma, H5F_ACC_RDONLY, H5P_DEFAULT),
+          fb = H5Fopen(mb, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t da = H5Dopen2(fa, text_desc.path, H5P_DEFAULT),
+          db = H5Dopen2(fb, text_desc.path, H5P_DEFAULT);
+    hid_t ta = H5Dget_type(da), tb = H5Dget_type(db);
+    assert_true(H5Tequal(ta, tb) > 0);
+    H5Tclose(ta);
+    H5Tclose(tb);
+    H5Dclose(da);
+    H5Dclose(db);
+    H5Fclose(fa);
+    H5Fclose(fb);
+    remove_shard(a);
+    remove_shard(b);
+    unlink(ma);
+    unlink(mb);
+}
+
+/* A flipped bit in a store's chunk: the shard's committed games no longer
+ * read back (the caller replays them), and the merge refuses the shard. */
+static void corrupt_text_store_should_fail_the_shard(void **state)
+{
+    (void)state;
+    char a[512], ma[512];
+    tmp_path(a, sizeof a, "text_corrupt.h5");
+    tmp_path(ma, sizeof ma, "text_corrupt_merged.h5");
+    write_text_games(a, 1);
+    hid_t file = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t store = H5Dopen2(file, "/.shard_text/fake/texts/text", H5P_DEFAULT);
+    hid_t space = H5Dget_space(store);
+    hsize_t coff[1], csize = 0;
+    unsigned fmask = 0;
+    haddr_t addr = 0;
+    assert_true(H5Dget_chunk_info(store, space, 0, coff, &fmask, &addr, &csize) >= 0);
+    H5Sclose(space);
+    H5Dclose(store);
+    H5Fclose(file);
+    FILE *f = fopen(a, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)addr + 10, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, (long)addr + 10, SEEK_SET), 0);
+    fputc(c ^ 0x01, f);
+    fclose(f);
+    struct bz_err err = {0};
+    int64_t *ids = NULL;
+    size_t n_ids = 0;
+    assert_int_equal(bz_shard_committed(a, &ids, &n_ids, &err), BZ_EIO);
+    free(ids);
+    struct bz_provenance prov = {.spec_json = "{}", .version = "0.1.0", .ranks = 1, .n_games = 9};
+    const char *list[] = {a};
+    assert_int_not_equal(bz_merge(list, 1, ma, &prov, &err), BZ_OK);
+    remove_shard(a);
+    unlink(ma);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(fletcher_should_equal_hdf5s_on_every_length),
         cmocka_unit_test(direct_chunks_should_be_what_hdf5_stores),
         cmocka_unit_test(sync_points_should_not_change_the_rows),
+        cmocka_unit_test(text_store_should_merge_like_vlen_strings),
+        cmocka_unit_test(corrupt_text_store_should_fail_the_shard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
