@@ -1343,6 +1343,7 @@ herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *
     struct text_cols tc = {0};
     hid_t ftype = H5Dget_type(dset), rtype = H5I_INVALID_HID, reftype = H5I_INVALID_HID;
     hid_t one = H5I_INVALID_HID, bspace = H5I_INVALID_HID, bmem = H5I_INVALID_HID;
+    hid_t own_space = H5I_INVALID_HID;
     unsigned char *refs = NULL, *bytes[MAX_TEXT_COLS] = {0};
     herr_t rc = -1;
     if (ftype < 0 || find_text_cols(dset, ftype, &tc) < 0)
@@ -1380,6 +1381,10 @@ herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *
         if (ok < 0)
             goto out;
     }
+    /* H5S_ALL as memory space: the file's selection (or the whole table) */
+    if (mspace == H5S_ALL &&
+        (mspace = own_space = fspace == H5S_ALL ? H5Dget_space(dset) : H5Scopy(fspace)) < 0)
+        goto out;
     hssize_t ext = H5Sget_simple_extent_npoints(mspace);
     if (found != tc.n || ext < 0 || !(refs = calloc(ext ? (size_t)ext : 1, c.ref_size)) ||
         H5Dread(dset, rtype, mspace, fspace, H5P_DEFAULT, buf) < 0 ||
@@ -1420,6 +1425,7 @@ out:
     free(refs);
     bz_out_h5_close(bmem);
     bz_out_h5_close(bspace);
+    bz_out_h5_close(own_space);
     bz_out_h5_close(one);
     bz_out_h5_close(reftype);
     bz_out_h5_close(rtype);
