@@ -1322,7 +1322,12 @@ static herr_t text_cb(void *elem, hid_t type, unsigned ndim, const hsize_t *poin
         struct text_ref r;
         memcpy(&r, ref + k * sizeof r, sizeof r);
         char *str = NULL;
-        if (c->pass == 0) {
+        /* a crafted reference must not reach past the bytes read */
+        int bad = r.length > UINT64_MAX - r.offset ||
+                  (c->pass == 1 && (r.offset < c->lo[k] || r.offset + r.length > c->hi[k]));
+        if (bad) {
+            c->failed = 1;
+        } else if (c->pass == 0) {
             if (r.offset < c->lo[k])
                 c->lo[k] = r.offset;
             if (r.offset + r.length > c->hi[k])
@@ -1395,7 +1400,7 @@ herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *
         c.lo[k] = UINT64_MAX;
         c.hi[k] = 0;
     }
-    if (H5Diterate(refs, reftype, mspace, text_cb, &c) < 0)
+    if (H5Diterate(refs, reftype, mspace, text_cb, &c) < 0 || c.failed)
         goto out;
     for (size_t k = 0; k < tc.n; k++) { /* each store's bytes of the rows read */
         if (c.hi[k] <= c.lo[k]) {
@@ -1403,9 +1408,12 @@ herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *
             c.bytes[k] = (const unsigned char *)"";
             continue;
         }
-        hsize_t start = c.lo[k], count = c.hi[k] - c.lo[k];
-        if (count > (hsize_t)1 << 32 || !(bytes[k] = malloc((size_t)count)) ||
-            (bspace = H5Dget_space(c.tc->store[k])) < 0 ||
+        hsize_t start = c.lo[k], count = c.hi[k] - c.lo[k], size = 0;
+        /* within the store, and at most 1 GiB for one read (a crafted
+         * file may claim anything) */
+        if ((bspace = H5Dget_space(c.tc->store[k])) < 0 ||
+            H5Sget_simple_extent_dims(bspace, &size, NULL) != 1 || c.hi[k] > size ||
+            count > (hsize_t)1 << 30 || !(bytes[k] = malloc((size_t)count)) ||
             H5Sselect_hyperslab(bspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
             (bmem = H5Screate_simple(1, &count, NULL)) < 0 ||
             H5Dread(tc.store[k], H5T_NATIVE_UCHAR, bmem, bspace, H5P_DEFAULT, bytes[k]) < 0)

@@ -592,6 +592,50 @@ static void corrupt_text_store_should_fail_the_shard(void **state)
     unlink(ma);
 }
 
+/* A crafted text reference (past the store, or wrapping around) in a row
+ * whose chunk checksum is right: the merge and the committed check refuse
+ * the shard; nothing is read outside the bytes read. */
+static void crafted_text_reference_should_be_refused(void **state)
+{
+    (void)state;
+    static const uint64_t offsets[] = {UINT64_MAX - 3, (uint64_t)1 << 40};
+    for (size_t v = 0; v < 2; v++) {
+        char a[512], ma[512];
+        tmp_path(a, sizeof a, "text_crafted.h5");
+        tmp_path(ma, sizeof ma, "text_crafted_merged.h5");
+        write_text_games(a, 1);
+        hid_t file = H5Fopen(a, H5F_ACC_RDWR, H5P_DEFAULT);
+        hid_t dset = H5Dopen2(file, text_desc.path, H5P_DEFAULT);
+        struct {
+            uint64_t offset;
+            uint32_t length;
+        } ref = {offsets[v], 10};
+        hid_t one = H5Tcreate(H5T_COMPOUND, sizeof ref);
+        H5Tinsert(one, "offset", 0, H5T_NATIVE_UINT64);
+        H5Tinsert(one, "length", 8, H5T_NATIVE_UINT32);
+        hid_t mt = H5Tcreate(H5T_COMPOUND, sizeof ref);
+        H5Tinsert(mt, "text", 0, one);
+        hid_t fspace = H5Dget_space(dset);
+        hsize_t at = 5, count = 1;
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &at, NULL, &count, NULL);
+        hid_t mspace = H5Screate_simple(1, &count, NULL);
+        assert_true(H5Dwrite(dset, mt, mspace, fspace, H5P_DEFAULT, &ref) >= 0);
+        H5Sclose(mspace);
+        H5Sclose(fspace);
+        H5Tclose(mt);
+        H5Tclose(one);
+        H5Dclose(dset);
+        H5Fclose(file);
+        struct bz_err err = {0};
+        struct bz_provenance prov = {
+            .spec_json = "{}", .version = "0.1.0", .ranks = 1, .n_games = 9};
+        const char *list[] = {a};
+        assert_int_not_equal(bz_merge(list, 1, ma, &prov, &err), BZ_OK);
+        remove_shard(a);
+        unlink(ma);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +644,7 @@ int main(void)
         cmocka_unit_test(sync_points_should_not_change_the_rows),
         cmocka_unit_test(text_store_should_merge_like_vlen_strings),
         cmocka_unit_test(corrupt_text_store_should_fail_the_shard),
+        cmocka_unit_test(crafted_text_reference_should_be_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
