@@ -636,6 +636,55 @@ static void crafted_text_reference_should_be_refused(void **state)
     }
 }
 
+/* /messages (the free text heuristic games write every turn) is such a
+ * table: in a shard its rows have no variable-length member. */
+static void messages_should_keep_their_text_in_the_store(void **state)
+{
+    (void)state;
+    char a[512];
+    tmp_path(a, sizeof a, "messages.h5");
+    struct bz_err err = {0};
+    struct bz_shard *s = NULL;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    assert_int_equal(bz_shard_create(a, &s, &err), BZ_OK);
+    struct bz_messages_row *m = bz_records_add(&rec, &bz_messages_table);
+    assert_non_null(m);
+    *m = (struct bz_messages_row){.game_id = 0,
+                                  .phase = "talk",
+                                  .visibility = "public",
+                                  .text = "I am badly short this hour; sellers, name your price."};
+    struct bz_games_row *g = bz_records_add(&rec, &bz_games_table);
+    assert_non_null(g);
+    g->game_id = 0;
+    g->game = "fake";
+    g->status = "ok";
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_OK);
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    bz_records_cleanup(&rec);
+    hid_t file = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t dset = H5Dopen2(file, "/messages", H5P_DEFAULT);
+    hid_t ftype = H5Dget_type(dset);
+    int nm = H5Tget_nmembers(ftype);
+    for (int i = 0; i < nm; i++) {
+        hid_t mt = H5Tget_member_type(ftype, (unsigned)i);
+        assert_true(H5Tget_class(mt) != H5T_VLEN);
+        if (H5Tget_class(mt) == H5T_STRING)
+            assert_int_equal(H5Tis_variable_str(mt), 0);
+        H5Tclose(mt);
+    }
+    H5Tclose(ftype);
+    H5Dclose(dset);
+    hid_t store = H5Dopen2(file, "/.shard_text/messages/text", H5P_DEFAULT);
+    assert_true(store >= 0);
+    char text[64] = {0};
+    assert_true(H5Dread(store, H5T_NATIVE_UCHAR, H5S_ALL, H5S_ALL, H5P_DEFAULT, text) >= 0);
+    assert_string_equal(text, "I am badly short this hour; sellers, name your price.");
+    H5Dclose(store);
+    H5Fclose(file);
+    remove_shard(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -645,6 +694,7 @@ int main(void)
         cmocka_unit_test(text_store_should_merge_like_vlen_strings),
         cmocka_unit_test(corrupt_text_store_should_fail_the_shard),
         cmocka_unit_test(crafted_text_reference_should_be_refused),
+        cmocka_unit_test(messages_should_keep_their_text_in_the_store),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
