@@ -3,8 +3,11 @@
  * HDF5 shard included (as the runner writes them: rows put to the shard
  * between turns once they pass BZ_MATCH_FLUSH_BYTES, group commit).
  *     bench_electricity [SCALE]          rates, then records vs no records
- *     bench_electricity SCALE records    only the records ratio, REPS times
- *                                        alternated, medians
+ *     bench_electricity SCALE records [REPS [CASE]]
+ *                                        only the records ratio, REPS times
+ *                                        alternated, medians; CASE 0-3: only
+ *                                        that game (electricity 10, 1000,
+ *                                        beast, item_allocation)
  *     bench_electricity 1 memory         peak memory of one N = 10^5 game,
  *                                        24 vs 96 turns, records on
  * Prints rates and ratios; never asserts a time. */
@@ -145,7 +148,7 @@ static int cmp_double(const void *a, const void *b)
  * and item_allocation (N = 4), both talking; reps alternated runs, medians
  * of the CPU time per agent-turn (per game for the other two) and their
  * ratio. */
-static int records_ratio(int scale, int reps)
+static int records_ratio(int scale, int reps, int only)
 {
     static const struct {
         const char *name, *spec;
@@ -170,6 +173,8 @@ static int records_ratio(int scale, int reps)
     if (reps < 1)
         reps = 1;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        if (only >= 0 && (size_t)only != k)
+            continue;
         int n = cases[k].n, games = cases[k].games * scale;
         double on[64], off[64];
         other_spec = cases[k].spec;
@@ -230,7 +235,7 @@ int main(int argc, char **argv)
         scale = 1;
     int rc = 0;
     if (argc > 2 && strcmp(argv[2], "records") == 0)
-        return records_ratio(scale, argc > 3 ? atoi(argv[3]) : 5);
+        return records_ratio(scale, argc > 3 ? atoi(argv[3]) : 5, argc > 4 ? atoi(argv[4]) : -1);
     if (argc > 2 && strcmp(argv[2], "memory") == 0)
         return memory_one(24) | memory_one(96);
     rc |= bench(10, 24, 400 * scale, 1);
@@ -241,6 +246,6 @@ int main(int argc, char **argv)
      * stay about flat as N grows 100-fold */
     rc |= bench(10000, 24, 1, 0);
     rc |= bench(100000, 24, 1, 0);
-    rc |= records_ratio(scale, 3);
+    rc |= records_ratio(scale, 3, -1);
     return rc;
 }

@@ -107,7 +107,7 @@ static size_t raw_size(enum bz_col_type t)
     return 0;
 }
 
-int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc)
+static int layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc, int shard)
 {
     memset(l, 0, sizeof *l);
     if (!(l->cols = calloc(desc->n_cols ? desc->n_cols : 1, sizeof *l->cols)) ||
@@ -130,10 +130,14 @@ int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc
         }
         if (c->type == BZ_COL_STR) {
             o->kind = c->width ? BZ_OUT_FIXED_STR : BZ_OUT_VLEN_STR;
-            if (c->width)
+            if (c->width) {
                 o->size = c->width;
-            else
+            } else if (shard && c->shard_bytes) {
+                o->kind = BZ_OUT_TEXT_REF;
+                o->size = BZ_OUT_TEXT_REF_SIZE;
+            } else {
                 l->has_vlen = 1;
+            }
         }
         l->size += o->size;
         struct bz_out_layout_col *last = l->n_ops ? &l->ops[l->n_ops - 1] : NULL;
@@ -144,6 +148,16 @@ int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc
             l->ops[l->n_ops++] = *o;
     }
     return 0;
+}
+
+int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc)
+{
+    return layout_init(l, desc, 0);
+}
+
+int bz_out_layout_init_shard(struct bz_out_layout *l, const struct bz_table_desc *desc)
+{
+    return layout_init(l, desc, 1);
 }
 
 void bz_out_layout_free(struct bz_out_layout *l)
@@ -172,18 +186,31 @@ hid_t bz_out_h5_col_type(enum bz_col_type type, size_t width, hid_t *vstr, hid_t
     return H5I_INVALID_HID;
 }
 
-hid_t bz_out_h5_file_type(const struct bz_table_desc *desc)
+hid_t bz_out_h5_text_ref_type(void)
+{
+    hid_t t = H5Tcreate(H5T_COMPOUND, BZ_OUT_TEXT_REF_SIZE);
+    if (t >= 0 && (H5Tinsert(t, "offset", 0, H5T_NATIVE_UINT64) < 0 ||
+                   H5Tinsert(t, "length", 8, H5T_NATIVE_UINT32) < 0)) {
+        H5Tclose(t);
+        return H5I_INVALID_HID;
+    }
+    return t;
+}
+
+static hid_t row_type(const struct bz_table_desc *desc, int shard)
 {
     struct bz_out_layout l;
     hid_t t = H5I_INVALID_HID, vstr = H5I_INVALID_HID;
-    if (bz_out_layout_init(&l, desc) < 0)
+    if (layout_init(&l, desc, shard) < 0)
         return H5I_INVALID_HID;
     if ((t = H5Tcreate(H5T_COMPOUND, l.size ? l.size : 1)) < 0)
         goto fail;
     for (size_t i = 0; i < desc->n_cols; i++) {
         const struct bz_column *c = &desc->cols[i];
         hid_t fixed = H5I_INVALID_HID;
-        hid_t ct = bz_out_h5_col_type(c->type, c->width, &vstr, &fixed);
+        hid_t ct = l.cols[i].kind == BZ_OUT_TEXT_REF
+                       ? (fixed = bz_out_h5_text_ref_type())
+                       : bz_out_h5_col_type(c->type, c->width, &vstr, &fixed);
         herr_t ins = ct >= 0 ? H5Tinsert(t, c->name, l.cols[i].dst, ct) : -1;
         bz_out_h5_close(fixed);
         if (ins < 0)
@@ -197,6 +224,16 @@ fail:
     bz_out_h5_close(t);
     bz_out_layout_free(&l);
     return H5I_INVALID_HID;
+}
+
+hid_t bz_out_h5_file_type(const struct bz_table_desc *desc)
+{
+    return row_type(desc, 0);
+}
+
+hid_t bz_out_h5_shard_type(const struct bz_table_desc *desc)
+{
+    return row_type(desc, 1);
 }
 
 hid_t bz_out_h5_mem_type(const struct bz_table_desc *desc)
@@ -551,7 +588,9 @@ static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, voi
     }
     H5I_type_t kind = H5Iget_type(obj);
     H5Oclose(obj);
-    if (kind != H5I_DATASET)
+    /* a shard's text stores (out_h5.h) are part of their tables */
+    static const char store[] = BZ_OUT_SHARD_TEXT_GROUP "/";
+    if (kind != H5I_DATASET || strncmp(name, store + 1, sizeof store - 2) == 0)
         return 0;
     if (st->n == st->cap) {
         size_t cap = st->cap ? 2 * st->cap : 16;

@@ -48,7 +48,7 @@ struct bz_out_layout_col {
     int kind;    /* BZ_OUT_RAW, BZ_OUT_FIXED_STR or BZ_OUT_VLEN_STR */
     size_t col;  /* index of the (first) column in the descriptor */
 };
-enum { BZ_OUT_RAW, BZ_OUT_FIXED_STR, BZ_OUT_VLEN_STR };
+enum { BZ_OUT_RAW, BZ_OUT_FIXED_STR, BZ_OUT_VLEN_STR, BZ_OUT_TEXT_REF };
 struct bz_out_layout {
     size_t size; /* bytes of a file row */
     size_t n_cols;
@@ -62,6 +62,37 @@ struct bz_out_layout {
 /* Fill *l from desc (l->cols malloc'd: bz_out_layout_free). <0 on no memory
  * or a column kind it does not know. */
 int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc);
+
+/* ---- a shard's text store --------------------------------------------------
+ * In a shard, a TEXT column (bz_column.shard_bytes) holds a reference into
+ * a byte store of its own instead of a variable-length string: the member
+ * has the column's name and the type bz_out_h5_text_ref_type() (offset u64,
+ * then length u32, packed: BZ_OUT_TEXT_REF_SIZE bytes), and the bytes are in
+ * the 1-D u8 dataset BZ_OUT_SHARD_TEXT_GROUP + table path + "/" + column
+ * (e.g. /.shard_text/messages/text), written in row order. Readers of a
+ * shard go through bz_shard_table_type and bz_shard_read (out_shard.c),
+ * which give the table as if the column were a variable-length string, so
+ * the results file is the same as from a shard without a store.
+ * bz_out_h5_list_datasets never lists the store. */
+#define BZ_OUT_TEXT_REF_SIZE 12
+#define BZ_OUT_SHARD_TEXT_GROUP "/.shard_text"
+/* The layout of a shard's row: as bz_out_layout_init, TEXT columns as
+ * BZ_OUT_TEXT_REF of BZ_OUT_TEXT_REF_SIZE bytes (has_vlen counts only the
+ * other variable-length strings). */
+int bz_out_layout_init_shard(struct bz_out_layout *l, const struct bz_table_desc *desc);
+/* The text reference type (H5Tclose). */
+hid_t bz_out_h5_text_ref_type(void);
+/* The HDF5 type of a shard's row (bz_out_layout_init_shard). */
+hid_t bz_out_h5_shard_type(const struct bz_table_desc *desc);
+
+/* Readers of a shard's tables (implemented in out_shard.c): the table's
+ * type with every text reference shown as a variable-length string (the
+ * type the results file gets; for a table without a store, H5Dget_type),
+ * and H5Dread of such a type: for a table without a store exactly H5Dread,
+ * else its other members read by HDF5 and each text copied from the store
+ * into a malloc'd string (H5Dvlen_reclaim frees them, as HDF5's). */
+hid_t bz_shard_table_type(hid_t dset);
+herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *buf);
 void bz_out_layout_free(struct bz_out_layout *l);
 
 /* The HDF5 compound type of desc's file row (the layout above): the type

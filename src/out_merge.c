@@ -316,7 +316,7 @@ static int open_table(struct merge *m, size_t i, const char *path, hid_t *file, 
     *dset = *file = H5I_INVALID_HID;
     if ((rc = source_file(m, i, &f, err)))
         return rc;
-    if ((*dset = H5Dopen2(f, path, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(*dset)) < 0)
+    if ((*dset = H5Dopen2(f, path, H5P_DEFAULT)) < 0 || (ftype = bz_shard_table_type(*dset)) < 0)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", m->shards[i], path);
     rc = BZ_OK;
     if (*ref < 0) {
@@ -854,7 +854,7 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
                 hsize_t count = we - ws, zero = 0;
                 if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &ws, NULL, &count, NULL) < 0 ||
                     H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
-                    H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, win) < 0) {
+                    bz_shard_read(dset, mtype, mspace, fspace, win) < 0) {
                     rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s rows %llu..%llu",
                                         m->shards[i], path, (unsigned long long)ws,
                                         (unsigned long long)we);

@@ -71,7 +71,7 @@ static int read_all(hid_t file, const char *path, const char *table, hid_t mtype
         rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", path, table);
         goto out;
     }
-    if (*n && H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, *buf) < 0) {
+    if (*n && bz_shard_read(dset, mtype, H5S_ALL, H5S_ALL, *buf) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s", path, table);
         goto out;
     }
@@ -93,8 +93,8 @@ int bz_out_dump_table(const char *path, const char *table, unsigned char **bytes
     *len = *n_rows = 0;
     if ((rc = bz_out_h5_open_ro(path, &file, err)))
         return rc;
-    if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(dset)) < 0 ||
-        H5Tget_class(ftype) != H5T_COMPOUND ||
+    if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 ||
+        (ftype = bz_shard_table_type(dset)) < 0 || H5Tget_class(ftype) != H5T_COMPOUND ||
         (mtype = H5Tget_native_type(ftype, H5T_DIR_ASCEND)) < 0) {
         rc =
             bz_out_h5_fail(err, BZ_EIO, "%s: table %s: not a readable compound table", path, table);
@@ -191,8 +191,8 @@ static int read_desc_rows(hid_t file, const char *path, const struct bz_table_de
     size_t *off = NULL, *width = NULL, size = 0;
     hsize_t n = 0;
     int vlen = 0;
-    if ((dset = H5Dopen2(file, desc->path, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(dset)) < 0 ||
-        H5Tget_class(ftype) != H5T_COMPOUND) {
+    if ((dset = H5Dopen2(file, desc->path, H5P_DEFAULT)) < 0 ||
+        (ftype = bz_shard_table_type(dset)) < 0 || H5Tget_class(ftype) != H5T_COMPOUND) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: not a readable compound table", path,
                             desc->path);
         goto out;
@@ -435,8 +435,9 @@ int bz_out_describe_table(const char *path, const char *table, struct bz_out_col
     *n = 0;
     if ((rc = bz_out_h5_open_ro(path, &file, err)))
         return rc;
-    if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 || (ftype = H5Dget_type(dset)) < 0 ||
-        H5Tget_class(ftype) != H5T_COMPOUND || (nm = H5Tget_nmembers(ftype)) < 0) {
+    if ((dset = H5Dopen2(file, table, H5P_DEFAULT)) < 0 ||
+        (ftype = bz_shard_table_type(dset)) < 0 || H5Tget_class(ftype) != H5T_COMPOUND ||
+        (nm = H5Tget_nmembers(ftype)) < 0) {
         rc =
             bz_out_h5_fail(err, BZ_EIO, "%s: table %s: not a readable compound table", path, table);
         goto out;

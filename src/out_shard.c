@@ -27,8 +27,14 @@
  *   might expose are never taken for committed games.
  *
  * Speed: rows are copied into a per-table staging buffer in the file's own
- * row layout (out_h5.h: packed, fixed-width strings inline), so HDF5 writes
- * them with no type conversion, and a table is written once per
+ * row layout (out_h5.h: packed, fixed-width strings inline). A table
+ * without variable-length strings stages exactly one chunk: when it is full
+ * the writer appends its Fletcher32 (out_fletcher.c, bit for bit HDF5's
+ * filter) and stores it with H5Dwrite_chunk, so no row goes through HDF5's
+ * chunk cache, type conversion or filter pipeline; at a sync the partial
+ * last chunk is stored the same way (its unused rows hold the fill row) and
+ * is stored again, in place, when it has grown. A table with variable-length
+ * strings (their bytes go to HDF5's heap) is written with H5Dwrite once per
  * STAGE_BYTES of rows or per sync, not once per game: the per-write costs
  * (conversion path lookup, hyperslab, extent) are paid per batch. Staged
  * rows reach the file before the flush that commits them. A long game's
@@ -44,6 +50,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "out_fletcher.h"
 #include "out_h5.h"
 #include "out_h5_fail.h"
 #include "out_internal.h"
@@ -62,6 +69,8 @@ int bz_out_shard_deflate_level = 0;
 #define STAGE_BYTES (512 * 1024)
 /* A long game's rows are flushed (not committed) every so many bytes. */
 #define FLUSH_BYTES ((size_t)32 << 20)
+/* Bytes per chunk of a text store. */
+#define STORE_CHUNK_BYTES ((size_t)64 * 1024)
 
 /* Copies of the variable-length strings of staged rows. */
 struct str_block {
@@ -79,6 +88,19 @@ struct out_table {
     unsigned char *stage; /* staged rows, file layout */
     size_t n_stage, cap_stage, max_stage;
     struct str_block *strings; /* vlen copies of the staged rows */
+    /* direct: no variable-length column, so the stage is the chunk that
+     * starts at row chunk_base (chunk_rows rows and room for the checksum),
+     * stored with H5Dwrite_chunk */
+    int direct;
+    hsize_t chunk_base;
+    size_t chunk_rows;
+    size_t fill_from;    /* stage rows from here on hold the fill row */
+    size_t stored_stage; /* n_stage when the stage was last stored */
+    unsigned char *fill; /* one fill row, file layout */
+    /* per column: the index in bz_shard.tables of its text store (a TEXT
+     * column, see out_h5.h), else SIZE_MAX; NULL when the table has none */
+    size_t *col_store;
+    struct bz_table_desc *own_desc; /* a text store's desc (desc points here) */
 };
 
 struct bz_shard {
@@ -110,6 +132,8 @@ static int same_schema(const struct bz_table_desc *a, const struct bz_table_desc
         return 0;
     for (size_t i = 0; i < a->n_cols; i++)
         if (a->cols[i].type != b->cols[i].type || a->cols[i].offset != b->cols[i].offset ||
+            a->cols[i].width != b->cols[i].width ||
+            a->cols[i].shard_bytes != b->cols[i].shard_bytes ||
             strcmp(a->cols[i].name, b->cols[i].name) != 0)
             return 0;
     return 1;
@@ -282,13 +306,86 @@ out:
     return rc;
 }
 
+/* Room for one more table in s->tables (pointers into it move). */
+static int grow_tables(struct bz_shard *s, const char *path, struct bz_err *err)
+{
+    if (s->n_tables < s->cap_tables)
+        return BZ_OK;
+    size_t cap = s->cap_tables ? 2 * s->cap_tables : 8;
+    struct out_table *p = realloc(s->tables, cap * sizeof *p);
+    if (!p)
+        return bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, path);
+    s->tables = p;
+    s->cap_tables = cap;
+    return BZ_OK;
+}
+
+static const struct bz_column store_col = {"byte", BZ_COL_U8, 0, "", "", 0, 0};
+
+/* The text store of column col of desc (out_h5.h): a 1-D u8 dataset stored
+ * in whole chunks like a table without strings; *idx: its index in
+ * s->tables. */
+static int create_store(struct bz_shard *s, const struct bz_table_desc *desc,
+                        const struct bz_column *col, size_t *idx, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t ftype = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    size_t len = strlen(BZ_OUT_SHARD_TEXT_GROUP) + strlen(desc->path) + strlen(col->name) + 2;
+    struct bz_table_desc *d = calloc(1, sizeof *d + len);
+    unsigned char *fill = calloc(1, 1), *stage = malloc(STORE_CHUNK_BYTES + 4);
+    if (!d || !fill || !stage) {
+        rc =
+            bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for its text", s->path, desc->path);
+        goto out;
+    }
+    char *path = (char *)(d + 1);
+    snprintf(path, len, "%s%s/%s", BZ_OUT_SHARD_TEXT_GROUP, desc->path, col->name);
+    d->path = path;
+    d->row_size = 1;
+    d->n_cols = 1;
+    d->cols = &store_col;
+    hsize_t chunk = STORE_CHUNK_BYTES;
+    if ((ftype = H5Tcopy(H5T_NATIVE_UINT8)) < 0 ||
+        (dset = bz_out_h5_create_table(s->file, path, ftype, 0, chunk, 0, ftype, fill)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create the text store %s", s->path, path);
+        goto out;
+    }
+    if ((rc = grow_tables(s, path, err)))
+        goto out;
+    struct out_table *t = &s->tables[s->n_tables];
+    memset(t, 0, sizeof *t);
+    if (bz_out_layout_init(&t->lay, d) < 0) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for %s", s->path, path);
+        goto out;
+    }
+    t->desc = t->own_desc = d;
+    t->dset = dset;
+    t->file_type = ftype;
+    t->direct = 1;
+    t->chunk_rows = t->max_stage = t->cap_stage = t->fill_from = STORE_CHUNK_BYTES;
+    t->stage = stage;
+    t->fill = fill;
+    *idx = s->n_tables++;
+    d = NULL;
+    fill = stage = NULL;
+    dset = ftype = H5I_INVALID_HID;
+out:
+    free(d);
+    free(fill);
+    free(stage);
+    bz_out_h5_close(dset);
+    bz_out_h5_close(ftype);
+    return rc;
+}
+
 /* The open dataset for rb's table, created on first use. */
 static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struct out_table **out,
                      struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t ftype = H5I_INVALID_HID, dset = H5I_INVALID_HID;
-    unsigned char *fill = NULL;
+    unsigned char *fill = NULL, *stage = NULL;
+    size_t *col_store = NULL;
     struct bz_out_layout lay = {0};
     for (size_t i = 0; i < s->n_tables; i++) {
         struct out_table *t = &s->tables[i];
@@ -301,18 +398,12 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
             return BZ_OK;
         }
     }
-    if (s->n_tables == s->cap_tables) {
-        size_t cap = s->cap_tables ? 2 * s->cap_tables : 8;
-        struct out_table *p = realloc(s->tables, cap * sizeof *p);
-        if (!p)
-            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, desc->path);
-        s->tables = p;
-        s->cap_tables = cap;
-    }
-    if (bz_out_layout_init(&lay, desc) < 0)
+    /* text stores only where chunks are stored whole (not compressed) */
+    int shard_form = bz_out_shard_deflate_level == 0;
+    if ((shard_form ? bz_out_layout_init_shard(&lay, desc) : bz_out_layout_init(&lay, desc)) < 0)
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for its layout", s->path,
                           desc->path);
-    if ((ftype = bz_out_h5_file_type(desc)) < 0) {
+    if ((ftype = shard_form ? bz_out_h5_shard_type(desc) : bz_out_h5_file_type(desc)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its row type", s->path,
                             desc->path);
         goto out;
@@ -335,18 +426,52 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
                             desc->path);
         goto out;
     }
+    int direct = !lay.has_vlen && bz_out_shard_deflate_level == 0;
+    if (direct && !(stage = malloc((size_t)chunk * lay.size + 4))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, desc->path);
+        goto out;
+    }
+    for (size_t i = 0; i < lay.n_cols; i++) {
+        if (lay.cols[i].kind != BZ_OUT_TEXT_REF)
+            continue;
+        if (!col_store) {
+            if (!(col_store = malloc(lay.n_cols * sizeof *col_store))) {
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, desc->path);
+                goto out;
+            }
+            for (size_t k = 0; k < lay.n_cols; k++)
+                col_store[k] = SIZE_MAX;
+        }
+        if ((rc = create_store(s, desc, &desc->cols[i], &col_store[i], err)))
+            goto out;
+    }
+    if ((rc = grow_tables(s, desc->path, err)))
+        goto out;
     struct out_table *t = &s->tables[s->n_tables++];
     memset(t, 0, sizeof *t);
+    t->max_stage = STAGE_BYTES / lay.size ? STAGE_BYTES / lay.size : 1;
+    if (direct) {
+        t->direct = 1;
+        t->chunk_rows = (size_t)chunk;
+        t->max_stage = t->cap_stage = t->fill_from = (size_t)chunk;
+        t->stage = stage;
+        stage = NULL;
+    }
     t->desc = desc;
     t->dset = dset;
     t->file_type = ftype;
     t->lay = lay;
-    t->max_stage = STAGE_BYTES / lay.size ? STAGE_BYTES / lay.size : 1;
+    t->fill = fill;
+    t->col_store = col_store;
     *out = t;
+    fill = NULL;
+    col_store = NULL;
     dset = ftype = H5I_INVALID_HID;
     memset(&lay, 0, sizeof lay); /* moved into t */
 out:
     free(fill);
+    free(stage);
+    free(col_store);
     bz_out_layout_free(&lay);
     bz_out_h5_close(dset);
     bz_out_h5_close(ftype);
@@ -382,11 +507,46 @@ static const char *stage_str(struct out_table *t, const char *p, size_t n)
     return dst;
 }
 
+/* Store a direct table's stage as the chunk at chunk_base: rows past
+ * n_stage set to the fill row, the dataset grown to cover the staged rows,
+ * the checksum after the rows (the stored bytes are what HDF5's Fletcher32
+ * filter would have stored). A full chunk moves the stage to the next. */
+static int store_chunk(struct bz_shard *s, struct out_table *t, struct bz_err *err)
+{
+    size_t row = t->lay.size, bytes = t->chunk_rows * row;
+    hsize_t total = t->chunk_base + t->n_stage;
+    if (t->n_stage == t->stored_stage)
+        return BZ_OK;
+    for (size_t r = t->n_stage; r < t->fill_from; r++)
+        memcpy(t->stage + r * row, t->fill, row);
+    if (t->fill_from > t->n_stage)
+        t->fill_from = t->n_stage;
+    if (total > t->n_rows) {
+        if (H5Dset_extent(t->dset, &total) < 0)
+            return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot grow to %llu rows", s->path,
+                                  t->desc->path, (unsigned long long)total);
+        t->n_rows = total;
+    }
+    bz_out_fletcher32_put(t->stage + bytes, bz_out_fletcher32(t->stage, bytes));
+    if (H5Dwrite_chunk(t->dset, H5P_DEFAULT, 0, &t->chunk_base, bytes + 4, t->stage) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot store the chunk at row %llu",
+                              s->path, t->desc->path, (unsigned long long)t->chunk_base);
+    t->stored_stage = t->n_stage;
+    if (t->n_stage == t->chunk_rows) {
+        t->chunk_base += t->chunk_rows;
+        t->n_stage = t->stored_stage = 0;
+        t->fill_from = t->chunk_rows; /* the stage holds the old chunk's rows */
+    }
+    return BZ_OK;
+}
+
 /* Write t's staged rows at the end of its dataset (no flush). */
 static int write_stage(struct bz_shard *s, struct out_table *t, struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    if (t->direct)
+        return store_chunk(s, t, err);
     if (!t->n_stage)
         return BZ_OK;
     hsize_t start = t->n_rows, count = t->n_stage, total = t->n_rows + t->n_stage;
@@ -426,9 +586,30 @@ static int write_stages(struct bz_shard *s, struct bz_err *err)
     return BZ_OK;
 }
 
+/* Append n bytes at p to the text store st; *offset: where they start. */
+static int store_text(struct bz_shard *s, struct out_table *st, const char *p, size_t n,
+                      uint64_t *offset, struct bz_err *err)
+{
+    int rc;
+    *offset = st->chunk_base + st->n_stage;
+    while (n) {
+        if (st->n_stage == st->chunk_rows && (rc = store_chunk(s, st, err)))
+            return rc;
+        size_t k = st->chunk_rows - st->n_stage < n ? st->chunk_rows - st->n_stage : n;
+        memcpy(st->stage + st->n_stage, p, k);
+        st->n_stage += k;
+        if (st->n_stage > st->fill_from)
+            st->fill_from = st->n_stage;
+        s->unflushed += k;
+        p += k;
+        n -= k;
+    }
+    return BZ_OK;
+}
+
 /* Copy row src (C row struct) into dst (file layout). */
-static int pack_row(const struct out_table *t, struct out_table *strs, const unsigned char *src,
-                    unsigned char *dst, struct bz_err *err)
+static int pack_row(struct bz_shard *s, const struct out_table *t, struct out_table *strs,
+                    const unsigned char *src, unsigned char *dst, struct bz_err *err)
 {
     const struct bz_out_layout *l = &t->lay;
     for (size_t k = 0; k < l->n_ops; k++) {
@@ -447,6 +628,19 @@ static int pack_row(const struct out_table *t, struct out_table *strs, const uns
                 return bz_records_check_width(t->desc, &t->desc->cols[o->col], p, err);
             memcpy(dst + o->dst, p, n);
             memset(dst + o->dst + n, 0, o->size - n);
+        } else if (o->kind == BZ_OUT_TEXT_REF) {
+            size_t n = strlen(p);
+            uint64_t off;
+            if (n > UINT32_MAX)
+                return bz_err_set(err, BZ_EINVAL,
+                                  "table %s column %s: a text of %zu bytes (at most %u)",
+                                  t->desc->path, t->desc->cols[o->col].name, n, UINT32_MAX);
+            int rc = store_text(s, &s->tables[t->col_store[o->col]], p, n, &off, err);
+            if (rc)
+                return rc;
+            uint32_t len = (uint32_t)n;
+            memcpy(dst + o->dst, &off, sizeof off);
+            memcpy(dst + o->dst + sizeof off, &len, sizeof len);
         } else {
             const char *copy = stage_str(strs, p, strlen(p));
             if (!copy)
@@ -478,10 +672,12 @@ static int stage_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_
             t->stage = p;
             t->cap_stage = cap;
         }
-        if ((rc = pack_row(t, t, rb->data + r * rb->desc->row_size,
+        if ((rc = pack_row(s, t, t, rb->data + r * rb->desc->row_size,
                            t->stage + t->n_stage * t->lay.size, err)))
             return rc;
         t->n_stage++;
+        if (t->n_stage > t->fill_from)
+            t->fill_from = t->n_stage;
         s->unflushed += t->lay.size;
     }
     return BZ_OK;
@@ -726,6 +922,9 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
         H5Tclose(t->file_type);
         bz_out_layout_free(&t->lay);
         free(t->stage);
+        free(t->fill);
+        free(t->col_store);
+        free(t->own_desc);
         free_str_blocks(t->strings);
     }
     int rc_close = bz_out_h5_close_file(&s->file, s->path, rc ? NULL : err);
@@ -853,6 +1052,8 @@ static hsize_t committed_prefix(const int64_t *row_ids, size_t n_rows, const int
  * replays the shard's games elsewhere. Rows past the last commit are never
  * read but for their game_id. */
 static int committed(const char *path, int check, int64_t **ids, size_t *n, struct bz_err *err);
+static int check_texts(hid_t dset, hsize_t n_rows, const char *path, const char *table,
+                       struct bz_err *err);
 
 int bz_shard_recorded_nothing(const char *path, int *nothing, struct bz_err *err)
 {
@@ -929,7 +1130,8 @@ static int committed(const char *path, int check, int64_t **ids, size_t *n, stru
         hsize_t prefix = committed_prefix(row_ids, n_rows, *ids, *n);
         free(row_ids);
         row_ids = NULL;
-        if ((rc = bz_out_h5_check_readable(dset, prefix, path, tables[t], err)))
+        if ((rc = bz_out_h5_check_readable(dset, prefix, path, tables[t], err)) ||
+            (rc = check_texts(dset, prefix, path, tables[t], err)))
             goto out;
         H5Dclose(dset);
         dset = H5I_INVALID_HID;
@@ -950,5 +1152,345 @@ out:
         *ids = NULL;
         *n = 0;
     }
+    return rc;
+}
+
+/* ---- reading a shard's text stores (out_h5.h) ----------------------------- */
+
+#define MAX_TEXT_COLS 8
+
+/* The members of dset's row type that are text references with a store. */
+struct text_cols {
+    size_t n;
+    unsigned member[MAX_TEXT_COLS];
+    char *name[MAX_TEXT_COLS];
+    hid_t store[MAX_TEXT_COLS];
+};
+
+static void text_cols_free(struct text_cols *tc)
+{
+    for (size_t k = 0; k < tc->n; k++) {
+        H5free_memory(tc->name[k]);
+        bz_out_h5_close(tc->store[k]);
+    }
+    tc->n = 0;
+}
+
+/* Whether path exists in file: every component checked in turn
+ * (H5Lexists fails on a missing intermediate group). <0 on an error. */
+static htri_t path_exists(hid_t file, const char *path)
+{
+    char buf[1600];
+    size_t len = strlen(path);
+    if (len >= sizeof buf)
+        return -1;
+    memcpy(buf, path, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (buf[i] != '/' && buf[i] != '\0')
+            continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        htri_t e = H5Lexists(file, buf, H5P_DEFAULT);
+        buf[i] = c;
+        if (e <= 0)
+            return e;
+    }
+    return 1;
+}
+
+/* <0 on an HDF5 error; tc->n 0 when dset has no text store. */
+static int find_text_cols(hid_t dset, hid_t ftype, struct text_cols *tc)
+{
+    int rc = 0;
+    tc->n = 0;
+    if (H5Tget_class(ftype) != H5T_COMPOUND)
+        return 0;
+    hid_t file = H5Iget_file_id(dset);
+    if (file < 0)
+        return -1;
+    htri_t has = path_exists(file, BZ_OUT_SHARD_TEXT_GROUP);
+    char dname[1024], path[1600];
+    ssize_t dl = has > 0 ? H5Iget_name(dset, dname, sizeof dname) : 0;
+    int nm = has > 0 ? H5Tget_nmembers(ftype) : 0;
+    if (has < 0 || dl < 0 || (size_t)dl >= sizeof dname || nm < 0) {
+        rc = -1;
+        goto out;
+    }
+    snprintf(path, sizeof path, "%s%s", BZ_OUT_SHARD_TEXT_GROUP, dname);
+    if (has > 0 && (has = path_exists(file, path)) < 0)
+        rc = -1;
+    for (int i = 0; has > 0 && i < nm && !rc; i++) {
+        if (H5Tget_member_class(ftype, (unsigned)i) != H5T_COMPOUND)
+            continue;
+        char *name = H5Tget_member_name(ftype, (unsigned)i);
+        if (!name) {
+            rc = -1;
+            break;
+        }
+        snprintf(path, sizeof path, "%s%s/%s", BZ_OUT_SHARD_TEXT_GROUP, dname, name);
+        htri_t e = path_exists(file, path);
+        if (e <= 0 || tc->n == MAX_TEXT_COLS) {
+            H5free_memory(name);
+            rc = e < 0 || e > 0 ? -1 : 0;
+            continue;
+        }
+        tc->member[tc->n] = (unsigned)i;
+        tc->name[tc->n] = name;
+        tc->store[tc->n] = H5Dopen2(file, path, H5P_DEFAULT);
+        if (tc->store[tc->n++] < 0)
+            rc = -1;
+    }
+out:
+    H5Fclose(file);
+    if (rc)
+        text_cols_free(tc);
+    return rc;
+}
+
+hid_t bz_shard_table_type(hid_t dset)
+{
+    struct text_cols tc;
+    hid_t ftype = H5Dget_type(dset), t = H5I_INVALID_HID, vstr = H5I_INVALID_HID;
+    if (ftype < 0 || find_text_cols(dset, ftype, &tc) < 0) {
+        bz_out_h5_close(ftype);
+        return H5I_INVALID_HID;
+    }
+    if (!tc.n)
+        return ftype;
+    /* the members in order, packed (as bz_out_h5_file_type), each text
+     * reference as a variable-length string */
+    int nm = H5Tget_nmembers(ftype);
+    size_t size = 0, k = 0;
+    if ((vstr = bz_out_h5_str_type()) < 0 || nm < 0)
+        goto fail;
+    for (int pass = 0; pass < 2; pass++) {
+        size_t off = 0;
+        k = 0;
+        for (int i = 0; i < nm; i++) {
+            int text = k < tc.n && tc.member[k] == (unsigned)i;
+            hid_t mt = text ? H5Tcopy(vstr) : H5Tget_member_type(ftype, (unsigned)i);
+            char *name = pass ? H5Tget_member_name(ftype, (unsigned)i) : NULL;
+            herr_t ins = mt < 0 || (pass && (!name || H5Tinsert(t, name, off, mt) < 0)) ? -1 : 0;
+            off += mt >= 0 ? H5Tget_size(mt) : 0;
+            k += (size_t)text;
+            H5free_memory(name);
+            bz_out_h5_close(mt);
+            if (ins < 0)
+                goto fail;
+        }
+        if (!pass && (t = H5Tcreate(H5T_COMPOUND, (size = off))) < 0)
+            goto fail;
+    }
+    text_cols_free(&tc);
+    H5Tclose(vstr);
+    H5Tclose(ftype);
+    return t;
+fail:
+    text_cols_free(&tc);
+    bz_out_h5_close(t);
+    bz_out_h5_close(vstr);
+    bz_out_h5_close(ftype);
+    return H5I_INVALID_HID;
+}
+
+/* A text reference in memory (bz_out_h5_text_ref_type's members). */
+struct text_ref {
+    uint64_t offset;
+    uint32_t length;
+};
+
+struct read_ctx {
+    const struct text_cols *tc;
+    const unsigned char *refs;
+    size_t ref_size, msize;
+    size_t text_off[MAX_TEXT_COLS]; /* the strings' offsets in a buf row */
+    uint64_t lo[MAX_TEXT_COLS], hi[MAX_TEXT_COLS];
+    const unsigned char *bytes[MAX_TEXT_COLS];
+    unsigned char *buf;
+    int pass, failed;
+};
+
+static herr_t text_cb(void *elem, hid_t type, unsigned ndim, const hsize_t *point, void *data)
+{
+    struct read_ctx *c = data;
+    (void)elem;
+    (void)type;
+    (void)ndim;
+    const unsigned char *ref = c->refs + (size_t)point[0] * c->ref_size;
+    unsigned char *row = c->buf + (size_t)point[0] * c->msize;
+    for (size_t k = 0; k < c->tc->n; k++) {
+        struct text_ref r;
+        memcpy(&r, ref + k * sizeof r, sizeof r);
+        char *str = NULL;
+        /* a crafted reference must not reach past the bytes read */
+        int bad = r.length > UINT64_MAX - r.offset ||
+                  (c->pass == 1 && (r.offset < c->lo[k] || r.offset + r.length > c->hi[k]));
+        if (bad) {
+            c->failed = 1;
+        } else if (c->pass == 0) {
+            if (r.offset < c->lo[k])
+                c->lo[k] = r.offset;
+            if (r.offset + r.length > c->hi[k])
+                c->hi[k] = r.offset + r.length;
+        } else if (!c->failed && (str = malloc((size_t)r.length + 1))) {
+            memcpy(str, c->bytes[k] + (r.offset - c->lo[k]), r.length);
+            str[r.length] = '\0';
+        } else {
+            c->failed = 1;
+        }
+        memcpy(row + c->text_off[k], &str, sizeof str);
+    }
+    return 0;
+}
+
+herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *buf)
+{
+    struct text_cols tc = {0};
+    hid_t ftype = H5Dget_type(dset), rtype = H5I_INVALID_HID, reftype = H5I_INVALID_HID;
+    hid_t one = H5I_INVALID_HID, bspace = H5I_INVALID_HID, bmem = H5I_INVALID_HID;
+    hid_t own_space = H5I_INVALID_HID;
+    unsigned char *refs = NULL, *bytes[MAX_TEXT_COLS] = {0};
+    herr_t rc = -1;
+    if (ftype < 0 || find_text_cols(dset, ftype, &tc) < 0)
+        goto out;
+    if (!tc.n) {
+        rc = H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, buf);
+        goto out;
+    }
+    struct read_ctx c = {.tc = &tc, .buf = buf, .msize = H5Tget_size(mtype)};
+    c.ref_size = tc.n * sizeof(struct text_ref);
+    /* the other members straight into buf, then the references */
+    int nm = H5Tget_nmembers(mtype);
+    if (nm < 0 || (rtype = H5Tcreate(H5T_COMPOUND, c.msize)) < 0 ||
+        (reftype = H5Tcreate(H5T_COMPOUND, c.ref_size)) < 0 ||
+        (one = H5Tcreate(H5T_COMPOUND, sizeof(struct text_ref))) < 0 ||
+        H5Tinsert(one, "offset", offsetof(struct text_ref, offset), H5T_NATIVE_UINT64) < 0 ||
+        H5Tinsert(one, "length", offsetof(struct text_ref, length), H5T_NATIVE_UINT32) < 0)
+        goto out;
+    size_t found = 0;
+    for (int j = 0; j < nm; j++) {
+        char *name = H5Tget_member_name(mtype, (unsigned)j);
+        hid_t mt = name ? H5Tget_member_type(mtype, (unsigned)j) : H5I_INVALID_HID;
+        size_t off = H5Tget_member_offset(mtype, (unsigned)j), k = 0;
+        while (name && k < tc.n && strcmp(tc.name[k], name) != 0)
+            k++;
+        herr_t ok = mt < 0     ? -1
+                    : k < tc.n ? H5Tinsert(reftype, name, k * sizeof(struct text_ref), one)
+                               : H5Tinsert(rtype, name, off, mt);
+        if (name && k < tc.n) {
+            c.text_off[k] = off;
+            found++;
+        }
+        H5free_memory(name);
+        bz_out_h5_close(mt);
+        if (ok < 0)
+            goto out;
+    }
+    /* H5S_ALL as memory space: the file's selection (or the whole table) */
+    if (mspace == H5S_ALL &&
+        (mspace = own_space = fspace == H5S_ALL ? H5Dget_space(dset) : H5Scopy(fspace)) < 0)
+        goto out;
+    hssize_t ext = H5Sget_simple_extent_npoints(mspace);
+    if (found != tc.n || ext < 0 || !(refs = calloc(ext ? (size_t)ext : 1, c.ref_size)) ||
+        H5Dread(dset, rtype, mspace, fspace, H5P_DEFAULT, buf) < 0 ||
+        H5Dread(dset, reftype, mspace, fspace, H5P_DEFAULT, refs) < 0)
+        goto out;
+    c.refs = refs;
+    for (size_t k = 0; k < tc.n; k++) {
+        c.lo[k] = UINT64_MAX;
+        c.hi[k] = 0;
+    }
+    if (H5Diterate(refs, reftype, mspace, text_cb, &c) < 0 || c.failed)
+        goto out;
+    for (size_t k = 0; k < tc.n; k++) { /* each store's bytes of the rows read */
+        if (c.hi[k] <= c.lo[k]) {
+            c.lo[k] = c.hi[k];
+            c.bytes[k] = (const unsigned char *)"";
+            continue;
+        }
+        hsize_t start = c.lo[k], count = c.hi[k] - c.lo[k], size = 0;
+        /* within the store, and at most 1 GiB for one read (a crafted
+         * file may claim anything) */
+        if ((bspace = H5Dget_space(c.tc->store[k])) < 0 ||
+            H5Sget_simple_extent_dims(bspace, &size, NULL) != 1 || c.hi[k] > size ||
+            count > (hsize_t)1 << 30 || !(bytes[k] = malloc((size_t)count)) ||
+            H5Sselect_hyperslab(bspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
+            (bmem = H5Screate_simple(1, &count, NULL)) < 0 ||
+            H5Dread(tc.store[k], H5T_NATIVE_UCHAR, bmem, bspace, H5P_DEFAULT, bytes[k]) < 0)
+            goto out;
+        c.bytes[k] = bytes[k];
+        H5Sclose(bspace);
+        H5Sclose(bmem);
+        bspace = bmem = H5I_INVALID_HID;
+    }
+    c.pass = 1;
+    if (H5Diterate(refs, reftype, mspace, text_cb, &c) < 0 || c.failed)
+        goto out;
+    rc = 0;
+out:
+    for (size_t k = 0; k < MAX_TEXT_COLS; k++)
+        free(bytes[k]);
+    free(refs);
+    bz_out_h5_close(bmem);
+    bz_out_h5_close(bspace);
+    bz_out_h5_close(own_space);
+    bz_out_h5_close(one);
+    bz_out_h5_close(reftype);
+    bz_out_h5_close(rtype);
+    bz_out_h5_close(ftype);
+    text_cols_free(&tc);
+    return rc;
+}
+
+/* The text stores of dset hold every byte its first n_rows rows name
+ * (texts are stored in row order: the last row's text ends last). */
+static int check_texts(hid_t dset, hsize_t n_rows, const char *path, const char *table,
+                       struct bz_err *err)
+{
+    struct text_cols tc = {0};
+    int rc = BZ_OK;
+    hid_t ftype = H5Dget_type(dset), reftype = H5I_INVALID_HID, one = H5I_INVALID_HID;
+    hid_t fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
+    if (ftype < 0 || find_text_cols(dset, ftype, &tc) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot find its text store", path, table);
+        goto out;
+    }
+    if (!tc.n || !n_rows)
+        goto out;
+    struct text_ref last[MAX_TEXT_COLS];
+    hsize_t at = n_rows - 1, count = 1;
+    if ((reftype = H5Tcreate(H5T_COMPOUND, tc.n * sizeof(struct text_ref))) < 0 ||
+        (one = H5Tcreate(H5T_COMPOUND, sizeof(struct text_ref))) < 0 ||
+        H5Tinsert(one, "offset", offsetof(struct text_ref, offset), H5T_NATIVE_UINT64) < 0 ||
+        H5Tinsert(one, "length", offsetof(struct text_ref, length), H5T_NATIVE_UINT32) < 0)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: text types", path, table);
+    for (size_t k = 0; k < tc.n && !rc; k++)
+        if (H5Tinsert(reftype, tc.name[k], k * sizeof(struct text_ref), one) < 0)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: text types", path, table);
+    if (!rc && ((fspace = H5Dget_space(dset)) < 0 ||
+                H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &at, NULL, &count, NULL) < 0 ||
+                (mspace = H5Screate_simple(1, &count, NULL)) < 0 ||
+                H5Dread(dset, reftype, mspace, fspace, H5P_DEFAULT, last) < 0))
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: row %llu unreadable", path, table,
+                            (unsigned long long)at);
+    for (size_t k = 0; k < tc.n && !rc; k++) {
+        hsize_t end = last[k].offset + last[k].length, size = 0;
+        hid_t space = H5Dget_space(tc.store[k]);
+        if (space < 0 || H5Sget_simple_extent_dims(space, &size, NULL) < 0 || size < end)
+            rc = bz_err_set(err, BZ_EIO,
+                            "%s: table %s column %s: its text store ends before "
+                            "the committed rows' texts",
+                            path, table, tc.name[k]);
+        bz_out_h5_close(space);
+        if (!rc)
+            rc = bz_out_h5_check_readable(tc.store[k], end, path, table, err);
+    }
+out:
+    bz_out_h5_close(mspace);
+    bz_out_h5_close(fspace);
+    bz_out_h5_close(one);
+    bz_out_h5_close(reftype);
+    bz_out_h5_close(ftype);
+    text_cols_free(&tc);
     return rc;
 }

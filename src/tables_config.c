@@ -65,7 +65,7 @@ static struct config_desc *build(const struct bz_game_ops *ops)
         return NULL;
     }
     snprintf(d->path, len, "/%s/config", ops->name);
-    d->cols[0] = (struct bz_column){"game_id", BZ_COL_I64, 0, "", "game id", 0};
+    d->cols[0] = (struct bz_column){"game_id", BZ_COL_I64, 0, "", "game id", 0, 0};
     size_t off = sizeof(int64_t), max_align = alignof(int64_t);
     for (size_t i = 0; i < ops->n_params; i++) {
         const struct bz_param_desc *p = &ops->params[i];
@@ -76,7 +76,8 @@ static struct config_desc *build(const struct bz_game_ops *ops)
         /* string parameters (names, file paths): fixed width, checked
          * before a game is played (bz_tables_check_config) */
         d->cols[i + 1] = (struct bz_column){
-            p->name, t, off, "", p->help ? p->help : "", t == BZ_COL_STR ? BZ_CONFIG_STR_WIDTH : 0};
+            p->name, t, off, "", p->help ? p->help : "", t == BZ_COL_STR ? BZ_CONFIG_STR_WIDTH : 0,
+            0};
         off += size;
         if (align > max_align)
             max_align = align;
@@ -85,7 +86,7 @@ static struct config_desc *build(const struct bz_game_ops *ops)
         const struct bz_measure_desc *ms = &ops->measures[k];
         off = (off + alignof(double) - 1) / alignof(double) * alignof(double);
         d->cols[ops->n_params + 1 + k] =
-            (struct bz_column){ms->name, BZ_COL_F64, off, ms->unit ? ms->unit : "", ms->doc, 0};
+            (struct bz_column){ms->name, BZ_COL_F64, off, ms->unit ? ms->unit : "", ms->doc, 0, 0};
         off += sizeof(double);
     }
     d->ops = ops;

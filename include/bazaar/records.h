@@ -35,6 +35,11 @@ struct bz_column {
      * NUL-padded (h5py: numpy bytes 'S<width>'); a longer value is refused
      * with an error, never cut. 0: variable-length string (free text). */
     size_t width;
+    /* BZ_COL_STR of width 0 only (kind TEXT below): 1: a shard keeps the
+     * values in a byte store of its own (out_shard.c), not in HDF5's
+     * variable-length heap, one object per row; readers of the results file
+     * see a variable-length string like any other. */
+    int shard_bytes;
 };
 
 /* A table: HDF5 path ("/electricity/turns"), the C row struct's size and its
@@ -50,13 +55,15 @@ struct bz_table_desc {
 
 /* Legacy form: a column without unit and meaning. Prefer BZ_TABLE_ROW + BZ_TABLE_DEFINE below. */
 /* clang-format off */
-#define BZ_COL(struct_, field_, kind_) {#field_, kind_, offsetof(struct_, field_), NULL, NULL, 0}
+#define BZ_COL(struct_, field_, kind_) {#field_, kind_, offsetof(struct_, field_), NULL, NULL, 0, 0}
 
 /* ---- declaring a table once ----------------------------------------------
  * A table is one X-macro list; each entry is
  *     X(R, name, KIND, "unit", "meaning")
  * with KIND one of I32 I64 U64 F64 U8, STR (variable-length string: free
- * text) or S8 S16 S32 S64 S128 S256 (a string of at most that many bytes, stored
+ * text), TEXT (the same in the results file; a shard keeps the bytes in a
+ * store of its own: for free text written on the hot path, e.g. messages)
+ * or S8 S16 S32 S64 S128 S256 (a string of at most that many bytes, stored
  * fixed-width: labels, names, hashes), and R passed through untouched (it
  * names the row struct for offsetof). Every string kind is a `const char *`
  * in the row struct. From the list:
@@ -81,6 +88,7 @@ struct bz_table_desc {
 #define BZ_CTYPE_F64 double
 #define BZ_CTYPE_U8 uint8_t
 #define BZ_CTYPE_STR const char *
+#define BZ_CTYPE_TEXT const char *
 #define BZ_CTYPE_S8 const char *
 #define BZ_CTYPE_S16 const char *
 #define BZ_CTYPE_S32 const char *
@@ -93,6 +101,7 @@ struct bz_table_desc {
 #define BZ_COLKIND_F64 BZ_COL_F64
 #define BZ_COLKIND_U8 BZ_COL_U8
 #define BZ_COLKIND_STR BZ_COL_STR
+#define BZ_COLKIND_TEXT BZ_COL_STR
 #define BZ_COLKIND_S8 BZ_COL_STR
 #define BZ_COLKIND_S16 BZ_COL_STR
 #define BZ_COLKIND_S32 BZ_COL_STR
@@ -105,16 +114,31 @@ struct bz_table_desc {
 #define BZ_COLWIDTH_F64 0
 #define BZ_COLWIDTH_U8 0
 #define BZ_COLWIDTH_STR 0
+#define BZ_COLWIDTH_TEXT 0
 #define BZ_COLWIDTH_S8 8
 #define BZ_COLWIDTH_S16 16
 #define BZ_COLWIDTH_S32 32
 #define BZ_COLWIDTH_S64 64
 #define BZ_COLWIDTH_S128 128
 #define BZ_COLWIDTH_S256 256
+#define BZ_COLBYTES_I32 0
+#define BZ_COLBYTES_I64 0
+#define BZ_COLBYTES_U64 0
+#define BZ_COLBYTES_F64 0
+#define BZ_COLBYTES_U8 0
+#define BZ_COLBYTES_STR 0
+#define BZ_COLBYTES_TEXT 1
+#define BZ_COLBYTES_S8 0
+#define BZ_COLBYTES_S16 0
+#define BZ_COLBYTES_S32 0
+#define BZ_COLBYTES_S64 0
+#define BZ_COLBYTES_S128 0
+#define BZ_COLBYTES_S256 0
 
 #define BZ_TABLE_FIELD_(R, name, kind, unit, doc) BZ_CTYPE_##kind name;
 #define BZ_TABLE_COLUMN_(R, name, kind, unit, doc)                                                 \
-    {#name, BZ_COLKIND_##kind, offsetof(struct R, name), unit, doc, BZ_COLWIDTH_##kind},
+    {#name, BZ_COLKIND_##kind, offsetof(struct R, name), unit, doc, BZ_COLWIDTH_##kind,           \
+     BZ_COLBYTES_##kind},
 
 #define BZ_TABLE_ROW(tag, LIST)                                                                    \
     struct tag {                                                                                   \

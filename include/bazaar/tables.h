@@ -71,7 +71,7 @@ BZ_TABLE_ROW(bz_agents_row, BZ_AGENTS_COLUMNS);
     X(R, receiver, I32, "", "seat of the receiver; -1: to all")                                    \
     X(R, visibility, S8, "", "\"public\" (every agent sees it) or \"private\" (the receiver)")     \
     X(R, conversation, I32, "", "conversation id within the game; -1: none")                       \
-    X(R, text, STR, "", "the message")
+    X(R, text, TEXT, "", "the message")
 BZ_TABLE_ROW(bz_messages_row, BZ_MESSAGES_COLUMNS);
 
 /* /llm_calls: one row per model call (a repair is a second call). */
