@@ -9,7 +9,14 @@
  * and when its next timeout falls (CURLMOPT_TIMERFUNCTION); an epoll set
  * holds those sockets, and curl_multi_socket_action runs only the transfers
  * whose socket fired or whose timer expired. One wait costs O(ready
- * sockets), never O(transfers in flight) as curl_multi_poll + perform did. */
+ * sockets), never O(transfers in flight) as curl_multi_poll + perform did.
+ *
+ * Transfers are handed to curl CONNECT_BATCH at a time; a batch that made
+ * curl open a connection is the poll's last, so when many connections must
+ * be opened at once (a run's first round: C of them) requests go out on the
+ * first ones while later ones are still to be opened, instead of after all
+ * C connects. Starts that reuse idle (or multiplexed) connections open
+ * nothing and are never held back. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +26,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,12 +35,23 @@
 #include "bazaar/rng.h"
 #include "llm/llm_internal.h"
 
+/* libcurl 7.80 has the pre-request callback (see on_prereq). */
+#if LIBCURL_VERSION_NUM >= 0x075000
+#define HAVE_PREREQ 1
+#else
+#define HAVE_PREREQ 0
+#endif
+
 /* Ready sockets one wait hands to curl. Few on purpose: the caller gets
  * control back after a few replies, advances their games and sends their
  * next requests at once, whereas a batch of B replies holds the last one's
  * successor back by B times the work per reply (tens of ms at 1,024 in
  * flight). The others stay ready (level-triggered) for the next wait. */
 #define WAIT_EVENTS 16
+/* Transfers handed to curl at once; once a batch opened a connection the
+ * rest wait for the next poll: as many as one wait hands to curl when they
+ * become writable, so connects and first sends alternate. */
+#define CONNECT_BATCH WAIT_EVENTS
 
 struct model_state {
     struct bz_model_limits lim;
@@ -58,6 +77,8 @@ struct bz_transport {
     struct epoll_event evs[WAIT_EVENTS]; /* one wait's ready sockets */
     double timer_at;                     /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
     int sock_errno;                      /* an epoll_ctl failure, reported by the next poll */
+    int n_conns;                         /* sockets curl opened and has not closed */
+    int held;                            /* start_ready stopped at its batch size */
 };
 
 static int curl_ready;
@@ -170,6 +191,25 @@ static int on_timer(CURLM *m, long timeout_ms, void *ud)
     struct bz_transport *t = ud;
     t->timer_at = timeout_ms < 0 ? -1.0 : bz_llm_now_s() + (double)timeout_ms / 1000.0;
     return 0;
+}
+
+/* curl's socket opener and closer: they count the connections, so that
+ * start_batches sees whether a batch opened one. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    struct bz_transport *t = ud;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s != CURL_SOCKET_BAD)
+        t->n_conns++;
+    return s;
+}
+
+static int on_close_socket(void *ud, curl_socket_t s)
+{
+    struct bz_transport *t = ud;
+    t->n_conns--;
+    return close(s);
 }
 
 int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
@@ -296,7 +336,11 @@ static void release_easy(struct bz_transport *t, struct bz_xfer *x)
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+#if HAVE_PREREQ
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
+#else
     curl_easy_setopt(e, CURLOPT_DEBUGDATA, NULL);
+#endif
     curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
     if (t->n_pool == t->cap_pool) {
         int cap = t->cap_pool ? 2 * t->cap_pool : 16;
@@ -459,8 +503,25 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 }
 
 /* libcurl retries a request itself when a reused connection died before
- * any reply byte: such an attempt reaches no other callback. Only its info
- * text is looked at (never headers or data: they carry keys). */
+ * any reply byte: such an attempt reaches no other callback. From libcurl
+ * 7.80 the pre-request callback, called before every send of the request,
+ * shows it (a second send in one attempt) at no cost per request; before,
+ * the verbose info text does (formatted for every request: about 8,000
+ * instructions each), and only that text is looked at (never headers or
+ * data: they carry keys). */
+#if HAVE_PREREQ
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+    (void)ip;
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    struct bz_xfer *x = ud;
+    if (++x->sends > 1)
+        note_attempt(x, "connection dropped (resent by curl)");
+    return CURL_PREREQFUNC_OK;
+}
+#else
 static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
 {
     (void)e;
@@ -469,11 +530,12 @@ static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
         note_attempt(ud, "connection dropped (resent by curl)");
     return 0;
 }
+#endif
 
 /* An easy handle with the options every request shares; start_one sets
  * the request's own, release_easy unhooks them, and the handle is pooled
  * with the shared ones kept (no curl_easy_reset and setting them again). */
-static CURL *new_easy(const struct bz_transport *t)
+static CURL *new_easy(struct bz_transport *t)
 {
     CURL *e = curl_easy_init();
     if (!e)
@@ -484,8 +546,16 @@ static CURL *new_easy(const struct bz_transport *t)
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+#if HAVE_PREREQ
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+#else
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+#endif
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -509,7 +579,12 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+#if HAVE_PREREQ
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+#else
     curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+#endif
+    x->sends = 0;
     x->error[0] = '\0';
     free(x->reply);
     x->reply = NULL;
@@ -536,11 +611,13 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     return 0;
 }
 
-/* Start what concurrency, buckets and backoff allow; *next_s gets the
- * earliest time something blocked may start (0: a completion will tell). */
-static void start_ready(struct bz_transport *t, double now, double *next_s)
+/* Start what concurrency, buckets and backoff allow, at most `batch`;
+ * t->held says more could start. *next_s gets the earliest time something
+ * blocked may start (0: a completion will tell). */
+static void start_ready(struct bz_transport *t, double now, int batch, double *next_s)
 {
     *next_s = 0;
+    t->held = 0;
     for (size_t i = 0; i < t->n_models; i++) {
         struct model_state *s = &t->ms[i];
         if (s->lim.rpm > 0)
@@ -548,6 +625,7 @@ static void start_ready(struct bz_transport *t, double now, double *next_s)
         if (s->lim.tpm > 0)
             refill(&s->tok_tokens, &s->tok_last, s->lim.tpm, now);
     }
+    int started = 0;
     struct bz_xfer *x = t->qhead;
     while (x && t->n_active < t->o.concurrency) {
         struct bz_xfer *next = x->next;
@@ -563,8 +641,12 @@ static void start_ready(struct bz_transport *t, double now, double *next_s)
                                                         ? (double)x->est_tokens
                                                         : bucket_cap(s->lim.tpm)))
             when = now + 0.05;
-        else {
+        else if (started == batch) {
+            t->held = 1;
+            break;
+        } else {
             unlink_queued(t, x);
+            started++;
             if (start_one(t, x, now) != 0) {
                 /* No handle: try again on the next poll. */
                 enqueue(t, x);
@@ -653,15 +735,28 @@ static int run_timer(struct bz_transport *t, struct bz_err *err)
     return BZ_OK;
 }
 
+/* Hand curl what may start, a batch at a time; a batch that opened a
+ * connection is the last (t->held: the next poll starts the rest, once the
+ * wait has sent these). */
+static int start_batches(struct bz_transport *t, double *next_s, struct bz_err *err)
+{
+    for (;;) {
+        int before = t->n_conns;
+        start_ready(t, bz_llm_now_s(), CONNECT_BATCH, next_s);
+        int rc = run_timer(t, err); /* curl connects or sends what was added */
+        if (rc || !t->held || t->n_conns > before)
+            return rc;
+    }
+}
+
 int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err)
 {
-    double t0 = bz_llm_now_s(), next_s;
-    start_ready(t, t0, &next_s);
-    if (t->n_active == 0 && t->n_queued == 0)
-        return 0;
-    int rc = run_timer(t, err); /* sends what start_ready added before waiting */
+    double t0, next_s;
+    int rc = start_batches(t, &next_s, err); /* sends what was queued before waiting */
     if (rc)
         return -rc;
+    if (t->n_active == 0 && t->n_queued == 0)
+        return 0;
     long wait = timeout_ms < 0 ? 0 : timeout_ms;
     t0 = bz_llm_now_s();
     if (t->timer_at >= 0) {
@@ -674,6 +769,8 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         if (until < wait)
             wait = until < 0 ? 0 : until;
     }
+    if (t->held)
+        wait = 0; /* the connections just opened send now, the next batch on the next poll */
     /* With nothing in flight this is the backoff or rate-limit sleep. */
     int n = epoll_wait(t->epfd, t->evs, WAIT_EVENTS, (int)wait);
     if (n < 0 && errno != EINTR)
@@ -752,8 +849,7 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         x->done(x);
     }
     /* what the completions freed a slot for goes out now, not after a wait */
-    start_ready(t, bz_llm_now_s(), &next_s);
-    if ((rc = run_timer(t, err)))
+    if ((rc = start_batches(t, &next_s, err)))
         return -rc;
     return n_done;
 }
@@ -765,6 +861,10 @@ int bz_transport_pending(const struct bz_transport *t)
 int bz_transport_active(const struct bz_transport *t)
 {
     return t->n_active;
+}
+int bz_transport_connections(const struct bz_transport *t)
+{
+    return t->n_conns;
 }
 int64_t bz_transport_retries(const struct bz_transport *t)
 {
