@@ -288,13 +288,16 @@ static void read_conn(int fd)
     struct conn *c = &conns[fd];
     for (;;) {
         reserve(&c->in, &c->in_cap, c->in_len + 16384);
-        ssize_t r = recv(fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
+        size_t room = c->in_cap - c->in_len - 1;
+        ssize_t r = recv(fd, c->in + c->in_len, room, 0);
         if (r > 0) {
             c->in_len += (size_t)r;
             if (c->in_len > REQ_MAX + 65536) {
                 close_conn(fd);
                 return;
             }
+            if ((size_t)r < room)
+                break; /* drained: no recv just to hear EAGAIN (level-triggered: more wakes us) */
             continue;
         }
         if (r < 0 && errno == EINTR)
