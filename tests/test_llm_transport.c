@@ -3,9 +3,11 @@
  * own included) however many are in flight. The curl_multi_poll + perform
  * loop it replaced made 69 per transfer here at 64 in flight (perform polls
  * every transfer on every wake-up) and fails this test. Many connections to
- * open are opened a batch per poll, not all at once; a request curl resent
- * itself on a fresh connection (a reused one died) is named in its attempts.
- * Counts, no timings. */
+ * open are opened a batch per poll, not all at once; above 64 in flight the
+ * transfers are spread over several curl multi handles (lanes), each pooling
+ * at most about 64 connections, faults and retries included; a request curl
+ * resent itself on a fresh connection (a reused one died) is named in its
+ * attempts. Counts, no timings. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,16 +48,22 @@ static void on_done(struct bz_xfer *x)
     n_ok += x->result == BZ_XFER_OK && x->http_status == 200 && x->reply_len > 0;
 }
 
-/* n transfers through a transport of concurrency c; *waits gets the
- * poll() and epoll_wait() calls they took, *max_opened the most
- * connections one poll opened. */
-static void run(int c, int n, int64_t *waits, int *max_opened)
+struct run_out {
+    int64_t waits;                     /* poll() and epoll_wait() calls */
+    int max_opened;                    /* the most connections one poll opened */
+    int lanes, most_lane_conns, conns; /* at the end */
+    int64_t retries;
+};
+
+/* n transfers through a transport of concurrency c, at most `retries`
+ * retries each. */
+static void run_r(int c, int n, int retries, struct run_out *out)
 {
     char url[128];
     snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", srv.port);
     static const char *const headers[] = {"Content-Type: application/json", NULL};
     struct bz_model_limits lim = {0, 0, 0, url, headers, "t"};
-    struct bz_transport_opts o = {c, 30.0, 3, 0.05, 1.0, 7};
+    struct bz_transport_opts o = {c, 30.0, retries, 0.01, 0.05, 7};
     struct bz_transport *t = NULL;
     struct bz_err err = {0};
     assert_int_equal(bz_transport_create(&o, &lim, 1, &t, &err), BZ_OK);
@@ -71,21 +79,32 @@ static void run(int c, int n, int64_t *waits, int *max_opened)
         x[i].done = on_done;
         bz_transport_submit(t, &x[i]);
     }
-    *max_opened = 0;
+    out->max_opened = 0;
     while (n_done < n) {
         int before = bz_transport_connections(t);
         int rc = bz_transport_poll(t, 50, &err);
         assert_true(rc >= 0);
         int opened = bz_transport_connections(t) - before;
-        if (opened > *max_opened)
-            *max_opened = opened;
+        if (opened > out->max_opened)
+            out->max_opened = opened;
     }
     assert_int_equal(bz_transport_pending(t), 0);
-    *waits = poll_count_poll + poll_count_epoll - p0;
+    out->waits = poll_count_poll + poll_count_epoll - p0;
+    out->lanes = bz_transport_lanes(t, &out->most_lane_conns);
+    out->conns = bz_transport_connections(t);
+    out->retries = bz_transport_retries(t);
     for (int i = 0; i < n; i++)
         free(x[i].reply);
     free(x);
     bz_transport_destroy(t);
+}
+
+static void run(int c, int n, int64_t *waits, int *max_opened)
+{
+    struct run_out out;
+    run_r(c, n, 3, &out);
+    *waits = out.waits;
+    *max_opened = out.max_opened;
 }
 
 static void waits_per_transfer_should_stay_bounded_with_64_in_flight(void **state)
@@ -129,6 +148,34 @@ static void waits_per_transfer_should_stay_bounded_with_one_in_flight(void **sta
                   (double)waits / 20.0);
     assert_true(waits <= 8 * 20);
     assert_int_equal(test_server_config(srv.port, "{\"latency_ms\": 0}"), 0);
+}
+
+/* 256 in flight: four lanes of at most about 64 connections each (no lane
+ * opens one while another has one idle), every transfer answered though the
+ * first 20 requests get 429, 500, 503 and connection resets. */
+static void transfers_should_spread_over_lanes_through_faults(void **state)
+{
+    (void)state;
+    assert_int_equal(test_server_config(srv.port, "{\"latency_ms\": 40, \"faults\": ["
+                                                  "{\"kind\": \"429\", \"count\": 5},"
+                                                  "{\"kind\": \"500\", \"count\": 5},"
+                                                  "{\"kind\": \"503\", \"count\": 5},"
+                                                  "{\"kind\": \"reset\", \"count\": 5}]}"),
+                     0);
+    assert_int_equal(test_server_reset(srv.port), 0);
+    struct run_out out;
+    run_r(256, 768, 25, &out); /* more retries each than faults in all: every one succeeds */
+    print_message("lanes %d, most connections in one %d, %d in all, %lld retries, %.2f "
+                  "poll+epoll_wait calls per transfer\n",
+                  out.lanes, out.most_lane_conns, out.conns, (long long)out.retries,
+                  (double)out.waits / 768.0);
+    assert_int_equal(n_ok, 768);
+    assert_int_equal(out.lanes, 4);
+    assert_true(out.most_lane_conns <= 64 + 8);
+    assert_true(out.conns <= 256 + 8);
+    assert_true(out.retries >= 1 && out.retries <= 20);
+    assert_true(out.waits <= 8 * 768);
+    assert_int_equal(test_server_config(srv.port, "{\"latency_ms\": 0, \"faults\": []}"), 0);
 }
 
 /* A server in a child process that answers the first request on each
@@ -237,6 +284,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(waits_per_transfer_should_stay_bounded_with_64_in_flight),
         cmocka_unit_test(waits_per_transfer_should_stay_bounded_with_one_in_flight),
+        cmocka_unit_test(transfers_should_spread_over_lanes_through_faults),
         cmocka_unit_test(resend_by_curl_should_be_named_in_the_attempts),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

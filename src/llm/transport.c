@@ -16,7 +16,14 @@
  * be opened at once (a run's first round: C of them) requests go out on the
  * first ones while later ones are still to be opened, instead of after all
  * C connects. Starts that reuse idle (or multiplexed) connections open
- * nothing and are never held back. */
+ * nothing and are never held back.
+ *
+ * Lanes: libcurl (7.88) walks every connection of a multi handle to the
+ * host to find an idle one for each request, and every connection again
+ * when a finished transfer is removed: O(connections) a request. So
+ * transfers are spread over lanes, one multi handle (and connection pool)
+ * per LANE_CONNS of concurrency, and a transfer goes to a lane with an idle
+ * connection: CPU per request stays flat in C. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -52,6 +59,8 @@
  * rest wait for the next poll: as many as one wait hands to curl when they
  * become writable, so connects and first sends alternate. */
 #define CONNECT_BATCH WAIT_EVENTS
+/* Concurrency one curl multi handle carries (see Lanes above). */
+#define LANE_CONNS 64
 
 struct model_state {
     struct bz_model_limits lim;
@@ -62,9 +71,20 @@ struct model_state {
     double tok_tokens, tok_last; /* tokens/min bucket */
 };
 
+/* One curl multi handle and the connections it pools. */
+struct lane {
+    struct bz_transport *t;
+    CURLM *multi;
+    int idx;
+    double timer_at; /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
+    int n_active;    /* transfers on it */
+    int n_conns;     /* sockets it opened and has not closed */
+};
+
 struct bz_transport {
     struct bz_transport_opts o;
-    CURLM *multi;
+    struct lane *lanes;
+    int n_lanes;
     struct model_state *ms;
     size_t n_models;
     struct bz_xfer *qhead, *qtail; /* queued: waiting to start */
@@ -75,9 +95,8 @@ struct bz_transport {
     int64_t retries;
     int epfd;                            /* the sockets curl asked us to watch */
     struct epoll_event evs[WAIT_EVENTS]; /* one wait's ready sockets */
-    double timer_at;                     /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
     int sock_errno;                      /* an epoll_ctl failure, reported by the next poll */
-    int n_conns;                         /* sockets curl opened and has not closed */
+    int n_conns;                         /* sockets curl opened and has not closed, all lanes */
     int held;                            /* start_ready stopped at its batch size */
 };
 
@@ -155,20 +174,21 @@ static int is_key_header(const char *h)
 static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
 {
     (void)e;
-    struct bz_transport *t = ud;
+    struct lane *l = ud;
+    struct bz_transport *t = l->t;
     if (what == CURL_POLL_REMOVE) {
         /* curl says so before it closes the socket; a socket closed
          * already has left the set by itself (EBADF, ENOENT: fine) */
         if (sockp) {
             epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
-            curl_multi_assign(t->multi, s, NULL);
+            curl_multi_assign(l->multi, s, NULL);
         }
         return 0;
     }
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    ev.data.fd = s;
+    ev.data.u64 = (uint64_t)(uint32_t)s | (uint64_t)l->idx << 32; /* the lane and the socket */
     int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     int rc = epoll_ctl(t->epfd, op, s, &ev);
     if (rc != 0 && (errno == EEXIST || errno == ENOENT)) /* descriptor number reused */
@@ -179,7 +199,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
         return 0;
     }
     if (!sockp)
-        curl_multi_assign(t->multi, s, t);
+        curl_multi_assign(l->multi, s, l);
     return 0;
 }
 
@@ -188,8 +208,8 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
 static int on_timer(CURLM *m, long timeout_ms, void *ud)
 {
     (void)m;
-    struct bz_transport *t = ud;
-    t->timer_at = timeout_ms < 0 ? -1.0 : bz_llm_now_s() + (double)timeout_ms / 1000.0;
+    struct lane *l = ud;
+    l->timer_at = timeout_ms < 0 ? -1.0 : bz_llm_now_s() + (double)timeout_ms / 1000.0;
     return 0;
 }
 
@@ -198,17 +218,20 @@ static int on_timer(CURLM *m, long timeout_ms, void *ud)
 static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 {
     (void)purpose;
-    struct bz_transport *t = ud;
+    struct lane *l = ud;
     curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
-    if (s != CURL_SOCKET_BAD)
-        t->n_conns++;
+    if (s != CURL_SOCKET_BAD) {
+        l->n_conns++;
+        l->t->n_conns++;
+    }
     return s;
 }
 
 static int on_close_socket(void *ud, curl_socket_t s)
 {
-    struct bz_transport *t = ud;
-    t->n_conns--;
+    struct lane *l = ud; /* the lane whose transfer opened it: curl keeps that per connection */
+    l->n_conns--;
+    l->t->n_conns--;
     return close(s);
 }
 
@@ -238,7 +261,6 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
     if (t->o.backoff_cap_s <= 0)
         t->o.backoff_cap_s = 60;
     bz_rng_init(&t->rng, o->seed, 0x6a6974746572ULL);
-    t->timer_at = -1;
     t->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (t->epfd < 0) {
         int e = errno;
@@ -246,14 +268,26 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
         return bz_err_set(err, BZ_ENET, "cannot create the LLM transport's epoll set: %s",
                           strerror(e));
     }
-    t->multi = curl_multi_init();
+    int n_lanes = (concurrency + LANE_CONNS - 1) / LANE_CONNS;
+    t->lanes = calloc((size_t)n_lanes, sizeof *t->lanes);
     t->ms = calloc(n_models ? n_models : 1, sizeof *t->ms);
-    if (!t->multi || !t->ms)
+    if (!t->lanes || !t->ms)
         goto nomem;
-    curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
-    curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+    for (; t->n_lanes < n_lanes; t->n_lanes++) {
+        struct lane *l = &t->lanes[t->n_lanes];
+        l->t = t;
+        l->idx = t->n_lanes;
+        l->timer_at = -1;
+        l->multi = curl_multi_init();
+        if (!l->multi)
+            goto nomem;
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+        /* connection reuse across all games: a pool as large as the cap */
+        curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)t->o.concurrency + CONN_SPARE);
+    }
     t->n_models = n_models;
     double now = bz_llm_now_s();
     for (size_t i = 0; i < n_models; i++) {
@@ -282,8 +316,6 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
             goto nomem;
         s->headers = n;
     }
-    /* Connection reuse across all games: a pool as large as the cap. */
-    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->o.concurrency + 8);
     *out = t;
     return BZ_OK;
 nomem:
@@ -324,11 +356,12 @@ static void release_easy(struct bz_transport *t, struct bz_xfer *x)
     CURL *e = x->easy;
     if (!e)
         return;
-    curl_multi_remove_handle(t->multi, e);
+    curl_multi_remove_handle(t->lanes[x->lane].multi, e);
     x->easy = NULL;
     if (x->active) {
         x->active = 0;
         t->n_active--;
+        t->lanes[x->lane].n_active--;
         t->ms[x->model].inflight--;
     }
     /* nothing of x stays reachable from the pooled handle */
@@ -362,10 +395,10 @@ void bz_transport_destroy(struct bz_transport *t)
     while (t->qhead)
         unlink_queued(t, t->qhead);
     /* Active transfers belong to their callers; detach their handles. */
-    if (t->multi) {
+    for (int i = 0; i < t->n_lanes; i++) {
         CURL **list = NULL;
 #if LIBCURL_VERSION_NUM >= 0x080400
-        list = curl_multi_get_handles(t->multi);
+        list = curl_multi_get_handles(t->lanes[i].multi);
 #endif
         for (CURL **e = list; e && *e; e++) {
             struct bz_xfer *x = NULL;
@@ -381,8 +414,9 @@ void bz_transport_destroy(struct bz_transport *t)
     for (size_t i = 0; i < t->n_models; i++)
         curl_slist_free_all(t->ms[i].headers);
     free(t->ms);
-    if (t->multi)
-        curl_multi_cleanup(t->multi); /* may still call on_socket: epfd stays open till here */
+    for (int i = 0; i < t->n_lanes; i++) /* may still call on_socket: epfd stays open till here */
+        curl_multi_cleanup(t->lanes[i].multi);
+    free(t->lanes);
     if (t->epfd >= 0)
         close(t->epfd);
     free(t);
@@ -535,7 +569,7 @@ static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
 /* An easy handle with the options every request shares; start_one sets
  * the request's own, release_easy unhooks them, and the handle is pooled
  * with the shared ones kept (no curl_easy_reset and setting them again). */
-static CURL *new_easy(struct bz_transport *t)
+static CURL *new_easy(const struct bz_transport *t)
 {
     CURL *e = curl_easy_init();
     if (!e)
@@ -553,9 +587,7 @@ static CURL *new_easy(struct bz_transport *t)
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
 #endif
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, t);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -565,11 +597,26 @@ static CURL *new_easy(struct bz_transport *t)
     return e;
 }
 
+/* The lane for a new transfer: the one with the most idle connections, or
+ * with none idle anywhere the one with the fewest transfers (it opens one). */
+static struct lane *pick_lane(struct bz_transport *t)
+{
+    struct lane *best = &t->lanes[0];
+    for (int i = 1; i < t->n_lanes; i++) {
+        struct lane *l = &t->lanes[i];
+        int idle = l->n_conns - l->n_active, best_idle = best->n_conns - best->n_active;
+        if (idle > best_idle || (idle <= 0 && best_idle <= 0 && l->n_active < best->n_active))
+            best = l;
+    }
+    return best;
+}
+
 static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
 {
     CURL *e = t->n_pool ? t->pool[--t->n_pool] : new_easy(t);
     if (!e)
         return -1;
+    struct lane *l = pick_lane(t);
     struct model_state *s = &t->ms[x->model];
     curl_easy_setopt(e, CURLOPT_URL, s->lim.url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
@@ -584,6 +631,8 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
 #else
     curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
 #endif
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, l);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
     x->sends = 0;
     x->error[0] = '\0';
     free(x->reply);
@@ -591,12 +640,14 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     x->reply_len = 0;
     x->toobig = 0;
     x->retry_after_s = 0;
-    if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         return -1;
     }
     x->easy = e;
+    x->lane = l->idx;
     x->active = 1;
+    l->n_active++;
     if (x->first_start == 0)
         x->first_start = now;
     t->n_active++;
@@ -722,16 +773,20 @@ int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *wh
     return schedule_retry(t, x, bz_llm_now_s());
 }
 
-/* Run curl's timeout actions when due (this also starts transfers just
+/* Run curl's timeout actions where due (this also starts transfers just
  * added: adding one sets a timer of 0). */
 static int run_timer(struct bz_transport *t, struct bz_err *err)
 {
-    if (t->timer_at < 0 || bz_llm_now_s() < t->timer_at)
-        return BZ_OK;
-    t->timer_at = -1; /* the action may set a new one */
-    int running;
-    if (curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
-        return bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
+    double now = bz_llm_now_s();
+    for (int i = 0; i < t->n_lanes; i++) {
+        struct lane *l = &t->lanes[i];
+        if (l->timer_at < 0 || now < l->timer_at)
+            continue;
+        l->timer_at = -1; /* the action may set a new one */
+        int running;
+        if (curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+            return bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
+    }
     return BZ_OK;
 }
 
@@ -749,6 +804,18 @@ static int start_batches(struct bz_transport *t, double *next_s, struct bz_err *
     }
 }
 
+/* The next message of a lane from *lane on; NULL once every lane is read. */
+static CURLMsg *next_msg(struct bz_transport *t, int *lane)
+{
+    int left;
+    for (; *lane < t->n_lanes; (*lane)++) {
+        CURLMsg *m = curl_multi_info_read(t->lanes[*lane].multi, &left);
+        if (m)
+            return m;
+    }
+    return NULL;
+}
+
 int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err)
 {
     double t0, next_s;
@@ -759,8 +826,10 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         return 0;
     long wait = timeout_ms < 0 ? 0 : timeout_ms;
     t0 = bz_llm_now_s();
-    if (t->timer_at >= 0) {
-        long until = (long)ceil((t->timer_at - t0) * 1000.0);
+    for (int i = 0; i < t->n_lanes; i++) {
+        if (t->lanes[i].timer_at < 0)
+            continue;
+        long until = (long)ceil((t->lanes[i].timer_at - t0) * 1000.0);
         if (until < wait)
             wait = until < 0 ? 0 : until;
     }
@@ -780,7 +849,9 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         int mask = (ev & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                    (ev & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
         int running;
-        if (curl_multi_socket_action(t->multi, t->evs[i].data.fd, mask, &running) != CURLM_OK)
+        CURLM *m = t->lanes[t->evs[i].data.u64 >> 32].multi;
+        curl_socket_t fd = (curl_socket_t)(uint32_t)t->evs[i].data.u64;
+        if (curl_multi_socket_action(m, fd, mask, &running) != CURLM_OK)
             return -bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
     }
     if ((rc = run_timer(t, err)))
@@ -797,8 +868,8 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
     int n_done = 0;
     double now = bz_llm_now_s();
     CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(t->multi, &left))) {
+    int lane = 0;
+    while ((msg = next_msg(t, &lane))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct bz_xfer *x = NULL;
@@ -865,6 +936,14 @@ int bz_transport_active(const struct bz_transport *t)
 int bz_transport_connections(const struct bz_transport *t)
 {
     return t->n_conns;
+}
+int bz_transport_lanes(const struct bz_transport *t, int *most_conns)
+{
+    *most_conns = 0;
+    for (int i = 0; i < t->n_lanes; i++)
+        if (t->lanes[i].n_conns > *most_conns)
+            *most_conns = t->lanes[i].n_conns;
+    return t->n_lanes;
 }
 int64_t bz_transport_retries(const struct bz_transport *t)
 {
