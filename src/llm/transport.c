@@ -135,12 +135,24 @@ static void refill(double *tokens, double *last, double per_min, double now)
  * towards the hard one when that helps; a cap above what remains is lowered
  * with a message (a socket that cannot be opened would fail requests only
  * after others were paid for); none left at all is BZ_EINVAL. */
+static int n_lanes_for(int concurrency)
+{
+    return (concurrency + LANE_CONNS - 1) / LANE_CONNS;
+}
+
+/* Descriptors a concurrency needs beyond FD_RESERVE: its connections, and
+ * the wake-up socket pair of every curl multi handle but the first. */
+static rlim_t fds_for(int concurrency)
+{
+    return (rlim_t)concurrency + 2 * (rlim_t)(n_lanes_for(concurrency) - 1) + CONN_SPARE;
+}
+
 static int bound_by_fds(int *concurrency, struct bz_err *err)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return BZ_OK;
-    rlim_t want = (rlim_t)*concurrency + CONN_SPARE + FD_RESERVE;
+    rlim_t want = fds_for(*concurrency) + FD_RESERVE;
     if (rl.rlim_cur < want && rl.rlim_max > rl.rlim_cur) {
         struct rlimit up = {want < rl.rlim_max ? want : rl.rlim_max, rl.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &up) == 0)
@@ -154,6 +166,8 @@ static int bound_by_fds(int *concurrency, struct bz_err *err)
                           "need at least %d: raise the limit",
                           (unsigned long long)rl.rlim_cur, CONN_SPARE + FD_RESERVE + 1);
     int allowed = (int)(rl.rlim_cur - CONN_SPARE - FD_RESERVE);
+    while (allowed > 1 && fds_for(allowed) + FD_RESERVE > rl.rlim_cur)
+        allowed--;
     fprintf(stderr,
             "bazaar: llm concurrency %d lowered to %d: only %llu file descriptors may be open "
             "(ulimit -n)\n",
@@ -268,7 +282,7 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
         return bz_err_set(err, BZ_ENET, "cannot create the LLM transport's epoll set: %s",
                           strerror(e));
     }
-    int n_lanes = (concurrency + LANE_CONNS - 1) / LANE_CONNS;
+    int n_lanes = n_lanes_for(concurrency);
     t->lanes = calloc((size_t)n_lanes, sizeof *t->lanes);
     t->ms = calloc(n_models ? n_models : 1, sizeof *t->ms);
     if (!t->lanes || !t->ms)
