@@ -15,7 +15,6 @@
 #define _GNU_SOURCE /* epoll_pwait2 */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -313,7 +312,7 @@ static void read_conn(int fd)
 static void accept_all(int lfd)
 {
     for (;;) {
-        int fd = accept(lfd, NULL, NULL);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -323,8 +322,6 @@ static void accept_all(int lfd)
             close(fd);
             continue;
         }
-        fcntl(fd, F_SETFL, O_NONBLOCK);
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = &conns[fd];
