@@ -199,7 +199,7 @@ static int server_start(struct test_server *s, double L_ms)
 
 struct result {
     int C;
-    double rate, ratio, steady, cpu_us, waits, srv_cpu_us, runq_s;
+    double rate, ratio, steady, ramp_ms, cpu_us, waits, srv_cpu_us, runq_s;
 };
 
 /* One concurrency: C/4 games of `rounds` turns, 4 LLM agents each. */
@@ -295,6 +295,7 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     res->rate = rate;
     res->ratio = rate / ideal;
     res->steady = steady / ideal;
+    res->ramp_ms = t1 > 0 ? (t1 - t0) * 1000.0 : 0;
     res->cpu_us = cpu / (double)tot.calls * 1e6;
     res->waits = (double)(waits1 - waits0) / (double)tot.calls;
     res->runq_s = runq;
@@ -305,6 +306,9 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     printf("  throughput: %.1f requests/s = %.3f of C/L (%.1f/s); after the first round (C "
            "connections opened, C requests built at once): %.1f/s = %.3f of C/L\n",
            rate, rate / ideal, ideal, steady, steady / ideal);
+    printf("  ramp-up: the first %d replies (a reply per slot: C connections opened, C requests "
+           "built and sent) took %.1f ms = L + %.1f ms (counted in the whole run's figure)\n",
+           C, res->ramp_ms, res->ramp_ms - L_ms);
     printf("  bazaar CPU: %.1f us per request (%.3f s CPU over %.2f s wall; %.3f s waiting for a "
            "CPU the machine's other load held)\n",
            cpu / (double)tot.calls * 1e6, cpu, wall, runq);
@@ -413,14 +417,15 @@ int main(int argc, char **argv)
         rc = run_one(&srv, reg, pdir, L_ms, Cs[i], rounds, memory, &res[i]);
     if (!rc) {
         printf("bench_llm summary (L = %.0f ms, %d rounds):\n", L_ms, rounds);
-        printf("  %6s %10s %8s %8s %12s %10s %14s %12s\n", "C", "req/s", "of C/L", "steady",
-               "CPU us/req", "polls/req", "server us/req", "CPU wait s");
+        printf("  %6s %10s %8s %8s %10s %12s %10s %14s %12s\n", "C", "req/s", "of C/L", "steady",
+               "ramp-up ms", "CPU us/req", "polls/req", "server us/req", "CPU wait s");
         for (int i = 0; i < nC; i++)
-            printf("  %6d %10.1f %8.3f %8.3f %12.1f %10.2f %14.1f %12.3f\n", res[i].C, res[i].rate,
-                   res[i].ratio, res[i].steady, res[i].cpu_us, res[i].waits, res[i].srv_cpu_us,
-                   res[i].runq_s);
-        printf("  (of C/L: the whole run; steady: after the first round, once C connections are "
-               "open; CPU wait: time runnable but waiting for a core)\n");
+            printf("  %6d %10.1f %8.3f %8.3f %10.1f %12.1f %10.2f %14.1f %12.3f\n", res[i].C,
+                   res[i].rate, res[i].ratio, res[i].steady, res[i].ramp_ms - L_ms, res[i].cpu_us,
+                   res[i].waits, res[i].srv_cpu_us, res[i].runq_s);
+        printf("  (of C/L: the whole run, ramp-up included; steady: after the first C replies, "
+               "once C connections are open; ramp-up: how much longer than L the first C replies "
+               "took; CPU wait: time runnable but waiting for a core)\n");
     }
     test_server_stop(&srv);
     char cmd[400];

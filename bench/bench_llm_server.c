@@ -12,9 +12,10 @@
  * GET /stats: {"requests": n, "completions": n, "inflight": n,
  * "max_inflight": n, "connections": n, "cpu_us": n, "late_us": n (replies sent
  * after their due time: the sum of how late)}; POST /reset zeroes the counts. */
+#define _GNU_SOURCE /* epoll_pwait2 */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include <unistd.h>
 
 #define REQ_MAX (4u << 20) /* a request larger than this closes its connection */
+#define WAKE_S 250e-6      /* replies fall due on this grid: at most this late */
 
 enum conn_state { READING, WAITING, WRITING };
 
@@ -285,13 +287,16 @@ static void read_conn(int fd)
     struct conn *c = &conns[fd];
     for (;;) {
         reserve(&c->in, &c->in_cap, c->in_len + 16384);
-        ssize_t r = recv(fd, c->in + c->in_len, c->in_cap - c->in_len - 1, 0);
+        size_t room = c->in_cap - c->in_len - 1;
+        ssize_t r = recv(fd, c->in + c->in_len, room, 0);
         if (r > 0) {
             c->in_len += (size_t)r;
             if (c->in_len > REQ_MAX + 65536) {
                 close_conn(fd);
                 return;
             }
+            if ((size_t)r < room)
+                break; /* drained: no recv just to hear EAGAIN (level-triggered: more wakes us) */
             continue;
         }
         if (r < 0 && errno == EINTR)
@@ -307,7 +312,7 @@ static void read_conn(int fd)
 static void accept_all(int lfd)
 {
     for (;;) {
-        int fd = accept(lfd, NULL, NULL);
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -317,8 +322,6 @@ static void accept_all(int lfd)
             close(fd);
             continue;
         }
-        fcntl(fd, F_SETFL, O_NONBLOCK);
-        fcntl(fd, F_SETFD, FD_CLOEXEC);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         struct conn *c = &conns[fd];
@@ -400,17 +403,23 @@ int main(int argc, char **argv)
 
     struct epoll_event evs[512];
     for (;;) {
-        int wait = -1;
-        /* drop entries of closed connections, then wait for the first due */
+        struct timespec wait, *waitp = NULL;
+        /* drop entries of closed connections, then wait for the first due,
+         * rounded up to WAKE_S: a wait in whole ms (epoll_wait) made every
+         * reply up to 1 ms late, 0.5 ms on average; one to the nanosecond
+         * wakes once per reply (server CPU per request 25 -> 39 us) */
         while (fifo_len && conns[fifo[fifo_head].fd].gen != fifo[fifo_head].gen) {
             fifo_head = (fifo_head + 1) % fifo_cap;
             fifo_len--;
         }
         if (fifo_len) {
             double d = fifo[fifo_head].at - now_s();
-            wait = d <= 0 ? 0 : (int)(d * 1000.0) + 1;
+            d = d <= 0 ? 0 : WAKE_S * ceil(d / WAKE_S);
+            wait.tv_sec = (time_t)d;
+            wait.tv_nsec = (long)((d - (double)wait.tv_sec) * 1e9);
+            waitp = &wait;
         }
-        int n = epoll_wait(epfd, evs, 512, wait);
+        int n = epoll_pwait2(epfd, evs, 512, waitp, NULL);
         if (n < 0 && errno != EINTR)
             die("epoll_wait");
         for (int i = 0; i < n; i++) {

@@ -162,6 +162,8 @@ struct bz_xfer {
     void *easy;
     double first_start, not_before, retry_after_s;
     int toobig, queued, active;
+    int sends; /* this attempt's request sends: curl resends on a dead reused connection */
+    int lane;  /* the curl multi handle carrying it */
     struct bz_xfer *prev, *next;
 };
 
@@ -197,6 +199,9 @@ void bz_transport_remove(struct bz_transport *t, struct bz_xfer *x);
 int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err);
 int bz_transport_pending(const struct bz_transport *t); /* queued + active */
 int bz_transport_active(const struct bz_transport *t);
+int bz_transport_connections(const struct bz_transport *t); /* sockets open now */
+/* The number of curl multi handles (lanes); *most_conns: the most sockets one holds. */
+int bz_transport_lanes(const struct bz_transport *t, int *most_conns);
 int64_t bz_transport_retries(const struct bz_transport *t);
 /* Count actual tokens after a reply (corrects the tokens/min estimate). */
 void bz_transport_charge(struct bz_transport *t, int model, int64_t est, int64_t actual);

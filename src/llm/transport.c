@@ -1,5 +1,5 @@
-/* transport: one curl multi handle per rank carrying every LLM request of
- * every live game: connection reuse, the rank's concurrency cap, per-model
+/* transport: the curl multi handles (lanes, below) of a rank carrying every
+ * LLM request of every live game: connection reuse, the rank's concurrency cap, per-model
  * concurrency and token buckets (requests/min, tokens/min), timeouts, and
  * retries on 429/5xx/timeouts/resets with exponential backoff and jitter,
  * honouring Retry-After. The only file that calls libcurl. Never logs a
@@ -9,7 +9,21 @@
  * and when its next timeout falls (CURLMOPT_TIMERFUNCTION); an epoll set
  * holds those sockets, and curl_multi_socket_action runs only the transfers
  * whose socket fired or whose timer expired. One wait costs O(ready
- * sockets), never O(transfers in flight) as curl_multi_poll + perform did. */
+ * sockets), never O(transfers in flight) as curl_multi_poll + perform did.
+ *
+ * Transfers are handed to curl CONNECT_BATCH at a time; a batch that made
+ * curl open a connection is the poll's last, so when many connections must
+ * be opened at once (a run's first round: C of them) requests go out on the
+ * first ones while later ones are still to be opened, instead of after all
+ * C connects. Starts that reuse idle (or multiplexed) connections open
+ * nothing and are never held back.
+ *
+ * Lanes: libcurl (7.88) walks every connection of a multi handle to the
+ * host to find an idle one for each request, and every connection again
+ * when a finished transfer is removed: O(connections) a request. So
+ * transfers are spread over lanes, one multi handle (and connection pool)
+ * per LANE_CONNS of concurrency, and a transfer goes to a lane with an idle
+ * connection: CPU per request stays flat in C. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +33,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,12 +42,25 @@
 #include "bazaar/rng.h"
 #include "llm/llm_internal.h"
 
+/* libcurl 7.80 has the pre-request callback (see on_prereq). */
+#if LIBCURL_VERSION_NUM >= 0x075000
+#define HAVE_PREREQ 1
+#else
+#define HAVE_PREREQ 0
+#endif
+
 /* Ready sockets one wait hands to curl. Few on purpose: the caller gets
  * control back after a few replies, advances their games and sends their
  * next requests at once, whereas a batch of B replies holds the last one's
  * successor back by B times the work per reply (tens of ms at 1,024 in
  * flight). The others stay ready (level-triggered) for the next wait. */
 #define WAIT_EVENTS 16
+/* Transfers handed to curl at once; once a batch opened a connection the
+ * rest wait for the next poll: as many as one wait hands to curl when they
+ * become writable, so connects and first sends alternate. */
+#define CONNECT_BATCH WAIT_EVENTS
+/* Concurrency one curl multi handle carries (see Lanes above). */
+#define LANE_CONNS 64
 
 struct model_state {
     struct bz_model_limits lim;
@@ -43,9 +71,20 @@ struct model_state {
     double tok_tokens, tok_last; /* tokens/min bucket */
 };
 
+/* One curl multi handle and the connections it pools. */
+struct lane {
+    struct bz_transport *t;
+    CURLM *multi;
+    int idx;
+    double timer_at; /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
+    int n_active;    /* transfers on it */
+    int n_conns;     /* sockets it opened and has not closed */
+};
+
 struct bz_transport {
     struct bz_transport_opts o;
-    CURLM *multi;
+    struct lane *lanes;
+    int n_lanes;
     struct model_state *ms;
     size_t n_models;
     struct bz_xfer *qhead, *qtail; /* queued: waiting to start */
@@ -56,8 +95,9 @@ struct bz_transport {
     int64_t retries;
     int epfd;                            /* the sockets curl asked us to watch */
     struct epoll_event evs[WAIT_EVENTS]; /* one wait's ready sockets */
-    double timer_at;                     /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
     int sock_errno;                      /* an epoll_ctl failure, reported by the next poll */
+    int n_conns;                         /* sockets curl opened and has not closed, all lanes */
+    int held;                            /* start_ready stopped at its batch size */
 };
 
 static int curl_ready;
@@ -95,12 +135,24 @@ static void refill(double *tokens, double *last, double per_min, double now)
  * towards the hard one when that helps; a cap above what remains is lowered
  * with a message (a socket that cannot be opened would fail requests only
  * after others were paid for); none left at all is BZ_EINVAL. */
+static int n_lanes_for(int concurrency)
+{
+    return (concurrency + LANE_CONNS - 1) / LANE_CONNS;
+}
+
+/* Descriptors a concurrency needs beyond FD_RESERVE: its connections, and
+ * the wake-up socket pair of every curl multi handle but the first. */
+static rlim_t fds_for(int concurrency)
+{
+    return (rlim_t)concurrency + 2 * (rlim_t)(n_lanes_for(concurrency) - 1) + CONN_SPARE;
+}
+
 static int bound_by_fds(int *concurrency, struct bz_err *err)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY)
         return BZ_OK;
-    rlim_t want = (rlim_t)*concurrency + CONN_SPARE + FD_RESERVE;
+    rlim_t want = fds_for(*concurrency) + FD_RESERVE;
     if (rl.rlim_cur < want && rl.rlim_max > rl.rlim_cur) {
         struct rlimit up = {want < rl.rlim_max ? want : rl.rlim_max, rl.rlim_max};
         if (setrlimit(RLIMIT_NOFILE, &up) == 0)
@@ -114,6 +166,8 @@ static int bound_by_fds(int *concurrency, struct bz_err *err)
                           "need at least %d: raise the limit",
                           (unsigned long long)rl.rlim_cur, CONN_SPARE + FD_RESERVE + 1);
     int allowed = (int)(rl.rlim_cur - CONN_SPARE - FD_RESERVE);
+    while (allowed > 1 && fds_for(allowed) + FD_RESERVE > rl.rlim_cur)
+        allowed--;
     fprintf(stderr,
             "bazaar: llm concurrency %d lowered to %d: only %llu file descriptors may be open "
             "(ulimit -n)\n",
@@ -134,20 +188,21 @@ static int is_key_header(const char *h)
 static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
 {
     (void)e;
-    struct bz_transport *t = ud;
+    struct lane *l = ud;
+    struct bz_transport *t = l->t;
     if (what == CURL_POLL_REMOVE) {
         /* curl says so before it closes the socket; a socket closed
          * already has left the set by itself (EBADF, ENOENT: fine) */
         if (sockp) {
             epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
-            curl_multi_assign(t->multi, s, NULL);
+            curl_multi_assign(l->multi, s, NULL);
         }
         return 0;
     }
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    ev.data.fd = s;
+    ev.data.u64 = (uint64_t)(uint32_t)s | (uint64_t)l->idx << 32; /* the lane and the socket */
     int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
     int rc = epoll_ctl(t->epfd, op, s, &ev);
     if (rc != 0 && (errno == EEXIST || errno == ENOENT)) /* descriptor number reused */
@@ -158,7 +213,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
         return 0;
     }
     if (!sockp)
-        curl_multi_assign(t->multi, s, t);
+        curl_multi_assign(l->multi, s, l);
     return 0;
 }
 
@@ -167,9 +222,31 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
 static int on_timer(CURLM *m, long timeout_ms, void *ud)
 {
     (void)m;
-    struct bz_transport *t = ud;
-    t->timer_at = timeout_ms < 0 ? -1.0 : bz_llm_now_s() + (double)timeout_ms / 1000.0;
+    struct lane *l = ud;
+    l->timer_at = timeout_ms < 0 ? -1.0 : bz_llm_now_s() + (double)timeout_ms / 1000.0;
     return 0;
+}
+
+/* curl's socket opener and closer: they count the connections, so that
+ * start_batches sees whether a batch opened one. */
+static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    (void)purpose;
+    struct lane *l = ud;
+    curl_socket_t s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s != CURL_SOCKET_BAD) {
+        l->n_conns++;
+        l->t->n_conns++;
+    }
+    return s;
+}
+
+static int on_close_socket(void *ud, curl_socket_t s)
+{
+    struct lane *l = ud; /* the lane whose transfer opened it: curl keeps that per connection */
+    l->n_conns--;
+    l->t->n_conns--;
+    return close(s);
 }
 
 int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
@@ -198,7 +275,6 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
     if (t->o.backoff_cap_s <= 0)
         t->o.backoff_cap_s = 60;
     bz_rng_init(&t->rng, o->seed, 0x6a6974746572ULL);
-    t->timer_at = -1;
     t->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (t->epfd < 0) {
         int e = errno;
@@ -206,14 +282,26 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
         return bz_err_set(err, BZ_ENET, "cannot create the LLM transport's epoll set: %s",
                           strerror(e));
     }
-    t->multi = curl_multi_init();
+    int n_lanes = n_lanes_for(concurrency);
+    t->lanes = calloc((size_t)n_lanes, sizeof *t->lanes);
     t->ms = calloc(n_models ? n_models : 1, sizeof *t->ms);
-    if (!t->multi || !t->ms)
+    if (!t->lanes || !t->ms)
         goto nomem;
-    curl_multi_setopt(t->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-    curl_multi_setopt(t->multi, CURLMOPT_SOCKETDATA, t);
-    curl_multi_setopt(t->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-    curl_multi_setopt(t->multi, CURLMOPT_TIMERDATA, t);
+    for (; t->n_lanes < n_lanes; t->n_lanes++) {
+        struct lane *l = &t->lanes[t->n_lanes];
+        l->t = t;
+        l->idx = t->n_lanes;
+        l->timer_at = -1;
+        l->multi = curl_multi_init();
+        if (!l->multi)
+            goto nomem;
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+        curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+        curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+        /* connection reuse across all games: a pool as large as the cap */
+        curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)t->o.concurrency + CONN_SPARE);
+    }
     t->n_models = n_models;
     double now = bz_llm_now_s();
     for (size_t i = 0; i < n_models; i++) {
@@ -242,8 +330,6 @@ int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model
             goto nomem;
         s->headers = n;
     }
-    /* Connection reuse across all games: a pool as large as the cap. */
-    curl_multi_setopt(t->multi, CURLMOPT_MAXCONNECTS, (long)t->o.concurrency + 8);
     *out = t;
     return BZ_OK;
 nomem:
@@ -284,11 +370,12 @@ static void release_easy(struct bz_transport *t, struct bz_xfer *x)
     CURL *e = x->easy;
     if (!e)
         return;
-    curl_multi_remove_handle(t->multi, e);
+    curl_multi_remove_handle(t->lanes[x->lane].multi, e);
     x->easy = NULL;
     if (x->active) {
         x->active = 0;
         t->n_active--;
+        t->lanes[x->lane].n_active--;
         t->ms[x->model].inflight--;
     }
     /* nothing of x stays reachable from the pooled handle */
@@ -296,7 +383,11 @@ static void release_easy(struct bz_transport *t, struct bz_xfer *x)
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, NULL);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, NULL);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, NULL);
+#if HAVE_PREREQ
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, NULL);
+#else
     curl_easy_setopt(e, CURLOPT_DEBUGDATA, NULL);
+#endif
     curl_easy_setopt(e, CURLOPT_PRIVATE, NULL);
     if (t->n_pool == t->cap_pool) {
         int cap = t->cap_pool ? 2 * t->cap_pool : 16;
@@ -318,10 +409,10 @@ void bz_transport_destroy(struct bz_transport *t)
     while (t->qhead)
         unlink_queued(t, t->qhead);
     /* Active transfers belong to their callers; detach their handles. */
-    if (t->multi) {
+    for (int i = 0; i < t->n_lanes; i++) {
         CURL **list = NULL;
 #if LIBCURL_VERSION_NUM >= 0x080400
-        list = curl_multi_get_handles(t->multi);
+        list = curl_multi_get_handles(t->lanes[i].multi);
 #endif
         for (CURL **e = list; e && *e; e++) {
             struct bz_xfer *x = NULL;
@@ -337,8 +428,9 @@ void bz_transport_destroy(struct bz_transport *t)
     for (size_t i = 0; i < t->n_models; i++)
         curl_slist_free_all(t->ms[i].headers);
     free(t->ms);
-    if (t->multi)
-        curl_multi_cleanup(t->multi); /* may still call on_socket: epfd stays open till here */
+    for (int i = 0; i < t->n_lanes; i++) /* may still call on_socket: epfd stays open till here */
+        curl_multi_cleanup(t->lanes[i].multi);
+    free(t->lanes);
     if (t->epfd >= 0)
         close(t->epfd);
     free(t);
@@ -459,8 +551,25 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *ud)
 }
 
 /* libcurl retries a request itself when a reused connection died before
- * any reply byte: such an attempt reaches no other callback. Only its info
- * text is looked at (never headers or data: they carry keys). */
+ * any reply byte: such an attempt reaches no other callback. From libcurl
+ * 7.80 the pre-request callback, called before every send of the request,
+ * shows it (a second send in one attempt) at no cost per request; before,
+ * the verbose info text does (formatted for every request: about 8,000
+ * instructions each), and only that text is looked at (never headers or
+ * data: they carry keys). */
+#if HAVE_PREREQ
+static int on_prereq(void *ud, char *ip, char *local_ip, int port, int local_port)
+{
+    (void)ip;
+    (void)local_ip;
+    (void)port;
+    (void)local_port;
+    struct bz_xfer *x = ud;
+    if (++x->sends > 1)
+        note_attempt(x, "connection dropped (resent by curl)");
+    return CURL_PREREQFUNC_OK;
+}
+#else
 static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
 {
     (void)e;
@@ -469,6 +578,7 @@ static int on_debug(CURL *e, curl_infotype type, char *text, size_t n, void *ud)
         note_attempt(ud, "connection dropped (resent by curl)");
     return 0;
 }
+#endif
 
 /* An easy handle with the options every request shares; start_one sets
  * the request's own, release_easy unhooks them, and the handle is pooled
@@ -484,8 +594,14 @@ static CURL *new_easy(const struct bz_transport *t)
     curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+#if HAVE_PREREQ
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+#else
     curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
     curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+#endif
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 10000 ? timeout_ms : 10000L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -495,11 +611,26 @@ static CURL *new_easy(const struct bz_transport *t)
     return e;
 }
 
+/* The lane for a new transfer: the one with the most idle connections, or
+ * with none idle anywhere the one with the fewest transfers (it opens one). */
+static struct lane *pick_lane(struct bz_transport *t)
+{
+    struct lane *best = &t->lanes[0];
+    for (int i = 1; i < t->n_lanes; i++) {
+        struct lane *l = &t->lanes[i];
+        int idle = l->n_conns - l->n_active, best_idle = best->n_conns - best->n_active;
+        if (idle > best_idle || (idle <= 0 && best_idle <= 0 && l->n_active < best->n_active))
+            best = l;
+    }
+    return best;
+}
+
 static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
 {
     CURL *e = t->n_pool ? t->pool[--t->n_pool] : new_easy(t);
     if (!e)
         return -1;
+    struct lane *l = pick_lane(t);
     struct model_state *s = &t->ms[x->model];
     curl_easy_setopt(e, CURLOPT_URL, s->lim.url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->body);
@@ -509,19 +640,28 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->error);
+#if HAVE_PREREQ
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, x);
+#else
     curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+#endif
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, l);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
+    x->sends = 0;
     x->error[0] = '\0';
     free(x->reply);
     x->reply = NULL;
     x->reply_len = 0;
     x->toobig = 0;
     x->retry_after_s = 0;
-    if (curl_multi_add_handle(t->multi, e) != CURLM_OK) {
+    if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
         curl_easy_cleanup(e);
         return -1;
     }
     x->easy = e;
+    x->lane = l->idx;
     x->active = 1;
+    l->n_active++;
     if (x->first_start == 0)
         x->first_start = now;
     t->n_active++;
@@ -536,11 +676,13 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     return 0;
 }
 
-/* Start what concurrency, buckets and backoff allow; *next_s gets the
- * earliest time something blocked may start (0: a completion will tell). */
-static void start_ready(struct bz_transport *t, double now, double *next_s)
+/* Start what concurrency, buckets and backoff allow, at most `batch`;
+ * t->held says more could start. *next_s gets the earliest time something
+ * blocked may start (0: a completion will tell). */
+static void start_ready(struct bz_transport *t, double now, int batch, double *next_s)
 {
     *next_s = 0;
+    t->held = 0;
     for (size_t i = 0; i < t->n_models; i++) {
         struct model_state *s = &t->ms[i];
         if (s->lim.rpm > 0)
@@ -548,6 +690,7 @@ static void start_ready(struct bz_transport *t, double now, double *next_s)
         if (s->lim.tpm > 0)
             refill(&s->tok_tokens, &s->tok_last, s->lim.tpm, now);
     }
+    int started = 0;
     struct bz_xfer *x = t->qhead;
     while (x && t->n_active < t->o.concurrency) {
         struct bz_xfer *next = x->next;
@@ -563,8 +706,12 @@ static void start_ready(struct bz_transport *t, double now, double *next_s)
                                                         ? (double)x->est_tokens
                                                         : bucket_cap(s->lim.tpm)))
             when = now + 0.05;
-        else {
+        else if (started == batch) {
+            t->held = 1;
+            break;
+        } else {
             unlink_queued(t, x);
+            started++;
             if (start_one(t, x, now) != 0) {
                 /* No handle: try again on the next poll. */
                 enqueue(t, x);
@@ -640,32 +787,63 @@ int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *wh
     return schedule_retry(t, x, bz_llm_now_s());
 }
 
-/* Run curl's timeout actions when due (this also starts transfers just
+/* Run curl's timeout actions where due (this also starts transfers just
  * added: adding one sets a timer of 0). */
 static int run_timer(struct bz_transport *t, struct bz_err *err)
 {
-    if (t->timer_at < 0 || bz_llm_now_s() < t->timer_at)
-        return BZ_OK;
-    t->timer_at = -1; /* the action may set a new one */
-    int running;
-    if (curl_multi_socket_action(t->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
-        return bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
+    double now = bz_llm_now_s();
+    for (int i = 0; i < t->n_lanes; i++) {
+        struct lane *l = &t->lanes[i];
+        if (l->timer_at < 0 || now < l->timer_at)
+            continue;
+        l->timer_at = -1; /* the action may set a new one */
+        int running;
+        if (curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+            return bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
+    }
     return BZ_OK;
+}
+
+/* Hand curl what may start, a batch at a time; a batch that opened a
+ * connection is the last (t->held: the next poll starts the rest, once the
+ * wait has sent these). */
+static int start_batches(struct bz_transport *t, double *next_s, struct bz_err *err)
+{
+    for (;;) {
+        int before = t->n_conns;
+        start_ready(t, bz_llm_now_s(), CONNECT_BATCH, next_s);
+        int rc = run_timer(t, err); /* curl connects or sends what was added */
+        if (rc || !t->held || t->n_conns > before)
+            return rc;
+    }
+}
+
+/* The next message of a lane from *lane on; NULL once every lane is read. */
+static CURLMsg *next_msg(struct bz_transport *t, int *lane)
+{
+    int left;
+    for (; *lane < t->n_lanes; (*lane)++) {
+        CURLMsg *m = curl_multi_info_read(t->lanes[*lane].multi, &left);
+        if (m)
+            return m;
+    }
+    return NULL;
 }
 
 int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err)
 {
-    double t0 = bz_llm_now_s(), next_s;
-    start_ready(t, t0, &next_s);
-    if (t->n_active == 0 && t->n_queued == 0)
-        return 0;
-    int rc = run_timer(t, err); /* sends what start_ready added before waiting */
+    double t0, next_s;
+    int rc = start_batches(t, &next_s, err); /* sends what was queued before waiting */
     if (rc)
         return -rc;
+    if (t->n_active == 0 && t->n_queued == 0)
+        return 0;
     long wait = timeout_ms < 0 ? 0 : timeout_ms;
     t0 = bz_llm_now_s();
-    if (t->timer_at >= 0) {
-        long until = (long)ceil((t->timer_at - t0) * 1000.0);
+    for (int i = 0; i < t->n_lanes; i++) {
+        if (t->lanes[i].timer_at < 0)
+            continue;
+        long until = (long)ceil((t->lanes[i].timer_at - t0) * 1000.0);
         if (until < wait)
             wait = until < 0 ? 0 : until;
     }
@@ -674,6 +852,8 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         if (until < wait)
             wait = until < 0 ? 0 : until;
     }
+    if (t->held)
+        wait = 0; /* the connections just opened send now, the next batch on the next poll */
     /* With nothing in flight this is the backoff or rate-limit sleep. */
     int n = epoll_wait(t->epfd, t->evs, WAIT_EVENTS, (int)wait);
     if (n < 0 && errno != EINTR)
@@ -683,7 +863,9 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         int mask = (ev & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                    (ev & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
         int running;
-        if (curl_multi_socket_action(t->multi, t->evs[i].data.fd, mask, &running) != CURLM_OK)
+        CURLM *m = t->lanes[t->evs[i].data.u64 >> 32].multi;
+        curl_socket_t fd = (curl_socket_t)(uint32_t)t->evs[i].data.u64;
+        if (curl_multi_socket_action(m, fd, mask, &running) != CURLM_OK)
             return -bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
     }
     if ((rc = run_timer(t, err)))
@@ -700,8 +882,8 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
     int n_done = 0;
     double now = bz_llm_now_s();
     CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(t->multi, &left))) {
+    int lane = 0;
+    while ((msg = next_msg(t, &lane))) {
         if (msg->msg != CURLMSG_DONE)
             continue;
         struct bz_xfer *x = NULL;
@@ -752,8 +934,7 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         x->done(x);
     }
     /* what the completions freed a slot for goes out now, not after a wait */
-    start_ready(t, bz_llm_now_s(), &next_s);
-    if ((rc = run_timer(t, err)))
+    if ((rc = start_batches(t, &next_s, err)))
         return -rc;
     return n_done;
 }
@@ -765,6 +946,18 @@ int bz_transport_pending(const struct bz_transport *t)
 int bz_transport_active(const struct bz_transport *t)
 {
     return t->n_active;
+}
+int bz_transport_connections(const struct bz_transport *t)
+{
+    return t->n_conns;
+}
+int bz_transport_lanes(const struct bz_transport *t, int *most_conns)
+{
+    *most_conns = 0;
+    for (int i = 0; i < t->n_lanes; i++)
+        if (t->lanes[i].n_conns > *most_conns)
+            *most_conns = t->lanes[i].n_conns;
+    return t->n_lanes;
 }
 int64_t bz_transport_retries(const struct bz_transport *t)
 {
