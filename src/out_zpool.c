@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "out_fletcher.h"
 #include "out_zpool.h"
 
 #include <zlib.h> /* always: the fallback when a chunk does not fit */
@@ -28,49 +29,6 @@ struct bz_zpool {
     int n_threads, quit;
     struct bz_zbatch *batch;
 };
-
-/* HDF5's Fletcher32 (H5_checksum_fletcher32): 16-bit big-endian words,
- * an odd last byte as the high byte of a word, sums folded every 360 words.
- * Within a block of t words w_0..w_{t-1} HDF5 adds sum1 += w_l, sum2 += sum1
- * word by word; that is sum2 += t * sum1 + t * S - U and sum1 += S with S =
- * sum of w_l and U = sum of l * w_l, the same integers mod 2^32, so the same
- * checksum; the two independent sums vectorize (~1.5x on a 64 KiB chunk). */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-/* and an AVX2 clone chosen at load time where the CPU has it: 2x again */
-#define VECTORIZE __attribute__((optimize("O3"), target_clones("avx2", "default")))
-#elif defined(__GNUC__) && !defined(__clang__)
-#define VECTORIZE __attribute__((optimize("O3")))
-#else
-#define VECTORIZE
-#endif
-static VECTORIZE uint32_t fletcher32(const unsigned char *data, size_t n_bytes)
-{
-    size_t len = n_bytes / 2;
-    uint32_t sum1 = 0, sum2 = 0;
-    while (len) {
-        uint32_t t = len > 360 ? 360 : (uint32_t)len, s = 0, u = 0;
-        len -= t;
-        for (uint32_t l = 0; l < t; l++) {
-            uint32_t w = ((uint32_t)data[2 * l] << 8) | data[2 * l + 1];
-            s += w;
-            u += l * w;
-        }
-        data += 2 * (size_t)t;
-        sum2 += t * sum1 + t * s - u;
-        sum1 += s;
-        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
-        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
-    }
-    if (n_bytes % 2) {
-        sum1 += (uint32_t)(((uint16_t)*data) << 8);
-        sum2 += sum1;
-        sum1 = (sum1 & 0xffff) + (sum1 >> 16);
-        sum2 = (sum2 & 0xffff) + (sum2 >> 16);
-    }
-    sum1 = (sum1 & 0xffff) + (sum1 >> 16);
-    sum2 = (sum2 & 0xffff) + (sum2 >> 16);
-    return (sum2 << 16) | sum1;
-}
 
 size_t bz_zpool_bound(size_t chunk_bytes)
 {
@@ -149,9 +107,7 @@ static int compress_one(struct zstate *z, struct bz_zbatch *b, size_t k)
             return -1;
         len = (size_t)zlen;
     }
-    uint32_t sum = fletcher32(dst, len);
-    for (int i = 0; i < FLETCHER_LEN; i++)
-        dst[len + (size_t)i] = (unsigned char)(sum >> (8 * i));
+    bz_out_fletcher32_put(dst + len, bz_out_fletcher32(dst, len));
     b->out_len[k] = len + FLETCHER_LEN;
     return 0;
 }
@@ -160,7 +116,7 @@ int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len)
 {
     if (len < FLETCHER_LEN)
         return 0;
-    uint32_t sum = fletcher32(chunk, len - FLETCHER_LEN), stored = 0;
+    uint32_t sum = bz_out_fletcher32(chunk, len - FLETCHER_LEN), stored = 0;
     for (int i = 0; i < FLETCHER_LEN; i++)
         stored |= (uint32_t)chunk[len - FLETCHER_LEN + (size_t)i] << (8 * i);
     return sum == stored;
