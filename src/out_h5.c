@@ -519,6 +519,12 @@ out:
 int bz_out_h5_check_readable(hid_t dset, hsize_t n_rows, const char *file_name, const char *table,
                              struct bz_err *err)
 {
+    return bz_out_h5_check_rows(dset, 0, n_rows, file_name, table, err);
+}
+
+int bz_out_h5_check_rows(hid_t dset, hsize_t first, hsize_t n_rows, const char *file_name,
+                         const char *table, struct bz_err *err)
+{
     int rc = BZ_OK, vlen = 0;
     hid_t ftype = H5I_INVALID_HID, mtype = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
     hid_t mspace = H5I_INVALID_HID;
@@ -543,7 +549,7 @@ int bz_out_h5_check_readable(hid_t dset, hsize_t n_rows, const char *file_name, 
         rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", file_name, table);
         goto out;
     }
-    for (hsize_t start = 0; start < n; start += cap) {
+    for (hsize_t start = first; start < n; start += cap) {
         hsize_t count = n - start < cap ? n - start : cap, zero = 0;
         if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &start, NULL, &count, NULL) < 0 ||
             H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||

@@ -145,6 +145,10 @@ int bz_out_h5_read_game_ids(hid_t dset, int64_t **ids, size_t *n, const char *fi
 int bz_out_h5_check_readable(hid_t dset, hsize_t n_rows, const char *file_name, const char *table,
                              struct bz_err *err);
 
+/* The same for rows [first, n_rows). */
+int bz_out_h5_check_rows(hid_t dset, hsize_t first, hsize_t n_rows, const char *file_name,
+                         const char *table, struct bz_err *err);
+
 /* Paths ("/electricity/turns") of every dataset in the file, sorted by
  * strcmp; each string and the array are malloc'd (bz_out_free_paths). */
 int bz_out_h5_list_datasets(hid_t file, char ***paths, size_t *n, const char *file_name,
