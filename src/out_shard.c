@@ -242,6 +242,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     int rc = BZ_OK;
     hid_t fcpl = H5I_INVALID_HID, fapl = H5I_INVALID_HID;
     struct bz_shard *s = NULL;
+    char *journal = NULL; /* its path, to remove it when the shard fails */
     int created = 0;
     *out = NULL;
     bz_out_h5_quiet();
@@ -277,17 +278,25 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot set up file properties", path);
         goto out;
     }
-    if ((s->file = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create the shard file", path);
-        goto out;
-    }
-    created = 1;
+    /* The journal before the shard: a shard file of this writer always has
+     * its journal, so a kill between the two creations leaves at most an
+     * empty journal (the parts' clean-up removes it), never a shard that
+     * resume cannot read and cannot prove empty. */
     s->journal_fd = open(s->journal_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
     if (s->journal_fd < 0) {
         rc = bz_err_set(err, BZ_EIO, "%s: cannot create the journal: %s", s->journal_path,
                         strerror(errno));
         goto out;
     }
+    if (!(journal = str_concat(s->journal_path, ""))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for a shard", path);
+        goto out;
+    }
+    if ((s->file = H5Fcreate(path, H5F_ACC_EXCL, fcpl, fapl)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create the shard file", path);
+        goto out;
+    }
+    created = 1;
     /* An empty shard killed before its first game still opens. */
     if (H5Fflush(s->file, H5F_SCOPE_GLOBAL) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot flush the new shard", path);
@@ -302,7 +311,10 @@ out:
         bz_shard_close(s, NULL);
         if (created)
             unlink(path);
+        if (journal)
+            unlink(journal);
     }
+    free(journal);
     return rc;
 }
 
@@ -1062,7 +1074,10 @@ int bz_shard_recorded_nothing(const char *path, int *nothing, struct bz_err *err
     int present = 0;
     int rc = journal_ids(path, &ids, &n, &present, err);
     free(ids);
-    *nothing = !rc && present && n == 0;
+    /* without a journal (a writer that made the shard first), an empty
+     * file proves it: every commit flushes, and a flush writes bytes */
+    struct stat st;
+    *nothing = !rc && n == 0 && (present || (stat(path, &st) == 0 && st.st_size == 0));
     return rc;
 }
 

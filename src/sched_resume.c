@@ -102,8 +102,8 @@ int bz_sched_plan_set_aside(struct bz_sched_plan *p, struct bz_err *err)
                 return bz_err_set(err, BZ_EIO, "%s cannot be read (%s) and cannot be removed: %s",
                                   path, why, strerror(errno));
             fprintf(stderr,
-                    "bazaar: %s cannot be read (%s) but its journal confirms no game: "
-                    "removed\n",
+                    "bazaar: %s cannot be read (%s) but recorded no game (its journal "
+                    "confirms none, or the file is empty): removed\n",
                     path, why);
             free(path);
             continue;

@@ -63,8 +63,10 @@ int bz_shard_committed_quick(const char *path, int64_t **ids, size_t *n, struct 
 /* 1 when the shard's journal exists and confirms no game: nothing in the
  * shard counts, whatever its HDF5 holds (a writer killed before or inside
  * its first commit's flush), so an unreadable such shard can be removed
- * rather than kept; 0 otherwise (a journal line, or no journal: a shard of
- * the old layout). BZ_EIO when the journal cannot be read. */
+ * rather than kept; also 1 for an empty file without a journal (a writer
+ * that created the shard before its journal, killed in between); 0
+ * otherwise (a journal line, or no journal and bytes: a shard of the old
+ * layout). BZ_EIO when the journal cannot be read. */
 int bz_shard_recorded_nothing(const char *path, int *nothing, struct bz_err *err);
 
 /* Root attributes of the merged file (strings; NULL ones are omitted). */

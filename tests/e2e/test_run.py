@@ -333,7 +333,34 @@ def test_an_unreadable_shard_whose_journal_confirms_nothing_is_removed(tmp_path,
         f.truncate(size // 2)
     open(victim + ".journal", "w").close()  # the journal confirms no game
     p = bazaar("run", spec, "-o", out, "--resume")
-    assert "its journal confirms no game: removed" in p.stderr, p.stderr
+    assert "recorded no game (its journal confirms none" in p.stderr, p.stderr
+    assert "set aside" not in p.stderr
+    assert_same_tables(ref, out)
+    assert not os.path.exists(parts)
+
+
+def test_an_empty_shard_without_a_journal_and_a_journal_without_a_shard_are_removed(
+        tmp_path, small_spec):
+    """A kill between creating a shard's journal and its HDF5 file leaves a
+    journal alone; a writer that created the file first could leave an
+    empty file without a journal (seen: test_kill9 on 3 ranks kept
+    a2-r2-0.h5.bad, 0 bytes). Neither recorded a game: resume removes both
+    and leaves no parts folder."""
+    spec = write_spec(tmp_path, _big_spec(small_spec))
+    ref = str(tmp_path / "ref.h5")
+    bazaar("run", spec, "-o", ref, "--quiet")
+    out = str(tmp_path / "out.h5")
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
+                         env=mpi_env(), stderr=subprocess.PIPE, text=True)
+    _stop_after(p, 200, signal.SIGKILL)
+    p.communicate()
+    parts = out + ".parts"
+    if not os.path.isdir(parts):
+        pytest.skip("killed before the parts folder was made")
+    open(os.path.join(parts, "a1-r5-0.h5"), "wb").close()  # empty, no journal
+    open(os.path.join(parts, "a1-r6-0.h5.journal"), "w").close()  # journal, no shard
+    p = bazaar("run", spec, "-o", out, "--resume")
+    assert "a1-r5-0.h5 cannot be read" in p.stderr and "the file is empty): removed" in p.stderr
     assert "set aside" not in p.stderr
     assert_same_tables(ref, out)
     assert not os.path.exists(parts)
