@@ -104,7 +104,7 @@ static int bench_run(int n, int turns, int games, int write, int quiet, double *
                 rows += (long long)rec->tables[i].n_rows;
             if (write)
                 rc = bz_shard_append(shard, rec, &err);
-            if (!rc && write && bz_shard_pending(shard) >= 256)
+            if (!rc && write && bz_shard_sync_due(shard)) /* as the runner */
                 rc = bz_shard_sync(shard, &err);
         }
         bz_match_destroy(m);

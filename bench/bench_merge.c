@@ -57,7 +57,7 @@ static int play(struct bz_grid *grid, int64_t n_games, struct bz_shard **shards,
         if (!rc && shards) {
             struct bz_shard *s = shards[(g / 64) % n_shards];
             rc = bz_shard_append(s, bz_match_records(m), err);
-            if (!rc && bz_shard_pending(s) >= 256)
+            if (!rc && bz_shard_sync_due(s)) /* as the runner */
                 rc = bz_shard_sync(s, err);
         }
         bz_match_destroy(m);

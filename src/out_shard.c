@@ -48,6 +48,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "out_fletcher.h"
@@ -104,6 +105,7 @@ struct out_table {
 };
 
 struct bz_shard {
+    double synced_at; /* CLOCK_MONOTONIC seconds: creation or the last sync */
     char *path;
     char *journal_path;
     hid_t file;
@@ -226,6 +228,13 @@ out:
     return rc;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static char *str_concat(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
@@ -252,6 +261,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     }
     s->file = H5I_INVALID_HID;
     s->journal_fd = -1;
+    s->synced_at = mono_s();
     s->put_game = -1;
     s->dxpl = H5I_INVALID_HID;
     if (!(s->tconv = malloc(SHARD_XFER_BYTES)) || !(s->bkg = malloc(SHARD_XFER_BYTES))) {
@@ -840,6 +850,13 @@ size_t bz_shard_pending(const struct bz_shard *s)
     return s ? s->n_pending : 0;
 }
 
+int bz_shard_sync_due(const struct bz_shard *s)
+{
+    return s && s->n_pending > 0 &&
+           (s->n_pending >= BZ_SHARD_SYNC_MAX_GAMES ||
+            mono_s() - s->synced_at >= BZ_SHARD_SYNC_INTERVAL_S);
+}
+
 int bz_shard_sync(struct bz_shard *s, struct bz_err *err)
 {
     if (!s)
@@ -849,6 +866,8 @@ int bz_shard_sync(struct bz_shard *s, struct bz_err *err)
     int rc = sync_shard(s, err);
     if (rc)
         s->broken = 1;
+    else
+        s->synced_at = mono_s();
     return rc;
 }
 

@@ -14,10 +14,6 @@
 #include "bazaar/out.h"
 #include "sched_internal.h"
 
-/* Group commit: one flush + fsync per batch of games, at most this old or
- * this many games (a kill loses no more than that, and replays it). */
-#define SYNC_INTERVAL_S 0.5
-#define SYNC_MAX_GAMES 256
 /* A new shard segment every so many games or seconds: a kill that lands
  * inside a flush can leave the segment being written unreadable, and then
  * only that segment's games are played again. */
@@ -86,7 +82,6 @@ struct bz_runner {
     size_t flush_bytes; /* a live game's rows go to the shard past this */
     long delay_ms;
     double segment_start;
-    double last_sync;
     double started;      /* when the runner was created */
     int follow;          /* a follower merges closed segments */
     char seg_path[4200]; /* the open segment's */
@@ -215,7 +210,7 @@ static int open_segment(struct bz_runner *r, struct bz_err *err)
         return rc;
     bz_shard_set_group_commit(r->shard, 1);
     r->segment_games = 0;
-    r->segment_start = r->last_sync = now_s();
+    r->segment_start = now_s();
     return BZ_OK;
 }
 
@@ -275,11 +270,11 @@ static int commit(struct bz_runner *r, struct slot *s, struct bz_err *err)
     rc = bz_shard_append(r->shard, bz_match_records(s->match), err);
     if (rc)
         return rc;
-    if (bz_shard_pending(r->shard) >= SYNC_MAX_GAMES || now_s() - r->last_sync >= SYNC_INTERVAL_S) {
+    /* group commit: one flush + fsync per batch (bz_shard_sync_due) */
+    if (bz_shard_sync_due(r->shard)) {
         rc = bz_shard_sync(r->shard, err);
         if (rc)
             return rc;
-        r->last_sync = now_s();
     }
     /* A full segment is closed right after a commit, never while a game
      * has uncommitted rows in it: only heuristic games put rows early, one

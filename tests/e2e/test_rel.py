@@ -97,8 +97,11 @@ def test_second_process_on_one_output_is_refused_and_the_first_file_is_intact(tm
         parts_before = sorted(os.listdir(out + ".parts"))
         # the shard and its journal exist before the first (paid) request
         assert "a1-r0-0.h5" in parts_before and "a1-r0-0.h5.journal" in parts_before, parts_before
-        # the run's follower merge may have created OUT.tmp: the refused
+        # the run's follower merge creates OUT.tmp as it starts (wait for
+        # it: under ASan that is after the run is mid-sweep); the refused
         # merge must neither create nor touch it
+        wait_for(lambda: os.path.exists(out + ".tmp"), "the follower to create OUT.tmp")
+
         def tmp_state():
             try:
                 st = os.stat(out + ".tmp")
