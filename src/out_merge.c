@@ -660,10 +660,21 @@ static int sink_store(struct merge *m, struct sink *s, const char *path, struct 
     struct bz_zbatch *b = &s->zb[k];
     s->pending = 0;
     double t0 = now_s();
-    int bad = bz_zpool_wait(m->pool, b) != 0;
+    int bad = bz_zpool_wait(m->pool, b);
     double t1 = now_s();
     m->stats.seconds_wait += t1 - t0;
     m->stats.cpu_compress += b->cpu_seconds;
+    if (bad == -2) {
+        const struct bz_zread *rd = &b->reads[b->bad_read];
+        rc = bz_err_set(err, BZ_EIO,
+                        "%s: table %s: the chunk at row %llu is unreadable or fails its "
+                        "checksum%s%s",
+                        rd->path, path, (unsigned long long)rd->row, b->read_errno ? ": " : "",
+                        b->read_errno ? strerror(b->read_errno) : "");
+        bz_zbatch_reset_reads(b, 0);
+        return rc;
+    }
+    bz_zbatch_reset_reads(b, 0);
     if (bad)
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: cannot compress rows %llu..%llu",
                           m->out_name, path, (unsigned long long)s->pending_ws,
@@ -750,6 +761,7 @@ static int sink_open(struct merge *m, struct sink *s, hid_t dset, hid_t mtype, i
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory for a window", m->out_name);
         if (!s->direct)
             continue;
+        b->in = s->buf[k]; /* deferred reads land there (gather_raw) */
         b->chunk_bytes = (size_t)chunk * s->msize;
         b->out_cap = bz_zpool_bound(b->chunk_bytes);
         if (!(b->out = acct_alloc(m, n_chunks, b->out_cap)) ||
@@ -766,20 +778,39 @@ static void sink_close(struct sink *s)
         acct_free(s->buf[k], (size_t)s->win, s->msize);
         acct_free(s->zb[k].out, n_chunks, s->zb[k].out_cap);
         acct_free(s->zb[k].out_len, n_chunks, sizeof(size_t));
+        bz_zbatch_reset_reads(&s->zb[k], 1);
         s->buf[k] = NULL;
         s->zb[k].out = NULL;
         s->zb[k].out_len = NULL;
     }
 }
 
+/* Whether shard i's file (open) starts at byte 0 of its path: no user
+ * block, so that a chunk's address is its offset in the file. */
+static int source_plain(const struct merge *m, size_t i)
+{
+    hid_t fcpl = H5Fget_create_plist(m->src_file[i]);
+    hsize_t ub = 1;
+    if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
+        ub = 1;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(fcpl);
+    return ub == 0;
+}
+
 /* The rows of runs[0..n) of a table without strings, read as the shard
- * stores them: whole chunks (H5Dread_chunk), each checked against its
- * Fletcher32, rows copied out; no HDF5 pipeline, cache or conversion. Only
- * for chunks filtered by the checksum alone (shards as bazaar writes them);
- * *used is 0 when the table is stored otherwise. */
+ * stores them: whole chunks, each checked against its Fletcher32, rows
+ * copied out; no HDF5 pipeline, cache or conversion. Only for chunks
+ * filtered by the checksum alone (shards as bazaar writes them); *used is
+ * 0 when the table is stored otherwise. With defer (the window's batch of
+ * a direct sink; out is its input), a chunk stored whole with its filter
+ * on becomes a read of the batch: the compression threads pread it, check
+ * it and copy its rows (out_zpool.c), so the merging thread only looks up
+ * its address. Other chunks (and every chunk without defer) are read here
+ * (H5Dread_chunk). */
 static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
-                      const struct run *runs, size_t n, size_t msize, unsigned char *out, int *used,
-                      struct bz_err *err)
+                      const struct run *runs, size_t n, size_t msize, unsigned char *out,
+                      struct bz_zbatch *defer, int *used, struct bz_err *err)
 {
     int rc = BZ_OK;
     hsize_t crows = raw_chunk_rows(dset, msize, m->read_bytes);
@@ -790,17 +821,38 @@ static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
         return BZ_OK; /* HDF5 reads it */
     if (!(buf = acct_alloc(m, cbytes, 1)))
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
-    hsize_t have = (hsize_t)-1; /* the chunk in buf */
+    if (defer && !source_plain(m, i))
+        defer = NULL;
+    hsize_t have = (hsize_t)-1; /* the chunk in buf, or deferred at addr */
+    haddr_t addr = HADDR_UNDEF;
     for (size_t k = 0; k < n && !rc; k++) {
         hsize_t pos = runs[k].start, end = runs[k].start + runs[k].len;
         while (pos < end) {
             hsize_t c = pos / crows, base = c * crows;
-            if (c != have && (rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
-                break;
-            have = c;
+            if (c != have) {
+                hsize_t size = 0;
+                unsigned mask = 1;
+                addr = HADDR_UNDEF;
+                if (defer && (H5Dget_chunk_info_by_coord(dset, &base, &mask, &addr, &size) < 0 ||
+                              mask != 0 || size != cbytes))
+                    addr = HADDR_UNDEF; /* not a plain stored chunk: read it here */
+                H5Eclear2(H5E_DEFAULT);
+                if (addr == HADDR_UNDEF &&
+                    (rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
+                    break;
+                if (addr != HADDR_UNDEF)
+                    m->stats.chunks_pread++;
+                have = c;
+            }
             hsize_t stop = end < base + crows ? end : base + crows;
-            memcpy(out + (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize,
-                   buf + (size_t)(pos - base) * msize, (size_t)(stop - pos) * msize);
+            size_t dst = (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize;
+            size_t src = (size_t)(pos - base) * msize, len = (size_t)(stop - pos) * msize;
+            if (addr == HADDR_UNDEF)
+                memcpy(out + dst, buf + src, len);
+            else if (bz_zbatch_add_copy(defer, m->shards[i], (uint64_t)addr, cbytes,
+                                        (uint64_t)base, src, (size_t)(out - defer->in) + dst,
+                                        len) != 0)
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
             pos = stop;
         }
     }
@@ -812,7 +864,8 @@ static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
  * (runs' out_pos relative to out), reading the shard through a window of at
  * most m->read_bytes. */
 static int gather_shard(struct merge *m, const char *path, const struct run *runs, size_t n,
-                        hid_t mtype, size_t msize, int vlen, unsigned char *out, struct bz_err *err)
+                        hid_t mtype, size_t msize, int vlen, unsigned char *out,
+                        struct bz_zbatch *defer, struct bz_err *err)
 {
     int rc = BZ_OK;
     size_t i = runs[0].shard;
@@ -828,7 +881,7 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
         goto out;
     if (!vlen) {
         int used;
-        if ((rc = gather_raw(m, i, dset, path, runs, n, msize, out, &used, err)) || used)
+        if ((rc = gather_raw(m, i, dset, path, runs, n, msize, out, defer, &used, err)) || used)
             goto out;
     }
     if ((fspace = H5Dget_space(dset)) < 0 || (mspace = H5Screate_simple(1, &cap, NULL)) < 0) {
@@ -905,7 +958,7 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
         while (e < n && pieces[e].shard == pieces[k].shard)
             e++;
         if ((rc = gather_shard(m, path, pieces + k, e - k, s->mtype, s->msize, vlen, s->buf[s->cur],
-                               err)))
+                               s->direct ? &s->zb[s->cur] : NULL, err)))
             return rc;
         k = e;
     }
