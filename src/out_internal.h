@@ -76,4 +76,12 @@ struct bz_merge_stats {
 };
 void bz_merge_last_stats(struct bz_merge_stats *s);
 
+/* Test hook (NULL in production): called by the merging thread each time
+ * it hands a shard chunk to the compression threads (chunks_pread), with
+ * the shard, the table, the chunk's file offset and size and its first
+ * row, before any thread reads it. Tests corrupt the chunk there, past
+ * the merge's own scan of the shard's game ids. */
+extern void (*bz_merge_test_deferred_hook)(const char *shard, const char *table, uint64_t addr,
+                                           size_t size, uint64_t row);
+
 #endif

@@ -129,6 +129,8 @@ static double thread_cpu_s(void)
 
 static struct bz_merge_stats last_stats;
 
+void (*bz_merge_test_deferred_hook)(const char *, const char *, uint64_t, size_t, uint64_t);
+
 void bz_merge_last_stats(struct bz_merge_stats *s)
 {
     *s = last_stats;
@@ -840,8 +842,12 @@ static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
                 if (addr == HADDR_UNDEF &&
                     (rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
                     break;
-                if (addr != HADDR_UNDEF)
+                if (addr != HADDR_UNDEF) {
                     m->stats.chunks_pread++;
+                    if (bz_merge_test_deferred_hook)
+                        bz_merge_test_deferred_hook(m->shards[i], path, (uint64_t)addr, cbytes,
+                                                    (uint64_t)base);
+                }
                 have = c;
             }
             hsize_t stop = end < base + crows ? end : base + crows;
@@ -849,9 +855,8 @@ static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
             size_t src = (size_t)(pos - base) * msize, len = (size_t)(stop - pos) * msize;
             if (addr == HADDR_UNDEF)
                 memcpy(out + dst, buf + src, len);
-            else if (bz_zbatch_add_copy(defer, m->shards[i], (uint64_t)addr, cbytes,
-                                        (uint64_t)base, src, (size_t)(out - defer->in) + dst,
-                                        len) != 0)
+            else if (bz_zbatch_add_copy(defer, m->shards[i], (uint64_t)addr, cbytes, (uint64_t)base,
+                                        src, (size_t)(out - defer->in) + dst, len) != 0)
                 rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
             pos = stop;
         }

@@ -568,6 +568,83 @@ static void corrupt_chunk_should_give_eio(void **state)
     }
 }
 
+/* The chunk the deferred hook corrupted: the first handed to the threads
+ * from the shard named in flip_shard (one per merge). */
+static const char *flip_shard;
+static int flip_done;
+static uint64_t flip_addr, flip_row;
+static char flip_table[256];
+
+static void flip_hook(const char *shard, const char *table, uint64_t addr, size_t size,
+                      uint64_t row)
+{
+    if (flip_done || strcmp(shard, flip_shard) != 0)
+        return;
+    flip_done = 1;
+    flip_addr = addr + size / 2;
+    flip_row = row;
+    snprintf(flip_table, sizeof flip_table, "%s", table);
+    int fd = open(shard, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char byte;
+    assert_int_equal(pread(fd, &byte, 1, (off_t)flip_addr), 1);
+    byte ^= 0x5a;
+    assert_int_equal(pwrite(fd, &byte, 1, (off_t)flip_addr), 1);
+    close(fd);
+}
+
+/* A shard chunk that the merge's compression threads read (pread) and
+ * that no longer carries its checksum (corrupted after the merge scanned
+ * the shard's game ids): the merge fails naming the shard, the table and
+ * the chunk's row, with 1 and with 3 threads, and leaves no output; the
+ * same shards restored merge, with chunks read by the threads. */
+static void corrupt_deferred_chunk_should_give_eio(void **state)
+{
+    (void)state;
+    char good[512], bad[512], out[512];
+    tmp_path(good, sizeof good, "dcrc_good.h5");
+    tmp_path(bad, sizeof bad, "dcrc_bad.h5");
+    tmp_path(out, sizeof out, "dcrc_merged.h5");
+    int64_t ids[40], more[3] = {40, 41, 42};
+    for (int i = 0; i < 40; i++)
+        ids[i] = i;
+    write_shard(bad, ids, 40, 0);
+    write_shard(good, more, 3, 0);
+    const char *threads[] = {"1", "3"};
+    for (int t = 0; t < 2; t++) {
+        struct bz_err err = {0};
+        const char *list[] = {good, bad};
+        char want[64];
+        flip_shard = bad;
+        flip_done = 0;
+        bz_merge_test_deferred_hook = flip_hook;
+        setenv("BZ_MERGE_THREADS", threads[t], 1);
+        assert_int_equal(bz_merge(list, 2, out, NULL, &err), BZ_EIO);
+        unsetenv("BZ_MERGE_THREADS");
+        bz_merge_test_deferred_hook = NULL;
+        assert_true(flip_done);
+        snprintf(want, sizeof want, "row %" PRIu64 " ", flip_row);
+        assert_non_null(strstr(err.msg, bad));
+        assert_non_null(strstr(err.msg, flip_table));
+        assert_non_null(strstr(err.msg, want));
+        assert_non_null(strstr(err.msg, "checksum"));
+        assert_int_equal(access(out, F_OK), -1);
+        /* flip the byte back: the shard is whole again */
+        int fd = open(bad, O_RDWR);
+        assert_true(fd >= 0);
+        unsigned char byte;
+        assert_int_equal(pread(fd, &byte, 1, (off_t)flip_addr), 1);
+        byte ^= 0x5a;
+        assert_int_equal(pwrite(fd, &byte, 1, (off_t)flip_addr), 1);
+        close(fd);
+    }
+    struct bz_merge_stats st;
+    merge_ok((const char *const[]){good, bad}, 2, out);
+    bz_merge_last_stats(&st);
+    assert_true(st.chunks_pread > 0);
+    unlink(out);
+}
+
 static void duplicate_game_should_be_copied_once(void **state)
 {
     char a[512], b[512], out[512];
@@ -1056,6 +1133,7 @@ int main(void)
         cmocka_unit_test(uncommitted_game_should_be_dropped),
         cmocka_unit_test(broken_files_should_give_eio_naming_the_file),
         cmocka_unit_test(corrupt_chunk_should_give_eio),
+        cmocka_unit_test(corrupt_deferred_chunk_should_give_eio),
         cmocka_unit_test(duplicate_game_should_be_copied_once),
         cmocka_unit_test(create_should_refuse_an_existing_file),
         cmocka_unit_test(append_should_refuse_bad_records),
