@@ -77,6 +77,16 @@ struct run {
 
 struct mtable;
 
+/* A source's open dataset of the table being merged: opening it (H5Dopen2,
+ * its type, a check against the table's) cost more than reading a window
+ * of its rows. crows: raw_chunk_rows for the read window ((hsize_t)-1: not
+ * asked yet); plain: its file has no user block (-1: not asked yet). */
+struct gcache {
+    hid_t dset;
+    hsize_t crows;
+    int plain;
+};
+
 struct merge {
     char **shards; /* the sources, in the order they were added (owned) */
     size_t n_shards, cap_shards;
@@ -86,6 +96,11 @@ struct merge {
     hid_t *src_file; /* per source: its file when kept open (source_file) */
     uint64_t *src_used, tick;
     size_t n_open;
+    /* per source: its dataset of table gc_path, kept open while the merge
+     * stays on that table (table_dset), with what gather_raw asks of it */
+    struct gcache *gc;
+    size_t n_gc;
+    const char *gc_path;
     const char *out_name; /* for messages */
     char ***paths;        /* per shard: its dataset paths, sorted */
     size_t *n_paths;
@@ -281,6 +296,10 @@ static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *er
                     (lru == m->n_shards || m->src_used[k] < m->src_used[lru]))
                     lru = k;
             if (lru < m->n_shards) {
+                if (lru < m->n_gc) { /* its cached dataset would keep the file open */
+                    bz_out_h5_close(m->gc[lru].dset);
+                    m->gc[lru].dset = H5I_INVALID_HID;
+                }
                 bz_out_h5_close(m->src_file[lru]);
                 m->src_file[lru] = H5I_INVALID_HID;
                 m->n_open--;
@@ -298,8 +317,18 @@ static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *er
     return BZ_OK;
 }
 
+static void gcache_close(struct merge *m)
+{
+    for (size_t k = 0; k < m->n_gc; k++) {
+        bz_out_h5_close(m->gc[k].dset);
+        m->gc[k] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1};
+    }
+    m->gc_path = NULL;
+}
+
 static void close_sources(struct merge *m)
 {
+    gcache_close(m);
     for (size_t k = 0; k < m->n_shards; k++) {
         bz_out_h5_close(m->src_file[k]);
         m->src_file[k] = H5I_INVALID_HID;
@@ -345,6 +374,40 @@ static void close_table(hid_t *file, hid_t *dset)
     bz_out_h5_close(*dset);
     bz_out_h5_close(*file);
     *dset = *file = H5I_INVALID_HID;
+}
+
+/* Table path of shard i, open (open_table, its type checked against *ref)
+ * and kept in m->gc until the merge moves to another table or the file is
+ * closed; never closed by the caller. path: the table's own string (the
+ * cache is keyed by the pointer). */
+static int table_dset(struct merge *m, size_t i, const char *path, hid_t *ref, struct gcache **gc,
+                      struct bz_err *err)
+{
+    int rc;
+    if (m->gc_path != path)
+        gcache_close(m);
+    if (m->n_gc < m->n_shards) {
+        struct gcache *v = realloc(m->gc, m->n_shards * sizeof *v);
+        if (!v)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        for (size_t k = m->n_gc; k < m->n_shards; k++)
+            v[k] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1};
+        m->gc = v;
+        m->n_gc = m->n_shards;
+    }
+    m->gc_path = path;
+    if (m->gc[i].dset < 0) {
+        hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+        if ((rc = open_table(m, i, path, &file, &dset, ref, err))) {
+            close_table(&file, &dset);
+            return rc;
+        }
+        m->gc[i] = (struct gcache){dset, (hsize_t)-1, -1};
+    } else {
+        m->src_used[i] = ++m->tick; /* its file is in use */
+    }
+    *gc = &m->gc[i];
+    return BZ_OK;
 }
 
 /* Runs being collected: full is set when run_cap is reached. */
@@ -601,7 +664,7 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
                      struct scan_ix *ix, struct bz_err *err)
 {
     int rc = BZ_OK;
-    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    struct gcache *gc = NULL;
     hsize_t *lead = calloc(m->n_shards ? m->n_shards : 1, sizeof *lead);
     if (!lead)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
@@ -612,12 +675,10 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
     for (size_t i = 0; i < m->n_shards && !rs->full; i++) {
         if (!shard_has(m, i, path) || !source_meets(m, i, m->map_lo, m->map_hi))
             continue;
-        if ((rc = open_table(m, i, path, &file, &dset, ref, err)) ||
-            (rc = scan_shard(m, i, dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL, err)))
+        if ((rc = table_dset(m, i, path, ref, &gc, err)) ||
+            (rc = scan_shard(m, i, gc->dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL, err)))
             break;
-        close_table(&file, &dset);
     }
-    close_table(&file, &dset);
     if (!rc && !rs->full)
         memcpy(skip, lead, m->n_shards * sizeof *skip);
     free(lead);
@@ -823,12 +884,15 @@ static int source_plain(const struct merge *m, size_t i)
  * it and copy its rows (out_zpool.c), so the merging thread only looks up
  * its address. Other chunks (and every chunk without defer) are read here
  * (H5Dread_chunk). */
-static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
+static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *path,
                       const struct run *runs, size_t n, size_t msize, unsigned char *out,
                       struct bz_zbatch *defer, int *used, struct bz_err *err)
 {
     int rc = BZ_OK;
-    hsize_t crows = raw_chunk_rows(dset, msize, m->read_bytes);
+    hid_t dset = gc->dset;
+    if (gc->crows == (hsize_t)-1)
+        gc->crows = raw_chunk_rows(dset, msize, m->read_bytes);
+    hsize_t crows = gc->crows;
     size_t cbytes = (size_t)crows * msize + 4;
     unsigned char *buf = NULL;
     *used = crows > 0;
@@ -836,7 +900,9 @@ static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
         return BZ_OK; /* HDF5 reads it */
     if (!(buf = acct_alloc(m, cbytes, 1)))
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
-    if (defer && !source_plain(m, i))
+    if (defer && gc->plain < 0)
+        gc->plain = source_plain(m, i);
+    if (!gc->plain)
         defer = NULL;
     hsize_t have = (hsize_t)-1; /* the chunk in buf, or deferred at addr */
     haddr_t addr = HADDR_UNDEF;
@@ -890,19 +956,21 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
 {
     int rc = BZ_OK;
     size_t i = runs[0].shard;
-    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
+    hid_t dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
     hid_t mspace = H5I_INVALID_HID, ref = H5I_INVALID_HID;
+    struct gcache *gc = NULL;
     unsigned char *win = NULL;
     hsize_t hi = runs[n - 1].start + runs[n - 1].len;
     hsize_t cap = m->read_bytes / msize ? m->read_bytes / msize : 1;
     hsize_t ws = 0, we = 0; /* rows [ws, we) are in win */
     if (cap > hi - runs[0].start)
         cap = hi - runs[0].start;
-    if ((rc = open_table(m, i, path, &file, &dset, &ref, err)))
+    if ((rc = table_dset(m, i, path, &ref, &gc, err)))
         goto out;
+    dset = gc->dset;
     if (!vlen) {
         int used;
-        if ((rc = gather_raw(m, i, dset, path, runs, n, msize, out, defer, &used, err)) || used)
+        if ((rc = gather_raw(m, i, gc, path, runs, n, msize, out, defer, &used, err)) || used)
             goto out;
     }
     if ((fspace = H5Dget_space(dset)) < 0 || (mspace = H5Screate_simple(1, &cap, NULL)) < 0) {
@@ -951,7 +1019,6 @@ out:
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
     bz_out_h5_close(ref);
-    close_table(&file, &dset);
     return rc;
 }
 
@@ -1561,6 +1628,7 @@ static void merge_free(struct merge *m)
     free(m->src_n);
     free(m->src_file);
     free(m->src_used);
+    free(m->gc);
     free(m->shards);
     free(m->src_lo);
     free(m->src_hi);
