@@ -87,23 +87,27 @@ struct gcache {
     int plain;
 };
 
+/* A source of the merge (a shard or closed segment), in the order added. */
+struct source {
+    char *path;     /* owned */
+    int64_t lo, hi; /* its committed ids lie in [lo, hi] (lo > hi: none) */
+    int64_t *ids;   /* its committed ids, kept when streaming */
+    size_t n_ids;
+    char **paths; /* its dataset paths, sorted */
+    size_t n_paths;
+    hid_t file;       /* its file when kept open (source_file) */
+    uint64_t used;    /* when its file was last used (the LRU's clock) */
+    struct gcache gc; /* its dataset of table gc_path, kept open while the
+                       * merge stays on that table (table_dset) */
+};
+
 struct merge {
-    char **shards; /* the sources, in the order they were added (owned) */
+    struct source *src; /* the sources, in the order they were added */
     size_t n_shards, cap_shards;
-    int64_t *src_lo, *src_hi; /* per source: its committed ids lie in [lo, hi] (lo > hi: none) */
-    int64_t **src_ids;        /* per source: its committed ids, kept when streaming */
-    size_t *src_n;
-    hid_t *src_file; /* per source: its file when kept open (source_file) */
-    uint64_t *src_used, tick;
+    uint64_t tick;
     size_t n_open;
-    /* per source: its dataset of table gc_path, kept open while the merge
-     * stays on that table (table_dset), with what gather_raw asks of it */
-    struct gcache *gc;
-    size_t n_gc;
-    const char *gc_path;
-    const char *out_name; /* for messages */
-    char ***paths;        /* per shard: its dataset paths, sorted */
-    size_t *n_paths;
+    const char *gc_path;    /* the table of the sources' gc (NULL: none) */
+    const char *out_name;   /* for messages */
     int has_ids;            /* some shard committed a game */
     int64_t id_min, id_max; /* committed ids lie in [id_min, id_max] */
     /* the winner (first shard in list order that committed it) of every id
@@ -219,15 +223,15 @@ static int cmp_str(const void *a, const void *b)
 static int shard_has(const struct merge *m, size_t i, const char *path)
 {
     const char *key = path;
-    if (!m->n_paths[i])
+    if (!m->src[i].n_paths)
         return 0;
-    return bsearch(&key, m->paths[i], m->n_paths[i], sizeof(char *), cmp_str) != NULL;
+    return bsearch(&key, m->src[i].paths, m->src[i].n_paths, sizeof(char *), cmp_str) != NULL;
 }
 
 /* Whether source i may commit an id in [lo, hi). */
 static int source_meets(const struct merge *m, size_t i, int64_t lo, int64_t hi)
 {
-    return m->src_lo[i] <= m->src_hi[i] && m->src_lo[i] < hi && m->src_hi[i] >= lo;
+    return m->src[i].lo <= m->src[i].hi && m->src[i].lo < hi && m->src[i].hi >= lo;
 }
 
 /* The winner of every id in [lo, hi) (hi - lo <= map_cap). */
@@ -239,17 +243,17 @@ static int build_map(struct merge *m, int64_t lo, int64_t hi, struct bz_err *err
     for (int64_t k = 0; k < hi - lo; k++)
         m->map[k] = -1;
     for (size_t i = 0; i < m->n_shards; i++) {
-        int64_t *ids = m->src_ids[i];
-        size_t n = m->src_n[i];
+        int64_t *ids = m->src[i].ids;
+        size_t n = m->src[i].n_ids;
         if (!source_meets(m, i, lo, hi))
             continue;
-        int rc = ids ? BZ_OK : bz_shard_committed_quick(m->shards[i], &ids, &n, err);
+        int rc = ids ? BZ_OK : bz_shard_committed_quick(m->src[i].path, &ids, &n, err);
         if (rc)
             return rc;
         for (size_t k = 0; k < n; k++)
             if (ids[k] >= lo && ids[k] < hi && m->map[ids[k] - lo] < 0)
                 m->map[ids[k] - lo] = (int32_t)i;
-        if (ids != m->src_ids[i])
+        if (ids != m->src[i].ids)
             free(ids);
     }
     m->map_lo = lo;
@@ -288,40 +292,39 @@ static long owner_of(const void *ctx, int64_t game_id)
  * is closed when MERGE_OPEN_FILES are). Never closed by the caller. */
 static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *err)
 {
-    if (m->src_file[i] < 0) {
+    if (m->src[i].file < 0) {
         if (m->n_open >= MERGE_OPEN_FILES) {
             size_t lru = m->n_shards;
             for (size_t k = 0; k < m->n_shards; k++)
-                if (m->src_file[k] >= 0 &&
-                    (lru == m->n_shards || m->src_used[k] < m->src_used[lru]))
+                if (m->src[k].file >= 0 &&
+                    (lru == m->n_shards || m->src[k].used < m->src[lru].used))
                     lru = k;
             if (lru < m->n_shards) {
-                if (lru < m->n_gc) { /* its cached dataset would keep the file open */
-                    bz_out_h5_close(m->gc[lru].dset);
-                    m->gc[lru].dset = H5I_INVALID_HID;
-                }
-                bz_out_h5_close(m->src_file[lru]);
-                m->src_file[lru] = H5I_INVALID_HID;
+                /* its cached dataset would keep the file open */
+                bz_out_h5_close(m->src[lru].gc.dset);
+                m->src[lru].gc.dset = H5I_INVALID_HID;
+                bz_out_h5_close(m->src[lru].file);
+                m->src[lru].file = H5I_INVALID_HID;
                 m->n_open--;
             }
         }
-        int rc = bz_out_h5_open_ro(m->shards[i], &m->src_file[i], err);
+        int rc = bz_out_h5_open_ro(m->src[i].path, &m->src[i].file, err);
         if (rc) {
-            m->src_file[i] = H5I_INVALID_HID;
+            m->src[i].file = H5I_INVALID_HID;
             return rc;
         }
         m->n_open++;
     }
-    m->src_used[i] = ++m->tick;
-    *file = m->src_file[i];
+    m->src[i].used = ++m->tick;
+    *file = m->src[i].file;
     return BZ_OK;
 }
 
 static void gcache_close(struct merge *m)
 {
-    for (size_t k = 0; k < m->n_gc; k++) {
-        bz_out_h5_close(m->gc[k].dset);
-        m->gc[k] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1};
+    for (size_t k = 0; k < m->n_shards; k++) {
+        bz_out_h5_close(m->src[k].gc.dset);
+        m->src[k].gc = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1};
     }
     m->gc_path = NULL;
 }
@@ -330,8 +333,8 @@ static void close_sources(struct merge *m)
 {
     gcache_close(m);
     for (size_t k = 0; k < m->n_shards; k++) {
-        bz_out_h5_close(m->src_file[k]);
-        m->src_file[k] = H5I_INVALID_HID;
+        bz_out_h5_close(m->src[k].file);
+        m->src[k].file = H5I_INVALID_HID;
     }
     m->n_open = 0;
 }
@@ -348,22 +351,22 @@ static int open_table(struct merge *m, size_t i, const char *path, hid_t *file, 
     if ((rc = source_file(m, i, &f, err)))
         return rc;
     if ((*dset = H5Dopen2(f, path, H5P_DEFAULT)) < 0 || (ftype = bz_shard_table_type(*dset)) < 0)
-        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", m->shards[i], path);
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", m->src[i].path, path);
     rc = BZ_OK;
     if (*ref < 0) {
         if ((*ref = H5Tcopy(ftype)) < 0)
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot copy its type", m->shards[i],
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot copy its type", m->src[i].path,
                                 path);
     } else {
         htri_t eq = H5Tequal(ftype, *ref);
         if (eq < 0)
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot compare types", m->shards[i],
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot compare types", m->src[i].path,
                                 path);
         else if (!eq)
             rc = bz_err_set(err, BZ_EINVAL,
                             "%s: table %s has other columns than in the shards before it "
                             "(shards written by different versions?)",
-                            m->shards[i], path);
+                            m->src[i].path, path);
     }
     H5Tclose(ftype);
     return rc;
@@ -377,7 +380,7 @@ static void close_table(hid_t *file, hid_t *dset)
 }
 
 /* Table path of shard i, open (open_table, its type checked against *ref)
- * and kept in m->gc until the merge moves to another table or the file is
+ * and kept in the source's gc until the merge moves to another table or the file is
  * closed; never closed by the caller. path: the table's own string (the
  * cache is keyed by the pointer). */
 static int table_dset(struct merge *m, size_t i, const char *path, hid_t *ref, struct gcache **gc,
@@ -386,27 +389,18 @@ static int table_dset(struct merge *m, size_t i, const char *path, hid_t *ref, s
     int rc;
     if (m->gc_path != path)
         gcache_close(m);
-    if (m->n_gc < m->n_shards) {
-        struct gcache *v = realloc(m->gc, m->n_shards * sizeof *v);
-        if (!v)
-            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
-        for (size_t k = m->n_gc; k < m->n_shards; k++)
-            v[k] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1};
-        m->gc = v;
-        m->n_gc = m->n_shards;
-    }
     m->gc_path = path;
-    if (m->gc[i].dset < 0) {
+    if (m->src[i].gc.dset < 0) {
         hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
         if ((rc = open_table(m, i, path, &file, &dset, ref, err))) {
             close_table(&file, &dset);
             return rc;
         }
-        m->gc[i] = (struct gcache){dset, (hsize_t)-1, -1};
+        m->src[i].gc = (struct gcache){dset, (hsize_t)-1, -1};
     } else {
-        m->src_used[i] = ++m->tick; /* its file is in use */
+        m->src[i].used = ++m->tick; /* its file is in use */
     }
-    *gc = &m->gc[i];
+    *gc = &m->src[i].gc;
     return BZ_OK;
 }
 
@@ -462,7 +456,7 @@ static int read_raw_chunk(struct merge *m, size_t i, hid_t dset, const char *pat
         return bz_out_h5_fail(err, BZ_EIO,
                               "%s: table %s: the chunk at row %llu is unreadable or fails its "
                               "checksum",
-                              m->shards[i], path, (unsigned long long)base);
+                              m->src[i].path, path, (unsigned long long)base);
     return BZ_OK;
 }
 
@@ -569,7 +563,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     int building = 0;
     *lead = from;
     if ((ftype = H5Dget_type(dset)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its type", m->shards[i], path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its type", m->src[i].path, path);
         goto out;
     }
     int idx = H5Tget_class(ftype) == H5T_COMPOUND && H5Sget_simple_extent_ndims(fspace) == 1
@@ -578,24 +572,24 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     if (idx < 0 || H5Tget_member_class(ftype, (unsigned)idx) != H5T_INTEGER) {
         H5Eclear2(H5E_DEFAULT);
         rc = bz_err_set(err, BZ_EINVAL, "%s: %s: not a 1-D table with an integer game_id column",
-                        m->shards[i], path);
+                        m->src[i].path, path);
         goto out;
     }
     if (H5Sget_simple_extent_dims(fspace, &rows, NULL) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its size", m->shards[i], path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its size", m->src[i].path, path);
         goto out;
     }
     /* a crafted dataspace may claim any size */
     if (rows > ((hsize_t)1 << 40)) {
         rc = bz_err_set(err, BZ_EIO, "%s: %s claims %llu rows, more than bazaar reads",
-                        m->shards[i], path, (unsigned long long)rows);
+                        m->src[i].path, path, (unsigned long long)rows);
         goto out;
     }
     /* a compound memory type with only game_id reads just that member */
     if ((mtype = H5Tcreate(H5T_COMPOUND, sizeof(int64_t))) < 0 ||
         H5Tinsert(mtype, "game_id", 0, H5T_NATIVE_INT64) < 0 ||
         (mspace = H5Screate_simple(1, &m->id_rows, NULL)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: game_id type", m->shards[i], path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: game_id type", m->src[i].path, path);
         goto out;
     }
     /* a little-endian int64 game_id in chunks stored as bazaar writes them:
@@ -633,7 +627,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
                 H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
                 H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, ids) < 0) {
                 rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column",
-                                    m->shards[i], path);
+                                    m->src[i].path, path);
                 goto out;
             }
             for (hsize_t r = 0; r < count; r++) {
@@ -865,7 +859,7 @@ static void sink_close(struct sink *s)
  * block, so that a chunk's address is its offset in the file. */
 static int source_plain(const struct merge *m, size_t i)
 {
-    hid_t fcpl = H5Fget_create_plist(m->src_file[i]);
+    hid_t fcpl = H5Fget_create_plist(m->src[i].file);
     hsize_t ub = 1;
     if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
         ub = 1;
@@ -899,7 +893,7 @@ static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *
     if (!crows)
         return BZ_OK; /* HDF5 reads it */
     if (!(buf = acct_alloc(m, cbytes, 1)))
-        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
     if (defer && gc->plain < 0)
         gc->plain = source_plain(m, i);
     if (!gc->plain)
@@ -927,7 +921,7 @@ static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *
                 if (addr != HADDR_UNDEF) {
                     m->stats.chunks_pread++;
                     if (bz_merge_test_deferred_hook)
-                        bz_merge_test_deferred_hook(m->shards[i], path, (uint64_t)addr, cbytes,
+                        bz_merge_test_deferred_hook(m->src[i].path, path, (uint64_t)addr, cbytes,
                                                     (uint64_t)base);
                 }
                 have = c;
@@ -937,9 +931,10 @@ static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *
             size_t src = (size_t)(pos - base) * msize, len = (size_t)(stop - pos) * msize;
             if (addr == HADDR_UNDEF)
                 memcpy(out + dst, buf + src, len);
-            else if (bz_zbatch_add_copy(defer, m->shards[i], (uint64_t)addr, cbytes, (uint64_t)base,
-                                        src, (size_t)(out - defer->in) + dst, len) != 0)
-                rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
+            else if (bz_zbatch_add_copy(defer, m->src[i].path, (uint64_t)addr, cbytes,
+                                        (uint64_t)base, src, (size_t)(out - defer->in) + dst,
+                                        len) != 0)
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
             pos = stop;
         }
     }
@@ -974,11 +969,11 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
             goto out;
     }
     if ((fspace = H5Dget_space(dset)) < 0 || (mspace = H5Screate_simple(1, &cap, NULL)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: dataspace", m->shards[i], path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: dataspace", m->src[i].path, path);
         goto out;
     }
     if (!(win = acct_alloc(m, (size_t)cap, msize))) {
-        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
         goto out;
     }
     for (size_t k = 0; k < n; k++) {
@@ -987,7 +982,7 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
             if (pos >= we) {
                 /* free what the old window held and was not taken */
                 if (vlen && we > ws && H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, win) < 0) {
-                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: reclaim", m->shards[i], path);
+                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: reclaim", m->src[i].path, path);
                     goto out;
                 }
                 memset(win, 0, (size_t)cap * msize);
@@ -998,7 +993,7 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
                     H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
                     bz_shard_read(dset, mtype, mspace, fspace, win) < 0) {
                     rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s rows %llu..%llu",
-                                        m->shards[i], path, (unsigned long long)ws,
+                                        m->src[i].path, path, (unsigned long long)ws,
                                         (unsigned long long)we);
                     goto out;
                 }
@@ -1082,13 +1077,13 @@ static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_d
         if (!shard_has(m, i, path))
             continue;
         hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
-        int rc = bz_out_h5_open_ro(m->shards[i], &file, err);
+        int rc = bz_out_h5_open_ro(m->src[i].path, &file, err);
         if (rc)
             return rc;
         if ((dset = H5Dopen2(file, path, H5P_DEFAULT)) < 0 ||
             bz_out_h5_copy_attrs(dset, out_dset) < 0)
             rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot copy its attributes to %s",
-                                m->shards[i], path, m->out_name);
+                                m->src[i].path, path, m->out_name);
         close_table(&file, &dset);
         return rc;
     }
@@ -1316,60 +1311,32 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
     int rc;
     if (m->n_shards == m->cap_shards) {
         size_t cap = m->cap_shards ? 2 * m->cap_shards : 16;
-        char **sh = realloc(m->shards, cap * sizeof *sh);
-        if (sh)
-            m->shards = sh;
-        int64_t *lo = sh ? realloc(m->src_lo, cap * sizeof *lo) : NULL;
-        if (lo)
-            m->src_lo = lo;
-        int64_t *hi = lo ? realloc(m->src_hi, cap * sizeof *hi) : NULL;
-        if (hi)
-            m->src_hi = hi;
-        char ***pa = hi ? realloc(m->paths, cap * sizeof *pa) : NULL;
-        if (pa)
-            m->paths = pa;
-        size_t *np = pa ? realloc(m->n_paths, cap * sizeof *np) : NULL;
-        if (np)
-            m->n_paths = np;
-        int64_t **si = np ? realloc(m->src_ids, cap * sizeof *si) : NULL;
-        if (si)
-            m->src_ids = si;
-        size_t *sn = si ? realloc(m->src_n, cap * sizeof *sn) : NULL;
-        if (sn)
-            m->src_n = sn;
-        hid_t *sf = sn ? realloc(m->src_file, cap * sizeof *sf) : NULL;
-        if (sf)
-            m->src_file = sf;
-        uint64_t *su = sf ? realloc(m->src_used, cap * sizeof *su) : NULL;
-        if (su)
-            m->src_used = su;
-        if (!su)
+        struct source *v = realloc(m->src, cap * sizeof *v);
+        if (!v)
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        m->src = v;
         m->cap_shards = cap;
     }
     size_t i = m->n_shards;
-    m->paths[i] = NULL;
-    m->n_paths[i] = 0;
-    m->src_ids[i] = NULL;
-    m->src_n[i] = 0;
-    m->src_file[i] = H5I_INVALID_HID;
-    m->src_used[i] = 0;
-    if (!(m->shards[i] = strdup(path)))
+    m->src[i] = (struct source){.path = strdup(path),
+                                .lo = 1,
+                                .hi = 0,
+                                .file = H5I_INVALID_HID,
+                                .gc = {H5I_INVALID_HID, (hsize_t)-1, -1}};
+    if (!m->src[i].path)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
-    m->src_lo[i] = 1;
-    m->src_hi[i] = 0;
     m->n_shards++;
     /* a following merge goes over its sources block after block: their
      * committed ids are kept (8 bytes a game) rather than read again */
     if (m->streaming && n) {
-        if (!(m->src_ids[i] = malloc(n * sizeof *ids)))
+        if (!(m->src[i].ids = malloc(n * sizeof *ids)))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
-        memcpy(m->src_ids[i], ids, n * sizeof *ids);
-        m->src_n[i] = n;
+        memcpy(m->src[i].ids, ids, n * sizeof *ids);
+        m->src[i].n_ids = n;
     }
     if (n) {
-        m->src_lo[i] = ids[0];
-        m->src_hi[i] = ids[n - 1];
+        m->src[i].lo = ids[0];
+        m->src[i].hi = ids[n - 1];
         if (!m->has_ids || ids[0] < m->id_min)
             m->id_min = ids[0];
         if (!m->has_ids || ids[n - 1] > m->id_max)
@@ -1379,11 +1346,11 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
     m->map_valid = 0;
     hid_t file;
     if ((rc = source_file(m, i, &file, err)) ||
-        (rc = bz_out_h5_list_datasets(file, &m->paths[i], &m->n_paths[i], path, err)))
+        (rc = bz_out_h5_list_datasets(file, &m->src[i].paths, &m->src[i].n_paths, path, err)))
         return rc;
     /* tables not seen before */
-    for (size_t j = 0; j < m->n_paths[i]; j++) {
-        struct mtable key = {.path = m->paths[i][j]}, *kp = &key;
+    for (size_t j = 0; j < m->src[i].n_paths; j++) {
+        struct mtable key = {.path = m->src[i].paths[j]}, *kp = &key;
         if (m->n_tables && bsearch(&kp, m->tables, m->n_tables, sizeof *m->tables, cmp_mtable))
             continue;
         struct mtable **tt = realloc(m->tables, (m->n_tables + 1) * sizeof *tt);
@@ -1393,7 +1360,7 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
         struct mtable *t = calloc(1, sizeof *t);
         if (!t)
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
-        t->path = m->paths[i][j];
+        t->path = m->src[i].paths[j];
         t->texts = bz_out_texts_is_store(t->path);
         t->ref = t->mtype = t->s.dset = H5I_INVALID_HID;
         m->tables[m->n_tables++] = t;
@@ -1609,7 +1576,7 @@ struct bz_merge_stream {
 /* Free everything of the merge; the tmp file is removed unless renamed. */
 static void merge_free(struct merge *m)
 {
-    if (m->src_file)
+    if (m->src)
         close_sources(m);
     for (size_t k = 0; k < m->n_tables; k++)
         mtable_free(m, m->tables[k]);
@@ -1620,20 +1587,11 @@ static void merge_free(struct merge *m)
     if (m->tmp_made)
         unlink(m->tmp);
     for (size_t i = 0; i < m->n_shards; i++) {
-        bz_out_free_paths(m->paths[i], m->n_paths[i]);
-        free(m->shards[i]);
-        free(m->src_ids[i]);
+        bz_out_free_paths(m->src[i].paths, m->src[i].n_paths);
+        free(m->src[i].path);
+        free(m->src[i].ids);
     }
-    free(m->src_ids);
-    free(m->src_n);
-    free(m->src_file);
-    free(m->src_used);
-    free(m->gc);
-    free(m->shards);
-    free(m->src_lo);
-    free(m->src_hi);
-    free(m->paths);
-    free(m->n_paths);
+    free(m->src);
     bz_zpool_destroy(m->pool);
     acct_free(m->map, m->map_cap, sizeof *m->map);
     acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));
@@ -1745,8 +1703,16 @@ int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenanc
         struct mtable *t = m->tables[k];
         if (t->texts) {
             unsigned long long rows = 0;
-            rc = bz_out_texts_merge(m->file, m->tmp, t->path, (const char *const *)m->shards,
-                                    m->n_shards, owner_of, m, &rows, err);
+            const char **list = malloc((m->n_shards ? m->n_shards : 1) * sizeof *list);
+            if (!list) {
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+                goto out;
+            }
+            for (size_t i = 0; i < m->n_shards; i++)
+                list[i] = m->src[i].path;
+            rc = bz_out_texts_merge(m->file, m->tmp, t->path, list, m->n_shards, owner_of, m, &rows,
+                                    err);
+            free(list);
             t->total = (hsize_t)rows;
         } else {
             rc = table_finish(m, t, err);
