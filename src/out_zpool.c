@@ -125,30 +125,33 @@ int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len)
     return sum == stored;
 }
 
+/* Room for one more element in *v (n used of *cap, each size bytes). */
+static int grow(void *v, size_t n, size_t *cap, size_t size)
+{
+    void **pv = v;
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : 64;
+    void *nv = realloc(*pv, c * size);
+    if (!nv)
+        return -1;
+    *pv = nv;
+    *cap = c;
+    return 0;
+}
+
 int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
                        uint64_t row, size_t src, size_t dst, size_t len)
 {
     struct bz_zread *last = b->n_reads ? &b->reads[b->n_reads - 1] : NULL;
     if (!last || last->path != path || last->addr != addr) {
-        if (b->n_reads == b->cap_reads) {
-            size_t cap = b->cap_reads ? 2 * b->cap_reads : 64;
-            struct bz_zread *v = realloc(b->reads, cap * sizeof *v);
-            if (!v)
-                return -1;
-            b->reads = v;
-            b->cap_reads = cap;
-        }
+        if (grow(&b->reads, b->n_reads, &b->cap_reads, sizeof *b->reads) != 0)
+            return -1;
         last = &b->reads[b->n_reads++];
         *last = (struct bz_zread){path, addr, row, size, b->n_copies, 0};
     }
-    if (b->n_copies == b->cap_copies) {
-        size_t cap = b->cap_copies ? 2 * b->cap_copies : 256;
-        struct bz_zcopy *v = realloc(b->copies, cap * sizeof *v);
-        if (!v)
-            return -1;
-        b->copies = v;
-        b->cap_copies = cap;
-    }
+    if (grow(&b->copies, b->n_copies, &b->cap_copies, sizeof *b->copies) != 0)
+        return -1;
     b->copies[b->n_copies++] = (struct bz_zcopy){src, dst, len};
     last->n_copies++;
     return 0;

@@ -521,6 +521,18 @@ static void broken_files_should_give_eio_naming_the_file(void **state)
     }
 }
 
+/* Flip a byte of path at offset at (twice: the file is as before). */
+static void flip_byte(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char byte;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x5a;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+}
+
 /* A shard whose stored chunk no longer carries its checksum: the merge
  * refuses it, with 1 and with 3 threads, naming the shard, and leaves no
  * output. */
@@ -547,14 +559,7 @@ static void corrupt_chunk_should_give_eio(void **state)
     assert_true(addr != HADDR_UNDEF && size > 8);
     H5Dclose(dset);
     H5Fclose(file);
-    int fd = open(bad, O_RDWR);
-    assert_true(fd >= 0);
-    unsigned char byte;
-    off_t at = (off_t)(addr + size / 2);
-    assert_int_equal(pread(fd, &byte, 1, at), 1);
-    byte ^= 0x5a;
-    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
-    close(fd);
+    flip_byte(bad, (off_t)(addr + size / 2));
     const char *threads[] = {"1", "3"};
     for (int t = 0; t < 2; t++) {
         struct bz_err err = {0};
@@ -584,13 +589,7 @@ static void flip_hook(const char *shard, const char *table, uint64_t addr, size_
     flip_addr = addr + size / 2;
     flip_row = row;
     snprintf(flip_table, sizeof flip_table, "%s", table);
-    int fd = open(shard, O_RDWR);
-    assert_true(fd >= 0);
-    unsigned char byte;
-    assert_int_equal(pread(fd, &byte, 1, (off_t)flip_addr), 1);
-    byte ^= 0x5a;
-    assert_int_equal(pwrite(fd, &byte, 1, (off_t)flip_addr), 1);
-    close(fd);
+    flip_byte(shard, (off_t)flip_addr);
 }
 
 /* A shard chunk that the merge's compression threads read (pread) and
@@ -639,14 +638,7 @@ static void corrupt_deferred_chunk_should_give_eio(void **state)
         assert_non_null(strstr(err.msg, want));
         assert_non_null(strstr(err.msg, "checksum"));
         assert_int_equal(access(out, F_OK), -1);
-        /* flip the byte back: the shard is whole again */
-        int fd = open(bad, O_RDWR);
-        assert_true(fd >= 0);
-        unsigned char byte;
-        assert_int_equal(pread(fd, &byte, 1, (off_t)flip_addr), 1);
-        byte ^= 0x5a;
-        assert_int_equal(pwrite(fd, &byte, 1, (off_t)flip_addr), 1);
-        close(fd);
+        flip_byte(bad, (off_t)flip_addr); /* back: the shard is whole again */
     }
     merge_ok((const char *const[]){good, bad}, 2, out);
     bz_merge_last_stats(&st);
