@@ -50,7 +50,10 @@
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
  * 1/4 for the index of the id block being merged (winner of each id, runs).
  * Not counted: HDF5's own caches, the strings of the rows of a window of a
- * table with strings, and ~0.5 MiB of compressor state per thread. */
+ * table with strings, ~0.5 MiB of compressor state per thread, and for the
+ * shard chunks the threads read (gather_raw) one chunk buffer per thread
+ * (at most the read window's size) and 56 bytes per chunk and 24 per run
+ * of rows of the window they fill. */
 #ifndef MERGE_MEMORY_BYTES
 #define MERGE_MEMORY_BYTES ((size_t)256 << 20)
 #endif
