@@ -1,8 +1,10 @@
 /* out_zpool: compresses whole chunks of a merged table on worker threads, as
  * HDF5's own filter pipeline of the merged file would (deflate, then a
  * Fletcher32 checksum), so that the merge can store them with a direct chunk
- * write. Private to src/out_*.c. Calls no HDF5 function (HDF5 is not built
- * thread-safe): the threads see only byte buffers. */
+ * write; before that they may read (pread) the stored shard chunks whose
+ * rows fill the chunks, check their Fletcher32 and copy the rows. Private
+ * to src/out_*.c. Calls no HDF5 function (HDF5 is not built thread-safe):
+ * the threads see only byte buffers and file offsets HDF5 gave the merge. */
 #ifndef BAZAAR_OUT_ZPOOL_H
 #define BAZAAR_OUT_ZPOOL_H
 
