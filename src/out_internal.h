@@ -62,8 +62,11 @@ struct bz_merge_stats {
     uint64_t blocks, windows, direct_chunks;
     int threads;
     uint64_t raw_bytes; /* bytes of rows merged (file types) */
-    /* shard rows whose game id was looked at, shard chunks read whole */
-    uint64_t rows_scanned, chunks_read;
+    /* shard rows whose game id was looked at, shard chunks read whole by
+     * the merging thread (HDF5), shard chunks read whole by the compression
+     * threads (pread: tables without strings, chunks stored as shards
+     * store them) */
+    uint64_t rows_scanned, chunks_read, chunks_pread;
     /* wall seconds: all; finding games (ids, winners, runs); reading rows
      * from the shards; waiting for compression; writing; reading back */
     double seconds, seconds_index, seconds_read, seconds_wait, seconds_write, seconds_read_back;
@@ -72,5 +75,13 @@ struct bz_merge_stats {
     double cpu_main, cpu_compress;
 };
 void bz_merge_last_stats(struct bz_merge_stats *s);
+
+/* Test hook (NULL in production): called by the merging thread each time
+ * it hands a shard chunk to the compression threads (chunks_pread), with
+ * the shard, the table, the chunk's file offset and size and its first
+ * row, before any thread reads it. Tests corrupt the chunk there, past
+ * the merge's own scan of the shard's game ids. */
+extern void (*bz_merge_test_deferred_hook)(const char *shard, const char *table, uint64_t addr,
+                                           size_t size, uint64_t row);
 
 #endif

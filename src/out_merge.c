@@ -50,7 +50,10 @@
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
  * 1/4 for the index of the id block being merged (winner of each id, runs).
  * Not counted: HDF5's own caches, the strings of the rows of a window of a
- * table with strings, and ~0.5 MiB of compressor state per thread. */
+ * table with strings, ~0.5 MiB of compressor state per thread, and for the
+ * shard chunks the threads read (gather_raw) one chunk buffer per thread
+ * (at most the read window's size) and 56 bytes per chunk and 24 per run
+ * of rows of the window they fill. */
 #ifndef MERGE_MEMORY_BYTES
 #define MERGE_MEMORY_BYTES ((size_t)256 << 20)
 #endif
@@ -77,18 +80,37 @@ struct run {
 
 struct mtable;
 
+/* A source's open dataset of the table being merged: opening it (H5Dopen2,
+ * its type, a check against the table's) cost more than reading a window
+ * of its rows. crows: raw_chunk_rows for the read window ((hsize_t)-1: not
+ * asked yet); plain: its file has no user block (-1: not asked yet). */
+struct gcache {
+    hid_t dset;
+    hsize_t crows;
+    int plain;
+};
+
+/* A source of the merge (a shard or closed segment), in the order added. */
+struct source {
+    char *path;     /* owned */
+    int64_t lo, hi; /* its committed ids lie in [lo, hi] (lo > hi: none) */
+    int64_t *ids;   /* its committed ids, kept when streaming */
+    size_t n_ids;
+    char **paths; /* its dataset paths, sorted */
+    size_t n_paths;
+    hid_t file;       /* its file when kept open (source_file) */
+    uint64_t used;    /* when its file was last used (the LRU's clock) */
+    struct gcache gc; /* its dataset of table gc_path, kept open while the
+                       * merge stays on that table (table_dset) */
+};
+
 struct merge {
-    char **shards; /* the sources, in the order they were added (owned) */
+    struct source *src; /* the sources, in the order they were added */
     size_t n_shards, cap_shards;
-    int64_t *src_lo, *src_hi; /* per source: its committed ids lie in [lo, hi] (lo > hi: none) */
-    int64_t **src_ids;        /* per source: its committed ids, kept when streaming */
-    size_t *src_n;
-    hid_t *src_file; /* per source: its file when kept open (source_file) */
-    uint64_t *src_used, tick;
+    uint64_t tick;
     size_t n_open;
-    const char *out_name; /* for messages */
-    char ***paths;        /* per shard: its dataset paths, sorted */
-    size_t *n_paths;
+    const char *gc_path;    /* the table of the sources' gc (NULL: none) */
+    const char *out_name;   /* for messages */
     int has_ids;            /* some shard committed a game */
     int64_t id_min, id_max; /* committed ids lie in [id_min, id_max] */
     /* the winner (first shard in list order that committed it) of every id
@@ -128,6 +150,8 @@ static double thread_cpu_s(void)
 }
 
 static struct bz_merge_stats last_stats;
+
+void (*bz_merge_test_deferred_hook)(const char *, const char *, uint64_t, size_t, uint64_t);
 
 void bz_merge_last_stats(struct bz_merge_stats *s)
 {
@@ -202,15 +226,15 @@ static int cmp_str(const void *a, const void *b)
 static int shard_has(const struct merge *m, size_t i, const char *path)
 {
     const char *key = path;
-    if (!m->n_paths[i])
+    if (!m->src[i].n_paths)
         return 0;
-    return bsearch(&key, m->paths[i], m->n_paths[i], sizeof(char *), cmp_str) != NULL;
+    return bsearch(&key, m->src[i].paths, m->src[i].n_paths, sizeof(char *), cmp_str) != NULL;
 }
 
 /* Whether source i may commit an id in [lo, hi). */
 static int source_meets(const struct merge *m, size_t i, int64_t lo, int64_t hi)
 {
-    return m->src_lo[i] <= m->src_hi[i] && m->src_lo[i] < hi && m->src_hi[i] >= lo;
+    return m->src[i].lo <= m->src[i].hi && m->src[i].lo < hi && m->src[i].hi >= lo;
 }
 
 /* The winner of every id in [lo, hi) (hi - lo <= map_cap). */
@@ -222,17 +246,17 @@ static int build_map(struct merge *m, int64_t lo, int64_t hi, struct bz_err *err
     for (int64_t k = 0; k < hi - lo; k++)
         m->map[k] = -1;
     for (size_t i = 0; i < m->n_shards; i++) {
-        int64_t *ids = m->src_ids[i];
-        size_t n = m->src_n[i];
+        int64_t *ids = m->src[i].ids;
+        size_t n = m->src[i].n_ids;
         if (!source_meets(m, i, lo, hi))
             continue;
-        int rc = ids ? BZ_OK : bz_shard_committed_quick(m->shards[i], &ids, &n, err);
+        int rc = ids ? BZ_OK : bz_shard_committed_quick(m->src[i].path, &ids, &n, err);
         if (rc)
             return rc;
         for (size_t k = 0; k < n; k++)
             if (ids[k] >= lo && ids[k] < hi && m->map[ids[k] - lo] < 0)
                 m->map[ids[k] - lo] = (int32_t)i;
-        if (ids != m->src_ids[i])
+        if (ids != m->src[i].ids)
             free(ids);
     }
     m->map_lo = lo;
@@ -271,36 +295,49 @@ static long owner_of(const void *ctx, int64_t game_id)
  * is closed when MERGE_OPEN_FILES are). Never closed by the caller. */
 static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *err)
 {
-    if (m->src_file[i] < 0) {
+    if (m->src[i].file < 0) {
         if (m->n_open >= MERGE_OPEN_FILES) {
             size_t lru = m->n_shards;
             for (size_t k = 0; k < m->n_shards; k++)
-                if (m->src_file[k] >= 0 &&
-                    (lru == m->n_shards || m->src_used[k] < m->src_used[lru]))
+                if (m->src[k].file >= 0 &&
+                    (lru == m->n_shards || m->src[k].used < m->src[lru].used))
                     lru = k;
             if (lru < m->n_shards) {
-                bz_out_h5_close(m->src_file[lru]);
-                m->src_file[lru] = H5I_INVALID_HID;
+                /* its cached dataset would keep the file open */
+                bz_out_h5_close(m->src[lru].gc.dset);
+                m->src[lru].gc.dset = H5I_INVALID_HID;
+                bz_out_h5_close(m->src[lru].file);
+                m->src[lru].file = H5I_INVALID_HID;
                 m->n_open--;
             }
         }
-        int rc = bz_out_h5_open_ro(m->shards[i], &m->src_file[i], err);
+        int rc = bz_out_h5_open_ro(m->src[i].path, &m->src[i].file, err);
         if (rc) {
-            m->src_file[i] = H5I_INVALID_HID;
+            m->src[i].file = H5I_INVALID_HID;
             return rc;
         }
         m->n_open++;
     }
-    m->src_used[i] = ++m->tick;
-    *file = m->src_file[i];
+    m->src[i].used = ++m->tick;
+    *file = m->src[i].file;
     return BZ_OK;
+}
+
+static void gcache_close(struct merge *m)
+{
+    for (size_t k = 0; k < m->n_shards; k++) {
+        bz_out_h5_close(m->src[k].gc.dset);
+        m->src[k].gc = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1};
+    }
+    m->gc_path = NULL;
 }
 
 static void close_sources(struct merge *m)
 {
+    gcache_close(m);
     for (size_t k = 0; k < m->n_shards; k++) {
-        bz_out_h5_close(m->src_file[k]);
-        m->src_file[k] = H5I_INVALID_HID;
+        bz_out_h5_close(m->src[k].file);
+        m->src[k].file = H5I_INVALID_HID;
     }
     m->n_open = 0;
 }
@@ -317,22 +354,22 @@ static int open_table(struct merge *m, size_t i, const char *path, hid_t *file, 
     if ((rc = source_file(m, i, &f, err)))
         return rc;
     if ((*dset = H5Dopen2(f, path, H5P_DEFAULT)) < 0 || (ftype = bz_shard_table_type(*dset)) < 0)
-        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", m->shards[i], path);
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot open table %s", m->src[i].path, path);
     rc = BZ_OK;
     if (*ref < 0) {
         if ((*ref = H5Tcopy(ftype)) < 0)
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot copy its type", m->shards[i],
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot copy its type", m->src[i].path,
                                 path);
     } else {
         htri_t eq = H5Tequal(ftype, *ref);
         if (eq < 0)
-            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot compare types", m->shards[i],
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot compare types", m->src[i].path,
                                 path);
         else if (!eq)
             rc = bz_err_set(err, BZ_EINVAL,
                             "%s: table %s has other columns than in the shards before it "
                             "(shards written by different versions?)",
-                            m->shards[i], path);
+                            m->src[i].path, path);
     }
     H5Tclose(ftype);
     return rc;
@@ -343,6 +380,31 @@ static void close_table(hid_t *file, hid_t *dset)
     bz_out_h5_close(*dset);
     bz_out_h5_close(*file);
     *dset = *file = H5I_INVALID_HID;
+}
+
+/* Table path of shard i, open (open_table, its type checked against *ref)
+ * and kept in the source's gc until the merge moves to another table or the file is
+ * closed; never closed by the caller. path: the table's own string (the
+ * cache is keyed by the pointer). */
+static int table_dset(struct merge *m, size_t i, const char *path, hid_t *ref, struct gcache **gc,
+                      struct bz_err *err)
+{
+    int rc;
+    if (m->gc_path != path)
+        gcache_close(m);
+    m->gc_path = path;
+    if (m->src[i].gc.dset < 0) {
+        hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+        if ((rc = open_table(m, i, path, &file, &dset, ref, err))) {
+            close_table(&file, &dset);
+            return rc;
+        }
+        m->src[i].gc = (struct gcache){dset, (hsize_t)-1, -1};
+    } else {
+        m->src[i].used = ++m->tick; /* its file is in use */
+    }
+    *gc = &m->src[i].gc;
+    return BZ_OK;
 }
 
 /* Runs being collected: full is set when run_cap is reached. */
@@ -397,7 +459,7 @@ static int read_raw_chunk(struct merge *m, size_t i, hid_t dset, const char *pat
         return bz_out_h5_fail(err, BZ_EIO,
                               "%s: table %s: the chunk at row %llu is unreadable or fails its "
                               "checksum",
-                              m->shards[i], path, (unsigned long long)base);
+                              m->src[i].path, path, (unsigned long long)base);
     return BZ_OK;
 }
 
@@ -504,7 +566,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     int building = 0;
     *lead = from;
     if ((ftype = H5Dget_type(dset)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its type", m->shards[i], path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its type", m->src[i].path, path);
         goto out;
     }
     int idx = H5Tget_class(ftype) == H5T_COMPOUND && H5Sget_simple_extent_ndims(fspace) == 1
@@ -513,24 +575,24 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     if (idx < 0 || H5Tget_member_class(ftype, (unsigned)idx) != H5T_INTEGER) {
         H5Eclear2(H5E_DEFAULT);
         rc = bz_err_set(err, BZ_EINVAL, "%s: %s: not a 1-D table with an integer game_id column",
-                        m->shards[i], path);
+                        m->src[i].path, path);
         goto out;
     }
     if (H5Sget_simple_extent_dims(fspace, &rows, NULL) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its size", m->shards[i], path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read its size", m->src[i].path, path);
         goto out;
     }
     /* a crafted dataspace may claim any size */
     if (rows > ((hsize_t)1 << 40)) {
         rc = bz_err_set(err, BZ_EIO, "%s: %s claims %llu rows, more than bazaar reads",
-                        m->shards[i], path, (unsigned long long)rows);
+                        m->src[i].path, path, (unsigned long long)rows);
         goto out;
     }
     /* a compound memory type with only game_id reads just that member */
     if ((mtype = H5Tcreate(H5T_COMPOUND, sizeof(int64_t))) < 0 ||
         H5Tinsert(mtype, "game_id", 0, H5T_NATIVE_INT64) < 0 ||
         (mspace = H5Screate_simple(1, &m->id_rows, NULL)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: game_id type", m->shards[i], path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: game_id type", m->src[i].path, path);
         goto out;
     }
     /* a little-endian int64 game_id in chunks stored as bazaar writes them:
@@ -568,7 +630,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
                 H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
                 H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, ids) < 0) {
                 rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column",
-                                    m->shards[i], path);
+                                    m->src[i].path, path);
                 goto out;
             }
             for (hsize_t r = 0; r < count; r++) {
@@ -599,7 +661,7 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
                      struct scan_ix *ix, struct bz_err *err)
 {
     int rc = BZ_OK;
-    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    struct gcache *gc = NULL;
     hsize_t *lead = calloc(m->n_shards ? m->n_shards : 1, sizeof *lead);
     if (!lead)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
@@ -610,12 +672,10 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
     for (size_t i = 0; i < m->n_shards && !rs->full; i++) {
         if (!shard_has(m, i, path) || !source_meets(m, i, m->map_lo, m->map_hi))
             continue;
-        if ((rc = open_table(m, i, path, &file, &dset, ref, err)) ||
-            (rc = scan_shard(m, i, dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL, err)))
+        if ((rc = table_dset(m, i, path, ref, &gc, err)) ||
+            (rc = scan_shard(m, i, gc->dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL, err)))
             break;
-        close_table(&file, &dset);
     }
-    close_table(&file, &dset);
     if (!rc && !rs->full)
         memcpy(skip, lead, m->n_shards * sizeof *skip);
     free(lead);
@@ -660,10 +720,21 @@ static int sink_store(struct merge *m, struct sink *s, const char *path, struct 
     struct bz_zbatch *b = &s->zb[k];
     s->pending = 0;
     double t0 = now_s();
-    int bad = bz_zpool_wait(m->pool, b) != 0;
+    int bad = bz_zpool_wait(m->pool, b);
     double t1 = now_s();
     m->stats.seconds_wait += t1 - t0;
     m->stats.cpu_compress += b->cpu_seconds;
+    if (bad == -2) {
+        const struct bz_zread *rd = &b->reads[b->bad_read];
+        rc = bz_err_set(err, BZ_EIO,
+                        "%s: table %s: the chunk at row %llu is unreadable or fails its "
+                        "checksum%s%s",
+                        rd->path, path, (unsigned long long)rd->row, b->read_errno ? ": " : "",
+                        b->read_errno ? strerror(b->read_errno) : "");
+        bz_zbatch_reset_reads(b, 0);
+        return rc;
+    }
+    bz_zbatch_reset_reads(b, 0);
     if (bad)
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: cannot compress rows %llu..%llu",
                           m->out_name, path, (unsigned long long)s->pending_ws,
@@ -750,6 +821,7 @@ static int sink_open(struct merge *m, struct sink *s, hid_t dset, hid_t mtype, i
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory for a window", m->out_name);
         if (!s->direct)
             continue;
+        b->in = s->buf[k]; /* deferred reads land there (gather_raw) */
         b->chunk_bytes = (size_t)chunk * s->msize;
         b->out_cap = bz_zpool_bound(b->chunk_bytes);
         if (!(b->out = acct_alloc(m, n_chunks, b->out_cap)) ||
@@ -766,41 +838,106 @@ static void sink_close(struct sink *s)
         acct_free(s->buf[k], (size_t)s->win, s->msize);
         acct_free(s->zb[k].out, n_chunks, s->zb[k].out_cap);
         acct_free(s->zb[k].out_len, n_chunks, sizeof(size_t));
+        bz_zbatch_reset_reads(&s->zb[k], 1);
         s->buf[k] = NULL;
         s->zb[k].out = NULL;
         s->zb[k].out_len = NULL;
     }
 }
 
+/* Shard chunks the threads read: the first MERGE_PREAD_CHUNKS of each
+ * shard table. HDF5 1.10 finds a chunk's address (H5Dget_chunk_info_by_coord)
+ * by walking the chunk index from its first chunk: about 12 ns per chunk
+ * before it (measured on HDF5 1.10.8: 1.6 us for chunk 0, 19.5 us for
+ * chunk 1,548), where H5Dread_chunk, its checksum and the copy of the rows
+ * cost about 25 us per chunk of 64 KiB on the merging thread. Past this
+ * index the lookup would cost more than it saves (and grow with the
+ * shard: quadratic over a table), so later chunks are read here as
+ * before. */
+#ifndef MERGE_PREAD_CHUNKS
+#define MERGE_PREAD_CHUNKS 1024
+#endif
+
+/* Whether shard i's file (open) starts at byte 0 of its path: no user
+ * block, so that a chunk's address is its offset in the file. */
+static int source_plain(const struct merge *m, size_t i)
+{
+    hid_t fcpl = H5Fget_create_plist(m->src[i].file);
+    hsize_t ub = 1;
+    if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
+        ub = 1;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(fcpl);
+    return ub == 0;
+}
+
 /* The rows of runs[0..n) of a table without strings, read as the shard
- * stores them: whole chunks (H5Dread_chunk), each checked against its
- * Fletcher32, rows copied out; no HDF5 pipeline, cache or conversion. Only
- * for chunks filtered by the checksum alone (shards as bazaar writes them);
- * *used is 0 when the table is stored otherwise. */
-static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
-                      const struct run *runs, size_t n, size_t msize, unsigned char *out, int *used,
-                      struct bz_err *err)
+ * stores them: whole chunks, each checked against its Fletcher32, rows
+ * copied out; no HDF5 pipeline, cache or conversion. Only for chunks
+ * filtered by the checksum alone (shards as bazaar writes them); *used is
+ * 0 when the table is stored otherwise. With defer (the window's batch of
+ * a direct sink; out is its input), a chunk stored whole with its filter
+ * on becomes a read of the batch: the compression threads pread it, check
+ * it and copy its rows (out_zpool.c), so the merging thread only looks up
+ * its address. Other chunks (and every chunk without defer) are read here
+ * (H5Dread_chunk). */
+static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *path,
+                      const struct run *runs, size_t n, size_t msize, unsigned char *out,
+                      struct bz_zbatch *defer, int *used, struct bz_err *err)
 {
     int rc = BZ_OK;
-    hsize_t crows = raw_chunk_rows(dset, msize, m->read_bytes);
+    hid_t dset = gc->dset;
+    if (gc->crows == (hsize_t)-1)
+        gc->crows = raw_chunk_rows(dset, msize, m->read_bytes);
+    hsize_t crows = gc->crows;
     size_t cbytes = (size_t)crows * msize + 4;
     unsigned char *buf = NULL;
     *used = crows > 0;
     if (!crows)
         return BZ_OK; /* HDF5 reads it */
     if (!(buf = acct_alloc(m, cbytes, 1)))
-        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
-    hsize_t have = (hsize_t)-1; /* the chunk in buf */
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
+    if (defer && gc->plain < 0)
+        gc->plain = source_plain(m, i);
+    if (!gc->plain)
+        defer = NULL;
+    hsize_t have = (hsize_t)-1; /* the chunk in buf, or deferred at addr */
+    haddr_t addr = HADDR_UNDEF;
     for (size_t k = 0; k < n && !rc; k++) {
         hsize_t pos = runs[k].start, end = runs[k].start + runs[k].len;
         while (pos < end) {
             hsize_t c = pos / crows, base = c * crows;
-            if (c != have && (rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
-                break;
-            have = c;
+            if (c != have) {
+                hsize_t size = 0;
+                unsigned mask = 1;
+                addr = HADDR_UNDEF;
+                /* a plain stored chunk whose address is cheap to find goes to
+                 * the threads; any other is read here */
+                if (defer && c < MERGE_PREAD_CHUNKS &&
+                    (H5Dget_chunk_info_by_coord(dset, &base, &mask, &addr, &size) < 0 ||
+                     mask != 0 || size != cbytes))
+                    addr = HADDR_UNDEF;
+                H5Eclear2(H5E_DEFAULT);
+                if (addr == HADDR_UNDEF &&
+                    (rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
+                    break;
+                if (addr != HADDR_UNDEF) {
+                    m->stats.chunks_pread++;
+                    if (bz_merge_test_deferred_hook)
+                        bz_merge_test_deferred_hook(m->src[i].path, path, (uint64_t)addr, cbytes,
+                                                    (uint64_t)base);
+                }
+                have = c;
+            }
             hsize_t stop = end < base + crows ? end : base + crows;
-            memcpy(out + (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize,
-                   buf + (size_t)(pos - base) * msize, (size_t)(stop - pos) * msize);
+            size_t dst = (size_t)(runs[k].out_pos + (pos - runs[k].start)) * msize;
+            size_t src = (size_t)(pos - base) * msize, len = (size_t)(stop - pos) * msize;
+            if (addr == HADDR_UNDEF)
+                memcpy(out + dst, buf + src, len);
+            else if (bz_zbatch_add_copy(defer, m->src[i].path, (uint64_t)addr, cbytes,
+                                        (uint64_t)base, src, (size_t)(out - defer->in) + dst,
+                                        len) != 0)
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
             pos = stop;
         }
     }
@@ -812,31 +949,34 @@ static int gather_raw(struct merge *m, size_t i, hid_t dset, const char *path,
  * (runs' out_pos relative to out), reading the shard through a window of at
  * most m->read_bytes. */
 static int gather_shard(struct merge *m, const char *path, const struct run *runs, size_t n,
-                        hid_t mtype, size_t msize, int vlen, unsigned char *out, struct bz_err *err)
+                        hid_t mtype, size_t msize, int vlen, unsigned char *out,
+                        struct bz_zbatch *defer, struct bz_err *err)
 {
     int rc = BZ_OK;
     size_t i = runs[0].shard;
-    hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
+    hid_t dset = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
     hid_t mspace = H5I_INVALID_HID, ref = H5I_INVALID_HID;
+    struct gcache *gc = NULL;
     unsigned char *win = NULL;
     hsize_t hi = runs[n - 1].start + runs[n - 1].len;
     hsize_t cap = m->read_bytes / msize ? m->read_bytes / msize : 1;
     hsize_t ws = 0, we = 0; /* rows [ws, we) are in win */
     if (cap > hi - runs[0].start)
         cap = hi - runs[0].start;
-    if ((rc = open_table(m, i, path, &file, &dset, &ref, err)))
+    if ((rc = table_dset(m, i, path, &ref, &gc, err)))
         goto out;
+    dset = gc->dset;
     if (!vlen) {
         int used;
-        if ((rc = gather_raw(m, i, dset, path, runs, n, msize, out, &used, err)) || used)
+        if ((rc = gather_raw(m, i, gc, path, runs, n, msize, out, defer, &used, err)) || used)
             goto out;
     }
     if ((fspace = H5Dget_space(dset)) < 0 || (mspace = H5Screate_simple(1, &cap, NULL)) < 0) {
-        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: dataspace", m->shards[i], path);
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: dataspace", m->src[i].path, path);
         goto out;
     }
     if (!(win = acct_alloc(m, (size_t)cap, msize))) {
-        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->shards[i], path);
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
         goto out;
     }
     for (size_t k = 0; k < n; k++) {
@@ -845,7 +985,7 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
             if (pos >= we) {
                 /* free what the old window held and was not taken */
                 if (vlen && we > ws && H5Dvlen_reclaim(mtype, mspace, H5P_DEFAULT, win) < 0) {
-                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: reclaim", m->shards[i], path);
+                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: reclaim", m->src[i].path, path);
                     goto out;
                 }
                 memset(win, 0, (size_t)cap * msize);
@@ -856,7 +996,7 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
                     H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
                     bz_shard_read(dset, mtype, mspace, fspace, win) < 0) {
                     rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s rows %llu..%llu",
-                                        m->shards[i], path, (unsigned long long)ws,
+                                        m->src[i].path, path, (unsigned long long)ws,
                                         (unsigned long long)we);
                     goto out;
                 }
@@ -877,7 +1017,6 @@ out:
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
     bz_out_h5_close(ref);
-    close_table(&file, &dset);
     return rc;
 }
 
@@ -905,7 +1044,7 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
         while (e < n && pieces[e].shard == pieces[k].shard)
             e++;
         if ((rc = gather_shard(m, path, pieces + k, e - k, s->mtype, s->msize, vlen, s->buf[s->cur],
-                               err)))
+                               s->direct ? &s->zb[s->cur] : NULL, err)))
             return rc;
         k = e;
     }
@@ -941,13 +1080,13 @@ static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_d
         if (!shard_has(m, i, path))
             continue;
         hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
-        int rc = bz_out_h5_open_ro(m->shards[i], &file, err);
+        int rc = bz_out_h5_open_ro(m->src[i].path, &file, err);
         if (rc)
             return rc;
         if ((dset = H5Dopen2(file, path, H5P_DEFAULT)) < 0 ||
             bz_out_h5_copy_attrs(dset, out_dset) < 0)
             rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot copy its attributes to %s",
-                                m->shards[i], path, m->out_name);
+                                m->src[i].path, path, m->out_name);
         close_table(&file, &dset);
         return rc;
     }
@@ -1175,60 +1314,32 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
     int rc;
     if (m->n_shards == m->cap_shards) {
         size_t cap = m->cap_shards ? 2 * m->cap_shards : 16;
-        char **sh = realloc(m->shards, cap * sizeof *sh);
-        if (sh)
-            m->shards = sh;
-        int64_t *lo = sh ? realloc(m->src_lo, cap * sizeof *lo) : NULL;
-        if (lo)
-            m->src_lo = lo;
-        int64_t *hi = lo ? realloc(m->src_hi, cap * sizeof *hi) : NULL;
-        if (hi)
-            m->src_hi = hi;
-        char ***pa = hi ? realloc(m->paths, cap * sizeof *pa) : NULL;
-        if (pa)
-            m->paths = pa;
-        size_t *np = pa ? realloc(m->n_paths, cap * sizeof *np) : NULL;
-        if (np)
-            m->n_paths = np;
-        int64_t **si = np ? realloc(m->src_ids, cap * sizeof *si) : NULL;
-        if (si)
-            m->src_ids = si;
-        size_t *sn = si ? realloc(m->src_n, cap * sizeof *sn) : NULL;
-        if (sn)
-            m->src_n = sn;
-        hid_t *sf = sn ? realloc(m->src_file, cap * sizeof *sf) : NULL;
-        if (sf)
-            m->src_file = sf;
-        uint64_t *su = sf ? realloc(m->src_used, cap * sizeof *su) : NULL;
-        if (su)
-            m->src_used = su;
-        if (!su)
+        struct source *v = realloc(m->src, cap * sizeof *v);
+        if (!v)
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        m->src = v;
         m->cap_shards = cap;
     }
     size_t i = m->n_shards;
-    m->paths[i] = NULL;
-    m->n_paths[i] = 0;
-    m->src_ids[i] = NULL;
-    m->src_n[i] = 0;
-    m->src_file[i] = H5I_INVALID_HID;
-    m->src_used[i] = 0;
-    if (!(m->shards[i] = strdup(path)))
+    m->src[i] = (struct source){.path = strdup(path),
+                                .lo = 1,
+                                .hi = 0,
+                                .file = H5I_INVALID_HID,
+                                .gc = {H5I_INVALID_HID, (hsize_t)-1, -1}};
+    if (!m->src[i].path)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
-    m->src_lo[i] = 1;
-    m->src_hi[i] = 0;
     m->n_shards++;
     /* a following merge goes over its sources block after block: their
      * committed ids are kept (8 bytes a game) rather than read again */
     if (m->streaming && n) {
-        if (!(m->src_ids[i] = malloc(n * sizeof *ids)))
+        if (!(m->src[i].ids = malloc(n * sizeof *ids)))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
-        memcpy(m->src_ids[i], ids, n * sizeof *ids);
-        m->src_n[i] = n;
+        memcpy(m->src[i].ids, ids, n * sizeof *ids);
+        m->src[i].n_ids = n;
     }
     if (n) {
-        m->src_lo[i] = ids[0];
-        m->src_hi[i] = ids[n - 1];
+        m->src[i].lo = ids[0];
+        m->src[i].hi = ids[n - 1];
         if (!m->has_ids || ids[0] < m->id_min)
             m->id_min = ids[0];
         if (!m->has_ids || ids[n - 1] > m->id_max)
@@ -1238,11 +1349,11 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
     m->map_valid = 0;
     hid_t file;
     if ((rc = source_file(m, i, &file, err)) ||
-        (rc = bz_out_h5_list_datasets(file, &m->paths[i], &m->n_paths[i], path, err)))
+        (rc = bz_out_h5_list_datasets(file, &m->src[i].paths, &m->src[i].n_paths, path, err)))
         return rc;
     /* tables not seen before */
-    for (size_t j = 0; j < m->n_paths[i]; j++) {
-        struct mtable key = {.path = m->paths[i][j]}, *kp = &key;
+    for (size_t j = 0; j < m->src[i].n_paths; j++) {
+        struct mtable key = {.path = m->src[i].paths[j]}, *kp = &key;
         if (m->n_tables && bsearch(&kp, m->tables, m->n_tables, sizeof *m->tables, cmp_mtable))
             continue;
         struct mtable **tt = realloc(m->tables, (m->n_tables + 1) * sizeof *tt);
@@ -1252,7 +1363,7 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
         struct mtable *t = calloc(1, sizeof *t);
         if (!t)
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
-        t->path = m->paths[i][j];
+        t->path = m->src[i].paths[j];
         t->texts = bz_out_texts_is_store(t->path);
         t->ref = t->mtype = t->s.dset = H5I_INVALID_HID;
         m->tables[m->n_tables++] = t;
@@ -1468,7 +1579,7 @@ struct bz_merge_stream {
 /* Free everything of the merge; the tmp file is removed unless renamed. */
 static void merge_free(struct merge *m)
 {
-    if (m->src_file)
+    if (m->src)
         close_sources(m);
     for (size_t k = 0; k < m->n_tables; k++)
         mtable_free(m, m->tables[k]);
@@ -1479,19 +1590,11 @@ static void merge_free(struct merge *m)
     if (m->tmp_made)
         unlink(m->tmp);
     for (size_t i = 0; i < m->n_shards; i++) {
-        bz_out_free_paths(m->paths[i], m->n_paths[i]);
-        free(m->shards[i]);
-        free(m->src_ids[i]);
+        bz_out_free_paths(m->src[i].paths, m->src[i].n_paths);
+        free(m->src[i].path);
+        free(m->src[i].ids);
     }
-    free(m->src_ids);
-    free(m->src_n);
-    free(m->src_file);
-    free(m->src_used);
-    free(m->shards);
-    free(m->src_lo);
-    free(m->src_hi);
-    free(m->paths);
-    free(m->n_paths);
+    free(m->src);
     bz_zpool_destroy(m->pool);
     acct_free(m->map, m->map_cap, sizeof *m->map);
     acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));
@@ -1603,8 +1706,16 @@ int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenanc
         struct mtable *t = m->tables[k];
         if (t->texts) {
             unsigned long long rows = 0;
-            rc = bz_out_texts_merge(m->file, m->tmp, t->path, (const char *const *)m->shards,
-                                    m->n_shards, owner_of, m, &rows, err);
+            const char **list = malloc((m->n_shards ? m->n_shards : 1) * sizeof *list);
+            if (!list) {
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+                goto out;
+            }
+            for (size_t i = 0; i < m->n_shards; i++)
+                list[i] = m->src[i].path;
+            rc = bz_out_texts_merge(m->file, m->tmp, t->path, list, m->n_shards, owner_of, m, &rows,
+                                    err);
+            free(list);
             t->total = (hsize_t)rows;
         } else {
             rc = table_finish(m, t, err);

@@ -1,14 +1,18 @@
-/* out_zpool: deflate + Fletcher32 of whole chunks on worker threads (see
- * out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
+/* out_zpool: reads of stored shard chunks (pread, Fletcher32 check, row
+ * copies), then deflate + Fletcher32 of whole chunks, on worker threads
+ * (see out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
  * exactly what HDF5's filters (H5Z_filter_deflate, H5Z_filter_fletcher32)
  * expect on read. Must never call HDF5: the library is not thread-safe. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "out_fletcher.h"
 #include "out_zpool.h"
@@ -122,6 +126,113 @@ int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len)
     return sum == stored;
 }
 
+/* Room for one more element in *v (n used of *cap, each size bytes). */
+static int grow(void *v, size_t n, size_t *cap, size_t size)
+{
+    void **pv = v;
+    if (n < *cap)
+        return 0;
+    size_t c = *cap ? 2 * *cap : 64;
+    void *nv = realloc(*pv, c * size);
+    if (!nv)
+        return -1;
+    *pv = nv;
+    *cap = c;
+    return 0;
+}
+
+int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                       uint64_t row, size_t src, size_t dst, size_t len)
+{
+    struct bz_zread *last = b->n_reads ? &b->reads[b->n_reads - 1] : NULL;
+    if (!last || last->path != path || last->addr != addr) {
+        if (grow(&b->reads, b->n_reads, &b->cap_reads, sizeof *b->reads) != 0)
+            return -1;
+        last = &b->reads[b->n_reads++];
+        *last = (struct bz_zread){path, addr, row, size, b->n_copies, 0};
+    }
+    if (grow(&b->copies, b->n_copies, &b->cap_copies, sizeof *b->copies) != 0)
+        return -1;
+    b->copies[b->n_copies++] = (struct bz_zcopy){src, dst, len};
+    last->n_copies++;
+    return 0;
+}
+
+void bz_zbatch_reset_reads(struct bz_zbatch *b, int free_them)
+{
+    b->n_reads = b->n_copies = 0;
+    if (free_them) {
+        free(b->reads);
+        free(b->copies);
+        b->reads = NULL;
+        b->copies = NULL;
+        b->cap_reads = b->cap_copies = 0;
+    }
+}
+
+/* A thread's state for reads: one file kept open (reads come grouped by
+ * file) and a buffer for one chunk. */
+struct rstate {
+    const char *path;
+    int fd;
+    unsigned char *buf;
+    size_t cap;
+};
+
+static void rstate_close(struct rstate *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    r->fd = -1;
+    r->path = NULL;
+}
+
+/* Read k of b: its chunk's bytes, checked, rows copied into b->in. 0, an
+ * errno, or -1 when the checksum does not match. */
+static int read_one(struct rstate *r, struct bz_zbatch *b, size_t k)
+{
+    const struct bz_zread *rd = &b->reads[k];
+    if (r->path != rd->path) {
+        rstate_close(r);
+        if ((r->fd = open(rd->path, O_RDONLY | O_CLOEXEC)) < 0)
+            return errno ? errno : EIO;
+        r->path = rd->path;
+    }
+    if (r->cap < rd->size) {
+        unsigned char *nb = realloc(r->buf, rd->size);
+        if (!nb)
+            return ENOMEM;
+        r->buf = nb;
+        r->cap = rd->size;
+    }
+    for (size_t got = 0; got < rd->size;) {
+        ssize_t n = pread(r->fd, r->buf + got, rd->size - got, (off_t)(rd->addr + got));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n < 0 ? errno : EIO; /* 0: the file ends before the chunk */
+        got += (size_t)n;
+    }
+    if (!bz_zpool_chunk_ok(r->buf, rd->size))
+        return -1;
+    for (size_t c = rd->first_copy; c < rd->first_copy + rd->n_copies; c++) {
+        const struct bz_zcopy *cp = &b->copies[c];
+        if (cp->src + cp->len > rd->size - FLETCHER_LEN)
+            return -1;
+        memcpy(b->in + cp->dst, r->buf + cp->src, cp->len);
+    }
+    return 0;
+}
+
+/* A read failed: keep the first (lowest index) for the message. */
+static void read_failed(struct bz_zbatch *b, size_t k, int e)
+{
+    if (k < b->bad_read) {
+        b->bad_read = k;
+        b->read_errno = e < 0 ? 0 : e;
+    }
+}
+
 static double thread_cpu_s(void)
 {
     struct timespec ts;
@@ -133,14 +244,38 @@ static void *worker(void *arg)
 {
     struct bz_zpool *p = arg;
     struct zstate z;
+    struct rstate rs = {NULL, -1, NULL, 0};
     int ok = zstate_init(&z) == 0;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        while (!p->quit && !(p->batch && p->batch->next < p->batch->n_chunks))
+        struct bz_zbatch *b = NULL;
+        while (!p->quit &&
+               !((b = p->batch) && (b->next_read < b->n_reads ||
+                                    (b->reads_done == b->n_reads && b->next < b->n_chunks)))) {
+            if (rs.fd >= 0) { /* idle: close the file */
+                pthread_mutex_unlock(&p->mu);
+                rstate_close(&rs);
+                pthread_mutex_lock(&p->mu);
+                continue;
+            }
             pthread_cond_wait(&p->work, &p->mu);
+        }
         if (p->quit)
             break;
-        struct bz_zbatch *b = p->batch;
+        if (b->next_read < b->n_reads) { /* reads first: they fill the input */
+            size_t k = b->next_read++;
+            pthread_mutex_unlock(&p->mu);
+            double c0 = thread_cpu_s();
+            int e = read_one(&rs, b, k);
+            double c1 = thread_cpu_s();
+            pthread_mutex_lock(&p->mu);
+            b->cpu_seconds += c1 - c0;
+            if (e)
+                read_failed(b, k, e);
+            if (++b->reads_done == b->n_reads)
+                pthread_cond_broadcast(&p->work); /* the chunks may be compressed */
+            continue;
+        }
         size_t k = b->next++;
         pthread_mutex_unlock(&p->mu);
         double c0 = thread_cpu_s();
@@ -156,6 +291,8 @@ static void *worker(void *arg)
         }
     }
     pthread_mutex_unlock(&p->mu);
+    rstate_close(&rs);
+    free(rs.buf);
     if (ok)
         zstate_free(&z);
     return NULL;
@@ -189,8 +326,10 @@ int bz_zpool_create(int n_threads, struct bz_zpool **pool)
 
 void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
 {
-    b->next = b->done = 0;
+    b->next = b->done = b->next_read = b->reads_done = 0;
     b->failed = 0;
+    b->bad_read = b->n_reads;
+    b->read_errno = 0;
     b->cpu_seconds = 0;
     if (!p->n_threads || !b->n_chunks)
         return; /* compressed by bz_zpool_wait */
@@ -204,9 +343,21 @@ int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
 {
     if (!p->n_threads || !b->n_chunks) {
         struct zstate z;
+        struct rstate rs = {NULL, -1, NULL, 0};
+        double c0 = thread_cpu_s();
+        for (size_t k = 0; k < b->n_reads && b->bad_read == b->n_reads; k++) {
+            int e = read_one(&rs, b, k);
+            if (e)
+                read_failed(b, k, e);
+        }
+        rstate_close(&rs);
+        free(rs.buf);
+        if (b->bad_read < b->n_reads) {
+            b->cpu_seconds += thread_cpu_s() - c0;
+            return -2;
+        }
         if (zstate_init(&z) != 0)
             return -1;
-        double c0 = thread_cpu_s();
         for (size_t k = 0; k < b->n_chunks && !b->failed; k++)
             if (compress_one(&z, b, k) != 0)
                 b->failed = 1;
@@ -218,7 +369,7 @@ int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
     while (b->done < b->n_chunks)
         pthread_cond_wait(&p->idle, &p->mu);
     pthread_mutex_unlock(&p->mu);
-    return b->failed ? -1 : 0;
+    return b->bad_read < b->n_reads ? -2 : b->failed ? -1 : 0;
 }
 
 void bz_zpool_destroy(struct bz_zpool *p)

@@ -1,12 +1,15 @@
 /* out_zpool: compresses whole chunks of a merged table on worker threads, as
  * HDF5's own filter pipeline of the merged file would (deflate, then a
  * Fletcher32 checksum), so that the merge can store them with a direct chunk
- * write. Private to src/out_*.c. Calls no HDF5 function (HDF5 is not built
- * thread-safe): the threads see only byte buffers. */
+ * write; before that they may read (pread) the stored shard chunks whose
+ * rows fill the chunks, check their Fletcher32 and copy the rows. Private
+ * to src/out_*.c. Calls no HDF5 function (HDF5 is not built thread-safe):
+ * the threads see only byte buffers and file offsets HDF5 gave the merge. */
 #ifndef BAZAAR_OUT_ZPOOL_H
 #define BAZAAR_OUT_ZPOOL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The deflate level of the merged file (HDF5's deflate filter reads any
  * zlib stream; the level is recorded in the dataset's filter parameters). */
@@ -14,17 +17,42 @@
 
 struct bz_zpool;
 
+/* A stored shard chunk to read before compressing: size bytes (rows, then
+ * their Fletcher32) at offset addr of the file path, checked against the
+ * checksum, then copies[first_copy .. first_copy + n_copies) copy rows of
+ * it into the batch's input. row: its first row (for messages). */
+struct bz_zread {
+    const char *path;
+    uint64_t addr, row;
+    size_t size, first_copy, n_copies;
+};
+
+/* len bytes from offset src of a read chunk to offset dst of the input. */
+struct bz_zcopy {
+    size_t src, dst, len;
+};
+
 /* n_chunks chunks of chunk_bytes each, read from in; chunk k's filtered
- * bytes land in out + k * out_cap with their length in out_len[k]. */
+ * bytes land in out + k * out_cap with their length in out_len[k]. Before
+ * any chunk is compressed, reads[0..n_reads) fill their rows of in
+ * (pread(2) by the threads: the bytes of files HDF5 wrote, never HDF5). */
 struct bz_zbatch {
-    const unsigned char *in;
+    unsigned char *in;
+    struct bz_zread *reads;
+    size_t n_reads, cap_reads;
+    struct bz_zcopy *copies;
+    size_t n_copies, cap_copies;
+    /* set by the pool when a read failed: the first such read (index, or
+     * n_reads for none) and its errno (0: the checksum did not match) */
+    size_t bad_read;
+    int read_errno;
     size_t n_chunks;
     size_t chunk_bytes;
     unsigned char *out;
     size_t out_cap;
     size_t *out_len;
     /* owned by the pool while the batch runs */
-    size_t next, done;
+    size_t next, done, next_read, reads_done;
     int failed;
     double cpu_seconds; /* CPU the batch's chunks took, summed over threads */
 };
@@ -37,11 +65,21 @@ size_t bz_zpool_bound(size_t chunk_bytes);
  * no thread). */
 int bz_zpool_create(int n_threads, struct bz_zpool **pool);
 
-/* Start compressing b in the background; one batch at a time (wait for it
+/* Add to b's reads one chunk (of path at addr, size bytes, first row
+ * row) whose bytes [src, src + len) go to in + dst; a copy from the same
+ * chunk as the last read adds no read. 0 or -1 (no memory). */
+int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                       uint64_t row, size_t src, size_t dst, size_t len);
+
+/* Forget b's reads (after bz_zpool_wait) and free their arrays (free: 1). */
+void bz_zbatch_reset_reads(struct bz_zbatch *b, int free_them);
+
+/* Start reading and compressing b in the background; one batch at a time (wait for it
  * before submitting the next). */
 void bz_zpool_submit(struct bz_zpool *pool, struct bz_zbatch *b);
 
-/* Wait until b is done. 0, or -1 when a chunk could not be compressed. */
+/* Wait until b is done. 0, or -1 when a chunk could not be compressed,
+ * -2 when a read failed (b->bad_read, b->read_errno say which and why). */
 int bz_zpool_wait(struct bz_zpool *pool, struct bz_zbatch *b);
 
 /* Whether a stored chunk of len bytes (filtered data, then its Fletcher32)

@@ -521,6 +521,18 @@ static void broken_files_should_give_eio_naming_the_file(void **state)
     }
 }
 
+/* Flip a byte of path at offset at (twice: the file is as before). */
+static void flip_byte(const char *path, off_t at)
+{
+    int fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char byte;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x5a;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+}
+
 /* A shard whose stored chunk no longer carries its checksum: the merge
  * refuses it, with 1 and with 3 threads, naming the shard, and leaves no
  * output. */
@@ -547,14 +559,7 @@ static void corrupt_chunk_should_give_eio(void **state)
     assert_true(addr != HADDR_UNDEF && size > 8);
     H5Dclose(dset);
     H5Fclose(file);
-    int fd = open(bad, O_RDWR);
-    assert_true(fd >= 0);
-    unsigned char byte;
-    off_t at = (off_t)(addr + size / 2);
-    assert_int_equal(pread(fd, &byte, 1, at), 1);
-    byte ^= 0x5a;
-    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
-    close(fd);
+    flip_byte(bad, (off_t)(addr + size / 2));
     const char *threads[] = {"1", "3"};
     for (int t = 0; t < 2; t++) {
         struct bz_err err = {0};
@@ -566,6 +571,79 @@ static void corrupt_chunk_should_give_eio(void **state)
         assert_non_null(strstr(err.msg, "checksum"));
         assert_int_equal(access(out, F_OK), -1);
     }
+}
+
+/* The chunk the deferred hook corrupted: the first handed to the threads
+ * from the shard named in flip_shard (one per merge). */
+static const char *flip_shard;
+static int flip_done;
+static uint64_t flip_addr, flip_row;
+static char flip_table[256];
+
+static void flip_hook(const char *shard, const char *table, uint64_t addr, size_t size,
+                      uint64_t row)
+{
+    if (flip_done || strcmp(shard, flip_shard) != 0)
+        return;
+    flip_done = 1;
+    flip_addr = addr + size / 2;
+    flip_row = row;
+    snprintf(flip_table, sizeof flip_table, "%s", table);
+    flip_byte(shard, (off_t)flip_addr);
+}
+
+/* A shard chunk that the merge's compression threads read (pread) and
+ * that no longer carries its checksum (corrupted after the merge scanned
+ * the shard's game ids): the merge fails naming the shard, the table and
+ * the chunk's row, with 1 and with 3 threads, and leaves no output; the
+ * same shards restored merge, with chunks read by the threads. */
+static void corrupt_deferred_chunk_should_give_eio(void **state)
+{
+    (void)state;
+    char good[512], bad[512], out[512];
+    tmp_path(good, sizeof good, "dcrc_good.h5");
+    tmp_path(bad, sizeof bad, "dcrc_bad.h5");
+    tmp_path(out, sizeof out, "dcrc_merged.h5");
+    int64_t ids[40], more[3] = {40, 41, 42};
+    for (int i = 0; i < 40; i++)
+        ids[i] = i;
+    write_shard(bad, ids, 40, 0);
+    write_shard(good, more, 3, 0);
+    struct bz_merge_stats st;
+#ifdef MERGE_WINDOW_BYTES
+    /* test_out_small_merge: read windows smaller than a shard chunk, so
+     * HDF5 reads every shard chunk and none goes to the threads */
+    merge_ok((const char *const[]){good, bad}, 2, out);
+    bz_merge_last_stats(&st);
+    assert_int_equal(st.chunks_pread, 0);
+    unlink(out);
+    return;
+#endif
+    const char *threads[] = {"1", "3"};
+    for (int t = 0; t < 2; t++) {
+        struct bz_err err = {0};
+        const char *list[] = {good, bad};
+        char want[64];
+        flip_shard = bad;
+        flip_done = 0;
+        bz_merge_test_deferred_hook = flip_hook;
+        setenv("BZ_MERGE_THREADS", threads[t], 1);
+        assert_int_equal(bz_merge(list, 2, out, NULL, &err), BZ_EIO);
+        unsetenv("BZ_MERGE_THREADS");
+        bz_merge_test_deferred_hook = NULL;
+        assert_true(flip_done);
+        snprintf(want, sizeof want, "row %" PRIu64 " ", flip_row);
+        assert_non_null(strstr(err.msg, bad));
+        assert_non_null(strstr(err.msg, flip_table));
+        assert_non_null(strstr(err.msg, want));
+        assert_non_null(strstr(err.msg, "checksum"));
+        assert_int_equal(access(out, F_OK), -1);
+        flip_byte(bad, (off_t)flip_addr); /* back: the shard is whole again */
+    }
+    merge_ok((const char *const[]){good, bad}, 2, out);
+    bz_merge_last_stats(&st);
+    assert_true(st.chunks_pread > 0);
+    unlink(out);
 }
 
 static void duplicate_game_should_be_copied_once(void **state)
@@ -1056,6 +1134,7 @@ int main(void)
         cmocka_unit_test(uncommitted_game_should_be_dropped),
         cmocka_unit_test(broken_files_should_give_eio_naming_the_file),
         cmocka_unit_test(corrupt_chunk_should_give_eio),
+        cmocka_unit_test(corrupt_deferred_chunk_should_give_eio),
         cmocka_unit_test(duplicate_game_should_be_copied_once),
         cmocka_unit_test(create_should_refuse_an_existing_file),
         cmocka_unit_test(append_should_refuse_bad_records),
