@@ -198,11 +198,11 @@ static long long follower_work(pid_t pid)
         size_t n = fread(buf, 1, sizeof buf - 1, fs);
         buf[n] = '\0';
         fclose(fs);
-        /* after the ")" of the name: state ppid ... utime (12th) stime */
+        /* after the ")" of the name: fields 3 to 13, then utime and stime */
         char *p = strrchr(buf, ')');
         unsigned long long ut = 0, st = 0;
-        if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                        &st) == 2)
+        if (p &&
+            sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
             work = (long long)(ut + st);
     }
     snprintf(path, sizeof path, "/proc/%ld/io", (long)pid);
@@ -240,8 +240,7 @@ static int watch(struct bz_follow *f, const char *data, size_t len, int *sent, s
             close(f->fd); /* EOF: the message is complete */
             f->fd = -1;
         }
-        struct pollfd pf[2] = {{.fd = f->live, .events = POLLIN},
-                               {.fd = f->fd, .events = POLLOUT}};
+        struct pollfd pf[2] = {{.fd = f->live, .events = POLLIN}, {.fd = f->fd, .events = POLLOUT}};
         int pr = poll(pf, f->fd >= 0 ? 2 : 1, 1000);
         if (pr > 0 && pf[0].revents)
             return BZ_OK; /* it exited: reap says how */
@@ -261,7 +260,7 @@ static int watch(struct bz_follow *f, const char *data, size_t len, int *sent, s
         } else if (bz_sched_now_s() - last_change >= limit) {
             kill(f->pid, SIGKILL);
             return bz_err_set(err, BZ_EIO,
-                              "the follower merge (pid %ld) made no progress for %g s; killed", 
+                              "the follower merge (pid %ld) made no progress for %g s; killed",
                               (long)f->pid, limit);
         }
     }
