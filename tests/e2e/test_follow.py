@@ -239,6 +239,9 @@ def test_kill9_of_rank_0_ends_the_follower_and_resume_gives_the_same_file(tmp_pa
     r = subprocess.run(_cmd(spec, out, None, "--resume"), capture_output=True, text=True,
                        timeout=300, env=_env())
     assert r.returncode == 0, r.stderr
+    # the resumed run's follower took its sources (the older attempt's
+    # shards) and the final ones as the same: no fallback
+    assert "merging in this process" not in r.stderr, r.stderr
     assert_same_tables(ref, out)
     ids = game_ids(out)
     assert list(ids) == list(range(48))
@@ -310,6 +313,9 @@ def test_a_stop_ends_a_stuck_follower_and_resume_gives_the_same_file(tmp_path, s
     r = subprocess.run(_cmd(spec, out, None, "--resume"), capture_output=True, text=True,
                        timeout=300, env=_env())
     assert r.returncode == 0, r.stderr
+    # the resumed run's follower took its sources (the older attempt's
+    # shards) and the final ones as the same: no fallback
+    assert "merging in this process" not in r.stderr, r.stderr
     assert_same_tables(ref, out)
     _clean(out)
 
