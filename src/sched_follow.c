@@ -38,8 +38,15 @@ extern char **environ;
 /* The follower's priority below the play's: on a node where every core
  * plays, it takes what the ranks leave and catches up at the end. */
 #define FOLLOW_NICE 10
-/* How often the follower looks for closed segments (and at its pipe). */
+/* How often at most the follower looks for closed segments. A look reads
+ * the parts folder and opens the journal of every segment still open (one
+ * a rank): on a shared file system with many ranks that is metadata load,
+ * so the gap also grows to 10x what the last look cost (at most a tenth
+ * of the time spent looking) and to 1/64 of the time followed (segments
+ * close at 1/16 of the time played: runner.c), up to FOLLOW_SCAN_MAX_S.
+ * The pipe is watched all the while (poll): EOF is seen at once. */
 #define FOLLOW_POLL_MS 50
+#define FOLLOW_SCAN_MAX_S 10.0
 
 int bz_sched_follow_on(void)
 {
@@ -624,16 +631,25 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
     const char *hang = getenv("BAZAAR_TEST_FOLLOW_HANG");
     while (hang && strcmp(hang, "play") == 0)
         pause();
+    double next_scan = t0;
     while (!rc) {
-        int eof = read_pipe(&buf, &len, &cap, FOLLOW_POLL_MS, err);
+        double wait = next_scan - mono_s();
+        int eof = read_pipe(&buf, &len, &cap, wait > 0 ? (int)(wait * 1000) + 1 : 0, err);
         if (eof < 0) {
             rc = -eof;
             break;
         }
         if (eof)
             break;
+        double t_scan = mono_s();
+        if (t_scan < next_scan)
+            continue; /* woken by the pipe */
         if ((rc = scan_parts(fw, err)))
             break;
+        double now = mono_s(), gap = FOLLOW_POLL_MS / 1000.0;
+        gap = 10 * (now - t_scan) > gap ? 10 * (now - t_scan) : gap;
+        gap = (now - t0) / 64 > gap ? (now - t0) / 64 : gap;
+        next_scan = now + (gap < FOLLOW_SCAN_MAX_S ? gap : FOLLOW_SCAN_MAX_S);
         /* at most 1/16 of the games per advance: the pipe is looked at
          * between advances */
         int64_t p = fw->prefix, lim = fw->prefix + (fw->n_games + 15) / 16;
