@@ -102,24 +102,31 @@ static int close_from(posix_spawn_file_actions_t *fa, int lo)
 
 int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
                     char *const *sources, size_t n_sources, const struct bz_out_lock *lock,
-                    struct bz_follow **f)
+                    struct bz_follow **f, struct bz_err *err)
 {
     *f = NULL;
     int lock_fd = bz_out_lock_fd(lock);
     if (lock_fd < 0) /* the creation fallback: a child cannot share it */
-        return BZ_EINVAL;
-    int p[2] = {-1, -1}, q[2] = {-1, -1}, dup_fd = -1, rc = BZ_EIO;
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s.lock is not a flock on this file system (it cannot be shared "
+                          "with a child)",
+                          out);
+    int p[2] = {-1, -1}, q[2] = {-1, -1}, dup_fd = -1, rc = BZ_ENOMEM;
     char games[32], att[16], fdnum[16], ppid[32];
     char **argv = calloc(n_sources + 16, sizeof *argv);
     struct bz_follow *fl = calloc(1, sizeof *fl);
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
     int fa_made = 0, at_made = 0;
-    if (!argv || !fl)
+    if (!argv || !fl) {
+        bz_err_set(err, rc, "no memory");
         goto out;
+    }
     if (pipe2(p, O_CLOEXEC) != 0 || pipe2(q, O_CLOEXEC) != 0 ||
-        (dup_fd = fcntl(lock_fd, F_DUPFD_CLOEXEC, 5)) < 0)
+        (dup_fd = fcntl(lock_fd, F_DUPFD_CLOEXEC, 5)) < 0) {
+        rc = bz_err_set(err, BZ_EIO, "pipe: %s", strerror(errno));
         goto out;
+    }
     snprintf(games, sizeof games, "%lld", (long long)n_games);
     snprintf(att, sizeof att, "%d", attempt);
     snprintf(fdnum, sizeof fdnum, "%d", 3);
@@ -145,6 +152,7 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     argv[a] = NULL;
     /* stdin: the pipe; 3: the lock; 4: held until it exits (rank 0 hears
      * EOF); everything else of this (MPI) process closed */
+    rc = BZ_EIO; /* until spawned: the child's descriptors or signals */
     if (posix_spawn_file_actions_init(&fa) != 0)
         goto out;
     fa_made = 1;
@@ -166,8 +174,11 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
         goto out;
     /* a follower that died must not kill rank 0 when it writes the pipe */
     signal(SIGPIPE, SIG_IGN);
-    if (posix_spawn(&fl->pid, "/proc/self/exe", &fa, &at, argv, environ) != 0)
+    int e = posix_spawn(&fl->pid, "/proc/self/exe", &fa, &at, argv, environ);
+    if (e != 0) {
+        rc = bz_err_set(err, BZ_EIO, "posix_spawn of /proc/self/exe: %s", strerror(e));
         goto out;
+    }
     fl->fd = p[1];
     p[1] = -1;
     fl->live = q[0];
@@ -176,6 +187,8 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     fl = NULL;
     rc = BZ_OK;
 out:
+    if (rc && !err->msg[0])
+        bz_err_set(err, rc, "cannot set up the child's descriptors or signals");
     if (fa_made)
         posix_spawn_file_actions_destroy(&fa);
     if (at_made)
