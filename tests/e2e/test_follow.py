@@ -349,12 +349,20 @@ def test_the_follower_inherits_no_descriptor_and_no_signal_mask_of_rank_0(tmp_pa
         f = follower()
         if f is None:
             pytest.skip("the sweep ended before its follower could be seen")
-        fds = {}
-        for d in os.listdir(f"/proc/{f}/fd"):
-            try:
-                fds[int(d)] = os.readlink(f"/proc/{f}/fd/{d}")
-            except OSError:
-                pass
+        def descriptors():
+            fds = {}
+            for d in os.listdir(f"/proc/{f}/fd"):
+                try:
+                    fds[int(d)] = os.readlink(f"/proc/{f}/fd/{d}")
+                except OSError:
+                    pass
+            return fds
+        # once it holds OUT.tmp it is parked (BAZAAR_TEST_FOLLOW_HANG=play):
+        # its descriptors no longer change (its start-up opens and closes
+        # files of its own, e.g. under ASan)
+        _wait_for(lambda: out + ".tmp" in descriptors().values() or p.poll() is not None,
+                  "the follower to open OUT.tmp")
+        fds = descriptors()
         blocked = _status(f, "SigBlk")
         ignored = int(_status(f, "SigIgn"), 16)
         p.send_signal(signal.SIGTERM)
