@@ -569,10 +569,12 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
                 (long long)c.pr.base, (long long)plan.n_games);
     /* The follower merge: it reads only closed files (what the run starts
      * from, and segments once the runner marked them closed). */
+    struct bz_err start_err = {0};
     if (my_rank == 0 && !opt->dispatch_only && bz_sched_follow_on() &&
         bz_follow_start(plan.parts, out, attempt, plan.n_games, plan.sources, plan.n_sources, lock,
-                        &follower) != BZ_OK)
-        fprintf(stderr, "bazaar: cannot start the follower merge; merging after the play\n");
+                        &follower, &start_err) != BZ_OK)
+        fprintf(stderr, "bazaar: cannot start the follower merge (%s); merging after the play\n",
+                start_err.msg);
     rc = rank_loop(&c, err);
     if (rc) {
         fail_all(err);

@@ -38,8 +38,15 @@ extern char **environ;
 /* The follower's priority below the play's: on a node where every core
  * plays, it takes what the ranks leave and catches up at the end. */
 #define FOLLOW_NICE 10
-/* How often the follower looks for closed segments (and at its pipe). */
+/* How often at most the follower looks for closed segments. A look reads
+ * the parts folder and opens the journal of every segment still open (one
+ * a rank): on a shared file system with many ranks that is metadata load,
+ * so the gap also grows to 10x what the last look cost (at most a tenth
+ * of the time spent looking) and to 1/64 of the time followed (segments
+ * close at 1/16 of the time played: runner.c), up to FOLLOW_SCAN_MAX_S.
+ * The pipe is watched all the while (poll): EOF is seen at once. */
 #define FOLLOW_POLL_MS 50
+#define FOLLOW_SCAN_MAX_S 10.0
 
 int bz_sched_follow_on(void)
 {
@@ -49,29 +56,77 @@ int bz_sched_follow_on(void)
 
 /* ---- rank 0's side ------------------------------------------------------ */
 
+/* After the final message, a follower that uses no CPU and reads or writes
+ * nothing for this long is stuck (a hang, not a slow merge): rank 0 kills
+ * it and merges in process. BAZAAR_FOLLOW_STALL_S overrides (tests). */
+#define FOLLOW_STALL_S 300.0
+
 struct bz_follow {
     pid_t pid;
-    int fd; /* the pipe's write end */
+    int fd;   /* the pipe's write end */
+    int live; /* read end of a pipe whose write end only the follower holds:
+                 EOF once it exited */
 };
+
+/* Open descriptors of this process from lo up, other than keep (the
+ * fallback without posix_spawn_file_actions_addclosefrom_np, glibc < 2.34):
+ * each is closed in the child. */
+#ifndef BZ_HAVE_ADDCLOSEFROM
+static int close_from(posix_spawn_file_actions_t *fa, int lo)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) { /* no /proc: every descriptor the limit allows */
+        long max = sysconf(_SC_OPEN_MAX);
+        for (long fd = lo; fd < (max > 0 && max < 65536 ? max : 65536); fd++)
+            if (fcntl((int)fd, F_GETFD) >= 0 && posix_spawn_file_actions_addclose(fa, (int)fd))
+                return -1;
+        return 0;
+    }
+    int rc = 0, self = dirfd(d);
+    for (struct dirent *de; !rc && (de = readdir(d));) {
+        char *end;
+        long fd = strtol(de->d_name, &end, 10);
+        if (*end || end == de->d_name || fd < lo || fd == self)
+            continue;
+        rc = posix_spawn_file_actions_addclose(fa, (int)fd);
+    }
+    closedir(d);
+    return rc;
+}
+#else
+static int close_from(posix_spawn_file_actions_t *fa, int lo)
+{
+    return posix_spawn_file_actions_addclosefrom_np(fa, lo);
+}
+#endif
 
 int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
                     char *const *sources, size_t n_sources, const struct bz_out_lock *lock,
-                    struct bz_follow **f)
+                    struct bz_follow **f, struct bz_err *err)
 {
     *f = NULL;
     int lock_fd = bz_out_lock_fd(lock);
     if (lock_fd < 0) /* the creation fallback: a child cannot share it */
-        return BZ_EINVAL;
-    int p[2] = {-1, -1}, dup_fd = -1, rc = BZ_EIO;
+        return bz_err_set(err, BZ_EINVAL,
+                          "%s.lock is not a flock on this file system (it cannot be shared "
+                          "with a child)",
+                          out);
+    int p[2] = {-1, -1}, q[2] = {-1, -1}, dup_fd = -1, rc = BZ_ENOMEM;
     char games[32], att[16], fdnum[16], ppid[32];
     char **argv = calloc(n_sources + 16, sizeof *argv);
     struct bz_follow *fl = calloc(1, sizeof *fl);
     posix_spawn_file_actions_t fa;
-    int fa_made = 0;
-    if (!argv || !fl)
+    posix_spawnattr_t at;
+    int fa_made = 0, at_made = 0;
+    if (!argv || !fl) {
+        bz_err_set(err, rc, "no memory");
         goto out;
-    if (pipe2(p, O_CLOEXEC) != 0 || (dup_fd = fcntl(lock_fd, F_DUPFD, 3)) < 0)
+    }
+    if (pipe2(p, O_CLOEXEC) != 0 || pipe2(q, O_CLOEXEC) != 0 ||
+        (dup_fd = fcntl(lock_fd, F_DUPFD_CLOEXEC, 5)) < 0) {
+        rc = bz_err_set(err, BZ_EIO, "pipe: %s", strerror(errno));
         goto out;
+    }
     snprintf(games, sizeof games, "%lld", (long long)n_games);
     snprintf(att, sizeof att, "%d", attempt);
     snprintf(fdnum, sizeof fdnum, "%d", 3);
@@ -95,36 +150,140 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     for (size_t i = 0; i < n_sources; i++)
         argv[a++] = sources[i];
     argv[a] = NULL;
-    /* stdin: the pipe; 3: the lock; everything else of this (MPI) process
-     * closed */
+    /* stdin: the pipe; 3: the lock; 4: held until it exits (rank 0 hears
+     * EOF); everything else of this (MPI) process closed */
+    rc = BZ_EIO; /* until spawned: the child's descriptors or signals */
     if (posix_spawn_file_actions_init(&fa) != 0)
         goto out;
     fa_made = 1;
     if (posix_spawn_file_actions_adddup2(&fa, p[0], 0) != 0 ||
         posix_spawn_file_actions_adddup2(&fa, dup_fd, 3) != 0 ||
-        posix_spawn_file_actions_addclosefrom_np(&fa, 4) != 0)
+        posix_spawn_file_actions_adddup2(&fa, q[1], 4) != 0 || close_from(&fa, 5) != 0)
+        goto out;
+    /* signals: no mask inherited from this process (PDEATHSIG must come
+     * through), SIGPIPE back to its default */
+    sigset_t none, def;
+    sigemptyset(&none);
+    sigemptyset(&def);
+    sigaddset(&def, SIGPIPE);
+    if (posix_spawnattr_init(&at) != 0)
+        goto out;
+    at_made = 1;
+    if (posix_spawnattr_setsigmask(&at, &none) != 0 || posix_spawnattr_setsigdefault(&at, &def) ||
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF) != 0)
         goto out;
     /* a follower that died must not kill rank 0 when it writes the pipe */
     signal(SIGPIPE, SIG_IGN);
-    if (posix_spawn(&fl->pid, "/proc/self/exe", &fa, NULL, argv, environ) != 0)
+    int e = posix_spawn(&fl->pid, "/proc/self/exe", &fa, &at, argv, environ);
+    if (e != 0) {
+        rc = bz_err_set(err, BZ_EIO, "posix_spawn of /proc/self/exe: %s", strerror(e));
         goto out;
+    }
     fl->fd = p[1];
     p[1] = -1;
+    fl->live = q[0];
+    q[0] = -1;
     *f = fl;
     fl = NULL;
     rc = BZ_OK;
 out:
+    if (rc && !err->msg[0])
+        bz_err_set(err, rc, "cannot set up the child's descriptors or signals");
     if (fa_made)
         posix_spawn_file_actions_destroy(&fa);
-    if (p[0] >= 0)
-        close(p[0]);
-    if (p[1] >= 0)
-        close(p[1]);
+    if (at_made)
+        posix_spawnattr_destroy(&at);
+    for (int i = 0; i < 2; i++) {
+        if (p[i] >= 0)
+            close(p[i]);
+        if (q[i] >= 0)
+            close(q[i]);
+    }
     if (dup_fd >= 0)
         close(dup_fd);
     free(argv);
     free(fl);
     return rc;
+}
+
+/* What the follower has done so far: its CPU ticks and the bytes it read
+ * and wrote (-1: unknown). It makes progress while this grows. */
+static long long follower_work(pid_t pid)
+{
+    char path[64], buf[1024];
+    long long work = -1;
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *fs = fopen(path, "re");
+    if (fs) {
+        size_t n = fread(buf, 1, sizeof buf - 1, fs);
+        buf[n] = '\0';
+        fclose(fs);
+        /* after the ")" of the name: fields 3 to 13, then utime and stime */
+        char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (p &&
+            sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+            work = (long long)(ut + st);
+    }
+    snprintf(path, sizeof path, "/proc/%ld/io", (long)pid);
+    if ((fs = fopen(path, "re"))) {
+        unsigned long long v;
+        while (fgets(buf, sizeof buf, fs))
+            if (sscanf(buf, "rchar: %llu", &v) == 1 || sscanf(buf, "wchar: %llu", &v) == 1)
+                work += (long long)v;
+        fclose(fs);
+    }
+    return work;
+}
+
+static double stall_limit_s(void)
+{
+    const char *v = getenv("BAZAAR_FOLLOW_STALL_S");
+    double s = v && *v ? atof(v) : 0;
+    return s > 0 ? s : FOLLOW_STALL_S;
+}
+
+/* Until the follower exits (its end of the live pipe closes) or makes no
+ * progress for stall_limit_s(): then it is killed. With data and len,
+ * also writes data to the pipe (non-blocking: a stuck follower that reads
+ * nothing must not block rank 0); *sent: 1 once all of it went. */
+static int watch(struct bz_follow *f, const char *data, size_t len, int *sent, struct bz_err *err)
+{
+    double limit = stall_limit_s(), last_change = bz_sched_now_s();
+    long long work = follower_work(f->pid);
+    size_t off = 0;
+    if (f->fd >= 0)
+        fcntl(f->fd, F_SETFL, fcntl(f->fd, F_GETFL) | O_NONBLOCK);
+    for (;;) {
+        if (f->fd >= 0 && off == len) {
+            *sent = 1;
+            close(f->fd); /* EOF: the message is complete */
+            f->fd = -1;
+        }
+        struct pollfd pf[2] = {{.fd = f->live, .events = POLLIN}, {.fd = f->fd, .events = POLLOUT}};
+        int pr = poll(pf, f->fd >= 0 ? 2 : 1, 1000);
+        if (pr > 0 && pf[0].revents)
+            return BZ_OK; /* it exited: reap says how */
+        if (pr > 0 && f->fd >= 0 && pf[1].revents) {
+            ssize_t w = write(f->fd, data + off, len - off);
+            if (w > 0)
+                off += (size_t)w;
+            else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                close(f->fd); /* EPIPE: it died; reap says how */
+                f->fd = -1;
+            }
+        }
+        long long now = follower_work(f->pid);
+        if (now != work || (pr > 0 && pf[1].revents)) {
+            work = now;
+            last_change = bz_sched_now_s();
+        } else if (bz_sched_now_s() - last_change >= limit) {
+            kill(f->pid, SIGKILL);
+            return bz_err_set(err, BZ_EIO,
+                              "the follower merge (pid %ld) made no progress for %g s; killed",
+                              (long)f->pid, limit);
+        }
+    }
 }
 
 /* Wait for the follower; BZ_OK when it exited 0, else why in err. */
@@ -145,6 +304,15 @@ static int reap(struct bz_follow *f, struct bz_err *err)
                       (long)f->pid, WIFEXITED(st) ? WEXITSTATUS(st) : -1);
 }
 
+static void follow_free(struct bz_follow *f)
+{
+    if (f->fd >= 0)
+        close(f->fd);
+    if (f->live >= 0)
+        close(f->live);
+    free(f);
+}
+
 int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources,
                      const struct bz_provenance *prov, struct bz_err *err)
 {
@@ -163,7 +331,7 @@ int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources
                           "hosts",     "started_at", "finished_at"};
     const char *vals[] = {prov->spec_json, prov->version,    prov->git_commit,
                           prov->hosts,     prov->started_at, prov->finished_at};
-    int wrote = m != NULL;
+    int made = m != NULL, sent = 0;
     if (m) {
         fputs("final\n", m);
         for (size_t i = 0; i < n_sources; i++)
@@ -173,24 +341,21 @@ int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources
                 fprintf(m, "%s %zu\n%s\n", keys[i], strlen(vals[i]), vals[i]);
         fprintf(m, "ranks %lld\nn_games %lld\nend\n", (long long)prov->ranks,
                 (long long)prov->n_games);
-        wrote = fclose(m) == 0;
+        made = fclose(m) == 0;
     }
-    for (size_t off = 0; wrote && off < len;) {
-        ssize_t w = write(f->fd, buf + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            wrote = 0;
-        else
-            off += (size_t)w;
+    if (!made) { /* EOF without the message: it removes its tmp and goes */
+        close(f->fd);
+        f->fd = -1;
     }
+    struct bz_err werr = {0};
+    int stuck = watch(f, buf, made ? len : 0, &sent, &werr);
     free(buf);
-    close(f->fd); /* EOF: the message is complete */
-    f->fd = -1;
     int rc = reap(f, err);
-    if (!rc && !wrote)
+    if (stuck)
+        rc = bz_err_set(err, stuck, "%s", werr.msg);
+    else if (!rc && !sent)
         rc = bz_err_set(err, BZ_EIO, "cannot send the follower merge its final message");
-    free(f);
+    follow_free(f);
     return rc;
 }
 
@@ -198,11 +363,14 @@ void bz_follow_cancel(struct bz_follow *f)
 {
     if (!f)
         return;
-    if (f->fd >= 0)
-        close(f->fd); /* EOF without the final message: it removes its tmp */
+    /* no merge: it goes at once, removing its tmp (on_parent_death), even
+     * in the middle of a block (a stop must end before SLURM's KillWait) */
+    close(f->fd);
+    f->fd = -1;
+    kill(f->pid, SIGUSR2);
     struct bz_err e = {0};
     reap(f, &e);
-    free(f);
+    follow_free(f);
 }
 
 /* ---- the follower: bazaar merge --follow -------------------------------- */
@@ -470,16 +638,31 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
     for (size_t i = 0; i < n_initial && !rc; i++)
         rc = add(fw, initial[i], 1, err);
     double t0 = mono_s(), last = t0, t_eof = t0;
+    /* BAZAAR_TEST_FOLLOW_HANG (tests): a follower stuck while the sweep
+     * plays ("play") or after the pipe's EOF ("final"); only a signal ends
+     * it */
+    const char *hang = getenv("BAZAAR_TEST_FOLLOW_HANG");
+    while (hang && strcmp(hang, "play") == 0)
+        pause();
+    double next_scan = t0;
     while (!rc) {
-        int eof = read_pipe(&buf, &len, &cap, FOLLOW_POLL_MS, err);
+        double wait = next_scan - mono_s();
+        int eof = read_pipe(&buf, &len, &cap, wait > 0 ? (int)(wait * 1000) + 1 : 0, err);
         if (eof < 0) {
             rc = -eof;
             break;
         }
         if (eof)
             break;
+        double t_scan = mono_s();
+        if (t_scan < next_scan)
+            continue; /* woken by the pipe */
         if ((rc = scan_parts(fw, err)))
             break;
+        double now = mono_s(), gap = FOLLOW_POLL_MS / 1000.0;
+        gap = 10 * (now - t_scan) > gap ? 10 * (now - t_scan) : gap;
+        gap = (now - t0) / 64 > gap ? (now - t0) / 64 : gap;
+        next_scan = now + (gap < FOLLOW_SCAN_MAX_S ? gap : FOLLOW_SCAN_MAX_S);
         /* at most 1/16 of the games per advance: the pipe is looked at
          * between advances */
         int64_t p = fw->prefix, lim = fw->prefix + (fw->n_games + 15) / 16;
@@ -496,6 +679,8 @@ static int follow(struct follower *fw, char *const *initial, size_t n_initial, s
             write_stats(bz_merge_stream_games(fw->ms), (uint64_t)fw->n_games, advances, 0, 0, 0, 0);
         }
     }
+    while (hang && strcmp(hang, "final") == 0)
+        pause();
     during = bz_merge_stream_games(fw->ms);
     t_eof = mono_s();
     struct bz_provenance prov = {0};

@@ -110,11 +110,11 @@ struct bz_out_lock;
  * merge --follow, this executable run again) on the sweep's parts folder,
  * OUT, this attempt's number, the number of games, the sources the run
  * starts from (closed: OUT, older attempts' shards) and the output's lock
- * (passed down). BZ_OK with *f, or an error code (the run then merges at
- * the end as before). */
+ * (passed down). BZ_OK with *f, or an error code and why in err (the run
+ * then merges at the end as before). */
 int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
                     char *const *sources, size_t n_sources, const struct bz_out_lock *lock,
-                    struct bz_follow **f);
+                    struct bz_follow **f, struct bz_err *err);
 /* Play ended and every segment is closed: send the final merge's sources
  * (in its order) and the provenance, wait for the follower. BZ_OK: OUT is
  * written; else why in err (the caller merges itself). Frees f. */

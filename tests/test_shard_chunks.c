@@ -58,6 +58,27 @@ static void remove_shard(const char *path)
     unlink(journal);
 }
 
+/* XOR bits into the byte at offset `at` of dset's first stored chunk in
+ * the file at path; dset, space and file are closed first. */
+static void flip_chunk_byte(const char *path, hid_t file, hid_t dset, hid_t space, long at,
+                            int bits)
+{
+    hsize_t coff[1], csize = 0;
+    unsigned fmask = 0;
+    haddr_t addr = 0;
+    assert_true(H5Dget_chunk_info(dset, space, 0, coff, &fmask, &addr, &csize) >= 0);
+    H5Sclose(space);
+    H5Dclose(dset);
+    H5Fclose(file);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, (long)addr + at, SEEK_SET), 0);
+    int c = fgetc(f);
+    assert_int_equal(fseek(f, (long)addr + at, SEEK_SET), 0);
+    fputc(c ^ bits, f);
+    assert_int_equal(fclose(f), 0);
+}
+
 static uint64_t rng_state = 88172645463325252ULL;
 static uint64_t next_rand(void)
 {
@@ -265,21 +286,7 @@ static void direct_chunks_should_be_what_hdf5_stores(void **state)
     rows_should_read_back(dset, n_rows, per_game);
 
     /* a flipped bit in a stored chunk: HDF5's filter refuses the read */
-    hsize_t coff[1];
-    unsigned fmask = 0;
-    haddr_t addr = 0;
-    hsize_t csize = 0;
-    assert_true(H5Dget_chunk_info(dset, space, 0, coff, &fmask, &addr, &csize) >= 0);
-    H5Sclose(space);
-    H5Dclose(dset);
-    H5Fclose(file);
-    FILE *f = fopen(path, "r+b");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, (long)addr + 100, SEEK_SET), 0);
-    int c = fgetc(f);
-    assert_int_equal(fseek(f, (long)addr + 100, SEEK_SET), 0);
-    fputc(c ^ 0x10, f);
-    fclose(f);
+    flip_chunk_byte(path, file, dset, space, 100, 0x10);
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(file >= 0);
@@ -565,21 +572,7 @@ static void corrupt_text_store_should_fail_the_shard(void **state)
     write_text_games(a, 1);
     hid_t file = H5Fopen(a, H5F_ACC_RDONLY, H5P_DEFAULT);
     hid_t store = H5Dopen2(file, "/.shard_text/fake/texts/text", H5P_DEFAULT);
-    hid_t space = H5Dget_space(store);
-    hsize_t coff[1], csize = 0;
-    unsigned fmask = 0;
-    haddr_t addr = 0;
-    assert_true(H5Dget_chunk_info(store, space, 0, coff, &fmask, &addr, &csize) >= 0);
-    H5Sclose(space);
-    H5Dclose(store);
-    H5Fclose(file);
-    FILE *f = fopen(a, "r+b");
-    assert_non_null(f);
-    assert_int_equal(fseek(f, (long)addr + 10, SEEK_SET), 0);
-    int c = fgetc(f);
-    assert_int_equal(fseek(f, (long)addr + 10, SEEK_SET), 0);
-    fputc(c ^ 0x01, f);
-    fclose(f);
+    flip_chunk_byte(a, file, store, H5Dget_space(store), 10, 0x01);
     struct bz_err err = {0};
     int64_t *ids = NULL;
     size_t n_ids = 0;

@@ -239,6 +239,9 @@ def test_kill9_of_rank_0_ends_the_follower_and_resume_gives_the_same_file(tmp_pa
     r = subprocess.run(_cmd(spec, out, None, "--resume"), capture_output=True, text=True,
                        timeout=300, env=_env())
     assert r.returncode == 0, r.stderr
+    # the resumed run's follower took its sources (the older attempt's
+    # shards) and the final ones as the same: no fallback
+    assert "merging in this process" not in r.stderr, r.stderr
     assert_same_tables(ref, out)
     ids = game_ids(out)
     assert list(ids) == list(range(48))
@@ -249,3 +252,130 @@ def test_merge_help_documents_the_follower():
     p = subprocess.run([BIN, "merge", "--help"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0
     assert "--follow" in p.stdout and "BAZAAR_MERGE_FOLLOW=0" in p.stdout
+
+
+def test_a_follower_stuck_after_the_final_message_is_killed_and_rank_0_merges(tmp_path,
+                                                                               small_spec):
+    # a follower that hangs (no CPU, no I/O) instead of dying: rank 0 must
+    # not wait for it forever; it kills it and merges in process
+    spec = write_spec(tmp_path, small_spec)
+    ref = _reference(tmp_path, spec)
+    out = str(tmp_path / "out.h5")
+    p = subprocess.run(_cmd(spec, out), capture_output=True, text=True, timeout=120,
+                       env=_env(BAZAAR_TEST_FOLLOW_HANG="final", BAZAAR_FOLLOW_STALL_S=1))
+    assert p.returncode == 0, p.stderr
+    assert "made no progress" in p.stderr and "merging in this process" in p.stderr, p.stderr
+    assert_same_tables(ref, out)
+    _clean(out)
+
+
+def test_a_follower_that_never_reads_its_pipe_is_killed_and_rank_0_merges(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    ref = _reference(tmp_path, spec)
+    out = str(tmp_path / "out.h5")
+    p = subprocess.run(_cmd(spec, out, 2), capture_output=True, text=True, timeout=120,
+                       env=_env(BAZAAR_TEST_FOLLOW_HANG="play", BAZAAR_FOLLOW_STALL_S=1))
+    assert p.returncode == 0, p.stderr
+    assert "made no progress" in p.stderr and "merging in this process" in p.stderr, p.stderr
+    assert_same_tables(ref, out)
+    _clean(out)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGUSR1])
+def test_a_stop_ends_a_stuck_follower_and_resume_gives_the_same_file(tmp_path, small_spec, sig):
+    # the stop path must not wait for the follower to look at its pipe
+    # again (it may be in a long block, or stuck): exit 3, no OUT, no
+    # OUT.tmp, no follower left, and --resume finishes the sweep
+    spec = write_spec(tmp_path, small_spec)
+    ref = _reference(tmp_path, spec)
+    out = str(tmp_path / "out.h5")
+    p = subprocess.Popen(_cmd(spec, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True,
+                         env=_env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30,
+                                  BAZAAR_TEST_FOLLOW_HANG="play"))
+    try:
+        _wait_for(lambda: _followers(p.pid) or p.poll() is not None, "the follower")
+        f = _followers(p.pid)
+        _wait_for(lambda: _a_segment_closed(out) or p.poll() is not None, "a closed segment")
+        if p.poll() is not None or not f:
+            pytest.skip("the sweep ended before the stop")
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            kill_session(p.pid)
+    assert p.returncode == 3, err
+    assert "--resume" in err, err
+    assert not _alive(f[0]), "the follower outlived rank 0"
+    assert not os.path.exists(out + ".tmp"), "OUT.tmp left"
+    assert not os.path.exists(out + ".lock"), "OUT.lock left"
+    assert not os.path.exists(out), "a stopped run wrote OUT"
+    r = subprocess.run(_cmd(spec, out, None, "--resume"), capture_output=True, text=True,
+                       timeout=300, env=_env())
+    assert r.returncode == 0, r.stderr
+    # the resumed run's follower took its sources (the older attempt's
+    # shards) and the final ones as the same: no fallback
+    assert "merging in this process" not in r.stderr, r.stderr
+    assert_same_tables(ref, out)
+    _clean(out)
+
+
+def _status(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return line.split()[1]
+    return None
+
+
+def test_the_follower_inherits_no_descriptor_and_no_signal_mask_of_rank_0(tmp_path, small_spec):
+    # on 2 ranks rank 0 holds MPI's sockets and shared memory: none of it
+    # reaches the follower (only its pipe, the lock, its live pipe and what
+    # it opened itself: the parts and OUT.tmp)
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    p = subprocess.Popen(_cmd(spec, out, 2), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True,
+                         env=_env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30,
+                                  BAZAAR_TEST_FOLLOW_HANG="play"))
+    try:
+        def follower():
+            for pid in _all_children(p.pid):
+                f = _followers(pid)
+                if f:
+                    return f[0]
+            return None
+        _wait_for(lambda: follower() is not None or p.poll() is not None, "the follower")
+        f = follower()
+        if f is None:
+            pytest.skip("the sweep ended before its follower could be seen")
+        def descriptors():
+            fds = {}
+            for d in os.listdir(f"/proc/{f}/fd"):
+                try:
+                    fds[int(d)] = os.readlink(f"/proc/{f}/fd/{d}")
+                except OSError:
+                    pass
+            return fds
+        # once it holds OUT.tmp it is parked (BAZAAR_TEST_FOLLOW_HANG=play):
+        # its descriptors no longer change (its start-up opens and closes
+        # files of its own, e.g. under ASan)
+        _wait_for(lambda: out + ".tmp" in descriptors().values() or p.poll() is not None,
+                  "the follower to open OUT.tmp")
+        fds = descriptors()
+        blocked = _status(f, "SigBlk")
+        ignored = int(_status(f, "SigIgn"), 16)
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            kill_session(p.pid)
+    assert fds[0].startswith("pipe:"), fds
+    assert fds[3] == out + ".lock", fds
+    assert fds[4].startswith("pipe:"), fds
+    for fd, target in fds.items():
+        if fd > 4:
+            assert target.startswith(str(tmp_path)), fds
+        assert not target.startswith("socket:"), fds
+    assert int(blocked, 16) == 0, blocked
+    assert not ignored & (1 << (signal.SIGPIPE - 1)), hex(ignored)
