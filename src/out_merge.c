@@ -1742,7 +1742,15 @@ int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenanc
         goto out;
     }
     m->tmp_made = 0;
-    rc = fsync_parent(out_path, err);
+    /* OUT is complete from here on: a directory that cannot be synced only
+     * risks the new name on a crash of the node. A warning, not a failure
+     * that would make the caller merge again. */
+    struct bz_err derr = {0};
+    if (fsync_parent(out_path, &derr) != BZ_OK)
+        fprintf(stderr,
+                "bazaar: warning: %s is complete, but %s (a crash of the node could "
+                "lose its new name)\n",
+                out_path, derr.msg);
 out:
     merge_free(m);
     free(ms);
