@@ -309,11 +309,9 @@ def test_corrupt_shard_is_set_aside_and_its_games_replayed(tmp_path, small_spec)
     assert os.path.exists(victim + ".bad")
 
 
-def test_an_unreadable_shard_whose_journal_confirms_nothing_is_removed(tmp_path, small_spec):
-    """A kill inside a shard's first flush leaves an HDF5 file that cannot be
-    read and an empty journal: no game of it counted, so resume removes it
-    (no .bad kept for inspection, no parts folder left) and replays nothing
-    it lost."""
+def _reference_and_a_killed_run(tmp_path, small_spec):
+    """A reference run, then the same sweep killed (-9) early: (spec, ref,
+    out, parts folder)."""
     spec = write_spec(tmp_path, _big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
@@ -323,6 +321,15 @@ def test_an_unreadable_shard_whose_journal_confirms_nothing_is_removed(tmp_path,
     _stop_after(p, 200, signal.SIGKILL)
     p.communicate()
     parts = out + ".parts"
+    return spec, ref, out, parts
+
+
+def test_an_unreadable_shard_whose_journal_confirms_nothing_is_removed(tmp_path, small_spec):
+    """A kill inside a shard's first flush leaves an HDF5 file that cannot be
+    read and an empty journal: no game of it counted, so resume removes it
+    (no .bad kept for inspection, no parts folder left) and replays nothing
+    it lost."""
+    spec, ref, out, parts = _reference_and_a_killed_run(tmp_path, small_spec)
     shards = sorted(f for f in os.listdir(parts) if f.endswith(".h5"))
     if not shards:
         pytest.skip("killed before any shard was written")
@@ -346,15 +353,7 @@ def test_an_empty_shard_without_a_journal_and_a_journal_without_a_shard_are_remo
     empty file without a journal (seen: test_kill9 on 3 ranks kept
     a2-r2-0.h5.bad, 0 bytes). Neither recorded a game: resume removes both
     and leaves no parts folder."""
-    spec = write_spec(tmp_path, _big_spec(small_spec))
-    ref = str(tmp_path / "ref.h5")
-    bazaar("run", spec, "-o", ref, "--quiet")
-    out = str(tmp_path / "out.h5")
-    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
-                         env=mpi_env(), stderr=subprocess.PIPE, text=True)
-    _stop_after(p, 200, signal.SIGKILL)
-    p.communicate()
-    parts = out + ".parts"
+    spec, ref, out, parts = _reference_and_a_killed_run(tmp_path, small_spec)
     if not os.path.isdir(parts):
         pytest.skip("killed before the parts folder was made")
     open(os.path.join(parts, "a1-r5-0.h5"), "wb").close()  # empty, no journal
