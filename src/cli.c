@@ -120,8 +120,10 @@ static const char *const usage_merge =
     "order, and finishes when rank 0 sends the final message on its stdin (EOF\n"
     "without it, or rank 0's death: it removes the tmp and exits). SOURCEs are\n"
     "the closed files the run starts from (OUT, older attempts' shards); FD is\n"
-    "OUT.lock, held by rank 0 (PID) and passed down. BAZAAR_MERGE_FOLLOW=0 makes\n"
-    "a run merge after the play instead. Not for use by hand.\n";
+    "OUT.lock, held by rank 0 (PID) and passed down. A run starts it where rank\n"
+    "0's node has a CPU no rank plays on; BAZAAR_MERGE_FOLLOW=1 forces it,\n"
+    "BAZAAR_MERGE_FOLLOW=0 makes a run merge after the play instead. Not for use\n"
+    "by hand.\n";
 
 static const char *const usage_info =
     "usage: bazaar info FILE.h5\n"

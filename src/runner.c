@@ -105,7 +105,7 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
     r->segment_max = segment_max_games();
     r->flush_bytes = flush_bytes();
     r->delay_ms = test_game_delay_ms();
-    r->follow = bz_sched_follow_on();
+    r->follow = opt->follow;
     r->started = now_s();
     if (opt->spec && opt->shard_prefix && bz_spec_has_llm(opt->spec)) {
         struct bz_llm_options lo = {.replay = opt->replay};

@@ -123,22 +123,37 @@ static void wait_idle(MPI_Request *req, const char *what)
     }
 }
 
+/* The CPUs that the ranks of rank 0's node were given (their union; on
+ * rank 0) and how many ranks that node runs. Collective over all ranks;
+ * without MPI, this process's CPUs and 1. */
+static void root_node_cpus(cpu_set_t *mine, cpu_set_t *all, int *local)
+{
+    CPU_ZERO(mine);
+    CPU_ZERO(all);
+    if (sched_getaffinity(0, sizeof *mine, mine) != 0)
+        CPU_ZERO(mine);
+    *local = 1;
+    if (!use_mpi) {
+        *all = *mine;
+        return;
+    }
+    MPI_Comm node;
+    mpi_check(
+        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type");
+    mpi_check(MPI_Reduce(mine, all, (int)sizeof *mine, MPI_BYTE, MPI_BOR, 0, node), "MPI_Reduce");
+    mpi_check(MPI_Comm_size(node, local), "MPI_Comm_size");
+    MPI_Comm_free(&node);
+}
+
 /* While rank 0 merges, the other ranks sleep: rank 0 (and so the merge's
  * compression threads, which inherit its CPU set) may run on every CPU that
  * a rank of its node was given. Collective over all ranks. */
 static void lend_cpus_to_root(void)
 {
-    MPI_Comm node;
     cpu_set_t mine, all;
-    CPU_ZERO(&mine);
-    CPU_ZERO(&all);
-    if (sched_getaffinity(0, sizeof mine, &mine) != 0)
-        CPU_ZERO(&mine);
-    mpi_check(
-        MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, my_rank, MPI_INFO_NULL, &node),
-        "MPI_Comm_split_type");
-    mpi_check(MPI_Reduce(&mine, &all, (int)sizeof mine, MPI_BYTE, MPI_BOR, 0, node), "MPI_Reduce");
-    MPI_Comm_free(&node);
+    int local;
+    root_node_cpus(&mine, &all, &local);
     if (my_rank == 0 && CPU_COUNT(&all) > CPU_COUNT(&mine))
         sched_setaffinity(0, sizeof all, &all); /* a refusal only costs speed */
 }
@@ -149,6 +164,26 @@ static void bcast_int(int *v, const char *what)
     MPI_Request req;
     mpi_check(MPI_Ibcast(v, 1, MPI_INT, 0, MPI_COMM_WORLD, &req), what);
     wait_idle(&req, what);
+}
+
+/* Whether this run has a follower merge (every rank learns it: segments
+ * close at its cadence). BAZAAR_MERGE_FOLLOW=1/0 on rank 0 decides; unset,
+ * only when rank 0's node has a CPU beyond one per rank: the follower runs
+ * on what the play leaves idle. Where every CPU plays, it takes CPU from
+ * the play and costs more than one merge after it (measured on 2 CPUs:
+ * 2 ranks 1.12x slower end to end with it; 1 rank 0.97x). Collective. */
+static int decide_follow(const struct bz_run_options *opt)
+{
+    cpu_set_t mine, all;
+    int local, follow = 0;
+    root_node_cpus(&mine, &all, &local);
+    if (my_rank == 0 && !opt->dispatch_only) {
+        int mode = bz_sched_follow_mode();
+        follow = mode >= 0 ? mode : CPU_COUNT(&all) > local;
+    }
+    if (use_mpi && n_ranks > 1)
+        bcast_int(&follow, "MPI_Ibcast");
+    return follow;
 }
 
 /* MPI_Allreduce(MAX) of one int, waiting without spinning. */
@@ -524,11 +559,13 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
 
     char shard[BZ_SCHED_PATH_MAX + 64];
     snprintf(shard, sizeof shard, "%s/a%d-r%d", plan.parts, attempt, my_rank);
+    int follow = decide_follow(opt);
     struct bz_runner_options ro = {
         .grid = grid,
         .spec = spec,
         .shard_prefix = opt->dispatch_only ? NULL : shard,
         .replay = opt->replay,
+        .follow = follow,
         .yield = my_rank == 0 && n_ranks > 1,
         .on_done = on_game_done,
         .ctx = &c,
@@ -570,7 +607,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
     /* The follower merge: it reads only closed files (what the run starts
      * from, and segments once the runner marked them closed). */
     struct bz_err start_err = {0};
-    if (my_rank == 0 && !opt->dispatch_only && bz_sched_follow_on() &&
+    if (my_rank == 0 && follow &&
         bz_follow_start(plan.parts, out, attempt, plan.n_games, plan.sources, plan.n_sources, lock,
                         &follower, &start_err) != BZ_OK)
         fprintf(stderr, "bazaar: cannot start the follower merge (%s); merging after the play\n",

@@ -48,10 +48,12 @@ extern char **environ;
 #define FOLLOW_POLL_MS 50
 #define FOLLOW_SCAN_MAX_S 10.0
 
-int bz_sched_follow_on(void)
+int bz_sched_follow_mode(void)
 {
     const char *v = getenv("BAZAAR_MERGE_FOLLOW");
-    return !(v && strcmp(v, "0") == 0);
+    if (!v || !*v)
+        return -1;
+    return strcmp(v, "0") != 0;
 }
 
 /* ---- rank 0's side ------------------------------------------------------ */

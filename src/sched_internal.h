@@ -21,7 +21,8 @@ struct bz_runner_options {
     const char *shard_prefix; /* shards are <prefix>-<segment>.h5; NULL: play
                                  nothing, write nothing (dispatch bench) */
     int replay;
-    int yield; /* return to the caller after every phase (coordinator rank) */
+    int follow; /* a follower merges: segments close at its cadence */
+    int yield;  /* return to the caller after every phase (coordinator rank) */
     void (*on_done)(void *ctx, int failed); /* a game was committed */
     void *ctx;
 };
@@ -101,8 +102,10 @@ void bz_sched_remove_parts(const char *parts);
  * and synced it: the follower may read it from then on. */
 #define BZ_SEGMENT_CLOSED "closed\n"
 
-/* Whether a sweep merges while it plays (BAZAAR_MERGE_FOLLOW=0: no). */
-int bz_sched_follow_on(void);
+/* Whether a sweep merges while it plays: BAZAAR_MERGE_FOLLOW=1 yes, =0 no,
+ * unset -1: sched.c decides (only where rank 0's node has a CPU that no
+ * rank plays on). */
+int bz_sched_follow_mode(void);
 
 struct bz_follow;
 struct bz_out_lock;

@@ -16,9 +16,15 @@ from conftest import BIN, MPIEXEC, assert_same_tables, game_ids, kill_session, m
 
 
 def _env(**extra):
+    """Following forced on (BAZAAR_MERGE_FOLLOW=1) unless extra says
+    otherwise (None: unset, bazaar decides)."""
     env = mpi_env()
-    env.pop("BAZAAR_MERGE_FOLLOW", None)
-    env.update({k: str(v) for k, v in extra.items()})
+    env["BAZAAR_MERGE_FOLLOW"] = "1"
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
     return env
 
 
@@ -136,6 +142,22 @@ def test_following_off_starts_no_follower(tmp_path, small_spec):
     stats = tmp_path / "follow.stats"
     _run(spec, out, None, BAZAAR_MERGE_FOLLOW=0, BAZAAR_FOLLOW_STATS=stats)
     assert not stats.exists()
+    _clean(out)
+
+
+@pytest.mark.parametrize("ranks", [None, "all"])
+def test_by_default_it_follows_only_where_a_cpu_is_left_idle(tmp_path, small_spec, ranks):
+    """BAZAAR_MERGE_FOLLOW unset: a follower only when rank 0's node has a
+    CPU beyond one per rank (it merges on what the play leaves idle; where
+    every CPU plays it would take CPU from the play)."""
+    cpus = len(os.sched_getaffinity(0))
+    n = cpus if ranks == "all" else None
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    stats = tmp_path / "follow.stats"
+    _run(spec, out, n, BAZAAR_MERGE_FOLLOW=None, BAZAAR_FOLLOW_STATS=stats)
+    expect = cpus > (n or 1)
+    assert stats.exists() == expect, (cpus, n)
     _clean(out)
 
 
