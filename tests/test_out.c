@@ -30,6 +30,9 @@
 #include "bazaar/spec.h"
 #include "out_internal.h"
 
+#define TMP_PATH_PREFIX "out"
+#include "tmp_path.h"
+
 /* ---- tables of a fake game ------------------------------------------------ */
 
 /* The real /games descriptor (tables_common.c: needs no game) and two fake
@@ -108,21 +111,6 @@ static void make_game(struct bz_records *rec, int64_t id, int scale, int variant
 }
 
 /* ---- helpers -------------------------------------------------------------- */
-
-static void tmp_path(char *buf, size_t cap, const char *fmt, ...)
-{
-    char name[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(name, sizeof name, fmt, ap);
-    va_end(ap);
-    mkdir(BZ_TEST_TMP, 0755);
-    snprintf(buf, cap, "%s/out_%ld_%s", BZ_TEST_TMP, (long)getpid(), name);
-    char journal[600];
-    snprintf(journal, sizeof journal, "%s.journal", buf);
-    unlink(buf);
-    unlink(journal);
-}
 
 static void write_shard(const char *path, const int64_t *ids, size_t n, int variant)
 {

@@ -294,12 +294,8 @@ static void texts_merge_should_store_each_text_once_in_first_use_order_on_any_sh
     assert_non_null(got[0]);
     free(got[0]);
     const char *files[] = {one, a, b, c, c2, out1, out3};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char j[600];
-        snprintf(j, sizeof j, "%s.journal", files[i]);
-        unlink(files[i]);
-        unlink(j);
-    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        remove_tmp_file(files[i]);
 }
 
 static void texts_lookup_should_find_asked_hashes_in_any_order_and_skip_unknown(void **st)
@@ -420,12 +416,8 @@ static void texts_merge_of_a_results_file_and_shards_should_equal_one_merge(void
     }
     free(d0);
     const char *files[] = {ref_shard, ref, even, odd, r1, r2, r3, again};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char j[600];
-        snprintf(j, sizeof j, "%s.journal", files[i]);
-        unlink(files[i]);
-        unlink(j);
-    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+        remove_tmp_file(files[i]);
 }
 
 static void texts_merge_of_games_without_llm_rows_should_write_no_store(void **st)

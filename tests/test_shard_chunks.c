@@ -25,6 +25,9 @@
 #include "out_fletcher.h"
 #include "out_internal.h"
 
+#define TMP_PATH_PREFIX "chunks"
+#include "tmp_path.h"
+
 /* HDF5's own checksum (exported by libhdf5, declared in its private header). */
 uint32_t H5_checksum_fletcher32(const void *data, size_t len);
 
@@ -39,24 +42,6 @@ static BZ_TABLE_DEFINE(rows_desc, "/fake/rows", chunk_row, ROW_COLUMNS);
 
 /* The file row: packed, as out_h5.h's layout. */
 #define FILE_ROW (8 + 4 + 8 + 1 + 8)
-
-static void tmp_path(char *buf, size_t cap, const char *name)
-{
-    mkdir(BZ_TEST_TMP, 0755);
-    snprintf(buf, cap, "%s/chunks_%ld_%s", BZ_TEST_TMP, (long)getpid(), name);
-    char journal[600];
-    snprintf(journal, sizeof journal, "%s.journal", buf);
-    unlink(buf);
-    unlink(journal);
-}
-
-static void remove_shard(const char *path)
-{
-    char journal[600];
-    snprintf(journal, sizeof journal, "%s.journal", path);
-    unlink(path);
-    unlink(journal);
-}
 
 /* XOR bits into the byte at offset `at` of dset's first stored chunk in
  * the file at path; dset, space and file are closed first. */
@@ -299,7 +284,7 @@ static void direct_chunks_should_be_what_hdf5_stores(void **state)
     free(buf);
     H5Dclose(dset);
     H5Fclose(file);
-    remove_shard(path);
+    remove_tmp_file(path);
 }
 
 /* Syncs at any row count give the same stored rows as one sync at the end:
@@ -337,8 +322,8 @@ static void sync_points_should_not_change_the_rows(void **state)
     H5Dclose(db);
     H5Fclose(fa);
     H5Fclose(fb);
-    remove_shard(a);
-    remove_shard(b);
+    remove_tmp_file(a);
+    remove_tmp_file(b);
 }
 
 /* ---- a text column kept in the shard's byte store ------------------------ */
@@ -554,8 +539,8 @@ static void text_store_should_merge_like_vlen_strings(void **state)
     assert_memory_equal(x, y, nx);
     free(x);
     free(y);
-    remove_shard(a);
-    remove_shard(b);
+    remove_tmp_file(a);
+    remove_tmp_file(b);
     unlink(ma);
     unlink(mb);
     unlink(mab);
@@ -581,7 +566,7 @@ static void corrupt_text_store_should_fail_the_shard(void **state)
     struct bz_provenance prov = {.spec_json = "{}", .version = "0.1.0", .ranks = 1, .n_games = 9};
     const char *list[] = {a};
     assert_int_not_equal(bz_merge(list, 1, ma, &prov, &err), BZ_OK);
-    remove_shard(a);
+    remove_tmp_file(a);
     unlink(ma);
 }
 
@@ -624,7 +609,7 @@ static void crafted_text_reference_should_be_refused(void **state)
             .spec_json = "{}", .version = "0.1.0", .ranks = 1, .n_games = 9};
         const char *list[] = {a};
         assert_int_not_equal(bz_merge(list, 1, ma, &prov, &err), BZ_OK);
-        remove_shard(a);
+        remove_tmp_file(a);
         unlink(ma);
     }
 }
@@ -675,7 +660,7 @@ static void messages_should_keep_their_text_in_the_store(void **state)
     assert_string_equal(text, "I am badly short this hour; sellers, name your price.");
     H5Dclose(store);
     H5Fclose(file);
-    remove_shard(a);
+    remove_tmp_file(a);
 }
 
 int main(void)

@@ -27,4 +27,13 @@ static void tmp_path(char *buf, size_t cap, const char *fmt, ...)
     unlink(side);
 }
 
+/* Remove a test's file and its journal. */
+static inline void remove_tmp_file(const char *path)
+{
+    char journal[600];
+    snprintf(journal, sizeof journal, "%s.journal", path);
+    unlink(path);
+    unlink(journal);
+}
+
 #endif
