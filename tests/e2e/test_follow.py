@@ -48,6 +48,13 @@ def _reference(tmp_path, spec):
     return ref
 
 
+def _setup(tmp_path, small_spec):
+    """The spec, its reference file (merged after the play) and the path of
+    the run under test."""
+    spec = write_spec(tmp_path, small_spec)
+    return spec, _reference(tmp_path, spec), str(tmp_path / "out.h5")
+
+
 def _followers(pid):
     """Pids of the follower merges whose parent is pid."""
     out = []
@@ -90,9 +97,7 @@ def _clean(out):
 
 @pytest.mark.parametrize("ranks", [None, 2, 4, 7])
 def test_following_gives_the_tables_of_a_merge_after_the_play(tmp_path, small_spec, ranks):
-    spec = write_spec(tmp_path, small_spec)
-    ref = _reference(tmp_path, spec)
-    out = str(tmp_path / "out.h5")
+    spec, ref, out = _setup(tmp_path, small_spec)
     # many small segments: the follower merges in many blocks
     _run(spec, out, ranks, BAZAAR_SEGMENT_GAMES=3)
     assert_same_tables(ref, out)
@@ -100,9 +105,7 @@ def test_following_gives_the_tables_of_a_merge_after_the_play(tmp_path, small_sp
 
 
 def test_the_follower_merges_games_before_the_final_message(tmp_path, small_spec):
-    spec = write_spec(tmp_path, small_spec)
-    ref = _reference(tmp_path, spec)
-    out = str(tmp_path / "out.h5")
+    spec, ref, out = _setup(tmp_path, small_spec)
     stats = tmp_path / "follow.stats"
     gate = tmp_path / "gate"
     # rank 0 holds the final message until the gate opens; the test opens
@@ -162,9 +165,7 @@ def test_by_default_it_follows_only_where_a_cpu_is_left_idle(tmp_path, small_spe
 
 
 def test_a_follower_that_fails_leaves_the_merge_to_rank_0(tmp_path, small_spec):
-    spec = write_spec(tmp_path, small_spec)
-    ref = _reference(tmp_path, spec)
-    out = str(tmp_path / "out.h5")
+    spec, ref, out = _setup(tmp_path, small_spec)
     p = _run(spec, out, None, BAZAAR_TEST_FOLLOW_FAIL=1)
     assert "the follower merge" in p.stderr and "merging in this process" in p.stderr, p.stderr
     assert_same_tables(ref, out)
@@ -173,9 +174,7 @@ def test_a_follower_that_fails_leaves_the_merge_to_rank_0(tmp_path, small_spec):
 
 @pytest.mark.parametrize("ranks", [None, 2])
 def test_kill9_of_the_follower_leaves_the_merge_to_rank_0(tmp_path, small_spec, ranks):
-    spec = write_spec(tmp_path, small_spec)
-    ref = _reference(tmp_path, spec)
-    out = str(tmp_path / "out.h5")
+    spec, ref, out = _setup(tmp_path, small_spec)
     p = subprocess.Popen(_cmd(spec, out, ranks), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True, start_new_session=True,
                          env=_env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30))
@@ -234,9 +233,7 @@ def _a_segment_closed(out):
 
 
 def test_kill9_of_rank_0_ends_the_follower_and_resume_gives_the_same_file(tmp_path, small_spec):
-    spec = write_spec(tmp_path, small_spec)
-    ref = _reference(tmp_path, spec)
-    out = str(tmp_path / "out.h5")
+    spec, ref, out = _setup(tmp_path, small_spec)
     env = _env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30)
     p = subprocess.Popen(_cmd(spec, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True, start_new_session=True, env=env)
@@ -280,9 +277,7 @@ def test_a_follower_stuck_after_the_final_message_is_killed_and_rank_0_merges(tm
                                                                                small_spec):
     # a follower that hangs (no CPU, no I/O) instead of dying: rank 0 must
     # not wait for it forever; it kills it and merges in process
-    spec = write_spec(tmp_path, small_spec)
-    ref = _reference(tmp_path, spec)
-    out = str(tmp_path / "out.h5")
+    spec, ref, out = _setup(tmp_path, small_spec)
     p = subprocess.run(_cmd(spec, out), capture_output=True, text=True, timeout=120,
                        env=_env(BAZAAR_TEST_FOLLOW_HANG="final", BAZAAR_FOLLOW_STALL_S=1))
     assert p.returncode == 0, p.stderr
@@ -292,9 +287,7 @@ def test_a_follower_stuck_after_the_final_message_is_killed_and_rank_0_merges(tm
 
 
 def test_a_follower_that_never_reads_its_pipe_is_killed_and_rank_0_merges(tmp_path, small_spec):
-    spec = write_spec(tmp_path, small_spec)
-    ref = _reference(tmp_path, spec)
-    out = str(tmp_path / "out.h5")
+    spec, ref, out = _setup(tmp_path, small_spec)
     p = subprocess.run(_cmd(spec, out, 2), capture_output=True, text=True, timeout=120,
                        env=_env(BAZAAR_TEST_FOLLOW_HANG="play", BAZAAR_FOLLOW_STALL_S=1))
     assert p.returncode == 0, p.stderr
@@ -308,9 +301,7 @@ def test_a_stop_ends_a_stuck_follower_and_resume_gives_the_same_file(tmp_path, s
     # the stop path must not wait for the follower to look at its pipe
     # again (it may be in a long block, or stuck): exit 3, no OUT, no
     # OUT.tmp, no follower left, and --resume finishes the sweep
-    spec = write_spec(tmp_path, small_spec)
-    ref = _reference(tmp_path, spec)
-    out = str(tmp_path / "out.h5")
+    spec, ref, out = _setup(tmp_path, small_spec)
     p = subprocess.Popen(_cmd(spec, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True, start_new_session=True,
                          env=_env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30,
