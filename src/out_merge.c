@@ -142,6 +142,7 @@ struct merge {
     struct bz_out_lock *lock;
     double t_start, c_start;
 };
+
 static double thread_cpu_s(void)
 {
     struct timespec ts;

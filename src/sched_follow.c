@@ -9,8 +9,9 @@
  * the follower merges the rest, reads back and renames, and exits 0. EOF
  * without the final message (rank 0 died or gave up): the follower removes
  * its tmp and exits. A follower that fails leaves rank 0 to merge as before.
- * BAZAAR_MERGE_FOLLOW=0 turns following off. Never calls MPI; never opens a
- * segment a rank may still write. */
+ * sched.c starts it only where rank 0's node has a CPU no rank plays on
+ * (BAZAAR_MERGE_FOLLOW=1 forces it, =0 turns it off). Never calls MPI; never
+ * opens a segment a rank may still write. */
 #define _GNU_SOURCE /* sched_setaffinity, posix_spawn_file_actions_addclosefrom_np */
 #include <dirent.h>
 #include <errno.h>
