@@ -1,6 +1,6 @@
 /* transport: the curl multi handles (lanes, below) of a rank carrying every
- * LLM request of every live game: connection reuse, the rank's concurrency cap, per-model
- * concurrency and token buckets (requests/min, tokens/min), timeouts, and
+ * LLM request of every live game: connection reuse, the rank's concurrency
+ * cap, per-model concurrency and token buckets (requests/min, tokens/min), timeouts, and
  * retries on 429/5xx/timeouts/resets with exponential backoff and jitter,
  * honouring Retry-After. The only file that calls libcurl. Never logs a
  * header (they carry keys).
@@ -131,10 +131,7 @@ static void refill(double *tokens, double *last, double per_min, double now)
 /* Idle connections curl keeps beyond the concurrency cap. */
 #define CONN_SPARE 8
 
-/* The concurrency the descriptors allow: the soft RLIMIT_NOFILE is raised
- * towards the hard one when that helps; a cap above what remains is lowered
- * with a message (a socket that cannot be opened would fail requests only
- * after others were paid for); none left at all is BZ_EINVAL. */
+/* Lanes (curl multi handles) a concurrency takes. */
 static int n_lanes_for(int concurrency)
 {
     return (concurrency + LANE_CONNS - 1) / LANE_CONNS;
@@ -147,6 +144,10 @@ static rlim_t fds_for(int concurrency)
     return (rlim_t)concurrency + 2 * (rlim_t)(n_lanes_for(concurrency) - 1) + CONN_SPARE;
 }
 
+/* The concurrency the descriptors allow: the soft RLIMIT_NOFILE is raised
+ * towards the hard one when that helps; a cap above what remains is lowered
+ * with a message (a socket that cannot be opened would fail requests only
+ * after others were paid for); none left at all is BZ_EINVAL. */
 static int bound_by_fds(int *concurrency, struct bz_err *err)
 {
     struct rlimit rl;
