@@ -1,8 +1,8 @@
 /* transport: the curl multi handles (lanes, below) of a rank carrying every
  * LLM request of every live game: connection reuse, the rank's concurrency
- * cap, per-model concurrency and token buckets (requests/min, tokens/min), timeouts, and
- * retries on 429/5xx/timeouts/resets with exponential backoff and jitter,
- * honouring Retry-After. The only file that calls libcurl. Never logs a
+ * cap, per-model concurrency and token buckets (requests/min, tokens/min),
+ * timeouts, and retries on 429/5xx/timeouts/resets with exponential backoff
+ * and jitter, honouring Retry-After. The only file that calls libcurl. Never logs a
  * header (they carry keys).
  *
  * Event loop: curl tells which sockets to watch (CURLMOPT_SOCKETFUNCTION)
