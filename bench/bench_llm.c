@@ -317,8 +317,8 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
            res->waits, res->srv_cpu_us);
     /* transcript bytes the records hold: /llm_texts texts and hashes plus the
      * /llm_calls rows' links (before HDF5's per-row overhead) */
-    size_t tbytes = 0, rows = 0, n_lat = 0;
-    double lat_ms = 0, *lats = malloc(((size_t)tot.calls + 1) * sizeof *lats);
+    size_t tbytes = 0, rows = 0, n_lat = 0, n_later = 0;
+    double lat_ms = 0, lat_later = 0, *lats = malloc(((size_t)tot.calls + 1) * sizeof *lats);
     for (int g = 0; g < K; g++) {
         const struct bz_rowbuf *rb = bz_records_find(bz_match_records(m[g]), &bz_llm_texts_table);
         for (size_t i = 0; rb && i < rb->n_rows; i++) {
@@ -332,6 +332,10 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
                 (const void *)(cb->data + i * sizeof(struct bz_llm_calls_row));
             tbytes += strlen(c->history) + 4 * 32;
             lat_ms += c->latency_ms;
+            if (c->turn > 0) {
+                lat_later += c->latency_ms;
+                n_later++;
+            }
             if (lats && n_lat < (size_t)tot.calls)
                 lats[n_lat++] = c->latency_ms;
             rows++;
@@ -346,6 +350,9 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
            n_lat ? lats[n_lat - 1] : 0.0, L_ms,
            served > 0 ? (double)srv_late / (double)served / 1000.0 : 0.0);
     free(lats);
+    printf("  latency after the first round: %.2f ms mean, L + %.2f ms\n",
+           n_later ? lat_later / (double)n_later : 0.0,
+           n_later ? lat_later / (double)n_later - L_ms : 0.0);
     printf("  memory_turns %d; transcripts: %.0f bytes per call (%zu rows, %zu bytes)\n", memory,
            rows ? (double)tbytes / (double)rows : 0.0, rows, tbytes);
     for (int g = 0; g < K; g++)

@@ -277,6 +277,146 @@ static const struct reply_case reply_cases[] = {
     {BZ_PROVIDER_ANTHROPIC, "{\"type\":\"error\"}", BZ_EINVAL, NULL, 0, 0, 0, 0},
 };
 
+/* The request body as a cJSON tree printed unformatted: how
+ * bz_provider_build made it before it wrote text itself. The response cache
+ * is keyed by the body's bytes, so both must agree byte for byte. */
+static char *reference_body(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
+                            const char *schema_json, const char *schema_name, double temperature,
+                            int max_output_tokens, int64_t seed)
+{
+    int anth = m->provider == BZ_PROVIDER_ANTHROPIC;
+    cJSON *req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "model", m->model);
+    cJSON *arr = cJSON_AddArrayToObject(req, "messages");
+    for (int i = 0; i < n_msgs; i++) {
+        cJSON *cached = NULL;
+        if (anth && msgs[i].cache) {
+            cached = cJSON_CreateArray();
+            cJSON *blk = cJSON_CreateObject();
+            cJSON_AddItemToArray(cached, blk);
+            cJSON_AddStringToObject(blk, "type", "text");
+            cJSON_AddStringToObject(blk, "text", msgs[i].content);
+            cJSON_AddStringToObject(cJSON_AddObjectToObject(blk, "cache_control"), "type",
+                                    "ephemeral");
+        }
+        if (anth && strcmp(msgs[i].role, "system") == 0) {
+            if (cached)
+                cJSON_AddItemToObject(req, "system", cached);
+            else
+                cJSON_AddStringToObject(req, "system", msgs[i].content);
+            continue;
+        }
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        cJSON_AddStringToObject(o, "role", msgs[i].role);
+        if (cached)
+            cJSON_AddItemToObject(o, "content", cached);
+        else
+            cJSON_AddStringToObject(o, "content", msgs[i].content);
+    }
+    if (!anth && m->send_seed && seed >= 0)
+        cJSON_AddNumberToObject(req, "seed", (double)seed);
+    cJSON_AddNumberToObject(req, "max_tokens",
+                            m->max_output_tokens > 0 ? m->max_output_tokens : max_output_tokens);
+    cJSON_AddNumberToObject(req, "temperature",
+                            m->temperature == m->temperature ? m->temperature : temperature);
+    if (m->sampling)
+        for (const cJSON *it = m->sampling->child; it; it = it->next)
+            cJSON_AddItemToObject(req, it->string, cJSON_Duplicate(it, 1));
+    cJSON *schema = schema_json ? cJSON_Parse(schema_json) : NULL;
+    if (schema && !anth) {
+        cJSON *rf = cJSON_AddObjectToObject(req, "response_format");
+        cJSON_AddStringToObject(rf, "type", "json_schema");
+        cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
+        cJSON_AddStringToObject(js, "name", schema_name);
+        cJSON_AddItemToObject(js, "schema", schema);
+        cJSON_AddBoolToObject(js, "strict", m->strict);
+    } else if (schema) {
+        cJSON *tool = cJSON_CreateObject();
+        cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "tools"), tool);
+        cJSON_AddStringToObject(tool, "name", schema_name);
+        cJSON_AddStringToObject(tool, "description", "Submit your decision for this phase.");
+        cJSON_AddItemToObject(tool, "input_schema", schema);
+        cJSON *tc = cJSON_AddObjectToObject(req, "tool_choice");
+        cJSON_AddStringToObject(tc, "type", "tool");
+        cJSON_AddStringToObject(tc, "name", schema_name);
+    }
+    char *body = cJSON_PrintUnformatted(req);
+    cJSON_Delete(req);
+    return body;
+}
+
+static void request_body_should_be_what_cjson_prints(void **state)
+{
+    (void)state;
+    /* texts with every kind of escape, bytes above 127 and a NUL-free
+     * control range; numbers that print as %d, %1.15g and %1.17g */
+    char ctl[40];
+    for (int i = 0; i < 31; i++)
+        ctl[i] = (char)(i + 1);
+    ctl[31] = '"';
+    ctl[32] = '\\';
+    ctl[33] = '/';
+    ctl[34] = (char)0x7f;
+    ctl[35] = '\0';
+    const char *texts[] = {"plain", "", ctl, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
+                           "line\nbreak\ttab \"quoted\" back\\slash </script>"};
+    const double temps[] = {0.7, 0.0, 1.0, 0.1 + 0.2, 1e10, -3.5, 123456789.125, 1.0 / 3.0};
+    const char *schemas[] = {SCHEMA, NULL, " { \"type\" : \"object\", \"x\": [1.50, 2e3, -0] } "};
+    cJSON *sampling = cJSON_Parse("{\"top_p\":0.9,\"stop\":[\"\\n\",\"END\"],\"logit_bias\":{\"5\""
+                                  ":-100},\"n\":1,\"flag\":true,\"none\":null}");
+    assert_non_null(sampling);
+    int cases = 0;
+    for (int prov = 0; prov < 2; prov++)
+        for (int variant = 0; variant < 4; variant++)
+            for (size_t ti = 0; ti < sizeof texts / sizeof *texts; ti++)
+                for (size_t si = 0; si < sizeof schemas / sizeof *schemas; si++) {
+                    struct bz_model m;
+                    memset(&m, 0, sizeof m);
+                    m.provider = prov ? BZ_PROVIDER_ANTHROPIC : BZ_PROVIDER_OPENAI;
+                    snprintf(m.model, sizeof m.model, "model-%s", ti == 3 ? texts[ti] : "x");
+                    m.temperature = variant == 1 ? temps[ti + 3] : 0.0 / 0.0;
+                    m.send_seed = variant >= 2;
+                    m.strict = variant & 1;
+                    m.max_output_tokens = variant == 3 ? 1000 : 0;
+                    m.sampling = variant == 2 ? sampling : NULL;
+                    struct bz_chat_msg msgs[] = {{"system", texts[ti], variant & 1},
+                                                 {"user", texts[(ti + 1) % 5], 0},
+                                                 {"assistant", texts[(ti + 2) % 5], variant != 0},
+                                                 {"user", texts[(ti + 3) % 5], 0},
+                                                 {"system", "a second system text", 0}};
+                    int n_msgs = variant == 3 ? 5 : 4 - (int)(ti % 2);
+                    int64_t seed = variant == 3 ? -1 : (int64_t)ti * 0x1fffffff;
+                    double temp = temps[(ti + (size_t)variant) % 8];
+                    char *want = reference_body(&m, msgs, n_msgs, schemas[si], "act_action", temp,
+                                                256, seed);
+                    char *got = NULL;
+                    struct bz_err err = {0};
+                    assert_int_equal(bz_provider_build(&m, msgs, n_msgs, schemas[si], "act_action",
+                                                       temp, 256, seed, &got, &err),
+                                     BZ_OK);
+                    if (strcmp(want, got) != 0)
+                        fail_msg("provider %d variant %d text %zu schema %zu:\n%s\n%s", prov,
+                                 variant, ti, si, want, got);
+                    cJSON_free(want);
+                    free(got);
+                    cases++;
+                }
+    assert_int_equal(cases, 120);
+    cJSON_Delete(sampling);
+    /* a schema that is not JSON is refused, as before */
+    struct bz_model m;
+    memset(&m, 0, sizeof m);
+    struct bz_chat_msg one[] = {{"user", "hi", 0}};
+    char *body = NULL;
+    struct bz_err err = {0};
+    assert_int_equal(
+        bz_provider_build(&m, one, 1, "{not json", "bid_action", 0.5, 10, -1, &body, &err),
+        BZ_EINTERNAL);
+    assert_null(body);
+    assert_non_null(strstr(err.msg, "bid_action"));
+}
+
 static void replies_should_parse_with_usage(void **state)
 {
     (void)state;
@@ -395,6 +535,7 @@ int main(void)
         cmocka_unit_test(openai_request_should_carry_json_schema),
         cmocka_unit_test(anthropic_request_should_force_a_tool),
         cmocka_unit_test(prompt_cache_marks_and_seed_should_reach_the_request),
+        cmocka_unit_test(request_body_should_be_what_cjson_prints),
         cmocka_unit_test(replies_should_parse_with_usage),
         cmocka_unit_test(json_should_be_extracted_leniently),
         cmocka_unit_test(schema_check_should_name_the_field),

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "bazaar/llm_call.h"
 #include "bazaar/rng.h"
 #include "llm/llm_internal.h"
@@ -382,6 +384,39 @@ static void on_done(struct bz_xfer *x)
     fail(c, outcome, why, 1, 0);
 }
 
+/* The schema text as requests carry it, parsed and printed once per
+ * distinct text (llm->schema_memo); *canon NULL for no schema. */
+static int schema_canon(struct bz_llm *llm, const char *text, const char *name, const char **canon,
+                        struct bz_err *err)
+{
+    *canon = NULL;
+    if (!text)
+        return BZ_OK;
+    for (int i = 0; i < BZ_LLM_SCHEMA_MEMO; i++)
+        if (llm->schema_memo[i].text && strcmp(llm->schema_memo[i].text, text) == 0) {
+            *canon = llm->schema_memo[i].canon;
+            return BZ_OK;
+        }
+    char *c = NULL, *copy = NULL;
+    int rc = bz_provider_schema_canon(text, name, &c, err);
+    if (rc)
+        return rc;
+    size_t n = strlen(text) + 1;
+    if (!(copy = malloc(n))) {
+        cJSON_free(c);
+        return bz_err_set(err, BZ_ENOMEM, "out of memory building a request");
+    }
+    memcpy(copy, text, n);
+    int slot = llm->schema_memo_next;
+    llm->schema_memo_next = (slot + 1) % BZ_LLM_SCHEMA_MEMO;
+    free(llm->schema_memo[slot].text);
+    cJSON_free(llm->schema_memo[slot].canon);
+    llm->schema_memo[slot].text = copy;
+    llm->schema_memo[slot].canon = c;
+    *canon = c;
+    return BZ_OK;
+}
+
 static int build_body(struct bz_llm_call *c, const char *prev_reply, const char *repair,
                       struct bz_err *err)
 {
@@ -405,9 +440,13 @@ static int build_body(struct bz_llm_call *c, const char *prev_reply, const char 
     }
     free(c->x.body);
     c->x.body = NULL;
-    int rc = bz_provider_build(mod, msgs, n, c->o.schema_text, c->o.schema_name,
-                               llm->set.temperature, llm->set.max_output_tokens,
-                               (int64_t)(bz_hash64(c->o.sample) & 0x7fffffff), &c->x.body, err);
+    const char *schema = NULL;
+    int rc = schema_canon(llm, c->o.schema_text, c->o.schema_name, &schema, err);
+    if (!rc)
+        rc = bz_provider_build_canon(mod, msgs, n, schema, c->o.schema_name, llm->set.temperature,
+                                     llm->set.max_output_tokens,
+                                     (int64_t)(bz_hash64(c->o.sample) & 0x7fffffff), &c->x.body,
+                                     err);
     if (msgs != stack)
         free(msgs);
     if (rc)

@@ -78,6 +78,10 @@ void bz_llm_destroy(struct bz_llm *llm)
         free(llm->prov_text[i]);
     }
     bz_registry_destroy(llm->reg);
+    for (int i = 0; i < BZ_LLM_SCHEMA_MEMO; i++) {
+        free(llm->schema_memo[i].text);
+        cJSON_free(llm->schema_memo[i].canon);
+    }
     free(llm);
 }
 

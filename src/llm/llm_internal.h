@@ -75,6 +75,16 @@ int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, 
                       const char *schema_json, const char *schema_name, double temperature,
                       int max_output_tokens, int64_t seed, char **body, struct bz_err *err);
 
+/* The same in two steps, for a caller that sends one schema many times:
+ * the schema as the request carries it (cJSON's unformatted print of the
+ * parsed text; *canon NULL for a NULL schema, else free with cJSON_free),
+ * then the body with that text copied in as it is. */
+int bz_provider_schema_canon(const char *schema_json, const char *schema_name, char **canon,
+                             struct bz_err *err);
+int bz_provider_build_canon(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
+                            const char *schema_canon, const char *schema_name, double temperature,
+                            int max_output_tokens, int64_t seed, char **body, struct bz_err *err);
+
 struct bz_provider_reply {
     char *content; /* malloc'd: the action JSON text, or the model's text */
     int64_t input_tokens, output_tokens;
@@ -242,6 +252,13 @@ struct bz_llm {
     char *prov_text[BZ_LLM_PROV_MAX];
     size_t n_prov;
     char replay_msg[320];
+    /* action schemas as requests carry them, by the game's text (call.c):
+     * each game has its own copy of the same few texts */
+#define BZ_LLM_SCHEMA_MEMO 8
+    struct {
+        char *text, *canon;
+    } schema_memo[BZ_LLM_SCHEMA_MEMO];
+    int schema_memo_next;
 };
 
 /* The distinct model ids the grid's lineups name (malloc'd strings in a

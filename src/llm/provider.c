@@ -11,19 +11,228 @@
 
 #include "llm/llm_internal.h"
 
-static int add_sampling(cJSON *req, const struct bz_model *m, double temperature)
+/* The request body is written as text, byte for byte what cJSON's
+ * unformatted printer makes of the tree the provider's format describes
+ * (same members in the same order, same string escapes and numbers): the
+ * response cache is keyed by these bytes, so a cache filled before stays
+ * valid. Building that tree and printing it had cost about a tenth of the
+ * client's CPU per request; test_llm_units compares both for many inputs. */
+struct jbuf {
+    char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static char *jb_room(struct jbuf *b, size_t more)
 {
-    double t = isnan(m->temperature) ? temperature : m->temperature;
-    if (!cJSON_AddNumberToObject(req, "temperature", t))
-        return -1;
+    if (b->oom)
+        return NULL;
+    if (b->n + more + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->n + more + 1)
+            cap *= 2;
+        char *p = realloc(b->p, cap);
+        if (!p) {
+            b->oom = 1;
+            return NULL;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    return b->p + b->n;
+}
+
+static void jb_put(struct jbuf *b, const char *s, size_t n)
+{
+    char *d = jb_room(b, n);
+    if (!d)
+        return;
+    memcpy(d, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+#define JB_LIT(b, lit) jb_put((b), lit, sizeof lit - 1)
+
+/* A JSON string as cJSON prints it: '"' and '\\' escaped, the control
+ * characters as \b \f \n \r \t or \u00xx, every other byte as it is. */
+static void jb_str(struct jbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    JB_LIT(b, "\"");
+    const unsigned char *c = (const unsigned char *)s;
+    for (;;) {
+        const unsigned char *run = c;
+        while (*c >= 32 && *c != '"' && *c != '\\')
+            c++;
+        jb_put(b, (const char *)run, (size_t)(c - run));
+        if (!*c)
+            break;
+        char e[6] = {'\\', 0, '0', '0', 0, 0};
+        size_t k = 2;
+        switch (*c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        default:
+            e[1] = 'u';
+            e[4] = hex[*c >> 4];
+            e[5] = hex[*c & 15];
+            k = 6;
+        }
+        jb_put(b, e, k);
+        c++;
+    }
+    JB_LIT(b, "\"");
+}
+
+/* A number through cJSON's own printer (no allocation): its choice among
+ * %d, %1.15g and %1.17g is the one the cache keys were made with. */
+static void jb_num(struct jbuf *b, double d)
+{
+    cJSON n;
+    memset(&n, 0, sizeof n);
+    n.type = cJSON_Number;
+    cJSON_SetNumberHelper(&n, d);
+    char out[64];
+    if (!cJSON_PrintPreallocated(&n, out, (int)sizeof out, 0)) {
+        b->oom = 1;
+        return;
+    }
+    jb_put(b, out, strlen(out));
+}
+
+/* "key": */
+static void jb_key(struct jbuf *b, const char *k)
+{
+    jb_str(b, k);
+    JB_LIT(b, ":");
+}
+
+/* A registry's sampling member (any JSON), printed by cJSON. */
+static void jb_item(struct jbuf *b, const cJSON *it)
+{
+    char *t = cJSON_PrintUnformatted(it);
+    if (!t) {
+        b->oom = 1;
+        return;
+    }
+    jb_put(b, t, strlen(t));
+    cJSON_free(t);
+}
+
+/* Anthropic prompt caching: a text block with cache_control. */
+static void jb_cached_text(struct jbuf *b, const char *text)
+{
+    JB_LIT(b, "[{\"type\":\"text\",\"text\":");
+    jb_str(b, text);
+    JB_LIT(b, ",\"cache_control\":{\"type\":\"ephemeral\"}}]");
+}
+
+int bz_provider_schema_canon(const char *schema_json, const char *schema_name, char **canon,
+                             struct bz_err *err)
+{
+    *canon = NULL;
+    if (!schema_json)
+        return BZ_OK;
+    cJSON *s = cJSON_Parse(schema_json);
+    if (!s)
+        return bz_err_set(err, BZ_EINTERNAL, "the game's action schema for %s is not valid JSON",
+                          schema_name ? schema_name : "");
+    *canon = cJSON_PrintUnformatted(s);
+    cJSON_Delete(s);
+    return *canon ? BZ_OK : bz_err_set(err, BZ_ENOMEM, "out of memory printing an action schema");
+}
+
+int bz_provider_build_canon(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
+                            const char *schema_canon, const char *schema_name, double temperature,
+                            int max_output_tokens, int64_t seed, char **body, struct bz_err *err)
+{
+    *body = NULL;
+    int anth = m->provider == BZ_PROVIDER_ANTHROPIC;
+    if (schema_canon && !schema_name)
+        return bz_err_set(err, BZ_EINTERNAL, "an action schema without a name");
+    for (int i = 0; i < n_msgs; i++)
+        if (!msgs[i].role || !msgs[i].content)
+            return bz_err_set(err, BZ_EINTERNAL, "a request message without a role or text");
+    struct jbuf b = {0};
+    size_t guess = 512 + (schema_canon ? strlen(schema_canon) : 0);
+    for (int i = 0; i < n_msgs; i++)
+        guess += strlen(msgs[i].content) + 64;
+    jb_room(&b, guess);
+    int max_tok = m->max_output_tokens > 0 ? m->max_output_tokens : max_output_tokens;
+    JB_LIT(&b, "{\"model\":");
+    jb_str(&b, m->model);
+    JB_LIT(&b, ",\"messages\":[");
+    int first = 1;
+    for (int i = 0; i < n_msgs; i++) {
+        if (anth && strcmp(msgs[i].role, "system") == 0)
+            continue; /* a member of its own, after "messages" */
+        if (!first)
+            JB_LIT(&b, ",");
+        first = 0;
+        JB_LIT(&b, "{\"role\":");
+        jb_str(&b, msgs[i].role);
+        JB_LIT(&b, ",\"content\":");
+        if (anth && msgs[i].cache)
+            jb_cached_text(&b, msgs[i].content);
+        else
+            jb_str(&b, msgs[i].content);
+        JB_LIT(&b, "}");
+    }
+    JB_LIT(&b, "]");
+    for (int i = 0; anth && i < n_msgs; i++) {
+        if (strcmp(msgs[i].role, "system") != 0)
+            continue;
+        JB_LIT(&b, ",\"system\":");
+        if (msgs[i].cache)
+            jb_cached_text(&b, msgs[i].content);
+        else
+            jb_str(&b, msgs[i].content);
+    }
+    if (!anth && m->send_seed && seed >= 0) {
+        JB_LIT(&b, ",\"seed\":");
+        jb_num(&b, (double)seed);
+    }
+    JB_LIT(&b, ",\"max_tokens\":");
+    jb_num(&b, max_tok);
+    JB_LIT(&b, ",\"temperature\":");
+    jb_num(&b, isnan(m->temperature) ? temperature : m->temperature);
     if (m->sampling)
         for (const cJSON *it = m->sampling->child; it; it = it->next) {
-            cJSON *d = cJSON_Duplicate(it, 1);
-            if (!d)
-                return -1;
-            cJSON_AddItemToObject(req, it->string, d);
+            JB_LIT(&b, ",");
+            jb_key(&b, it->string);
+            jb_item(&b, it);
         }
-    return 0;
+    if (schema_canon && !anth) {
+        JB_LIT(&b, ",\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":");
+        jb_str(&b, schema_name);
+        JB_LIT(&b, ",\"schema\":");
+        jb_put(&b, schema_canon, strlen(schema_canon));
+        if (m->strict)
+            JB_LIT(&b, ",\"strict\":true}}");
+        else
+            JB_LIT(&b, ",\"strict\":false}}");
+    } else if (schema_canon) {
+        JB_LIT(&b, ",\"tools\":[{\"name\":");
+        jb_str(&b, schema_name);
+        JB_LIT(&b, ",\"description\":\"Submit your decision for this phase.\",\"input_schema\":");
+        jb_put(&b, schema_canon, strlen(schema_canon));
+        JB_LIT(&b, "}],\"tool_choice\":{\"type\":\"tool\",\"name\":");
+        jb_str(&b, schema_name);
+        JB_LIT(&b, "}");
+    }
+    JB_LIT(&b, "}");
+    if (b.oom) {
+        free(b.p);
+        return bz_err_set(err, BZ_ENOMEM, "out of memory building a request for model %s", m->id);
+    }
+    *body = b.p;
+    return BZ_OK;
 }
 
 int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, int n_msgs,
@@ -31,108 +240,12 @@ int bz_provider_build(const struct bz_model *m, const struct bz_chat_msg *msgs, 
                       int max_output_tokens, int64_t seed, char **body, struct bz_err *err)
 {
     *body = NULL;
-    int rc = BZ_OK;
-    cJSON *schema = schema_json ? cJSON_Parse(schema_json) : NULL;
-    cJSON *req = cJSON_CreateObject();
-    if (schema_json && !schema) {
-        rc = bz_err_set(err, BZ_EINTERNAL, "the game's action schema for %s is not valid JSON",
-                        schema_name);
-        goto out;
-    }
-    if (!req)
-        goto nomem;
-    int max_tok = m->max_output_tokens > 0 ? m->max_output_tokens : max_output_tokens;
-    if (!cJSON_AddStringToObject(req, "model", m->model))
-        goto nomem;
-    cJSON *arr = cJSON_AddArrayToObject(req, "messages");
-    if (!arr)
-        goto nomem;
-    for (int i = 0; i < n_msgs; i++) {
-        int anth = m->provider == BZ_PROVIDER_ANTHROPIC;
-        cJSON *cached = NULL; /* Anthropic prompt caching: a text block with cache_control */
-        if (anth && msgs[i].cache) {
-            cJSON *blk = NULL, *cc = NULL;
-            if (!(cached = cJSON_CreateArray()) || !(blk = cJSON_CreateObject())) {
-                cJSON_Delete(cached);
-                goto nomem;
-            }
-            cJSON_AddItemToArray(cached, blk);
-            if (!cJSON_AddStringToObject(blk, "type", "text") ||
-                !cJSON_AddStringToObject(blk, "text", msgs[i].content) ||
-                !(cc = cJSON_AddObjectToObject(blk, "cache_control")) ||
-                !cJSON_AddStringToObject(cc, "type", "ephemeral")) {
-                cJSON_Delete(cached);
-                goto nomem;
-            }
-        }
-        if (anth && strcmp(msgs[i].role, "system") == 0) {
-            if (cached)
-                cJSON_AddItemToObject(req, "system", cached);
-            else if (!cJSON_AddStringToObject(req, "system", msgs[i].content))
-                goto nomem;
-            continue;
-        }
-        cJSON *o = cJSON_CreateObject();
-        if (!o) {
-            cJSON_Delete(cached);
-            goto nomem;
-        }
-        cJSON_AddItemToArray(arr, o);
-        if (!cJSON_AddStringToObject(o, "role", msgs[i].role)) {
-            cJSON_Delete(cached);
-            goto nomem;
-        }
-        if (cached)
-            cJSON_AddItemToObject(o, "content", cached);
-        else if (!cJSON_AddStringToObject(o, "content", msgs[i].content))
-            goto nomem;
-    }
-    if (m->provider == BZ_PROVIDER_OPENAI && m->send_seed && seed >= 0 &&
-        !cJSON_AddNumberToObject(req, "seed", (double)seed))
-        goto nomem;
-    if (!cJSON_AddNumberToObject(req, "max_tokens", max_tok))
-        goto nomem;
-    if (add_sampling(req, m, temperature))
-        goto nomem;
-    if (schema) {
-        if (m->provider == BZ_PROVIDER_OPENAI) {
-            cJSON *rf = cJSON_AddObjectToObject(req, "response_format");
-            if (!rf || !cJSON_AddStringToObject(rf, "type", "json_schema"))
-                goto nomem;
-            cJSON *js = cJSON_AddObjectToObject(rf, "json_schema");
-            if (!js || !cJSON_AddStringToObject(js, "name", schema_name))
-                goto nomem;
-            cJSON_AddItemToObject(js, "schema", schema);
-            schema = NULL;
-            if (!cJSON_AddBoolToObject(js, "strict", m->strict))
-                goto nomem;
-        } else {
-            cJSON *tools = cJSON_AddArrayToObject(req, "tools");
-            cJSON *tool = cJSON_CreateObject();
-            if (!tools || !tool)
-                goto nomem;
-            cJSON_AddItemToArray(tools, tool);
-            if (!cJSON_AddStringToObject(tool, "name", schema_name) ||
-                !cJSON_AddStringToObject(tool, "description",
-                                         "Submit your decision for this phase."))
-                goto nomem;
-            cJSON_AddItemToObject(tool, "input_schema", schema);
-            schema = NULL;
-            cJSON *tc = cJSON_AddObjectToObject(req, "tool_choice");
-            if (!tc || !cJSON_AddStringToObject(tc, "type", "tool") ||
-                !cJSON_AddStringToObject(tc, "name", schema_name))
-                goto nomem;
-        }
-    }
-    *body = cJSON_PrintUnformatted(req);
-    if (!*body)
-        goto nomem;
-    goto out;
-nomem:
-    rc = bz_err_set(err, BZ_ENOMEM, "out of memory building a request for model %s", m->id);
-out:
-    cJSON_Delete(schema);
-    cJSON_Delete(req);
+    char *canon = NULL;
+    int rc = bz_provider_schema_canon(schema_json, schema_name, &canon, err);
+    if (!rc)
+        rc = bz_provider_build_canon(m, msgs, n_msgs, canon, schema_name, temperature,
+                                     max_output_tokens, seed, body, err);
+    cJSON_free(canon);
     return rc;
 }
 
