@@ -255,7 +255,7 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     int64_t waits0 = poll_count_poll + poll_count_epoll;
     double c0 = cpu_s(), t0 = bz_llm_now_s(), q0 = runq_wait_s();
     int n_done = 0;
-    double t1 = 0;
+    double t1 = 0, t_built = 0, cpu1 = 0, q1 = 0;
     int64_t calls1 = 0;
     while (n_done < K) {
         for (int g = 0; g < K; g++) {
@@ -269,6 +269,8 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
                 n_done++;
             }
         }
+        if (t_built == 0)
+            t_built = bz_llm_now_s(); /* every game has asked: C requests built */
         if (n_done < K)
             bz_llm_poll(llm, 50, &err);
         if (t1 == 0) {
@@ -277,6 +279,8 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
             if (t.calls >= C) { /* the first round is in: connections are open */
                 t1 = bz_llm_now_s();
                 calls1 = t.calls;
+                cpu1 = cpu_s() - c0;
+                q1 = runq_wait_s() - q0;
             }
         }
     }
@@ -307,8 +311,11 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
            "connections opened, C requests built at once): %.1f/s = %.3f of C/L\n",
            rate, rate / ideal, ideal, steady, steady / ideal);
     printf("  ramp-up: the first %d replies (a reply per slot: C connections opened, C requests "
-           "built and sent) took %.1f ms = L + %.1f ms (counted in the whole run's figure)\n",
-           C, res->ramp_ms, res->ramp_ms - L_ms);
+           "built and sent) took %.1f ms = L + %.1f ms (counted in the whole run's figure); "
+           "building the C requests took %.1f ms of it; bazaar's CPU in it %.1f ms, waiting for "
+           "a CPU %.1f ms\n",
+           C, res->ramp_ms, res->ramp_ms - L_ms, (t_built - t0) * 1000.0, cpu1 * 1000.0,
+           q1 * 1000.0);
     printf("  bazaar CPU: %.1f us per request (%.3f s CPU over %.2f s wall; %.3f s waiting for a "
            "CPU the machine's other load held)\n",
            cpu / (double)tot.calls * 1e6, cpu, wall, runq);

@@ -71,6 +71,18 @@ struct model_state {
     double tok_tokens, tok_last; /* tokens/min bucket */
 };
 
+/* A socket in the epoll set, by descriptor. Registrations are lazy: when
+ * curl stops waiting on a socket (its transfer is done, the connection
+ * goes idle) it stays in the set, and the next transfer on the connection
+ * waits for the same events without an epoll_ctl; an idle connection that
+ * fires (the server closed it) leaves the set then. Two epoll_ctl calls a
+ * request fewer. */
+struct watch {
+    uint32_t events; /* registered for these; 0: not in the set */
+    int wanted;      /* curl waits on it */
+    int lane;
+};
+
 /* One curl multi handle and the connections it pools. */
 struct lane {
     struct bz_transport *t;
@@ -98,6 +110,9 @@ struct bz_transport {
     int sock_errno;                      /* an epoll_ctl failure, reported by the next poll */
     int n_conns;                         /* sockets curl opened and has not closed, all lanes */
     int held;                            /* start_ready stopped at its batch size */
+    struct watch *watch;                 /* by descriptor */
+    int n_watch;
+    int submit_rc; /* a curl failure while bz_transport_submit started a transfer */
 };
 
 static int curl_ready;
@@ -183,38 +198,74 @@ static int is_key_header(const char *h)
     return strncasecmp(h, "authorization:", 14) == 0 || strncasecmp(h, "x-api-key:", 10) == 0;
 }
 
-/* curl's socket callback: keep the epoll set equal to what curl waits for.
- * A socket's registration is marked with curl_multi_assign (non-NULL:
- * in the set), so the first interest is an ADD and later ones a MOD. */
+/* The watch entry of descriptor s, growing the table; NULL without memory. */
+static struct watch *watch_of(struct bz_transport *t, curl_socket_t s)
+{
+    if (s < 0)
+        return NULL;
+    if (s >= t->n_watch) {
+        int n = t->n_watch ? t->n_watch : 256;
+        while (n <= s)
+            n *= 2;
+        struct watch *w = realloc(t->watch, (size_t)n * sizeof *w);
+        if (!w)
+            return NULL;
+        memset(w + t->n_watch, 0, (size_t)(n - t->n_watch) * sizeof *w);
+        t->watch = w;
+        t->n_watch = n;
+    }
+    return &t->watch[s];
+}
+
+/* Take s out of the epoll set (a closed descriptor has left it by itself:
+ * ENOENT, EBADF are fine). */
+static void unwatch(struct bz_transport *t, curl_socket_t s)
+{
+    if (s < 0 || s >= t->n_watch || !t->watch[s].events)
+        return;
+    epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
+    t->watch[s].events = 0;
+    t->watch[s].wanted = 0;
+}
+
+/* curl's socket callback: the epoll set holds at least what curl waits
+ * for (see struct watch: a socket curl stopped waiting on may stay). */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
 {
     (void)e;
+    (void)sockp;
     struct lane *l = ud;
     struct bz_transport *t = l->t;
     if (what == CURL_POLL_REMOVE) {
-        /* curl says so before it closes the socket; a socket closed
-         * already has left the set by itself (EBADF, ENOENT: fine) */
-        if (sockp) {
-            epoll_ctl(t->epfd, EPOLL_CTL_DEL, s, NULL);
-            curl_multi_assign(l->multi, s, NULL);
-        }
+        if (s >= 0 && s < t->n_watch)
+            t->watch[s].wanted = 0;
         return 0;
     }
+    struct watch *w = watch_of(t, s);
+    if (!w) {
+        if (!t->sock_errno)
+            t->sock_errno = ENOMEM;
+        return 0;
+    }
+    uint32_t events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    w->wanted = 1;
+    if (w->events == events && w->lane == l->idx)
+        return 0; /* registered so already */
     struct epoll_event ev;
     memset(&ev, 0, sizeof ev);
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    ev.events = events;
     ev.data.u64 = (uint64_t)(uint32_t)s | (uint64_t)l->idx << 32; /* the lane and the socket */
-    int op = sockp ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    int rc = epoll_ctl(t->epfd, op, s, &ev);
+    int rc = epoll_ctl(t->epfd, w->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
     if (rc != 0 && (errno == EEXIST || errno == ENOENT)) /* descriptor number reused */
         rc = epoll_ctl(t->epfd, errno == EEXIST ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev);
     if (rc != 0) {
+        w->events = 0;
         if (!t->sock_errno)
             t->sock_errno = errno;
         return 0;
     }
-    if (!sockp)
-        curl_multi_assign(l->multi, s, l);
+    w->events = events;
+    w->lane = l->idx;
     return 0;
 }
 
@@ -247,6 +298,7 @@ static int on_close_socket(void *ud, curl_socket_t s)
     struct lane *l = ud; /* the lane whose transfer opened it: curl keeps that per connection */
     l->n_conns--;
     l->t->n_conns--;
+    unwatch(l->t, s); /* before its number can be reused */
     return close(s);
 }
 
@@ -434,6 +486,7 @@ void bz_transport_destroy(struct bz_transport *t)
     free(t->lanes);
     if (t->epfd >= 0)
         close(t->epfd);
+    free(t->watch);
     free(t);
 }
 
@@ -466,6 +519,8 @@ static const char *fault_kind(CURLcode c)
     }
 }
 
+static void start_now(struct bz_transport *t, struct bz_xfer *x);
+
 void bz_transport_submit(struct bz_transport *t, struct bz_xfer *x)
 {
     x->attempts[0] = '\0';
@@ -482,6 +537,7 @@ void bz_transport_submit(struct bz_transport *t, struct bz_xfer *x)
     x->reply = NULL;
     x->reply_len = 0;
     enqueue(t, x);
+    start_now(t, x);
 }
 
 void bz_transport_remove(struct bz_transport *t, struct bz_xfer *x)
@@ -677,13 +733,8 @@ static int start_one(struct bz_transport *t, struct bz_xfer *x, double now)
     return 0;
 }
 
-/* Start what concurrency, buckets and backoff allow, at most `batch`;
- * t->held says more could start. *next_s gets the earliest time something
- * blocked may start (0: a completion will tell). */
-static void start_ready(struct bz_transport *t, double now, int batch, double *next_s)
+static void refill_all(struct bz_transport *t, double now)
 {
-    *next_s = 0;
-    t->held = 0;
     for (size_t i = 0; i < t->n_models; i++) {
         struct model_state *s = &t->ms[i];
         if (s->lim.rpm > 0)
@@ -691,26 +742,49 @@ static void start_ready(struct bz_transport *t, double now, int batch, double *n
         if (s->lim.tpm > 0)
             refill(&s->tok_tokens, &s->tok_last, s->lim.tpm, now);
     }
+}
+
+/* Whether queued x may start now (backoff, the model's concurrency and
+ * buckets; the rank's cap is the caller's); if not, *when gets the earliest
+ * time it may (0: a completion will tell). */
+static int may_start(const struct bz_transport *t, const struct bz_xfer *x, double now,
+                     double *when)
+{
+    const struct model_state *s = &t->ms[x->model];
+    *when = 0;
+    if (x->not_before > now)
+        *when = x->not_before;
+    else if (s->lim.max_concurrency > 0 && s->inflight >= s->lim.max_concurrency)
+        *when = 0;
+    else if (s->lim.rpm > 0 && s->req_tokens < 1.0)
+        *when = now + (1.0 - s->req_tokens) * 60.0 / s->lim.rpm;
+    else if (s->lim.tpm > 0 && s->tok_tokens < ((double)x->est_tokens < bucket_cap(s->lim.tpm)
+                                                    ? (double)x->est_tokens
+                                                    : bucket_cap(s->lim.tpm)))
+        *when = now + 0.05;
+    else
+        return 1;
+    return 0;
+}
+
+/* Start what concurrency, buckets and backoff allow, at most `batch`;
+ * t->held says more could start. *next_s gets the earliest time something
+ * blocked may start (0: a completion will tell). */
+static void start_ready(struct bz_transport *t, double now, int batch, double *next_s)
+{
+    *next_s = 0;
+    t->held = 0;
+    refill_all(t, now);
     int started = 0;
     struct bz_xfer *x = t->qhead;
     while (x && t->n_active < t->o.concurrency) {
         struct bz_xfer *next = x->next;
-        struct model_state *s = &t->ms[x->model];
         double when = 0;
-        if (x->not_before > now)
-            when = x->not_before;
-        else if (s->lim.max_concurrency > 0 && s->inflight >= s->lim.max_concurrency)
-            when = 0;
-        else if (s->lim.rpm > 0 && s->req_tokens < 1.0)
-            when = now + (1.0 - s->req_tokens) * 60.0 / s->lim.rpm;
-        else if (s->lim.tpm > 0 && s->tok_tokens < ((double)x->est_tokens < bucket_cap(s->lim.tpm)
-                                                        ? (double)x->est_tokens
-                                                        : bucket_cap(s->lim.tpm)))
-            when = now + 0.05;
-        else if (started == batch) {
-            t->held = 1;
-            break;
-        } else {
+        if (may_start(t, x, now, &when)) {
+            if (started == batch) {
+                t->held = 1;
+                break;
+            }
             unlink_queued(t, x);
             started++;
             if (start_one(t, x, now) != 0) {
@@ -718,11 +792,9 @@ static void start_ready(struct bz_transport *t, double now, int batch, double *n
                 enqueue(t, x);
                 x->not_before = now + 0.1;
             }
-            x = next;
-            continue;
-        }
-        if (when > 0 && (*next_s == 0 || when < *next_s))
+        } else if (when > 0 && (*next_s == 0 || when < *next_s)) {
             *next_s = when;
+        }
         x = next;
     }
 }
@@ -790,19 +862,50 @@ int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *wh
 
 /* Run curl's timeout actions where due (this also starts transfers just
  * added: adding one sets a timer of 0). */
+static int run_lane_timer(struct lane *l, double now)
+{
+    if (l->timer_at < 0 || now < l->timer_at)
+        return BZ_OK;
+    l->timer_at = -1; /* the action may set a new one */
+    int running;
+    return curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running) == CURLM_OK
+               ? BZ_OK
+               : BZ_ENET;
+}
+
 static int run_timer(struct bz_transport *t, struct bz_err *err)
 {
     double now = bz_llm_now_s();
-    for (int i = 0; i < t->n_lanes; i++) {
-        struct lane *l = &t->lanes[i];
-        if (l->timer_at < 0 || now < l->timer_at)
-            continue;
-        l->timer_at = -1; /* the action may set a new one */
-        int running;
-        if (curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running) != CURLM_OK)
+    for (int i = 0; i < t->n_lanes; i++)
+        if (run_lane_timer(&t->lanes[i], now))
             return bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
-    }
     return BZ_OK;
+}
+
+/* A transfer submitted while nothing waits before it, the rank's cap and
+ * the model's limits allow it and a lane has an idle connection: curl
+ * sends it now, not at the next poll (the caller may have much to do
+ * before it polls: the next requests of every game a reply advanced).
+ * Nothing else starts here: connections are opened by the polls, a batch
+ * at a time (see start_batches). */
+static void start_now(struct bz_transport *t, struct bz_xfer *x)
+{
+    if (t->qhead != x || x->next || t->n_active >= t->o.concurrency)
+        return;
+    struct lane *l = pick_lane(t);
+    if (l->n_conns <= l->n_active)
+        return; /* it would open a connection */
+    double now = bz_llm_now_s(), when;
+    refill_all(t, now);
+    if (!may_start(t, x, now, &when))
+        return;
+    unlink_queued(t, x);
+    if (start_one(t, x, now) != 0) {
+        enqueue(t, x); /* the next poll tries again */
+        return;
+    }
+    if (run_lane_timer(&t->lanes[x->lane], now) && !t->submit_rc)
+        t->submit_rc = BZ_ENET; /* reported by the next poll */
 }
 
 /* Hand curl what may start, a batch at a time; a batch that opened a
@@ -834,6 +937,10 @@ static CURLMsg *next_msg(struct bz_transport *t, int *lane)
 int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err)
 {
     double t0, next_s;
+    if (t->submit_rc) {
+        t->submit_rc = 0;
+        return -bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
+    }
     int rc = start_batches(t, &next_s, err); /* sends what was queued before waiting */
     if (rc)
         return -rc;
@@ -861,11 +968,15 @@ int bz_transport_poll(struct bz_transport *t, int timeout_ms, struct bz_err *err
         return -bz_err_set(err, BZ_ENET, "epoll_wait failed: %s", strerror(errno));
     for (int i = 0; i < n; i++) {
         uint32_t ev = t->evs[i].events;
+        curl_socket_t fd = (curl_socket_t)(uint32_t)t->evs[i].data.u64;
+        if (fd < t->n_watch && !t->watch[fd].wanted) {
+            unwatch(t, fd); /* an idle connection fired: closed by the server, most likely */
+            continue;
+        }
         int mask = (ev & EPOLLIN ? CURL_CSELECT_IN : 0) | (ev & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                    (ev & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0);
         int running;
         CURLM *m = t->lanes[t->evs[i].data.u64 >> 32].multi;
-        curl_socket_t fd = (curl_socket_t)(uint32_t)t->evs[i].data.u64;
         if (curl_multi_socket_action(m, fd, mask, &running) != CURLM_OK)
             return -bz_err_set(err, BZ_ENET, "curl_multi_socket_action failed");
     }
