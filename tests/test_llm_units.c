@@ -361,7 +361,8 @@ static void request_body_should_be_what_cjson_prints(void **state)
     ctl[35] = '\0';
     const char *texts[] = {"plain", "", ctl, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80",
                            "line\nbreak\ttab \"quoted\" back\\slash </script>"};
-    const double temps[] = {0.7, 0.0, 1.0, 0.1 + 0.2, 1e10, -3.5, 123456789.125, 1.0 / 3.0};
+    const double temps[] = {0.7,           0.0,       1.0,  0.1 + 0.2, 1e10,         -3.5,
+                            123456789.125, 1.0 / 3.0, -0.0, 3e9,       2147483647.0, -5.0};
     const char *schemas[] = {SCHEMA, NULL, " { \"type\" : \"object\", \"x\": [1.50, 2e3, -0] } "};
     cJSON *sampling = cJSON_Parse("{\"top_p\":0.9,\"stop\":[\"\\n\",\"END\"],\"logit_bias\":{\"5\""
                                   ":-100},\"n\":1,\"flag\":true,\"none\":null}");
@@ -375,7 +376,7 @@ static void request_body_should_be_what_cjson_prints(void **state)
                     memset(&m, 0, sizeof m);
                     m.provider = prov ? BZ_PROVIDER_ANTHROPIC : BZ_PROVIDER_OPENAI;
                     snprintf(m.model, sizeof m.model, "model-%s", ti == 3 ? texts[ti] : "x");
-                    m.temperature = variant == 1 ? temps[ti + 3] : 0.0 / 0.0;
+                    m.temperature = variant == 1 ? temps[ti + 7] : 0.0 / 0.0;
                     m.send_seed = variant >= 2;
                     m.strict = variant & 1;
                     m.max_output_tokens = variant == 3 ? 1000 : 0;
@@ -387,7 +388,7 @@ static void request_body_should_be_what_cjson_prints(void **state)
                                                  {"system", "a second system text", 0}};
                     int n_msgs = variant == 3 ? 5 : 4 - (int)(ti % 2);
                     int64_t seed = variant == 3 ? -1 : (int64_t)ti * 0x1fffffff;
-                    double temp = temps[(ti + (size_t)variant) % 8];
+                    double temp = temps[(ti + 3 * (size_t)variant + 5 * si) % 12];
                     char *want = reference_body(&m, msgs, n_msgs, schemas[si], "act_action", temp,
                                                 256, seed);
                     char *got = NULL;
@@ -415,6 +416,30 @@ static void request_body_should_be_what_cjson_prints(void **state)
         BZ_EINTERNAL);
     assert_null(body);
     assert_non_null(strstr(err.msg, "bid_action"));
+}
+
+/* Cache keys and text hashes as the code before made them (printf's
+ * "%016llx%016llx", "v1|%llu|"): caches and results files written before
+ * keep their keys. */
+static void keys_and_text_hashes_should_keep_their_values(void **state)
+{
+    (void)state;
+    struct bz_model m;
+    memset(&m, 0, sizeof m);
+    snprintf(m.model, sizeof m.model, "gpt-x");
+    char k[BZ_CACHE_KEY_HEX];
+    bz_cache_key(&m, "{\"messages\":[1]}", 0, k);
+    assert_string_equal(k, "94a0a103f88ae4498ff3f483ce21d95d");
+    bz_cache_key(&m, "{\"messages\":[1]}", UINT64_MAX, k);
+    assert_string_equal(k, "3a200028ccf36c61caa9dece14775ad1");
+    m.provider = BZ_PROVIDER_ANTHROPIC;
+    bz_cache_key(&m, "body", 1234567890123ULL, k);
+    assert_string_equal(k, "5b6eb43428581d9f4e26d537ff776cf3");
+    char h[BZ_LLM_TEXT_HASH_HEX];
+    bz_llm_text_hash("", h);
+    assert_string_equal(h, "ecba3df2c3383c5295b8fa2bc50aebc6");
+    bz_llm_text_hash("You are agent 0.\n", h);
+    assert_string_equal(h, "d706bf43b4fbf1c8341fbfde4f4e0241");
 }
 
 static void replies_should_parse_with_usage(void **state)
@@ -536,6 +561,7 @@ int main(void)
         cmocka_unit_test(anthropic_request_should_force_a_tool),
         cmocka_unit_test(prompt_cache_marks_and_seed_should_reach_the_request),
         cmocka_unit_test(request_body_should_be_what_cjson_prints),
+        cmocka_unit_test(keys_and_text_hashes_should_keep_their_values),
         cmocka_unit_test(replies_should_parse_with_usage),
         cmocka_unit_test(json_should_be_extracted_leniently),
         cmocka_unit_test(schema_check_should_name_the_field),

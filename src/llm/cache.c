@@ -37,16 +37,19 @@ void bz_cache_key(const struct bz_model *m, const char *body, uint64_t sample,
 {
     uint64_t h[2] = {0x62617a6161726331ULL, 0x6c6c6d6361636865ULL};
     const char *prov = m->provider == BZ_PROVIDER_ANTHROPIC ? "anthropic" : "openai";
-    char head[64];
-    int w = snprintf(head, sizeof head, "v1|%llu|", (unsigned long long)sample);
-    hash128(head, (size_t)w, h);
+    char head[32], *e = head + sizeof head, *q = e; /* "v1|<sample in decimal>|" */
+    *--q = '|';
+    do
+        *--q = (char)('0' + sample % 10);
+    while (sample /= 10);
+    memcpy(q -= 3, "v1|", 3);
+    hash128(q, (size_t)(e - q), h);
     hash128(prov, strlen(prov), h);
     hash128("|", 1, h);
     hash128(m->model, strlen(m->model), h);
     hash128("|", 1, h);
     hash128(body, strlen(body), h);
-    snprintf(hex, BZ_CACHE_KEY_HEX, "%016llx%016llx", (unsigned long long)h[0],
-             (unsigned long long)h[1]);
+    bz_llm_hex128(h[0], h[1], hex);
 }
 
 static int mkdirs(const char *dir)

@@ -76,8 +76,17 @@ void bz_llm_text_hash(const char *text, char hex[BZ_LLM_TEXT_HASH_HEX])
     a ^= a >> 33;
     b = (b ^ (b >> 31)) * 0xc4ceb9fe1a85ec53ULL;
     b ^= b >> 29;
-    snprintf(hex, BZ_LLM_TEXT_HASH_HEX, "%016llx%016llx", (unsigned long long)a,
-             (unsigned long long)b);
+    bz_llm_hex128(a, b, hex);
+}
+
+void bz_llm_hex128(uint64_t a, uint64_t b, char hex[33])
+{
+    static const char digit[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        hex[15 - i] = digit[(a >> (4 * i)) & 15];
+        hex[31 - i] = digit[(b >> (4 * i)) & 15];
+    }
+    hex[32] = '\0';
 }
 
 struct cJSON *bz_llm_extract_json(const char *text)

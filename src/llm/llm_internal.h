@@ -115,6 +115,10 @@ size_t bz_provider_redact(char *text, size_t len, const char *key);
  * ``` fence, else from the first '{' to the last '}'. NULL when none parses. */
 struct cJSON *bz_provider_extract_json(const char *text);
 
+/* Two 64-bit words as 32 lowercase hex digits and a NUL ("%016llx%016llx"
+ * without printf: a request makes several). */
+void bz_llm_hex128(uint64_t a, uint64_t b, char hex[33]);
+
 /* ---- cache (cache.c) ---- */
 
 #define BZ_CACHE_KEY_HEX 33

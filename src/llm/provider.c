@@ -55,45 +55,63 @@ static void jb_put(struct jbuf *b, const char *s, size_t n)
 #define JB_LIT(b, lit) jb_put((b), lit, sizeof lit - 1)
 
 /* A JSON string as cJSON prints it: '"' and '\\' escaped, the control
- * characters as \b \f \n \r \t or \u00xx, every other byte as it is. */
+ * characters as \b \f \n \r \t or \u00xx, every other byte as it is. Room
+ * for the worst case (6 bytes a byte) is made once, so the copy loop has no
+ * checks of its own. */
 static void jb_str(struct jbuf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    JB_LIT(b, "\"");
-    const unsigned char *c = (const unsigned char *)s;
-    for (;;) {
-        const unsigned char *run = c;
-        while (*c >= 32 && *c != '"' && *c != '\\')
-            c++;
-        jb_put(b, (const char *)run, (size_t)(c - run));
-        if (!*c)
-            break;
-        char e[6] = {'\\', 0, '0', '0', 0, 0};
-        size_t k = 2;
-        switch (*c) {
-        case '"': e[1] = '"'; break;
-        case '\\': e[1] = '\\'; break;
-        case '\b': e[1] = 'b'; break;
-        case '\f': e[1] = 'f'; break;
-        case '\n': e[1] = 'n'; break;
-        case '\r': e[1] = 'r'; break;
-        case '\t': e[1] = 't'; break;
-        default:
-            e[1] = 'u';
-            e[4] = hex[*c >> 4];
-            e[5] = hex[*c & 15];
-            k = 6;
+    size_t len = strlen(s);
+    char *d = jb_room(b, 6 * len + 2);
+    if (!d)
+        return;
+    char *start = d;
+    *d++ = '"';
+    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+        unsigned char ch = *c;
+        if (ch >= 32 && ch != '"' && ch != '\\') {
+            *d++ = (char)ch;
+            continue;
         }
-        jb_put(b, e, k);
-        c++;
+        *d++ = '\\';
+        switch (ch) {
+        case '"': *d++ = '"'; break;
+        case '\\': *d++ = '\\'; break;
+        case '\b': *d++ = 'b'; break;
+        case '\f': *d++ = 'f'; break;
+        case '\n': *d++ = 'n'; break;
+        case '\r': *d++ = 'r'; break;
+        case '\t': *d++ = 't'; break;
+        default:
+            *d++ = 'u';
+            *d++ = '0';
+            *d++ = '0';
+            *d++ = hex[ch >> 4];
+            *d++ = hex[ch & 15];
+        }
     }
-    JB_LIT(b, "\"");
+    *d++ = '"';
+    b->n += (size_t)(d - start);
+    b->p[b->n] = '\0';
 }
 
 /* A number through cJSON's own printer (no allocation): its choice among
  * %d, %1.15g and %1.17g is the one the cache keys were made with. */
 static void jb_num(struct jbuf *b, double d)
 {
+    /* an integer (not -0): what %1.15g prints for it, without printf */
+    if (d == floor(d) && fabs(d) < 1e9 && !(d == 0 && signbit(d))) {
+        char out[16], *e = out + sizeof out, *q = e;
+        long v = (long)d;
+        unsigned long u = v < 0 ? 0ul - (unsigned long)v : (unsigned long)v;
+        do
+            *--q = (char)('0' + u % 10);
+        while (u /= 10);
+        if (v < 0)
+            *--q = '-';
+        jb_put(b, q, (size_t)(e - q));
+        return;
+    }
     cJSON n;
     memset(&n, 0, sizeof n);
     n.type = cJSON_Number;
