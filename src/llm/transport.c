@@ -10,6 +10,10 @@
  * holds those sockets, and curl_multi_socket_action runs only the transfers
  * whose socket fired or whose timer expired. One wait costs O(ready
  * sockets), never O(transfers in flight) as curl_multi_poll + perform did.
+ * A connection stays in the epoll set while idle (struct watch), so a
+ * request on a kept-alive connection costs no epoll_ctl. A transfer
+ * submitted when an idle connection can carry it is sent at once (see
+ * start_now), not at the next poll.
  *
  * Transfers are handed to curl CONNECT_BATCH at a time; a batch that made
  * curl open a connection is the poll's last, so when many connections must
