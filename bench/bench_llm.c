@@ -324,8 +324,10 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
            res->waits, res->srv_cpu_us);
     /* transcript bytes the records hold: /llm_texts texts and hashes plus the
      * /llm_calls rows' links (before HDF5's per-row overhead) */
-    size_t tbytes = 0, rows = 0, n_lat = 0, n_later = 0;
-    double lat_ms = 0, lat_later = 0, *lats = malloc(((size_t)tot.calls + 1) * sizeof *lats);
+    size_t tbytes = 0, rows = 0, n_lat = 0, n_later = 0, n_rounds = 0;
+    double lat_ms = 0, lat_later = 0, round_max = 0;
+    double *lats = malloc(((size_t)tot.calls + 1) * sizeof *lats);
+    double *later = malloc(((size_t)tot.calls + 1) * sizeof *later);
     for (int g = 0; g < K; g++) {
         const struct bz_rowbuf *rb = bz_records_find(bz_match_records(m[g]), &bz_llm_texts_table);
         for (size_t i = 0; rb && i < rb->n_rows; i++) {
@@ -339,13 +341,33 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
                 (const void *)(cb->data + i * sizeof(struct bz_llm_calls_row));
             tbytes += strlen(c->history) + 4 * 32;
             lat_ms += c->latency_ms;
-            if (c->turn > 0) {
+            if (c->turn > 0 && later && n_later < (size_t)tot.calls) {
                 lat_later += c->latency_ms;
-                n_later++;
+                later[n_later++] = c->latency_ms;
             }
             if (lats && n_lat < (size_t)tot.calls)
                 lats[n_lat++] = c->latency_ms;
             rows++;
+        }
+        /* a game's turn waits for the slowest of its 4 calls (rows of a
+         * turn are adjacent: the turn ends only when all 4 are in) */
+        for (size_t i = 0; cb && i < cb->n_rows;) {
+            const struct bz_llm_calls_row *c =
+                (const void *)(cb->data + i * sizeof(struct bz_llm_calls_row));
+            double mx = 0;
+            size_t j = i;
+            for (; j < cb->n_rows; j++) {
+                const struct bz_llm_calls_row *d =
+                    (const void *)(cb->data + j * sizeof(struct bz_llm_calls_row));
+                if (d->turn != c->turn)
+                    break;
+                mx = d->latency_ms > mx ? d->latency_ms : mx;
+            }
+            if (c->turn > 0) {
+                round_max += mx;
+                n_rounds++;
+            }
+            i = j;
         }
     }
     if (lats && n_lat)
@@ -357,9 +379,16 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
            n_lat ? lats[n_lat - 1] : 0.0, L_ms,
            served > 0 ? (double)srv_late / (double)served / 1000.0 : 0.0);
     free(lats);
-    printf("  latency after the first round: %.2f ms mean, L + %.2f ms\n",
-           n_later ? lat_later / (double)n_later : 0.0,
-           n_later ? lat_later / (double)n_later - L_ms : 0.0);
+    if (later && n_later)
+        qsort(later, n_later, sizeof *later, cmp_double);
+    printf(
+        "  latency after the first round: L + %.2f ms mean (p50 L + %.2f, p90 L + %.2f, p99 L + "
+        "%.2f, max L + %.2f); a turn's slowest of its %d calls: L + %.2f ms mean\n",
+        n_later ? lat_later / (double)n_later - L_ms : 0.0,
+        n_later ? later[n_later / 2] - L_ms : 0.0, n_later ? later[n_later * 9 / 10] - L_ms : 0.0,
+        n_later ? later[n_later * 99 / 100] - L_ms : 0.0, n_later ? later[n_later - 1] - L_ms : 0.0,
+        N_AGENTS, n_rounds ? round_max / (double)n_rounds - L_ms : 0.0);
+    free(later);
     printf("  memory_turns %d; transcripts: %.0f bytes per call (%zu rows, %zu bytes)\n", memory,
            rows ? (double)tbytes / (double)rows : 0.0, rows, tbytes);
     for (int g = 0; g < K; g++)
