@@ -122,6 +122,7 @@ struct bz_shard {
     size_t n_tables, cap_tables;
     int64_t *ids; /* committed game ids, in commit order */
     size_t n_ids, cap_ids;
+    int64_t max_id; /* the largest of ids, -1: none */
     hid_t dxpl; /* transfer properties with tconv/bkg below */
     void *tconv, *bkg;
     int group_commit;  /* appends wait for bz_shard_sync */
@@ -280,6 +281,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     s->journal_fd = -1;
     s->synced_at = mono_s();
     s->put_game = -1;
+    s->max_id = -1;
     s->dxpl = H5I_INVALID_HID;
     if (!(s->tconv = malloc(SHARD_XFER_BYTES)) || !(s->bkg = malloc(SHARD_XFER_BYTES))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for a shard", path);
@@ -690,13 +692,18 @@ static inline void copy_run(unsigned char *dst, const unsigned char *src, size_t
  * and memset calls. */
 static inline int copy_fixed_str(unsigned char *dst, const char *p, size_t w)
 {
+    if (w == 8) /* the usual widths: the padding as constant-size stores */
+        memset(dst, 0, 8);
+    else if (w == 16)
+        memset(dst, 0, 16);
+    else if (w == 32)
+        memset(dst, 0, 32);
+    else
+        memset(dst, 0, w);
     size_t i = 0;
     for (; i < w && p[i]; i++)
         dst[i] = (unsigned char)p[i];
-    if (i == w)
-        return p[w] ? -1 : 0;
-    memset(dst + i, 0, w - i);
-    return 0;
+    return i == w && p[w] ? -1 : 0;
 }
 
 /* Copy row src (C row struct) into dst (file layout). */
@@ -820,7 +827,9 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
                                   " (one game per append)",
                                   s->path, rb->desc->path, r, row_game_id(rb, r), *game_id);
     }
-    for (size_t i = 0; i < s->n_ids; i++)
+    /* ids mostly come in increasing order: a scan only for one that does
+     * not (the scan would cost a long sweep's shard O(games) per game) */
+    for (size_t i = 0; *game_id <= s->max_id && i < s->n_ids; i++)
         if (s->ids[i] == *game_id)
             return bz_err_set(err, BZ_EINVAL, "%s: game %" PRId64 " is already committed here",
                               s->path, *game_id);
@@ -967,8 +976,11 @@ static int append(struct bz_shard *s, const struct bz_records *rec, int commit, 
         s->broken = 1;
         return rc;
     }
-    if (commit)
+    if (commit) {
         s->ids[s->n_ids++] = game_id;
+        if (game_id > s->max_id)
+            s->max_id = game_id;
+    }
     return BZ_OK;
 }
 
