@@ -27,19 +27,21 @@
  *   might expose are never taken for committed games.
  *
  * Speed: rows are copied into a per-table staging buffer in the file's own
- * row layout (out_h5.h: packed, fixed-width strings inline). A table
- * without variable-length strings stages exactly one chunk: when it is full
- * the writer appends its Fletcher32 (out_fletcher.c, bit for bit HDF5's
- * filter) and stores it with H5Dwrite_chunk, so no row goes through HDF5's
- * chunk cache, type conversion or filter pipeline; at a sync the partial
- * last chunk is stored the same way (its unused rows hold the fill row) and
- * is stored again, in place, when it has grown. A table with variable-length
- * strings (their bytes go to HDF5's heap) is written with H5Dwrite once per
- * STAGE_BYTES of rows or per sync, not once per game: the per-write costs
- * (conversion path lookup, hyperslab, extent) are paid per batch. Staged
- * rows reach the file before the flush that commits them. A long game's
- * puts flush (without committing) every FLUSH_BYTES and open the file
- * again, so the metadata cache, which holds everything touched while
+ * row layout (out_h5.h: packed, fixed-width strings inline). A table's
+ * chunks are sized from its first batch (SHARD_CHUNK_MIN_BYTES): a table
+ * written at volume gets 256 KiB chunks, a table of a few rows per game
+ * 64 KiB. A table without variable-length strings stages exactly one chunk:
+ * when it is full the writer appends its Fletcher32 (out_fletcher.c, bit for
+ * bit HDF5's filter) and stores it with H5Dwrite_chunk, so no row goes
+ * through HDF5's chunk cache, type conversion or filter pipeline; at a sync
+ * the partial last chunk is stored the same way (its unused rows hold the
+ * fill row) and is stored again, in place, when it has grown. A table with
+ * variable-length strings (their bytes go to HDF5's heap) is written with
+ * H5Dwrite once per STAGE_BYTES of rows or per sync, not once per game: the
+ * per-write costs (conversion path lookup, hyperslab, extent) are paid per
+ * batch. Staged rows reach the file before the flush that commits them. A
+ * long game's puts flush (without committing) every FLUSH_BYTES and open the
+ * file again, so the metadata cache, which holds everything touched while
  * evictions are off, does not grow with the game. */
 #include <errno.h>
 #include <fcntl.h>
@@ -123,7 +125,7 @@ struct bz_shard {
     int64_t *ids; /* committed game ids, in commit order */
     size_t n_ids, cap_ids;
     int64_t max_id; /* the largest of ids, -1: none */
-    hid_t dxpl; /* transfer properties with tconv/bkg below */
+    hid_t dxpl;     /* transfer properties with tconv/bkg below */
     void *tconv, *bkg;
     int group_commit;  /* appends wait for bz_shard_sync */
     int evictions_off; /* metadata held in memory since the last flush */
