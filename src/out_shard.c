@@ -581,8 +581,16 @@ static int store_chunk(struct bz_shard *s, struct out_table *t, struct bz_err *e
     hsize_t total = t->chunk_base + t->n_stage;
     if (t->n_stage == t->stored_stage)
         return BZ_OK;
-    for (size_t r = t->n_stage; r < t->fill_from; r++)
-        memcpy(t->stage + r * row, t->fill, row);
+    if (t->n_stage < t->fill_from) { /* one fill row, then doubling copies */
+        unsigned char *base = t->stage + t->n_stage * row;
+        size_t n = t->fill_from - t->n_stage, done = 1;
+        memcpy(base, t->fill, row);
+        while (done < n) {
+            size_t k = done < n - done ? done : n - done;
+            memcpy(base + done * row, base, k * row);
+            done += k;
+        }
+    }
     if (t->fill_from > t->n_stage)
         t->fill_from = t->n_stage;
     if (total > t->n_rows) {
