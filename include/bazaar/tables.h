@@ -27,7 +27,7 @@
     X(R, memory_turns, I32, "",                                                                    \
       "llm.memory_turns: earlier turns an LLM agent sees as chat history; 0 also when the lineup " \
       "has no LLM agent")                                                                          \
-    X(R, lineup, TEXT, "", "name of the lineup (agents per seat: /agents)")                        \
+    X(R, lineup, STR, "", "name of the lineup (agents per seat: /agents)")                         \
     X(R, turns_played, I32, "", "turns the game ran")                                              \
     X(R, welfare, F64, "payoff", "sum of the agents' payoffs; NaN when failed")                    \
     X(R, max_welfare, F64, "payoff", "best achievable welfare as the game defines it")             \
