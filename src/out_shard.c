@@ -63,11 +63,12 @@ int bz_out_shard_deflate_level = 0;
 
 /* Bytes of a chunk (a text store's or a table's rows): about 16 games'
  * worth of the table's first batch, a power of two between these bounds.
- * Big chunks make the writes cheap per byte (fewer chunk stores, and the
- * kernel's page cache takes a long write in large folios: 256 KiB cost
- * about 20% less per row than 64 KiB at N = 10); small ones bound what a
- * sync stores again (the partial last chunk of every table that grew) and
- * what a table of a few rows per game occupies. */
+ * Big chunks make the writes cheaper per row (fewer chunk stores and
+ * longer page-cache writes: the shard's CPU per agent-turn of electricity
+ * at N = 10 fell about 18% from 64 to 256 KiB; 512 KiB saved a little more
+ * but cost the merge about 7% more CPU); small ones bound what a sync
+ * stores again (the partial last chunk of every table that grew) and what
+ * a table of a few rows per game occupies. */
 #define SHARD_CHUNK_MIN_BYTES ((size_t)64 * 1024)
 #define SHARD_CHUNK_MAX_BYTES ((size_t)256 * 1024)
 #define SHARD_CHUNK_GAMES 16
