@@ -27,19 +27,21 @@
  *   might expose are never taken for committed games.
  *
  * Speed: rows are copied into a per-table staging buffer in the file's own
- * row layout (out_h5.h: packed, fixed-width strings inline). A table
- * without variable-length strings stages exactly one chunk: when it is full
- * the writer appends its Fletcher32 (out_fletcher.c, bit for bit HDF5's
- * filter) and stores it with H5Dwrite_chunk, so no row goes through HDF5's
- * chunk cache, type conversion or filter pipeline; at a sync the partial
- * last chunk is stored the same way (its unused rows hold the fill row) and
- * is stored again, in place, when it has grown. A table with variable-length
- * strings (their bytes go to HDF5's heap) is written with H5Dwrite once per
- * STAGE_BYTES of rows or per sync, not once per game: the per-write costs
- * (conversion path lookup, hyperslab, extent) are paid per batch. Staged
- * rows reach the file before the flush that commits them. A long game's
- * puts flush (without committing) every FLUSH_BYTES and open the file
- * again, so the metadata cache, which holds everything touched while
+ * row layout (out_h5.h: packed, fixed-width strings inline). A table's
+ * chunks are sized from its first batch (SHARD_CHUNK_MIN_BYTES): a table
+ * written at volume gets 256 KiB chunks, a table of a few rows per game
+ * 64 KiB. A table without variable-length strings stages exactly one chunk:
+ * when it is full the writer appends its Fletcher32 (out_fletcher.c, bit for
+ * bit HDF5's filter) and stores it with H5Dwrite_chunk, so no row goes
+ * through HDF5's chunk cache, type conversion or filter pipeline; at a sync
+ * the partial last chunk is stored the same way (its unused rows hold the
+ * fill row) and is stored again, in place, when it has grown. A table with
+ * variable-length strings (their bytes go to HDF5's heap) is written with
+ * H5Dwrite once per STAGE_BYTES of rows or per sync, not once per game: the
+ * per-write costs (conversion path lookup, hyperslab, extent) are paid per
+ * batch. Staged rows reach the file before the flush that commits them. A
+ * long game's puts flush (without committing) every FLUSH_BYTES and open the
+ * file again, so the metadata cache, which holds everything touched while
  * evictions are off, does not grow with the game. */
 #include <errno.h>
 #include <fcntl.h>
@@ -59,7 +61,17 @@
 
 int bz_out_shard_deflate_level = 0;
 
-#define SHARD_CHUNK_BYTES (64 * 1024)
+/* Bytes of a chunk (a text store's or a table's rows): about 16 games'
+ * worth of the table's first batch, a power of two between these bounds.
+ * Big chunks make the writes cheaper per row (fewer chunk stores and
+ * longer page-cache writes: the shard's CPU per agent-turn of electricity
+ * at N = 10 fell about 18% from 64 to 256 KiB; 512 KiB saved a little more
+ * but cost the merge about 7% more CPU); small ones bound what a sync
+ * stores again (the partial last chunk of every table that grew) and what
+ * a table of a few rows per game occupies. */
+#define SHARD_CHUNK_MIN_BYTES ((size_t)64 * 1024)
+#define SHARD_CHUNK_MAX_BYTES ((size_t)256 * 1024)
+#define SHARD_CHUNK_GAMES 16
 /* Type-conversion buffers of our own: with H5P_DEFAULT, HDF5 callocs a 1 MiB
  * conversion buffer on every H5Dwrite, which cost 60% of a small heuristic
  * game's instructions. Writes larger than this are converted in strips. */
@@ -70,8 +82,6 @@ int bz_out_shard_deflate_level = 0;
 #define STAGE_BYTES (512 * 1024)
 /* A long game's rows are flushed (not committed) every so many bytes. */
 #define FLUSH_BYTES ((size_t)32 << 20)
-/* Bytes per chunk of a text store. */
-#define STORE_CHUNK_BYTES ((size_t)64 * 1024)
 
 /* Copies of the variable-length strings of staged rows. */
 struct str_block {
@@ -115,7 +125,8 @@ struct bz_shard {
     size_t n_tables, cap_tables;
     int64_t *ids; /* committed game ids, in commit order */
     size_t n_ids, cap_ids;
-    hid_t dxpl; /* transfer properties with tconv/bkg below */
+    int64_t max_id; /* the largest of ids, -1: none */
+    hid_t dxpl;     /* transfer properties with tconv/bkg below */
     void *tconv, *bkg;
     int group_commit;  /* appends wait for bz_shard_sync */
     int evictions_off; /* metadata held in memory since the last flush */
@@ -246,6 +257,16 @@ static char *str_concat(const char *a, const char *b)
     return s;
 }
 
+/* The chunk bytes for a table (or text store) whose first batch holds
+ * batch bytes (see SHARD_CHUNK_MIN_BYTES). */
+static size_t chunk_bytes_for(size_t batch)
+{
+    size_t bytes = SHARD_CHUNK_MIN_BYTES;
+    while (bytes < SHARD_CHUNK_MAX_BYTES && bytes / SHARD_CHUNK_GAMES < batch)
+        bytes *= 2;
+    return bytes;
+}
+
 int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
 {
     int rc = BZ_OK;
@@ -263,6 +284,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     s->journal_fd = -1;
     s->synced_at = mono_s();
     s->put_game = -1;
+    s->max_id = -1;
     s->dxpl = H5I_INVALID_HID;
     if (!(s->tconv = malloc(SHARD_XFER_BYTES)) || !(s->bkg = malloc(SHARD_XFER_BYTES))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for a shard", path);
@@ -345,16 +367,17 @@ static int grow_tables(struct bz_shard *s, const char *path, struct bz_err *err)
 static const struct bz_column store_col = {"byte", BZ_COL_U8, 0, "", "", 0, 0};
 
 /* The text store of column col of desc (out_h5.h): a 1-D u8 dataset stored
- * in whole chunks like a table without strings; *idx: its index in
- * s->tables. */
+ * in whole chunks (of chunk_bytes) like a table without strings; *idx: its
+ * index in s->tables. */
 static int create_store(struct bz_shard *s, const struct bz_table_desc *desc,
-                        const struct bz_column *col, size_t *idx, struct bz_err *err)
+                        const struct bz_column *col, size_t chunk_bytes, size_t *idx,
+                        struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t ftype = H5I_INVALID_HID, dset = H5I_INVALID_HID;
     size_t len = strlen(BZ_OUT_SHARD_TEXT_GROUP) + strlen(desc->path) + strlen(col->name) + 2;
     struct bz_table_desc *d = calloc(1, sizeof *d + len);
-    unsigned char *fill = calloc(1, 1), *stage = malloc(STORE_CHUNK_BYTES + 4);
+    unsigned char *fill = calloc(1, 1), *stage = malloc(chunk_bytes + 4);
     if (!d || !fill || !stage) {
         rc =
             bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for its text", s->path, desc->path);
@@ -366,7 +389,7 @@ static int create_store(struct bz_shard *s, const struct bz_table_desc *desc,
     d->row_size = 1;
     d->n_cols = 1;
     d->cols = &store_col;
-    hsize_t chunk = STORE_CHUNK_BYTES;
+    hsize_t chunk = chunk_bytes;
     if ((ftype = H5Tcopy(H5T_NATIVE_UINT8)) < 0 ||
         (dset = bz_out_h5_create_table(s->file, path, ftype, 0, chunk, 0, ftype, fill)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create the text store %s", s->path, path);
@@ -384,7 +407,7 @@ static int create_store(struct bz_shard *s, const struct bz_table_desc *desc,
     t->dset = dset;
     t->file_type = ftype;
     t->direct = 1;
-    t->chunk_rows = t->max_stage = t->cap_stage = t->fill_from = STORE_CHUNK_BYTES;
+    t->chunk_rows = t->max_stage = t->cap_stage = t->fill_from = chunk_bytes;
     t->stage = stage;
     t->fill = fill;
     *idx = s->n_tables++;
@@ -400,18 +423,37 @@ out:
     return rc;
 }
 
-/* The open dataset for rb's table, created on first use. */
-static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struct out_table **out,
+/* Bytes of column col's strings in rb's rows. */
+static size_t text_bytes(const struct bz_rowbuf *rb, size_t col)
+{
+    size_t n = 0;
+    for (size_t r = 0; r < rb->n_rows; r++) {
+        const char *p;
+        memcpy(&p, rb->data + r * rb->desc->row_size + rb->desc->cols[col].offset, sizeof p);
+        n += p ? strlen(p) : 0;
+    }
+    return n;
+}
+
+/* The open dataset for rb's table, created on first use (its chunks sized
+ * from rb's rows). */
+static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_table **out,
                      struct bz_err *err)
 {
     int rc = BZ_OK;
+    const struct bz_table_desc *desc = rb->desc;
     hid_t ftype = H5I_INVALID_HID, dset = H5I_INVALID_HID;
     unsigned char *fill = NULL, *stage = NULL;
     size_t *col_store = NULL;
     struct bz_out_layout lay = {0};
+    for (size_t i = 0; i < s->n_tables; i++) /* the same descriptor: no string compare */
+        if (s->tables[i].desc == desc) {
+            *out = &s->tables[i];
+            return BZ_OK;
+        }
     for (size_t i = 0; i < s->n_tables; i++) {
         struct out_table *t = &s->tables[i];
-        if (t->desc == desc || strcmp(t->desc->path, desc->path) == 0) {
+        if (strcmp(t->desc->path, desc->path) == 0) {
             if (!same_schema(t->desc, desc))
                 return bz_err_set(err, BZ_EINVAL,
                                   "%s: table %s: two different row layouts for one table", s->path,
@@ -436,7 +478,7 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
     }
     int64_t no_game = -1;
     memcpy(fill + lay.cols[0].dst, &no_game, sizeof no_game);
-    hsize_t chunk = bz_out_h5_chunk_rows(lay.size, SHARD_CHUNK_BYTES, 0);
+    hsize_t chunk = bz_out_h5_chunk_rows(lay.size, chunk_bytes_for(rb->n_rows * lay.size), 0);
     dset = bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk, bz_out_shard_deflate_level,
                                   ftype, fill);
     if (dset < 0) {
@@ -464,7 +506,8 @@ static int table_for(struct bz_shard *s, const struct bz_table_desc *desc, struc
             for (size_t k = 0; k < lay.n_cols; k++)
                 col_store[k] = SIZE_MAX;
         }
-        if ((rc = create_store(s, desc, &desc->cols[i], &col_store[i], err)))
+        if ((rc = create_store(s, desc, &desc->cols[i], chunk_bytes_for(text_bytes(rb, i)),
+                               &col_store[i], err)))
             goto out;
     }
     if ((rc = grow_tables(s, desc->path, err)))
@@ -539,8 +582,16 @@ static int store_chunk(struct bz_shard *s, struct out_table *t, struct bz_err *e
     hsize_t total = t->chunk_base + t->n_stage;
     if (t->n_stage == t->stored_stage)
         return BZ_OK;
-    for (size_t r = t->n_stage; r < t->fill_from; r++)
-        memcpy(t->stage + r * row, t->fill, row);
+    if (t->n_stage < t->fill_from) { /* one fill row, then doubling copies */
+        unsigned char *base = t->stage + t->n_stage * row;
+        size_t n = t->fill_from - t->n_stage, done = 1;
+        memcpy(base, t->fill, row);
+        while (done < n) {
+            size_t k = done < n - done ? done : n - done;
+            memcpy(base + done * row, base, k * row);
+            done += k;
+        }
+    }
     if (t->fill_from > t->n_stage)
         t->fill_from = t->n_stage;
     if (total > t->n_rows) {
@@ -629,6 +680,43 @@ static int store_text(struct bz_shard *s, struct out_table *st, const char *p, s
     return BZ_OK;
 }
 
+/* Copy n bytes: the short runs a row is made of (one or two columns) as
+ * one or two inline moves, not a call to memcpy each. */
+static inline void copy_run(unsigned char *dst, const unsigned char *src, size_t n)
+{
+    if (n >= 8 && n <= 16) { /* two 8-byte moves, overlapping when n < 16 */
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            dst[i] = src[i];
+    } else {
+        memcpy(dst, src, n);
+    }
+}
+
+/* p into a fixed-width field of w bytes, NUL-padded; -1 when p is longer
+ * than w bytes. Labels are a few bytes: a byte loop beats strnlen, memcpy
+ * and memset calls. */
+static inline int copy_fixed_str(unsigned char *dst, const char *p, size_t w)
+{
+    if (w == 8) /* the usual widths: the padding as constant-size stores */
+        memset(dst, 0, 8);
+    else if (w == 16)
+        memset(dst, 0, 16);
+    else if (w == 32)
+        memset(dst, 0, 32);
+    else
+        memset(dst, 0, w);
+    size_t i = 0;
+    for (; i < w && p[i]; i++)
+        dst[i] = (unsigned char)p[i];
+    return i == w && p[w] ? -1 : 0;
+}
+
 /* Copy row src (C row struct) into dst (file layout). */
 static int pack_row(struct bz_shard *s, const struct out_table *t, struct out_table *strs,
                     const unsigned char *src, unsigned char *dst, struct bz_err *err)
@@ -637,7 +725,7 @@ static int pack_row(struct bz_shard *s, const struct out_table *t, struct out_ta
     for (size_t k = 0; k < l->n_ops; k++) {
         const struct bz_out_layout_col *o = &l->ops[k];
         if (o->kind == BZ_OUT_RAW) {
-            memcpy(dst + o->dst, src + o->src, o->size);
+            copy_run(dst + o->dst, src + o->src, o->size);
             continue;
         }
         const char *p;
@@ -645,11 +733,8 @@ static int pack_row(struct bz_shard *s, const struct out_table *t, struct out_ta
         if (!p)
             p = "";
         if (o->kind == BZ_OUT_FIXED_STR) {
-            size_t n = strnlen(p, o->size + 1);
-            if (n > o->size)
+            if (copy_fixed_str(dst + o->dst, p, o->size) < 0)
                 return bz_records_check_width(t->desc, &t->desc->cols[o->col], p, err);
-            memcpy(dst + o->dst, p, n);
-            memset(dst + o->dst + n, 0, o->size - n);
         } else if (o->kind == BZ_OUT_TEXT_REF) {
             size_t n = strlen(p);
             uint64_t off;
@@ -678,7 +763,7 @@ static int stage_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_
 {
     int rc;
     struct out_table *t = NULL;
-    if ((rc = table_for(s, rb->desc, &t, err)))
+    if ((rc = table_for(s, rb, &t, err)))
         return rc;
     for (size_t r = 0; r < rb->n_rows; r++) {
         if (t->n_stage == t->max_stage && (rc = write_stage(s, t, err)))
@@ -753,7 +838,9 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
                                   " (one game per append)",
                                   s->path, rb->desc->path, r, row_game_id(rb, r), *game_id);
     }
-    for (size_t i = 0; i < s->n_ids; i++)
+    /* ids mostly come in increasing order: a scan only for one that does
+     * not (the scan would cost a long sweep's shard O(games) per game) */
+    for (size_t i = 0; *game_id <= s->max_id && i < s->n_ids; i++)
         if (s->ids[i] == *game_id)
             return bz_err_set(err, BZ_EINVAL, "%s: game %" PRId64 " is already committed here",
                               s->path, *game_id);
@@ -900,8 +987,11 @@ static int append(struct bz_shard *s, const struct bz_records *rec, int commit, 
         s->broken = 1;
         return rc;
     }
-    if (commit)
+    if (commit) {
         s->ids[s->n_ids++] = game_id;
+        if (game_id > s->max_id)
+            s->max_id = game_id;
+    }
     return BZ_OK;
 }
 

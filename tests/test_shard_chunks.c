@@ -200,7 +200,7 @@ static void direct_chunks_should_be_what_hdf5_stores(void **state)
     (void)state;
     char path[512];
     tmp_path(path, sizeof path, "direct.h5");
-    const int n_games = 12, per_game = 700, sync_every = 1;
+    const int n_games = 40, per_game = 700, sync_every = 1; /* chunks of up to 256 KiB */
     write_games(path, n_games, per_game, sync_every);
     hsize_t n_rows = (hsize_t)n_games * per_game;
 
@@ -218,6 +218,18 @@ static void direct_chunks_should_be_what_hdf5_stores(void **state)
     hsize_t crows = 0;
     assert_int_equal(H5Pget_chunk(dcpl, 1, &crows), 1);
     H5Pclose(dcpl);
+    /* chunks sized from the first game: a table of 20 KB a game gets the
+     * largest (256 KiB), /games (one row a game) the smallest (64 KiB) */
+    assert_true(crows * FILE_ROW <= 256 * 1024 && (crows + 1) * FILE_ROW > 256 * 1024);
+    hid_t games = H5Dopen2(file, "/games", H5P_DEFAULT);
+    hid_t games_dcpl = H5Dget_create_plist(games), games_type = H5Dget_type(games);
+    hsize_t games_crows = 0;
+    assert_int_equal(H5Pget_chunk(games_dcpl, 1, &games_crows), 1);
+    assert_true(games_crows * H5Tget_size(games_type) <= 64 * 1024 &&
+                (games_crows + 1) * H5Tget_size(games_type) > 64 * 1024);
+    H5Tclose(games_type);
+    H5Pclose(games_dcpl);
+    H5Dclose(games);
     hid_t type = H5Dget_type(dset);
     assert_int_equal(H5Tget_size(type), FILE_ROW);
     H5Tclose(type);
@@ -471,7 +483,7 @@ static void text_store_should_merge_like_vlen_strings(void **state)
     hid_t space = H5Dget_space(store);
     hsize_t bytes = 0;
     H5Sget_simple_extent_dims(space, &bytes, NULL);
-    assert_true(bytes > 3 * 64 * 1024); /* texts crossed chunk boundaries */
+    assert_true(bytes > 3 * 256 * 1024); /* texts crossed chunk boundaries */
     H5Sclose(space);
     H5Dclose(store);
     H5Dclose(dset);
