@@ -119,7 +119,8 @@ struct merge {
     size_t map_cap;
     int64_t map_lo, map_hi;
     int map_valid;
-    size_t run_cap; /* runs of one block (the rest of the index share) */
+    size_t run_cap;                /* runs of one block (the rest of the index share) */
+    size_t cache_bytes, cache_cap; /* the run caches' bytes (struct rcache) */
     size_t out_bytes, read_bytes;
     hsize_t id_rows; /* game ids read at once */
     struct bz_zpool *pool;
@@ -464,6 +465,96 @@ static int read_raw_chunk(struct merge *m, size_t i, hid_t dset, const char *pat
     return BZ_OK;
 }
 
+/* A following merge's runs of one table in one closed source whose ids
+ * lie past the block of the full scan that found them (the scan that
+ * builds the scan_ix), in row order: later blocks take their runs from here
+ * instead of reading the shard's rows again. sufmin[k]: the smallest id of
+ * v[k..n); head: entries before it have ids below blocks merged already.
+ * All caches share m->cache_cap bytes (1/16 of the bound); a cache that
+ * would pass it is dropped, and that source's blocks scan rows (scan_ix). */
+struct crun {
+    int64_t id;
+    hsize_t start, len;
+};
+
+struct rcache {
+    struct crun *v;
+    int64_t *sufmin;
+    size_t n, cap, head;
+    int ready, dropped;
+};
+
+static void rcache_free(struct merge *m, struct rcache *c)
+{
+    if (c->v)
+        held -= c->cap * (sizeof *c->v + sizeof *c->sufmin);
+    m->cache_bytes -= c->cap * (sizeof *c->v + sizeof *c->sufmin);
+    free(c->v);
+    free(c->sufmin);
+    c->v = NULL;
+    c->sufmin = NULL;
+    c->n = c->cap = c->head = 0;
+    c->ready = 0;
+}
+
+/* Keep a run found by a building scan for later blocks. */
+static void rcache_add(struct merge *m, struct rcache *c, int64_t id, hsize_t start, hsize_t len)
+{
+    if (c->dropped)
+        return;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256, per = sizeof *c->v + sizeof *c->sufmin;
+        struct crun *v = NULL;
+        int64_t *sm = NULL;
+        if (m->cache_bytes + (cap - c->cap) * per <= m->cache_cap &&
+            (v = realloc(c->v, cap * sizeof *v)) != NULL)
+            c->v = v;
+        if (v && (sm = realloc(c->sufmin, cap * sizeof *sm)) != NULL)
+            c->sufmin = sm;
+        if (!v || !sm) {
+            rcache_free(m, c);
+            c->dropped = 1; /* this source's later blocks scan its rows */
+            return;
+        }
+        m->cache_bytes += (cap - c->cap) * per;
+        held += (cap - c->cap) * per;
+        if (held > m->stats.peak_bytes)
+            m->stats.peak_bytes = held;
+        c->cap = cap;
+    }
+    c->v[c->n++] = (struct crun){id, start, len};
+}
+
+static void rcache_end(struct merge *m, struct rcache *c, int complete)
+{
+    if (!complete || c->dropped) {
+        rcache_free(m, c);
+        return;
+    }
+    int64_t low = INT64_MAX;
+    for (size_t k = c->n; k-- > 0;) {
+        if (c->v[k].id < low)
+            low = c->v[k].id;
+        c->sufmin[k] = low;
+    }
+    c->ready = 1;
+}
+
+/* The runs of the current block from source i's cache; *head: where the
+ * cache's next block starts (committed by the caller when the runs fit). */
+static void rcache_runs(struct merge *m, const struct rcache *c, struct runs *rs, size_t i,
+                        size_t *head)
+{
+    size_t k = c->head;
+    for (; k < c->n && c->sufmin[k] < m->map_hi && !rs->full; k++)
+        if (c->v[k].id >= m->map_lo && c->v[k].id < m->map_hi)
+            keep_run(m, rs, i, c->v[k].id, c->v[k].start, c->v[k].len);
+    size_t h = c->head;
+    while (h < c->n && c->v[h].id < m->map_hi)
+        h++;
+    *head = h;
+}
+
 /* Runs of consecutive equal ids, fed one id at a time; lead: rows [0,
  * lead) all have ids below the block's end (a later block never needs
  * them), counted from the row the scan started at. */
@@ -472,7 +563,15 @@ struct run_scan {
     hsize_t start, len;
     hsize_t lead;
     int leading;
+    struct rcache *cache; /* a building scan's: runs past the block go there */
 };
+
+static void scan_emit(struct merge *m, struct runs *rs, size_t i, const struct run_scan *sc)
+{
+    keep_run(m, rs, i, sc->cur, sc->start, sc->len);
+    if (sc->cache && sc->cur >= m->map_hi)
+        rcache_add(m, sc->cache, sc->cur, sc->start, sc->len);
+}
 
 static void scan_id(struct merge *m, struct runs *rs, size_t i, struct run_scan *sc, int64_t id,
                     hsize_t row)
@@ -489,7 +588,7 @@ static void scan_id(struct merge *m, struct runs *rs, size_t i, struct run_scan 
         return;
     }
     if (sc->len)
-        keep_run(m, rs, i, sc->cur, sc->start, sc->len);
+        scan_emit(m, rs, i, sc);
     sc->cur = id;
     sc->start = row;
     sc->len = 1;
@@ -556,14 +655,15 @@ static void scan_ix_end(struct scan_ix *ix, int complete)
  * where ix says no later row is in the block; *lead: the rows a later
  * block may skip. ix (NULL: none) is built by the first scan. */
 static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
-                      hsize_t from, hsize_t *lead, struct scan_ix *ix, struct bz_err *err)
+                      hsize_t from, hsize_t *lead, struct scan_ix *ix, struct rcache *cache,
+                      struct bz_err *err)
 {
     int rc = BZ_OK;
     hid_t ftype = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     hid_t mtype = H5I_INVALID_HID;
     int64_t *ids = (int64_t *)m->ids_raw;
     hsize_t rows = 0;
-    struct run_scan sc = {0, 0, 0, from, 1};
+    struct run_scan sc = {0, 0, 0, from, 1, NULL};
     int building = 0;
     *lead = from;
     if ((ftype = H5Dget_type(dset)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
@@ -609,6 +709,11 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
         le64 ? raw_chunk_rows(dset, rsize, (size_t)m->id_rows * sizeof(int64_t) - 4) : 0;
     hsize_t end = scan_end(ix, from, rows, m->map_hi);
     building = from == 0 && scan_ix_begin(ix, rows, crows ? crows : SCAN_IX_ROWS);
+    if (building && cache) {
+        rcache_free(m, cache);
+        cache->dropped = 0;
+        sc.cache = cache;
+    }
     if (crows) {
         size_t cbytes = (size_t)crows * rsize + 4;
         unsigned char *buf = m->ids_raw; /* the id window holds a whole stored chunk */
@@ -642,11 +747,13 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
         }
     }
     if (sc.len)
-        keep_run(m, rs, i, sc.cur, sc.start, sc.len);
+        scan_emit(m, rs, i, &sc);
     *lead = sc.lead;
 out:
     if (building)
         scan_ix_end(ix, !rc && !rs->full);
+    if (sc.cache)
+        rcache_end(m, sc.cache, !rc && !rs->full);
     bz_out_h5_close(mtype);
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
@@ -659,27 +766,50 @@ out:
  * that earlier blocks used up (ids below their end), updated when the
  * runs fit (a block that overflows is scanned again, smaller). */
 static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs *rs, hsize_t *skip,
-                     struct scan_ix *ix, struct bz_err *err)
+                     struct scan_ix *ix, struct rcache *cache, struct bz_err *err)
 {
     int rc = BZ_OK;
     struct gcache *gc = NULL;
-    hsize_t *lead = calloc(m->n_shards ? m->n_shards : 1, sizeof *lead);
-    if (!lead)
+    size_t n = m->n_shards ? m->n_shards : 1;
+    hsize_t *lead = calloc(n, sizeof *lead);
+    size_t *head = calloc(n, sizeof *head);
+    if (!lead || !head) {
+        free(lead);
+        free(head);
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+    }
     rs->n = 0;
     rs->full = 0;
-    for (size_t i = 0; i < m->n_shards; i++)
+    for (size_t i = 0; i < m->n_shards; i++) {
         lead[i] = skip[i];
+        head[i] = cache ? cache[i].head : 0;
+    }
     for (size_t i = 0; i < m->n_shards && !rs->full; i++) {
         if (!shard_has(m, i, path) || !source_meets(m, i, m->map_lo, m->map_hi))
             continue;
+        if (cache && cache[i].ready) { /* no row read */
+            rcache_runs(m, &cache[i], rs, i, &head[i]);
+            continue;
+        }
         if ((rc = table_dset(m, i, path, ref, &gc, err)) ||
-            (rc = scan_shard(m, i, gc->dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL, err)))
+            (rc = scan_shard(m, i, gc->dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL,
+                             cache ? &cache[i] : NULL, err)))
             break;
+        if (cache && cache[i].ready) /* built by this scan: its runs start at 0 */
+            head[i] = 0;
     }
-    if (!rc && !rs->full)
+    if (!rc && !rs->full) {
         memcpy(skip, lead, m->n_shards * sizeof *skip);
+        for (size_t i = 0; cache && i < m->n_shards; i++) {
+            cache[i].head = head[i];
+            if (cache[i].ready && head[i] == cache[i].n && cache[i].v) {
+                rcache_free(m, &cache[i]); /* every run used: nothing left to keep */
+                cache[i].ready = 1;
+            }
+        }
+    }
     free(lead);
+    free(head);
     return rc;
 }
 
@@ -1107,6 +1237,7 @@ struct mtable {
     unsigned char direct;
     hsize_t *skip;      /* per source: rows used up by the blocks merged */
     struct scan_ix *ix; /* per source (a following merge's) */
+    struct rcache *rc;  /* per source (a following merge's) */
     size_t n_skip;
 };
 
@@ -1128,7 +1259,10 @@ static void mtable_free(struct merge *m, struct mtable *t)
     bz_out_h5_close(t->ref);
     for (size_t i = 0; t->ix && i < t->n_skip; i++)
         free(t->ix[i].sufmin);
+    for (size_t i = 0; t->rc && i < t->n_skip; i++)
+        rcache_free(m, &t->rc[i]);
     free(t->ix);
+    free(t->rc);
     free(t->skip);
     free(t);
 }
@@ -1192,11 +1326,16 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         struct scan_ix *ix = sk && m->streaming ? realloc(t->ix, m->n_shards * sizeof *ix) : NULL;
         if (ix)
             t->ix = ix;
-        if (!sk || (m->streaming && !ix))
+        struct rcache *rcv = ix ? realloc(t->rc, m->n_shards * sizeof *rcv) : NULL;
+        if (rcv)
+            t->rc = rcv;
+        if (!sk || (m->streaming && (!ix || !rcv)))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
         memset(sk + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *sk);
         if (ix)
             memset(ix + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *ix);
+        if (rcv)
+            memset(rcv + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *rcv);
         t->n_skip = m->n_shards;
     }
     for (int64_t a = lo; a < hi;) {
@@ -1204,7 +1343,7 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         double t_idx = now_s();
         rc = build_map(m, a, b, err);
         if (!rc)
-            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, t->ix, err);
+            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, t->ix, t->rc, err);
         m->stats.seconds_index += now_s() - t_idx;
         if (rc)
             return rc;
@@ -1388,6 +1527,7 @@ static int merge_setup(struct merge *m, struct bz_err *err)
     m->read_bytes = bound / 64 < MERGE_WINDOW_BYTES ? bound / 64 : MERGE_WINDOW_BYTES;
     m->id_rows = (hsize_t)(bound / 32 / sizeof(int64_t));
     size_t index = bound / 4;
+    m->cache_cap = bound / 16;
     m->map_cap = index / 2 / sizeof *m->map;
     m->run_cap = index / 2 / (2 * sizeof(struct run)); /* the runs and their pieces */
     m->stats.threads = m->threads;

@@ -176,6 +176,78 @@ static void merge(char paths[3][512], const char *out, const char *bound, const 
     bz_merge_last_stats(st);
 }
 
+/* The follower's way: the stream advanced over n_blocks blocks of ids. */
+static void merge_blocks(char paths[3][512], const char *out, const char *bound, int n_games,
+                         int n_blocks, struct bz_merge_stats *st)
+{
+    struct bz_err err = {0};
+    struct bz_merge_stream *ms;
+    if (bound)
+        setenv("BZ_MERGE_MEMORY", bound, 1);
+    else
+        unsetenv("BZ_MERGE_MEMORY");
+    setenv("BZ_MERGE_THREADS", "2", 1);
+    if (bz_merge_stream_open(out, 1, &ms, &err))
+        fail_msg("%s", err.msg);
+    for (int k = 0; k < 3; k++) {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        if (bz_shard_committed_quick(paths[k], &ids, &n, &err) ||
+            bz_merge_stream_add(ms, paths[k], ids, n, &err))
+            fail_msg("%s", err.msg);
+        free(ids);
+    }
+    for (int b = 1; b < n_blocks; b++)
+        if (bz_merge_stream_advance(ms, (int64_t)n_games * b / n_blocks, &err))
+            fail_msg("%s", err.msg);
+    if (bz_merge_stream_finish(ms, NULL, &err))
+        fail_msg("%s", err.msg);
+    bz_merge_last_stats(st);
+}
+
+/* In blocks, every shard's ids spanning many of them: the tables of a
+ * one-pass merge. Under the default bound the runs found by the first scan
+ * of a shard serve the later blocks (no row's id is read twice); under a
+ * small one those caches do not fit and later blocks read rows again. */
+static void merge_in_blocks_should_read_each_row_once_and_equal_one_pass(void **state)
+{
+    (void)state;
+    const int n_games = 300;
+    char paths[3][512], ref[512], out[512];
+    write_sweep(paths, n_games);
+    tmp_path(ref, sizeof ref, "blocks_ref.h5");
+    struct bz_merge_stats one, st;
+    merge(paths, ref, NULL, "1", &one);
+    unsigned char *want, *got;
+    size_t want_len, got_len;
+    dump_file(ref, &want, &want_len);
+    static const char *bounds[2] = {NULL, "64K"};
+    for (int b = 0; b < 2; b++) {
+        tmp_path(out, sizeof out, "blocks_%d.h5", b);
+        merge_blocks(paths, out, bounds[b], n_games, 13, &st);
+        print_message("# 13 blocks, bound %zu B: rows scanned %llu (one pass %llu)\n",
+                      st.bound_bytes, (unsigned long long)st.rows_scanned,
+                      (unsigned long long)one.rows_scanned);
+        if (b == 0)
+            assert_int_equal(st.rows_scanned, one.rows_scanned);
+        else
+            assert_true(st.peak_bytes <= st.bound_bytes);
+        dump_file(out, &got, &got_len);
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        free(got);
+        unlink(out);
+    }
+    free(want);
+    unlink(ref);
+    for (int k = 0; k < 3; k++) {
+        char j[2048];
+        snprintf(j, sizeof j, "%s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+}
+
 static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **state)
 {
     (void)state;
@@ -235,6 +307,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(merge_memory_should_stay_under_its_bound_whatever_the_games),
+        cmocka_unit_test(merge_in_blocks_should_read_each_row_once_and_equal_one_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
