@@ -48,9 +48,10 @@
  * most 1/16 for an output window (1/64, or two chunks per compression thread
  * when that is more; twice, plus the compressed copies, on the direct path:
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
- * 1/4 for the index of the id block being merged (winner of each id, runs).
- * Not counted: HDF5's own caches, the strings of the rows of a window of a
- * table with strings, ~0.5 MiB of compressor state per thread, and for the
+ * 1/4 for the index of the id block being merged (winner of each id, runs),
+ * 1/16 for a following merge's run caches (struct rcache), 2/256 (at most
+ * 2 MiB) for HDF5's type conversion buffers. Not counted: HDF5's own caches, the strings of the
+ * rows of a window of a table with strings, ~0.5 MiB of compressor state per thread, and for the
  * shard chunks the threads read (gather_raw) one chunk buffer per thread
  * (at most the read window's size) and 56 bytes per chunk and 24 per run
  * of rows of the window they fill. */
@@ -123,6 +124,11 @@ struct merge {
     size_t cache_bytes, cache_cap; /* the run caches' bytes (struct rcache) */
     size_t out_bytes, read_bytes;
     hsize_t id_rows; /* game ids read at once */
+    /* HDF5's type conversion buffers, ours: left to HDF5, each H5Dread and
+     * H5Dwrite of a table with strings callocs (and faults in) its own */
+    hid_t dxpl;
+    void *tconv, *bkg;
+    size_t tconv_bytes; /* each */
     struct bz_zpool *pool;
     int threads;
     unsigned char *ids_raw;    /* the id window */
@@ -734,7 +740,7 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
             hsize_t count = end - s < m->id_rows ? end - s : m->id_rows, zero = 0;
             if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &s, NULL, &count, NULL) < 0 ||
                 H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
-                H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, ids) < 0) {
+                H5Dread(dset, mtype, mspace, fspace, m->dxpl, ids) < 0) {
                 rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column",
                                     m->src[i].path, path);
                 goto out;
@@ -917,7 +923,7 @@ static int sink_flush(struct merge *m, struct sink *s, const char *path, hsize_t
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: dataspace", m->out_name);
         goto out;
     }
-    if (H5Dwrite(s->dset, s->mtype, mspace, fspace, H5P_DEFAULT, s->buf[0]) < 0)
+    if (H5Dwrite(s->dset, s->mtype, mspace, fspace, m->dxpl, s->buf[0]) < 0)
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot write table %s rows %llu..%llu", m->out_name,
                             path, (unsigned long long)s->ws, (unsigned long long)(s->ws + count));
 out:
@@ -1125,7 +1131,7 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
                 hsize_t count = we - ws, zero = 0;
                 if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &ws, NULL, &count, NULL) < 0 ||
                     H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
-                    bz_shard_read(dset, mtype, mspace, fspace, win) < 0) {
+                    bz_shard_read_dxpl(dset, mtype, mspace, fspace, m->dxpl, win) < 0) {
                     rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s rows %llu..%llu",
                                         m->src[i].path, path, (unsigned long long)ws,
                                         (unsigned long long)we);
@@ -1512,6 +1518,11 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
     return BZ_OK;
 }
 
+/* HDF5's type conversion buffer and its background buffer: each 1/256 of
+ * the bound, at least 4 KiB, at most 1 MiB (HDF5's default size). */
+#define MERGE_TCONV_MIN ((size_t)4 << 10)
+#define MERGE_TCONV_MAX ((size_t)1 << 20)
+
 /* The bound's shares, the index, the id window and the threads. */
 static int merge_setup(struct merge *m, struct bz_err *err)
 {
@@ -1536,6 +1547,15 @@ static int merge_setup(struct merge *m, struct bz_err *err)
         !(m->runs = acct_alloc(m, m->run_cap, sizeof *m->runs)) ||
         !(m->pieces = acct_alloc(m, m->run_cap, sizeof *m->pieces)))
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory for the merge index", m->out_name);
+    size_t tconv = bound / 256;
+    m->tconv_bytes = tconv < MERGE_TCONV_MIN   ? MERGE_TCONV_MIN
+                     : tconv > MERGE_TCONV_MAX ? MERGE_TCONV_MAX
+                                               : tconv;
+    if (!(m->tconv = acct_alloc(m, m->tconv_bytes, 1)) ||
+        !(m->bkg = acct_alloc(m, m->tconv_bytes, 1)) ||
+        (m->dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0 ||
+        H5Pset_buffer(m->dxpl, m->tconv_bytes, m->tconv, m->bkg) < 0)
+        return bz_out_h5_fail(err, BZ_ENOMEM, "%s: no memory for type conversions", m->out_name);
     if (bz_zpool_create(m->threads, &m->pool) != 0)
         return bz_err_set(err, BZ_ENOMEM, "%s: cannot start %d compression threads", m->out_name,
                           m->threads);
@@ -1741,6 +1761,9 @@ static void merge_free(struct merge *m)
     acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));
     acct_free(m->runs, m->run_cap, sizeof *m->runs);
     acct_free(m->pieces, m->run_cap, sizeof *m->pieces);
+    bz_out_h5_close(m->dxpl);
+    acct_free(m->tconv, m->tconv_bytes, 1);
+    acct_free(m->bkg, m->bkg ? m->tconv_bytes : 0, 1);
     m->stats.seconds = now_s() - m->t_start;
     m->stats.cpu_main = thread_cpu_s() - m->c_start;
     last_stats = m->stats;
@@ -1759,7 +1782,7 @@ int bz_merge_stream_open(const char *out_path, int streaming, struct bz_merge_st
     struct merge *m = &ms->m;
     m->out_name = out_path;
     m->streaming = streaming;
-    m->fapl = m->file = H5I_INVALID_HID;
+    m->fapl = m->file = m->dxpl = H5I_INVALID_HID;
     m->t_start = now_s();
     m->c_start = thread_cpu_s();
     bz_out_h5_quiet();
