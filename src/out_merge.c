@@ -89,7 +89,15 @@ struct gcache {
     hid_t dset;
     hsize_t crows;
     int plain;
+    haddr_t *addr; /* its chunks' addresses (MERGE_PREAD_CHUNKS; chunk_addr) */
 };
+
+/* gc made for dset (none: H5I_INVALID_HID), nothing known about it yet. */
+static void gcache_reset(struct gcache *gc, hid_t dset)
+{
+    free(gc->addr);
+    *gc = (struct gcache){dset, (hsize_t)-1, -1, NULL};
+}
 
 /* A source of the merge (a shard or closed segment), in the order added. */
 struct source {
@@ -131,6 +139,7 @@ struct merge {
     size_t tconv_bytes; /* each */
     struct bz_zpool *pool;
     int threads;
+    struct bz_zbatch scan_b;   /* the game_id columns the threads read for a scan */
     unsigned char *ids_raw;    /* the id window */
     struct run *runs, *pieces; /* the runs of the table and block being merged */
     struct bz_merge_stats stats;
@@ -335,7 +344,7 @@ static void gcache_close(struct merge *m)
 {
     for (size_t k = 0; k < m->n_shards; k++) {
         bz_out_h5_close(m->src[k].gc.dset);
-        m->src[k].gc = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1};
+        gcache_reset(&m->src[k].gc, H5I_INVALID_HID);
     }
     m->gc_path = NULL;
 }
@@ -407,7 +416,7 @@ static int table_dset(struct merge *m, size_t i, const char *path, hid_t *ref, s
             close_table(&file, &dset);
             return rc;
         }
-        m->src[i].gc = (struct gcache){dset, (hsize_t)-1, -1};
+        gcache_reset(&m->src[i].gc, dset);
     } else {
         m->src[i].used = ++m->tick; /* its file is in use */
     }
@@ -561,6 +570,64 @@ static void rcache_runs(struct merge *m, const struct rcache *c, struct runs *rs
     *head = h;
 }
 
+/* Shard chunks the threads read: the first MERGE_PREAD_CHUNKS of each
+ * shard table. HDF5 1.10 finds a chunk's address (H5Dget_chunk_info_by_coord)
+ * by walking the chunk index from its first chunk: about 12 ns per chunk
+ * before it (measured on HDF5 1.10.8: 1.6 us for chunk 0, 19.5 us for
+ * chunk 1,548), where H5Dread_chunk, its checksum and the copy of the rows
+ * cost about 25 us per chunk of 64 KiB on the merging thread. Past this
+ * index the lookup would cost more than it saves (and grow with the
+ * shard: quadratic over a table), so later chunks are read here as
+ * before. */
+#ifndef MERGE_PREAD_CHUNKS
+#define MERGE_PREAD_CHUNKS 1024
+#endif
+
+/* Whether shard i's file (open) starts at byte 0 of its path: no user
+ * block, so that a chunk's address is its offset in the file. */
+static int source_plain(const struct merge *m, size_t i)
+{
+    hid_t fcpl = H5Fget_create_plist(m->src[i].file);
+    hsize_t ub = 1;
+    if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
+        ub = 1;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(fcpl);
+    return ub == 0;
+}
+
+/* The address of chunk c (first row c * crows, cbytes stored, filtered by
+ * nothing but present) of shard i's table gc, when its file is plain and c
+ * is below MERGE_PREAD_CHUNKS; else HADDR_UNDEF (read it through HDF5).
+ * Looked up once per table and source while the table is merged (gc). */
+static haddr_t chunk_addr(struct merge *m, size_t i, struct gcache *gc, hsize_t c, hsize_t crows,
+                          size_t cbytes)
+{
+    if (c >= MERGE_PREAD_CHUNKS)
+        return HADDR_UNDEF;
+    if (gc->plain < 0)
+        gc->plain = source_plain(m, i);
+    if (!gc->plain)
+        return HADDR_UNDEF;
+    if (!gc->addr) {
+        if (!(gc->addr = malloc(MERGE_PREAD_CHUNKS * sizeof *gc->addr)))
+            return HADDR_UNDEF;
+        for (size_t k = 0; k < MERGE_PREAD_CHUNKS; k++)
+            gc->addr[k] = 0; /* not looked up (0 is the superblock's, never a chunk's) */
+    }
+    if (gc->addr[c] == 0) {
+        hsize_t base = c * crows, size = 0;
+        unsigned mask = 1;
+        haddr_t addr = HADDR_UNDEF;
+        if (H5Dget_chunk_info_by_coord(gc->dset, &base, &mask, &addr, &size) < 0 || mask != 0 ||
+            size != cbytes || addr == 0)
+            addr = HADDR_UNDEF;
+        H5Eclear2(H5E_DEFAULT);
+        gc->addr[c] = addr;
+    }
+    return gc->addr[c];
+}
+
 /* Runs of consecutive equal ids, fed one id at a time; lead: rows [0,
  * lead) all have ids below the block's end (a later block never needs
  * them), counted from the row the scan started at. */
@@ -655,15 +722,79 @@ static void scan_ix_end(struct scan_ix *ix, int complete)
     ix->ready = 1;
 }
 
+/* The game ids of rows [b0, last) of shard i's table gc (chunks of crows
+ * rows, cbytes stored; b0 a chunk's first row) into the id window, packed:
+ * the threads pread the chunks whose address is known (chunk_addr), check
+ * them and copy the column out; the others are read here (HDF5) meanwhile. */
+static int scan_ids(struct merge *m, size_t i, struct gcache *gc, const char *path, hsize_t b0,
+                    hsize_t last, hsize_t crows, size_t cbytes, size_t rsize, size_t id_off,
+                    struct bz_err *err)
+{
+    int rc = BZ_OK;
+    struct bz_zbatch *zb = &m->scan_b;
+    unsigned char *buf = NULL;
+    int64_t *idv = (int64_t *)m->ids_raw;
+    zb->in = m->ids_raw;
+    zb->n_chunks = 0;
+    for (hsize_t base = b0; base < last && !rc; base += crows) {
+        hsize_t n = last - base < crows ? last - base : crows;
+        haddr_t a = chunk_addr(m, i, gc, base / crows, crows, cbytes);
+        if (a == HADDR_UNDEF)
+            continue;
+        if (bz_zbatch_add_column(zb, m->src[i].path, (uint64_t)a, cbytes, (uint64_t)base, id_off,
+                                 rsize, (size_t)n, (size_t)(base - b0) * sizeof *idv,
+                                 sizeof *idv) != 0)
+            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
+        else
+            m->stats.chunks_scan_pread++;
+    }
+    if (rc) {
+        bz_zbatch_reset_reads(zb, 0);
+        return rc;
+    }
+    int queued = zb->n_reads > 0;
+    if (queued)
+        bz_zpool_submit(m->pool, zb);
+    for (hsize_t base = b0; base < last && !rc; base += crows) {
+        if (chunk_addr(m, i, gc, base / crows, crows, cbytes) != HADDR_UNDEF)
+            continue; /* a thread's */
+        if (!buf && !(buf = acct_alloc(m, cbytes, 1))) {
+            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
+            break;
+        }
+        if ((rc = read_raw_chunk(m, i, gc->dset, path, base, buf, cbytes, err)))
+            break;
+        hsize_t n = last - base < crows ? last - base : crows;
+        for (hsize_t r = 0; r < n; r++)
+            memcpy(&idv[base - b0 + r], buf + (size_t)r * rsize + id_off, sizeof *idv);
+    }
+    acct_free(buf, cbytes, 1);
+    if (queued) { /* the threads write into the id window: always wait */
+        int bad = bz_zpool_wait(m->pool, zb);
+        m->stats.cpu_compress += zb->cpu_seconds; /* the threads' CPU */
+        if (bad == -2 && !rc) {
+            const struct bz_zread *rd = &zb->reads[zb->bad_read];
+            rc = bz_err_set(err, BZ_EIO,
+                            "%s: table %s: the chunk at row %llu is unreadable or fails its "
+                            "checksum%s%s",
+                            rd->path, path, (unsigned long long)rd->row, zb->read_errno ? ": " : "",
+                            zb->read_errno ? strerror(zb->read_errno) : "");
+        }
+        bz_zbatch_reset_reads(zb, 0);
+    }
+    return rc;
+}
+
 /* The runs of shard i's table dset whose game wins in the current block,
  * reading its game_id column m->id_rows at a time (or its raw chunks) from
  * row from on (the rows before it belong to blocks merged before) up to
  * where ix says no later row is in the block; *lead: the rows a later
  * block may skip. ix (NULL: none) is built by the first scan. */
-static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
-                      hsize_t from, hsize_t *lead, struct scan_ix *ix, struct rcache *cache,
-                      struct bz_err *err)
+static int scan_shard(struct merge *m, size_t i, struct gcache *gc, const char *path,
+                      struct runs *rs, hsize_t from, hsize_t *lead, struct scan_ix *ix,
+                      struct rcache *cache, struct bz_err *err)
 {
+    hid_t dset = gc->dset;
     int rc = BZ_OK;
     hid_t ftype = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     hid_t mtype = H5I_INVALID_HID;
@@ -722,19 +853,23 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
     }
     if (crows) {
         size_t cbytes = (size_t)crows * rsize + 4;
-        unsigned char *buf = m->ids_raw; /* the id window holds a whole stored chunk */
-        for (hsize_t base = from / crows * crows; base < end && !rs->full; base += crows) {
-            if ((rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
-                goto out;
-            hsize_t n = rows - base < crows ? rows - base : crows;
-            for (hsize_t r = 0; r < n; r++) {
-                int64_t id;
-                memcpy(&id, buf + (size_t)r * rsize + id_off, sizeof id);
-                scan_id(m, rs, i, &sc, id, base + r);
-                if (building && id < ix->sufmin[(base + r) / ix->gran])
-                    ix->sufmin[(base + r) / ix->gran] = id;
+        hsize_t per = m->id_rows / crows; /* chunks whose ids fill the id window */
+        for (hsize_t b0 = from / crows * crows; b0 < end && !rs->full && !rc;) {
+            hsize_t b1 = b0 + (per ? per : 1) * crows;
+            if (b1 > end)
+                b1 = (end + crows - 1) / crows * crows;
+            hsize_t last = b1 < rows ? b1 : rows;
+            rc = scan_ids(m, i, gc, path, b0, last, crows, cbytes, rsize, id_off, err);
+            const int64_t *idv = (const int64_t *)m->ids_raw;
+            for (hsize_t r = b0; r < last && !rc && !rs->full; r++) {
+                scan_id(m, rs, i, &sc, idv[r - b0], r);
+                if (building && idv[r - b0] < ix->sufmin[r / ix->gran])
+                    ix->sufmin[r / ix->gran] = idv[r - b0];
             }
+            b0 = b1;
         }
+        if (rc)
+            goto out;
     } else {
         for (hsize_t s = from; s < end && !rs->full; s += m->id_rows) {
             hsize_t count = end - s < m->id_rows ? end - s : m->id_rows, zero = 0;
@@ -798,7 +933,7 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
             continue;
         }
         if ((rc = table_dset(m, i, path, ref, &gc, err)) ||
-            (rc = scan_shard(m, i, gc->dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL,
+            (rc = scan_shard(m, i, gc, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL,
                              cache ? &cache[i] : NULL, err)))
             break;
         if (cache && cache[i].ready) /* built by this scan: its runs start at 0 */
@@ -982,32 +1117,6 @@ static void sink_close(struct sink *s)
     }
 }
 
-/* Shard chunks the threads read: the first MERGE_PREAD_CHUNKS of each
- * shard table. HDF5 1.10 finds a chunk's address (H5Dget_chunk_info_by_coord)
- * by walking the chunk index from its first chunk: about 12 ns per chunk
- * before it (measured on HDF5 1.10.8: 1.6 us for chunk 0, 19.5 us for
- * chunk 1,548), where H5Dread_chunk, its checksum and the copy of the rows
- * cost about 25 us per chunk of 64 KiB on the merging thread. Past this
- * index the lookup would cost more than it saves (and grow with the
- * shard: quadratic over a table), so later chunks are read here as
- * before. */
-#ifndef MERGE_PREAD_CHUNKS
-#define MERGE_PREAD_CHUNKS 1024
-#endif
-
-/* Whether shard i's file (open) starts at byte 0 of its path: no user
- * block, so that a chunk's address is its offset in the file. */
-static int source_plain(const struct merge *m, size_t i)
-{
-    hid_t fcpl = H5Fget_create_plist(m->src[i].file);
-    hsize_t ub = 1;
-    if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
-        ub = 1;
-    H5Eclear2(H5E_DEFAULT);
-    bz_out_h5_close(fcpl);
-    return ub == 0;
-}
-
 /* The rows of runs[0..n) of a table without strings, read as the shard
  * stores them: whole chunks, each checked against its Fletcher32, rows
  * copied out; no HDF5 pipeline, cache or conversion. Only for chunks
@@ -1034,10 +1143,6 @@ static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *
         return BZ_OK; /* HDF5 reads it */
     if (!(buf = acct_alloc(m, cbytes, 1)))
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
-    if (defer && gc->plain < 0)
-        gc->plain = source_plain(m, i);
-    if (!gc->plain)
-        defer = NULL;
     hsize_t have = (hsize_t)-1; /* the chunk in buf, or deferred at addr */
     haddr_t addr = HADDR_UNDEF;
     for (size_t k = 0; k < n && !rc; k++) {
@@ -1045,16 +1150,9 @@ static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *
         while (pos < end) {
             hsize_t c = pos / crows, base = c * crows;
             if (c != have) {
-                hsize_t size = 0;
-                unsigned mask = 1;
-                addr = HADDR_UNDEF;
                 /* a plain stored chunk whose address is cheap to find goes to
                  * the threads; any other is read here */
-                if (defer && c < MERGE_PREAD_CHUNKS &&
-                    (H5Dget_chunk_info_by_coord(dset, &base, &mask, &addr, &size) < 0 ||
-                     mask != 0 || size != cbytes))
-                    addr = HADDR_UNDEF;
-                H5Eclear2(H5E_DEFAULT);
+                addr = defer ? chunk_addr(m, i, gc, c, crows, cbytes) : HADDR_UNDEF;
                 if (addr == HADDR_UNDEF &&
                     (rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
                     break;
@@ -1346,6 +1444,9 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
     }
     for (int64_t a = lo; a < hi;) {
         int64_t b = hi - a <= span ? hi : a + span;
+        /* the pool runs one batch at a time: the scan's reads go to it */
+        if (t->s.pending && (rc = sink_store(m, &t->s, t->path, err)))
+            return rc;
         double t_idx = now_s();
         rc = build_map(m, a, b, err);
         if (!rc)
@@ -1471,7 +1572,7 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
                                 .lo = 1,
                                 .hi = 0,
                                 .file = H5I_INVALID_HID,
-                                .gc = {H5I_INVALID_HID, (hsize_t)-1, -1}};
+                                .gc = {H5I_INVALID_HID, (hsize_t)-1, -1, NULL}};
     if (!m->src[i].path)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
     m->n_shards++;
@@ -1757,6 +1858,7 @@ static void merge_free(struct merge *m)
     }
     free(m->src);
     bz_zpool_destroy(m->pool);
+    bz_zbatch_reset_reads(&m->scan_b, 1);
     acct_free(m->map, m->map_cap, sizeof *m->map);
     acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));
     acct_free(m->runs, m->run_cap, sizeof *m->runs);

@@ -141,8 +141,8 @@ static int grow(void *v, size_t n, size_t *cap, size_t size)
     return 0;
 }
 
-int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
-                       uint64_t row, size_t src, size_t dst, size_t len)
+static int add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size, uint64_t row,
+                    const struct bz_zcopy *cp)
 {
     struct bz_zread *last = b->n_reads ? &b->reads[b->n_reads - 1] : NULL;
     if (!last || last->path != path || last->addr != addr) {
@@ -153,9 +153,21 @@ int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, siz
     }
     if (grow(&b->copies, b->n_copies, &b->cap_copies, sizeof *b->copies) != 0)
         return -1;
-    b->copies[b->n_copies++] = (struct bz_zcopy){src, dst, len};
+    b->copies[b->n_copies++] = *cp;
     last->n_copies++;
     return 0;
+}
+
+int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                       uint64_t row, size_t src, size_t dst, size_t len)
+{
+    return add_copy(b, path, addr, size, row, &(struct bz_zcopy){src, dst, len, 1, 0});
+}
+
+int bz_zbatch_add_column(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                         uint64_t row, size_t src, size_t step, size_t reps, size_t dst, size_t len)
+{
+    return add_copy(b, path, addr, size, row, &(struct bz_zcopy){src, dst, len, reps, step});
 }
 
 void bz_zbatch_reset_reads(struct bz_zbatch *b, int free_them)
@@ -217,9 +229,15 @@ static int read_one(struct rstate *r, struct bz_zbatch *b, size_t k)
         return -1;
     for (size_t c = rd->first_copy; c < rd->first_copy + rd->n_copies; c++) {
         const struct bz_zcopy *cp = &b->copies[c];
-        if (cp->src + cp->len > rd->size - FLETCHER_LEN)
+        size_t reps = cp->reps ? cp->reps : 1;
+        if (cp->src + (reps - 1) * cp->step + cp->len > rd->size - FLETCHER_LEN)
             return -1;
-        memcpy(b->in + cp->dst, r->buf + cp->src, cp->len);
+        if (reps == 1) {
+            memcpy(b->in + cp->dst, r->buf + cp->src, cp->len);
+            continue;
+        }
+        for (size_t j = 0; j < reps; j++)
+            memcpy(b->in + cp->dst + j * cp->len, r->buf + cp->src + j * cp->step, cp->len);
     }
     return 0;
 }
@@ -272,8 +290,13 @@ static void *worker(void *arg)
             b->cpu_seconds += c1 - c0;
             if (e)
                 read_failed(b, k, e);
-            if (++b->reads_done == b->n_reads)
+            if (++b->reads_done == b->n_reads) {
                 pthread_cond_broadcast(&p->work); /* the chunks may be compressed */
+                if (!b->n_chunks) {               /* reads only: done */
+                    p->batch = NULL;
+                    pthread_cond_broadcast(&p->idle);
+                }
+            }
             continue;
         }
         size_t k = b->next++;
@@ -331,8 +354,8 @@ void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
     b->bad_read = b->n_reads;
     b->read_errno = 0;
     b->cpu_seconds = 0;
-    if (!p->n_threads || !b->n_chunks)
-        return; /* compressed by bz_zpool_wait */
+    if (!p->n_threads || (!b->n_chunks && !b->n_reads))
+        return; /* done by bz_zpool_wait */
     pthread_mutex_lock(&p->mu);
     p->batch = b;
     pthread_cond_broadcast(&p->work);
@@ -341,7 +364,7 @@ void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
 
 int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
 {
-    if (!p->n_threads || !b->n_chunks) {
+    if (!p->n_threads || (!b->n_chunks && !b->n_reads)) {
         struct zstate z;
         struct rstate rs = {NULL, -1, NULL, 0};
         double c0 = thread_cpu_s();
@@ -366,7 +389,7 @@ int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
         return b->failed ? -1 : 0;
     }
     pthread_mutex_lock(&p->mu);
-    while (b->done < b->n_chunks)
+    while (b->done < b->n_chunks || b->reads_done < b->n_reads)
         pthread_cond_wait(&p->idle, &p->mu);
     pthread_mutex_unlock(&p->mu);
     return b->bad_read < b->n_reads ? -2 : b->failed ? -1 : 0;

@@ -27,15 +27,19 @@ struct bz_zread {
     size_t size, first_copy, n_copies;
 };
 
-/* len bytes from offset src of a read chunk to offset dst of the input. */
+/* len bytes from offset src of a read chunk to offset dst of the input;
+ * reps > 1: reps such pieces, the k-th from src + k * step to dst + k * len
+ * (a column of the chunk's rows, packed). */
 struct bz_zcopy {
     size_t src, dst, len;
+    size_t reps, step;
 };
 
 /* n_chunks chunks of chunk_bytes each, read from in; chunk k's filtered
  * bytes land in out + k * out_cap with their length in out_len[k]. Before
  * any chunk is compressed, reads[0..n_reads) fill their rows of in
- * (pread(2) by the threads: the bytes of files HDF5 wrote, never HDF5). */
+ * (pread(2) by the threads: the bytes of files HDF5 wrote, never HDF5).
+ * A batch of reads only (n_chunks 0) runs on the threads too. */
 struct bz_zbatch {
     unsigned char *in;
     struct bz_zread *reads;
@@ -70,6 +74,12 @@ int bz_zpool_create(int n_threads, struct bz_zpool **pool);
  * chunk as the last read adds no read. 0 or -1 (no memory). */
 int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
                        uint64_t row, size_t src, size_t dst, size_t len);
+
+/* Add to b's reads one chunk (as bz_zbatch_add_copy) whose column of reps
+ * pieces of len bytes, at src, src + step, ..., lands packed at in + dst. */
+int bz_zbatch_add_column(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                         uint64_t row, size_t src, size_t step, size_t reps, size_t dst,
+                         size_t len);
 
 /* Forget b's reads (after bz_zpool_wait) and free their arrays (free: 1). */
 void bz_zbatch_reset_reads(struct bz_zbatch *b, int free_them);
