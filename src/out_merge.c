@@ -754,8 +754,8 @@ static int scan_ids(struct merge *m, size_t i, struct gcache *gc, const char *pa
         return rc;
     }
     int queued = zb->n_reads > 0;
-    if (queued)
-        bz_zpool_submit(m->pool, zb);
+    if (queued) /* before the compression queued: the scan waits for it */
+        bz_zpool_submit_first(m->pool, zb);
     for (hsize_t base = b0; base < last && !rc; base += crows) {
         if (chunk_addr(m, i, gc, base / crows, crows, cbytes) != HADDR_UNDEF)
             continue; /* a thread's */
@@ -1445,9 +1445,6 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
     }
     for (int64_t a = lo; a < hi;) {
         int64_t b = hi - a <= span ? hi : a + span;
-        /* the pool runs one batch at a time: the scan's reads go to it */
-        if (t->s.pending && (rc = sink_store(m, &t->s, t->path, err)))
-            return rc;
         double t_idx = now_s();
         rc = build_map(m, a, b, err);
         if (!rc)
@@ -1490,9 +1487,8 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         t->total = end;
         a = b;
     }
-    /* the pool compresses one batch at a time: the next table's may start */
-    if (t->s.pending && (rc = sink_store(m, &t->s, t->path, err)))
-        return rc;
+    /* a window still compressing is stored by the sink's next flush (or
+     * table_finish): the next table's rows are read meanwhile */
     return BZ_OK;
 }
 

@@ -31,7 +31,7 @@ struct bz_zpool {
     pthread_cond_t work, idle;
     pthread_t *threads;
     int n_threads, quit;
-    struct bz_zbatch *batch;
+    struct bz_zbatch *head, *tail; /* the batches submitted and not done, in order */
 };
 
 size_t bz_zpool_bound(size_t chunk_bytes)
@@ -258,6 +258,43 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The first batch of the queue with a read or a chunk to hand out (a
+ * batch's chunks only once its reads are done); *read: it is a read. */
+static struct bz_zbatch *find_work(struct bz_zpool *p, int *read)
+{
+    for (struct bz_zbatch *b = p->head; b; b = b->qnext) {
+        if (b->next_read < b->n_reads) {
+            *read = 1;
+            return b;
+        }
+        if (b->reads_done == b->n_reads && b->next < b->n_chunks) {
+            *read = 0;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* b is done if its last read and chunk are: out of the queue, waiters woken. */
+static void maybe_done(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    if (b->reads_done < b->n_reads || b->done < b->n_chunks)
+        return;
+    struct bz_zbatch **pp = &p->head, *prev = NULL;
+    while (*pp && *pp != b) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (*pp) {
+        *pp = b->qnext;
+        if (p->tail == b)
+            p->tail = prev;
+    }
+    b->qnext = NULL;
+    b->queued = 0;
+    pthread_cond_broadcast(&p->idle);
+}
+
 static void *worker(void *arg)
 {
     struct bz_zpool *p = arg;
@@ -267,9 +304,8 @@ static void *worker(void *arg)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         struct bz_zbatch *b = NULL;
-        while (!p->quit &&
-               !((b = p->batch) && (b->next_read < b->n_reads ||
-                                    (b->reads_done == b->n_reads && b->next < b->n_chunks)))) {
+        int is_read = 0;
+        while (!p->quit && !(b = find_work(p, &is_read))) {
             if (rs.fd >= 0) { /* idle: close the file */
                 pthread_mutex_unlock(&p->mu);
                 rstate_close(&rs);
@@ -280,7 +316,7 @@ static void *worker(void *arg)
         }
         if (p->quit)
             break;
-        if (b->next_read < b->n_reads) { /* reads first: they fill the input */
+        if (is_read) { /* reads first: they fill the input */
             size_t k = b->next_read++;
             pthread_mutex_unlock(&p->mu);
             double c0 = thread_cpu_s();
@@ -292,10 +328,7 @@ static void *worker(void *arg)
                 read_failed(b, k, e);
             if (++b->reads_done == b->n_reads) {
                 pthread_cond_broadcast(&p->work); /* the chunks may be compressed */
-                if (!b->n_chunks) {               /* reads only: done */
-                    p->batch = NULL;
-                    pthread_cond_broadcast(&p->idle);
-                }
+                maybe_done(p, b);                 /* reads only */
             }
             continue;
         }
@@ -308,10 +341,8 @@ static void *worker(void *arg)
         b->cpu_seconds += c1 - c0;
         if (bad)
             b->failed = 1;
-        if (++b->done == b->n_chunks) {
-            p->batch = NULL;
-            pthread_cond_broadcast(&p->idle);
-        }
+        if (++b->done == b->n_chunks)
+            maybe_done(p, b);
     }
     pthread_mutex_unlock(&p->mu);
     rstate_close(&rs);
@@ -347,7 +378,7 @@ int bz_zpool_create(int n_threads, struct bz_zpool **pool)
     return 0;
 }
 
-void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
+static void submit(struct bz_zpool *p, struct bz_zbatch *b, int first)
 {
     b->next = b->done = b->next_read = b->reads_done = 0;
     b->failed = 0;
@@ -357,9 +388,29 @@ void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
     if (!p->n_threads || (!b->n_chunks && !b->n_reads))
         return; /* done by bz_zpool_wait */
     pthread_mutex_lock(&p->mu);
-    p->batch = b;
+    b->queued = 1;
+    b->qnext = NULL;
+    if (!p->head) {
+        p->head = p->tail = b;
+    } else if (first) {
+        b->qnext = p->head;
+        p->head = b;
+    } else {
+        p->tail->qnext = b;
+        p->tail = b;
+    }
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);
+}
+
+void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    submit(p, b, 0);
+}
+
+void bz_zpool_submit_first(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    submit(p, b, 1);
 }
 
 int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
@@ -389,7 +440,7 @@ int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
         return b->failed ? -1 : 0;
     }
     pthread_mutex_lock(&p->mu);
-    while (b->done < b->n_chunks || b->reads_done < b->n_reads)
+    while (b->queued)
         pthread_cond_wait(&p->idle, &p->mu);
     pthread_mutex_unlock(&p->mu);
     return b->bad_read < b->n_reads ? -2 : b->failed ? -1 : 0;

@@ -57,6 +57,8 @@ struct bz_zbatch {
     size_t *out_len;
     /* owned by the pool while the batch runs */
     size_t next, done, next_read, reads_done;
+    struct bz_zbatch *qnext; /* the next batch submitted */
+    int queued;              /* submitted, not done */
     int failed;
     double cpu_seconds; /* CPU the batch's chunks took, summed over threads */
 };
@@ -84,9 +86,13 @@ int bz_zbatch_add_column(struct bz_zbatch *b, const char *path, uint64_t addr, s
 /* Forget b's reads (after bz_zpool_wait) and free their arrays (free: 1). */
 void bz_zbatch_reset_reads(struct bz_zbatch *b, int free_them);
 
-/* Start reading and compressing b in the background; one batch at a time (wait for it
- * before submitting the next). */
+/* Start reading and compressing b in the background, after the batches
+ * submitted before it (the threads take work from the first batch that has
+ * some); _first: before them (a batch the caller waits for at once). Any
+ * number of batches may run; a batch is submitted again only once waited
+ * for. */
 void bz_zpool_submit(struct bz_zpool *pool, struct bz_zbatch *b);
+void bz_zpool_submit_first(struct bz_zpool *pool, struct bz_zbatch *b);
 
 /* Wait until b is done. 0, or -1 when a chunk could not be compressed,
  * -2 when a read failed (b->bad_read, b->read_errno say which and why). */
@@ -96,7 +102,7 @@ int bz_zpool_wait(struct bz_zpool *pool, struct bz_zbatch *b);
  * carries the checksum of its data: 1 yes, 0 no. */
 int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len);
 
-/* Stop and join the workers (no batch may be running). NULL is fine. */
+/* Stop and join the workers (every batch submitted waited for). NULL is fine. */
 void bz_zpool_destroy(struct bz_zpool *pool);
 
 /* Worker threads for the merge: BZ_MERGE_THREADS when set (>= 1), else the
