@@ -986,7 +986,8 @@ static int sink_extend(struct merge *m, struct sink *s, const char *path, hsize_
     return BZ_OK;
 }
 
-/* Store the compressed window of buf[!cur] and clear it for reuse. */
+/* Store the compressed window of buf[!cur] (pending_ws, pending_count) and
+ * clear it for reuse. */
 static int sink_store(struct merge *m, struct sink *s, const char *path, struct bz_err *err)
 {
     int rc;
@@ -1034,8 +1035,6 @@ static int sink_flush(struct merge *m, struct sink *s, const char *path, hsize_t
     int rc = BZ_OK;
     m->stats.windows++;
     if (s->direct) {
-        if (s->pending && (rc = sink_store(m, s, path, err)))
-            return rc;
         struct bz_zbatch *b = &s->zb[s->cur];
         b->in = s->buf[s->cur];
         b->n_chunks = (size_t)((count + s->chunk - 1) / s->chunk);
@@ -1043,7 +1042,14 @@ static int sink_flush(struct merge *m, struct sink *s, const char *path, hsize_t
          * before it was just written) */
         memset(s->buf[s->cur] + (size_t)count * s->msize, 0,
                (size_t)((hsize_t)b->n_chunks * s->chunk - count) * s->msize);
+        /* this window first, then the one before it is stored: the threads
+         * keep compressing while the merging thread writes */
         bz_zpool_submit(m->pool, b);
+        if (s->pending && (rc = sink_store(m, s, path, err))) {
+            bz_zpool_wait(m->pool, b); /* it reads and fills buffers freed next */
+            bz_zbatch_reset_reads(b, 0);
+            return rc;
+        }
         s->pending = 1;
         s->pending_ws = s->ws;
         s->pending_count = count;
