@@ -21,7 +21,9 @@
  * are read through windows, game ids too, and games are indexed in blocks of
  * ids that fit the bound. Tables without variable-length members are
  * compressed here on threads (out_zpool.c) and stored with direct chunk
- * writes; HDF5's filters compress the others. Never reads rows of a shard
+ * writes; HDF5's filters compress the others. The threads also read the
+ * shard chunks whose address is cheap to find (chunk_addr): their rows for
+ * the windows, their game ids for the scans. Never reads rows of a shard
  * past the last committed game's. */
 #define _GNU_SOURCE /* sync_file_range */
 #include <errno.h>

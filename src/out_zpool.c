@@ -1,6 +1,7 @@
 /* out_zpool: reads of stored shard chunks (pread, Fletcher32 check, row
- * copies), then deflate + Fletcher32 of whole chunks, on worker threads
- * (see out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
+ * copies or a column of the rows), then deflate + Fletcher32 of whole
+ * chunks, on worker threads, for any number of batches queued (see
+ * out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
  * exactly what HDF5's filters (H5Z_filter_deflate, H5Z_filter_fletcher32)
  * expect on read. Must never call HDF5: the library is not thread-safe. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
