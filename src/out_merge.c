@@ -110,10 +110,8 @@ struct source {
     size_t n_ids;
     char **paths; /* its dataset paths, sorted */
     size_t n_paths;
-    hid_t file;       /* its file when kept open (source_file) */
-    uint64_t used;    /* when its file was last used (the LRU's clock) */
-    struct gcache gc; /* its dataset of table gc_path, kept open while the
-                       * merge stays on that table (table_dset) */
+    hid_t file;    /* its file when kept open (source_file) */
+    uint64_t used; /* when its file was last used (the LRU's clock) */
 };
 
 struct merge {
@@ -121,7 +119,7 @@ struct merge {
     size_t n_shards, cap_shards;
     uint64_t tick;
     size_t n_open;
-    const char *gc_path;    /* the table of the sources' gc (NULL: none) */
+    struct gcache *gcs;     /* the sources' datasets of the table being merged */
     const char *out_name;   /* for messages */
     int has_ids;            /* some shard committed a game */
     int64_t id_min, id_max; /* committed ids lie in [id_min, id_max] */
@@ -311,6 +309,8 @@ static long owner_of(const void *ctx, int64_t game_id)
  * window). HDF5's caches of these files are not counted in the bound. */
 #define MERGE_OPEN_FILES 16
 
+static void close_dsets_of(struct merge *m, size_t i);
+
 /* Shard i's file, opened or from those kept open (the least recently used
  * is closed when MERGE_OPEN_FILES are). Never closed by the caller. */
 static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *err)
@@ -323,9 +323,8 @@ static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *er
                     (lru == m->n_shards || m->src[k].used < m->src[lru].used))
                     lru = k;
             if (lru < m->n_shards) {
-                /* its cached dataset would keep the file open */
-                bz_out_h5_close(m->src[lru].gc.dset);
-                m->src[lru].gc.dset = H5I_INVALID_HID;
+                /* its cached datasets would keep the file open */
+                close_dsets_of(m, lru);
                 bz_out_h5_close(m->src[lru].file);
                 m->src[lru].file = H5I_INVALID_HID;
                 m->n_open--;
@@ -343,18 +342,10 @@ static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *er
     return BZ_OK;
 }
 
-static void gcache_close(struct merge *m)
-{
-    for (size_t k = 0; k < m->n_shards; k++) {
-        bz_out_h5_close(m->src[k].gc.dset);
-        gcache_reset(&m->src[k].gc, H5I_INVALID_HID);
-    }
-    m->gc_path = NULL;
-}
-
 static void close_sources(struct merge *m)
 {
-    gcache_close(m);
+    for (size_t k = 0; k < m->n_shards; k++)
+        close_dsets_of(m, k);
     for (size_t k = 0; k < m->n_shards; k++) {
         bz_out_h5_close(m->src[k].file);
         m->src[k].file = H5I_INVALID_HID;
@@ -403,27 +394,26 @@ static void close_table(hid_t *file, hid_t *dset)
 }
 
 /* Table path of shard i, open (open_table, its type checked against *ref)
- * and kept in the source's gc until the merge moves to another table or the file is
- * closed; never closed by the caller. path: the table's own string (the
- * cache is keyed by the pointer). */
+ * and kept in the table's gcache of the source (m->gcs, set by table_range)
+ * until its file is closed (source_file's LRU, the end of the merge): a
+ * following merge comes back to every table at each block; never closed by
+ * the caller. */
 static int table_dset(struct merge *m, size_t i, const char *path, hid_t *ref, struct gcache **gc,
                       struct bz_err *err)
 {
     int rc;
-    if (m->gc_path != path)
-        gcache_close(m);
-    m->gc_path = path;
-    if (m->src[i].gc.dset < 0) {
+    struct gcache *g = &m->gcs[i];
+    if (g->dset < 0) {
         hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
         if ((rc = open_table(m, i, path, &file, &dset, ref, err))) {
             close_table(&file, &dset);
             return rc;
         }
-        gcache_reset(&m->src[i].gc, dset);
+        gcache_reset(g, dset);
     } else {
         m->src[i].used = ++m->tick; /* its file is in use */
     }
-    *gc = &m->src[i].gc;
+    *gc = g;
     return BZ_OK;
 }
 
@@ -1352,6 +1342,7 @@ struct mtable {
     hsize_t *skip;      /* per source: rows used up by the blocks merged */
     struct scan_ix *ix; /* per source (a following merge's) */
     struct rcache *rc;  /* per source (a following merge's) */
+    struct gcache *gc;  /* per source: its dataset of this table, kept open */
     size_t n_skip;
 };
 
@@ -1375,10 +1366,27 @@ static void mtable_free(struct merge *m, struct mtable *t)
         free(t->ix[i].sufmin);
     for (size_t i = 0; t->rc && i < t->n_skip; i++)
         rcache_free(m, &t->rc[i]);
+    for (size_t i = 0; t->gc && i < t->n_skip; i++) {
+        bz_out_h5_close(t->gc[i].dset);
+        gcache_reset(&t->gc[i], H5I_INVALID_HID);
+    }
+    free(t->gc);
     free(t->ix);
     free(t->rc);
     free(t->skip);
     free(t);
+}
+
+/* Close every table's dataset of source i (its file is being closed). */
+static void close_dsets_of(struct merge *m, size_t i)
+{
+    for (size_t k = 0; k < m->n_tables; k++) {
+        struct mtable *t = m->tables[k];
+        if (t->gc && i < t->n_skip && t->gc[i].dset >= 0) {
+            bz_out_h5_close(t->gc[i].dset);
+            t->gc[i].dset = H5I_INVALID_HID; /* reopened, and its gcache reset, if needed */
+        }
+    }
 }
 
 /* The table's row type from the first shard that has it (a table no block
@@ -1443,7 +1451,13 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         struct rcache *rcv = ix ? realloc(t->rc, m->n_shards * sizeof *rcv) : NULL;
         if (rcv)
             t->rc = rcv;
-        if (!sk || (m->streaming && (!ix || !rcv)))
+        struct gcache *gcv = sk ? realloc(t->gc, m->n_shards * sizeof *gcv) : NULL;
+        if (gcv) {
+            t->gc = gcv;
+            for (size_t i = t->n_skip; i < m->n_shards; i++)
+                gcv[i] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1, NULL};
+        }
+        if (!sk || !gcv || (m->streaming && (!ix || !rcv)))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
         memset(sk + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *sk);
         if (ix)
@@ -1452,6 +1466,7 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
             memset(rcv + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *rcv);
         t->n_skip = m->n_shards;
     }
+    m->gcs = t->gc;
     for (int64_t a = lo; a < hi;) {
         int64_t b = hi - a <= span ? hi : a + span;
         double t_idx = now_s();
@@ -1574,11 +1589,7 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
         m->cap_shards = cap;
     }
     size_t i = m->n_shards;
-    m->src[i] = (struct source){.path = strdup(path),
-                                .lo = 1,
-                                .hi = 0,
-                                .file = H5I_INVALID_HID,
-                                .gc = {H5I_INVALID_HID, (hsize_t)-1, -1, NULL}};
+    m->src[i] = (struct source){.path = strdup(path), .lo = 1, .hi = 0, .file = H5I_INVALID_HID};
     if (!m->src[i].path)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
     m->n_shards++;

@@ -248,6 +248,75 @@ static void merge_in_blocks_should_read_each_row_once_and_equal_one_pass(void **
     }
 }
 
+/* More sources than the merge keeps open (16): 20 shards, game g in shard
+ * g % 20, merged in 9 blocks (every table's datasets of a source stay open
+ * across blocks until its file is closed for another): one pass's tables. */
+static void merge_in_blocks_of_many_shards_should_equal_one_pass(void **state)
+{
+    (void)state;
+    enum { N = 20, GAMES = 120 };
+    char paths[N][512], ref[512], out[512];
+    const char *list[N];
+    struct bz_err err = {0};
+    struct bz_records rec;
+    bz_records_init(&rec);
+    struct bz_shard *s[N];
+    for (int k = 0; k < N; k++) {
+        tmp_path(paths[k], sizeof paths[k], "many_%d.h5", k);
+        list[k] = paths[k];
+        if (bz_shard_create(paths[k], &s[k], &err))
+            fail_msg("%s", err.msg);
+    }
+    for (int64_t id = 0; id < GAMES; id++) {
+        bz_records_reset(&rec);
+        add_turns(&rec, id, 0, turns_of(id));
+        add_commit(&rec, id);
+        if (bz_shard_append(s[id % N], &rec, &err))
+            fail_msg("%s", err.msg);
+    }
+    for (int k = 0; k < N; k++)
+        assert_int_equal(bz_shard_close(s[k], &err), BZ_OK);
+    bz_records_cleanup(&rec);
+    unsetenv("BZ_MERGE_MEMORY");
+    setenv("BZ_MERGE_THREADS", "2", 1);
+    tmp_path(ref, sizeof ref, "many_ref.h5");
+    if (bz_merge(list, N, ref, NULL, &err))
+        fail_msg("%s", err.msg);
+    struct bz_merge_stream *ms;
+    tmp_path(out, sizeof out, "many_blocks.h5");
+    if (bz_merge_stream_open(out, 1, &ms, &err))
+        fail_msg("%s", err.msg);
+    for (int k = 0; k < N; k++) {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        if (bz_shard_committed_quick(paths[k], &ids, &n, &err) ||
+            bz_merge_stream_add(ms, paths[k], ids, n, &err))
+            fail_msg("%s", err.msg);
+        free(ids);
+    }
+    for (int b = 1; b < 9; b++)
+        if (bz_merge_stream_advance(ms, (int64_t)GAMES * b / 9, &err))
+            fail_msg("%s", err.msg);
+    if (bz_merge_stream_finish(ms, NULL, &err))
+        fail_msg("%s", err.msg);
+    unsigned char *want, *got;
+    size_t want_len, got_len;
+    dump_file(ref, &want, &want_len);
+    dump_file(out, &got, &got_len);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(want);
+    free(got);
+    unlink(ref);
+    unlink(out);
+    for (int k = 0; k < N; k++) {
+        char j[2048];
+        snprintf(j, sizeof j, "%s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+}
+
 static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **state)
 {
     (void)state;
@@ -308,6 +377,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(merge_memory_should_stay_under_its_bound_whatever_the_games),
         cmocka_unit_test(merge_in_blocks_should_read_each_row_once_and_equal_one_pass),
+        cmocka_unit_test(merge_in_blocks_of_many_shards_should_equal_one_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
