@@ -310,8 +310,8 @@ static void merge_in_blocks_of_many_shards_should_equal_one_pass(void **state)
     unlink(ref);
     unlink(out);
     for (int k = 0; k < N; k++) {
-        char j[2048];
-        snprintf(j, sizeof j, "%s.journal", paths[k]);
+        char j[600];
+        snprintf(j, sizeof j, "%.511s.journal", paths[k]);
         unlink(paths[k]);
         unlink(j);
     }
