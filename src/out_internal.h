@@ -84,5 +84,8 @@ void bz_merge_last_stats(struct bz_merge_stats *s);
  * the merge's own scan of the shard's game ids. */
 extern void (*bz_merge_test_deferred_hook)(const char *shard, const char *table, uint64_t addr,
                                            size_t size, uint64_t row);
+/* Test hook (NULL in production): called with OUT.tmp once it is closed and
+ * synced, before the merge reads it back (tests corrupt it there). */
+extern void (*bz_merge_test_read_back_hook)(const char *tmp);
 
 #endif

@@ -170,6 +170,7 @@ static double thread_cpu_s(void)
 static struct bz_merge_stats last_stats;
 
 void (*bz_merge_test_deferred_hook)(const char *, const char *, uint64_t, size_t, uint64_t);
+void (*bz_merge_test_read_back_hook)(const char *);
 
 void bz_merge_last_stats(struct bz_merge_stats *s)
 {
@@ -1761,13 +1762,15 @@ static int fsync_parent(const char *path, struct bz_err *err)
 /* Every stored chunk of a table written with direct chunk writes: present,
  * unfiltered by nothing (mask 0), and carrying the checksum computed before
  * it was written. */
-static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *table,
+static int check_chunks(const struct merge *m, hid_t dset, hsize_t n, int plain, const char *table,
                         struct bz_err *err)
 {
     int rc = BZ_OK;
+    const char *tmp = m->tmp;
     hid_t dcpl = H5I_INVALID_HID, ftype = H5I_INVALID_HID;
     unsigned char *buf = NULL;
     hsize_t chunk = 0;
+    struct bz_zbatch zb = {0};
     if ((dcpl = H5Dget_create_plist(dset)) < 0 || H5Pget_chunk(dcpl, 1, &chunk) != 1 ||
         chunk == 0 || (ftype = H5Dget_type(dset)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot read its layout", tmp, table);
@@ -1779,10 +1782,23 @@ static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *tabl
         goto out;
     }
     /* mask: HDF5's deflate filter is optional (bit 0 set: stored
-     * uncompressed); the checksum never is */
+     * uncompressed); the checksum never is. A chunk whose address is cheap
+     * to find is checked by the threads (pread), the others here. */
     for (hsize_t off = 0; off < n; off += chunk) {
         hsize_t size = 0;
         uint32_t mask = 1;
+        haddr_t addr = HADDR_UNDEF;
+        if (plain && off / chunk < MERGE_PREAD_CHUNKS &&
+            H5Dget_chunk_info_by_coord(dset, &off, &mask, &addr, &size) >= 0 && addr != 0 &&
+            addr != HADDR_UNDEF && (mask & ~1u) == 0 && size > 0 && size <= cap) {
+            if (bz_zbatch_add_check(&zb, tmp, (uint64_t)addr, (size_t)size, (uint64_t)off) != 0) {
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", tmp, table);
+                goto out;
+            }
+            continue;
+        }
+        H5Eclear2(H5E_DEFAULT);
+        mask = 1;
         if (H5Dget_chunk_storage_size(dset, &off, &size) < 0 || size == 0 || size > cap ||
             H5Dread_chunk(dset, H5P_DEFAULT, &off, &mask, buf) < 0 || (mask & ~1u) != 0 ||
             !bz_zpool_chunk_ok(buf, (size_t)size)) {
@@ -1792,7 +1808,16 @@ static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *tabl
             goto out;
         }
     }
+    if (zb.n_reads) {
+        bz_zpool_submit_first(m->pool, &zb);
+        if (bz_zpool_wait(m->pool, &zb) == -2)
+            rc = bz_err_set(
+                err, BZ_EIO, "%s: table %s: the chunk at row %llu does not read back%s%s", tmp,
+                table, (unsigned long long)zb.reads[zb.bad_read].row, zb.read_errno ? ": " : "",
+                zb.read_errno ? strerror(zb.read_errno) : "");
+    }
 out:
+    bz_zbatch_reset_reads(&zb, 1);
     free(buf);
     bz_out_h5_close(ftype);
     bz_out_h5_close(dcpl);
@@ -1826,6 +1851,14 @@ static int read_back(const struct merge *m, struct bz_err *err)
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
     if ((rc = bz_out_h5_open_ro(tmp, &file, err)))
         return rc;
+    /* no user block: a chunk's address is its offset in the file */
+    hid_t fcpl = H5Fget_create_plist(file);
+    hsize_t ub = 1;
+    if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
+        ub = 1;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(fcpl);
+    int plain = ub == 0;
     for (size_t k = 0; k < m->n_tables && !rc; k++) {
         const struct mtable *t = m->tables[k];
         hsize_t n = 0;
@@ -1836,7 +1869,7 @@ static int read_back(const struct merge *m, struct bz_err *err)
         } else if (n != t->total) {
             rc = bz_err_set(err, BZ_EIO, "%s: table %s reads back %llu rows, %llu were written",
                             tmp, t->path, (unsigned long long)n, (unsigned long long)t->total);
-        } else if (!(rc = check_chunks(dset, n, tmp, t->path, err)) && !t->direct) {
+        } else if (!(rc = check_chunks(m, dset, n, plain, t->path, err)) && !t->direct) {
             hsize_t last = last_chunk_start(dset, n);
             rc = bz_out_h5_check_rows(dset, last, n, tmp, t->path, err);
         }
@@ -2024,6 +2057,8 @@ int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenanc
     if ((rc = bz_out_h5_close_file(&m->file, m->tmp, err)) || (rc = fsync_path(m->tmp, 0, err)))
         goto out;
     double t_back = now_s();
+    if (bz_merge_test_read_back_hook)
+        bz_merge_test_read_back_hook(m->tmp);
     rc = read_back(m, err);
     m->stats.seconds_read_back = now_s() - t_back;
     if (rc)

@@ -159,6 +159,15 @@ static int add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t
     return 0;
 }
 
+int bz_zbatch_add_check(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                        uint64_t row)
+{
+    if (grow(&b->reads, b->n_reads, &b->cap_reads, sizeof *b->reads) != 0)
+        return -1;
+    b->reads[b->n_reads++] = (struct bz_zread){path, addr, row, size, b->n_copies, 0};
+    return 0;
+}
+
 int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
                        uint64_t row, size_t src, size_t dst, size_t len)
 {

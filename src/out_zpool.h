@@ -83,6 +83,11 @@ int bz_zbatch_add_column(struct bz_zbatch *b, const char *path, uint64_t addr, s
                          uint64_t row, size_t src, size_t step, size_t reps, size_t dst,
                          size_t len);
 
+/* Add to b's reads one chunk that is only checked (its Fletcher32), not
+ * copied. 0 or -1 (no memory). */
+int bz_zbatch_add_check(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                        uint64_t row);
+
 /* Forget b's reads (after bz_zpool_wait) and free their arrays (free: 1). */
 void bz_zbatch_reset_reads(struct bz_zbatch *b, int free_them);
 

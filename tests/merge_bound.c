@@ -6,6 +6,8 @@
  * several id blocks and windows, and the tables equal a merge under the
  * default bound, on 1 and 3 compression threads. Games are written with some
  * of their rows before other games' (runs split like batched flushes). */
+#include <fcntl.h>
+#include <hdf5.h>
 #include <inttypes.h>
 #include <setjmp.h> /* before cmocka.h */
 #include <stdarg.h>
@@ -317,6 +319,65 @@ static void merge_in_blocks_of_many_shards_should_equal_one_pass(void **state)
     }
 }
 
+/* The read-back hook: a byte flipped in the middle of chunk `flip_chunk`
+ * of /bound/numbers (stored by direct chunk writes) of the closed tmp. */
+static hsize_t flip_chunk;
+static void flip_in_tmp(const char *tmp)
+{
+    hid_t file = H5Fopen(tmp, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t dset = H5Dopen2(file, "/bound/numbers", H5P_DEFAULT), dcpl = H5Dget_create_plist(dset);
+    hsize_t chunk = 0, off, size = 0;
+    assert_int_equal(H5Pget_chunk(dcpl, 1, &chunk), 1);
+    off = flip_chunk * chunk;
+    haddr_t addr = HADDR_UNDEF;
+    unsigned mask = 0;
+    assert_true(H5Dget_chunk_info_by_coord(dset, &off, &mask, &addr, &size) >= 0);
+    assert_true(addr != HADDR_UNDEF && size > 8);
+    H5Pclose(dcpl);
+    H5Dclose(dset);
+    H5Fclose(file);
+    int fd = open(tmp, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char byte;
+    assert_int_equal(pread(fd, &byte, 1, (off_t)(addr + size / 2)), 1);
+    byte ^= 0x10;
+    assert_int_equal(pwrite(fd, &byte, 1, (off_t)(addr + size / 2)), 1);
+    close(fd);
+}
+
+/* A chunk of the merged file that no longer carries its checksum when the
+ * merge reads the closed tmp back: the merge fails naming the table and
+ * the chunk's row, and leaves no output; on 1 thread (read back by the
+ * merging thread) and on 3 (by the threads). */
+static void corrupt_merged_chunk_should_fail_the_read_back(void **state)
+{
+    (void)state;
+    char paths[3][512], out[512];
+    write_sweep(paths, 200);
+    const char *list[3] = {paths[0], paths[1], paths[2]};
+    const char *threads[2] = {"1", "3"};
+    for (int t = 0; t < 2; t++) {
+        struct bz_err err = {0};
+        tmp_path(out, sizeof out, "rb_%s.h5", threads[t]);
+        setenv("BZ_MERGE_MEMORY", "64K", 1);
+        setenv("BZ_MERGE_THREADS", threads[t], 1);
+        flip_chunk = 3;
+        bz_merge_test_read_back_hook = flip_in_tmp;
+        assert_int_equal(bz_merge(list, 3, out, NULL, &err), BZ_EIO);
+        bz_merge_test_read_back_hook = NULL;
+        assert_non_null(strstr(err.msg, "/bound/numbers"));
+        assert_non_null(strstr(err.msg, "does not read back"));
+        assert_int_equal(access(out, F_OK), -1);
+    }
+    for (int k = 0; k < 3; k++) {
+        char j[600];
+        snprintf(j, sizeof j, "%.511s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+}
+
 static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **state)
 {
     (void)state;
@@ -378,6 +439,7 @@ int main(void)
         cmocka_unit_test(merge_memory_should_stay_under_its_bound_whatever_the_games),
         cmocka_unit_test(merge_in_blocks_should_read_each_row_once_and_equal_one_pass),
         cmocka_unit_test(merge_in_blocks_of_many_shards_should_equal_one_pass),
+        cmocka_unit_test(corrupt_merged_chunk_should_fail_the_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
