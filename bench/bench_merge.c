@@ -281,8 +281,9 @@ int main(int argc, char **argv)
            st.seconds_index, st.seconds_read, st.seconds_wait, st.seconds_write,
            st.seconds_read_back);
     printf("  merge shard chunks: %llu read by the merging thread, %llu by the compression "
-           "threads\n",
-           (unsigned long long)st.chunks_read, (unsigned long long)st.chunks_pread);
+           "threads for their rows and %llu for their game ids\n",
+           (unsigned long long)st.chunks_read, (unsigned long long)st.chunks_pread,
+           (unsigned long long)st.chunks_scan_pread);
     printf("  merge memory: bound %.0f MiB, own buffers peak %.1f MiB, process peak RSS %.1f MiB "
            "(%llu id blocks, %llu windows, %llu direct chunks)\n",
            (double)st.bound_bytes / 1048576.0, (double)st.peak_bytes / 1048576.0,

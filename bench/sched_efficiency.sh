@@ -44,7 +44,7 @@ run() { # FOLLOW OUT CMD...: prints "wall_seconds play_rate"
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A T R
-DURING=() AFTER=() FCPU=()
+DURING=() AFTER=() FCPU=() FSER=() FTHR=()
 for ((i = 0; i < ROUNDS; i++)); do
   for f in 1 0; do
     read t r <<<"$(run $f /tmp/bz_eff1.h5 "$B/bazaar")"
@@ -53,6 +53,8 @@ for ((i = 0; i < ROUNDS; i++)); do
       DURING+=("$(sed -n 's/^merged_during_play //p' "$STATS")")
       AFTER+=("$(sed -n 's/^seconds_after_final //p' "$STATS")")
       FCPU+=("$(sed -n 's/^cpu_seconds //p' "$STATS")")
+      FSER+=("$(sed -n 's/^merge_cpu_serial //p' "$STATS")")
+      FTHR+=("$(sed -n 's/^merge_cpu_threads //p' "$STATS")")
     fi
     read t r <<<"$(run $f /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
     T[2$f]+="$t " R[2$f]+="$r "
@@ -72,6 +74,8 @@ for f in 1 0; do
 done
 echo "  games the follower had merged when it read the final message (1 rank): ${DURING[*]} of $((REPS * 6))"
 echo "  the follower (1 rank): $(med "${AFTER[*]}")s from the final message to OUT, $(med "${FCPU[*]}")s of CPU in all (medians)"
+awk -v g="$((REPS * 6))" -v s="$(med "${FSER[*]}")" -v t="$(med "${FTHR[*]}")" 'BEGIN{
+  if (s > 0) printf "  the follower'"'"'s merge (1 rank): serial %.3f ms per game, its threads %.3f ms per game (reads and compression; medians)\n", 1e3*s/g, 1e3*t/g}'
 awk -v a="$(med "${T[11]}")" -v b="$(med "${T[10]}")" -v c="$(med "${T[21]}")" -v d="$(med "${T[20]}")" \
   'BEGIN{printf "following vs not, end to end: 1 rank %.2f, 2 ranks %.2f\n", a/b, c/d}'
 if [ -x "$B/bench_merge" ]; then

@@ -93,6 +93,9 @@ hid_t bz_out_h5_shard_type(const struct bz_table_desc *desc);
  * into a malloc'd string (H5Dvlen_reclaim frees them, as HDF5's). */
 hid_t bz_shard_table_type(hid_t dset);
 herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *buf);
+/* bz_shard_read with a transfer property list (the merge's conversion buffers). */
+herr_t bz_shard_read_dxpl(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, hid_t dxpl,
+                          void *buf);
 void bz_out_layout_free(struct bz_out_layout *l);
 
 /* The HDF5 compound type of desc's file row (the layout above): the type

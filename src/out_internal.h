@@ -65,8 +65,9 @@ struct bz_merge_stats {
     /* shard rows whose game id was looked at, shard chunks read whole by
      * the merging thread (HDF5), shard chunks read whole by the compression
      * threads (pread: tables without strings, chunks stored as shards
-     * store them) */
-    uint64_t rows_scanned, chunks_read, chunks_pread;
+     * store them); and shard chunks the threads read for their game ids
+     * (the merging thread's scan) */
+    uint64_t rows_scanned, chunks_read, chunks_pread, chunks_scan_pread;
     /* wall seconds: all; finding games (ids, winners, runs); reading rows
      * from the shards; waiting for compression; writing; reading back */
     double seconds, seconds_index, seconds_read, seconds_wait, seconds_write, seconds_read_back;
@@ -83,5 +84,8 @@ void bz_merge_last_stats(struct bz_merge_stats *s);
  * the merge's own scan of the shard's game ids. */
 extern void (*bz_merge_test_deferred_hook)(const char *shard, const char *table, uint64_t addr,
                                            size_t size, uint64_t row);
+/* Test hook (NULL in production): called with OUT.tmp once it is closed and
+ * synced, before the merge reads it back (tests corrupt it there). */
+extern void (*bz_merge_test_read_back_hook)(const char *tmp);
 
 #endif

@@ -21,8 +21,11 @@
  * are read through windows, game ids too, and games are indexed in blocks of
  * ids that fit the bound. Tables without variable-length members are
  * compressed here on threads (out_zpool.c) and stored with direct chunk
- * writes; HDF5's filters compress the others. Never reads rows of a shard
+ * writes; HDF5's filters compress the others. The threads also read the
+ * shard chunks whose address is cheap to find (chunk_addr): their rows for
+ * the windows, their game ids for the scans. Never reads rows of a shard
  * past the last committed game's. */
+#define _GNU_SOURCE /* sync_file_range */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -48,9 +51,10 @@
  * most 1/16 for an output window (1/64, or two chunks per compression thread
  * when that is more; twice, plus the compressed copies, on the direct path:
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
- * 1/4 for the index of the id block being merged (winner of each id, runs).
- * Not counted: HDF5's own caches, the strings of the rows of a window of a
- * table with strings, ~0.5 MiB of compressor state per thread, and for the
+ * 1/4 for the index of the id block being merged (winner of each id, runs),
+ * 1/16 for a following merge's run caches (struct rcache), 2/256 (at most
+ * 2 MiB) for HDF5's type conversion buffers. Not counted: HDF5's own caches, the strings of the
+ * rows of a window of a table with strings, ~0.5 MiB of compressor state per thread, and for the
  * shard chunks the threads read (gather_raw) one chunk buffer per thread
  * (at most the read window's size) and 56 bytes per chunk and 24 per run
  * of rows of the window they fill. */
@@ -88,7 +92,15 @@ struct gcache {
     hid_t dset;
     hsize_t crows;
     int plain;
+    haddr_t *addr; /* its chunks' addresses (MERGE_PREAD_CHUNKS; chunk_addr) */
 };
+
+/* gc made for dset (none: H5I_INVALID_HID), nothing known about it yet. */
+static void gcache_reset(struct gcache *gc, hid_t dset)
+{
+    free(gc->addr);
+    *gc = (struct gcache){dset, (hsize_t)-1, -1, NULL};
+}
 
 /* A source of the merge (a shard or closed segment), in the order added. */
 struct source {
@@ -98,10 +110,8 @@ struct source {
     size_t n_ids;
     char **paths; /* its dataset paths, sorted */
     size_t n_paths;
-    hid_t file;       /* its file when kept open (source_file) */
-    uint64_t used;    /* when its file was last used (the LRU's clock) */
-    struct gcache gc; /* its dataset of table gc_path, kept open while the
-                       * merge stays on that table (table_dset) */
+    hid_t file;    /* its file when kept open (source_file) */
+    uint64_t used; /* when its file was last used (the LRU's clock) */
 };
 
 struct merge {
@@ -109,7 +119,7 @@ struct merge {
     size_t n_shards, cap_shards;
     uint64_t tick;
     size_t n_open;
-    const char *gc_path;    /* the table of the sources' gc (NULL: none) */
+    struct gcache *gcs;     /* the sources' datasets of the table being merged */
     const char *out_name;   /* for messages */
     int has_ids;            /* some shard committed a game */
     int64_t id_min, id_max; /* committed ids lie in [id_min, id_max] */
@@ -119,11 +129,18 @@ struct merge {
     size_t map_cap;
     int64_t map_lo, map_hi;
     int map_valid;
-    size_t run_cap; /* runs of one block (the rest of the index share) */
+    size_t run_cap;                /* runs of one block (the rest of the index share) */
+    size_t cache_bytes, cache_cap; /* the run caches' bytes (struct rcache) */
     size_t out_bytes, read_bytes;
     hsize_t id_rows; /* game ids read at once */
+    /* HDF5's type conversion buffers, ours: left to HDF5, each H5Dread and
+     * H5Dwrite of a table with strings callocs (and faults in) its own */
+    hid_t dxpl;
+    void *tconv, *bkg;
+    size_t tconv_bytes; /* each */
     struct bz_zpool *pool;
     int threads;
+    struct bz_zbatch scan_b;   /* the game_id columns the threads read for a scan */
     unsigned char *ids_raw;    /* the id window */
     struct run *runs, *pieces; /* the runs of the table and block being merged */
     struct bz_merge_stats stats;
@@ -153,6 +170,7 @@ static double thread_cpu_s(void)
 static struct bz_merge_stats last_stats;
 
 void (*bz_merge_test_deferred_hook)(const char *, const char *, uint64_t, size_t, uint64_t);
+void (*bz_merge_test_read_back_hook)(const char *);
 
 void bz_merge_last_stats(struct bz_merge_stats *s)
 {
@@ -292,6 +310,8 @@ static long owner_of(const void *ctx, int64_t game_id)
  * window). HDF5's caches of these files are not counted in the bound. */
 #define MERGE_OPEN_FILES 16
 
+static void close_dsets_of(struct merge *m, size_t i);
+
 /* Shard i's file, opened or from those kept open (the least recently used
  * is closed when MERGE_OPEN_FILES are). Never closed by the caller. */
 static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *err)
@@ -304,9 +324,8 @@ static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *er
                     (lru == m->n_shards || m->src[k].used < m->src[lru].used))
                     lru = k;
             if (lru < m->n_shards) {
-                /* its cached dataset would keep the file open */
-                bz_out_h5_close(m->src[lru].gc.dset);
-                m->src[lru].gc.dset = H5I_INVALID_HID;
+                /* its cached datasets would keep the file open */
+                close_dsets_of(m, lru);
                 bz_out_h5_close(m->src[lru].file);
                 m->src[lru].file = H5I_INVALID_HID;
                 m->n_open--;
@@ -324,18 +343,10 @@ static int source_file(struct merge *m, size_t i, hid_t *file, struct bz_err *er
     return BZ_OK;
 }
 
-static void gcache_close(struct merge *m)
-{
-    for (size_t k = 0; k < m->n_shards; k++) {
-        bz_out_h5_close(m->src[k].gc.dset);
-        m->src[k].gc = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1};
-    }
-    m->gc_path = NULL;
-}
-
 static void close_sources(struct merge *m)
 {
-    gcache_close(m);
+    for (size_t k = 0; k < m->n_shards; k++)
+        close_dsets_of(m, k);
     for (size_t k = 0; k < m->n_shards; k++) {
         bz_out_h5_close(m->src[k].file);
         m->src[k].file = H5I_INVALID_HID;
@@ -384,27 +395,26 @@ static void close_table(hid_t *file, hid_t *dset)
 }
 
 /* Table path of shard i, open (open_table, its type checked against *ref)
- * and kept in the source's gc until the merge moves to another table or the file is
- * closed; never closed by the caller. path: the table's own string (the
- * cache is keyed by the pointer). */
+ * and kept in the table's gcache of the source (m->gcs, set by table_range)
+ * until its file is closed (source_file's LRU, the end of the merge): a
+ * following merge comes back to every table at each block; never closed by
+ * the caller. */
 static int table_dset(struct merge *m, size_t i, const char *path, hid_t *ref, struct gcache **gc,
                       struct bz_err *err)
 {
     int rc;
-    if (m->gc_path != path)
-        gcache_close(m);
-    m->gc_path = path;
-    if (m->src[i].gc.dset < 0) {
+    struct gcache *g = &m->gcs[i];
+    if (g->dset < 0) {
         hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID;
         if ((rc = open_table(m, i, path, &file, &dset, ref, err))) {
             close_table(&file, &dset);
             return rc;
         }
-        m->src[i].gc = (struct gcache){dset, (hsize_t)-1, -1};
+        gcache_reset(g, dset);
     } else {
         m->src[i].used = ++m->tick; /* its file is in use */
     }
-    *gc = &m->src[i].gc;
+    *gc = g;
     return BZ_OK;
 }
 
@@ -464,6 +474,155 @@ static int read_raw_chunk(struct merge *m, size_t i, hid_t dset, const char *pat
     return BZ_OK;
 }
 
+/* A following merge's runs of one table in one closed source whose ids
+ * lie past the block of the full scan that found them (the scan that
+ * builds the scan_ix), in row order: later blocks take their runs from here
+ * instead of reading the shard's rows again. sufmin[k]: the smallest id of
+ * v[k..n); head: entries before it have ids below blocks merged already.
+ * All caches share m->cache_cap bytes (1/16 of the bound); a cache that
+ * would pass it is dropped, and that source's blocks scan rows (scan_ix). */
+struct crun {
+    int64_t id;
+    hsize_t start, len;
+};
+
+struct rcache {
+    struct crun *v;
+    int64_t *sufmin;
+    size_t n, cap, head;
+    int ready, dropped;
+};
+
+static void rcache_free(struct merge *m, struct rcache *c)
+{
+    if (c->v)
+        held -= c->cap * (sizeof *c->v + sizeof *c->sufmin);
+    m->cache_bytes -= c->cap * (sizeof *c->v + sizeof *c->sufmin);
+    free(c->v);
+    free(c->sufmin);
+    c->v = NULL;
+    c->sufmin = NULL;
+    c->n = c->cap = c->head = 0;
+    c->ready = 0;
+}
+
+/* Keep a run found by a building scan for later blocks. */
+static void rcache_add(struct merge *m, struct rcache *c, int64_t id, hsize_t start, hsize_t len)
+{
+    if (c->dropped)
+        return;
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256, per = sizeof *c->v + sizeof *c->sufmin;
+        struct crun *v = NULL;
+        int64_t *sm = NULL;
+        if (m->cache_bytes + (cap - c->cap) * per <= m->cache_cap &&
+            (v = realloc(c->v, cap * sizeof *v)) != NULL)
+            c->v = v;
+        if (v && (sm = realloc(c->sufmin, cap * sizeof *sm)) != NULL)
+            c->sufmin = sm;
+        if (!v || !sm) {
+            rcache_free(m, c);
+            c->dropped = 1; /* this source's later blocks scan its rows */
+            return;
+        }
+        m->cache_bytes += (cap - c->cap) * per;
+        held += (cap - c->cap) * per;
+        if (held > m->stats.peak_bytes)
+            m->stats.peak_bytes = held;
+        c->cap = cap;
+    }
+    c->v[c->n++] = (struct crun){id, start, len};
+}
+
+static void rcache_end(struct merge *m, struct rcache *c, int complete)
+{
+    if (!complete || c->dropped) {
+        rcache_free(m, c);
+        return;
+    }
+    int64_t low = INT64_MAX;
+    for (size_t k = c->n; k-- > 0;) {
+        if (c->v[k].id < low)
+            low = c->v[k].id;
+        c->sufmin[k] = low;
+    }
+    c->ready = 1;
+}
+
+/* The runs of the current block from source i's cache; *head: where the
+ * cache's next block starts (committed by the caller when the runs fit). */
+static void rcache_runs(struct merge *m, const struct rcache *c, struct runs *rs, size_t i,
+                        size_t *head)
+{
+    size_t k = c->head;
+    for (; k < c->n && c->sufmin[k] < m->map_hi && !rs->full; k++)
+        if (c->v[k].id >= m->map_lo && c->v[k].id < m->map_hi)
+            keep_run(m, rs, i, c->v[k].id, c->v[k].start, c->v[k].len);
+    size_t h = c->head;
+    while (h < c->n && c->v[h].id < m->map_hi)
+        h++;
+    *head = h;
+}
+
+/* Shard chunks the threads read: the first MERGE_PREAD_CHUNKS of each
+ * shard table. HDF5 1.10 finds a chunk's address (H5Dget_chunk_info_by_coord)
+ * by walking the chunk index from its first chunk: about 12 ns per chunk
+ * before it (measured on HDF5 1.10.8: 1.6 us for chunk 0, 19.5 us for
+ * chunk 1,548), where H5Dread_chunk, its checksum and the copy of the rows
+ * cost about 20-25 us per chunk of 64 KiB on the merging thread. A chunk's
+ * address is looked up once (chunk_addr) and saves two such reads, the
+ * scan's and the gather's: about 26 us at this index. Past it the lookup
+ * would cost more than it saves (and grow with the shard: quadratic over a
+ * table), so later chunks are read here as before. */
+#ifndef MERGE_PREAD_CHUNKS
+#define MERGE_PREAD_CHUNKS 2048
+#endif
+
+/* Whether shard i's file (open) starts at byte 0 of its path: no user
+ * block, so that a chunk's address is its offset in the file. */
+static int source_plain(const struct merge *m, size_t i)
+{
+    hid_t fcpl = H5Fget_create_plist(m->src[i].file);
+    hsize_t ub = 1;
+    if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
+        ub = 1;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(fcpl);
+    return ub == 0;
+}
+
+/* The address of chunk c (first row c * crows, cbytes stored, filtered by
+ * nothing but present) of shard i's table gc, when its file is plain and c
+ * is below MERGE_PREAD_CHUNKS; else HADDR_UNDEF (read it through HDF5).
+ * Looked up once per table and source while the table is merged (gc). */
+static haddr_t chunk_addr(struct merge *m, size_t i, struct gcache *gc, hsize_t c, hsize_t crows,
+                          size_t cbytes)
+{
+    if (c >= MERGE_PREAD_CHUNKS)
+        return HADDR_UNDEF;
+    if (gc->plain < 0)
+        gc->plain = source_plain(m, i);
+    if (!gc->plain)
+        return HADDR_UNDEF;
+    if (!gc->addr) {
+        if (!(gc->addr = malloc(MERGE_PREAD_CHUNKS * sizeof *gc->addr)))
+            return HADDR_UNDEF;
+        for (size_t k = 0; k < MERGE_PREAD_CHUNKS; k++)
+            gc->addr[k] = 0; /* not looked up (0 is the superblock's, never a chunk's) */
+    }
+    if (gc->addr[c] == 0) {
+        hsize_t base = c * crows, size = 0;
+        unsigned mask = 1;
+        haddr_t addr = HADDR_UNDEF;
+        if (H5Dget_chunk_info_by_coord(gc->dset, &base, &mask, &addr, &size) < 0 || mask != 0 ||
+            size != cbytes || addr == 0)
+            addr = HADDR_UNDEF;
+        H5Eclear2(H5E_DEFAULT);
+        gc->addr[c] = addr;
+    }
+    return gc->addr[c];
+}
+
 /* Runs of consecutive equal ids, fed one id at a time; lead: rows [0,
  * lead) all have ids below the block's end (a later block never needs
  * them), counted from the row the scan started at. */
@@ -472,7 +631,15 @@ struct run_scan {
     hsize_t start, len;
     hsize_t lead;
     int leading;
+    struct rcache *cache; /* a building scan's: runs past the block go there */
 };
+
+static void scan_emit(struct merge *m, struct runs *rs, size_t i, const struct run_scan *sc)
+{
+    keep_run(m, rs, i, sc->cur, sc->start, sc->len);
+    if (sc->cache && sc->cur >= m->map_hi)
+        rcache_add(m, sc->cache, sc->cur, sc->start, sc->len);
+}
 
 static void scan_id(struct merge *m, struct runs *rs, size_t i, struct run_scan *sc, int64_t id,
                     hsize_t row)
@@ -489,7 +656,7 @@ static void scan_id(struct merge *m, struct runs *rs, size_t i, struct run_scan 
         return;
     }
     if (sc->len)
-        keep_run(m, rs, i, sc->cur, sc->start, sc->len);
+        scan_emit(m, rs, i, sc);
     sc->cur = id;
     sc->start = row;
     sc->len = 1;
@@ -550,20 +717,85 @@ static void scan_ix_end(struct scan_ix *ix, int complete)
     ix->ready = 1;
 }
 
+/* The game ids of rows [b0, last) of shard i's table gc (chunks of crows
+ * rows, cbytes stored; b0 a chunk's first row) into the id window, packed:
+ * the threads pread the chunks whose address is known (chunk_addr), check
+ * them and copy the column out; the others are read here (HDF5) meanwhile. */
+static int scan_ids(struct merge *m, size_t i, struct gcache *gc, const char *path, hsize_t b0,
+                    hsize_t last, hsize_t crows, size_t cbytes, size_t rsize, size_t id_off,
+                    struct bz_err *err)
+{
+    int rc = BZ_OK;
+    struct bz_zbatch *zb = &m->scan_b;
+    unsigned char *buf = NULL;
+    int64_t *idv = (int64_t *)m->ids_raw;
+    zb->in = m->ids_raw;
+    zb->n_chunks = 0;
+    for (hsize_t base = b0; base < last && !rc; base += crows) {
+        hsize_t n = last - base < crows ? last - base : crows;
+        haddr_t a = chunk_addr(m, i, gc, base / crows, crows, cbytes);
+        if (a == HADDR_UNDEF)
+            continue;
+        if (bz_zbatch_add_column(zb, m->src[i].path, (uint64_t)a, cbytes, (uint64_t)base, id_off,
+                                 rsize, (size_t)n, (size_t)(base - b0) * sizeof *idv,
+                                 sizeof *idv) != 0)
+            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
+        else
+            m->stats.chunks_scan_pread++;
+    }
+    if (rc) {
+        bz_zbatch_reset_reads(zb, 0);
+        return rc;
+    }
+    int queued = zb->n_reads > 0;
+    if (queued) /* before the compression queued: the scan waits for it */
+        bz_zpool_submit_first(m->pool, zb);
+    for (hsize_t base = b0; base < last && !rc; base += crows) {
+        if (chunk_addr(m, i, gc, base / crows, crows, cbytes) != HADDR_UNDEF)
+            continue; /* a thread's */
+        if (!buf && !(buf = acct_alloc(m, cbytes, 1))) {
+            rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
+            break;
+        }
+        if ((rc = read_raw_chunk(m, i, gc->dset, path, base, buf, cbytes, err)))
+            break;
+        hsize_t n = last - base < crows ? last - base : crows;
+        for (hsize_t r = 0; r < n; r++)
+            memcpy(&idv[base - b0 + r], buf + (size_t)r * rsize + id_off, sizeof *idv);
+    }
+    acct_free(buf, cbytes, 1);
+    if (queued) { /* the threads write into the id window: always wait */
+        int bad = bz_zpool_wait(m->pool, zb);
+        m->stats.cpu_compress += zb->cpu_seconds; /* the threads' CPU */
+        if (bad == -2 && !rc) {
+            const struct bz_zread *rd = &zb->reads[zb->bad_read];
+            rc = bz_err_set(err, BZ_EIO,
+                            "%s: table %s: the chunk at row %llu is unreadable or fails its "
+                            "checksum%s%s",
+                            rd->path, path, (unsigned long long)rd->row, zb->read_errno ? ": " : "",
+                            zb->read_errno ? strerror(zb->read_errno) : "");
+        }
+        bz_zbatch_reset_reads(zb, 0);
+    }
+    return rc;
+}
+
 /* The runs of shard i's table dset whose game wins in the current block,
  * reading its game_id column m->id_rows at a time (or its raw chunks) from
  * row from on (the rows before it belong to blocks merged before) up to
  * where ix says no later row is in the block; *lead: the rows a later
  * block may skip. ix (NULL: none) is built by the first scan. */
-static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, struct runs *rs,
-                      hsize_t from, hsize_t *lead, struct scan_ix *ix, struct bz_err *err)
+static int scan_shard(struct merge *m, size_t i, struct gcache *gc, const char *path,
+                      struct runs *rs, hsize_t from, hsize_t *lead, struct scan_ix *ix,
+                      struct rcache *cache, struct bz_err *err)
 {
+    hid_t dset = gc->dset;
     int rc = BZ_OK;
     hid_t ftype = H5I_INVALID_HID, fspace = H5I_INVALID_HID, mspace = H5I_INVALID_HID;
     hid_t mtype = H5I_INVALID_HID;
     int64_t *ids = (int64_t *)m->ids_raw;
     hsize_t rows = 0;
-    struct run_scan sc = {0, 0, 0, from, 1};
+    struct run_scan sc = {0, 0, 0, from, 1, NULL};
     int building = 0;
     *lead = from;
     if ((ftype = H5Dget_type(dset)) < 0 || (fspace = H5Dget_space(dset)) < 0) {
@@ -609,27 +841,36 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
         le64 ? raw_chunk_rows(dset, rsize, (size_t)m->id_rows * sizeof(int64_t) - 4) : 0;
     hsize_t end = scan_end(ix, from, rows, m->map_hi);
     building = from == 0 && scan_ix_begin(ix, rows, crows ? crows : SCAN_IX_ROWS);
+    if (building && cache) {
+        rcache_free(m, cache);
+        cache->dropped = 0;
+        sc.cache = cache;
+    }
     if (crows) {
         size_t cbytes = (size_t)crows * rsize + 4;
-        unsigned char *buf = m->ids_raw; /* the id window holds a whole stored chunk */
-        for (hsize_t base = from / crows * crows; base < end && !rs->full; base += crows) {
-            if ((rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
-                goto out;
-            hsize_t n = rows - base < crows ? rows - base : crows;
-            for (hsize_t r = 0; r < n; r++) {
-                int64_t id;
-                memcpy(&id, buf + (size_t)r * rsize + id_off, sizeof id);
-                scan_id(m, rs, i, &sc, id, base + r);
-                if (building && id < ix->sufmin[(base + r) / ix->gran])
-                    ix->sufmin[(base + r) / ix->gran] = id;
+        hsize_t per = m->id_rows / crows; /* chunks whose ids fill the id window */
+        for (hsize_t b0 = from / crows * crows; b0 < end && !rs->full && !rc;) {
+            hsize_t b1 = b0 + (per ? per : 1) * crows;
+            if (b1 > end)
+                b1 = (end + crows - 1) / crows * crows;
+            hsize_t last = b1 < rows ? b1 : rows;
+            rc = scan_ids(m, i, gc, path, b0, last, crows, cbytes, rsize, id_off, err);
+            const int64_t *idv = (const int64_t *)m->ids_raw;
+            for (hsize_t r = b0; r < last && !rc && !rs->full; r++) {
+                scan_id(m, rs, i, &sc, idv[r - b0], r);
+                if (building && idv[r - b0] < ix->sufmin[r / ix->gran])
+                    ix->sufmin[r / ix->gran] = idv[r - b0];
             }
+            b0 = b1;
         }
+        if (rc)
+            goto out;
     } else {
         for (hsize_t s = from; s < end && !rs->full; s += m->id_rows) {
             hsize_t count = end - s < m->id_rows ? end - s : m->id_rows, zero = 0;
             if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &s, NULL, &count, NULL) < 0 ||
                 H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
-                H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, ids) < 0) {
+                H5Dread(dset, mtype, mspace, fspace, m->dxpl, ids) < 0) {
                 rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read the game_id column",
                                     m->src[i].path, path);
                 goto out;
@@ -642,11 +883,13 @@ static int scan_shard(struct merge *m, size_t i, hid_t dset, const char *path, s
         }
     }
     if (sc.len)
-        keep_run(m, rs, i, sc.cur, sc.start, sc.len);
+        scan_emit(m, rs, i, &sc);
     *lead = sc.lead;
 out:
     if (building)
         scan_ix_end(ix, !rc && !rs->full);
+    if (sc.cache)
+        rcache_end(m, sc.cache, !rc && !rs->full);
     bz_out_h5_close(mtype);
     bz_out_h5_close(mspace);
     bz_out_h5_close(fspace);
@@ -659,27 +902,50 @@ out:
  * that earlier blocks used up (ids below their end), updated when the
  * runs fit (a block that overflows is scanned again, smaller). */
 static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs *rs, hsize_t *skip,
-                     struct scan_ix *ix, struct bz_err *err)
+                     struct scan_ix *ix, struct rcache *cache, struct bz_err *err)
 {
     int rc = BZ_OK;
     struct gcache *gc = NULL;
-    hsize_t *lead = calloc(m->n_shards ? m->n_shards : 1, sizeof *lead);
-    if (!lead)
+    size_t n = m->n_shards ? m->n_shards : 1;
+    hsize_t *lead = calloc(n, sizeof *lead);
+    size_t *head = calloc(n, sizeof *head);
+    if (!lead || !head) {
+        free(lead);
+        free(head);
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+    }
     rs->n = 0;
     rs->full = 0;
-    for (size_t i = 0; i < m->n_shards; i++)
+    for (size_t i = 0; i < m->n_shards; i++) {
         lead[i] = skip[i];
+        head[i] = cache ? cache[i].head : 0;
+    }
     for (size_t i = 0; i < m->n_shards && !rs->full; i++) {
         if (!shard_has(m, i, path) || !source_meets(m, i, m->map_lo, m->map_hi))
             continue;
+        if (cache && cache[i].ready) { /* no row read */
+            rcache_runs(m, &cache[i], rs, i, &head[i]);
+            continue;
+        }
         if ((rc = table_dset(m, i, path, ref, &gc, err)) ||
-            (rc = scan_shard(m, i, gc->dset, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL, err)))
+            (rc = scan_shard(m, i, gc, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL,
+                             cache ? &cache[i] : NULL, err)))
             break;
+        if (cache && cache[i].ready) /* built by this scan: its runs start at 0 */
+            head[i] = 0;
     }
-    if (!rc && !rs->full)
+    if (!rc && !rs->full) {
         memcpy(skip, lead, m->n_shards * sizeof *skip);
+        for (size_t i = 0; cache && i < m->n_shards; i++) {
+            cache[i].head = head[i];
+            if (cache[i].ready && head[i] == cache[i].n && cache[i].v) {
+                rcache_free(m, &cache[i]); /* every run used: nothing left to keep */
+                cache[i].ready = 1;
+            }
+        }
+    }
     free(lead);
+    free(head);
     return rc;
 }
 
@@ -713,7 +979,8 @@ static int sink_extend(struct merge *m, struct sink *s, const char *path, hsize_
     return BZ_OK;
 }
 
-/* Store the compressed window of buf[!cur] and clear it for reuse. */
+/* Store the compressed window of buf[!cur] (pending_ws, pending_count) and
+ * clear it for reuse. */
 static int sink_store(struct merge *m, struct sink *s, const char *path, struct bz_err *err)
 {
     int rc;
@@ -761,8 +1028,6 @@ static int sink_flush(struct merge *m, struct sink *s, const char *path, hsize_t
     int rc = BZ_OK;
     m->stats.windows++;
     if (s->direct) {
-        if (s->pending && (rc = sink_store(m, s, path, err)))
-            return rc;
         struct bz_zbatch *b = &s->zb[s->cur];
         b->in = s->buf[s->cur];
         b->n_chunks = (size_t)((count + s->chunk - 1) / s->chunk);
@@ -770,7 +1035,14 @@ static int sink_flush(struct merge *m, struct sink *s, const char *path, hsize_t
          * before it was just written) */
         memset(s->buf[s->cur] + (size_t)count * s->msize, 0,
                (size_t)((hsize_t)b->n_chunks * s->chunk - count) * s->msize);
+        /* this window first, then the one before it is stored: the threads
+         * keep compressing while the merging thread writes */
         bz_zpool_submit(m->pool, b);
+        if (s->pending && (rc = sink_store(m, s, path, err))) {
+            bz_zpool_wait(m->pool, b); /* it reads and fills buffers freed next */
+            bz_zbatch_reset_reads(b, 0);
+            return rc;
+        }
         s->pending = 1;
         s->pending_ws = s->ws;
         s->pending_count = count;
@@ -787,7 +1059,7 @@ static int sink_flush(struct merge *m, struct sink *s, const char *path, hsize_t
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: dataspace", m->out_name);
         goto out;
     }
-    if (H5Dwrite(s->dset, s->mtype, mspace, fspace, H5P_DEFAULT, s->buf[0]) < 0)
+    if (H5Dwrite(s->dset, s->mtype, mspace, fspace, m->dxpl, s->buf[0]) < 0)
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot write table %s rows %llu..%llu", m->out_name,
                             path, (unsigned long long)s->ws, (unsigned long long)(s->ws + count));
 out:
@@ -846,32 +1118,6 @@ static void sink_close(struct sink *s)
     }
 }
 
-/* Shard chunks the threads read: the first MERGE_PREAD_CHUNKS of each
- * shard table. HDF5 1.10 finds a chunk's address (H5Dget_chunk_info_by_coord)
- * by walking the chunk index from its first chunk: about 12 ns per chunk
- * before it (measured on HDF5 1.10.8: 1.6 us for chunk 0, 19.5 us for
- * chunk 1,548), where H5Dread_chunk, its checksum and the copy of the rows
- * cost about 25 us per chunk of 64 KiB on the merging thread. Past this
- * index the lookup would cost more than it saves (and grow with the
- * shard: quadratic over a table), so later chunks are read here as
- * before. */
-#ifndef MERGE_PREAD_CHUNKS
-#define MERGE_PREAD_CHUNKS 1024
-#endif
-
-/* Whether shard i's file (open) starts at byte 0 of its path: no user
- * block, so that a chunk's address is its offset in the file. */
-static int source_plain(const struct merge *m, size_t i)
-{
-    hid_t fcpl = H5Fget_create_plist(m->src[i].file);
-    hsize_t ub = 1;
-    if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
-        ub = 1;
-    H5Eclear2(H5E_DEFAULT);
-    bz_out_h5_close(fcpl);
-    return ub == 0;
-}
-
 /* The rows of runs[0..n) of a table without strings, read as the shard
  * stores them: whole chunks, each checked against its Fletcher32, rows
  * copied out; no HDF5 pipeline, cache or conversion. Only for chunks
@@ -898,10 +1144,6 @@ static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *
         return BZ_OK; /* HDF5 reads it */
     if (!(buf = acct_alloc(m, cbytes, 1)))
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", m->src[i].path, path);
-    if (defer && gc->plain < 0)
-        gc->plain = source_plain(m, i);
-    if (!gc->plain)
-        defer = NULL;
     hsize_t have = (hsize_t)-1; /* the chunk in buf, or deferred at addr */
     haddr_t addr = HADDR_UNDEF;
     for (size_t k = 0; k < n && !rc; k++) {
@@ -909,16 +1151,9 @@ static int gather_raw(struct merge *m, size_t i, struct gcache *gc, const char *
         while (pos < end) {
             hsize_t c = pos / crows, base = c * crows;
             if (c != have) {
-                hsize_t size = 0;
-                unsigned mask = 1;
-                addr = HADDR_UNDEF;
                 /* a plain stored chunk whose address is cheap to find goes to
                  * the threads; any other is read here */
-                if (defer && c < MERGE_PREAD_CHUNKS &&
-                    (H5Dget_chunk_info_by_coord(dset, &base, &mask, &addr, &size) < 0 ||
-                     mask != 0 || size != cbytes))
-                    addr = HADDR_UNDEF;
-                H5Eclear2(H5E_DEFAULT);
+                addr = defer ? chunk_addr(m, i, gc, c, crows, cbytes) : HADDR_UNDEF;
                 if (addr == HADDR_UNDEF &&
                     (rc = read_raw_chunk(m, i, dset, path, base, buf, cbytes, err)))
                     break;
@@ -995,7 +1230,7 @@ static int gather_shard(struct merge *m, const char *path, const struct run *run
                 hsize_t count = we - ws, zero = 0;
                 if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &ws, NULL, &count, NULL) < 0 ||
                     H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
-                    bz_shard_read(dset, mtype, mspace, fspace, win) < 0) {
+                    bz_shard_read_dxpl(dset, mtype, mspace, fspace, m->dxpl, win) < 0) {
                     rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot read table %s rows %llu..%llu",
                                         m->src[i].path, path, (unsigned long long)ws,
                                         (unsigned long long)we);
@@ -1107,6 +1342,8 @@ struct mtable {
     unsigned char direct;
     hsize_t *skip;      /* per source: rows used up by the blocks merged */
     struct scan_ix *ix; /* per source (a following merge's) */
+    struct rcache *rc;  /* per source (a following merge's) */
+    struct gcache *gc;  /* per source: its dataset of this table, kept open */
     size_t n_skip;
 };
 
@@ -1128,9 +1365,29 @@ static void mtable_free(struct merge *m, struct mtable *t)
     bz_out_h5_close(t->ref);
     for (size_t i = 0; t->ix && i < t->n_skip; i++)
         free(t->ix[i].sufmin);
+    for (size_t i = 0; t->rc && i < t->n_skip; i++)
+        rcache_free(m, &t->rc[i]);
+    for (size_t i = 0; t->gc && i < t->n_skip; i++) {
+        bz_out_h5_close(t->gc[i].dset);
+        gcache_reset(&t->gc[i], H5I_INVALID_HID);
+    }
+    free(t->gc);
     free(t->ix);
+    free(t->rc);
     free(t->skip);
     free(t);
+}
+
+/* Close every table's dataset of source i (its file is being closed). */
+static void close_dsets_of(struct merge *m, size_t i)
+{
+    for (size_t k = 0; k < m->n_tables; k++) {
+        struct mtable *t = m->tables[k];
+        if (t->gc && i < t->n_skip && t->gc[i].dset >= 0) {
+            bz_out_h5_close(t->gc[i].dset);
+            t->gc[i].dset = H5I_INVALID_HID; /* reopened, and its gcache reset, if needed */
+        }
+    }
 }
 
 /* The table's row type from the first shard that has it (a table no block
@@ -1192,19 +1449,31 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         struct scan_ix *ix = sk && m->streaming ? realloc(t->ix, m->n_shards * sizeof *ix) : NULL;
         if (ix)
             t->ix = ix;
-        if (!sk || (m->streaming && !ix))
+        struct rcache *rcv = ix ? realloc(t->rc, m->n_shards * sizeof *rcv) : NULL;
+        if (rcv)
+            t->rc = rcv;
+        struct gcache *gcv = sk ? realloc(t->gc, m->n_shards * sizeof *gcv) : NULL;
+        if (gcv) {
+            t->gc = gcv;
+            for (size_t i = t->n_skip; i < m->n_shards; i++)
+                gcv[i] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1, NULL};
+        }
+        if (!sk || !gcv || (m->streaming && (!ix || !rcv)))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
         memset(sk + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *sk);
         if (ix)
             memset(ix + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *ix);
+        if (rcv)
+            memset(rcv + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *rcv);
         t->n_skip = m->n_shards;
     }
+    m->gcs = t->gc;
     for (int64_t a = lo; a < hi;) {
         int64_t b = hi - a <= span ? hi : a + span;
         double t_idx = now_s();
         rc = build_map(m, a, b, err);
         if (!rc)
-            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, t->ix, err);
+            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, t->ix, t->rc, err);
         m->stats.seconds_index += now_s() - t_idx;
         if (rc)
             return rc;
@@ -1243,9 +1512,8 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         t->total = end;
         a = b;
     }
-    /* the pool compresses one batch at a time: the next table's may start */
-    if (t->s.pending && (rc = sink_store(m, &t->s, t->path, err)))
-        return rc;
+    /* a window still compressing is stored by the sink's next flush (or
+     * table_finish): the next table's rows are read meanwhile */
     return BZ_OK;
 }
 
@@ -1322,11 +1590,7 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
         m->cap_shards = cap;
     }
     size_t i = m->n_shards;
-    m->src[i] = (struct source){.path = strdup(path),
-                                .lo = 1,
-                                .hi = 0,
-                                .file = H5I_INVALID_HID,
-                                .gc = {H5I_INVALID_HID, (hsize_t)-1, -1}};
+    m->src[i] = (struct source){.path = strdup(path), .lo = 1, .hi = 0, .file = H5I_INVALID_HID};
     if (!m->src[i].path)
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
     m->n_shards++;
@@ -1373,6 +1637,11 @@ static int add_source(struct merge *m, const char *path, const int64_t *ids, siz
     return BZ_OK;
 }
 
+/* HDF5's type conversion buffer and its background buffer: each 1/256 of
+ * the bound, at least 4 KiB, at most 1 MiB (HDF5's default size). */
+#define MERGE_TCONV_MIN ((size_t)4 << 10)
+#define MERGE_TCONV_MAX ((size_t)1 << 20)
+
 /* The bound's shares, the index, the id window and the threads. */
 static int merge_setup(struct merge *m, struct bz_err *err)
 {
@@ -1388,6 +1657,7 @@ static int merge_setup(struct merge *m, struct bz_err *err)
     m->read_bytes = bound / 64 < MERGE_WINDOW_BYTES ? bound / 64 : MERGE_WINDOW_BYTES;
     m->id_rows = (hsize_t)(bound / 32 / sizeof(int64_t));
     size_t index = bound / 4;
+    m->cache_cap = bound / 16;
     m->map_cap = index / 2 / sizeof *m->map;
     m->run_cap = index / 2 / (2 * sizeof(struct run)); /* the runs and their pieces */
     m->stats.threads = m->threads;
@@ -1396,6 +1666,15 @@ static int merge_setup(struct merge *m, struct bz_err *err)
         !(m->runs = acct_alloc(m, m->run_cap, sizeof *m->runs)) ||
         !(m->pieces = acct_alloc(m, m->run_cap, sizeof *m->pieces)))
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory for the merge index", m->out_name);
+    size_t tconv = bound / 256;
+    m->tconv_bytes = tconv < MERGE_TCONV_MIN   ? MERGE_TCONV_MIN
+                     : tconv > MERGE_TCONV_MAX ? MERGE_TCONV_MAX
+                                               : tconv;
+    if (!(m->tconv = acct_alloc(m, m->tconv_bytes, 1)) ||
+        !(m->bkg = acct_alloc(m, m->tconv_bytes, 1)) ||
+        (m->dxpl = H5Pcreate(H5P_DATASET_XFER)) < 0 ||
+        H5Pset_buffer(m->dxpl, m->tconv_bytes, m->tconv, m->bkg) < 0)
+        return bz_out_h5_fail(err, BZ_ENOMEM, "%s: no memory for type conversions", m->out_name);
     if (bz_zpool_create(m->threads, &m->pool) != 0)
         return bz_err_set(err, BZ_ENOMEM, "%s: cannot start %d compression threads", m->out_name,
                           m->threads);
@@ -1483,13 +1762,15 @@ static int fsync_parent(const char *path, struct bz_err *err)
 /* Every stored chunk of a table written with direct chunk writes: present,
  * unfiltered by nothing (mask 0), and carrying the checksum computed before
  * it was written. */
-static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *table,
+static int check_chunks(const struct merge *m, hid_t dset, hsize_t n, int plain, const char *table,
                         struct bz_err *err)
 {
     int rc = BZ_OK;
+    const char *tmp = m->tmp;
     hid_t dcpl = H5I_INVALID_HID, ftype = H5I_INVALID_HID;
     unsigned char *buf = NULL;
     hsize_t chunk = 0;
+    struct bz_zbatch zb = {0};
     if ((dcpl = H5Dget_create_plist(dset)) < 0 || H5Pget_chunk(dcpl, 1, &chunk) != 1 ||
         chunk == 0 || (ftype = H5Dget_type(dset)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot read its layout", tmp, table);
@@ -1501,10 +1782,23 @@ static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *tabl
         goto out;
     }
     /* mask: HDF5's deflate filter is optional (bit 0 set: stored
-     * uncompressed); the checksum never is */
+     * uncompressed); the checksum never is. A chunk whose address is cheap
+     * to find is checked by the threads (pread), the others here. */
     for (hsize_t off = 0; off < n; off += chunk) {
         hsize_t size = 0;
         uint32_t mask = 1;
+        haddr_t addr = HADDR_UNDEF;
+        if (plain && off / chunk < MERGE_PREAD_CHUNKS &&
+            H5Dget_chunk_info_by_coord(dset, &off, &mask, &addr, &size) >= 0 && addr != 0 &&
+            addr != HADDR_UNDEF && (mask & ~1u) == 0 && size > 0 && size <= cap) {
+            if (bz_zbatch_add_check(&zb, tmp, (uint64_t)addr, (size_t)size, (uint64_t)off) != 0) {
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", tmp, table);
+                goto out;
+            }
+            continue;
+        }
+        H5Eclear2(H5E_DEFAULT);
+        mask = 1;
         if (H5Dget_chunk_storage_size(dset, &off, &size) < 0 || size == 0 || size > cap ||
             H5Dread_chunk(dset, H5P_DEFAULT, &off, &mask, buf) < 0 || (mask & ~1u) != 0 ||
             !bz_zpool_chunk_ok(buf, (size_t)size)) {
@@ -1514,7 +1808,16 @@ static int check_chunks(hid_t dset, hsize_t n, const char *tmp, const char *tabl
             goto out;
         }
     }
+    if (zb.n_reads) {
+        bz_zpool_submit_first(m->pool, &zb);
+        if (bz_zpool_wait(m->pool, &zb) == -2)
+            rc = bz_err_set(
+                err, BZ_EIO, "%s: table %s: the chunk at row %llu does not read back%s%s", tmp,
+                table, (unsigned long long)zb.reads[zb.bad_read].row, zb.read_errno ? ": " : "",
+                zb.read_errno ? strerror(zb.read_errno) : "");
+    }
 out:
+    bz_zbatch_reset_reads(&zb, 1);
     free(buf);
     bz_out_h5_close(ftype);
     bz_out_h5_close(dcpl);
@@ -1548,6 +1851,14 @@ static int read_back(const struct merge *m, struct bz_err *err)
     hid_t file = H5I_INVALID_HID, dset = H5I_INVALID_HID, space = H5I_INVALID_HID;
     if ((rc = bz_out_h5_open_ro(tmp, &file, err)))
         return rc;
+    /* no user block: a chunk's address is its offset in the file */
+    hid_t fcpl = H5Fget_create_plist(file);
+    hsize_t ub = 1;
+    if (fcpl < 0 || H5Pget_userblock(fcpl, &ub) < 0)
+        ub = 1;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(fcpl);
+    int plain = ub == 0;
     for (size_t k = 0; k < m->n_tables && !rc; k++) {
         const struct mtable *t = m->tables[k];
         hsize_t n = 0;
@@ -1558,7 +1869,7 @@ static int read_back(const struct merge *m, struct bz_err *err)
         } else if (n != t->total) {
             rc = bz_err_set(err, BZ_EIO, "%s: table %s reads back %llu rows, %llu were written",
                             tmp, t->path, (unsigned long long)n, (unsigned long long)t->total);
-        } else if (!(rc = check_chunks(dset, n, tmp, t->path, err)) && !t->direct) {
+        } else if (!(rc = check_chunks(m, dset, n, plain, t->path, err)) && !t->direct) {
             hsize_t last = last_chunk_start(dset, n);
             rc = bz_out_h5_check_rows(dset, last, n, tmp, t->path, err);
         }
@@ -1597,10 +1908,14 @@ static void merge_free(struct merge *m)
     }
     free(m->src);
     bz_zpool_destroy(m->pool);
+    bz_zbatch_reset_reads(&m->scan_b, 1);
     acct_free(m->map, m->map_cap, sizeof *m->map);
     acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));
     acct_free(m->runs, m->run_cap, sizeof *m->runs);
     acct_free(m->pieces, m->run_cap, sizeof *m->pieces);
+    bz_out_h5_close(m->dxpl);
+    acct_free(m->tconv, m->tconv_bytes, 1);
+    acct_free(m->bkg, m->bkg ? m->tconv_bytes : 0, 1);
     m->stats.seconds = now_s() - m->t_start;
     m->stats.cpu_main = thread_cpu_s() - m->c_start;
     last_stats = m->stats;
@@ -1619,7 +1934,7 @@ int bz_merge_stream_open(const char *out_path, int streaming, struct bz_merge_st
     struct merge *m = &ms->m;
     m->out_name = out_path;
     m->streaming = streaming;
-    m->fapl = m->file = H5I_INVALID_HID;
+    m->fapl = m->file = m->dxpl = H5I_INVALID_HID;
     m->t_start = now_s();
     m->c_start = thread_cpu_s();
     bz_out_h5_quiet();
@@ -1679,6 +1994,14 @@ int bz_merge_stream_advance(struct bz_merge_stream *ms, int64_t hi, struct bz_er
     int rc = advance(m, hi, 0, err);
     if (!rc && m->owner_failed)
         rc = bz_err_set(err, m->owner_err.code, "%s", m->owner_err.msg);
+    /* start writing back what the blocks wrote: the fsync after the last
+     * block (on the critical path, when the play is over) then has only the
+     * rest to write. Best effort: without it that fsync writes it all. */
+    int fd = rc ? -1 : open(m->tmp, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        close(fd);
+    }
     return rc;
 }
 
@@ -1734,6 +2057,8 @@ int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenanc
     if ((rc = bz_out_h5_close_file(&m->file, m->tmp, err)) || (rc = fsync_path(m->tmp, 0, err)))
         goto out;
     double t_back = now_s();
+    if (bz_merge_test_read_back_hook)
+        bz_merge_test_read_back_hook(m->tmp);
     rc = read_back(m, err);
     m->stats.seconds_read_back = now_s() - t_back;
     if (rc)

@@ -1469,6 +1469,12 @@ static herr_t text_cb(void *elem, hid_t type, unsigned ndim, const hsize_t *poin
 
 herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *buf)
 {
+    return bz_shard_read_dxpl(dset, mtype, mspace, fspace, H5P_DEFAULT, buf);
+}
+
+herr_t bz_shard_read_dxpl(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, hid_t dxpl,
+                          void *buf)
+{
     struct text_cols tc = {0};
     hid_t ftype = H5Dget_type(dset), rtype = H5I_INVALID_HID, reftype = H5I_INVALID_HID;
     hid_t one = H5I_INVALID_HID, bspace = H5I_INVALID_HID, bmem = H5I_INVALID_HID;
@@ -1478,7 +1484,7 @@ herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *
     if (ftype < 0 || find_text_cols(dset, ftype, &tc) < 0)
         goto out;
     if (!tc.n) {
-        rc = H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, buf);
+        rc = H5Dread(dset, mtype, mspace, fspace, dxpl, buf);
         goto out;
     }
     struct read_ctx c = {.tc = &tc, .buf = buf, .msize = H5Tget_size(mtype)};
@@ -1516,8 +1522,8 @@ herr_t bz_shard_read(hid_t dset, hid_t mtype, hid_t mspace, hid_t fspace, void *
         goto out;
     hssize_t ext = H5Sget_simple_extent_npoints(mspace);
     if (found != tc.n || ext < 0 || !(refs = calloc(ext ? (size_t)ext : 1, c.ref_size)) ||
-        H5Dread(dset, rtype, mspace, fspace, H5P_DEFAULT, buf) < 0 ||
-        H5Dread(dset, reftype, mspace, fspace, H5P_DEFAULT, refs) < 0)
+        H5Dread(dset, rtype, mspace, fspace, dxpl, buf) < 0 ||
+        H5Dread(dset, reftype, mspace, fspace, dxpl, refs) < 0)
         goto out;
     c.refs = refs;
     for (size_t k = 0; k < tc.n; k++) {

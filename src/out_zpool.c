@@ -1,6 +1,7 @@
 /* out_zpool: reads of stored shard chunks (pread, Fletcher32 check, row
- * copies), then deflate + Fletcher32 of whole chunks, on worker threads
- * (see out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
+ * copies or a column of the rows), then deflate + Fletcher32 of whole
+ * chunks, on worker threads, for any number of batches queued (see
+ * out_zpool.h). Owns the byte layout of a filtered chunk, which must stay
  * exactly what HDF5's filters (H5Z_filter_deflate, H5Z_filter_fletcher32)
  * expect on read. Must never call HDF5: the library is not thread-safe. */
 #define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
@@ -31,7 +32,7 @@ struct bz_zpool {
     pthread_cond_t work, idle;
     pthread_t *threads;
     int n_threads, quit;
-    struct bz_zbatch *batch;
+    struct bz_zbatch *head, *tail; /* the batches submitted and not done, in order */
 };
 
 size_t bz_zpool_bound(size_t chunk_bytes)
@@ -141,8 +142,8 @@ static int grow(void *v, size_t n, size_t *cap, size_t size)
     return 0;
 }
 
-int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
-                       uint64_t row, size_t src, size_t dst, size_t len)
+static int add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size, uint64_t row,
+                    const struct bz_zcopy *cp)
 {
     struct bz_zread *last = b->n_reads ? &b->reads[b->n_reads - 1] : NULL;
     if (!last || last->path != path || last->addr != addr) {
@@ -153,9 +154,30 @@ int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, siz
     }
     if (grow(&b->copies, b->n_copies, &b->cap_copies, sizeof *b->copies) != 0)
         return -1;
-    b->copies[b->n_copies++] = (struct bz_zcopy){src, dst, len};
+    b->copies[b->n_copies++] = *cp;
     last->n_copies++;
     return 0;
+}
+
+int bz_zbatch_add_check(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                        uint64_t row)
+{
+    if (grow(&b->reads, b->n_reads, &b->cap_reads, sizeof *b->reads) != 0)
+        return -1;
+    b->reads[b->n_reads++] = (struct bz_zread){path, addr, row, size, b->n_copies, 0};
+    return 0;
+}
+
+int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                       uint64_t row, size_t src, size_t dst, size_t len)
+{
+    return add_copy(b, path, addr, size, row, &(struct bz_zcopy){src, dst, len, 1, 0});
+}
+
+int bz_zbatch_add_column(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                         uint64_t row, size_t src, size_t step, size_t reps, size_t dst, size_t len)
+{
+    return add_copy(b, path, addr, size, row, &(struct bz_zcopy){src, dst, len, reps, step});
 }
 
 void bz_zbatch_reset_reads(struct bz_zbatch *b, int free_them)
@@ -217,9 +239,15 @@ static int read_one(struct rstate *r, struct bz_zbatch *b, size_t k)
         return -1;
     for (size_t c = rd->first_copy; c < rd->first_copy + rd->n_copies; c++) {
         const struct bz_zcopy *cp = &b->copies[c];
-        if (cp->src + cp->len > rd->size - FLETCHER_LEN)
+        size_t reps = cp->reps ? cp->reps : 1;
+        if (cp->src + (reps - 1) * cp->step + cp->len > rd->size - FLETCHER_LEN)
             return -1;
-        memcpy(b->in + cp->dst, r->buf + cp->src, cp->len);
+        if (reps == 1) {
+            memcpy(b->in + cp->dst, r->buf + cp->src, cp->len);
+            continue;
+        }
+        for (size_t j = 0; j < reps; j++)
+            memcpy(b->in + cp->dst + j * cp->len, r->buf + cp->src + j * cp->step, cp->len);
     }
     return 0;
 }
@@ -240,6 +268,43 @@ static double thread_cpu_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* The first batch of the queue with a read or a chunk to hand out (a
+ * batch's chunks only once its reads are done); *read: it is a read. */
+static struct bz_zbatch *find_work(struct bz_zpool *p, int *read)
+{
+    for (struct bz_zbatch *b = p->head; b; b = b->qnext) {
+        if (b->next_read < b->n_reads) {
+            *read = 1;
+            return b;
+        }
+        if (b->reads_done == b->n_reads && b->next < b->n_chunks) {
+            *read = 0;
+            return b;
+        }
+    }
+    return NULL;
+}
+
+/* b is done if its last read and chunk are: out of the queue, waiters woken. */
+static void maybe_done(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    if (b->reads_done < b->n_reads || b->done < b->n_chunks)
+        return;
+    struct bz_zbatch **pp = &p->head, *prev = NULL;
+    while (*pp && *pp != b) {
+        prev = *pp;
+        pp = &(*pp)->qnext;
+    }
+    if (*pp) {
+        *pp = b->qnext;
+        if (p->tail == b)
+            p->tail = prev;
+    }
+    b->qnext = NULL;
+    b->queued = 0;
+    pthread_cond_broadcast(&p->idle);
+}
+
 static void *worker(void *arg)
 {
     struct bz_zpool *p = arg;
@@ -249,9 +314,8 @@ static void *worker(void *arg)
     pthread_mutex_lock(&p->mu);
     for (;;) {
         struct bz_zbatch *b = NULL;
-        while (!p->quit &&
-               !((b = p->batch) && (b->next_read < b->n_reads ||
-                                    (b->reads_done == b->n_reads && b->next < b->n_chunks)))) {
+        int is_read = 0;
+        while (!p->quit && !(b = find_work(p, &is_read))) {
             if (rs.fd >= 0) { /* idle: close the file */
                 pthread_mutex_unlock(&p->mu);
                 rstate_close(&rs);
@@ -262,7 +326,7 @@ static void *worker(void *arg)
         }
         if (p->quit)
             break;
-        if (b->next_read < b->n_reads) { /* reads first: they fill the input */
+        if (is_read) { /* reads first: they fill the input */
             size_t k = b->next_read++;
             pthread_mutex_unlock(&p->mu);
             double c0 = thread_cpu_s();
@@ -272,8 +336,10 @@ static void *worker(void *arg)
             b->cpu_seconds += c1 - c0;
             if (e)
                 read_failed(b, k, e);
-            if (++b->reads_done == b->n_reads)
+            if (++b->reads_done == b->n_reads) {
                 pthread_cond_broadcast(&p->work); /* the chunks may be compressed */
+                maybe_done(p, b);                 /* reads only */
+            }
             continue;
         }
         size_t k = b->next++;
@@ -285,10 +351,8 @@ static void *worker(void *arg)
         b->cpu_seconds += c1 - c0;
         if (bad)
             b->failed = 1;
-        if (++b->done == b->n_chunks) {
-            p->batch = NULL;
-            pthread_cond_broadcast(&p->idle);
-        }
+        if (++b->done == b->n_chunks)
+            maybe_done(p, b);
     }
     pthread_mutex_unlock(&p->mu);
     rstate_close(&rs);
@@ -324,24 +388,44 @@ int bz_zpool_create(int n_threads, struct bz_zpool **pool)
     return 0;
 }
 
-void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
+static void submit(struct bz_zpool *p, struct bz_zbatch *b, int first)
 {
     b->next = b->done = b->next_read = b->reads_done = 0;
     b->failed = 0;
     b->bad_read = b->n_reads;
     b->read_errno = 0;
     b->cpu_seconds = 0;
-    if (!p->n_threads || !b->n_chunks)
-        return; /* compressed by bz_zpool_wait */
+    if (!p->n_threads || (!b->n_chunks && !b->n_reads))
+        return; /* done by bz_zpool_wait */
     pthread_mutex_lock(&p->mu);
-    p->batch = b;
+    b->queued = 1;
+    b->qnext = NULL;
+    if (!p->head) {
+        p->head = p->tail = b;
+    } else if (first) {
+        b->qnext = p->head;
+        p->head = b;
+    } else {
+        p->tail->qnext = b;
+        p->tail = b;
+    }
     pthread_cond_broadcast(&p->work);
     pthread_mutex_unlock(&p->mu);
 }
 
+void bz_zpool_submit(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    submit(p, b, 0);
+}
+
+void bz_zpool_submit_first(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    submit(p, b, 1);
+}
+
 int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
 {
-    if (!p->n_threads || !b->n_chunks) {
+    if (!p->n_threads || (!b->n_chunks && !b->n_reads)) {
         struct zstate z;
         struct rstate rs = {NULL, -1, NULL, 0};
         double c0 = thread_cpu_s();
@@ -366,7 +450,7 @@ int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
         return b->failed ? -1 : 0;
     }
     pthread_mutex_lock(&p->mu);
-    while (b->done < b->n_chunks)
+    while (b->queued)
         pthread_cond_wait(&p->idle, &p->mu);
     pthread_mutex_unlock(&p->mu);
     return b->bad_read < b->n_reads ? -2 : b->failed ? -1 : 0;

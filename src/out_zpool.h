@@ -27,15 +27,19 @@ struct bz_zread {
     size_t size, first_copy, n_copies;
 };
 
-/* len bytes from offset src of a read chunk to offset dst of the input. */
+/* len bytes from offset src of a read chunk to offset dst of the input;
+ * reps > 1: reps such pieces, the k-th from src + k * step to dst + k * len
+ * (a column of the chunk's rows, packed). */
 struct bz_zcopy {
     size_t src, dst, len;
+    size_t reps, step;
 };
 
 /* n_chunks chunks of chunk_bytes each, read from in; chunk k's filtered
  * bytes land in out + k * out_cap with their length in out_len[k]. Before
  * any chunk is compressed, reads[0..n_reads) fill their rows of in
- * (pread(2) by the threads: the bytes of files HDF5 wrote, never HDF5). */
+ * (pread(2) by the threads: the bytes of files HDF5 wrote, never HDF5).
+ * A batch of reads only (n_chunks 0) runs on the threads too. */
 struct bz_zbatch {
     unsigned char *in;
     struct bz_zread *reads;
@@ -53,6 +57,8 @@ struct bz_zbatch {
     size_t *out_len;
     /* owned by the pool while the batch runs */
     size_t next, done, next_read, reads_done;
+    struct bz_zbatch *qnext; /* the next batch submitted */
+    int queued;              /* submitted, not done */
     int failed;
     double cpu_seconds; /* CPU the batch's chunks took, summed over threads */
 };
@@ -71,12 +77,27 @@ int bz_zpool_create(int n_threads, struct bz_zpool **pool);
 int bz_zbatch_add_copy(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
                        uint64_t row, size_t src, size_t dst, size_t len);
 
+/* Add to b's reads one chunk (as bz_zbatch_add_copy) whose column of reps
+ * pieces of len bytes, at src, src + step, ..., lands packed at in + dst. */
+int bz_zbatch_add_column(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                         uint64_t row, size_t src, size_t step, size_t reps, size_t dst,
+                         size_t len);
+
+/* Add to b's reads one chunk that is only checked (its Fletcher32), not
+ * copied. 0 or -1 (no memory). */
+int bz_zbatch_add_check(struct bz_zbatch *b, const char *path, uint64_t addr, size_t size,
+                        uint64_t row);
+
 /* Forget b's reads (after bz_zpool_wait) and free their arrays (free: 1). */
 void bz_zbatch_reset_reads(struct bz_zbatch *b, int free_them);
 
-/* Start reading and compressing b in the background; one batch at a time (wait for it
- * before submitting the next). */
+/* Start reading and compressing b in the background, after the batches
+ * submitted before it (the threads take work from the first batch that has
+ * some); _first: before them (a batch the caller waits for at once). Any
+ * number of batches may run; a batch is submitted again only once waited
+ * for. */
 void bz_zpool_submit(struct bz_zpool *pool, struct bz_zbatch *b);
+void bz_zpool_submit_first(struct bz_zpool *pool, struct bz_zbatch *b);
 
 /* Wait until b is done. 0, or -1 when a chunk could not be compressed,
  * -2 when a read failed (b->bad_read, b->read_errno say which and why). */
@@ -86,7 +107,7 @@ int bz_zpool_wait(struct bz_zpool *pool, struct bz_zbatch *b);
  * carries the checksum of its data: 1 yes, 0 no. */
 int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len);
 
-/* Stop and join the workers (no batch may be running). NULL is fine. */
+/* Stop and join the workers (every batch submitted waited for). NULL is fine. */
 void bz_zpool_destroy(struct bz_zpool *pool);
 
 /* Worker threads for the merge: BZ_MERGE_THREADS when set (>= 1), else the

@@ -32,6 +32,7 @@
 
 #include "bazaar/out.h"
 #include "bazaar/out_lock.h"
+#include "out_internal.h"
 #include "sched_internal.h"
 
 extern char **environ;
@@ -624,9 +625,20 @@ static void write_stats(uint64_t during, uint64_t total, unsigned advances, doub
         return;
     fprintf(f, "merged_during_play %llu\ngames %llu\nadvances %u\n", (unsigned long long)during,
             (unsigned long long)total, advances);
-    if (final)
+    if (final) {
+        struct bz_merge_stats st;
+        bz_merge_last_stats(&st);
         fprintf(f, "seconds_to_final %.3f\nseconds_after_final %.3f\ncpu_seconds %.3f\n", t_eof,
                 t_end - t_eof, cpu);
+        /* the merge's own figures (bench/sched_efficiency.sh) */
+        fprintf(f,
+                "merge_cpu_serial %.3f\nmerge_cpu_threads %.3f\nrows_scanned %llu\n"
+                "chunks_read %llu\nchunks_pread %llu\nchunks_scan_pread %llu\nblocks "
+                "%llu\n",
+                st.cpu_main, st.cpu_compress, (unsigned long long)st.rows_scanned,
+                (unsigned long long)st.chunks_read, (unsigned long long)st.chunks_pread,
+                (unsigned long long)st.chunks_scan_pread, (unsigned long long)st.blocks);
+    }
     if (fclose(f) == 0)
         rename(tmp, path);
 }

@@ -6,6 +6,8 @@
  * several id blocks and windows, and the tables equal a merge under the
  * default bound, on 1 and 3 compression threads. Games are written with some
  * of their rows before other games' (runs split like batched flushes). */
+#include <fcntl.h>
+#include <hdf5.h>
 #include <inttypes.h>
 #include <setjmp.h> /* before cmocka.h */
 #include <stdarg.h>
@@ -176,6 +178,206 @@ static void merge(char paths[3][512], const char *out, const char *bound, const 
     bz_merge_last_stats(st);
 }
 
+/* The follower's way: the stream advanced over n_blocks blocks of ids. */
+static void merge_blocks(char paths[3][512], const char *out, const char *bound, int n_games,
+                         int n_blocks, struct bz_merge_stats *st)
+{
+    struct bz_err err = {0};
+    struct bz_merge_stream *ms;
+    if (bound)
+        setenv("BZ_MERGE_MEMORY", bound, 1);
+    else
+        unsetenv("BZ_MERGE_MEMORY");
+    setenv("BZ_MERGE_THREADS", "2", 1);
+    if (bz_merge_stream_open(out, 1, &ms, &err))
+        fail_msg("%s", err.msg);
+    for (int k = 0; k < 3; k++) {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        if (bz_shard_committed_quick(paths[k], &ids, &n, &err) ||
+            bz_merge_stream_add(ms, paths[k], ids, n, &err))
+            fail_msg("%s", err.msg);
+        free(ids);
+    }
+    for (int b = 1; b < n_blocks; b++)
+        if (bz_merge_stream_advance(ms, (int64_t)n_games * b / n_blocks, &err))
+            fail_msg("%s", err.msg);
+    if (bz_merge_stream_finish(ms, NULL, &err))
+        fail_msg("%s", err.msg);
+    bz_merge_last_stats(st);
+}
+
+/* In blocks, every shard's ids spanning many of them: the tables of a
+ * one-pass merge. Under the default bound the runs found by the first scan
+ * of a shard serve the later blocks (no row's id is read twice); under a
+ * small one those caches do not fit and later blocks read rows again. */
+static void merge_in_blocks_should_read_each_row_once_and_equal_one_pass(void **state)
+{
+    (void)state;
+    const int n_games = 300;
+    char paths[3][512], ref[512], out[512];
+    write_sweep(paths, n_games);
+    tmp_path(ref, sizeof ref, "blocks_ref.h5");
+    struct bz_merge_stats one, st;
+    merge(paths, ref, NULL, "1", &one);
+    unsigned char *want, *got;
+    size_t want_len, got_len;
+    dump_file(ref, &want, &want_len);
+    static const char *bounds[2] = {NULL, "64K"};
+    for (int b = 0; b < 2; b++) {
+        tmp_path(out, sizeof out, "blocks_%d.h5", b);
+        merge_blocks(paths, out, bounds[b], n_games, 13, &st);
+        print_message("# 13 blocks, bound %zu B: rows scanned %llu (one pass %llu)\n",
+                      st.bound_bytes, (unsigned long long)st.rows_scanned,
+                      (unsigned long long)one.rows_scanned);
+        if (b == 0)
+            assert_int_equal(st.rows_scanned, one.rows_scanned);
+        else
+            assert_true(st.peak_bytes <= st.bound_bytes);
+        dump_file(out, &got, &got_len);
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        free(got);
+        unlink(out);
+    }
+    free(want);
+    unlink(ref);
+    for (int k = 0; k < 3; k++) {
+        char j[2048];
+        snprintf(j, sizeof j, "%s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+}
+
+/* More sources than the merge keeps open (16): 20 shards, game g in shard
+ * g % 20, merged in 9 blocks (every table's datasets of a source stay open
+ * across blocks until its file is closed for another): one pass's tables. */
+static void merge_in_blocks_of_many_shards_should_equal_one_pass(void **state)
+{
+    (void)state;
+    enum { N = 20, GAMES = 120 };
+    char paths[N][512], ref[512], out[512];
+    const char *list[N];
+    struct bz_err err = {0};
+    struct bz_records rec;
+    bz_records_init(&rec);
+    struct bz_shard *s[N];
+    for (int k = 0; k < N; k++) {
+        tmp_path(paths[k], sizeof paths[k], "many_%d.h5", k);
+        list[k] = paths[k];
+        if (bz_shard_create(paths[k], &s[k], &err))
+            fail_msg("%s", err.msg);
+    }
+    for (int64_t id = 0; id < GAMES; id++) {
+        bz_records_reset(&rec);
+        add_turns(&rec, id, 0, turns_of(id));
+        add_commit(&rec, id);
+        if (bz_shard_append(s[id % N], &rec, &err))
+            fail_msg("%s", err.msg);
+    }
+    for (int k = 0; k < N; k++)
+        assert_int_equal(bz_shard_close(s[k], &err), BZ_OK);
+    bz_records_cleanup(&rec);
+    unsetenv("BZ_MERGE_MEMORY");
+    setenv("BZ_MERGE_THREADS", "2", 1);
+    tmp_path(ref, sizeof ref, "many_ref.h5");
+    if (bz_merge(list, N, ref, NULL, &err))
+        fail_msg("%s", err.msg);
+    struct bz_merge_stream *ms;
+    tmp_path(out, sizeof out, "many_blocks.h5");
+    if (bz_merge_stream_open(out, 1, &ms, &err))
+        fail_msg("%s", err.msg);
+    for (int k = 0; k < N; k++) {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        if (bz_shard_committed_quick(paths[k], &ids, &n, &err) ||
+            bz_merge_stream_add(ms, paths[k], ids, n, &err))
+            fail_msg("%s", err.msg);
+        free(ids);
+    }
+    for (int b = 1; b < 9; b++)
+        if (bz_merge_stream_advance(ms, (int64_t)GAMES * b / 9, &err))
+            fail_msg("%s", err.msg);
+    if (bz_merge_stream_finish(ms, NULL, &err))
+        fail_msg("%s", err.msg);
+    unsigned char *want, *got;
+    size_t want_len, got_len;
+    dump_file(ref, &want, &want_len);
+    dump_file(out, &got, &got_len);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(want);
+    free(got);
+    unlink(ref);
+    unlink(out);
+    for (int k = 0; k < N; k++) {
+        char j[600];
+        snprintf(j, sizeof j, "%.511s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+}
+
+/* The read-back hook: a byte flipped in the middle of chunk `flip_chunk`
+ * of /bound/numbers (stored by direct chunk writes) of the closed tmp. */
+static hsize_t flip_chunk;
+static void flip_in_tmp(const char *tmp)
+{
+    hid_t file = H5Fopen(tmp, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(file >= 0);
+    hid_t dset = H5Dopen2(file, "/bound/numbers", H5P_DEFAULT), dcpl = H5Dget_create_plist(dset);
+    hsize_t chunk = 0, off, size = 0;
+    assert_int_equal(H5Pget_chunk(dcpl, 1, &chunk), 1);
+    off = flip_chunk * chunk;
+    haddr_t addr = HADDR_UNDEF;
+    unsigned mask = 0;
+    assert_true(H5Dget_chunk_info_by_coord(dset, &off, &mask, &addr, &size) >= 0);
+    assert_true(addr != HADDR_UNDEF && size > 8);
+    H5Pclose(dcpl);
+    H5Dclose(dset);
+    H5Fclose(file);
+    int fd = open(tmp, O_RDWR);
+    assert_true(fd >= 0);
+    unsigned char byte;
+    assert_int_equal(pread(fd, &byte, 1, (off_t)(addr + size / 2)), 1);
+    byte ^= 0x10;
+    assert_int_equal(pwrite(fd, &byte, 1, (off_t)(addr + size / 2)), 1);
+    close(fd);
+}
+
+/* A chunk of the merged file that no longer carries its checksum when the
+ * merge reads the closed tmp back: the merge fails naming the table and
+ * the chunk's row, and leaves no output; on 1 thread (read back by the
+ * merging thread) and on 3 (by the threads). */
+static void corrupt_merged_chunk_should_fail_the_read_back(void **state)
+{
+    (void)state;
+    char paths[3][512], out[512];
+    write_sweep(paths, 200);
+    const char *list[3] = {paths[0], paths[1], paths[2]};
+    const char *threads[2] = {"1", "3"};
+    for (int t = 0; t < 2; t++) {
+        struct bz_err err = {0};
+        tmp_path(out, sizeof out, "rb_%s.h5", threads[t]);
+        setenv("BZ_MERGE_MEMORY", "64K", 1);
+        setenv("BZ_MERGE_THREADS", threads[t], 1);
+        flip_chunk = 3;
+        bz_merge_test_read_back_hook = flip_in_tmp;
+        assert_int_equal(bz_merge(list, 3, out, NULL, &err), BZ_EIO);
+        bz_merge_test_read_back_hook = NULL;
+        assert_non_null(strstr(err.msg, "/bound/numbers"));
+        assert_non_null(strstr(err.msg, "does not read back"));
+        assert_int_equal(access(out, F_OK), -1);
+    }
+    for (int k = 0; k < 3; k++) {
+        char j[600];
+        snprintf(j, sizeof j, "%.511s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+}
+
 static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **state)
 {
     (void)state;
@@ -235,6 +437,9 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(merge_memory_should_stay_under_its_bound_whatever_the_games),
+        cmocka_unit_test(merge_in_blocks_should_read_each_row_once_and_equal_one_pass),
+        cmocka_unit_test(merge_in_blocks_of_many_shards_should_equal_one_pass),
+        cmocka_unit_test(corrupt_merged_chunk_should_fail_the_read_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
