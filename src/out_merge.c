@@ -921,9 +921,11 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
     size_t n = m->n_shards ? m->n_shards : 1;
     hsize_t *lead = calloc(n, sizeof *lead);
     size_t *head = calloc(n, sizeof *head);
-    if (!lead || !head) {
+    unsigned char *built = calloc(n, 1); /* caches this call's scans made */
+    if (!lead || !head || !built) {
         free(lead);
         free(head);
+        free(built);
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
     }
     rs->n = 0;
@@ -943,9 +945,17 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
             (rc = scan_shard(m, i, gc, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL,
                              cache ? &cache[i] : NULL, err)))
             break;
-        if (cache && cache[i].ready) /* built by this scan: its runs start at 0 */
+        if (cache && cache[i].ready) { /* built by this scan: its runs start at 0 */
             head[i] = 0;
+            built[i] = 1;
+        }
     }
+    /* a block scanned again (smaller, after an overflow) finds no runs
+     * below this block's end in these caches: they are made again, or the
+     * sources scanned (scan_ix) */
+    for (size_t i = 0; cache && (rc || rs->full) && i < m->n_shards; i++)
+        if (built[i])
+            rcache_free(m, &cache[i]);
     if (!rc && !rs->full) {
         memcpy(skip, lead, m->n_shards * sizeof *skip);
         for (size_t i = 0; cache && i < m->n_shards; i++) {
@@ -958,6 +968,7 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
     }
     free(lead);
     free(head);
+    free(built);
     return rc;
 }
 

@@ -251,6 +251,48 @@ static void merge_in_blocks_should_read_each_row_once_and_equal_one_pass(void **
     }
 }
 
+/* A following merge whose block of ids holds more runs than its index
+ * (bound 1 MiB: about 1,600 runs; 3,000 games of 2 runs in one or two
+ * advances), while its run caches (1/16 of the bound) hold a source's runs
+ * past the block: the block is halved and scanned again. A source scanned
+ * before the one that overflowed must not serve the smaller block from a
+ * cache made for the larger one (it lacks the ids between the two ends):
+ * the tables equal one pass. */
+static void merge_of_overflowing_blocks_should_equal_one_pass(void **state)
+{
+    (void)state;
+    const int n_games = 3000;
+    char paths[3][512], ref[512], out[512];
+    write_sweep(paths, n_games);
+    tmp_path(ref, sizeof ref, "overflow_ref.h5");
+    struct bz_merge_stats one, st;
+    merge(paths, ref, NULL, "1", &one);
+    unsigned char *want, *got;
+    size_t want_len, got_len;
+    dump_file(ref, &want, &want_len);
+    for (int n_blocks = 2; n_blocks <= 3; n_blocks++) {
+        tmp_path(out, sizeof out, "overflow_%d.h5", n_blocks);
+        merge_blocks(paths, out, "1M", n_games, n_blocks, &st);
+        print_message("# %d advances, bound %zu B: %llu blocks, rows scanned %llu (one pass "
+                      "%llu)\n",
+                      n_blocks, st.bound_bytes, (unsigned long long)st.blocks,
+                      (unsigned long long)st.rows_scanned, (unsigned long long)one.rows_scanned);
+        dump_file(out, &got, &got_len);
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        free(got);
+        unlink(out);
+    }
+    free(want);
+    unlink(ref);
+    for (int k = 0; k < 3; k++) {
+        char j[2048];
+        snprintf(j, sizeof j, "%s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+}
+
 /* More sources than the merge keeps open (16): 20 shards, game g in shard
  * g % 20, merged in 9 blocks (every table's datasets of a source stay open
  * across blocks until its file is closed for another): one pass's tables. */
@@ -515,6 +557,7 @@ int main(void)
         cmocka_unit_test(merge_in_blocks_of_many_shards_should_equal_one_pass),
         cmocka_unit_test(corrupt_merged_chunk_should_fail_the_read_back),
         cmocka_unit_test(merge_heap_should_not_grow_much_with_its_sources),
+        cmocka_unit_test(merge_of_overflowing_blocks_should_equal_one_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
