@@ -92,14 +92,17 @@ struct gcache {
     hid_t dset;
     hsize_t crows;
     int plain;
-    haddr_t *addr; /* its chunks' addresses (MERGE_PREAD_CHUNKS; chunk_addr) */
+    haddr_t *addr; /* its chunks' addresses (at most MERGE_PREAD_CHUNKS; chunk_addr) */
+    size_t n_addr; /* entries of addr (counted in held) */
 };
+
+static void acct_free(void *p, size_t n, size_t size);
 
 /* gc made for dset (none: H5I_INVALID_HID), nothing known about it yet. */
 static void gcache_reset(struct gcache *gc, hid_t dset)
 {
-    free(gc->addr);
-    *gc = (struct gcache){dset, (hsize_t)-1, -1, NULL};
+    acct_free(gc->addr, gc->n_addr, sizeof *gc->addr);
+    *gc = (struct gcache){dset, (hsize_t)-1, -1, NULL, 0};
 }
 
 /* A source of the merge (a shard or closed segment), in the order added. */
@@ -604,12 +607,21 @@ static haddr_t chunk_addr(struct merge *m, size_t i, struct gcache *gc, hsize_t 
         gc->plain = source_plain(m, i);
     if (!gc->plain)
         return HADDR_UNDEF;
-    if (!gc->addr) {
-        if (!(gc->addr = malloc(MERGE_PREAD_CHUNKS * sizeof *gc->addr)))
+    if (!gc->addr) { /* one entry per chunk of the table, up to the limit */
+        hid_t space = H5Dget_space(gc->dset);
+        hssize_t rows = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+        bz_out_h5_close(space);
+        if (rows <= 0 || crows == 0)
             return HADDR_UNDEF;
-        for (size_t k = 0; k < MERGE_PREAD_CHUNKS; k++)
-            gc->addr[k] = 0; /* not looked up (0 is the superblock's, never a chunk's) */
+        hsize_t n = ((hsize_t)rows + crows - 1) / crows;
+        n = n < MERGE_PREAD_CHUNKS ? n : MERGE_PREAD_CHUNKS;
+        /* zeroed: not looked up (0 is the superblock's, never a chunk's) */
+        if (!(gc->addr = acct_alloc(m, (size_t)n, sizeof *gc->addr)))
+            return HADDR_UNDEF;
+        gc->n_addr = (size_t)n;
     }
+    if (c >= gc->n_addr)
+        return HADDR_UNDEF;
     if (gc->addr[c] == 0) {
         hsize_t base = c * crows, size = 0;
         unsigned mask = 1;
@@ -909,9 +921,11 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
     size_t n = m->n_shards ? m->n_shards : 1;
     hsize_t *lead = calloc(n, sizeof *lead);
     size_t *head = calloc(n, sizeof *head);
-    if (!lead || !head) {
+    unsigned char *built = calloc(n, 1); /* caches this call's scans made */
+    if (!lead || !head || !built) {
         free(lead);
         free(head);
+        free(built);
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
     }
     rs->n = 0;
@@ -931,9 +945,17 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
             (rc = scan_shard(m, i, gc, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL,
                              cache ? &cache[i] : NULL, err)))
             break;
-        if (cache && cache[i].ready) /* built by this scan: its runs start at 0 */
+        if (cache && cache[i].ready) { /* built by this scan: its runs start at 0 */
             head[i] = 0;
+            built[i] = 1;
+        }
     }
+    /* a block scanned again (smaller, after an overflow) finds no runs
+     * below this block's end in these caches: they are made again, or the
+     * sources scanned (scan_ix) */
+    for (size_t i = 0; cache && (rc || rs->full) && i < m->n_shards; i++)
+        if (built[i])
+            rcache_free(m, &cache[i]);
     if (!rc && !rs->full) {
         memcpy(skip, lead, m->n_shards * sizeof *skip);
         for (size_t i = 0; cache && i < m->n_shards; i++) {
@@ -946,6 +968,7 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
     }
     free(lead);
     free(head);
+    free(built);
     return rc;
 }
 
@@ -1385,7 +1408,9 @@ static void close_dsets_of(struct merge *m, size_t i)
         struct mtable *t = m->tables[k];
         if (t->gc && i < t->n_skip && t->gc[i].dset >= 0) {
             bz_out_h5_close(t->gc[i].dset);
-            t->gc[i].dset = H5I_INVALID_HID; /* reopened, and its gcache reset, if needed */
+            /* reopened, if needed, with a new gcache: the chunk addresses
+             * are kept for open files only (a follower has thousands) */
+            gcache_reset(&t->gc[i], H5I_INVALID_HID);
         }
     }
 }
@@ -1456,7 +1481,7 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         if (gcv) {
             t->gc = gcv;
             for (size_t i = t->n_skip; i < m->n_shards; i++)
-                gcv[i] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1, NULL};
+                gcv[i] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1, NULL, 0};
         }
         if (!sk || !gcv || (m->streaming && (!ix || !rcv)))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);

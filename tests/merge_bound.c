@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <hdf5.h>
 #include <inttypes.h>
+#include <malloc.h> /* mallinfo2 */
 #include <setjmp.h> /* before cmocka.h */
 #include <stdarg.h>
 #include <stddef.h>
@@ -250,6 +251,48 @@ static void merge_in_blocks_should_read_each_row_once_and_equal_one_pass(void **
     }
 }
 
+/* A following merge whose block of ids holds more runs than its index
+ * (bound 1 MiB: about 1,600 runs; 3,000 games of 2 runs in one or two
+ * advances), while its run caches (1/16 of the bound) hold a source's runs
+ * past the block: the block is halved and scanned again. A source scanned
+ * before the one that overflowed must not serve the smaller block from a
+ * cache made for the larger one (it lacks the ids between the two ends):
+ * the tables equal one pass. */
+static void merge_of_overflowing_blocks_should_equal_one_pass(void **state)
+{
+    (void)state;
+    const int n_games = 3000;
+    char paths[3][512], ref[512], out[512];
+    write_sweep(paths, n_games);
+    tmp_path(ref, sizeof ref, "overflow_ref.h5");
+    struct bz_merge_stats one, st;
+    merge(paths, ref, NULL, "1", &one);
+    unsigned char *want, *got;
+    size_t want_len, got_len;
+    dump_file(ref, &want, &want_len);
+    for (int n_blocks = 2; n_blocks <= 3; n_blocks++) {
+        tmp_path(out, sizeof out, "overflow_%d.h5", n_blocks);
+        merge_blocks(paths, out, "1M", n_games, n_blocks, &st);
+        print_message("# %d advances, bound %zu B: %llu blocks, rows scanned %llu (one pass "
+                      "%llu)\n",
+                      n_blocks, st.bound_bytes, (unsigned long long)st.blocks,
+                      (unsigned long long)st.rows_scanned, (unsigned long long)one.rows_scanned);
+        dump_file(out, &got, &got_len);
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        free(got);
+        unlink(out);
+    }
+    free(want);
+    unlink(ref);
+    for (int k = 0; k < 3; k++) {
+        char j[2048];
+        snprintf(j, sizeof j, "%s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+}
+
 /* More sources than the merge keeps open (16): 20 shards, game g in shard
  * g % 20, merged in 9 blocks (every table's datasets of a source stay open
  * across blocks until its file is closed for another): one pass's tables. */
@@ -317,6 +360,79 @@ static void merge_in_blocks_of_many_shards_should_equal_one_pass(void **state)
         unlink(paths[k]);
         unlink(j);
     }
+}
+
+/* The heap in use (malloc'd, not freed) when the merge reads its output
+ * back, every source and table still held. */
+static size_t heap_at_read_back;
+static void note_heap(const char *tmp)
+{
+    (void)tmp;
+    heap_at_read_back = mallinfo2().uordblks;
+}
+
+/* The heap the merge of n shards of one game each holds at its end, above
+ * what was in use before it. */
+static size_t merge_heap_of(int n)
+{
+    char(*paths)[512] = calloc((size_t)n, sizeof *paths);
+    const char **list = calloc((size_t)n, sizeof *list);
+    char out[512];
+    struct bz_err err = {0};
+    struct bz_records rec;
+    assert_non_null(paths);
+    assert_non_null(list);
+    bz_records_init(&rec);
+    for (int k = 0; k < n; k++) {
+        struct bz_shard *s;
+        tmp_path(paths[k], sizeof paths[k], "src%d_%d.h5", n, k);
+        list[k] = paths[k];
+        if (bz_shard_create(paths[k], &s, &err))
+            fail_msg("%s", err.msg);
+        bz_records_reset(&rec);
+        add_turns(&rec, k, 0, turns_of(k));
+        add_commit(&rec, k);
+        if (bz_shard_append(s, &rec, &err))
+            fail_msg("%s", err.msg);
+        assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    }
+    bz_records_cleanup(&rec);
+    unsetenv("BZ_MERGE_MEMORY");
+    setenv("BZ_MERGE_THREADS", "2", 1);
+    tmp_path(out, sizeof out, "src%d.h5", n);
+    size_t before = mallinfo2().uordblks;
+    bz_merge_test_read_back_hook = note_heap;
+    int rc = bz_merge(list, (size_t)n, out, NULL, &err);
+    bz_merge_test_read_back_hook = NULL;
+    if (rc)
+        fail_msg("%s", err.msg);
+    unlink(out);
+    for (int k = 0; k < n; k++) {
+        char j[600];
+        snprintf(j, sizeof j, "%.511s.journal", paths[k]);
+        unlink(paths[k]);
+        unlink(j);
+    }
+    free(paths);
+    free(list);
+    return heap_at_read_back > before ? heap_at_read_back - before : 0;
+}
+
+/* What the merge keeps per source (its paths, ids, a dataset handle and a
+ * few words per table) is small: the chunk addresses it looks up are kept
+ * for the files it holds open, not for every source it ever read (a
+ * follower's merge has thousands). Not measured under ASan (its allocator
+ * reports no heap in use). */
+static void merge_heap_should_not_grow_much_with_its_sources(void **state)
+{
+    (void)state;
+    enum { FEW = 24, MANY = 264 };
+    size_t few = merge_heap_of(FEW), many = merge_heap_of(MANY);
+    double per = ((double)many - (double)few) / (MANY - FEW);
+    print_message("# heap held at the read-back: %zu B for %d sources, %zu B for %d: %.0f B "
+                  "per source\n",
+                  few, FEW, many, MANY, per);
+    assert_true(per < 4096);
 }
 
 /* The read-back hook: a byte flipped in the middle of chunk `flip_chunk`
@@ -440,6 +556,8 @@ int main(void)
         cmocka_unit_test(merge_in_blocks_should_read_each_row_once_and_equal_one_pass),
         cmocka_unit_test(merge_in_blocks_of_many_shards_should_equal_one_pass),
         cmocka_unit_test(corrupt_merged_chunk_should_fail_the_read_back),
+        cmocka_unit_test(merge_heap_should_not_grow_much_with_its_sources),
+        cmocka_unit_test(merge_of_overflowing_blocks_should_equal_one_pass),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
