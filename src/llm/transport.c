@@ -80,11 +80,16 @@ struct model_state {
  * goes idle) it stays in the set, and the next transfer on the connection
  * waits for the same events without an epoll_ctl; an idle connection that
  * fires (the server closed it) leaves the set then. Two epoll_ctl calls a
- * request fewer. */
+ * request fewer. Only connections opened by on_open_socket (ours) stay:
+ * curl closes its other sockets (the threaded resolver's wake-up pair)
+ * without on_close_socket, so they leave the set as soon as curl stops
+ * waiting on them, and a descriptor number reused by a new connection
+ * starts from a clean entry (a stale "registered" would hide it). */
 struct watch {
     uint32_t events; /* registered for these; 0: not in the set */
     int wanted;      /* curl waits on it */
     int lane;
+    int ours; /* opened by on_open_socket, not yet closed */
 };
 
 /* One curl multi handle and the connections it pools. */
@@ -232,6 +237,15 @@ static void unwatch(struct bz_transport *t, curl_socket_t s)
     t->watch[s].wanted = 0;
 }
 
+/* A descriptor number (re)used by a new socket: whatever the entry said
+ * was about a closed descriptor, which the kernel took out of the set. */
+static void watch_fresh(struct bz_transport *t, curl_socket_t s, int ours)
+{
+    struct watch *w = watch_of(t, s);
+    if (w)
+        *w = (struct watch){.ours = ours};
+}
+
 /* curl's socket callback: the epoll set holds at least what curl waits
  * for (see struct watch: a socket curl stopped waiting on may stay). */
 static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
@@ -241,8 +255,11 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *ud, void *sockp)
     struct lane *l = ud;
     struct bz_transport *t = l->t;
     if (what == CURL_POLL_REMOVE) {
-        if (s >= 0 && s < t->n_watch)
+        if (s >= 0 && s < t->n_watch) {
             t->watch[s].wanted = 0;
+            if (!t->watch[s].ours)
+                unwatch(t, s); /* curl may close it without telling us */
+        }
         return 0;
     }
     struct watch *w = watch_of(t, s);
@@ -293,6 +310,7 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
     if (s != CURL_SOCKET_BAD) {
         l->n_conns++;
         l->t->n_conns++;
+        watch_fresh(l->t, s, 1);
     }
     return s;
 }
@@ -303,6 +321,8 @@ static int on_close_socket(void *ud, curl_socket_t s)
     l->n_conns--;
     l->t->n_conns--;
     unwatch(l->t, s); /* before its number can be reused */
+    if (s >= 0 && s < l->t->n_watch)
+        l->t->watch[s].ours = 0;
     return close(s);
 }
 
