@@ -477,6 +477,17 @@ static int read_raw_chunk(struct merge *m, size_t i, hid_t dset, const char *pat
     return BZ_OK;
 }
 
+/* The error of a batch whose threads found a shard chunk (of table path)
+ * unreadable or failing its checksum. */
+static int bad_thread_read(const struct bz_zbatch *b, const char *path, struct bz_err *err)
+{
+    const struct bz_zread *rd = &b->reads[b->bad_read];
+    return bz_err_set(err, BZ_EIO,
+                      "%s: table %s: the chunk at row %llu is unreadable or fails its checksum%s%s",
+                      rd->path, path, (unsigned long long)rd->row, b->read_errno ? ": " : "",
+                      b->read_errno ? strerror(b->read_errno) : "");
+}
+
 /* A following merge's runs of one table in one closed source whose ids
  * lie past the block of the full scan that found them (the scan that
  * builds the scan_ix), in row order: later blocks take their runs from here
@@ -779,14 +790,8 @@ static int scan_ids(struct merge *m, size_t i, struct gcache *gc, const char *pa
     if (queued) { /* the threads write into the id window: always wait */
         int bad = bz_zpool_wait(m->pool, zb);
         m->stats.cpu_compress += zb->cpu_seconds; /* the threads' CPU */
-        if (bad == -2 && !rc) {
-            const struct bz_zread *rd = &zb->reads[zb->bad_read];
-            rc = bz_err_set(err, BZ_EIO,
-                            "%s: table %s: the chunk at row %llu is unreadable or fails its "
-                            "checksum%s%s",
-                            rd->path, path, (unsigned long long)rd->row, zb->read_errno ? ": " : "",
-                            zb->read_errno ? strerror(zb->read_errno) : "");
-        }
+        if (bad == -2 && !rc)
+            rc = bad_thread_read(zb, path, err);
         bz_zbatch_reset_reads(zb, 0);
     }
     return rc;
@@ -1016,12 +1021,7 @@ static int sink_store(struct merge *m, struct sink *s, const char *path, struct 
     m->stats.seconds_wait += t1 - t0;
     m->stats.cpu_compress += b->cpu_seconds;
     if (bad == -2) {
-        const struct bz_zread *rd = &b->reads[b->bad_read];
-        rc = bz_err_set(err, BZ_EIO,
-                        "%s: table %s: the chunk at row %llu is unreadable or fails its "
-                        "checksum%s%s",
-                        rd->path, path, (unsigned long long)rd->row, b->read_errno ? ": " : "",
-                        b->read_errno ? strerror(b->read_errno) : "");
+        rc = bad_thread_read(b, path, err);
         bz_zbatch_reset_reads(b, 0);
         return rc;
     }

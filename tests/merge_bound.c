@@ -243,12 +243,8 @@ static void merge_in_blocks_should_read_each_row_once_and_equal_one_pass(void **
     }
     free(want);
     unlink(ref);
-    for (int k = 0; k < 3; k++) {
-        char j[2048];
-        snprintf(j, sizeof j, "%s.journal", paths[k]);
-        unlink(paths[k]);
-        unlink(j);
-    }
+    for (int k = 0; k < 3; k++)
+        remove_tmp_file(paths[k]);
 }
 
 /* A following merge whose block of ids holds more runs than its index
@@ -285,12 +281,8 @@ static void merge_of_overflowing_blocks_should_equal_one_pass(void **state)
     }
     free(want);
     unlink(ref);
-    for (int k = 0; k < 3; k++) {
-        char j[2048];
-        snprintf(j, sizeof j, "%s.journal", paths[k]);
-        unlink(paths[k]);
-        unlink(j);
-    }
+    for (int k = 0; k < 3; k++)
+        remove_tmp_file(paths[k]);
 }
 
 /* More sources than the merge keeps open (16): 20 shards, game g in shard
@@ -354,12 +346,8 @@ static void merge_in_blocks_of_many_shards_should_equal_one_pass(void **state)
     free(got);
     unlink(ref);
     unlink(out);
-    for (int k = 0; k < N; k++) {
-        char j[600];
-        snprintf(j, sizeof j, "%.511s.journal", paths[k]);
-        unlink(paths[k]);
-        unlink(j);
-    }
+    for (int k = 0; k < N; k++)
+        remove_tmp_file(paths[k]);
 }
 
 /* The heap in use (malloc'd, not freed) when the merge reads its output
@@ -407,12 +395,8 @@ static size_t merge_heap_of(int n)
     if (rc)
         fail_msg("%s", err.msg);
     unlink(out);
-    for (int k = 0; k < n; k++) {
-        char j[600];
-        snprintf(j, sizeof j, "%.511s.journal", paths[k]);
-        unlink(paths[k]);
-        unlink(j);
-    }
+    for (int k = 0; k < n; k++)
+        remove_tmp_file(paths[k]);
     free(paths);
     free(list);
     return heap_at_read_back > before ? heap_at_read_back - before : 0;
@@ -486,12 +470,8 @@ static void corrupt_merged_chunk_should_fail_the_read_back(void **state)
         assert_non_null(strstr(err.msg, "does not read back"));
         assert_int_equal(access(out, F_OK), -1);
     }
-    for (int k = 0; k < 3; k++) {
-        char j[600];
-        snprintf(j, sizeof j, "%.511s.journal", paths[k]);
-        unlink(paths[k]);
-        unlink(j);
-    }
+    for (int k = 0; k < 3; k++)
+        remove_tmp_file(paths[k]);
 }
 
 static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **state)
@@ -537,13 +517,8 @@ static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **s
         }
         free(want);
         unlink(ref);
-        for (int k = 0; k < 3; k++) {
-            char j[2048];
-            const char *p = paths[k];
-            snprintf(j, sizeof j, "%s.journal", p);
-            unlink(p);
-            unlink(j);
-        }
+        for (int k = 0; k < 3; k++)
+            remove_tmp_file(paths[k]);
     }
     /* three times the games, the same peak: nothing grows with the sweep */
     assert_int_equal(peak[0], peak[1]);

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,8 +32,12 @@ static void tmp_path(char *buf, size_t cap, const char *fmt, ...)
 static inline void remove_tmp_file(const char *path)
 {
     char journal[600];
-    snprintf(journal, sizeof journal, "%s.journal", path);
+    size_t n = strlen(path);
     unlink(path);
+    if (n + sizeof ".journal" > sizeof journal)
+        return; /* tmp_path never makes one that long */
+    memcpy(journal, path, n);
+    memcpy(journal + n, ".journal", sizeof ".journal");
     unlink(journal);
 }
 
