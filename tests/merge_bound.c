@@ -208,6 +208,24 @@ static void merge_blocks(char paths[3][512], const char *out, const char *bound,
     bz_merge_last_stats(st);
 }
 
+/* merge_blocks into the scratch file name: the bytes of its tables must be
+ * want's (dump_file of a one-pass merge). */
+static void merge_blocks_should_give(char paths[3][512], const char *name, const char *bound,
+                                     int n_games, int n_blocks, const unsigned char *want,
+                                     size_t want_len, struct bz_merge_stats *st)
+{
+    char out[512];
+    unsigned char *got;
+    size_t got_len;
+    tmp_path(out, sizeof out, "%s", name);
+    merge_blocks(paths, out, bound, n_games, n_blocks, st);
+    dump_file(out, &got, &got_len);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(got);
+    unlink(out);
+}
+
 /* In blocks, every shard's ids spanning many of them: the tables of a
  * one-pass merge. Under the default bound the runs found by the first scan
  * of a shard serve the later blocks (no row's id is read twice); under a
@@ -216,18 +234,18 @@ static void merge_in_blocks_should_read_each_row_once_and_equal_one_pass(void **
 {
     (void)state;
     const int n_games = 300;
-    char paths[3][512], ref[512], out[512];
+    char paths[3][512], ref[512], name[32];
     write_sweep(paths, n_games);
     tmp_path(ref, sizeof ref, "blocks_ref.h5");
     struct bz_merge_stats one, st;
     merge(paths, ref, NULL, "1", &one);
-    unsigned char *want, *got;
-    size_t want_len, got_len;
+    unsigned char *want;
+    size_t want_len;
     dump_file(ref, &want, &want_len);
     static const char *bounds[2] = {NULL, "64K"};
     for (int b = 0; b < 2; b++) {
-        tmp_path(out, sizeof out, "blocks_%d.h5", b);
-        merge_blocks(paths, out, bounds[b], n_games, 13, &st);
+        snprintf(name, sizeof name, "blocks_%d.h5", b);
+        merge_blocks_should_give(paths, name, bounds[b], n_games, 13, want, want_len, &st);
         print_message("# 13 blocks, bound %zu B: rows scanned %llu (one pass %llu)\n",
                       st.bound_bytes, (unsigned long long)st.rows_scanned,
                       (unsigned long long)one.rows_scanned);
@@ -235,11 +253,6 @@ static void merge_in_blocks_should_read_each_row_once_and_equal_one_pass(void **
             assert_int_equal(st.rows_scanned, one.rows_scanned);
         else
             assert_true(st.peak_bytes <= st.bound_bytes);
-        dump_file(out, &got, &got_len);
-        assert_int_equal(got_len, want_len);
-        assert_memory_equal(got, want, want_len);
-        free(got);
-        unlink(out);
     }
     free(want);
     unlink(ref);
@@ -258,26 +271,21 @@ static void merge_of_overflowing_blocks_should_equal_one_pass(void **state)
 {
     (void)state;
     const int n_games = 3000;
-    char paths[3][512], ref[512], out[512];
+    char paths[3][512], ref[512], name[32];
     write_sweep(paths, n_games);
     tmp_path(ref, sizeof ref, "overflow_ref.h5");
     struct bz_merge_stats one, st;
     merge(paths, ref, NULL, "1", &one);
-    unsigned char *want, *got;
-    size_t want_len, got_len;
+    unsigned char *want;
+    size_t want_len;
     dump_file(ref, &want, &want_len);
     for (int n_blocks = 2; n_blocks <= 3; n_blocks++) {
-        tmp_path(out, sizeof out, "overflow_%d.h5", n_blocks);
-        merge_blocks(paths, out, "1M", n_games, n_blocks, &st);
+        snprintf(name, sizeof name, "overflow_%d.h5", n_blocks);
+        merge_blocks_should_give(paths, name, "1M", n_games, n_blocks, want, want_len, &st);
         print_message("# %d advances, bound %zu B: %llu blocks, rows scanned %llu (one pass "
                       "%llu)\n",
                       n_blocks, st.bound_bytes, (unsigned long long)st.blocks,
                       (unsigned long long)st.rows_scanned, (unsigned long long)one.rows_scanned);
-        dump_file(out, &got, &got_len);
-        assert_int_equal(got_len, want_len);
-        assert_memory_equal(got, want, want_len);
-        free(got);
-        unlink(out);
     }
     free(want);
     unlink(ref);
