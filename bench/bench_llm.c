@@ -31,7 +31,24 @@
 struct bz_game {
     struct bz_game_base base;
     int turn, max_turns;
+    double last_reply; /* when this turn's latest reply was parsed (in the LLM's done()) */
+    double stepped;    /* when the game stepped to its next turn */
 };
+
+/* Per-turn gaps, after the first turn: a turn's last reply parsed to the
+ * game's step (the caller's loop), and the step to its requests handed to
+ * curl (built and sent on idle connections). */
+static double gap_reply_step, gap_step_sent;
+static long n_gaps;
+static double *gaps; /* reply-to-step gaps, for the median */
+static long cap_gaps;
+/* A call after the first turn split by the server's stamps (its clock is
+ * ours): the step to the server reading the request (build, send, the
+ * server's wake-up), the server (L and its reply grid), the server writing
+ * the reply to its parse here (our wake-up, the replies ahead of it). */
+static double sum_up, sum_srv, sum_down;
+static double *downs, *ups;
+static long n_split;
 
 static const char *const phases[] = {"bid"};
 static int g_create(const struct bz_game_config *cfg, struct bz_records *rec, struct bz_game **out,
@@ -61,6 +78,14 @@ static int g_step(struct bz_game *g, int *state, struct bz_err *err)
     if (g->turn >= g->max_turns) {
         *state = BZ_STEP_DONE;
         return BZ_OK;
+    }
+    g->stepped = bz_llm_now_s();
+    if (g->turn > 0 && g->last_reply > 0) {
+        double d = g->stepped - g->last_reply;
+        gap_reply_step += d;
+        if (n_gaps < cap_gaps)
+            gaps[n_gaps] = d;
+        n_gaps++;
     }
     bz_game_ask_phase(g, 0);
     for (int i = 0; i < N_AGENTS; i++)
@@ -103,8 +128,21 @@ static cJSON *g_schema(const struct bz_game *g, int phase)
 static int g_parse(struct bz_game *g, const struct bz_request *r, const cJSON *reply,
                    struct bz_err *err)
 {
-    (void)g;
     (void)r;
+    g->last_reply = bz_llm_now_s();
+    const cJSON *tin = cJSON_GetObjectItem(reply, "t_in"),
+                *tout = cJSON_GetObjectItem(reply, "t_out");
+    if (g->turn > 0 && cJSON_IsNumber(tin) && cJSON_IsNumber(tout)) {
+        double up = tin->valuedouble - g->stepped, down = g->last_reply - tout->valuedouble;
+        sum_up += up;
+        sum_srv += tout->valuedouble - tin->valuedouble;
+        sum_down += down;
+        if (n_split < cap_gaps * N_AGENTS) {
+            ups[n_split] = up;
+            downs[n_split] = down;
+        }
+        n_split++;
+    }
     return cJSON_IsNumber(cJSON_GetObjectItem(reply, "amount"))
                ? BZ_OK
                : bz_err_set(err, BZ_EINVAL, "amount: expected a number");
@@ -187,8 +225,8 @@ static int server_start(struct test_server *s, double L_ms)
         *slash = '\0';
     snprintf(path, sizeof path, "%s/bench_llm_server", exe);
     snprintf(lat, sizeof lat, "%g", L_ms);
-    char flag[] = "--latency-ms";
-    char *const argv[] = {path, flag, lat, NULL};
+    char flag[] = "--latency-ms", sflag[] = "--stamp", one[] = "1";
+    char *const argv[] = {path, flag, lat, sflag, one, NULL};
     if (test_server_exec(s, argv) != 0) {
         fprintf(stderr, "bench_llm: cannot start %s\n", path);
         test_server_stop(s);
@@ -199,7 +237,7 @@ static int server_start(struct test_server *s, double L_ms)
 
 struct result {
     int C;
-    double rate, ratio, steady, ramp_ms, cpu_us, waits, srv_cpu_us, runq_s;
+    double rate, ratio, steady, ramp_ms, cpu_us, waits, srv_cpu_us, runq_s, gap_ms, up_ms, down_ms;
 };
 
 /* One concurrency: C/4 games of `rounds` turns, 4 LLM agents each. */
@@ -252,6 +290,14 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     int *done = calloc((size_t)K, sizeof *done);
     for (int g = 0; g < K; g++)
         bz_match_create(&cfg[g], &hook, &m[g], &err);
+    gap_reply_step = gap_step_sent = 0;
+    n_gaps = 0;
+    cap_gaps = (long)K * rounds;
+    gaps = malloc((size_t)cap_gaps * sizeof *gaps);
+    sum_up = sum_srv = sum_down = 0;
+    n_split = 0;
+    ups = malloc((size_t)cap_gaps * N_AGENTS * sizeof *ups);
+    downs = malloc((size_t)cap_gaps * N_AGENTS * sizeof *downs);
     int64_t waits0 = poll_count_poll + poll_count_epoll;
     double c0 = cpu_s(), t0 = bz_llm_now_s(), q0 = runq_wait_s();
     int n_done = 0;
@@ -262,8 +308,12 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
             if (done[g])
                 continue;
             int st;
+            struct bz_game *gm = bz_match_game(m[g]);
+            double stepped0 = gm->stepped;
             while ((st = bz_match_advance(m[g], &err)) == BZ_MATCH_RUNNING)
                 ;
+            if (st == BZ_MATCH_WAITING && gm->stepped != stepped0 && gm->turn > 0)
+                gap_step_sent += bz_llm_now_s() - gm->stepped;
             if (st == BZ_MATCH_DONE || st < 0) {
                 done[g] = 1;
                 n_done++;
@@ -389,6 +439,33 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
         n_later ? later[n_later * 99 / 100] - L_ms : 0.0, n_later ? later[n_later - 1] - L_ms : 0.0,
         N_AGENTS, n_rounds ? round_max / (double)n_rounds - L_ms : 0.0);
     free(later);
+    long ng = n_gaps < cap_gaps ? n_gaps : cap_gaps;
+    if (gaps && ng)
+        qsort(gaps, (size_t)ng, sizeof *gaps, cmp_double);
+    printf("  between turns: a turn's last reply parsed to the game's step %.3f ms mean (p50 %.3f, "
+           "p90 %.3f); the step to its %d requests handed to curl %.3f ms mean (%ld turns)\n",
+           n_gaps ? gap_reply_step / (double)n_gaps * 1e3 : 0.0, ng ? gaps[ng / 2] * 1e3 : 0.0,
+           ng ? gaps[ng * 9 / 10] * 1e3 : 0.0, N_AGENTS,
+           n_gaps ? gap_step_sent / (double)n_gaps * 1e3 : 0.0, n_gaps);
+    res->gap_ms = n_gaps ? gap_reply_step / (double)n_gaps * 1e3 : 0.0;
+    free(gaps);
+    gaps = NULL;
+    long ns = n_split < cap_gaps * N_AGENTS ? n_split : cap_gaps * N_AGENTS;
+    if (ns) {
+        qsort(ups, (size_t)ns, sizeof *ups, cmp_double);
+        qsort(downs, (size_t)ns, sizeof *downs, cmp_double);
+        printf("  a call split by the server's stamps: the game's step to the server reading the "
+               "request %.3f ms mean (p50 %.3f, p90 %.3f); the server L + %.3f ms mean; the reply "
+               "written to parsed here %.3f ms mean (p50 %.3f, p90 %.3f)\n",
+               sum_up / (double)n_split * 1e3, ups[ns / 2] * 1e3, ups[ns * 9 / 10] * 1e3,
+               sum_srv / (double)n_split * 1e3 - L_ms, sum_down / (double)n_split * 1e3,
+               downs[ns / 2] * 1e3, downs[ns * 9 / 10] * 1e3);
+        res->up_ms = sum_up / (double)n_split * 1e3;
+        res->down_ms = sum_down / (double)n_split * 1e3;
+    }
+    free(ups);
+    free(downs);
+    ups = downs = NULL;
     printf("  memory_turns %d; transcripts: %.0f bytes per call (%zu rows, %zu bytes)\n", memory,
            rows ? (double)tbytes / (double)rows : 0.0, rows, tbytes);
     for (int g = 0; g < K; g++)
