@@ -908,7 +908,12 @@ static void start_now(struct bz_transport *t, struct bz_xfer *x)
         enqueue(t, x); /* the next poll tries again */
         return;
     }
-    if (run_lane_timer(&t->lanes[x->lane], now) && !t->submit_rc)
+    /* Adding the handle set the lane's timer to "now" as curl's clock has
+     * it (0 ms; 1 after rounding), which is later than `now`: run it
+     * without comparing, or the request would wait for the next poll.
+     * curl only acts on what is due. */
+    struct lane *ln = &t->lanes[x->lane];
+    if (run_lane_timer(ln, ln->timer_at) && !t->submit_rc)
         t->submit_rc = BZ_ENET; /* reported by the next poll */
 }
 
