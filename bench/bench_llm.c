@@ -8,6 +8,15 @@
  * C/4 live matches of a one-phase game with 4 LLM agents through the LLM
  * hook, as the scheduler does, with transcripts recorded (/llm_texts) and
  * memory_turns M (chat history of the agent's last M turns).
+ * Where a turn's time beyond L goes: the bench server stamps each reply
+ * with when it read the request and wrote the reply (--stamp; one clock,
+ * CLOCK_MONOTONIC), so each call after the first turn splits into the
+ * game's step to the server reading the request, the server (L and its
+ * 250 us reply grid), and the reply written to its parse here; apart, a
+ * turn's last reply parsed to the game's step (the caller's loop) and the
+ * step to its requests handed to curl. CPU is split into the kernel's part
+ * (on loopback a send or connect also runs the server's TCP input and
+ * wakes it) and the time runnable but waiting for a core.
  * Usage: bench_llm [L_ms, default 200] [C list, default 16,256,1024]
  *                  [rounds per C, default 20: C x rounds requests] [M, default 3] */
 #define _GNU_SOURCE /* poll_count.h: dlsym's RTLD_NEXT */
