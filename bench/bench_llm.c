@@ -57,6 +57,9 @@ static long cap_gaps;
  * server's wake-up), the server (L and its reply grid), the server writing
  * the reply to its parse here (our wake-up, the replies ahead of it). */
 static double sum_up, sum_srv, sum_down, sum_turn;
+/* The first turn: when the server read its last request (the ramp's sends
+ * are over) and when its last reply was parsed here. */
+static double first_in_max, first_parsed_max;
 static double *downs, *ups;
 static long n_split;
 
@@ -143,6 +146,11 @@ static int g_parse(struct bz_game *g, const struct bz_request *r, const cJSON *r
     g->last_reply = bz_llm_now_s();
     const cJSON *tin = cJSON_GetObjectItem(reply, "t_in"),
                 *tout = cJSON_GetObjectItem(reply, "t_out");
+    if (g->turn == 0 && cJSON_IsNumber(tin)) {
+        if (tin->valuedouble > first_in_max)
+            first_in_max = tin->valuedouble;
+        first_parsed_max = g->last_reply > first_parsed_max ? g->last_reply : first_parsed_max;
+    }
     if (g->turn > 0 && cJSON_IsNumber(tin) && cJSON_IsNumber(tout)) {
         double up = tin->valuedouble - g->stepped, down = g->last_reply - tout->valuedouble;
         sum_up += up;
@@ -316,6 +324,7 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     cap_gaps = (long)K * rounds;
     gaps = malloc((size_t)cap_gaps * sizeof *gaps);
     sum_up = sum_srv = sum_down = sum_turn = 0;
+    first_in_max = first_parsed_max = 0;
     n_split = 0;
     ups = malloc((size_t)cap_gaps * N_AGENTS * sizeof *ups);
     downs = malloc((size_t)cap_gaps * N_AGENTS * sizeof *downs);
@@ -333,6 +342,7 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
             double stepped0 = gm->stepped;
             while ((st = bz_match_advance(m[g], &err)) == BZ_MATCH_RUNNING)
                 ;
+            bz_llm_flush(llm); /* as the runner does (bz_runner_pump) */
             if (st == BZ_MATCH_WAITING && gm->stepped != stepped0 && gm->turn > 0)
                 gap_step_sent += bz_llm_now_s() - gm->stepped;
             if (st == BZ_MATCH_DONE || st < 0) {
@@ -389,6 +399,10 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
            "it in the kernel), waiting for a CPU %.1f ms\n",
            C, res->ramp_ms, res->ramp_ms - L_ms, (t_built - t0) * 1000.0, cpu1 * 1000.0,
            sys1 * 1000.0, q1 * 1000.0);
+    if (first_in_max > 0)
+        printf("  first turn: the server read its last request %.1f ms after the start, its last "
+               "reply was parsed here at L + %.1f ms\n",
+               (first_in_max - t0) * 1000.0, (first_parsed_max - t0) * 1000.0 - L_ms);
     printf("  bazaar CPU: %.1f us per request, %.1f of them in the kernel (%.3f s CPU over %.2f s "
            "wall; %.3f s waiting for a CPU the machine's other load held)\n",
            cpu / (double)tot.calls * 1e6, sys / (double)tot.calls * 1e6, cpu, wall, runq);

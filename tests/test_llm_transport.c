@@ -279,11 +279,11 @@ static void resend_by_curl_should_be_named_in_the_attempts(void **state)
     waitpid(pid, NULL, 0);
 }
 
-/* A transfer submitted while a connection is idle goes out from
- * bz_transport_submit itself: curl has sent its request (the pre-request
- * callback counted the send) before any poll, so a caller with much to do
- * before its next poll does not hold it back. */
-static void submit_onto_an_idle_connection_should_send_before_the_next_poll(void **state)
+/* A transfer submitted while a connection is idle goes out at the next
+ * bz_transport_flush: curl has sent its request (the pre-request callback
+ * counted the send) before any poll, so a caller with much to do before its
+ * next poll does not hold it back. */
+static void flush_should_send_a_submit_onto_an_idle_connection_before_the_next_poll(void **state)
 {
     (void)state;
     assert_int_equal(test_server_config(srv.port, "{\"latency_ms\": 0}"), 0);
@@ -304,6 +304,7 @@ static void submit_onto_an_idle_connection_should_send_before_the_next_poll(void
         x[i].est_tokens = 10;
         x[i].done = on_done;
         bz_transport_submit(t, &x[i]);
+        bz_transport_flush(t);
         if (i == 0) {
             assert_int_equal(x[0].sends, 0); /* no connection yet: the poll opens one */
         } else {
@@ -328,7 +329,7 @@ int main(void)
         cmocka_unit_test(waits_per_transfer_should_stay_bounded_with_one_in_flight),
         cmocka_unit_test(transfers_should_spread_over_lanes_through_faults),
         cmocka_unit_test(resend_by_curl_should_be_named_in_the_attempts),
-        cmocka_unit_test(submit_onto_an_idle_connection_should_send_before_the_next_poll),
+        cmocka_unit_test(flush_should_send_a_submit_onto_an_idle_connection_before_the_next_poll),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
