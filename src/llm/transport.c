@@ -12,8 +12,9 @@
  * sockets), never O(transfers in flight) as curl_multi_poll + perform did.
  * A connection stays in the epoll set while idle (struct watch), so a
  * request on a kept-alive connection costs no epoll_ctl. A transfer
- * submitted when an idle connection can carry it is sent at once (see
- * start_now), not at the next poll.
+ * submitted when an idle connection can carry it is handed to curl at once
+ * and sent by bz_transport_flush, which the caller runs once a game has
+ * submitted its turn's requests (see start_now), not at the next poll.
  *
  * Transfers are handed to curl CONNECT_BATCH at a time; a batch that made
  * curl open a connection is the poll's last, so when many connections must
