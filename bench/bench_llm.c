@@ -8,6 +8,15 @@
  * C/4 live matches of a one-phase game with 4 LLM agents through the LLM
  * hook, as the scheduler does, with transcripts recorded (/llm_texts) and
  * memory_turns M (chat history of the agent's last M turns).
+ * Where a turn's time beyond L goes: the bench server stamps each reply
+ * with when it read the request and wrote the reply (--stamp; one clock,
+ * CLOCK_MONOTONIC), so each call after the first turn splits into the
+ * game's step to the server reading the request, the server (L and its
+ * 250 us reply grid), and the reply written to its parse here; apart, a
+ * turn's last reply parsed to the game's step (the caller's loop) and the
+ * step to its requests handed to curl. CPU is split into the kernel's part
+ * (on loopback a send or connect also runs the server's TCP input and
+ * wakes it) and the time runnable but waiting for a core.
  * Usage: bench_llm [L_ms, default 200] [C list, default 16,256,1024]
  *                  [rounds per C, default 20: C x rounds requests] [M, default 3] */
 #define _GNU_SOURCE /* poll_count.h: dlsym's RTLD_NEXT */
@@ -31,7 +40,28 @@
 struct bz_game {
     struct bz_game_base base;
     int turn, max_turns;
+    double last_reply; /* when this turn's latest reply was parsed (in the LLM's done()) */
+    double stepped;    /* when the game stepped to its next turn */
+    double prev_reply; /* the previous turn's last reply parsed */
 };
+
+/* Per-turn gaps, after the first turn: a turn's last reply parsed to the
+ * game's step (the caller's loop), and the step to its requests handed to
+ * curl (built and sent on idle connections). */
+static double gap_reply_step, gap_step_sent;
+static long n_gaps;
+static double *gaps; /* reply-to-step gaps, for the median */
+static long cap_gaps;
+/* A call after the first turn split by the server's stamps (its clock is
+ * ours): the step to the server reading the request (build, send, the
+ * server's wake-up), the server (L and its reply grid), the server writing
+ * the reply to its parse here (our wake-up, the replies ahead of it). */
+static double sum_up, sum_srv, sum_down, sum_turn;
+/* The first turn: when the server read its last request (the ramp's sends
+ * are over) and when its last reply was parsed here. */
+static double first_in_max, first_parsed_max;
+static double *downs, *ups;
+static long n_split;
 
 static const char *const phases[] = {"bid"};
 static int g_create(const struct bz_game_config *cfg, struct bz_records *rec, struct bz_game **out,
@@ -61,6 +91,15 @@ static int g_step(struct bz_game *g, int *state, struct bz_err *err)
     if (g->turn >= g->max_turns) {
         *state = BZ_STEP_DONE;
         return BZ_OK;
+    }
+    g->stepped = bz_llm_now_s();
+    g->prev_reply = g->last_reply;
+    if (g->turn > 0 && g->last_reply > 0) {
+        double d = g->stepped - g->last_reply;
+        gap_reply_step += d;
+        if (n_gaps < cap_gaps)
+            gaps[n_gaps] = d;
+        n_gaps++;
     }
     bz_game_ask_phase(g, 0);
     for (int i = 0; i < N_AGENTS; i++)
@@ -103,8 +142,27 @@ static cJSON *g_schema(const struct bz_game *g, int phase)
 static int g_parse(struct bz_game *g, const struct bz_request *r, const cJSON *reply,
                    struct bz_err *err)
 {
-    (void)g;
     (void)r;
+    g->last_reply = bz_llm_now_s();
+    const cJSON *tin = cJSON_GetObjectItem(reply, "t_in"),
+                *tout = cJSON_GetObjectItem(reply, "t_out");
+    if (g->turn == 0 && cJSON_IsNumber(tin)) {
+        if (tin->valuedouble > first_in_max)
+            first_in_max = tin->valuedouble;
+        first_parsed_max = g->last_reply > first_parsed_max ? g->last_reply : first_parsed_max;
+    }
+    if (g->turn > 0 && cJSON_IsNumber(tin) && cJSON_IsNumber(tout)) {
+        double up = tin->valuedouble - g->stepped, down = g->last_reply - tout->valuedouble;
+        sum_up += up;
+        sum_turn += tin->valuedouble - g->prev_reply;
+        sum_srv += tout->valuedouble - tin->valuedouble;
+        sum_down += down;
+        if (n_split < cap_gaps * N_AGENTS) {
+            ups[n_split] = up;
+            downs[n_split] = down;
+        }
+        n_split++;
+    }
     return cJSON_IsNumber(cJSON_GetObjectItem(reply, "amount"))
                ? BZ_OK
                : bz_err_set(err, BZ_EINVAL, "amount: expected a number");
@@ -155,6 +213,15 @@ static double cpu_s(void)
            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
 }
 
+/* This process's system CPU seconds (the kernel's share of cpu_s: on
+ * loopback a send also runs the receiver's TCP input). */
+static double sys_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -187,8 +254,8 @@ static int server_start(struct test_server *s, double L_ms)
         *slash = '\0';
     snprintf(path, sizeof path, "%s/bench_llm_server", exe);
     snprintf(lat, sizeof lat, "%g", L_ms);
-    char flag[] = "--latency-ms";
-    char *const argv[] = {path, flag, lat, NULL};
+    char flag[] = "--latency-ms", sflag[] = "--stamp", one[] = "1";
+    char *const argv[] = {path, flag, lat, sflag, one, NULL};
     if (test_server_exec(s, argv) != 0) {
         fprintf(stderr, "bench_llm: cannot start %s\n", path);
         test_server_stop(s);
@@ -199,7 +266,7 @@ static int server_start(struct test_server *s, double L_ms)
 
 struct result {
     int C;
-    double rate, ratio, steady, ramp_ms, cpu_us, waits, srv_cpu_us, runq_s;
+    double rate, ratio, steady, ramp_ms, cpu_us, waits, srv_cpu_us, runq_s, gap_ms, up_ms, down_ms;
 };
 
 /* One concurrency: C/4 games of `rounds` turns, 4 LLM agents each. */
@@ -252,18 +319,32 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
     int *done = calloc((size_t)K, sizeof *done);
     for (int g = 0; g < K; g++)
         bz_match_create(&cfg[g], &hook, &m[g], &err);
+    gap_reply_step = gap_step_sent = 0;
+    n_gaps = 0;
+    cap_gaps = (long)K * rounds;
+    gaps = malloc((size_t)cap_gaps * sizeof *gaps);
+    sum_up = sum_srv = sum_down = sum_turn = 0;
+    first_in_max = first_parsed_max = 0;
+    n_split = 0;
+    ups = malloc((size_t)cap_gaps * N_AGENTS * sizeof *ups);
+    downs = malloc((size_t)cap_gaps * N_AGENTS * sizeof *downs);
     int64_t waits0 = poll_count_poll + poll_count_epoll;
-    double c0 = cpu_s(), t0 = bz_llm_now_s(), q0 = runq_wait_s();
+    double c0 = cpu_s(), s0 = sys_s(), t0 = bz_llm_now_s(), q0 = runq_wait_s();
     int n_done = 0;
-    double t1 = 0, t_built = 0, cpu1 = 0, q1 = 0;
+    double t1 = 0, t_built = 0, cpu1 = 0, sys1 = 0, q1 = 0;
     int64_t calls1 = 0;
     while (n_done < K) {
         for (int g = 0; g < K; g++) {
             if (done[g])
                 continue;
             int st;
+            struct bz_game *gm = bz_match_game(m[g]);
+            double stepped0 = gm->stepped;
             while ((st = bz_match_advance(m[g], &err)) == BZ_MATCH_RUNNING)
                 ;
+            bz_llm_flush(llm); /* as the runner does (bz_runner_pump) */
+            if (st == BZ_MATCH_WAITING && gm->stepped != stepped0 && gm->turn > 0)
+                gap_step_sent += bz_llm_now_s() - gm->stepped;
             if (st == BZ_MATCH_DONE || st < 0) {
                 done[g] = 1;
                 n_done++;
@@ -280,11 +361,13 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
                 t1 = bz_llm_now_s();
                 calls1 = t.calls;
                 cpu1 = cpu_s() - c0;
+                sys1 = sys_s() - s0;
                 q1 = runq_wait_s() - q0;
             }
         }
     }
-    double wall = bz_llm_now_s() - t0, cpu = cpu_s() - c0, runq = runq_wait_s() - q0;
+    double wall = bz_llm_now_s() - t0, cpu = cpu_s() - c0, sys = sys_s() - s0,
+           runq = runq_wait_s() - q0;
     int64_t waits1 = poll_count_poll + poll_count_epoll;
     long served = test_server_stat(srv->port, "completions");
     long max_inflight = test_server_stat(srv->port, "max_inflight");
@@ -312,13 +395,17 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
            rate, rate / ideal, ideal, steady, steady / ideal);
     printf("  ramp-up: the first %d replies (a reply per slot: C connections opened, C requests "
            "built and sent) took %.1f ms = L + %.1f ms (counted in the whole run's figure); "
-           "building the C requests took %.1f ms of it; bazaar's CPU in it %.1f ms, waiting for "
-           "a CPU %.1f ms\n",
+           "building the C requests took %.1f ms of it; bazaar's CPU in it %.1f ms (%.1f ms of "
+           "it in the kernel), waiting for a CPU %.1f ms\n",
            C, res->ramp_ms, res->ramp_ms - L_ms, (t_built - t0) * 1000.0, cpu1 * 1000.0,
-           q1 * 1000.0);
-    printf("  bazaar CPU: %.1f us per request (%.3f s CPU over %.2f s wall; %.3f s waiting for a "
-           "CPU the machine's other load held)\n",
-           cpu / (double)tot.calls * 1e6, cpu, wall, runq);
+           sys1 * 1000.0, q1 * 1000.0);
+    if (first_in_max > 0)
+        printf("  first turn: the server read its last request %.1f ms after the start, its last "
+               "reply was parsed here at L + %.1f ms\n",
+               (first_in_max - t0) * 1000.0, (first_parsed_max - t0) * 1000.0 - L_ms);
+    printf("  bazaar CPU: %.1f us per request, %.1f of them in the kernel (%.3f s CPU over %.2f s "
+           "wall; %.3f s waiting for a CPU the machine's other load held)\n",
+           cpu / (double)tot.calls * 1e6, sys / (double)tot.calls * 1e6, cpu, wall, runq);
     printf("  wake-ups: %.2f poll()+epoll_wait() calls per request (libcurl's included); "
            "server CPU %.1f us per request\n",
            res->waits, res->srv_cpu_us);
@@ -389,6 +476,34 @@ static int run_one(const struct test_server *srv, const char *reg, const char *p
         n_later ? later[n_later * 99 / 100] - L_ms : 0.0, n_later ? later[n_later - 1] - L_ms : 0.0,
         N_AGENTS, n_rounds ? round_max / (double)n_rounds - L_ms : 0.0);
     free(later);
+    long ng = n_gaps < cap_gaps ? n_gaps : cap_gaps;
+    if (gaps && ng)
+        qsort(gaps, (size_t)ng, sizeof *gaps, cmp_double);
+    printf("  between turns: a turn's last reply parsed to the game's step %.3f ms mean (p50 %.3f, "
+           "p90 %.3f); the step to its %d requests handed to curl %.3f ms mean (%ld turns)\n",
+           n_gaps ? gap_reply_step / (double)n_gaps * 1e3 : 0.0, ng ? gaps[ng / 2] * 1e3 : 0.0,
+           ng ? gaps[ng * 9 / 10] * 1e3 : 0.0, N_AGENTS,
+           n_gaps ? gap_step_sent / (double)n_gaps * 1e3 : 0.0, n_gaps);
+    res->gap_ms = n_gaps ? gap_reply_step / (double)n_gaps * 1e3 : 0.0;
+    free(gaps);
+    gaps = NULL;
+    long ns = n_split < cap_gaps * N_AGENTS ? n_split : cap_gaps * N_AGENTS;
+    if (ns) {
+        qsort(ups, (size_t)ns, sizeof *ups, cmp_double);
+        qsort(downs, (size_t)ns, sizeof *downs, cmp_double);
+        printf("  a call split by the server's stamps: the game's step to the server reading the "
+               "request %.3f ms mean (p50 %.3f, p90 %.3f); the server L + %.3f ms mean; the reply "
+               "written to parsed here %.3f ms mean (p50 %.3f, p90 %.3f); the previous turn's "
+               "last reply parsed to the server reading this request %.3f ms mean\n",
+               sum_up / (double)n_split * 1e3, ups[ns / 2] * 1e3, ups[ns * 9 / 10] * 1e3,
+               sum_srv / (double)n_split * 1e3 - L_ms, sum_down / (double)n_split * 1e3,
+               downs[ns / 2] * 1e3, downs[ns * 9 / 10] * 1e3, sum_turn / (double)n_split * 1e3);
+        res->up_ms = sum_up / (double)n_split * 1e3;
+        res->down_ms = sum_down / (double)n_split * 1e3;
+    }
+    free(ups);
+    free(downs);
+    ups = downs = NULL;
     printf("  memory_turns %d; transcripts: %.0f bytes per call (%zu rows, %zu bytes)\n", memory,
            rows ? (double)tbytes / (double)rows : 0.0, rows, tbytes);
     for (int g = 0; g < K; g++)

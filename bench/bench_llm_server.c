@@ -7,7 +7,9 @@
  * Never a test fixture (tests/llm_server.py is: faults, scripts, schemas)
  * and never talks to anything but 127.0.0.1.
  *
- * Usage: bench_llm_server [--latency-ms L] [--port P] [--reply JSON]
+ * Usage: bench_llm_server [--latency-ms L] [--port P] [--reply JSON] [--stamp 1]
+ * (--stamp: OpenAI replies also carry "t_in" and "t_out", when the request
+ * was read and the reply written, CLOCK_MONOTONIC seconds)
  * Prints "PORT <n>" on stdout once listening (as tests/llm_server.py does).
  * GET /stats: {"requests": n, "completions": n, "inflight": n,
  * "max_inflight": n, "connections": n, "cpu_us": n, "late_us": n (replies sent
@@ -41,6 +43,7 @@ struct conn {
     int anthropic;
     int want_out;     /* EPOLLOUT is set: a reply did not fit the socket buffer */
     size_t req_bytes; /* the body's size: usage figures */
+    double t_in;      /* when the request was read whole (CLOCK_MONOTONIC) */
     char *in;
     size_t in_len, in_cap;
     char *out;
@@ -61,6 +64,7 @@ static int epfd;
 static double latency_s;
 static const char *reply_json = "{\"amount\": 1}";
 static char *reply_escaped; /* reply_json as a JSON string's contents */
+static int stamp;           /* --stamp: the OpenAI reply's JSON also says t_in and t_out */
 static long st_requests, st_completions, st_inflight, st_max_inflight, st_connections;
 static double st_late_s; /* replies sent after their due time: the sum of how late */
 
@@ -176,6 +180,16 @@ static void completion_reply(int fd)
                  "\"name\":\"action\",\"input\":%s}],\"stop_reason\":\"tool_use\","
                  "\"usage\":{\"input_tokens\":%ld,\"output_tokens\":%ld}}",
                  reply_json, in_tok, out_tok);
+    else if (stamp)
+        /* the client's clock is the same CLOCK_MONOTONIC: it splits a
+         * call's latency into request out, server, reply back */
+        snprintf(body, sizeof body,
+                 "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"model\":\"bench\","
+                 "\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":"
+                 "\"{\\\"amount\\\": 1, \\\"t_in\\\": %.7f, \\\"t_out\\\": %.7f}\"},"
+                 "\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%ld,"
+                 "\"completion_tokens\":%ld,\"total_tokens\":%ld}}",
+                 c->t_in, now_s(), in_tok, out_tok, in_tok + out_tok);
     else
         snprintf(body, sizeof body,
                  "{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion\",\"model\":\"bench\","
@@ -244,6 +258,7 @@ static void handle_input(int fd)
     if (is_post && (strstr(path, "/chat/completions") || strstr(path, "/messages"))) {
         c->anthropic = strstr(path, "/messages") != NULL;
         c->req_bytes = clen;
+        c->t_in = now_s();
         c->state = WAITING;
         if (++st_inflight > st_max_inflight)
             st_max_inflight = st_inflight;
@@ -361,8 +376,11 @@ int main(int argc, char **argv)
             port = atoi(argv[i + 1]);
         else if (strcmp(argv[i], "--reply") == 0)
             reply_json = argv[i + 1];
+        else if (strcmp(argv[i], "--stamp") == 0)
+            stamp = atoi(argv[i + 1]);
         else {
-            fprintf(stderr, "usage: bench_llm_server [--latency-ms L] [--port P] [--reply JSON]\n");
+            fprintf(stderr, "usage: bench_llm_server [--latency-ms L] [--port P] [--reply JSON] "
+                            "[--stamp 0|1]\n");
             return 2;
         }
     }

@@ -318,6 +318,8 @@ int bz_runner_pump(struct bz_runner *r, struct bz_err *err)
         int st = bz_match_advance(s->match, err);
         if (st < 0)
             return -st;
+        if (r->llm)
+            bz_llm_flush(r->llm); /* its requests go out now, not after every other game's step */
         if (st == BZ_MATCH_DONE) {
             int rc = commit(r, s, err);
             if (rc)

@@ -279,6 +279,49 @@ static void resend_by_curl_should_be_named_in_the_attempts(void **state)
     waitpid(pid, NULL, 0);
 }
 
+/* A transfer submitted while a connection is idle goes out at the next
+ * bz_transport_flush: curl has sent its request (the pre-request callback
+ * counted the send) before any poll, so a caller with much to do before its
+ * next poll does not hold it back. */
+static void flush_should_send_a_submit_onto_an_idle_connection_before_the_next_poll(void **state)
+{
+    (void)state;
+    assert_int_equal(test_server_config(srv.port, "{\"latency_ms\": 0}"), 0);
+    char url[128];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/chat/completions", srv.port);
+    static const char *const headers[] = {"Content-Type: application/json", NULL};
+    struct bz_model_limits lim = {0, 0, 0, url, headers, "t"};
+    struct bz_transport_opts o = {4, 30.0, 3, 0.01, 0.05, 7};
+    struct bz_transport *t = NULL;
+    struct bz_err err = {0};
+    assert_int_equal(bz_transport_create(&o, &lim, 1, &t, &err), BZ_OK);
+    struct bz_xfer x[3];
+    memset(x, 0, sizeof x);
+    char *body = "{\"model\":\"model-a\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+    n_done = n_ok = 0;
+    for (int i = 0; i < 3; i++) {
+        x[i].body = body;
+        x[i].est_tokens = 10;
+        x[i].done = on_done;
+        bz_transport_submit(t, &x[i]);
+        bz_transport_flush(t);
+        if (i == 0) {
+            assert_int_equal(x[0].sends, 0); /* no connection yet: the poll opens one */
+        } else {
+            /* the first's connection is idle: sent at once */
+            assert_int_equal(x[i].sends, 1);
+            assert_int_equal(bz_transport_connections(t), 1);
+        }
+        while (n_done < i + 1)
+            assert_true(bz_transport_poll(t, 50, &err) >= 0);
+    }
+    assert_int_equal(n_ok, 3);
+    assert_int_equal(bz_transport_connections(t), 1);
+    for (int i = 0; i < 3; i++)
+        free(x[i].reply);
+    bz_transport_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -286,6 +329,7 @@ int main(void)
         cmocka_unit_test(waits_per_transfer_should_stay_bounded_with_one_in_flight),
         cmocka_unit_test(transfers_should_spread_over_lanes_through_faults),
         cmocka_unit_test(resend_by_curl_should_be_named_in_the_attempts),
+        cmocka_unit_test(flush_should_send_a_submit_onto_an_idle_connection_before_the_next_poll),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

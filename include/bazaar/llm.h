@@ -49,6 +49,12 @@ struct bz_llm_hook bz_llm_hook(struct bz_llm *llm);
  * (exit 1: the replay is incomplete). */
 int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err);
 
+/* Send now the requests games submitted since the last poll that found an
+ * idle connection (a game's requests of a turn go out together); the next
+ * poll sends them otherwise. Call it after advancing a game, before the
+ * next game: its requests then do not wait for every other game's step. */
+void bz_llm_flush(struct bz_llm *llm);
+
 /* Decisions queued, backing off or in flight. */
 int bz_llm_inflight(const struct bz_llm *llm);
 

@@ -453,6 +453,12 @@ int bz_llm_poll(struct bz_llm *llm, int timeout_ms, struct bz_err *err)
     return BZ_OK;
 }
 
+void bz_llm_flush(struct bz_llm *llm)
+{
+    if (llm && llm->tr)
+        bz_transport_flush(llm->tr);
+}
+
 int bz_llm_inflight(const struct bz_llm *llm)
 {
     return llm->n_live;

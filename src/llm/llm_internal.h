@@ -201,8 +201,12 @@ struct bz_transport_opts {
 int bz_transport_create(const struct bz_transport_opts *o, const struct bz_model_limits *models,
                         size_t n_models, struct bz_transport **out, struct bz_err *err);
 void bz_transport_destroy(struct bz_transport *t);
-/* Queue x (x->model, body, done set); started by a later poll. */
+/* Queue x (x->model, body, done set); started by a later poll, or handed
+ * to curl at once when an idle connection can carry it and sent by the
+ * next bz_transport_flush (or poll). */
 void bz_transport_submit(struct bz_transport *t, struct bz_xfer *x);
+/* Send what submits handed to curl since the last poll or flush. */
+void bz_transport_flush(struct bz_transport *t);
 /* Queue x again as a retry (the caller found the reply unusable, e.g. a
  * malformed envelope): 1 when queued, 0 when retries are exhausted. */
 int bz_transport_retry(struct bz_transport *t, struct bz_xfer *x, const char *why);

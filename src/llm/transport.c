@@ -12,8 +12,9 @@
  * sockets), never O(transfers in flight) as curl_multi_poll + perform did.
  * A connection stays in the epoll set while idle (struct watch), so a
  * request on a kept-alive connection costs no epoll_ctl. A transfer
- * submitted when an idle connection can carry it is sent at once (see
- * start_now), not at the next poll.
+ * submitted when an idle connection can carry it is handed to curl at once
+ * and sent by bz_transport_flush, which the caller runs once a game has
+ * submitted its turn's requests (see start_now), not at the next poll.
  *
  * Transfers are handed to curl CONNECT_BATCH at a time; a batch that made
  * curl open a connection is the poll's last, so when many connections must
@@ -100,6 +101,7 @@ struct lane {
     double timer_at; /* when curl wants CURL_SOCKET_TIMEOUT run; < 0: never */
     int n_active;    /* transfers on it */
     int n_conns;     /* sockets it opened and has not closed */
+    int fresh;       /* start_now added a transfer that curl has not run yet */
 };
 
 struct bz_transport {
@@ -122,6 +124,7 @@ struct bz_transport {
     struct watch *watch;                 /* by descriptor */
     int n_watch;
     int submit_rc; /* a curl failure while bz_transport_submit started a transfer */
+    int fresh;     /* some lane is fresh: bz_transport_flush has work */
 };
 
 static int curl_ready;
@@ -890,11 +893,18 @@ static int run_lane_timer(struct lane *l, double now)
 {
     if (l->timer_at < 0 || now < l->timer_at)
         return BZ_OK;
-    l->timer_at = -1; /* the action may set a new one */
+    /* The action may set a new timer (on_timer) or remove it (-1). curl
+     * calls on_timer only when its earliest timer changed: when it does
+     * not, the one it last gave still holds (bz_transport_flush runs a
+     * timer that may not be due yet by our clock). */
+    double was = l->timer_at;
+    l->timer_at = -2;
+    l->fresh = 0; /* what start_now added runs now */
     int running;
-    return curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running) == CURLM_OK
-               ? BZ_OK
-               : BZ_ENET;
+    CURLMcode mc = curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    if (l->timer_at == -2)
+        l->timer_at = was;
+    return mc == CURLM_OK ? BZ_OK : BZ_ENET;
 }
 
 static int run_timer(struct bz_transport *t, struct bz_err *err)
@@ -907,9 +917,12 @@ static int run_timer(struct bz_transport *t, struct bz_err *err)
 }
 
 /* A transfer submitted while nothing waits before it, the rank's cap and
- * the model's limits allow it and a lane has an idle connection: curl
- * sends it now, not at the next poll (the caller may have much to do
- * before it polls: the next requests of every game a reply advanced).
+ * the model's limits allow it and a lane has an idle connection: handed to
+ * curl now, and sent by the caller's bz_transport_flush once the game has
+ * submitted all of its turn's requests (or by the next poll), not after
+ * every game a reply advanced has been stepped. Not sent here one by one:
+ * each send may wake the server's process (on one machine, a wake-up for
+ * each request costs both sides CPU), a game's requests go out together.
  * Nothing else starts here: connections are opened by the polls, a batch
  * at a time (see start_batches). */
 static void start_now(struct bz_transport *t, struct bz_xfer *x)
@@ -928,8 +941,27 @@ static void start_now(struct bz_transport *t, struct bz_xfer *x)
         enqueue(t, x); /* the next poll tries again */
         return;
     }
-    if (run_lane_timer(&t->lanes[x->lane], now) && !t->submit_rc)
-        t->submit_rc = BZ_ENET; /* reported by the next poll */
+    t->lanes[x->lane].fresh = 1;
+    t->fresh = 1;
+}
+
+void bz_transport_flush(struct bz_transport *t)
+{
+    if (!t->fresh)
+        return;
+    t->fresh = 0;
+    for (int i = 0; i < t->n_lanes; i++) {
+        struct lane *l = &t->lanes[i];
+        if (!l->fresh)
+            continue;
+        /* Adding the handle set the lane's timer to "now" as curl's clock
+         * had it, which can be later than a `now` read before: run it
+         * without comparing clocks (a fresh lane's timer is due: the poll
+         * that ran it would have cleared fresh). */
+        if (run_lane_timer(l, l->timer_at) && !t->submit_rc)
+            t->submit_rc = BZ_ENET; /* reported by the next poll */
+        l->fresh = 0;
+    }
 }
 
 /* Hand curl what may start, a batch at a time; a batch that opened a
