@@ -179,16 +179,7 @@ def test_kill9_of_the_follower_leaves_the_merge_to_rank_0(tmp_path, small_spec, 
                          text=True, start_new_session=True,
                          env=_env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30))
     try:
-        def follower():
-            for pid in [p.pid] + _all_children(p.pid):
-                f = _followers(pid)
-                if f:
-                    return f[0]
-            return None
-        _wait_for(lambda: follower() is not None or p.poll() is not None, "the follower")
-        f = follower()
-        if f is None:
-            pytest.skip("the sweep ended before its follower could be seen")
+        f = _wait_for_follower(p)
         # once it has merged something: OUT.tmp exists from its start
         _wait_for(lambda: os.path.exists(out + ".tmp") or p.poll() is not None, "OUT.tmp")
         os.kill(f, signal.SIGKILL)
@@ -220,6 +211,23 @@ def _all_children(pid):
     return out
 
 
+def _wait_for_follower(p):
+    """The pid of the follower merge of the run p (bazaar or mpiexec: the
+    follower's parent is p or one of its descendants), once it runs; skips
+    the test if the sweep ends first."""
+    def follower():
+        for pid in [p.pid] + _all_children(p.pid):
+            f = _followers(pid)
+            if f:
+                return f[0]
+        return None
+    _wait_for(lambda: follower() is not None or p.poll() is not None, "the follower")
+    f = follower()
+    if f is None:
+        pytest.skip("the sweep ended before its follower could be seen")
+    return f
+
+
 def _a_segment_closed(out):
     parts = out + ".parts"
     if not os.path.isdir(parts):
@@ -238,16 +246,13 @@ def test_kill9_of_rank_0_ends_the_follower_and_resume_gives_the_same_file(tmp_pa
     p = subprocess.Popen(_cmd(spec, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                          text=True, start_new_session=True, env=env)
     try:
-        _wait_for(lambda: _followers(p.pid) or p.poll() is not None, "the follower")
-        f = _followers(p.pid)
-        if not f:
-            pytest.skip("the sweep ended before its follower could be seen")
+        f = _wait_for_follower(p)
         # a closed segment merged, then rank 0 alone is killed (its follower
         # is not: it must notice and go by itself)
         _wait_for(lambda: _a_segment_closed(out) or p.poll() is not None, "a closed segment")
         os.kill(p.pid, signal.SIGKILL)
         p.communicate(timeout=300)
-        _wait_for(lambda: not _alive(f[0]), "the follower to end")
+        _wait_for(lambda: not _alive(f), "the follower to end")
     finally:
         if p.poll() is None:
             kill_session(p.pid)
@@ -352,16 +357,7 @@ def test_the_follower_inherits_no_descriptor_and_no_signal_mask_of_rank_0(tmp_pa
                          env=_env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30,
                                   BAZAAR_TEST_FOLLOW_HANG="play"))
     try:
-        def follower():
-            for pid in _all_children(p.pid):
-                f = _followers(pid)
-                if f:
-                    return f[0]
-            return None
-        _wait_for(lambda: follower() is not None or p.poll() is not None, "the follower")
-        f = follower()
-        if f is None:
-            pytest.skip("the sweep ended before its follower could be seen")
+        f = _wait_for_follower(p)
         def descriptors():
             fds = {}
             for d in os.listdir(f"/proc/{f}/fd"):
