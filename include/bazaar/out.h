@@ -17,6 +17,26 @@ struct bz_shard;
  * journal at path + ".journal". Free with bz_shard_close. */
 int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err);
 
+/* How a merged file stores its tables (bazaar run/merge --layout).
+ * BZ_LAYOUT_PLAIN (the default): every table is one chunked, compressed
+ * dataset; the merge gathers rows in game order and compresses them.
+ * BZ_LAYOUT_VIRTUAL: each table without strings is an HDF5 virtual dataset
+ * of the same file over "parts" (/.parts/<source>/<table>: a copy of each
+ * source's stored chunks, compressed by the rank that wrote them), mapped in
+ * game order; tables with strings are stored as in PLAIN. h5py (HDF5 1.10
+ * or later) reads both the same: same rows, same order, same values. The
+ * merge then copies chunks instead of compressing rows, so its cost does
+ * not grow with the ranks' compression work. */
+enum bz_layout { BZ_LAYOUT_PLAIN = 0, BZ_LAYOUT_VIRTUAL = 1 };
+
+/* The layout the shard writes for (before its first append; PLAIN by
+ * default). VIRTUAL: each full chunk of a table without strings is
+ * deflate-compressed as it is stored (the rank's CPU; what the virtual merge
+ * copies); the partial last chunk is stored uncompressed (its deflate
+ * filter skipped in the chunk's filter mask), so it is still rewritten in
+ * place as it grows. */
+void bz_shard_set_layout(struct bz_shard *s, enum bz_layout layout);
+
 /* Append one finished game: every table's rows except /games first, then its
  * /games row (the commit record), then H5Fflush, then a journal line. After a
  * kill -9 the shard reads back up to the last committed game. Tables are
@@ -108,6 +128,9 @@ struct bz_provenance {
  * BZ_MERGE_THREADS threads (default: the CPUs the caller may run on). */
 int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
              const struct bz_provenance *prov, struct bz_err *err);
+/* bz_merge with the merged file's layout (bz_merge: BZ_LAYOUT_PLAIN). */
+int bz_merge_layout(const char *const *shards, size_t n_shards, const char *out_path,
+                    const struct bz_provenance *prov, enum bz_layout layout, struct bz_err *err);
 
 /* The same merge, fed as it goes (the follower merge, `bazaar merge
  * --follow`, merges a sweep's closed segments while it plays): open takes
@@ -124,6 +147,8 @@ int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
 struct bz_merge_stream;
 int bz_merge_stream_open(const char *out_path, int streaming, struct bz_merge_stream **ms,
                          struct bz_err *err);
+/* The stream's layout (before its first add; BZ_LAYOUT_PLAIN by default). */
+void bz_merge_stream_set_layout(struct bz_merge_stream *ms, enum bz_layout layout);
 int bz_merge_stream_add(struct bz_merge_stream *ms, const char *shard, const int64_t *ids, size_t n,
                         struct bz_err *err);
 int bz_merge_stream_advance(struct bz_merge_stream *ms, int64_t hi, struct bz_err *err);
