@@ -1399,11 +1399,11 @@ struct mtable {
     struct rcache *rc;  /* per source (a following merge's) */
     struct gcache *gc;  /* per source: its dataset of this table, kept open */
     size_t n_skip;
-    int decided;          /* virt is known */
-    int virt;             /* a virtual dataset over parts (the virtual layout) */
-    struct vpart *parts;  /* per source (n_parts): its part of the table */
+    int decided;         /* virt is known */
+    int virt;            /* a virtual dataset over parts (the virtual layout) */
+    struct vpart *parts; /* per source (n_parts): its part of the table */
     size_t n_parts;
-    struct vmap *maps;    /* the mappings, in the table's row order */
+    struct vmap *maps; /* the mappings, in the table's row order */
     size_t n_maps, cap_maps;
 };
 
@@ -1543,9 +1543,11 @@ static int part_kind(struct merge *m, struct mtable *t, hid_t src, hsize_t *crow
         int nf = H5Pget_nfilters(dcpl);
         unsigned flags = 0;
         size_t cd_n = 0;
-        H5Z_filter_t f0 = nf >= 1 ? H5Pget_filter2(dcpl, 0, &flags, &cd_n, NULL, 0, NULL, NULL) : -1;
+        H5Z_filter_t f0 =
+            nf >= 1 ? H5Pget_filter2(dcpl, 0, &flags, &cd_n, NULL, 0, NULL, NULL) : -1;
         cd_n = 0;
-        H5Z_filter_t f1 = nf == 2 ? H5Pget_filter2(dcpl, 1, &flags, &cd_n, NULL, 0, NULL, NULL) : -1;
+        H5Z_filter_t f1 =
+            nf == 2 ? H5Pget_filter2(dcpl, 1, &flags, &cd_n, NULL, 0, NULL, NULL) : -1;
         if (nf == 1 && f0 == H5Z_FILTER_FLETCHER32)
             kind = PART_RAW;
         else if (nf == 2 && f0 == H5Z_FILTER_DEFLATE && f1 == H5Z_FILTER_FLETCHER32)
@@ -1622,8 +1624,7 @@ static int part_buffers(struct merge *m, size_t cbytes, struct bz_err *err)
 }
 
 /* Compress the batch's chunks on the threads and store them in part p. */
-static int part_store_batch(struct merge *m, struct mtable *t, struct vpart *p,
-                            struct bz_err *err)
+static int part_store_batch(struct merge *m, struct mtable *t, struct vpart *p, struct bz_err *err)
 {
     struct bz_zbatch *b = &m->vb;
     if (!b->n_chunks)
@@ -1652,8 +1653,7 @@ static int part_store_batch(struct merge *m, struct mtable *t, struct vpart *p,
  * the source, copied as stored when the rank compressed them, compressed
  * here when stored uncompressed. Rows past the source's last committed
  * game in those chunks are copied too, never mapped. */
-static int part_fill(struct merge *m, struct mtable *t, size_t i, hsize_t upto,
-                     struct bz_err *err)
+static int part_fill(struct merge *m, struct mtable *t, size_t i, hsize_t upto, struct bz_err *err)
 {
     int rc;
     struct gcache *gc;
@@ -1827,8 +1827,7 @@ static int virt_finish(struct merge *m, struct mtable *t, struct bz_err *err)
         sspace = H5I_INVALID_HID;
     }
     H5Sselect_all(vspace);
-    if ((lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 ||
-        H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+    if ((lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
         (dset = H5Dcreate2(m->file, t->path, t->ref, vspace, lcpl, dcpl, H5P_DEFAULT)) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", m->out_name, t->path);
         goto out;
@@ -2284,8 +2283,7 @@ static int check_parts(const struct merge *m, hid_t file, const struct mtable *t
         if (t->parts[i].copied == 0 && t->parts[i].crows == 0)
             continue; /* never created */
         hid_t d = H5I_INVALID_HID;
-        if (part_name(name, sizeof name, i, t->path) ||
-            (d = H5Dopen2(file, name, H5P_DEFAULT)) < 0)
+        if (part_name(name, sizeof name, i, t->path) || (d = H5Dopen2(file, name, H5P_DEFAULT)) < 0)
             rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: part %s does not read back", m->tmp,
                                 t->path, name);
         else
