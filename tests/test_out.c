@@ -1112,10 +1112,15 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
 
 int main(void)
 {
-    /* soak option: BZ_OUT_SHARD_DEFLATE=4 runs everything on compressed shards */
+    /* soak options: BZ_OUT_SHARD_DEFLATE=4 runs everything on compressed shards */
     const char *deflate = getenv("BZ_OUT_SHARD_DEFLATE");
     if (deflate)
         bz_out_shard_deflate_level = atoi(deflate);
+    /* BZ_OUT_SHARD_LAYOUT=virtual: every shard in the virtual layout (its
+     * tables without strings deflated by the writer, chunk by chunk) */
+    const char *layout = getenv("BZ_OUT_SHARD_LAYOUT");
+    if (layout && strcmp(layout, "virtual") == 0)
+        bz_out_shard_layout = BZ_LAYOUT_VIRTUAL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_should_keep_every_column),
         cmocka_unit_test(merge_should_not_depend_on_how_games_were_split),
