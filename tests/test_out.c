@@ -607,6 +607,15 @@ static void corrupt_deferred_chunk_should_give_eio(void **state)
     unlink(out);
     return;
 #endif
+    if (bz_out_shard_layout == BZ_LAYOUT_VIRTUAL) {
+        /* the virtual layout's deflated tables are read through HDF5's
+         * filters (and the others have strings): no chunk to the threads */
+        merge_ok((const char *const[]){good, bad}, 2, out);
+        bz_merge_last_stats(&st);
+        assert_int_equal(st.chunks_pread, 0);
+        unlink(out);
+        return;
+    }
     const char *threads[] = {"1", "3"};
     for (int t = 0; t < 2; t++) {
         struct bz_err err = {0};
