@@ -80,6 +80,9 @@ enum bz_layout bz_out_shard_layout = BZ_LAYOUT_PLAIN;
 #define SHARD_CHUNK_MIN_BYTES ((size_t)64 * 1024)
 #define SHARD_CHUNK_MAX_BYTES ((size_t)256 * 1024)
 #define SHARD_CHUNK_GAMES 16
+/* Chunks of a table's run index: 512 runs (a sync stores its partial last
+ * chunk again, as every table's). */
+#define RUNS_CHUNK_BYTES ((size_t)16 * 1024)
 /* Type-conversion buffers of our own: with H5P_DEFAULT, HDF5 callocs a 1 MiB
  * conversion buffer on every H5Dwrite, which cost 60% of a small heuristic
  * game's instructions. Writes larger than this are converted in strips. */
@@ -597,7 +600,9 @@ static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_
     }
     int64_t no_game = -1;
     memcpy(fill + lay.cols[0].dst, &no_game, sizeof no_game);
-    hsize_t chunk = bz_out_h5_chunk_rows(lay.size, chunk_bytes_for(rb->n_rows * lay.size), 0);
+    /* a run index: a row per game and table, stored again at each sync */
+    size_t cbytes = is_run_index(desc) ? RUNS_CHUNK_BYTES : chunk_bytes_for(rb->n_rows * lay.size);
+    hsize_t chunk = bz_out_h5_chunk_rows(lay.size, cbytes, 0);
     int direct = !lay.has_vlen && bz_out_shard_deflate_level == 0;
     int zip = direct && s->layout == BZ_LAYOUT_VIRTUAL && !has_text_refs(&lay);
     dset = zip ? create_zip_table(s->file, desc->path, ftype, chunk, fill)
