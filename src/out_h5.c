@@ -543,8 +543,11 @@ int bz_out_h5_check_rows(hid_t dset, hsize_t first, hsize_t n_rows, const char *
         n = n_rows;
     size_t msize = H5Tget_size(mtype);
     hsize_t cap = CHECK_WINDOW_BYTES / msize ? CHECK_WINDOW_BYTES / msize : 1;
-    if (cap > n)
-        cap = n ? n : 1;
+    /* a window no larger than the rows read (a 16 MiB calloc for the last
+     * chunk's rows cost more than reading them) */
+    hsize_t want = n > first ? n - first : 1;
+    if (cap > want)
+        cap = want;
     if ((mspace = H5Screate_simple(1, &cap, NULL)) < 0 || !(win = calloc((size_t)cap, msize))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", file_name, table);
         goto out;
