@@ -53,7 +53,7 @@
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
  * 1/4 for the index of the id block being merged (winner of each id, runs),
  * 1/16 for a following merge's run caches (struct rcache), 1/64 for a window of a source's run
- * index (ridx_runs), 1/32 (at least a chunk) for the virtual layout's chunk copies, 2/256 (at most
+ * index (ridx_runs), 1/16 for the virtual layout's chunk copies (part_buffers), 2/256 (at most
  * 2 MiB) for HDF5's type conversion buffers. Not counted: HDF5's own caches, the strings of the
  * rows of a window of a table with strings, ~0.5 MiB of compressor state per thread, and for the
  * shard chunks the threads read (gather_raw) one chunk buffer per thread
@@ -166,11 +166,12 @@ struct merge {
     double t_start, c_start;
     /* the virtual layout (BZ_LAYOUT_VIRTUAL): tables without strings are
      * virtual datasets over parts (struct vpart); vb compresses the part
-     * chunks stored uncompressed, vchunk holds one stored chunk */
+     * chunks stored uncompressed, vchunk holds one stored chunk; all of
+     * them carved from varena (part_buffers: its share of the bound) */
     int virt;
     struct bz_zbatch vb;
-    unsigned char *vin, *vchunk;
-    size_t vin_bytes, vchunk_bytes, vout_chunks;
+    unsigned char *varena, *vin, *vchunk;
+    size_t varena_bytes, vchunk_bytes, vper;
     hsize_t *voff;
 };
 
@@ -1466,7 +1467,8 @@ static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_d
 enum part_kind {
     PART_COPY, /* deflate, then Fletcher32 (the merged file's pipeline): copied as stored */
     PART_RAW,  /* Fletcher32 alone (shards of the plain layout): compressed here */
-    PART_READ  /* stored otherwise: rows read through HDF5, compressed here */
+    PART_READ  /* stored otherwise, or in chunks whose copy does not fit
+                * part_share: rows read through HDF5, compressed here */
 };
 
 /* Source i's part of a virtual table: the dataset /.parts/<i><table> of
@@ -1603,9 +1605,21 @@ static int table_create(struct merge *m, struct mtable *t, hsize_t rows, struct 
 
 /* ---- the virtual layout ------------------------------------------------ */
 
-/* The most bytes one chunk of a source may have to be copied chunk by
- * chunk (shards use at most 256 KiB); larger ones are read through HDF5. */
-#define PART_CHUNK_MAX ((size_t)4 << 20)
+/* The virtual layout's copy buffers (part_buffers): 1/16 of the bound (in
+ * place of the output windows its virtual tables do not have). */
+static size_t part_share(const struct merge *m)
+{
+    return m->stats.bound_bytes / 16;
+}
+
+/* The bytes of those buffers for a batch of `chunks` chunks of cbytes: the
+ * rows, their compressed copies, lengths and offsets, and (stored: chunks
+ * read as stored) one stored chunk. */
+static size_t part_need(size_t cbytes, size_t chunks, int stored)
+{
+    size_t one = cbytes + bz_zpool_bound(cbytes) + sizeof(size_t) + sizeof(hsize_t);
+    return chunks * one + (stored ? (cbytes + 4 + 15) / 16 * 16 : 0);
+}
 
 /* Source i's part of table path: "/.parts/<i><path>". */
 static int part_name(char *buf, size_t cap, size_t i, const char *path)
@@ -1643,7 +1657,7 @@ static int part_kind(struct merge *m, struct mtable *t, hid_t src, hsize_t *crow
     *crows = 0;
     if (dcpl >= 0 && stype >= 0 && H5Tequal(stype, t->ref) > 0 &&
         H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 1, crows) == 1 && *crows > 0 &&
-        (size_t)*crows * row <= PART_CHUNK_MAX) {
+        part_need((size_t)*crows * row, 1, 1) <= part_share(m)) {
         int nf = H5Pget_nfilters(dcpl);
         unsigned flags = 0;
         size_t cd_n = 0;
@@ -1660,9 +1674,13 @@ static int part_kind(struct merge *m, struct mtable *t, hid_t src, hsize_t *crow
     H5Eclear2(H5E_DEFAULT);
     bz_out_h5_close(stype);
     bz_out_h5_close(dcpl);
-    if (kind == PART_READ)
-        *crows = bz_out_h5_chunk_rows(H5Tget_size(t->ref), MERGED_CHUNK_BYTES, 0);
-    (void)m;
+    /* a source chunk whose copy does not fit the share is read through
+     * HDF5 (its filters, its chunk cache), in chunks that fit */
+    if (kind == PART_READ) {
+        *crows = bz_out_h5_chunk_rows(row, MERGED_CHUNK_BYTES, 0);
+        while (*crows > 1 && part_need((size_t)*crows * row, 1, 0) > part_share(m))
+            *crows /= 2;
+    }
     return kind;
 }
 
@@ -1689,40 +1707,34 @@ static int part_create(struct merge *m, struct mtable *t, size_t i, struct gcach
     return BZ_OK;
 }
 
-/* The copy buffers for chunks of cbytes: a batch of at least one chunk,
- * 1/32 of the bound when that holds more, and one stored chunk. */
-static int part_buffers(struct merge *m, size_t cbytes, struct bz_err *err)
+/* The copy buffers for chunks of cbytes (stored: and one chunk read as
+ * stored), carved from one arena of the share (allocated once): a batch of
+ * as many chunks as fit, at least one (part_kind chose chunks that fit). */
+static int part_buffers(struct merge *m, size_t cbytes, int stored, struct bz_err *err)
 {
-    size_t want = m->stats.bound_bytes / 32;
-    if (want < cbytes)
-        want = cbytes;
-    size_t chunks = want / cbytes, out_cap = bz_zpool_bound(cbytes);
-    if (m->vin_bytes < chunks * cbytes) {
-        acct_free(m->vin, m->vin_bytes, 1);
-        m->vin_bytes = 0;
-        if (!(m->vin = acct_alloc(m, chunks * cbytes, 1)))
+    size_t share = part_share(m), need = part_need(cbytes, 1, stored);
+    size_t size = share > need ? share : need;
+    if (m->varena_bytes < size) {
+        acct_free(m->varena, m->varena_bytes, 1);
+        m->varena_bytes = 0;
+        if (!(m->varena = acct_alloc(m, size, 1)))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory for copying chunks", m->out_name);
-        m->vin_bytes = chunks * cbytes;
+        m->varena_bytes = size;
     }
-    if (m->vout_chunks * m->vb.out_cap < chunks * out_cap || m->vout_chunks < chunks) {
-        acct_free(m->vb.out, m->vout_chunks, m->vb.out_cap);
-        acct_free(m->vb.out_len, m->vout_chunks, sizeof *m->vb.out_len);
-        acct_free(m->voff, m->vout_chunks, sizeof *m->voff);
-        m->vout_chunks = 0;
-        m->vb.out_cap = out_cap;
-        if (!(m->vb.out = acct_alloc(m, chunks, out_cap)) ||
-            !(m->vb.out_len = acct_alloc(m, chunks, sizeof *m->vb.out_len)) ||
-            !(m->voff = acct_alloc(m, chunks, sizeof *m->voff)))
-            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for copying chunks", m->out_name);
-        m->vout_chunks = chunks;
-    }
-    if (m->vchunk_bytes < cbytes + 4) {
-        acct_free(m->vchunk, m->vchunk_bytes, 1);
-        m->vchunk_bytes = 0;
-        if (!(m->vchunk = acct_alloc(m, cbytes + 4, 1)))
-            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for copying chunks", m->out_name);
-        m->vchunk_bytes = cbytes + 4;
-    }
+    size_t vchunk = stored ? (cbytes + 4 + 15) / 16 * 16 : 0, out_cap = bz_zpool_bound(cbytes);
+    size_t per = (m->varena_bytes - vchunk) / part_need(cbytes, 1, 0);
+    unsigned char *p = m->varena;
+    m->vper = per;
+    m->vb.out_len = (size_t *)(void *)p;
+    p += per * sizeof(size_t);
+    m->voff = (hsize_t *)(void *)p;
+    p += per * sizeof(hsize_t);
+    m->vchunk = stored ? p : NULL;
+    m->vchunk_bytes = stored ? cbytes + 4 : 0;
+    p += vchunk;
+    m->vin = p;
+    p += per * cbytes;
+    m->vb.out = p;
     m->vb.out_cap = out_cap;
     return BZ_OK;
 }
@@ -1784,21 +1796,23 @@ static int part_fill(struct merge *m, struct mtable *t, size_t i, hsize_t upto, 
     if (end <= p->copied)
         return BZ_OK;
     size_t row = H5Tget_size(t->ref), cbytes = (size_t)p->crows * row;
-    if ((rc = part_buffers(m, cbytes, err)))
+    if ((rc = part_buffers(m, cbytes, p->kind != PART_READ, err)))
         return rc;
     if (H5Dset_extent(p->dset, &end) < 0)
         return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot extend a part", m->out_name,
                               t->path);
     double t0 = now_s();
     struct bz_zbatch *b = &m->vb;
-    size_t per = m->vin_bytes / cbytes;
+    size_t per = m->vper;
     b->in = m->vin;
     b->chunk_bytes = cbytes;
     b->n_chunks = 0;
     hid_t mspace = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
     for (hsize_t off = p->copied; off < end && !rc; off += p->crows) {
         unsigned char *dst = m->vin + b->n_chunks * cbytes;
-        haddr_t addr = p->kind == PART_RAW
+        /* (a thread reads it in a buffer of its own: at most the read
+         * window, as the gather's) */
+        haddr_t addr = p->kind == PART_RAW && cbytes + 4 <= m->read_bytes
                            ? chunk_addr(m, i, gc, off / p->crows, p->crows, cbytes + 4)
                            : HADDR_UNDEF;
         if (addr != HADDR_UNDEF) { /* the threads read it (pread), check it, copy its rows */
@@ -2495,11 +2509,7 @@ static void merge_free(struct merge *m)
     free(m->src);
     bz_zpool_destroy(m->pool);
     bz_zbatch_reset_reads(&m->scan_b, 1);
-    acct_free(m->vin, m->vin_bytes, 1);
-    acct_free(m->vchunk, m->vchunk_bytes, 1);
-    acct_free(m->vb.out, m->vout_chunks, m->vb.out_cap);
-    acct_free(m->vb.out_len, m->vout_chunks, sizeof *m->vb.out_len);
-    acct_free(m->voff, m->vout_chunks, sizeof *m->voff);
+    acct_free(m->varena, m->varena_bytes, 1);
     bz_zbatch_reset_reads(&m->vb, 1);
     acct_free(m->map, m->map_cap, sizeof *m->map);
     acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));

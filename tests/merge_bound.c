@@ -691,6 +691,58 @@ static void damaged_run_index_should_be_scanned_instead(void **state)
         remove_tmp_file(paths[k]);
 }
 
+/* The virtual layout under a bound of 64 KiB, on shards of both layouts
+ * (their chunks of 64 KiB are larger than the bound's share for copies):
+ * the merge's own buffers stay under the bound, the peak is the same for
+ * 200 and 600 games, and the tables equal the plain merge's. */
+static void virtual_merge_should_stay_under_its_bound_whatever_the_games(void **state)
+{
+    (void)state;
+    static const int sizes[2] = {200, 600};
+    for (int sl = 0; sl < 2; sl++) {
+        size_t peak[2] = {0};
+        for (int i = 0; i < 2; i++) {
+            char paths[3][512], ref[512], small[512];
+            bz_out_shard_layout = sl ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN;
+            write_sweep(paths, sizes[i]);
+            bz_out_shard_layout = BZ_LAYOUT_PLAIN;
+            tmp_path(ref, sizeof ref, "vref%d.h5", sizes[i]);
+            struct bz_merge_stats st;
+            layout = BZ_LAYOUT_PLAIN;
+            merge(paths, ref, NULL, "1", &st);
+            unsigned char *want, *got;
+            size_t want_len, got_len;
+            dump_file(ref, &want, &want_len);
+            layout = BZ_LAYOUT_VIRTUAL;
+            for (int t = 0; t < 2; t++) {
+                const char *threads = t ? "3" : "1";
+                tmp_path(small, sizeof small, "vsmall%d_%s.h5", sizes[i], threads);
+                merge(paths, small, "64K", threads, &st);
+                print_message("# virtual, %s shards, %d games, %s thread(s): bound %zu B, peak "
+                              "%zu B, %llu mappings\n",
+                              sl ? "virtual" : "plain", sizes[i], threads, st.bound_bytes,
+                              st.peak_bytes, (unsigned long long)st.mappings);
+                assert_int_equal(st.bound_bytes, 64 * 1024);
+                assert_true(st.peak_bytes <= st.bound_bytes);
+                assert_true(st.mappings > 0);
+                if (t == 0)
+                    peak[i] = st.peak_bytes;
+                dump_file(small, &got, &got_len);
+                assert_int_equal(got_len, want_len);
+                assert_memory_equal(got, want, want_len);
+                free(got);
+                unlink(small);
+            }
+            layout = BZ_LAYOUT_PLAIN;
+            free(want);
+            unlink(ref);
+            for (int k = 0; k < 3; k++)
+                remove_tmp_file(paths[k]);
+        }
+        assert_int_equal(peak[0], peak[1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -702,6 +754,7 @@ int main(void)
         cmocka_unit_test(merge_of_overflowing_blocks_should_equal_one_pass),
         cmocka_unit_test(virtual_merge_should_read_as_the_plain_one),
         cmocka_unit_test(damaged_run_index_should_be_scanned_instead),
+        cmocka_unit_test(virtual_merge_should_stay_under_its_bound_whatever_the_games),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
