@@ -434,11 +434,12 @@ static void merge_heap_should_not_grow_much_with_its_sources(void **state)
 /* The read-back hook: a byte flipped in the middle of chunk `flip_chunk`
  * of /bound/numbers (stored by direct chunk writes) of the closed tmp. */
 static hsize_t flip_chunk;
+static const char *flip_dset = "/bound/numbers";
 static void flip_in_tmp(const char *tmp)
 {
     hid_t file = H5Fopen(tmp, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(file >= 0);
-    hid_t dset = H5Dopen2(file, "/bound/numbers", H5P_DEFAULT), dcpl = H5Dget_create_plist(dset);
+    hid_t dset = H5Dopen2(file, flip_dset, H5P_DEFAULT), dcpl = H5Dget_create_plist(dset);
     hsize_t chunk = 0, off, size = 0;
     assert_int_equal(H5Pget_chunk(dcpl, 1, &chunk), 1);
     off = flip_chunk * chunk;
@@ -484,6 +485,41 @@ static void corrupt_merged_chunk_should_fail_the_read_back(void **state)
     }
     for (int k = 0; k < 3; k++)
         remove_tmp_file(paths[k]);
+}
+
+/* The virtual layout: a chunk of a part (a copy of a source's chunks) that
+ * no longer carries its checksum at the read-back fails the merge, naming
+ * the part and the chunk's row, and leaves no output; on shards of both
+ * layouts (chunks compressed by the merge, chunks copied as stored). */
+static void corrupt_part_chunk_should_fail_the_read_back(void **state)
+{
+    (void)state;
+    for (int sl = 0; sl < 2; sl++) {
+        char paths[3][512], out[512];
+        bz_out_shard_layout = sl ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN;
+        write_sweep(paths, 600);
+        bz_out_shard_layout = BZ_LAYOUT_PLAIN;
+        const char *list[3] = {paths[0], paths[1], paths[2]};
+        const char *threads[2] = {"1", "3"};
+        for (int t = 0; t < 2; t++) {
+            struct bz_err err = {0};
+            tmp_path(out, sizeof out, "prb_%d_%s.h5", sl, threads[t]);
+            unsetenv("BZ_MERGE_MEMORY");
+            setenv("BZ_MERGE_THREADS", threads[t], 1);
+            flip_chunk = 1;
+            flip_dset = "/.parts/1/bound/numbers";
+            bz_merge_test_read_back_hook = flip_in_tmp;
+            assert_int_equal(bz_merge_layout(list, 3, out, NULL, BZ_LAYOUT_VIRTUAL, &err), BZ_EIO);
+            bz_merge_test_read_back_hook = NULL;
+            flip_dset = "/bound/numbers";
+            print_message("# %s\n", err.msg);
+            assert_non_null(strstr(err.msg, "/.parts/1/bound/numbers"));
+            assert_non_null(strstr(err.msg, "does not read back"));
+            assert_int_equal(access(out, F_OK), -1);
+        }
+        for (int k = 0; k < 3; k++)
+            remove_tmp_file(paths[k]);
+    }
 }
 
 static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **state)
@@ -643,6 +679,174 @@ static void virtual_merge_should_read_as_the_plain_one(void **state)
         remove_tmp_file(paths[k]);
 }
 
+/* Turns of shard version `extra` of game id (shards that both commit a
+ * game hold other rows of it: the first in list order must win). */
+static int vturns(int64_t id, int extra)
+{
+    return 4 * turns_of(id) + extra;
+}
+
+/* A shard in layout lay committing ids[0..n) in order, each game's first
+ * half of turns written before the previous game's commit (its runs
+ * interleave with that game's), then the rows of the games unc[0..n_unc)
+ * never committed here. */
+static void write_games(const char *path, enum bz_layout lay, const int64_t *ids, size_t n,
+                        int extra, const int64_t *unc, size_t n_unc)
+{
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    if (bz_shard_create(path, &s, &err))
+        fail_msg("%s", err.msg);
+    bz_shard_set_layout(s, lay);
+    for (size_t k = 0; k <= n; k++) {
+        if (k < n) {
+            bz_records_reset(&rec);
+            add_turns(&rec, ids[k], 0, vturns(ids[k], extra) / 2);
+            add_commit(&rec, ids[k]);
+            if (bz_shard_append_uncommitted(s, &rec, &err))
+                fail_msg("%s", err.msg);
+        }
+        if (k > 0) {
+            int64_t p = ids[k - 1];
+            bz_records_reset(&rec);
+            add_turns(&rec, p, vturns(p, extra) / 2, vturns(p, extra));
+            add_commit(&rec, p);
+            if (bz_shard_append(s, &rec, &err))
+                fail_msg("%s", err.msg);
+        }
+    }
+    for (size_t k = 0; k < n_unc; k++) {
+        bz_records_reset(&rec);
+        add_turns(&rec, unc[k], 0, vturns(unc[k], extra + 1));
+        add_commit(&rec, unc[k]);
+        if (bz_shard_append_uncommitted(s, &rec, &err))
+            fail_msg("%s", err.msg);
+    }
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    bz_records_cleanup(&rec);
+}
+
+/* The tables of file a and file b are equal (dump_file). */
+static void same_dump(const char *a, const char *b)
+{
+    unsigned char *x, *y;
+    size_t nx, ny;
+    dump_file(a, &x, &nx);
+    dump_file(b, &y, &ny);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    free(x);
+    free(y);
+}
+
+/* Shards of both layouts in one merge (a resumed run's), more of them than
+ * the merge keeps open: games interleaved in each shard, some committed in
+ * two shards (other rows in each: the first in list order wins), rows of
+ * games never committed where they lie. Merged in the virtual layout, in
+ * one pass and in a follower's blocks, under the default bound (chunks
+ * copied) and 64 KiB (read through HDF5), the tables equal the plain
+ * merge's; then a follower's stream where each source is added after the
+ * advance before it. */
+static void virtual_merge_of_mixed_shards_should_equal_the_plain_one(void **state)
+{
+    (void)state;
+    enum { N = 20, PER = 10 };
+    char paths[N][512], ref[512], out[512];
+    const char *list[N];
+    struct bz_err err = {0};
+    struct bz_merge_stats st;
+    /* shard k commits ids [PER k, PER k + PER) and, but for the last, the
+     * next shard's first 3 (another version); its uncommitted rows are of
+     * the previous shard's last 2 games and of one id nobody commits */
+    for (int k = 0; k < N; k++) {
+        int64_t ids[PER + 3], unc[3];
+        size_t n = 0, n_unc = 0;
+        for (int j = 0; j < PER; j++)
+            ids[n++] = PER * k + j;
+        for (int j = 0; k + 1 < N && j < 3; j++)
+            ids[n++] = PER * (k + 1) + j;
+        if (k > 0) {
+            unc[n_unc++] = PER * k - 2;
+            unc[n_unc++] = PER * k - 1;
+        }
+        unc[n_unc++] = 1000 + k;
+        tmp_path(paths[k], sizeof paths[k], "mixed_%d.h5", k);
+        list[k] = paths[k];
+        write_games(paths[k], k % 2 ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN, ids, n, k % 3, unc,
+                    n_unc);
+    }
+    setenv("BZ_MERGE_THREADS", "2", 1);
+    unsetenv("BZ_MERGE_MEMORY");
+    tmp_path(ref, sizeof ref, "mixed_ref.h5");
+    if (bz_merge(list, N, ref, NULL, &err))
+        fail_msg("%s", err.msg);
+    static const char *bounds[2] = {NULL, "64K"};
+    for (int b = 0; b < 2; b++) {
+        if (bounds[b])
+            setenv("BZ_MERGE_MEMORY", bounds[b], 1);
+        else
+            unsetenv("BZ_MERGE_MEMORY");
+        tmp_path(out, sizeof out, "mixed_virtual_%d.h5", b);
+        if (bz_merge_layout(list, N, out, NULL, BZ_LAYOUT_VIRTUAL, &err))
+            fail_msg("%s", err.msg);
+        bz_merge_last_stats(&st);
+        print_message("# mixed, bound %zu: %llu mappings, %llu chunks copied, %llu compressed\n",
+                      st.bound_bytes, (unsigned long long)st.mappings,
+                      (unsigned long long)st.chunks_copied,
+                      (unsigned long long)st.chunks_compressed);
+        assert_int_equal(layout_of(out, "/bound/numbers"), H5D_VIRTUAL);
+        same_dump(ref, out);
+        unlink(out);
+        /* the follower's: every source, then 9 advances */
+        struct bz_merge_stream *ms;
+        tmp_path(out, sizeof out, "mixed_blocks_%d.h5", b);
+        if (bz_merge_stream_open(out, 1, &ms, &err))
+            fail_msg("%s", err.msg);
+        bz_merge_stream_set_layout(ms, BZ_LAYOUT_VIRTUAL);
+        for (int k = 0; k < N; k++) {
+            int64_t *ids = NULL;
+            size_t n = 0;
+            if (bz_shard_committed_quick(paths[k], &ids, &n, &err) ||
+                bz_merge_stream_add(ms, paths[k], ids, n, &err))
+                fail_msg("%s", err.msg);
+            free(ids);
+        }
+        for (int a = 1; a < 9; a++)
+            if (bz_merge_stream_advance(ms, (int64_t)N * PER * a / 9, &err))
+                fail_msg("%s", err.msg);
+        if (bz_merge_stream_finish(ms, NULL, &err))
+            fail_msg("%s", err.msg);
+        same_dump(ref, out);
+        unlink(out);
+        /* sources added as they close: shard k after the advance to PER k
+         * (its ids are at or past it), then the advance to PER (k + 1) */
+        tmp_path(out, sizeof out, "mixed_follow_%d.h5", b);
+        if (bz_merge_stream_open(out, 1, &ms, &err))
+            fail_msg("%s", err.msg);
+        bz_merge_stream_set_layout(ms, BZ_LAYOUT_VIRTUAL);
+        for (int k = 0; k < N; k++) {
+            int64_t *ids = NULL;
+            size_t n = 0;
+            if (bz_shard_committed_quick(paths[k], &ids, &n, &err) ||
+                bz_merge_stream_add(ms, paths[k], ids, n, &err))
+                fail_msg("%s", err.msg);
+            free(ids);
+            if (bz_merge_stream_advance(ms, (int64_t)PER * (k + 1), &err))
+                fail_msg("%s", err.msg);
+        }
+        if (bz_merge_stream_finish(ms, NULL, &err))
+            fail_msg("%s", err.msg);
+        same_dump(ref, out);
+        unlink(out);
+    }
+    unsetenv("BZ_MERGE_MEMORY");
+    unlink(ref);
+    for (int k = 0; k < N; k++)
+        remove_tmp_file(paths[k]);
+}
+
 /* A shard's run index that lies (a row whose check fails, as a torn write
  * leaves it) is not used: that shard's tables are scanned, and the merge
  * still gives the tables of one with every index intact. */
@@ -750,10 +954,12 @@ int main(void)
         cmocka_unit_test(merge_in_blocks_should_read_each_row_once_and_equal_one_pass),
         cmocka_unit_test(merge_in_blocks_of_many_shards_should_equal_one_pass),
         cmocka_unit_test(corrupt_merged_chunk_should_fail_the_read_back),
+        cmocka_unit_test(corrupt_part_chunk_should_fail_the_read_back),
         cmocka_unit_test(merge_heap_should_not_grow_much_with_its_sources),
         cmocka_unit_test(merge_of_overflowing_blocks_should_equal_one_pass),
         cmocka_unit_test(virtual_merge_should_read_as_the_plain_one),
         cmocka_unit_test(damaged_run_index_should_be_scanned_instead),
+        cmocka_unit_test(virtual_merge_of_mixed_shards_should_equal_the_plain_one),
         cmocka_unit_test(virtual_merge_should_stay_under_its_bound_whatever_the_games),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

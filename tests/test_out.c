@@ -130,6 +130,16 @@ static void write_shard(const char *path, const int64_t *ids, size_t n, int vari
     bz_records_cleanup(&rec);
 }
 
+/* The merged file's layout (BZ_OUT_MERGE_LAYOUT=virtual: every merge in
+ * the virtual layout). */
+static enum bz_layout merge_layout = BZ_LAYOUT_PLAIN;
+
+static int merge_files(const char *const *shards, size_t n, const char *out,
+                       const struct bz_provenance *prov, struct bz_err *err)
+{
+    return bz_merge_layout(shards, n, out, prov, merge_layout, err);
+}
+
 static void merge_ok(const char *const *shards, size_t n, const char *out)
 {
     struct bz_err err = {0};
@@ -138,7 +148,7 @@ static void merge_ok(const char *const *shards, size_t n, const char *out)
                                  .git_commit = "abc",
                                  .ranks = (int64_t)n,
                                  .n_games = 12};
-    if (bz_merge(shards, n, out, &prov, &err))
+    if (merge_files(shards, n, out, &prov, &err))
         fail_msg("%s", err.msg);
 }
 
@@ -503,7 +513,7 @@ static void broken_files_should_give_eio_naming_the_file(void **state)
 
         const char *list[] = {good, bad[i]};
         bz_err_clear(&err);
-        assert_int_equal(bz_merge(list, 2, out, NULL, &err), BZ_EIO);
+        assert_int_equal(merge_files(list, 2, out, NULL, &err), BZ_EIO);
         assert_non_null(strstr(err.msg, bad[i]));
         assert_int_equal(access(out, F_OK), -1);
     }
@@ -553,7 +563,7 @@ static void corrupt_chunk_should_give_eio(void **state)
         struct bz_err err = {0};
         const char *list[] = {good, bad};
         setenv("BZ_MERGE_THREADS", threads[t], 1);
-        assert_int_equal(bz_merge(list, 2, out, NULL, &err), BZ_EIO);
+        assert_int_equal(merge_files(list, 2, out, NULL, &err), BZ_EIO);
         unsetenv("BZ_MERGE_THREADS");
         assert_non_null(strstr(err.msg, bad));
         assert_non_null(strstr(err.msg, "checksum"));
@@ -625,7 +635,7 @@ static void corrupt_deferred_chunk_should_give_eio(void **state)
         flip_done = 0;
         bz_merge_test_deferred_hook = flip_hook;
         setenv("BZ_MERGE_THREADS", threads[t], 1);
-        assert_int_equal(bz_merge(list, 2, out, NULL, &err), BZ_EIO);
+        assert_int_equal(merge_files(list, 2, out, NULL, &err), BZ_EIO);
         unsetenv("BZ_MERGE_THREADS");
         bz_merge_test_deferred_hook = NULL;
         assert_true(flip_done);
@@ -1130,6 +1140,9 @@ int main(void)
     const char *layout = getenv("BZ_OUT_SHARD_LAYOUT");
     if (layout && strcmp(layout, "virtual") == 0)
         bz_out_shard_layout = BZ_LAYOUT_VIRTUAL;
+    const char *mlayout = getenv("BZ_OUT_MERGE_LAYOUT");
+    if (mlayout && strcmp(mlayout, "virtual") == 0)
+        merge_layout = BZ_LAYOUT_VIRTUAL;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_should_keep_every_column),
         cmocka_unit_test(merge_should_not_depend_on_how_games_were_split),
