@@ -1052,11 +1052,15 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
             bz_records_init(&rec);
             if (bz_shard_create(path, &s, &err))
                 _exit(3);
+            /* odd rounds: group commit, a sync every 3 games (the kill
+             * lands in an append as often as in a sync) */
+            bz_shard_set_group_commit(s, (int)(it % 2));
             if (write(ready[1], "r", 1) != 1)
                 _exit(4);
             for (int64_t id = 0;; id++) {
                 make_game(&rec, id, 1 + (int)(id % 40), 0);
-                if (bz_shard_append(s, &rec, &err)) {
+                if (bz_shard_append(s, &rec, &err) ||
+                    (it % 2 && id % 3 == 2 && bz_shard_sync(s, &err))) {
                     fprintf(stderr, "child: %s\n", err.msg);
                     _exit(5);
                 }
