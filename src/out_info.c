@@ -116,7 +116,11 @@ static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, vo
 static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, void *data)
 {
     FILE *f = data;
-    if (info->type != H5O_TYPE_DATASET)
+    /* a virtual file's parts and a shard's run indexes (out_h5.h) are the
+     * storage of its tables, not tables */
+    static const char parts[] = BZ_OUT_PARTS_GROUP "/", runs[] = BZ_OUT_SHARD_RUNS_GROUP "/";
+    if (info->type != H5O_TYPE_DATASET || strncmp(name, parts + 1, sizeof parts - 2) == 0 ||
+        strncmp(name, runs + 1, sizeof runs - 2) == 0)
         return 0;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0) {

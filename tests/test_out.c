@@ -1133,6 +1133,38 @@ static void killed_writer_should_leave_committed_games_whole(void **state)
     assert_true(torn < rounds);
 }
 
+/* bazaar info lists a file's tables: a virtual file's parts (its tables'
+ * storage, with rows no table maps) and a shard's run indexes are not
+ * tables. */
+static void info_should_list_tables_not_their_storage(void **state)
+{
+    (void)state;
+    char shard[512], out[512];
+    tmp_path(shard, sizeof shard, "info.h5");
+    tmp_path(out, sizeof out, "info_merged.h5");
+    int64_t ids[6] = {0, 1, 2, 3, 5, 6};
+    write_shard(shard, ids, 6, 0);
+    struct bz_err err = {0};
+    const char *list[] = {shard};
+    if (bz_merge_layout(list, 1, out, NULL, BZ_LAYOUT_VIRTUAL, &err))
+        fail_msg("%s", err.msg);
+    const char *files[2] = {out, shard};
+    for (int k = 0; k < 2; k++) {
+        char *text = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&text, &len);
+        assert_non_null(f);
+        assert_int_equal(bz_out_info(files[k], f, &err), BZ_OK);
+        fclose(f);
+        assert_non_null(strstr(text, "/fake/market: "));
+        assert_non_null(strstr(text, "/games: "));
+        assert_null(strstr(text, "/.parts"));
+        assert_null(strstr(text, "/.shard_runs"));
+        free(text);
+    }
+    unlink(out);
+}
+
 int main(void)
 {
     /* soak options: BZ_OUT_SHARD_DEFLATE=4 runs everything on compressed shards */
@@ -1163,6 +1195,7 @@ int main(void)
         cmocka_unit_test(too_long_fixed_string_should_be_refused),
         cmocka_unit_test(long_game_rows_should_stay_bounded_when_turns_grow),
         cmocka_unit_test(killed_writer_should_leave_committed_games_whole),
+        cmocka_unit_test(info_should_list_tables_not_their_storage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
