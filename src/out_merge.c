@@ -1618,7 +1618,7 @@ static size_t part_share(const struct merge *m)
 static size_t part_need(size_t cbytes, size_t chunks, int stored)
 {
     size_t one = cbytes + bz_zpool_bound(cbytes) + sizeof(size_t) + sizeof(hsize_t);
-    return chunks * one + (stored ? (cbytes + 4 + 15) / 16 * 16 : 0);
+    return chunks * one + (stored ? (bz_zpool_bound(cbytes) + 15) / 16 * 16 : 0);
 }
 
 /* Source i's part of table path: "/.parts/<i><path>". */
@@ -1721,7 +1721,9 @@ static int part_buffers(struct merge *m, size_t cbytes, int stored, struct bz_er
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory for copying chunks", m->out_name);
         m->varena_bytes = size;
     }
-    size_t vchunk = stored ? (cbytes + 4 + 15) / 16 * 16 : 0, out_cap = bz_zpool_bound(cbytes);
+    /* a stored chunk: as large as deflate may make it (a results file's
+     * chunk of incompressible rows is larger than its rows) */
+    size_t out_cap = bz_zpool_bound(cbytes), vchunk = stored ? (out_cap + 15) / 16 * 16 : 0;
     size_t per = (m->varena_bytes - vchunk) / part_need(cbytes, 1, 0);
     unsigned char *p = m->varena;
     m->vper = per;
@@ -1730,7 +1732,7 @@ static int part_buffers(struct merge *m, size_t cbytes, int stored, struct bz_er
     m->voff = (hsize_t *)(void *)p;
     p += per * sizeof(hsize_t);
     m->vchunk = stored ? p : NULL;
-    m->vchunk_bytes = stored ? cbytes + 4 : 0;
+    m->vchunk_bytes = stored ? out_cap : 0;
     p += vchunk;
     m->vin = p;
     p += per * cbytes;

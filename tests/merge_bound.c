@@ -847,6 +847,100 @@ static void virtual_merge_of_mixed_shards_should_equal_the_plain_one(void **stat
         remove_tmp_file(paths[k]);
 }
 
+/* Rows that deflate cannot shrink: random bytes but for the game id. */
+#define RAND_COLUMNS(X, R)                                                                         \
+    X(R, game_id, I64, "", "game id")                                                              \
+    X(R, a, U64, "", "noise")                                                                      \
+    X(R, b, U64, "", "noise")                                                                      \
+    X(R, c, U64, "", "noise")                                                                      \
+    X(R, d, U64, "", "noise")                                                                      \
+    X(R, e, U64, "", "noise")                                                                      \
+    X(R, f, U64, "", "noise")                                                                      \
+    X(R, g, U64, "", "noise")                                                                      \
+    X(R, h, U64, "", "noise")                                                                      \
+    X(R, i, U64, "", "noise")                                                                      \
+    X(R, j, U64, "", "noise")                                                                      \
+    X(R, k, U64, "", "noise")                                                                      \
+    X(R, l, U64, "", "noise")                                                                      \
+    X(R, m, U64, "", "noise")                                                                      \
+    X(R, n, U64, "", "noise")                                                                      \
+    X(R, o, U64, "", "noise")
+BZ_TABLE_ROW(rand_row, RAND_COLUMNS);
+static BZ_TABLE_DEFINE(rand_desc, "/bound/noise", rand_row, RAND_COLUMNS);
+
+static uint64_t noise_state = 88172645463325252ULL;
+static uint64_t noise(void)
+{
+    noise_state ^= noise_state << 13;
+    noise_state ^= noise_state >> 7;
+    noise_state ^= noise_state << 17;
+    return noise_state;
+}
+
+/* A results file (a plain merge) whose chunks deflate made larger than
+ * their rows, merged again into the virtual layout: its chunks are copied
+ * as stored whatever their size, and the tables are the same. */
+static void virtual_merge_should_copy_chunks_larger_than_their_rows(void **state)
+{
+    (void)state;
+    char shard[512], plain[512], out[512];
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    tmp_path(shard, sizeof shard, "noise.h5");
+    if (bz_shard_create(shard, &s, &err))
+        fail_msg("%s", err.msg);
+    for (int g = 0; g < 300; g++) {
+        bz_records_reset(&rec);
+        int64_t id = g;
+        for (int k = 0; k < 5; k++) {
+            struct rand_row *r = bz_records_add(&rec, &rand_desc);
+            assert_non_null(r);
+            *r = (struct rand_row){.game_id = id};
+            uint64_t *v = &r->a;
+            for (int c = 0; c < 15; c++)
+                v[c] = noise();
+        }
+        add_commit(&rec, id);
+        if (bz_shard_append(s, &rec, &err))
+            fail_msg("%s", err.msg);
+    }
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    bz_records_cleanup(&rec);
+    unsetenv("BZ_MERGE_MEMORY");
+    setenv("BZ_MERGE_THREADS", "2", 1);
+    tmp_path(plain, sizeof plain, "noise_plain.h5");
+    const char *one[1] = {shard};
+    if (bz_merge(one, 1, plain, NULL, &err))
+        fail_msg("%s", err.msg);
+    /* the merged file's chunks of /bound/noise: larger than their rows */
+    hid_t f = H5Fopen(plain, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, "/bound/noise", H5P_DEFAULT), dcpl = H5Dget_create_plist(d);
+    hsize_t chunk = 0, zero = 0, size = 0;
+    assert_int_equal(H5Pget_chunk(dcpl, 1, &chunk), 1);
+    assert_true(H5Dget_chunk_storage_size(d, &zero, &size) >= 0);
+    print_message("# chunk of %llu rows: %llu bytes stored for %llu\n", (unsigned long long)chunk,
+                  (unsigned long long)size, (unsigned long long)(chunk * sizeof(struct rand_row)));
+    assert_true(size > chunk * sizeof(struct rand_row) + 4);
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Fclose(f);
+    const char *src[1] = {plain};
+    tmp_path(out, sizeof out, "noise_virtual.h5");
+    if (bz_merge_layout(src, 1, out, NULL, BZ_LAYOUT_VIRTUAL, &err))
+        fail_msg("%s", err.msg);
+    struct bz_merge_stats st;
+    bz_merge_last_stats(&st);
+    assert_true(st.chunks_copied > 0);
+    assert_int_equal(layout_of(out, "/bound/noise"), H5D_VIRTUAL);
+    same_dump(plain, out);
+    unlink(out);
+    unlink(plain);
+    remove_tmp_file(shard);
+}
+
 /* A shard's run index that lies (a row whose check fails, as a torn write
  * leaves it) is not used: that shard's tables are scanned, and the merge
  * still gives the tables of one with every index intact. */
@@ -960,6 +1054,7 @@ int main(void)
         cmocka_unit_test(virtual_merge_should_read_as_the_plain_one),
         cmocka_unit_test(damaged_run_index_should_be_scanned_instead),
         cmocka_unit_test(virtual_merge_of_mixed_shards_should_equal_the_plain_one),
+        cmocka_unit_test(virtual_merge_should_copy_chunks_larger_than_their_rows),
         cmocka_unit_test(virtual_merge_should_stay_under_its_bound_whatever_the_games),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
