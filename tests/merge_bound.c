@@ -1041,6 +1041,69 @@ static void virtual_merge_should_stay_under_its_bound_whatever_the_games(void **
     }
 }
 
+/* A shard's run index whose last chunk is torn (a writer killed while
+ * storing it again: it fails its checksum) is not used, in shards of both
+ * layouts: the shard still counts (its tables read), that shard's tables
+ * are scanned, and both merges give the tables of intact indexes. */
+static void torn_run_index_chunk_should_be_scanned_instead(void **state)
+{
+    (void)state;
+    for (int sl = 0; sl < 2; sl++) {
+        char paths[3][512], ref[512], out[512];
+        bz_out_shard_layout = sl ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN;
+        write_sweep(paths, 120);
+        bz_out_shard_layout = BZ_LAYOUT_PLAIN;
+        tmp_path(ref, sizeof ref, "torn_ref.h5");
+        struct bz_merge_stats one, st;
+        layout = BZ_LAYOUT_PLAIN;
+        merge(paths, ref, NULL, "2", &one);
+        /* a byte of the index's last chunk flipped */
+        hid_t f = H5Fopen(paths[1], H5F_ACC_RDONLY, H5P_DEFAULT);
+        assert_true(f >= 0);
+        hid_t d = H5Dopen2(f, "/.shard_runs/bound/numbers", H5P_DEFAULT);
+        assert_true(d >= 0);
+        hid_t sp = H5Dget_space(d), dcpl = H5Dget_create_plist(d);
+        hsize_t rows = 0, chunk = 0, size = 0;
+        assert_int_equal(H5Sget_simple_extent_dims(sp, &rows, NULL), 1);
+        assert_int_equal(H5Pget_chunk(dcpl, 1, &chunk), 1);
+        hsize_t last = (rows - 1) / chunk * chunk;
+        haddr_t addr = HADDR_UNDEF;
+        unsigned mask = 0;
+        assert_true(H5Dget_chunk_info_by_coord(d, &last, &mask, &addr, &size) >= 0);
+        assert_true(addr != HADDR_UNDEF && size > 8);
+        H5Pclose(dcpl);
+        H5Sclose(sp);
+        H5Dclose(d);
+        H5Fclose(f);
+        int fd = open(paths[1], O_RDWR);
+        assert_true(fd >= 0);
+        unsigned char byte;
+        assert_int_equal(pread(fd, &byte, 1, (off_t)(addr + size / 3)), 1);
+        byte ^= 0x21;
+        assert_int_equal(pwrite(fd, &byte, 1, (off_t)(addr + size / 3)), 1);
+        close(fd);
+        struct bz_err err = {0};
+        int64_t *ids = NULL;
+        size_t n = 0;
+        if (bz_shard_committed(paths[1], &ids, &n, &err))
+            fail_msg("%s", err.msg);
+        assert_true(n > 0);
+        free(ids);
+        for (int lay = 0; lay < 2; lay++) {
+            layout = lay ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN;
+            tmp_path(out, sizeof out, "torn_%d_%d.h5", sl, lay);
+            merge(paths, out, NULL, "2", &st);
+            same_dump(ref, out);
+            assert_true(st.runs_indexed > 0 && st.runs_indexed < one.runs_indexed);
+            unlink(out);
+        }
+        layout = BZ_LAYOUT_PLAIN;
+        unlink(ref);
+        for (int k = 0; k < 3; k++)
+            remove_tmp_file(paths[k]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1053,6 +1116,7 @@ int main(void)
         cmocka_unit_test(merge_of_overflowing_blocks_should_equal_one_pass),
         cmocka_unit_test(virtual_merge_should_read_as_the_plain_one),
         cmocka_unit_test(damaged_run_index_should_be_scanned_instead),
+        cmocka_unit_test(torn_run_index_chunk_should_be_scanned_instead),
         cmocka_unit_test(virtual_merge_of_mixed_shards_should_equal_the_plain_one),
         cmocka_unit_test(virtual_merge_should_copy_chunks_larger_than_their_rows),
         cmocka_unit_test(virtual_merge_should_stay_under_its_bound_whatever_the_games),
