@@ -55,7 +55,10 @@
  * 1/16 for a following merge's run caches (struct rcache), 1/64 for a window of a source's run
  * index (ridx_runs), 1/16 for the virtual layout's chunk copies (part_buffers), 2/256 (at most
  * 2 MiB) for HDF5's type conversion buffers. Not counted: HDF5's own caches, the strings of the
- * rows of a window of a table with strings, ~0.5 MiB of compressor state per thread, and for the
+ * rows of a window of a table with strings, the virtual tables' mappings (struct vmap: 32 bytes
+ * per stretch of consecutive rows of one source, up to one per game and table, all held until
+ * the table is created: a virtual dataset is created with all of them, and HDF5 holds a few
+ * copies of them then), ~0.5 MiB of compressor state per thread, and for the
  * shard chunks the threads read (gather_raw) one chunk buffer per thread
  * (at most the read window's size) and 56 bytes per chunk and 24 per run
  * of rows of the window they fill. */
