@@ -566,6 +566,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         .shard_prefix = opt->dispatch_only ? NULL : shard,
         .replay = opt->replay,
         .follow = follow,
+        .layout = opt->layout,
         .yield = my_rank == 0 && n_ranks > 1,
         .on_done = on_game_done,
         .ctx = &c,
@@ -608,8 +609,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
      * from, and segments once the runner marked them closed). */
     struct bz_err start_err = {0};
     if (my_rank == 0 && follow &&
-        bz_follow_start(plan.parts, out, attempt, plan.n_games, plan.sources, plan.n_sources, lock,
-                        &follower, &start_err) != BZ_OK)
+        bz_follow_start(plan.parts, out, attempt, plan.n_games, opt->layout, plan.sources,
+                        plan.n_sources, lock, &follower, &start_err) != BZ_OK)
         fprintf(stderr, "bazaar: cannot start the follower merge (%s); merging after the play\n",
                 start_err.msg);
     rc = rank_loop(&c, err);
@@ -684,7 +685,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
                         fprintf(stderr, "bazaar: %s; merging in this process\n", ferr.msg);
                 }
                 if (rc != BZ_OK)
-                    rc = bz_merge((const char *const *)shards, n_shards, out, &prov, err);
+                    rc = bz_merge_layout((const char *const *)shards, n_shards, out, &prov,
+                                         opt->layout, err);
                 if (!rc)
                     bz_sched_remove_parts(plan.parts);
             }
