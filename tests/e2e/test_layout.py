@@ -1,0 +1,221 @@
+"""bazaar run/merge --layout plain|virtual end to end (src/cli.c, src/sched*.c):
+a virtual file's tables equal a plain file's (h5py: every column, row and
+order), and its tables without strings are HDF5 virtual datasets over
+/.parts of the same file; kill -9 then --resume, also in the other layout,
+gives the uninterrupted tables; a merge by hand in either layout of shards
+written for either; bazaar info and the analysis scripts read a virtual file
+as a plain one; a bad --layout is a usage error. (The same tables on 1, 2, 4
+and 7 ranks: test_run.py; merged by the follower: test_follow.py.)"""
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+
+from conftest import (BIN, ROOT, assert_same_tables, bazaar, big_spec, datasets,
+                      kill9_and_resume, mpi_env, run_cmd, stop_after, virtual_tables, write_spec)
+
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def _run(tmp_path, spec, name, *more, ranks=None, env=None):
+    out = str(tmp_path / name)
+    p = subprocess.run(run_cmd(spec, out, ranks, *more), capture_output=True, text=True,
+                       timeout=300, env=env or mpi_env())
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def _has_strings(ds):
+    return any(h5py.check_string_dtype(ds.dtype[c]) or h5py.check_vlen_dtype(ds.dtype[c])
+               for c in ds.dtype.names)
+
+
+def assert_virtual_layout(path):
+    """Every table of path without strings that has rows is a virtual dataset
+    mapping datasets of /.parts in the same file ("."); tables with strings
+    are not; and the file reads the same from anywhere (no path to another
+    file inside)."""
+    with h5py.File(path, "r") as f:
+        assert ".parts" in f and isinstance(f[".parts"], h5py.Group), "no /.parts"
+        n_virtual = 0
+        for name in datasets(path, parts=False):
+            ds = f[name]
+            if _has_strings(ds):
+                assert not ds.is_virtual, f"{name} has strings: stored as in plain"
+                continue
+            if len(ds) == 0:
+                continue
+            assert ds.is_virtual, f"{name}: not a virtual dataset"
+            n_virtual += 1
+            for src in ds.virtual_sources():
+                assert src.file_name == ".", (name, src.file_name)
+                assert src.dset_name.lstrip("/").startswith(".parts/"), (name, src.dset_name)
+                assert src.dset_name.lstrip("/") in f, (name, src.dset_name)
+        assert n_virtual >= 3, "the big tables are virtual"
+
+
+def test_a_bad_layout_is_a_usage_error_naming_the_option_and_its_values(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    for args, got in ((["run", spec, "-o", out, "--layout", "vds"], "'vds'"),
+                      (["run", spec, "-o", out, "--layout"], "nothing"),
+                      (["merge", str(tmp_path), "-o", out, "--layout", "Virtual"], "'Virtual'"),
+                      (["merge", "--layout", "", str(tmp_path), "-o", out], "''")):
+        p = bazaar(*args, check=False)
+        assert p.returncode == 2, (args, p.stderr)
+        first = p.stderr.splitlines()[0]
+        assert first == f"bazaar: --layout: expected plain or virtual, got {got}", p.stderr
+        assert "usage: bazaar " + args[0] in p.stderr
+        assert not os.path.exists(out) and not os.path.exists(out + ".parts")
+    for cmd in ("run", "merge"):
+        h = bazaar(cmd, "--help").stdout
+        assert "--layout" in h and "virtual datasets" in h and "HDF5 >= 1.10" in h, h
+
+
+@pytest.mark.parametrize("follow", ["0", "1"])
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_virtual_tables_equal_plain_ones(tmp_path, small_spec, ranks, follow):
+    # the merge after the play (rank 0) and the follower merge
+    spec = write_spec(tmp_path, small_spec)
+    ref = _run(tmp_path, spec, "plain.h5")
+    env = dict(mpi_env(), BAZAAR_MERGE_FOLLOW=follow, BAZAAR_SEGMENT_GAMES="7")
+    virt = _run(tmp_path, spec, "virtual.h5", "--layout", "virtual", ranks=ranks, env=env)
+    assert not virtual_tables(ref)
+    assert_virtual_layout(virt)
+    assert_same_tables(ref, virt)
+    # self-contained: the same tables under another name, in another folder
+    os.makedirs(tmp_path / "moved")
+    moved = str(tmp_path / "moved" / "renamed.h5")
+    shutil.move(virt, moved)
+    assert_same_tables(ref, moved)
+    with h5py.File(ref, "r") as a, h5py.File(moved, "r") as b:
+        for k in ("spec_json", "version", "n_games"):
+            assert a.attrs[k] == b.attrs[k], k
+        assert int(b.attrs["ranks"]) == (ranks or 1)
+
+
+@pytest.mark.parametrize("first,again,ranks", [("virtual", "virtual", None),
+                                               ("virtual", "virtual", 2),
+                                               ("virtual", "plain", None),
+                                               ("plain", "virtual", 2)])
+def test_kill9_then_resume_gives_the_uninterrupted_tables(tmp_path, small_spec, first, again,
+                                                          ranks):
+    # --resume in the other layout: shards written for either merge in either
+    rng = random.Random(f"{first} {again} {ranks}")
+    spec = write_spec(tmp_path, big_spec(small_spec))
+    ref = _run(tmp_path, spec, "ref.h5")
+    t0 = time.time()
+    whole = _run(tmp_path, spec, "whole.h5", "--layout", first, ranks=ranks)
+    full = time.time() - t0
+    assert_same_tables(ref, whole)
+    out = str(tmp_path / "out.h5")
+    env = dict(mpi_env(), BAZAAR_SEGMENT_GAMES="50")
+    # up to a little past the full run time: some kills land in the merge
+    kill9_and_resume(run_cmd(spec, out, ranks, "--layout", first),
+                     run_cmd(spec, out, ranks, "--resume", "--layout", again), rng, full * 1.1,
+                     env)
+    assert_same_tables(ref, out)
+    assert bool(virtual_tables(out)) == (again == "virtual")
+    assert not os.path.exists(out + ".parts")
+
+
+def test_a_finished_sweep_resumed_in_the_other_layout_is_rewritten_in_it(tmp_path, small_spec):
+    # OUT itself is then the merge's source: a virtual file read back into
+    # a plain one and the other way round
+    spec = write_spec(tmp_path, small_spec)
+    ref = _run(tmp_path, spec, "ref.h5")
+    out = _run(tmp_path, spec, "out.h5", "--layout", "virtual")
+    for layout in ("plain", "virtual", "virtual"):
+        p = bazaar("run", spec, "-o", out, "--resume", "--layout", layout)
+        assert "48 of 48 games already recorded" in p.stderr, p.stderr
+        assert_same_tables(ref, out)
+        assert bool(virtual_tables(out)) == (layout == "virtual")
+
+
+@pytest.mark.parametrize("run_layout", ["plain", "virtual"])
+def test_a_merge_by_hand_in_either_layout(tmp_path, small_spec, run_layout):
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    env = dict(mpi_env(), BAZAAR_TEST_GAME_DELAY_MS="50")  # stop part way: the shards stay
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--layout", run_layout,
+                          "--progress-interval", "0.02"], stderr=subprocess.PIPE, text=True,
+                         env=env)
+    stop_after(p, 10, signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 3, err
+    plain, virt = str(tmp_path / "plain.h5"), str(tmp_path / "virtual.h5")
+    m = bazaar("merge", out + ".parts", "-o", plain)
+    assert "merged" in m.stdout and not virtual_tables(plain)
+    m = bazaar("merge", "--layout", "virtual", out + ".parts", "-o", virt)
+    assert "merged" in m.stdout, m.stderr
+    assert_virtual_layout(virt)
+    assert_same_tables(plain, virt)
+    with h5py.File(virt, "r") as f:
+        assert 0 < len(f["games"]) < 48
+        assert f.attrs["spec_json"]  # the parts folder's provenance
+    # the resumed run's file: the hand merges' games and the rest
+    ref = _run(tmp_path, spec, "ref.h5")
+    bazaar("run", spec, "-o", out, "--resume", "--quiet", "--layout", "virtual")
+    assert_same_tables(ref, out)
+
+
+def _info_tables(text):
+    """bazaar info's tables section: {"/name": its rows line and columns}."""
+    lines = text.split("\ntables:\n", 1)[1].splitlines()
+    out = {}
+    for i, line in enumerate(lines):
+        if line.startswith("/"):
+            out[line.split(":")[0]] = (line, lines[i + 1] if i + 1 < len(lines) else "")
+    return out
+
+
+def test_info_shows_a_virtual_file_as_the_plain_one(tmp_path, small_spec):
+    spec = write_spec(tmp_path, small_spec)
+    plain = _run(tmp_path, spec, "plain.h5")
+    virt = _run(tmp_path, spec, "virtual.h5", "--layout", "virtual")
+    a, b = bazaar("info", plain).stdout, bazaar("info", virt).stdout
+    ta, tb = _info_tables(a), _info_tables(b)
+    tables_b = {k: v for k, v in tb.items() if not k.startswith("/.parts/")}
+    assert ta == tables_b
+    assert re.search(r"^games: 48 \(ok 48, failed 0, timeout 0\)$", b, re.M), b
+
+
+def _analysis_spec():
+    """A small 2x2 grid with a capability gap (the heatmap's columns)."""
+    g = "heuristic:greedy?skill="
+    return {"name": "an", "game": "electricity", "seed": 4, "repetitions": 3,
+            "fixed": {"n_agents": 4, "max_turns": 12},
+            "grid": {"supply_ratio": [0.8, 1.2], "communication": [True, False],
+                     "lineup": ["g0", "g8"]},
+            "lineups": {"g0": [g + "0.5", g + "0.5"], "g8": [g + "0.9", g + "0.1"]}}
+
+
+def test_the_analysis_scripts_read_a_virtual_file_as_the_plain_one(tmp_path):
+    spec = write_spec(tmp_path, _analysis_spec())
+    files = {"plain": _run(tmp_path, spec, "plain.h5"),
+             "virtual": _run(tmp_path, spec, "virtual.h5", "--layout", "virtual")}
+    seen = {}
+    for layout, h5 in files.items():
+        png = str(tmp_path / f"{layout}.png")
+        # the README quick start's heatmap
+        hm = subprocess.run([PY, os.path.join(ROOT, "analysis", "heatmap.py"), h5, "-o", png,
+                             "--stat", "paired"], capture_output=True, text=True, timeout=300)
+        assert hm.returncode == 0, hm.stderr
+        rep = str(tmp_path / f"{layout}_report")
+        r = subprocess.run([PY, os.path.join(ROOT, "analysis", "report.py"), h5, "-o", rep,
+                            "--boot", "100"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        summary = json.load(open(os.path.join(rep, "summary.json")))
+        summary.pop("file", None)
+        seen[layout] = (hm.stdout.replace(png, "PNG"), summary)
+    assert "24 games" in seen["plain"][0], seen["plain"][0]
+    assert seen["virtual"][0] == seen["plain"][0]
+    assert seen["virtual"][1] == seen["plain"][1]
