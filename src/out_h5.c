@@ -596,7 +596,10 @@ static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, voi
     H5Oclose(obj);
     /* a shard's text stores (out_h5.h) are part of their tables */
     static const char store[] = BZ_OUT_SHARD_TEXT_GROUP "/";
-    if (kind != H5I_DATASET || strncmp(name, store + 1, sizeof store - 2) == 0)
+    /* and a virtual results file's parts are its tables' storage */
+    static const char parts[] = BZ_OUT_PARTS_GROUP "/";
+    if (kind != H5I_DATASET || strncmp(name, store + 1, sizeof store - 2) == 0 ||
+        strncmp(name, parts + 1, sizeof parts - 2) == 0)
         return 0;
     if (st->n == st->cap) {
         size_t cap = st->cap ? 2 * st->cap : 16;

@@ -76,6 +76,11 @@ int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc
  * bz_out_h5_list_datasets never lists the store. */
 #define BZ_OUT_TEXT_REF_SIZE 12
 #define BZ_OUT_SHARD_TEXT_GROUP "/.shard_text"
+/* A results file of the virtual layout (bazaar/out.h: enum bz_layout)
+ * stores its virtual tables' rows in datasets under this group, one per
+ * source and table ("/.parts/3/electricity/turns"), never listed as tables
+ * (bz_out_h5_list_datasets). */
+#define BZ_OUT_PARTS_GROUP "/.parts"
 /* The layout of a shard's row: as bz_out_layout_init, TEXT columns as
  * BZ_OUT_TEXT_REF of BZ_OUT_TEXT_REF_SIZE bytes (has_vlen counts only the
  * other variable-length strings). */

@@ -74,6 +74,10 @@ struct bz_merge_stats {
     /* CPU seconds: the merging thread's (serial: HDF5, reads, writes) and the
      * compression of chunks (split over the threads) */
     double cpu_main, cpu_compress;
+    /* the virtual layout: source chunks copied as stored (compressed by
+     * the rank), compressed here (stored uncompressed), and the mappings of
+     * the virtual tables */
+    uint64_t chunks_copied, chunks_compressed, mappings;
 };
 void bz_merge_last_stats(struct bz_merge_stats *s);
 

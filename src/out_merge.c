@@ -161,6 +161,14 @@ struct merge {
     int tmp_made;
     struct bz_out_lock *lock;
     double t_start, c_start;
+    /* the virtual layout (BZ_LAYOUT_VIRTUAL): tables without strings are
+     * virtual datasets over parts (struct vpart); vb compresses the part
+     * chunks stored uncompressed, vchunk holds one stored chunk */
+    int virt;
+    struct bz_zbatch vb;
+    unsigned char *vin, *vchunk;
+    size_t vin_bytes, vchunk_bytes, vout_chunks;
+    hsize_t *voff;
 };
 
 static double thread_cpu_s(void)
@@ -1352,6 +1360,29 @@ static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_d
     return BZ_OK;
 }
 
+/* How a source's chunks of a virtual table reach its part. */
+enum part_kind {
+    PART_COPY, /* deflate, then Fletcher32 (the merged file's pipeline): copied as stored */
+    PART_RAW,  /* Fletcher32 alone (shards of the plain layout): compressed here */
+    PART_READ  /* stored otherwise: rows read through HDF5, compressed here */
+};
+
+/* Source i's part of a virtual table: the dataset /.parts/<i><table> of
+ * the merged file, the source's chunks stored in the source's chunking. */
+struct vpart {
+    hid_t dset;     /* none: not created yet */
+    hsize_t crows;  /* rows per chunk */
+    hsize_t copied; /* rows [0, copied) are stored (the part's extent) */
+    hsize_t rows;   /* the source table's rows */
+    int kind;
+};
+
+/* Rows [start, start + len) of source src's part, at out_pos of the table. */
+struct vmap {
+    size_t src;
+    hsize_t start, len, out_pos;
+};
+
 /* A table of the merged file: its row type (from the first shard that has
  * it), its sink (open from its first block to the end of the merge) and
  * the rows written so far. */
@@ -1368,6 +1399,12 @@ struct mtable {
     struct rcache *rc;  /* per source (a following merge's) */
     struct gcache *gc;  /* per source: its dataset of this table, kept open */
     size_t n_skip;
+    int decided;         /* virt is known */
+    int virt;            /* a virtual dataset over parts (the virtual layout) */
+    struct vpart *parts; /* per source (n_parts): its part of the table */
+    size_t n_parts;
+    struct vmap *maps; /* the mappings, in the table's row order */
+    size_t n_maps, cap_maps;
 };
 
 static void mtable_free(struct merge *m, struct mtable *t)
@@ -1394,6 +1431,10 @@ static void mtable_free(struct merge *m, struct mtable *t)
         bz_out_h5_close(t->gc[i].dset);
         gcache_reset(&t->gc[i], H5I_INVALID_HID);
     }
+    for (size_t i = 0; i < t->n_parts; i++)
+        bz_out_h5_close(t->parts[i].dset);
+    free(t->parts);
+    free(t->maps);
     free(t->gc);
     free(t->ix);
     free(t->rc);
@@ -1456,6 +1497,357 @@ static int table_create(struct merge *m, struct mtable *t, hsize_t rows, struct 
     return copy_table_attrs(m, t->path, dset, err);
 }
 
+/* ---- the virtual layout ------------------------------------------------ */
+
+/* The most bytes one chunk of a source may have to be copied chunk by
+ * chunk (shards use at most 256 KiB); larger ones are read through HDF5. */
+#define PART_CHUNK_MAX ((size_t)4 << 20)
+
+/* Source i's part of table path: "/.parts/<i><path>". */
+static int part_name(char *buf, size_t cap, size_t i, const char *path)
+{
+    int n = snprintf(buf, cap, BZ_OUT_PARTS_GROUP "/%zu%s", i, path);
+    return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* Whether table t is a virtual dataset: in the virtual layout, a table
+ * without strings (decided at its first block). */
+static int virt_decide(struct merge *m, struct mtable *t, struct bz_err *err)
+{
+    int rc;
+    if (t->decided)
+        return BZ_OK;
+    if (m->virt) {
+        if ((rc = table_ref(m, t, err)))
+            return rc;
+        int vlen = bz_out_h5_has_vlen(t->ref);
+        if (vlen < 0)
+            return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot read its type", m->out_name,
+                                  t->path);
+        t->virt = !vlen;
+    }
+    t->decided = 1;
+    return BZ_OK;
+}
+
+/* How source i stores its dataset of t (gc): kind and rows per chunk. */
+static int part_kind(struct merge *m, struct mtable *t, hid_t src, hsize_t *crows)
+{
+    int kind = PART_READ;
+    hid_t dcpl = H5Dget_create_plist(src), stype = H5Dget_type(src);
+    size_t row = H5Tget_size(t->ref);
+    *crows = 0;
+    if (dcpl >= 0 && stype >= 0 && H5Tequal(stype, t->ref) > 0 &&
+        H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, 1, crows) == 1 && *crows > 0 &&
+        (size_t)*crows * row <= PART_CHUNK_MAX) {
+        int nf = H5Pget_nfilters(dcpl);
+        unsigned flags = 0;
+        size_t cd_n = 0;
+        H5Z_filter_t f0 =
+            nf >= 1 ? H5Pget_filter2(dcpl, 0, &flags, &cd_n, NULL, 0, NULL, NULL) : -1;
+        cd_n = 0;
+        H5Z_filter_t f1 =
+            nf == 2 ? H5Pget_filter2(dcpl, 1, &flags, &cd_n, NULL, 0, NULL, NULL) : -1;
+        if (nf == 1 && f0 == H5Z_FILTER_FLETCHER32)
+            kind = PART_RAW;
+        else if (nf == 2 && f0 == H5Z_FILTER_DEFLATE && f1 == H5Z_FILTER_FLETCHER32)
+            kind = PART_COPY;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(stype);
+    bz_out_h5_close(dcpl);
+    if (kind == PART_READ)
+        *crows = bz_out_h5_chunk_rows(H5Tget_size(t->ref), MERGED_CHUNK_BYTES, 0);
+    (void)m;
+    return kind;
+}
+
+/* Create source i's part of t (same chunking as the source when its
+ * chunks are copied). */
+static int part_create(struct merge *m, struct mtable *t, size_t i, struct gcache *gc,
+                       struct bz_err *err)
+{
+    struct vpart *p = &t->parts[i];
+    char name[1024];
+    hid_t space = H5Dget_space(gc->dset);
+    hssize_t rows = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+    bz_out_h5_close(space);
+    if (rows < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot read its size", m->src[i].path,
+                              t->path);
+    p->kind = part_kind(m, t, gc->dset, &p->crows);
+    p->rows = (hsize_t)rows;
+    p->copied = 0;
+    if (part_name(name, sizeof name, i, t->path))
+        return bz_err_set(err, BZ_EINVAL, "%s: table %s: path too long", m->out_name, t->path);
+    if ((p->dset = create_table(m->file, name, t->ref, 0, p->crows)) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot create %s", m->out_name, name);
+    return BZ_OK;
+}
+
+/* The copy buffers for chunks of cbytes: a batch of at least one chunk,
+ * 1/32 of the bound when that holds more, and one stored chunk. */
+static int part_buffers(struct merge *m, size_t cbytes, struct bz_err *err)
+{
+    size_t want = m->stats.bound_bytes / 32;
+    if (want < cbytes)
+        want = cbytes;
+    size_t chunks = want / cbytes, out_cap = bz_zpool_bound(cbytes);
+    if (m->vin_bytes < chunks * cbytes) {
+        acct_free(m->vin, m->vin_bytes, 1);
+        m->vin_bytes = 0;
+        if (!(m->vin = acct_alloc(m, chunks * cbytes, 1)))
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for copying chunks", m->out_name);
+        m->vin_bytes = chunks * cbytes;
+    }
+    if (m->vout_chunks * m->vb.out_cap < chunks * out_cap || m->vout_chunks < chunks) {
+        acct_free(m->vb.out, m->vout_chunks, m->vb.out_cap);
+        acct_free(m->vb.out_len, m->vout_chunks, sizeof *m->vb.out_len);
+        acct_free(m->voff, m->vout_chunks, sizeof *m->voff);
+        m->vout_chunks = 0;
+        m->vb.out_cap = out_cap;
+        if (!(m->vb.out = acct_alloc(m, chunks, out_cap)) ||
+            !(m->vb.out_len = acct_alloc(m, chunks, sizeof *m->vb.out_len)) ||
+            !(m->voff = acct_alloc(m, chunks, sizeof *m->voff)))
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for copying chunks", m->out_name);
+        m->vout_chunks = chunks;
+    }
+    if (m->vchunk_bytes < cbytes + 4) {
+        acct_free(m->vchunk, m->vchunk_bytes, 1);
+        m->vchunk_bytes = 0;
+        if (!(m->vchunk = acct_alloc(m, cbytes + 4, 1)))
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory for copying chunks", m->out_name);
+        m->vchunk_bytes = cbytes + 4;
+    }
+    m->vb.out_cap = out_cap;
+    return BZ_OK;
+}
+
+/* Compress the batch's chunks on the threads and store them in part p. */
+static int part_store_batch(struct merge *m, struct mtable *t, struct vpart *p, struct bz_err *err)
+{
+    struct bz_zbatch *b = &m->vb;
+    if (!b->n_chunks)
+        return BZ_OK;
+    double t0 = now_s();
+    bz_zpool_submit_first(m->pool, b);
+    int bad = bz_zpool_wait(m->pool, b);
+    double t1 = now_s();
+    m->stats.seconds_wait += t1 - t0;
+    m->stats.cpu_compress += b->cpu_seconds;
+    if (bad)
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: cannot compress a part's rows",
+                          m->out_name, t->path);
+    for (size_t k = 0; k < b->n_chunks; k++)
+        if (H5Dwrite_chunk(p->dset, H5P_DEFAULT, 0, &m->voff[k], b->out_len[k],
+                           b->out + k * b->out_cap) < 0)
+            return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot write a part's chunk",
+                                  m->out_name, t->path);
+    m->stats.chunks_compressed += b->n_chunks;
+    m->stats.seconds_write += now_s() - t1;
+    b->n_chunks = 0;
+    return BZ_OK;
+}
+
+/* Source i's part of t stored up to (at least) row upto: whole chunks of
+ * the source, copied as stored when the rank compressed them, compressed
+ * here when stored uncompressed. Rows past the source's last committed
+ * game in those chunks are copied too, never mapped. */
+static int part_fill(struct merge *m, struct mtable *t, size_t i, hsize_t upto, struct bz_err *err)
+{
+    int rc;
+    struct gcache *gc;
+    struct vpart *p = &t->parts[i];
+    if (p->dset >= 0 && upto <= p->copied)
+        return BZ_OK;
+    if ((rc = table_dset(m, i, t->path, &t->ref, &gc, err)))
+        return rc;
+    if (p->dset < 0 && (rc = part_create(m, t, i, gc, err)))
+        return rc;
+    if (upto > p->rows)
+        return bz_err_set(err, BZ_EINTERNAL, "%s: table %s: row %llu past its %llu rows",
+                          m->src[i].path, t->path, (unsigned long long)upto,
+                          (unsigned long long)p->rows);
+    hsize_t end = (upto + p->crows - 1) / p->crows * p->crows;
+    if (end > p->rows)
+        end = p->rows;
+    if (end <= p->copied)
+        return BZ_OK;
+    size_t row = H5Tget_size(t->ref), cbytes = (size_t)p->crows * row;
+    if ((rc = part_buffers(m, cbytes, err)))
+        return rc;
+    if (H5Dset_extent(p->dset, &end) < 0)
+        return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot extend a part", m->out_name,
+                              t->path);
+    double t0 = now_s();
+    struct bz_zbatch *b = &m->vb;
+    size_t per = m->vin_bytes / cbytes;
+    b->in = m->vin;
+    b->chunk_bytes = cbytes;
+    b->n_chunks = 0;
+    hid_t mspace = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
+    for (hsize_t off = p->copied; off < end && !rc; off += p->crows) {
+        unsigned char *dst = m->vin + b->n_chunks * cbytes;
+        if (p->kind == PART_READ) {
+            hsize_t n = p->rows - off < p->crows ? p->rows - off : p->crows;
+            memset(dst, 0, cbytes);
+            if ((mspace = H5Screate_simple(1, &n, NULL)) < 0 ||
+                (fspace = H5Dget_space(gc->dset)) < 0 ||
+                H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &off, NULL, &n, NULL) < 0 ||
+                H5Dread(gc->dset, t->ref, mspace, fspace, m->dxpl, dst) < 0)
+                rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: rows %llu..%llu unreadable",
+                                    m->src[i].path, t->path, (unsigned long long)off,
+                                    (unsigned long long)(off + n));
+            bz_out_h5_close(mspace);
+            bz_out_h5_close(fspace);
+            mspace = fspace = H5I_INVALID_HID;
+            m->stats.chunks_read++;
+        } else {
+            hsize_t size = 0;
+            uint32_t mask = 0;
+            m->stats.chunks_read++;
+            if (H5Dget_chunk_storage_size(gc->dset, &off, &size) < 0 || size < 4 ||
+                size > m->vchunk_bytes ||
+                H5Dread_chunk(gc->dset, H5P_DEFAULT, &off, &mask, m->vchunk) < 0 ||
+                !bz_zpool_chunk_ok(m->vchunk, (size_t)size)) {
+                rc = bz_out_h5_fail(err, BZ_EIO,
+                                    "%s: table %s: the chunk at row %llu is missing or fails "
+                                    "its checksum",
+                                    m->src[i].path, t->path, (unsigned long long)off);
+                break;
+            }
+            if (p->kind == PART_COPY && mask == 0) { /* compressed by the rank */
+                if (H5Dwrite_chunk(p->dset, H5P_DEFAULT, 0, &off, (size_t)size, m->vchunk) < 0)
+                    rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot write a part's chunk",
+                                        m->out_name, t->path);
+                m->stats.chunks_copied++;
+                continue;
+            }
+            /* stored uncompressed: Fletcher32 alone, or deflate skipped */
+            if (mask != (p->kind == PART_COPY ? 1u : 0u) || size != cbytes + 4) {
+                rc = bz_err_set(err, BZ_EIO,
+                                "%s: table %s: the chunk at row %llu is stored in a way the "
+                                "merge does not know (filter mask %u, %llu bytes)",
+                                m->src[i].path, t->path, (unsigned long long)off, (unsigned)mask,
+                                (unsigned long long)size);
+                break;
+            }
+            memcpy(dst, m->vchunk, cbytes);
+        }
+        if (rc)
+            break;
+        m->voff[b->n_chunks++] = off;
+        if (b->n_chunks == per)
+            rc = part_store_batch(m, t, p, err);
+    }
+    m->stats.seconds_read += now_s() - t0;
+    if (!rc)
+        rc = part_store_batch(m, t, p, err);
+    b->n_chunks = 0;
+    if (!rc)
+        p->copied = end;
+    return rc;
+}
+
+/* A block's runs of a virtual table (sorted, out_pos set): their rows
+ * stored in the parts, and mapped (a run that continues the last mapping
+ * in its source and in the table extends it). */
+static int virt_runs(struct merge *m, struct mtable *t, const struct runs *rs, struct bz_err *err)
+{
+    int rc;
+    if (t->n_parts < m->n_shards) {
+        struct vpart *v = realloc(t->parts, m->n_shards * sizeof *v);
+        if (!v)
+            return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+        for (size_t i = t->n_parts; i < m->n_shards; i++)
+            v[i] = (struct vpart){.dset = H5I_INVALID_HID};
+        t->parts = v;
+        t->n_parts = m->n_shards;
+    }
+    for (size_t k = 0; k < rs->n; k++) {
+        const struct run *r = &rs->v[k];
+        if ((rc = part_fill(m, t, r->shard, r->start + r->len, err)))
+            return rc;
+        struct vmap *last = t->n_maps ? &t->maps[t->n_maps - 1] : NULL;
+        if (last && last->src == r->shard && last->start + last->len == r->start &&
+            last->out_pos + last->len == r->out_pos) {
+            last->len += r->len;
+            continue;
+        }
+        if (t->n_maps == t->cap_maps) {
+            size_t cap = t->cap_maps ? 2 * t->cap_maps : 64;
+            struct vmap *v = realloc(t->maps, cap * sizeof *v);
+            if (!v)
+                return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+            t->maps = v;
+            t->cap_maps = cap;
+        }
+        t->maps[t->n_maps++] = (struct vmap){r->shard, r->start, r->len, r->out_pos};
+    }
+    return BZ_OK;
+}
+
+/* Virtual table t: its parts closed at their extents, then the table as a
+ * virtual dataset of this file (source file ".") mapping them in order. */
+static int virt_finish(struct merge *m, struct mtable *t, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    hid_t dcpl = H5I_INVALID_HID, vspace = H5I_INVALID_HID, sspace = H5I_INVALID_HID;
+    hid_t lcpl = H5I_INVALID_HID, dset = H5I_INVALID_HID;
+    double t0 = now_s();
+    for (size_t i = 0; i < t->n_parts; i++) {
+        struct vpart *p = &t->parts[i];
+        hid_t d = p->dset;
+        p->dset = H5I_INVALID_HID;
+        if (d >= 0 && H5Dclose(d) < 0)
+            return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot close a part", m->out_name,
+                                  t->path);
+    }
+    hsize_t total = t->total;
+    if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 ||
+        (vspace = H5Screate_simple(1, &total, NULL)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: dataspace", m->out_name, t->path);
+        goto out;
+    }
+    for (size_t k = 0; k < t->n_maps; k++) {
+        const struct vmap *v = &t->maps[k];
+        char name[1024];
+        hsize_t extent = t->parts[v->src].copied;
+        if (part_name(name, sizeof name, v->src, t->path) ||
+            H5Sselect_hyperslab(vspace, H5S_SELECT_SET, &v->out_pos, NULL, &v->len, NULL) < 0 ||
+            (sspace = H5Screate_simple(1, &extent, NULL)) < 0 ||
+            H5Sselect_hyperslab(sspace, H5S_SELECT_SET, &v->start, NULL, &v->len, NULL) < 0 ||
+            H5Pset_virtual(dcpl, vspace, ".", name, sspace) < 0) {
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot map rows %llu..%llu",
+                                m->out_name, t->path, (unsigned long long)v->out_pos,
+                                (unsigned long long)(v->out_pos + v->len));
+            goto out;
+        }
+        bz_out_h5_close(sspace);
+        sspace = H5I_INVALID_HID;
+    }
+    H5Sselect_all(vspace);
+    if ((lcpl = H5Pcreate(H5P_LINK_CREATE)) < 0 || H5Pset_create_intermediate_group(lcpl, 1) < 0 ||
+        (dset = H5Dcreate2(m->file, t->path, t->ref, vspace, lcpl, dcpl, H5P_DEFAULT)) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", m->out_name, t->path);
+        goto out;
+    }
+    if ((rc = copy_table_attrs(m, t->path, dset, err)))
+        goto out;
+    t->direct = 1;
+    m->stats.mappings += t->n_maps;
+    m->stats.raw_bytes += (uint64_t)t->total * H5Tget_size(t->ref);
+out:
+    if (dset >= 0 && H5Dclose(dset) < 0 && !rc)
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot close table %s", m->out_name, t->path);
+    bz_out_h5_close(lcpl);
+    bz_out_h5_close(sspace);
+    bz_out_h5_close(vspace);
+    bz_out_h5_close(dcpl);
+    m->stats.seconds_write += now_s() - t0;
+    return rc;
+}
+
 /* Table t's games with ids in [lo, hi), appended to its sink. The block's
  * index (winner per id, runs) fits its share of the bound for any sweep of
  * ordinary size; a block whose runs overflow is halved and scanned again.
@@ -1493,6 +1885,8 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         t->n_skip = m->n_shards;
     }
     m->gcs = t->gc;
+    if ((rc = virt_decide(m, t, err)))
+        return rc;
     for (int64_t a = lo; a < hi;) {
         int64_t b = hi - a <= span ? hi : a + span;
         double t_idx = now_s();
@@ -1518,6 +1912,13 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         for (size_t k = 0; k < rs.n; k++) {
             rs.v[k].out_pos = end;
             end += rs.v[k].len;
+        }
+        if (t->virt) {
+            if ((rc = virt_runs(m, t, &rs, err)))
+                return rc;
+            t->total = end;
+            a = b;
+            continue;
         }
         if (t->s.dset < 0 &&
             (rc = table_create(m, t, !m->streaming && last && b == hi ? end : 0, err)))
@@ -1578,6 +1979,9 @@ static int table_finish(struct merge *m, struct mtable *t, struct bz_err *err)
 {
     int rc;
     struct sink *s = &t->s;
+    if (t->virt && t->total) /* (an empty table is stored plain) */
+        return virt_finish(m, t, err);
+    t->virt = 0;
     if (s->dset < 0 && (rc = table_create(m, t, 0, err)))
         return rc;
     if (t->total > s->ws && (rc = sink_flush(m, s, t->path, t->total - s->ws, err)))
@@ -1869,6 +2273,26 @@ static hsize_t last_chunk_start(hid_t dset, hsize_t n)
     return chunk ? (n - 1) / chunk * chunk : 0;
 }
 
+/* Every part of virtual table t: every chunk against its checksum. */
+static int check_parts(const struct merge *m, hid_t file, const struct mtable *t, int plain,
+                       struct bz_err *err)
+{
+    int rc = BZ_OK;
+    for (size_t i = 0; i < t->n_parts && !rc; i++) {
+        char name[1024];
+        if (t->parts[i].copied == 0 && t->parts[i].crows == 0)
+            continue; /* never created */
+        hid_t d = H5I_INVALID_HID;
+        if (part_name(name, sizeof name, i, t->path) || (d = H5Dopen2(file, name, H5P_DEFAULT)) < 0)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: part %s does not read back", m->tmp,
+                                t->path, name);
+        else
+            rc = check_chunks(m, d, t->parts[i].copied, plain, name, err);
+        bz_out_h5_close(d);
+    }
+    return rc;
+}
+
 static int read_back(const struct merge *m, struct bz_err *err)
 {
     int rc;
@@ -1894,6 +2318,11 @@ static int read_back(const struct merge *m, struct bz_err *err)
         } else if (n != t->total) {
             rc = bz_err_set(err, BZ_EIO, "%s: table %s reads back %llu rows, %llu were written",
                             tmp, t->path, (unsigned long long)n, (unsigned long long)t->total);
+        } else if (t->virt) {
+            rc = check_parts(m, file, t, plain, err);
+            /* a few rows through the mappings: the parts they name open */
+            if (!rc)
+                rc = bz_out_h5_check_rows(dset, n > 64 ? n - 64 : 0, n, tmp, t->path, err);
         } else if (!(rc = check_chunks(m, dset, n, plain, t->path, err)) && !t->direct) {
             hsize_t last = last_chunk_start(dset, n);
             rc = bz_out_h5_check_rows(dset, last, n, tmp, t->path, err);
@@ -1934,6 +2363,12 @@ static void merge_free(struct merge *m)
     free(m->src);
     bz_zpool_destroy(m->pool);
     bz_zbatch_reset_reads(&m->scan_b, 1);
+    acct_free(m->vin, m->vin_bytes, 1);
+    acct_free(m->vchunk, m->vchunk_bytes, 1);
+    acct_free(m->vb.out, m->vout_chunks, m->vb.out_cap);
+    acct_free(m->vb.out_len, m->vout_chunks, sizeof *m->vb.out_len);
+    acct_free(m->voff, m->vout_chunks, sizeof *m->voff);
+    bz_zbatch_reset_reads(&m->vb, 1);
     acct_free(m->map, m->map_cap, sizeof *m->map);
     acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));
     acct_free(m->runs, m->run_cap, sizeof *m->runs);
@@ -2001,6 +2436,16 @@ out:
     merge_free(m);
     free(ms);
     return rc;
+}
+
+void bz_merge_stream_set_layout(struct bz_merge_stream *ms, enum bz_layout layout)
+{
+    struct merge *m = &ms->m;
+    m->virt = layout == BZ_LAYOUT_VIRTUAL;
+    /* virtual datasets are HDF5 1.10's: the file may use that format where
+     * it must (everything else stays in 1.8's) */
+    if (m->virt && H5Fset_libver_bounds(m->file, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0)
+        H5Eclear2(H5E_DEFAULT); /* then creating the first virtual table fails, naming it */
 }
 
 int bz_merge_stream_add(struct bz_merge_stream *ms, const char *shard, const int64_t *ids, size_t n,
@@ -2111,10 +2556,17 @@ out:
 int bz_merge(const char *const *shards, size_t n_shards, const char *out_path,
              const struct bz_provenance *prov, struct bz_err *err)
 {
+    return bz_merge_layout(shards, n_shards, out_path, prov, BZ_LAYOUT_PLAIN, err);
+}
+
+int bz_merge_layout(const char *const *shards, size_t n_shards, const char *out_path,
+                    const struct bz_provenance *prov, enum bz_layout layout, struct bz_err *err)
+{
     struct bz_merge_stream *ms;
     int rc = bz_merge_stream_open(out_path, 0, &ms, err);
     if (rc)
         return rc;
+    bz_merge_stream_set_layout(ms, layout);
     for (size_t i = 0; i < n_shards; i++) {
         int64_t *ids;
         size_t n;

@@ -164,6 +164,9 @@ static void dump_file(const char *path, unsigned char **bytes, size_t *len)
     bz_out_free_paths(tables, nt);
 }
 
+/* the layout merge and merge_blocks write */
+static enum bz_layout layout = BZ_LAYOUT_PLAIN;
+
 static void merge(char paths[3][512], const char *out, const char *bound, const char *threads,
                   struct bz_merge_stats *st)
 {
@@ -174,7 +177,7 @@ static void merge(char paths[3][512], const char *out, const char *bound, const 
     else
         unsetenv("BZ_MERGE_MEMORY");
     setenv("BZ_MERGE_THREADS", threads, 1);
-    if (bz_merge(list, 3, out, NULL, &err))
+    if (bz_merge_layout(list, 3, out, NULL, layout, &err))
         fail_msg("%s", err.msg);
     bz_merge_last_stats(st);
 }
@@ -192,6 +195,7 @@ static void merge_blocks(char paths[3][512], const char *out, const char *bound,
     setenv("BZ_MERGE_THREADS", "2", 1);
     if (bz_merge_stream_open(out, 1, &ms, &err))
         fail_msg("%s", err.msg);
+    bz_merge_stream_set_layout(ms, layout);
     for (int k = 0; k < 3; k++) {
         int64_t *ids = NULL;
         size_t n = 0;
@@ -532,6 +536,73 @@ static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **s
     assert_int_equal(peak[0], peak[1]);
 }
 
+/* The storage layout of table in file: H5D_VIRTUAL, H5D_CHUNKED, ... */
+static H5D_layout_t layout_of(const char *file, const char *table)
+{
+    hid_t f = H5Fopen(file, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    hid_t d = H5Dopen2(f, table, H5P_DEFAULT);
+    assert_true(d >= 0);
+    hid_t dcpl = H5Dget_create_plist(d);
+    H5D_layout_t l = H5Pget_layout(dcpl);
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Fclose(f);
+    return l;
+}
+
+/* The virtual layout: the table without strings is a virtual dataset over
+ * the shards' chunks (compressed by the merge: these shards store them
+ * uncompressed), the others as in the plain layout; read through HDF5,
+ * every table equals the plain merge's, in one pass and in the follower's
+ * blocks (a bound of 64 KiB too), on 1 and 3 threads; the parts are not
+ * listed as tables. */
+static void virtual_merge_should_read_as_the_plain_one(void **state)
+{
+    (void)state;
+    const int n_games = 300;
+    char paths[3][512], ref[512], out[512], name[32];
+    write_sweep(paths, n_games);
+    tmp_path(ref, sizeof ref, "virtual_ref.h5");
+    struct bz_merge_stats st;
+    layout = BZ_LAYOUT_PLAIN;
+    merge(paths, ref, NULL, "1", &st);
+    unsigned char *want, *got;
+    size_t want_len, got_len;
+    dump_file(ref, &want, &want_len);
+    layout = BZ_LAYOUT_VIRTUAL;
+    static const char *threads[2] = {"1", "3"};
+    for (int k = 0; k < 2; k++) {
+        tmp_path(out, sizeof out, "virtual_%d.h5", k);
+        merge(paths, out, NULL, threads[k], &st);
+        dump_file(out, &got, &got_len);
+        assert_int_equal(got_len, want_len);
+        assert_memory_equal(got, want, want_len);
+        free(got);
+        print_message("# virtual, %s thread(s): %llu mappings, %llu chunks compressed, %llu "
+                      "copied\n",
+                      threads[k], (unsigned long long)st.mappings,
+                      (unsigned long long)st.chunks_compressed,
+                      (unsigned long long)st.chunks_copied);
+        assert_true(st.mappings >= 3 && st.chunks_compressed > 0);
+        assert_int_equal(layout_of(out, "/bound/numbers"), H5D_VIRTUAL);
+        assert_int_equal(layout_of(out, "/bound/texts"), H5D_CHUNKED);
+        assert_int_equal(layout_of(out, "/.parts/0/bound/numbers"), H5D_CHUNKED);
+        unlink(out);
+    }
+    static const char *bounds[2] = {NULL, "64K"};
+    for (int b = 0; b < 2; b++) {
+        snprintf(name, sizeof name, "virtual_blocks_%d.h5", b);
+        merge_blocks_should_give(paths, name, bounds[b], n_games, 13, want, want_len, &st);
+        assert_true(st.mappings >= 3);
+    }
+    layout = BZ_LAYOUT_PLAIN;
+    free(want);
+    unlink(ref);
+    for (int k = 0; k < 3; k++)
+        remove_tmp_file(paths[k]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -541,6 +612,7 @@ int main(void)
         cmocka_unit_test(corrupt_merged_chunk_should_fail_the_read_back),
         cmocka_unit_test(merge_heap_should_not_grow_much_with_its_sources),
         cmocka_unit_test(merge_of_overflowing_blocks_should_equal_one_pass),
+        cmocka_unit_test(virtual_merge_should_read_as_the_plain_one),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
