@@ -22,7 +22,13 @@
  *   changes size at every append, so HDF5 moves it (and with no reuse the
  *   file would grow by a chunk per table per game); an uncompressed chunk is
  *   rewritten in place with its committed rows' bytes unchanged. The merge
- *   writes the compressed results file.
+ *   writes the compressed results file. In the virtual layout
+ *   (bz_shard_set_layout) a table without strings has the merged file's
+ *   pipeline (deflate, Fletcher32) but only its full chunks, which never
+ *   change again, are stored deflated; its partial last chunk is stored
+ *   with the deflate filter skipped (filter mask 1), so it keeps its size
+ *   and is still rewritten in place (store_chunk says what the full chunk's
+ *   move costs).
  * - The fill value has game_id -1: rows past a commit that a torn flush
  *   might expose are never taken for committed games.
  *
@@ -58,8 +64,10 @@
 #include "out_h5_fail.h"
 #include "out_internal.h"
 #include "out_texts.h"
+#include "out_zpool.h"
 
 int bz_out_shard_deflate_level = 0;
+enum bz_layout bz_out_shard_layout = BZ_LAYOUT_PLAIN;
 
 /* Bytes of a chunk (a text store's or a table's rows): about 16 games'
  * worth of the table's first batch, a power of two between these bounds.
@@ -107,6 +115,10 @@ struct out_table {
     size_t chunk_rows;
     size_t fill_from;    /* stage rows from here on hold the fill row */
     size_t stored_stage; /* n_stage when the stage was last stored */
+    /* virtual layout (a direct table without text references): created
+     * with deflate then Fletcher32; full chunks stored deflated (filter
+     * mask 0), the partial last chunk with deflate skipped (mask 1) */
+    int zip;
     unsigned char *fill; /* one fill row, file layout */
     /* per column: the index in bz_shard.tables of its text store (a TEXT
      * column, see out_h5.h), else SIZE_MAX; NULL when the table has none */
@@ -135,6 +147,10 @@ struct bz_shard {
     size_t unflushed; /* bytes staged since the last flush */
     int64_t put_game; /* game of the last bz_shard_put, -1: none */
     size_t put_rows;  /* rows put for it */
+    enum bz_layout layout;
+    struct bz_zchunk *zc; /* the zip tables' compressor (out_zpool.h), on first use */
+    unsigned char *zbuf;  /* one deflated chunk */
+    size_t zcap;
 };
 
 static int same_schema(const struct bz_table_desc *a, const struct bz_table_desc *b)
@@ -285,6 +301,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     s->synced_at = mono_s();
     s->put_game = -1;
     s->max_id = -1;
+    s->layout = bz_out_shard_layout;
     s->dxpl = H5I_INVALID_HID;
     if (!(s->tconv = malloc(SHARD_XFER_BYTES)) || !(s->bkg = malloc(SHARD_XFER_BYTES))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for a shard", path);
@@ -435,6 +452,39 @@ static size_t text_bytes(const struct bz_rowbuf *rb, size_t col)
     return n;
 }
 
+/* Whether a row layout has a text reference (its table is a table with
+ * strings in the merged file, which the merge rebuilds row by row: its
+ * chunks are not deflated by the writer in any layout). */
+static int has_text_refs(const struct bz_out_layout *lay)
+{
+    for (size_t i = 0; i < lay->n_cols; i++)
+        if (lay->cols[i].kind == BZ_OUT_TEXT_REF)
+            return 1;
+    return 0;
+}
+
+/* A zip table (virtual layout): the merged file's pipeline exactly (out_merge.c's
+ * create_table: deflate at BZ_ZPOOL_LEVEL, no shuffle, then Fletcher32), so
+ * that its deflated chunks are the merged file's chunks as they are. */
+static hid_t create_zip_table(hid_t file, const char *path, hid_t ftype, hsize_t chunk_rows,
+                              const void *fill)
+{
+    hid_t space = H5I_INVALID_HID, lcpl = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
+    hid_t dset = H5I_INVALID_HID;
+    hsize_t zero = 0, max = H5S_UNLIMITED;
+    if ((space = H5Screate_simple(1, &zero, &max)) >= 0 &&
+        (lcpl = H5Pcreate(H5P_LINK_CREATE)) >= 0 &&
+        H5Pset_create_intermediate_group(lcpl, 1) >= 0 &&
+        (dcpl = H5Pcreate(H5P_DATASET_CREATE)) >= 0 && H5Pset_chunk(dcpl, 1, &chunk_rows) >= 0 &&
+        H5Pset_deflate(dcpl, BZ_ZPOOL_LEVEL) >= 0 && H5Pset_fletcher32(dcpl) >= 0 &&
+        H5Pset_fill_value(dcpl, ftype, fill) >= 0)
+        dset = H5Dcreate2(file, path, ftype, space, lcpl, dcpl, H5P_DEFAULT);
+    bz_out_h5_close(dcpl);
+    bz_out_h5_close(lcpl);
+    bz_out_h5_close(space);
+    return dset;
+}
+
 /* The open dataset for rb's table, created on first use (its chunks sized
  * from rb's rows). */
 static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_table **out,
@@ -479,8 +529,11 @@ static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_
     int64_t no_game = -1;
     memcpy(fill + lay.cols[0].dst, &no_game, sizeof no_game);
     hsize_t chunk = bz_out_h5_chunk_rows(lay.size, chunk_bytes_for(rb->n_rows * lay.size), 0);
-    dset = bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk, bz_out_shard_deflate_level,
-                                  ftype, fill);
+    int direct = !lay.has_vlen && bz_out_shard_deflate_level == 0;
+    int zip = direct && s->layout == BZ_LAYOUT_VIRTUAL && !has_text_refs(&lay);
+    dset = zip ? create_zip_table(s->file, desc->path, ftype, chunk, fill)
+               : bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk,
+                                        bz_out_shard_deflate_level, ftype, fill);
     if (dset < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", s->path, desc->path);
         goto out;
@@ -490,7 +543,6 @@ static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_
                             desc->path);
         goto out;
     }
-    int direct = !lay.has_vlen && bz_out_shard_deflate_level == 0;
     if (direct && !(stage = malloc((size_t)chunk * lay.size + 4))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for table %s", s->path, desc->path);
         goto out;
@@ -517,6 +569,7 @@ static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_
     t->max_stage = STAGE_BYTES / lay.size ? STAGE_BYTES / lay.size : 1;
     if (direct) {
         t->direct = 1;
+        t->zip = zip;
         t->chunk_rows = (size_t)chunk;
         t->max_stage = t->cap_stage = t->fill_from = (size_t)chunk;
         t->stage = stage;
@@ -572,14 +625,50 @@ static const char *stage_str(struct out_table *t, const char *p, size_t n)
     return dst;
 }
 
+/* A zip table's full stage deflated into s->zbuf (bz_zpool_compress_chunk:
+ * the merge's compression, run here by the rank); *len 0: the rows do not
+ * shrink, store them as they are. */
+static int deflate_stage(struct bz_shard *s, struct out_table *t, size_t bytes, size_t *len,
+                         struct bz_err *err)
+{
+    size_t cap = bz_zpool_bound(bytes);
+    *len = 0;
+    if (!s->zc && !(s->zc = bz_zchunk_create()))
+        return bz_err_set(err, BZ_ENOMEM, "%s: no memory for a compressor", s->path);
+    if (s->zcap < cap) {
+        unsigned char *p = realloc(s->zbuf, cap);
+        if (!p)
+            return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", s->path, t->desc->path);
+        s->zbuf = p;
+        s->zcap = cap;
+    }
+    if (bz_zpool_compress_chunk(s->zc, t->stage, bytes, s->zbuf, s->zcap, len) != 0)
+        return bz_err_set(err, BZ_EIO, "%s: table %s: cannot deflate the chunk at row %llu",
+                          s->path, t->desc->path, (unsigned long long)t->chunk_base);
+    if (*len >= bytes + 4)
+        *len = 0;
+    return BZ_OK;
+}
+
 /* Store a direct table's stage as the chunk at chunk_base: rows past
  * n_stage set to the fill row, the dataset grown to cover the staged rows,
  * the checksum after the rows (the stored bytes are what HDF5's Fletcher32
- * filter would have stored). A full chunk moves the stage to the next. */
+ * filter would have stored). A full chunk moves the stage to the next.
+ * A zip table's chunk is stored deflated once full (filter mask 0); until
+ * then, and when deflate would not shrink it, as rows and checksum with the
+ * deflate filter marked skipped (mask 1): the same size at every store, so
+ * HDF5 rewrites it in place. The deflated full chunk has another size, so
+ * HDF5 gives it new space; the uncompressed copy stored at earlier syncs
+ * stays where it is (no free-space reuse, which is what keeps the last
+ * flushed chunk index valid), dead: a chunk stored partial at least once
+ * (at a sync, every BZ_SHARD_SYNC_INTERVAL_S) costs its raw bytes of file
+ * on top of its deflated ones, so a virtual shard takes up to its plain
+ * size plus its deflated size on disk until the merge deletes it. */
 static int store_chunk(struct bz_shard *s, struct out_table *t, struct bz_err *err)
 {
-    size_t row = t->lay.size, bytes = t->chunk_rows * row;
+    size_t row = t->lay.size, bytes = t->chunk_rows * row, zlen = 0;
     hsize_t total = t->chunk_base + t->n_stage;
+    int rc;
     if (t->n_stage == t->stored_stage)
         return BZ_OK;
     if (t->n_stage < t->fill_from) { /* one fill row, then doubling copies */
@@ -600,8 +689,13 @@ static int store_chunk(struct bz_shard *s, struct out_table *t, struct bz_err *e
                                   t->desc->path, (unsigned long long)total);
         t->n_rows = total;
     }
-    bz_out_fletcher32_put(t->stage + bytes, bz_out_fletcher32(t->stage, bytes));
-    if (H5Dwrite_chunk(t->dset, H5P_DEFAULT, 0, &t->chunk_base, bytes + 4, t->stage) < 0)
+    if (t->zip && t->n_stage == t->chunk_rows && (rc = deflate_stage(s, t, bytes, &zlen, err)))
+        return rc;
+    uint32_t mask = t->zip && !zlen ? 1u : 0u; /* bit 0: the deflate filter skipped */
+    if (!zlen)
+        bz_out_fletcher32_put(t->stage + bytes, bz_out_fletcher32(t->stage, bytes));
+    if (H5Dwrite_chunk(t->dset, H5P_DEFAULT, mask, &t->chunk_base, zlen ? zlen : bytes + 4,
+                       zlen ? s->zbuf : t->stage) < 0)
         return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot store the chunk at row %llu",
                               s->path, t->desc->path, (unsigned long long)t->chunk_base);
     t->stored_stage = t->n_stage;
@@ -927,6 +1021,11 @@ static int write_all(struct bz_shard *s, const struct bz_records *rec, int commi
     return sync ? sync_shard(s, err) : BZ_OK;
 }
 
+void bz_shard_set_layout(struct bz_shard *s, enum bz_layout layout)
+{
+    s->layout = layout; /* read when a table is created (table_for) */
+}
+
 void bz_shard_set_group_commit(struct bz_shard *s, int on)
 {
     s->group_commit = on;
@@ -1048,6 +1147,8 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
         free(t->own_desc);
         free_str_blocks(t->strings);
     }
+    bz_zchunk_destroy(s->zc);
+    free(s->zbuf);
     int rc_close = bz_out_h5_close_file(&s->file, s->path, rc ? NULL : err);
     if (!rc)
         rc = rc_close;

@@ -41,10 +41,10 @@ size_t bz_zpool_bound(size_t chunk_bytes)
     return chunk_bytes + (chunk_bytes >> 7) + 1024 + FLETCHER_LEN;
 }
 
-/* One thread's compressor: ISA-L's igzip (about 2x libdeflate's speed at
- * level 1 on these rows, same ratio), else libdeflate, else zlib. All
+/* One compressor's work memory: ISA-L's igzip (about 2x libdeflate's speed
+ * at level 1 on these rows, same ratio), else libdeflate, else zlib. All
  * write zlib streams, which HDF5's deflate filter reads. */
-struct zstate {
+struct bz_zchunk {
 #if defined(BZ_HAVE_ISAL)
     unsigned char *level_buf;
 #elif defined(BZ_HAVE_LIBDEFLATE)
@@ -54,7 +54,7 @@ struct zstate {
 #endif
 };
 
-static int zstate_init(struct zstate *z)
+static int zstate_init(struct bz_zchunk *z)
 {
 #if defined(BZ_HAVE_ISAL)
     z->level_buf = malloc(ISAL_DEF_LVL1_DEFAULT);
@@ -68,7 +68,7 @@ static int zstate_init(struct zstate *z)
 #endif
 }
 
-static void zstate_free(struct zstate *z)
+static void zstate_free(struct bz_zchunk *z)
 {
 #if defined(BZ_HAVE_ISAL)
     free(z->level_buf);
@@ -79,13 +79,34 @@ static void zstate_free(struct zstate *z)
 #endif
 }
 
-/* Chunk k of b: a zlib stream, then its Fletcher32, little-endian (the
- * order of HDF5's pipeline: deflate first, checksum last). */
-static int compress_one(struct zstate *z, struct bz_zbatch *b, size_t k)
+struct bz_zchunk *bz_zchunk_create(void)
 {
-    const unsigned char *src = b->in + k * b->chunk_bytes;
-    unsigned char *dst = b->out + k * b->out_cap;
-    size_t cap = b->out_cap - FLETCHER_LEN, len = 0;
+    struct bz_zchunk *z = malloc(sizeof *z);
+    if (z && zstate_init(z) != 0) {
+        free(z);
+        z = NULL;
+    }
+    return z;
+}
+
+void bz_zchunk_destroy(struct bz_zchunk *z)
+{
+    if (!z)
+        return;
+    zstate_free(z);
+    free(z);
+}
+
+/* A zlib stream, then its Fletcher32, little-endian (the order of HDF5's
+ * pipeline: deflate first, checksum last). */
+int bz_zpool_compress_chunk(struct bz_zchunk *z, const unsigned char *in, size_t len,
+                            unsigned char *out, size_t cap, size_t *out_len)
+{
+    size_t zcap, zlen = 0;
+    *out_len = 0;
+    if (cap < bz_zpool_bound(len) || len > UINT32_MAX)
+        return -1;
+    zcap = cap - FLETCHER_LEN;
 #if defined(BZ_HAVE_ISAL)
     struct isal_zstream zs;
     isal_deflate_stateless_init(&zs);
@@ -93,28 +114,35 @@ static int compress_one(struct zstate *z, struct bz_zbatch *b, size_t k)
     zs.level_buf = z->level_buf;
     zs.level_buf_size = ISAL_DEF_LVL1_DEFAULT;
     zs.gzip_flag = IGZIP_ZLIB;
-    zs.next_in = (uint8_t *)(uintptr_t)src;
-    zs.avail_in = (uint32_t)b->chunk_bytes;
-    zs.next_out = dst;
-    zs.avail_out = (uint32_t)cap;
+    zs.next_in = (uint8_t *)(uintptr_t)in;
+    zs.avail_in = (uint32_t)len;
+    zs.next_out = out;
+    zs.avail_out = zcap > UINT32_MAX ? UINT32_MAX : (uint32_t)zcap;
     zs.end_of_stream = 1;
     zs.flush = NO_FLUSH;
     if (isal_deflate_stateless(&zs) == COMP_OK)
-        len = zs.total_out;
+        zlen = zs.total_out;
 #elif defined(BZ_HAVE_LIBDEFLATE)
-    len = libdeflate_zlib_compress(z->c, src, b->chunk_bytes, dst, cap);
+    zlen = libdeflate_zlib_compress(z->c, in, len, out, zcap);
 #else
     (void)z;
 #endif
-    if (len == 0) { /* zlib: never too small for cap */
-        uLongf zlen = (uLongf)cap;
-        if (compress2(dst, &zlen, src, (uLong)b->chunk_bytes, BZ_ZPOOL_LEVEL) != Z_OK)
+    if (zlen == 0) { /* zlib: never too small for cap */
+        uLongf n = (uLongf)zcap;
+        if (compress2(out, &n, in, (uLong)len, BZ_ZPOOL_LEVEL) != Z_OK)
             return -1;
-        len = (size_t)zlen;
+        zlen = (size_t)n;
     }
-    bz_out_fletcher32_put(dst + len, bz_out_fletcher32(dst, len));
-    b->out_len[k] = len + FLETCHER_LEN;
+    bz_out_fletcher32_put(out + zlen, bz_out_fletcher32(out, zlen));
+    *out_len = zlen + FLETCHER_LEN;
     return 0;
+}
+
+/* Chunk k of b. */
+static int compress_one(struct bz_zchunk *z, struct bz_zbatch *b, size_t k)
+{
+    return bz_zpool_compress_chunk(z, b->in + k * b->chunk_bytes, b->chunk_bytes,
+                                   b->out + k * b->out_cap, b->out_cap, &b->out_len[k]);
 }
 
 int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len)
@@ -308,7 +336,7 @@ static void maybe_done(struct bz_zpool *p, struct bz_zbatch *b)
 static void *worker(void *arg)
 {
     struct bz_zpool *p = arg;
-    struct zstate z;
+    struct bz_zchunk z;
     struct rstate rs = {NULL, -1, NULL, 0};
     int ok = zstate_init(&z) == 0;
     pthread_mutex_lock(&p->mu);
@@ -426,7 +454,7 @@ void bz_zpool_submit_first(struct bz_zpool *p, struct bz_zbatch *b)
 int bz_zpool_wait(struct bz_zpool *p, struct bz_zbatch *b)
 {
     if (!p->n_threads || (!b->n_chunks && !b->n_reads)) {
-        struct zstate z;
+        struct bz_zchunk z;
         struct rstate rs = {NULL, -1, NULL, 0};
         double c0 = thread_cpu_s();
         for (size_t k = 0; k < b->n_reads && b->bad_read == b->n_reads; k++) {

@@ -2,7 +2,9 @@
  * HDF5's own filter pipeline of the merged file would (deflate, then a
  * Fletcher32 checksum), so that the merge can store them with a direct chunk
  * write; before that they may read (pread) the stored shard chunks whose
- * rows fill the chunks, check their Fletcher32 and copy the rows. Private
+ * rows fill the chunks, check their Fletcher32 and copy the rows. The same
+ * one-chunk compression serves a shard writer of the virtual layout
+ * (bz_zpool_compress_chunk, in the caller's thread). Private
  * to src/out_*.c. Calls no HDF5 function (HDF5 is not built thread-safe):
  * the threads see only byte buffers and file offsets HDF5 gave the merge. */
 #ifndef BAZAAR_OUT_ZPOOL_H
@@ -65,6 +67,22 @@ struct bz_zbatch {
 
 /* Bytes one filtered chunk of chunk_bytes may take (the batch's out_cap). */
 size_t bz_zpool_bound(size_t chunk_bytes);
+
+/* One compressor (the deflate library's work memory, about 300 KB with
+ * ISA-L): for one thread at a time. NULL: no memory. Free with
+ * bz_zchunk_destroy (NULL is fine). */
+struct bz_zchunk;
+struct bz_zchunk *bz_zchunk_create(void);
+void bz_zchunk_destroy(struct bz_zchunk *z);
+
+/* One chunk as HDF5's filter pipeline deflate (BZ_ZPOOL_LEVEL, no shuffle)
+ * then Fletcher32 stores it: a zlib stream of in's len bytes, then the
+ * stream's Fletcher32, into out (cap >= bz_zpool_bound(len)); *out_len: the
+ * bytes written, stored with H5Dwrite_chunk and filter mask 0. What the
+ * pool's threads and the shard writer (virtual layout) both run. 0, or -1
+ * (cap too small, the compressor failed). */
+int bz_zpool_compress_chunk(struct bz_zchunk *z, const unsigned char *in, size_t len,
+                            unsigned char *out, size_t cap, size_t *out_len);
 
 /* A pool of n_threads workers (n_threads <= 1: none; batches are
  * compressed by bz_zpool_wait in the caller's thread). 0 or -1 (no memory,
