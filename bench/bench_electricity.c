@@ -4,7 +4,8 @@
  * between turns once they pass BZ_MATCH_FLUSH_BYTES, group commit).
  *     bench_electricity [SCALE]          rates, then records vs no records
  *     bench_electricity SCALE records [REPS [CASE]]
- *                                        only the records ratio, REPS times
+ *                                        only the records ratio (plain and
+ *                                        virtual layout), REPS times
  *                                        alternated, medians; CASE 0-3: only
  *                                        that game (electricity 10, 1000,
  *                                        beast, item_allocation)
@@ -48,6 +49,8 @@ static int put_rows(void *ctx, const struct bz_records *rows, struct bz_err *err
 /* Another game's spec (a printf format taking the repetitions) for the
  * records ratio; NULL: electricity. */
 static const char *other_spec;
+/* The shards' layout (bz_shard_set_layout). */
+static enum bz_layout bench_layout = BZ_LAYOUT_PLAIN;
 
 static int bench_run(int n, int turns, int games, int write, int quiet, double *ns, size_t *hwm)
 {
@@ -74,8 +77,10 @@ static int bench_run(int n, int turns, int games, int write, int quiet, double *
         rc = bz_grid_create(spec, &grid, &err);
     if (!rc && write)
         rc = bz_shard_create(path, &shard, &err);
-    if (!rc && write)
+    if (!rc && write) {
         bz_shard_set_group_commit(shard, 1); /* as the runner does */
+        bz_shard_set_layout(shard, bench_layout);
+    }
     if (rc) {
         fprintf(stderr, "bench: %s\n", err.msg);
         return 1;
@@ -145,9 +150,10 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Records vs no records: electricity at N = 10 and 1000, beast (N = 10)
- * and item_allocation (N = 4), both talking; reps alternated runs, medians
- * of the CPU time per agent-turn (per game for the other two) and their
- * ratio. */
+ * and item_allocation (N = 4), both talking; reps alternated runs (records
+ * in the plain layout, in the virtual layout, none), medians of the CPU time
+ * per agent-turn (per game for the other two) and their ratios. The virtual
+ * layout's records include the writer's deflate of its full chunks. */
 static int records_ratio(int scale, int reps, int only)
 {
     static const struct {
@@ -176,26 +182,33 @@ static int records_ratio(int scale, int reps, int only)
         if (only >= 0 && (size_t)only != k)
             continue;
         int n = cases[k].n, games = cases[k].games * scale;
-        double on[64], off[64];
+        double on[64], virt[64], off[64];
         other_spec = cases[k].spec;
         for (int i = 0; i < reps && !rc; i++) {
             rc |= bench_run(n, 24, games, 1, 1, &on[i], NULL);
+            bench_layout = BZ_LAYOUT_VIRTUAL;
+            rc |= bench_run(n, 24, games, 1, 1, &virt[i], NULL);
+            bench_layout = BZ_LAYOUT_PLAIN;
             rc |= bench_run(n, 24, games, 0, 1, &off[i], NULL);
         }
         other_spec = NULL;
         if (rc)
             return rc;
         qsort(on, (size_t)reps, sizeof *on, cmp_double);
+        qsort(virt, (size_t)reps, sizeof *virt, cmp_double);
         qsort(off, (size_t)reps, sizeof *off, cmp_double);
-        double a = on[reps / 2], b = off[reps / 2];
+        double a = on[reps / 2], v = virt[reps / 2], b = off[reps / 2];
         if (cases[k].spec) /* bench_run's unit: per n x 24 */
-            printf("%-11s N=%-5d records: %.1f us per game, without: %.1f us; "
-                   "records vs no records %.2fx (median of %d alternated runs)\n",
-                   cases[k].name, n, a * n * 24 / 1e3, b * n * 24 / 1e3, a / b, reps);
+            printf("%-11s N=%-5d records: %.1f us per game (virtual layout %.1f), without: %.1f "
+                   "us; records vs no records %.2fx, virtual %.2fx (median of %d alternated "
+                   "runs)\n",
+                   cases[k].name, n, a * n * 24 / 1e3, v * n * 24 / 1e3, b * n * 24 / 1e3, a / b,
+                   v / b, reps);
         else
-            printf("%-11s N=%-5d records: %.0f ns per agent-turn, without: %.0f ns; "
-                   "records vs no records %.2fx (median of %d alternated runs)\n",
-                   cases[k].name, n, a, b, a / b, reps);
+            printf("%-11s N=%-5d records: %.0f ns per agent-turn (virtual layout %.0f), without: "
+                   "%.0f ns; records vs no records %.2fx, virtual %.2fx (median of %d "
+                   "alternated runs)\n",
+                   cases[k].name, n, a, v, b, a / b, v / b, reps);
     }
     return rc;
 }

@@ -144,10 +144,12 @@ static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300],
  * advanced over blocks of ids (blocks > 1), then finished; *tail: the
  * seconds of the finish (the last block, closing, reading back). */
 static int merge_stream(const char *const *paths, int n, const char *out, int64_t n_games,
-                        int blocks, double *tail, struct bz_err *err)
+                        int blocks, enum bz_layout layout, double *tail, struct bz_err *err)
 {
     struct bz_merge_stream *ms;
     int rc = bz_merge_stream_open(out, 1, &ms, err);
+    if (!rc)
+        bz_merge_stream_set_layout(ms, layout);
     for (int i = 0; i < n && !rc; i++) {
         int64_t *ids = NULL;
         size_t k = 0;
@@ -175,8 +177,8 @@ struct merge_result {
 /* Merge in a child process: its peak RSS is the merge's alone. blocks 0:
  * bz_merge; else the follower's stream in that many blocks. */
 static int merge_child(const char *const *paths, int n, const char *out, int64_t n_games,
-                       int blocks, struct bz_merge_stats *st, double *tail, double *seconds,
-                       double *cpu, long *rss_kb)
+                       int blocks, enum bz_layout layout, struct bz_merge_stats *st, double *tail,
+                       double *seconds, double *cpu, long *rss_kb)
 {
     int fd;
     double t0 = now_s();
@@ -186,8 +188,8 @@ static int merge_child(const char *const *paths, int n, const char *out, int64_t
     if (pid == 0) {
         struct bz_err err = {0};
         struct merge_result r = {0};
-        int rc = blocks ? merge_stream(paths, n, out, n_games, blocks, &r.tail, &err)
-                        : bz_merge(paths, (size_t)n, out, NULL, &err);
+        int rc = blocks ? merge_stream(paths, n, out, n_games, blocks, layout, &r.tail, &err)
+                        : bz_merge_layout(paths, (size_t)n, out, NULL, layout, &err);
         if (rc)
             fprintf(stderr, "bench_merge: %s\n", err.msg);
         bz_merge_last_stats(&r.st);
@@ -253,8 +255,8 @@ int main(int argc, char **argv)
     for (int r = 0; r < (reps < 1 ? 1 : reps); r++) {
         unlink(out);
         double tail;
-        if (merge_child(list, n_shards, out, n_games, 0, &st, &tail, &t_merge, &cpu_merge,
-                        &rss_kb)) {
+        if (merge_child(list, n_shards, out, n_games, 0, BZ_LAYOUT_PLAIN, &st, &tail, &t_merge,
+                        &cpu_merge, &rss_kb)) {
             fprintf(stderr, "bench_merge: the merge failed\n");
             return 1;
         }
@@ -301,7 +303,8 @@ int main(int argc, char **argv)
     long f_rss = 0;
     char fout[sizeof out + 16];
     snprintf(fout, sizeof fout, "%s.follow", out);
-    if (merge_child(list, n_shards, fout, n_games, 16, &fst, &f_tail, &f_wall, &f_cpu, &f_rss)) {
+    if (merge_child(list, n_shards, fout, n_games, 16, BZ_LAYOUT_PLAIN, &fst, &f_tail, &f_wall,
+                    &f_cpu, &f_rss)) {
         fprintf(stderr, "bench_merge: the streamed merge failed\n");
         return 1;
     }
@@ -317,6 +320,26 @@ int main(int argc, char **argv)
            (unsigned long long)st.rows_scanned, (unsigned long long)fst.chunks_read,
            (unsigned long long)st.chunks_read, fst.seconds_index, fst.seconds_read,
            fst.seconds_wait, fst.seconds_write);
+    /* the virtual layout over the same shards (stored uncompressed: the
+     * merge compresses each shard chunk as it is, gathers no rows) */
+    struct bz_merge_stats vst = {0};
+    double v_tail = 0, v_wall = 0, v_cpu = 0;
+    long v_rss = 0;
+    snprintf(fout, sizeof fout, "%s.virtual", out);
+    if (merge_child(list, n_shards, fout, n_games, 0, BZ_LAYOUT_VIRTUAL, &vst, &v_tail, &v_wall,
+                    &v_cpu, &v_rss)) {
+        fprintf(stderr, "bench_merge: the virtual merge failed\n");
+        return 1;
+    }
+    double v_mb = stat(fout, &sb) == 0 ? (double)sb.st_size / 1e6 : 0;
+    unlink(fout);
+    printf("  virtual layout, merge of the same shards: %.2fs (cpu %.2fs, %.2f of the plain "
+           "merge's; serial %.3f ms per game, compressing %.3f), %.1f MB file, %llu mappings, "
+           "%llu chunks compressed, %llu copied; end to end vs play %.2f wall\n",
+           v_wall, v_cpu, v_cpu / cpu_merge, 1e3 * vst.cpu_main / (double)n_games,
+           1e3 * vst.cpu_compress / (double)n_games, v_mb, (unsigned long long)vst.mappings,
+           (unsigned long long)vst.chunks_compressed, (unsigned long long)vst.chunks_copied,
+           (t_rec + v_wall) / t_rec);
     if (getenv("BENCH_MERGE_KEEP")) { /* the shards, for other merges */
         printf("  shards kept in %s\n", dir);
         n_shards = 0;

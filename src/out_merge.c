@@ -1635,6 +1635,12 @@ static int part_store_batch(struct merge *m, struct mtable *t, struct vpart *p, 
     double t1 = now_s();
     m->stats.seconds_wait += t1 - t0;
     m->stats.cpu_compress += b->cpu_seconds;
+    if (bad == -2) {
+        int rc = bad_thread_read(b, t->path, err);
+        bz_zbatch_reset_reads(b, 0);
+        return rc;
+    }
+    bz_zbatch_reset_reads(b, 0);
     if (bad)
         return bz_err_set(err, BZ_ENOMEM, "%s: table %s: cannot compress a part's rows",
                           m->out_name, t->path);
@@ -1688,7 +1694,20 @@ static int part_fill(struct merge *m, struct mtable *t, size_t i, hsize_t upto, 
     hid_t mspace = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
     for (hsize_t off = p->copied; off < end && !rc; off += p->crows) {
         unsigned char *dst = m->vin + b->n_chunks * cbytes;
-        if (p->kind == PART_READ) {
+        haddr_t addr = p->kind == PART_RAW
+                           ? chunk_addr(m, i, gc, off / p->crows, p->crows, cbytes + 4)
+                           : HADDR_UNDEF;
+        if (addr != HADDR_UNDEF) { /* the threads read it (pread), check it, copy its rows */
+            m->stats.chunks_pread++;
+            if (bz_merge_test_deferred_hook)
+                bz_merge_test_deferred_hook(m->src[i].path, t->path, (uint64_t)addr, cbytes + 4,
+                                            (uint64_t)off);
+            if (bz_zbatch_add_copy(b, m->src[i].path, (uint64_t)addr, cbytes + 4, (uint64_t)off,
+                                   0, (size_t)(dst - m->vin), cbytes) != 0) {
+                rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
+                break;
+            }
+        } else if (p->kind == PART_READ) {
             hsize_t n = p->rows - off < p->crows ? p->rows - off : p->crows;
             memset(dst, 0, cbytes);
             if ((mspace = H5Screate_simple(1, &n, NULL)) < 0 ||
@@ -1743,6 +1762,8 @@ static int part_fill(struct merge *m, struct mtable *t, size_t i, hsize_t upto, 
     m->stats.seconds_read += now_s() - t0;
     if (!rc)
         rc = part_store_batch(m, t, p, err);
+    if (rc && b->n_reads) /* reads added to a batch never submitted */
+        bz_zbatch_reset_reads(b, 0);
     b->n_chunks = 0;
     if (!rc)
         p->copied = end;

@@ -596,6 +596,45 @@ static void virtual_merge_should_read_as_the_plain_one(void **state)
         merge_blocks_should_give(paths, name, bounds[b], n_games, 13, want, want_len, &st);
         assert_true(st.mappings >= 3);
     }
+    /* the virtual file as the source of a plain merge: materialised, the
+     * same tables (its parts are not tables: they are not copied) */
+    tmp_path(out, sizeof out, "virtual_src.h5");
+    merge(paths, out, NULL, "2", &st);
+    layout = BZ_LAYOUT_PLAIN;
+    char plain[512];
+    tmp_path(plain, sizeof plain, "virtual_materialised.h5");
+    const char *one[1] = {out};
+    struct bz_err err = {0};
+    if (bz_merge_layout(one, 1, plain, NULL, BZ_LAYOUT_PLAIN, &err))
+        fail_msg("%s", err.msg);
+    dump_file(plain, &got, &got_len);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(got);
+    assert_int_equal(layout_of(plain, "/bound/numbers"), H5D_CHUNKED);
+    hid_t f = H5Fopen(plain, H5F_ACC_RDONLY, H5P_DEFAULT);
+    assert_true(f >= 0);
+    assert_int_equal(H5Lexists(f, "/.parts", H5P_DEFAULT), 0);
+    H5Fclose(f);
+    unlink(plain);
+    unlink(out);
+    /* shards stored otherwise (HDF5's shuffle and deflate: read through
+     * HDF5, then compressed), into the virtual layout */
+    char zpaths[3][512];
+    bz_out_shard_deflate_level = 4;
+    write_sweep(zpaths, n_games);
+    bz_out_shard_deflate_level = 0;
+    layout = BZ_LAYOUT_VIRTUAL;
+    tmp_path(out, sizeof out, "virtual_z.h5");
+    merge(zpaths, out, NULL, "2", &st);
+    dump_file(out, &got, &got_len);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(got);
+    assert_true(st.chunks_compressed > 0 && st.chunks_pread == 0);
+    unlink(out);
+    for (int k = 0; k < 3; k++)
+        remove_tmp_file(zpaths[k]);
     layout = BZ_LAYOUT_PLAIN;
     free(want);
     unlink(ref);
