@@ -20,7 +20,8 @@ import h5py
 import pytest
 
 from conftest import (BIN, ROOT, assert_same_tables, bazaar, big_spec, datasets,
-                      kill9_and_resume, mpi_env, run_cmd, stop_after, virtual_tables, write_spec)
+                      kill9_and_resume, kill_session, mpi_env, run_cmd, stop_after,
+                      virtual_tables, write_spec)
 
 PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
@@ -129,6 +130,30 @@ def test_kill9_then_resume_gives_the_uninterrupted_tables(tmp_path, small_spec, 
     assert_same_tables(ref, out)
     assert bool(virtual_tables(out)) == (again == "virtual")
     assert not os.path.exists(out + ".parts")
+
+
+@pytest.mark.parametrize("ranks", [None, 2])
+def test_kill9_inside_the_virtual_merge_then_resume_gives_the_uninterrupted_tables(
+        tmp_path, small_spec, ranks):
+    # the merge after the play (no follower): OUT.tmp exists only while it
+    # writes, so the kill lands in it
+    spec = write_spec(tmp_path, big_spec(small_spec))
+    ref = _run(tmp_path, spec, "ref.h5")
+    out = str(tmp_path / "out.h5")
+    env = dict(mpi_env(), BAZAAR_MERGE_FOLLOW="0")
+    p = subprocess.Popen(run_cmd(spec, out, ranks, "--layout", "virtual"),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+                         start_new_session=True)
+    while p.poll() is None and not os.path.exists(out + ".tmp"):
+        time.sleep(0.001)
+    if p.poll() is not None:
+        pytest.skip("the merge ended before OUT.tmp could be seen")
+    kill_session(p.pid)
+    p.communicate(timeout=60)
+    assert not os.path.exists(out) and os.path.isdir(out + ".parts")
+    _run(tmp_path, spec, "out.h5", "--resume", "--layout", "virtual", ranks=ranks, env=env)
+    assert_same_tables(ref, out)
+    assert_virtual_layout(out)
 
 
 def test_a_finished_sweep_resumed_in_the_other_layout_is_rewritten_in_it(tmp_path, small_spec):
