@@ -44,27 +44,26 @@ def _has_strings(ds):
 
 
 def assert_virtual_layout(path):
-    """Every table of path without strings that has rows is a virtual dataset
-    mapping datasets of /.parts in the same file ("."); tables with strings
-    are not; and the file reads the same from anywhere (no path to another
-    file inside)."""
+    """The big tables of path (/agents, /electricity/turns and /market, and
+    every table with rows of /.parts/<source>/<table>) are virtual datasets
+    mapping datasets of /.parts in the same file ("."), so the file reads
+    the same from anywhere; tables with strings are not virtual."""
+    names = datasets(path)
+    mapped = {n.split("/", 2)[2] for n in names if n.startswith(".parts/")}
+    assert {"agents", "electricity/turns", "electricity/market"} <= mapped, mapped
     with h5py.File(path, "r") as f:
-        assert ".parts" in f and isinstance(f[".parts"], h5py.Group), "no /.parts"
-        n_virtual = 0
         for name in datasets(path, parts=False):
             ds = f[name]
-            if _has_strings(ds):
+            if ds.dtype.names is not None and _has_strings(ds):
                 assert not ds.is_virtual, f"{name} has strings: stored as in plain"
+            if name not in mapped:
+                assert not ds.is_virtual, f"{name}: virtual but not in /.parts"
                 continue
-            if len(ds) == 0:
-                continue
-            assert ds.is_virtual, f"{name}: not a virtual dataset"
-            n_virtual += 1
+            assert ds.is_virtual or len(ds) == 0, f"{name}: not a virtual dataset"
             for src in ds.virtual_sources():
                 assert src.file_name == ".", (name, src.file_name)
                 assert src.dset_name.lstrip("/").startswith(".parts/"), (name, src.dset_name)
                 assert src.dset_name.lstrip("/") in f, (name, src.dset_name)
-        assert n_virtual >= 3, "the big tables are virtual"
 
 
 def test_a_bad_layout_is_a_usage_error_naming_the_option_and_its_values(tmp_path, small_spec):
@@ -256,3 +255,32 @@ def test_the_analysis_scripts_read_a_virtual_file_as_the_plain_one(tmp_path):
     assert "24 games" in seen["plain"][0], seen["plain"][0]
     assert seen["virtual"][0] == seen["plain"][0]
     assert seen["virtual"][1] == seen["plain"][1]
+
+
+def test_an_llm_sweep_replayed_in_the_virtual_layout_gives_the_plain_tables(server, tmp_path,
+                                                                             monkeypatch):
+    # /llm_calls and the transcript store (/llm_texts, /llm_text_bytes) too,
+    # and the analysis reader's texts
+    from conftest import control
+    from test_llm_run import KEY, KEY_ENV, play_sweep, same_game_tables, texts_of
+    sys.path.insert(0, os.path.join(ROOT, "analysis"))
+    import bazaar_results as br
+
+    monkeypatch.setenv(KEY_ENV, KEY)
+    spec = play_sweep(tmp_path, server, tmp_path / "cache", "vds")
+    plain, virt = str(tmp_path / "plain.h5"), str(tmp_path / "virtual.h5")
+    control(server, "/reset", {})
+    control(server, "/config", {"faults": [], "play": {"seed": 5, "bad_rate": 0.1}})
+    try:
+        bazaar("run", spec, "-o", plain, "--quiet", timeout=600)
+        before = control(server, "/stats")["requests"]
+        bazaar("run", spec, "-o", virt, "--quiet", "--replay", "--layout", "virtual", ranks=2,
+               timeout=600)
+        assert control(server, "/stats")["requests"] == before, "replay made calls"
+    finally:
+        control(server, "/config", {"play": None})
+    assert_virtual_layout(virt)
+    same_game_tables(plain, virt)
+    assert texts_of(virt) == texts_of(plain) and len(texts_of(plain)) > 0
+    a, b = br.load(plain), br.load(virt)
+    assert b.texts(b.llm_calls["reply_text"]) == a.texts(a.llm_calls["reply_text"])
