@@ -155,6 +155,52 @@ def test_kill9_inside_the_virtual_merge_then_resume_gives_the_uninterrupted_tabl
     assert_virtual_layout(out)
 
 
+def _killed_once_every_rank_committed(cmd, parts, attempt, ranks, env):
+    """Run cmd; kill -9 the job once every rank's shard of this attempt
+    (a<attempt>-r<rank>-*.h5) confirms a game in its journal; the shards'
+    paths. Skips the test if the run ends first."""
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                         start_new_session=True)
+
+    def committed(r):
+        return [os.path.join(parts, n[:-len(".journal")])
+                for n in (os.listdir(parts) if os.path.isdir(parts) else [])
+                if n.startswith(f"a{attempt}-r{r}-") and n.endswith(".h5.journal")
+                and os.path.getsize(os.path.join(parts, n)) > 0]
+    t0 = time.time()
+    while p.poll() is None and not all(committed(r) for r in range(ranks)):
+        assert time.time() - t0 < 120, "no rank committed a game"
+        time.sleep(0.01)
+    if p.poll() is not None:
+        pytest.skip("the sweep ended before every rank committed a game")
+    kill_session(p.pid)
+    p.wait()
+    return [s for r in range(ranks) for s in committed(r)]
+
+
+@pytest.mark.parametrize("first,again", [("virtual", "plain"), ("plain", "virtual")])
+def test_every_ranks_shards_are_written_for_the_attempts_layout(tmp_path, small_spec, first,
+                                                                again):
+    # virtual: each rank deflates its tables' full chunks itself (the
+    # shard's dataset has the deflate filter); plain: the merge does
+    spec = write_spec(tmp_path, big_spec(small_spec))
+    ref = _run(tmp_path, spec, "ref.h5")
+    out = str(tmp_path / "out.h5")
+    env = dict(mpi_env(), BAZAAR_TEST_GAME_DELAY_MS="5", BAZAAR_SEGMENT_GAMES="20",
+               BAZAAR_MERGE_FOLLOW="0")
+    for attempt, layout in ((1, first), (2, again)):
+        more = ("--layout", layout) + (("--resume",) if attempt > 1 else ())
+        shards = _killed_once_every_rank_committed(run_cmd(spec, out, 2, *more), out + ".parts",
+                                                   attempt, 2, env)
+        for s in shards:
+            with h5py.File(s, "r") as f:
+                got = f["electricity/turns"].compression
+            assert got == ("gzip" if layout == "virtual" else None), (s, got)
+    _run(tmp_path, spec, "out.h5", "--resume", "--layout", again, ranks=2)
+    assert_same_tables(ref, out)
+    assert bool(virtual_tables(out)) == (again == "virtual")
+
+
 def test_a_finished_sweep_resumed_in_the_other_layout_is_rewritten_in_it(tmp_path, small_spec):
     # OUT itself is then the merge's source: a virtual file read back into
     # a plain one and the other way round
