@@ -251,7 +251,7 @@ def _info_tables(text):
     return out
 
 
-def test_info_shows_a_virtual_file_as_the_plain_one(tmp_path, small_spec):
+def test_info_and_show_read_a_virtual_file_as_the_plain_one(tmp_path, small_spec):
     spec = write_spec(tmp_path, small_spec)
     plain = _run(tmp_path, spec, "plain.h5")
     virt = _run(tmp_path, spec, "virtual.h5", "--layout", "virtual", ranks=2)
@@ -265,6 +265,9 @@ def test_info_shows_a_virtual_file_as_the_plain_one(tmp_path, small_spec):
     tb = {k: (re.sub(r" \(virtual: .*\)$", "", rows), cols) for k, (rows, cols) in tb.items()}
     assert ta == tb
     assert re.search(r"^games: 48 \(ok 48, failed 0, timeout 0\)$", b, re.M), b
+    for game in ("0", "31", "47"):  # bazaar show reads the tables through the mappings
+        show = [bazaar("show", h5, "--game", game, "--agent", "1").stdout for h5 in (plain, virt)]
+        assert show[0] == show[1] and "turn" in show[0].lower(), show
 
 
 def _analysis_spec():
