@@ -101,7 +101,7 @@ static int child_result(pid_t pid, int fd, void *buf, size_t size, struct rusage
 /* play() in a child process, with shards at paths (NULL: no records), so
  * that the merge's process holds nothing of the play. */
 static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300], int n_shards,
-                      double *seconds, double *cpu)
+                      enum bz_layout layout, double *seconds, double *cpu)
 {
     int fd;
     pid_t pid = fork_piped(&fd);
@@ -113,8 +113,10 @@ static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300],
         int rc = BZ_OK;
         for (int i = 0; paths && i < n_shards && !rc; i++) {
             rc = bz_shard_create(paths[i], &shards[i], &err);
-            if (!rc)
+            if (!rc) {
                 bz_shard_set_group_commit(shards[i], 1); /* as the runner does */
+                bz_shard_set_layout(shards[i], layout);
+            }
         }
         double t[2] = {0, 0};
         struct timespec c0, c1;
@@ -242,8 +244,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_merge: %s\n", err.msg);
         return 1;
     }
-    if (play_child(grid, n_games, paths, n_shards, &t_rec, &cpu_rec) ||
-        play_child(grid, n_games, NULL, n_shards, &t_norec, &cpu_norec))
+    if (play_child(grid, n_games, paths, n_shards, BZ_LAYOUT_PLAIN, &t_rec, &cpu_rec) ||
+        play_child(grid, n_games, NULL, n_shards, BZ_LAYOUT_PLAIN, &t_norec, &cpu_norec))
         return 1;
     struct bz_merge_stats st = {0};
     long rss_kb = 0;
@@ -340,6 +342,41 @@ int main(int argc, char **argv)
            1e3 * vst.cpu_compress / (double)n_games, v_mb, (unsigned long long)vst.mappings,
            (unsigned long long)vst.chunks_compressed, (unsigned long long)vst.chunks_copied,
            (t_rec + v_wall) / t_rec);
+    /* the virtual layout as a run does it: the rank deflates its full
+     * chunks as it writes them, the merge copies them */
+    char vpaths[64][300];
+    const char *vlist[64];
+    for (int i = 0; i < n_shards; i++) {
+        snprintf(vpaths[i], sizeof vpaths[i], "%s/v%d.h5", dir, i);
+        vlist[i] = vpaths[i];
+    }
+    double t_vrec = 0, cpu_vrec = 0;
+    if (play_child(grid, n_games, vpaths, n_shards, BZ_LAYOUT_VIRTUAL, &t_vrec, &cpu_vrec))
+        return 1;
+    snprintf(fout, sizeof fout, "%s.virtual2", out);
+    if (merge_child(vlist, n_shards, fout, n_games, 0, BZ_LAYOUT_VIRTUAL, &vst, &v_tail, &v_wall,
+                    &v_cpu, &v_rss)) {
+        fprintf(stderr, "bench_merge: the virtual merge of virtual shards failed\n");
+        return 1;
+    }
+    v_mb = stat(fout, &sb) == 0 ? (double)sb.st_size / 1e6 : 0;
+    unlink(fout);
+    printf("  virtual layout as a run writes it: play with records %.2fs (cpu %.2fs, %.3f ms per "
+           "game; %.2f of the plain records' play), merge %.2fs (cpu %.2fs; serial %.3f ms per "
+           "game, compressing %.3f), %.1f MB file, %llu chunks copied, %llu compressed, %llu "
+           "mappings, %llu tables x sources from run indexes; end to end vs play %.2f wall "
+           "(plain: %.2f); end to end %.2fs vs plain %.2fs\n",
+           t_vrec, cpu_vrec, 1e3 * cpu_vrec / (double)n_games, t_vrec / t_rec, v_wall, v_cpu,
+           1e3 * vst.cpu_main / (double)n_games, 1e3 * vst.cpu_compress / (double)n_games, v_mb,
+           (unsigned long long)vst.chunks_copied, (unsigned long long)vst.chunks_compressed,
+           (unsigned long long)vst.mappings, (unsigned long long)vst.runs_indexed,
+           (t_vrec + v_wall) / t_vrec, (t_rec + t_merge) / t_rec, t_vrec + v_wall, t_rec + t_merge);
+    for (int i = 0; i < n_shards && !getenv("BENCH_MERGE_KEEP"); i++) {
+        char j[sizeof vpaths[0] + 16];
+        snprintf(j, sizeof j, "%s.journal", vlist[i]);
+        unlink(vpaths[i]);
+        unlink(j);
+    }
     if (getenv("BENCH_MERGE_KEEP")) { /* the shards, for other merges */
         printf("  shards kept in %s\n", dir);
         n_shards = 0;

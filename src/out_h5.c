@@ -543,8 +543,11 @@ int bz_out_h5_check_rows(hid_t dset, hsize_t first, hsize_t n_rows, const char *
         n = n_rows;
     size_t msize = H5Tget_size(mtype);
     hsize_t cap = CHECK_WINDOW_BYTES / msize ? CHECK_WINDOW_BYTES / msize : 1;
-    if (cap > n)
-        cap = n ? n : 1;
+    /* a window no larger than the rows read (a 16 MiB calloc for the last
+     * chunk's rows cost more than reading them) */
+    hsize_t want = n > first ? n - first : 1;
+    if (cap > want)
+        cap = want;
     if ((mspace = H5Screate_simple(1, &cap, NULL)) < 0 || !(win = calloc((size_t)cap, msize))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", file_name, table);
         goto out;
@@ -597,9 +600,10 @@ static herr_t list_cb(hid_t group, const char *name, const H5L_info_t *info, voi
     /* a shard's text stores (out_h5.h) are part of their tables */
     static const char store[] = BZ_OUT_SHARD_TEXT_GROUP "/";
     /* and a virtual results file's parts are its tables' storage */
-    static const char parts[] = BZ_OUT_PARTS_GROUP "/";
+    static const char parts[] = BZ_OUT_PARTS_GROUP "/", runs[] = BZ_OUT_SHARD_RUNS_GROUP "/";
     if (kind != H5I_DATASET || strncmp(name, store + 1, sizeof store - 2) == 0 ||
-        strncmp(name, parts + 1, sizeof parts - 2) == 0)
+        strncmp(name, parts + 1, sizeof parts - 2) == 0 ||
+        strncmp(name, runs + 1, sizeof runs - 2) == 0)
         return 0;
     if (st->n == st->cap) {
         size_t cap = st->cap ? 2 * st->cap : 16;

@@ -81,6 +81,29 @@ int bz_out_layout_init(struct bz_out_layout *l, const struct bz_table_desc *desc
  * source and table ("/.parts/3/electricity/turns"), never listed as tables
  * (bz_out_h5_list_datasets). */
 #define BZ_OUT_PARTS_GROUP "/.parts"
+/* A shard's run index of a table (out_shard.c writes it, out_merge.c reads
+ * it): BZ_OUT_SHARD_RUNS_GROUP + table path, one row per stretch of
+ * consecutive rows of one game (struct bz_out_run_row), in the order
+ * written; check is bz_out_run_check of the other three (a torn row never
+ * passes for a game's). Never listed as a table. Shards without it (older
+ * ones) are scanned. */
+#define BZ_OUT_SHARD_RUNS_GROUP "/.shard_runs"
+struct bz_out_run_row {
+    int64_t game_id;
+    uint64_t start, len, check;
+};
+static inline uint64_t bz_out_run_mix(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+static inline uint64_t bz_out_run_check(int64_t game_id, uint64_t start, uint64_t len)
+{
+    return bz_out_run_mix(bz_out_run_mix(bz_out_run_mix((uint64_t)game_id) ^ start) ^ len) | 1;
+}
 /* The layout of a shard's row: as bz_out_layout_init, TEXT columns as
  * BZ_OUT_TEXT_REF of BZ_OUT_TEXT_REF_SIZE bytes (has_vlen counts only the
  * other variable-length strings). */

@@ -82,6 +82,8 @@ struct bz_merge_stats {
      * the rank), compressed here (stored uncompressed), and the mappings of
      * the virtual tables */
     uint64_t chunks_copied, chunks_compressed, mappings;
+    /* a table's runs taken from a source's run index (no row read) */
+    uint64_t runs_indexed;
 };
 void bz_merge_last_stats(struct bz_merge_stats *s);
 

@@ -52,7 +52,8 @@
  * when that is more; twice, plus the compressed copies, on the direct path:
  * at most 1/4), 1/64 for a shard read window, 1/32 for a window of game ids,
  * 1/4 for the index of the id block being merged (winner of each id, runs),
- * 1/16 for a following merge's run caches (struct rcache), 2/256 (at most
+ * 1/16 for a following merge's run caches (struct rcache), 1/64 for a window of a source's run
+ * index (ridx_runs), 1/32 (at least a chunk) for the virtual layout's chunk copies, 2/256 (at most
  * 2 MiB) for HDF5's type conversion buffers. Not counted: HDF5's own caches, the strings of the
  * rows of a window of a table with strings, ~0.5 MiB of compressor state per thread, and for the
  * shard chunks the threads read (gather_raw) one chunk buffer per thread
@@ -132,7 +133,9 @@ struct merge {
     size_t map_cap;
     int64_t map_lo, map_hi;
     int map_valid;
-    size_t run_cap;                /* runs of one block (the rest of the index share) */
+    size_t run_cap;                  /* runs of one block (the rest of the index share) */
+    struct bz_out_run_row *ridx_win; /* a window of a run index (1/64 of the bound) */
+    hsize_t ridx_win_rows;
     size_t cache_bytes, cache_cap; /* the run caches' bytes (struct rcache) */
     size_t out_bytes, read_bytes;
     hsize_t id_rows; /* game ids read at once */
@@ -926,8 +929,91 @@ out:
  * in every shard; rs->full when they do not fit. skip[i]: rows of shard i
  * that earlier blocks used up (ids below their end), updated when the
  * runs fit (a block that overflows is scanned again, smaller). */
+/* Whether a source's table has a run index (out_h5.h:
+ * BZ_OUT_SHARD_RUNS_GROUP) that gives its runs without reading its game
+ * ids (in chunks the rank compressed they would need inflating). */
+enum { RIDX_UNKNOWN = 0, RIDX_NONE, RIDX_READY };
+struct ridx {
+    int state;
+};
+
+/* The runs of source i's table path in the block (m->map_lo, map_hi), from
+ * its run index, read in windows (m->ridx_win: its share of the bound) at
+ * each block: nothing of it is held between blocks. rows: the table's rows.
+ * An older shard without an index, an index that does not read (a torn
+ * chunk), or a row of it that fails its check (a torn write) or points past
+ * the table's rows: r->state RIDX_NONE, no run kept (the table is scanned,
+ * and its own rows decide). */
+static int ridx_runs(struct merge *m, size_t i, const char *path, hsize_t rows, struct ridx *r,
+                     struct runs *rs, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    char name[1024];
+    hid_t file, dset = H5I_INVALID_HID, mtype = H5I_INVALID_HID, fspace = H5I_INVALID_HID;
+    hid_t mspace = H5I_INVALID_HID;
+    size_t n0 = rs->n;
+    int n_name = snprintf(name, sizeof name, "%s%s", BZ_OUT_SHARD_RUNS_GROUP, path);
+    if (n_name <= 0 || (size_t)n_name >= sizeof name) {
+        r->state = RIDX_NONE;
+        return BZ_OK;
+    }
+    if ((rc = source_file(m, i, &file, err)))
+        return rc;
+    if (H5Lexists(file, BZ_OUT_SHARD_RUNS_GROUP, H5P_DEFAULT) <= 0 ||
+        (dset = H5Dopen2(file, name, H5P_DEFAULT)) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        r->state = RIDX_NONE; /* an older shard */
+        return BZ_OK;
+    }
+    struct bz_out_run_row *w = m->ridx_win;
+    hsize_t n = 0, cap = m->ridx_win_rows;
+    if ((fspace = H5Dget_space(dset)) < 0 || H5Sget_simple_extent_dims(fspace, &n, NULL) != 1 ||
+        (mspace = H5Screate_simple(1, &cap, NULL)) < 0 ||
+        (mtype = H5Tcreate(H5T_COMPOUND, sizeof *w)) < 0 ||
+        H5Tinsert(mtype, "game_id", offsetof(struct bz_out_run_row, game_id), H5T_NATIVE_INT64) <
+            0 ||
+        H5Tinsert(mtype, "start", offsetof(struct bz_out_run_row, start), H5T_NATIVE_UINT64) < 0 ||
+        H5Tinsert(mtype, "len", offsetof(struct bz_out_run_row, len), H5T_NATIVE_UINT64) < 0 ||
+        H5Tinsert(mtype, "check", offsetof(struct bz_out_run_row, check), H5T_NATIVE_UINT64) < 0) {
+        rc = bz_out_h5_fail(err, BZ_EIO, "%s: %s: cannot read it", m->src[i].path, name);
+        goto out;
+    }
+    r->state = RIDX_READY;
+    for (hsize_t at = 0; at < n && r->state == RIDX_READY && !rs->full; at += cap) {
+        hsize_t count = n - at < cap ? n - at : cap, zero = 0;
+        if (H5Sselect_hyperslab(fspace, H5S_SELECT_SET, &at, NULL, &count, NULL) < 0 ||
+            H5Sselect_hyperslab(mspace, H5S_SELECT_SET, &zero, NULL, &count, NULL) < 0 ||
+            H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, w) < 0) {
+            /* a torn last chunk (a writer killed while storing it again):
+             * the table's own rows are what counts */
+            H5Eclear2(H5E_DEFAULT);
+            r->state = RIDX_NONE;
+            break;
+        }
+        for (size_t k = 0; k < (size_t)count; k++) {
+            if (w[k].game_id == -1 && w[k].check == 0)
+                continue; /* the fill row (past the last row written) */
+            if (w[k].check != bz_out_run_check(w[k].game_id, w[k].start, w[k].len) ||
+                w[k].start > rows || w[k].len > rows - w[k].start) {
+                r->state = RIDX_NONE;
+                break;
+            }
+            if (w[k].game_id >= m->map_lo && w[k].game_id < m->map_hi)
+                keep_run(m, rs, i, w[k].game_id, w[k].start, w[k].len);
+        }
+    }
+    if (r->state == RIDX_NONE)
+        rs->n = n0, rs->full = 0; /* the runs it kept: the scan finds them again */
+out:
+    bz_out_h5_close(mspace);
+    bz_out_h5_close(mtype);
+    bz_out_h5_close(fspace);
+    bz_out_h5_close(dset);
+    return rc;
+}
+
 static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs *rs, hsize_t *skip,
-                     struct scan_ix *ix, struct rcache *cache, struct bz_err *err)
+                     struct scan_ix *ix, struct rcache *cache, struct ridx *ri, struct bz_err *err)
 {
     int rc = BZ_OK;
     struct gcache *gc = NULL;
@@ -953,6 +1039,22 @@ static int find_runs(struct merge *m, const char *path, hid_t *ref, struct runs 
         if (cache && cache[i].ready) { /* no row read */
             rcache_runs(m, &cache[i], rs, i, &head[i]);
             continue;
+        }
+        if (ri && ri[i].state != RIDX_NONE) { /* no row of the table read */
+            hsize_t rows = 0;
+            hid_t space = H5I_INVALID_HID;
+            if ((rc = table_dset(m, i, path, ref, &gc, err)))
+                break;
+            if ((space = H5Dget_space(gc->dset)) < 0 ||
+                H5Sget_simple_extent_dims(space, &rows, NULL) != 1)
+                rows = 0;
+            bz_out_h5_close(space);
+            if ((rc = ridx_runs(m, i, path, rows, &ri[i], rs, err)))
+                break;
+            if (ri[i].state == RIDX_READY) {
+                m->stats.runs_indexed++;
+                continue;
+            }
         }
         if ((rc = table_dset(m, i, path, ref, &gc, err)) ||
             (rc = scan_shard(m, i, gc, path, rs, skip[i], &lead[i], ix ? &ix[i] : NULL,
@@ -1398,6 +1500,7 @@ struct mtable {
     struct scan_ix *ix; /* per source (a following merge's) */
     struct rcache *rc;  /* per source (a following merge's) */
     struct gcache *gc;  /* per source: its dataset of this table, kept open */
+    struct ridx *ri;    /* per source: its run index of this table */
     size_t n_skip;
     int decided;         /* virt is known */
     int virt;            /* a virtual dataset over parts (the virtual layout) */
@@ -1427,6 +1530,7 @@ static void mtable_free(struct merge *m, struct mtable *t)
         free(t->ix[i].sufmin);
     for (size_t i = 0; t->rc && i < t->n_skip; i++)
         rcache_free(m, &t->rc[i]);
+    free(t->ri);
     for (size_t i = 0; t->gc && i < t->n_skip; i++) {
         bz_out_h5_close(t->gc[i].dset);
         gcache_reset(&t->gc[i], H5I_INVALID_HID);
@@ -1702,8 +1806,8 @@ static int part_fill(struct merge *m, struct mtable *t, size_t i, hsize_t upto, 
             if (bz_merge_test_deferred_hook)
                 bz_merge_test_deferred_hook(m->src[i].path, t->path, (uint64_t)addr, cbytes + 4,
                                             (uint64_t)off);
-            if (bz_zbatch_add_copy(b, m->src[i].path, (uint64_t)addr, cbytes + 4, (uint64_t)off,
-                                   0, (size_t)(dst - m->vin), cbytes) != 0) {
+            if (bz_zbatch_add_copy(b, m->src[i].path, (uint64_t)addr, cbytes + 4, (uint64_t)off, 0,
+                                   (size_t)(dst - m->vin), cbytes) != 0) {
                 rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
                 break;
             }
@@ -1896,7 +2000,12 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
             for (size_t i = t->n_skip; i < m->n_shards; i++)
                 gcv[i] = (struct gcache){H5I_INVALID_HID, (hsize_t)-1, -1, NULL, 0};
         }
-        if (!sk || !gcv || (m->streaming && (!ix || !rcv)))
+        struct ridx *riv = gcv ? realloc(t->ri, m->n_shards * sizeof *riv) : NULL;
+        if (riv) {
+            t->ri = riv;
+            memset(riv + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *riv);
+        }
+        if (!sk || !gcv || !riv || (m->streaming && (!ix || !rcv)))
             return bz_err_set(err, BZ_ENOMEM, "%s: no memory", m->out_name);
         memset(sk + t->n_skip, 0, (m->n_shards - t->n_skip) * sizeof *sk);
         if (ix)
@@ -1913,7 +2022,7 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
         double t_idx = now_s();
         rc = build_map(m, a, b, err);
         if (!rc)
-            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, t->ix, t->rc, err);
+            rc = find_runs(m, t->path, &t->ref, &rs, t->skip, t->ix, t->rc, t->ri, err);
         m->stats.seconds_index += now_s() - t_idx;
         if (rc)
             return rc;
@@ -2108,11 +2217,13 @@ static int merge_setup(struct merge *m, struct bz_err *err)
     m->id_rows = (hsize_t)(bound / 32 / sizeof(int64_t));
     size_t index = bound / 4;
     m->cache_cap = bound / 16;
+    m->ridx_win_rows = (hsize_t)(bound / 64 / sizeof(struct bz_out_run_row));
     m->map_cap = index / 2 / sizeof *m->map;
     m->run_cap = index / 2 / (2 * sizeof(struct run)); /* the runs and their pieces */
     m->stats.threads = m->threads;
     if (!(m->map = acct_alloc(m, m->map_cap, sizeof *m->map)) ||
         !(m->ids_raw = acct_alloc(m, (size_t)m->id_rows, sizeof(int64_t))) ||
+        !(m->ridx_win = acct_alloc(m, (size_t)m->ridx_win_rows, sizeof *m->ridx_win)) ||
         !(m->runs = acct_alloc(m, m->run_cap, sizeof *m->runs)) ||
         !(m->pieces = acct_alloc(m, m->run_cap, sizeof *m->pieces)))
         return bz_err_set(err, BZ_ENOMEM, "%s: no memory for the merge index", m->out_name);
@@ -2392,6 +2503,7 @@ static void merge_free(struct merge *m)
     bz_zbatch_reset_reads(&m->vb, 1);
     acct_free(m->map, m->map_cap, sizeof *m->map);
     acct_free(m->ids_raw, (size_t)m->id_rows, sizeof(int64_t));
+    acct_free(m->ridx_win, (size_t)m->ridx_win_rows, sizeof *m->ridx_win);
     acct_free(m->runs, m->run_cap, sizeof *m->runs);
     acct_free(m->pieces, m->run_cap, sizeof *m->pieces);
     bz_out_h5_close(m->dxpl);

@@ -80,6 +80,9 @@ enum bz_layout bz_out_shard_layout = BZ_LAYOUT_PLAIN;
 #define SHARD_CHUNK_MIN_BYTES ((size_t)64 * 1024)
 #define SHARD_CHUNK_MAX_BYTES ((size_t)256 * 1024)
 #define SHARD_CHUNK_GAMES 16
+/* Chunks of a table's run index: 512 runs (a sync stores its partial last
+ * chunk again, as every table's). */
+#define RUNS_CHUNK_BYTES ((size_t)16 * 1024)
 /* Type-conversion buffers of our own: with H5P_DEFAULT, HDF5 callocs a 1 MiB
  * conversion buffer on every H5Dwrite, which cost 60% of a small heuristic
  * game's instructions. Writes larger than this are converted in strips. */
@@ -123,7 +126,8 @@ struct out_table {
     /* per column: the index in bz_shard.tables of its text store (a TEXT
      * column, see out_h5.h), else SIZE_MAX; NULL when the table has none */
     size_t *col_store;
-    struct bz_table_desc *own_desc; /* a text store's desc (desc points here) */
+    struct bz_table_desc *own_desc; /* a text store's or run index's desc (desc points here) */
+    size_t runs; /* the index in bz_shard.tables of its run index, SIZE_MAX: none */
 };
 
 struct bz_shard {
@@ -386,6 +390,73 @@ static const struct bz_column store_col = {"byte", BZ_COL_U8, 0, "", "", 0, 0};
 /* The text store of column col of desc (out_h5.h): a 1-D u8 dataset stored
  * in whole chunks (of chunk_bytes) like a table without strings; *idx: its
  * index in s->tables. */
+/* A run index's columns (out_h5.h: struct bz_out_run_row). */
+static const struct bz_column run_cols[] = {
+    {"game_id", BZ_COL_I64, offsetof(struct bz_out_run_row, game_id), "", "", 0, 0},
+    {"start", BZ_COL_U64, offsetof(struct bz_out_run_row, start), "", "", 0, 0},
+    {"len", BZ_COL_U64, offsetof(struct bz_out_run_row, len), "", "", 0, 0},
+    {"check", BZ_COL_U64, offsetof(struct bz_out_run_row, check), "", "", 0, 0},
+};
+
+static int is_run_index(const struct bz_table_desc *d)
+{
+    return strncmp(d->path, BZ_OUT_SHARD_RUNS_GROUP "/", sizeof BZ_OUT_SHARD_RUNS_GROUP) == 0;
+}
+
+static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_table **out,
+                     struct bz_err *err);
+
+/* Create the run index of table desc (its index in s->tables: *idx): a
+ * table like the others (it is one to the writer), under its own path. */
+static int create_runs(struct bz_shard *s, const struct bz_table_desc *desc, size_t *idx,
+                       struct bz_err *err)
+{
+    size_t len = strlen(BZ_OUT_SHARD_RUNS_GROUP) + strlen(desc->path) + 1;
+    struct bz_table_desc *d = calloc(1, sizeof *d + len);
+    if (!d)
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory for its run index", s->path,
+                          desc->path);
+    char *path = (char *)(d + 1);
+    snprintf(path, len, "%s%s", BZ_OUT_SHARD_RUNS_GROUP, desc->path);
+    d->path = path;
+    d->row_size = sizeof(struct bz_out_run_row);
+    d->n_cols = sizeof run_cols / sizeof run_cols[0];
+    d->cols = run_cols;
+    struct bz_out_run_row row = {0};
+    struct bz_rowbuf rb = {d, (unsigned char *)&row, 64, 64}; /* sized for 64 runs a batch */
+    struct out_table *t;
+    int rc = table_for(s, &rb, &t, err);
+    if (rc) {
+        free(d);
+        return rc;
+    }
+    t->own_desc = d;
+    *idx = (size_t)(t - s->tables);
+    return BZ_OK;
+}
+
+/* Rows [start, start + rb->n_rows) of t came from rb: one run index row per
+ * stretch of one game. */
+static int stage_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_err *err);
+static int index_runs(struct bz_shard *s, size_t runs, const struct bz_rowbuf *rb, hsize_t start,
+                      struct bz_err *err)
+{
+    for (size_t r = 0; r < rb->n_rows;) {
+        int64_t id = row_game_id(rb, r);
+        size_t e = r + 1;
+        while (e < rb->n_rows && row_game_id(rb, e) == id)
+            e++;
+        struct bz_out_run_row row = {id, start + r, e - r, 0};
+        row.check = bz_out_run_check(id, row.start, row.len);
+        struct bz_rowbuf one = {s->tables[runs].desc, (unsigned char *)&row, 1, 1};
+        int rc = stage_rows(s, &one, err);
+        if (rc)
+            return rc;
+        r = e;
+    }
+    return BZ_OK;
+}
+
 static int create_store(struct bz_shard *s, const struct bz_table_desc *desc,
                         const struct bz_column *col, size_t chunk_bytes, size_t *idx,
                         struct bz_err *err)
@@ -421,6 +492,7 @@ static int create_store(struct bz_shard *s, const struct bz_table_desc *desc,
         goto out;
     }
     t->desc = t->own_desc = d;
+    t->runs = SIZE_MAX;
     t->dset = dset;
     t->file_type = ftype;
     t->direct = 1;
@@ -528,7 +600,9 @@ static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_
     }
     int64_t no_game = -1;
     memcpy(fill + lay.cols[0].dst, &no_game, sizeof no_game);
-    hsize_t chunk = bz_out_h5_chunk_rows(lay.size, chunk_bytes_for(rb->n_rows * lay.size), 0);
+    /* a run index: a row per game and table, stored again at each sync */
+    size_t cbytes = is_run_index(desc) ? RUNS_CHUNK_BYTES : chunk_bytes_for(rb->n_rows * lay.size);
+    hsize_t chunk = bz_out_h5_chunk_rows(lay.size, cbytes, 0);
     int direct = !lay.has_vlen && bz_out_shard_deflate_level == 0;
     int zip = direct && s->layout == BZ_LAYOUT_VIRTUAL && !has_text_refs(&lay);
     dset = zip ? create_zip_table(s->file, desc->path, ftype, chunk, fill)
@@ -562,10 +636,14 @@ static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_
                                &col_store[i], err)))
             goto out;
     }
+    size_t runs = SIZE_MAX;
+    if (!is_run_index(desc) && (rc = create_runs(s, desc, &runs, err)))
+        goto out;
     if ((rc = grow_tables(s, desc->path, err)))
         goto out;
     struct out_table *t = &s->tables[s->n_tables++];
     memset(t, 0, sizeof *t);
+    t->runs = runs;
     t->max_stage = STAGE_BYTES / lay.size ? STAGE_BYTES / lay.size : 1;
     if (direct) {
         t->direct = 1;
@@ -859,6 +937,8 @@ static int stage_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_
     struct out_table *t = NULL;
     if ((rc = table_for(s, rb, &t, err)))
         return rc;
+    hsize_t start = (t->direct ? t->chunk_base : t->n_rows) + t->n_stage;
+    size_t runs = t->runs;
     for (size_t r = 0; r < rb->n_rows; r++) {
         if (t->n_stage == t->max_stage && (rc = write_stage(s, t, err)))
             return rc;
@@ -881,7 +961,7 @@ static int stage_rows(struct bz_shard *s, const struct bz_rowbuf *rb, struct bz_
             t->fill_from = t->n_stage;
         s->unflushed += t->lay.size;
     }
-    return BZ_OK;
+    return runs == SIZE_MAX ? BZ_OK : index_runs(s, runs, rb, start, err);
 }
 
 /* Checks that make a bad records set fail before anything is written: a
