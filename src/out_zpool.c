@@ -390,7 +390,19 @@ static void *worker(void *arg)
     return NULL;
 }
 
+static int create(int n_threads, int min, struct bz_zpool **pool);
+
 int bz_zpool_create(int n_threads, struct bz_zpool **pool)
+{
+    return create(n_threads, 2, pool);
+}
+
+int bz_zpool_create_workers(int n_workers, struct bz_zpool **pool)
+{
+    return create(n_workers, 1, pool);
+}
+
+static int create(int n_threads, int min, struct bz_zpool **pool)
 {
     struct bz_zpool *p = calloc(1, sizeof *p);
     *pool = NULL;
@@ -399,7 +411,7 @@ int bz_zpool_create(int n_threads, struct bz_zpool **pool)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->idle, NULL);
-    if (n_threads > 1) {
+    if (n_threads >= min) {
         if (!(p->threads = calloc((size_t)n_threads, sizeof *p->threads))) {
             bz_zpool_destroy(p);
             return -1;

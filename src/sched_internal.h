@@ -23,6 +23,7 @@ struct bz_runner_options {
     int replay;
     int follow;            /* a follower merges: segments close at its cadence */
     enum bz_layout layout; /* what the shards are written for */
+    int shard_threads;     /* bz_shard_set_threads */
     int yield;             /* return to the caller after every phase (coordinator rank) */
     void (*on_done)(void *ctx, int failed); /* a game was committed */
     void *ctx;

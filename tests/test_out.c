@@ -1130,6 +1130,10 @@ int main(void)
     const char *layout = getenv("BZ_OUT_SHARD_LAYOUT");
     if (layout && strcmp(layout, "virtual") == 0)
         bz_out_shard_layout = BZ_LAYOUT_VIRTUAL;
+    /* BZ_OUT_SHARD_THREADS=n: their full chunks deflated on n threads */
+    const char *threads = getenv("BZ_OUT_SHARD_THREADS");
+    if (threads)
+        bz_out_shard_threads = atoi(threads);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(round_trip_should_keep_every_column),
         cmocka_unit_test(merge_should_not_depend_on_how_games_were_split),
