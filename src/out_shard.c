@@ -167,8 +167,12 @@ struct bz_shard {
 };
 
 /* Chunks deflating on the threads at once, at most (each holds its rows
- * and their deflated copy): past that the writer waits for the oldest. */
+ * and their deflated copy): past that, unless the oldest is done, the
+ * writer deflates the next chunk itself (the threads run at nice
+ * ZJOBS_NICE, on a CPU the play leaves idle, which the follower merge
+ * shares: the work balances between the play's CPU and that one). */
 #define ZJOBS 4
+#define ZJOBS_NICE 10
 
 /* A buffer of a job's (rows, or their deflated copy), kept for reuse. */
 struct zbuf {
@@ -827,19 +831,26 @@ static int zjobs_store(struct bz_shard *s, struct bz_err *err)
 }
 
 /* t's stage is a full chunk of a zip table: it goes to the threads as a
- * job, and t gets another buffer for the next chunk's rows. */
-static int zjob_start(struct bz_shard *s, struct out_table *t, size_t bytes, struct bz_err *err)
+ * job, and t gets another buffer for the next chunk's rows; *queued 0: the
+ * threads are busy with ZJOBS chunks, the caller deflates it. */
+static int zjob_start(struct bz_shard *s, struct out_table *t, size_t bytes, int *queued,
+                      struct bz_err *err)
 {
     int rc;
+    *queued = 0;
     if (!s->zpool) {
-        if (bz_zpool_create_workers(s->zthreads, &s->zpool) != 0 ||
+        if (bz_zpool_create_workers(s->zthreads, ZJOBS_NICE, &s->zpool) != 0 ||
             !(s->zjobs = calloc(ZJOBS, sizeof *s->zjobs)) ||
             !(s->zfree = calloc(2 * ZJOBS, sizeof *s->zfree)))
             return bz_err_set(err, BZ_ENOMEM, "%s: cannot start %d compression threads", s->path,
                               s->zthreads);
     }
-    if (s->n_zjobs == ZJOBS && (rc = zjob_store(s, err)))
-        return rc;
+    if (s->n_zjobs == ZJOBS) {
+        if (!bz_zpool_done(s->zpool, &s->zjobs[s->zhead].b))
+            return BZ_OK;
+        if ((rc = zjob_store(s, err)))
+            return rc;
+    }
     struct zjob *j = &s->zjobs[(s->zhead + s->n_zjobs) % ZJOBS];
     struct zbuf fresh;
     size_t cap = bz_zpool_bound(bytes);
@@ -863,6 +874,7 @@ static int zjob_start(struct bz_shard *s, struct out_table *t, size_t bytes, str
     j->b.out_len = &j->out_len;
     bz_zpool_submit(s->zpool, &j->b);
     s->n_zjobs++;
+    *queued = 1;
     return BZ_OK;
 }
 
@@ -906,12 +918,15 @@ static int store_chunk(struct bz_shard *s, struct out_table *t, struct bz_err *e
         t->n_rows = total;
     }
     if (t->zip && t->n_stage == t->chunk_rows && s->zthreads) { /* deflated on a thread */
-        if ((rc = zjob_start(s, t, bytes, err)))
+        int queued;
+        if ((rc = zjob_start(s, t, bytes, &queued, err)))
             return rc;
-        t->chunk_base += t->chunk_rows;
-        t->n_stage = t->stored_stage = 0;
-        t->fill_from = t->chunk_rows; /* the new stage holds no fill rows */
-        return BZ_OK;
+        if (queued) {
+            t->chunk_base += t->chunk_rows;
+            t->n_stage = t->stored_stage = 0;
+            t->fill_from = t->chunk_rows; /* the new stage holds no fill rows */
+            return BZ_OK;
+        }
     }
     if (t->zip && t->n_stage == t->chunk_rows && (rc = deflate_stage(s, t, bytes, &zlen, err)))
         return rc;
