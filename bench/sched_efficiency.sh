@@ -11,6 +11,11 @@
 #      Each figure for every layout of LAYOUT (bazaar run --layout: plain,
 #      virtual, or both, the default: alternated within each round), and
 #      virtual vs plain end to end when both ran.
+#      Per core: 1 rank pinned to one CPU (taskset; a job runs one rank per
+#      core, so that rank has no idle CPU for the follower or the shard
+#      threads, as neither of the 2 ranks has) against the 2 ranks, not
+#      following; and the same net of the fixed costs (start-up, MPI's, and
+#      the end), measured as a 6-game sweep on 1 and on 2 ranks each round.
 #   2. build/bench_merge on the same sweep: records vs no records, the
 #      merge's MB/s, its phases and its peak memory.
 #   3. BENCH_LLM=1: build/bench_llm's figures too (the LLM transport's part).
@@ -51,7 +56,14 @@ run() { # LAYOUT FOLLOW OUT CMD...: prints "wall_seconds play_rate"
 }
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A T R DURING AFTER FCPU FSER FTHR # keys: LAYOUT RANKS FOLLOW
+declare -A T R DURING AFTER FCPU FSER FTHR # keys: LAYOUT RANKS FOLLOW (p: 1 rank on 1 CPU)
+F1="" F2=""
+# the CPU one rank is pinned to for the per-core figure (a job runs one rank
+# per core: the 1-rank run then has no idle CPU for the follower or the
+# shard threads, as each of the 2 ranks has none)
+PIN=$(taskset -pc $$ 2>/dev/null | sed -n 's/.*: \([0-9]*\).*/\1/p')
+command -v taskset >/dev/null || PIN=""
+
 for ((i = 0; i < ROUNDS; i++)); do
   for f in 1 0; do
     for l in $LAYOUTS; do
@@ -66,8 +78,20 @@ for ((i = 0; i < ROUNDS; i++)); do
       fi
       read t r <<<"$(run $l $f /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
       T[${l}2$f]+="$t " R[${l}2$f]+="$r "
+      if [ $f = 0 ] && [ -n "$PIN" ]; then # one rank on one CPU (no CPU left idle)
+        read t r <<<"$(run $l 0 /tmp/bz_eff1.h5 taskset -c "$PIN" "$B/bazaar")"
+        T[${l}p]+="$t " R[${l}p]+="$r "
+      fi
     done
   done
+  # the fixed costs (start-up, MPI's included, and the end): a sweep of 6 games
+  REPS_SAVED=$REPS
+  sed -i 's/"repetitions": [0-9]*/"repetitions": 1/' "$SPEC"
+  read t r <<<"$(run plain 0 /tmp/bz_eff1.h5 "$B/bazaar")"
+  F1+="$t "
+  read t r <<<"$(run plain 0 /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
+  F2+="$t "
+  sed -i "s/\"repetitions\": 1/\"repetitions\": $REPS_SAVED/" "$SPEC"
 done
 med() { printf '%s\n' $1 | median; }
 echo "heuristic sweep of $((REPS * 6)) games (N=20, 24 turns), medians of $ROUNDS alternated rounds"
@@ -89,6 +113,12 @@ for l in $LAYOUTS; do
     if (s > 0) printf "  the follower'"'"'s merge (1 rank): serial %.3f ms per game, its threads %.3f ms per game (reads and compression; medians)\n", 1e3*s/g, 1e3*t/g}'
   awk -v a="$(med "${T[${l}11]}")" -v b="$(med "${T[${l}10]}")" -v c="$(med "${T[${l}21]}")" -v d="$(med "${T[${l}20]}")" \
     'BEGIN{printf "  following vs not, end to end: 1 rank %.2f, 2 ranks %.2f\n", a/b, c/d}'
+  if [ -n "${T[${l}p]:-}" ]; then
+    awk -v p="$(med "${T[${l}p]}")" -v rp="$(med "${R[${l}p]}")" -v t2="$(med "${T[${l}20]}")" \
+        -v r2="$(med "${R[${l}20]}")" -v f1="$(med "$F1")" -v f2="$(med "$F2")" 'BEGIN{
+      printf "  per core (1 rank pinned to 1 CPU vs 2 ranks on 2 CPUs, not following): end to end %.2fs vs %.2fs, efficiency %.2f; play phase %.0f vs %.0f games/s, efficiency %.2f\n", p, t2, p/(2*t2), rp, r2, r2/(2*rp)
+      printf "  the same net of the fixed costs (a 6-game sweep: 1 rank %.2fs, 2 ranks %.2fs): efficiency %.2f\n", f1, f2, (p-f1)/(2*(t2-f2))}'
+  fi
 done
 if [ "$LAYOUTS" = "plain virtual" ]; then
   echo "virtual vs plain, end to end (following; not following):"
