@@ -34,7 +34,7 @@ struct bz_zpool {
     pthread_cond_t work, idle;
     pthread_t *threads;
     int n_threads, quit;
-    int nice; /* the workers' nice increment (bz_zpool_create_workers) */
+    int nice;                      /* the workers' nice increment (bz_zpool_create_workers) */
     struct bz_zbatch *head, *tail; /* the batches submitted and not done, in order */
 };
 
