@@ -64,12 +64,20 @@ def read_table(path, name):
         return _frame(f[name.lstrip("/")][()])
 
 
+def is_table(name):
+    """Whether the dataset name is a table: not under /.parts (a file of
+    `bazaar run --layout virtual` keeps there the chunks its tables map,
+    each source's rows apart: reading them as tables would count a rank's
+    games as a table of their own)."""
+    return not name.lstrip("/").startswith(".parts/")
+
+
 def table_names(path):
     """Names of every table (dataset) in the file, without the leading '/'."""
     names = []
     with h5py.File(path, "r") as f:
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-    return sorted(names)
+    return sorted(n for n in names if is_table(n))
 
 
 def text_hash(text):

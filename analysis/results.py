@@ -87,11 +87,12 @@ def units(path, name):
 
 
 def tables(path):
-    """Names of all tables in a results file."""
+    """Names of all tables in a results file (not the chunks under /.parts
+    that the tables of a --layout virtual file map)."""
     names = []
     with h5py.File(path, "r") as f:
         f.visititems(lambda n, o: names.append("/" + n) if isinstance(o, h5py.Dataset) else None)
-    return names
+    return [n for n in names if not n.startswith("/.parts/")]
 
 
 def attributes(path):

@@ -8,17 +8,30 @@
 #      (start-up, play, merge): end to end vs play on 1 rank, and the 2-rank
 #      efficiencies rate2 / (2 rate1) and T1 / (2 T2); and how many games the
 #      follower had merged when it read the final message (BAZAAR_FOLLOW_STATS).
+#      Each figure for every layout of LAYOUT (bazaar run --layout: plain,
+#      virtual, or both, the default: alternated within each round), and
+#      virtual vs plain end to end when both ran.
+#      Per core: 1 rank pinned to one CPU (taskset; a job runs one rank per
+#      core, so that rank has no idle CPU for the follower or the shard
+#      threads, as neither of the 2 ranks has) against the 2 ranks, not
+#      following; and the same net of the fixed costs (start-up, MPI's, and
+#      the end), measured as a 6-game sweep on 1 and on 2 ranks each round.
 #   2. build/bench_merge on the same sweep: records vs no records, the
 #      merge's MB/s, its phases and its peak memory.
 #   3. BENCH_LLM=1: build/bench_llm's figures too (the LLM transport's part).
 # Prints figures only. The machine's load is printed: on a shared machine
 # compare ratios taken in one run, not seconds across runs.
-# usage: bench/sched_efficiency.sh [BUILD_DIR] [REPETITIONS] [ROUNDS]
+# usage: [LAYOUT=plain|virtual|both] bench/sched_efficiency.sh [BUILD_DIR] [REPETITIONS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 REPS=${2:-250}
 ROUNDS=${3:-${ROUNDS:-1}}
+case ${LAYOUT:-both} in
+  plain | virtual) LAYOUTS=$LAYOUT ;;
+  both) LAYOUTS="plain virtual" ;;
+  *) echo "sched_efficiency: LAYOUT: expected plain, virtual or both, got '$LAYOUT'" >&2; exit 2 ;;
+esac
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 SPEC=$(mktemp /tmp/bz_eff_XXXX.json)
 cat > "$SPEC" <<JSON
@@ -30,12 +43,12 @@ cat > "$SPEC" <<JSON
 JSON
 STATS=$(mktemp /tmp/bz_eff_XXXX.stats)
 trap 'rm -f "$SPEC" "$STATS"' EXIT
-run() { # FOLLOW OUT CMD...: prints "wall_seconds play_rate"
-  local follow=$1 out=$2; shift 2
+run() { # LAYOUT FOLLOW OUT CMD...: prints "wall_seconds play_rate"
+  local layout=$1 follow=$2 out=$3; shift 3
   rm -rf "$out" "$out.parts"
   local s=$(date +%s.%N)
   local rate=$(BAZAAR_MERGE_FOLLOW=$follow BAZAAR_FOLLOW_STATS=$STATS \
-               "$@" run "$SPEC" -o "$out" --progress-interval 1000 2>&1 |
+               "$@" run "$SPEC" -o "$out" --layout "$layout" --progress-interval 1000 2>&1 |
                sed -n 's/^progress: .*, \([0-9.]*\) games\/s.*/\1/p' | tail -1)
   [ -f "$out" ] || { echo "sched_efficiency: the run did not write $out" >&2; exit 1; }
   awk -v a="$(date +%s.%N)" -v b="$s" -v r="$rate" 'BEGIN{printf "%.3f %s", a-b, r}'
@@ -43,41 +56,78 @@ run() { # FOLLOW OUT CMD...: prints "wall_seconds play_rate"
 }
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A T R
-DURING=() AFTER=() FCPU=() FSER=() FTHR=()
+declare -A T R DURING AFTER FCPU FSER FTHR # keys: LAYOUT RANKS FOLLOW (p: 1 rank on 1 CPU)
+F1="" F2=""
+# the CPU one rank is pinned to for the per-core figure (a job runs one rank
+# per core: the 1-rank run then has no idle CPU for the follower or the
+# shard threads, as each of the 2 ranks has none)
+PIN=$(taskset -pc $$ 2>/dev/null | sed -n 's/.*: \([0-9]*\).*/\1/p')
+command -v taskset >/dev/null || PIN=""
+
 for ((i = 0; i < ROUNDS; i++)); do
   for f in 1 0; do
-    read t r <<<"$(run $f /tmp/bz_eff1.h5 "$B/bazaar")"
-    T[1$f]+="$t " R[1$f]+="$r "
-    if [ $f = 1 ]; then
-      DURING+=("$(sed -n 's/^merged_during_play //p' "$STATS")")
-      AFTER+=("$(sed -n 's/^seconds_after_final //p' "$STATS")")
-      FCPU+=("$(sed -n 's/^cpu_seconds //p' "$STATS")")
-      FSER+=("$(sed -n 's/^merge_cpu_serial //p' "$STATS")")
-      FTHR+=("$(sed -n 's/^merge_cpu_threads //p' "$STATS")")
-    fi
-    read t r <<<"$(run $f /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
-    T[2$f]+="$t " R[2$f]+="$r "
+    for l in $LAYOUTS; do
+      read t r <<<"$(run $l $f /tmp/bz_eff1.h5 "$B/bazaar")"
+      T[${l}1$f]+="$t " R[${l}1$f]+="$r "
+      if [ $f = 1 ]; then
+        DURING[$l]+="$(sed -n 's/^merged_during_play //p' "$STATS") "
+        AFTER[$l]+="$(sed -n 's/^seconds_after_final //p' "$STATS") "
+        FCPU[$l]+="$(sed -n 's/^cpu_seconds //p' "$STATS") "
+        FSER[$l]+="$(sed -n 's/^merge_cpu_serial //p' "$STATS") "
+        FTHR[$l]+="$(sed -n 's/^merge_cpu_threads //p' "$STATS") "
+      fi
+      read t r <<<"$(run $l $f /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
+      T[${l}2$f]+="$t " R[${l}2$f]+="$r "
+      if [ $f = 0 ] && [ -n "$PIN" ]; then # one rank on one CPU (no CPU left idle)
+        read t r <<<"$(run $l 0 /tmp/bz_eff1.h5 taskset -c "$PIN" "$B/bazaar")"
+        T[${l}p]+="$t " R[${l}p]+="$r "
+      fi
+    done
   done
+  # the fixed costs (start-up, MPI's included, and the end): a sweep of 6 games
+  REPS_SAVED=$REPS
+  sed -i 's/"repetitions": [0-9]*/"repetitions": 1/' "$SPEC"
+  read t r <<<"$(run plain 0 /tmp/bz_eff1.h5 "$B/bazaar")"
+  F1+="$t "
+  read t r <<<"$(run plain 0 /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
+  F2+="$t "
+  sed -i "s/\"repetitions\": 1/\"repetitions\": $REPS_SAVED/" "$SPEC"
 done
 med() { printf '%s\n' $1 | median; }
 echo "heuristic sweep of $((REPS * 6)) games (N=20, 24 turns), medians of $ROUNDS alternated rounds"
-for f in 1 0; do
-  [ $f = 1 ] && name="following (merge during the play)" || name="not following (BAZAAR_MERGE_FOLLOW=0)"
-  awk -v g="$((REPS * 6))" -v t1="$(med "${T[1$f]}")" -v t2="$(med "${T[2$f]}")" \
-      -v r1="$(med "${R[1$f]}")" -v r2="$(med "${R[2$f]}")" -v name="$name" 'BEGIN{
-    printf "%s:\n", name
-    printf "  play phase: 1 rank %.0f games/s, 2 ranks %.0f games/s, efficiency %.2f\n", r1, r2, r2/(2*r1)
-    printf "  end to end: 1 rank %.2fs, 2 ranks %.2fs, efficiency %.2f\n", t1, t2, t1/(2*t2)
-    printf "  end to end vs play, 1 rank: %.2f (play %.2fs)\n", t1/(g/r1), g/r1
-    printf "  2 ranks vs 1 rank, end to end: %.2f\n", t2/t1}'
+for l in $LAYOUTS; do
+  echo "--layout $l"
+  for f in 1 0; do
+    [ $f = 1 ] && name="following (merge during the play)" || name="not following (BAZAAR_MERGE_FOLLOW=0)"
+    awk -v g="$((REPS * 6))" -v t1="$(med "${T[${l}1$f]}")" -v t2="$(med "${T[${l}2$f]}")" \
+        -v r1="$(med "${R[${l}1$f]}")" -v r2="$(med "${R[${l}2$f]}")" -v name="$name" 'BEGIN{
+      printf "%s:\n", name
+      printf "  play phase: 1 rank %.0f games/s, 2 ranks %.0f games/s, efficiency %.2f\n", r1, r2, r2/(2*r1)
+      printf "  end to end: 1 rank %.2fs, 2 ranks %.2fs, efficiency %.2f\n", t1, t2, t1/(2*t2)
+      printf "  end to end vs play, 1 rank: %.2f (play %.2fs)\n", t1/(g/r1), g/r1
+      printf "  2 ranks vs 1 rank, end to end: %.2f\n", t2/t1}'
+  done
+  echo "  games the follower had merged when it read the final message (1 rank): ${DURING[$l]}of $((REPS * 6))"
+  echo "  the follower (1 rank): $(med "${AFTER[$l]}")s from the final message to OUT, $(med "${FCPU[$l]}")s of CPU in all (medians)"
+  awk -v g="$((REPS * 6))" -v s="$(med "${FSER[$l]}")" -v t="$(med "${FTHR[$l]}")" 'BEGIN{
+    if (s > 0) printf "  the follower'"'"'s merge (1 rank): serial %.3f ms per game, its threads %.3f ms per game (reads and compression; medians)\n", 1e3*s/g, 1e3*t/g}'
+  awk -v a="$(med "${T[${l}11]}")" -v b="$(med "${T[${l}10]}")" -v c="$(med "${T[${l}21]}")" -v d="$(med "${T[${l}20]}")" \
+    'BEGIN{printf "  following vs not, end to end: 1 rank %.2f, 2 ranks %.2f\n", a/b, c/d}'
+  if [ -n "${T[${l}p]:-}" ]; then
+    awk -v p="$(med "${T[${l}p]}")" -v rp="$(med "${R[${l}p]}")" -v t2="$(med "${T[${l}20]}")" \
+        -v r2="$(med "${R[${l}20]}")" -v f1="$(med "$F1")" -v f2="$(med "$F2")" 'BEGIN{
+      printf "  per core (1 rank pinned to 1 CPU vs 2 ranks on 2 CPUs, not following): end to end %.2fs vs %.2fs, efficiency %.2f; play phase %.0f vs %.0f games/s, efficiency %.2f\n", p, t2, p/(2*t2), rp, r2, r2/(2*rp)
+      printf "  the same net of the fixed costs (a 6-game sweep: 1 rank %.2fs, 2 ranks %.2fs): efficiency %.2f\n", f1, f2, (p-f1)/(2*(t2-f2))}'
+  fi
 done
-echo "  games the follower had merged when it read the final message (1 rank): ${DURING[*]} of $((REPS * 6))"
-echo "  the follower (1 rank): $(med "${AFTER[*]}")s from the final message to OUT, $(med "${FCPU[*]}")s of CPU in all (medians)"
-awk -v g="$((REPS * 6))" -v s="$(med "${FSER[*]}")" -v t="$(med "${FTHR[*]}")" 'BEGIN{
-  if (s > 0) printf "  the follower'"'"'s merge (1 rank): serial %.3f ms per game, its threads %.3f ms per game (reads and compression; medians)\n", 1e3*s/g, 1e3*t/g}'
-awk -v a="$(med "${T[11]}")" -v b="$(med "${T[10]}")" -v c="$(med "${T[21]}")" -v d="$(med "${T[20]}")" \
-  'BEGIN{printf "following vs not, end to end: 1 rank %.2f, 2 ranks %.2f\n", a/b, c/d}'
+if [ "$LAYOUTS" = "plain virtual" ]; then
+  echo "virtual vs plain, end to end (following; not following):"
+  for n in 1 2; do
+    awk -v n=$n -v a="$(med "${T[virtual${n}1]}")" -v b="$(med "${T[plain${n}1]}")" \
+        -v c="$(med "${T[virtual${n}0]}")" -v d="$(med "${T[plain${n}0]}")" \
+        'BEGIN{printf "  %d rank(s): %.2f; %.2f\n", n, a/b, c/d}'
+  done
+fi
 if [ -x "$B/bench_merge" ]; then
   echo "merge and records, one rank ($B/bench_merge $((REPS * 6)) 2):"
   "$B/bench_merge" "$((REPS * 6))" 2 | sed 1d

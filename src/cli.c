@@ -40,10 +40,12 @@ static const char *const usage_main =
     "in sweeps across MPI ranks and writes every turn to HDF5.\n"
     "\n"
     "commands:\n"
-    "  run SPEC [-o OUT.h5] [--resume] [--replay]  play a sweep (under mpirun/srun: all ranks)\n"
+    "  run SPEC [-o OUT.h5] [--resume] [--replay] [--layout plain|virtual]\n"
+    "                                              play a sweep (under mpirun/srun: all ranks)\n"
     "  play GAME --agents a,b,... [options]        play one game, print its transcript\n"
     "  expand SPEC [-n N]                          number of games, first configs, LLM cost\n"
-    "  merge PARTS_DIR|SHARD... -o OUT.h5          merge shards into a results file\n"
+    "  merge PARTS_DIR|SHARD... -o OUT.h5 [--layout plain|virtual]\n"
+    "                                              merge shards into a results file\n"
     "  info FILE.h5                                tables, row counts and provenance\n"
     "  info --schema [GAME]                        every table and column: type, unit, meaning\n"
     "  show FILE.h5 --game G [--agent A] [--turn T]  one game: decisions, prompts, replies\n"
@@ -54,9 +56,16 @@ static const char *const usage_main =
     "exit codes: 0 ok, 1 failure while running, 2 bad usage or input (nothing\n"
     "started), 3 stopped cleanly (signal or budget): rerun with --resume.\n";
 
+/* --layout, in the usage of run and merge */
+#define LAYOUT_HELP                                                                                \
+    "  --layout L            plain (default), or virtual: tables as HDF5 virtual datasets\n"       \
+    "                        over the ranks' compressed chunks in the same file; the merge\n"      \
+    "                        copies chunks instead of compressing, so it scales with ranks.\n"     \
+    "                        Readers need HDF5 >= 1.10 / h5py.\n"
+
 static const char *const usage_run =
     "usage: bazaar run SPEC [-o OUT.h5] [--resume] [--replay] [--quiet]\n"
-    "                       [--progress-interval SECONDS]\n"
+    "                       [--progress-interval SECONDS] [--layout plain|virtual]\n"
     "\n"
     "Plays every game of the sweep SPEC and writes OUT.h5 (default: the spec's\n"
     "\"output\", else results/<name>.h5). Under `mpirun -n R` or `srun` the games\n"
@@ -69,7 +78,8 @@ static const char *const usage_run =
     "  --replay              LLM sweeps: answer only from the response cache; a call\n"
     "                        not in the cache is refused and recorded\n"
     "  --quiet               no progress on stderr\n"
-    "  --progress-interval S seconds between progress lines when stderr is a log\n"
+    "  --progress-interval S seconds between progress lines when stderr is a log\n" LAYOUT_HELP
+    "                        A --resume may change the layout.\n"
     "\n"
     "Without --resume an existing OUT.h5 or OUT.h5.parts/ is an error.\n"
     "SIGTERM, SIGINT, SIGUSR1: stop cleanly (exit 3); resume with --resume.\n";
@@ -108,13 +118,16 @@ static const char *const usage_expand =
     "varies it, and what the estimate assumes.\n";
 
 static const char *const usage_merge =
-    "usage: bazaar merge PARTS_DIR|SHARD.h5... -o OUT.h5\n"
+    "usage: bazaar merge PARTS_DIR|SHARD.h5... -o OUT.h5 [--layout plain|virtual]\n"
     "\n"
     "Merges shards (every committed game once, ordered by game_id) into OUT.h5.\n"
     "`bazaar run --resume` does this for you; this is for recovery by hand.\n"
     "\n"
+    "  -o, --output OUT.h5   results file\n" LAYOUT_HELP
+    "                        Shards written for either layout merge in either.\n"
+    "\n"
     "Internal: bazaar merge --follow PARTS_DIR -o OUT.h5 --games N --attempt A\n"
-    "  --lock-fd FD --parent PID [-- SOURCE.h5...]\n"
+    "  --lock-fd FD --parent PID [--layout L] [-- SOURCE.h5...]\n"
     "is the follower merge a run starts (rank 0, nice +10): it merges the\n"
     "sweep's closed segments into OUT.h5.tmp while the sweep plays, in game-id\n"
     "order, and finishes when rank 0 sends the final message on its stdin (EOF\n"
@@ -152,6 +165,26 @@ static int usage_error(const char *usage, const char *fmt, ...)
     return EXIT_USAGE;
 }
 
+/* The value of --layout (v: NULL when it is missing): 0 with *layout, -1
+ * when v is not one. */
+static int parse_layout(const char *v, enum bz_layout *layout)
+{
+    if (v && strcmp(v, "plain") == 0)
+        *layout = BZ_LAYOUT_PLAIN;
+    else if (v && strcmp(v, "virtual") == 0)
+        *layout = BZ_LAYOUT_VIRTUAL;
+    else
+        return -1;
+    return 0;
+}
+
+/* A bad or missing value of --layout (v: NULL when missing). */
+static int layout_error(const char *usage, const char *v)
+{
+    return usage_error(usage, "--layout: expected plain or virtual, got %s%s%s", v ? "'" : "",
+                       v ? v : "nothing", v ? "'" : "");
+}
+
 static int report(int rc, const struct bz_err *err)
 {
     if (rc && bz_sched_is_root())
@@ -178,7 +211,11 @@ static int cmd_run(int argc, char **argv)
             opt.replay = 1;
         else if (strcmp(a, "--quiet") == 0)
             opt.quiet = 1;
-        else if (strcmp(a, "--progress-interval") == 0 && i + 1 < argc) {
+        else if (strcmp(a, "--layout") == 0) {
+            const char *v = i + 1 < argc ? argv[++i] : NULL;
+            if (parse_layout(v, &opt.layout))
+                return layout_error(usage_run, v);
+        } else if (strcmp(a, "--progress-interval") == 0 && i + 1 < argc) {
             char *end;
             opt.progress_interval_s = strtod(argv[++i], &end);
             if (*end || opt.progress_interval_s <= 0)
@@ -527,6 +564,7 @@ static int cmd_merge_follow(int argc, char **argv)
     long long games = -1;
     int attempt = 0, lock_fd = -1, i = 3;
     long parent = 0;
+    enum bz_layout layout = BZ_LAYOUT_PLAIN;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--") == 0) {
             i++;
@@ -544,14 +582,17 @@ static int cmd_merge_follow(int argc, char **argv)
             lock_fd = atoi(argv[++i]);
         else if (strcmp(argv[i], "--parent") == 0)
             parent = atol(argv[++i]);
-        else
+        else if (strcmp(argv[i], "--layout") == 0) {
+            if (parse_layout(argv[++i], &layout))
+                return layout_error(usage_merge, argv[i]);
+        } else
             return usage_error(usage_merge, "merge --follow: unknown option %s", argv[i]);
     }
     if (!parts || !out || games < 0 || attempt < 1 || lock_fd < 0 || parent <= 0)
         return usage_error(usage_merge, "merge --follow: needs PARTS_DIR, -o, --games, "
                                         "--attempt, --lock-fd and --parent");
     struct bz_err err = {0};
-    int rc = bz_follow_main(parts, out, attempt, (int64_t)games, lock_fd, parent, argv + i,
+    int rc = bz_follow_main(parts, out, attempt, (int64_t)games, layout, lock_fd, parent, argv + i,
                             (size_t)(argc - i), &err);
     if (rc && rc != BZ_ESTOP)
         fprintf(stderr, "bazaar: merge --follow: %s\n", err.msg[0] ? err.msg : bz_rc_name(rc));
@@ -574,12 +615,23 @@ static int cmd_merge(int argc, char **argv)
     /* a parts folder's provenance (the run's spec, version, commit, ...) */
     struct bz_provenance prov = {.version = BZ_VERSION, .git_commit = BZ_GIT_COMMIT};
     char *prov_buf = NULL;
+    enum bz_layout layout = BZ_LAYOUT_PLAIN;
     if (!files)
         return EXIT_FAIL;
     for (int i = 1; i < argc && !rc; i++) {
         if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--output") == 0) && i + 1 < argc) {
             out = argv[++i];
             continue;
+        }
+        if (strcmp(argv[i], "--layout") == 0) {
+            const char *v = i + 1 < argc ? argv[++i] : NULL;
+            if (!parse_layout(v, &layout))
+                continue;
+            for (size_t k = 0; k < n; k++)
+                free(files[k]);
+            free(files);
+            free(prov_buf);
+            return layout_error(usage_merge, v);
         }
         DIR *d = opendir(argv[i]);
         if (!prov_buf) { /* the parts folder's, or the folder of a shard named */
@@ -655,7 +707,7 @@ static int cmd_merge(int argc, char **argv)
         gmtime_r(&t, &tm);
         strftime(finished, sizeof finished, "%Y-%m-%dT%H:%M:%SZ", &tm);
         prov.finished_at = finished; /* the merge's time */
-        rc = bz_merge((const char *const *)files, kept, out, &prov, &err);
+        rc = bz_merge_layout((const char *const *)files, kept, out, &prov, layout, &err);
     }
     if (!rc)
         printf("merged %zu shard(s) into %s\n", kept, out);

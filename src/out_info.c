@@ -113,17 +113,40 @@ static herr_t print_attr(hid_t loc, const char *name, const H5A_info_t *info, vo
     return 0;
 }
 
+/* The walk over a file's objects: where to print, and the datasets under
+ * /.parts (a --layout virtual file's copies of the ranks' chunks, which its
+ * virtual tables map: one per source and table, thousands on many ranks)
+ * counted rather than listed. */
+struct info_walk {
+    FILE *f;
+    unsigned long long parts, parts_bytes;
+};
+
+/* " (virtual: N mappings)" after the rows of a virtual dataset. */
+static void print_virtual(FILE *f, hid_t d)
+{
+    hid_t dcpl = H5Dget_create_plist(d);
+    size_t n = 0;
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_VIRTUAL && H5Pget_virtual_count(dcpl, &n) >= 0)
+        fprintf(f, " (virtual: %zu mapping%s)", n, n == 1 ? "" : "s");
+    bz_out_h5_close(dcpl);
+}
+
 static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, void *data)
 {
-    FILE *f = data;
-    /* a virtual file's parts and a shard's run indexes (out_h5.h) are the
-     * storage of its tables, not tables */
-    static const char parts[] = BZ_OUT_PARTS_GROUP "/", runs[] = BZ_OUT_SHARD_RUNS_GROUP "/";
-    if (info->type != H5O_TYPE_DATASET || strncmp(name, parts + 1, sizeof parts - 2) == 0 ||
-        strncmp(name, runs + 1, sizeof runs - 2) == 0)
+    struct info_walk *w = data;
+    FILE *f = w->f;
+    if (info->type != H5O_TYPE_DATASET)
         return 0;
     hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
     if (d < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    if (strncmp(name, ".parts/", 7) == 0) {
+        w->parts++;
+        w->parts_bytes += (unsigned long long)H5Dget_storage_size(d);
+        H5Dclose(d);
         H5Eclear2(H5E_DEFAULT);
         return 0;
     }
@@ -134,7 +157,9 @@ static herr_t print_object(hid_t loc, const char *name, const H5O_info_t *info, 
     hsize_t dims[H5S_MAX_RANK];
     int rank = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
     if (rank == 1 && H5Sget_simple_extent_dims(sp, dims, NULL) == 1) {
-        fprintf(f, ": %llu rows\n   ", (unsigned long long)dims[0]);
+        fprintf(f, ": %llu rows", (unsigned long long)dims[0]);
+        print_virtual(f, d);
+        fputs("\n   ", f);
     } else if (rank >= 0 && rank <= H5S_MAX_RANK &&
                H5Sget_simple_extent_dims(sp, dims, NULL) == rank) {
         fprintf(f, ": not a table (rank %d, shape", rank);
@@ -234,11 +259,17 @@ int bz_out_info(const char *path, FILE *f, struct bz_err *err)
     if (H5Aiterate2(file, H5_INDEX_NAME, H5_ITER_INC, &idx, print_attr, f) < 0)
         fputs("  (the attributes cannot all be read)\n", f);
     fprintf(f, "tables:\n");
-    if (H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, print_object, f, H5O_INFO_BASIC) < 0) {
+    struct info_walk w = {.f = f};
+    if (H5Ovisit2(file, H5_INDEX_NAME, H5_ITER_INC, print_object, &w, H5O_INFO_BASIC) < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot walk its objects (corrupt?)", path);
         bz_out_h5_close_file(&file, path, NULL);
         return rc;
     }
+    if (w.parts)
+        fprintf(f,
+                "/.parts: %llu datasets, %llu bytes stored: the ranks' chunks that the virtual "
+                "tables map (bazaar run --layout virtual; readers need HDF5 >= 1.10)\n",
+                w.parts, w.parts_bytes);
     if ((rc = bz_out_h5_close_file(&file, path, err)))
         return rc;
     return print_statuses(path, f);

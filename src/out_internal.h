@@ -19,6 +19,8 @@ extern int bz_out_shard_deflate_level;
 /* The layout a new shard writes for until bz_shard_set_layout (default
  * BZ_LAYOUT_PLAIN); tests set it to run every shard in the virtual layout. */
 extern enum bz_layout bz_out_shard_layout;
+/* Test hook: bz_shard_set_threads of every new shard (0: none). */
+extern int bz_out_shard_threads;
 
 /* Crash simulation: write every table of rec except /games (no commit
  * record, no journal line) and flush, as a writer killed just before its

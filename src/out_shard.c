@@ -68,6 +68,7 @@
 
 int bz_out_shard_deflate_level = 0;
 enum bz_layout bz_out_shard_layout = BZ_LAYOUT_PLAIN;
+int bz_out_shard_threads = 0;
 
 /* Bytes of a chunk (a text store's or a table's rows): about 16 games'
  * worth of the table's first batch, a power of two between these bounds.
@@ -155,6 +156,38 @@ struct bz_shard {
     struct bz_zchunk *zc; /* the zip tables' compressor (out_zpool.h), on first use */
     unsigned char *zbuf;  /* one deflated chunk */
     size_t zcap;
+    /* bz_shard_set_threads: full chunks of zip tables deflating on zpool's
+     * threads, oldest first (a ring of ZJOBS), stored before the next flush */
+    int zthreads;
+    struct bz_zpool *zpool;
+    struct zjob *zjobs;
+    size_t zhead, n_zjobs;
+    struct zbuf *zfree; /* buffers of finished jobs, for the next */
+    size_t n_zfree;
+};
+
+/* Chunks deflating on the threads at once, at most (each holds its rows
+ * and their deflated copy): past that, unless the oldest is done, the
+ * writer deflates the next chunk itself (the threads run at nice
+ * ZJOBS_NICE, on a CPU the play leaves idle, which the follower merge
+ * shares: the work balances between the play's CPU and that one). */
+#define ZJOBS 4
+#define ZJOBS_NICE 10
+
+/* A buffer of a job's (rows, or their deflated copy), kept for reuse. */
+struct zbuf {
+    unsigned char *p;
+    size_t cap;
+};
+
+/* A full chunk of a zip table deflating on the threads. */
+struct zjob {
+    size_t table;    /* its index in bz_shard.tables */
+    hsize_t base;    /* its first row */
+    struct zbuf in;  /* its rows (the table's stage when it filled), then room for a checksum */
+    struct zbuf out; /* the deflated chunk and its checksum */
+    size_t out_len;
+    struct bz_zbatch b;
 };
 
 static int same_schema(const struct bz_table_desc *a, const struct bz_table_desc *b)
@@ -306,6 +339,7 @@ int bz_shard_create(const char *path, struct bz_shard **out, struct bz_err *err)
     s->put_game = -1;
     s->max_id = -1;
     s->layout = bz_out_shard_layout;
+    s->zthreads = bz_out_shard_threads;
     s->dxpl = H5I_INVALID_HID;
     if (!(s->tconv = malloc(SHARD_XFER_BYTES)) || !(s->bkg = malloc(SHARD_XFER_BYTES))) {
         rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory for a shard", path);
@@ -728,6 +762,122 @@ static int deflate_stage(struct bz_shard *s, struct out_table *t, size_t bytes, 
     return BZ_OK;
 }
 
+/* A buffer of at least cap bytes: a free one that fits, or a new one. */
+static int zbuf_get(struct bz_shard *s, size_t cap, struct zbuf *b)
+{
+    for (size_t k = 0; k < s->n_zfree; k++)
+        if (s->zfree[k].cap >= cap) {
+            *b = s->zfree[k];
+            s->zfree[k] = s->zfree[--s->n_zfree];
+            return 0;
+        }
+    b->cap = cap;
+    return (b->p = malloc(cap)) ? 0 : -1;
+}
+
+/* Keep b for a later job (2 per job at most), or free it. */
+static void zbuf_put(struct bz_shard *s, struct zbuf *b)
+{
+    if (!b->p)
+        return;
+    if (s->n_zfree < 2 * ZJOBS && s->zfree)
+        s->zfree[s->n_zfree++] = *b;
+    else
+        free(b->p);
+    b->p = NULL;
+    b->cap = 0;
+}
+
+/* Wait for the oldest job and store its chunk: deflated (mask 0), or its
+ * rows (mask 1) when deflate did not make them smaller. */
+static int zjob_store(struct bz_shard *s, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    struct zjob *j = &s->zjobs[s->zhead];
+    struct out_table *t = &s->tables[j->table];
+    size_t bytes = j->b.chunk_bytes;
+    if (bz_zpool_wait(s->zpool, &j->b) != 0) {
+        rc = bz_err_set(err, BZ_EIO, "%s: table %s: cannot deflate the chunk at row %llu", s->path,
+                        t->desc->path, (unsigned long long)j->base);
+    } else if (j->out_len < bytes + 4) {
+        if (H5Dwrite_chunk(t->dset, H5P_DEFAULT, 0, &j->base, j->out_len, j->out.p) < 0)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot store the chunk at row %llu",
+                                s->path, t->desc->path, (unsigned long long)j->base);
+    } else {
+        bz_out_fletcher32_put(j->in.p + bytes, bz_out_fletcher32(j->in.p, bytes));
+        if (H5Dwrite_chunk(t->dset, H5P_DEFAULT, 1u, &j->base, bytes + 4, j->in.p) < 0)
+            rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot store the chunk at row %llu",
+                                s->path, t->desc->path, (unsigned long long)j->base);
+    }
+    zbuf_put(s, &j->in);
+    zbuf_put(s, &j->out);
+    s->zhead = (s->zhead + 1) % ZJOBS;
+    s->n_zjobs--;
+    return rc;
+}
+
+/* Store every job's chunk (before a flush: what it commits is on file). */
+static int zjobs_store(struct bz_shard *s, struct bz_err *err)
+{
+    int rc = BZ_OK;
+    while (s->n_zjobs) {
+        int r = zjob_store(s, err);
+        if (r && !rc) {
+            rc = r;
+            err = NULL; /* the first failure is the one told */
+        }
+    }
+    return rc;
+}
+
+/* t's stage is a full chunk of a zip table: it goes to the threads as a
+ * job, and t gets another buffer for the next chunk's rows; *queued 0: the
+ * threads are busy with ZJOBS chunks, the caller deflates it. */
+static int zjob_start(struct bz_shard *s, struct out_table *t, size_t bytes, int *queued,
+                      struct bz_err *err)
+{
+    int rc;
+    *queued = 0;
+    if (!s->zpool) {
+        if (bz_zpool_create_workers(s->zthreads, ZJOBS_NICE, &s->zpool) != 0 ||
+            !(s->zjobs = calloc(ZJOBS, sizeof *s->zjobs)) ||
+            !(s->zfree = calloc(2 * ZJOBS, sizeof *s->zfree)))
+            return bz_err_set(err, BZ_ENOMEM, "%s: cannot start %d compression threads", s->path,
+                              s->zthreads);
+    }
+    if (s->n_zjobs == ZJOBS) {
+        if (!bz_zpool_done(s->zpool, &s->zjobs[s->zhead].b))
+            return BZ_OK;
+        if ((rc = zjob_store(s, err)))
+            return rc;
+    }
+    struct zjob *j = &s->zjobs[(s->zhead + s->n_zjobs) % ZJOBS];
+    struct zbuf fresh;
+    size_t cap = bz_zpool_bound(bytes);
+    if (zbuf_get(s, bytes + 4, &fresh) != 0)
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", s->path, t->desc->path);
+    if (zbuf_get(s, cap, &j->out) != 0) {
+        zbuf_put(s, &fresh);
+        return bz_err_set(err, BZ_ENOMEM, "%s: table %s: no memory", s->path, t->desc->path);
+    }
+    j->table = (size_t)(t - s->tables);
+    j->base = t->chunk_base;
+    j->in = (struct zbuf){t->stage, t->cap_stage * t->lay.size + 4};
+    t->stage = fresh.p; /* the stage's capacity is the chunk's rows (direct table) */
+    j->out_len = 0;
+    j->b = (struct bz_zbatch){0};
+    j->b.in = j->in.p;
+    j->b.n_chunks = 1;
+    j->b.chunk_bytes = bytes;
+    j->b.out = j->out.p;
+    j->b.out_cap = j->out.cap;
+    j->b.out_len = &j->out_len;
+    bz_zpool_submit(s->zpool, &j->b);
+    s->n_zjobs++;
+    *queued = 1;
+    return BZ_OK;
+}
+
 /* Store a direct table's stage as the chunk at chunk_base: rows past
  * n_stage set to the fill row, the dataset grown to cover the staged rows,
  * the checksum after the rows (the stored bytes are what HDF5's Fletcher32
@@ -766,6 +916,17 @@ static int store_chunk(struct bz_shard *s, struct out_table *t, struct bz_err *e
             return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot grow to %llu rows", s->path,
                                   t->desc->path, (unsigned long long)total);
         t->n_rows = total;
+    }
+    if (t->zip && t->n_stage == t->chunk_rows && s->zthreads) { /* deflated on a thread */
+        int queued;
+        if ((rc = zjob_start(s, t, bytes, &queued, err)))
+            return rc;
+        if (queued) {
+            t->chunk_base += t->chunk_rows;
+            t->n_stage = t->stored_stage = 0;
+            t->fill_from = t->chunk_rows; /* the new stage holds no fill rows */
+            return BZ_OK;
+        }
     }
     if (t->zip && t->n_stage == t->chunk_rows && (rc = deflate_stage(s, t, bytes, &zlen, err)))
         return rc;
@@ -823,6 +984,9 @@ out:
 
 static int write_stages(struct bz_shard *s, struct bz_err *err)
 {
+    int rc0 = zjobs_store(s, err); /* the threads' chunks first */
+    if (rc0)
+        return rc0;
     for (size_t i = 0; i < s->n_tables; i++) {
         int rc = write_stage(s, &s->tables[i], err);
         if (rc)
@@ -1101,6 +1265,11 @@ static int write_all(struct bz_shard *s, const struct bz_records *rec, int commi
     return sync ? sync_shard(s, err) : BZ_OK;
 }
 
+void bz_shard_set_threads(struct bz_shard *s, int n)
+{
+    s->zthreads = n > 0 ? n : 0; /* the pool starts with the first full chunk */
+}
+
 void bz_shard_set_layout(struct bz_shard *s, enum bz_layout layout)
 {
     s->layout = layout; /* read when a table is created (table_for) */
@@ -1227,6 +1396,19 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
         free(t->own_desc);
         free_str_blocks(t->strings);
     }
+    while (s->n_zjobs) { /* a failed shard: the threads finish with the buffers, nothing stored */
+        struct zjob *j = &s->zjobs[s->zhead];
+        (void)bz_zpool_wait(s->zpool, &j->b);
+        zbuf_put(s, &j->in);
+        zbuf_put(s, &j->out);
+        s->zhead = (s->zhead + 1) % ZJOBS;
+        s->n_zjobs--;
+    }
+    bz_zpool_destroy(s->zpool);
+    for (size_t k = 0; k < s->n_zfree; k++)
+        free(s->zfree[k].p);
+    free(s->zfree);
+    free(s->zjobs);
     bz_zchunk_destroy(s->zc);
     free(s->zbuf);
     int rc_close = bz_out_h5_close_file(&s->file, s->path, rc ? NULL : err);

@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h> /* setpriority */
+#include <sys/syscall.h>  /* SYS_gettid */
 #include <time.h>
 #include <unistd.h>
 
@@ -32,6 +34,7 @@ struct bz_zpool {
     pthread_cond_t work, idle;
     pthread_t *threads;
     int n_threads, quit;
+    int nice;                      /* the workers' nice increment (bz_zpool_create_workers) */
     struct bz_zbatch *head, *tail; /* the batches submitted and not done, in order */
 };
 
@@ -339,6 +342,8 @@ static void *worker(void *arg)
     struct bz_zchunk z;
     struct rstate rs = {NULL, -1, NULL, 0};
     int ok = zstate_init(&z) == 0;
+    if (p->nice) /* this thread only (Linux: a thread's own priority) */
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), p->nice);
     pthread_mutex_lock(&p->mu);
     for (;;) {
         struct bz_zbatch *b = NULL;
@@ -390,16 +395,37 @@ static void *worker(void *arg)
     return NULL;
 }
 
+static int create(int n_threads, int min, int nice, struct bz_zpool **pool);
+
 int bz_zpool_create(int n_threads, struct bz_zpool **pool)
+{
+    return create(n_threads, 2, 0, pool);
+}
+
+int bz_zpool_create_workers(int n_workers, int nice, struct bz_zpool **pool)
+{
+    return create(n_workers, 1, nice, pool);
+}
+
+int bz_zpool_done(struct bz_zpool *p, struct bz_zbatch *b)
+{
+    pthread_mutex_lock(&p->mu);
+    int done = !b->queued;
+    pthread_mutex_unlock(&p->mu);
+    return done;
+}
+
+static int create(int n_threads, int min, int nice, struct bz_zpool **pool)
 {
     struct bz_zpool *p = calloc(1, sizeof *p);
     *pool = NULL;
     if (!p)
         return -1;
+    p->nice = nice;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->work, NULL);
     pthread_cond_init(&p->idle, NULL);
-    if (n_threads > 1) {
+    if (n_threads >= min) {
         if (!(p->threads = calloc((size_t)n_threads, sizeof *p->threads))) {
             bz_zpool_destroy(p);
             return -1;

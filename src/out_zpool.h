@@ -125,6 +125,15 @@ int bz_zpool_wait(struct bz_zpool *pool, struct bz_zbatch *b);
  * carries the checksum of its data: 1 yes, 0 no. */
 int bz_zpool_chunk_ok(const unsigned char *chunk, size_t len);
 
+/* A pool of exactly n_workers >= 1 background threads (bz_zpool_create
+ * makes none for 1), each at nice + its process's nice (a CPU's idle time:
+ * they yield to the play); bz_zpool_wait only waits. 0 or -1. */
+int bz_zpool_create_workers(int n_workers, int nice, struct bz_zpool **pool);
+
+/* 1 when b (submitted to a pool with workers) is done: bz_zpool_wait would
+ * not block. */
+int bz_zpool_done(struct bz_zpool *p, struct bz_zbatch *b);
+
 /* Stop and join the workers (every batch submitted waited for). NULL is fine. */
 void bz_zpool_destroy(struct bz_zpool *pool);
 

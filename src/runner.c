@@ -208,6 +208,8 @@ static int open_segment(struct bz_runner *r, struct bz_err *err)
     int rc = bz_shard_create(path, &r->shard, err);
     if (rc)
         return rc;
+    bz_shard_set_layout(r->shard, r->opt.layout); /* before its first append */
+    bz_shard_set_threads(r->shard, r->opt.shard_threads);
     bz_shard_set_group_commit(r->shard, 1);
     r->segment_games = 0;
     r->segment_start = now_s();

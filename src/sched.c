@@ -172,18 +172,35 @@ static void bcast_int(int *v, const char *what)
  * on what the play leaves idle. Where every CPU plays, it takes CPU from
  * the play and costs more than one merge after it (measured on 2 CPUs:
  * 2 ranks 1.12x slower end to end with it; 1 rank 0.97x). Collective. */
-static int decide_follow(const struct bz_run_options *opt)
+static int decide_follow(const struct bz_run_options *opt, int *spare)
 {
     cpu_set_t mine, all;
-    int local, follow = 0;
+    int local, follow = 0, idle = 0;
     root_node_cpus(&mine, &all, &local);
     if (my_rank == 0 && !opt->dispatch_only) {
         int mode = bz_sched_follow_mode();
-        follow = mode >= 0 ? mode : CPU_COUNT(&all) > local;
+        idle = CPU_COUNT(&all) > local;
+        follow = mode >= 0 ? mode : idle;
     }
+    int both = follow | idle << 1;
     if (use_mpi && n_ranks > 1)
-        bcast_int(&follow, "MPI_Ibcast");
-    return follow;
+        bcast_int(&both, "MPI_Ibcast");
+    *spare = both >> 1;
+    return both & 1;
+}
+
+/* Threads that deflate a rank's shard chunks in the virtual layout: one
+ * where rank 0's node has a CPU beyond one per rank (as for the follower,
+ * which then shares it), else none (the rank deflates them itself);
+ * BAZAAR_SHARD_THREADS=N sets it. */
+static int shard_threads(const struct bz_run_options *opt, int spare)
+{
+    const char *e = getenv("BAZAAR_SHARD_THREADS");
+    if (opt->layout != BZ_LAYOUT_VIRTUAL)
+        return 0;
+    if (e && *e)
+        return atoi(e) > 0 ? atoi(e) : 0;
+    return spare ? 1 : 0;
 }
 
 /* MPI_Allreduce(MAX) of one int, waiting without spinning. */
@@ -559,13 +576,15 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
 
     char shard[BZ_SCHED_PATH_MAX + 64];
     snprintf(shard, sizeof shard, "%s/a%d-r%d", plan.parts, attempt, my_rank);
-    int follow = decide_follow(opt);
+    int spare = 0, follow = decide_follow(opt, &spare);
     struct bz_runner_options ro = {
         .grid = grid,
         .spec = spec,
         .shard_prefix = opt->dispatch_only ? NULL : shard,
         .replay = opt->replay,
         .follow = follow,
+        .layout = opt->layout,
+        .shard_threads = shard_threads(opt, spare),
         .yield = my_rank == 0 && n_ranks > 1,
         .on_done = on_game_done,
         .ctx = &c,
@@ -608,8 +627,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
      * from, and segments once the runner marked them closed). */
     struct bz_err start_err = {0};
     if (my_rank == 0 && follow &&
-        bz_follow_start(plan.parts, out, attempt, plan.n_games, plan.sources, plan.n_sources, lock,
-                        &follower, &start_err) != BZ_OK)
+        bz_follow_start(plan.parts, out, attempt, plan.n_games, opt->layout, plan.sources,
+                        plan.n_sources, lock, &follower, &start_err) != BZ_OK)
         fprintf(stderr, "bazaar: cannot start the follower merge (%s); merging after the play\n",
                 start_err.msg);
     rc = rank_loop(&c, err);
@@ -684,7 +703,8 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
                         fprintf(stderr, "bazaar: %s; merging in this process\n", ferr.msg);
                 }
                 if (rc != BZ_OK)
-                    rc = bz_merge((const char *const *)shards, n_shards, out, &prov, err);
+                    rc = bz_merge_layout((const char *const *)shards, n_shards, out, &prov,
+                                         opt->layout, err);
                 if (!rc)
                     bz_sched_remove_parts(plan.parts);
             }

@@ -105,8 +105,8 @@ static int close_from(posix_spawn_file_actions_t *fa, int lo)
 #endif
 
 int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
-                    char *const *sources, size_t n_sources, const struct bz_out_lock *lock,
-                    struct bz_follow **f, struct bz_err *err)
+                    enum bz_layout layout, char *const *sources, size_t n_sources,
+                    const struct bz_out_lock *lock, struct bz_follow **f, struct bz_err *err)
 {
     *f = NULL;
     int lock_fd = bz_out_lock_fd(lock);
@@ -117,7 +117,7 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
                           out);
     int p[2] = {-1, -1}, q[2] = {-1, -1}, dup_fd = -1, rc = BZ_ENOMEM;
     char games[32], att[16], fdnum[16], ppid[32];
-    char **argv = calloc(n_sources + 16, sizeof *argv);
+    char **argv = calloc(n_sources + 18, sizeof *argv);
     struct bz_follow *fl = calloc(1, sizeof *fl);
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -150,6 +150,8 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     argv[a++] = fdnum;
     argv[a++] = "--parent";
     argv[a++] = ppid;
+    argv[a++] = "--layout";
+    argv[a++] = layout == BZ_LAYOUT_VIRTUAL ? "virtual" : "plain";
     argv[a++] = "--";
     for (size_t i = 0; i < n_sources; i++)
         argv[a++] = sources[i];
@@ -768,8 +770,9 @@ static void follower_placement(void)
     sched_setaffinity(0, sizeof all, &all); /* a refusal only costs speed */
 }
 
-int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games, int lock_fd,
-                   long parent, char *const *initial, size_t n_initial, struct bz_err *err)
+int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games,
+                   enum bz_layout layout, int lock_fd, long parent, char *const *initial,
+                   size_t n_initial, struct bz_err *err)
 {
     int rc;
     struct follower fw = {.parts = parts, .out = out, .attempt = attempt, .n_games = n_games};
@@ -801,6 +804,7 @@ int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_ga
     }
     if ((rc = bz_merge_stream_open(out, 1, &fw.ms, err)))
         goto out;
+    bz_merge_stream_set_layout(fw.ms, layout); /* before its first add */
     rc = follow(&fw, initial, n_initial, err);
 out:
     bz_merge_stream_abort(fw.ms); /* NULL after finish; else removes the tmp */

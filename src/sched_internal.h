@@ -21,8 +21,10 @@ struct bz_runner_options {
     const char *shard_prefix; /* shards are <prefix>-<segment>.h5; NULL: play
                                  nothing, write nothing (dispatch bench) */
     int replay;
-    int follow; /* a follower merges: segments close at its cadence */
-    int yield;  /* return to the caller after every phase (coordinator rank) */
+    int follow;            /* a follower merges: segments close at its cadence */
+    enum bz_layout layout; /* what the shards are written for */
+    int shard_threads;     /* bz_shard_set_threads */
+    int yield;             /* return to the caller after every phase (coordinator rank) */
     void (*on_done)(void *ctx, int failed); /* a game was committed */
     void *ctx;
 };
@@ -111,13 +113,14 @@ struct bz_follow;
 struct bz_out_lock;
 /* Rank 0, once the parts folder exists: start the follower merge (bazaar
  * merge --follow, this executable run again) on the sweep's parts folder,
- * OUT, this attempt's number, the number of games, the sources the run
+ * OUT, this attempt's number, the number of games, OUT's layout (--layout
+ * of the follower's command line), the sources the run
  * starts from (closed: OUT, older attempts' shards) and the output's lock
  * (passed down). BZ_OK with *f, or an error code and why in err (the run
  * then merges at the end as before). */
 int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
-                    char *const *sources, size_t n_sources, const struct bz_out_lock *lock,
-                    struct bz_follow **f, struct bz_err *err);
+                    enum bz_layout layout, char *const *sources, size_t n_sources,
+                    const struct bz_out_lock *lock, struct bz_follow **f, struct bz_err *err);
 /* Play ended and every segment is closed: send the final merge's sources
  * (in its order) and the provenance, wait for the follower. BZ_OK: OUT is
  * written; else why in err (the caller merges itself). Frees f. */
@@ -126,11 +129,12 @@ int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources
 /* No merge (a stop, an error): EOF without the final message; the follower
  * removes its tmp. Waits for it; frees f; NULL is fine. */
 void bz_follow_cancel(struct bz_follow *f);
-/* The follower itself (bazaar merge --follow; parent: rank 0's pid, whose
+/* The follower itself (bazaar merge --follow; layout: OUT's; parent: rank 0's pid, whose
  * death ends it at once, removing its tmp): returns when OUT is written
  * (BZ_OK) or when it gave up (tmp removed). */
-int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games, int lock_fd,
-                   long parent, char *const *initial, size_t n_initial, struct bz_err *err);
+int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games,
+                   enum bz_layout layout, int lock_fd, long parent, char *const *initial,
+                   size_t n_initial, struct bz_err *err);
 
 /* ---- LLM budget (sched_budget.c) ---- */
 

@@ -89,6 +89,9 @@ static void put_game(struct bz_shard *s, struct bz_records *rec, int64_t id)
         fail_msg("%s", err.msg);
 }
 
+/* bz_shard_set_threads of the shards write_shard writes */
+static int shard_threads;
+
 /* N_GAMES games in layout, a group commit every sync_every games: partial
  * chunks are stored at each sync and stored again as they grow. */
 static void write_shard(const char *path, enum bz_layout layout, int sync_every)
@@ -100,6 +103,7 @@ static void write_shard(const char *path, enum bz_layout layout, int sync_every)
     if (bz_shard_create(path, &s, &err))
         fail_msg("%s", err.msg);
     bz_shard_set_layout(s, layout);
+    bz_shard_set_threads(s, shard_threads);
     bz_shard_set_group_commit(s, 1);
     for (int g = 0; g < N_GAMES; g++) {
         put_game(s, &rec, g);
@@ -267,11 +271,23 @@ static void virtual_shard_should_read_and_merge_like_plain(void **state)
     remove_tmp_file(mp);
 }
 
+/* The same two with the full chunks deflated on a background thread (a
+ * CPU the play leaves idle): stored before each sync's flush, the same
+ * chunks, rows and merge. */
+static void on_a_thread_too(void **state)
+{
+    shard_threads = 1;
+    virtual_shard_should_deflate_full_chunks_only(state);
+    virtual_shard_should_read_and_merge_like_plain(state);
+    shard_threads = 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(virtual_shard_should_deflate_full_chunks_only),
         cmocka_unit_test(virtual_shard_should_read_and_merge_like_plain),
+        cmocka_unit_test(on_a_thread_too),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -160,11 +161,53 @@ static void batches_in_flight_in_the_caller(void **state)
     batches_in_flight_should_each_finish("1");
 }
 
+/* One background worker (the shard writer's pool, bz_zpool_create_workers)
+ * at nice +10: a batch is done by it, not by the caller's wait (the thread
+ * that submits it never compresses); bz_zpool_done says so without
+ * blocking, and is 1 after the wait. */
+static void one_worker_should_compress_in_the_background(void **state)
+{
+    (void)state;
+    struct bz_zpool *pool = NULL;
+    assert_int_equal(bz_zpool_create_workers(1, 10, &pool), 0);
+    size_t cap = bz_zpool_bound(CHUNK_BYTES);
+    unsigned char *in = malloc(CHUNKS * CHUNK_BYTES), *out = malloc(cap); /* fill: CHUNKS */
+    size_t out_len = 0;
+    assert_non_null(in);
+    assert_non_null(out);
+    fill(in, 3);
+    struct bz_zbatch b = {0};
+    b.in = in;
+    b.n_chunks = 1;
+    b.chunk_bytes = CHUNK_BYTES;
+    b.out = out;
+    b.out_cap = cap;
+    b.out_len = &out_len;
+    bz_zpool_submit(pool, &b);
+    /* done without the caller's help: poll (no wait) until the worker is */
+    while (!bz_zpool_done(pool, &b))
+        nanosleep(&(struct timespec){0, 100000}, NULL);
+    assert_true(out_len > 0); /* the worker wrote it before done said so */
+    assert_int_equal(bz_zpool_wait(pool, &b), 0);
+    assert_int_equal(bz_zpool_done(pool, &b), 1);
+    assert_true(bz_zpool_chunk_ok(out, out_len));
+    unsigned char back[CHUNK_BYTES];
+    uLongf n = sizeof back;
+    assert_int_equal(uncompress(back, &n, out, (uLong)(out_len - 4)), Z_OK);
+    assert_memory_equal(back, in, CHUNK_BYTES);
+    assert_true(b.cpu_seconds >= 0);
+    bz_zbatch_reset_reads(&b, 1);
+    bz_zpool_destroy(pool);
+    free(in);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(batches_in_flight_on_threads),
         cmocka_unit_test(batches_in_flight_in_the_caller),
+        cmocka_unit_test(one_worker_should_compress_in_the_background),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

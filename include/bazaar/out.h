@@ -36,6 +36,11 @@ enum bz_layout { BZ_LAYOUT_PLAIN = 0, BZ_LAYOUT_VIRTUAL = 1 };
  * filter skipped in the chunk's filter mask), so it is still rewritten in
  * place as it grows. */
 void bz_shard_set_layout(struct bz_shard *s, enum bz_layout layout);
+/* In the virtual layout: deflate full chunks on n background threads (a CPU
+ * the play leaves idle) instead of in the writer's own; they are stored
+ * before the next flush, so what a commit makes durable is unchanged. 0
+ * (the default): in the writer. Before the first append. */
+void bz_shard_set_threads(struct bz_shard *s, int n);
 
 /* Append one finished game: every table's rows except /games first, then its
  * /games row (the commit record), then H5Fflush, then a journal line. After a

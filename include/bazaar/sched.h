@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "bazaar/err.h"
+#include "bazaar/out.h"
 
 struct bz_run_options {
     const char *spec_path;
@@ -19,6 +20,10 @@ struct bz_run_options {
     double progress_interval_s; /* log-line interval when stderr is not a tty */
     int dispatch_only;          /* bench: hand out ids, play nothing, write nothing */
     int max_batch;              /* largest batch of ids per request (0: default) */
+    enum bz_layout layout;      /* the results file's layout (every rank's shards
+                                   and the merge follow it); a resumed sweep
+                                   may change it: shards of either kind merge
+                                   in either layout */
 };
 
 struct bz_run_stats {

@@ -104,19 +104,31 @@ def strs(col):
     return [x.decode() if isinstance(x, bytes) else str(x) for x in col]
 
 
-def datasets(path):
+def datasets(path, parts=True):
+    """Every dataset of the file, sorted; parts=False leaves out /.parts/
+    (the virtual layout's storage: copies of the ranks' chunks that its
+    tables map, which differ with the ranks; not tables)."""
     names = []
     with h5py.File(path, "r") as f:
         f.visititems(lambda n, o: names.append(n) if isinstance(o, h5py.Dataset) else None)
-    return sorted(names)
+    return sorted(n for n in names if parts or not n.startswith(".parts/"))
+
+
+def virtual_tables(path):
+    """The tables of the file that are HDF5 virtual datasets (--layout
+    virtual), sorted; [] for a plain file."""
+    with h5py.File(path, "r") as f:
+        return [n for n in datasets(path, parts=False) if f[n].is_virtual]
 
 
 def assert_same_tables(a, b):
     """Every table of a and b holds the same rows, byte for byte (strings by
-    value), in the same order."""
-    assert datasets(a) == datasets(b), f"tables differ: {datasets(a)} vs {datasets(b)}"
+    value), in the same order, whatever their layouts (--layout plain or
+    virtual) and numbers of ranks."""
+    ta, tb = datasets(a, parts=False), datasets(b, parts=False)
+    assert ta == tb, f"tables differ: {ta} vs {tb}"
     with h5py.File(a, "r") as fa, h5py.File(b, "r") as fb:
-        for name in datasets(a):
+        for name in ta:
             x, y = fa[name][()], fb[name][()]
             assert x.dtype == y.dtype, f"{name}: dtypes differ"
             assert len(x) == len(y), f"{name}: {len(x)} vs {len(y)} rows"
@@ -145,6 +157,57 @@ def assert_same_rows(a, b, names, skip=("cache_hits",)):
                     assert list(x[col]) == list(y[col]), f"{name}.{col}"
                 else:
                     assert x[col].tobytes() == y[col].tobytes(), f"{name}.{col}"
+
+
+def big_spec(small_spec):
+    """small_spec with 640 games of 30 agents and 24 turns: a sweep that
+    lasts long enough (about a second on one rank) to be killed at random
+    moments, in its play or its merge."""
+    s = dict(small_spec)
+    s["repetitions"] = 40
+    s["fixed"] = {"n_agents": 30, "max_turns": 24}
+    return s
+
+
+def run_cmd(spec, out, ranks=None, *more):
+    """The argv of `bazaar run spec -o out --quiet more...` (under mpiexec -n
+    ranks when given)."""
+    cmd = [BIN, "run", spec, "-o", out, "--quiet", *map(str, more)]
+    if ranks:
+        cmd = [MPIEXEC, "--oversubscribe", "-n", str(ranks)] + cmd
+    return cmd
+
+
+def stop_after(p, games, sig):
+    """Send sig to p (a run with --progress-interval and stderr piped, as
+    text) once its progress lines report `games` games done."""
+    for line in p.stderr:
+        if line.startswith("progress: ") and int(line.split()[1].split("/")[0]) >= games:
+            p.send_signal(sig)
+            return
+
+
+def kill9_and_resume(first, again, rng, limit_s, env=None, kills=3, attempts=6):
+    """Run the argv first, then again (a --resume) until one attempt exits 0;
+    each of the first `kills` attempts still running after a random moment in
+    [0.05 s, limit_s] is killed -9 as a whole job (kill_session). Fails the
+    test when no attempt completes; returns how many were killed."""
+    import time as _time
+
+    killed, err = 0, ""
+    for attempt in range(attempts):
+        p = subprocess.Popen(again if attempt else first, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, env=env or mpi_env(),
+                             start_new_session=True)
+        if attempt < kills:
+            _time.sleep(rng.uniform(0.05, limit_s))
+            if p.poll() is None:
+                kill_session(p.pid)
+                killed += 1
+        _, err = p.communicate(timeout=300)
+        if p.returncode == 0:
+            return killed
+    pytest.fail(f"sweep did not complete after resumes: {err}")
 
 
 def game_ids(path):

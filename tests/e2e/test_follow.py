@@ -12,7 +12,8 @@ import time
 
 import pytest
 
-from conftest import BIN, MPIEXEC, assert_same_tables, game_ids, kill_session, mpi_env, write_spec
+from conftest import (BIN, MPIEXEC, assert_same_tables, game_ids, kill_session, mpi_env,
+                      virtual_tables, write_spec)
 
 
 def _env(**extra):
@@ -95,12 +96,38 @@ def _clean(out):
     assert not os.path.exists(out + ".parts"), "OUT.parts left"
 
 
+@pytest.mark.parametrize("layout", ["plain", "virtual"])
 @pytest.mark.parametrize("ranks", [None, 2, 4, 7])
-def test_following_gives_the_tables_of_a_merge_after_the_play(tmp_path, small_spec, ranks):
+def test_following_gives_the_tables_of_a_merge_after_the_play(tmp_path, small_spec, ranks,
+                                                              layout):
     spec, ref, out = _setup(tmp_path, small_spec)
     # many small segments: the follower merges in many blocks
-    _run(spec, out, ranks, BAZAAR_SEGMENT_GAMES=3)
+    stats = tmp_path / "follow.stats"
+    _run(spec, out, ranks, "--layout", layout, BAZAAR_SEGMENT_GAMES=3, BAZAAR_FOLLOW_STATS=stats)
+    assert "seconds_to_final" in stats.read_text(), "the follower did not write OUT"
     assert_same_tables(ref, out)
+    _clean(out)
+
+
+def test_the_follower_merges_in_the_runs_layout(tmp_path, small_spec):
+    spec, ref, out = _setup(tmp_path, small_spec)
+    p = subprocess.Popen(_cmd(spec, out, None, "--layout", "virtual"), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         env=_env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=10))
+    try:
+        f = _wait_for_follower(p)
+        with open(f"/proc/{f}/cmdline", "rb") as fc:
+            argv = fc.read().split(b"\0")
+        _, err = p.communicate(timeout=300)
+    finally:
+        if p.poll() is None:
+            kill_session(p.pid)
+    assert p.returncode == 0, err
+    i = argv.index(b"--layout")
+    assert argv[i + 1] == b"virtual", argv
+    assert "merging in this process" not in err, err  # the follower wrote OUT
+    assert_same_tables(ref, out)
+    assert virtual_tables(out), "OUT is not in the virtual layout"
     _clean(out)
 
 
@@ -240,11 +267,13 @@ def _a_segment_closed(out):
     return False
 
 
-def test_kill9_of_rank_0_ends_the_follower_and_resume_gives_the_same_file(tmp_path, small_spec):
+@pytest.mark.parametrize("layout", ["plain", "virtual"])
+def test_kill9_of_rank_0_ends_the_follower_and_resume_gives_the_same_file(tmp_path, small_spec,
+                                                                        layout):
     spec, ref, out = _setup(tmp_path, small_spec)
     env = _env(BAZAAR_SEGMENT_GAMES=2, BAZAAR_TEST_GAME_DELAY_MS=30)
-    p = subprocess.Popen(_cmd(spec, out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True, env=env)
+    p = subprocess.Popen(_cmd(spec, out, None, "--layout", layout), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True, env=env)
     try:
         f = _wait_for_follower(p)
         # a closed segment merged, then rank 0 alone is killed (its follower
@@ -260,13 +289,14 @@ def test_kill9_of_rank_0_ends_the_follower_and_resume_gives_the_same_file(tmp_pa
         pytest.skip("the sweep finished before the kill")
     assert not os.path.exists(out + ".tmp"), "the follower left OUT.tmp"
     assert not os.path.exists(out)
-    r = subprocess.run(_cmd(spec, out, None, "--resume"), capture_output=True, text=True,
-                       timeout=300, env=_env())
+    r = subprocess.run(_cmd(spec, out, None, "--resume", "--layout", layout), capture_output=True,
+                       text=True, timeout=300, env=_env())
     assert r.returncode == 0, r.stderr
     # the resumed run's follower took its sources (the older attempt's
     # shards) and the final ones as the same: no fallback
     assert "merging in this process" not in r.stderr, r.stderr
     assert_same_tables(ref, out)
+    assert bool(virtual_tables(out)) == (layout == "virtual")
     ids = game_ids(out)
     assert list(ids) == list(range(48))
     _clean(out)

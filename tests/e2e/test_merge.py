@@ -8,14 +8,7 @@ import subprocess
 import h5py
 import numpy as np
 
-from conftest import BIN, mpi_env, write_spec
-
-
-def _stop_after(p, games, sig):
-    for line in p.stderr:
-        if line.startswith("progress: ") and int(line.split()[1].split("/")[0]) >= games:
-            p.send_signal(sig)
-            return
+from conftest import BIN, mpi_env, stop_after, write_spec
 
 
 def _datasets(f):
@@ -51,7 +44,7 @@ def test_h5py_reads_the_merged_chunks_as_the_shards_rows(tmp_path, small_spec):
     env["BAZAAR_TEST_GAME_DELAY_MS"] = "50"  # stop part way: the shards stay
     p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
                          stderr=subprocess.PIPE, text=True, env=env)
-    _stop_after(p, 10, signal.SIGTERM)
+    stop_after(p, 10, signal.SIGTERM)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 3, err
     shards = sorted(glob.glob(out + ".parts/*.h5"))

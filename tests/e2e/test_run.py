@@ -17,8 +17,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
                                 "analysis"))
 import results  # noqa: E402
 
-from conftest import (BIN, MPIEXEC, assert_same_tables, bazaar, game_ids, kill_session,
-                      mpi_env, write_spec)
+from conftest import (BIN, MPIEXEC, assert_same_tables, bazaar, big_spec, game_ids,
+                      kill9_and_resume, kill_session, mpi_env, run_cmd, stop_after,
+                      write_spec)
 
 
 def test_run_writes_every_table_with_the_documented_columns(tmp_path, small_spec):
@@ -96,16 +97,20 @@ def test_paired_seeds_communication_on_off_same_market(tmp_path, small_spec):
         assert a["demand"].tobytes() == b["demand"].tobytes()
 
 
-@pytest.mark.parametrize("ranks", [2, 4, 7])
-def test_ranks_give_the_same_tables_as_one_process(tmp_path, small_spec, ranks):
+@pytest.mark.parametrize("ranks,layout", [(2, "plain"), (4, "plain"), (7, "plain"),
+                                          (None, "virtual"), (2, "virtual"), (4, "virtual"),
+                                          (7, "virtual")])
+def test_ranks_give_the_same_tables_as_one_process(tmp_path, small_spec, ranks, layout):
+    # --layout virtual: the same tables as plain on one rank (so on 1, 2, 4
+    # and 7 ranks among themselves too)
     spec = write_spec(tmp_path, small_spec)
     one = str(tmp_path / "one.h5")
     many = str(tmp_path / f"r{ranks}.h5")
     bazaar("run", spec, "-o", one, "--quiet")
-    bazaar("run", spec, "-o", many, "--quiet", ranks=ranks)
+    bazaar("run", spec, "-o", many, "--quiet", "--layout", layout, ranks=ranks)
     assert_same_tables(one, many)
     with h5py.File(many, "r") as f:
-        assert int(f.attrs["ranks"]) == ranks
+        assert int(f.attrs["ranks"]) == (ranks or 1)
 
 
 def test_refuses_to_overwrite_without_resume(tmp_path, small_spec):
@@ -150,7 +155,7 @@ def test_a_hand_merge_of_the_parts_keeps_provenance(tmp_path, small_spec):
     env["BAZAAR_TEST_GAME_DELAY_MS"] = "100"  # a sweep that lasts: stop it part way
     p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
                          stderr=subprocess.PIPE, text=True, env=env)
-    _stop_after(p, 3, signal.SIGTERM)
+    stop_after(p, 3, signal.SIGTERM)
     _, err = p.communicate(timeout=120)
     assert p.returncode == 3, err
     hand = str(tmp_path / "hand.h5")
@@ -174,29 +179,14 @@ def test_a_hand_merge_of_the_parts_keeps_provenance(tmp_path, small_spec):
         assert int(h.attrs["n_games"]) == 0 and "spec_json" not in h.attrs
 
 
-def _big_spec(small_spec):
-    s = dict(small_spec)
-    s["repetitions"] = 40  # 640 games
-    s["fixed"] = {"n_agents": 30, "max_turns": 24}
-    return s
-
-
-def _stop_after(p, games, sig):
-    """Send sig to p once its progress lines report `games` games done."""
-    for line in p.stderr:
-        if line.startswith("progress: ") and int(line.split()[1].split("/")[0]) >= games:
-            p.send_signal(sig)
-            return
-
-
 def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path, small_spec):
-    spec = write_spec(tmp_path, _big_spec(small_spec))
+    spec = write_spec(tmp_path, big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
     out = str(tmp_path / "out.h5")
     p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
                          stderr=subprocess.PIPE, text=True, env=mpi_env())
-    _stop_after(p, 100, signal.SIGTERM)
+    stop_after(p, 100, signal.SIGTERM)
     _, err = p.communicate(timeout=60)
     if p.returncode == 0:
         pytest.skip("the sweep finished before the signal; machine too fast for this size")
@@ -210,31 +200,16 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path, small_spec):
 @pytest.mark.parametrize("trial", range(4))
 def test_kill9_at_random_moments_then_resume_gives_the_same_file(tmp_path, small_spec, trial):
     rng = random.Random(1000 + trial)
-    spec = write_spec(tmp_path, _big_spec(small_spec))
+    spec = write_spec(tmp_path, big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     t0 = time.time()
     bazaar("run", spec, "-o", ref, "--quiet")
     full = time.time() - t0
     out = str(tmp_path / "out.h5")
     ranks = [None, 2, 3, None][trial]
-    kills = 0
-    for attempt in range(6):
-        cmd = [BIN, "run", spec, "-o", out, "--quiet"] + (["--resume"] if attempt else [])
-        if ranks:
-            cmd = [MPIEXEC, "--oversubscribe", "-n", str(ranks)] + cmd
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             env=mpi_env(), start_new_session=True)
-        if attempt < 3:
-            # up to a little past the full run time: some kills land in the merge
-            time.sleep(rng.uniform(0.05, full * 1.1))
-            if p.poll() is None:
-                kill_session(p.pid)
-                kills += 1
-        _, err = p.communicate(timeout=300)
-        if p.returncode == 0:
-            break
-    else:
-        pytest.fail(f"sweep did not complete after resumes: {err}")
+    # up to a little past the full run time: some kills land in the merge
+    kill9_and_resume(run_cmd(spec, out, ranks), run_cmd(spec, out, ranks, "--resume"), rng,
+                     full * 1.1)
     assert_same_tables(ref, out)
     ids = game_ids(out)
     assert list(ids) == list(range(len(ids))) and len(ids) == 640
@@ -248,7 +223,7 @@ def test_kill9_while_games_put_rows_early_then_resume_gives_the_same_file(tmp_pa
     # phase (as a long game does), so kills land between a game's early rows
     # and its commit record, and in the flushes of those rows
     rng = random.Random(77 + (ranks or 1))
-    spec = write_spec(tmp_path, _big_spec(small_spec))
+    spec = write_spec(tmp_path, big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     t0 = time.time()
     bazaar("run", spec, "-o", ref, "--quiet")  # rows held to the end
@@ -257,27 +232,14 @@ def test_kill9_while_games_put_rows_early_then_resume_gives_the_same_file(tmp_pa
     env = mpi_env()
     env["BAZAAR_FLUSH_BYTES"] = "1"
     env["BAZAAR_SEGMENT_GAMES"] = "50"
-    for attempt in range(6):
-        cmd = [BIN, "run", spec, "-o", out, "--quiet"] + (["--resume"] if attempt else [])
-        if ranks:
-            cmd = [MPIEXEC, "--oversubscribe", "-n", str(ranks)] + cmd
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             env=env, start_new_session=True)
-        if attempt < 3:
-            time.sleep(rng.uniform(0.05, full * 1.5))
-            if p.poll() is None:
-                kill_session(p.pid)
-        _, err = p.communicate(timeout=300)
-        if p.returncode == 0:
-            break
-    else:
-        pytest.fail(f"sweep did not complete after resumes: {err}")
+    kill9_and_resume(run_cmd(spec, out, ranks), run_cmd(spec, out, ranks, "--resume"), rng,
+                     full * 1.5, env)
     assert_same_tables(ref, out)
     assert list(game_ids(out)) == list(range(640))
 
 
 def test_corrupt_shard_is_set_aside_and_its_games_replayed(tmp_path, small_spec):
-    spec = write_spec(tmp_path, _big_spec(small_spec))
+    spec = write_spec(tmp_path, big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
     out = str(tmp_path / "out.h5")
@@ -312,13 +274,13 @@ def test_corrupt_shard_is_set_aside_and_its_games_replayed(tmp_path, small_spec)
 def _reference_and_a_killed_run(tmp_path, small_spec):
     """A reference run, then the same sweep killed (-9) early: (spec, ref,
     out, parts folder)."""
-    spec = write_spec(tmp_path, _big_spec(small_spec))
+    spec = write_spec(tmp_path, big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
     out = str(tmp_path / "out.h5")
     p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
                          env=mpi_env(), stderr=subprocess.PIPE, text=True)
-    _stop_after(p, 200, signal.SIGKILL)
+    stop_after(p, 200, signal.SIGKILL)
     p.communicate()
     parts = out + ".parts"
     return spec, ref, out, parts
@@ -380,7 +342,7 @@ def _children(pid):
 
 
 def test_a_rank_that_dies_fails_the_job_loudly_and_resume_finishes(tmp_path, small_spec):
-    spec = write_spec(tmp_path, _big_spec(small_spec))
+    spec = write_spec(tmp_path, big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
     out = str(tmp_path / "out.h5")
@@ -419,7 +381,7 @@ def test_progress_lines_in_a_log(tmp_path, small_spec):
 
 
 def test_a_torn_segment_costs_only_its_own_games(tmp_path, small_spec):
-    spec = write_spec(tmp_path, _big_spec(small_spec))
+    spec = write_spec(tmp_path, big_spec(small_spec))
     ref = str(tmp_path / "ref.h5")
     bazaar("run", spec, "-o", ref, "--quiet")
     out = str(tmp_path / "out.h5")
@@ -427,7 +389,7 @@ def test_a_torn_segment_costs_only_its_own_games(tmp_path, small_spec):
     env["BAZAAR_SEGMENT_GAMES"] = "50"
     p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"], env=env,
                          stderr=subprocess.PIPE, text=True)
-    _stop_after(p, 200, signal.SIGTERM)  # once a few segments are written
+    stop_after(p, 200, signal.SIGTERM)  # once a few segments are written
     p.communicate(timeout=60)
     if p.returncode == 0:
         pytest.skip("the sweep finished before the signal")
