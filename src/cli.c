@@ -693,6 +693,12 @@ static int cmd_merge(int argc, char **argv)
         free(ids);
         files[kept++] = files[i];
     }
+    /* a results file merged again (a virtual file made plain): its own */
+    if (!rc && !prov_buf && kept == 1) {
+        struct bz_err e = {0};
+        if (bz_out_read_provenance(files[0], &prov, &prov_buf, &e) == BZ_EIO)
+            fprintf(stderr, "bazaar: %s\n", e.msg);
+    }
     if (!rc && !prov_buf)
         fprintf(stderr,
                 "bazaar: no provenance (sweep.prov) beside the shards: %s will not "

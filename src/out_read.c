@@ -477,3 +477,73 @@ out:
     bz_out_h5_close(file);
     return rc;
 }
+
+/* A string attribute of file (NULL when absent or not a string). */
+static char *root_str(hid_t file, const char *name)
+{
+    char *v = NULL, *copy = NULL;
+    hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    hid_t t = bz_out_h5_str_type();
+    if (a >= 0 && t >= 0 && H5Aread(a, t, &v) >= 0 && v) {
+        copy = strdup(v);
+        H5free_memory(v);
+    }
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(t);
+    bz_out_h5_close(a);
+    return copy;
+}
+
+static int64_t root_i64(hid_t file, const char *name)
+{
+    int64_t v = 0;
+    hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
+        v = 0;
+    H5Eclear2(H5E_DEFAULT);
+    bz_out_h5_close(a);
+    return v;
+}
+
+int bz_out_read_provenance(const char *path, struct bz_provenance *prov, char **buf,
+                           struct bz_err *err)
+{
+    static const char *const names[] = {"spec_json", "version", "git_commit", "hosts",
+                                        "started_at"};
+    enum { N = sizeof names / sizeof names[0] };
+    hid_t file = H5I_INVALID_HID;
+    char *v[N] = {0};
+    size_t len = 0;
+    *buf = NULL;
+    int rc = bz_out_h5_open_ro(path, &file, err);
+    if (rc)
+        return rc;
+    for (int k = 0; k < N; k++) {
+        v[k] = root_str(file, names[k]);
+        len += v[k] ? strlen(v[k]) + 1 : 0;
+    }
+    int64_t ranks = root_i64(file, "ranks"), n_games = root_i64(file, "n_games");
+    bz_out_h5_close(file);
+    if (!v[0]) { /* not a results file (a shard) */
+        rc = BZ_EINVAL;
+    } else if (!(*buf = malloc(len))) {
+        rc = bz_err_set(err, BZ_ENOMEM, "%s: no memory", path);
+    } else {
+        const char **field[N] = {&prov->spec_json, &prov->version, &prov->git_commit, &prov->hosts,
+                                 &prov->started_at};
+        char *p = *buf;
+        for (int k = 0; k < N; k++) {
+            *field[k] = v[k] ? p : NULL;
+            if (v[k]) {
+                size_t n = strlen(v[k]) + 1;
+                memcpy(p, v[k], n);
+                p += n;
+            }
+        }
+        prov->ranks = ranks;
+        prov->n_games = n_games;
+    }
+    for (int k = 0; k < N; k++)
+        free(v[k]);
+    return rc;
+}

@@ -984,15 +984,14 @@ out:
 
 static int write_stages(struct bz_shard *s, struct bz_err *err)
 {
-    int rc0 = zjobs_store(s, err); /* the threads' chunks first */
-    if (rc0)
-        return rc0;
     for (size_t i = 0; i < s->n_tables; i++) {
         int rc = write_stage(s, &s->tables[i], err);
         if (rc)
             return rc;
     }
-    return BZ_OK;
+    /* then the threads' chunks, those a full stage just gave them too:
+     * every staged row is on file before the flush that commits it */
+    return zjobs_store(s, err);
 }
 
 /* Append n bytes at p to the text store st; *offset: where they start. */

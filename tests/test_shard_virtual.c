@@ -271,6 +271,85 @@ static void virtual_shard_should_read_and_merge_like_plain(void **state)
     remove_tmp_file(mp);
 }
 
+/* Games of exactly one chunk's rows of /fake/rows, a sync after each: at
+ * every sync that table's stage is full, so the sync itself hands it to
+ * the thread, and must store it before its flush. Every chunk of the
+ * closed shard is on file (mask 0: deflated) and the rows are the plain
+ * shard's. */
+static void chunk_filled_at_a_sync_should_be_on_file(void **state)
+{
+    (void)state;
+    char plain[512], virt[512];
+    struct bz_err err = {0};
+    struct bz_records rec;
+    bz_records_init(&rec);
+    /* the table's chunk rows, as the writer sizes them from a first game
+     * (of 1,000 rows: at least 16 KiB, so a chunk of the largest size, as
+     * from the games of one chunk's rows below) */
+    tmp_path(plain, sizeof plain, "crows.h5");
+    struct bz_shard *probe = NULL;
+    if (bz_shard_create(plain, &probe, &err))
+        fail_msg("%s", err.msg);
+    bz_records_reset(&rec);
+    for (int i = 0; i < 1000; i++)
+        *(struct vrow *)bz_records_add(&rec, &rows_desc) = (struct vrow){0, i, 0.0, 0, "p"};
+    *(struct bz_games_row *)bz_records_add(&rec, &bz_games_table) =
+        (struct bz_games_row){.game_id = 0, .game = "fake", .n_agents = 1, .status = "ok"};
+    if (bz_shard_append(probe, &rec, &err) || bz_shard_close(probe, &err))
+        fail_msg("%s", err.msg);
+    hid_t f = H5Fopen(plain, H5F_ACC_RDONLY, H5P_DEFAULT),
+          d = H5Dopen2(f, "/fake/rows", H5P_DEFAULT);
+    hid_t dcpl = H5Dget_create_plist(d);
+    hsize_t crows = 0;
+    assert_int_equal(H5Pget_chunk(dcpl, 1, &crows), 1);
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Fclose(f);
+    remove_tmp_file(plain);
+    for (int k = 0; k < 2; k++) {
+        const char *path = k ? virt : plain;
+        tmp_path(k ? virt : plain, 512, k ? "at_sync_v.h5" : "at_sync_p.h5");
+        struct bz_shard *s = NULL;
+        if (bz_shard_create(path, &s, &err))
+            fail_msg("%s", err.msg);
+        bz_shard_set_layout(s, k ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN);
+        bz_shard_set_threads(s, k);
+        bz_shard_set_group_commit(s, 1);
+        for (int64_t g = 0; g < 3; g++) {
+            bz_records_reset(&rec);
+            for (hsize_t i = 0; i < crows; i++) {
+                struct vrow *r = bz_records_add(&rec, &rows_desc);
+                assert_non_null(r);
+                *r = (struct vrow){g, (int32_t)i, (double)i * 0.25, 1, "x"};
+            }
+            struct bz_games_row *gr = bz_records_add(&rec, &bz_games_table);
+            assert_non_null(gr);
+            *gr =
+                (struct bz_games_row){.game_id = g, .game = "fake", .n_agents = 1, .status = "ok"};
+            if (bz_shard_append(s, &rec, &err) || bz_shard_sync(s, &err))
+                fail_msg("%s", err.msg);
+        }
+        if (bz_shard_close(s, &err))
+            fail_msg("%s", err.msg);
+    }
+    f = H5Fopen(virt, H5F_ACC_RDONLY, H5P_DEFAULT);
+    d = H5Dopen2(f, "/fake/rows", H5P_DEFAULT);
+    for (hsize_t c = 0; c < 3; c++) {
+        hsize_t off = c * crows, size = 0;
+        uint32_t mask = 7;
+        haddr_t addr = HADDR_UNDEF;
+        assert_true(H5Dget_chunk_info_by_coord(d, &off, &mask, &addr, &size) >= 0);
+        assert_true(addr != HADDR_UNDEF && size > 0);
+        assert_int_equal(mask, 0);
+    }
+    H5Dclose(d);
+    H5Fclose(f);
+    same_tables(plain, virt);
+    remove_tmp_file(plain);
+    remove_tmp_file(virt);
+    bz_records_cleanup(&rec);
+}
+
 /* The same two with the full chunks deflated on a background thread (a
  * CPU the play leaves idle): stored before each sync's flush, the same
  * chunks, rows and merge. */
@@ -288,6 +367,7 @@ int main(void)
         cmocka_unit_test(virtual_shard_should_deflate_full_chunks_only),
         cmocka_unit_test(virtual_shard_should_read_and_merge_like_plain),
         cmocka_unit_test(on_a_thread_too),
+        cmocka_unit_test(chunk_filled_at_a_sync_should_be_on_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

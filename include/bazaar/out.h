@@ -115,6 +115,14 @@ struct bz_provenance {
     int64_t n_games;
 };
 
+/* The root attributes of a results file (bz_merge's, from its prov) into
+ * prov: its strings point into *buf (malloc'd; free it). BZ_EINVAL (no
+ * message) for a file that has none (a shard), BZ_EIO when it cannot be
+ * opened. For a results file merged again (`bazaar merge --layout plain
+ * virtual.h5`): the copy records the run that made it. */
+int bz_out_read_provenance(const char *path, struct bz_provenance *prov, char **buf,
+                           struct bz_err *err);
+
 /* Merge shards into out_path (written to out_path + ".tmp" then renamed, so a
  * kill during the merge leaves no half file under the final name). Holds the
  * output's lock (bz_out_lock_take; re-entrant for a caller that holds it)

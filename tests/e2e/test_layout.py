@@ -333,3 +333,19 @@ def test_an_llm_sweep_replayed_in_the_virtual_layout_gives_the_plain_tables(serv
     assert texts_of(virt) == texts_of(plain) and len(texts_of(plain)) > 0
     a, b = br.load(plain), br.load(virt)
     assert b.texts(b.llm_calls["reply_text"]) == a.texts(a.llm_calls["reply_text"])
+
+
+def test_a_virtual_file_merged_again_is_a_plain_file_with_its_provenance(tmp_path, small_spec):
+    # `bazaar merge --layout plain virtual.h5`: for readers older than HDF5 1.10
+    spec = write_spec(tmp_path, small_spec)
+    virt = _run(tmp_path, spec, "virtual.h5", "--layout", "virtual", ranks=2)
+    plain = str(tmp_path / "plain.h5")
+    m = bazaar("merge", "--layout", "plain", virt, "-o", plain)
+    assert "merged 1 shard" in m.stdout and "no provenance" not in m.stderr, m.stderr
+    assert virtual_tables(virt) and not virtual_tables(plain)
+    assert not any(n.startswith(".parts/") for n in datasets(plain))
+    assert_same_tables(virt, plain)
+    with h5py.File(virt, "r") as a, h5py.File(plain, "r") as b:
+        for k in ("spec_json", "version", "git_commit", "hosts", "started_at", "ranks",
+                  "n_games"):
+            assert a.attrs[k] == b.attrs[k], k
