@@ -164,6 +164,17 @@ static void dump_file(const char *path, unsigned char **bytes, size_t *len)
     bz_out_free_paths(tables, nt);
 }
 
+/* The tables of path dump (dump_file) to want's want_len bytes. */
+static void dump_should_be(const char *path, const unsigned char *want, size_t want_len)
+{
+    unsigned char *got;
+    size_t got_len;
+    dump_file(path, &got, &got_len);
+    assert_int_equal(got_len, want_len);
+    assert_memory_equal(got, want, want_len);
+    free(got);
+}
+
 /* the layout merge and merge_blocks write */
 static enum bz_layout layout = BZ_LAYOUT_PLAIN;
 
@@ -219,14 +230,9 @@ static void merge_blocks_should_give(char paths[3][512], const char *name, const
                                      size_t want_len, struct bz_merge_stats *st)
 {
     char out[512];
-    unsigned char *got;
-    size_t got_len;
     tmp_path(out, sizeof out, "%s", name);
     merge_blocks(paths, out, bound, n_games, n_blocks, st);
-    dump_file(out, &got, &got_len);
-    assert_int_equal(got_len, want_len);
-    assert_memory_equal(got, want, want_len);
-    free(got);
+    dump_should_be(out, want, want_len);
     unlink(out);
 }
 
@@ -533,8 +539,8 @@ static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **s
         tmp_path(ref, sizeof ref, "ref%d.h5", sizes[i]);
         struct bz_merge_stats st;
         merge(paths, ref, NULL, "1", &st);
-        unsigned char *want, *got;
-        size_t want_len, got_len;
+        unsigned char *want;
+        size_t want_len;
         dump_file(ref, &want, &want_len);
         /* the sweep is many times the bound */
         assert_true(st.raw_bytes > 8 * 64 * 1024);
@@ -557,10 +563,7 @@ static void merge_memory_should_stay_under_its_bound_whatever_the_games(void **s
             assert_true(st.direct_chunks > 0);
             if (t == 0)
                 peak[i] = st.peak_bytes;
-            dump_file(small, &got, &got_len);
-            assert_int_equal(got_len, want_len);
-            assert_memory_equal(got, want, want_len);
-            free(got);
+            dump_should_be(small, want, want_len);
             unlink(small);
         }
         free(want);
@@ -603,18 +606,15 @@ static void virtual_merge_should_read_as_the_plain_one(void **state)
     struct bz_merge_stats st;
     layout = BZ_LAYOUT_PLAIN;
     merge(paths, ref, NULL, "1", &st);
-    unsigned char *want, *got;
-    size_t want_len, got_len;
+    unsigned char *want;
+    size_t want_len;
     dump_file(ref, &want, &want_len);
     layout = BZ_LAYOUT_VIRTUAL;
     static const char *threads[2] = {"1", "3"};
     for (int k = 0; k < 2; k++) {
         tmp_path(out, sizeof out, "virtual_%d.h5", k);
         merge(paths, out, NULL, threads[k], &st);
-        dump_file(out, &got, &got_len);
-        assert_int_equal(got_len, want_len);
-        assert_memory_equal(got, want, want_len);
-        free(got);
+        dump_should_be(out, want, want_len);
         print_message("# virtual, %s thread(s): %llu mappings, %llu chunks compressed, %llu "
                       "copied\n",
                       threads[k], (unsigned long long)st.mappings,
@@ -644,10 +644,7 @@ static void virtual_merge_should_read_as_the_plain_one(void **state)
     struct bz_err err = {0};
     if (bz_merge_layout(one, 1, plain, NULL, BZ_LAYOUT_PLAIN, &err))
         fail_msg("%s", err.msg);
-    dump_file(plain, &got, &got_len);
-    assert_int_equal(got_len, want_len);
-    assert_memory_equal(got, want, want_len);
-    free(got);
+    dump_should_be(plain, want, want_len);
     assert_int_equal(layout_of(plain, "/bound/numbers"), H5D_CHUNKED);
     hid_t f = H5Fopen(plain, H5F_ACC_RDONLY, H5P_DEFAULT);
     assert_true(f >= 0);
@@ -664,10 +661,7 @@ static void virtual_merge_should_read_as_the_plain_one(void **state)
     layout = BZ_LAYOUT_VIRTUAL;
     tmp_path(out, sizeof out, "virtual_z.h5");
     merge(zpaths, out, NULL, "2", &st);
-    dump_file(out, &got, &got_len);
-    assert_int_equal(got_len, want_len);
-    assert_memory_equal(got, want, want_len);
-    free(got);
+    dump_should_be(out, want, want_len);
     assert_true(st.chunks_compressed > 0 && st.chunks_pread == 0);
     unlink(out);
     for (int k = 0; k < 3; k++)
@@ -1008,8 +1002,8 @@ static void virtual_merge_should_stay_under_its_bound_whatever_the_games(void **
             struct bz_merge_stats st;
             layout = BZ_LAYOUT_PLAIN;
             merge(paths, ref, NULL, "1", &st);
-            unsigned char *want, *got;
-            size_t want_len, got_len;
+            unsigned char *want;
+            size_t want_len;
             dump_file(ref, &want, &want_len);
             layout = BZ_LAYOUT_VIRTUAL;
             for (int t = 0; t < 2; t++) {
@@ -1025,10 +1019,7 @@ static void virtual_merge_should_stay_under_its_bound_whatever_the_games(void **
                 assert_true(st.mappings > 0);
                 if (t == 0)
                     peak[i] = st.peak_bytes;
-                dump_file(small, &got, &got_len);
-                assert_int_equal(got_len, want_len);
-                assert_memory_equal(got, want, want_len);
-                free(got);
+                dump_should_be(small, want, want_len);
                 unlink(small);
             }
             layout = BZ_LAYOUT_PLAIN;
