@@ -478,11 +478,29 @@ out:
     return rc;
 }
 
-/* A string attribute of file (NULL when absent or not a string). */
+/* Attribute name of file, open, when it holds one value of class cls
+ * (a crafted file may hold an array, or another type, under the name). */
+static hid_t root_attr(hid_t file, const char *name, H5T_class_t cls)
+{
+    hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID, t = a >= 0 ? H5Aget_type(a) : -1;
+    int ok = sp >= 0 && t >= 0 && H5Sget_simple_extent_npoints(sp) == 1 && H5Tget_class(t) == cls &&
+             (cls != H5T_STRING || H5Tis_variable_str(t) > 0);
+    bz_out_h5_close(t);
+    bz_out_h5_close(sp);
+    if (!ok) {
+        bz_out_h5_close(a);
+        a = H5I_INVALID_HID;
+    }
+    H5Eclear2(H5E_DEFAULT);
+    return a;
+}
+
+/* A string attribute of file (NULL when absent or not one string). */
 static char *root_str(hid_t file, const char *name)
 {
     char *v = NULL, *copy = NULL;
-    hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    hid_t a = root_attr(file, name, H5T_STRING);
     hid_t t = bz_out_h5_str_type();
     if (a >= 0 && t >= 0 && H5Aread(a, t, &v) >= 0 && v) {
         copy = strdup(v);
@@ -497,7 +515,7 @@ static char *root_str(hid_t file, const char *name)
 static int64_t root_i64(hid_t file, const char *name)
 {
     int64_t v = 0;
-    hid_t a = H5Aexists(file, name) > 0 ? H5Aopen(file, name, H5P_DEFAULT) : H5I_INVALID_HID;
+    hid_t a = root_attr(file, name, H5T_INTEGER);
     if (a < 0 || H5Aread(a, H5T_NATIVE_INT64, &v) < 0)
         v = 0;
     H5Eclear2(H5E_DEFAULT);
