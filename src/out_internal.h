@@ -21,6 +21,9 @@ extern int bz_out_shard_deflate_level;
 extern enum bz_layout bz_out_shard_layout;
 /* Test hook: bz_shard_set_threads of every new shard (0: none). */
 extern int bz_out_shard_threads;
+/* Test hook: chunks a shard's threads hold at most before the writer
+ * deflates the next one itself (1..4; 4 by default). */
+extern size_t bz_out_shard_zjobs;
 
 /* Crash simulation: write every table of rec except /games (no commit
  * record, no journal line) and flush, as a writer killed just before its

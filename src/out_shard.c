@@ -69,6 +69,7 @@
 int bz_out_shard_deflate_level = 0;
 enum bz_layout bz_out_shard_layout = BZ_LAYOUT_PLAIN;
 int bz_out_shard_threads = 0;
+size_t bz_out_shard_zjobs = 4; /* ZJOBS */
 
 /* Bytes of a chunk (a text store's or a table's rows): about 16 games'
  * worth of the table's first batch, a power of two between these bounds.
@@ -845,7 +846,9 @@ static int zjob_start(struct bz_shard *s, struct out_table *t, size_t bytes, int
             return bz_err_set(err, BZ_ENOMEM, "%s: cannot start %d compression threads", s->path,
                               s->zthreads);
     }
-    if (s->n_zjobs == ZJOBS) {
+    size_t most =
+        bz_out_shard_zjobs >= 1 && bz_out_shard_zjobs <= ZJOBS ? bz_out_shard_zjobs : ZJOBS;
+    if (s->n_zjobs >= most) {
         if (!bz_zpool_done(s->zpool, &s->zjobs[s->zhead].b))
             return BZ_OK;
         if ((rc = zjob_store(s, err)))

@@ -350,6 +350,69 @@ static void chunk_filled_at_a_sync_should_be_on_file(void **state)
     bz_records_cleanup(&rec);
 }
 
+/* Full chunks in a row with at most one on the thread (bz_out_shard_zjobs
+ * 1): the next one is deflated by the writer while the thread is busy,
+ * else handed over, in whatever order they finish. Every chunk is on file
+ * deflated and the rows are the plain shard's. */
+static void chunks_split_between_writer_and_thread_should_all_be_on_file(void **state)
+{
+    (void)state;
+    enum { GAMES = 40, ROWS = 1500 }; /* 43.5 KB a game: about 6 chunks of 256 KiB */
+    char plain[512], virt[512];
+    struct bz_err err = {0};
+    struct bz_records rec;
+    bz_records_init(&rec);
+    bz_out_shard_zjobs = 1;
+    for (int k = 0; k < 2; k++) {
+        const char *path = k ? virt : plain;
+        tmp_path(k ? virt : plain, 512, k ? "split_v.h5" : "split_p.h5");
+        struct bz_shard *s = NULL;
+        if (bz_shard_create(path, &s, &err))
+            fail_msg("%s", err.msg);
+        bz_shard_set_layout(s, k ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN);
+        bz_shard_set_threads(s, k);
+        bz_shard_set_group_commit(s, 1); /* one sync, at the close */
+        for (int64_t g = 0; g < GAMES; g++) {
+            bz_records_reset(&rec);
+            for (int i = 0; i < ROWS; i++)
+                *(struct vrow *)bz_records_add(&rec, &rows_desc) =
+                    (struct vrow){g, i, (double)(g * ROWS + i) * 0.125, (uint8_t)(i & 1), "s"};
+            *(struct bz_games_row *)bz_records_add(&rec, &bz_games_table) =
+                (struct bz_games_row){.game_id = g, .game = "fake", .n_agents = 1, .status = "ok"};
+            if (bz_shard_append(s, &rec, &err))
+                fail_msg("%s", err.msg);
+        }
+        if (bz_shard_close(s, &err))
+            fail_msg("%s", err.msg);
+    }
+    bz_out_shard_zjobs = 4;
+    hid_t f = H5Fopen(virt, H5F_ACC_RDONLY, H5P_DEFAULT),
+          d = H5Dopen2(f, "/fake/rows", H5P_DEFAULT);
+    hid_t dcpl = H5Dget_create_plist(d), space = H5Dget_space(d);
+    hsize_t crows = 0, n_rows = 0, full = 0;
+    assert_int_equal(H5Pget_chunk(dcpl, 1, &crows), 1);
+    H5Sget_simple_extent_dims(space, &n_rows, NULL);
+    for (hsize_t off = 0; off + crows <= n_rows; off += crows, full++) {
+        hsize_t size = 0;
+        uint32_t mask = 7;
+        haddr_t addr = HADDR_UNDEF;
+        assert_true(H5Dget_chunk_info_by_coord(d, &off, &mask, &addr, &size) >= 0);
+        assert_true(addr != HADDR_UNDEF && size > 0 && size < crows * FILE_ROW);
+        assert_int_equal(mask, 0);
+    }
+    print_message("# %llu full chunks of %llu rows\n", (unsigned long long)full,
+                  (unsigned long long)crows);
+    assert_true(full >= 5);
+    H5Sclose(space);
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Fclose(f);
+    same_tables(plain, virt);
+    remove_tmp_file(plain);
+    remove_tmp_file(virt);
+    bz_records_cleanup(&rec);
+}
+
 /* The same two with the full chunks deflated on a background thread (a
  * CPU the play leaves idle): stored before each sync's flush, the same
  * chunks, rows and merge. */
@@ -368,6 +431,7 @@ int main(void)
         cmocka_unit_test(virtual_shard_should_read_and_merge_like_plain),
         cmocka_unit_test(on_a_thread_too),
         cmocka_unit_test(chunk_filled_at_a_sync_should_be_on_file),
+        cmocka_unit_test(chunks_split_between_writer_and_thread_should_all_be_on_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
