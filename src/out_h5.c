@@ -9,6 +9,7 @@
 #include "out_h5.h"
 #include "out_h5_fail.h"
 #include "out_internal.h"
+#include "out_zpool.h"
 
 void bz_out_h5_quiet(void)
 {
@@ -364,7 +365,10 @@ hid_t bz_out_h5_create_table(hid_t file, const char *path, hid_t file_type, hsiz
         goto out;
     if ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_chunk(dcpl, 1, &chunk_rows) < 0)
         goto out;
-    if (deflate_level > 0) {
+    if (deflate_level == BZ_OUT_H5_MERGED_PIPELINE) {
+        if (H5Pset_deflate(dcpl, BZ_ZPOOL_LEVEL) < 0)
+            goto out;
+    } else if (deflate_level > 0) {
         if (H5Pset_shuffle(dcpl) < 0 || H5Pset_deflate(dcpl, (unsigned)deflate_level) < 0)
             goto out;
     }

@@ -142,9 +142,17 @@ int bz_out_h5_copy_attrs(hid_t src, hid_t dst);
  * max_rows when max_rows > 0 (tiny tables get tiny chunks). */
 hsize_t bz_out_h5_chunk_rows(size_t row_bytes, size_t target_bytes, hsize_t max_rows);
 
+/* bz_out_h5_create_table's deflate_level for the merged file's pipeline:
+ * deflate at BZ_ZPOOL_LEVEL without shuffle (on these rows shuffle made
+ * deflate slower and the file larger), then Fletcher32. out_zpool.c writes
+ * exactly its chunks, and a virtual-layout shard's tables have it so that
+ * the merge copies their chunks as they are. */
+#define BZ_OUT_H5_MERGED_PIPELINE (-1)
+
 /* Create a 1-D chunked compound dataset of n_rows rows and unlimited max
  * size at path (intermediate groups created). deflate_level 0: no
- * compression, else shuffle + deflate; every chunk carries a Fletcher32
+ * compression, BZ_OUT_H5_MERGED_PIPELINE: the merged file's deflate, else
+ * shuffle + deflate at that level; every chunk carries a Fletcher32
  * checksum (a bit flip reads as an error). fill (may be NULL) is one row of
  * fill_type. */
 hid_t bz_out_h5_create_table(hid_t file, const char *path, hid_t file_type, hsize_t n_rows,

@@ -1424,27 +1424,6 @@ static int fill_range(struct merge *m, const char *path, const struct runs *rs, 
     return BZ_OK;
 }
 
-/* The merged file's chunked table: deflate and a Fletcher32 checksum per
- * chunk (no shuffle: on these rows it made deflate slower and the file
- * larger). out_zpool.c writes exactly this pipeline's chunks. */
-static hid_t create_table(hid_t file, const char *path, hid_t ftype, hsize_t n_rows,
-                          hsize_t chunk_rows)
-{
-    hid_t space = H5I_INVALID_HID, lcpl = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
-    hid_t dset = H5I_INVALID_HID;
-    hsize_t max = H5S_UNLIMITED;
-    if ((space = H5Screate_simple(1, &n_rows, &max)) >= 0 &&
-        (lcpl = H5Pcreate(H5P_LINK_CREATE)) >= 0 &&
-        H5Pset_create_intermediate_group(lcpl, 1) >= 0 &&
-        (dcpl = H5Pcreate(H5P_DATASET_CREATE)) >= 0 && H5Pset_chunk(dcpl, 1, &chunk_rows) >= 0 &&
-        H5Pset_deflate(dcpl, BZ_ZPOOL_LEVEL) >= 0 && H5Pset_fletcher32(dcpl) >= 0)
-        dset = H5Dcreate2(file, path, ftype, space, lcpl, dcpl, H5P_DEFAULT);
-    bz_out_h5_close(dcpl);
-    bz_out_h5_close(lcpl);
-    bz_out_h5_close(space);
-    return dset;
-}
-
 /* The table's attributes (units, doc) from the first shard that has it. */
 static int copy_table_attrs(const struct merge *m, const char *path, hid_t out_dset,
                             struct bz_err *err)
@@ -1596,7 +1575,8 @@ static int table_create(struct merge *m, struct mtable *t, hsize_t rows, struct 
         return bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot build its memory type",
                               m->out_name, t->path);
     hsize_t chunk = bz_out_h5_chunk_rows(H5Tget_size(t->ref), MERGED_CHUNK_BYTES, rows);
-    hid_t dset = create_table(m->file, t->path, t->ref, rows, chunk);
+    hid_t dset = bz_out_h5_create_table(m->file, t->path, t->ref, rows, chunk,
+                                        BZ_OUT_H5_MERGED_PIPELINE, t->ref, NULL);
     if (dset < 0)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", m->out_name, t->path);
     if ((rc = sink_open(m, &t->s, dset, t->mtype, t->vlen, chunk, rows, err))) {
@@ -1705,7 +1685,8 @@ static int part_create(struct merge *m, struct mtable *t, size_t i, struct gcach
     p->copied = 0;
     if (part_name(name, sizeof name, i, t->path))
         return bz_err_set(err, BZ_EINVAL, "%s: table %s: path too long", m->out_name, t->path);
-    if ((p->dset = create_table(m->file, name, t->ref, 0, p->crows)) < 0)
+    if ((p->dset = bz_out_h5_create_table(m->file, name, t->ref, 0, p->crows,
+                                          BZ_OUT_H5_MERGED_PIPELINE, t->ref, NULL)) < 0)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot create %s", m->out_name, name);
     return BZ_OK;
 }

@@ -422,9 +422,6 @@ static int grow_tables(struct bz_shard *s, const char *path, struct bz_err *err)
 
 static const struct bz_column store_col = {"byte", BZ_COL_U8, 0, "", "", 0, 0};
 
-/* The text store of column col of desc (out_h5.h): a 1-D u8 dataset stored
- * in whole chunks (of chunk_bytes) like a table without strings; *idx: its
- * index in s->tables. */
 /* A run index's columns (out_h5.h: struct bz_out_run_row). */
 static const struct bz_column run_cols[] = {
     {"game_id", BZ_COL_I64, offsetof(struct bz_out_run_row, game_id), "", "", 0, 0},
@@ -492,6 +489,9 @@ static int index_runs(struct bz_shard *s, size_t runs, const struct bz_rowbuf *r
     return BZ_OK;
 }
 
+/* The text store of column col of desc (out_h5.h): a 1-D u8 dataset stored
+ * in whole chunks (of chunk_bytes) like a table without strings; *idx: its
+ * index in s->tables. */
 static int create_store(struct bz_shard *s, const struct bz_table_desc *desc,
                         const struct bz_column *col, size_t chunk_bytes, size_t *idx,
                         struct bz_err *err)
@@ -570,28 +570,6 @@ static int has_text_refs(const struct bz_out_layout *lay)
     return 0;
 }
 
-/* A zip table (virtual layout): the merged file's pipeline exactly (out_merge.c's
- * create_table: deflate at BZ_ZPOOL_LEVEL, no shuffle, then Fletcher32), so
- * that its deflated chunks are the merged file's chunks as they are. */
-static hid_t create_zip_table(hid_t file, const char *path, hid_t ftype, hsize_t chunk_rows,
-                              const void *fill)
-{
-    hid_t space = H5I_INVALID_HID, lcpl = H5I_INVALID_HID, dcpl = H5I_INVALID_HID;
-    hid_t dset = H5I_INVALID_HID;
-    hsize_t zero = 0, max = H5S_UNLIMITED;
-    if ((space = H5Screate_simple(1, &zero, &max)) >= 0 &&
-        (lcpl = H5Pcreate(H5P_LINK_CREATE)) >= 0 &&
-        H5Pset_create_intermediate_group(lcpl, 1) >= 0 &&
-        (dcpl = H5Pcreate(H5P_DATASET_CREATE)) >= 0 && H5Pset_chunk(dcpl, 1, &chunk_rows) >= 0 &&
-        H5Pset_deflate(dcpl, BZ_ZPOOL_LEVEL) >= 0 && H5Pset_fletcher32(dcpl) >= 0 &&
-        H5Pset_fill_value(dcpl, ftype, fill) >= 0)
-        dset = H5Dcreate2(file, path, ftype, space, lcpl, dcpl, H5P_DEFAULT);
-    bz_out_h5_close(dcpl);
-    bz_out_h5_close(lcpl);
-    bz_out_h5_close(space);
-    return dset;
-}
-
 /* The open dataset for rb's table, created on first use (its chunks sized
  * from rb's rows). */
 static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_table **out,
@@ -640,9 +618,11 @@ static int table_for(struct bz_shard *s, const struct bz_rowbuf *rb, struct out_
     hsize_t chunk = bz_out_h5_chunk_rows(lay.size, cbytes, 0);
     int direct = !lay.has_vlen && bz_out_shard_deflate_level == 0;
     int zip = direct && s->layout == BZ_LAYOUT_VIRTUAL && !has_text_refs(&lay);
-    dset = zip ? create_zip_table(s->file, desc->path, ftype, chunk, fill)
-               : bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk,
-                                        bz_out_shard_deflate_level, ftype, fill);
+    /* a zip table (virtual layout): the merged file's pipeline exactly, so
+     * that its deflated chunks are the merged file's chunks as they are */
+    dset = bz_out_h5_create_table(s->file, desc->path, ftype, 0, chunk,
+                                  zip ? BZ_OUT_H5_MERGED_PIPELINE : bz_out_shard_deflate_level,
+                                  ftype, fill);
     if (dset < 0) {
         rc = bz_out_h5_fail(err, BZ_EIO, "%s: cannot create table %s", s->path, desc->path);
         goto out;
@@ -789,6 +769,16 @@ static void zbuf_put(struct bz_shard *s, struct zbuf *b)
     b->cap = 0;
 }
 
+/* The oldest job (done) leaves the ring; its buffers are kept for reuse. */
+static void zjob_retire(struct bz_shard *s)
+{
+    struct zjob *j = &s->zjobs[s->zhead];
+    zbuf_put(s, &j->in);
+    zbuf_put(s, &j->out);
+    s->zhead = (s->zhead + 1) % ZJOBS;
+    s->n_zjobs--;
+}
+
 /* Wait for the oldest job and store its chunk: deflated (mask 0), or its
  * rows (mask 1) when deflate did not make them smaller. */
 static int zjob_store(struct bz_shard *s, struct bz_err *err)
@@ -810,10 +800,7 @@ static int zjob_store(struct bz_shard *s, struct bz_err *err)
             rc = bz_out_h5_fail(err, BZ_EIO, "%s: table %s: cannot store the chunk at row %llu",
                                 s->path, t->desc->path, (unsigned long long)j->base);
     }
-    zbuf_put(s, &j->in);
-    zbuf_put(s, &j->out);
-    s->zhead = (s->zhead + 1) % ZJOBS;
-    s->n_zjobs--;
+    zjob_retire(s);
     return rc;
 }
 
@@ -1399,12 +1386,8 @@ int bz_shard_close(struct bz_shard *s, struct bz_err *err)
         free_str_blocks(t->strings);
     }
     while (s->n_zjobs) { /* a failed shard: the threads finish with the buffers, nothing stored */
-        struct zjob *j = &s->zjobs[s->zhead];
-        (void)bz_zpool_wait(s->zpool, &j->b);
-        zbuf_put(s, &j->in);
-        zbuf_put(s, &j->out);
-        s->zhead = (s->zhead + 1) % ZJOBS;
-        s->n_zjobs--;
+        (void)bz_zpool_wait(s->zpool, &s->zjobs[s->zhead].b);
+        zjob_retire(s);
     }
     bz_zpool_destroy(s->zpool);
     for (size_t k = 0; k < s->n_zfree; k++)

@@ -271,6 +271,66 @@ static void virtual_shard_should_read_and_merge_like_plain(void **state)
     remove_tmp_file(mp);
 }
 
+/* The same games (rows rows of /fake/rows each, and a /games row) into a
+ * plain shard and into a virtual one whose full chunks a thread deflates;
+ * with sync_each a sync after every game, else one at the close. */
+static void write_pair(char plain[512], char virt[512], const char *stem, int games, hsize_t rows,
+                       int sync_each)
+{
+    struct bz_err err = {0};
+    struct bz_records rec;
+    bz_records_init(&rec);
+    for (int k = 0; k < 2; k++) {
+        char *path = k ? virt : plain;
+        tmp_path(path, 512, "%s_%c.h5", stem, k ? 'v' : 'p');
+        struct bz_shard *s = NULL;
+        if (bz_shard_create(path, &s, &err))
+            fail_msg("%s", err.msg);
+        bz_shard_set_layout(s, k ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN);
+        bz_shard_set_threads(s, k);
+        bz_shard_set_group_commit(s, 1);
+        for (int64_t g = 0; g < games; g++) {
+            bz_records_reset(&rec);
+            for (hsize_t i = 0; i < rows; i++)
+                *(struct vrow *)bz_records_add(&rec, &rows_desc) =
+                    (struct vrow){g, (int32_t)i, (double)(g * (int64_t)rows + (int64_t)i) * 0.125,
+                                  (uint8_t)(i & 1), "s"};
+            *(struct bz_games_row *)bz_records_add(&rec, &bz_games_table) =
+                (struct bz_games_row){.game_id = g, .game = "fake", .n_agents = 1, .status = "ok"};
+            if (bz_shard_append(s, &rec, &err) || (sync_each && bz_shard_sync(s, &err)))
+                fail_msg("%s", err.msg);
+        }
+        if (bz_shard_close(s, &err))
+            fail_msg("%s", err.msg);
+    }
+    bz_records_cleanup(&rec);
+}
+
+/* The full chunks of /fake/rows in path, each checked on file and deflated
+ * (mask 0, smaller than its rows); *crows: rows per chunk. */
+static hsize_t full_chunks_deflated(const char *path, hsize_t *crows)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT),
+          d = H5Dopen2(f, "/fake/rows", H5P_DEFAULT);
+    hid_t dcpl = H5Dget_create_plist(d), space = H5Dget_space(d);
+    hsize_t n_rows = 0, full = 0;
+    assert_int_equal(H5Pget_chunk(dcpl, 1, crows), 1);
+    H5Sget_simple_extent_dims(space, &n_rows, NULL);
+    for (hsize_t off = 0; off + *crows <= n_rows; off += *crows, full++) {
+        hsize_t size = 0;
+        uint32_t mask = 7;
+        haddr_t addr = HADDR_UNDEF;
+        assert_true(H5Dget_chunk_info_by_coord(d, &off, &mask, &addr, &size) >= 0);
+        assert_true(addr != HADDR_UNDEF && size > 0 && size < *crows * FILE_ROW);
+        assert_int_equal(mask, 0);
+    }
+    H5Sclose(space);
+    H5Pclose(dcpl);
+    H5Dclose(d);
+    H5Fclose(f);
+    return full;
+}
+
 /* Games of exactly one chunk's rows of /fake/rows, a sync after each: at
  * every sync that table's stage is full, so the sync itself hands it to
  * the thread, and must store it before its flush. Every chunk of the
@@ -280,74 +340,19 @@ static void chunk_filled_at_a_sync_should_be_on_file(void **state)
 {
     (void)state;
     char plain[512], virt[512];
-    struct bz_err err = {0};
-    struct bz_records rec;
-    bz_records_init(&rec);
+    hsize_t crows = 0;
     /* the table's chunk rows, as the writer sizes them from a first game
      * (of 1,000 rows: at least 16 KiB, so a chunk of the largest size, as
      * from the games of one chunk's rows below) */
-    tmp_path(plain, sizeof plain, "crows.h5");
-    struct bz_shard *probe = NULL;
-    if (bz_shard_create(plain, &probe, &err))
-        fail_msg("%s", err.msg);
-    bz_records_reset(&rec);
-    for (int i = 0; i < 1000; i++)
-        *(struct vrow *)bz_records_add(&rec, &rows_desc) = (struct vrow){0, i, 0.0, 0, "p"};
-    *(struct bz_games_row *)bz_records_add(&rec, &bz_games_table) =
-        (struct bz_games_row){.game_id = 0, .game = "fake", .n_agents = 1, .status = "ok"};
-    if (bz_shard_append(probe, &rec, &err) || bz_shard_close(probe, &err))
-        fail_msg("%s", err.msg);
-    hid_t f = H5Fopen(plain, H5F_ACC_RDONLY, H5P_DEFAULT),
-          d = H5Dopen2(f, "/fake/rows", H5P_DEFAULT);
-    hid_t dcpl = H5Dget_create_plist(d);
-    hsize_t crows = 0;
-    assert_int_equal(H5Pget_chunk(dcpl, 1, &crows), 1);
-    H5Pclose(dcpl);
-    H5Dclose(d);
-    H5Fclose(f);
+    write_pair(plain, virt, "probe", 1, 1000, 1);
+    full_chunks_deflated(virt, &crows);
     remove_tmp_file(plain);
-    for (int k = 0; k < 2; k++) {
-        const char *path = k ? virt : plain;
-        tmp_path(k ? virt : plain, 512, k ? "at_sync_v.h5" : "at_sync_p.h5");
-        struct bz_shard *s = NULL;
-        if (bz_shard_create(path, &s, &err))
-            fail_msg("%s", err.msg);
-        bz_shard_set_layout(s, k ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN);
-        bz_shard_set_threads(s, k);
-        bz_shard_set_group_commit(s, 1);
-        for (int64_t g = 0; g < 3; g++) {
-            bz_records_reset(&rec);
-            for (hsize_t i = 0; i < crows; i++) {
-                struct vrow *r = bz_records_add(&rec, &rows_desc);
-                assert_non_null(r);
-                *r = (struct vrow){g, (int32_t)i, (double)i * 0.25, 1, "x"};
-            }
-            struct bz_games_row *gr = bz_records_add(&rec, &bz_games_table);
-            assert_non_null(gr);
-            *gr =
-                (struct bz_games_row){.game_id = g, .game = "fake", .n_agents = 1, .status = "ok"};
-            if (bz_shard_append(s, &rec, &err) || bz_shard_sync(s, &err))
-                fail_msg("%s", err.msg);
-        }
-        if (bz_shard_close(s, &err))
-            fail_msg("%s", err.msg);
-    }
-    f = H5Fopen(virt, H5F_ACC_RDONLY, H5P_DEFAULT);
-    d = H5Dopen2(f, "/fake/rows", H5P_DEFAULT);
-    for (hsize_t c = 0; c < 3; c++) {
-        hsize_t off = c * crows, size = 0;
-        uint32_t mask = 7;
-        haddr_t addr = HADDR_UNDEF;
-        assert_true(H5Dget_chunk_info_by_coord(d, &off, &mask, &addr, &size) >= 0);
-        assert_true(addr != HADDR_UNDEF && size > 0);
-        assert_int_equal(mask, 0);
-    }
-    H5Dclose(d);
-    H5Fclose(f);
+    remove_tmp_file(virt);
+    write_pair(plain, virt, "at_sync", 3, crows, 1);
+    assert_int_equal(full_chunks_deflated(virt, &crows), 3);
     same_tables(plain, virt);
     remove_tmp_file(plain);
     remove_tmp_file(virt);
-    bz_records_cleanup(&rec);
 }
 
 /* Full chunks in a row with at most one on the thread (bz_out_shard_zjobs
@@ -357,60 +362,18 @@ static void chunk_filled_at_a_sync_should_be_on_file(void **state)
 static void chunks_split_between_writer_and_thread_should_all_be_on_file(void **state)
 {
     (void)state;
-    enum { GAMES = 40, ROWS = 1500 }; /* 43.5 KB a game: about 6 chunks of 256 KiB */
     char plain[512], virt[512];
-    struct bz_err err = {0};
-    struct bz_records rec;
-    bz_records_init(&rec);
+    hsize_t crows = 0;
     bz_out_shard_zjobs = 1;
-    for (int k = 0; k < 2; k++) {
-        const char *path = k ? virt : plain;
-        tmp_path(k ? virt : plain, 512, k ? "split_v.h5" : "split_p.h5");
-        struct bz_shard *s = NULL;
-        if (bz_shard_create(path, &s, &err))
-            fail_msg("%s", err.msg);
-        bz_shard_set_layout(s, k ? BZ_LAYOUT_VIRTUAL : BZ_LAYOUT_PLAIN);
-        bz_shard_set_threads(s, k);
-        bz_shard_set_group_commit(s, 1); /* one sync, at the close */
-        for (int64_t g = 0; g < GAMES; g++) {
-            bz_records_reset(&rec);
-            for (int i = 0; i < ROWS; i++)
-                *(struct vrow *)bz_records_add(&rec, &rows_desc) =
-                    (struct vrow){g, i, (double)(g * ROWS + i) * 0.125, (uint8_t)(i & 1), "s"};
-            *(struct bz_games_row *)bz_records_add(&rec, &bz_games_table) =
-                (struct bz_games_row){.game_id = g, .game = "fake", .n_agents = 1, .status = "ok"};
-            if (bz_shard_append(s, &rec, &err))
-                fail_msg("%s", err.msg);
-        }
-        if (bz_shard_close(s, &err))
-            fail_msg("%s", err.msg);
-    }
+    write_pair(plain, virt, "split", 40, 1500, 0); /* 43.5 KB a game: about 6 chunks of 256 KiB */
     bz_out_shard_zjobs = 4;
-    hid_t f = H5Fopen(virt, H5F_ACC_RDONLY, H5P_DEFAULT),
-          d = H5Dopen2(f, "/fake/rows", H5P_DEFAULT);
-    hid_t dcpl = H5Dget_create_plist(d), space = H5Dget_space(d);
-    hsize_t crows = 0, n_rows = 0, full = 0;
-    assert_int_equal(H5Pget_chunk(dcpl, 1, &crows), 1);
-    H5Sget_simple_extent_dims(space, &n_rows, NULL);
-    for (hsize_t off = 0; off + crows <= n_rows; off += crows, full++) {
-        hsize_t size = 0;
-        uint32_t mask = 7;
-        haddr_t addr = HADDR_UNDEF;
-        assert_true(H5Dget_chunk_info_by_coord(d, &off, &mask, &addr, &size) >= 0);
-        assert_true(addr != HADDR_UNDEF && size > 0 && size < crows * FILE_ROW);
-        assert_int_equal(mask, 0);
-    }
+    hsize_t full = full_chunks_deflated(virt, &crows);
     print_message("# %llu full chunks of %llu rows\n", (unsigned long long)full,
                   (unsigned long long)crows);
     assert_true(full >= 5);
-    H5Sclose(space);
-    H5Pclose(dcpl);
-    H5Dclose(d);
-    H5Fclose(f);
     same_tables(plain, virt);
     remove_tmp_file(plain);
     remove_tmp_file(virt);
-    bz_records_cleanup(&rec);
 }
 
 /* The same two with the full chunks deflated on a background thread (a
