@@ -13,8 +13,9 @@
 #      virtual vs plain end to end when both ran.
 #      Per core: 1 rank pinned to one CPU (taskset; a job runs one rank per
 #      core, so that rank has no idle CPU for the follower or the shard
-#      threads, as neither of the 2 ranks has) against the 2 ranks, not
-#      following; and the same net of the fixed costs (start-up, MPI's, and
+#      threads, as neither of the 2 ranks has) against the 2 ranks, following
+#      (the default where more than one rank plays: the follower at nice 0)
+#      and not; and the same net of the fixed costs (start-up, MPI's, and
 #      the end), measured as a 6-game sweep on 1 and on 2 ranks each round.
 #   2. build/bench_merge on the same sweep: records vs no records, the
 #      merge's MB/s, its phases and its peak memory.
@@ -57,7 +58,7 @@ run() { # LAYOUT FOLLOW OUT CMD...: prints "wall_seconds play_rate"
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A T R DURING AFTER FCPU FSER FTHR # keys: LAYOUT RANKS FOLLOW (p: 1 rank on 1 CPU)
-F1="" F2=""
+F1="" F2="" F2F=""
 # the CPU one rank is pinned to for the per-core figure (a job runs one rank
 # per core: the 1-rank run then has no idle CPU for the follower or the
 # shard threads, as each of the 2 ranks has none)
@@ -91,6 +92,8 @@ for ((i = 0; i < ROUNDS; i++)); do
   F1+="$t "
   read t r <<<"$(run plain 0 /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
   F2+="$t "
+  read t r <<<"$(run plain 1 /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
+  F2F+="$t "
   sed -i "s/\"repetitions\": 1/\"repetitions\": $REPS_SAVED/" "$SPEC"
 done
 med() { printf '%s\n' $1 | median; }
@@ -114,10 +117,16 @@ for l in $LAYOUTS; do
   awk -v a="$(med "${T[${l}11]}")" -v b="$(med "${T[${l}10]}")" -v c="$(med "${T[${l}21]}")" -v d="$(med "${T[${l}20]}")" \
     'BEGIN{printf "  following vs not, end to end: 1 rank %.2f, 2 ranks %.2f\n", a/b, c/d}'
   if [ -n "${T[${l}p]:-}" ]; then
-    awk -v p="$(med "${T[${l}p]}")" -v rp="$(med "${R[${l}p]}")" -v t2="$(med "${T[${l}20]}")" \
-        -v r2="$(med "${R[${l}20]}")" -v f1="$(med "$F1")" -v f2="$(med "$F2")" 'BEGIN{
-      printf "  per core (1 rank pinned to 1 CPU vs 2 ranks on 2 CPUs, not following): end to end %.2fs vs %.2fs, efficiency %.2f; play phase %.0f vs %.0f games/s, efficiency %.2f\n", p, t2, p/(2*t2), rp, r2, r2/(2*rp)
-      printf "  the same net of the fixed costs (a 6-game sweep: 1 rank %.2fs, 2 ranks %.2fs): efficiency %.2f\n", f1, f2, (p-f1)/(2*(t2-f2))}'
+    # the defaults: a pinned rank has no follower (no CPU is idle), 2 ranks
+    # on 2 CPUs follow at nice 0 (BAZAAR_MERGE_FOLLOW=1 gives the same)
+    for f in 1 0; do
+      [ $f = 1 ] && name="following, the default" || name="not following"
+      [ $f = 1 ] && f2="$(med "$F2F")" || f2="$(med "$F2")"
+      awk -v p="$(med "${T[${l}p]}")" -v rp="$(med "${R[${l}p]}")" -v t2="$(med "${T[${l}2$f]}")" \
+          -v r2="$(med "${R[${l}2$f]}")" -v f1="$(med "$F1")" -v f2="$f2" -v name="$name" 'BEGIN{
+        printf "  per core (1 rank pinned to 1 CPU vs 2 ranks on 2 CPUs, %s): end to end %.2fs vs %.2fs, efficiency %.2f; play phase %.0f vs %.0f games/s, efficiency %.2f\n", name, p, t2, p/(2*t2), rp, r2, r2/(2*rp)
+        printf "    net of the fixed costs (a 6-game sweep: 1 rank %.2fs, 2 ranks %.2fs): efficiency %.2f\n", f1, f2, (p-f1)/(2*(t2-f2))}'
+    done
   fi
 done
 if [ "$LAYOUTS" = "plain virtual" ]; then

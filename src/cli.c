@@ -127,14 +127,16 @@ static const char *const usage_merge =
     "                        Shards written for either layout merge in either.\n"
     "\n"
     "Internal: bazaar merge --follow PARTS_DIR -o OUT.h5 --games N --attempt A\n"
-    "  --lock-fd FD --parent PID [--layout L] [-- SOURCE.h5...]\n"
-    "is the follower merge a run starts (rank 0, nice +10): it merges the\n"
+    "  --lock-fd FD --parent PID [--layout L] [--nice N] [-- SOURCE.h5...]\n"
+    "is the follower merge a run starts (rank 0; nice +N, 10 by default): it merges the\n"
     "sweep's closed segments into OUT.h5.tmp while the sweep plays, in game-id\n"
     "order, and finishes when rank 0 sends the final message on its stdin (EOF\n"
     "without it, or rank 0's death: it removes the tmp and exits). SOURCEs are\n"
     "the closed files the run starts from (OUT, older attempts' shards); FD is\n"
     "OUT.lock, held by rank 0 (PID) and passed down. A run starts it where rank\n"
-    "0's node has a CPU no rank plays on; BAZAAR_MERGE_FOLLOW=1 forces it,\n"
+    "0's node has a CPU no rank plays on (at nice +10: it lives on that CPU)\n"
+    "and where more than one rank plays (at nice 0: its work is then on the\n"
+    "sweep's critical path whenever it runs); BAZAAR_MERGE_FOLLOW=1 forces it,\n"
     "BAZAAR_MERGE_FOLLOW=0 makes a run merge after the play instead. Not for use\n"
     "by hand.\n";
 
@@ -562,7 +564,7 @@ static int cmd_merge_follow(int argc, char **argv)
 {
     const char *parts = argc > 2 ? argv[2] : NULL, *out = NULL;
     long long games = -1;
-    int attempt = 0, lock_fd = -1, i = 3;
+    int attempt = 0, lock_fd = -1, nice_inc = 10, i = 3;
     long parent = 0;
     enum bz_layout layout = BZ_LAYOUT_PLAIN;
     for (; i < argc; i++) {
@@ -582,6 +584,8 @@ static int cmd_merge_follow(int argc, char **argv)
             lock_fd = atoi(argv[++i]);
         else if (strcmp(argv[i], "--parent") == 0)
             parent = atol(argv[++i]);
+        else if (strcmp(argv[i], "--nice") == 0)
+            nice_inc = atoi(argv[++i]);
         else if (strcmp(argv[i], "--layout") == 0) {
             if (parse_layout(argv[++i], &layout))
                 return layout_error(usage_merge, argv[i]);
@@ -592,8 +596,8 @@ static int cmd_merge_follow(int argc, char **argv)
         return usage_error(usage_merge, "merge --follow: needs PARTS_DIR, -o, --games, "
                                         "--attempt, --lock-fd and --parent");
     struct bz_err err = {0};
-    int rc = bz_follow_main(parts, out, attempt, (int64_t)games, layout, lock_fd, parent, argv + i,
-                            (size_t)(argc - i), &err);
+    int rc = bz_follow_main(parts, out, attempt, (int64_t)games, layout, nice_inc, lock_fd, parent,
+                            argv + i, (size_t)(argc - i), &err);
     if (rc && rc != BZ_ESTOP)
         fprintf(stderr, "bazaar: merge --follow: %s\n", err.msg[0] ? err.msg : bz_rc_name(rc));
     return exit_code(rc);

@@ -37,9 +37,6 @@
 
 extern char **environ;
 
-/* The follower's priority below the play's: on a node where every core
- * plays, it takes what the ranks leave and catches up at the end. */
-#define FOLLOW_NICE 10
 /* How often at most the follower looks for closed segments. A look reads
  * the parts folder and opens the journal of every segment still open (one
  * a rank): on a shared file system with many ranks that is metadata load,
@@ -105,7 +102,7 @@ static int close_from(posix_spawn_file_actions_t *fa, int lo)
 #endif
 
 int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
-                    enum bz_layout layout, char *const *sources, size_t n_sources,
+                    enum bz_layout layout, int nice_inc, char *const *sources, size_t n_sources,
                     const struct bz_out_lock *lock, struct bz_follow **f, struct bz_err *err)
 {
     *f = NULL;
@@ -116,8 +113,8 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
                           "with a child)",
                           out);
     int p[2] = {-1, -1}, q[2] = {-1, -1}, dup_fd = -1, rc = BZ_ENOMEM;
-    char games[32], att[16], fdnum[16], ppid[32];
-    char **argv = calloc(n_sources + 18, sizeof *argv);
+    char games[32], att[16], fdnum[16], ppid[32], nice_s[16];
+    char **argv = calloc(n_sources + 20, sizeof *argv);
     struct bz_follow *fl = calloc(1, sizeof *fl);
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
@@ -135,6 +132,7 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     snprintf(att, sizeof att, "%d", attempt);
     snprintf(fdnum, sizeof fdnum, "%d", 3);
     snprintf(ppid, sizeof ppid, "%ld", (long)getpid());
+    snprintf(nice_s, sizeof nice_s, "%d", nice_inc);
     size_t a = 0;
     argv[a++] = "bazaar";
     argv[a++] = "merge";
@@ -152,6 +150,8 @@ int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_g
     argv[a++] = ppid;
     argv[a++] = "--layout";
     argv[a++] = layout == BZ_LAYOUT_VIRTUAL ? "virtual" : "plain";
+    argv[a++] = "--nice";
+    argv[a++] = nice_s;
     argv[a++] = "--";
     for (size_t i = 0; i < n_sources; i++)
         argv[a++] = sources[i];
@@ -627,6 +627,10 @@ static void write_stats(uint64_t during, uint64_t total, unsigned advances, doub
         return;
     fprintf(f, "merged_during_play %llu\ngames %llu\nadvances %u\n", (unsigned long long)during,
             (unsigned long long)total, advances);
+    errno = 0;
+    int prio = getpriority(PRIO_PROCESS, 0);
+    if (errno == 0) /* the follower's nice value (tests) */
+        fprintf(f, "nice %d\n", prio);
     if (final) {
         struct bz_merge_stats st;
         bz_merge_last_stats(&st);
@@ -752,12 +756,12 @@ static void on_parent_death(int sig)
 }
 
 /* The follower runs on every CPU the node gives the job (rank 0 may be
- * bound to one core), below the play's priority. */
-static void follower_placement(void)
+ * bound to one core), at the priority increment rank 0 chose (--nice). */
+static void follower_placement(int nice_inc)
 {
     /* BAZAAR_MERGE_FOLLOW_NICE: another increment (benches) */
     const char *v = getenv("BAZAAR_MERGE_FOLLOW_NICE");
-    int inc = v && *v ? atoi(v) : FOLLOW_NICE;
+    int inc = v && *v ? atoi(v) : nice_inc;
     errno = 0;
     int prio = getpriority(PRIO_PROCESS, 0);
     if (errno == 0 && inc > 0)
@@ -771,7 +775,7 @@ static void follower_placement(void)
 }
 
 int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games,
-                   enum bz_layout layout, int lock_fd, long parent, char *const *initial,
+                   enum bz_layout layout, int nice_inc, int lock_fd, long parent, char *const *initial,
                    size_t n_initial, struct bz_err *err)
 {
     int rc;
@@ -791,7 +795,7 @@ int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_ga
     sigaction(SIGUSR2, &sa, NULL);
     if (prctl(PR_SET_PDEATHSIG, SIGUSR2) != 0 || getppid() != parent)
         return bz_err_set(err, BZ_ESTOP, "rank 0 is gone");
-    follower_placement();
+    follower_placement(nice_inc);
     if (getenv("BAZAAR_TEST_FOLLOW_FAIL")) /* tests: the fallback */
         return bz_err_set(err, BZ_EIO, "BAZAAR_TEST_FOLLOW_FAIL is set: the follower gives up");
     if (n_games < 0 || attempt < 1)

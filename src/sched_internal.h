@@ -105,8 +105,8 @@ void bz_sched_remove_parts(const char *parts);
 #define BZ_SEGMENT_CLOSED "closed\n"
 
 /* Whether a sweep merges while it plays: BAZAAR_MERGE_FOLLOW=1 yes, =0 no,
- * unset -1: sched.c decides (only where rank 0's node has a CPU that no
- * rank plays on). */
+ * unset -1: sched.c decides (where rank 0's node has a CPU that no rank
+ * plays on, or where more than one rank plays). */
 int bz_sched_follow_mode(void);
 
 struct bz_follow;
@@ -114,12 +114,13 @@ struct bz_out_lock;
 /* Rank 0, once the parts folder exists: start the follower merge (bazaar
  * merge --follow, this executable run again) on the sweep's parts folder,
  * OUT, this attempt's number, the number of games, OUT's layout (--layout
- * of the follower's command line), the sources the run
+ * of the follower's command line), its nice increment (--nice; the
+ * environment's BAZAAR_MERGE_FOLLOW_NICE wins), the sources the run
  * starts from (closed: OUT, older attempts' shards) and the output's lock
  * (passed down). BZ_OK with *f, or an error code and why in err (the run
  * then merges at the end as before). */
 int bz_follow_start(const char *parts, const char *out, int attempt, int64_t n_games,
-                    enum bz_layout layout, char *const *sources, size_t n_sources,
+                    enum bz_layout layout, int nice_inc, char *const *sources, size_t n_sources,
                     const struct bz_out_lock *lock, struct bz_follow **f, struct bz_err *err);
 /* Play ended and every segment is closed: send the final merge's sources
  * (in its order) and the provenance, wait for the follower. BZ_OK: OUT is
@@ -129,11 +130,13 @@ int bz_follow_finish(struct bz_follow *f, char *const *sources, size_t n_sources
 /* No merge (a stop, an error): EOF without the final message; the follower
  * removes its tmp. Waits for it; frees f; NULL is fine. */
 void bz_follow_cancel(struct bz_follow *f);
-/* The follower itself (bazaar merge --follow; layout: OUT's; parent: rank 0's pid, whose
+/* The follower itself (bazaar merge --follow; layout: OUT's; nice_inc: the
+ * increment to its priority; parent: rank 0's pid, whose
  * death ends it at once, removing its tmp): returns when OUT is written
  * (BZ_OK) or when it gave up (tmp removed). */
 int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games,
-                   enum bz_layout layout, int lock_fd, long parent, char *const *initial,
+                   enum bz_layout layout, int nice_inc, int lock_fd, long parent,
+                   char *const *initial,
                    size_t n_initial, struct bz_err *err);
 
 /* ---- LLM budget (sched_budget.c) ---- */

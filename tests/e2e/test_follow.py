@@ -175,19 +175,36 @@ def test_following_off_starts_no_follower(tmp_path, small_spec):
     _clean(out)
 
 
-@pytest.mark.parametrize("ranks", [None, "all"])
-def test_by_default_it_follows_only_where_a_cpu_is_left_idle(tmp_path, small_spec, ranks):
-    """BAZAAR_MERGE_FOLLOW unset: a follower only when rank 0's node has a
-    CPU beyond one per rank (it merges on what the play leaves idle; where
-    every CPU plays it would take CPU from the play)."""
-    cpus = len(os.sched_getaffinity(0))
-    n = cpus if ranks == "all" else None
+def _stats(path):
+    return dict(line.split() for line in path.read_text().splitlines())
+
+
+@pytest.mark.parametrize("ranks", [None, "all", "pinned"])
+def test_by_default_it_follows_where_a_cpu_is_idle_or_ranks_share_the_cpus(tmp_path, small_spec,
+                                                                            ranks):
+    """BAZAAR_MERGE_FOLLOW unset: a follower where rank 0's node has a CPU
+    beyond one per rank, at nice +10 (it merges on what the play leaves
+    idle); where every CPU plays and there is more than one rank, at nice 0
+    (its work is on the critical path wherever it runs: beside the play it
+    overlaps it); one rank on one CPU has none (nothing would run beside
+    it)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    n = len(cpus) if ranks == "all" else None
     spec = write_spec(tmp_path, small_spec)
     out = str(tmp_path / "out.h5")
     stats = tmp_path / "follow.stats"
-    _run(spec, out, n, BAZAAR_MERGE_FOLLOW=None, BAZAAR_FOLLOW_STATS=stats)
-    expect = cpus > (n or 1)
+    env = _env(BAZAAR_MERGE_FOLLOW=None, BAZAAR_MERGE_FOLLOW_NICE=None,
+               BAZAAR_FOLLOW_STATS=stats)
+    pin = (lambda: os.sched_setaffinity(0, {cpus[0]})) if ranks == "pinned" else None
+    p = subprocess.run(_cmd(spec, out, n), capture_output=True, text=True, timeout=300, env=env,
+                       preexec_fn=pin)
+    assert p.returncode == 0, p.stderr
+    idle = ranks != "pinned" and len(cpus) > (n or 1)
+    expect = idle or (n or 1) > 1
     assert stats.exists() == expect, (cpus, n)
+    if expect:
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert int(_stats(stats)["nice"]) == min(19, base + (10 if idle else 0)), (cpus, n)
     _clean(out)
 
 
