@@ -775,8 +775,8 @@ static void follower_placement(int nice_inc)
 }
 
 int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games,
-                   enum bz_layout layout, int nice_inc, int lock_fd, long parent, char *const *initial,
-                   size_t n_initial, struct bz_err *err)
+                   enum bz_layout layout, int nice_inc, int lock_fd, long parent,
+                   char *const *initial, size_t n_initial, struct bz_err *err)
 {
     int rc;
     struct follower fw = {.parts = parts, .out = out, .attempt = attempt, .n_games = n_games};

@@ -136,8 +136,7 @@ void bz_follow_cancel(struct bz_follow *f);
  * (BZ_OK) or when it gave up (tmp removed). */
 int bz_follow_main(const char *parts, const char *out, int attempt, int64_t n_games,
                    enum bz_layout layout, int nice_inc, int lock_fd, long parent,
-                   char *const *initial,
-                   size_t n_initial, struct bz_err *err);
+                   char *const *initial, size_t n_initial, struct bz_err *err);
 
 /* ---- LLM budget (sched_budget.c) ---- */
 
