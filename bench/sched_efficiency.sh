@@ -65,25 +65,32 @@ F1="" F2="" F2F=""
 PIN=$(taskset -pc $$ 2>/dev/null | sed -n 's/.*: \([0-9]*\).*/\1/p')
 command -v taskset >/dev/null || PIN=""
 
+# each comparison is run back to back (following and not, on 1 and on 2
+# ranks; then the pinned rank), in an order that flips every round
 for ((i = 0; i < ROUNDS; i++)); do
-  for f in 1 0; do
-    for l in $LAYOUTS; do
-      read t r <<<"$(run $l $f /tmp/bz_eff1.h5 "$B/bazaar")"
-      T[${l}1$f]+="$t " R[${l}1$f]+="$r "
-      if [ $f = 1 ]; then
-        DURING[$l]+="$(sed -n 's/^merged_during_play //p' "$STATS") "
-        AFTER[$l]+="$(sed -n 's/^seconds_after_final //p' "$STATS") "
-        FCPU[$l]+="$(sed -n 's/^cpu_seconds //p' "$STATS") "
-        FSER[$l]+="$(sed -n 's/^merge_cpu_serial //p' "$STATS") "
-        FTHR[$l]+="$(sed -n 's/^merge_cpu_threads //p' "$STATS") "
-      fi
-      read t r <<<"$(run $l $f /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
-      T[${l}2$f]+="$t " R[${l}2$f]+="$r "
-      if [ $f = 0 ] && [ -n "$PIN" ]; then # one rank on one CPU (no CPU left idle)
-        read t r <<<"$(run $l 0 /tmp/bz_eff1.h5 taskset -c "$PIN" "$B/bazaar")"
-        T[${l}p]+="$t " R[${l}p]+="$r "
-      fi
+  [ $((i % 2)) = 0 ] && FOLLOWS="1 0" || FOLLOWS="0 1"
+  for l in $LAYOUTS; do
+    for n in 1 2; do
+      for f in $FOLLOWS; do
+        if [ $n = 1 ]; then
+          read t r <<<"$(run $l $f /tmp/bz_eff1.h5 "$B/bazaar")"
+        else
+          read t r <<<"$(run $l $f /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
+        fi
+        T[${l}$n$f]+="$t " R[${l}$n$f]+="$r "
+        if [ $f = 1 ] && [ $n = 1 ]; then
+          DURING[$l]+="$(sed -n 's/^merged_during_play //p' "$STATS") "
+          AFTER[$l]+="$(sed -n 's/^seconds_after_final //p' "$STATS") "
+          FCPU[$l]+="$(sed -n 's/^cpu_seconds //p' "$STATS") "
+          FSER[$l]+="$(sed -n 's/^merge_cpu_serial //p' "$STATS") "
+          FTHR[$l]+="$(sed -n 's/^merge_cpu_threads //p' "$STATS") "
+        fi
+      done
     done
+    if [ -n "$PIN" ]; then # one rank on one CPU (no CPU left idle)
+      read t r <<<"$(run $l 0 /tmp/bz_eff1.h5 taskset -c "$PIN" "$B/bazaar")"
+      T[${l}p]+="$t " R[${l}p]+="$r "
+    fi
   done
   # the fixed costs (start-up, MPI's included, and the end): a sweep of 6 games
   REPS_SAVED=$REPS

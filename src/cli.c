@@ -58,10 +58,13 @@ static const char *const usage_main =
 
 /* --layout, in the usage of run and merge */
 #define LAYOUT_HELP                                                                                \
-    "  --layout L            plain (default), or virtual: tables as HDF5 virtual datasets\n"       \
-    "                        over the ranks' compressed chunks in the same file; the merge\n"      \
-    "                        copies chunks instead of compressing, so it scales with ranks.\n"     \
-    "                        Readers need HDF5 >= 1.10 / h5py.\n"
+    "  --layout L            virtual (default): tables without strings as HDF5\n"                  \
+    "                        virtual datasets over the ranks' compressed chunks in\n"              \
+    "                        the same file; the merge copies chunks instead of\n"                  \
+    "                        compressing, so it scales with ranks (readers need\n"                 \
+    "                        HDF5 >= 1.10, as h5py has). Or plain: every table one\n"              \
+    "                        dataset, compressed by the merge (any HDF5; `bazaar merge\n"          \
+    "                        --layout plain V.h5 -o P.h5` converts a file).\n"
 
 static const char *const usage_run =
     "usage: bazaar run SPEC [-o OUT.h5] [--resume] [--replay] [--quiet]\n"
@@ -202,7 +205,7 @@ static int cmd_run(int argc, char **argv)
         fputs(usage_run, stdout);
         return EXIT_OK;
     }
-    struct bz_run_options opt = {0};
+    struct bz_run_options opt = {.layout = BZ_LAYOUT_VIRTUAL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && i + 1 < argc)
@@ -619,7 +622,7 @@ static int cmd_merge(int argc, char **argv)
     /* a parts folder's provenance (the run's spec, version, commit, ...) */
     struct bz_provenance prov = {.version = BZ_VERSION, .git_commit = BZ_GIT_COMMIT};
     char *prov_buf = NULL;
-    enum bz_layout layout = BZ_LAYOUT_PLAIN;
+    enum bz_layout layout = BZ_LAYOUT_VIRTUAL;
     if (!files)
         return EXIT_FAIL;
     for (int i = 1; i < argc && !rc; i++) {

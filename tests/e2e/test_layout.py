@@ -81,7 +81,7 @@ def test_a_bad_layout_is_a_usage_error_naming_the_option_and_its_values(tmp_path
         assert not os.path.exists(out) and not os.path.exists(out + ".parts")
     for cmd in ("run", "merge"):
         h = bazaar(cmd, "--help").stdout
-        assert "--layout" in h and "virtual datasets" in h and "HDF5 >= 1.10" in h, h
+        assert "--layout" in h and "virtual datasets" in h and "virtual (default)" in h and "HDF5 >= 1.10" in h, h
 
 
 @pytest.mark.parametrize("follow", ["0", "1"])
@@ -89,7 +89,7 @@ def test_a_bad_layout_is_a_usage_error_naming_the_option_and_its_values(tmp_path
 def test_virtual_tables_equal_plain_ones(tmp_path, small_spec, ranks, follow):
     # the merge after the play (rank 0) and the follower merge
     spec = write_spec(tmp_path, small_spec)
-    ref = _run(tmp_path, spec, "plain.h5")
+    ref = _run(tmp_path, spec, "plain.h5", "--layout", "plain")
     env = dict(mpi_env(), BAZAAR_MERGE_FOLLOW=follow, BAZAAR_SEGMENT_GAMES="7")
     virt = _run(tmp_path, spec, "virtual.h5", "--layout", "virtual", ranks=ranks, env=env)
     assert not virtual_tables(ref)
@@ -104,6 +104,30 @@ def test_virtual_tables_equal_plain_ones(tmp_path, small_spec, ranks, follow):
         for k in ("spec_json", "version", "n_games"):
             assert a.attrs[k] == b.attrs[k], k
         assert int(b.attrs["ranks"]) == (ranks or 1)
+
+
+def test_the_default_layout_is_virtual_and_plain_is_one_option_away(tmp_path, small_spec):
+    # run and merge without --layout write the virtual layout; --layout
+    # plain writes the plain one, with the same tables
+    spec = write_spec(tmp_path, small_spec)
+    out = str(tmp_path / "out.h5")
+    env = dict(mpi_env(), BAZAAR_TEST_GAME_DELAY_MS="50")  # stop part way: the shards stay
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
+                         stderr=subprocess.PIPE, text=True, env=env)
+    stop_after(p, 10, signal.SIGTERM)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 3, err
+    virt, plain = str(tmp_path / "virtual.h5"), str(tmp_path / "plain.h5")
+    bazaar("merge", out + ".parts", "-o", virt)
+    bazaar("merge", "--layout", "plain", out + ".parts", "-o", plain)
+    assert_virtual_layout(virt)
+    assert not virtual_tables(plain)
+    assert_same_tables(plain, virt)
+    bazaar("run", spec, "-o", out, "--resume", "--quiet")
+    assert_virtual_layout(out)
+    ref = _run(tmp_path, spec, "ref.h5", "--layout", "plain")
+    assert not virtual_tables(ref)
+    assert_same_tables(ref, out)
 
 
 @pytest.mark.parametrize("first,again,ranks", [("virtual", "virtual", None),
@@ -226,7 +250,7 @@ def test_a_merge_by_hand_in_either_layout(tmp_path, small_spec, run_layout):
     _, err = p.communicate(timeout=120)
     assert p.returncode == 3, err
     plain, virt = str(tmp_path / "plain.h5"), str(tmp_path / "virtual.h5")
-    m = bazaar("merge", out + ".parts", "-o", plain)
+    m = bazaar("merge", "--layout", "plain", out + ".parts", "-o", plain)
     assert "merged" in m.stdout and not virtual_tables(plain)
     m = bazaar("merge", "--layout", "virtual", out + ".parts", "-o", virt)
     assert "merged" in m.stdout, m.stderr
@@ -253,7 +277,7 @@ def _info_tables(text):
 
 def test_info_and_show_read_a_virtual_file_as_the_plain_one(tmp_path, small_spec):
     spec = write_spec(tmp_path, small_spec)
-    plain = _run(tmp_path, spec, "plain.h5")
+    plain = _run(tmp_path, spec, "plain.h5", "--layout", "plain")
     virt = _run(tmp_path, spec, "virtual.h5", "--layout", "virtual", ranks=2)
     a, b = bazaar("info", plain).stdout, bazaar("info", virt).stdout
     ta, tb = _info_tables(a), _info_tables(b)
@@ -282,7 +306,7 @@ def _analysis_spec():
 
 def test_the_analysis_scripts_read_a_virtual_file_as_the_plain_one(tmp_path):
     spec = write_spec(tmp_path, _analysis_spec())
-    files = {"plain": _run(tmp_path, spec, "plain.h5"),
+    files = {"plain": _run(tmp_path, spec, "plain.h5", "--layout", "plain"),
              # 2 ranks: /.parts holds two sources' rows apart
              "virtual": _run(tmp_path, spec, "virtual.h5", "--layout", "virtual", ranks=2)}
     seen = {}
@@ -321,7 +345,7 @@ def test_an_llm_sweep_replayed_in_the_virtual_layout_gives_the_plain_tables(serv
     control(server, "/reset", {})
     control(server, "/config", {"faults": [], "play": {"seed": 5, "bad_rate": 0.1}})
     try:
-        bazaar("run", spec, "-o", plain, "--quiet", timeout=600)
+        bazaar("run", spec, "-o", plain, "--quiet", "--layout", "plain", timeout=600)
         before = control(server, "/stats")["requests"]
         bazaar("run", spec, "-o", virt, "--quiet", "--replay", "--layout", "virtual", ranks=2,
                timeout=600)

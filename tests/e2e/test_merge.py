@@ -53,7 +53,7 @@ def test_h5py_reads_the_merged_chunks_as_the_shards_rows(tmp_path, small_spec):
     for threads in ("1", "3"):
         hand = str(tmp_path / f"hand{threads}.h5")
         menv = dict(mpi_env(), BZ_MERGE_THREADS=threads)
-        m = subprocess.run([BIN, "merge", out + ".parts", "-o", hand], env=menv,
+        m = subprocess.run([BIN, "merge", "--layout", "plain", out + ".parts", "-o", hand], env=menv,
                            capture_output=True, text=True, timeout=300)
         assert m.returncode == 0, m.stderr
         merged[threads] = hand
