@@ -414,12 +414,12 @@ int main(int argc, char **argv)
      * and no epoll round before the read, instead of one for the handshake
      * and one for the request. On loopback the client's connect ran the
      * first wake-up, and the server's own took a core from the client while
-     * it opened its C connections (bench_llm at C = 1,024, medians of 6
-     * alternated runs: the first round in at L + 90 ms instead of L + 100,
-     * 0.962 of C/L instead of 0.958; after the first round a little less,
-     * 0.980 instead of 0.982: first requests sent closer together keep
-     * their games' later turns closer together, so more replies queue
-     * behind each other in the client). */
+     * it opened its C connections. bench_llm at C = 1,024, two sets of 6
+     * alternated runs, medians: the first round in at L + 90 ms instead of
+     * L + 100 and L + 116; 0.962 and 0.960 of C/L instead of 0.958. After
+     * the first round 0.983 vs 0.982 and 0.980 vs 0.984: first requests
+     * sent closer together keep their games' later turns closer together,
+     * so more replies queue behind each other in the client. */
     int defer_s = 10;
     setsockopt(lfd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
     if (bind(lfd, (struct sockaddr *)&a, sizeof a) != 0 || listen(lfd, 4096) != 0)
