@@ -20,7 +20,8 @@ struct bz_run_options {
     double progress_interval_s; /* log-line interval when stderr is not a tty */
     int dispatch_only;          /* bench: hand out ids, play nothing, write nothing */
     int max_batch;              /* largest batch of ids per request (0: default) */
-    enum bz_layout layout;      /* the results file's layout (every rank's shards
+    enum bz_layout layout;      /* the results file's layout (`bazaar run`'s
+                                   default: BZ_LAYOUT_VIRTUAL; every rank's shards
                                    and the merge follow it); a resumed sweep
                                    may change it: shards of either kind merge
                                    in either layout */
