@@ -592,6 +592,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         .shard_prefix = opt->dispatch_only ? NULL : shard,
         .replay = opt->replay,
         .follow = follow,
+        .follow_spare = follow && spare,
         .layout = opt->layout,
         .shard_threads = shard_threads(opt, spare),
         .yield = my_rank == 0 && n_ranks > 1,

@@ -22,6 +22,7 @@ struct bz_runner_options {
                                  nothing, write nothing (dispatch bench) */
     int replay;
     int follow;            /* a follower merges: segments close at its cadence */
+    int follow_spare;      /* ... on a CPU no rank plays on: they may close sooner */
     enum bz_layout layout; /* what the shards are written for */
     int shard_threads;     /* bz_shard_set_threads */
     int yield;             /* return to the caller after every phase (coordinator rank) */
