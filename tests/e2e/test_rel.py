@@ -407,6 +407,9 @@ def test_a_bit_flip_in_a_shard_is_detected_set_aside_and_replayed(tmp_path, smal
     env = mpi_env()
     env["BAZAAR_TEST_GAME_DELAY_MS"] = "50"
     env["BAZAAR_SEGMENT_GAMES"] = "4"
+    # no follower: its segments also close by age (from 0.1 s with a CPU of
+    # its own), and this test needs the first one to hold exactly 4 games
+    env["BAZAAR_MERGE_FOLLOW"] = "0"
     p = subprocess.Popen([BIN, "run", spec, "-o", out, "--quiet"], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     journal = out + ".parts/a1-r0-0.h5.journal"
