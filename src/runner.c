@@ -30,7 +30,7 @@
  * fsync. Where the follower has a CPU of its own, a segment costs the
  * play only its close, and the minimum is SEGMENT_FOLLOW_SPARE_MIN_S: in
  * a short sweep less is left to merge after the play (1 rank on 2 CPUs,
- * 1,500 games: 0.93x the end-to-end time; at 9,000 games no change). Where
+ * 1,500 games: 0.93-0.95x the end-to-end time; at 9,000 no change). Where
  * the follower shares the CPUs with the ranks, every segment's open and
  * close take CPU from the play (2 ranks on 2 CPUs, 9,000 games: 1.03x
  * with 0.1 s), so the minimum stays SEGMENT_FOLLOW_MIN_S. */
