@@ -25,6 +25,10 @@ extern int bz_out_shard_threads;
  * deflates the next one itself (1..4; 4 by default). */
 extern size_t bz_out_shard_zjobs;
 
+/* Test hook: called on the durability thread before each job
+ * (out_durable.c), to hold jobs back. */
+extern void (*bz_durable_test_gate)(void);
+
 /* Crash simulation: write every table of rec except /games (no commit
  * record, no journal line) and flush, as a writer killed just before its
  * commit would leave the file. */

@@ -2075,6 +2075,18 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
 
 /* Every table (but the text store) advances over the games with ids in
  * [m->next, hi), one block of ids (the index's share) at a time. */
+/* Start writing back what the merge wrote so far (best effort, does not
+ * wait): the fsync before the rename, on the critical path once the play
+ * is over, then has only the rest to write. */
+static void start_writeback(const struct merge *m)
+{
+    int fd = open(m->tmp, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        close(fd);
+    }
+}
+
 static int advance(struct merge *m, int64_t hi, int last, struct bz_err *err)
 {
     int rc = BZ_OK;
@@ -2099,6 +2111,7 @@ static int advance(struct merge *m, int64_t hi, int last, struct bz_err *err)
         for (int64_t k = 0; k < b - m->next; k++)
             m->games += m->map[k] >= 0;
         m->next = b;
+        start_writeback(m);
     }
     return BZ_OK;
 }
@@ -2590,17 +2603,9 @@ int bz_merge_stream_add(struct bz_merge_stream *ms, const char *shard, const int
 int bz_merge_stream_advance(struct bz_merge_stream *ms, int64_t hi, struct bz_err *err)
 {
     struct merge *m = &ms->m;
-    int rc = advance(m, hi, 0, err);
+    int rc = advance(m, hi, 0, err); /* (starts the blocks' writeback) */
     if (!rc && m->owner_failed)
         rc = bz_err_set(err, m->owner_err.code, "%s", m->owner_err.msg);
-    /* start writing back what the blocks wrote: the fsync after the last
-     * block (on the critical path, when the play is over) then has only the
-     * rest to write. Best effort: without it that fsync writes it all. */
-    int fd = rc ? -1 : open(m->tmp, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-        close(fd);
-    }
     return rc;
 }
 

@@ -12,6 +12,11 @@
  *   survives kill -9 and, after the fsync, a node failure. A fsync costs
  *   milliseconds, more than a small heuristic game: group commit pays it
  *   once per batch, and a kill loses at most the unsynced batch (replayed).
+ *   With a durability thread (bz_shard_set_durable: the runner's), the
+ *   sync ends at the flush and the thread does the rest, in order, while
+ *   the play goes on: a kill then also loses the batches still queued
+ *   there (out_durable.c). 1 rank pinned to one CPU, 9,000 games: the
+ *   play had waited 0.4-0.5 s in fsync.
  * - Metadata cache evictions are off during an append, so no metadata is
  *   written between two flushes (a half-updated object header or chunk index
  *   on disk is what makes a killed HDF5 file unreadable).
@@ -165,6 +170,7 @@ struct bz_shard {
     size_t zhead, n_zjobs;
     struct zbuf *zfree; /* buffers of finished jobs, for the next */
     size_t n_zfree;
+    struct bz_durable *durable; /* bz_shard_set_durable: syncs' fsyncs go there */
 };
 
 /* Chunks deflating on the threads at once, at most (each holds its rows
@@ -1174,8 +1180,31 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
     return BZ_OK;
 }
 
+/* The durability thread's part of a sync (the flush is done): the fsync of
+ * the file, then the pending journal lines and the journal's fsync, on
+ * duplicates of the descriptors (the shard may be closed before the job
+ * runs). */
+static int hand_over(struct bz_shard *s, int fd, struct bz_err *err)
+{
+    int dfd = dup(fd), jfd = -1;
+    if (dfd < 0 || (s->n_pending && (jfd = dup(s->journal_fd)) < 0)) {
+        int e = errno;
+        if (dfd >= 0)
+            close(dfd);
+        return bz_err_set(err, BZ_EIO, "%s: dup: %s", s->path, strerror(e));
+    }
+    int rc = bz_durable_submit(s->durable, dfd, jfd, s->pending, s->pending_len, s->path,
+                               s->journal_path, 0, err);
+    if (rc)
+        return rc;
+    s->pending_len = 0;
+    s->n_pending = 0;
+    return BZ_OK;
+}
+
 /* Make everything written so far durable: flush, fsync, then the journal
- * lines of the games it commits, then fsync the journal. */
+ * lines of the games it commits, then fsync the journal (with a durability
+ * thread, the flush here and the rest there, in order). */
 static int sync_shard(struct bz_shard *s, struct bz_err *err)
 {
     int rc;
@@ -1192,6 +1221,8 @@ static int sync_shard(struct bz_shard *s, struct bz_err *err)
     void *handle = NULL;
     if (H5Fget_vfd_handle(s->file, H5P_DEFAULT, &handle) < 0 || !handle)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot reach the file descriptor", s->path);
+    if (s->durable)
+        return hand_over(s, *(int *)handle, err);
     if (fsync(*(int *)handle) != 0)
         return bz_err_set(err, BZ_EIO, "%s: fsync: %s", s->path, strerror(errno));
     if (!s->n_pending)
@@ -1262,6 +1293,11 @@ void bz_shard_set_threads(struct bz_shard *s, int n)
 void bz_shard_set_layout(struct bz_shard *s, enum bz_layout layout)
 {
     s->layout = layout; /* read when a table is created (table_for) */
+}
+
+void bz_shard_set_durable(struct bz_shard *s, struct bz_durable *d)
+{
+    s->durable = d;
 }
 
 void bz_shard_set_group_commit(struct bz_shard *s, int on)

@@ -84,7 +84,8 @@ struct bz_runner {
     struct bz_llm *llm; /* NULL when every agent is heuristic */
     struct bz_llm_hook hook;
     struct bz_shard *shard;
-    int segment; /* number of the open (or next) segment */
+    struct bz_durable *durable; /* the segments' fsyncs and journal lines */
+    int segment;                /* number of the open (or next) segment */
     int64_t segment_games, segment_max;
     size_t flush_bytes; /* a live game's rows go to the shard past this */
     long delay_ms;
@@ -132,6 +133,11 @@ int bz_runner_create(const struct bz_runner_options *opt, struct bz_runner **out
     if (!r->slots) {
         bz_runner_destroy(r);
         return bz_err_set(err, BZ_ENOMEM, "out of memory");
+    }
+    int rc;
+    if (opt->shard_prefix && (rc = bz_durable_create(&r->durable, err))) {
+        bz_runner_destroy(r);
+        return rc;
     }
     *out = r;
     return BZ_OK;
@@ -220,6 +226,7 @@ static int open_segment(struct bz_runner *r, struct bz_err *err)
     bz_shard_set_layout(r->shard, r->opt.layout); /* before its first append */
     bz_shard_set_threads(r->shard, r->opt.shard_threads);
     bz_shard_set_group_commit(r->shard, 1);
+    bz_shard_set_durable(r->shard, r->durable);
     r->segment_games = 0;
     r->segment_start = now_s();
     return BZ_OK;
@@ -227,8 +234,9 @@ static int open_segment(struct bz_runner *r, struct bz_err *err)
 
 /* The segment just closed: sync its file (HDF5 wrote its last metadata
  * at the close), then say so in its journal (BZ_SEGMENT_CLOSED) for the
- * follower. Resume does not read the line: a failure here only leaves the
- * segment to the follower's last step. */
+ * follower, on the durability thread after the segment's last lines.
+ * Resume does not read the line: a failure here only leaves the segment to
+ * the follower's last step. */
 static void mark_closed(const struct bz_runner *r)
 {
     if (!r->follow)
@@ -236,15 +244,15 @@ static void mark_closed(const struct bz_runner *r)
     char j[sizeof r->seg_path + 16];
     snprintf(j, sizeof j, "%s.journal", r->seg_path);
     int fd = open(r->seg_path, O_RDONLY | O_CLOEXEC);
-    int ok = fd >= 0 && fsync(fd) == 0;
-    if (fd >= 0)
-        close(fd);
-    if (!ok || (fd = open(j, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0)
+    int jfd = fd >= 0 ? open(j, O_WRONLY | O_APPEND | O_CLOEXEC) : -1;
+    if (jfd < 0) {
+        if (fd >= 0)
+            close(fd);
         return;
-    size_t n = sizeof BZ_SEGMENT_CLOSED - 1;
-    if (write(fd, BZ_SEGMENT_CLOSED, n) == (ssize_t)n)
-        fsync(fd);
-    close(fd);
+    }
+    struct bz_err ignored = {0};
+    (void)bz_durable_submit(r->durable, fd, jfd, BZ_SEGMENT_CLOSED, sizeof BZ_SEGMENT_CLOSED - 1,
+                            r->seg_path, j, 1, &ignored);
 }
 
 /* Close the open segment (after a commit, or at the end). */
@@ -374,6 +382,9 @@ void bz_runner_abandon(struct bz_runner *r)
 int bz_runner_close(struct bz_runner *r, struct bz_err *err)
 {
     int rc = close_segment(r, err);
+    int rc_wait = bz_durable_wait(r->durable, rc ? NULL : err);
+    if (!rc)
+        rc = rc_wait;
     bz_runner_destroy(r);
     return rc;
 }
@@ -384,6 +395,7 @@ void bz_runner_destroy(struct bz_runner *r)
         return;
     bz_runner_abandon(r);
     bz_shard_close(r->shard, NULL);
+    bz_durable_destroy(r->durable); /* after the shard: its last sync runs first */
     bz_llm_destroy(r->llm);
     free(r->slots);
     free(r);

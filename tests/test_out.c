@@ -1161,6 +1161,124 @@ static void info_should_list_tables_not_their_storage(void **state)
     unlink(out);
 }
 
+/* ---- the durability thread ------------------------------------------------ */
+
+/* The gate holds each job back until the test writes a byte to it. */
+static int gate_fds[2] = {-1, -1};
+static void gate(void)
+{
+    char c;
+    while (read(gate_fds[0], &c, 1) < 0 && errno == EINTR) {
+    }
+}
+static void open_gate(int jobs)
+{
+    for (int i = 0; i < jobs; i++)
+        assert_int_equal(write(gate_fds[1], "x", 1), 1);
+}
+
+/* The journal's lines, concatenated ("" when there is none). */
+static void journal_text(const char *shard, char *buf, size_t cap)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s.journal", shard);
+    buf[0] = '\0';
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+}
+
+/* With a durability thread a sync returns once the shard is flushed: the
+ * fsync and the journal lines come after, from the thread, in order; a
+ * game counts as committed only once its line is there; and a job that
+ * fails stops the ones after it and fails the next submit and the wait,
+ * naming the file. */
+static void durable_sync_should_journal_later_and_in_order(void **state)
+{
+    (void)state;
+    char shard[512], text[4096];
+    tmp_path(shard, sizeof shard, "durable.h5");
+    assert_int_equal(pipe(gate_fds), 0);
+    bz_durable_test_gate = gate;
+    struct bz_err err = {0};
+    struct bz_durable *d = NULL;
+    struct bz_shard *s = NULL;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    assert_int_equal(bz_durable_create(&d, &err), BZ_OK);
+    assert_int_equal(bz_shard_create(shard, &s, &err), BZ_OK);
+    bz_shard_set_group_commit(s, 1);
+    bz_shard_set_durable(s, d);
+    for (int64_t id = 0; id < 3; id++) {
+        make_game(&rec, id, 1, 0);
+        assert_int_equal(bz_shard_append(s, &rec, &err), BZ_OK);
+        if (id != 1) /* games 0 and 1 go in one batch */
+            assert_int_equal(bz_shard_sync(s, &err), BZ_OK);
+    }
+    /* both syncs returned; their jobs are held at the gate */
+    journal_text(shard, text, sizeof text);
+    assert_string_equal(text, "");
+    int64_t *got = NULL;
+    size_t n = 0;
+    assert_int_equal(bz_shard_committed_quick(shard, &got, &n, &err), BZ_OK);
+    assert_int_equal(n, 0); /* flushed, not yet committed */
+    free(got);
+    open_gate(1);
+    make_game(&rec, 3, 1, 0);
+    assert_int_equal(bz_shard_append(s, &rec, &err), BZ_OK);
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK); /* a third job: game 3's line */
+    open_gate(2);
+    assert_int_equal(bz_durable_wait(d, &err), BZ_OK);
+    journal_text(shard, text, sizeof text);
+    assert_non_null(strstr(text, "committed 0 "));
+    assert_true(strstr(text, "committed 0 ") < strstr(text, "committed 1 "));
+    assert_true(strstr(text, "committed 1 ") < strstr(text, "committed 2 "));
+    assert_true(strstr(text, "committed 2 ") < strstr(text, "committed 3 "));
+    committed_ok(shard, &got, &n);
+    assert_int_equal(n, 4);
+    free(got);
+
+    /* a failed job (fsync of a pipe: EINVAL) */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    close(p[1]);
+    char jpath[600];
+    snprintf(jpath, sizeof jpath, "%s.journal", shard);
+    int jfd = open(jpath, O_WRONLY | O_APPEND);
+    assert_true(jfd >= 0);
+    assert_int_equal(
+        bz_durable_submit(d, p[0], jfd, "committed 99 rows=1\n", 20, "the-pipe", jpath, 0, &err),
+        BZ_OK);
+    /* a quiet job's own failure is dropped */
+    int q[2];
+    assert_int_equal(pipe(q), 0);
+    close(q[1]);
+    open_gate(2);
+    assert_int_equal(bz_durable_wait(d, &err), BZ_EIO);
+    assert_non_null(strstr(err.msg, "the-pipe: fsync"));
+    journal_text(shard, text, sizeof text);
+    assert_null(strstr(text, "committed 99")); /* no line without its fsync */
+    memset(&err, 0, sizeof err);
+    assert_int_equal(bz_durable_submit(d, q[0], -1, NULL, 0, "quiet", jpath, 1, &err), BZ_OK);
+    open_gate(1);
+    int r[2];
+    assert_int_equal(pipe(r), 0);
+    close(r[1]);
+    assert_int_equal(bz_durable_submit(d, r[0], -1, NULL, 0, "next", jpath, 0, &err), BZ_EIO);
+    assert_non_null(strstr(err.msg, "the-pipe: fsync"));
+    open_gate(8);
+    bz_durable_destroy(d);
+    bz_durable_test_gate = NULL;
+    close(gate_fds[0]);
+    close(gate_fds[1]);
+    bz_records_cleanup(&rec);
+    unlink(shard);
+    unlink(jpath);
+}
+
 int main(void)
 {
     /* soak options: BZ_OUT_SHARD_DEFLATE=4 runs everything on compressed shards */
@@ -1196,6 +1314,7 @@ int main(void)
         cmocka_unit_test(long_game_rows_should_stay_bounded_when_turns_grow),
         cmocka_unit_test(killed_writer_should_leave_committed_games_whole),
         cmocka_unit_test(info_should_list_tables_not_their_storage),
+        cmocka_unit_test(durable_sync_should_journal_later_and_in_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

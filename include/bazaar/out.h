@@ -81,6 +81,30 @@ int bz_shard_sync(struct bz_shard *s, struct bz_err *err);
 /* Sync, then close; NULL is fine. */
 int bz_shard_close(struct bz_shard *s, struct bz_err *err);
 
+/* Durability off the writer's thread (out_durable.c): one background thread
+ * that runs, in the order they came, jobs of "fsync a file, then append text
+ * to a journal and fsync it". A shard given one (bz_shard_set_durable)
+ * flushes at each sync and close as before, then hands the fsync and its
+ * journal lines to the thread instead of waiting for them: a game is
+ * committed (its line written) a few milliseconds later, and a kill loses at
+ * most the jobs still queued (at most 4 batches: replayed identically).
+ * Writers that share one keep the order of their lines. */
+struct bz_durable;
+int bz_durable_create(struct bz_durable **out, struct bz_err *err);
+/* Queue a job. fd and journal_fd (-1: none) become the job's and are closed
+ * after it (pass duplicates); text is copied. Waits while 4 jobs are queued.
+ * quiet: the job's own error is dropped. BZ_EIO: an earlier job failed (its
+ * message), and nothing more is queued. */
+int bz_durable_submit(struct bz_durable *d, int fd, int journal_fd, const char *text, size_t len,
+                      const char *path, const char *journal_path, int quiet, struct bz_err *err);
+/* Wait until every queued job ran; the first failed job's error. NULL is fine. */
+int bz_durable_wait(struct bz_durable *d, struct bz_err *err);
+/* Run what is queued, then stop the thread and free; NULL is fine. */
+void bz_durable_destroy(struct bz_durable *d);
+/* From now on the shard's syncs hand their fsync and journal lines to d
+ * (which must outlive the shard's close). */
+void bz_shard_set_durable(struct bz_shard *s, struct bz_durable *d);
+
 /* The game_ids committed in a shard, sorted ascending; *ids is malloc'd (free
  * it). A game counts when it has its /games row and its journal line (the
  * line is written after the flush completed; without a journal file /games
