@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2317,6 +2318,22 @@ static int fsync_path(const char *path, int directory, struct bz_err *err)
     return BZ_OK;
 }
 
+/* The fsync of the merged file, on a thread while it is read back (the
+ * one waits on the disk, the other reads the page cache): both finish
+ * before the rename. */
+struct fsync_job {
+    const char *path;
+    int rc;
+    struct bz_err err;
+};
+
+static void *fsync_job_run(void *arg)
+{
+    struct fsync_job *j = arg;
+    j->rc = fsync_path(j->path, 0, &j->err);
+    return NULL;
+}
+
 static int fsync_parent(const char *path, struct bz_err *err)
 {
     const char *slash = strrchr(path, '/');
@@ -2658,13 +2675,22 @@ int bz_merge_stream_finish(struct bz_merge_stream *ms, const struct bz_provenanc
     close_sources(m); /* OUT itself may be one: it is replaced next */
     if ((rc = write_provenance(m->file, prov, m->tmp, err)))
         goto out;
-    if ((rc = bz_out_h5_close_file(&m->file, m->tmp, err)) || (rc = fsync_path(m->tmp, 0, err)))
+    if ((rc = bz_out_h5_close_file(&m->file, m->tmp, err)))
         goto out;
+    struct fsync_job sync = {.path = m->tmp};
+    pthread_t syncer;
+    int threaded = pthread_create(&syncer, NULL, fsync_job_run, &sync) == 0;
+    if (!threaded)
+        fsync_job_run(&sync);
     double t_back = now_s();
     if (bz_merge_test_read_back_hook)
         bz_merge_test_read_back_hook(m->tmp);
     rc = read_back(m, err);
     m->stats.seconds_read_back = now_s() - t_back;
+    if (threaded)
+        pthread_join(syncer, NULL);
+    if (!rc && sync.rc)
+        rc = bz_err_set(err, sync.rc, "%s", sync.err.msg);
     if (rc)
         goto out;
     if (rename(m->tmp, out_path) != 0) {
