@@ -39,6 +39,7 @@ static int bench(int n, int communication, int games, int write)
     struct bz_spec *spec = NULL;
     struct bz_grid *grid = NULL;
     struct bz_shard *shard = NULL;
+    struct bz_durable *durable = NULL;
     char path[256];
     snprintf(path, sizeof path, "/tmp/bench_beast_game_%d_%d.h5", (int)getpid(), n);
     int rc = bz_spec_parse(spec_json, "bench", &spec, &err);
@@ -46,6 +47,8 @@ static int bench(int n, int communication, int games, int write)
         rc = bz_grid_create(spec, &grid, &err);
     if (!rc && write)
         rc = bz_shard_create(path, &shard, &err);
+    if (!rc && write && !(rc = bz_durable_create(&durable, &err)))
+        bz_shard_set_durable(shard, durable); /* as the runner does */
     if (!rc && write)
         bz_shard_set_group_commit(shard, 1); /* as the runner does */
     if (rc) {
@@ -79,8 +82,11 @@ static int bench(int n, int communication, int games, int write)
     }
     if (!rc && write)
         rc = bz_shard_sync(shard, &err);
+    if (!rc && write)
+        rc = bz_durable_wait(durable, &err); /* the last fsync counts */
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     bz_shard_close(shard, NULL);
+    bz_durable_destroy(durable);
     unlink(path);
     char journal[300];
     snprintf(journal, sizeof journal, "%s.journal", path);

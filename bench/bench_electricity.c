@@ -70,6 +70,7 @@ static int bench_run(int n, int turns, int games, int write, int quiet, double *
     struct bz_spec *spec = NULL;
     struct bz_grid *grid = NULL;
     struct bz_shard *shard = NULL;
+    struct bz_durable *durable = NULL;
     char path[256];
     snprintf(path, sizeof path, "/tmp/bench_electricity_%d_%d.h5", (int)getpid(), n);
     int rc = bz_spec_parse(spec_json, "bench", &spec, &err);
@@ -77,6 +78,8 @@ static int bench_run(int n, int turns, int games, int write, int quiet, double *
         rc = bz_grid_create(spec, &grid, &err);
     if (!rc && write)
         rc = bz_shard_create(path, &shard, &err);
+    if (!rc && write && !(rc = bz_durable_create(&durable, &err)))
+        bz_shard_set_durable(shard, durable); /* as the runner does */
     if (!rc && write) {
         bz_shard_set_group_commit(shard, 1); /* as the runner does */
         bz_shard_set_layout(shard, bench_layout);
@@ -116,8 +119,11 @@ static int bench_run(int n, int turns, int games, int write, int quiet, double *
     }
     if (!rc && write)
         rc = bz_shard_sync(shard, &err);
+    if (!rc && write)
+        rc = bz_durable_wait(durable, &err); /* the last fsync counts */
     double wall = now_s() - t0, cpu = cpu_s() - c0;
     bz_shard_close(shard, NULL);
+    bz_durable_destroy(durable);
     unlink(path);
     char journal[300];
     snprintf(journal, sizeof journal, "%s.journal", path);
