@@ -18,6 +18,7 @@
  * descriptors, so HDF5 runs on the writer's thread alone. */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,7 +134,13 @@ int bz_durable_create(struct bz_durable **out, struct bz_err *err)
         return bz_err_set(err, BZ_ENOMEM, "no memory for the durability thread");
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->changed, NULL);
+    /* the thread takes no signal: a stop signal interrupts the play's
+     * waits (runner.c), which must get it */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     int e = pthread_create(&d->thread, NULL, worker, d);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (e) {
         pthread_cond_destroy(&d->changed);
         pthread_mutex_destroy(&d->mu);
