@@ -60,11 +60,13 @@ static size_t filt_deflate(unsigned flags, size_t cd_nelmts, const unsigned cd_v
     if (!filt_z && !(filt_z = bz_zchunk_create()))
         return filt_fail(H5E_RESOURCE, H5E_NOSPACE, "memory allocation failed for deflate");
     if (flags & H5Z_FLAG_REVERSE) {
-        size_t cap = *buf_size, n = 0;
+        size_t cap = *buf_size > nbytes ? *buf_size : nbytes, n = 0;
         /* chunks of a dataset decompress to the same size: start there */
         if (filt_inflated > cap && filt_inflated <= 64 * (nbytes + 64))
             cap = filt_inflated;
-        unsigned char *out = H5allocate_memory(cap ? cap : 1, 0);
+        if (cap == 0)
+            cap = 1;
+        unsigned char *out = H5allocate_memory(cap, 0);
         if (!out)
             return filt_fail(H5E_RESOURCE, H5E_NOSPACE,
                              "memory allocation failed for deflate uncompression");
