@@ -1,6 +1,8 @@
 /* out_h5: HDF5 plumbing shared by the shard writer, the merge and the
- * read-back helpers: error messages, types, dataset creation, table listing.
- * Only src/out_*.c call HDF5. */
+ * read-back helpers: error messages, types, dataset creation, table listing,
+ * and the functions HDF5's deflate and Fletcher32 filters run in this
+ * process (which must store exactly HDF5's own format). Only src/out_*.c
+ * call HDF5. */
 #include <math.h> /* ceil */
 #include <stdarg.h>
 #include <stdio.h>
