@@ -1,19 +1,182 @@
 /* out_h5: HDF5 plumbing shared by the shard writer, the merge and the
- * read-back helpers: error messages, types, dataset creation, table listing.
- * Only src/out_*.c call HDF5. */
+ * read-back helpers: error messages, types, dataset creation, table listing,
+ * and the functions HDF5's deflate and Fletcher32 filters run in this
+ * process (which must store exactly HDF5's own format). Only src/out_*.c
+ * call HDF5. */
+#include <math.h> /* ceil */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "out_fletcher.h"
 #include "out_h5.h"
 #include "out_h5_fail.h"
 #include "out_internal.h"
 #include "out_zpool.h"
 
+/* ---- HDF5's deflate and Fletcher32 filters, faster -----------------------
+ * The tables HDF5 itself filters (H5Dwrite through the dataset's pipeline:
+ * the merged tables with variable-length strings, a shard's tables) go
+ * through the same filter ids, cd_values and stored bytes as with HDF5's
+ * own functions, which any reader decodes: a zlib stream (level 1 through
+ * ISA-L or libdeflate, other levels through zlib at that level) and
+ * Fletcher32 as H5Z_filter_fletcher32 stores and checks it. */
+
+/* The public H5Zregister refuses ids below H5Z_FILTER_RESERVED ("unable to
+ * modify predefined filters", HDF5 1.10.8); the library's own H5Z_register,
+ * exported by libhdf5 1.8-1.14 (declared in its private H5Zprivate.h),
+ * replaces the class of a registered id. Weak: a libhdf5 without it keeps
+ * HDF5's own filters. */
+extern herr_t H5Z_register(const H5Z_class2_t *cls) __attribute__((weak));
+
+#define FLETCHER_LEN 4
+
+/* The filters' compressor: HDF5 calls its filters from one thread at a
+ * time (the library is not thread-safe). Kept for the process. */
+static struct bz_zchunk *filt_z;
+static size_t filt_inflated; /* the last chunk's decompressed bytes */
+static int filt_installed;
+
+static size_t filt_fail(hid_t maj, hid_t min, const char *msg)
+{
+    H5Epush2(H5E_DEFAULT, __FILE__, "bz_out_h5_filter", __LINE__, H5E_ERR_CLS, maj, min, "%s", msg);
+    return 0;
+}
+
+static void *filt_resize(void *p, size_t n)
+{
+    return H5resize_memory(p, n);
+}
+
+/* H5Z_filter_deflate's contract: cd_values[0] the level (<= 9); on write
+ * a stream of at most ceil(1.001 x input) + 12 bytes (HDF5 1.10's
+ * H5Z_DEFLATE_SIZE_ADJUST; larger: failure, and HDF5 stores the chunk with
+ * this optional filter skipped); on read the buffer grown until the stream
+ * is decoded. 0 on failure, the error on HDF5's stack. */
+static size_t filt_deflate(unsigned flags, size_t cd_nelmts, const unsigned cd_values[],
+                           size_t nbytes, size_t *buf_size, void **buf)
+{
+    if (cd_nelmts != 1 || cd_values[0] > 9)
+        return filt_fail(H5E_ARGS, H5E_BADVALUE, "invalid deflate aggression level");
+    if (!filt_z && !(filt_z = bz_zchunk_create()))
+        return filt_fail(H5E_RESOURCE, H5E_NOSPACE, "memory allocation failed for deflate");
+    if (flags & H5Z_FLAG_REVERSE) {
+        size_t cap = *buf_size > nbytes ? *buf_size : nbytes, n = 0;
+        /* chunks of a dataset decompress to the same size: start there */
+        if (filt_inflated > cap && filt_inflated <= 64 * (nbytes + 64))
+            cap = filt_inflated;
+        if (cap == 0)
+            cap = 1;
+        unsigned char *out = H5allocate_memory(cap, 0);
+        if (!out)
+            return filt_fail(H5E_RESOURCE, H5E_NOSPACE,
+                             "memory allocation failed for deflate uncompression");
+        int rc = bz_zpool_inflate(filt_z, *buf, nbytes, &out, &cap, &n, filt_resize);
+        if (rc != 0) {
+            H5free_memory(out);
+            return rc == -2 ? filt_fail(H5E_RESOURCE, H5E_NOSPACE,
+                                        "memory allocation failed for deflate uncompression")
+                            : filt_fail(H5E_PLINE, H5E_CANTINIT, "inflate() failed");
+        }
+        H5free_memory(*buf);
+        *buf = out;
+        *buf_size = cap;
+        filt_inflated = n;
+        return n;
+    }
+    /* room for the Fletcher32 that follows, so that it appends in place */
+    size_t cap = bz_zpool_bound(nbytes), n = 0;
+    unsigned char *out = H5allocate_memory(cap, 0);
+    if (!out)
+        return filt_fail(H5E_RESOURCE, H5E_NOSPACE,
+                         "unable to allocate deflate destination buffer");
+    double most = ceil((double)nbytes * (double)1.001f) + 12.0;
+    if (bz_zpool_deflate(filt_z, (int)cd_values[0], *buf, nbytes, out, cap - FLETCHER_LEN, &n) !=
+            0 ||
+        (double)n > most) {
+        H5free_memory(out);
+        return filt_fail(H5E_PLINE, H5E_CANTINIT, "overflow");
+    }
+    H5free_memory(*buf);
+    *buf = out;
+    *buf_size = cap;
+    return n;
+}
+
+/* H5Z_filter_fletcher32's contract: on write the checksum appended
+ * little-endian; on read (unless H5Z_FLAG_SKIP_EDC) the stored value must
+ * be the checksum or, as HDF5 also accepts, the one HDF5 before 1.6.3
+ * computed on little-endian machines (the bytes of each 16-bit half
+ * swapped). */
+static size_t filt_fletcher32(unsigned flags, size_t cd_nelmts, const unsigned cd_values[],
+                              size_t nbytes, size_t *buf_size, void **buf)
+{
+    (void)cd_nelmts;
+    (void)cd_values;
+    unsigned char *src = *buf;
+    if (flags & H5Z_FLAG_REVERSE) {
+        if (nbytes < FLETCHER_LEN)
+            return filt_fail(H5E_STORAGE, H5E_READERROR,
+                             "data error detected by Fletcher32 checksum");
+        size_t n = nbytes - FLETCHER_LEN;
+        if (!(flags & H5Z_FLAG_SKIP_EDC)) {
+            uint32_t stored = (uint32_t)src[n] | (uint32_t)src[n + 1] << 8 |
+                              (uint32_t)src[n + 2] << 16 | (uint32_t)src[n + 3] << 24;
+            uint32_t sum = bz_out_fletcher32(src, n);
+            uint32_t reversed = (sum & 0x00ff00ffu) << 8 | (sum >> 8 & 0x00ff00ffu);
+            if (stored != sum && stored != reversed)
+                return filt_fail(H5E_STORAGE, H5E_READERROR,
+                                 "data error detected by Fletcher32 checksum");
+        }
+        return n;
+    }
+    if (*buf_size < nbytes + FLETCHER_LEN) {
+        void *nb = H5resize_memory(*buf, nbytes + FLETCHER_LEN);
+        if (!nb)
+            return filt_fail(H5E_RESOURCE, H5E_NOSPACE,
+                             "unable to allocate Fletcher32 checksum destination buffer");
+        *buf = src = nb;
+        *buf_size = nbytes + FLETCHER_LEN;
+    }
+    bz_out_fletcher32_put(src + nbytes, bz_out_fletcher32(src, nbytes));
+    return nbytes + FLETCHER_LEN;
+}
+
+int bz_out_h5_filters_install(void)
+{
+    static int tried;
+    if (tried)
+        return filt_installed;
+    tried = 1;
+    const char *env = getenv("BZ_HDF5_FILTERS");
+    if (env && strcmp(env, "builtin") == 0)
+        return 0;
+    unsigned maj = 0, min = 0, rel = 0;
+    if (!H5Z_register || H5open() < 0 || H5get_libversion(&maj, &min, &rel) < 0 || maj != 1 ||
+        min < 8 || min > 14)
+        return 0;
+    /* the names are HDF5's: a version 1 pipeline message stores them */
+    static const H5Z_class2_t deflate = {
+        H5Z_CLASS_T_VERS, H5Z_FILTER_DEFLATE, 1, 1, "deflate", NULL, NULL, filt_deflate};
+    static const H5Z_class2_t fletcher = {
+        H5Z_CLASS_T_VERS, H5Z_FILTER_FLETCHER32, 1, 1, "fletcher32", NULL, NULL, filt_fletcher32};
+    if (H5Z_register(&deflate) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0;
+    }
+    if (H5Z_register(&fletcher) < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return 0; /* deflate alone is still a whole, standard filter */
+    }
+    filt_installed = 1;
+    return 1;
+}
+
 void bz_out_h5_quiet(void)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    (void)bz_out_h5_filters_install();
 }
 
 struct walk_state {
@@ -426,6 +589,7 @@ int bz_out_h5_has_vlen(hid_t t)
 
 hid_t bz_out_h5_fapl(void)
 {
+    (void)bz_out_h5_filters_install();
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0)
         return fapl;

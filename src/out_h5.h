@@ -8,8 +8,18 @@
 #include "bazaar/err.h"
 #include "bazaar/records.h"
 
-/* Turn off HDF5's automatic error printing (errors go into struct bz_err). */
+/* Turn off HDF5's automatic error printing (errors go into struct bz_err),
+ * and bz_out_h5_filters_install. */
 void bz_out_h5_quiet(void);
+
+/* Once per process (later calls return the first's result): make HDF5's
+ * deflate (H5Z_FILTER_DEFLATE) and Fletcher32 (H5Z_FILTER_FLETCHER32)
+ * filters run bazaar's faster functions (out_zpool.c's compressor, ISA-L
+ * inflate, out_fletcher.c), which write and read exactly the bytes HDF5's
+ * own do, for every file of the process. 1: installed; 0: HDF5's own stay
+ * (BZ_HDF5_FILTERS=builtin, a libhdf5 other than 1.8-1.14 or without the
+ * symbol it needs). bz_out_h5_quiet and bz_out_h5_fapl call it. */
+int bz_out_h5_filters_install(void);
 
 /* bz_err_set with ": <innermost HDF5 error description>" appended when the
  * HDF5 error stack has one; clears the stack. Returns code. */

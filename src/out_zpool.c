@@ -50,6 +50,7 @@ size_t bz_zpool_bound(size_t chunk_bytes)
 struct bz_zchunk {
 #if defined(BZ_HAVE_ISAL)
     unsigned char *level_buf;
+    struct inflate_state *inflate; /* bz_zpool_inflate's, made on first use */
 #elif defined(BZ_HAVE_LIBDEFLATE)
     struct libdeflate_compressor *c;
 #else
@@ -61,6 +62,7 @@ static int zstate_init(struct bz_zchunk *z)
 {
 #if defined(BZ_HAVE_ISAL)
     z->level_buf = malloc(ISAL_DEF_LVL1_DEFAULT);
+    z->inflate = NULL;
     return z->level_buf ? 0 : -1;
 #elif defined(BZ_HAVE_LIBDEFLATE)
     z->c = libdeflate_alloc_compressor(BZ_ZPOOL_LEVEL);
@@ -75,6 +77,7 @@ static void zstate_free(struct bz_zchunk *z)
 {
 #if defined(BZ_HAVE_ISAL)
     free(z->level_buf);
+    free(z->inflate);
 #elif defined(BZ_HAVE_LIBDEFLATE)
     libdeflate_free_compressor(z->c);
 #else
@@ -100,42 +103,151 @@ void bz_zchunk_destroy(struct bz_zchunk *z)
     free(z);
 }
 
+/* The zlib stream: level BZ_ZPOOL_LEVEL through the fastest library built
+ * in, falling back to zlib when it fails (no room); any other level through
+ * zlib's compress2, as HDF5's own deflate filter does. */
+int bz_zpool_deflate(struct bz_zchunk *z, int level, const unsigned char *in, size_t len,
+                     unsigned char *out, size_t cap, size_t *out_len)
+{
+    size_t zlen = 0;
+    *out_len = 0;
+    if (level < 0 || level > 9 || len > UINT32_MAX)
+        return -1;
+    if (level == BZ_ZPOOL_LEVEL) {
+#if defined(BZ_HAVE_ISAL)
+        struct isal_zstream zs;
+        isal_deflate_stateless_init(&zs);
+        zs.level = BZ_ZPOOL_LEVEL;
+        zs.level_buf = z->level_buf;
+        zs.level_buf_size = ISAL_DEF_LVL1_DEFAULT;
+        zs.gzip_flag = IGZIP_ZLIB;
+        zs.next_in = (uint8_t *)(uintptr_t)in;
+        zs.avail_in = (uint32_t)len;
+        zs.next_out = out;
+        zs.avail_out = cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap;
+        zs.end_of_stream = 1;
+        zs.flush = NO_FLUSH;
+        if (isal_deflate_stateless(&zs) == COMP_OK)
+            zlen = zs.total_out;
+#elif defined(BZ_HAVE_LIBDEFLATE)
+        zlen = libdeflate_zlib_compress(z->c, in, len, out, cap);
+#else
+        (void)z;
+#endif
+    }
+    if (zlen == 0) {
+        uLongf n = (uLongf)cap;
+        if (compress2(out, &n, in, (uLong)len, level) != Z_OK)
+            return -1;
+        zlen = (size_t)n;
+    }
+    *out_len = zlen;
+    return 0;
+}
+
+/* zlib's inflate, as HDF5's deflate filter runs it (Z_SYNC_FLUSH, the
+ * output doubled when full). */
+static int inflate_zlib(const unsigned char *in, size_t len, unsigned char **out, size_t *cap,
+                        size_t *out_len, void *(*resize)(void *, size_t))
+{
+    z_stream s;
+    int rc = -1;
+    memset(&s, 0, sizeof s);
+    if (len > UINT32_MAX || *cap > UINT32_MAX)
+        return -1;
+    s.next_in = (Bytef *)(uintptr_t)in;
+    s.avail_in = (uInt)len;
+    s.next_out = *out;
+    s.avail_out = (uInt)*cap;
+    if (inflateInit(&s) != Z_OK)
+        return -2;
+    for (;;) {
+        int st = inflate(&s, Z_SYNC_FLUSH);
+        if (st == Z_STREAM_END) {
+            rc = 0;
+            break;
+        }
+        if (st != Z_OK)
+            break; /* also Z_BUF_ERROR: the stream ends before its end */
+        if (s.avail_out == 0) {
+            size_t ncap = 2 * *cap;
+            unsigned char *nb = ncap > UINT32_MAX ? NULL : resize(*out, ncap);
+            if (!nb) {
+                rc = -2;
+                break;
+            }
+            *out = nb;
+            *cap = ncap;
+            s.next_out = nb + s.total_out;
+            s.avail_out = (uInt)(ncap - s.total_out);
+        }
+    }
+    *out_len = s.total_out;
+    inflateEnd(&s);
+    return rc;
+}
+
+int bz_zpool_inflate(struct bz_zchunk *z, const unsigned char *in, size_t len, unsigned char **out,
+                     size_t *cap, size_t *out_len, void *(*resize)(void *, size_t))
+{
+    *out_len = 0;
+    if (*cap == 0)
+        return -1;
+#if defined(BZ_HAVE_ISAL)
+    /* ISA-L's inflate checks the zlib header and the Adler-32 at the end
+     * (crc_flag ISAL_ZLIB) as zlib's does. */
+    if (len > UINT32_MAX || *cap > UINT32_MAX)
+        return inflate_zlib(in, len, out, cap, out_len, resize);
+    if (!z->inflate && !(z->inflate = malloc(sizeof *z->inflate)))
+        return -2;
+    struct inflate_state *st = z->inflate;
+    isal_inflate_init(st);
+    st->crc_flag = ISAL_ZLIB;
+    st->next_in = (uint8_t *)(uintptr_t)in;
+    st->avail_in = (uint32_t)len;
+    st->next_out = *out;
+    st->avail_out = (uint32_t)*cap;
+    for (;;) {
+        uint32_t in0 = st->avail_in, out0 = st->avail_out;
+        int rc = isal_inflate(st);
+        if (rc < 0 || rc == ISAL_NEED_DICT) /* a dictionary: zlib's uncompress fails too */
+            return -1;
+        if (st->block_state == ISAL_BLOCK_FINISH)
+            break;
+        if (st->avail_in == in0 && st->avail_out == out0 && out0 != 0)
+            return -1; /* no progress */
+        if (st->avail_out == 0) {
+            size_t ncap = 2 * *cap;
+            unsigned char *nb = ncap > UINT32_MAX ? NULL : resize(*out, ncap);
+            if (!nb)
+                return -2;
+            *out = nb;
+            *cap = ncap;
+            st->next_out = nb + st->total_out;
+            st->avail_out = (uint32_t)(ncap - st->total_out);
+        } else if (st->avail_in == 0) {
+            return -1; /* the stream ends before its end */
+        }
+    }
+    *out_len = st->total_out;
+    return 0;
+#else
+    (void)z;
+    return inflate_zlib(in, len, out, cap, out_len, resize);
+#endif
+}
+
 /* A zlib stream, then its Fletcher32, little-endian (the order of HDF5's
  * pipeline: deflate first, checksum last). */
 int bz_zpool_compress_chunk(struct bz_zchunk *z, const unsigned char *in, size_t len,
                             unsigned char *out, size_t cap, size_t *out_len)
 {
-    size_t zcap, zlen = 0;
+    size_t zlen = 0;
     *out_len = 0;
     if (cap < bz_zpool_bound(len) || len > UINT32_MAX)
         return -1;
-    zcap = cap - FLETCHER_LEN;
-#if defined(BZ_HAVE_ISAL)
-    struct isal_zstream zs;
-    isal_deflate_stateless_init(&zs);
-    zs.level = BZ_ZPOOL_LEVEL;
-    zs.level_buf = z->level_buf;
-    zs.level_buf_size = ISAL_DEF_LVL1_DEFAULT;
-    zs.gzip_flag = IGZIP_ZLIB;
-    zs.next_in = (uint8_t *)(uintptr_t)in;
-    zs.avail_in = (uint32_t)len;
-    zs.next_out = out;
-    zs.avail_out = zcap > UINT32_MAX ? UINT32_MAX : (uint32_t)zcap;
-    zs.end_of_stream = 1;
-    zs.flush = NO_FLUSH;
-    if (isal_deflate_stateless(&zs) == COMP_OK)
-        zlen = zs.total_out;
-#elif defined(BZ_HAVE_LIBDEFLATE)
-    zlen = libdeflate_zlib_compress(z->c, in, len, out, zcap);
-#else
-    (void)z;
-#endif
-    if (zlen == 0) { /* zlib: never too small for cap */
-        uLongf n = (uLongf)zcap;
-        if (compress2(out, &n, in, (uLong)len, BZ_ZPOOL_LEVEL) != Z_OK)
-            return -1;
-        zlen = (size_t)n;
-    }
+    if (bz_zpool_deflate(z, BZ_ZPOOL_LEVEL, in, len, out, cap - FLETCHER_LEN, &zlen) != 0)
+        return -1;
     bz_out_fletcher32_put(out + zlen, bz_out_fletcher32(out, zlen));
     *out_len = zlen + FLETCHER_LEN;
     return 0;

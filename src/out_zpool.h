@@ -84,6 +84,23 @@ void bz_zchunk_destroy(struct bz_zchunk *z);
 int bz_zpool_compress_chunk(struct bz_zchunk *z, const unsigned char *in, size_t len,
                             unsigned char *out, size_t cap, size_t *out_len);
 
+/* A zlib stream (no checksum) of in's len bytes at deflate level (0-9) into
+ * out (cap bytes): level BZ_ZPOOL_LEVEL through z's compressor (ISA-L,
+ * libdeflate), any other level, or when that one has no room, through
+ * zlib's compress2 at that level (HDF5's deflate filter). *out_len: the
+ * stream's bytes. 0, or -1 (it does not fit in cap, a bad level). */
+int bz_zpool_deflate(struct bz_zchunk *z, int level, const unsigned char *in, size_t len,
+                     unsigned char *out, size_t cap, size_t *out_len);
+
+/* Decompress the zlib stream in (len bytes) into *out, of *cap bytes,
+ * doubled through resize (realloc-like: the new block or NULL, the old one
+ * kept) while it is full; checks the stream's Adler-32 (ISA-L's inflate,
+ * else zlib's). *out_len: the bytes decompressed. 0, -1 (not a whole valid
+ * zlib stream, a dictionary needed, a wrong Adler-32) or -2 (no memory);
+ * on failure *out, *cap are still the caller's to free. */
+int bz_zpool_inflate(struct bz_zchunk *z, const unsigned char *in, size_t len, unsigned char **out,
+                     size_t *cap, size_t *out_len, void *(*resize)(void *, size_t));
+
 /* A pool of n_threads workers (n_threads <= 1: none; batches are
  * compressed by bz_zpool_wait in the caller's thread). 0 or -1 (no memory,
  * no thread). */
