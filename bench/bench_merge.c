@@ -39,7 +39,7 @@ static double now_s(void)
 /* Play every game of the grid; with shards, write game g to shard
  * (g / 64) % n_shards, as batches of the scheduler spread them. Wall s. */
 static int play(struct bz_grid *grid, int64_t n_games, struct bz_shard **shards, int n_shards,
-                double *seconds, struct bz_err *err)
+                struct bz_durable *durable, double *seconds, struct bz_err *err)
 {
     int rc = BZ_OK;
     double t0 = now_s();
@@ -64,6 +64,8 @@ static int play(struct bz_grid *grid, int64_t n_games, struct bz_shard **shards,
     }
     for (int i = 0; shards && i < n_shards && !rc; i++)
         rc = bz_shard_sync(shards[i], err);
+    if (!rc)
+        rc = bz_durable_wait(durable, err); /* the last fsync counts */
     *seconds = now_s() - t0;
     return rc;
 }
@@ -110,22 +112,27 @@ static int play_child(struct bz_grid *grid, int64_t n_games, char (*paths)[300],
     if (pid == 0) {
         struct bz_err err = {0};
         struct bz_shard *shards[64] = {0};
-        int rc = BZ_OK;
+        struct bz_durable *durable = NULL;
+        int rc = paths ? bz_durable_create(&durable, &err) : BZ_OK;
         for (int i = 0; paths && i < n_shards && !rc; i++) {
             rc = bz_shard_create(paths[i], &shards[i], &err);
             if (!rc) {
                 bz_shard_set_group_commit(shards[i], 1); /* as the runner does */
                 bz_shard_set_layout(shards[i], layout);
+                bz_shard_set_durable(shards[i], durable);
             }
         }
         double t[2] = {0, 0};
         struct timespec c0, c1;
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
         if (!rc)
-            rc = play(grid, n_games, paths ? shards : NULL, n_shards, &t[0], &err);
+            rc = play(grid, n_games, paths ? shards : NULL, n_shards, durable, &t[0], &err);
         for (int i = 0; paths && i < n_shards; i++)
             if (shards[i] && bz_shard_close(shards[i], rc ? NULL : &err) && !rc)
                 rc = BZ_EIO;
+        if (durable && bz_durable_wait(durable, rc ? NULL : &err) && !rc)
+            rc = BZ_EIO;
+        bz_durable_destroy(durable);
         clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
         t[1] = (double)(c1.tv_sec - c0.tv_sec) + 1e-9 * (double)(c1.tv_nsec - c0.tv_nsec);
         if (rc)
