@@ -16,7 +16,10 @@
 #      threads, as neither of the 2 ranks has) against the 2 ranks, following
 #      (the default where more than one rank plays: the follower at nice 0)
 #      and not; and the same net of the fixed costs (start-up, MPI's, and
-#      the end), measured as a 6-game sweep on 1 and on 2 ranks each round.
+#      the end), measured as a 6-game sweep on 1 and on 2 ranks each round,
+#      and on 2 ranks with OMPI_MCA_pml=ob1 (unless OMPI_MCA_pml is set):
+#      OpenMPI 4.1's MPI_Init probes UCX for 0.2 s on a machine without a
+#      fabric.
 #   2. build/bench_merge on the same sweep: records vs no records, the
 #      merge's MB/s, its phases and its peak memory.
 #   3. BENCH_LLM=1: build/bench_llm's figures too (the LLM transport's part).
@@ -58,7 +61,7 @@ run() { # LAYOUT FOLLOW OUT CMD...: prints "wall_seconds play_rate"
 median() { sort -g | awk '{v[NR]=$1} END{print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A T R DURING AFTER FCPU FSER FTHR # keys: LAYOUT RANKS FOLLOW (p: 1 rank on 1 CPU)
-F1="" F2="" F2F=""
+F1="" F2="" F2F="" F2OB=""
 # the CPU one rank is pinned to for the per-core figure (a job runs one rank
 # per core: the 1-rank run then has no idle CPU for the follower or the
 # shard threads, as each of the 2 ranks has none)
@@ -101,6 +104,11 @@ for ((i = 0; i < ROUNDS; i++)); do
   F2+="$t "
   read t r <<<"$(run plain 1 /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
   F2F+="$t "
+  # how much of it is OpenMPI probing UCX (no fabric on one node)
+  if [ -z "${OMPI_MCA_pml:-}" ]; then
+    read t r <<<"$(OMPI_MCA_pml=ob1 run plain 0 /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
+    F2OB+="$t "
+  fi
   sed -i "s/\"repetitions\": 1/\"repetitions\": $REPS_SAVED/" "$SPEC"
 done
 med() { printf '%s\n' $1 | median; }
@@ -136,6 +144,9 @@ for l in $LAYOUTS; do
     done
   fi
 done
+if [ -n "$F2OB" ]; then
+  echo "MPI's start-up: a 6-game sweep on 2 ranks $(med "$F2") s; with OMPI_MCA_pml=ob1 (OpenMPI without its UCX probe) $(med "$F2OB") s, 1 rank without mpiexec $(med "$F1") s"
+fi
 if [ "$LAYOUTS" = "plain virtual" ]; then
   echo "virtual vs plain, end to end (following; not following):"
   for n in 1 2; do
