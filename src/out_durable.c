@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bazaar/out.h"
@@ -32,6 +33,16 @@
 #define DURABLE_MAX_JOBS 4
 
 void (*bz_durable_test_gate)(void);
+
+/* BAZAAR_TEST_DURABLE_DELAY_MS: the thread sleeps this long before each
+ * job, so that an e2e test can kill a run while flushed games wait for
+ * their journal lines. Not for production use. */
+static long test_delay_ms(void)
+{
+    const char *v = getenv("BAZAAR_TEST_DURABLE_DELAY_MS");
+    long ms = v ? atol(v) : 0;
+    return ms > 0 ? ms : 0;
+}
 
 struct job {
     struct job *next;
@@ -50,7 +61,8 @@ struct bz_durable {
     struct job *head, *tail;
     size_t queued; /* in the queue, including the one running */
     int stop;
-    int failed; /* the first error, in msg */
+    long delay_ms; /* test_delay_ms() */
+    int failed;    /* the first error, in msg */
     char msg[sizeof(((struct bz_err *)0)->msg)];
 };
 
@@ -108,6 +120,11 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&d->mu);
         if (bz_durable_test_gate)
             bz_durable_test_gate();
+        if (d->delay_ms) {
+            struct timespec ts = {d->delay_ms / 1000, (d->delay_ms % 1000) * 1000000L};
+            while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+            }
+        }
         char msg[sizeof d->msg];
         int bad = !skip && run_job(j, msg, sizeof msg) != 0;
         pthread_mutex_lock(&d->mu);
@@ -134,6 +151,7 @@ int bz_durable_create(struct bz_durable **out, struct bz_err *err)
         return bz_err_set(err, BZ_ENOMEM, "no memory for the durability thread");
     pthread_mutex_init(&d->mu, NULL);
     pthread_cond_init(&d->changed, NULL);
+    d->delay_ms = test_delay_ms();
     /* the thread takes no signal: a stop signal interrupts the play's
      * waits (runner.c), which must get it */
     sigset_t all, old;

@@ -286,6 +286,40 @@ def _reference_and_a_killed_run(tmp_path, small_spec):
     return spec, ref, out, parts
 
 
+def test_games_flushed_but_not_yet_journaled_at_a_kill_are_played_again(tmp_path, small_spec):
+    """A shard's fsync and journal lines come from a background thread after
+    the flush (out_durable.c): a kill -9 while it holds batches back leaves
+    games whose rows and /games row are in the shard but that have no
+    journal line. They do not count: --resume plays them again, and the file
+    equals an uninterrupted run's."""
+    spec = write_spec(tmp_path, big_spec(small_spec))
+    ref = str(tmp_path / "ref.h5")
+    bazaar("run", spec, "-o", ref, "--quiet")
+    out = str(tmp_path / "out.h5")
+    env = mpi_env()
+    env["BAZAAR_TEST_DURABLE_DELAY_MS"] = "10000"  # every job waits 10 s
+    env["BAZAAR_TEST_GAME_DELAY_MS"] = "5"
+    env["BAZAAR_MERGE_FOLLOW"] = "0"  # one segment
+    p = subprocess.Popen([BIN, "run", spec, "-o", out, "--progress-interval", "0.02"],
+                         env=env, stderr=subprocess.PIPE, text=True)
+    stop_after(p, 200, signal.SIGKILL)  # about 1.3 s in: two syncs, no job run yet
+    p.communicate()
+    parts = out + ".parts"
+    flushed, journaled = set(), set()
+    for name in os.listdir(parts):
+        path = os.path.join(parts, name)
+        if name.endswith(".h5"):
+            with h5py.File(path, "r") as f:  # a flushed shard reads back after kill -9
+                flushed |= {int(g) for g in f["games"]["game_id"] if g >= 0}
+        elif name.endswith(".journal"):
+            with open(path) as j:
+                journaled |= {int(line.split()[1]) for line in j if line.startswith("committed ")}
+    assert flushed, "the kill came before the first sync"
+    assert not journaled, "the journal lines waited for the thread"
+    bazaar("run", spec, "-o", out, "--resume", "--quiet")
+    assert_same_tables(ref, out)
+
+
 def test_an_unreadable_shard_whose_journal_confirms_nothing_is_removed(tmp_path, small_spec):
     """A kill inside a shard's first flush leaves an HDF5 file that cannot be
     read and an empty journal: no game of it counted, so resume removes it
