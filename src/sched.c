@@ -652,6 +652,7 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
         fail_all(err);
         goto out;
     }
+    int merged = 0; /* rank 0 wrote OUT */
     int stopped = c.stopping || stop_signal;
     if (use_mpi && n_ranks > 1) {
         stopped = max_int(stopped, "MPI_Allreduce");
@@ -715,14 +716,23 @@ static int run_ranks(const struct bz_run_options *opt, struct bz_run_stats *stat
                 if (rc != BZ_OK)
                     rc = bz_merge_layout((const char *const *)shards, n_shards, out, &prov,
                                          opt->layout, err);
-                if (!rc)
-                    bz_sched_remove_parts(plan.parts);
+                merged = !rc;
             }
             bz_sched_plan_cleanup(&again);
         }
     }
-    if (use_mpi && n_ranks > 1)
+    if (use_mpi && n_ranks > 1) {
         bcast_int(&rc, "MPI_Bcast"); /* the others sleep while rank 0 merges */
+        bcast_int(&merged, "MPI_Bcast");
+    }
+    /* OUT is complete: the shards are redundant. Every rank removes its
+     * share of them, then rank 0 the rest. */
+    if (merged && use_mpi && n_ranks > 1) {
+        bz_sched_remove_shards(plan.parts, my_rank, n_ranks);
+        (void)max_int(0, "MPI_Allreduce");
+    }
+    if (merged && my_rank == 0)
+        bz_sched_remove_parts(plan.parts);
 out:
     bz_follow_cancel(follower); /* no merge: it removes its tmp */
     stats->seconds = bz_sched_now_s() - t0;

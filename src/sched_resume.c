@@ -325,6 +325,40 @@ void bz_sched_remove_parts(const char *parts)
         rmdir(parts);
 }
 
+/* Which of n_ranks removes shard `name`: its writer's rank (the "-r<rank>-"
+ * of a<attempt>-r<rank>-<segment>.h5) modulo n_ranks, else a hash of the
+ * name: the same on every rank whenever it lists the folder. */
+static int shard_remover(const char *name, int n_ranks)
+{
+    int attempt, rank, segment;
+    if (sscanf(name, "a%d-r%d-%d.h5", &attempt, &rank, &segment) == 3 && rank >= 0)
+        return rank % n_ranks;
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *c = name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    return (int)(h % (uint32_t)n_ranks);
+}
+
+void bz_sched_remove_shards(const char *parts, int rank, int n_ranks)
+{
+    DIR *dir = opendir(parts);
+    if (!dir)
+        return;
+    for (struct dirent *de; (de = readdir(dir));) {
+        size_t len = strlen(de->d_name);
+        /* journals go with their shard; .bad files and the rest: rank 0 */
+        if (len <= 3 || strcmp(de->d_name + len - 3, ".h5") != 0 ||
+            shard_remover(de->d_name, n_ranks) != rank)
+            continue;
+        char path[BZ_SCHED_PATH_MAX + 256];
+        snprintf(path, sizeof path, "%s/%s", parts, de->d_name);
+        unlink(path);
+        snprintf(path, sizeof path, "%s/%s.journal", parts, de->d_name);
+        unlink(path);
+    }
+    closedir(dir);
+}
+
 /* sweep.prov: "key value" lines, then a line "spec_json" and the spec's JSON
  * to the end of the file. Written whole to a temporary name, then renamed. */
 static int write_provenance(const char *parts, const struct bz_provenance *prov, struct bz_err *err)
