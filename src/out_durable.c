@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -63,7 +62,7 @@ struct bz_durable {
     int stop;
     long delay_ms; /* test_delay_ms() */
     int failed;    /* the first error, in msg */
-    char msg[sizeof(((struct bz_err *)0)->msg)];
+    char msg[BZ_ERR_MSG_MAX];
 };
 
 static void job_free(struct job *j)
@@ -80,30 +79,24 @@ static void job_free(struct job *j)
     free(j);
 }
 
-/* Run one job: its error message into msg, 0 when it went through. */
-static int run_job(struct job *j, char *msg, size_t cap)
+int bz_durable_run(int fd, int journal_fd, const char *text, size_t len, const char *path,
+                   const char *journal_path, struct bz_err *err)
 {
-    if (fsync(j->fd) != 0) {
-        snprintf(msg, cap, "%s: fsync: %s", j->path, strerror(errno));
-        return -1;
-    }
-    if (j->journal_fd < 0)
-        return 0;
-    for (size_t off = 0; off < j->len;) {
-        ssize_t w = write(j->journal_fd, j->text + off, j->len - off);
+    if (fsync(fd) != 0)
+        return bz_err_set(err, BZ_EIO, "%s: fsync: %s", path, strerror(errno));
+    if (journal_fd < 0)
+        return BZ_OK;
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(journal_fd, text + off, len - off);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w < 0) {
-            snprintf(msg, cap, "%s: write: %s", j->journal_path, strerror(errno));
-            return -1;
-        }
+        if (w < 0)
+            return bz_err_set(err, BZ_EIO, "%s: write: %s", journal_path, strerror(errno));
         off += (size_t)w;
     }
-    if (fsync(j->journal_fd) != 0) {
-        snprintf(msg, cap, "%s: fsync: %s", j->journal_path, strerror(errno));
-        return -1;
-    }
-    return 0;
+    if (fsync(journal_fd) != 0)
+        return bz_err_set(err, BZ_EIO, "%s: fsync: %s", journal_path, strerror(errno));
+    return BZ_OK;
 }
 
 static void *worker(void *arg)
@@ -125,12 +118,13 @@ static void *worker(void *arg)
             while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
             }
         }
-        char msg[sizeof d->msg];
-        int bad = !skip && run_job(j, msg, sizeof msg) != 0;
+        struct bz_err e = {0};
+        int bad = !skip && bz_durable_run(j->fd, j->journal_fd, j->text, j->len, j->path,
+                                          j->journal_path, &e) != BZ_OK;
         pthread_mutex_lock(&d->mu);
         if (bad && !j->quiet && !d->failed) {
             d->failed = 1;
-            memcpy(d->msg, msg, sizeof msg);
+            memcpy(d->msg, e.msg, sizeof d->msg);
         }
         d->head = j->next;
         if (!d->head)

@@ -25,6 +25,12 @@ extern int bz_out_shard_threads;
  * deflates the next one itself (1..4; 4 by default). */
 extern size_t bz_out_shard_zjobs;
 
+/* A sync's work after the flush, where it runs (the shard's thread, or the
+ * durability thread's job): fsync fd, then (journal_fd >= 0) append text's
+ * len bytes to the journal and fsync it. BZ_EIO naming the file. */
+int bz_durable_run(int fd, int journal_fd, const char *text, size_t len, const char *path,
+                   const char *journal_path, struct bz_err *err);
+
 /* Test hook: called on the durability thread before each job
  * (out_durable.c), to hold jobs back. */
 extern void (*bz_durable_test_gate)(void);

@@ -2074,8 +2074,6 @@ static int table_range(struct merge *m, struct mtable *t, int64_t lo, int64_t hi
     return BZ_OK;
 }
 
-/* Every table (but the text store) advances over the games with ids in
- * [m->next, hi), one block of ids (the index's share) at a time. */
 /* Start writing back what the merge wrote so far (best effort, does not
  * wait): the fsync before the rename, on the critical path once the play
  * is over, then has only the rest to write. */
@@ -2088,6 +2086,8 @@ static void start_writeback(const struct merge *m)
     }
 }
 
+/* Every table (but the text store) advances over the games with ids in
+ * [m->next, hi), one block of ids (the index's share) at a time. */
 static int advance(struct merge *m, int64_t hi, int last, struct bz_err *err)
 {
     int rc = BZ_OK;

@@ -1193,13 +1193,8 @@ static int hand_over(struct bz_shard *s, int fd, struct bz_err *err)
             close(dfd);
         return bz_err_set(err, BZ_EIO, "%s: dup: %s", s->path, strerror(e));
     }
-    int rc = bz_durable_submit(s->durable, dfd, jfd, s->pending, s->pending_len, s->path,
-                               s->journal_path, 0, err);
-    if (rc)
-        return rc;
-    s->pending_len = 0;
-    s->n_pending = 0;
-    return BZ_OK;
+    return bz_durable_submit(s->durable, dfd, jfd, s->pending, s->pending_len, s->path,
+                             s->journal_path, 0, err);
 }
 
 /* Make everything written so far durable: flush, fsync, then the journal
@@ -1221,22 +1216,11 @@ static int sync_shard(struct bz_shard *s, struct bz_err *err)
     void *handle = NULL;
     if (H5Fget_vfd_handle(s->file, H5P_DEFAULT, &handle) < 0 || !handle)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot reach the file descriptor", s->path);
-    if (s->durable)
-        return hand_over(s, *(int *)handle, err);
-    if (fsync(*(int *)handle) != 0)
-        return bz_err_set(err, BZ_EIO, "%s: fsync: %s", s->path, strerror(errno));
-    if (!s->n_pending)
-        return BZ_OK;
-    for (size_t off = 0; off < s->pending_len;) {
-        ssize_t w = write(s->journal_fd, s->pending + off, s->pending_len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w < 0)
-            return bz_err_set(err, BZ_EIO, "%s: write: %s", s->journal_path, strerror(errno));
-        off += (size_t)w;
-    }
-    if (fsync(s->journal_fd) != 0)
-        return bz_err_set(err, BZ_EIO, "%s: fsync: %s", s->journal_path, strerror(errno));
+    rc = s->durable ? hand_over(s, *(int *)handle, err)
+                    : bz_durable_run(*(int *)handle, s->n_pending ? s->journal_fd : -1, s->pending,
+                                     s->pending_len, s->path, s->journal_path, err);
+    if (rc)
+        return rc;
     s->pending_len = 0;
     s->n_pending = 0;
     return BZ_OK;
