@@ -22,15 +22,25 @@
 #      fabric.
 #   2. build/bench_merge on the same sweep: records vs no records, the
 #      merge's MB/s, its phases and its peak memory.
-#   3. BENCH_LLM=1: build/bench_llm's figures too (the LLM transport's part).
+#   3. Per core at SCALE times the games (SCALE=4 by default, 0 skips it):
+#      the pinned rank against the 2 ranks (each layout, following), ROUNDS
+#      times alternated: the fixed costs (MPI's start-up, the merge's end,
+#      the shards' removal: about 0.4-0.7 s) weigh on a 9,000-game sweep of
+#      4 s; at 36,000 games they are a quarter as heavy, as in a sweep of
+#      minutes or hours.
+#   4. BENCH_LLM=1: build/bench_llm's figures too (the LLM transport's part).
 # Prints figures only. The machine's load is printed: on a shared machine
 # compare ratios taken in one run, not seconds across runs.
-# usage: [LAYOUT=plain|virtual|both] bench/sched_efficiency.sh [BUILD_DIR] [REPETITIONS] [ROUNDS]
+# usage: [LAYOUT=plain|virtual|both] [SCALE=N] bench/sched_efficiency.sh [BUILD_DIR] [REPETITIONS] [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=${1:-build}
 REPS=${2:-250}
 ROUNDS=${3:-${ROUNDS:-1}}
+SCALE=${SCALE:-4}
+case $SCALE in
+  '' | *[!0-9]*) echo "sched_efficiency: SCALE: expected a whole number (0: skip), got '$SCALE'" >&2; exit 2 ;;
+esac
 case ${LAYOUT:-both} in
   plain | virtual) LAYOUTS=$LAYOUT ;;
   both) LAYOUTS="plain virtual" ;;
@@ -120,8 +130,8 @@ for l in $LAYOUTS; do
     awk -v g="$((REPS * 6))" -v t1="$(med "${T[${l}1$f]}")" -v t2="$(med "${T[${l}2$f]}")" \
         -v r1="$(med "${R[${l}1$f]}")" -v r2="$(med "${R[${l}2$f]}")" -v name="$name" 'BEGIN{
       printf "%s:\n", name
-      printf "  play phase: 1 rank %.0f games/s, 2 ranks %.0f games/s, efficiency %.2f\n", r1, r2, r2/(2*r1)
-      printf "  end to end: 1 rank %.2fs, 2 ranks %.2fs, efficiency %.2f\n", t1, t2, t1/(2*t2)
+      printf "  play phase: 1 rank %.0f games/s, 2 ranks %.0f games/s, rate2/(2 rate1) %.2f\n", r1, r2, r2/(2*r1)
+      printf "  end to end: 1 rank %.2fs, 2 ranks %.2fs, T1/(2 T2) %.2f (1 rank on 2 CPUs: not per core, see below)\n", t1, t2, t1/(2*t2)
       printf "  end to end vs play, 1 rank: %.2f (play %.2fs)\n", t1/(g/r1), g/r1
       printf "  2 ranks vs 1 rank, end to end: %.2f\n", t2/t1}'
   done
@@ -153,6 +163,31 @@ if [ "$LAYOUTS" = "plain virtual" ]; then
     awk -v n=$n -v a="$(med "${T[virtual${n}1]}")" -v b="$(med "${T[plain${n}1]}")" \
         -v c="$(med "${T[virtual${n}0]}")" -v d="$(med "${T[plain${n}0]}")" \
         'BEGIN{printf "  %d rank(s): %.2f; %.2f\n", n, a/b, c/d}'
+  done
+fi
+if [ "$SCALE" -gt 0 ] && [ -n "$PIN" ]; then
+  # per core at SCALE x the games: the fixed costs weigh a quarter as much
+  # at 4x (pinned rank and 2 ranks back to back, the order flipped each round)
+  sed -i "s/\"repetitions\": [0-9]*/\"repetitions\": $((REPS * SCALE))/" "$SPEC"
+  declare -A S
+  for ((i = 0; i < ROUNDS; i++)); do
+    for l in $LAYOUTS; do
+      [ $((i % 2)) = 0 ] && ORDER="p 2" || ORDER="2 p"
+      for w in $ORDER; do
+        if [ $w = p ]; then
+          read t r <<<"$(run $l 0 /tmp/bz_eff1.h5 taskset -c "$PIN" "$B/bazaar")"
+        else
+          read t r <<<"$(run $l 1 /tmp/bz_eff2.h5 mpiexec -n 2 "$B/bazaar")"
+        fi
+        S[$l$w]+="$t "
+      done
+    done
+  done
+  sed -i "s/\"repetitions\": [0-9]*/\"repetitions\": $REPS/" "$SPEC"
+  echo "per core at $((REPS * SCALE * 6)) games (1 rank pinned to 1 CPU vs 2 ranks on 2 CPUs, following; medians of $ROUNDS alternated rounds):"
+  for l in $LAYOUTS; do
+    awk -v l=$l -v p="$(med "${S[${l}p]}")" -v t2="$(med "${S[${l}2]}")" -v f2="$(med "$F2F")" -v f1="$(med "$F1")" 'BEGIN{
+      printf "  --layout %s: end to end %.2fs vs %.2fs, efficiency %.2f (net of the fixed costs %.2f)\n", l, p, t2, p/(2*t2), (p-f1)/(2*(t2-f2))}'
   done
 fi
 if [ -x "$B/bench_merge" ]; then
