@@ -24,6 +24,9 @@ extern int bz_out_shard_threads;
 /* Test hook: chunks a shard's threads hold at most before the writer
  * deflates the next one itself (1..4; 4 by default). */
 extern size_t bz_out_shard_zjobs;
+/* Test hook: a long game's puts flush and open the shard again (a
+ * checkpoint) once this many bytes are unflushed (32 MiB by default). */
+extern size_t bz_out_shard_checkpoint_bytes;
 
 /* A sync's work after the flush, where it runs (the shard's thread, or the
  * durability thread's job): fsync fd, then (journal_fd >= 0) append text's

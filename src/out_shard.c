@@ -98,8 +98,10 @@ size_t bz_out_shard_zjobs = 4; /* ZJOBS */
 /* Rows of a table staged before they are written (at most this many bytes,
  * at least one row). */
 #define STAGE_BYTES (512 * 1024)
-/* A long game's rows are flushed (not committed) every so many bytes. */
+/* A long game's rows are flushed (not committed) every so many bytes
+ * (bz_out_shard_checkpoint_bytes, a test hook, overrides it). */
 #define FLUSH_BYTES ((size_t)32 << 20)
+size_t bz_out_shard_checkpoint_bytes = FLUSH_BYTES;
 
 /* Copies of the variable-length strings of staged rows. */
 struct str_block {
@@ -1182,16 +1184,21 @@ static int check_records(struct bz_shard *s, const struct bz_records *rec, int n
 
 /* The durability thread's part of a sync (the flush is done): the fsync of
  * the file, then the pending journal lines and the journal's fsync, on
- * duplicates of the descriptors (the shard may be closed before the job
- * runs). */
-static int hand_over(struct bz_shard *s, int fd, struct bz_err *err)
+ * descriptors of the job's own (the shard may be closed before the job
+ * runs). The file's is opened again by its path, not dup'd from HDF5's: a
+ * dup shares HDF5's open file description and so its flock, and while the
+ * job held it the file could not be opened again (reopen: a long game's
+ * checkpoint failed with "unable to lock file"). fsync writes the file's
+ * pages whichever descriptor asks. */
+static int hand_over(struct bz_shard *s, struct bz_err *err)
 {
-    int dfd = dup(fd), jfd = -1;
+    int dfd = open(s->path, O_RDONLY | O_CLOEXEC), jfd = -1;
     if (dfd < 0 || (s->n_pending && (jfd = dup(s->journal_fd)) < 0)) {
         int e = errno;
         if (dfd >= 0)
             close(dfd);
-        return bz_err_set(err, BZ_EIO, "%s: dup: %s", s->path, strerror(e));
+        return bz_err_set(err, BZ_EIO, "%s: %s for its sync: %s", s->path,
+                          dfd < 0 ? "cannot open again" : "dup of the journal", strerror(e));
     }
     return bz_durable_submit(s->durable, dfd, jfd, s->pending, s->pending_len, s->path,
                              s->journal_path, 0, err);
@@ -1216,7 +1223,7 @@ static int sync_shard(struct bz_shard *s, struct bz_err *err)
     void *handle = NULL;
     if (H5Fget_vfd_handle(s->file, H5P_DEFAULT, &handle) < 0 || !handle)
         return bz_out_h5_fail(err, BZ_EIO, "%s: cannot reach the file descriptor", s->path);
-    rc = s->durable ? hand_over(s, *(int *)handle, err)
+    rc = s->durable ? hand_over(s, err)
                     : bz_durable_run(*(int *)handle, s->n_pending ? s->journal_fd : -1, s->pending,
                                      s->pending_len, s->path, s->journal_path, err);
     if (rc)
@@ -1378,7 +1385,7 @@ int bz_shard_put(struct bz_shard *s, const struct bz_records *rec, struct bz_err
         return BZ_OK;
     /* a long game: flush now and then (nothing is committed by it) and
      * start a fresh metadata cache, so memory does not grow with its turns */
-    int checkpoint = s->unflushed >= FLUSH_BYTES;
+    int checkpoint = s->unflushed >= bz_out_shard_checkpoint_bytes;
     int rc = append(s, rec, 0, checkpoint, err);
     if (!rc && checkpoint && (rc = reopen(s, err)))
         s->broken = 1;

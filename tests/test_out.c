@@ -924,8 +924,10 @@ static int put_rows_hook(void *ctx, const struct bz_records *rows, struct bz_err
 
 /* Play one electricity game of n agents and `turns` turns into a new shard
  * at path, its rows put to the shard whenever they reach `bound` bytes
- * (0: held to the end, as before); the most bytes of rows it held. */
-static size_t play_electricity(const char *path, int n, int turns, size_t bound)
+ * (0: held to the end, as before), its syncs' fsyncs and journal lines on
+ * durable's thread (NULL: inline); the most bytes of rows it held. */
+static size_t play_electricity_on(const char *path, int n, int turns, size_t bound,
+                                  struct bz_durable *durable)
 {
     char json[512];
     snprintf(json, sizeof json,
@@ -943,16 +945,23 @@ static size_t play_electricity(const char *path, int n, int turns, size_t bound)
         bz_grid_config(grid, 0, &cfg, &err) || bz_shard_create(path, &s, &err) ||
         bz_match_create(&cfg, NULL, &m, &err))
         fail_msg("%s", err.msg);
+    if (durable)
+        bz_shard_set_durable(s, durable);
     if (bound)
         bz_match_set_flush(m, put_rows_hook, s, bound);
     if (bz_match_play(m, &err) || bz_shard_append(s, bz_match_records(m), &err) ||
-        bz_shard_close(s, &err))
+        bz_shard_close(s, &err) || bz_durable_wait(durable, &err))
         fail_msg("%s", err.msg);
     size_t hwm = bz_match_records(m)->max_row_bytes;
     bz_match_destroy(m);
     bz_grid_destroy(grid);
     bz_spec_destroy(spec);
     return hwm;
+}
+
+static size_t play_electricity(const char *path, int n, int turns, size_t bound)
+{
+    return play_electricity_on(path, n, turns, bound, NULL);
 }
 
 /* A long game's rows leave memory in batches: the rows held stay under the
@@ -1279,6 +1288,45 @@ static void durable_sync_should_journal_later_and_in_order(void **state)
     unlink(jpath);
 }
 
+/* A long game's checkpoints (flush, then the shard closed and opened again)
+ * while the durability thread still holds the syncs before them: the shard
+ * opens again (a job once held a dup of HDF5's descriptor, and with it
+ * HDF5's lock on the file: "unable to lock file", every large-N game of a
+ * run failed), and the file merges to the one written without the thread. */
+static void long_game_checkpoints_should_open_again_while_syncs_wait(void **state)
+{
+    (void)state;
+    char a[512], b[512], ma[512], mb[512];
+    tmp_path(a, sizeof a, "long_durable.h5");
+    tmp_path(b, sizeof b, "long_inline.h5");
+    tmp_path(ma, sizeof ma, "long_durable_merged.h5");
+    tmp_path(mb, sizeof mb, "long_inline_merged.h5");
+    struct bz_err err = {0};
+    struct bz_durable *d = NULL;
+    /* each job waits 20 ms before it runs, so the checkpoint after it
+     * comes while it waits */
+    assert_int_equal(setenv("BAZAAR_TEST_DURABLE_DELAY_MS", "20", 1), 0);
+    assert_int_equal(bz_durable_create(&d, &err), BZ_OK);
+    assert_int_equal(unsetenv("BAZAAR_TEST_DURABLE_DELAY_MS"), 0);
+    size_t saved = bz_out_shard_checkpoint_bytes;
+    bz_out_shard_checkpoint_bytes = 64 * 1024;
+    play_electricity_on(a, 40, 48, 128 * 1024, d);
+    play_electricity_on(b, 40, 48, 128 * 1024, NULL);
+    bz_out_shard_checkpoint_bytes = saved;
+    bz_durable_destroy(d);
+    const char *la[] = {a}, *lb[] = {b};
+    merge_ok(la, 1, ma);
+    merge_ok(lb, 1, mb);
+    unsigned char *x, *y;
+    size_t nx, ny;
+    dump_file(ma, &x, &nx);
+    dump_file(mb, &y, &ny);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    free(x);
+    free(y);
+}
+
 int main(void)
 {
     /* soak options: BZ_OUT_SHARD_DEFLATE=4 runs everything on compressed shards */
@@ -1315,6 +1363,7 @@ int main(void)
         cmocka_unit_test(killed_writer_should_leave_committed_games_whole),
         cmocka_unit_test(info_should_list_tables_not_their_storage),
         cmocka_unit_test(durable_sync_should_journal_later_and_in_order),
+        cmocka_unit_test(long_game_checkpoints_should_open_again_while_syncs_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

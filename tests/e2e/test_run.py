@@ -286,6 +286,32 @@ def _reference_and_a_killed_run(tmp_path, small_spec):
     return spec, ref, out, parts
 
 
+@pytest.mark.parametrize("layout", ["virtual", "plain"])
+def test_a_game_larger_than_a_shard_checkpoint_is_written_and_merged(tmp_path, layout):
+    # 12,000 agents x 24 turns: about 100 MB of rows, put to the shard
+    # between turns; past 32 MiB unflushed the shard is flushed, closed and
+    # opened again (a checkpoint) while the durability thread may still hold
+    # the sync before it (that once failed every such game: "unable to lock
+    # file")
+    n = 12000
+    spec = write_spec(tmp_path, {
+        "name": "large", "game": "electricity", "seed": 5, "repetitions": 1,
+        "fixed": {"n_agents": n, "max_turns": 24,
+                  "lineup": ["heuristic:truthful?skill=0.9", "heuristic:zi"]}})
+    out = str(tmp_path / "large.h5")
+    bazaar("run", spec, "-o", out, "--quiet", "--layout", layout)
+    assert not os.path.exists(out + ".parts")
+    with h5py.File(out, "r") as f:
+        games = f["games"][()]
+        turns = f["electricity/turns"][()]
+    assert list(games["game_id"]) == [0]
+    assert games["status"][0] == b"ok" or games["status"][0] == "ok"
+    played = len(np.unique(turns["turn"]))
+    assert played >= 2
+    assert len(turns) == n * played
+    assert sorted(np.unique(turns["agent"])) == list(range(n))
+
+
 def test_games_flushed_but_not_yet_journaled_at_a_kill_are_played_again(tmp_path, small_spec):
     """A shard's fsync and journal lines come from a background thread after
     the flush (out_durable.c): a kill -9 while it holds batches back leaves
