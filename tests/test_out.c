@@ -366,6 +366,22 @@ static void dump_file(const char *path, unsigned char **bytes, size_t *len)
     bz_out_free_paths(tables, nt);
 }
 
+/* Shards a and b merged (to ma and mb) give the same tables, byte for byte. */
+static void merges_equal(const char *a, const char *ma, const char *b, const char *mb)
+{
+    const char *la[] = {a}, *lb[] = {b};
+    merge_ok(la, 1, ma);
+    merge_ok(lb, 1, mb);
+    unsigned char *x, *y;
+    size_t nx, ny;
+    dump_file(ma, &x, &nx);
+    dump_file(mb, &y, &ny);
+    assert_int_equal(nx, ny);
+    assert_memory_equal(x, y, nx);
+    free(x);
+    free(y);
+}
+
 static void merge_should_not_depend_on_how_games_were_split(void **state)
 {
     enum { G = 12 };
@@ -873,17 +889,7 @@ static void rows_put_in_batches_should_merge_as_one_append(void **state)
     committed_ok(parts, &got, &n);
     assert_int_equal(n, 6);
     free(got);
-    const char *a[] = {whole}, *b[] = {parts};
-    merge_ok(a, 1, out_whole);
-    merge_ok(b, 1, out_parts);
-    unsigned char *x, *y;
-    size_t nx, ny;
-    dump_file(out_whole, &x, &nx);
-    dump_file(out_parts, &y, &ny);
-    assert_int_equal(nx, ny);
-    assert_memory_equal(x, y, nx);
-    free(x);
-    free(y);
+    merges_equal(whole, out_whole, parts, out_parts);
 }
 
 /* A string longer than its fixed width is refused, naming the column,
@@ -981,17 +987,7 @@ static void long_game_rows_should_stay_bounded_when_turns_grow(void **state)
         tmp_path(mb, sizeof mb, "long_whole_%d_merged.h5", turns[k]);
         held[k] = play_electricity(a, n, turns[k], bound);
         whole[k] = play_electricity(b, n, turns[k], 0);
-        const char *la[] = {a}, *lb[] = {b};
-        merge_ok(la, 1, ma);
-        merge_ok(lb, 1, mb);
-        unsigned char *x, *y;
-        size_t nx, ny;
-        dump_file(ma, &x, &nx);
-        dump_file(mb, &y, &ny);
-        assert_int_equal(nx, ny);
-        assert_memory_equal(x, y, nx);
-        free(x);
-        free(y);
+        merges_equal(a, ma, b, mb);
     }
     printf("# held %zu %zu whole %zu %zu\n", held[0], held[1], whole[0], whole[1]);
     /* one phase adds at most a turn row and two messages per agent */
@@ -1314,17 +1310,7 @@ static void long_game_checkpoints_should_open_again_while_syncs_wait(void **stat
     play_electricity_on(b, 40, 48, 128 * 1024, NULL);
     bz_out_shard_checkpoint_bytes = saved;
     bz_durable_destroy(d);
-    const char *la[] = {a}, *lb[] = {b};
-    merge_ok(la, 1, ma);
-    merge_ok(lb, 1, mb);
-    unsigned char *x, *y;
-    size_t nx, ny;
-    dump_file(ma, &x, &nx);
-    dump_file(mb, &y, &ny);
-    assert_int_equal(nx, ny);
-    assert_memory_equal(x, y, nx);
-    free(x);
-    free(y);
+    merges_equal(a, ma, b, mb);
 }
 
 int main(void)
