@@ -287,29 +287,43 @@ def _reference_and_a_killed_run(tmp_path, small_spec):
 
 
 @pytest.mark.parametrize("layout", ["virtual", "plain"])
-def test_a_game_larger_than_a_shard_checkpoint_is_written_and_merged(tmp_path, layout):
-    # 12,000 agents x 24 turns: about 100 MB of rows, put to the shard
+def test_games_larger_than_a_shard_checkpoint_are_written_and_resume_after_kill9(tmp_path,
+                                                                                 layout):
+    # 12,000 agents x 24 turns: about 100 MB of rows a game, put to the shard
     # between turns; past 32 MiB unflushed the shard is flushed, closed and
     # opened again (a checkpoint) while the durability thread may still hold
     # the sync before it (that once failed every such game: "unable to lock
-    # file")
+    # file"). Then kill -9 at random moments (within checkpoints of a game
+    # not yet committed, or the merge) and --resume: the uninterrupted file.
     n = 12000
     spec = write_spec(tmp_path, {
-        "name": "large", "game": "electricity", "seed": 5, "repetitions": 1,
+        "name": "large", "game": "electricity", "seed": 5, "repetitions": 3,
         "fixed": {"n_agents": n, "max_turns": 24,
                   "lineup": ["heuristic:truthful?skill=0.9", "heuristic:zi"]}})
-    out = str(tmp_path / "large.h5")
-    bazaar("run", spec, "-o", out, "--quiet", "--layout", layout)
-    assert not os.path.exists(out + ".parts")
-    with h5py.File(out, "r") as f:
+    ref = str(tmp_path / "large.h5")
+    t0 = time.time()
+    bazaar("run", spec, "-o", ref, "--quiet", "--layout", layout)
+    full = time.time() - t0
+    assert not os.path.exists(ref + ".parts")
+    with h5py.File(ref, "r") as f:
         games = f["games"][()]
         turns = f["electricity/turns"][()]
-    assert list(games["game_id"]) == [0]
-    assert games["status"][0] == b"ok" or games["status"][0] == "ok"
-    played = len(np.unique(turns["turn"]))
-    assert played >= 2
-    assert len(turns) == n * played
-    assert sorted(np.unique(turns["agent"])) == list(range(n))
+    assert list(games["game_id"]) == [0, 1, 2]
+    assert all(s in (b"ok", "ok") for s in games["status"])
+    for g in range(3):
+        t = turns[turns["game_id"] == g]
+        played = len(np.unique(t["turn"]))
+        assert played >= 2
+        assert len(t) == n * played
+        assert sorted(np.unique(t["agent"])) == list(range(n))
+    out = str(tmp_path / "out.h5")
+    rng = random.Random(7)
+    killed = kill9_and_resume(run_cmd(spec, out, None, "--layout", layout),
+                              run_cmd(spec, out, None, "--resume", "--layout", layout), rng,
+                              full * 0.9, kills=2)
+    assert killed >= 1
+    assert_same_tables(ref, out)
+    assert not os.path.exists(out + ".parts")
 
 
 def test_games_flushed_but_not_yet_journaled_at_a_kill_are_played_again(tmp_path, small_spec):
