@@ -13,9 +13,11 @@
  * DURABLE_MAX_JOBS, each at most BZ_SHARD_SYNC_INTERVAL_S of games): they
  * are replayed, identically. What a line claims is unchanged.
  *
- * Owns the thread and the descriptors handed to it (duplicates: the writer
- * may close its own at once). Never calls HDF5: a job touches only file
- * descriptors, so HDF5 runs on the writer's thread alone. */
+ * Owns the thread and the descriptors handed to it (its own: the writer may
+ * close its own at once; never a dup of a descriptor HDF5 locked, which
+ * would hold HDF5's flock until the job ran, see out_shard.c's hand_over).
+ * Never calls HDF5: a job touches only file descriptors, so HDF5 runs on
+ * the writer's thread alone. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
