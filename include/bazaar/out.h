@@ -94,9 +94,9 @@ int bz_durable_create(struct bz_durable **out, struct bz_err *err);
 /* Queue a job. fd and journal_fd (-1: none) become the job's and are closed
  * after it (pass descriptors of the job's own: for a file HDF5 holds open, a
  * new open() of its path, not a dup, which would share HDF5's flock and keep
- * the file from being opened again until the job ran); text is copied. Waits while 4 jobs are queued.
- * quiet: the job's own error is dropped. BZ_EIO: an earlier job failed (its
- * message), and nothing more is queued. */
+ * the file from being opened again until the job ran); text is copied.
+ * Waits while 4 jobs are queued. quiet: the job's own error is dropped.
+ * BZ_EIO: an earlier job failed (its message), and nothing more is queued. */
 int bz_durable_submit(struct bz_durable *d, int fd, int journal_fd, const char *text, size_t len,
                       const char *path, const char *journal_path, int quiet, struct bz_err *err);
 /* Wait until every queued job ran; the first failed job's error. NULL is fine. */
