@@ -1535,6 +1535,8 @@ static hsize_t committed_prefix(const int64_t *row_ids, size_t n_rows, const int
                                 size_t n_ids)
 {
     size_t r = 0;
+    if (!n_ids) /* a shard killed inside its first game: ids may be NULL */
+        return 0;
     while (r < n_rows && bsearch(&row_ids[r], ids, n_ids, sizeof *ids, cmp_i64))
         r++;
     return (hsize_t)r;

@@ -1027,6 +1027,45 @@ static void table_with_only_dropped_rows_should_be_empty(void **state)
     free(bytes);
 }
 
+/* A shard whose only game never committed (a writer killed inside a long
+ * game, after one of its checkpoints): no game counts, the check of its
+ * rows runs with no committed id (it once passed bsearch a NULL array,
+ * which UBSan stops), and it merges to empty tables. */
+static void shard_without_a_committed_game_should_hold_none(void **state)
+{
+    (void)state;
+    char a[512], out[512];
+    tmp_path(a, sizeof a, "none_committed.h5");
+    tmp_path(out, sizeof out, "none_committed_merged.h5");
+    struct bz_err err = {0};
+    struct bz_shard *s;
+    struct bz_records rec;
+    bz_records_init(&rec);
+    assert_int_equal(bz_shard_create(a, &s, &err), BZ_OK);
+    make_game(&rec, 3, 1, 0);
+    assert_int_equal(bz_shard_append_uncommitted(s, &rec, &err), BZ_OK);
+    assert_int_equal(bz_shard_close(s, &err), BZ_OK);
+    bz_records_cleanup(&rec);
+    int64_t *got = NULL;
+    size_t n = 99;
+    committed_ok(a, &got, &n);
+    assert_int_equal(n, 0);
+    free(got);
+    const char *list[] = {a};
+    merge_ok(list, 1, out);
+    char **tables;
+    size_t nt;
+    assert_int_equal(bz_out_list_tables(out, &tables, &nt, &err), BZ_OK);
+    for (size_t i = 0; i < nt; i++) { /* the tables the game wrote, without a row */
+        unsigned char *bytes;
+        size_t len, rows = 99;
+        assert_int_equal(bz_out_dump_table(out, tables[i], &bytes, &len, &rows, &err), BZ_OK);
+        assert_int_equal(rows, 0);
+        free(bytes);
+    }
+    bz_out_free_paths(tables, nt);
+}
+
 /* A writer killed with SIGKILL at random moments: the shard opens, every
  * committed game has all its rows, the journal never runs ahead of the file,
  * and the merge of the killed shard works. BZ_OUT_KILL_ROUNDS=n soaks it
@@ -1343,6 +1382,7 @@ int main(void)
         cmocka_unit_test(append_should_refuse_bad_records),
         cmocka_unit_test(empty_inputs_should_give_valid_files),
         cmocka_unit_test(table_with_only_dropped_rows_should_be_empty),
+        cmocka_unit_test(shard_without_a_committed_game_should_hold_none),
         cmocka_unit_test(rows_put_in_batches_should_merge_as_one_append),
         cmocka_unit_test(too_long_fixed_string_should_be_refused),
         cmocka_unit_test(long_game_rows_should_stay_bounded_when_turns_grow),
