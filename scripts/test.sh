@@ -61,7 +61,7 @@ echo "== e2e tests under ASan+UBSan (build-asan/, a subset)"
    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 BZ_BIN=build-asan/bazaar \
    /usr/bin/python3 -m pytest -q -x tests/e2e/test_run.py tests/e2e/test_llm_run.py \
-   -k 'writes_every_table or process[2-plain] or process[2-virtual] or refuses_to_overwrite or resume_of_a_finished or bad_spec or faults_cache_and_replay or without_cache_entries or missing_key or bad_prompt_placeholder or ranks_replay_the_cache or playing_server_trade or transcripts_memory or expand_estimate or stalled_provider or capability_axis or flushed_but_not_yet or (larger_than_a_shard_checkpoint and virtual)')
+   -k 'writes_every_table or process[2-plain] or process[2-virtual] or refuses_to_overwrite or resume_of_a_finished or bad_spec or faults_cache_and_replay or without_cache_entries or missing_key or bad_prompt_placeholder or ranks_replay_the_cache or playing_server_trade or transcripts_memory or expand_estimate or stalled_provider or capability_axis or flushed_but_not_yet or resume_after_kill9[virtual-None]')
 # the follower merge (a process of its own) and --layout virtual under
 # ASan: all but the 4- and 7-rank comparisons and the random kills
 (OMPI_MCA_mca_base_component_disable_dlclose=1 \

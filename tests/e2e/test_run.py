@@ -286,9 +286,9 @@ def _reference_and_a_killed_run(tmp_path, small_spec):
     return spec, ref, out, parts
 
 
-@pytest.mark.parametrize("layout", ["virtual", "plain"])
+@pytest.mark.parametrize("layout,ranks", [("virtual", None), ("plain", None), ("virtual", 2)])
 def test_games_larger_than_a_shard_checkpoint_are_written_and_resume_after_kill9(tmp_path,
-                                                                                 layout):
+                                                                                 layout, ranks):
     # 12,000 agents x 24 turns: about 100 MB of rows a game, put to the shard
     # between turns; past 32 MiB unflushed the shard is flushed, closed and
     # opened again (a checkpoint) while the durability thread may still hold
@@ -302,7 +302,7 @@ def test_games_larger_than_a_shard_checkpoint_are_written_and_resume_after_kill9
                   "lineup": ["heuristic:truthful?skill=0.9", "heuristic:zi"]}})
     ref = str(tmp_path / "large.h5")
     t0 = time.time()
-    bazaar("run", spec, "-o", ref, "--quiet", "--layout", layout)
+    bazaar("run", spec, "-o", ref, "--quiet", "--layout", layout, ranks=ranks)
     full = time.time() - t0
     assert not os.path.exists(ref + ".parts")
     with h5py.File(ref, "r") as f:
@@ -318,8 +318,8 @@ def test_games_larger_than_a_shard_checkpoint_are_written_and_resume_after_kill9
         assert sorted(np.unique(t["agent"])) == list(range(n))
     out = str(tmp_path / "out.h5")
     rng = random.Random(7)
-    killed = kill9_and_resume(run_cmd(spec, out, None, "--layout", layout),
-                              run_cmd(spec, out, None, "--resume", "--layout", layout), rng,
+    killed = kill9_and_resume(run_cmd(spec, out, ranks, "--layout", layout),
+                              run_cmd(spec, out, ranks, "--resume", "--layout", layout), rng,
                               full * 0.9, kills=2)
     assert killed >= 1
     assert_same_tables(ref, out)
