@@ -1220,12 +1220,15 @@ static int sync_shard(struct bz_shard *s, struct bz_err *err)
         return rc;
     s->evictions_off = 0;
     s->unflushed = 0;
-    void *handle = NULL;
-    if (H5Fget_vfd_handle(s->file, H5P_DEFAULT, &handle) < 0 || !handle)
-        return bz_out_h5_fail(err, BZ_EIO, "%s: cannot reach the file descriptor", s->path);
-    rc = s->durable ? hand_over(s, err)
-                    : bz_durable_run(*(int *)handle, s->n_pending ? s->journal_fd : -1, s->pending,
-                                     s->pending_len, s->path, s->journal_path, err);
+    if (s->durable) {
+        rc = hand_over(s, err);
+    } else {
+        void *handle = NULL;
+        if (H5Fget_vfd_handle(s->file, H5P_DEFAULT, &handle) < 0 || !handle)
+            return bz_out_h5_fail(err, BZ_EIO, "%s: cannot reach the file descriptor", s->path);
+        rc = bz_durable_run(*(int *)handle, s->n_pending ? s->journal_fd : -1, s->pending,
+                            s->pending_len, s->path, s->journal_path, err);
+    }
     if (rc)
         return rc;
     s->pending_len = 0;
